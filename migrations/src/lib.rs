@@ -1,0 +1,20 @@
+//! Database migrations for Parent Connection.
+//!
+//! Every migration is written with the sea-query builder so the same files run on SQLite
+//! (the embedded default) and PostgreSQL (production). The application runs them itself on
+//! start (`parent-connection serve`) or on demand (`parent-connection migrate`).
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_initial;
+mod columns;
+
+/// The ordered list of migrations.
+pub struct Migrator;
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261123_000001_initial::Migration)]
+    }
+}

@@ -1,0 +1,238 @@
+//! The command line (`parent-connection --help`). Each command prints its result on standard
+//! output and exits 0, or prints a one-line reason on standard error and exits non-zero
+//! (1 for errors, 2 for an import whose snapshot was refused).
+
+mod progress;
+
+use crate::config::Config;
+use crate::contacts::{self, View};
+use crate::domain::{Region, TenantSlug};
+use crate::sync::{self, Format, ImportRequest};
+use crate::{audit, db, tenants};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Parent Connection: connects teachers with the parents and guardians of their students.
+///
+/// Configuration comes from config/default.toml (compiled in), an optional file named by
+/// PARENT_CONNECTION_CONFIG, and environment variables PARENT_CONNECTION__<SECTION>__<KEY>;
+/// DATABASE_URL selects the database (default: a SQLite file under data/).
+#[derive(Debug, Parser)]
+#[command(name = "parent-connection", version, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP service (migrates the database first).
+    Serve {
+        /// Address to listen on, e.g. 0.0.0.0:8080 (default: server.bind).
+        #[arg(long, value_name = "ADDR")]
+        bind: Option<String>,
+    },
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// Manage tenants (school districts).
+    Tenant {
+        /// Tenant command.
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// Import an SDS file set (a full snapshot) for a tenant.
+    ///
+    /// The snapshot applies all-or-nothing: any error in any file refuses the whole run and
+    /// leaves the database as it was. Links absent from the snapshot become inactive; a run
+    /// that would deactivate more than the tenant's deletion guard (default 20% of active
+    /// links) is refused unless --force. Exit status: 0 applied (or would be, with
+    /// --dry-run), 2 refused, 1 could not run.
+    Import {
+        /// Tenant slug.
+        #[arg(long, value_name = "SLUG")]
+        tenant: String,
+        /// File format of the folder.
+        #[arg(long, value_enum)]
+        format: Format,
+        /// Folder holding the CSV files.
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// Check and count everything, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Apply even when the deletion guards would refuse.
+        #[arg(long)]
+        force: bool,
+        /// Print the report as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a student's contacts: by default what a teacher sees (active parents and
+    /// guardians); --all adds every role and status with provenance.
+    Contacts {
+        /// Tenant slug.
+        #[arg(long, value_name = "SLUG")]
+        tenant: String,
+        /// The student's SIS id (sourcedId).
+        #[arg(long, value_name = "SOURCE_ID")]
+        student: String,
+        /// Every role and status, with provenance (the admin view).
+        #[arg(long)]
+        all: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `tenant` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant with default settings.
+    Create {
+        /// Short name: lower-case letters, digits and '-'.
+        #[arg(value_name = "SLUG")]
+        slug: String,
+        /// Display name (default: the slug).
+        #[arg(long)]
+        name: Option<String>,
+        /// Two-letter region for reading national phone numbers (default: tenant_defaults.region).
+        #[arg(long)]
+        region: Option<String>,
+    },
+}
+
+/// A failure with the exit status to use.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Self { code: 1, message: e.to_string() }
+    }
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("parent-connection: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    init_logging(&config, matches!(cli.command, Command::Serve { .. }));
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("parent-connection: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            let line = failure.message.lines().next().unwrap_or("failed").to_string();
+            eprintln!("parent-connection: {line}");
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+fn init_logging(config: &Config, serving: bool) {
+    let default = if serving { config.log.level.clone() } else { "warn".to_string() };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if config.log.format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn run(command: Command, config: Config) -> Result<(), Failure> {
+    match command {
+        Command::Serve { bind } => crate::server::serve(config, bind).await.map_err(Failure::from),
+        Command::Migrate => {
+            let conn = db::connect(&config.database).await?;
+            db::migrate(&conn).await?;
+            println!("database is up to date");
+            Ok(())
+        }
+        Command::Tenant { command: TenantCommand::Create { slug, name, region } } => {
+            let slug = TenantSlug::parse(&slug)?;
+            let region = Region::parse(region.as_deref().unwrap_or(&config.tenant_defaults.region))?;
+            let conn = open(&config).await?;
+            let name = name.unwrap_or_else(|| slug.to_string());
+            let tenant = tenants::create(&conn, &slug, &name, region, config.tenant_defaults.deletion_guard_percent, &audit::cli_actor()).await?;
+            println!("created tenant {} ({}, region {})", tenant.slug, tenant.name, tenant.region.code());
+            Ok(())
+        }
+        Command::Import { tenant, format, dir, dry_run, force, json } => {
+            let conn = open(&config).await?;
+            let request = ImportRequest { tenant, format, dir, dry_run, force, actor: audit::cli_actor() };
+            let bar = Arc::new(progress::ImportBar::new());
+            let report = sync::import(&conn, &config.import, &request, bar).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.to_human());
+            }
+            if report.status.is_success() {
+                Ok(())
+            } else {
+                let reason = report.errors.first().map(|e| e.to_string()).unwrap_or_else(|| "refused".into());
+                Err(Failure { code: 2, message: format!("import refused ({} error(s)); first: {reason}", report.errors.len()) })
+            }
+        }
+        Command::Contacts { tenant, student, all, json } => {
+            let conn = open(&config).await?;
+            let tenant = tenants::find(&conn, &tenant).await?;
+            let view = if all { View::Admin } else { View::Teacher };
+            let items = contacts::for_student(&conn, tenant.id, &student, view).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&items)?);
+            } else {
+                print_contacts(&items, all);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Connects and applies pending migrations (so a fresh SQLite file just works).
+async fn open(config: &Config) -> Result<sea_orm::DatabaseConnection, Failure> {
+    let conn = db::connect(&config.database).await?;
+    if config.database.migrate_on_start {
+        db::migrate(&conn).await?;
+    }
+    Ok(conn)
+}
+
+fn print_contacts(items: &[contacts::ContactItem], all: bool) {
+    if items.is_empty() {
+        println!("no contacts");
+        return;
+    }
+    for item in items {
+        let mut line = format!(
+            "{:<28} {:<10} {:<8} {:<32} {}",
+            item.display_name,
+            item.relationship,
+            item.status,
+            item.email_address.as_deref().unwrap_or("-"),
+            item.mobile_phone.as_deref().unwrap_or("-")
+        );
+        if all && let Some(p) = &item.provenance {
+            line.push_str(&format!("  [email: {}]", p.email_address.source.as_deref().unwrap_or("-")));
+        }
+        println!("{}", line.trim_end());
+    }
+}

@@ -1,0 +1,227 @@
+//! Configuration: the defaults in `config/default.toml` (compiled in, so the binary works
+//! from any directory), then an optional file named by `PARENT_CONNECTION_CONFIG`, then
+//! environment variables `PARENT_CONNECTION__<SECTION>__<KEY>` and the shortcuts
+//! `DATABASE_URL`, `MAIL_URL`, `SMS_URL`, `JWT_SECRET`.
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The compiled-in defaults: the text of `config/default.toml`.
+pub const DEFAULTS: &str = include_str!("../config/default.toml");
+
+/// Every setting of the service.
+#[derive(Clone, Deserialize, Serialize)]
+pub struct Config {
+    /// HTTP server settings.
+    pub server: ServerConfig,
+    /// Database connection.
+    pub database: DatabaseConfig,
+    /// Limits of file imports.
+    pub import: ImportConfig,
+    /// Values given to new tenants.
+    pub tenant_defaults: TenantDefaults,
+    /// Logging.
+    pub log: LogConfig,
+    /// Outgoing email.
+    pub mail: MailConfig,
+    /// Outgoing SMS.
+    pub sms: SmsConfig,
+    /// Token verification.
+    pub auth: AuthConfig,
+}
+
+/// `[server]`
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct ServerConfig {
+    /// Listen address.
+    pub bind: String,
+    /// Grace period on shutdown, seconds.
+    pub shutdown_grace_seconds: u64,
+    /// Per-request timeout, seconds.
+    pub request_timeout_seconds: u64,
+}
+
+/// `[database]`
+#[derive(Clone, Deserialize, Serialize)]
+pub struct DatabaseConfig {
+    /// `sqlite://…` or `postgres://…`.
+    pub url: String,
+    /// Pool size.
+    pub max_connections: u32,
+    /// SQLite busy timeout, milliseconds.
+    pub sqlite_busy_timeout_ms: u64,
+    /// Migrate when `serve` starts.
+    pub migrate_on_start: bool,
+}
+
+/// `[import]`
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct ImportConfig {
+    /// Largest file, bytes.
+    pub max_file_bytes: u64,
+    /// Largest record, bytes.
+    pub max_record_bytes: usize,
+    /// Largest field, bytes.
+    pub max_field_bytes: usize,
+    /// Row errors before reading stops.
+    pub error_cap: usize,
+    /// Warnings listed per report.
+    pub warning_cap: usize,
+    /// Rows per staging statement.
+    pub batch_rows: usize,
+}
+
+/// `[tenant_defaults]`
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct TenantDefaults {
+    /// Default phone region.
+    pub region: String,
+    /// Default deletion guard, percent of active links.
+    pub deletion_guard_percent: i32,
+}
+
+/// `[log]`
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct LogConfig {
+    /// `pretty` or `json`.
+    pub format: String,
+    /// Filter directive.
+    pub level: String,
+}
+
+/// `[mail]`
+#[derive(Clone, Deserialize, Serialize)]
+pub struct MailConfig {
+    /// lettre URL.
+    pub url: String,
+}
+
+/// `[sms]`
+#[derive(Clone, Deserialize, Serialize)]
+pub struct SmsConfig {
+    /// Gateway base URL; empty disables SMS.
+    pub url: String,
+}
+
+/// `[auth]`
+#[derive(Clone, Deserialize, Serialize)]
+pub struct AuthConfig {
+    /// HS256 development key.
+    pub jwt_secret: String,
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    /// Loads the configuration from the defaults, the optional file and the environment.
+    pub fn load() -> Result<Self, ConfigError> {
+        Self::figment()
+            .extract()
+            .map_err(|e| ConfigError(e.to_string()))
+    }
+
+    /// The layered configuration sources, for callers that add their own layer (tests).
+    pub fn figment() -> Figment {
+        let mut figment = Figment::new().merge(Toml::string(DEFAULTS));
+        if let Ok(path) = std::env::var("PARENT_CONNECTION_CONFIG") {
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment.merge(Env::prefixed("PARENT_CONNECTION__").split("__"));
+        for (var, key) in [
+            ("DATABASE_URL", "database.url"),
+            ("MAIL_URL", "mail.url"),
+            ("SMS_URL", "sms.url"),
+            ("JWT_SECRET", "auth.jwt_secret"),
+        ] {
+            if let Ok(value) = std::env::var(var) {
+                figment = figment.merge(Serialized::default(key, value));
+            }
+        }
+        figment
+    }
+}
+
+/// Replaces the password of a URL (`scheme://user:password@host`) with `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+fn secret(value: &str) -> &'static str {
+    if value.is_empty() { "(unset)" } else { "***" }
+}
+
+impl fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &redact_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("sqlite_busy_timeout_ms", &self.sqlite_busy_timeout_ms)
+            .field("migrate_on_start", &self.migrate_on_start)
+            .finish()
+    }
+}
+
+impl fmt::Debug for MailConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MailConfig").field("url", &redact_url(&self.url)).finish()
+    }
+}
+
+impl fmt::Debug for SmsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmsConfig").field("url", &redact_url(&self.url)).finish()
+    }
+}
+
+impl fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthConfig").field("jwt_secret", &secret(&self.jwt_secret)).finish()
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("server", &self.server)
+            .field("database", &self.database)
+            .field("import", &self.import)
+            .field("tenant_defaults", &self.tenant_defaults)
+            .field("log", &self.log)
+            .field("mail", &self.mail)
+            .field("sms", &self.sms)
+            .field("auth", &self.auth)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_parse_and_secrets_are_redacted() {
+        let config: Config = Figment::new().merge(Toml::string(DEFAULTS)).extract().unwrap();
+        assert_eq!(config.tenant_defaults.deletion_guard_percent, 20);
+        let mut with_secret = config.clone();
+        with_secret.database.url = "postgres://app:hunter2@db/pc".into();
+        with_secret.auth.jwt_secret = "topsecret".into();
+        let shown = format!("{with_secret:?}");
+        assert!(!shown.contains("hunter2") && !shown.contains("topsecret"), "{shown}");
+    }
+}

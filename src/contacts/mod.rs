@@ -1,0 +1,161 @@
+//! Reading a student's contacts: what a teacher sees (active parents and guardians only) and
+//! what an admin sees (every role and status, with provenance).
+
+use crate::db;
+use crate::domain::TenantId;
+use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
+use serde::Serialize;
+
+/// Which view of a student's contacts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// Active `parent` / `guardian` links only.
+    Teacher,
+    /// Every link, every role and status, with provenance.
+    Admin,
+}
+
+/// Where a contact's fields came from and when they last changed.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldProvenance {
+    /// `sync`, `approved_edit` or `admin`.
+    pub source: Option<String>,
+    /// Time of the change that set the value (UTC).
+    pub changed_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Provenance of each field (admin view only).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Provenance {
+    /// Given name.
+    pub given_name: FieldProvenance,
+    /// Family name.
+    pub family_name: FieldProvenance,
+    /// Email.
+    pub email_address: FieldProvenance,
+    /// Mobile phone.
+    pub mobile_phone: FieldProvenance,
+    /// Relationship (on the link).
+    pub relationship: FieldProvenance,
+}
+
+/// One contact of a student (SPEC §10 field names).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContactItem {
+    /// Contact id.
+    pub id: String,
+    /// Name to show.
+    pub display_name: String,
+    /// Given name.
+    pub given_name: Option<String>,
+    /// Family name.
+    pub family_name: Option<String>,
+    /// Valid email, if any.
+    pub email_address: Option<String>,
+    /// E.164 mobile, if any.
+    pub mobile_phone: Option<String>,
+    /// Relationship to the student.
+    pub relationship: String,
+    /// `active` or `inactive`.
+    pub status: String,
+    /// False when the contact has neither a valid email nor an E.164 mobile.
+    pub can_communicate: bool,
+    /// Admin view only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Provenance>,
+    /// Admin view only: when the link was first seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_seen_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Admin view only: when the link was deactivated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deactivated_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Errors of contact reads.
+#[derive(Debug, thiserror::Error)]
+pub enum ContactsError {
+    /// No such student in the tenant.
+    #[error("no student with SIS id '{0}' in this tenant")]
+    StudentNotFound(String),
+    /// Database failure.
+    #[error("database error: {0}")]
+    Db(#[from] DbErr),
+}
+
+/// Display name: "Given Family", else the email, else the phone.
+pub fn display_name(given: Option<&str>, family: Option<&str>, email: Option<&str>, phone: Option<&str>) -> String {
+    let name = [given, family].into_iter().flatten().map(str::trim).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ");
+    if !name.is_empty() {
+        return name;
+    }
+    email.or(phone).unwrap_or("(no name)").to_string()
+}
+
+/// The contacts of student `student_source_id` in `tenant`, for `view`.
+pub async fn for_student<C: ConnectionTrait>(conn: &C, tenant: TenantId, student_source_id: &str, view: View) -> Result<Vec<ContactItem>, ContactsError> {
+    let student = db::query(
+        conn,
+        "SELECT id FROM students WHERE tenant_id = $1 AND source_id = $2",
+        vec![Value::BigInt(Some(tenant.0)), Value::String(Some(student_source_id.to_string()))],
+    )
+    .await?;
+    let Some(student) = student.first() else {
+        return Err(ContactsError::StudentNotFound(student_source_id.to_string()));
+    };
+    let student_id: i64 = student.try_get_by_index(0)?;
+    let filter = match view {
+        View::Teacher => " AND l.status = 'active' AND l.relationship IN ('parent', 'guardian')",
+        View::Admin => "",
+    };
+    let rows = db::query(
+        conn,
+        &format!(
+            "SELECT c.id, c.given_name, c.family_name, c.email, c.mobile_phone, l.relationship, l.status, \
+               c.given_name_provenance, c.given_name_changed_at, c.family_name_provenance, c.family_name_changed_at, \
+               c.email_provenance, c.email_changed_at, c.mobile_phone_provenance, c.mobile_phone_changed_at, \
+               l.relationship_provenance, l.relationship_changed_at, l.first_seen_at, l.deactivated_at \
+             FROM student_contacts l JOIN contacts c ON c.id = l.contact_id \
+             WHERE l.tenant_id = $1 AND l.student_id = $2{filter} \
+             ORDER BY l.status, c.family_name, c.given_name, c.id"
+        ),
+        vec![Value::BigInt(Some(tenant.0)), Value::BigInt(Some(student_id))],
+    )
+    .await?;
+    rows.iter().map(|row| item(row, view)).collect::<Result<_, DbErr>>().map_err(Into::into)
+}
+
+fn item(row: &QueryResult, view: View) -> Result<ContactItem, DbErr> {
+    let text = |i: usize| row.try_get_by_index::<Option<String>>(i);
+    let time = |i: usize| row.try_get_by_index::<Option<chrono::DateTime<chrono::Utc>>>(i);
+    let field = |i: usize| -> Result<FieldProvenance, DbErr> { Ok(FieldProvenance { source: text(i)?, changed_at: time(i + 1)? }) };
+    let id: i64 = row.try_get_by_index(0)?;
+    let (given, family, email, phone) = (text(1)?, text(2)?, text(3)?, text(4)?);
+    let admin = view == View::Admin;
+    Ok(ContactItem {
+        id: id.to_string(),
+        display_name: display_name(given.as_deref(), family.as_deref(), email.as_deref(), phone.as_deref()),
+        can_communicate: email.is_some() || phone.is_some(),
+        given_name: given,
+        family_name: family,
+        email_address: email,
+        mobile_phone: phone,
+        relationship: text(5)?.unwrap_or_default(),
+        status: text(6)?.unwrap_or_default(),
+        provenance: if admin {
+            Some(Provenance {
+                given_name: field(7)?,
+                family_name: field(9)?,
+                email_address: field(11)?,
+                mobile_phone: field(13)?,
+                relationship: field(15)?,
+            })
+        } else {
+            None
+        },
+        first_seen_at: if admin { time(17)? } else { None },
+        deactivated_at: if admin { time(18)? } else { None },
+    })
+}

@@ -1,0 +1,17 @@
+//! Parse-don't-validate newtypes: once a value has one of these types it is known to be
+//! well-formed, so the rest of the code never re-checks it.
+
+mod email;
+mod phone;
+mod relationship;
+mod tenant;
+
+pub use email::EmailAddress;
+pub use phone::{PhoneE164, Region};
+pub use relationship::Relationship;
+pub use tenant::{TenantId, TenantSlug};
+
+/// Why a raw value was refused by one of the newtypes' parsers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParseError(pub String);

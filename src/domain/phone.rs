@@ -1,0 +1,91 @@
+use super::ParseError;
+use phonenumber::{Mode, country};
+use std::{fmt, str::FromStr};
+
+/// An ISO 3166 region used to read national phone numbers (a tenant's default region).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region(country::Id);
+
+impl Region {
+    /// Parses a two-letter region code such as `US` or `GB` (case-insensitive).
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        country::Id::from_str(&raw.trim().to_uppercase())
+            .map(Self)
+            .map_err(|_| ParseError(format!("'{raw}' is not a known two-letter region code (e.g. US, GB, CA)")))
+    }
+
+    /// The two-letter code.
+    pub fn code(&self) -> String {
+        format!("{:?}", self.0)
+    }
+}
+
+impl Default for Region {
+    fn default() -> Self {
+        Self(country::Id::US)
+    }
+}
+
+/// A phone number in E.164 form (`+` and up to 15 digits), known to be a valid number.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct PhoneE164(String);
+
+impl PhoneE164 {
+    /// Normalises `raw` with the `phonenumber` crate, reading national numbers in `region`.
+    pub fn parse(raw: &str, region: Region) -> Result<Self, ParseError> {
+        let value = raw.trim();
+        if value.is_empty() {
+            return Err(ParseError("the phone number is empty".into()));
+        }
+        let number = phonenumber::parse(Some(region.0), value).map_err(|e| {
+            ParseError(format!("'{value}' cannot be read as a phone number ({e})"))
+        })?;
+        if !phonenumber::is_valid(&number) {
+            return Err(ParseError(format!(
+                "'{value}' is not a valid phone number for region {}",
+                region.code()
+            )));
+        }
+        Ok(Self(number.format().mode(Mode::E164).to_string()))
+    }
+
+    /// The number as E.164 text, e.g. `+12025550123`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PhoneE164 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalises_national_and_international_forms() {
+        let us = Region::parse("us").unwrap();
+        assert_eq!(PhoneE164::parse("(202) 555-0123", us).unwrap().as_str(), "+12025550123");
+        assert_eq!(PhoneE164::parse("+44 20 7946 0958", us).unwrap().as_str(), "+442079460958");
+        let gb = Region::parse("GB").unwrap();
+        assert_eq!(PhoneE164::parse("020 7946 0958", gb).unwrap().as_str(), "+442079460958");
+    }
+
+    #[test]
+    fn refuses_numbers_that_cannot_be_valid() {
+        let us = Region::default();
+        for bad in ["", "555-1234", "hello", "+1 000 000 0000"] {
+            assert!(PhoneE164::parse(bad, us).is_err(), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    fn refuses_unknown_regions() {
+        assert!(Region::parse("XX").is_err());
+        assert_eq!(Region::parse("ca").unwrap().code(), "CA");
+    }
+}

@@ -1,0 +1,27 @@
+//! `tenant_settings`: one row per tenant.
+use sea_orm::entity::prelude::*;
+
+/// A tenant's settings.
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "tenant_settings")]
+pub struct Model {
+    /// Tenant id.
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub tenant_id: i64,
+    /// `email` or `sms`.
+    pub preferred_invite_channel: String,
+    /// Teachers may propose contact edits.
+    pub update_parent_information: bool,
+    /// Weekly digest switch.
+    pub digest_enabled: bool,
+    /// Share of active links a sync may deactivate without `--force`.
+    pub deletion_guard_percent: i32,
+    /// Last change (UTC).
+    pub updated_at: DateTimeUtc,
+}
+
+/// No relations are navigated through the ORM.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,19 @@
+//! Parent Connection: the backend that connects teachers with the parents and guardians of
+//! their students.
+//!
+//! Organised by capability: [`sync`] ingests SIS files, [`contacts`] reads them back,
+//! [`tenants`] holds districts and settings, [`api`] and [`server`] serve HTTP, [`cli`] is
+//! the command line; [`domain`] has the parse-don't-validate newtypes and [`entities`] the
+//! table shapes.
+
+pub mod api;
+pub mod audit;
+pub mod cli;
+pub mod config;
+pub mod contacts;
+pub mod db;
+pub mod domain;
+pub mod entities;
+pub mod server;
+pub mod sync;
+pub mod tenants;

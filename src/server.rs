@@ -1,0 +1,59 @@
+//! `parent-connection serve`: migrate, listen, serve until SIGTERM/SIGINT, then drain.
+
+use crate::api::{self, AppState};
+use crate::config::{Config, redact_url};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tower_http::trace::TraceLayer;
+
+/// Runs the service on `bind` (or the configured address) until a shutdown signal.
+pub async fn serve(config: Config, bind: Option<String>) -> anyhow::Result<()> {
+    let db = crate::db::connect(&config.database).await?;
+    if config.database.migrate_on_start {
+        crate::db::migrate(&db).await?;
+    }
+    let bind = bind.unwrap_or_else(|| config.server.bind.clone());
+    let listener = tokio::net::TcpListener::bind(&bind)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, database = %redact_url(&config.database.url), "parent-connection listening");
+    let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
+    let state = AppState { db: db.clone(), config: Arc::new(config) };
+    let app = api::router(state).layer(TraceLayer::new_for_http());
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal(grace))
+        .await?;
+    db.close().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal(grace: Duration) {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!(grace_seconds = grace.as_secs(), "shutdown signal received: draining requests");
+    // A second signal or the grace period ends the drain.
+    tokio::spawn(async move {
+        tokio::time::sleep(grace).await;
+        tracing::warn!("grace period over: exiting");
+        std::process::exit(0);
+    });
+}

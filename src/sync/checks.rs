@@ -1,0 +1,153 @@
+//! Cross-file checks, run as SQL over the staging tables once every file is loaded:
+//! duplicate keys and references to rows that do not exist. Each finding names the file,
+//! record and column of the offending row.
+
+use super::csv_file::IssueSink;
+use super::files::FileSet;
+use super::report::Issue;
+use super::staging::StageTable;
+use crate::db;
+use sea_orm::{DatabaseTransaction, DbErr};
+
+/// A key that must be unique within a staging table.
+pub struct UniqueKey {
+    /// Table checked.
+    pub table: StageTable,
+    /// Key columns.
+    pub columns: &'static [&'static str],
+    /// Header reported (the column of the key in the source file).
+    pub header: &'static str,
+    /// What the key is, for the message.
+    pub what: &'static str,
+}
+
+/// A reference that must point at an existing row.
+pub struct Reference {
+    /// Table holding the reference.
+    pub table: StageTable,
+    /// Referencing column.
+    pub column: &'static str,
+    /// Extra condition on the referencing rows (SQL over alias `c`), or `""`.
+    pub when: &'static str,
+    /// Table referenced.
+    pub target: StageTable,
+    /// Referenced column.
+    pub target_column: &'static str,
+    /// Extra condition on the referenced rows (SQL over alias `p`), or `""`.
+    pub target_when: &'static str,
+    /// Header reported.
+    pub header: &'static str,
+    /// Message after the value, e.g. "is not a user in users.csv".
+    pub problem: &'static str,
+}
+
+/// Reports every duplicate of `key` (each occurrence after the first). Returns how many.
+pub async fn duplicates(txn: &DatabaseTransaction, key: &UniqueKey, files: &FileSet, sink: &mut IssueSink) -> Result<u64, DbErr> {
+    let table = key.table.name();
+    let same: Vec<String> = key.columns.iter().map(|c| format!("o.{c} = t.{c}")).collect();
+    let same = same.join(" AND ");
+    let shown = key.columns.iter().map(|c| format!("t.{c}")).collect::<Vec<_>>().join(" || ' / ' || ");
+    let sql = format!(
+        "SELECT t.src, t.rec, {shown} AS k, \
+           (SELECT MIN(o.rec) FROM {table} o WHERE {same} AND o.src = t.src) AS first \
+         FROM {table} t \
+         WHERE EXISTS (SELECT 1 FROM {table} o WHERE {same} AND (o.src < t.src OR (o.src = t.src AND o.rec < t.rec))) \
+         ORDER BY t.src, t.rec LIMIT {}",
+        sink.error_cap
+    );
+    let rows = db::query(txn, &sql, vec![]).await?;
+    for row in &rows {
+        let src: i64 = row.try_get_by_index(0)?;
+        let rec: i64 = row.try_get_by_index(1)?;
+        let value: Option<String> = row.try_get_by_index(2)?;
+        let first: Option<i64> = row.try_get_by_index(3)?;
+        let earlier = match first {
+            Some(first) if first < rec => format!(" (first at record {first})"),
+            _ => String::new(),
+        };
+        sink.error(Issue::at(
+            files.name(src as usize),
+            rec as u64,
+            Some(key.header),
+            "duplicate_key",
+            format!("duplicate {} '{}'{earlier}", key.what, value.unwrap_or_default()),
+        ));
+    }
+    Ok(rows.len() as u64)
+}
+
+/// Reports every reference of `reference` that points nowhere. Returns how many.
+pub async fn dangling(txn: &DatabaseTransaction, reference: &Reference, files: &FileSet, sink: &mut IssueSink) -> Result<u64, DbErr> {
+    let when = if reference.when.is_empty() { String::new() } else { format!(" AND {}", reference.when) };
+    let target_when = if reference.target_when.is_empty() { String::new() } else { format!(" AND {}", reference.target_when) };
+    let sql = format!(
+        "SELECT c.src, c.rec, c.{col} FROM {table} c \
+         WHERE c.{col} IS NOT NULL{when} \
+           AND NOT EXISTS (SELECT 1 FROM {target} p WHERE p.{tcol} = c.{col}{target_when}) \
+         ORDER BY c.src, c.rec LIMIT {cap}",
+        col = reference.column,
+        table = reference.table.name(),
+        target = reference.target.name(),
+        tcol = reference.target_column,
+        cap = sink.error_cap,
+    );
+    let rows = db::query(txn, &sql, vec![]).await?;
+    for row in &rows {
+        let src: i64 = row.try_get_by_index(0)?;
+        let rec: i64 = row.try_get_by_index(1)?;
+        let value: Option<String> = row.try_get_by_index(2)?;
+        sink.error(Issue::at(
+            files.name(src as usize),
+            rec as u64,
+            Some(reference.header),
+            "unknown_reference",
+            format!("'{}' {}", value.unwrap_or_default(), reference.problem),
+        ));
+    }
+    Ok(rows.len() as u64)
+}
+
+/// Emits the warnings of contacts that will not be offered for communication: a dropped
+/// email, a dropped phone, or neither channel left.
+pub async fn contact_warnings(txn: &DatabaseTransaction, files: &FileSet, sink: &mut IssueSink) -> Result<(), DbErr> {
+    let limit = sink.warning_cap + 1;
+    let queries = [
+        ("email_column", "email_warning", "invalid_email"),
+        ("phone_column", "phone_warning", "invalid_phone"),
+    ];
+    for (column, warning, code) in queries {
+        let total = db::count(txn, &format!("SELECT COUNT(*) FROM s_contacts WHERE {warning} IS NOT NULL"), vec![]).await?;
+        let rows = db::query(
+            txn,
+            &format!("SELECT src, rec, {column}, {warning} FROM s_contacts WHERE {warning} IS NOT NULL ORDER BY src, rec LIMIT {limit}"),
+            vec![],
+        )
+        .await?;
+        push_warnings(sink, files, &rows, total, code)?;
+    }
+    let unreachable = "email IS NULL AND mobile_phone IS NULL";
+    let total = db::count(txn, &format!("SELECT COUNT(*) FROM s_contacts WHERE {unreachable}"), vec![]).await?;
+    let rows = db::query(
+        txn,
+        &format!(
+            "SELECT src, rec, email_column, 'the contact has neither a valid email nor a valid E.164 mobile: it is stored but not offered for communication' \
+             FROM s_contacts WHERE {unreachable} ORDER BY src, rec LIMIT {limit}"
+        ),
+        vec![],
+    )
+    .await?;
+    push_warnings(sink, files, &rows, total, "unreachable_contact")
+}
+
+fn push_warnings(sink: &mut IssueSink, files: &FileSet, rows: &[sea_orm::QueryResult], total: i64, code: &'static str) -> Result<(), DbErr> {
+    for row in rows {
+        let src: i64 = row.try_get_by_index(0)?;
+        let rec: i64 = row.try_get_by_index(1)?;
+        let column: Option<String> = row.try_get_by_index(2)?;
+        let message: Option<String> = row.try_get_by_index(3)?;
+        sink.warning(Issue::at(files.name(src as usize), rec as u64, column.as_deref(), code, message.unwrap_or_default()));
+    }
+    // Warnings past the fetched ones are only counted.
+    sink.warning_count += (total as u64).saturating_sub(rows.len() as u64);
+    Ok(())
+}

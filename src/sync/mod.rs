@@ -1,0 +1,526 @@
+//! Contact and roster sync from SIS files (SDS v1 and SDS v2.1 CSV).
+//!
+//! A run is a full snapshot applied all-or-nothing in one transaction:
+//! 1. the files are found and checked as a set ([`files`], [`sds_v1`], [`sds_v21`]);
+//! 2. every file is parsed with the guards of [`csv_file`] and streamed into temporary
+//!    staging tables ([`staging`]) while a second task writes them;
+//! 3. cross-file rules (duplicate keys, unknown references) run as SQL ([`checks`]);
+//! 4. the snapshot is reconciled with set-based SQL ([`reconcile`]);
+//! 5. the guards (deletion share, missing optional files) decide; a refused run, a dry run
+//!    or any error rolls the transaction back, so the database is exactly as before.
+
+pub mod checks;
+pub mod csv_file;
+pub mod files;
+pub mod reconcile;
+pub mod report;
+pub mod sds_v1;
+pub mod sds_v21;
+pub mod staging;
+
+use crate::audit::{self, AuditEntry};
+use crate::config::ImportConfig;
+use crate::db;
+use crate::entities::sync_run;
+use crate::tenants::{self, Tenant, TenantError};
+use csv_file::{IssueSink, Limits};
+use files::{FileSet, NameMatch, ParseCtx};
+use report::{Counts, EntityCounts, ImportReport, Issue, RunStatus};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, Set, Value};
+use staging::{StageTable, Stager};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The file formats an import reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// SDS v1 (classic) CSV with `User.csv` and `Guardianrelationship.csv`.
+    #[value(name = "sds-v1")]
+    SdsV1,
+    /// SDS v2.1 CSV with `relationships.csv`.
+    #[value(name = "sds-v2.1")]
+    SdsV21,
+}
+
+impl Format {
+    /// The name used on the command line and in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SdsV1 => "sds-v1",
+            Self::SdsV21 => "sds-v2.1",
+        }
+    }
+}
+
+/// What to import.
+#[derive(Debug, Clone)]
+pub struct ImportRequest {
+    /// Tenant slug.
+    pub tenant: String,
+    /// File format.
+    pub format: Format,
+    /// Folder holding the files.
+    pub dir: PathBuf,
+    /// Check and count everything, write nothing.
+    pub dry_run: bool,
+    /// Apply even past the deletion guards.
+    pub force: bool,
+    /// Who asked (for the audit log).
+    pub actor: String,
+}
+
+/// Receives progress while an import runs (the CLI draws a bar with it).
+pub trait Progress: Send + Sync {
+    /// Total bytes of the files about to be read.
+    fn start(&self, total_bytes: u64);
+    /// More bytes were read.
+    fn advance(&self, bytes: u64);
+    /// A new phase began (e.g. "checking", "applying").
+    fn phase(&self, name: &str);
+    /// The run is over.
+    fn finish(&self);
+}
+
+/// Progress that goes nowhere.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn start(&self, _: u64) {}
+    fn advance(&self, _: u64) {}
+    fn phase(&self, _: &str) {}
+    fn finish(&self) {}
+}
+
+/// Why an import could not run at all (as opposed to a refused snapshot, which is a
+/// report with status `refused`).
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// Unknown tenant.
+    #[error(transparent)]
+    Tenant(#[from] TenantError),
+    /// Database failure; nothing was changed.
+    #[error("database error (nothing was changed): {0}")]
+    Db(#[from] DbErr),
+    /// The parser task died.
+    #[error("internal error (nothing was changed): {0}")]
+    Internal(String),
+}
+
+/// Runs one import and returns its report. Refused and dry runs are `Ok` with the matching
+/// status; every run is recorded in `sync_runs` and the audit log.
+pub async fn import(
+    db: &DatabaseConnection,
+    config: &ImportConfig,
+    request: &ImportRequest,
+    progress: Arc<dyn Progress>,
+) -> Result<ImportReport, SyncError> {
+    let started = Instant::now();
+    let started_at = chrono::Utc::now();
+    let tenant = tenants::find(db, &request.tenant).await?;
+    let mut sink = IssueSink::new(config.error_cap, config.warning_cap);
+    let (known, matching) = match request.format {
+        Format::SdsV1 => (sds_v1::FILES, NameMatch::CaseInsensitive),
+        Format::SdsV21 => (sds_v21::FILES, NameMatch::Exact),
+    };
+    let mut outcome = Outcome::default();
+    match FileSet::scan(&request.dir, known, matching, &mut sink) {
+        Err(issue) => sink.error(issue),
+        Ok(files) => {
+            match request.format {
+                Format::SdsV1 => sds_v1::check_set(&files, &mut sink),
+                Format::SdsV21 => sds_v21::check_set(&files, &mut sink),
+            }
+            if sink.errors.is_empty() {
+                outcome = run_in_transaction(db, config, request, &tenant, files, sink, progress.clone(), started_at).await?;
+                sink = std::mem::take(&mut outcome.sink);
+            }
+        }
+    }
+    progress.finish();
+    let status = if !sink.errors.is_empty() {
+        RunStatus::Refused
+    } else if request.dry_run {
+        RunStatus::DryRun
+    } else {
+        RunStatus::Applied
+    };
+    let mut counts = outcome.entities.total();
+    counts.rejected = counts.rejected.max(sink.errors.iter().filter(|e| e.record.is_some()).count() as u64);
+    let mut report = ImportReport {
+        run_id: outcome.run_id,
+        tenant: tenant.slug.clone(),
+        format: request.format.as_str().into(),
+        source: request.dir.display().to_string(),
+        status,
+        dry_run: request.dry_run,
+        forced: request.force,
+        counts,
+        rows_written: if status == RunStatus::Applied { outcome.entities.total().written() } else { 0 },
+        entities: outcome.entities,
+        error_cap_reached: sink.full(),
+        errors: sink.errors,
+        warnings: sink.warnings,
+        warning_count: sink.warning_count,
+        started_at,
+        duration_ms: started.elapsed().as_millis() as u64,
+    };
+    if status != RunStatus::Applied {
+        // The snapshot's transaction was rolled back; the run itself is still recorded.
+        let txn = db::begin_write(db).await?;
+        report.run_id = Some(record_run(&txn, &tenant, request, &report).await?);
+        txn.commit().await?;
+    }
+    Ok(report)
+}
+
+#[derive(Default)]
+struct Outcome {
+    entities: EntityCounts,
+    sink: IssueSink,
+    run_id: Option<i64>,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_in_transaction(
+    db: &DatabaseConnection,
+    config: &ImportConfig,
+    request: &ImportRequest,
+    tenant: &Tenant,
+    files: FileSet,
+    sink: IssueSink,
+    progress: Arc<dyn Progress>,
+    started_at: chrono::DateTime<chrono::Utc>,
+) -> Result<Outcome, SyncError> {
+    let txn = db::begin_write(db).await?;
+    if txn.get_database_backend() == DbBackend::Postgres {
+        // One import per tenant at a time: the second waits here.
+        db::exec(&txn, "SELECT id FROM tenants WHERE id = $1 FOR UPDATE", vec![Value::BigInt(Some(tenant.id.0))]).await?;
+    }
+    staging::create_tables(&txn).await?;
+    progress.start(files.total_bytes);
+    let files = Arc::new(files);
+    let (sink, rejected) = stage_files(&txn, config, request.format, tenant, files.clone(), sink, progress.clone()).await?;
+    let mut outcome = Outcome { sink, ..Outcome::default() };
+    for (table, count) in rejected {
+        entity_counts(&mut outcome.entities, table).rejected += count;
+    }
+    if outcome.sink.errors.is_empty() {
+        progress.phase("checking");
+        staging::index_tables(&txn).await?;
+        cross_checks(&txn, request.format, &files, &mut outcome).await?;
+    }
+    if outcome.sink.errors.is_empty() {
+        checks::contact_warnings(&txn, &files, &mut outcome.sink).await?;
+        progress.phase("applying");
+        apply(&txn, tenant, started_at, &mut outcome.entities).await?;
+        guards(&txn, request, tenant, &files, &mut outcome).await?;
+    }
+    if !outcome.sink.errors.is_empty() || request.dry_run {
+        txn.rollback().await?;
+        return Ok(outcome);
+    }
+    staging::drop_tables(&txn).await?;
+    reconcile::drop_resolved(&txn).await?;
+    let report = provisional_report(request, tenant, &outcome, started_at);
+    outcome.run_id = Some(record_run(&txn, tenant, request, &report).await?);
+    txn.commit().await?;
+    Ok(outcome)
+}
+
+/// Parses the files on a blocking thread and writes the staged rows as they come.
+async fn stage_files(
+    txn: &DatabaseTransaction,
+    config: &ImportConfig,
+    format: Format,
+    tenant: &Tenant,
+    files: Arc<FileSet>,
+    sink: IssueSink,
+    progress: Arc<dyn Progress>,
+) -> Result<(IssueSink, Vec<(StageTable, u64)>), SyncError> {
+    let (sender, mut receiver) = tokio::sync::mpsc::channel(4);
+    let limits = Limits {
+        max_file_bytes: config.max_file_bytes,
+        max_record_bytes: config.max_record_bytes,
+        max_field_bytes: config.max_field_bytes,
+    };
+    let region = tenant.region;
+    let batch_rows = config.batch_rows;
+    let parser = tokio::task::spawn_blocking(move || {
+        let mut advance = move |bytes: u64| progress.advance(bytes);
+        let mut ctx = ParseCtx {
+            files: &files,
+            limits,
+            region,
+            sink,
+            stager: Stager::new(sender, batch_rows),
+            progress: &mut advance,
+            rejected: Vec::new(),
+        };
+        match format {
+            Format::SdsV1 => sds_v1::parse(&mut ctx),
+            Format::SdsV21 => sds_v21::parse(&mut ctx),
+        }
+        ctx.stager.flush();
+        (ctx.sink, ctx.rejected)
+    });
+    let mut failure = None;
+    while let Some(batch) = receiver.recv().await {
+        if let Err(e) = staging::insert_batch(txn, batch, batch_rows).await {
+            failure = Some(e);
+            break;
+        }
+    }
+    drop(receiver);
+    let parsed = parser.await.map_err(|e| SyncError::Internal(format!("the file reader stopped: {e}")))?;
+    match failure {
+        Some(e) => Err(e.into()),
+        None => Ok(parsed),
+    }
+}
+
+fn entity_counts(entities: &mut EntityCounts, table: StageTable) -> &mut Counts {
+    match table {
+        StageTable::Schools => &mut entities.schools,
+        StageTable::Users | StageTable::Roles | StageTable::Students => &mut entities.students,
+        StageTable::Staff => &mut entities.staff,
+        StageTable::Classes => &mut entities.classes,
+        StageTable::Enrollments => &mut entities.enrollments,
+        StageTable::Contacts => &mut entities.contacts,
+        StageTable::Links => &mut entities.links,
+    }
+}
+
+/// Duplicate keys and dangling references, per format; for SDS v2.1 also the split of
+/// users into students, staff and contacts.
+async fn cross_checks(txn: &DatabaseTransaction, format: Format, files: &FileSet, outcome: &mut Outcome) -> Result<(), DbErr> {
+    let (keys, references) = match format {
+        Format::SdsV21 => (rules::V21_KEYS, rules::V21_REFERENCES),
+        Format::SdsV1 => (rules::V1_KEYS, rules::V1_REFERENCES),
+    };
+    for key in keys {
+        let found = checks::duplicates(txn, key, files, &mut outcome.sink).await?;
+        entity_counts(&mut outcome.entities, key.table).rejected += found;
+    }
+    for reference in references {
+        let found = checks::dangling(txn, reference, files, &mut outcome.sink).await?;
+        entity_counts(&mut outcome.entities, reference.table).rejected += found;
+    }
+    if format == Format::SdsV21 && outcome.sink.errors.is_empty() {
+        for sql in rules::V21_SPLIT_USERS {
+            db::exec(txn, sql, vec![]).await?;
+        }
+        staging::analyze(txn).await?;
+        for reference in rules::V21_ROLE_REFERENCES {
+            let found = checks::dangling(txn, reference, files, &mut outcome.sink).await?;
+            entity_counts(&mut outcome.entities, reference.table).rejected += found;
+        }
+    }
+    Ok(())
+}
+
+async fn apply(txn: &DatabaseTransaction, tenant: &Tenant, now: chrono::DateTime<chrono::Utc>, entities: &mut EntityCounts) -> Result<(), DbErr> {
+    let id = tenant.id.0;
+    let previous_run = db::query(
+        txn,
+        "SELECT MAX(started_at) FROM sync_runs WHERE tenant_id = $1 AND status = 'applied'",
+        vec![Value::BigInt(Some(id))],
+    )
+    .await?
+    .first()
+    .and_then(|row| row.try_get_by_index::<Option<chrono::DateTime<chrono::Utc>>>(0).ok().flatten());
+    let targets = [&mut entities.schools, &mut entities.students, &mut entities.staff, &mut entities.classes];
+    for (roster, counts) in reconcile::ROSTERS.iter().zip(targets) {
+        keep_rejected(counts, reconcile::roster(txn, id, now, roster).await?);
+    }
+    keep_rejected(&mut entities.contacts, reconcile::contacts(txn, id, now).await?);
+    keep_rejected(&mut entities.enrollments, reconcile::enrollments(txn, id, now).await?);
+    keep_rejected(&mut entities.links, reconcile::links(txn, id, now, previous_run).await?);
+    Ok(())
+}
+
+fn keep_rejected(target: &mut Counts, applied: Counts) {
+    let rejected = target.rejected;
+    *target = Counts { rejected, ..applied };
+}
+
+/// The deletion guard and the missing-optional-file guard (SPEC §3.3).
+async fn guards(txn: &DatabaseTransaction, request: &ImportRequest, tenant: &Tenant, files: &FileSet, outcome: &mut Outcome) -> Result<(), DbErr> {
+    if request.force {
+        return Ok(());
+    }
+    let links = &outcome.entities.links;
+    let active_before = reconcile::active_links(txn, tenant.id.0).await? + links.deactivated - links.created - links.reactivated;
+    let percent = tenant.settings.deletion_guard_percent.max(0) as u64;
+    if active_before > 0 && links.deactivated * 100 > active_before * percent {
+        outcome.sink.error(Issue::file(
+            "(file set)",
+            "deletion_guard",
+            format!(
+                "this snapshot would deactivate {} of {} active student-contact links ({:.1}%), more than the tenant's limit of {}%; check the files, or re-run with --force",
+                links.deactivated,
+                active_before,
+                links.deactivated as f64 * 100.0 / active_before as f64,
+                percent
+            ),
+        ));
+    }
+    let optional: &[(&str, &[&str], u64)] = match request.format {
+        Format::SdsV21 => &[
+            ("relationships.csv", &["relationships.csv"], outcome.entities.links.deactivated),
+            ("classes.csv", &["classes.csv", "enrollments.csv"], outcome.entities.classes.deactivated + outcome.entities.enrollments.deactivated),
+        ],
+        Format::SdsV1 => &[("Guardianrelationship.csv", &["User.csv", "Guardianrelationship.csv"], outcome.entities.links.deactivated)],
+    };
+    for (file, needed, deactivated) in optional {
+        if *deactivated > 0 && !needed.iter().all(|f| files.has(f)) {
+            outcome.sink.error(Issue::file(
+                file,
+                "missing_file_guard",
+                format!("{file} is missing, which would deactivate {deactivated} rows that earlier syncs delivered; provide it, or re-run with --force to deactivate them"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn provisional_report(request: &ImportRequest, tenant: &Tenant, outcome: &Outcome, started_at: chrono::DateTime<chrono::Utc>) -> ImportReport {
+    ImportReport {
+        run_id: None,
+        tenant: tenant.slug.clone(),
+        format: request.format.as_str().into(),
+        source: request.dir.display().to_string(),
+        status: RunStatus::Applied,
+        dry_run: false,
+        forced: request.force,
+        counts: outcome.entities.total(),
+        entities: outcome.entities.clone(),
+        rows_written: outcome.entities.total().written(),
+        errors: vec![],
+        warnings: outcome.sink.warnings.clone(),
+        warning_count: outcome.sink.warning_count,
+        error_cap_reached: false,
+        started_at,
+        duration_ms: (chrono::Utc::now() - started_at).num_milliseconds().max(0) as u64,
+    }
+}
+
+/// Stores the run and its audit entry on `conn`; returns the run id.
+async fn record_run<C: ConnectionTrait>(conn: &C, tenant: &Tenant, request: &ImportRequest, report: &ImportReport) -> Result<i64, DbErr> {
+    let c = report.counts;
+    let row = sync_run::ActiveModel {
+        tenant_id: Set(tenant.id.0),
+        format: Set(report.format.clone()),
+        source: Set(report.source.clone()),
+        status: Set(report.status.as_str().into()),
+        dry_run: Set(report.dry_run),
+        forced: Set(report.forced),
+        started_at: Set(report.started_at),
+        finished_at: Set(chrono::Utc::now()),
+        created: Set(c.created as i64),
+        updated: Set(c.updated as i64),
+        unchanged: Set(c.unchanged as i64),
+        reactivated: Set(c.reactivated as i64),
+        deactivated: Set(c.deactivated as i64),
+        rejected: Set(c.rejected as i64),
+        error_count: Set(report.errors.len() as i64),
+        warning_count: Set(report.warning_count as i64),
+        report: Set(serde_json::to_string(report).unwrap_or_default()),
+        ..Default::default()
+    }
+    .insert(conn)
+    .await?;
+    audit::record(
+        conn,
+        AuditEntry {
+            tenant_id: Some(tenant.id.0),
+            actor: &request.actor,
+            action: match report.status {
+                RunStatus::Applied => "import.applied",
+                RunStatus::DryRun => "import.dry_run",
+                RunStatus::Refused => "import.refused",
+                RunStatus::Failed => "import.failed",
+            },
+            target: Some(format!("sync_run:{}", row.id)),
+            before: None,
+            after: Some(serde_json::json!({
+                "format": report.format, "source": report.source, "forced": report.forced,
+                "counts": report.counts, "errors": report.errors.len(),
+            })),
+        },
+    )
+    .await?;
+    Ok(row.id)
+}
+
+/// The cross-file rules of each format, as data.
+mod rules {
+    use super::StageTable::*;
+    use super::checks::{Reference, UniqueKey};
+
+    pub const V21_KEYS: &[UniqueKey] = &[
+        UniqueKey { table: Schools, columns: &["source_id"], header: "sourcedId", what: "org sourcedId" },
+        UniqueKey { table: Users, columns: &["source_id"], header: "sourcedId", what: "user sourcedId" },
+        UniqueKey { table: Roles, columns: &["user_id", "org_id", "role"], header: "userSourcedId", what: "role (user / org / role)" },
+        UniqueKey { table: Classes, columns: &["source_id"], header: "sourcedId", what: "class sourcedId" },
+        UniqueKey { table: Enrollments, columns: &["class_id", "person_id", "role"], header: "userSourcedId", what: "enrollment (class / user / role)" },
+        UniqueKey { table: Links, columns: &["student_id", "contact_key"], header: "relationshipUserSourcedId", what: "relationship (student / contact)" },
+    ];
+
+    const fn r(table: super::StageTable, column: &'static str, target: super::StageTable, target_column: &'static str, header: &'static str, problem: &'static str) -> Reference {
+        Reference { table, column, when: "", target, target_column, target_when: "", header, problem }
+    }
+
+    pub const V21_REFERENCES: &[Reference] = &[
+        r(Roles, "user_id", Users, "source_id", "userSourcedId", "is not a user in users.csv"),
+        r(Roles, "org_id", Schools, "source_id", "orgSourcedId", "is not an org in orgs.csv"),
+        r(Classes, "school_source_id", Schools, "source_id", "orgSourcedId", "is not an org in orgs.csv"),
+        r(Enrollments, "class_id", Classes, "source_id", "classSourcedId", "is not a class in classes.csv"),
+        r(Enrollments, "person_id", Users, "source_id", "userSourcedId", "is not a user in users.csv"),
+        r(Links, "student_id", Users, "source_id", "userSourcedId", "is not a user in users.csv"),
+        r(Links, "contact_key", Users, "source_id", "relationshipUserSourcedId", "is not a user in users.csv"),
+    ];
+
+    /// Run after [`V21_SPLIT_USERS`]: references that need the users' kinds.
+    pub const V21_ROLE_REFERENCES: &[Reference] = &[
+        r(Links, "student_id", Students, "source_id", "userSourcedId", "is not a student (no 'student' role in roles.csv)"),
+        Reference { when: "c.role = 'student'", ..r(Enrollments, "person_id", Students, "source_id", "userSourcedId", "is enrolled as a student but has no 'student' role in roles.csv") },
+        Reference { when: "c.role = 'teacher'", ..r(Enrollments, "person_id", Staff, "source_id", "userSourcedId", "is enrolled as a teacher but has no staff role in roles.csv") },
+    ];
+
+    /// Splits `users.csv` into students (a `student` role), staff (another role that is not a
+    /// contact role) and contacts (named by `relationships.csv`).
+    pub const V21_SPLIT_USERS: &[&str] = &[
+        "INSERT INTO s_students (src, rec, source_id, given_name, family_name) \
+         SELECT u.src, u.rec, u.source_id, u.given_name, u.family_name FROM s_users u \
+         WHERE EXISTS (SELECT 1 FROM s_roles r WHERE r.user_id = u.source_id AND r.role = 'student')",
+        "INSERT INTO s_staff (src, rec, source_id, given_name, family_name, email, role) \
+         SELECT u.src, u.rec, u.source_id, u.given_name, u.family_name, u.email, \
+           (SELECT MIN(r.role) FROM s_roles r WHERE r.user_id = u.source_id AND r.role NOT IN ('student', 'parent', 'guardian', 'relative')) \
+         FROM s_users u \
+         WHERE EXISTS (SELECT 1 FROM s_roles r WHERE r.user_id = u.source_id AND r.role NOT IN ('student', 'parent', 'guardian', 'relative')) \
+           AND NOT EXISTS (SELECT 1 FROM s_roles r WHERE r.user_id = u.source_id AND r.role = 'student')",
+        "INSERT INTO s_contacts (src, rec, source_key, source_id, given_name, family_name, email, mobile_phone, email_column, email_warning, phone_column, phone_warning) \
+         SELECT u.src, u.rec, u.source_id, u.source_id, u.given_name, u.family_name, u.email, u.mobile_phone, 'email', u.email_warning, u.phone_column, u.phone_warning \
+         FROM s_users u WHERE EXISTS (SELECT 1 FROM s_links l WHERE l.contact_key = u.source_id)",
+    ];
+
+    pub const V1_KEYS: &[UniqueKey] = &[
+        UniqueKey { table: Schools, columns: &["source_id"], header: "SIS ID", what: "school SIS ID" },
+        UniqueKey { table: Classes, columns: &["source_id"], header: "SIS ID", what: "section SIS ID" },
+        UniqueKey { table: Students, columns: &["source_id"], header: "SIS ID", what: "student SIS ID" },
+        UniqueKey { table: Staff, columns: &["source_id"], header: "SIS ID", what: "teacher SIS ID" },
+        UniqueKey { table: Enrollments, columns: &["class_id", "person_id", "role"], header: "SIS ID", what: "enrollment (section / SIS ID)" },
+        UniqueKey { table: Contacts, columns: &["source_key"], header: "Email", what: "user Email" },
+        UniqueKey { table: Links, columns: &["student_id", "contact_key"], header: "Email", what: "guardian relationship (student SIS ID / Email)" },
+    ];
+
+    pub const V1_REFERENCES: &[Reference] = &[
+        r(Classes, "school_source_id", Schools, "source_id", "School SIS ID", "is not a school in School.csv"),
+        Reference { when: "c.role = 'student'", ..r(Enrollments, "person_id", Students, "source_id", "SIS ID", "is not a student in Student.csv") },
+        Reference { when: "c.role = 'teacher'", ..r(Enrollments, "person_id", Staff, "source_id", "SIS ID", "is not a teacher in Teacher.csv") },
+        r(Enrollments, "class_id", Classes, "source_id", "Section SIS ID", "is not a section in Section.csv"),
+        r(Links, "student_id", Students, "source_id", "SIS ID", "is not a student in Student.csv (Guardianrelationship's SIS ID is the student's)"),
+        r(Links, "contact_key", Contacts, "source_key", "Email", "is not a user in User.csv"),
+    ];
+}

@@ -1,0 +1,274 @@
+//! Applying a staged snapshot to the live tables with set-based SQL (one statement per
+//! kind of change, never one per row), for SQLite and PostgreSQL alike:
+//! present rows are created, updated or reactivated; active rows absent from the snapshot
+//! become inactive; nothing is deleted. Contacts and link relationships follow the
+//! per-field latest-change-wins rule of SPEC §3.3.
+
+use super::report::Counts;
+use crate::db;
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, Value};
+
+/// A roster table reconciled by `source_id` with plain (sync-only) fields.
+pub struct Roster {
+    /// Live table.
+    pub table: &'static str,
+    /// Staging table.
+    pub staging: &'static str,
+    /// Fields copied from staging.
+    pub fields: &'static [&'static str],
+}
+
+/// The roster tables, in dependency order.
+pub const ROSTERS: [Roster; 4] = [
+    Roster { table: "schools", staging: "s_schools", fields: &["name"] },
+    Roster { table: "students", staging: "s_students", fields: &["given_name", "family_name"] },
+    Roster { table: "staff", staging: "s_staff", fields: &["given_name", "family_name", "email", "role"] },
+    Roster { table: "classes", staging: "s_classes", fields: &["school_source_id", "title"] },
+];
+
+/// Contact fields that carry provenance (same list as the migration).
+pub const CONTACT_FIELDS: [&str; 4] = ["given_name", "family_name", "email", "mobile_phone"];
+
+fn params(tenant: i64, now: DateTime<Utc>) -> Vec<Value> {
+    vec![Value::BigInt(Some(tenant)), Value::ChronoDateTimeUtc(Some(now))]
+}
+
+async fn affected(txn: &DatabaseTransaction, sql: &str, values: Vec<Value>) -> Result<u64, DbErr> {
+    Ok(db::exec(txn, sql, values).await?.rows_affected())
+}
+
+/// Reconciles one roster table.
+pub async fn roster(txn: &DatabaseTransaction, tenant: i64, now: DateTime<Utc>, roster: &Roster) -> Result<Counts, DbErr> {
+    let Roster { table, staging, fields } = roster;
+    let set: Vec<String> = fields.iter().map(|f| format!("{f} = s.{f}")).collect();
+    let set = set.join(", ");
+    let differs: Vec<String> = fields.iter().map(|f| format!("{table}.{f} IS DISTINCT FROM s.{f}")).collect();
+    let differs = differs.join(" OR ");
+    let matches = format!("{table}.tenant_id = $1 AND {table}.source_id = s.source_id");
+    let mut counts = Counts { ..Counts::default() };
+    counts.reactivated = affected(
+        txn,
+        &format!("UPDATE {table} SET {set}, status = 'active', deactivated_at = NULL, updated_at = $2 FROM {staging} s WHERE {matches} AND {table}.status <> 'active'"),
+        params(tenant, now),
+    )
+    .await?;
+    counts.updated = affected(
+        txn,
+        &format!("UPDATE {table} SET {set}, updated_at = $2 FROM {staging} s WHERE {matches} AND {table}.status = 'active' AND ({differs})"),
+        params(tenant, now),
+    )
+    .await?;
+    let columns = fields.join(", ");
+    let selected: Vec<String> = fields.iter().map(|f| format!("s.{f}")).collect();
+    counts.created = affected(
+        txn,
+        &format!(
+            "INSERT INTO {table} (tenant_id, source_id, {columns}, status, created_at, updated_at) \
+             SELECT $1, s.source_id, {}, 'active', $2, $2 FROM {staging} s \
+             WHERE NOT EXISTS (SELECT 1 FROM {table} x WHERE x.tenant_id = $1 AND x.source_id = s.source_id)",
+            selected.join(", ")
+        ),
+        params(tenant, now),
+    )
+    .await?;
+    counts.deactivated = affected(
+        txn,
+        &format!(
+            "UPDATE {table} SET status = 'inactive', deactivated_at = $2, updated_at = $2 \
+             WHERE tenant_id = $1 AND status = 'active' \
+               AND NOT EXISTS (SELECT 1 FROM {staging} s WHERE s.source_id = {table}.source_id)"
+        ),
+        params(tenant, now),
+    )
+    .await?;
+    counts.unchanged = unchanged(txn, staging, &counts).await?;
+    Ok(counts)
+}
+
+async fn unchanged(txn: &DatabaseTransaction, staging: &str, counts: &Counts) -> Result<u64, DbErr> {
+    let staged = db::count(txn, &format!("SELECT COUNT(*) FROM {staging}"), vec![]).await? as u64;
+    Ok(staged.saturating_sub(counts.created + counts.updated + counts.reactivated))
+}
+
+/// The SET list that applies a sync value under latest-change-wins: the value counts as a
+/// change only when it differs from what the previous sync delivered (`<field>_sync`); then
+/// it becomes current with provenance `sync` and this run's time. The `_sync` column always
+/// records what this sync delivered.
+fn latest_wins_set(table: &str, field: &str, staged: &str) -> String {
+    let changed = format!("{staged} IS DISTINCT FROM {table}.{field}_sync");
+    format!(
+        "{field} = CASE WHEN {changed} THEN {staged} ELSE {table}.{field} END, \
+         {field}_provenance = CASE WHEN {changed} THEN 'sync' ELSE {table}.{field}_provenance END, \
+         {field}_changed_at = CASE WHEN {changed} THEN $2 ELSE {table}.{field}_changed_at END, \
+         {field}_sync = {staged}"
+    )
+}
+
+/// Reconciles contacts (no status of their own: the links carry it).
+pub async fn contacts(txn: &DatabaseTransaction, tenant: i64, now: DateTime<Utc>) -> Result<Counts, DbErr> {
+    let mut counts = Counts::default();
+    let sets: Vec<String> = CONTACT_FIELDS.iter().map(|f| latest_wins_set("contacts", f, &format!("s.{f}"))).collect();
+    let differs: Vec<String> = CONTACT_FIELDS.iter().map(|f| format!("s.{f} IS DISTINCT FROM contacts.{f}_sync")).collect();
+    counts.updated = affected(
+        txn,
+        &format!(
+            "UPDATE contacts SET {}, source_id = s.source_id, updated_at = $2 FROM s_contacts s \
+             WHERE contacts.tenant_id = $1 AND contacts.source_key = s.source_key \
+               AND ({} OR s.source_id IS DISTINCT FROM contacts.source_id)",
+            sets.join(", "),
+            differs.join(" OR ")
+        ),
+        params(tenant, now),
+    )
+    .await?;
+    let mut columns = vec!["tenant_id".to_string(), "source_key".into(), "source_id".into()];
+    let mut values = vec!["$1".to_string(), "s.source_key".into(), "s.source_id".into()];
+    for f in CONTACT_FIELDS {
+        columns.extend([f.to_string(), format!("{f}_provenance"), format!("{f}_changed_at"), format!("{f}_sync")]);
+        values.extend([
+            format!("s.{f}"),
+            format!("CASE WHEN s.{f} IS NULL THEN NULL ELSE 'sync' END"),
+            format!("CASE WHEN s.{f} IS NULL THEN NULL ELSE $2 END"),
+            format!("s.{f}"),
+        ]);
+    }
+    counts.created = affected(
+        txn,
+        &format!(
+            "INSERT INTO contacts ({}, created_at, updated_at) SELECT {}, $2, $2 FROM s_contacts s \
+             WHERE NOT EXISTS (SELECT 1 FROM contacts x WHERE x.tenant_id = $1 AND x.source_key = s.source_key)",
+            columns.join(", "),
+            values.join(", ")
+        ),
+        params(tenant, now),
+    )
+    .await?;
+    counts.unchanged = unchanged(txn, "s_contacts", &counts).await?;
+    Ok(counts)
+}
+
+async fn create_resolved(txn: &DatabaseTransaction, name: &str, columns: &str, select: &str, tenant: i64) -> Result<(), DbErr> {
+    let sqlite = txn.get_database_backend() == DbBackend::Sqlite;
+    if sqlite {
+        db::exec(txn, &format!("DROP TABLE IF EXISTS temp.{name}"), vec![]).await?;
+    }
+    let on_commit = if sqlite { "" } else { " ON COMMIT DROP" };
+    db::exec(txn, &format!("CREATE TEMPORARY TABLE {name} ({columns}){on_commit}"), vec![]).await?;
+    db::exec(txn, &format!("INSERT INTO {name} {select}"), vec![Value::BigInt(Some(tenant))]).await?;
+    Ok(())
+}
+
+/// Drops the resolved-id tables on SQLite (PostgreSQL drops them at commit).
+pub async fn drop_resolved(txn: &DatabaseTransaction) -> Result<(), DbErr> {
+    if txn.get_database_backend() == DbBackend::Sqlite {
+        for name in ["r_links", "r_enrollments"] {
+            db::exec(txn, &format!("DROP TABLE IF EXISTS temp.{name}"), vec![]).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Reconciles class enrollments (students and teachers).
+pub async fn enrollments(txn: &DatabaseTransaction, tenant: i64, now: DateTime<Utc>) -> Result<Counts, DbErr> {
+    create_resolved(
+        txn,
+        "r_enrollments",
+        "class_id BIGINT NOT NULL, role TEXT NOT NULL, person_id BIGINT NOT NULL",
+        "SELECT c.id, e.role, COALESCE(st.id, sf.id) FROM s_enrollments e \
+         JOIN classes c ON c.tenant_id = $1 AND c.source_id = e.class_id \
+         LEFT JOIN students st ON e.role = 'student' AND st.tenant_id = $1 AND st.source_id = e.person_id \
+         LEFT JOIN staff sf ON e.role = 'teacher' AND sf.tenant_id = $1 AND sf.source_id = e.person_id \
+         WHERE COALESCE(st.id, sf.id) IS NOT NULL",
+        tenant,
+    )
+    .await?;
+    db::exec(txn, "CREATE INDEX r_enrollments_ix ON r_enrollments (class_id, role, person_id)", vec![]).await?;
+    let matches = "enrollments.class_id = r.class_id AND enrollments.role = r.role AND enrollments.person_id = r.person_id";
+    let mut counts = Counts::default();
+    counts.reactivated = affected(
+        txn,
+        &format!("UPDATE enrollments SET status = 'active', deactivated_at = NULL, updated_at = $2 FROM r_enrollments r WHERE enrollments.tenant_id = $1 AND {matches} AND enrollments.status <> 'active'"),
+        params(tenant, now),
+    )
+    .await?;
+    counts.created = affected(
+        txn,
+        "INSERT INTO enrollments (tenant_id, class_id, role, person_id, status, created_at, updated_at) \
+         SELECT $1, r.class_id, r.role, r.person_id, 'active', $2, $2 FROM r_enrollments r \
+         WHERE NOT EXISTS (SELECT 1 FROM enrollments x WHERE x.class_id = r.class_id AND x.role = r.role AND x.person_id = r.person_id)",
+        params(tenant, now),
+    )
+    .await?;
+    counts.deactivated = affected(
+        txn,
+        "UPDATE enrollments SET status = 'inactive', deactivated_at = $2, updated_at = $2 \
+         WHERE tenant_id = $1 AND status = 'active' AND NOT EXISTS \
+           (SELECT 1 FROM r_enrollments r WHERE r.class_id = enrollments.class_id AND r.role = enrollments.role AND r.person_id = enrollments.person_id)",
+        params(tenant, now),
+    )
+    .await?;
+    counts.unchanged = unchanged(txn, "r_enrollments", &counts).await?;
+    Ok(counts)
+}
+
+/// Reconciles student–contact links. `previous_run` is when the tenant's previous applied
+/// sync started: the last time a link that disappears now was seen.
+pub async fn links(txn: &DatabaseTransaction, tenant: i64, now: DateTime<Utc>, previous_run: Option<DateTime<Utc>>) -> Result<Counts, DbErr> {
+    create_resolved(
+        txn,
+        "r_links",
+        "student_id BIGINT NOT NULL, contact_id BIGINT NOT NULL, relationship TEXT NOT NULL",
+        "SELECT st.id, c.id, l.relationship FROM s_links l \
+         JOIN students st ON st.tenant_id = $1 AND st.source_id = l.student_id \
+         JOIN contacts c ON c.tenant_id = $1 AND c.source_key = l.contact_key",
+        tenant,
+    )
+    .await?;
+    db::exec(txn, "CREATE INDEX r_links_ix ON r_links (student_id, contact_id)", vec![]).await?;
+    let table = "student_contacts";
+    let matches = "student_contacts.tenant_id = $1 AND student_contacts.student_id = r.student_id AND student_contacts.contact_id = r.contact_id";
+    let relationship = latest_wins_set(table, "relationship", "r.relationship");
+    let mut counts = Counts::default();
+    counts.reactivated = affected(
+        txn,
+        &format!("UPDATE {table} SET {relationship}, status = 'active', deactivated_at = NULL, last_seen_at = $2, updated_at = $2 FROM r_links r WHERE {matches} AND {table}.status <> 'active'"),
+        params(tenant, now),
+    )
+    .await?;
+    counts.updated = affected(
+        txn,
+        &format!("UPDATE {table} SET {relationship}, updated_at = $2 FROM r_links r WHERE {matches} AND {table}.status = 'active' AND r.relationship IS DISTINCT FROM {table}.relationship_sync"),
+        params(tenant, now),
+    )
+    .await?;
+    counts.created = affected(
+        txn,
+        &format!(
+            "INSERT INTO {table} (tenant_id, student_id, contact_id, relationship, relationship_provenance, relationship_changed_at, relationship_sync, status, first_seen_at, last_seen_at, updated_at) \
+             SELECT $1, r.student_id, r.contact_id, r.relationship, 'sync', $2, r.relationship, 'active', $2, $2, $2 FROM r_links r \
+             WHERE NOT EXISTS (SELECT 1 FROM {table} x WHERE x.student_id = r.student_id AND x.contact_id = r.contact_id)"
+        ),
+        params(tenant, now),
+    )
+    .await?;
+    let mut values = params(tenant, now);
+    values.push(Value::ChronoDateTimeUtc(previous_run));
+    counts.deactivated = affected(
+        txn,
+        &format!(
+            "UPDATE {table} SET status = 'inactive', deactivated_at = $2, updated_at = $2, last_seen_at = COALESCE($3, last_seen_at) \
+             WHERE tenant_id = $1 AND status = 'active' AND NOT EXISTS \
+               (SELECT 1 FROM r_links r WHERE r.student_id = {table}.student_id AND r.contact_id = {table}.contact_id)"
+        ),
+        values,
+    )
+    .await?;
+    counts.unchanged = unchanged(txn, "r_links", &counts).await?;
+    Ok(counts)
+}
+
+/// Active links of the tenant (the base of the deletion guard).
+pub async fn active_links(txn: &DatabaseTransaction, tenant: i64) -> Result<u64, DbErr> {
+    Ok(db::count(txn, "SELECT COUNT(*) FROM student_contacts WHERE tenant_id = $1 AND status = 'active'", vec![Value::BigInt(Some(tenant))]).await? as u64)
+}

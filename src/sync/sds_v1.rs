@@ -1,0 +1,159 @@
+//! SDS v1 (classic) CSV: six roster files (`School.csv`, `Section.csv`, `Student.csv`,
+//! `Teacher.csv`, `StudentEnrollment.csv`, `TeacherRoster.csv`, possibly header-only) and the
+//! parent files `User.csv` (`Email,First Name,Last Name,Phone,SIS ID`) and
+//! `Guardianrelationship.csv` (`SIS ID,Email,Role`, where SIS ID is the *student's*).
+//! File names and headers are matched regardless of case; a contact's key is its email.
+
+use super::csv_file::FileSpec;
+use super::files::{Channels, FileSet, ParseCtx};
+use super::report::Issue;
+use super::sds_v21::required;
+use super::staging::StageTable;
+use crate::domain::Relationship;
+
+/// Every file name of the format, in reading order.
+pub const FILES: &[&str] = &[
+    "School.csv",
+    "Section.csv",
+    "Student.csv",
+    "Teacher.csv",
+    "StudentEnrollment.csv",
+    "TeacherRoster.csv",
+    "User.csv",
+    "Guardianrelationship.csv",
+];
+
+/// The six roster files: required, but they may hold only a header.
+pub const ROSTER: &[&str] = &[
+    "School.csv",
+    "Section.csv",
+    "Student.csv",
+    "Teacher.csv",
+    "StudentEnrollment.csv",
+    "TeacherRoster.csv",
+];
+
+const fn spec(required: &'static [&'static str], optional: &'static [&'static str]) -> FileSpec {
+    FileSpec { required, optional, case_insensitive: true }
+}
+
+/// The key of a v1 contact: its email, lower-cased.
+pub fn contact_key(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+/// Parses every present file of the set into staging.
+pub fn parse(ctx: &mut ParseCtx<'_>) {
+    let region = ctx.region;
+    ctx.read("School.csv", spec(&["SIS ID", "Name"], &[]), StageTable::Schools, |src, row, sink, stage| {
+        if !required(row, "SIS ID", sink) {
+            return false;
+        }
+        stage.push(StageTable::Schools, src, row.record, vec![row.opt("SIS ID"), row.opt("Name")]);
+        true
+    });
+    ctx.read("Section.csv", spec(&["SIS ID", "School SIS ID", "Section Name"], &[]), StageTable::Classes, |src, row, sink, stage| {
+        if !(required(row, "SIS ID", sink) & required(row, "School SIS ID", sink)) {
+            return false;
+        }
+        stage.push(StageTable::Classes, src, row.record, vec![row.opt("SIS ID"), row.opt("School SIS ID"), row.opt("Section Name")]);
+        true
+    });
+    ctx.read("Student.csv", spec(&["SIS ID", "School SIS ID", "Username"], &["First Name", "Last Name"]), StageTable::Students, |src, row, sink, stage| {
+        if !(required(row, "SIS ID", sink) & required(row, "School SIS ID", sink)) {
+            return false;
+        }
+        stage.push(StageTable::Students, src, row.record, vec![row.opt("SIS ID"), row.opt("First Name"), row.opt("Last Name")]);
+        true
+    });
+    ctx.read(
+        "Teacher.csv",
+        spec(&["SIS ID", "School SIS ID", "Username"], &["First Name", "Last Name", "Email"]),
+        StageTable::Staff,
+        |src, row, sink, stage| {
+            if !(required(row, "SIS ID", sink) & required(row, "School SIS ID", sink)) {
+                return false;
+            }
+            let email = row.opt("Email").or_else(|| row.opt("Username"));
+            stage.push(
+                StageTable::Staff,
+                src,
+                row.record,
+                vec![row.opt("SIS ID"), row.opt("First Name"), row.opt("Last Name"), email, Some("teacher".into())],
+            );
+            true
+        },
+    );
+    for (file, role) in [("StudentEnrollment.csv", "student"), ("TeacherRoster.csv", "teacher")] {
+        ctx.read(file, spec(&["Section SIS ID", "SIS ID"], &[]), StageTable::Enrollments, |src, row, sink, stage| {
+            if !(required(row, "Section SIS ID", sink) & required(row, "SIS ID", sink)) {
+                return false;
+            }
+            stage.push(StageTable::Enrollments, src, row.record, vec![row.opt("Section SIS ID"), row.opt("SIS ID"), Some(role.into())]);
+            true
+        });
+    }
+    ctx.read("User.csv", spec(&["Email", "First Name", "Last Name", "Phone", "SIS ID"], &[]), StageTable::Contacts, |src, row, sink, stage| {
+        if !required(row, "Email", sink) {
+            return false;
+        }
+        let channels = Channels::read(row, "Email", &["Phone"], region);
+        stage.push(
+            StageTable::Contacts,
+            src,
+            row.record,
+            vec![
+                Some(contact_key(row.get("Email"))),
+                row.opt("SIS ID"),
+                row.opt("First Name"),
+                row.opt("Last Name"),
+                channels.email,
+                channels.phone,
+                Some("Email".into()),
+                channels.email_warning,
+                channels.phone_column,
+                channels.phone_warning,
+            ],
+        );
+        true
+    });
+    ctx.read("Guardianrelationship.csv", spec(&["SIS ID", "Email", "Role"], &[]), StageTable::Links, |src, row, sink, stage| {
+        if !(required(row, "SIS ID", sink) & required(row, "Email", sink)) {
+            return false;
+        }
+        let raw = row.get("Role");
+        let relationship = if raw.is_empty() { Ok(Relationship::Other) } else { Relationship::parse(raw) };
+        match relationship {
+            Ok(relationship) => {
+                stage.push(
+                    StageTable::Links,
+                    src,
+                    row.record,
+                    vec![row.opt("SIS ID"), Some(contact_key(row.get("Email"))), Some(relationship.as_str().into())],
+                );
+                true
+            }
+            Err(_) => {
+                sink.error(row.issue(
+                    "Role",
+                    "invalid_value",
+                    format!("'{raw}' is not a role; expected Parent, Relative, Aide, Doctor, Guardian, Child, Administrator, Other or blank"),
+                ));
+                false
+            }
+        }
+    });
+}
+
+/// Whole-set problems found before parsing.
+pub fn check_set(files: &FileSet, sink: &mut super::csv_file::IssueSink) {
+    for name in ROSTER {
+        if !files.has(name) {
+            sink.error(Issue::file(name, "missing_file", format!("{name} is required in an SDS v1 file set (it may hold only the header)")));
+        }
+    }
+    if files.has("User.csv") != files.has("Guardianrelationship.csv") {
+        let (present, missing) = if files.has("User.csv") { ("User.csv", "Guardianrelationship.csv") } else { ("Guardianrelationship.csv", "User.csv") };
+        sink.error(Issue::file(missing, "missing_file", format!("{present} is present, so {missing} is required too")));
+    }
+}

@@ -1,0 +1,104 @@
+//! Tenants (school districts) and their settings.
+
+use crate::audit::{self, AuditEntry};
+use crate::domain::{Region, TenantId, TenantSlug};
+use crate::entities::{tenant, tenant_settings};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set};
+
+/// Errors of tenant operations.
+#[derive(Debug, thiserror::Error)]
+pub enum TenantError {
+    /// No tenant has this slug.
+    #[error("no tenant named '{0}' (create it with `parent-connection tenant create {0}`)")]
+    NotFound(String),
+    /// The slug is taken.
+    #[error("a tenant named '{0}' already exists")]
+    AlreadyExists(String),
+    /// Database failure.
+    #[error("database error: {0}")]
+    Db(#[from] DbErr),
+}
+
+/// A tenant with the settings the sync needs.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    /// Id.
+    pub id: TenantId,
+    /// Slug.
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// Default phone region.
+    pub region: Region,
+    /// Settings.
+    pub settings: tenant_settings::Model,
+}
+
+/// Creates a tenant with default settings, audited.
+pub async fn create(
+    db: &DatabaseConnection,
+    slug: &TenantSlug,
+    name: &str,
+    region: Region,
+    deletion_guard_percent: i32,
+    actor: &str,
+) -> Result<Tenant, TenantError> {
+    let txn = crate::db::begin_write(db).await?;
+    if tenant::Entity::find().filter(tenant::Column::Slug.eq(slug.as_str())).one(&txn).await?.is_some() {
+        return Err(TenantError::AlreadyExists(slug.to_string()));
+    }
+    let now = chrono::Utc::now();
+    let row = tenant::ActiveModel {
+        slug: Set(slug.to_string()),
+        name: Set(name.to_string()),
+        region: Set(region.code()),
+        created_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    let settings = tenant_settings::ActiveModel {
+        tenant_id: Set(row.id),
+        preferred_invite_channel: Set("email".into()),
+        update_parent_information: Set(true),
+        digest_enabled: Set(false),
+        deletion_guard_percent: Set(deletion_guard_percent),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    audit::record(
+        &txn,
+        AuditEntry {
+            tenant_id: Some(row.id),
+            actor,
+            action: "tenant.create",
+            target: Some(format!("tenant:{}", row.slug)),
+            before: None,
+            after: Some(serde_json::json!({"slug": row.slug, "name": row.name, "region": row.region})),
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(Tenant { id: TenantId(row.id), slug: row.slug, name: row.name, region, settings })
+}
+
+/// Finds a tenant by slug.
+pub async fn find<C: ConnectionTrait>(conn: &C, slug: &str) -> Result<Tenant, TenantError> {
+    let row = tenant::Entity::find()
+        .filter(tenant::Column::Slug.eq(slug))
+        .one(conn)
+        .await?
+        .ok_or_else(|| TenantError::NotFound(slug.to_string()))?;
+    let settings = tenant_settings::Entity::find_by_id(row.id)
+        .one(conn)
+        .await?
+        .ok_or_else(|| TenantError::NotFound(slug.to_string()))?;
+    Ok(Tenant {
+        id: TenantId(row.id),
+        slug: row.slug,
+        name: row.name,
+        region: Region::parse(&row.region).unwrap_or_default(),
+        settings,
+    })
+}
