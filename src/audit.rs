@@ -39,6 +39,8 @@ pub async fn record<C: ConnectionTrait>(conn: &C, entry: AuditEntry<'_>) -> Resu
 
 /// The actor name for commands run on this machine: `cli:<user>`.
 pub fn cli_actor() -> String {
-    let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
     format!("cli:{user}")
 }

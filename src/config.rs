@@ -127,6 +127,14 @@ impl Config {
             .map_err(|e| ConfigError(e.to_string()))
     }
 
+    /// The compiled-in defaults alone, ignoring files and the environment (for tests).
+    pub fn defaults() -> Result<Self, ConfigError> {
+        Figment::new()
+            .merge(Toml::string(DEFAULTS))
+            .extract()
+            .map_err(|e| ConfigError(e.to_string()))
+    }
+
     /// The layered configuration sources, for callers that add their own layer (tests).
     pub fn figment() -> Figment {
         let mut figment = Figment::new().merge(Toml::string(DEFAULTS));
@@ -179,19 +187,25 @@ impl fmt::Debug for DatabaseConfig {
 
 impl fmt::Debug for MailConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MailConfig").field("url", &redact_url(&self.url)).finish()
+        f.debug_struct("MailConfig")
+            .field("url", &redact_url(&self.url))
+            .finish()
     }
 }
 
 impl fmt::Debug for SmsConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SmsConfig").field("url", &redact_url(&self.url)).finish()
+        f.debug_struct("SmsConfig")
+            .field("url", &redact_url(&self.url))
+            .finish()
     }
 }
 
 impl fmt::Debug for AuthConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthConfig").field("jwt_secret", &secret(&self.jwt_secret)).finish()
+        f.debug_struct("AuthConfig")
+            .field("jwt_secret", &secret(&self.jwt_secret))
+            .finish()
     }
 }
 
@@ -216,12 +230,18 @@ mod tests {
 
     #[test]
     fn defaults_parse_and_secrets_are_redacted() {
-        let config: Config = Figment::new().merge(Toml::string(DEFAULTS)).extract().unwrap();
+        let config: Config = Figment::new()
+            .merge(Toml::string(DEFAULTS))
+            .extract()
+            .unwrap();
         assert_eq!(config.tenant_defaults.deletion_guard_percent, 20);
         let mut with_secret = config.clone();
         with_secret.database.url = "postgres://app:hunter2@db/pc".into();
         with_secret.auth.jwt_secret = "topsecret".into();
         let shown = format!("{with_secret:?}");
-        assert!(!shown.contains("hunter2") && !shown.contains("topsecret"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("topsecret"),
+            "{shown}"
+        );
     }
 }

@@ -55,7 +55,10 @@ fn ensure_sqlite_folder(url: &str) -> Result<(), DbErr> {
         && !parent.as_os_str().is_empty()
     {
         std::fs::create_dir_all(parent).map_err(|e| {
-            DbErr::Custom(format!("cannot create the folder {} for the database: {e}", parent.display()))
+            DbErr::Custom(format!(
+                "cannot create the folder {} for the database: {e}",
+                parent.display()
+            ))
         })?;
     }
     Ok(())
@@ -85,17 +88,31 @@ pub fn stmt(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
 }
 
 /// Runs one statement written with `$n` placeholders.
-pub async fn exec<C: ConnectionTrait>(conn: &C, sql: &str, values: Vec<Value>) -> Result<ExecResult, DbErr> {
-    conn.execute_raw(stmt(conn.get_database_backend(), sql, values)).await
+pub async fn exec<C: ConnectionTrait>(
+    conn: &C,
+    sql: &str,
+    values: Vec<Value>,
+) -> Result<ExecResult, DbErr> {
+    conn.execute_raw(stmt(conn.get_database_backend(), sql, values))
+        .await
 }
 
 /// Runs a query written with `$n` placeholders and returns every row.
-pub async fn query<C: ConnectionTrait>(conn: &C, sql: &str, values: Vec<Value>) -> Result<Vec<QueryResult>, DbErr> {
-    conn.query_all_raw(stmt(conn.get_database_backend(), sql, values)).await
+pub async fn query<C: ConnectionTrait>(
+    conn: &C,
+    sql: &str,
+    values: Vec<Value>,
+) -> Result<Vec<QueryResult>, DbErr> {
+    conn.query_all_raw(stmt(conn.get_database_backend(), sql, values))
+        .await
 }
 
 /// Runs a query that returns one integer (e.g. `COUNT(*)`).
-pub async fn count<C: ConnectionTrait>(conn: &C, sql: &str, values: Vec<Value>) -> Result<i64, DbErr> {
+pub async fn count<C: ConnectionTrait>(
+    conn: &C,
+    sql: &str,
+    values: Vec<Value>,
+) -> Result<i64, DbErr> {
     let rows = query(conn, sql, values).await?;
     match rows.first() {
         Some(row) => row.try_get_by_index::<i64>(0),

@@ -20,11 +20,17 @@ pub async fn serve(config: Config, bind: Option<String>) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     tracing::info!(%address, database = %redact_url(&config.database.url), "parent-connection listening");
     let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
-    let state = AppState { db: db.clone(), config: Arc::new(config) };
+    let state = AppState {
+        db: db.clone(),
+        config: Arc::new(config),
+    };
     let app = api::router(state).layer(TraceLayer::new_for_http());
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal(grace))
-        .await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal(grace))
+    .await?;
     db.close().await?;
     tracing::info!("stopped");
     Ok(())
@@ -49,7 +55,10 @@ async fn shutdown_signal(grace: Duration) {
         _ = ctrl_c => {},
         _ = terminate => {},
     }
-    tracing::info!(grace_seconds = grace.as_secs(), "shutdown signal received: draining requests");
+    tracing::info!(
+        grace_seconds = grace.as_secs(),
+        "shutdown signal received: draining requests"
+    );
     // A second signal or the grace period ends the drain.
     tokio::spawn(async move {
         tokio::time::sleep(grace).await;

@@ -59,7 +59,11 @@ pub fn counter(name: impl IntoIden) -> ColumnDef {
 }
 
 /// Foreign key `from_table.column -> to_table.id`, cascading on delete.
-pub fn fk(from_table: &'static str, column: &'static str, to_table: &'static str) -> ForeignKeyCreateStatement {
+pub fn fk(
+    from_table: &'static str,
+    column: &'static str,
+    to_table: &'static str,
+) -> ForeignKeyCreateStatement {
     ForeignKey::create()
         .name(format!("fk_{from_table}_{column}"))
         .from(from_table, column)
@@ -71,7 +75,8 @@ pub fn fk(from_table: &'static str, column: &'static str, to_table: &'static str
 /// A unique or plain index over `columns` of `table`.
 pub fn index(table: &'static str, columns: &[&'static str], unique: bool) -> IndexCreateStatement {
     let mut stmt = Index::create();
-    stmt.name(format!("ix_{table}_{}", columns.join("_"))).table(table);
+    stmt.name(format!("ix_{table}_{}", columns.join("_")))
+        .table(table);
     for column in columns {
         stmt.col(*column);
     }

@@ -6,8 +6,8 @@
 
 pub use sea_orm_migration::prelude::*;
 
-mod m20261123_000001_initial;
 mod columns;
+mod m20261123_000001_initial;
 
 /// The ordered list of migrations.
 pub struct Migrator;

@@ -63,17 +63,39 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        manager.create_index(index("tenants", &["slug"], true)).await?;
+        manager
+            .create_index(index("tenants", &["slug"], true))
+            .await?;
 
         manager
             .create_table(
                 Table::create()
                     .table("tenant_settings")
-                    .col(ColumnDef::new("tenant_id").big_integer().not_null().primary_key())
+                    .col(
+                        ColumnDef::new("tenant_id")
+                            .big_integer()
+                            .not_null()
+                            .primary_key(),
+                    )
                     .col(text("preferred_invite_channel").default("email"))
-                    .col(ColumnDef::new("update_parent_information").boolean().not_null().default(true))
-                    .col(ColumnDef::new("digest_enabled").boolean().not_null().default(false))
-                    .col(ColumnDef::new("deletion_guard_percent").integer().not_null().default(20))
+                    .col(
+                        ColumnDef::new("update_parent_information")
+                            .boolean()
+                            .not_null()
+                            .default(true),
+                    )
+                    .col(
+                        ColumnDef::new("digest_enabled")
+                            .boolean()
+                            .not_null()
+                            .default(false),
+                    )
+                    .col(
+                        ColumnDef::new("deletion_guard_percent")
+                            .integer()
+                            .not_null()
+                            .default(20),
+                    )
                     .col(ts("updated_at"))
                     .foreign_key(&mut fk("tenant_settings", "tenant_id", "tenants"))
                     .to_owned(),
@@ -132,10 +154,18 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
-            .create_index(index("enrollments", &["class_id", "role", "person_id"], true))
+            .create_index(index(
+                "enrollments",
+                &["class_id", "role", "person_id"],
+                true,
+            ))
             .await?;
         manager
-            .create_index(index("enrollments", &["tenant_id", "role", "person_id"], false))
+            .create_index(index(
+                "enrollments",
+                &["tenant_id", "role", "person_id"],
+                false,
+            ))
             .await?;
 
         let mut contacts = Table::create();
@@ -176,10 +206,18 @@ impl MigrationTrait for Migration {
             .foreign_key(&mut fk("student_contacts", "contact_id", "contacts"));
         manager.create_table(links.to_owned()).await?;
         manager
-            .create_index(index("student_contacts", &["student_id", "contact_id"], true))
+            .create_index(index(
+                "student_contacts",
+                &["student_id", "contact_id"],
+                true,
+            ))
             .await?;
         manager
-            .create_index(index("student_contacts", &["tenant_id", "contact_id"], false))
+            .create_index(index(
+                "student_contacts",
+                &["tenant_id", "contact_id"],
+                false,
+            ))
             .await?;
         manager
             .create_index(index("student_contacts", &["tenant_id", "status"], false))
@@ -194,7 +232,12 @@ impl MigrationTrait for Migration {
                     .col(text("format"))
                     .col(text("source"))
                     .col(text("status"))
-                    .col(ColumnDef::new("dry_run").boolean().not_null().default(false))
+                    .col(
+                        ColumnDef::new("dry_run")
+                            .boolean()
+                            .not_null()
+                            .default(false),
+                    )
                     .col(ColumnDef::new("forced").boolean().not_null().default(false))
                     .col(ts("started_at"))
                     .col(ts("finished_at"))

@@ -37,7 +37,9 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             tracing::warn!(error = %e, "readiness check failed");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(serde_json::json!({"error": {"code": "database_unavailable", "message": "the database does not answer", "details": null}})),
+                Json(
+                    serde_json::json!({"error": {"code": "database_unavailable", "message": "the database does not answer", "details": null}}),
+                ),
             )
         }
     }
@@ -46,6 +48,8 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 async fn not_found() -> impl IntoResponse {
     (
         StatusCode::NOT_FOUND,
-        Json(serde_json::json!({"error": {"code": "not_found", "message": "no such route", "details": null}})),
+        Json(
+            serde_json::json!({"error": {"code": "not_found", "message": "no such route", "details": null}}),
+        ),
     )
 }

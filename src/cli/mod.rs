@@ -114,7 +114,10 @@ struct Failure {
 
 impl<E: std::fmt::Display> From<E> for Failure {
     fn from(e: E) -> Self {
-        Self { code: 1, message: e.to_string() }
+        Self {
+            code: 1,
+            message: e.to_string(),
+        }
     }
 }
 
@@ -129,7 +132,10 @@ pub fn main() -> ExitCode {
         }
     };
     init_logging(&config, matches!(cli.command, Command::Serve { .. }));
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("parent-connection: cannot start the runtime: {e}");
@@ -139,7 +145,12 @@ pub fn main() -> ExitCode {
     match runtime.block_on(run(cli.command, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            let line = failure.message.lines().next().unwrap_or("failed").to_string();
+            let line = failure
+                .message
+                .lines()
+                .next()
+                .unwrap_or("failed")
+                .to_string();
             eprintln!("parent-connection: {line}");
             ExitCode::from(failure.code)
         }
@@ -147,9 +158,16 @@ pub fn main() -> ExitCode {
 }
 
 fn init_logging(config: &Config, serving: bool) {
-    let default = if serving { config.log.level.clone() } else { "warn".to_string() };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let default = if serving {
+        config.log.level.clone()
+    } else {
+        "warn".to_string()
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if config.log.format == "json" {
         builder.json().init();
     } else {
@@ -159,25 +177,57 @@ fn init_logging(config: &Config, serving: bool) {
 
 async fn run(command: Command, config: Config) -> Result<(), Failure> {
     match command {
-        Command::Serve { bind } => crate::server::serve(config, bind).await.map_err(Failure::from),
+        Command::Serve { bind } => crate::server::serve(config, bind)
+            .await
+            .map_err(Failure::from),
         Command::Migrate => {
             let conn = db::connect(&config.database).await?;
             db::migrate(&conn).await?;
             println!("database is up to date");
             Ok(())
         }
-        Command::Tenant { command: TenantCommand::Create { slug, name, region } } => {
+        Command::Tenant {
+            command: TenantCommand::Create { slug, name, region },
+        } => {
             let slug = TenantSlug::parse(&slug)?;
-            let region = Region::parse(region.as_deref().unwrap_or(&config.tenant_defaults.region))?;
+            let region =
+                Region::parse(region.as_deref().unwrap_or(&config.tenant_defaults.region))?;
             let conn = open(&config).await?;
             let name = name.unwrap_or_else(|| slug.to_string());
-            let tenant = tenants::create(&conn, &slug, &name, region, config.tenant_defaults.deletion_guard_percent, &audit::cli_actor()).await?;
-            println!("created tenant {} ({}, region {})", tenant.slug, tenant.name, tenant.region.code());
+            let tenant = tenants::create(
+                &conn,
+                &slug,
+                &name,
+                region,
+                config.tenant_defaults.deletion_guard_percent,
+                &audit::cli_actor(),
+            )
+            .await?;
+            println!(
+                "created tenant {} ({}, region {})",
+                tenant.slug,
+                tenant.name,
+                tenant.region.code()
+            );
             Ok(())
         }
-        Command::Import { tenant, format, dir, dry_run, force, json } => {
+        Command::Import {
+            tenant,
+            format,
+            dir,
+            dry_run,
+            force,
+            json,
+        } => {
             let conn = open(&config).await?;
-            let request = ImportRequest { tenant, format, dir, dry_run, force, actor: audit::cli_actor() };
+            let request = ImportRequest {
+                tenant,
+                format,
+                dir,
+                dry_run,
+                force,
+                actor: audit::cli_actor(),
+            };
             let bar = Arc::new(progress::ImportBar::new());
             let report = sync::import(&conn, &config.import, &request, bar).await?;
             if json {
@@ -188,11 +238,26 @@ async fn run(command: Command, config: Config) -> Result<(), Failure> {
             if report.status.is_success() {
                 Ok(())
             } else {
-                let reason = report.errors.first().map(|e| e.to_string()).unwrap_or_else(|| "refused".into());
-                Err(Failure { code: 2, message: format!("import refused ({} error(s)); first: {reason}", report.errors.len()) })
+                let reason = report
+                    .errors
+                    .first()
+                    .map(|e| e.to_string())
+                    .unwrap_or_else(|| "refused".into());
+                Err(Failure {
+                    code: 2,
+                    message: format!(
+                        "import refused ({} error(s)); first: {reason}",
+                        report.errors.len()
+                    ),
+                })
             }
         }
-        Command::Contacts { tenant, student, all, json } => {
+        Command::Contacts {
+            tenant,
+            student,
+            all,
+            json,
+        } => {
             let conn = open(&config).await?;
             let tenant = tenants::find(&conn, &tenant).await?;
             let view = if all { View::Admin } else { View::Teacher };
@@ -231,7 +296,10 @@ fn print_contacts(items: &[contacts::ContactItem], all: bool) {
             item.mobile_phone.as_deref().unwrap_or("-")
         );
         if all && let Some(p) = &item.provenance {
-            line.push_str(&format!("  [email: {}]", p.email_address.source.as_deref().unwrap_or("-")));
+            line.push_str(&format!(
+                "  [email: {}]",
+                p.email_address.source.as_deref().unwrap_or("-")
+            ));
         }
         println!("{}", line.trim_end());
     }

@@ -25,7 +25,9 @@ impl Default for ImportBar {
 impl Progress for ImportBar {
     fn start(&self, total_bytes: u64) {
         self.bar.set_length(total_bytes);
-        if let Ok(style) = ProgressStyle::with_template("{msg:10} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})") {
+        if let Ok(style) = ProgressStyle::with_template(
+            "{msg:10} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+        ) {
             self.bar.set_style(style.progress_chars("=> "));
         }
         self.bar.set_message("reading");
@@ -40,7 +42,8 @@ impl Progress for ImportBar {
             self.bar.set_style(style);
         }
         self.bar.set_message(name.to_string());
-        self.bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        self.bar
+            .enable_steady_tick(std::time::Duration::from_millis(120));
     }
 
     fn finish(&self) {

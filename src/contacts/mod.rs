@@ -86,8 +86,19 @@ pub enum ContactsError {
 }
 
 /// Display name: "Given Family", else the email, else the phone.
-pub fn display_name(given: Option<&str>, family: Option<&str>, email: Option<&str>, phone: Option<&str>) -> String {
-    let name = [given, family].into_iter().flatten().map(str::trim).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ");
+pub fn display_name(
+    given: Option<&str>,
+    family: Option<&str>,
+    email: Option<&str>,
+    phone: Option<&str>,
+) -> String {
+    let name = [given, family]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
     if !name.is_empty() {
         return name;
     }
@@ -95,15 +106,25 @@ pub fn display_name(given: Option<&str>, family: Option<&str>, email: Option<&st
 }
 
 /// The contacts of student `student_source_id` in `tenant`, for `view`.
-pub async fn for_student<C: ConnectionTrait>(conn: &C, tenant: TenantId, student_source_id: &str, view: View) -> Result<Vec<ContactItem>, ContactsError> {
+pub async fn for_student<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+    student_source_id: &str,
+    view: View,
+) -> Result<Vec<ContactItem>, ContactsError> {
     let student = db::query(
         conn,
         "SELECT id FROM students WHERE tenant_id = $1 AND source_id = $2",
-        vec![Value::BigInt(Some(tenant.0)), Value::String(Some(student_source_id.to_string()))],
+        vec![
+            Value::BigInt(Some(tenant.0)),
+            Value::String(Some(student_source_id.to_string())),
+        ],
     )
     .await?;
     let Some(student) = student.first() else {
-        return Err(ContactsError::StudentNotFound(student_source_id.to_string()));
+        return Err(ContactsError::StudentNotFound(
+            student_source_id.to_string(),
+        ));
     };
     let student_id: i64 = student.try_get_by_index(0)?;
     let filter = match view {
@@ -124,19 +145,32 @@ pub async fn for_student<C: ConnectionTrait>(conn: &C, tenant: TenantId, student
         vec![Value::BigInt(Some(tenant.0)), Value::BigInt(Some(student_id))],
     )
     .await?;
-    rows.iter().map(|row| item(row, view)).collect::<Result<_, DbErr>>().map_err(Into::into)
+    rows.iter()
+        .map(|row| item(row, view))
+        .collect::<Result<_, DbErr>>()
+        .map_err(Into::into)
 }
 
 fn item(row: &QueryResult, view: View) -> Result<ContactItem, DbErr> {
     let text = |i: usize| row.try_get_by_index::<Option<String>>(i);
     let time = |i: usize| row.try_get_by_index::<Option<chrono::DateTime<chrono::Utc>>>(i);
-    let field = |i: usize| -> Result<FieldProvenance, DbErr> { Ok(FieldProvenance { source: text(i)?, changed_at: time(i + 1)? }) };
+    let field = |i: usize| -> Result<FieldProvenance, DbErr> {
+        Ok(FieldProvenance {
+            source: text(i)?,
+            changed_at: time(i + 1)?,
+        })
+    };
     let id: i64 = row.try_get_by_index(0)?;
     let (given, family, email, phone) = (text(1)?, text(2)?, text(3)?, text(4)?);
     let admin = view == View::Admin;
     Ok(ContactItem {
         id: id.to_string(),
-        display_name: display_name(given.as_deref(), family.as_deref(), email.as_deref(), phone.as_deref()),
+        display_name: display_name(
+            given.as_deref(),
+            family.as_deref(),
+            email.as_deref(),
+            phone.as_deref(),
+        ),
         can_communicate: email.is_some() || phone.is_some(),
         given_name: given,
         family_name: family,

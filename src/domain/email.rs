@@ -11,7 +11,11 @@ impl EmailAddress {
     /// Parses `raw` (surrounding white space is ignored).
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
         let value = raw.trim();
-        let invalid = |why: &str| Err(ParseError(format!("'{value}' is not a valid email address: {why}")));
+        let invalid = |why: &str| {
+            Err(ParseError(format!(
+                "'{value}' is not a valid email address: {why}"
+            )))
+        };
         if value.is_empty() {
             return invalid("it is empty");
         }
@@ -27,7 +31,9 @@ impl EmailAddress {
         if local.contains('@') && !(local.starts_with('"') && local.ends_with('"')) {
             return invalid("more than one '@'");
         }
-        if value.chars().any(|c| c.is_whitespace() || c.is_control() || c == ',' || c == ';' || c == '<' || c == '>') {
+        if value.chars().any(|c| {
+            c.is_whitespace() || c.is_control() || c == ',' || c == ';' || c == '<' || c == '>'
+        }) {
             return invalid("it contains spaces or characters not allowed in an address");
         }
         if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
@@ -66,12 +72,27 @@ mod tests {
 
     #[test]
     fn accepts_ordinary_addresses_and_lowercases_the_domain() {
-        assert_eq!(EmailAddress::parse(" Ann.Lee+x@Example.ORG ").unwrap().as_str(), "Ann.Lee+x@example.org");
+        assert_eq!(
+            EmailAddress::parse(" Ann.Lee+x@Example.ORG ")
+                .unwrap()
+                .as_str(),
+            "Ann.Lee+x@example.org"
+        );
     }
 
     #[test]
     fn refuses_malformed_addresses() {
-        for bad in ["", "plain", "a@b", "a@@b.com", "a b@c.com", "a@-b.com", ".a@b.com", "a@b..com", "a@b.com>"] {
+        for bad in [
+            "",
+            "plain",
+            "a@b",
+            "a@@b.com",
+            "a b@c.com",
+            "a@-b.com",
+            ".a@b.com",
+            "a@b..com",
+            "a@b.com>",
+        ] {
             assert!(EmailAddress::parse(bad).is_err(), "{bad} should be refused");
         }
     }

@@ -11,7 +11,11 @@ impl Region {
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
         country::Id::from_str(&raw.trim().to_uppercase())
             .map(Self)
-            .map_err(|_| ParseError(format!("'{raw}' is not a known two-letter region code (e.g. US, GB, CA)")))
+            .map_err(|_| {
+                ParseError(format!(
+                    "'{raw}' is not a known two-letter region code (e.g. US, GB, CA)"
+                ))
+            })
     }
 
     /// The two-letter code.
@@ -38,9 +42,8 @@ impl PhoneE164 {
         if value.is_empty() {
             return Err(ParseError("the phone number is empty".into()));
         }
-        let number = phonenumber::parse(Some(region.0), value).map_err(|e| {
-            ParseError(format!("'{value}' cannot be read as a phone number ({e})"))
-        })?;
+        let number = phonenumber::parse(Some(region.0), value)
+            .map_err(|e| ParseError(format!("'{value}' cannot be read as a phone number ({e})")))?;
         if !phonenumber::is_valid(&number) {
             return Err(ParseError(format!(
                 "'{value}' is not a valid phone number for region {}",
@@ -69,17 +72,29 @@ mod tests {
     #[test]
     fn normalises_national_and_international_forms() {
         let us = Region::parse("us").unwrap();
-        assert_eq!(PhoneE164::parse("(202) 555-0123", us).unwrap().as_str(), "+12025550123");
-        assert_eq!(PhoneE164::parse("+44 20 7946 0958", us).unwrap().as_str(), "+442079460958");
+        assert_eq!(
+            PhoneE164::parse("(202) 555-0123", us).unwrap().as_str(),
+            "+12025550123"
+        );
+        assert_eq!(
+            PhoneE164::parse("+44 20 7946 0958", us).unwrap().as_str(),
+            "+442079460958"
+        );
         let gb = Region::parse("GB").unwrap();
-        assert_eq!(PhoneE164::parse("020 7946 0958", gb).unwrap().as_str(), "+442079460958");
+        assert_eq!(
+            PhoneE164::parse("020 7946 0958", gb).unwrap().as_str(),
+            "+442079460958"
+        );
     }
 
     #[test]
     fn refuses_numbers_that_cannot_be_valid() {
         let us = Region::default();
         for bad in ["", "555-1234", "hello", "+1 000 000 0000"] {
-            assert!(PhoneE164::parse(bad, us).is_err(), "{bad} should be refused");
+            assert!(
+                PhoneE164::parse(bad, us).is_err(),
+                "{bad} should be refused"
+            );
         }
     }
 

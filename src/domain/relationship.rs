@@ -84,7 +84,10 @@ mod tests {
 
     #[test]
     fn parses_case_insensitively() {
-        assert_eq!(Relationship::parse(" GuArDiAn ").unwrap(), Relationship::Guardian);
+        assert_eq!(
+            Relationship::parse(" GuArDiAn ").unwrap(),
+            Relationship::Guardian
+        );
         assert!(Relationship::parse("uncle").is_err());
         assert!(Relationship::Parent.is_parent_connection_role());
         assert!(!Relationship::Relative.is_parent_connection_role());

@@ -17,7 +17,9 @@ impl TenantSlug {
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
         let ok = !raw.is_empty()
             && raw.len() <= 63
-            && raw.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && raw
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
             && !raw.starts_with('-');
         if ok {
             Ok(Self(raw.to_string()))

@@ -42,11 +42,25 @@ pub struct Reference {
 }
 
 /// Reports every duplicate of `key` (each occurrence after the first). Returns how many.
-pub async fn duplicates(txn: &DatabaseTransaction, key: &UniqueKey, files: &FileSet, sink: &mut IssueSink) -> Result<u64, DbErr> {
+pub async fn duplicates(
+    txn: &DatabaseTransaction,
+    key: &UniqueKey,
+    files: &FileSet,
+    sink: &mut IssueSink,
+) -> Result<u64, DbErr> {
     let table = key.table.name();
-    let same: Vec<String> = key.columns.iter().map(|c| format!("o.{c} = t.{c}")).collect();
+    let same: Vec<String> = key
+        .columns
+        .iter()
+        .map(|c| format!("o.{c} = t.{c}"))
+        .collect();
     let same = same.join(" AND ");
-    let shown = key.columns.iter().map(|c| format!("t.{c}")).collect::<Vec<_>>().join(" || ' / ' || ");
+    let shown = key
+        .columns
+        .iter()
+        .map(|c| format!("t.{c}"))
+        .collect::<Vec<_>>()
+        .join(" || ' / ' || ");
     let sql = format!(
         "SELECT t.src, t.rec, {shown} AS k, \
            (SELECT MIN(o.rec) FROM {table} o WHERE {same} AND o.src = t.src) AS first \
@@ -70,16 +84,33 @@ pub async fn duplicates(txn: &DatabaseTransaction, key: &UniqueKey, files: &File
             rec as u64,
             Some(key.header),
             "duplicate_key",
-            format!("duplicate {} '{}'{earlier}", key.what, value.unwrap_or_default()),
+            format!(
+                "duplicate {} '{}'{earlier}",
+                key.what,
+                value.unwrap_or_default()
+            ),
         ));
     }
     Ok(rows.len() as u64)
 }
 
 /// Reports every reference of `reference` that points nowhere. Returns how many.
-pub async fn dangling(txn: &DatabaseTransaction, reference: &Reference, files: &FileSet, sink: &mut IssueSink) -> Result<u64, DbErr> {
-    let when = if reference.when.is_empty() { String::new() } else { format!(" AND {}", reference.when) };
-    let target_when = if reference.target_when.is_empty() { String::new() } else { format!(" AND {}", reference.target_when) };
+pub async fn dangling(
+    txn: &DatabaseTransaction,
+    reference: &Reference,
+    files: &FileSet,
+    sink: &mut IssueSink,
+) -> Result<u64, DbErr> {
+    let when = if reference.when.is_empty() {
+        String::new()
+    } else {
+        format!(" AND {}", reference.when)
+    };
+    let target_when = if reference.target_when.is_empty() {
+        String::new()
+    } else {
+        format!(" AND {}", reference.target_when)
+    };
     let sql = format!(
         "SELECT c.src, c.rec, c.{col} FROM {table} c \
          WHERE c.{col} IS NOT NULL{when} \
@@ -109,14 +140,23 @@ pub async fn dangling(txn: &DatabaseTransaction, reference: &Reference, files: &
 
 /// Emits the warnings of contacts that will not be offered for communication: a dropped
 /// email, a dropped phone, or neither channel left.
-pub async fn contact_warnings(txn: &DatabaseTransaction, files: &FileSet, sink: &mut IssueSink) -> Result<(), DbErr> {
+pub async fn contact_warnings(
+    txn: &DatabaseTransaction,
+    files: &FileSet,
+    sink: &mut IssueSink,
+) -> Result<(), DbErr> {
     let limit = sink.warning_cap + 1;
     let queries = [
         ("email_column", "email_warning", "invalid_email"),
         ("phone_column", "phone_warning", "invalid_phone"),
     ];
     for (column, warning, code) in queries {
-        let total = db::count(txn, &format!("SELECT COUNT(*) FROM s_contacts WHERE {warning} IS NOT NULL"), vec![]).await?;
+        let total = db::count(
+            txn,
+            &format!("SELECT COUNT(*) FROM s_contacts WHERE {warning} IS NOT NULL"),
+            vec![],
+        )
+        .await?;
         let rows = db::query(
             txn,
             &format!("SELECT src, rec, {column}, {warning} FROM s_contacts WHERE {warning} IS NOT NULL ORDER BY src, rec LIMIT {limit}"),
@@ -126,7 +166,12 @@ pub async fn contact_warnings(txn: &DatabaseTransaction, files: &FileSet, sink: 
         push_warnings(sink, files, &rows, total, code)?;
     }
     let unreachable = "email IS NULL AND mobile_phone IS NULL";
-    let total = db::count(txn, &format!("SELECT COUNT(*) FROM s_contacts WHERE {unreachable}"), vec![]).await?;
+    let total = db::count(
+        txn,
+        &format!("SELECT COUNT(*) FROM s_contacts WHERE {unreachable}"),
+        vec![],
+    )
+    .await?;
     let rows = db::query(
         txn,
         &format!(
@@ -139,13 +184,25 @@ pub async fn contact_warnings(txn: &DatabaseTransaction, files: &FileSet, sink: 
     push_warnings(sink, files, &rows, total, "unreachable_contact")
 }
 
-fn push_warnings(sink: &mut IssueSink, files: &FileSet, rows: &[sea_orm::QueryResult], total: i64, code: &'static str) -> Result<(), DbErr> {
+fn push_warnings(
+    sink: &mut IssueSink,
+    files: &FileSet,
+    rows: &[sea_orm::QueryResult],
+    total: i64,
+    code: &'static str,
+) -> Result<(), DbErr> {
     for row in rows {
         let src: i64 = row.try_get_by_index(0)?;
         let rec: i64 = row.try_get_by_index(1)?;
         let column: Option<String> = row.try_get_by_index(2)?;
         let message: Option<String> = row.try_get_by_index(3)?;
-        sink.warning(Issue::at(files.name(src as usize), rec as u64, column.as_deref(), code, message.unwrap_or_default()));
+        sink.warning(Issue::at(
+            files.name(src as usize),
+            rec as u64,
+            column.as_deref(),
+            code,
+            message.unwrap_or_default(),
+        ));
     }
     // Warnings past the fetched ones are only counted.
     sink.warning_count += (total as u64).saturating_sub(rows.len() as u64);

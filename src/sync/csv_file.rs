@@ -58,7 +58,11 @@ pub struct IssueSink {
 impl IssueSink {
     /// A sink with the given caps.
     pub fn new(error_cap: usize, warning_cap: usize) -> Self {
-        Self { error_cap: error_cap.max(1), warning_cap, ..Self::default() }
+        Self {
+            error_cap: error_cap.max(1),
+            warning_cap,
+            ..Self::default()
+        }
     }
 
     /// Records an error.
@@ -144,7 +148,12 @@ pub fn read_csv(
             return stats;
         }
     };
-    let guarded = GuardedReader { inner: BufReader::with_capacity(1 << 16, handle), since_newline: 0, limit: limits.max_record_bytes, unreported: 0 };
+    let guarded = GuardedReader {
+        inner: BufReader::with_capacity(1 << 16, handle),
+        since_newline: 0,
+        limit: limits.max_record_bytes,
+        unreported: 0,
+    };
     let mut reader = ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -155,7 +164,11 @@ pub fn read_csv(
     let header = match reader.read_byte_record(&mut record) {
         Ok(true) => record.clone(),
         Ok(false) => {
-            sink.error(Issue::file(name, "empty_file", "the file is empty: it needs at least the header row"));
+            sink.error(Issue::file(
+                name,
+                "empty_file",
+                "the file is empty: it needs at least the header row",
+            ));
             return stats;
         }
         Err(e) => {
@@ -166,7 +179,10 @@ pub fn read_csv(
     let Some(columns) = resolve_header(name, &header, spec, sink) else {
         return stats;
     };
-    let header_names: Vec<String> = header.iter().map(|h| String::from_utf8_lossy(h).trim().to_string()).collect();
+    let header_names: Vec<String> = header
+        .iter()
+        .map(|h| String::from_utf8_lossy(h).trim().to_string())
+        .collect();
 
     let mut last_start = 0u64;
     let mut last_record = 1u64;
@@ -180,14 +196,20 @@ pub fn read_csv(
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => {
-                let at = e.position().map(|p| p.record() + 1).unwrap_or(last_record + 1);
+                let at = e
+                    .position()
+                    .map(|p| p.record() + 1)
+                    .unwrap_or(last_record + 1);
                 sink.error(csv_error_issue(name, at, &e, limits));
                 stats.rejected += 1;
                 break;
             }
         }
         let position = record.position().cloned();
-        let number = position.as_ref().map(|p| p.record() + 1).unwrap_or(last_record + 1);
+        let number = position
+            .as_ref()
+            .map(|p| p.record() + 1)
+            .unwrap_or(last_record + 1);
         last_record = number;
         last_start = position.map(|p| p.byte()).unwrap_or(last_start);
         stats.rows += 1;
@@ -203,7 +225,12 @@ pub fn read_csv(
                     stats.rejected += 1;
                     continue;
                 };
-                let row = Row { record: number, file: name, columns: &columns, fields: &fields };
+                let row = Row {
+                    record: number,
+                    file: name,
+                    columns: &columns,
+                    fields: &fields,
+                };
                 if !on_row(&row, sink) {
                     stats.rejected += 1;
                 }
@@ -226,14 +253,23 @@ pub fn read_csv(
 /// Opens the file, checks its size, refuses UTF-16 and skips a UTF-8 byte-order mark.
 fn open_checked(file: &SourceFile, limits: &Limits) -> Result<(File, u64), Issue> {
     let name = file.name.as_str();
-    let io_issue = |e: io::Error| Issue::file(name, "unreadable_file", format!("cannot read the file: {e}"));
+    let io_issue = |e: io::Error| {
+        Issue::file(
+            name,
+            "unreadable_file",
+            format!("cannot read the file: {e}"),
+        )
+    };
     let mut handle = File::open(&file.path).map_err(io_issue)?;
     let size = handle.metadata().map_err(io_issue)?.len();
     if size > limits.max_file_bytes {
         return Err(Issue::file(
             name,
             "file_too_large",
-            format!("the file is {size} bytes; the limit is {} bytes (import.max_file_bytes)", limits.max_file_bytes),
+            format!(
+                "the file is {size} bytes; the limit is {} bytes (import.max_file_bytes)",
+                limits.max_file_bytes
+            ),
         ));
     }
     let mut head = [0u8; 4];
@@ -245,14 +281,21 @@ fn open_checked(file: &SourceFile, limits: &Limits) -> Result<(File, u64), Issue
         }
     }
     let head = &head[..got];
-    if head.starts_with(&[0xFF, 0xFE]) || head.starts_with(&[0xFE, 0xFF]) || (got >= 2 && head.contains(&0)) {
+    if head.starts_with(&[0xFF, 0xFE])
+        || head.starts_with(&[0xFE, 0xFF])
+        || (got >= 2 && head.contains(&0))
+    {
         return Err(Issue::file(
             name,
             "not_utf8",
             "the file is UTF-16 (or holds NUL bytes); save it as UTF-8 (a UTF-8 byte-order mark is fine)",
         ));
     }
-    let bom = if head.starts_with(&[0xEF, 0xBB, 0xBF]) { 3 } else { 0 };
+    let bom = if head.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        3
+    } else {
+        0
+    };
     handle.seek(SeekFrom::Start(bom)).map_err(io_issue)?;
     Ok((handle, bom))
 }
@@ -271,15 +314,33 @@ fn resolve_header(
         match std::str::from_utf8(raw) {
             Ok(text) => names.push(text.trim().to_string()),
             Err(_) => {
-                sink.error(Issue::at(name, 1, None, "not_utf8", format!("header field {} is not valid UTF-8", i + 1)));
+                sink.error(Issue::at(
+                    name,
+                    1,
+                    None,
+                    "not_utf8",
+                    format!("header field {} is not valid UTF-8", i + 1),
+                ));
                 return None;
             }
         }
     }
-    let same = |a: &str, b: &str| if spec.case_insensitive { a.eq_ignore_ascii_case(b) } else { a == b };
+    let same = |a: &str, b: &str| {
+        if spec.case_insensitive {
+            a.eq_ignore_ascii_case(b)
+        } else {
+            a == b
+        }
+    };
     for (i, column) in names.iter().enumerate() {
         if names[..i].iter().any(|earlier| same(earlier, column)) {
-            sink.error(Issue::at(name, 1, Some(column), "duplicate_header", format!("the header '{column}' appears more than once")));
+            sink.error(Issue::at(
+                name,
+                1,
+                Some(column),
+                "duplicate_header",
+                format!("the header '{column}' appears more than once"),
+            ));
             ok = false;
         }
     }
@@ -292,7 +353,13 @@ fn resolve_header(
                 .find(|n| n.eq_ignore_ascii_case(wanted))
                 .map(|n| format!(" (found '{n}': headers are case-sensitive in this format)"))
                 .unwrap_or_default();
-            sink.error(Issue::at(name, 1, Some(wanted), "missing_header", format!("the required header '{wanted}' is missing{hint}")));
+            sink.error(Issue::at(
+                name,
+                1,
+                Some(wanted),
+                "missing_header",
+                format!("the required header '{wanted}' is missing{hint}"),
+            ));
             ok = false;
         }
         columns.push((*wanted, found));
@@ -312,38 +379,95 @@ fn check_record(
     header: &[String],
     limits: &Limits,
 ) -> Result<(), (Issue, bool)> {
+    // A line break is checked first: it is the sign of an unterminated quote, which also
+    // makes the row look ragged.
+    for (i, field) in record.iter().enumerate() {
+        if field.contains(&b'\n') || field.contains(&b'\r') {
+            let column = header.get(i).cloned();
+            return Err((
+                Issue { file: name.into(), record: Some(number), column, code: "line_break_in_field", message: "the value contains a line break, which this format does not accept (or a quote is not closed)".into() },
+                true,
+            ));
+        }
+    }
     if record.len() != header.len() {
-        let column = header.get(record.len().min(header.len().saturating_sub(1))).cloned();
+        let column = header
+            .get(record.len().min(header.len().saturating_sub(1)))
+            .cloned();
         let message = if record.len() < header.len() {
-            format!("the row has {} fields but the header has {}: '{}' and later columns are missing", record.len(), header.len(), column.clone().unwrap_or_default())
+            format!(
+                "the row has {} fields but the header has {}: '{}' and later columns are missing",
+                record.len(),
+                header.len(),
+                column.clone().unwrap_or_default()
+            )
         } else {
-            format!("the row has {} fields but the header has {}", record.len(), header.len())
+            format!(
+                "the row has {} fields but the header has {}",
+                record.len(),
+                header.len()
+            )
         };
-        let column = if record.len() < header.len() { column } else { Some(format!("(field {})", header.len() + 1)) };
-        return Err((Issue { file: name.into(), record: Some(number), column, code: "ragged_row", message }, false));
+        let column = if record.len() < header.len() {
+            column
+        } else {
+            Some(format!("(field {})", header.len() + 1))
+        };
+        return Err((
+            Issue {
+                file: name.into(),
+                record: Some(number),
+                column,
+                code: "ragged_row",
+                message,
+            },
+            false,
+        ));
     }
     if record.as_slice().len() > limits.max_record_bytes {
         return Err((
-            Issue::at(name, number, None, "record_too_large", format!("the record is longer than {} bytes (import.max_record_bytes)", limits.max_record_bytes)),
+            Issue::at(
+                name,
+                number,
+                None,
+                "record_too_large",
+                format!(
+                    "the record is longer than {} bytes (import.max_record_bytes)",
+                    limits.max_record_bytes
+                ),
+            ),
             false,
         ));
     }
     for (field, column) in record.iter().zip(header) {
         if field.len() > limits.max_field_bytes {
             return Err((
-                Issue::at(name, number, Some(column), "field_too_large", format!("the value is {} bytes; the limit is {} (import.max_field_bytes)", field.len(), limits.max_field_bytes)),
+                Issue::at(
+                    name,
+                    number,
+                    Some(column),
+                    "field_too_large",
+                    format!(
+                        "the value is {} bytes; the limit is {} (import.max_field_bytes)",
+                        field.len(),
+                        limits.max_field_bytes
+                    ),
+                ),
                 false,
-            ));
-        }
-        if field.contains(&b'\n') || field.contains(&b'\r') {
-            return Err((
-                Issue::at(name, number, Some(column), "line_break_in_field", "the value contains a line break, which this format does not accept (or a quote is not closed)"),
-                true,
             ));
         }
         if let Err(e) = std::str::from_utf8(field) {
             return Err((
-                Issue::at(name, number, Some(column), "not_utf8", format!("the value is not valid UTF-8 (bad byte at offset {})", e.valid_up_to())),
+                Issue::at(
+                    name,
+                    number,
+                    Some(column),
+                    "not_utf8",
+                    format!(
+                        "the value is not valid UTF-8 (bad byte at offset {})",
+                        e.valid_up_to()
+                    ),
+                ),
                 false,
             ));
         }
@@ -358,16 +482,27 @@ fn csv_error_issue(name: &str, record: u64, error: &csv::Error, limits: &Limits)
             record,
             None,
             "record_too_large",
-            format!("a line is longer than {} bytes (import.max_record_bytes); reading stopped", limits.max_record_bytes),
+            format!(
+                "a line is longer than {} bytes (import.max_record_bytes); reading stopped",
+                limits.max_record_bytes
+            ),
         ),
-        _ => Issue::at(name, record, None, "malformed_csv", format!("the file cannot be read as CSV here: {error}")),
+        _ => Issue::at(
+            name,
+            record,
+            None,
+            "malformed_csv",
+            format!("the file cannot be read as CSV here: {error}"),
+        ),
     }
 }
 
 /// True when the bytes from `offset` to the end of the file hold an odd number of quotes,
 /// i.e. the last record opened a quote it never closed.
 fn quote_unbalanced_from(path: &Path, offset: u64) -> bool {
-    let Ok(mut file) = File::open(path) else { return false };
+    let Ok(mut file) = File::open(path) else {
+        return false;
+    };
     if file.seek(SeekFrom::Start(offset)).is_err() {
         return false;
     }

@@ -28,14 +28,26 @@ pub struct FileSet {
 impl FileSet {
     /// Looks in `dir` for each of `known` names. Unknown files are reported as warnings;
     /// a v2.1 file whose name differs only in case is an error (names are exact there).
-    pub fn scan(dir: &Path, known: &[&'static str], matching: NameMatch, sink: &mut IssueSink) -> Result<Self, Issue> {
+    pub fn scan(
+        dir: &Path,
+        known: &[&'static str],
+        matching: NameMatch,
+        sink: &mut IssueSink,
+    ) -> Result<Self, Issue> {
         let entries = std::fs::read_dir(dir).map_err(|e| {
-            Issue::file(&dir.display().to_string(), "unreadable_folder", format!("cannot read the folder: {e}"))
+            Issue::file(
+                &dir.display().to_string(),
+                "unreadable_folder",
+                format!("cannot read the folder: {e}"),
+            )
         })?;
         let mut present: Vec<(String, std::path::PathBuf)> = Vec::new();
         for entry in entries.flatten() {
             if entry.file_type().map(|t| t.is_file()).unwrap_or(false) {
-                present.push((entry.file_name().to_string_lossy().to_string(), entry.path()));
+                present.push((
+                    entry.file_name().to_string_lossy().to_string(),
+                    entry.path(),
+                ));
             }
         }
         present.sort();
@@ -47,16 +59,32 @@ impl FileSet {
             });
             if let Some((name, path)) = found {
                 set.total_bytes += std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-                set.files.push((wanted, SourceFile { name: name.clone(), path: path.clone() }));
+                set.files.push((
+                    wanted,
+                    SourceFile {
+                        name: name.clone(),
+                        path: path.clone(),
+                    },
+                ));
             } else if matching == NameMatch::Exact
-                && let Some((name, _)) = present.iter().find(|(name, _)| name.eq_ignore_ascii_case(wanted))
+                && let Some((name, _)) = present
+                    .iter()
+                    .find(|(name, _)| name.eq_ignore_ascii_case(wanted))
             {
-                sink.error(Issue::file(name, "wrong_file_name", format!("file names are exact in this format: rename '{name}' to '{wanted}'")));
+                sink.error(Issue::file(
+                    name,
+                    "wrong_file_name",
+                    format!("file names are exact in this format: rename '{name}' to '{wanted}'"),
+                ));
             }
         }
         for (name, _) in &present {
             if !known.iter().any(|k| k.eq_ignore_ascii_case(name)) {
-                sink.warning(Issue::file(name, "unknown_file", "not a file of this format; it was ignored"));
+                sink.warning(Issue::file(
+                    name,
+                    "unknown_file",
+                    "not a file of this format; it was ignored",
+                ));
             }
         }
         Ok(set)
@@ -64,7 +92,10 @@ impl FileSet {
 
     /// The file for a canonical name, with its `src` index.
     pub fn get(&self, canonical: &str) -> Option<(usize, &SourceFile)> {
-        self.files.iter().position(|(c, _)| *c == canonical).map(|i| (i, &self.files[i].1))
+        self.files
+            .iter()
+            .position(|(c, _)| *c == canonical)
+            .map(|i| (i, &self.files[i].1))
     }
 
     /// True when the file is present.
@@ -74,12 +105,17 @@ impl FileSet {
 
     /// Display name of file `src`.
     pub fn name(&self, src: usize) -> &str {
-        self.files.get(src).map(|(_, f)| f.name.as_str()).unwrap_or("(unknown file)")
+        self.files
+            .get(src)
+            .map(|(_, f)| f.name.as_str())
+            .unwrap_or("(unknown file)")
     }
 
     /// Display name for a canonical file, falling back to the canonical name.
     pub fn display(&self, canonical: &'static str) -> String {
-        self.get(canonical).map(|(_, f)| f.name.clone()).unwrap_or_else(|| canonical.to_string())
+        self.get(canonical)
+            .map(|(_, f)| f.name.clone())
+            .unwrap_or_else(|| canonical.to_string())
     }
 }
 
@@ -114,10 +150,19 @@ impl ParseCtx<'_> {
         if self.sink.full() || !self.stager.is_open() {
             return;
         }
-        let Some((src, file)) = self.files.get(canonical) else { return };
+        let Some((src, file)) = self.files.get(canonical) else {
+            return;
+        };
         let file = file.clone();
         let stager = &mut self.stager;
-        let stats = read_csv(&file, &spec, &self.limits, &mut self.sink, self.progress, |row, sink| on_row(src, row, sink, stager));
+        let stats = read_csv(
+            &file,
+            &spec,
+            &self.limits,
+            &mut self.sink,
+            self.progress,
+            |row, sink| on_row(src, row, sink, stager),
+        );
         if stats.rejected > 0 {
             self.rejected.push((table, stats.rejected));
         }
@@ -148,7 +193,10 @@ impl Channels {
         if !email.is_empty() {
             match EmailAddress::parse(email) {
                 Ok(valid) => channels.email = Some(valid.as_str().to_string()),
-                Err(e) => channels.email_warning = Some(format!("{e}; the contact is kept without an email")),
+                Err(e) => {
+                    channels.email_warning =
+                        Some(format!("{e}; the contact is kept without an email"))
+                }
             }
         }
         if let Some(column) = phone_columns.iter().find(|c| !row.get(c).is_empty()) {
@@ -156,7 +204,9 @@ impl Channels {
             match PhoneE164::parse(row.get(column), region) {
                 Ok(valid) => channels.phone = Some(valid.as_str().to_string()),
                 Err(e) => {
-                    channels.phone_warning = Some(format!("{e}; it is kept out of SMS and the contact still syncs by email"))
+                    channels.phone_warning = Some(format!(
+                        "{e}; it is kept out of SMS and the contact still syncs by email"
+                    ))
                 }
             }
         }

@@ -26,7 +26,10 @@ use crate::tenants::{self, Tenant, TenantError};
 use csv_file::{IssueSink, Limits};
 use files::{FileSet, NameMatch, ParseCtx};
 use report::{Counts, EntityCounts, ImportReport, Issue, RunStatus};
-use sea_orm::{ActiveModelTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, Set, Value};
+use sea_orm::{
+    ActiveModelTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    Set, Value,
+};
 use staging::{StageTable, Stager};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -132,7 +135,17 @@ pub async fn import(
                 Format::SdsV21 => sds_v21::check_set(&files, &mut sink),
             }
             if sink.errors.is_empty() {
-                outcome = run_in_transaction(db, config, request, &tenant, files, sink, progress.clone(), started_at).await?;
+                outcome = run_in_transaction(
+                    db,
+                    config,
+                    request,
+                    &tenant,
+                    files,
+                    sink,
+                    progress.clone(),
+                    started_at,
+                )
+                .await?;
                 sink = std::mem::take(&mut outcome.sink);
             }
         }
@@ -146,7 +159,9 @@ pub async fn import(
         RunStatus::Applied
     };
     let mut counts = outcome.entities.total();
-    counts.rejected = counts.rejected.max(sink.errors.iter().filter(|e| e.record.is_some()).count() as u64);
+    counts.rejected = counts
+        .rejected
+        .max(sink.errors.iter().filter(|e| e.record.is_some()).count() as u64);
     let mut report = ImportReport {
         run_id: outcome.run_id,
         tenant: tenant.slug.clone(),
@@ -156,7 +171,11 @@ pub async fn import(
         dry_run: request.dry_run,
         forced: request.force,
         counts,
-        rows_written: if status == RunStatus::Applied { outcome.entities.total().written() } else { 0 },
+        rows_written: if status == RunStatus::Applied {
+            outcome.entities.total().written()
+        } else {
+            0
+        },
         entities: outcome.entities,
         error_cap_reached: sink.full(),
         errors: sink.errors,
@@ -195,13 +214,30 @@ async fn run_in_transaction(
     let txn = db::begin_write(db).await?;
     if txn.get_database_backend() == DbBackend::Postgres {
         // One import per tenant at a time: the second waits here.
-        db::exec(&txn, "SELECT id FROM tenants WHERE id = $1 FOR UPDATE", vec![Value::BigInt(Some(tenant.id.0))]).await?;
+        db::exec(
+            &txn,
+            "SELECT id FROM tenants WHERE id = $1 FOR UPDATE",
+            vec![Value::BigInt(Some(tenant.id.0))],
+        )
+        .await?;
     }
     staging::create_tables(&txn).await?;
     progress.start(files.total_bytes);
     let files = Arc::new(files);
-    let (sink, rejected) = stage_files(&txn, config, request.format, tenant, files.clone(), sink, progress.clone()).await?;
-    let mut outcome = Outcome { sink, ..Outcome::default() };
+    let (sink, rejected) = stage_files(
+        &txn,
+        config,
+        request.format,
+        tenant,
+        files.clone(),
+        sink,
+        progress.clone(),
+    )
+    .await?;
+    let mut outcome = Outcome {
+        sink,
+        ..Outcome::default()
+    };
     for (table, count) in rejected {
         entity_counts(&mut outcome.entities, table).rejected += count;
     }
@@ -272,7 +308,9 @@ async fn stage_files(
         }
     }
     drop(receiver);
-    let parsed = parser.await.map_err(|e| SyncError::Internal(format!("the file reader stopped: {e}")))?;
+    let parsed = parser
+        .await
+        .map_err(|e| SyncError::Internal(format!("the file reader stopped: {e}")))?;
     match failure {
         Some(e) => Err(e.into()),
         None => Ok(parsed),
@@ -293,7 +331,12 @@ fn entity_counts(entities: &mut EntityCounts, table: StageTable) -> &mut Counts 
 
 /// Duplicate keys and dangling references, per format; for SDS v2.1 also the split of
 /// users into students, staff and contacts.
-async fn cross_checks(txn: &DatabaseTransaction, format: Format, files: &FileSet, outcome: &mut Outcome) -> Result<(), DbErr> {
+async fn cross_checks(
+    txn: &DatabaseTransaction,
+    format: Format,
+    files: &FileSet,
+    outcome: &mut Outcome,
+) -> Result<(), DbErr> {
     let (keys, references) = match format {
         Format::SdsV21 => (rules::V21_KEYS, rules::V21_REFERENCES),
         Format::SdsV1 => (rules::V1_KEYS, rules::V1_REFERENCES),
@@ -319,7 +362,12 @@ async fn cross_checks(txn: &DatabaseTransaction, format: Format, files: &FileSet
     Ok(())
 }
 
-async fn apply(txn: &DatabaseTransaction, tenant: &Tenant, now: chrono::DateTime<chrono::Utc>, entities: &mut EntityCounts) -> Result<(), DbErr> {
+async fn apply(
+    txn: &DatabaseTransaction,
+    tenant: &Tenant,
+    now: chrono::DateTime<chrono::Utc>,
+    entities: &mut EntityCounts,
+) -> Result<(), DbErr> {
     let id = tenant.id.0;
     let previous_run = db::query(
         txn,
@@ -328,29 +376,58 @@ async fn apply(txn: &DatabaseTransaction, tenant: &Tenant, now: chrono::DateTime
     )
     .await?
     .first()
-    .and_then(|row| row.try_get_by_index::<Option<chrono::DateTime<chrono::Utc>>>(0).ok().flatten());
-    let targets = [&mut entities.schools, &mut entities.students, &mut entities.staff, &mut entities.classes];
+    .and_then(|row| {
+        row.try_get_by_index::<Option<chrono::DateTime<chrono::Utc>>>(0)
+            .ok()
+            .flatten()
+    });
+    let targets = [
+        &mut entities.schools,
+        &mut entities.students,
+        &mut entities.staff,
+        &mut entities.classes,
+    ];
     for (roster, counts) in reconcile::ROSTERS.iter().zip(targets) {
         keep_rejected(counts, reconcile::roster(txn, id, now, roster).await?);
     }
-    keep_rejected(&mut entities.contacts, reconcile::contacts(txn, id, now).await?);
-    keep_rejected(&mut entities.enrollments, reconcile::enrollments(txn, id, now).await?);
-    keep_rejected(&mut entities.links, reconcile::links(txn, id, now, previous_run).await?);
+    keep_rejected(
+        &mut entities.contacts,
+        reconcile::contacts(txn, id, now).await?,
+    );
+    keep_rejected(
+        &mut entities.enrollments,
+        reconcile::enrollments(txn, id, now).await?,
+    );
+    keep_rejected(
+        &mut entities.links,
+        reconcile::links(txn, id, now, previous_run).await?,
+    );
     Ok(())
 }
 
 fn keep_rejected(target: &mut Counts, applied: Counts) {
     let rejected = target.rejected;
-    *target = Counts { rejected, ..applied };
+    *target = Counts {
+        rejected,
+        ..applied
+    };
 }
 
 /// The deletion guard and the missing-optional-file guard (SPEC §3.3).
-async fn guards(txn: &DatabaseTransaction, request: &ImportRequest, tenant: &Tenant, files: &FileSet, outcome: &mut Outcome) -> Result<(), DbErr> {
+async fn guards(
+    txn: &DatabaseTransaction,
+    request: &ImportRequest,
+    tenant: &Tenant,
+    files: &FileSet,
+    outcome: &mut Outcome,
+) -> Result<(), DbErr> {
     if request.force {
         return Ok(());
     }
     let links = &outcome.entities.links;
-    let active_before = reconcile::active_links(txn, tenant.id.0).await? + links.deactivated - links.created - links.reactivated;
+    let active_before = reconcile::active_links(txn, tenant.id.0).await? + links.deactivated
+        - links.created
+        - links.reactivated;
     let percent = tenant.settings.deletion_guard_percent.max(0) as u64;
     if active_before > 0 && links.deactivated * 100 > active_before * percent {
         outcome.sink.error(Issue::file(
@@ -367,10 +444,22 @@ async fn guards(txn: &DatabaseTransaction, request: &ImportRequest, tenant: &Ten
     }
     let optional: &[(&str, &[&str], u64)] = match request.format {
         Format::SdsV21 => &[
-            ("relationships.csv", &["relationships.csv"], outcome.entities.links.deactivated),
-            ("classes.csv", &["classes.csv", "enrollments.csv"], outcome.entities.classes.deactivated + outcome.entities.enrollments.deactivated),
+            (
+                "relationships.csv",
+                &["relationships.csv"],
+                outcome.entities.links.deactivated,
+            ),
+            (
+                "classes.csv",
+                &["classes.csv", "enrollments.csv"],
+                outcome.entities.classes.deactivated + outcome.entities.enrollments.deactivated,
+            ),
         ],
-        Format::SdsV1 => &[("Guardianrelationship.csv", &["User.csv", "Guardianrelationship.csv"], outcome.entities.links.deactivated)],
+        Format::SdsV1 => &[(
+            "Guardianrelationship.csv",
+            &["User.csv", "Guardianrelationship.csv"],
+            outcome.entities.links.deactivated,
+        )],
     };
     for (file, needed, deactivated) in optional {
         if *deactivated > 0 && !needed.iter().all(|f| files.has(f)) {
@@ -384,7 +473,12 @@ async fn guards(txn: &DatabaseTransaction, request: &ImportRequest, tenant: &Ten
     Ok(())
 }
 
-fn provisional_report(request: &ImportRequest, tenant: &Tenant, outcome: &Outcome, started_at: chrono::DateTime<chrono::Utc>) -> ImportReport {
+fn provisional_report(
+    request: &ImportRequest,
+    tenant: &Tenant,
+    outcome: &Outcome,
+    started_at: chrono::DateTime<chrono::Utc>,
+) -> ImportReport {
     ImportReport {
         run_id: None,
         tenant: tenant.slug.clone(),
@@ -406,7 +500,12 @@ fn provisional_report(request: &ImportRequest, tenant: &Tenant, outcome: &Outcom
 }
 
 /// Stores the run and its audit entry on `conn`; returns the run id.
-async fn record_run<C: ConnectionTrait>(conn: &C, tenant: &Tenant, request: &ImportRequest, report: &ImportReport) -> Result<i64, DbErr> {
+async fn record_run<C: ConnectionTrait>(
+    conn: &C,
+    tenant: &Tenant,
+    request: &ImportRequest,
+    report: &ImportReport,
+) -> Result<i64, DbErr> {
     let c = report.counts;
     let row = sync_run::ActiveModel {
         tenant_id: Set(tenant.id.0),
@@ -459,33 +558,155 @@ mod rules {
     use super::checks::{Reference, UniqueKey};
 
     pub const V21_KEYS: &[UniqueKey] = &[
-        UniqueKey { table: Schools, columns: &["source_id"], header: "sourcedId", what: "org sourcedId" },
-        UniqueKey { table: Users, columns: &["source_id"], header: "sourcedId", what: "user sourcedId" },
-        UniqueKey { table: Roles, columns: &["user_id", "org_id", "role"], header: "userSourcedId", what: "role (user / org / role)" },
-        UniqueKey { table: Classes, columns: &["source_id"], header: "sourcedId", what: "class sourcedId" },
-        UniqueKey { table: Enrollments, columns: &["class_id", "person_id", "role"], header: "userSourcedId", what: "enrollment (class / user / role)" },
-        UniqueKey { table: Links, columns: &["student_id", "contact_key"], header: "relationshipUserSourcedId", what: "relationship (student / contact)" },
+        UniqueKey {
+            table: Schools,
+            columns: &["source_id"],
+            header: "sourcedId",
+            what: "org sourcedId",
+        },
+        UniqueKey {
+            table: Users,
+            columns: &["source_id"],
+            header: "sourcedId",
+            what: "user sourcedId",
+        },
+        UniqueKey {
+            table: Roles,
+            columns: &["user_id", "org_id", "role"],
+            header: "userSourcedId",
+            what: "role (user / org / role)",
+        },
+        UniqueKey {
+            table: Classes,
+            columns: &["source_id"],
+            header: "sourcedId",
+            what: "class sourcedId",
+        },
+        UniqueKey {
+            table: Enrollments,
+            columns: &["class_id", "person_id", "role"],
+            header: "userSourcedId",
+            what: "enrollment (class / user / role)",
+        },
+        UniqueKey {
+            table: Links,
+            columns: &["student_id", "contact_key"],
+            header: "relationshipUserSourcedId",
+            what: "relationship (student / contact)",
+        },
     ];
 
-    const fn r(table: super::StageTable, column: &'static str, target: super::StageTable, target_column: &'static str, header: &'static str, problem: &'static str) -> Reference {
-        Reference { table, column, when: "", target, target_column, target_when: "", header, problem }
+    const fn r(
+        table: super::StageTable,
+        column: &'static str,
+        target: super::StageTable,
+        target_column: &'static str,
+        header: &'static str,
+        problem: &'static str,
+    ) -> Reference {
+        Reference {
+            table,
+            column,
+            when: "",
+            target,
+            target_column,
+            target_when: "",
+            header,
+            problem,
+        }
     }
 
     pub const V21_REFERENCES: &[Reference] = &[
-        r(Roles, "user_id", Users, "source_id", "userSourcedId", "is not a user in users.csv"),
-        r(Roles, "org_id", Schools, "source_id", "orgSourcedId", "is not an org in orgs.csv"),
-        r(Classes, "school_source_id", Schools, "source_id", "orgSourcedId", "is not an org in orgs.csv"),
-        r(Enrollments, "class_id", Classes, "source_id", "classSourcedId", "is not a class in classes.csv"),
-        r(Enrollments, "person_id", Users, "source_id", "userSourcedId", "is not a user in users.csv"),
-        r(Links, "student_id", Users, "source_id", "userSourcedId", "is not a user in users.csv"),
-        r(Links, "contact_key", Users, "source_id", "relationshipUserSourcedId", "is not a user in users.csv"),
+        r(
+            Roles,
+            "user_id",
+            Users,
+            "source_id",
+            "userSourcedId",
+            "is not a user in users.csv",
+        ),
+        r(
+            Roles,
+            "org_id",
+            Schools,
+            "source_id",
+            "orgSourcedId",
+            "is not an org in orgs.csv",
+        ),
+        r(
+            Classes,
+            "school_source_id",
+            Schools,
+            "source_id",
+            "orgSourcedId",
+            "is not an org in orgs.csv",
+        ),
+        r(
+            Enrollments,
+            "class_id",
+            Classes,
+            "source_id",
+            "classSourcedId",
+            "is not a class in classes.csv",
+        ),
+        r(
+            Enrollments,
+            "person_id",
+            Users,
+            "source_id",
+            "userSourcedId",
+            "is not a user in users.csv",
+        ),
+        r(
+            Links,
+            "student_id",
+            Users,
+            "source_id",
+            "userSourcedId",
+            "is not a user in users.csv",
+        ),
+        r(
+            Links,
+            "contact_key",
+            Users,
+            "source_id",
+            "relationshipUserSourcedId",
+            "is not a user in users.csv",
+        ),
     ];
 
     /// Run after [`V21_SPLIT_USERS`]: references that need the users' kinds.
     pub const V21_ROLE_REFERENCES: &[Reference] = &[
-        r(Links, "student_id", Students, "source_id", "userSourcedId", "is not a student (no 'student' role in roles.csv)"),
-        Reference { when: "c.role = 'student'", ..r(Enrollments, "person_id", Students, "source_id", "userSourcedId", "is enrolled as a student but has no 'student' role in roles.csv") },
-        Reference { when: "c.role = 'teacher'", ..r(Enrollments, "person_id", Staff, "source_id", "userSourcedId", "is enrolled as a teacher but has no staff role in roles.csv") },
+        r(
+            Links,
+            "student_id",
+            Students,
+            "source_id",
+            "userSourcedId",
+            "is not a student (no 'student' role in roles.csv)",
+        ),
+        Reference {
+            when: "c.role = 'student'",
+            ..r(
+                Enrollments,
+                "person_id",
+                Students,
+                "source_id",
+                "userSourcedId",
+                "is enrolled as a student but has no 'student' role in roles.csv",
+            )
+        },
+        Reference {
+            when: "c.role = 'teacher'",
+            ..r(
+                Enrollments,
+                "person_id",
+                Staff,
+                "source_id",
+                "userSourcedId",
+                "is enrolled as a teacher but has no staff role in roles.csv",
+            )
+        },
     ];
 
     /// Splits `users.csv` into students (a `student` role), staff (another role that is not a
@@ -506,21 +727,104 @@ mod rules {
     ];
 
     pub const V1_KEYS: &[UniqueKey] = &[
-        UniqueKey { table: Schools, columns: &["source_id"], header: "SIS ID", what: "school SIS ID" },
-        UniqueKey { table: Classes, columns: &["source_id"], header: "SIS ID", what: "section SIS ID" },
-        UniqueKey { table: Students, columns: &["source_id"], header: "SIS ID", what: "student SIS ID" },
-        UniqueKey { table: Staff, columns: &["source_id"], header: "SIS ID", what: "teacher SIS ID" },
-        UniqueKey { table: Enrollments, columns: &["class_id", "person_id", "role"], header: "SIS ID", what: "enrollment (section / SIS ID)" },
-        UniqueKey { table: Contacts, columns: &["source_key"], header: "Email", what: "user Email" },
-        UniqueKey { table: Links, columns: &["student_id", "contact_key"], header: "Email", what: "guardian relationship (student SIS ID / Email)" },
+        UniqueKey {
+            table: Schools,
+            columns: &["source_id"],
+            header: "SIS ID",
+            what: "school SIS ID",
+        },
+        UniqueKey {
+            table: Classes,
+            columns: &["source_id"],
+            header: "SIS ID",
+            what: "section SIS ID",
+        },
+        UniqueKey {
+            table: Students,
+            columns: &["source_id"],
+            header: "SIS ID",
+            what: "student SIS ID",
+        },
+        UniqueKey {
+            table: Staff,
+            columns: &["source_id"],
+            header: "SIS ID",
+            what: "teacher SIS ID",
+        },
+        UniqueKey {
+            table: Enrollments,
+            columns: &["class_id", "person_id", "role"],
+            header: "SIS ID",
+            what: "enrollment (section / SIS ID)",
+        },
+        UniqueKey {
+            table: Contacts,
+            columns: &["source_key"],
+            header: "Email",
+            what: "user Email",
+        },
+        UniqueKey {
+            table: Links,
+            columns: &["student_id", "contact_key"],
+            header: "Email",
+            what: "guardian relationship (student SIS ID / Email)",
+        },
     ];
 
     pub const V1_REFERENCES: &[Reference] = &[
-        r(Classes, "school_source_id", Schools, "source_id", "School SIS ID", "is not a school in School.csv"),
-        Reference { when: "c.role = 'student'", ..r(Enrollments, "person_id", Students, "source_id", "SIS ID", "is not a student in Student.csv") },
-        Reference { when: "c.role = 'teacher'", ..r(Enrollments, "person_id", Staff, "source_id", "SIS ID", "is not a teacher in Teacher.csv") },
-        r(Enrollments, "class_id", Classes, "source_id", "Section SIS ID", "is not a section in Section.csv"),
-        r(Links, "student_id", Students, "source_id", "SIS ID", "is not a student in Student.csv (Guardianrelationship's SIS ID is the student's)"),
-        r(Links, "contact_key", Contacts, "source_key", "Email", "is not a user in User.csv"),
+        r(
+            Classes,
+            "school_source_id",
+            Schools,
+            "source_id",
+            "School SIS ID",
+            "is not a school in School.csv",
+        ),
+        Reference {
+            when: "c.role = 'student'",
+            ..r(
+                Enrollments,
+                "person_id",
+                Students,
+                "source_id",
+                "SIS ID",
+                "is not a student in Student.csv",
+            )
+        },
+        Reference {
+            when: "c.role = 'teacher'",
+            ..r(
+                Enrollments,
+                "person_id",
+                Staff,
+                "source_id",
+                "SIS ID",
+                "is not a teacher in Teacher.csv",
+            )
+        },
+        r(
+            Enrollments,
+            "class_id",
+            Classes,
+            "source_id",
+            "Section SIS ID",
+            "is not a section in Section.csv",
+        ),
+        r(
+            Links,
+            "student_id",
+            Students,
+            "source_id",
+            "SIS ID",
+            "is not a student in Student.csv (Guardianrelationship's SIS ID is the student's)",
+        ),
+        r(
+            Links,
+            "contact_key",
+            Contacts,
+            "source_key",
+            "Email",
+            "is not a user in User.csv",
+        ),
     ];
 }

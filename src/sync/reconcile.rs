@@ -21,17 +21,36 @@ pub struct Roster {
 
 /// The roster tables, in dependency order.
 pub const ROSTERS: [Roster; 4] = [
-    Roster { table: "schools", staging: "s_schools", fields: &["name"] },
-    Roster { table: "students", staging: "s_students", fields: &["given_name", "family_name"] },
-    Roster { table: "staff", staging: "s_staff", fields: &["given_name", "family_name", "email", "role"] },
-    Roster { table: "classes", staging: "s_classes", fields: &["school_source_id", "title"] },
+    Roster {
+        table: "schools",
+        staging: "s_schools",
+        fields: &["name"],
+    },
+    Roster {
+        table: "students",
+        staging: "s_students",
+        fields: &["given_name", "family_name"],
+    },
+    Roster {
+        table: "staff",
+        staging: "s_staff",
+        fields: &["given_name", "family_name", "email", "role"],
+    },
+    Roster {
+        table: "classes",
+        staging: "s_classes",
+        fields: &["school_source_id", "title"],
+    },
 ];
 
 /// Contact fields that carry provenance (same list as the migration).
 pub const CONTACT_FIELDS: [&str; 4] = ["given_name", "family_name", "email", "mobile_phone"];
 
 fn params(tenant: i64, now: DateTime<Utc>) -> Vec<Value> {
-    vec![Value::BigInt(Some(tenant)), Value::ChronoDateTimeUtc(Some(now))]
+    vec![
+        Value::BigInt(Some(tenant)),
+        Value::ChronoDateTimeUtc(Some(now)),
+    ]
 }
 
 async fn affected(txn: &DatabaseTransaction, sql: &str, values: Vec<Value>) -> Result<u64, DbErr> {
@@ -39,21 +58,32 @@ async fn affected(txn: &DatabaseTransaction, sql: &str, values: Vec<Value>) -> R
 }
 
 /// Reconciles one roster table.
-pub async fn roster(txn: &DatabaseTransaction, tenant: i64, now: DateTime<Utc>, roster: &Roster) -> Result<Counts, DbErr> {
-    let Roster { table, staging, fields } = roster;
+pub async fn roster(
+    txn: &DatabaseTransaction,
+    tenant: i64,
+    now: DateTime<Utc>,
+    roster: &Roster,
+) -> Result<Counts, DbErr> {
+    let Roster {
+        table,
+        staging,
+        fields,
+    } = roster;
     let set: Vec<String> = fields.iter().map(|f| format!("{f} = s.{f}")).collect();
     let set = set.join(", ");
-    let differs: Vec<String> = fields.iter().map(|f| format!("{table}.{f} IS DISTINCT FROM s.{f}")).collect();
+    let differs: Vec<String> = fields
+        .iter()
+        .map(|f| format!("{table}.{f} IS DISTINCT FROM s.{f}"))
+        .collect();
     let differs = differs.join(" OR ");
     let matches = format!("{table}.tenant_id = $1 AND {table}.source_id = s.source_id");
-    let mut counts = Counts { ..Counts::default() };
-    counts.reactivated = affected(
+    let reactivated = affected(
         txn,
         &format!("UPDATE {table} SET {set}, status = 'active', deactivated_at = NULL, updated_at = $2 FROM {staging} s WHERE {matches} AND {table}.status <> 'active'"),
         params(tenant, now),
     )
     .await?;
-    counts.updated = affected(
+    let updated = affected(
         txn,
         &format!("UPDATE {table} SET {set}, updated_at = $2 FROM {staging} s WHERE {matches} AND {table}.status = 'active' AND ({differs})"),
         params(tenant, now),
@@ -61,7 +91,7 @@ pub async fn roster(txn: &DatabaseTransaction, tenant: i64, now: DateTime<Utc>, 
     .await?;
     let columns = fields.join(", ");
     let selected: Vec<String> = fields.iter().map(|f| format!("s.{f}")).collect();
-    counts.created = affected(
+    let created = affected(
         txn,
         &format!(
             "INSERT INTO {table} (tenant_id, source_id, {columns}, status, created_at, updated_at) \
@@ -72,7 +102,7 @@ pub async fn roster(txn: &DatabaseTransaction, tenant: i64, now: DateTime<Utc>, 
         params(tenant, now),
     )
     .await?;
-    counts.deactivated = affected(
+    let deactivated = affected(
         txn,
         &format!(
             "UPDATE {table} SET status = 'inactive', deactivated_at = $2, updated_at = $2 \
@@ -82,13 +112,33 @@ pub async fn roster(txn: &DatabaseTransaction, tenant: i64, now: DateTime<Utc>, 
         params(tenant, now),
     )
     .await?;
-    counts.unchanged = unchanged(txn, staging, &counts).await?;
-    Ok(counts)
+    with_unchanged(
+        txn,
+        staging,
+        Counts {
+            reactivated,
+            updated,
+            created,
+            deactivated,
+            ..Counts::default()
+        },
+    )
+    .await
 }
 
-async fn unchanged(txn: &DatabaseTransaction, staging: &str, counts: &Counts) -> Result<u64, DbErr> {
+/// Completes `counts` with the unchanged rows: staged rows that were not created, updated
+/// or reactivated.
+async fn with_unchanged(
+    txn: &DatabaseTransaction,
+    staging: &str,
+    counts: Counts,
+) -> Result<Counts, DbErr> {
     let staged = db::count(txn, &format!("SELECT COUNT(*) FROM {staging}"), vec![]).await? as u64;
-    Ok(staged.saturating_sub(counts.created + counts.updated + counts.reactivated))
+    let unchanged = staged.saturating_sub(counts.created + counts.updated + counts.reactivated);
+    Ok(Counts {
+        unchanged,
+        ..counts
+    })
 }
 
 /// The SET list that applies a sync value under latest-change-wins: the value counts as a
@@ -106,11 +156,20 @@ fn latest_wins_set(table: &str, field: &str, staged: &str) -> String {
 }
 
 /// Reconciles contacts (no status of their own: the links carry it).
-pub async fn contacts(txn: &DatabaseTransaction, tenant: i64, now: DateTime<Utc>) -> Result<Counts, DbErr> {
-    let mut counts = Counts::default();
-    let sets: Vec<String> = CONTACT_FIELDS.iter().map(|f| latest_wins_set("contacts", f, &format!("s.{f}"))).collect();
-    let differs: Vec<String> = CONTACT_FIELDS.iter().map(|f| format!("s.{f} IS DISTINCT FROM contacts.{f}_sync")).collect();
-    counts.updated = affected(
+pub async fn contacts(
+    txn: &DatabaseTransaction,
+    tenant: i64,
+    now: DateTime<Utc>,
+) -> Result<Counts, DbErr> {
+    let sets: Vec<String> = CONTACT_FIELDS
+        .iter()
+        .map(|f| latest_wins_set("contacts", f, &format!("s.{f}")))
+        .collect();
+    let differs: Vec<String> = CONTACT_FIELDS
+        .iter()
+        .map(|f| format!("s.{f} IS DISTINCT FROM contacts.{f}_sync"))
+        .collect();
+    let updated = affected(
         txn,
         &format!(
             "UPDATE contacts SET {}, source_id = s.source_id, updated_at = $2 FROM s_contacts s \
@@ -122,10 +181,23 @@ pub async fn contacts(txn: &DatabaseTransaction, tenant: i64, now: DateTime<Utc>
         params(tenant, now),
     )
     .await?;
-    let mut columns = vec!["tenant_id".to_string(), "source_key".into(), "source_id".into()];
-    let mut values = vec!["$1".to_string(), "s.source_key".into(), "s.source_id".into()];
+    let mut columns = vec![
+        "tenant_id".to_string(),
+        "source_key".into(),
+        "source_id".into(),
+    ];
+    let mut values = vec![
+        "$1".to_string(),
+        "s.source_key".into(),
+        "s.source_id".into(),
+    ];
     for f in CONTACT_FIELDS {
-        columns.extend([f.to_string(), format!("{f}_provenance"), format!("{f}_changed_at"), format!("{f}_sync")]);
+        columns.extend([
+            f.to_string(),
+            format!("{f}_provenance"),
+            format!("{f}_changed_at"),
+            format!("{f}_sync"),
+        ]);
         values.extend([
             format!("s.{f}"),
             format!("CASE WHEN s.{f} IS NULL THEN NULL ELSE 'sync' END"),
@@ -133,7 +205,7 @@ pub async fn contacts(txn: &DatabaseTransaction, tenant: i64, now: DateTime<Utc>
             format!("s.{f}"),
         ]);
     }
-    counts.created = affected(
+    let created = affected(
         txn,
         &format!(
             "INSERT INTO contacts ({}, created_at, updated_at) SELECT {}, $2, $2 FROM s_contacts s \
@@ -144,18 +216,42 @@ pub async fn contacts(txn: &DatabaseTransaction, tenant: i64, now: DateTime<Utc>
         params(tenant, now),
     )
     .await?;
-    counts.unchanged = unchanged(txn, "s_contacts", &counts).await?;
-    Ok(counts)
+    with_unchanged(
+        txn,
+        "s_contacts",
+        Counts {
+            updated,
+            created,
+            ..Counts::default()
+        },
+    )
+    .await
 }
 
-async fn create_resolved(txn: &DatabaseTransaction, name: &str, columns: &str, select: &str, tenant: i64) -> Result<(), DbErr> {
+async fn create_resolved(
+    txn: &DatabaseTransaction,
+    name: &str,
+    columns: &str,
+    select: &str,
+    tenant: i64,
+) -> Result<(), DbErr> {
     let sqlite = txn.get_database_backend() == DbBackend::Sqlite;
     if sqlite {
         db::exec(txn, &format!("DROP TABLE IF EXISTS temp.{name}"), vec![]).await?;
     }
     let on_commit = if sqlite { "" } else { " ON COMMIT DROP" };
-    db::exec(txn, &format!("CREATE TEMPORARY TABLE {name} ({columns}){on_commit}"), vec![]).await?;
-    db::exec(txn, &format!("INSERT INTO {name} {select}"), vec![Value::BigInt(Some(tenant))]).await?;
+    db::exec(
+        txn,
+        &format!("CREATE TEMPORARY TABLE {name} ({columns}){on_commit}"),
+        vec![],
+    )
+    .await?;
+    db::exec(
+        txn,
+        &format!("INSERT INTO {name} {select}"),
+        vec![Value::BigInt(Some(tenant))],
+    )
+    .await?;
     Ok(())
 }
 
@@ -170,7 +266,11 @@ pub async fn drop_resolved(txn: &DatabaseTransaction) -> Result<(), DbErr> {
 }
 
 /// Reconciles class enrollments (students and teachers).
-pub async fn enrollments(txn: &DatabaseTransaction, tenant: i64, now: DateTime<Utc>) -> Result<Counts, DbErr> {
+pub async fn enrollments(
+    txn: &DatabaseTransaction,
+    tenant: i64,
+    now: DateTime<Utc>,
+) -> Result<Counts, DbErr> {
     create_resolved(
         txn,
         "r_enrollments",
@@ -183,16 +283,20 @@ pub async fn enrollments(txn: &DatabaseTransaction, tenant: i64, now: DateTime<U
         tenant,
     )
     .await?;
-    db::exec(txn, "CREATE INDEX r_enrollments_ix ON r_enrollments (class_id, role, person_id)", vec![]).await?;
+    db::exec(
+        txn,
+        "CREATE INDEX r_enrollments_ix ON r_enrollments (class_id, role, person_id)",
+        vec![],
+    )
+    .await?;
     let matches = "enrollments.class_id = r.class_id AND enrollments.role = r.role AND enrollments.person_id = r.person_id";
-    let mut counts = Counts::default();
-    counts.reactivated = affected(
+    let reactivated = affected(
         txn,
         &format!("UPDATE enrollments SET status = 'active', deactivated_at = NULL, updated_at = $2 FROM r_enrollments r WHERE enrollments.tenant_id = $1 AND {matches} AND enrollments.status <> 'active'"),
         params(tenant, now),
     )
     .await?;
-    counts.created = affected(
+    let created = affected(
         txn,
         "INSERT INTO enrollments (tenant_id, class_id, role, person_id, status, created_at, updated_at) \
          SELECT $1, r.class_id, r.role, r.person_id, 'active', $2, $2 FROM r_enrollments r \
@@ -200,7 +304,7 @@ pub async fn enrollments(txn: &DatabaseTransaction, tenant: i64, now: DateTime<U
         params(tenant, now),
     )
     .await?;
-    counts.deactivated = affected(
+    let deactivated = affected(
         txn,
         "UPDATE enrollments SET status = 'inactive', deactivated_at = $2, updated_at = $2 \
          WHERE tenant_id = $1 AND status = 'active' AND NOT EXISTS \
@@ -208,13 +312,27 @@ pub async fn enrollments(txn: &DatabaseTransaction, tenant: i64, now: DateTime<U
         params(tenant, now),
     )
     .await?;
-    counts.unchanged = unchanged(txn, "r_enrollments", &counts).await?;
-    Ok(counts)
+    with_unchanged(
+        txn,
+        "r_enrollments",
+        Counts {
+            reactivated,
+            created,
+            deactivated,
+            ..Counts::default()
+        },
+    )
+    .await
 }
 
 /// Reconciles student–contact links. `previous_run` is when the tenant's previous applied
 /// sync started: the last time a link that disappears now was seen.
-pub async fn links(txn: &DatabaseTransaction, tenant: i64, now: DateTime<Utc>, previous_run: Option<DateTime<Utc>>) -> Result<Counts, DbErr> {
+pub async fn links(
+    txn: &DatabaseTransaction,
+    tenant: i64,
+    now: DateTime<Utc>,
+    previous_run: Option<DateTime<Utc>>,
+) -> Result<Counts, DbErr> {
     create_resolved(
         txn,
         "r_links",
@@ -225,24 +343,28 @@ pub async fn links(txn: &DatabaseTransaction, tenant: i64, now: DateTime<Utc>, p
         tenant,
     )
     .await?;
-    db::exec(txn, "CREATE INDEX r_links_ix ON r_links (student_id, contact_id)", vec![]).await?;
+    db::exec(
+        txn,
+        "CREATE INDEX r_links_ix ON r_links (student_id, contact_id)",
+        vec![],
+    )
+    .await?;
     let table = "student_contacts";
     let matches = "student_contacts.tenant_id = $1 AND student_contacts.student_id = r.student_id AND student_contacts.contact_id = r.contact_id";
     let relationship = latest_wins_set(table, "relationship", "r.relationship");
-    let mut counts = Counts::default();
-    counts.reactivated = affected(
+    let reactivated = affected(
         txn,
         &format!("UPDATE {table} SET {relationship}, status = 'active', deactivated_at = NULL, last_seen_at = $2, updated_at = $2 FROM r_links r WHERE {matches} AND {table}.status <> 'active'"),
         params(tenant, now),
     )
     .await?;
-    counts.updated = affected(
+    let updated = affected(
         txn,
         &format!("UPDATE {table} SET {relationship}, updated_at = $2 FROM r_links r WHERE {matches} AND {table}.status = 'active' AND r.relationship IS DISTINCT FROM {table}.relationship_sync"),
         params(tenant, now),
     )
     .await?;
-    counts.created = affected(
+    let created = affected(
         txn,
         &format!(
             "INSERT INTO {table} (tenant_id, student_id, contact_id, relationship, relationship_provenance, relationship_changed_at, relationship_sync, status, first_seen_at, last_seen_at, updated_at) \
@@ -254,7 +376,7 @@ pub async fn links(txn: &DatabaseTransaction, tenant: i64, now: DateTime<Utc>, p
     .await?;
     let mut values = params(tenant, now);
     values.push(Value::ChronoDateTimeUtc(previous_run));
-    counts.deactivated = affected(
+    let deactivated = affected(
         txn,
         &format!(
             "UPDATE {table} SET status = 'inactive', deactivated_at = $2, updated_at = $2, last_seen_at = COALESCE($3, last_seen_at) \
@@ -264,11 +386,26 @@ pub async fn links(txn: &DatabaseTransaction, tenant: i64, now: DateTime<Utc>, p
         values,
     )
     .await?;
-    counts.unchanged = unchanged(txn, "r_links", &counts).await?;
-    Ok(counts)
+    with_unchanged(
+        txn,
+        "r_links",
+        Counts {
+            reactivated,
+            updated,
+            created,
+            deactivated,
+            ..Counts::default()
+        },
+    )
+    .await
 }
 
 /// Active links of the tenant (the base of the deletion guard).
 pub async fn active_links(txn: &DatabaseTransaction, tenant: i64) -> Result<u64, DbErr> {
-    Ok(db::count(txn, "SELECT COUNT(*) FROM student_contacts WHERE tenant_id = $1 AND status = 'active'", vec![Value::BigInt(Some(tenant))]).await? as u64)
+    Ok(db::count(
+        txn,
+        "SELECT COUNT(*) FROM student_contacts WHERE tenant_id = $1 AND status = 'active'",
+        vec![Value::BigInt(Some(tenant))],
+    )
+    .await? as u64)
 }

@@ -25,11 +25,23 @@ pub struct Issue {
 impl Issue {
     /// A problem with a whole file.
     pub fn file(file: &str, code: &'static str, message: impl Into<String>) -> Self {
-        Self { file: file.to_string(), record: None, column: None, code, message: message.into() }
+        Self {
+            file: file.to_string(),
+            record: None,
+            column: None,
+            code,
+            message: message.into(),
+        }
     }
 
     /// A problem at a record (and optionally a column).
-    pub fn at(file: &str, record: u64, column: Option<&str>, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn at(
+        file: &str,
+        record: u64,
+        column: Option<&str>,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             file: file.to_string(),
             record: Some(record),
@@ -212,7 +224,11 @@ impl ImportReport {
             RunStatus::Refused => "REFUSED: nothing was changed",
             RunStatus::Failed => "FAILED: nothing was changed",
         };
-        let _ = writeln!(out, "Import of {} ({}) for tenant {}: {verdict}", self.source, self.format, self.tenant);
+        let _ = writeln!(
+            out,
+            "Import of {} ({}) for tenant {}: {verdict}",
+            self.source, self.format, self.tenant
+        );
         let _ = writeln!(
             out,
             "{:<12} {:>9} {:>9} {:>9} {:>11} {:>11} {:>9}",
@@ -226,7 +242,11 @@ impl ImportReport {
                 c.created, c.updated, c.unchanged, c.reactivated, c.deactivated, c.rejected
             );
         }
-        let _ = writeln!(out, "rows written: {}  ({} ms)", self.rows_written, self.duration_ms);
+        let _ = writeln!(
+            out,
+            "rows written: {}  ({} ms)",
+            self.rows_written, self.duration_ms
+        );
         if !self.errors.is_empty() {
             let _ = writeln!(out, "\n{} error(s):", self.errors.len());
             for issue in &self.errors {
@@ -242,7 +262,11 @@ impl ImportReport {
                 let _ = writeln!(out, "  warning: {issue}");
             }
             if self.warning_count > self.warnings.len() as u64 {
-                let _ = writeln!(out, "  … and {} more", self.warning_count - self.warnings.len() as u64);
+                let _ = writeln!(
+                    out,
+                    "  … and {} more",
+                    self.warning_count - self.warnings.len() as u64
+                );
             }
         }
         out

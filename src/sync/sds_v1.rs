@@ -34,7 +34,11 @@ pub const ROSTER: &[&str] = &[
 ];
 
 const fn spec(required: &'static [&'static str], optional: &'static [&'static str]) -> FileSpec {
-    FileSpec { required, optional, case_insensitive: true }
+    FileSpec {
+        required,
+        optional,
+        case_insensitive: true,
+    }
 }
 
 /// The key of a v1 contact: its email, lower-cased.
@@ -45,30 +49,74 @@ pub fn contact_key(email: &str) -> String {
 /// Parses every present file of the set into staging.
 pub fn parse(ctx: &mut ParseCtx<'_>) {
     let region = ctx.region;
-    ctx.read("School.csv", spec(&["SIS ID", "Name"], &[]), StageTable::Schools, |src, row, sink, stage| {
-        if !required(row, "SIS ID", sink) {
-            return false;
-        }
-        stage.push(StageTable::Schools, src, row.record, vec![row.opt("SIS ID"), row.opt("Name")]);
-        true
-    });
-    ctx.read("Section.csv", spec(&["SIS ID", "School SIS ID", "Section Name"], &[]), StageTable::Classes, |src, row, sink, stage| {
-        if !(required(row, "SIS ID", sink) & required(row, "School SIS ID", sink)) {
-            return false;
-        }
-        stage.push(StageTable::Classes, src, row.record, vec![row.opt("SIS ID"), row.opt("School SIS ID"), row.opt("Section Name")]);
-        true
-    });
-    ctx.read("Student.csv", spec(&["SIS ID", "School SIS ID", "Username"], &["First Name", "Last Name"]), StageTable::Students, |src, row, sink, stage| {
-        if !(required(row, "SIS ID", sink) & required(row, "School SIS ID", sink)) {
-            return false;
-        }
-        stage.push(StageTable::Students, src, row.record, vec![row.opt("SIS ID"), row.opt("First Name"), row.opt("Last Name")]);
-        true
-    });
+    ctx.read(
+        "School.csv",
+        spec(&["SIS ID", "Name"], &[]),
+        StageTable::Schools,
+        |src, row, sink, stage| {
+            if !required(row, "SIS ID", sink) {
+                return false;
+            }
+            stage.push(
+                StageTable::Schools,
+                src,
+                row.record,
+                vec![row.opt("SIS ID"), row.opt("Name")],
+            );
+            true
+        },
+    );
+    ctx.read(
+        "Section.csv",
+        spec(&["SIS ID", "School SIS ID", "Section Name"], &[]),
+        StageTable::Classes,
+        |src, row, sink, stage| {
+            if !(required(row, "SIS ID", sink) & required(row, "School SIS ID", sink)) {
+                return false;
+            }
+            stage.push(
+                StageTable::Classes,
+                src,
+                row.record,
+                vec![
+                    row.opt("SIS ID"),
+                    row.opt("School SIS ID"),
+                    row.opt("Section Name"),
+                ],
+            );
+            true
+        },
+    );
+    ctx.read(
+        "Student.csv",
+        spec(
+            &["SIS ID", "School SIS ID", "Username"],
+            &["First Name", "Last Name"],
+        ),
+        StageTable::Students,
+        |src, row, sink, stage| {
+            if !(required(row, "SIS ID", sink) & required(row, "School SIS ID", sink)) {
+                return false;
+            }
+            stage.push(
+                StageTable::Students,
+                src,
+                row.record,
+                vec![
+                    row.opt("SIS ID"),
+                    row.opt("First Name"),
+                    row.opt("Last Name"),
+                ],
+            );
+            true
+        },
+    );
     ctx.read(
         "Teacher.csv",
-        spec(&["SIS ID", "School SIS ID", "Username"], &["First Name", "Last Name", "Email"]),
+        spec(
+            &["SIS ID", "School SIS ID", "Username"],
+            &["First Name", "Last Name", "Email"],
+        ),
         StageTable::Staff,
         |src, row, sink, stage| {
             if !(required(row, "SIS ID", sink) & required(row, "School SIS ID", sink)) {
@@ -79,44 +127,75 @@ pub fn parse(ctx: &mut ParseCtx<'_>) {
                 StageTable::Staff,
                 src,
                 row.record,
-                vec![row.opt("SIS ID"), row.opt("First Name"), row.opt("Last Name"), email, Some("teacher".into())],
+                vec![
+                    row.opt("SIS ID"),
+                    row.opt("First Name"),
+                    row.opt("Last Name"),
+                    email,
+                    Some("teacher".into()),
+                ],
             );
             true
         },
     );
-    for (file, role) in [("StudentEnrollment.csv", "student"), ("TeacherRoster.csv", "teacher")] {
-        ctx.read(file, spec(&["Section SIS ID", "SIS ID"], &[]), StageTable::Enrollments, |src, row, sink, stage| {
-            if !(required(row, "Section SIS ID", sink) & required(row, "SIS ID", sink)) {
+    for (file, role) in [
+        ("StudentEnrollment.csv", "student"),
+        ("TeacherRoster.csv", "teacher"),
+    ] {
+        ctx.read(
+            file,
+            spec(&["Section SIS ID", "SIS ID"], &[]),
+            StageTable::Enrollments,
+            |src, row, sink, stage| {
+                if !(required(row, "Section SIS ID", sink) & required(row, "SIS ID", sink)) {
+                    return false;
+                }
+                stage.push(
+                    StageTable::Enrollments,
+                    src,
+                    row.record,
+                    vec![
+                        row.opt("Section SIS ID"),
+                        row.opt("SIS ID"),
+                        Some(role.into()),
+                    ],
+                );
+                true
+            },
+        );
+    }
+    ctx.read(
+        "User.csv",
+        spec(
+            &["Email", "First Name", "Last Name", "Phone", "SIS ID"],
+            &[],
+        ),
+        StageTable::Contacts,
+        |src, row, sink, stage| {
+            if !required(row, "Email", sink) {
                 return false;
             }
-            stage.push(StageTable::Enrollments, src, row.record, vec![row.opt("Section SIS ID"), row.opt("SIS ID"), Some(role.into())]);
+            let channels = Channels::read(row, "Email", &["Phone"], region);
+            stage.push(
+                StageTable::Contacts,
+                src,
+                row.record,
+                vec![
+                    Some(contact_key(row.get("Email"))),
+                    row.opt("SIS ID"),
+                    row.opt("First Name"),
+                    row.opt("Last Name"),
+                    channels.email,
+                    channels.phone,
+                    Some("Email".into()),
+                    channels.email_warning,
+                    channels.phone_column,
+                    channels.phone_warning,
+                ],
+            );
             true
-        });
-    }
-    ctx.read("User.csv", spec(&["Email", "First Name", "Last Name", "Phone", "SIS ID"], &[]), StageTable::Contacts, |src, row, sink, stage| {
-        if !required(row, "Email", sink) {
-            return false;
-        }
-        let channels = Channels::read(row, "Email", &["Phone"], region);
-        stage.push(
-            StageTable::Contacts,
-            src,
-            row.record,
-            vec![
-                Some(contact_key(row.get("Email"))),
-                row.opt("SIS ID"),
-                row.opt("First Name"),
-                row.opt("Last Name"),
-                channels.email,
-                channels.phone,
-                Some("Email".into()),
-                channels.email_warning,
-                channels.phone_column,
-                channels.phone_warning,
-            ],
-        );
-        true
-    });
+        },
+    );
     ctx.read("Guardianrelationship.csv", spec(&["SIS ID", "Email", "Role"], &[]), StageTable::Links, |src, row, sink, stage| {
         if !(required(row, "SIS ID", sink) & required(row, "Email", sink)) {
             return false;
@@ -149,11 +228,23 @@ pub fn parse(ctx: &mut ParseCtx<'_>) {
 pub fn check_set(files: &FileSet, sink: &mut super::csv_file::IssueSink) {
     for name in ROSTER {
         if !files.has(name) {
-            sink.error(Issue::file(name, "missing_file", format!("{name} is required in an SDS v1 file set (it may hold only the header)")));
+            sink.error(Issue::file(
+                name,
+                "missing_file",
+                format!("{name} is required in an SDS v1 file set (it may hold only the header)"),
+            ));
         }
     }
     if files.has("User.csv") != files.has("Guardianrelationship.csv") {
-        let (present, missing) = if files.has("User.csv") { ("User.csv", "Guardianrelationship.csv") } else { ("Guardianrelationship.csv", "User.csv") };
-        sink.error(Issue::file(missing, "missing_file", format!("{present} is present, so {missing} is required too")));
+        let (present, missing) = if files.has("User.csv") {
+            ("User.csv", "Guardianrelationship.csv")
+        } else {
+            ("Guardianrelationship.csv", "User.csv")
+        };
+        sink.error(Issue::file(
+            missing,
+            "missing_file",
+            format!("{present} is present, so {missing} is required too"),
+        ));
     }
 }

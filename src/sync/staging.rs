@@ -65,8 +65,14 @@ impl StageTable {
         match self {
             Self::Schools => &["source_id", "name"],
             Self::Users => &[
-                "source_id", "given_name", "family_name", "email", "mobile_phone",
-                "email_warning", "phone_column", "phone_warning",
+                "source_id",
+                "given_name",
+                "family_name",
+                "email",
+                "mobile_phone",
+                "email_warning",
+                "phone_column",
+                "phone_warning",
             ],
             Self::Roles => &["user_id", "org_id", "role"],
             Self::Students => &["source_id", "given_name", "family_name"],
@@ -74,8 +80,16 @@ impl StageTable {
             Self::Classes => &["source_id", "school_source_id", "title"],
             Self::Enrollments => &["class_id", "person_id", "role"],
             Self::Contacts => &[
-                "source_key", "source_id", "given_name", "family_name", "email", "mobile_phone",
-                "email_column", "email_warning", "phone_column", "phone_warning",
+                "source_key",
+                "source_id",
+                "given_name",
+                "family_name",
+                "email",
+                "mobile_phone",
+                "email_column",
+                "email_warning",
+                "phone_column",
+                "phone_warning",
             ],
             Self::Links => &["student_id", "contact_key", "relationship"],
         }
@@ -84,7 +98,9 @@ impl StageTable {
     /// Indexes created once the table is loaded (for the checks and the reconcile).
     fn indexes(self) -> &'static [&'static str] {
         match self {
-            Self::Schools | Self::Students | Self::Staff | Self::Classes | Self::Users => &["source_id"],
+            Self::Schools | Self::Students | Self::Staff | Self::Classes | Self::Users => {
+                &["source_id"]
+            }
             Self::Roles => &["user_id, role"],
             Self::Enrollments => &["class_id, role, person_id"],
             Self::Contacts => &["source_key"],
@@ -101,8 +117,16 @@ pub async fn create_tables(txn: &DatabaseTransaction) -> Result<(), DbErr> {
         if backend == DbBackend::Sqlite {
             db::exec(txn, &format!("DROP TABLE IF EXISTS temp.{name}"), vec![]).await?;
         }
-        let columns: Vec<String> = table.columns().iter().map(|c| format!("{c} TEXT")).collect();
-        let on_commit = if backend == DbBackend::Postgres { " ON COMMIT DROP" } else { "" };
+        let columns: Vec<String> = table
+            .columns()
+            .iter()
+            .map(|c| format!("{c} TEXT"))
+            .collect();
+        let on_commit = if backend == DbBackend::Postgres {
+            " ON COMMIT DROP"
+        } else {
+            ""
+        };
         db::exec(
             txn,
             &format!("CREATE TEMPORARY TABLE {name} (src BIGINT NOT NULL, rec BIGINT NOT NULL, {}){on_commit}", columns.join(", ")),
@@ -118,7 +142,12 @@ pub async fn index_tables(txn: &DatabaseTransaction) -> Result<(), DbErr> {
     for table in StageTable::ALL {
         for (i, columns) in table.indexes().iter().enumerate() {
             let name = table.name();
-            db::exec(txn, &format!("CREATE INDEX {name}_ix{i} ON {name} ({columns})"), vec![]).await?;
+            db::exec(
+                txn,
+                &format!("CREATE INDEX {name}_ix{i} ON {name} ({columns})"),
+                vec![],
+            )
+            .await?;
         }
     }
     analyze(txn).await
@@ -141,7 +170,12 @@ pub async fn analyze(txn: &DatabaseTransaction) -> Result<(), DbErr> {
 pub async fn drop_tables(txn: &DatabaseTransaction) -> Result<(), DbErr> {
     if txn.get_database_backend() == DbBackend::Sqlite {
         for table in StageTable::ALL {
-            db::exec(txn, &format!("DROP TABLE IF EXISTS temp.{}", table.name()), vec![]).await?;
+            db::exec(
+                txn,
+                &format!("DROP TABLE IF EXISTS temp.{}", table.name()),
+                vec![],
+            )
+            .await?;
         }
     }
     Ok(())
@@ -158,14 +192,22 @@ pub struct Batch {
 
 /// Inserts a batch with multi-row `INSERT` statements sized under the engine's
 /// bind-parameter limit. Returns the rows inserted.
-pub async fn insert_batch(txn: &DatabaseTransaction, batch: Batch, rows_per_statement: usize) -> Result<u64, DbErr> {
+pub async fn insert_batch(
+    txn: &DatabaseTransaction,
+    batch: Batch,
+    rows_per_statement: usize,
+) -> Result<u64, DbErr> {
     let width = batch.table.columns().len() + 2;
     let limit = match txn.get_database_backend() {
         DbBackend::Sqlite => 32_000,
         _ => 65_000,
     };
     let per_statement = rows_per_statement.clamp(1, limit / width);
-    let head = format!("INSERT INTO {} (src, rec, {}) VALUES ", batch.table.name(), batch.table.columns().join(", "));
+    let head = format!(
+        "INSERT INTO {} (src, rec, {}) VALUES ",
+        batch.table.name(),
+        batch.table.columns().join(", ")
+    );
     let mut inserted = 0;
     let mut rows = batch.rows.into_iter().peekable();
     while rows.peek().is_some() {
@@ -203,7 +245,12 @@ pub struct Stager {
 impl Stager {
     /// A stager sending batches of `batch_rows` rows.
     pub fn new(sender: mpsc::Sender<Batch>, batch_rows: usize) -> Self {
-        Self { sender, buffers: Vec::new(), batch_rows: batch_rows.max(1) * 4, closed: false }
+        Self {
+            sender,
+            buffers: Vec::new(),
+            batch_rows: batch_rows.max(1) * 4,
+            closed: false,
+        }
     }
 
     /// Queues one row for `table`: `src`, `rec`, then the column values as text.
@@ -215,7 +262,7 @@ impl Stager {
         let mut row = Vec::with_capacity(values.len() + 2);
         row.push(Value::BigInt(Some(src as i64)));
         row.push(Value::BigInt(Some(rec as i64)));
-        row.extend(values.into_iter().map(|v| Value::String(v)));
+        row.extend(values.into_iter().map(Value::String));
         let index = match self.buffers.iter().position(|(t, _)| *t == table) {
             Some(i) => i,
             None => {

@@ -3,7 +3,10 @@
 use crate::audit::{self, AuditEntry};
 use crate::domain::{Region, TenantId, TenantSlug};
 use crate::entities::{tenant, tenant_settings};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, Set,
+};
 
 /// Errors of tenant operations.
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +47,12 @@ pub async fn create(
     actor: &str,
 ) -> Result<Tenant, TenantError> {
     let txn = crate::db::begin_write(db).await?;
-    if tenant::Entity::find().filter(tenant::Column::Slug.eq(slug.as_str())).one(&txn).await?.is_some() {
+    if tenant::Entity::find()
+        .filter(tenant::Column::Slug.eq(slug.as_str()))
+        .one(&txn)
+        .await?
+        .is_some()
+    {
         return Err(TenantError::AlreadyExists(slug.to_string()));
     }
     let now = chrono::Utc::now();
@@ -75,12 +83,20 @@ pub async fn create(
             action: "tenant.create",
             target: Some(format!("tenant:{}", row.slug)),
             before: None,
-            after: Some(serde_json::json!({"slug": row.slug, "name": row.name, "region": row.region})),
+            after: Some(
+                serde_json::json!({"slug": row.slug, "name": row.name, "region": row.region}),
+            ),
         },
     )
     .await?;
     txn.commit().await?;
-    Ok(Tenant { id: TenantId(row.id), slug: row.slug, name: row.name, region, settings })
+    Ok(Tenant {
+        id: TenantId(row.id),
+        slug: row.slug,
+        name: row.name,
+        region,
+        settings,
+    })
 }
 
 /// Finds a tenant by slug.

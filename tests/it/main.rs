@@ -1,0 +1,10 @@
+//! The integration suite: one binary, one module per area. Every database test runs twice,
+//! on SQLite and on PostgreSQL (`TEST_DATABASE_URL`; see README.md).
+
+mod support;
+
+mod bad_files;
+mod cli;
+mod import_v1;
+mod import_v21;
+mod latest_wins;
