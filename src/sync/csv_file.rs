@@ -113,6 +113,20 @@ impl Row<'_> {
         (!value.is_empty()).then(|| value.to_string())
     }
 
+    /// Reports each of `columns` that is blank; true when all hold a value.
+    pub fn require(&self, columns: &[&str], sink: &mut IssueSink) -> bool {
+        let mut ok = true;
+        for column in columns.iter().filter(|c| self.get(c).is_empty()) {
+            sink.error(self.issue(
+                column,
+                "missing_value",
+                format!("'{column}' is required and is blank"),
+            ));
+            ok = false;
+        }
+        ok
+    }
+
     /// An issue located at this row and column.
     pub fn issue(&self, column: &str, code: &'static str, message: impl Into<String>) -> Issue {
         Issue::at(self.file, self.record, Some(column), code, message)

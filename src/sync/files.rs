@@ -103,6 +103,33 @@ impl FileSet {
         self.get(canonical).is_some()
     }
 
+    /// Reports each of `names` that is missing; `format` names the file set in the message.
+    pub fn require(&self, names: &[&str], format: &str, sink: &mut IssueSink) {
+        for name in names.iter().filter(|name| !self.has(name)) {
+            sink.error(Issue::file(
+                name,
+                "missing_file",
+                format!("{name} is required in {format}"),
+            ));
+        }
+    }
+
+    /// Reports a file of a pair that is missing while the other is present.
+    pub fn require_together(&self, first: &str, second: &str, sink: &mut IssueSink) {
+        if self.has(first) != self.has(second) {
+            let (present, missing) = if self.has(first) {
+                (first, second)
+            } else {
+                (second, first)
+            };
+            sink.error(Issue::file(
+                missing,
+                "missing_file",
+                format!("{present} is present, so {missing} is required too"),
+            ));
+        }
+    }
+
     /// Display name of file `src`.
     pub fn name(&self, src: usize) -> &str {
         self.files
@@ -166,6 +193,26 @@ impl ParseCtx<'_> {
         if stats.rejected > 0 {
             self.rejected.push((table, stats.rejected));
         }
+    }
+}
+
+/// A row handler that requires `must` and stages the values of `columns` as they are.
+pub fn copy_columns(
+    table: StageTable,
+    must: &'static [&'static str],
+    columns: &'static [&'static str],
+) -> impl FnMut(usize, &Row<'_>, &mut IssueSink, &mut Stager) -> bool {
+    move |src, row, sink, stage| {
+        if !row.require(must, sink) {
+            return false;
+        }
+        stage.push(
+            table,
+            src,
+            row.record,
+            columns.iter().map(|c| row.opt(c)).collect(),
+        );
+        true
     }
 }
 

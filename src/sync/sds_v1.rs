@@ -5,9 +5,7 @@
 //! File names and headers are matched regardless of case; a contact's key is its email.
 
 use super::csv_file::FileSpec;
-use super::files::{Channels, FileSet, ParseCtx};
-use super::report::Issue;
-use super::sds_v21::required;
+use super::files::{Channels, FileSet, ParseCtx, copy_columns};
 use super::staging::StageTable;
 use crate::domain::Relationship;
 
@@ -53,39 +51,17 @@ pub fn parse(ctx: &mut ParseCtx<'_>) {
         "School.csv",
         spec(&["SIS ID", "Name"], &[]),
         StageTable::Schools,
-        |src, row, sink, stage| {
-            if !required(row, "SIS ID", sink) {
-                return false;
-            }
-            stage.push(
-                StageTable::Schools,
-                src,
-                row.record,
-                vec![row.opt("SIS ID"), row.opt("Name")],
-            );
-            true
-        },
+        copy_columns(StageTable::Schools, &["SIS ID"], &["SIS ID", "Name"]),
     );
     ctx.read(
         "Section.csv",
         spec(&["SIS ID", "School SIS ID", "Section Name"], &[]),
         StageTable::Classes,
-        |src, row, sink, stage| {
-            if !(required(row, "SIS ID", sink) & required(row, "School SIS ID", sink)) {
-                return false;
-            }
-            stage.push(
-                StageTable::Classes,
-                src,
-                row.record,
-                vec![
-                    row.opt("SIS ID"),
-                    row.opt("School SIS ID"),
-                    row.opt("Section Name"),
-                ],
-            );
-            true
-        },
+        copy_columns(
+            StageTable::Classes,
+            &["SIS ID", "School SIS ID"],
+            &["SIS ID", "School SIS ID", "Section Name"],
+        ),
     );
     ctx.read(
         "Student.csv",
@@ -94,22 +70,11 @@ pub fn parse(ctx: &mut ParseCtx<'_>) {
             &["First Name", "Last Name"],
         ),
         StageTable::Students,
-        |src, row, sink, stage| {
-            if !(required(row, "SIS ID", sink) & required(row, "School SIS ID", sink)) {
-                return false;
-            }
-            stage.push(
-                StageTable::Students,
-                src,
-                row.record,
-                vec![
-                    row.opt("SIS ID"),
-                    row.opt("First Name"),
-                    row.opt("Last Name"),
-                ],
-            );
-            true
-        },
+        copy_columns(
+            StageTable::Students,
+            &["SIS ID", "School SIS ID"],
+            &["SIS ID", "First Name", "Last Name"],
+        ),
     );
     ctx.read(
         "Teacher.csv",
@@ -119,7 +84,7 @@ pub fn parse(ctx: &mut ParseCtx<'_>) {
         ),
         StageTable::Staff,
         |src, row, sink, stage| {
-            if !(required(row, "SIS ID", sink) & required(row, "School SIS ID", sink)) {
+            if !row.require(&["SIS ID", "School SIS ID"], sink) {
                 return false;
             }
             let email = row.opt("Email").or_else(|| row.opt("Username"));
@@ -147,7 +112,7 @@ pub fn parse(ctx: &mut ParseCtx<'_>) {
             spec(&["Section SIS ID", "SIS ID"], &[]),
             StageTable::Enrollments,
             |src, row, sink, stage| {
-                if !(required(row, "Section SIS ID", sink) & required(row, "SIS ID", sink)) {
+                if !row.require(&["Section SIS ID", "SIS ID"], sink) {
                     return false;
                 }
                 stage.push(
@@ -172,7 +137,7 @@ pub fn parse(ctx: &mut ParseCtx<'_>) {
         ),
         StageTable::Contacts,
         |src, row, sink, stage| {
-            if !required(row, "Email", sink) {
+            if !row.require(&["Email"], sink) {
                 return false;
             }
             let channels = Channels::read(row, "Email", &["Phone"], region);
@@ -197,7 +162,7 @@ pub fn parse(ctx: &mut ParseCtx<'_>) {
         },
     );
     ctx.read("Guardianrelationship.csv", spec(&["SIS ID", "Email", "Role"], &[]), StageTable::Links, |src, row, sink, stage| {
-        if !(required(row, "SIS ID", sink) & required(row, "Email", sink)) {
+        if !row.require(&["SIS ID", "Email"], sink) {
             return false;
         }
         let raw = row.get("Role");
@@ -226,25 +191,10 @@ pub fn parse(ctx: &mut ParseCtx<'_>) {
 
 /// Whole-set problems found before parsing.
 pub fn check_set(files: &FileSet, sink: &mut super::csv_file::IssueSink) {
-    for name in ROSTER {
-        if !files.has(name) {
-            sink.error(Issue::file(
-                name,
-                "missing_file",
-                format!("{name} is required in an SDS v1 file set (it may hold only the header)"),
-            ));
-        }
-    }
-    if files.has("User.csv") != files.has("Guardianrelationship.csv") {
-        let (present, missing) = if files.has("User.csv") {
-            ("User.csv", "Guardianrelationship.csv")
-        } else {
-            ("Guardianrelationship.csv", "User.csv")
-        };
-        sink.error(Issue::file(
-            missing,
-            "missing_file",
-            format!("{present} is present, so {missing} is required too"),
-        ));
-    }
+    files.require(
+        ROSTER,
+        "an SDS v1 file set (it may hold only the header)",
+        sink,
+    );
+    files.require_together("User.csv", "Guardianrelationship.csv", sink);
 }

@@ -4,8 +4,7 @@
 //! from `roles.csv` and `relationships.csv`.
 
 use super::csv_file::FileSpec;
-use super::files::{Channels, ParseCtx};
-use super::report::Issue;
+use super::files::{Channels, ParseCtx, copy_columns};
 use super::staging::StageTable;
 use crate::domain::Relationship;
 
@@ -51,18 +50,7 @@ pub fn parse(ctx: &mut ParseCtx<'_>) {
         "orgs.csv",
         spec(&["sourcedId", "name", "type"], &["parentSourcedId"]),
         StageTable::Schools,
-        |src, row, sink, stage| {
-            if !required(row, "sourcedId", sink) {
-                return false;
-            }
-            stage.push(
-                StageTable::Schools,
-                src,
-                row.record,
-                vec![row.opt("sourcedId"), row.opt("name")],
-            );
-            true
-        },
+        copy_columns(StageTable::Schools, &["sourcedId"], &["sourcedId", "name"]),
     );
     ctx.read(
         "roles.csv",
@@ -78,10 +66,7 @@ pub fn parse(ctx: &mut ParseCtx<'_>) {
         ),
         StageTable::Roles,
         |src, row, sink, stage| {
-            if !(required(row, "userSourcedId", sink)
-                & required(row, "orgSourcedId", sink)
-                & required(row, "role", sink))
-            {
+            if !row.require(&["userSourcedId", "orgSourcedId", "role"], sink) {
                 return false;
             }
             let role = row.get("role").to_ascii_lowercase();
@@ -114,7 +99,7 @@ pub fn parse(ctx: &mut ParseCtx<'_>) {
         ),
         StageTable::Users,
         |src, row, sink, stage| {
-            if !required(row, "sourcedId", sink) {
+            if !row.require(&["sourcedId"], sink) {
                 return false;
             }
             let channels = Channels::read(row, "email", &["sms", "phone"], region);
@@ -143,29 +128,18 @@ pub fn parse(ctx: &mut ParseCtx<'_>) {
             &["courseSourcedId", "sessionSourcedIds"],
         ),
         StageTable::Classes,
-        |src, row, sink, stage| {
-            if !(required(row, "sourcedId", sink) & required(row, "orgSourcedId", sink)) {
-                return false;
-            }
-            stage.push(
-                StageTable::Classes,
-                src,
-                row.record,
-                vec![
-                    row.opt("sourcedId"),
-                    row.opt("orgSourcedId"),
-                    row.opt("title"),
-                ],
-            );
-            true
-        },
+        copy_columns(
+            StageTable::Classes,
+            &["sourcedId", "orgSourcedId"],
+            &["sourcedId", "orgSourcedId", "title"],
+        ),
     );
     ctx.read(
         "enrollments.csv",
         spec(&["classSourcedId", "userSourcedId", "role"], &[]),
         StageTable::Enrollments,
         |src, row, sink, stage| {
-            if !(required(row, "classSourcedId", sink) & required(row, "userSourcedId", sink)) {
+            if !row.require(&["classSourcedId", "userSourcedId"], sink) {
                 return false;
             }
             let role = row.get("role").to_ascii_lowercase();
@@ -205,9 +179,7 @@ pub fn parse(ctx: &mut ParseCtx<'_>) {
         ),
         StageTable::Links,
         |src, row, sink, stage| {
-            if !(required(row, "userSourcedId", sink)
-                & required(row, "relationshipUserSourcedId", sink))
-            {
+            if !row.require(&["userSourcedId", "relationshipUserSourcedId"], sink) {
                 return false;
             }
             let raw = row.get("relationshipRole");
@@ -251,51 +223,14 @@ pub fn parse(ctx: &mut ParseCtx<'_>) {
             file,
             spec(columns, &[]),
             StageTable::Users,
-            |_, row, sink, _| required(row, key, sink),
+            |_, row, sink, _| row.require(&[key], sink),
         );
-    }
-}
-
-/// Reports a blank required value; true when present.
-pub fn required(
-    row: &super::csv_file::Row<'_>,
-    column: &str,
-    sink: &mut super::csv_file::IssueSink,
-) -> bool {
-    if row.get(column).is_empty() {
-        sink.error(row.issue(
-            column,
-            "missing_value",
-            format!("'{column}' is required and is blank"),
-        ));
-        false
-    } else {
-        true
     }
 }
 
 /// Whole-set problems found before parsing (missing files, files that only make sense
 /// together).
 pub fn check_set(files: &super::files::FileSet, sink: &mut super::csv_file::IssueSink) {
-    for name in REQUIRED {
-        if !files.has(name) {
-            sink.error(Issue::file(
-                name,
-                "missing_file",
-                format!("{name} is required in an SDS v2.1 file set"),
-            ));
-        }
-    }
-    if files.has("classes.csv") != files.has("enrollments.csv") {
-        let (present, missing) = if files.has("classes.csv") {
-            ("classes.csv", "enrollments.csv")
-        } else {
-            ("enrollments.csv", "classes.csv")
-        };
-        sink.error(Issue::file(
-            missing,
-            "missing_file",
-            format!("{present} is present, so {missing} is required too"),
-        ));
-    }
+    files.require(REQUIRED, "an SDS v2.1 file set", sink);
+    files.require_together("classes.csv", "enrollments.csv", sink);
 }
