@@ -57,6 +57,96 @@ async fn affected(txn: &DatabaseTransaction, sql: &str, values: Vec<Value>) -> R
     Ok(db::exec(txn, sql, values).await?.rows_affected())
 }
 
+/// How one live table with an active/inactive status is reconciled from a staging table
+/// aliased `s`. Every SQL fragment may use `$1` (tenant) and `$2` (run time).
+struct StatusSync<'a> {
+    /// Live table.
+    table: &'a str,
+    /// Staging table (rows of the snapshot).
+    staged: &'a str,
+    /// Condition pairing a live row (by table name) with a staged row `s`.
+    matches: &'a str,
+    /// Extra `SET` items applying staged values on reactivation and update (may be empty).
+    set: &'a str,
+    /// Condition under which an active row counts as updated (`None`: rows never update).
+    differs: Option<&'a str>,
+    /// Insert column list and the matching `SELECT` list over `s`.
+    insert: (&'a str, &'a str),
+    /// Extra `SET` items on deactivation (may be empty), and values for their `$3`, `$4`…
+    on_deactivate: (&'a str, Vec<Value>),
+}
+
+/// Runs the four statements of a status table: reactivate, update, insert, deactivate.
+async fn sync_status(
+    txn: &DatabaseTransaction,
+    spec: StatusSync<'_>,
+    values: Vec<Value>,
+) -> Result<Counts, DbErr> {
+    let StatusSync {
+        table,
+        staged,
+        matches,
+        set,
+        differs,
+        insert,
+        on_deactivate,
+    } = spec;
+    let set = if set.is_empty() {
+        String::new()
+    } else {
+        format!("{set}, ")
+    };
+    let reactivated = affected(
+        txn,
+        &format!("UPDATE {table} SET {set}status = 'active', deactivated_at = NULL, updated_at = $2 FROM {staged} s WHERE {table}.tenant_id = $1 AND {matches} AND {table}.status <> 'active'"),
+        values.clone(),
+    )
+    .await?;
+    let updated = match differs {
+        Some(differs) => {
+            affected(
+                txn,
+                &format!("UPDATE {table} SET {set}updated_at = $2 FROM {staged} s WHERE {table}.tenant_id = $1 AND {matches} AND {table}.status = 'active' AND ({differs})"),
+                values.clone(),
+            )
+            .await?
+        }
+        None => 0,
+    };
+    let (columns, selected) = insert;
+    let (on_deactivate, extra) = on_deactivate;
+    let created = affected(
+        txn,
+        &format!(
+            "INSERT INTO {table} (tenant_id, {columns}, status, updated_at) SELECT $1, {selected}, 'active', $2 FROM {staged} s \
+             WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE {table}.tenant_id = $1 AND {matches})"
+        ),
+        values.clone(),
+    )
+    .await?;
+    let deactivated = affected(
+        txn,
+        &format!(
+            "UPDATE {table} SET status = 'inactive', deactivated_at = $2, updated_at = $2{on_deactivate} \
+             WHERE tenant_id = $1 AND status = 'active' AND NOT EXISTS (SELECT 1 FROM {staged} s WHERE {matches})"
+        ),
+        [values, extra].concat(),
+    )
+    .await?;
+    with_unchanged(
+        txn,
+        staged,
+        Counts {
+            created,
+            updated,
+            reactivated,
+            deactivated,
+            ..Counts::default()
+        },
+    )
+    .await
+}
+
 /// Reconciles one roster table.
 pub async fn roster(
     txn: &DatabaseTransaction,
@@ -69,61 +159,36 @@ pub async fn roster(
         staging,
         fields,
     } = roster;
-    let set: Vec<String> = fields.iter().map(|f| format!("{f} = s.{f}")).collect();
-    let set = set.join(", ");
-    let differs: Vec<String> = fields
+    let set = fields
+        .iter()
+        .map(|f| format!("{f} = s.{f}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let differs = fields
         .iter()
         .map(|f| format!("{table}.{f} IS DISTINCT FROM s.{f}"))
-        .collect();
-    let differs = differs.join(" OR ");
-    let matches = format!("{table}.tenant_id = $1 AND {table}.source_id = s.source_id");
-    let reactivated = affected(
-        txn,
-        &format!("UPDATE {table} SET {set}, status = 'active', deactivated_at = NULL, updated_at = $2 FROM {staging} s WHERE {matches} AND {table}.status <> 'active'"),
-        params(tenant, now),
-    )
-    .await?;
-    let updated = affected(
-        txn,
-        &format!("UPDATE {table} SET {set}, updated_at = $2 FROM {staging} s WHERE {matches} AND {table}.status = 'active' AND ({differs})"),
-        params(tenant, now),
-    )
-    .await?;
-    let columns = fields.join(", ");
-    let selected: Vec<String> = fields.iter().map(|f| format!("s.{f}")).collect();
-    let created = affected(
-        txn,
-        &format!(
-            "INSERT INTO {table} (tenant_id, source_id, {columns}, status, created_at, updated_at) \
-             SELECT $1, s.source_id, {}, 'active', $2, $2 FROM {staging} s \
-             WHERE NOT EXISTS (SELECT 1 FROM {table} x WHERE x.tenant_id = $1 AND x.source_id = s.source_id)",
-            selected.join(", ")
-        ),
-        params(tenant, now),
-    )
-    .await?;
-    let deactivated = affected(
-        txn,
-        &format!(
-            "UPDATE {table} SET status = 'inactive', deactivated_at = $2, updated_at = $2 \
-             WHERE tenant_id = $1 AND status = 'active' \
-               AND NOT EXISTS (SELECT 1 FROM {staging} s WHERE s.source_id = {table}.source_id)"
-        ),
-        params(tenant, now),
-    )
-    .await?;
-    with_unchanged(
-        txn,
-        staging,
-        Counts {
-            reactivated,
-            updated,
-            created,
-            deactivated,
-            ..Counts::default()
-        },
-    )
-    .await
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    let columns = format!("source_id, {}, created_at", fields.join(", "));
+    let selected = format!(
+        "s.source_id, {}, $2",
+        fields
+            .iter()
+            .map(|f| format!("s.{f}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let matches = format!("{table}.source_id = s.source_id");
+    let spec = StatusSync {
+        table,
+        staged: staging,
+        matches: &matches,
+        set: &set,
+        differs: Some(&differs),
+        insert: (&columns, &selected),
+        on_deactivate: ("", vec![]),
+    };
+    sync_status(txn, spec, params(tenant, now)).await
 }
 
 /// Completes `counts` with the unchanged rows: staged rows that were not created, updated
@@ -289,40 +354,19 @@ pub async fn enrollments(
         vec![],
     )
     .await?;
-    let matches = "enrollments.class_id = r.class_id AND enrollments.role = r.role AND enrollments.person_id = r.person_id";
-    let reactivated = affected(
-        txn,
-        &format!("UPDATE enrollments SET status = 'active', deactivated_at = NULL, updated_at = $2 FROM r_enrollments r WHERE enrollments.tenant_id = $1 AND {matches} AND enrollments.status <> 'active'"),
-        params(tenant, now),
-    )
-    .await?;
-    let created = affected(
-        txn,
-        "INSERT INTO enrollments (tenant_id, class_id, role, person_id, status, created_at, updated_at) \
-         SELECT $1, r.class_id, r.role, r.person_id, 'active', $2, $2 FROM r_enrollments r \
-         WHERE NOT EXISTS (SELECT 1 FROM enrollments x WHERE x.class_id = r.class_id AND x.role = r.role AND x.person_id = r.person_id)",
-        params(tenant, now),
-    )
-    .await?;
-    let deactivated = affected(
-        txn,
-        "UPDATE enrollments SET status = 'inactive', deactivated_at = $2, updated_at = $2 \
-         WHERE tenant_id = $1 AND status = 'active' AND NOT EXISTS \
-           (SELECT 1 FROM r_enrollments r WHERE r.class_id = enrollments.class_id AND r.role = enrollments.role AND r.person_id = enrollments.person_id)",
-        params(tenant, now),
-    )
-    .await?;
-    with_unchanged(
-        txn,
-        "r_enrollments",
-        Counts {
-            reactivated,
-            created,
-            deactivated,
-            ..Counts::default()
-        },
-    )
-    .await
+    let spec = StatusSync {
+        table: "enrollments",
+        staged: "r_enrollments",
+        matches: "enrollments.class_id = s.class_id AND enrollments.role = s.role AND enrollments.person_id = s.person_id",
+        set: "",
+        differs: None,
+        insert: (
+            "class_id, role, person_id, created_at",
+            "s.class_id, s.role, s.person_id, $2",
+        ),
+        on_deactivate: ("", vec![]),
+    };
+    sync_status(txn, spec, params(tenant, now)).await
 }
 
 /// Reconciles student–contact links. `previous_run` is when the tenant's previous applied
@@ -349,55 +393,25 @@ pub async fn links(
         vec![],
     )
     .await?;
-    let table = "student_contacts";
-    let matches = "student_contacts.tenant_id = $1 AND student_contacts.student_id = r.student_id AND student_contacts.contact_id = r.contact_id";
-    let relationship = latest_wins_set(table, "relationship", "r.relationship");
-    let reactivated = affected(
-        txn,
-        &format!("UPDATE {table} SET {relationship}, status = 'active', deactivated_at = NULL, last_seen_at = $2, updated_at = $2 FROM r_links r WHERE {matches} AND {table}.status <> 'active'"),
-        params(tenant, now),
-    )
-    .await?;
-    let updated = affected(
-        txn,
-        &format!("UPDATE {table} SET {relationship}, updated_at = $2 FROM r_links r WHERE {matches} AND {table}.status = 'active' AND r.relationship IS DISTINCT FROM {table}.relationship_sync"),
-        params(tenant, now),
-    )
-    .await?;
-    let created = affected(
-        txn,
-        &format!(
-            "INSERT INTO {table} (tenant_id, student_id, contact_id, relationship, relationship_provenance, relationship_changed_at, relationship_sync, status, first_seen_at, last_seen_at, updated_at) \
-             SELECT $1, r.student_id, r.contact_id, r.relationship, 'sync', $2, r.relationship, 'active', $2, $2, $2 FROM r_links r \
-             WHERE NOT EXISTS (SELECT 1 FROM {table} x WHERE x.student_id = r.student_id AND x.contact_id = r.contact_id)"
+    let relationship = latest_wins_set("student_contacts", "relationship", "s.relationship");
+    let spec = StatusSync {
+        table: "student_contacts",
+        staged: "r_links",
+        matches: "student_contacts.student_id = s.student_id AND student_contacts.contact_id = s.contact_id",
+        set: &format!(
+            "{relationship}, last_seen_at = CASE WHEN student_contacts.status = 'active' THEN student_contacts.last_seen_at ELSE $2 END"
         ),
-        params(tenant, now),
-    )
-    .await?;
-    let mut values = params(tenant, now);
-    values.push(Value::ChronoDateTimeUtc(previous_run));
-    let deactivated = affected(
-        txn,
-        &format!(
-            "UPDATE {table} SET status = 'inactive', deactivated_at = $2, updated_at = $2, last_seen_at = COALESCE($3, last_seen_at) \
-             WHERE tenant_id = $1 AND status = 'active' AND NOT EXISTS \
-               (SELECT 1 FROM r_links r WHERE r.student_id = {table}.student_id AND r.contact_id = {table}.contact_id)"
+        differs: Some("s.relationship IS DISTINCT FROM student_contacts.relationship_sync"),
+        insert: (
+            "student_id, contact_id, relationship, relationship_provenance, relationship_changed_at, relationship_sync, first_seen_at, last_seen_at",
+            "s.student_id, s.contact_id, s.relationship, 'sync', $2, s.relationship, $2, $2",
         ),
-        values,
-    )
-    .await?;
-    with_unchanged(
-        txn,
-        "r_links",
-        Counts {
-            reactivated,
-            updated,
-            created,
-            deactivated,
-            ..Counts::default()
-        },
-    )
-    .await
+        on_deactivate: (
+            ", last_seen_at = COALESCE($3, last_seen_at)",
+            vec![Value::ChronoDateTimeUtc(previous_run)],
+        ),
+    };
+    sync_status(txn, spec, params(tenant, now)).await
 }
 
 /// Active links of the tenant (the base of the deletion guard).
