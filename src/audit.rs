@@ -1,8 +1,10 @@
 //! The audit log: every admin action (imports, tenant changes, …) is recorded with the
 //! actor, the time in UTC and before/after values.
 
-use crate::entities::audit_log;
-use sea_orm::{ActiveModelTrait, ConnectionTrait, DbErr, Set};
+use crate::db::{self, ImportConn};
+use sea_orm::{ConnectionTrait, DbErr, Value};
+
+const INSERT: &str = "INSERT INTO audit_log (tenant_id, actor, action, target, before, after, at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
 /// One action to record.
 pub struct AuditEntry<'a> {
@@ -20,21 +22,28 @@ pub struct AuditEntry<'a> {
     pub after: Option<serde_json::Value>,
 }
 
+impl AuditEntry<'_> {
+    fn values(self) -> Vec<Value> {
+        vec![
+            Value::BigInt(self.tenant_id),
+            Value::String(Some(self.actor.to_string())),
+            Value::String(Some(self.action.to_string())),
+            Value::String(self.target),
+            Value::String(self.before.map(|v| v.to_string())),
+            Value::String(self.after.map(|v| v.to_string())),
+            Value::ChronoDateTimeUtc(Some(chrono::Utc::now())),
+        ]
+    }
+}
+
 /// Writes `entry` on `conn` (pass the transaction of the action so both commit together).
 pub async fn record<C: ConnectionTrait>(conn: &C, entry: AuditEntry<'_>) -> Result<(), DbErr> {
-    audit_log::ActiveModel {
-        tenant_id: Set(entry.tenant_id),
-        actor: Set(entry.actor.to_string()),
-        action: Set(entry.action.to_string()),
-        target: Set(entry.target),
-        before: Set(entry.before.map(|v| v.to_string())),
-        after: Set(entry.after.map(|v| v.to_string())),
-        at: Set(chrono::Utc::now()),
-        ..Default::default()
-    }
-    .insert(conn)
-    .await?;
-    Ok(())
+    db::exec(conn, INSERT, entry.values()).await.map(|_| ())
+}
+
+/// Writes `entry` inside an import's transaction.
+pub async fn record_in(conn: &mut ImportConn, entry: AuditEntry<'_>) -> Result<(), DbErr> {
+    conn.exec(INSERT, entry.values()).await.map(|_| ())
 }
 
 /// The actor name for commands run on this machine: `cli:<user>`.

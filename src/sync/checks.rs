@@ -6,8 +6,8 @@ use super::csv_file::IssueSink;
 use super::files::FileSet;
 use super::report::Issue;
 use super::staging::StageTable;
-use crate::db;
-use sea_orm::{DatabaseTransaction, DbErr};
+use crate::db::{ImportConn, RawRow};
+use sea_orm::DbErr;
 
 /// A key that must be unique within a staging table.
 pub struct UniqueKey {
@@ -43,7 +43,7 @@ pub struct Reference {
 
 /// Reports every duplicate of `key` (each occurrence after the first). Returns how many.
 pub async fn duplicates(
-    txn: &DatabaseTransaction,
+    conn: &mut ImportConn,
     key: &UniqueKey,
     files: &FileSet,
     sink: &mut IssueSink,
@@ -69,12 +69,12 @@ pub async fn duplicates(
          ORDER BY t.src, t.rec LIMIT {}",
         sink.error_cap
     );
-    let rows = db::query(txn, &sql, vec![]).await?;
+    let rows = conn.query(&sql, vec![]).await?;
     for row in &rows {
-        let src: i64 = row.try_get_by_index(0)?;
-        let rec: i64 = row.try_get_by_index(1)?;
-        let value: Option<String> = row.try_get_by_index(2)?;
-        let first: Option<i64> = row.try_get_by_index(3)?;
+        let src: i64 = row.int(0)?.unwrap_or_default();
+        let rec: i64 = row.int(1)?.unwrap_or_default();
+        let value: Option<String> = row.text(2)?;
+        let first: Option<i64> = row.int(3)?;
         let earlier = match first {
             Some(first) if first < rec => format!(" (first at record {first})"),
             _ => String::new(),
@@ -96,7 +96,7 @@ pub async fn duplicates(
 
 /// Reports every reference of `reference` that points nowhere. Returns how many.
 pub async fn dangling(
-    txn: &DatabaseTransaction,
+    conn: &mut ImportConn,
     reference: &Reference,
     files: &FileSet,
     sink: &mut IssueSink,
@@ -122,11 +122,11 @@ pub async fn dangling(
         tcol = reference.target_column,
         cap = sink.error_cap,
     );
-    let rows = db::query(txn, &sql, vec![]).await?;
+    let rows = conn.query(&sql, vec![]).await?;
     for row in &rows {
-        let src: i64 = row.try_get_by_index(0)?;
-        let rec: i64 = row.try_get_by_index(1)?;
-        let value: Option<String> = row.try_get_by_index(2)?;
+        let src: i64 = row.int(0)?.unwrap_or_default();
+        let rec: i64 = row.int(1)?.unwrap_or_default();
+        let value: Option<String> = row.text(2)?;
         sink.error(Issue::at(
             files.name(src as usize),
             rec as u64,
@@ -141,7 +141,7 @@ pub async fn dangling(
 /// Emits the warnings of contacts that will not be offered for communication: a dropped
 /// email, a dropped phone, or neither channel left.
 pub async fn contact_warnings(
-    txn: &DatabaseTransaction,
+    conn: &mut ImportConn,
     files: &FileSet,
     sink: &mut IssueSink,
 ) -> Result<(), DbErr> {
@@ -151,30 +151,26 @@ pub async fn contact_warnings(
         ("phone_column", "phone_warning", "invalid_phone"),
     ];
     for (column, warning, code) in queries {
-        let total = db::count(
-            txn,
-            &format!("SELECT COUNT(*) FROM s_contacts WHERE {warning} IS NOT NULL"),
-            vec![],
-        )
-        .await?;
-        let rows = db::query(
-            txn,
-            &format!("SELECT src, rec, {column}, {warning} FROM s_contacts WHERE {warning} IS NOT NULL ORDER BY src, rec LIMIT {limit}"),
+        let total = conn
+            .count(
+                &format!("SELECT COUNT(*) FROM s_contacts WHERE {warning} IS NOT NULL"),
+                vec![],
+            )
+            .await?;
+        let rows = conn.query(&format!("SELECT src, rec, {column}, {warning} FROM s_contacts WHERE {warning} IS NOT NULL ORDER BY src, rec LIMIT {limit}"),
             vec![],
         )
         .await?;
         push_warnings(sink, files, &rows, total, code)?;
     }
     let unreachable = "email IS NULL AND mobile_phone IS NULL";
-    let total = db::count(
-        txn,
-        &format!("SELECT COUNT(*) FROM s_contacts WHERE {unreachable}"),
-        vec![],
-    )
-    .await?;
-    let rows = db::query(
-        txn,
-        &format!(
+    let total = conn
+        .count(
+            &format!("SELECT COUNT(*) FROM s_contacts WHERE {unreachable}"),
+            vec![],
+        )
+        .await?;
+    let rows = conn.query(&format!(
             "SELECT src, rec, email_column, 'the contact has neither a valid email nor a valid E.164 mobile: it is stored but not offered for communication' \
              FROM s_contacts WHERE {unreachable} ORDER BY src, rec LIMIT {limit}"
         ),
@@ -187,15 +183,15 @@ pub async fn contact_warnings(
 fn push_warnings(
     sink: &mut IssueSink,
     files: &FileSet,
-    rows: &[sea_orm::QueryResult],
+    rows: &[RawRow],
     total: i64,
     code: &'static str,
 ) -> Result<(), DbErr> {
     for row in rows {
-        let src: i64 = row.try_get_by_index(0)?;
-        let rec: i64 = row.try_get_by_index(1)?;
-        let column: Option<String> = row.try_get_by_index(2)?;
-        let message: Option<String> = row.try_get_by_index(3)?;
+        let src: i64 = row.int(0)?.unwrap_or_default();
+        let rec: i64 = row.int(1)?.unwrap_or_default();
+        let column: Option<String> = row.text(2)?;
+        let message: Option<String> = row.text(3)?;
         sink.warning(Issue::at(
             files.name(src as usize),
             rec as u64,

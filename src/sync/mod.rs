@@ -20,16 +20,12 @@ pub mod staging;
 
 use crate::audit::{self, AuditEntry};
 use crate::config::ImportConfig;
-use crate::db;
-use crate::entities::sync_run;
+use crate::db::ImportConn;
 use crate::tenants::{self, Tenant, TenantError};
 use csv_file::{IssueSink, Limits};
 use files::{FileSet, NameMatch, ParseCtx};
 use report::{Counts, EntityCounts, ImportReport, Issue, RunStatus};
-use sea_orm::{
-    ActiveModelTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    Set, Value,
-};
+use sea_orm::{DatabaseConnection, DbBackend, DbErr, Value};
 use staging::{StageTable, Stager};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -186,9 +182,9 @@ pub async fn import(
     };
     if status != RunStatus::Applied {
         // The snapshot's transaction was rolled back; the run itself is still recorded.
-        let txn = db::begin_write(db).await?;
-        report.run_id = Some(record_run(&txn, &tenant, request, &report).await?);
-        txn.commit().await?;
+        let mut conn = ImportConn::begin(db).await?;
+        report.run_id = Some(record_run(&mut conn, &tenant, request, &report).await?);
+        conn.commit().await?;
     }
     Ok(report)
 }
@@ -211,21 +207,20 @@ async fn run_in_transaction(
     progress: Arc<dyn Progress>,
     started_at: chrono::DateTime<chrono::Utc>,
 ) -> Result<Outcome, SyncError> {
-    let txn = db::begin_write(db).await?;
-    if txn.get_database_backend() == DbBackend::Postgres {
+    let mut conn = ImportConn::begin(db).await?;
+    if conn.backend() == DbBackend::Postgres {
         // One import per tenant at a time: the second waits here.
-        db::exec(
-            &txn,
+        conn.exec(
             "SELECT id FROM tenants WHERE id = $1 FOR UPDATE",
             vec![Value::BigInt(Some(tenant.id.0))],
         )
         .await?;
     }
-    staging::create_tables(&txn).await?;
+    staging::create_tables(&mut conn).await?;
     progress.start(files.total_bytes);
     let files = Arc::new(files);
     let (sink, rejected) = stage_files(
-        &txn,
+        &mut conn,
         config,
         request.format,
         tenant,
@@ -243,30 +238,30 @@ async fn run_in_transaction(
     }
     if outcome.sink.errors.is_empty() {
         progress.phase("checking");
-        staging::index_tables(&txn).await?;
-        cross_checks(&txn, request.format, &files, &mut outcome).await?;
+        staging::index_tables(&mut conn).await?;
+        cross_checks(&mut conn, request.format, &files, &mut outcome).await?;
     }
     if outcome.sink.errors.is_empty() {
-        checks::contact_warnings(&txn, &files, &mut outcome.sink).await?;
+        checks::contact_warnings(&mut conn, &files, &mut outcome.sink).await?;
         progress.phase("applying");
-        apply(&txn, tenant, started_at, &mut outcome.entities).await?;
-        guards(&txn, request, tenant, &files, &mut outcome).await?;
+        apply(&mut conn, tenant, started_at, &mut outcome.entities).await?;
+        guards(&mut conn, request, tenant, &files, &mut outcome).await?;
     }
     if !outcome.sink.errors.is_empty() || request.dry_run {
-        txn.rollback().await?;
+        conn.rollback().await?;
         return Ok(outcome);
     }
-    staging::drop_tables(&txn).await?;
-    reconcile::drop_resolved(&txn).await?;
+    staging::drop_tables(&mut conn).await?;
+    reconcile::drop_resolved(&mut conn).await?;
     let report = provisional_report(request, tenant, &outcome, started_at);
-    outcome.run_id = Some(record_run(&txn, tenant, request, &report).await?);
-    txn.commit().await?;
+    outcome.run_id = Some(record_run(&mut conn, tenant, request, &report).await?);
+    conn.commit().await?;
     Ok(outcome)
 }
 
 /// Parses the files on a blocking thread and writes the staged rows as they come.
 async fn stage_files(
-    txn: &DatabaseTransaction,
+    conn: &mut ImportConn,
     config: &ImportConfig,
     format: Format,
     tenant: &Tenant,
@@ -301,12 +296,24 @@ async fn stage_files(
         (ctx.sink, ctx.rejected)
     });
     let mut failure = None;
+    let (started, mut staged, mut busy) = (Instant::now(), 0u64, std::time::Duration::ZERO);
     while let Some(batch) = receiver.recv().await {
-        if let Err(e) = staging::insert_batch(txn, batch, batch_rows).await {
-            failure = Some(e);
-            break;
+        let writing = Instant::now();
+        match staging::insert_batch(conn, batch).await {
+            Ok(rows) => staged += rows,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
         }
+        busy += writing.elapsed();
     }
+    tracing::debug!(
+        rows = staged,
+        ms = started.elapsed().as_millis() as u64,
+        writing_ms = busy.as_millis() as u64,
+        "staged the files"
+    );
     drop(receiver);
     let parsed = parser
         .await
@@ -332,7 +339,7 @@ fn entity_counts(entities: &mut EntityCounts, table: StageTable) -> &mut Counts 
 /// Duplicate keys and dangling references, per format; for SDS v2.1 also the split of
 /// users into students, staff and contacts.
 async fn cross_checks(
-    txn: &DatabaseTransaction,
+    conn: &mut ImportConn,
     format: Format,
     files: &FileSet,
     outcome: &mut Outcome,
@@ -342,20 +349,20 @@ async fn cross_checks(
         Format::SdsV1 => (rules::V1_KEYS, rules::V1_REFERENCES),
     };
     for key in keys {
-        let found = checks::duplicates(txn, key, files, &mut outcome.sink).await?;
+        let found = checks::duplicates(conn, key, files, &mut outcome.sink).await?;
         entity_counts(&mut outcome.entities, key.table).rejected += found;
     }
     for reference in references {
-        let found = checks::dangling(txn, reference, files, &mut outcome.sink).await?;
+        let found = checks::dangling(conn, reference, files, &mut outcome.sink).await?;
         entity_counts(&mut outcome.entities, reference.table).rejected += found;
     }
     if format == Format::SdsV21 && outcome.sink.errors.is_empty() {
         for sql in rules::V21_SPLIT_USERS {
-            db::exec(txn, sql, vec![]).await?;
+            conn.exec(sql, vec![]).await?;
         }
-        staging::analyze(txn).await?;
+        staging::analyze(conn).await?;
         for reference in rules::V21_ROLE_REFERENCES {
-            let found = checks::dangling(txn, reference, files, &mut outcome.sink).await?;
+            let found = checks::dangling(conn, reference, files, &mut outcome.sink).await?;
             entity_counts(&mut outcome.entities, reference.table).rejected += found;
         }
     }
@@ -363,24 +370,20 @@ async fn cross_checks(
 }
 
 async fn apply(
-    txn: &DatabaseTransaction,
+    conn: &mut ImportConn,
     tenant: &Tenant,
     now: chrono::DateTime<chrono::Utc>,
     entities: &mut EntityCounts,
 ) -> Result<(), DbErr> {
     let id = tenant.id.0;
-    let previous_run = db::query(
-        txn,
-        "SELECT MAX(started_at) FROM sync_runs WHERE tenant_id = $1 AND status = 'applied'",
-        vec![Value::BigInt(Some(id))],
-    )
-    .await?
-    .first()
-    .and_then(|row| {
-        row.try_get_by_index::<Option<chrono::DateTime<chrono::Utc>>>(0)
-            .ok()
-            .flatten()
-    });
+    let previous_run = conn
+        .query(
+            "SELECT MAX(started_at) FROM sync_runs WHERE tenant_id = $1 AND status = 'applied'",
+            vec![Value::BigInt(Some(id))],
+        )
+        .await?
+        .first()
+        .and_then(|row| row.time(0).ok().flatten());
     let targets = [
         &mut entities.schools,
         &mut entities.students,
@@ -388,19 +391,19 @@ async fn apply(
         &mut entities.classes,
     ];
     for (roster, counts) in reconcile::ROSTERS.iter().zip(targets) {
-        keep_rejected(counts, reconcile::roster(txn, id, now, roster).await?);
+        keep_rejected(counts, reconcile::roster(conn, id, now, roster).await?);
     }
     keep_rejected(
         &mut entities.contacts,
-        reconcile::contacts(txn, id, now).await?,
+        reconcile::contacts(conn, id, now).await?,
     );
     keep_rejected(
         &mut entities.enrollments,
-        reconcile::enrollments(txn, id, now).await?,
+        reconcile::enrollments(conn, id, now).await?,
     );
     keep_rejected(
         &mut entities.links,
-        reconcile::links(txn, id, now, previous_run).await?,
+        reconcile::links(conn, id, now, previous_run).await?,
     );
     Ok(())
 }
@@ -415,7 +418,7 @@ fn keep_rejected(target: &mut Counts, applied: Counts) {
 
 /// The deletion guard and the missing-optional-file guard (SPEC §3.3).
 async fn guards(
-    txn: &DatabaseTransaction,
+    conn: &mut ImportConn,
     request: &ImportRequest,
     tenant: &Tenant,
     files: &FileSet,
@@ -425,7 +428,7 @@ async fn guards(
         return Ok(());
     }
     let links = &outcome.entities.links;
-    let active_before = reconcile::active_links(txn, tenant.id.0).await? + links.deactivated
+    let active_before = reconcile::active_links(conn, tenant.id.0).await? + links.deactivated
         - links.created
         - links.reactivated;
     let percent = tenant.settings.deletion_guard_percent.max(0) as u64;
@@ -500,36 +503,47 @@ fn provisional_report(
 }
 
 /// Stores the run and its audit entry on `conn`; returns the run id.
-async fn record_run<C: ConnectionTrait>(
-    conn: &C,
+async fn record_run(
+    conn: &mut ImportConn,
     tenant: &Tenant,
     request: &ImportRequest,
     report: &ImportReport,
 ) -> Result<i64, DbErr> {
     let c = report.counts;
-    let row = sync_run::ActiveModel {
-        tenant_id: Set(tenant.id.0),
-        format: Set(report.format.clone()),
-        source: Set(report.source.clone()),
-        status: Set(report.status.as_str().into()),
-        dry_run: Set(report.dry_run),
-        forced: Set(report.forced),
-        started_at: Set(report.started_at),
-        finished_at: Set(chrono::Utc::now()),
-        created: Set(c.created as i64),
-        updated: Set(c.updated as i64),
-        unchanged: Set(c.unchanged as i64),
-        reactivated: Set(c.reactivated as i64),
-        deactivated: Set(c.deactivated as i64),
-        rejected: Set(c.rejected as i64),
-        error_count: Set(report.errors.len() as i64),
-        warning_count: Set(report.warning_count as i64),
-        report: Set(serde_json::to_string(report).unwrap_or_default()),
-        ..Default::default()
-    }
-    .insert(conn)
-    .await?;
-    audit::record(
+    let int = |n: u64| Value::BigInt(Some(n as i64));
+    let rows = conn
+        .query(
+            "INSERT INTO sync_runs (tenant_id, format, source, status, dry_run, forced, started_at, finished_at, \
+               created, updated, unchanged, reactivated, deactivated, rejected, error_count, warning_count, report) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id",
+            vec![
+                Value::BigInt(Some(tenant.id.0)),
+                report.format.clone().into(),
+                report.source.clone().into(),
+                report.status.as_str().into(),
+                Value::Bool(Some(report.dry_run)),
+                Value::Bool(Some(report.forced)),
+                Value::ChronoDateTimeUtc(Some(report.started_at)),
+                Value::ChronoDateTimeUtc(Some(chrono::Utc::now())),
+                int(c.created),
+                int(c.updated),
+                int(c.unchanged),
+                int(c.reactivated),
+                int(c.deactivated),
+                int(c.rejected),
+                int(report.errors.len() as u64),
+                int(report.warning_count),
+                serde_json::to_string(report).unwrap_or_default().into(),
+            ],
+        )
+        .await?;
+    let id = rows
+        .first()
+        .map(|row| row.int(0))
+        .transpose()?
+        .flatten()
+        .unwrap_or_default();
+    audit::record_in(
         conn,
         AuditEntry {
             tenant_id: Some(tenant.id.0),
@@ -540,7 +554,7 @@ async fn record_run<C: ConnectionTrait>(
                 RunStatus::Refused => "import.refused",
                 RunStatus::Failed => "import.failed",
             },
-            target: Some(format!("sync_run:{}", row.id)),
+            target: Some(format!("sync_run:{id}")),
             before: None,
             after: Some(serde_json::json!({
                 "format": report.format, "source": report.source, "forced": report.forced,
@@ -549,7 +563,7 @@ async fn record_run<C: ConnectionTrait>(
         },
     )
     .await?;
-    Ok(row.id)
+    Ok(id)
 }
 
 /// The cross-file rules of each format, as data.

@@ -5,9 +5,9 @@
 //! per-field latest-change-wins rule of SPEC §3.3.
 
 use super::report::Counts;
-use crate::db;
+use crate::db::ImportConn;
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, Value};
+use sea_orm::{DbBackend, DbErr, Value};
 
 /// A roster table reconciled by `source_id` with plain (sync-only) fields.
 pub struct Roster {
@@ -53,10 +53,6 @@ fn params(tenant: i64, now: DateTime<Utc>) -> Vec<Value> {
     ]
 }
 
-async fn affected(txn: &DatabaseTransaction, sql: &str, values: Vec<Value>) -> Result<u64, DbErr> {
-    Ok(db::exec(txn, sql, values).await?.rows_affected())
-}
-
 /// How one live table with an active/inactive status is reconciled from a staging table
 /// aliased `s`. Every SQL fragment may use `$1` (tenant) and `$2` (run time).
 struct StatusSync<'a> {
@@ -78,7 +74,7 @@ struct StatusSync<'a> {
 
 /// Runs the four statements of a status table: reactivate, update, insert, deactivate.
 async fn sync_status(
-    txn: &DatabaseTransaction,
+    conn: &mut ImportConn,
     spec: StatusSync<'_>,
     values: Vec<Value>,
 ) -> Result<Counts, DbErr> {
@@ -96,17 +92,13 @@ async fn sync_status(
     } else {
         format!("{set}, ")
     };
-    let reactivated = affected(
-        txn,
-        &format!("UPDATE {table} SET {set}status = 'active', deactivated_at = NULL, updated_at = $2 FROM {staged} s WHERE {table}.tenant_id = $1 AND {matches} AND {table}.status <> 'active'"),
+    let reactivated = conn.exec(&format!("UPDATE {table} SET {set}status = 'active', deactivated_at = NULL, updated_at = $2 FROM {staged} s WHERE {table}.tenant_id = $1 AND {matches} AND {table}.status <> 'active'"),
         values.clone(),
     )
     .await?;
     let updated = match differs {
         Some(differs) => {
-            affected(
-                txn,
-                &format!("UPDATE {table} SET {set}updated_at = $2 FROM {staged} s WHERE {table}.tenant_id = $1 AND {matches} AND {table}.status = 'active' AND ({differs})"),
+            conn.exec(&format!("UPDATE {table} SET {set}updated_at = $2 FROM {staged} s WHERE {table}.tenant_id = $1 AND {matches} AND {table}.status = 'active' AND ({differs})"),
                 values.clone(),
             )
             .await?
@@ -115,18 +107,14 @@ async fn sync_status(
     };
     let (columns, selected) = insert;
     let (on_deactivate, extra) = on_deactivate;
-    let created = affected(
-        txn,
-        &format!(
+    let created = conn.exec(&format!(
             "INSERT INTO {table} (tenant_id, {columns}, status, updated_at) SELECT $1, {selected}, 'active', $2 FROM {staged} s \
              WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE {table}.tenant_id = $1 AND {matches})"
         ),
         values.clone(),
     )
     .await?;
-    let deactivated = affected(
-        txn,
-        &format!(
+    let deactivated = conn.exec(&format!(
             "UPDATE {table} SET status = 'inactive', deactivated_at = $2, updated_at = $2{on_deactivate} \
              WHERE tenant_id = $1 AND status = 'active' AND NOT EXISTS (SELECT 1 FROM {staged} s WHERE {matches})"
         ),
@@ -134,7 +122,7 @@ async fn sync_status(
     )
     .await?;
     with_unchanged(
-        txn,
+        conn,
         staged,
         Counts {
             created,
@@ -149,7 +137,7 @@ async fn sync_status(
 
 /// Reconciles one roster table.
 pub async fn roster(
-    txn: &DatabaseTransaction,
+    conn: &mut ImportConn,
     tenant: i64,
     now: DateTime<Utc>,
     roster: &Roster,
@@ -188,17 +176,19 @@ pub async fn roster(
         insert: (&columns, &selected),
         on_deactivate: ("", vec![]),
     };
-    sync_status(txn, spec, params(tenant, now)).await
+    sync_status(conn, spec, params(tenant, now)).await
 }
 
 /// Completes `counts` with the unchanged rows: staged rows that were not created, updated
 /// or reactivated.
 async fn with_unchanged(
-    txn: &DatabaseTransaction,
+    conn: &mut ImportConn,
     staging: &str,
     counts: Counts,
 ) -> Result<Counts, DbErr> {
-    let staged = db::count(txn, &format!("SELECT COUNT(*) FROM {staging}"), vec![]).await? as u64;
+    let staged = conn
+        .count(&format!("SELECT COUNT(*) FROM {staging}"), vec![])
+        .await? as u64;
     let unchanged = staged.saturating_sub(counts.created + counts.updated + counts.reactivated);
     Ok(Counts {
         unchanged,
@@ -222,7 +212,7 @@ fn latest_wins_set(table: &str, field: &str, staged: &str) -> String {
 
 /// Reconciles contacts (no status of their own: the links carry it).
 pub async fn contacts(
-    txn: &DatabaseTransaction,
+    conn: &mut ImportConn,
     tenant: i64,
     now: DateTime<Utc>,
 ) -> Result<Counts, DbErr> {
@@ -234,9 +224,7 @@ pub async fn contacts(
         .iter()
         .map(|f| format!("s.{f} IS DISTINCT FROM contacts.{f}_sync"))
         .collect();
-    let updated = affected(
-        txn,
-        &format!(
+    let updated = conn.exec(&format!(
             "UPDATE contacts SET {}, source_id = s.source_id, updated_at = $2 FROM s_contacts s \
              WHERE contacts.tenant_id = $1 AND contacts.source_key = s.source_key \
                AND ({} OR s.source_id IS DISTINCT FROM contacts.source_id)",
@@ -270,9 +258,7 @@ pub async fn contacts(
             format!("s.{f}"),
         ]);
     }
-    let created = affected(
-        txn,
-        &format!(
+    let created = conn.exec(&format!(
             "INSERT INTO contacts ({}, created_at, updated_at) SELECT {}, $2, $2 FROM s_contacts s \
              WHERE NOT EXISTS (SELECT 1 FROM contacts x WHERE x.tenant_id = $1 AND x.source_key = s.source_key)",
             columns.join(", "),
@@ -282,7 +268,7 @@ pub async fn contacts(
     )
     .await?;
     with_unchanged(
-        txn,
+        conn,
         "s_contacts",
         Counts {
             updated,
@@ -294,25 +280,24 @@ pub async fn contacts(
 }
 
 async fn create_resolved(
-    txn: &DatabaseTransaction,
+    conn: &mut ImportConn,
     name: &str,
     columns: &str,
     select: &str,
     tenant: i64,
 ) -> Result<(), DbErr> {
-    let sqlite = txn.get_database_backend() == DbBackend::Sqlite;
+    let sqlite = conn.backend() == DbBackend::Sqlite;
     if sqlite {
-        db::exec(txn, &format!("DROP TABLE IF EXISTS temp.{name}"), vec![]).await?;
+        conn.exec(&format!("DROP TABLE IF EXISTS temp.{name}"), vec![])
+            .await?;
     }
     let on_commit = if sqlite { "" } else { " ON COMMIT DROP" };
-    db::exec(
-        txn,
+    conn.exec(
         &format!("CREATE TEMPORARY TABLE {name} ({columns}){on_commit}"),
         vec![],
     )
     .await?;
-    db::exec(
-        txn,
+    conn.exec(
         &format!("INSERT INTO {name} {select}"),
         vec![Value::BigInt(Some(tenant))],
     )
@@ -321,10 +306,11 @@ async fn create_resolved(
 }
 
 /// Drops the resolved-id tables on SQLite (PostgreSQL drops them at commit).
-pub async fn drop_resolved(txn: &DatabaseTransaction) -> Result<(), DbErr> {
-    if txn.get_database_backend() == DbBackend::Sqlite {
+pub async fn drop_resolved(conn: &mut ImportConn) -> Result<(), DbErr> {
+    if conn.backend() == DbBackend::Sqlite {
         for name in ["r_links", "r_enrollments"] {
-            db::exec(txn, &format!("DROP TABLE IF EXISTS temp.{name}"), vec![]).await?;
+            conn.exec(&format!("DROP TABLE IF EXISTS temp.{name}"), vec![])
+                .await?;
         }
     }
     Ok(())
@@ -332,13 +318,11 @@ pub async fn drop_resolved(txn: &DatabaseTransaction) -> Result<(), DbErr> {
 
 /// Reconciles class enrollments (students and teachers).
 pub async fn enrollments(
-    txn: &DatabaseTransaction,
+    conn: &mut ImportConn,
     tenant: i64,
     now: DateTime<Utc>,
 ) -> Result<Counts, DbErr> {
-    create_resolved(
-        txn,
-        "r_enrollments",
+    create_resolved(conn, "r_enrollments",
         "class_id BIGINT NOT NULL, role TEXT NOT NULL, person_id BIGINT NOT NULL",
         "SELECT c.id, e.role, COALESCE(st.id, sf.id) FROM s_enrollments e \
          JOIN classes c ON c.tenant_id = $1 AND c.source_id = e.class_id \
@@ -348,8 +332,7 @@ pub async fn enrollments(
         tenant,
     )
     .await?;
-    db::exec(
-        txn,
+    conn.exec(
         "CREATE INDEX r_enrollments_ix ON r_enrollments (class_id, role, person_id)",
         vec![],
     )
@@ -366,19 +349,19 @@ pub async fn enrollments(
         ),
         on_deactivate: ("", vec![]),
     };
-    sync_status(txn, spec, params(tenant, now)).await
+    sync_status(conn, spec, params(tenant, now)).await
 }
 
 /// Reconciles student–contact links. `previous_run` is when the tenant's previous applied
 /// sync started: the last time a link that disappears now was seen.
 pub async fn links(
-    txn: &DatabaseTransaction,
+    conn: &mut ImportConn,
     tenant: i64,
     now: DateTime<Utc>,
     previous_run: Option<DateTime<Utc>>,
 ) -> Result<Counts, DbErr> {
     create_resolved(
-        txn,
+        conn,
         "r_links",
         "student_id BIGINT NOT NULL, contact_id BIGINT NOT NULL, relationship TEXT NOT NULL",
         "SELECT st.id, c.id, l.relationship FROM s_links l \
@@ -387,8 +370,7 @@ pub async fn links(
         tenant,
     )
     .await?;
-    db::exec(
-        txn,
+    conn.exec(
         "CREATE INDEX r_links_ix ON r_links (student_id, contact_id)",
         vec![],
     )
@@ -411,15 +393,15 @@ pub async fn links(
             vec![Value::ChronoDateTimeUtc(previous_run)],
         ),
     };
-    sync_status(txn, spec, params(tenant, now)).await
+    sync_status(conn, spec, params(tenant, now)).await
 }
 
 /// Active links of the tenant (the base of the deletion guard).
-pub async fn active_links(txn: &DatabaseTransaction, tenant: i64) -> Result<u64, DbErr> {
-    Ok(db::count(
-        txn,
-        "SELECT COUNT(*) FROM student_contacts WHERE tenant_id = $1 AND status = 'active'",
-        vec![Value::BigInt(Some(tenant))],
-    )
-    .await? as u64)
+pub async fn active_links(conn: &mut ImportConn, tenant: i64) -> Result<u64, DbErr> {
+    Ok(conn
+        .count(
+            "SELECT COUNT(*) FROM student_contacts WHERE tenant_id = $1 AND status = 'active'",
+            vec![Value::BigInt(Some(tenant))],
+        )
+        .await? as u64)
 }

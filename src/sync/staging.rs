@@ -3,8 +3,8 @@
 //! over them. Temporary tables live inside the import transaction, so a run that fails or
 //! is killed leaves nothing behind.
 
-use crate::db;
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, Value};
+use crate::db::ImportConn;
+use sea_orm::{DbBackend, DbErr, Value};
 use tokio::sync::mpsc;
 
 /// The staging tables. Every one starts with `src` (index of the file in the run's file
@@ -109,13 +109,14 @@ impl StageTable {
     }
 }
 
-/// Creates every staging table, empty, inside `txn`.
-pub async fn create_tables(txn: &DatabaseTransaction) -> Result<(), DbErr> {
-    let backend = txn.get_database_backend();
+/// Creates every staging table, empty, inside the import transaction.
+pub async fn create_tables(conn: &mut ImportConn) -> Result<(), DbErr> {
+    let backend = conn.backend();
     for table in StageTable::ALL {
         let name = table.name();
         if backend == DbBackend::Sqlite {
-            db::exec(txn, &format!("DROP TABLE IF EXISTS temp.{name}"), vec![]).await?;
+            conn.exec(&format!("DROP TABLE IF EXISTS temp.{name}"), vec![])
+                .await?;
         }
         let columns: Vec<String> = table
             .columns()
@@ -127,9 +128,7 @@ pub async fn create_tables(txn: &DatabaseTransaction) -> Result<(), DbErr> {
         } else {
             ""
         };
-        db::exec(
-            txn,
-            &format!("CREATE TEMPORARY TABLE {name} (src BIGINT NOT NULL, rec BIGINT NOT NULL, {}){on_commit}", columns.join(", ")),
+        conn.exec(&format!("CREATE TEMPORARY TABLE {name} (src BIGINT NOT NULL, rec BIGINT NOT NULL, {}){on_commit}", columns.join(", ")),
             vec![],
         )
         .await?;
@@ -138,40 +137,38 @@ pub async fn create_tables(txn: &DatabaseTransaction) -> Result<(), DbErr> {
 }
 
 /// Indexes the loaded staging tables and refreshes the planner's statistics.
-pub async fn index_tables(txn: &DatabaseTransaction) -> Result<(), DbErr> {
+pub async fn index_tables(conn: &mut ImportConn) -> Result<(), DbErr> {
     for table in StageTable::ALL {
         for (i, columns) in table.indexes().iter().enumerate() {
             let name = table.name();
-            db::exec(
-                txn,
+            conn.exec(
                 &format!("CREATE INDEX {name}_ix{i} ON {name} ({columns})"),
                 vec![],
             )
             .await?;
         }
     }
-    analyze(txn).await
+    analyze(conn).await
 }
 
 /// Refreshes planner statistics for the staging tables.
-pub async fn analyze(txn: &DatabaseTransaction) -> Result<(), DbErr> {
+pub async fn analyze(conn: &mut ImportConn) -> Result<(), DbErr> {
     for table in StageTable::ALL {
-        let target = match txn.get_database_backend() {
+        let target = match conn.backend() {
             DbBackend::Sqlite => format!("temp.{}", table.name()),
             _ => table.name().to_string(),
         };
-        db::exec(txn, &format!("ANALYZE {target}"), vec![]).await?;
+        conn.exec(&format!("ANALYZE {target}"), vec![]).await?;
     }
     Ok(())
 }
 
 /// Drops the staging tables (SQLite keeps temporary tables for the life of the pooled
 /// connection; PostgreSQL drops them at commit by itself).
-pub async fn drop_tables(txn: &DatabaseTransaction) -> Result<(), DbErr> {
-    if txn.get_database_backend() == DbBackend::Sqlite {
+pub async fn drop_tables(conn: &mut ImportConn) -> Result<(), DbErr> {
+    if conn.backend() == DbBackend::Sqlite {
         for table in StageTable::ALL {
-            db::exec(
-                txn,
+            conn.exec(
                 &format!("DROP TABLE IF EXISTS temp.{}", table.name()),
                 vec![],
             )
@@ -190,46 +187,12 @@ pub struct Batch {
     pub rows: Vec<Vec<Value>>,
 }
 
-/// Inserts a batch with multi-row `INSERT` statements sized under the engine's
-/// bind-parameter limit. Returns the rows inserted.
-pub async fn insert_batch(
-    txn: &DatabaseTransaction,
-    batch: Batch,
-    rows_per_statement: usize,
-) -> Result<u64, DbErr> {
-    let width = batch.table.columns().len() + 2;
-    let limit = match txn.get_database_backend() {
-        DbBackend::Sqlite => 32_000,
-        _ => 65_000,
-    };
-    let per_statement = rows_per_statement.clamp(1, limit / width);
-    let head = format!(
-        "INSERT INTO {} (src, rec, {}) VALUES ",
-        batch.table.name(),
-        batch.table.columns().join(", ")
-    );
-    let mut inserted = 0;
-    let mut rows = batch.rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<Vec<Value>> = rows.by_ref().take(per_statement).collect();
-        let mut sql = String::with_capacity(head.len() + chunk.len() * width * 6);
-        sql.push_str(&head);
-        let mut values = Vec::with_capacity(chunk.len() * width);
-        for (r, row) in chunk.into_iter().enumerate() {
-            sql.push_str(if r == 0 { "(" } else { ",(" });
-            for (c, value) in row.into_iter().enumerate() {
-                if c > 0 {
-                    sql.push(',');
-                }
-                values.push(value);
-                sql.push('$');
-                sql.push_str(&values.len().to_string());
-            }
-            sql.push(')');
-        }
-        inserted += db::exec(txn, &sql, values).await?.rows_affected();
-    }
-    Ok(inserted)
+/// Inserts a batch with the engine's bulk path. Returns the rows inserted.
+pub async fn insert_batch(conn: &mut ImportConn, batch: Batch) -> Result<u64, DbErr> {
+    let mut columns = vec!["src", "rec"];
+    columns.extend_from_slice(batch.table.columns());
+    conn.bulk_insert(batch.table.name(), &columns, &batch.rows)
+        .await
 }
 
 /// The parser's side of staging: buffers rows per table and hands full batches to the

@@ -1,6 +1,10 @@
 //! Database connection: one code path for SQLite (embedded default) and PostgreSQL, chosen
 //! by the URL. Also the small helpers the set-based SQL of the sync uses on both engines.
 
+mod import_conn;
+
+pub use import_conn::{ImportConn, RawRow};
+
 use crate::config::{DatabaseConfig, redact_url};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
@@ -93,8 +97,21 @@ pub async fn exec<C: ConnectionTrait>(
     sql: &str,
     values: Vec<Value>,
 ) -> Result<ExecResult, DbErr> {
-    conn.execute_raw(stmt(conn.get_database_backend(), sql, values))
-        .await
+    let started = std::time::Instant::now();
+    let result = conn
+        .execute_raw(stmt(conn.get_database_backend(), sql, values))
+        .await;
+    log_slow(sql, started);
+    result
+}
+
+/// Logs statements slower than 100 ms at debug level (the SQL only: never the values).
+pub fn log_slow(sql: &str, started: std::time::Instant) {
+    let elapsed = started.elapsed();
+    if elapsed.as_millis() >= 100 {
+        let head: String = sql.chars().take(160).collect();
+        tracing::debug!(ms = elapsed.as_millis() as u64, sql = %head, "slow statement");
+    }
 }
 
 /// Runs a query written with `$n` placeholders and returns every row.
@@ -103,8 +120,12 @@ pub async fn query<C: ConnectionTrait>(
     sql: &str,
     values: Vec<Value>,
 ) -> Result<Vec<QueryResult>, DbErr> {
-    conn.query_all_raw(stmt(conn.get_database_backend(), sql, values))
-        .await
+    let started = std::time::Instant::now();
+    let result = conn
+        .query_all_raw(stmt(conn.get_database_backend(), sql, values))
+        .await;
+    log_slow(sql, started);
+    result
 }
 
 /// Runs a query that returns one integer (e.g. `COUNT(*)`).
