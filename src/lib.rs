@@ -3,11 +3,12 @@
 //!
 //! Organised by capability: [`sync`] ingests SIS files, [`contacts`] reads them back,
 //! [`tenants`] holds districts and settings, [`api`] and [`server`] serve HTTP, [`cli`] is
-//! the command line; [`domain`] has the parse-don't-validate newtypes and [`entities`] the
-//! table shapes.
+//! the command line and [`bench`] the import benchmark; [`domain`] has the
+//! parse-don't-validate newtypes and [`entities`] the table shapes.
 
 pub mod api;
 pub mod audit;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod contacts;

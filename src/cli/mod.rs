@@ -87,6 +87,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run a benchmark (minutes at full scale; use a release build).
+    Bench {
+        /// Benchmark to run.
+        #[command(subcommand)]
+        command: crate::bench::BenchCommand,
+    },
 }
 
 /// `tenant` subcommands.
@@ -269,7 +275,18 @@ async fn run(command: Command, config: Config) -> Result<(), Failure> {
             }
             Ok(())
         }
+        Command::Bench { command } => bench(command, &config).await,
     }
+}
+
+/// Runs a benchmark; the error keeps its whole context chain on one line.
+async fn bench(command: crate::bench::BenchCommand, config: &Config) -> Result<(), Failure> {
+    crate::bench::run(command, config)
+        .await
+        .map_err(|e| Failure {
+            code: 1,
+            message: format!("{e:#}"),
+        })
 }
 
 /// Connects and applies pending migrations (so a fresh SQLite file just works).

@@ -1,0 +1,691 @@
+//! Benchmarks run as a command (`parent-connection bench import`), not as timed tests: they
+//! need minutes, gigabytes of disk and a quiet machine.
+//!
+//! The import benchmark generates a district-sized SDS v2.1 snapshot ([`generate`]), then,
+//! for each backend (a fresh SQLite file, and PostgreSQL when a server URL is given):
+//! migrates a fresh database, creates a tenant, imports the snapshot, re-syncs with a
+//! slightly changed snapshot, and measures the engine floor ([`floor`]) on the same rows.
+//! Wall time and peak resident memory are recorded per phase ([`measure`]) and the results
+//! are written to `BENCHMARKS.md` ([`report`]).
+
+pub mod floor;
+pub mod generate;
+pub mod measure;
+pub mod report;
+pub mod rng;
+
+use crate::config::{Config, DatabaseConfig, redact_url};
+use crate::domain::{Region, TenantSlug};
+use crate::sync::report::{ImportReport, RunStatus};
+use crate::sync::{self, Format, ImportRequest, Progress};
+use crate::{db, tenants};
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use measure::{PhaseCost, PhaseMeter};
+use sea_orm::DatabaseConnection;
+use sea_orm::sqlx::{AssertSqlSafe, Connection, Executor};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// `bench` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchCommand {
+    /// Benchmark the SDS import at district scale and write BENCHMARKS.md.
+    ///
+    /// Generates a seeded synthetic SDS v2.1 snapshot (N students, ~2·N contacts, ~2.3·N
+    /// links, rows in random order) and a re-sync snapshot from it (1% of contacts changed,
+    /// 0.5% of links removed). Then, for SQLite (a fresh file in the work folder) and for
+    /// PostgreSQL (a fresh database created on the server given by --postgres-url and
+    /// dropped afterwards): migrate, create a tenant, first import, re-sync, and the engine
+    /// floor (the same contact and link rows loaded with a plain bulk insert, or COPY on
+    /// PostgreSQL). Wall time and peak RSS are recorded per phase. Use a release build: at
+    /// 1,000,000 students the files take ~0.5 GB and the SQLite database ~2 GB of disk.
+    Import(ImportBenchArgs),
+}
+
+/// Options of `bench import`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ImportBenchArgs {
+    /// Students in the generated district.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    pub students: u64,
+    /// Seed of the generator (same seed, same files).
+    #[arg(long, value_name = "S", default_value_t = 20_261_123)]
+    pub seed: u64,
+    /// Also benchmark PostgreSQL: URL of a server database the user may CREATE DATABASE
+    /// from, e.g. postgres://user:pass@127.0.0.1:5432/postgres. A fresh database
+    /// bench_import_<pid> is created there and dropped at the end.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "BENCH_POSTGRES_URL",
+        hide_env_values = true
+    )]
+    pub postgres_url: Option<String>,
+    /// Folder for the generated files and the SQLite database (default: a new folder under
+    /// the system temporary folder). Only the benchmark's own sub-folders are removed.
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// Markdown file to (re)write with the results.
+    #[arg(long, value_name = "FILE", default_value = "BENCHMARKS.md")]
+    pub out: PathBuf,
+    /// Skip SQLite (only with --postgres-url).
+    #[arg(long, requires = "postgres_url")]
+    pub skip_sqlite: bool,
+    /// Keep the generated files and the SQLite database.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+/// Runs a `bench` subcommand with the loaded configuration (its `import` settings and
+/// database pool settings are the ones benchmarked).
+pub async fn run(command: BenchCommand, config: &Config) -> Result<()> {
+    match command {
+        BenchCommand::Import(args) => {
+            let results = run_import(&args, config).await?;
+            let text = report::markdown(&results, &args);
+            std::fs::write(&args.out, text)
+                .with_context(|| format!("cannot write {}", args.out.display()))?;
+            eprintln!("wrote {}", args.out.display());
+            println!("{}", report::summary(&results));
+            Ok(())
+        }
+    }
+}
+
+/// One measured phase.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Phase {
+    /// Name, e.g. `first import`.
+    pub name: String,
+    /// Time and memory.
+    pub cost: PhaseCost,
+    /// Rows the phase wrote (or generated).
+    pub rows: u64,
+    /// Steps inside the phase (the import's own progress phases), with their durations.
+    pub steps: Vec<(String, Duration)>,
+}
+
+/// The results for one database backend.
+#[derive(Debug, Clone)]
+pub struct BackendResults {
+    /// `SQLite` or `PostgreSQL`.
+    pub name: &'static str,
+    /// Server / library version.
+    pub version: String,
+    /// Where it ran (redacted URL).
+    pub location: String,
+    /// How the floor loads rows.
+    pub floor_method: &'static str,
+    /// Setup, first import, re-sync, engine floor.
+    pub phases: Vec<Phase>,
+    /// Report of the first import.
+    pub first: ImportReport,
+    /// Report of the re-sync.
+    pub resync: ImportReport,
+    /// True when the re-sync needed `force` (the deletion guard refused it).
+    pub resync_forced: bool,
+    /// Rows loaded by the floor.
+    pub floor_rows: floor::FloorRows,
+    /// Size of the database after the re-sync, bytes.
+    pub database_bytes: Option<u64>,
+}
+
+impl BackendResults {
+    /// The phase named `name`.
+    pub fn phase(&self, name: &str) -> Option<&Phase> {
+        self.phases.iter().find(|p| p.name == name)
+    }
+}
+
+/// Everything one `bench import` run measured.
+#[derive(Debug, Clone)]
+pub struct ImportBenchResults {
+    /// When the run started.
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    /// Git commit of the code.
+    pub commit: String,
+    /// The machine.
+    pub machine: measure::Machine,
+    /// Students generated.
+    pub students: u64,
+    /// Generator seed.
+    pub seed: u64,
+    /// What the generator wrote.
+    pub generated: generate::GenSummary,
+    /// What the mutator changed.
+    pub mutated: generate::MutateSummary,
+    /// Generating and mutating.
+    pub data_phases: Vec<Phase>,
+    /// Per backend.
+    pub backends: Vec<BackendResults>,
+    /// Import settings used.
+    pub import_config: crate::config::ImportConfig,
+    /// Pool size used.
+    pub max_connections: u32,
+    /// False when peak RSS could not be reset per phase.
+    pub per_phase_rss: bool,
+}
+
+/// Phase names, shared with the report.
+pub mod phases {
+    /// Fresh database, migrations, tenant.
+    pub const SETUP: &str = "setup (migrate + tenant)";
+    /// First import of the generated snapshot.
+    pub const FIRST: &str = "first import";
+    /// Import of the changed snapshot.
+    pub const RESYNC: &str = "re-sync";
+    /// Plain bulk load of the same contact and link rows.
+    pub const FLOOR: &str = "engine floor";
+    /// Writing the first snapshot.
+    pub const GENERATE: &str = "generate snapshot";
+    /// Writing the re-sync snapshot.
+    pub const MUTATE: &str = "write re-sync snapshot";
+}
+
+/// Runs the import benchmark and returns the measurements (the caller writes the report).
+pub async fn run_import(args: &ImportBenchArgs, config: &Config) -> Result<ImportBenchResults> {
+    if args.skip_sqlite && args.postgres_url.is_none() {
+        bail!("--skip-sqlite needs --postgres-url");
+    }
+    let ui = Ui::new();
+    let started_at = chrono::Utc::now();
+    let per_phase_rss = measure::can_reset_peak();
+    if !per_phase_rss {
+        ui.line(
+            "note: cannot reset the peak-RSS mark (/proc/self/clear_refs); peaks are process-wide",
+        );
+    }
+    let work = match &args.work_dir {
+        Some(dir) => dir.clone(),
+        None => {
+            std::env::temp_dir().join(format!("parent-connection-bench-{}", std::process::id()))
+        }
+    };
+    let first_dir = work.join("snapshot-first");
+    let resync_dir = work.join("snapshot-resync");
+    let sqlite_dir = work.join("sqlite");
+    for dir in [&first_dir, &resync_dir, &sqlite_dir] {
+        remove_dir(dir)?;
+    }
+    ui.line(&format!("work folder: {}", work.display()));
+
+    let mut data_phases = Vec::new();
+    ui.start(&format!(
+        "generating {} students (seed {})",
+        args.students, args.seed
+    ));
+    let meter = PhaseMeter::start();
+    let (students, seed, dir) = (args.students, args.seed, first_dir.clone());
+    let generated = tokio::task::spawn_blocking(move || generate::generate(&dir, students, seed))
+        .await
+        .context("the generator stopped")??;
+    let cost = meter.stop();
+    ui.done(&cost);
+    data_phases.push(Phase {
+        name: phases::GENERATE.into(),
+        cost,
+        rows: generated.users
+            + generated.roles
+            + generated.enrollments
+            + generated.links
+            + generated.classes
+            + generated.schools,
+        steps: vec![],
+    });
+
+    ui.start("writing the re-sync snapshot (1% of contacts changed, 0.5% of links removed)");
+    let meter = PhaseMeter::start();
+    let (from, to) = (first_dir.clone(), resync_dir.clone());
+    let mutated = tokio::task::spawn_blocking(move || generate::mutate(&from, &to, seed))
+        .await
+        .context("the mutator stopped")??;
+    let cost = meter.stop();
+    ui.done(&cost);
+    data_phases.push(Phase {
+        name: phases::MUTATE.into(),
+        cost,
+        rows: mutated.contacts_changed + mutated.links_removed,
+        steps: vec![],
+    });
+
+    let sets = Sets {
+        first: first_dir.clone(),
+        resync: resync_dir.clone(),
+    };
+    let mut backends = Vec::new();
+    if !args.skip_sqlite {
+        std::fs::create_dir_all(&sqlite_dir)
+            .with_context(|| format!("cannot create {}", sqlite_dir.display()))?;
+        let path = sqlite_dir.join("bench.db");
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let result = run_backend(
+            "SQLite",
+            &url,
+            &path.display().to_string(),
+            config,
+            &sets,
+            &ui,
+        )
+        .await;
+        if !args.keep {
+            remove_dir(&sqlite_dir)?;
+        }
+        backends.push(result.context("SQLite benchmark failed")?);
+    }
+    if let Some(server) = &args.postgres_url {
+        let name = format!("bench_import_{}", std::process::id());
+        let url = with_database(server, &name)?;
+        create_pg_database(server, &name).await?;
+        let result = run_backend("PostgreSQL", &url, &redact_url(&url), config, &sets, &ui).await;
+        let dropped = drop_pg_database(server, &name).await;
+        let result = result.context("PostgreSQL benchmark failed")?;
+        dropped?;
+        backends.push(result);
+    }
+    if !args.keep {
+        remove_dir(&first_dir)?;
+        remove_dir(&resync_dir)?;
+    }
+    ui.finish();
+    Ok(ImportBenchResults {
+        started_at,
+        commit: measure::git_commit(),
+        machine: measure::Machine::detect(),
+        students: args.students,
+        seed: args.seed,
+        generated,
+        mutated,
+        data_phases,
+        backends,
+        import_config: config.import.clone(),
+        max_connections: config.database.max_connections,
+        per_phase_rss,
+    })
+}
+
+struct Sets {
+    first: PathBuf,
+    resync: PathBuf,
+}
+
+fn remove_dir(dir: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot remove {}", dir.display())),
+    }
+}
+
+async fn run_backend(
+    name: &'static str,
+    url: &str,
+    location: &str,
+    config: &Config,
+    sets: &Sets,
+    ui: &Ui,
+) -> Result<BackendResults> {
+    let database = DatabaseConfig {
+        url: url.to_string(),
+        ..config.database.clone()
+    };
+    let mut phases = Vec::new();
+
+    ui.start(&format!("[{name}] fresh database, migrations, tenant"));
+    let meter = PhaseMeter::start();
+    let conn = db::connect(&database)
+        .await
+        .with_context(|| format!("cannot connect to {location}"))?;
+    db::migrate(&conn).await.context("migrations failed")?;
+    let slug = TenantSlug::parse("bench").map_err(|e| anyhow::anyhow!("{e}"))?;
+    tenants::create(
+        &conn,
+        &slug,
+        "Benchmark district",
+        Region::default(),
+        config.tenant_defaults.deletion_guard_percent,
+        "bench",
+    )
+    .await
+    .context("cannot create the tenant")?;
+    let cost = meter.stop();
+    ui.done(&cost);
+    phases.push(Phase {
+        name: phases::SETUP.into(),
+        cost,
+        rows: 0,
+        steps: vec![],
+    });
+    let version = version(&conn).await;
+
+    let (first, phase) =
+        import_phase(&conn, config, phases::FIRST, &sets.first, false, name, ui).await?;
+    if first.status != RunStatus::Applied {
+        bail!(
+            "the first import was not applied ({}): {}",
+            first.status.as_str(),
+            first_error(&first)
+        );
+    }
+    phases.push(phase);
+
+    let (mut resync, mut phase) =
+        import_phase(&conn, config, phases::RESYNC, &sets.resync, false, name, ui).await?;
+    let mut resync_forced = false;
+    if resync.status == RunStatus::Refused
+        && resync.errors.iter().any(|e| e.code == "deletion_guard")
+    {
+        ui.line(&format!(
+            "[{name}] the deletion guard refused the re-sync ({}); running it again with force",
+            first_error(&resync)
+        ));
+        resync_forced = true;
+        (resync, phase) =
+            import_phase(&conn, config, phases::RESYNC, &sets.resync, true, name, ui).await?;
+    }
+    if resync.status != RunStatus::Applied {
+        bail!(
+            "the re-sync was not applied ({}): {}",
+            resync.status.as_str(),
+            first_error(&resync)
+        );
+    }
+    phases.push(phase);
+    let database_bytes = database_bytes(&conn).await;
+
+    ui.start(&format!(
+        "[{name}] engine floor: {}",
+        floor::method(conn.get_database_backend())
+    ));
+    let meter = PhaseMeter::start();
+    let floor_rows = floor::run(&conn, &sets.first)
+        .await
+        .context("the engine floor failed")?;
+    let cost = meter.stop();
+    ui.done(&cost);
+    floor::cleanup(&conn).await?;
+    phases.push(Phase {
+        name: phases::FLOOR.into(),
+        cost,
+        rows: floor_rows.total(),
+        steps: vec![],
+    });
+    let floor_method = floor::method(conn.get_database_backend());
+    conn.close().await.context("cannot close the database")?;
+    Ok(BackendResults {
+        name,
+        version,
+        location: location.to_string(),
+        floor_method,
+        phases,
+        first,
+        resync,
+        resync_forced,
+        floor_rows,
+        database_bytes,
+    })
+}
+
+fn first_error(report: &ImportReport) -> String {
+    report
+        .errors
+        .first()
+        .map_or_else(|| "no error reported".into(), |e| e.to_string())
+}
+
+async fn import_phase(
+    conn: &DatabaseConnection,
+    config: &Config,
+    phase: &str,
+    dir: &Path,
+    force: bool,
+    backend: &str,
+    ui: &Ui,
+) -> Result<(ImportReport, Phase)> {
+    let request = ImportRequest {
+        tenant: "bench".into(),
+        format: Format::SdsV21,
+        dir: dir.to_path_buf(),
+        dry_run: false,
+        force,
+        actor: "bench".into(),
+    };
+    ui.start(&format!(
+        "[{backend}] {phase}{}",
+        if force { " (forced)" } else { "" }
+    ));
+    let steps = Arc::new(Steps::new(ui.bar.clone()));
+    let meter = PhaseMeter::start();
+    let report = sync::import(conn, &config.import, &request, steps.clone())
+        .await
+        .with_context(|| format!("{phase} failed"))?;
+    let cost = meter.stop();
+    ui.done(&cost);
+    let phase = Phase {
+        name: phase.into(),
+        cost,
+        rows: report.rows_written,
+        steps: steps.durations(),
+    };
+    for (step, took) in &phase.steps {
+        ui.line(&format!("      {step}: {:.1} s", took.as_secs_f64()));
+    }
+    Ok((report, phase))
+}
+
+async fn version(conn: &DatabaseConnection) -> String {
+    let sql = match conn.get_database_backend() {
+        sea_orm::DbBackend::Sqlite => "SELECT sqlite_version()",
+        _ => "SHOW server_version",
+    };
+    match db::query(conn, sql, vec![]).await {
+        Ok(rows) => rows
+            .first()
+            .and_then(|r| r.try_get_by_index::<String>(0).ok())
+            .unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+async fn database_bytes(conn: &DatabaseConnection) -> Option<u64> {
+    let sql = match conn.get_database_backend() {
+        sea_orm::DbBackend::Sqlite => {
+            "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()"
+        }
+        _ => "SELECT pg_database_size(current_database())",
+    };
+    db::count(conn, sql, vec![])
+        .await
+        .ok()
+        .and_then(|b| u64::try_from(b).ok())
+}
+
+/// `url` with its database (path) replaced by `name`, keeping user, host and parameters.
+pub fn with_database(url: &str, name: &str) -> Result<String> {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let Some((scheme, rest)) = base.split_once("://") else {
+        bail!("'{}' is not a postgres:// URL", redact_url(url));
+    };
+    if scheme != "postgres" && scheme != "postgresql" {
+        bail!("'{}' is not a postgres:// URL", redact_url(url));
+    }
+    let authority = rest
+        .split_once('/')
+        .map_or(rest, |(authority, _)| authority);
+    let mut out = format!("{scheme}://{authority}/{name}");
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    Ok(out)
+}
+
+async fn create_pg_database(server: &str, name: &str) -> Result<()> {
+    let mut admin = sea_orm::sqlx::PgConnection::connect(server)
+        .await
+        .with_context(|| format!("cannot connect to {}", redact_url(server)))?;
+    admin
+        .execute(AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+        )))
+        .await
+        .with_context(|| format!("cannot drop an old database {name}"))?;
+    admin
+        .execute(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .await
+        .with_context(|| format!("cannot create database {name}"))?;
+    admin.close().await.ok();
+    Ok(())
+}
+
+async fn drop_pg_database(server: &str, name: &str) -> Result<()> {
+    let mut admin = sea_orm::sqlx::PgConnection::connect(server)
+        .await
+        .with_context(|| format!("cannot connect to {}", redact_url(server)))?;
+    admin
+        .execute(AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+        )))
+        .await
+        .with_context(|| format!("cannot drop database {name}"))?;
+    admin.close().await.ok();
+    Ok(())
+}
+
+/// Phase messages on standard error, with a spinner when it is a terminal.
+struct Ui {
+    bar: ProgressBar,
+    started: Instant,
+}
+
+impl Ui {
+    fn new() -> Self {
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
+            bar.set_style(style);
+        }
+        Self {
+            bar,
+            started: Instant::now(),
+        }
+    }
+
+    fn line(&self, text: &str) {
+        self.bar.suspend(|| eprintln!("{text}"));
+    }
+
+    fn start(&self, what: &str) {
+        self.line(&format!(
+            "[{:>7.1} s] {what}",
+            self.started.elapsed().as_secs_f64()
+        ));
+        if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
+            self.bar.set_style(style);
+        }
+        self.bar.set_message(what.to_string());
+        self.bar.reset_elapsed();
+        self.bar.enable_steady_tick(Duration::from_millis(150));
+    }
+
+    fn done(&self, cost: &PhaseCost) {
+        self.bar.disable_steady_tick();
+        self.line(&format!(
+            "    done in {:.1} s, peak RSS {}",
+            cost.wall.as_secs_f64(),
+            report::mib(cost.peak_rss_kib)
+        ));
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// Receives the import's progress: draws it, and remembers when each step began.
+struct Steps {
+    bar: ProgressBar,
+    marks: Mutex<Vec<(String, Instant)>>,
+}
+
+impl Steps {
+    fn new(bar: ProgressBar) -> Self {
+        Self {
+            bar,
+            marks: Mutex::new(vec![("opening".into(), Instant::now())]),
+        }
+    }
+
+    fn mark(&self, name: &str) {
+        if let Ok(mut marks) = self.marks.lock() {
+            marks.push((name.to_string(), Instant::now()));
+        }
+    }
+
+    /// Each step with its duration (the last one ends at `finish`).
+    fn durations(&self) -> Vec<(String, Duration)> {
+        let Ok(marks) = self.marks.lock() else {
+            return vec![];
+        };
+        marks
+            .windows(2)
+            .map(|w| (w[0].0.clone(), w[1].1 - w[0].1))
+            .filter(|(name, _)| name != "opening" && name != "finished")
+            .collect()
+    }
+}
+
+impl Progress for Steps {
+    fn start(&self, total_bytes: u64) {
+        self.mark("reading + staging");
+        self.bar.set_length(total_bytes);
+        self.bar.set_position(0);
+        if let Ok(style) = ProgressStyle::with_template(
+            "{msg:10} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+        ) {
+            self.bar.set_style(style.progress_chars("=> "));
+        }
+        self.bar.set_message("reading");
+    }
+
+    fn advance(&self, bytes: u64) {
+        self.bar.inc(bytes);
+    }
+
+    fn phase(&self, name: &str) {
+        self.mark(name);
+        if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
+            self.bar.set_style(style);
+        }
+        self.bar.set_message(name.to_string());
+    }
+
+    fn finish(&self) {
+        self.mark("finished");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_the_database_of_a_url() {
+        assert_eq!(
+            with_database("postgres://pc:pc@127.0.0.1:5432/postgres", "b1").unwrap(),
+            "postgres://pc:pc@127.0.0.1:5432/b1"
+        );
+        assert_eq!(
+            with_database("postgresql://h/db?sslmode=disable", "b1").unwrap(),
+            "postgresql://h/b1?sslmode=disable"
+        );
+        assert_eq!(
+            with_database("postgres://h", "b1").unwrap(),
+            "postgres://h/b1"
+        );
+        assert!(with_database("sqlite://x.db", "b1").is_err());
+    }
+}
