@@ -219,9 +219,6 @@ impl MigrationTrait for Migration {
                 false,
             ))
             .await?;
-        manager
-            .create_index(index("student_contacts", &["tenant_id", "status"], false))
-            .await?;
 
         manager
             .create_table(

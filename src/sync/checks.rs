@@ -49,24 +49,24 @@ pub async fn duplicates(
     sink: &mut IssueSink,
 ) -> Result<u64, DbErr> {
     let table = key.table.name();
-    let same: Vec<String> = key
+    let columns = key.columns.join(", ");
+    let joined = key
         .columns
         .iter()
-        .map(|c| format!("o.{c} = t.{c}"))
-        .collect();
-    let same = same.join(" AND ");
+        .map(|c| format!("t.{c} = d.{c}"))
+        .collect::<Vec<_>>()
+        .join(" AND ");
     let shown = key
         .columns
         .iter()
         .map(|c| format!("t.{c}"))
         .collect::<Vec<_>>()
         .join(" || ' / ' || ");
+    // One grouped pass over the key finds the duplicated keys; only their rows are joined.
     let sql = format!(
-        "SELECT t.src, t.rec, {shown} AS k, \
-           (SELECT MIN(o.rec) FROM {table} o WHERE {same} AND o.src = t.src) AS first \
-         FROM {table} t \
-         WHERE EXISTS (SELECT 1 FROM {table} o WHERE {same} AND (o.src < t.src OR (o.src = t.src AND o.rec < t.rec))) \
-         ORDER BY t.src, t.rec LIMIT {}",
+        "SELECT t.src, t.rec, {shown} AS k, d.first FROM {table} t \
+         JOIN (SELECT {columns}, MIN(rec) AS first FROM {table} GROUP BY {columns} HAVING COUNT(*) > 1) d ON {joined} \
+         WHERE t.rec > d.first ORDER BY t.src, t.rec LIMIT {}",
         sink.error_cap
     );
     let rows = conn.query(&sql, vec![]).await?;

@@ -209,6 +209,10 @@ async fn run_in_transaction(
 ) -> Result<Outcome, SyncError> {
     let mut conn = ImportConn::begin(db).await?;
     if conn.backend() == DbBackend::Postgres {
+        // Room for the planner's hash joins and sorts over millions of staged rows.
+        conn.exec("SET LOCAL work_mem = '128MB'", vec![]).await?;
+        conn.exec("SET LOCAL maintenance_work_mem = '256MB'", vec![])
+            .await?;
         // One import per tenant at a time: the second waits here.
         conn.exec(
             "SELECT id FROM tenants WHERE id = $1 FOR UPDATE",

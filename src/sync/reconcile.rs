@@ -66,8 +66,9 @@ struct StatusSync<'a> {
     set: &'a str,
     /// Condition under which an active row counts as updated (`None`: rows never update).
     differs: Option<&'a str>,
-    /// Insert column list and the matching `SELECT` list over `s`.
-    insert: (&'a str, &'a str),
+    /// Insert column list, the matching `SELECT` list over `s`, and the order to insert
+    /// in (the live table's natural key, so its unique index grows in order).
+    insert: (&'a str, &'a str, &'a str),
     /// Extra `SET` items on deactivation (may be empty), and values for their `$3`, `$4`…
     on_deactivate: (&'a str, Vec<Value>),
 }
@@ -105,11 +106,11 @@ async fn sync_status(
         }
         None => 0,
     };
-    let (columns, selected) = insert;
+    let (columns, selected, order) = insert;
     let (on_deactivate, extra) = on_deactivate;
     let created = conn.exec(&format!(
             "INSERT INTO {table} (tenant_id, {columns}, status, updated_at) SELECT $1, {selected}, 'active', $2 FROM {staged} s \
-             WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE {table}.tenant_id = $1 AND {matches})"
+             WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE {table}.tenant_id = $1 AND {matches}) ORDER BY {order}"
         ),
         values.clone(),
     )
@@ -173,7 +174,7 @@ pub async fn roster(
         matches: &matches,
         set: &set,
         differs: Some(&differs),
-        insert: (&columns, &selected),
+        insert: (&columns, &selected, "s.source_id"),
         on_deactivate: ("", vec![]),
     };
     sync_status(conn, spec, params(tenant, now)).await
@@ -260,7 +261,7 @@ pub async fn contacts(
     }
     let created = conn.exec(&format!(
             "INSERT INTO contacts ({}, created_at, updated_at) SELECT {}, $2, $2 FROM s_contacts s \
-             WHERE NOT EXISTS (SELECT 1 FROM contacts x WHERE x.tenant_id = $1 AND x.source_key = s.source_key)",
+             WHERE NOT EXISTS (SELECT 1 FROM contacts x WHERE x.tenant_id = $1 AND x.source_key = s.source_key) ORDER BY s.source_key",
             columns.join(", "),
             values.join(", ")
         ),
@@ -346,6 +347,7 @@ pub async fn enrollments(
         insert: (
             "class_id, role, person_id, created_at",
             "s.class_id, s.role, s.person_id, $2",
+            "s.class_id, s.role, s.person_id",
         ),
         on_deactivate: ("", vec![]),
     };
@@ -387,6 +389,7 @@ pub async fn links(
         insert: (
             "student_id, contact_id, relationship, relationship_provenance, relationship_changed_at, relationship_sync, first_seen_at, last_seen_at",
             "s.student_id, s.contact_id, s.relationship, 'sync', $2, s.relationship, $2, $2",
+            "s.student_id, s.contact_id",
         ),
         on_deactivate: (
             ", last_seen_at = COALESCE($3, last_seen_at)",
