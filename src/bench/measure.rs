@@ -104,6 +104,17 @@ impl Machine {
     }
 }
 
+/// The 1-, 5- and 15-minute load averages (Linux), e.g. `0.52 0.61 0.70`.
+pub fn load_average() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    Some(
+        text.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
+}
+
 /// The git commit of the working tree (`abc1234`, with `+changes` when the code differs from
 /// it), or `unknown` outside a repository.
 pub fn git_commit() -> String {

@@ -166,6 +166,8 @@ pub struct ImportBenchResults {
     pub max_connections: u32,
     /// False when peak RSS could not be reset per phase.
     pub per_phase_rss: bool,
+    /// Load averages when the run started and ended (other work on the machine).
+    pub load: (Option<String>, Option<String>),
 }
 
 /// Phase names, shared with the report.
@@ -192,6 +194,7 @@ pub async fn run_import(args: &ImportBenchArgs, config: &Config) -> Result<Impor
     let ui = Ui::new();
     let started_at = chrono::Utc::now();
     let per_phase_rss = measure::can_reset_peak();
+    let load_before = measure::load_average();
     if !per_phase_rss {
         ui.line(
             "note: cannot reset the peak-RSS mark (/proc/self/clear_refs); peaks are process-wide",
@@ -302,6 +305,7 @@ pub async fn run_import(args: &ImportBenchArgs, config: &Config) -> Result<Impor
         import_config: config.import.clone(),
         max_connections: config.database.max_connections,
         per_phase_rss,
+        load: (load_before, measure::load_average()),
     })
 }
 

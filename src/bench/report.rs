@@ -126,6 +126,12 @@ pub fn markdown(results: &ImportBenchResults, args: &ImportBenchArgs) -> String 
         "- **Settings:** import `batch_rows` = {}, pool `max_connections` = {}",
         results.import_config.batch_rows, results.max_connections
     );
+    if let (Some(before), Some(after)) = &results.load {
+        let _ = writeln!(
+            md,
+            "- **Load average (1/5/15 min):** {before} at the start, {after} at the end (the benchmark itself adds 1–2 while it runs; more means other work shared the CPUs)"
+        );
+    }
     if !results.per_phase_rss {
         let _ = writeln!(
             md,
