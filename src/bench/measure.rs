@@ -47,6 +47,11 @@ impl PhaseMeter {
     }
 }
 
+/// The high-water mark of this process's resident memory, KiB (Linux).
+pub fn peak_rss_kib() -> Option<u64> {
+    status_kib("VmHWM")
+}
+
 /// True when per-phase peak memory can be measured in-process on this system.
 pub fn can_reset_peak() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok() && status_kib("VmHWM").is_some()

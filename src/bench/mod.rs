@@ -5,9 +5,11 @@
 //! for each backend (a fresh SQLite file, and PostgreSQL when a server URL is given):
 //! migrates a fresh database, creates a tenant, imports the snapshot, re-syncs with a
 //! slightly changed snapshot, and measures the engine floor ([`floor`]) on the same rows.
-//! Wall time and peak resident memory are recorded per phase ([`measure`]) and the results
-//! are written to `BENCHMARKS.md` ([`report`]).
+//! Each database phase runs in a child process ([`child`]), so wall time and peak resident
+//! memory ([`measure`]) are those of a process doing only that phase. The results are
+//! written to `BENCHMARKS.md` ([`report`]).
 
+pub mod child;
 pub mod floor;
 pub mod generate;
 pub mod measure;
@@ -15,17 +17,16 @@ pub mod report;
 pub mod rng;
 
 use crate::config::{Config, DatabaseConfig, redact_url};
-use crate::domain::{Region, TenantSlug};
-use crate::sync::report::{ImportReport, RunStatus};
-use crate::sync::{self, Format, ImportRequest, Progress};
-use crate::{db, tenants};
+use crate::db;
+use crate::sync::Progress;
 use anyhow::{Context, Result, bail};
+use child::{ChildOutput, ChildPhase, ImportOutcome};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use measure::{PhaseCost, PhaseMeter};
 use sea_orm::DatabaseConnection;
 use sea_orm::sqlx::{AssertSqlSafe, Connection, Executor};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// `bench` subcommands.
@@ -42,6 +43,9 @@ pub enum BenchCommand {
     /// PostgreSQL). Wall time and peak RSS are recorded per phase. Use a release build: at
     /// 1,000,000 students the files take ~0.5 GB and the SQLite database ~2 GB of disk.
     Import(ImportBenchArgs),
+    /// One database phase of `bench import`, run in a child process (internal).
+    #[command(hide = true)]
+    ImportPhase(child::PhaseArgs),
 }
 
 /// Options of `bench import`.
@@ -91,6 +95,7 @@ pub async fn run(command: BenchCommand, config: &Config) -> Result<()> {
             println!("{}", report::summary(&results));
             Ok(())
         }
+        BenchCommand::ImportPhase(args) => child::run_phase(args, config).await,
     }
 }
 
@@ -120,10 +125,10 @@ pub struct BackendResults {
     pub floor_method: &'static str,
     /// Setup, first import, re-sync, engine floor.
     pub phases: Vec<Phase>,
-    /// Report of the first import.
-    pub first: ImportReport,
-    /// Report of the re-sync.
-    pub resync: ImportReport,
+    /// Outcome of the first import.
+    pub first: ImportOutcome,
+    /// Outcome of the re-sync.
+    pub resync: ImportOutcome,
     /// True when the re-sync needed `force` (the deletion guard refused it).
     pub resync_forced: bool,
     /// Rows loaded by the floor.
@@ -330,93 +335,93 @@ async fn run_backend(
     sets: &Sets,
     ui: &Ui,
 ) -> Result<BackendResults> {
+    let mut phases = Vec::new();
+    ui.start(&format!("[{name}] fresh database, migrations, tenant"));
+    let (setup, _) = child_phase(ChildPhase::Setup, url, None, phases::SETUP, ui).await?;
+    phases.push(setup);
+
+    ui.start(&format!("[{name}] {}", phases::FIRST));
+    let (phase, output) = child_phase(
+        ChildPhase::Import,
+        url,
+        Some(&sets.first),
+        phases::FIRST,
+        ui,
+    )
+    .await?;
+    let first = output.import.unwrap_or_default();
+    if first.status != "applied" {
+        bail!(
+            "the first import was not applied ({}): {}",
+            first.status,
+            first.first_error()
+        );
+    }
+    phases.push(phase);
+
+    ui.start(&format!("[{name}] {}", phases::RESYNC));
+    let (mut phase, output) = child_phase(
+        ChildPhase::Import,
+        url,
+        Some(&sets.resync),
+        phases::RESYNC,
+        ui,
+    )
+    .await?;
+    let mut resync = output.import.unwrap_or_default();
+    let mut resync_forced = false;
+    if resync.status == "refused"
+        && resync
+            .errors
+            .iter()
+            .any(|(code, _)| code == "deletion_guard")
+    {
+        ui.line(&format!(
+            "[{name}] the deletion guard refused the re-sync ({}); running it again with force",
+            resync.first_error()
+        ));
+        resync_forced = true;
+        let output;
+        (phase, output) = child_phase(
+            ChildPhase::ImportForced,
+            url,
+            Some(&sets.resync),
+            phases::RESYNC,
+            ui,
+        )
+        .await?;
+        resync = output.import.unwrap_or_default();
+    }
+    if resync.status != "applied" {
+        bail!(
+            "the re-sync was not applied ({}): {}",
+            resync.status,
+            resync.first_error()
+        );
+    }
+    phases.push(phase);
+
+    // Version and size, on a short connection of this (parent) process.
     let database = DatabaseConfig {
         url: url.to_string(),
         ..config.database.clone()
     };
-    let mut phases = Vec::new();
-
-    ui.start(&format!("[{name}] fresh database, migrations, tenant"));
-    let meter = PhaseMeter::start();
     let conn = db::connect(&database)
         .await
         .with_context(|| format!("cannot connect to {location}"))?;
-    db::migrate(&conn).await.context("migrations failed")?;
-    let slug = TenantSlug::parse("bench").map_err(|e| anyhow::anyhow!("{e}"))?;
-    tenants::create(
-        &conn,
-        &slug,
-        "Benchmark district",
-        Region::default(),
-        config.tenant_defaults.deletion_guard_percent,
-        "bench",
-    )
-    .await
-    .context("cannot create the tenant")?;
-    let cost = meter.stop();
-    ui.done(&cost);
-    phases.push(Phase {
-        name: phases::SETUP.into(),
-        cost,
-        rows: 0,
-        steps: vec![],
-    });
     let version = version(&conn).await;
-
-    let (first, phase) =
-        import_phase(&conn, config, phases::FIRST, &sets.first, false, name, ui).await?;
-    if first.status != RunStatus::Applied {
-        bail!(
-            "the first import was not applied ({}): {}",
-            first.status.as_str(),
-            first_error(&first)
-        );
-    }
-    phases.push(phase);
-
-    let (mut resync, mut phase) =
-        import_phase(&conn, config, phases::RESYNC, &sets.resync, false, name, ui).await?;
-    let mut resync_forced = false;
-    if resync.status == RunStatus::Refused
-        && resync.errors.iter().any(|e| e.code == "deletion_guard")
-    {
-        ui.line(&format!(
-            "[{name}] the deletion guard refused the re-sync ({}); running it again with force",
-            first_error(&resync)
-        ));
-        resync_forced = true;
-        (resync, phase) =
-            import_phase(&conn, config, phases::RESYNC, &sets.resync, true, name, ui).await?;
-    }
-    if resync.status != RunStatus::Applied {
-        bail!(
-            "the re-sync was not applied ({}): {}",
-            resync.status.as_str(),
-            first_error(&resync)
-        );
-    }
-    phases.push(phase);
     let database_bytes = database_bytes(&conn).await;
-
-    ui.start(&format!(
-        "[{name}] engine floor: {}",
-        floor::method(conn.get_database_backend())
-    ));
-    let meter = PhaseMeter::start();
-    let floor_rows = floor::run(&conn, &sets.first)
-        .await
-        .context("the engine floor failed")?;
-    let cost = meter.stop();
-    ui.done(&cost);
-    floor::cleanup(&conn).await?;
-    phases.push(Phase {
-        name: phases::FLOOR.into(),
-        cost,
-        rows: floor_rows.total(),
-        steps: vec![],
-    });
     let floor_method = floor::method(conn.get_database_backend());
     conn.close().await.context("cannot close the database")?;
+
+    ui.start(&format!("[{name}] engine floor: {floor_method}"));
+    let (phase, output) =
+        child_phase(ChildPhase::Floor, url, Some(&sets.first), phases::FLOOR, ui).await?;
+    let floor_rows = output.floor.unwrap_or_default();
+    phases.push(Phase {
+        rows: floor_rows.total(),
+        ..phase
+    });
     Ok(BackendResults {
         name,
         version,
@@ -431,51 +436,39 @@ async fn run_backend(
     })
 }
 
-fn first_error(report: &ImportReport) -> String {
-    report
-        .errors
-        .first()
-        .map_or_else(|| "no error reported".into(), |e| e.to_string())
-}
-
-async fn import_phase(
-    conn: &DatabaseConnection,
-    config: &Config,
-    phase: &str,
-    dir: &Path,
-    force: bool,
-    backend: &str,
+/// Runs one phase in a child process and turns its output into a [`Phase`].
+async fn child_phase(
+    which: ChildPhase,
+    url: &str,
+    dir: Option<&Path>,
+    name: &str,
     ui: &Ui,
-) -> Result<(ImportReport, Phase)> {
-    let request = ImportRequest {
-        tenant: "bench".into(),
-        format: Format::SdsV21,
-        dir: dir.to_path_buf(),
-        dry_run: false,
-        force,
-        actor: "bench".into(),
-    };
-    ui.start(&format!(
-        "[{backend}] {phase}{}",
-        if force { " (forced)" } else { "" }
-    ));
-    let steps = Arc::new(Steps::new(ui.bar.clone()));
-    let meter = PhaseMeter::start();
-    let report = sync::import(conn, &config.import, &request, steps.clone())
+) -> Result<(Phase, ChildOutput)> {
+    let output = child::spawn(which, url, dir)
         .await
-        .with_context(|| format!("{phase} failed"))?;
-    let cost = meter.stop();
-    ui.done(&cost);
-    let phase = Phase {
-        name: phase.into(),
-        cost,
-        rows: report.rows_written,
-        steps: steps.durations(),
+        .with_context(|| format!("{name} failed"))?;
+    let cost = PhaseCost {
+        wall: Duration::from_millis(output.wall_ms),
+        peak_rss_kib: output.peak_rss_kib,
+        start_rss_kib: output.start_rss_kib,
+        peak_is_per_phase: true,
     };
-    for (step, took) in &phase.steps {
+    ui.done(&cost);
+    let steps: Vec<(String, Duration)> = output
+        .steps
+        .iter()
+        .map(|(step, ms)| (step.clone(), Duration::from_millis(*ms)))
+        .collect();
+    for (step, took) in &steps {
         ui.line(&format!("      {step}: {:.1} s", took.as_secs_f64()));
     }
-    Ok((report, phase))
+    let phase = Phase {
+        name: name.into(),
+        cost,
+        rows: output.import.as_ref().map_or(0, |i| i.rows_written),
+        steps,
+    };
+    Ok((phase, output))
 }
 
 async fn version(conn: &DatabaseConnection) -> String {

@@ -24,9 +24,13 @@ snapshot, and measures the *engine floor* — the same contact and link rows loa
 plainest fast method of the engine — in the same run on the same machine, so the import can be
 judged as a multiple of what the database itself needs.
 
-Peak RSS is the resident-set high-water mark of the `parent-connection` process during the
-phase (reset before each phase through `/proc/self/clear_refs`); it includes the SQLite page
-cache but not the PostgreSQL server's memory.
+Each database phase (setup, first import, re-sync, engine floor) runs in its own child
+process (`parent-connection bench import-phase`, internal), as a real `parent-connection
+import` would: its peak RSS is that process's resident-set high-water mark (`VmHWM`), which
+includes the SQLite page cache but not the PostgreSQL server's memory. *RSS at start* is the
+child's resident size once started, before it connects. The test-data phases run in the
+parent, with the mark reset through `/proc/self/clear_refs`. Wall time is measured inside the
+child, from connecting to the end of the phase (process start-up excluded).
 ";
 
 /// `KiB` as `123 MiB` (or `n/a`).
@@ -313,18 +317,13 @@ fn backend_section(md: &mut String, b: &BackendResults, mutated: &super::generat
         "\nCounts reported by the imports (created / updated / unchanged / reactivated / deactivated / rejected):\n"
     );
     let _ = writeln!(md, "| entity | first import | re-sync |\n|---|---|---|");
-    for ((name, first), (_, resync)) in b
-        .first
-        .entities
-        .named()
-        .iter()
-        .zip(b.resync.entities.named().iter())
-    {
-        let _ = writeln!(md, "| {name} | {} | {} |", counts(first), counts(resync));
+    for (name, first) in &b.first.entities {
+        let resync = b.resync.entity(name);
+        let _ = writeln!(md, "| {name} | {} | {} |", counts(first), counts(&resync));
     }
     let (updated, deactivated) = (
-        b.resync.entities.contacts.updated,
-        b.resync.entities.links.deactivated,
+        b.resync.entity("contacts").updated,
+        b.resync.entity("links").deactivated,
     );
     let _ = writeln!(
         md,
@@ -352,7 +351,7 @@ fn backend_section(md: &mut String, b: &BackendResults, mutated: &super::generat
     );
 }
 
-fn counts(c: &crate::sync::report::Counts) -> String {
+fn counts(c: &super::child::Counts6) -> String {
     format!(
         "{} / {} / {} / {} / {} / {}",
         n(c.created),
