@@ -211,7 +211,7 @@ impl Stager {
         Self {
             sender,
             buffers: Vec::new(),
-            batch_rows: batch_rows.max(1) * 4,
+            batch_rows: batch_rows.max(1),
             closed: false,
         }
     }
