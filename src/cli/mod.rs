@@ -112,6 +112,18 @@ pub enum TenantCommand {
     },
 }
 
+/// Writes a line to standard output, ignoring a closed pipe (`… | head` must not panic).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        out_raw(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+fn out_raw(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
 /// A failure with the exit status to use.
 struct Failure {
     code: u8,
@@ -189,7 +201,7 @@ async fn run(command: Command, config: Config) -> Result<(), Failure> {
         Command::Migrate => {
             let conn = db::connect(&config.database).await?;
             db::migrate(&conn).await?;
-            println!("database is up to date");
+            out!("database is up to date");
             Ok(())
         }
         Command::Tenant {
@@ -209,7 +221,7 @@ async fn run(command: Command, config: Config) -> Result<(), Failure> {
                 &audit::cli_actor(),
             )
             .await?;
-            println!(
+            out!(
                 "created tenant {} ({}, region {})",
                 tenant.slug,
                 tenant.name,
@@ -237,9 +249,9 @@ async fn run(command: Command, config: Config) -> Result<(), Failure> {
             let bar = Arc::new(progress::ImportBar::new());
             let report = sync::import(&conn, &config.import, &request, bar).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                out!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                print!("{}", report.to_human());
+                out_raw(&report.to_human());
             }
             if report.status.is_success() {
                 Ok(())
@@ -269,7 +281,7 @@ async fn run(command: Command, config: Config) -> Result<(), Failure> {
             let view = if all { View::Admin } else { View::Teacher };
             let items = contacts::for_student(&conn, tenant.id, &student, view).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&items)?);
+                out!("{}", serde_json::to_string_pretty(&items)?);
             } else {
                 print_contacts(&items, all);
             }
@@ -300,7 +312,7 @@ async fn open(config: &Config) -> Result<sea_orm::DatabaseConnection, Failure> {
 
 fn print_contacts(items: &[contacts::ContactItem], all: bool) {
     if items.is_empty() {
-        println!("no contacts");
+        out!("no contacts");
         return;
     }
     for item in items {
@@ -318,6 +330,6 @@ fn print_contacts(items: &[contacts::ContactItem], all: bool) {
                 p.email_address.source.as_deref().unwrap_or("-")
             ));
         }
-        println!("{}", line.trim_end());
+        out!("{}", line.trim_end());
     }
 }

@@ -277,3 +277,32 @@ fn serve_answers_probes_and_stops_on_sigterm() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    run(dir.path(), &["tenant", "create", "demo"]);
+    let mut child = Command::new(binary())
+        .args([
+            "import",
+            "--tenant",
+            "demo",
+            "--format",
+            "sds-v2.1",
+            &fixture("sds-v21/basic"),
+            "--json",
+        ])
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}?mode=rwc", dir.path().join("cli.db").display()),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+}
