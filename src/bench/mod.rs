@@ -604,14 +604,14 @@ impl Ui {
 
 /// Receives the import's progress: draws it, and remembers when each step began.
 struct Steps {
-    bar: ProgressBar,
+    bar: crate::cli::progress::ImportBar,
     marks: Mutex<Vec<(String, Instant)>>,
 }
 
 impl Steps {
     fn new(bar: ProgressBar) -> Self {
         Self {
-            bar,
+            bar: crate::cli::progress::ImportBar::on(bar),
             marks: Mutex::new(vec![("opening".into(), Instant::now())]),
         }
     }
@@ -638,26 +638,16 @@ impl Steps {
 impl Progress for Steps {
     fn start(&self, total_bytes: u64) {
         self.mark("reading + staging");
-        self.bar.set_length(total_bytes);
-        self.bar.set_position(0);
-        if let Ok(style) = ProgressStyle::with_template(
-            "{msg:10} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
-        ) {
-            self.bar.set_style(style.progress_chars("=> "));
-        }
-        self.bar.set_message("reading");
+        self.bar.start(total_bytes);
     }
 
     fn advance(&self, bytes: u64) {
-        self.bar.inc(bytes);
+        self.bar.advance(bytes);
     }
 
     fn phase(&self, name: &str) {
         self.mark(name);
-        if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
-            self.bar.set_style(style);
-        }
-        self.bar.set_message(name.to_string());
+        self.bar.phase(name);
     }
 
     fn finish(&self) {

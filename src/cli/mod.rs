@@ -2,7 +2,7 @@
 //! output and exits 0, or prints a one-line reason on standard error and exits non-zero
 //! (1 for errors, 2 for an import whose snapshot was refused).
 
-mod progress;
+pub mod progress;
 
 use crate::config::Config;
 use crate::contacts::{self, View};

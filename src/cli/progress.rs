@@ -11,7 +11,14 @@ pub struct ImportBar {
 impl ImportBar {
     /// A hidden-when-not-a-terminal bar.
     pub fn new() -> Self {
-        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+        Self::on(ProgressBar::with_draw_target(
+            Some(0),
+            ProgressDrawTarget::stderr(),
+        ))
+    }
+
+    /// Draws on an existing bar (e.g. the benchmark's).
+    pub fn on(bar: ProgressBar) -> Self {
         Self { bar }
     }
 }
@@ -25,6 +32,7 @@ impl Default for ImportBar {
 impl Progress for ImportBar {
     fn start(&self, total_bytes: u64) {
         self.bar.set_length(total_bytes);
+        self.bar.set_position(0);
         if let Ok(style) = ProgressStyle::with_template(
             "{msg:10} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
         ) {

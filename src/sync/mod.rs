@@ -114,7 +114,6 @@ pub async fn import(
     request: &ImportRequest,
     progress: Arc<dyn Progress>,
 ) -> Result<ImportReport, SyncError> {
-    let started = Instant::now();
     let started_at = chrono::Utc::now();
     let tenant = tenants::find(db, &request.tenant).await?;
     let mut sink = IssueSink::new(config.error_cap, config.warning_cap);
@@ -147,39 +146,9 @@ pub async fn import(
         }
     }
     progress.finish();
-    let status = if !sink.errors.is_empty() {
-        RunStatus::Refused
-    } else if request.dry_run {
-        RunStatus::DryRun
-    } else {
-        RunStatus::Applied
-    };
-    let mut counts = outcome.entities.total();
-    counts.rejected = counts
-        .rejected
-        .max(sink.errors.iter().filter(|e| e.record.is_some()).count() as u64);
-    let mut report = ImportReport {
-        run_id: outcome.run_id,
-        tenant: tenant.slug.clone(),
-        format: request.format.as_str().into(),
-        source: request.dir.display().to_string(),
-        status,
-        dry_run: request.dry_run,
-        forced: request.force,
-        counts,
-        rows_written: if status == RunStatus::Applied {
-            outcome.entities.total().written()
-        } else {
-            0
-        },
-        entities: outcome.entities,
-        error_cap_reached: sink.full(),
-        errors: sink.errors,
-        warnings: sink.warnings,
-        warning_count: sink.warning_count,
-        started_at,
-        duration_ms: started.elapsed().as_millis() as u64,
-    };
+    let mut report = build_report(request, &tenant, &outcome.entities, &sink, started_at);
+    report.run_id = outcome.run_id;
+    let status = report.status;
     if status != RunStatus::Applied {
         // The snapshot's transaction was rolled back; the run itself is still recorded.
         let mut conn = ImportConn::begin(db).await?;
@@ -257,7 +226,13 @@ async fn run_in_transaction(
     }
     staging::drop_tables(&mut conn).await?;
     reconcile::drop_resolved(&mut conn).await?;
-    let report = provisional_report(request, tenant, &outcome, started_at);
+    let report = build_report(
+        request,
+        tenant,
+        &outcome.entities,
+        &outcome.sink,
+        started_at,
+    );
     outcome.run_id = Some(record_run(&mut conn, tenant, request, &report).await?);
     conn.commit().await?;
     Ok(outcome)
@@ -480,27 +455,44 @@ async fn guards(
     Ok(())
 }
 
-fn provisional_report(
+/// The report of a run from its counts and issues: refused when there is any error, else
+/// a dry run or applied.
+fn build_report(
     request: &ImportRequest,
     tenant: &Tenant,
-    outcome: &Outcome,
+    entities: &EntityCounts,
+    sink: &IssueSink,
     started_at: chrono::DateTime<chrono::Utc>,
 ) -> ImportReport {
+    let status = if !sink.errors.is_empty() {
+        RunStatus::Refused
+    } else if request.dry_run {
+        RunStatus::DryRun
+    } else {
+        RunStatus::Applied
+    };
+    let mut counts = entities.total();
+    let rows_with_errors = sink.errors.iter().filter(|e| e.record.is_some()).count() as u64;
+    counts.rejected = counts.rejected.max(rows_with_errors);
     ImportReport {
         run_id: None,
         tenant: tenant.slug.clone(),
         format: request.format.as_str().into(),
         source: request.dir.display().to_string(),
-        status: RunStatus::Applied,
-        dry_run: false,
+        status,
+        dry_run: request.dry_run,
         forced: request.force,
-        counts: outcome.entities.total(),
-        entities: outcome.entities.clone(),
-        rows_written: outcome.entities.total().written(),
-        errors: vec![],
-        warnings: outcome.sink.warnings.clone(),
-        warning_count: outcome.sink.warning_count,
-        error_cap_reached: false,
+        counts,
+        rows_written: if status == RunStatus::Applied {
+            entities.total().written()
+        } else {
+            0
+        },
+        entities: entities.clone(),
+        error_cap_reached: sink.full(),
+        errors: sink.errors.clone(),
+        warnings: sink.warnings.clone(),
+        warning_count: sink.warning_count,
         started_at,
         duration_ms: (chrono::Utc::now() - started_at).num_milliseconds().max(0) as u64,
     }
