@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod columns;
 mod m20261123_000001_initial;
+mod m20261123_000002_sync_hashes;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -15,6 +16,9 @@ pub struct Migrator;
 #[sea_orm_migration::async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261123_000001_initial::Migration)]
+        vec![
+            Box::new(m20261123_000001_initial::Migration),
+            Box::new(m20261123_000002_sync_hashes::Migration),
+        ]
     }
 }

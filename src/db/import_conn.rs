@@ -172,6 +172,50 @@ impl ImportConn {
         }
     }
 
+    /// Streams the rows of a query returning three integer columns (NULL reads as 0) to
+    /// `each`, without holding them all in memory. Parameters must be integers.
+    pub async fn for_each_int3(
+        &mut self,
+        sql: &str,
+        values: Vec<Value>,
+        mut each: impl FnMut([i64; 3]),
+    ) -> Result<(), DbErr> {
+        let started = std::time::Instant::now();
+        let sql = app::db::stmt(self.backend(), sql, vec![]).sql;
+        let mut ints = Vec::with_capacity(values.len());
+        for value in values {
+            match value {
+                Value::BigInt(Some(v)) => ints.push(v),
+                other => return Err(DbErr::Custom(format!("unsupported parameter {other:?}"))),
+            }
+        }
+        match self {
+            Self::Sqlite(tx) => {
+                let mut handle = tx.lock_handle().await.map_err(err)?;
+                let raw = handle.as_raw_handle();
+                // SAFETY: the handle is locked for this scope, so sqlx runs nothing else on
+                // the connection meanwhile; the statement is finalized before returning.
+                unsafe { sqlite_for_each_int3(raw.as_ptr(), &sql, &ints, &mut each)? }
+            }
+            Self::Postgres(tx) => {
+                use futures_util::TryStreamExt;
+                let mut query = sqlx::query(AssertSqlSafe(sql.clone()));
+                for v in ints {
+                    query = query.bind(v);
+                }
+                let mut rows = query.fetch(&mut **tx);
+                while let Some(row) = rows.try_next().await.map_err(err)? {
+                    let get = |i: usize| -> Result<i64, DbErr> {
+                        Ok(row.try_get::<Option<i64>, _>(i).map_err(err)?.unwrap_or(0))
+                    };
+                    each([get(0)?, get(1)?, get(2)?]);
+                }
+            }
+        }
+        app::db::log_slow(&sql, started);
+        Ok(())
+    }
+
     /// Appends `rows` (integers and texts only) to `table`: through one prepared statement
     /// stepped per row on SQLite, through `COPY … FROM STDIN (FORMAT csv)` on PostgreSQL.
     pub async fn bulk_insert(
@@ -239,6 +283,51 @@ fn write_csv_row(out: &mut Vec<u8>, row: &[Value]) -> Result<(), DbErr> {
     }
     out.push(b'\n');
     Ok(())
+}
+
+/// Steps a query with integer parameters, handing each row's first three columns to `each`.
+///
+/// # Safety
+/// `db` must be a valid connection that nothing else uses during the call.
+unsafe fn sqlite_for_each_int3(
+    db: *mut libsqlite3_sys::sqlite3,
+    sql: &str,
+    params: &[i64],
+    each: &mut impl FnMut([i64; 3]),
+) -> Result<(), DbErr> {
+    use libsqlite3_sys as ffi;
+    let sql = CString::new(sql).map_err(|e| DbErr::Custom(e.to_string()))?;
+    let mut stmt: *mut ffi::sqlite3_stmt = std::ptr::null_mut();
+    // SAFETY (whole block): standard use of the SQLite C API on a valid handle.
+    unsafe {
+        let fail = |what: &str| -> DbErr {
+            let message = std::ffi::CStr::from_ptr(ffi::sqlite3_errmsg(db))
+                .to_string_lossy()
+                .into_owned();
+            DbErr::Custom(format!("database error while {what}: {message}"))
+        };
+        if ffi::sqlite3_prepare_v2(db, sql.as_ptr(), -1, &mut stmt, std::ptr::null_mut())
+            != ffi::SQLITE_OK
+        {
+            return Err(fail("preparing a scan"));
+        }
+        for (i, v) in params.iter().enumerate() {
+            ffi::sqlite3_bind_int64(stmt, (i + 1) as i32, *v);
+        }
+        let result = loop {
+            match ffi::sqlite3_step(stmt) {
+                ffi::SQLITE_ROW => each([
+                    ffi::sqlite3_column_int64(stmt, 0),
+                    ffi::sqlite3_column_int64(stmt, 1),
+                    ffi::sqlite3_column_int64(stmt, 2),
+                ]),
+                ffi::SQLITE_DONE => break Ok(()),
+                _ => break Err(fail("scanning")),
+            }
+        };
+        ffi::sqlite3_finalize(stmt);
+        result
+    }
 }
 
 /// Inserts `rows` with one prepared statement.

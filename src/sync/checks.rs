@@ -140,6 +140,10 @@ pub async fn dangling(
 
 /// Emits the warnings of contacts that will not be offered for communication: a dropped
 /// email, a dropped phone, or neither channel left.
+/// The warning for a contact left with neither channel (no quote characters: it is
+/// embedded in SQL).
+pub const UNREACHABLE_CONTACT: &str = "the contact has neither a valid email nor a valid E.164 mobile: it is stored but not offered for communication";
+
 pub async fn contact_warnings(
     conn: &mut ImportConn,
     files: &FileSet,
@@ -170,13 +174,15 @@ pub async fn contact_warnings(
             vec![],
         )
         .await?;
-    let rows = conn.query(&format!(
-            "SELECT src, rec, email_column, 'the contact has neither a valid email nor a valid E.164 mobile: it is stored but not offered for communication' \
+    let rows = conn
+        .query(
+            &format!(
+                "SELECT src, rec, email_column, '{UNREACHABLE_CONTACT}' \
              FROM s_contacts WHERE {unreachable} ORDER BY src, rec LIMIT {limit}"
-        ),
-        vec![],
-    )
-    .await?;
+            ),
+            vec![],
+        )
+        .await?;
     push_warnings(sink, files, &rows, total, "unreachable_contact")
 }
 

@@ -41,7 +41,7 @@ pub struct SourceFile {
 }
 
 /// Collects errors and warnings, and tells when the error cap stops the run.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct IssueSink {
     /// Errors so far.
     pub errors: Vec<Issue>,

@@ -11,7 +11,9 @@
 
 pub mod checks;
 pub mod csv_file;
+pub mod fast;
 pub mod files;
+pub mod hashing;
 pub mod reconcile;
 pub mod report;
 pub mod sds_v1;
@@ -24,6 +26,7 @@ use crate::db::ImportConn;
 use crate::tenants::{self, Tenant, TenantError};
 use csv_file::{IssueSink, Limits};
 use files::{FileSet, NameMatch, ParseCtx};
+use reconcile::Presence;
 use report::{Counts, EntityCounts, ImportReport, Issue, RunStatus};
 use sea_orm::{DatabaseConnection, DbBackend, DbErr, Value};
 use staging::{StageTable, Stager};
@@ -217,7 +220,7 @@ async fn run_in_transaction(
     if outcome.sink.errors.is_empty() {
         checks::contact_warnings(&mut conn, &files, &mut outcome.sink).await?;
         progress.phase("applying");
-        apply(&mut conn, tenant, started_at, &mut outcome.entities).await?;
+        apply(&mut conn, tenant, started_at, &mut outcome.entities, None).await?;
         guards(&mut conn, request, tenant, &files, &mut outcome).await?;
     }
     if !outcome.sink.errors.is_empty() || request.dry_run {
@@ -353,7 +356,14 @@ async fn apply(
     tenant: &Tenant,
     now: chrono::DateTime<chrono::Utc>,
     entities: &mut EntityCounts,
+    diffed: Option<&fast::Unchanged>,
 ) -> Result<(), DbErr> {
+    let presence = |unchanged: fn(&fast::Unchanged) -> u64| match diffed {
+        None => Presence::Snapshot,
+        Some(counts) => Presence::Changes {
+            unchanged: unchanged(counts),
+        },
+    };
     let id = tenant.id.0;
     let previous_run = conn
         .query(
@@ -370,19 +380,28 @@ async fn apply(
         &mut entities.classes,
     ];
     for (roster, counts) in reconcile::ROSTERS.iter().zip(targets) {
-        keep_rejected(counts, reconcile::roster(conn, id, now, roster).await?);
+        // Of the rosters only students are diffed; the small ones are always staged whole.
+        let presence = if roster.hashed {
+            presence(|u| u.students)
+        } else {
+            Presence::Snapshot
+        };
+        keep_rejected(
+            counts,
+            reconcile::roster(conn, id, now, roster, presence).await?,
+        );
     }
     keep_rejected(
         &mut entities.contacts,
-        reconcile::contacts(conn, id, now).await?,
+        reconcile::contacts(conn, id, now, presence(|u| u.contacts)).await?,
     );
     keep_rejected(
         &mut entities.enrollments,
-        reconcile::enrollments(conn, id, now).await?,
+        reconcile::enrollments(conn, id, now, presence(|u| u.enrollments)).await?,
     );
     keep_rejected(
         &mut entities.links,
-        reconcile::links(conn, id, now, previous_run).await?,
+        reconcile::links(conn, id, now, previous_run, presence(|u| u.links)).await?,
     );
     Ok(())
 }
@@ -722,8 +741,8 @@ mod rules {
     /// Splits `users.csv` into students (a `student` role), staff (another role that is not a
     /// contact role) and contacts (named by `relationships.csv`).
     pub const V21_SPLIT_USERS: &[&str] = &[
-        "INSERT INTO s_students (src, rec, source_id, given_name, family_name) \
-         SELECT u.src, u.rec, u.source_id, u.given_name, u.family_name FROM s_users u \
+        "INSERT INTO s_students (src, rec, sync_key, sync_hash, source_id, given_name, family_name) \
+         SELECT u.src, u.rec, u.sync_key, u.sync_hash, u.source_id, u.given_name, u.family_name FROM s_users u \
          WHERE EXISTS (SELECT 1 FROM s_roles r WHERE r.user_id = u.source_id AND r.role = 'student')",
         "INSERT INTO s_staff (src, rec, source_id, given_name, family_name, email, role) \
          SELECT u.src, u.rec, u.source_id, u.given_name, u.family_name, u.email, \
@@ -731,8 +750,8 @@ mod rules {
          FROM s_users u \
          WHERE EXISTS (SELECT 1 FROM s_roles r WHERE r.user_id = u.source_id AND r.role NOT IN ('student', 'parent', 'guardian', 'relative')) \
            AND NOT EXISTS (SELECT 1 FROM s_roles r WHERE r.user_id = u.source_id AND r.role = 'student')",
-        "INSERT INTO s_contacts (src, rec, source_key, source_id, given_name, family_name, email, mobile_phone, email_column, email_warning, phone_column, phone_warning) \
-         SELECT u.src, u.rec, u.source_id, u.source_id, u.given_name, u.family_name, u.email, u.mobile_phone, 'email', u.email_warning, u.phone_column, u.phone_warning \
+        "INSERT INTO s_contacts (src, rec, sync_key, sync_hash, source_key, source_id, given_name, family_name, email, mobile_phone, email_column, email_warning, phone_column, phone_warning) \
+         SELECT u.src, u.rec, u.sync_key, u.sync_hash, u.source_id, u.source_id, u.given_name, u.family_name, u.email, u.mobile_phone, 'email', u.email_warning, u.phone_column, u.phone_warning \
          FROM s_users u WHERE EXISTS (SELECT 1 FROM s_links l WHERE l.contact_key = u.source_id)",
     ];
 

@@ -17,6 +17,8 @@ pub struct Roster {
     pub staging: &'static str,
     /// Fields copied from staging.
     pub fields: &'static [&'static str],
+    /// Whether rows carry `sync_key` / `sync_hash` (tables diffed in memory).
+    pub hashed: bool,
 }
 
 /// The roster tables, in dependency order.
@@ -25,21 +27,25 @@ pub const ROSTERS: [Roster; 4] = [
         table: "schools",
         staging: "s_schools",
         fields: &["name"],
+        hashed: false,
     },
     Roster {
         table: "students",
         staging: "s_students",
         fields: &["given_name", "family_name"],
+        hashed: true,
     },
     Roster {
         table: "staff",
         staging: "s_staff",
         fields: &["given_name", "family_name", "email", "role"],
+        hashed: false,
     },
     Roster {
         table: "classes",
         staging: "s_classes",
         fields: &["school_source_id", "title"],
+        hashed: false,
     },
 ];
 
@@ -51,6 +57,19 @@ fn params(tenant: i64, now: DateTime<Utc>) -> Vec<Value> {
         Value::BigInt(Some(tenant)),
         Value::ChronoDateTimeUtc(Some(now)),
     ]
+}
+
+/// What the staging table of a live table holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    /// Every row of the snapshot: live rows with no staged match are absent.
+    Snapshot,
+    /// Only new and changed rows; `unchanged` more rows were matched in memory, and the
+    /// keys of absent rows are in [`staging::GONE`](super::staging::GONE).
+    Changes {
+        /// Rows of the snapshot found unchanged in memory.
+        unchanged: u64,
+    },
 }
 
 /// How one live table with an active/inactive status is reconciled from a staging table
@@ -71,6 +90,10 @@ struct StatusSync<'a> {
     insert: (&'a str, &'a str, &'a str),
     /// Extra `SET` items on deactivation (may be empty), and values for their `$3`, `$4`…
     on_deactivate: (&'a str, Vec<Value>),
+    /// Whether rows carry `sync_key` / `sync_hash`.
+    hashed: bool,
+    /// What the staging table holds.
+    presence: Presence,
 }
 
 /// Runs the four statements of a status table: reactivate, update, insert, deactivate.
@@ -87,6 +110,8 @@ async fn sync_status(
         differs,
         insert,
         on_deactivate,
+        hashed,
+        presence,
     } = spec;
     let set = if set.is_empty() {
         String::new()
@@ -107,6 +132,14 @@ async fn sync_status(
         None => 0,
     };
     let (columns, selected, order) = insert;
+    let (columns, selected) = if hashed {
+        (
+            format!("{columns}, sync_key, sync_hash"),
+            format!("{selected}, s.sync_key, s.sync_hash"),
+        )
+    } else {
+        (columns.to_string(), selected.to_string())
+    };
     let (on_deactivate, extra) = on_deactivate;
     let created = conn.exec(&format!(
             "INSERT INTO {table} (tenant_id, {columns}, status, updated_at) SELECT $1, {selected}, 'active', $2 FROM {staged} s \
@@ -115,16 +148,27 @@ async fn sync_status(
         values.clone(),
     )
     .await?;
+    let absent = match presence {
+        Presence::Snapshot => format!("NOT EXISTS (SELECT 1 FROM {staged} s WHERE {matches})"),
+        Presence::Changes { .. } => format!(
+            "sync_key IN (SELECT k FROM {} WHERE tbl = '{table}')",
+            super::staging::GONE
+        ),
+    };
     let deactivated = conn.exec(&format!(
             "UPDATE {table} SET status = 'inactive', deactivated_at = $2, updated_at = $2{on_deactivate} \
-             WHERE tenant_id = $1 AND status = 'active' AND NOT EXISTS (SELECT 1 FROM {staged} s WHERE {matches})"
+             WHERE tenant_id = $1 AND status = 'active' AND {absent}"
         ),
-        [values, extra].concat(),
+        [values.clone(), extra].concat(),
     )
     .await?;
+    if hashed {
+        refresh_hashes(conn, table, staged, matches, values[0].clone()).await?;
+    }
     with_unchanged(
         conn,
         staged,
+        presence,
         Counts {
             created,
             updated,
@@ -136,17 +180,39 @@ async fn sync_status(
     .await
 }
 
+/// Stores the staged `sync_key` / `sync_hash` on the matching live rows where they differ
+/// (not counted as an update: only the bookkeeping changes).
+async fn refresh_hashes(
+    conn: &mut ImportConn,
+    table: &str,
+    staged: &str,
+    matches: &str,
+    tenant: Value,
+) -> Result<u64, DbErr> {
+    conn.exec(
+        &format!(
+            "UPDATE {table} SET sync_key = s.sync_key, sync_hash = s.sync_hash FROM {staged} s \
+             WHERE {table}.tenant_id = $1 AND {matches} \
+               AND ({table}.sync_hash IS DISTINCT FROM s.sync_hash OR {table}.sync_key IS DISTINCT FROM s.sync_key)"
+        ),
+        vec![tenant],
+    )
+    .await
+}
+
 /// Reconciles one roster table.
 pub async fn roster(
     conn: &mut ImportConn,
     tenant: i64,
     now: DateTime<Utc>,
     roster: &Roster,
+    presence: Presence,
 ) -> Result<Counts, DbErr> {
     let Roster {
         table,
         staging,
         fields,
+        hashed,
     } = roster;
     let set = fields
         .iter()
@@ -176,21 +242,29 @@ pub async fn roster(
         differs: Some(&differs),
         insert: (&columns, &selected, "s.source_id"),
         on_deactivate: ("", vec![]),
+        hashed: *hashed,
+        presence,
     };
     sync_status(conn, spec, params(tenant, now)).await
 }
 
 /// Completes `counts` with the unchanged rows: staged rows that were not created, updated
-/// or reactivated.
+/// or reactivated, plus those matched in memory.
 async fn with_unchanged(
     conn: &mut ImportConn,
     staging: &str,
+    presence: Presence,
     counts: Counts,
 ) -> Result<Counts, DbErr> {
     let staged = conn
         .count(&format!("SELECT COUNT(*) FROM {staging}"), vec![])
         .await? as u64;
-    let unchanged = staged.saturating_sub(counts.created + counts.updated + counts.reactivated);
+    let in_memory = match presence {
+        Presence::Snapshot => 0,
+        Presence::Changes { unchanged } => unchanged,
+    };
+    let unchanged =
+        staged.saturating_sub(counts.created + counts.updated + counts.reactivated) + in_memory;
     Ok(Counts {
         unchanged,
         ..counts
@@ -216,6 +290,7 @@ pub async fn contacts(
     conn: &mut ImportConn,
     tenant: i64,
     now: DateTime<Utc>,
+    presence: Presence,
 ) -> Result<Counts, DbErr> {
     let sets: Vec<String> = CONTACT_FIELDS
         .iter()
@@ -239,11 +314,15 @@ pub async fn contacts(
         "tenant_id".to_string(),
         "source_key".into(),
         "source_id".into(),
+        "sync_key".into(),
+        "sync_hash".into(),
     ];
     let mut values = vec![
         "$1".to_string(),
         "s.source_key".into(),
         "s.source_id".into(),
+        "s.sync_key".into(),
+        "s.sync_hash".into(),
     ];
     for f in CONTACT_FIELDS {
         columns.extend([
@@ -268,9 +347,18 @@ pub async fn contacts(
         params(tenant, now),
     )
     .await?;
+    refresh_hashes(
+        conn,
+        "contacts",
+        "s_contacts",
+        "contacts.source_key = s.source_key",
+        Value::BigInt(Some(tenant)),
+    )
+    .await?;
     with_unchanged(
         conn,
         "s_contacts",
+        presence,
         Counts {
             updated,
             created,
@@ -322,10 +410,11 @@ pub async fn enrollments(
     conn: &mut ImportConn,
     tenant: i64,
     now: DateTime<Utc>,
+    presence: Presence,
 ) -> Result<Counts, DbErr> {
     create_resolved(conn, "r_enrollments",
-        "class_id BIGINT NOT NULL, role TEXT NOT NULL, person_id BIGINT NOT NULL",
-        "SELECT c.id, e.role, COALESCE(st.id, sf.id) FROM s_enrollments e \
+        "class_id BIGINT NOT NULL, role TEXT NOT NULL, person_id BIGINT NOT NULL, sync_key BIGINT, sync_hash BIGINT",
+        "SELECT c.id, e.role, COALESCE(st.id, sf.id), e.sync_key, e.sync_hash FROM s_enrollments e \
          JOIN classes c ON c.tenant_id = $1 AND c.source_id = e.class_id \
          LEFT JOIN students st ON e.role = 'student' AND st.tenant_id = $1 AND st.source_id = e.person_id \
          LEFT JOIN staff sf ON e.role = 'teacher' AND sf.tenant_id = $1 AND sf.source_id = e.person_id \
@@ -350,6 +439,8 @@ pub async fn enrollments(
             "s.class_id, s.role, s.person_id",
         ),
         on_deactivate: ("", vec![]),
+        hashed: true,
+        presence,
     };
     sync_status(conn, spec, params(tenant, now)).await
 }
@@ -361,12 +452,13 @@ pub async fn links(
     tenant: i64,
     now: DateTime<Utc>,
     previous_run: Option<DateTime<Utc>>,
+    presence: Presence,
 ) -> Result<Counts, DbErr> {
     create_resolved(
         conn,
         "r_links",
-        "student_id BIGINT NOT NULL, contact_id BIGINT NOT NULL, relationship TEXT NOT NULL",
-        "SELECT st.id, c.id, l.relationship FROM s_links l \
+        "student_id BIGINT NOT NULL, contact_id BIGINT NOT NULL, relationship TEXT NOT NULL, sync_key BIGINT, sync_hash BIGINT",
+        "SELECT st.id, c.id, l.relationship, l.sync_key, l.sync_hash FROM s_links l \
          JOIN students st ON st.tenant_id = $1 AND st.source_id = l.student_id \
          JOIN contacts c ON c.tenant_id = $1 AND c.source_key = l.contact_key",
         tenant,
@@ -395,6 +487,8 @@ pub async fn links(
             ", last_seen_at = COALESCE($3, last_seen_at)",
             vec![Value::ChronoDateTimeUtc(previous_run)],
         ),
+        hashed: true,
+        presence,
     };
     sync_status(conn, spec, params(tenant, now)).await
 }

@@ -6,6 +6,7 @@
 
 use super::csv_file::FileSpec;
 use super::files::{Channels, FileSet, ParseCtx, copy_columns};
+use super::hashing::hash_strs;
 use super::staging::StageTable;
 use crate::domain::Relationship;
 
@@ -47,6 +48,7 @@ pub fn contact_key(email: &str) -> String {
 /// Parses every present file of the set into staging.
 pub fn parse(ctx: &mut ParseCtx<'_>) {
     let region = ctx.region;
+    let region_code = region.code();
     ctx.read(
         "School.csv",
         spec(&["SIS ID", "Name"], &[]),
@@ -141,10 +143,20 @@ pub fn parse(ctx: &mut ParseCtx<'_>) {
                 return false;
             }
             let channels = Channels::read(row, "Email", &["Phone"], region);
-            stage.push(
+            let raw = hash_strs(&[
+                "sds-v1",
+                &region_code,
+                row.get("Email"),
+                row.get("First Name"),
+                row.get("Last Name"),
+                row.get("Phone"),
+                row.get("SIS ID"),
+            ]);
+            stage.push_hashed(
                 StageTable::Contacts,
                 src,
                 row.record,
+                Some(raw),
                 vec![
                     Some(contact_key(row.get("Email"))),
                     row.opt("SIS ID"),

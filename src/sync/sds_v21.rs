@@ -3,8 +3,9 @@
 //! headers case-sensitive. Users are split into students / staff / contacts later, in SQL,
 //! from `roles.csv` and `relationships.csv`.
 
-use super::csv_file::FileSpec;
+use super::csv_file::{FileSpec, IssueSink, Row};
 use super::files::{Channels, ParseCtx, copy_columns};
+use super::hashing::hash_strs;
 use super::staging::StageTable;
 use crate::domain::Relationship;
 
@@ -33,6 +34,49 @@ const fn spec(required: &'static [&'static str], optional: &'static [&'static st
     }
 }
 
+/// Columns of the file.
+pub const ORGS: FileSpec = spec(&["sourcedId", "name", "type"], &["parentSourcedId"]);
+/// Columns of the file.
+pub const ROLES: FileSpec = spec(
+    &["userSourcedId", "orgSourcedId", "role"],
+    &[
+        "sessionSourcedId",
+        "grade",
+        "isPrimary",
+        "roleStartDate",
+        "roleEndDate",
+    ],
+);
+/// Columns of the file.
+pub const USERS: FileSpec = spec(
+    &["sourcedId", "username"],
+    &[
+        "givenName",
+        "familyName",
+        "email",
+        "phone",
+        "sms",
+        "middleName",
+        "activeDirectoryMatchId",
+    ],
+);
+/// Columns of the file.
+pub const CLASSES: FileSpec = spec(
+    &["sourcedId", "orgSourcedId", "title"],
+    &["courseSourcedId", "sessionSourcedIds"],
+);
+/// Columns of the file.
+pub const ENROLLMENTS: FileSpec = spec(&["classSourcedId", "userSourcedId", "role"], &[]);
+/// Columns of the file.
+pub const RELATIONSHIPS: FileSpec = spec(
+    &[
+        "userSourcedId",
+        "relationshipUserSourcedId",
+        "relationshipRole",
+    ],
+    &[],
+);
+
 /// Relationship roles accepted in `relationships.csv`.
 const RELATIONSHIP_ROLES: [Relationship; 6] = [
     Relationship::Parent,
@@ -43,27 +87,34 @@ const RELATIONSHIP_ROLES: [Relationship; 6] = [
     Relationship::Other,
 ];
 
+/// `sync_hash` of a `users.csv` row: its raw values (before email and phone validation,
+/// so an unchanged row can be recognised without validating it again) and the region they
+/// are read in.
+pub fn user_hash(row: &Row<'_>, region_code: &str) -> i64 {
+    hash_strs(&[
+        "sds-v2.1",
+        region_code,
+        row.get("givenName"),
+        row.get("familyName"),
+        row.get("email"),
+        row.get("sms"),
+        row.get("phone"),
+    ])
+}
+
 /// Parses every present file of the set into staging.
 pub fn parse(ctx: &mut ParseCtx<'_>) {
     let region = ctx.region;
+    let region_code = region.code();
     ctx.read(
         "orgs.csv",
-        spec(&["sourcedId", "name", "type"], &["parentSourcedId"]),
+        ORGS,
         StageTable::Schools,
         copy_columns(StageTable::Schools, &["sourcedId"], &["sourcedId", "name"]),
     );
     ctx.read(
         "roles.csv",
-        spec(
-            &["userSourcedId", "orgSourcedId", "role"],
-            &[
-                "sessionSourcedId",
-                "grade",
-                "isPrimary",
-                "roleStartDate",
-                "roleEndDate",
-            ],
-        ),
+        ROLES,
         StageTable::Roles,
         |src, row, sink, stage| {
             if !row.require(&["userSourcedId", "orgSourcedId", "role"], sink) {
@@ -85,28 +136,18 @@ pub fn parse(ctx: &mut ParseCtx<'_>) {
     );
     ctx.read(
         "users.csv",
-        spec(
-            &["sourcedId", "username"],
-            &[
-                "givenName",
-                "familyName",
-                "email",
-                "phone",
-                "sms",
-                "middleName",
-                "activeDirectoryMatchId",
-            ],
-        ),
+        USERS,
         StageTable::Users,
         |src, row, sink, stage| {
             if !row.require(&["sourcedId"], sink) {
                 return false;
             }
             let channels = Channels::read(row, "email", &["sms", "phone"], region);
-            stage.push(
+            stage.push_hashed(
                 StageTable::Users,
                 src,
                 row.record,
+                Some(user_hash(row, &region_code)),
                 vec![
                     row.opt("sourcedId"),
                     row.opt("givenName"),
@@ -123,10 +164,7 @@ pub fn parse(ctx: &mut ParseCtx<'_>) {
     );
     ctx.read(
         "classes.csv",
-        spec(
-            &["sourcedId", "orgSourcedId", "title"],
-            &["courseSourcedId", "sessionSourcedIds"],
-        ),
+        CLASSES,
         StageTable::Classes,
         copy_columns(
             StageTable::Classes,
@@ -136,24 +174,15 @@ pub fn parse(ctx: &mut ParseCtx<'_>) {
     );
     ctx.read(
         "enrollments.csv",
-        spec(&["classSourcedId", "userSourcedId", "role"], &[]),
+        ENROLLMENTS,
         StageTable::Enrollments,
         |src, row, sink, stage| {
             if !row.require(&["classSourcedId", "userSourcedId"], sink) {
                 return false;
             }
-            let role = row.get("role").to_ascii_lowercase();
-            if role != "student" && role != "teacher" {
-                sink.error(row.issue(
-                    "role",
-                    "invalid_value",
-                    format!(
-                        "'{}' is not an enrollment role; expected student or teacher",
-                        row.get("role")
-                    ),
-                ));
+            let Some(role) = enrollment_role(row, sink) else {
                 return false;
-            }
+            };
             stage.push(
                 StageTable::Enrollments,
                 src,
@@ -169,30 +198,13 @@ pub fn parse(ctx: &mut ParseCtx<'_>) {
     );
     ctx.read(
         "relationships.csv",
-        spec(
-            &[
-                "userSourcedId",
-                "relationshipUserSourcedId",
-                "relationshipRole",
-            ],
-            &[],
-        ),
+        RELATIONSHIPS,
         StageTable::Links,
         |src, row, sink, stage| {
             if !row.require(&["userSourcedId", "relationshipUserSourcedId"], sink) {
                 return false;
             }
-            let raw = row.get("relationshipRole");
-            let relationship = Relationship::parse(raw)
-                .ok()
-                .filter(|r| RELATIONSHIP_ROLES.contains(r));
-            let Some(relationship) = relationship else {
-                let valid = RELATIONSHIP_ROLES.map(|r| r.as_str()).join(", ");
-                sink.error(row.issue(
-                    "relationshipRole",
-                    "invalid_value",
-                    format!("'{raw}' is not a relationship role; expected one of {valid}"),
-                ));
+            let Some(relationship) = relationship_role(row, sink) else {
                 return false;
             };
             stage.push(
@@ -208,7 +220,12 @@ pub fn parse(ctx: &mut ParseCtx<'_>) {
             true
         },
     );
-    // Read for well-formedness only: nothing in them is stored yet.
+    read_well_formed(ctx);
+}
+
+/// Reads the optional files that are only checked for well-formedness: nothing in them is
+/// stored yet.
+pub fn read_well_formed(ctx: &mut ParseCtx<'_>) {
     for (file, key) in [
         ("academicSessions.csv", "sourcedId"),
         ("courses.csv", "sourcedId"),
@@ -226,6 +243,40 @@ pub fn parse(ctx: &mut ParseCtx<'_>) {
             |_, row, sink, _| row.require(&[key], sink),
         );
     }
+}
+
+/// The `role` of an enrollment row, lower-cased (`student` or `teacher`); reports others.
+pub fn enrollment_role(row: &Row<'_>, sink: &mut IssueSink) -> Option<String> {
+    let role = row.get("role").to_ascii_lowercase();
+    if role != "student" && role != "teacher" {
+        sink.error(row.issue(
+            "role",
+            "invalid_value",
+            format!(
+                "'{}' is not an enrollment role; expected student or teacher",
+                row.get("role")
+            ),
+        ));
+        return None;
+    }
+    Some(role)
+}
+
+/// The `relationshipRole` of a relationship row; reports one that is not accepted.
+pub fn relationship_role(row: &Row<'_>, sink: &mut IssueSink) -> Option<Relationship> {
+    let raw = row.get("relationshipRole");
+    let relationship = Relationship::parse(raw)
+        .ok()
+        .filter(|r| RELATIONSHIP_ROLES.contains(r));
+    if relationship.is_none() {
+        let valid = RELATIONSHIP_ROLES.map(|r| r.as_str()).join(", ");
+        sink.error(row.issue(
+            "relationshipRole",
+            "invalid_value",
+            format!("'{raw}' is not a relationship role; expected one of {valid}"),
+        ));
+    }
+    relationship
 }
 
 /// Whole-set problems found before parsing (missing files, files that only make sense

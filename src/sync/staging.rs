@@ -3,6 +3,7 @@
 //! over them. Temporary tables live inside the import transaction, so a run that fails or
 //! is killed leaves nothing behind.
 
+use super::hashing::hash_values;
 use crate::db::ImportConn;
 use sea_orm::{DbBackend, DbErr, Value};
 use tokio::sync::mpsc;
@@ -95,6 +96,17 @@ impl StageTable {
         }
     }
 
+    /// How many leading columns form the row's natural key, for tables whose rows carry
+    /// `sync_key` / `sync_hash` (see [`super::hashing`]); `None` for the others.
+    pub fn key_len(self) -> Option<usize> {
+        match self {
+            Self::Users | Self::Students | Self::Contacts => Some(1),
+            Self::Links => Some(2),
+            Self::Enrollments => Some(3),
+            _ => None,
+        }
+    }
+
     /// Indexes created once the table is loaded (for the checks and the reconcile).
     fn indexes(self) -> &'static [&'static str] {
         match self {
@@ -128,10 +140,45 @@ pub async fn create_tables(conn: &mut ImportConn) -> Result<(), DbErr> {
         } else {
             ""
         };
-        conn.exec(&format!("CREATE TEMPORARY TABLE {name} (src BIGINT NOT NULL, rec BIGINT NOT NULL, {}){on_commit}", columns.join(", ")),
+        conn.exec(&format!("CREATE TEMPORARY TABLE {name} (src BIGINT NOT NULL, rec BIGINT NOT NULL, sync_key BIGINT, sync_hash BIGINT, {}){on_commit}", columns.join(", ")),
             vec![],
         )
         .await?;
+    }
+    if backend == DbBackend::Sqlite {
+        conn.exec(&format!("DROP TABLE IF EXISTS temp.{GONE}"), vec![])
+            .await?;
+    }
+    let on_commit = if backend == DbBackend::Postgres {
+        " ON COMMIT DROP"
+    } else {
+        ""
+    };
+    conn.exec(
+        &format!("CREATE TEMPORARY TABLE {GONE} (tbl TEXT NOT NULL, k BIGINT NOT NULL){on_commit}"),
+        vec![],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Keys (`sync_key`) of live rows that a diffed import found absent from the snapshot, by
+/// live table name (`tbl`): the rows to deactivate.
+pub const GONE: &str = "s_gone";
+
+/// Stages the keys of live rows of `table` that the snapshot no longer holds.
+pub async fn insert_gone(conn: &mut ImportConn, table: &str, keys: &[i64]) -> Result<(), DbErr> {
+    for chunk in keys.chunks(20_000) {
+        let rows: Vec<Vec<Value>> = chunk
+            .iter()
+            .map(|k| {
+                vec![
+                    Value::String(Some(table.to_string())),
+                    Value::BigInt(Some(*k)),
+                ]
+            })
+            .collect();
+        conn.bulk_insert(GONE, &["tbl", "k"], &rows).await?;
     }
     Ok(())
 }
@@ -174,6 +221,8 @@ pub async fn drop_tables(conn: &mut ImportConn) -> Result<(), DbErr> {
             )
             .await?;
         }
+        conn.exec(&format!("DROP TABLE IF EXISTS temp.{GONE}"), vec![])
+            .await?;
     }
     Ok(())
 }
@@ -189,7 +238,7 @@ pub struct Batch {
 
 /// Inserts a batch with the engine's bulk path. Returns the rows inserted.
 pub async fn insert_batch(conn: &mut ImportConn, batch: Batch) -> Result<u64, DbErr> {
-    let mut columns = vec!["src", "rec"];
+    let mut columns = vec!["src", "rec", "sync_key", "sync_hash"];
     columns.extend_from_slice(batch.table.columns());
     conn.bulk_insert(batch.table.name(), &columns, &batch.rows)
         .await
@@ -216,15 +265,42 @@ impl Stager {
         }
     }
 
-    /// Queues one row for `table`: `src`, `rec`, then the column values as text.
+    /// Queues one row for `table`: `src`, `rec`, then the column values as text. For the
+    /// tables with a [`StageTable::key_len`], `sync_key` hashes the key columns and
+    /// `sync_hash` the other columns.
     pub fn push(&mut self, table: StageTable, src: usize, rec: u64, values: Vec<Option<String>>) {
+        self.push_hashed(table, src, rec, None, values)
+    }
+
+    /// Like [`Stager::push`], with `sync_hash` given (a hash of the raw values, for rows
+    /// whose staged values are derived from them).
+    pub fn push_hashed(
+        &mut self,
+        table: StageTable,
+        src: usize,
+        rec: u64,
+        sync_hash: Option<i64>,
+        values: Vec<Option<String>>,
+    ) {
         if self.closed {
             return;
         }
         debug_assert_eq!(values.len(), table.columns().len());
-        let mut row = Vec::with_capacity(values.len() + 2);
+        let (key, hash) = match table.key_len() {
+            Some(n) => (
+                Some(hash_values(values[..n].iter().map(|v| v.as_deref()))),
+                Some(
+                    sync_hash
+                        .unwrap_or_else(|| hash_values(values[n..].iter().map(|v| v.as_deref()))),
+                ),
+            ),
+            None => (None, None),
+        };
+        let mut row = Vec::with_capacity(values.len() + 4);
         row.push(Value::BigInt(Some(src as i64)));
         row.push(Value::BigInt(Some(rec as i64)));
+        row.push(Value::BigInt(key));
+        row.push(Value::BigInt(hash));
         row.extend(values.into_iter().map(Value::String));
         let index = match self.buffers.iter().position(|(t, _)| *t == table) {
             Some(i) => i,

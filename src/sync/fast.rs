@@ -1,0 +1,775 @@
+//! The diffed import of SDS v2.1 (docs/performance.md): the tenant's live rows are known in
+//! memory by `sync_key` / `sync_hash`, every cross-file rule is checked in memory on hashed
+//! keys, and only new and changed rows are staged; an unchanged row costs one hash and one
+//! lookup (no email or phone validation, no database write). Live rows the snapshot no
+//! longer holds are staged as keys to deactivate.
+//!
+//! This path never reports errors itself: at the first sign of any problem (a row error, a
+//! duplicate key, a dangling reference) it gives up, and the run starts again on the full
+//! path (stage everything, check in SQL), which reports every problem precisely. Keys are
+//! 64-bit hashes, so a collision can at worst send a clean run to the full path.
+
+use super::csv_file::{IssueSink, Row};
+use super::files::{Channels, ParseCtx};
+use super::report::Issue;
+use super::sds_v21::{self, user_hash};
+use super::staging::{StageTable, Stager};
+use crate::db::ImportConn;
+use sea_orm::{DbErr, Value};
+use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Bit of a [`Live`] value: the row is active.
+const ACTIVE: u64 = 1 << 63;
+/// Bit of a [`Live`] value: the snapshot holds the row.
+const SEEN: u64 = 1 << 62;
+/// Bit of a [`Live`] value: the contact has no synced email.
+const NO_EMAIL: u64 = 1 << 61;
+/// Bit of a [`Live`] value: the contact has no synced mobile phone.
+const NO_PHONE: u64 = 1 << 60;
+/// The bits of a [`Live`] value that hold the row's `sync_hash`.
+const HASH: u64 = (1 << 60) - 1;
+
+/// A sorted table of 64-bit keys with a radix directory: a lookup is one directory read
+/// and a search among the (one or two) keys sharing the top bits.
+pub struct KeyIndex<V> {
+    entries: Vec<(u64, V)>,
+    directory: Vec<u32>,
+    shift: u32,
+}
+
+impl<V> KeyIndex<V> {
+    /// Builds the index; for repeated keys the first entry wins lookups.
+    pub fn new(mut entries: Vec<(u64, V)>) -> Self {
+        entries.sort_unstable_by_key(|(key, _)| *key);
+        let bits = (usize::BITS - entries.len().leading_zeros()).clamp(1, 24);
+        let shift = 64 - bits;
+        let mut directory = Vec::with_capacity((1 << bits) + 1);
+        let mut at = 0usize;
+        for bucket in 0..=(1u64 << bits) {
+            while at < entries.len() && (entries[at].0 >> shift) < bucket {
+                at += 1;
+            }
+            directory.push(at as u32);
+        }
+        Self {
+            entries,
+            directory,
+            shift,
+        }
+    }
+
+    /// Position of `key`.
+    pub fn find(&self, key: u64) -> Option<usize> {
+        let bucket = (key >> self.shift) as usize;
+        let (low, high) = (
+            self.directory[bucket] as usize,
+            self.directory[bucket + 1] as usize,
+        );
+        self.entries[low..high]
+            .iter()
+            .position(|(k, _)| *k == key)
+            .map(|i| low + i)
+    }
+
+    /// The value at a position found by [`KeyIndex::find`].
+    pub fn value_mut(&mut self, at: usize) -> &mut V {
+        &mut self.entries[at].1
+    }
+
+    /// Every entry.
+    pub fn iter(&self) -> impl Iterator<Item = &(u64, V)> {
+        self.entries.iter()
+    }
+}
+
+/// Live rows of one table: `sync_key` → `sync_hash` and the bits above.
+pub type Live = KeyIndex<u64>;
+
+/// The keys are already uniform hashes: hashing them again would only cost time.
+#[derive(Default)]
+struct Identity(u64);
+
+impl Hasher for Identity {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// A set of hashed keys.
+type KeySet = HashSet<u64, BuildHasherDefault<Identity>>;
+
+fn key(values: &[&str]) -> u64 {
+    super::hashing::hash_strs(values) as u64
+}
+
+/// One live table as seen by the snapshot: what was there, and the keys new in this run.
+struct Diffed {
+    live: Live,
+    new: KeySet,
+    unchanged: u64,
+}
+
+/// What to do with a snapshot row of a diffed table.
+enum Verdict {
+    /// Same values as the active live row: nothing to write.
+    Unchanged {
+        /// The live row's bits (the contact flags).
+        bits: u64,
+    },
+    /// New, changed or to reactivate: stage it.
+    Stage,
+    /// The key appeared before in this snapshot.
+    Duplicate,
+}
+
+impl Diffed {
+    fn new(live: Live) -> Self {
+        Self {
+            live,
+            new: KeySet::default(),
+            unchanged: 0,
+        }
+    }
+
+    fn judge(&mut self, key: u64, hash: i64) -> Verdict {
+        match self.live.find(key) {
+            Some(at) => {
+                let bits = self.live.value_mut(at);
+                if *bits & SEEN != 0 {
+                    return Verdict::Duplicate;
+                }
+                *bits |= SEEN;
+                if *bits & ACTIVE != 0 && *bits & HASH == (hash as u64) & HASH {
+                    self.unchanged += 1;
+                    Verdict::Unchanged { bits: *bits }
+                } else {
+                    Verdict::Stage
+                }
+            }
+            None if self.new.insert(key) => Verdict::Stage,
+            None => Verdict::Duplicate,
+        }
+    }
+
+    /// Keys of active live rows the snapshot did not hold.
+    fn gone(&self) -> Vec<i64> {
+        self.live
+            .iter()
+            .filter(|(_, bits)| bits & ACTIVE != 0 && bits & SEEN == 0)
+            .map(|(key, _)| *key as i64)
+            .collect()
+    }
+}
+
+/// The tenant's live rows of the diffed tables.
+pub struct Existing {
+    students: Live,
+    contacts: Live,
+    enrollments: Live,
+    links: Live,
+}
+
+/// Loads the live rows of the diffed tables (keys, hashes, status) into memory.
+pub async fn load(conn: &mut ImportConn, tenant: i64) -> Result<Existing, DbErr> {
+    let active = "CASE WHEN status = 'active' THEN 1 ELSE 0 END";
+    let mut load_table = async |table: &str, flags: &str| -> Result<Live, DbErr> {
+        let mut entries = Vec::new();
+        conn.for_each_int3(
+            &format!(
+                "SELECT sync_key, sync_hash, {flags} FROM {table} WHERE tenant_id = $1 AND sync_key IS NOT NULL"
+            ),
+            vec![Value::BigInt(Some(tenant))],
+            |[k, hash, flags]| {
+                let mut bits = (hash as u64) & HASH;
+                if flags & 1 != 0 {
+                    bits |= ACTIVE;
+                }
+                if flags & 2 != 0 {
+                    bits |= NO_EMAIL;
+                }
+                if flags & 4 != 0 {
+                    bits |= NO_PHONE;
+                }
+                entries.push((k as u64, bits));
+            },
+        )
+        .await?;
+        Ok(KeyIndex::new(entries))
+    };
+    Ok(Existing {
+        students: load_table("students", active).await?,
+        contacts: load_table(
+            "contacts",
+            "1 + CASE WHEN email_sync IS NULL THEN 2 ELSE 0 END + CASE WHEN mobile_phone_sync IS NULL THEN 4 ELSE 0 END",
+        )
+        .await?,
+        enrollments: load_table("enrollments", active).await?,
+        links: load_table("student_contacts", active).await?,
+    })
+}
+
+/// Rows of the snapshot found unchanged in memory, per diffed table.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Unchanged {
+    /// Students.
+    pub students: u64,
+    /// Contacts.
+    pub contacts: u64,
+    /// Enrollments.
+    pub enrollments: u64,
+    /// Student–contact links.
+    pub links: u64,
+}
+
+/// The result of a diffed parse.
+pub struct Diff {
+    /// Why the full path must run instead (`None`: the snapshot is clean).
+    pub problem: Option<String>,
+    /// Unchanged rows per table.
+    pub unchanged: Unchanged,
+    /// Keys of live rows to deactivate, by live table name.
+    pub gone: Vec<(&'static str, Vec<i64>)>,
+}
+
+/// Role bits of a user from `roles.csv`.
+const STUDENT: u8 = 1;
+const STAFF: u8 = 2;
+/// The user appeared in `users.csv`.
+const IN_USERS: u8 = 4;
+
+/// Roles that make a user neither a student nor staff.
+const CONTACT_ROLES: [&str; 4] = ["student", "parent", "guardian", "relative"];
+
+struct State {
+    region: crate::domain::Region,
+    region_code: String,
+    students: Diffed,
+    contacts: Diffed,
+    enrollments: Diffed,
+    links: Diffed,
+    orgs: KeySet,
+    classes: KeySet,
+    staff: KeySet,
+    other_users: KeySet,
+    roles: KeyIndex<u8>,
+    staff_roles: std::collections::HashMap<u64, String, BuildHasherDefault<Identity>>,
+    contact_refs: KeyIndex<bool>,
+    problem: Option<String>,
+}
+
+impl State {
+    fn fail(&mut self, why: impl FnOnce() -> String) {
+        if self.problem.is_none() {
+            self.problem = Some(why());
+        }
+    }
+
+    fn role_bits(&self, user: u64) -> u8 {
+        self.roles
+            .find(user)
+            .map(|at| self.roles.entries[at].1)
+            .unwrap_or(0)
+    }
+}
+
+/// Parses an SDS v2.1 set against the live rows, staging only what changed.
+pub fn parse_v21(ctx: &mut ParseCtx<'_>, existing: Existing) -> Diff {
+    let mut state = State {
+        region: ctx.region,
+        region_code: ctx.region.code(),
+        students: Diffed::new(existing.students),
+        contacts: Diffed::new(existing.contacts),
+        enrollments: Diffed::new(existing.enrollments),
+        links: Diffed::new(existing.links),
+        orgs: KeySet::default(),
+        classes: KeySet::default(),
+        staff: KeySet::default(),
+        other_users: KeySet::default(),
+        roles: KeyIndex::new(Vec::new()),
+        staff_roles: Default::default(),
+        contact_refs: KeyIndex::new(Vec::new()),
+        problem: None,
+    };
+    let steps: [fn(&mut ParseCtx<'_>, &mut State); 7] = [
+        read_orgs,
+        read_roles,
+        read_relationships,
+        read_users,
+        read_classes,
+        read_enrollments,
+        |ctx, _| sds_v21::read_well_formed(ctx),
+    ];
+    for step in steps {
+        if state.problem.is_some() || !ctx.sink.errors.is_empty() {
+            break;
+        }
+        step(ctx, &mut state);
+    }
+    if state.problem.is_none() && !ctx.sink.errors.is_empty() {
+        state.problem = Some(format!("{} row error(s)", ctx.sink.errors.len()));
+    }
+    if state.problem.is_none() {
+        check_users_seen(&mut state);
+    }
+    Diff {
+        unchanged: Unchanged {
+            students: state.students.unchanged,
+            contacts: state.contacts.unchanged,
+            enrollments: state.enrollments.unchanged,
+            links: state.links.unchanged,
+        },
+        gone: vec![
+            ("students", state.students.gone()),
+            ("enrollments", state.enrollments.gone()),
+            ("student_contacts", state.links.gone()),
+        ],
+        problem: state.problem,
+    }
+}
+
+fn read_orgs(ctx: &mut ParseCtx<'_>, state: &mut State) {
+    ctx.read(
+        "orgs.csv",
+        sds_v21::ORGS,
+        StageTable::Schools,
+        |src, row, sink, stage| {
+            if !row.require(&["sourcedId"], sink) {
+                return false;
+            }
+            if !state.orgs.insert(key(&[row.get("sourcedId")])) {
+                state.fail(|| format!("duplicate org {}", row.get("sourcedId")));
+                return false;
+            }
+            stage.push(
+                StageTable::Schools,
+                src,
+                row.record,
+                vec![row.opt("sourcedId"), row.opt("name")],
+            );
+            true
+        },
+    );
+}
+
+fn read_roles(ctx: &mut ParseCtx<'_>, state: &mut State) {
+    let mut roles: Vec<(u64, u8)> = Vec::new();
+    let mut role_keys: Vec<u64> = Vec::new();
+    ctx.read(
+        "roles.csv",
+        sds_v21::ROLES,
+        StageTable::Roles,
+        |_, row, sink, _| {
+            if !row.require(&["userSourcedId", "orgSourcedId", "role"], sink) {
+                return false;
+            }
+            let (user, org) = (row.get("userSourcedId"), row.get("orgSourcedId"));
+            let role = row.get("role").to_ascii_lowercase();
+            if !state.orgs.contains(&key(&[org])) {
+                state.fail(|| format!("role of {user} names unknown org {org}"));
+                return false;
+            }
+            let user_key = key(&[user]);
+            role_keys.push(key(&[user, org, &role]));
+            let bits = if role == "student" {
+                STUDENT
+            } else if !CONTACT_ROLES.contains(&role.as_str()) {
+                let min = state
+                    .staff_roles
+                    .entry(user_key)
+                    .or_insert_with(|| role.clone());
+                if role < *min {
+                    *min = role;
+                }
+                STAFF
+            } else {
+                0
+            };
+            roles.push((user_key, bits));
+            true
+        },
+    );
+    role_keys.sort_unstable();
+    if role_keys.windows(2).any(|w| w[0] == w[1]) {
+        state.fail(|| "duplicate role".into());
+    }
+    drop(role_keys);
+    roles.sort_unstable_by_key(|(k, _)| *k);
+    let mut merged: Vec<(u64, u8)> = Vec::with_capacity(roles.len());
+    for (user, bits) in roles {
+        match merged.last_mut() {
+            Some((last, merged_bits)) if *last == user => *merged_bits |= bits,
+            _ => merged.push((user, bits)),
+        }
+    }
+    merged.shrink_to_fit();
+    state.roles = KeyIndex::new(merged);
+}
+
+fn read_relationships(ctx: &mut ParseCtx<'_>, state: &mut State) {
+    let mut contacts: Vec<(u64, bool)> = Vec::new();
+    ctx.read(
+        "relationships.csv",
+        sds_v21::RELATIONSHIPS,
+        StageTable::Links,
+        |src, row, sink, stage| {
+            if !row.require(&["userSourcedId", "relationshipUserSourcedId"], sink) {
+                return false;
+            }
+            let Some(relationship) = sds_v21::relationship_role(row, sink) else {
+                return false;
+            };
+            let (student, contact) = (
+                row.get("userSourcedId"),
+                row.get("relationshipUserSourcedId"),
+            );
+            if state.role_bits(key(&[student])) & STUDENT == 0 {
+                state.fail(|| format!("relationship of {student}, who is not a student"));
+                return false;
+            }
+            contacts.push((key(&[contact]), false));
+            let hash = super::hashing::hash_strs(&[relationship.as_str()]);
+            match state.links.judge(key(&[student, contact]), hash) {
+                Verdict::Unchanged { .. } => {}
+                Verdict::Stage => stage.push(
+                    StageTable::Links,
+                    src,
+                    row.record,
+                    vec![
+                        Some(student.to_string()),
+                        Some(contact.to_string()),
+                        Some(relationship.as_str().to_string()),
+                    ],
+                ),
+                Verdict::Duplicate => {
+                    state.fail(|| format!("duplicate relationship {student} / {contact}"));
+                    return false;
+                }
+            }
+            true
+        },
+    );
+    contacts.sort_unstable_by_key(|(k, _)| *k);
+    contacts.dedup_by_key(|(k, _)| *k);
+    contacts.shrink_to_fit();
+    state.contact_refs = KeyIndex::new(contacts);
+}
+
+fn read_users(ctx: &mut ParseCtx<'_>, state: &mut State) {
+    ctx.read(
+        "users.csv",
+        sds_v21::USERS,
+        StageTable::Users,
+        |src, row, sink, stage| {
+            if !row.require(&["sourcedId"], sink) {
+                return false;
+            }
+            let id = row.get("sourcedId");
+            let user = key(&[id]);
+            let raw = user_hash(row, &state.region_code);
+            let roles = match state.roles.find(user) {
+                Some(at) => {
+                    let bits = state.roles.value_mut(at);
+                    *bits |= IN_USERS;
+                    *bits
+                }
+                None => 0,
+            };
+            let contact = match state.contact_refs.find(user) {
+                Some(at) => {
+                    *state.contact_refs.value_mut(at) = true;
+                    true
+                }
+                None => false,
+            };
+            let mut fine = true;
+            if roles & STUDENT != 0 {
+                fine &= stage_student(state, stage, src, row, user, raw);
+            } else if roles & STAFF != 0 {
+                fine &= stage_staff(state, stage, src, row, user);
+            } else if !contact && !state.other_users.insert(user) {
+                state.fail(|| format!("duplicate user {id}"));
+                fine = false;
+            }
+            if contact {
+                fine &= stage_contact(state, stage, sink, src, row, user, raw);
+            }
+            fine
+        },
+    );
+}
+
+fn stage_student(
+    state: &mut State,
+    stage: &mut Stager,
+    src: usize,
+    row: &Row<'_>,
+    user: u64,
+    raw: i64,
+) -> bool {
+    match state.students.judge(user, raw) {
+        Verdict::Unchanged { .. } => true,
+        Verdict::Stage => {
+            stage.push_hashed(
+                StageTable::Students,
+                src,
+                row.record,
+                Some(raw),
+                vec![
+                    row.opt("sourcedId"),
+                    row.opt("givenName"),
+                    row.opt("familyName"),
+                ],
+            );
+            true
+        }
+        Verdict::Duplicate => {
+            state.fail(|| format!("duplicate student {}", row.get("sourcedId")));
+            false
+        }
+    }
+}
+
+fn stage_staff(
+    state: &mut State,
+    stage: &mut Stager,
+    src: usize,
+    row: &Row<'_>,
+    user: u64,
+) -> bool {
+    if !state.staff.insert(user) {
+        state.fail(|| format!("duplicate staff {}", row.get("sourcedId")));
+        return false;
+    }
+    let email = Channels::read(row, "email", &[], state.region).email;
+    let role = state.staff_roles.get(&user).cloned();
+    stage.push(
+        StageTable::Staff,
+        src,
+        row.record,
+        vec![
+            row.opt("sourcedId"),
+            row.opt("givenName"),
+            row.opt("familyName"),
+            email,
+            role,
+        ],
+    );
+    true
+}
+
+fn stage_contact(
+    state: &mut State,
+    stage: &mut Stager,
+    sink: &mut IssueSink,
+    src: usize,
+    row: &Row<'_>,
+    user: u64,
+    raw: i64,
+) -> bool {
+    match state.contacts.judge(user, raw) {
+        Verdict::Unchanged { bits } => {
+            if bits & (NO_EMAIL | NO_PHONE) != 0 {
+                let channels = Channels::read(row, "email", &["sms", "phone"], state.region);
+                for issue in channel_warnings(row, &channels) {
+                    sink.warning(issue);
+                }
+            }
+            true
+        }
+        Verdict::Stage => {
+            let channels = Channels::read(row, "email", &["sms", "phone"], state.region);
+            stage.push_hashed(
+                StageTable::Contacts,
+                src,
+                row.record,
+                Some(raw),
+                vec![
+                    row.opt("sourcedId"),
+                    row.opt("sourcedId"),
+                    row.opt("givenName"),
+                    row.opt("familyName"),
+                    channels.email,
+                    channels.phone,
+                    Some("email".into()),
+                    channels.email_warning,
+                    channels.phone_column,
+                    channels.phone_warning,
+                ],
+            );
+            true
+        }
+        Verdict::Duplicate => {
+            state.fail(|| format!("duplicate contact {}", row.get("sourcedId")));
+            false
+        }
+    }
+}
+
+/// The warnings the full path reports for a contact row (see `checks::contact_warnings`).
+fn channel_warnings(row: &Row<'_>, channels: &Channels) -> Vec<Issue> {
+    let mut issues = Vec::new();
+    if let Some(message) = &channels.email_warning {
+        issues.push(row.issue("email", "invalid_email", message.clone()));
+    }
+    if let Some(message) = &channels.phone_warning {
+        let column = channels.phone_column.as_deref().unwrap_or("phone");
+        issues.push(row.issue(column, "invalid_phone", message.clone()));
+    }
+    if channels.email.is_none() && channels.phone.is_none() {
+        issues.push(row.issue(
+            "email",
+            "unreachable_contact",
+            super::checks::UNREACHABLE_CONTACT,
+        ));
+    }
+    issues
+}
+
+fn read_classes(ctx: &mut ParseCtx<'_>, state: &mut State) {
+    ctx.read(
+        "classes.csv",
+        sds_v21::CLASSES,
+        StageTable::Classes,
+        |src, row, sink, stage| {
+            if !row.require(&["sourcedId", "orgSourcedId"], sink) {
+                return false;
+            }
+            let (id, org) = (row.get("sourcedId"), row.get("orgSourcedId"));
+            if !state.orgs.contains(&key(&[org])) {
+                state.fail(|| format!("class {id} names unknown org {org}"));
+                return false;
+            }
+            if !state.classes.insert(key(&[id])) {
+                state.fail(|| format!("duplicate class {id}"));
+                return false;
+            }
+            stage.push(
+                StageTable::Classes,
+                src,
+                row.record,
+                vec![
+                    row.opt("sourcedId"),
+                    row.opt("orgSourcedId"),
+                    row.opt("title"),
+                ],
+            );
+            true
+        },
+    );
+}
+
+fn read_enrollments(ctx: &mut ParseCtx<'_>, state: &mut State) {
+    ctx.read(
+        "enrollments.csv",
+        sds_v21::ENROLLMENTS,
+        StageTable::Enrollments,
+        |src, row, sink, stage| {
+            if !row.require(&["classSourcedId", "userSourcedId"], sink) {
+                return false;
+            }
+            let Some(role) = sds_v21::enrollment_role(row, sink) else {
+                return false;
+            };
+            let (class, person) = (row.get("classSourcedId"), row.get("userSourcedId"));
+            if !state.classes.contains(&key(&[class])) {
+                state.fail(|| format!("enrollment in unknown class {class}"));
+                return false;
+            }
+            let bits = state.role_bits(key(&[person]));
+            let fits = bits & IN_USERS != 0
+                && if role == "student" {
+                    bits & STUDENT != 0
+                } else {
+                    bits & STAFF != 0 && bits & STUDENT == 0
+                };
+            if !fits {
+                state.fail(|| format!("enrollment of {person} as {role} does not fit their roles"));
+                return false;
+            }
+            let hash = super::hashing::hash_values([]);
+            match state.enrollments.judge(key(&[class, person, &role]), hash) {
+                Verdict::Unchanged { .. } => true,
+                Verdict::Stage => {
+                    stage.push(
+                        StageTable::Enrollments,
+                        src,
+                        row.record,
+                        vec![
+                            Some(class.to_string()),
+                            Some(person.to_string()),
+                            Some(role),
+                        ],
+                    );
+                    true
+                }
+                Verdict::Duplicate => {
+                    state.fail(|| format!("duplicate enrollment {class} / {person}"));
+                    false
+                }
+            }
+        },
+    );
+}
+
+/// Every user named by `roles.csv` or `relationships.csv` must be in `users.csv`.
+fn check_users_seen(state: &mut State) {
+    if state.roles.iter().any(|(_, bits)| bits & IN_USERS == 0) {
+        state.fail(|| "roles.csv names a user missing from users.csv".into());
+    }
+    if state.contact_refs.iter().any(|(_, seen)| !seen) {
+        state.fail(|| "relationships.csv names a user missing from users.csv".into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_index_finds_every_key_and_nothing_else() {
+        let keys: Vec<u64> = (0..5000u64)
+            .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+            .collect();
+        let index = KeyIndex::new(keys.iter().map(|k| (*k, *k ^ 1)).collect());
+        for k in &keys {
+            let at = index.find(*k).expect("present");
+            assert_eq!(index.entries[at], (*k, *k ^ 1));
+        }
+        assert!(index.find(12345).is_none());
+        assert!(KeyIndex::<u8>::new(Vec::new()).find(7).is_none());
+        let single = KeyIndex::new(vec![(u64::MAX, ())]);
+        assert!(single.find(u64::MAX).is_some());
+        assert!(single.find(0).is_none());
+    }
+
+    #[test]
+    fn judging_tells_unchanged_changed_new_duplicate_and_gone() {
+        let live = KeyIndex::new(vec![
+            (1, ACTIVE | 10),
+            (2, ACTIVE | 20),
+            (3, 30),
+            (4, ACTIVE | 40),
+        ]);
+        let mut diffed = Diffed::new(live);
+        assert!(matches!(diffed.judge(1, 10), Verdict::Unchanged { .. }));
+        assert!(matches!(diffed.judge(2, 21), Verdict::Stage));
+        assert!(
+            matches!(diffed.judge(3, 30), Verdict::Stage),
+            "inactive: reactivate"
+        );
+        assert!(matches!(diffed.judge(5, 50), Verdict::Stage));
+        assert!(matches!(diffed.judge(1, 10), Verdict::Duplicate));
+        assert!(matches!(diffed.judge(5, 50), Verdict::Duplicate));
+        assert_eq!(diffed.unchanged, 1);
+        assert_eq!(diffed.gone(), vec![4]);
+    }
+}
