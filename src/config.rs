@@ -73,6 +73,9 @@ pub struct ImportConfig {
     pub warning_cap: usize,
     /// Rows per staging statement.
     pub batch_rows: usize,
+    /// Diff SDS v2.1 snapshots against the live rows in memory and write only the changes
+    /// (false: always stage and check everything in SQL).
+    pub diff_in_memory: bool,
 }
 
 /// `[tenant_defaults]`

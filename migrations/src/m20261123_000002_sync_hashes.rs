@@ -28,7 +28,7 @@ impl MigrationTrait for Migration {
                     .alter_table(
                         Table::alter()
                             .table(table)
-                            .add_column(&mut big_null(column))
+                            .add_column(big_null(column))
                             .to_owned(),
                     )
                     .await?;

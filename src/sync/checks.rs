@@ -144,6 +144,18 @@ pub async fn dangling(
 /// embedded in SQL).
 pub const UNREACHABLE_CONTACT: &str = "the contact has neither a valid email nor a valid E.164 mobile: it is stored but not offered for communication";
 
+/// Order of warnings in a report: file-level ones, then invalid emails, invalid phones and
+/// unreachable contacts (the order [`contact_warnings`] adds them in).
+pub fn warning_rank(code: &str) -> u8 {
+    match code {
+        "invalid_email" => 1,
+        "invalid_phone" => 2,
+        "unreachable_contact" => 3,
+        _ => 0,
+    }
+}
+
+/// Reports contacts kept without a valid email or phone.
 pub async fn contact_warnings(
     conn: &mut ImportConn,
     files: &FileSet,

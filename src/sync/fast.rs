@@ -185,7 +185,7 @@ pub async fn load(conn: &mut ImportConn, tenant: i64) -> Result<Existing, DbErr>
         let mut entries = Vec::new();
         conn.for_each_int3(
             &format!(
-                "SELECT sync_key, sync_hash, {flags} FROM {table} WHERE tenant_id = $1 AND sync_key IS NOT NULL"
+                "SELECT sync_key, sync_hash, CAST({flags} AS BIGINT) FROM {table} WHERE tenant_id = $1 AND sync_key IS NOT NULL"
             ),
             vec![Value::BigInt(Some(tenant))],
             |[k, hash, flags]| {

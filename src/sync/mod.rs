@@ -151,6 +151,7 @@ pub async fn import(
     progress.finish();
     let mut report = build_report(request, &tenant, &outcome.entities, &sink, started_at);
     report.run_id = outcome.run_id;
+    report.diffed = outcome.diffed;
     let status = report.status;
     if status != RunStatus::Applied {
         // The snapshot's transaction was rolled back; the run itself is still recorded.
@@ -163,11 +164,15 @@ pub async fn import(
 
 #[derive(Default)]
 struct Outcome {
+    /// Applied through the diffed path.
+    diffed: bool,
     entities: EntityCounts,
     sink: IssueSink,
     run_id: Option<i64>,
 }
 
+/// Applies a file set in one transaction: SDS v2.1 first through the diffed path, which
+/// gives way to the full path (everything staged and checked in SQL) at any problem.
 #[allow(clippy::too_many_arguments)]
 async fn run_in_transaction(
     db: &DatabaseConnection,
@@ -179,7 +184,47 @@ async fn run_in_transaction(
     progress: Arc<dyn Progress>,
     started_at: chrono::DateTime<chrono::Utc>,
 ) -> Result<Outcome, SyncError> {
-    let mut conn = ImportConn::begin(db).await?;
+    let files = Arc::new(files);
+    if request.format == Format::SdsV21 && config.diff_in_memory {
+        let run = Run {
+            db,
+            config,
+            request,
+            tenant,
+            files: files.clone(),
+            progress: progress.clone(),
+            started_at,
+        };
+        if let Some(outcome) = run_diffed(&run, sink.clone()).await? {
+            return Ok(outcome);
+        }
+    }
+    let run = Run {
+        db,
+        config,
+        request,
+        tenant,
+        files,
+        progress,
+        started_at,
+    };
+    run_full(&run, sink).await
+}
+
+/// What every step of one run needs.
+struct Run<'a> {
+    db: &'a DatabaseConnection,
+    config: &'a ImportConfig,
+    request: &'a ImportRequest,
+    tenant: &'a Tenant,
+    files: Arc<FileSet>,
+    progress: Arc<dyn Progress>,
+    started_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Begins the import transaction and creates the staging tables.
+async fn open(run: &Run<'_>) -> Result<ImportConn, SyncError> {
+    let mut conn = ImportConn::begin(run.db).await?;
     if conn.backend() == DbBackend::Postgres {
         // Room for the planner's hash joins and sorts over millions of staged rows.
         conn.exec("SET LOCAL work_mem = '128MB'", vec![]).await?;
@@ -188,22 +233,23 @@ async fn run_in_transaction(
         // One import per tenant at a time: the second waits here.
         conn.exec(
             "SELECT id FROM tenants WHERE id = $1 FOR UPDATE",
-            vec![Value::BigInt(Some(tenant.id.0))],
+            vec![Value::BigInt(Some(run.tenant.id.0))],
         )
         .await?;
     }
     staging::create_tables(&mut conn).await?;
-    progress.start(files.total_bytes);
-    let files = Arc::new(files);
-    let (sink, rejected) = stage_files(
-        &mut conn,
-        config,
-        request.format,
-        tenant,
-        files.clone(),
-        sink,
-        progress.clone(),
-    )
+    Ok(conn)
+}
+
+/// Everything staged, checked and reconciled in SQL: exact reports for any file set.
+async fn run_full(run: &Run<'_>, sink: IssueSink) -> Result<Outcome, SyncError> {
+    let mut conn = open(run).await?;
+    run.progress.start(run.files.total_bytes);
+    let format = run.request.format;
+    let (sink, rejected, ()) = stage_files(&mut conn, run, sink, move |ctx| match format {
+        Format::SdsV1 => sds_v1::parse(ctx),
+        Format::SdsV21 => sds_v21::parse(ctx),
+    })
     .await?;
     let mut outcome = Outcome {
         sink,
@@ -213,52 +259,112 @@ async fn run_in_transaction(
         entity_counts(&mut outcome.entities, table).rejected += count;
     }
     if outcome.sink.errors.is_empty() {
-        progress.phase("checking");
+        run.progress.phase("checking");
         staging::index_tables(&mut conn).await?;
-        cross_checks(&mut conn, request.format, &files, &mut outcome).await?;
+        cross_checks(&mut conn, format, &run.files, &mut outcome).await?;
     }
     if outcome.sink.errors.is_empty() {
-        checks::contact_warnings(&mut conn, &files, &mut outcome.sink).await?;
-        progress.phase("applying");
-        apply(&mut conn, tenant, started_at, &mut outcome.entities, None).await?;
-        guards(&mut conn, request, tenant, &files, &mut outcome).await?;
+        checks::contact_warnings(&mut conn, &run.files, &mut outcome.sink).await?;
+        run.progress.phase("applying");
+        apply(
+            &mut conn,
+            run.tenant,
+            run.started_at,
+            &mut outcome.entities,
+            None,
+        )
+        .await?;
+        guards(&mut conn, run.request, run.tenant, &run.files, &mut outcome).await?;
     }
-    if !outcome.sink.errors.is_empty() || request.dry_run {
+    finish(conn, run, outcome).await
+}
+
+/// The diffed SDS v2.1 path (see [`fast`]); `None` when the snapshot needs the full path.
+async fn run_diffed(run: &Run<'_>, sink: IssueSink) -> Result<Option<Outcome>, SyncError> {
+    let mut conn = open(run).await?;
+    run.progress.phase("loading");
+    let existing = fast::load(&mut conn, run.tenant.id.0).await?;
+    run.progress.start(run.files.total_bytes);
+    let (sink, _, diff) = stage_files(&mut conn, run, sink, move |ctx| {
+        fast::parse_v21(ctx, existing)
+    })
+    .await?;
+    if let Some(problem) = diff.problem {
+        tracing::info!(%problem, "the file set needs the full checks; reading it again");
+        conn.rollback().await?;
+        return Ok(None);
+    }
+    let mut outcome = Outcome {
+        sink,
+        diffed: true,
+        ..Outcome::default()
+    };
+    run.progress.phase("applying");
+    for (table, keys) in &diff.gone {
+        staging::insert_gone(&mut conn, table, keys).await?;
+    }
+    staging::index_tables(&mut conn).await?;
+    checks::contact_warnings(&mut conn, &run.files, &mut outcome.sink).await?;
+    // Warnings of unchanged rows were found while reading: list them as the full path does.
+    outcome
+        .sink
+        .warnings
+        .sort_by_key(|w| (checks::warning_rank(w.code), w.file.clone(), w.record));
+    apply(
+        &mut conn,
+        run.tenant,
+        run.started_at,
+        &mut outcome.entities,
+        Some(&diff.unchanged),
+    )
+    .await?;
+    guards(&mut conn, run.request, run.tenant, &run.files, &mut outcome).await?;
+    finish(conn, run, outcome).await.map(Some)
+}
+
+/// Rolls back a refused or dry run; otherwise records the run and commits.
+async fn finish(
+    mut conn: ImportConn,
+    run: &Run<'_>,
+    mut outcome: Outcome,
+) -> Result<Outcome, SyncError> {
+    if !outcome.sink.errors.is_empty() || run.request.dry_run {
         conn.rollback().await?;
         return Ok(outcome);
     }
     staging::drop_tables(&mut conn).await?;
     reconcile::drop_resolved(&mut conn).await?;
-    let report = build_report(
-        request,
-        tenant,
+    let mut report = build_report(
+        run.request,
+        run.tenant,
         &outcome.entities,
         &outcome.sink,
-        started_at,
+        run.started_at,
     );
-    outcome.run_id = Some(record_run(&mut conn, tenant, request, &report).await?);
+    report.diffed = outcome.diffed;
+    outcome.run_id = Some(record_run(&mut conn, run.tenant, run.request, &report).await?);
     conn.commit().await?;
     Ok(outcome)
 }
 
-/// Parses the files on a blocking thread and writes the staged rows as they come.
-async fn stage_files(
+/// Parses the files on a blocking thread with `parse` and writes the staged rows as they
+/// come; returns the issues, the rejected rows per table and what `parse` returned.
+async fn stage_files<R: Send + 'static>(
     conn: &mut ImportConn,
-    config: &ImportConfig,
-    format: Format,
-    tenant: &Tenant,
-    files: Arc<FileSet>,
+    run: &Run<'_>,
     sink: IssueSink,
-    progress: Arc<dyn Progress>,
-) -> Result<(IssueSink, Vec<(StageTable, u64)>), SyncError> {
+    parse: impl FnOnce(&mut ParseCtx<'_>) -> R + Send + 'static,
+) -> Result<(IssueSink, Vec<(StageTable, u64)>, R), SyncError> {
     let (sender, mut receiver) = tokio::sync::mpsc::channel(4);
+    let config = run.config;
     let limits = Limits {
         max_file_bytes: config.max_file_bytes,
         max_record_bytes: config.max_record_bytes,
         max_field_bytes: config.max_field_bytes,
     };
-    let region = tenant.region;
+    let region = run.tenant.region;
     let batch_rows = config.batch_rows;
+    let (files, progress) = (run.files.clone(), run.progress.clone());
     let parser = tokio::task::spawn_blocking(move || {
         let mut advance = move |bytes: u64| progress.advance(bytes);
         let mut ctx = ParseCtx {
@@ -270,12 +376,9 @@ async fn stage_files(
             progress: &mut advance,
             rejected: Vec::new(),
         };
-        match format {
-            Format::SdsV1 => sds_v1::parse(&mut ctx),
-            Format::SdsV21 => sds_v21::parse(&mut ctx),
-        }
+        let result = parse(&mut ctx);
         ctx.stager.flush();
-        (ctx.sink, ctx.rejected)
+        (ctx.sink, ctx.rejected, result)
     });
     let mut failure = None;
     let (started, mut staged, mut busy) = (Instant::now(), 0u64, std::time::Duration::ZERO);
@@ -500,6 +603,7 @@ fn build_report(
         source: request.dir.display().to_string(),
         status,
         dry_run: request.dry_run,
+        diffed: false,
         forced: request.force,
         counts,
         rows_written: if status == RunStatus::Applied {

@@ -194,6 +194,9 @@ pub struct ImportReport {
     pub dry_run: bool,
     /// True for `--force`.
     pub forced: bool,
+    /// True when the run was applied by diffing in memory (only new and changed rows were
+    /// written to staging); false when every row went through the full SQL checks.
+    pub diffed: bool,
     /// Totals over every entity.
     pub counts: Counts,
     /// Counts per entity.

@@ -195,6 +195,11 @@ pub async fn index_tables(conn: &mut ImportConn) -> Result<(), DbErr> {
             .await?;
         }
     }
+    conn.exec(
+        &format!("CREATE INDEX {GONE}_ix ON {GONE} (tbl, k)"),
+        vec![],
+    )
+    .await?;
     analyze(conn).await
 }
 

@@ -5,6 +5,7 @@ mod support;
 
 mod bad_files;
 mod cli;
+mod diffed;
 mod import_v1;
 mod import_v21;
 mod latest_wins;

@@ -143,7 +143,9 @@ impl TestDb {
             force: options.force,
             actor: "test".into(),
         };
-        sync::import(&self.conn, &config().import, &request, Arc::new(NoProgress))
+        let mut config = config().import;
+        config.diff_in_memory = !options.full_path;
+        sync::import(&self.conn, &config, &request, Arc::new(NoProgress))
             .await
             .expect("import ran")
     }
@@ -279,19 +281,24 @@ impl Drop for TestDb {
 pub struct Options {
     pub dry_run: bool,
     pub force: bool,
+    /// Skip the diffed path (`import.diff_in_memory = false`).
+    pub full_path: bool,
 }
 
 pub const APPLY: Options = Options {
     dry_run: false,
     force: false,
+    full_path: false,
 };
 pub const FORCE: Options = Options {
     dry_run: false,
     force: true,
+    full_path: false,
 };
 pub const DRY_RUN: Options = Options {
     dry_run: true,
     force: false,
+    full_path: false,
 };
 
 /// The compiled-in configuration defaults (the environment is ignored).

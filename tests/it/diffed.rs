@@ -1,0 +1,157 @@
+//! The diffed SDS v2.1 path (rows compared in memory, only changes staged) must leave the
+//! same data, hashes included, and give the same report as the full path (everything
+//! staged and checked in SQL), snapshot after snapshot.
+
+use crate::db_tests;
+use crate::support::*;
+use parent_connection::sync::Format::SdsV21;
+use parent_connection::sync::report::ImportReport;
+
+/// Every synced value and its bookkeeping, without ids and times (which differ between two
+/// databases).
+async fn state(db: &TestDb) -> Vec<String> {
+    let key = |t: &str| {
+        format!(
+            "COALESCE(CAST({t}.sync_key AS TEXT), '-') || '|' || COALESCE(CAST({t}.sync_hash AS TEXT), '-')"
+        )
+    };
+    let contact_fields = ["given_name", "family_name", "email", "mobile_phone"]
+        .map(|f| {
+            format!("COALESCE({f}, '-') || '|' || COALESCE({f}_provenance, '-') || '|' || COALESCE({f}_sync, '-')")
+        })
+        .join(" || '|' || ");
+    let queries = [
+        "SELECT source_id || '|' || COALESCE(name, '-') || '|' || status FROM schools".to_string(),
+        format!(
+            "SELECT source_id || '|' || COALESCE(given_name, '-') || '|' || COALESCE(family_name, '-') || '|' || status || '|' || {} FROM students",
+            key("students")
+        ),
+        "SELECT source_id || '|' || COALESCE(email, '-') || '|' || role || '|' || status FROM staff".into(),
+        "SELECT source_id || '|' || COALESCE(title, '-') || '|' || status FROM classes".into(),
+        format!(
+            "SELECT c.source_id || '|' || e.role || '|' || COALESCE(s.source_id, f.source_id) || '|' || e.status || '|' || {} \
+             FROM enrollments e JOIN classes c ON c.id = e.class_id \
+             LEFT JOIN students s ON e.role = 'student' AND s.id = e.person_id \
+             LEFT JOIN staff f ON e.role = 'teacher' AND f.id = e.person_id",
+            key("e")
+        ),
+        format!(
+            "SELECT source_key || '|' || COALESCE(source_id, '-') || '|' || {contact_fields} || '|' || {} FROM contacts",
+            key("contacts")
+        ),
+        format!(
+            "SELECT s.source_id || '|' || c.source_key || '|' || l.relationship || '|' || l.relationship_provenance || '|' || l.relationship_sync || '|' || l.status || '|' || {} \
+             FROM student_contacts l JOIN students s ON s.id = l.student_id JOIN contacts c ON c.id = l.contact_id",
+            key("l")
+        ),
+    ];
+    let mut rows = Vec::new();
+    for sql in queries {
+        let mut table = db.texts(&format!("{sql} ORDER BY 1"), vec![]).await;
+        rows.push(format!("-- {} rows", table.len()));
+        rows.append(&mut table);
+    }
+    rows
+}
+
+/// The parts of a report both paths must agree on.
+fn essentials(report: &ImportReport) -> serde_json::Value {
+    serde_json::json!({
+        "status": report.status,
+        "counts": report.counts,
+        "entities": report.entities,
+        "rows_written": report.rows_written,
+        "errors": report.errors,
+        "warnings": report.warnings,
+        "warning_count": report.warning_count,
+    })
+}
+
+/// The snapshots, in order, with whether they are clean (so the diffed path applies them).
+fn snapshots() -> Vec<(&'static str, Fixture, bool)> {
+    let changed = || {
+        let f = Fixture::v21();
+        f.replace("users.csv", "linda.ng@example.com", "linda@new.example")
+            .replace("users.csv", "Ava,Ng", "Ava,Ngata")
+            .replace(
+                "relationships.csv",
+                "stu-2,par-1,parent",
+                "stu-2,par-1,guardian",
+            )
+            .remove_lines("relationships.csv", "stu-1,rel-1")
+            .remove_lines("enrollments.csv", "cls-1,stu-2")
+            .remove_lines("users.csv", "stu-3,")
+            .remove_lines("roles.csv", "stu-3,")
+            .remove_lines("relationships.csv", "stu-3,")
+            .append("users.csv", "stu-4,dee@school.example,Dee,Ortiz,,,")
+            .append("roles.csv", "stu-4,sch-1,student")
+            .append("relationships.csv", "stu-4,par-3,guardian")
+            .append("enrollments.csv", "cls-1,stu-4,student");
+        f
+    };
+    let dangling = Fixture::v21();
+    dangling.append("relationships.csv", "stu-1,nobody,parent");
+    vec![
+        ("first import", Fixture::v21(), true),
+        ("the same again", Fixture::v21(), true),
+        ("changes, removals, additions", changed(), true),
+        ("the changed snapshot again", changed(), true),
+        ("back to the first", Fixture::v21(), true),
+        ("a dangling reference", dangling, false),
+    ]
+}
+
+db_tests!(
+    the_diffed_path_matches_the_full_path,
+    an_unchanged_snapshot_writes_nothing_and_keeps_its_warnings,
+);
+
+async fn the_diffed_path_matches_the_full_path(backend: Backend) {
+    let diffed = TestDb::new(backend).await;
+    let full = TestDb::new(backend).await;
+    diffed.tenant("demo").await;
+    full.tenant("demo").await;
+    for (step, fixture, clean) in snapshots() {
+        let a = diffed.import("demo", SdsV21, fixture.path(), FORCE).await;
+        let b = full
+            .import(
+                "demo",
+                SdsV21,
+                fixture.path(),
+                Options {
+                    full_path: true,
+                    ..FORCE
+                },
+            )
+            .await;
+        assert_eq!(essentials(&a), essentials(&b), "report of step '{step}'");
+        assert_eq!(
+            state(&diffed).await,
+            state(&full).await,
+            "data after step '{step}'"
+        );
+        assert_eq!(a.diffed, clean, "path of step '{step}'");
+        assert!(!b.diffed);
+    }
+}
+
+async fn an_unchanged_snapshot_writes_nothing_and_keeps_its_warnings(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    db.tenant("demo").await;
+    let first = db
+        .import("demo", SdsV21, Fixture::v21().path(), APPLY)
+        .await;
+    let before = db.fingerprint().await;
+    let again = db
+        .import("demo", SdsV21, Fixture::v21().path(), APPLY)
+        .await;
+    assert!(again.diffed);
+    assert_eq!(again.rows_written, 0);
+    assert_eq!(again.counts.unchanged, first.counts.created);
+    assert_eq!(db.fingerprint().await, before);
+    assert!(again.warning_count > 0, "the fixture has a bad phone");
+    assert_eq!(
+        serde_json::to_value(&again.warnings).unwrap(),
+        serde_json::to_value(&first.warnings).unwrap()
+    );
+}
