@@ -31,9 +31,11 @@ const NO_PHONE: u64 = 1 << 60;
 const HASH: u64 = (1 << 60) - 1;
 
 /// A sorted table of 64-bit keys with a radix directory: a lookup is one directory read
-/// and a search among the (one or two) keys sharing the top bits.
+/// and a scan of the few keys sharing the top bits. Keys and values are kept in separate
+/// arrays so small values cost no padding.
 pub struct KeyIndex<V> {
-    entries: Vec<(u64, V)>,
+    keys: Vec<u64>,
+    values: Vec<V>,
     directory: Vec<u32>,
     shift: u32,
 }
@@ -42,18 +44,23 @@ impl<V> KeyIndex<V> {
     /// Builds the index; for repeated keys the first entry wins lookups.
     pub fn new(mut entries: Vec<(u64, V)>) -> Self {
         entries.sort_unstable_by_key(|(key, _)| *key);
-        let bits = (usize::BITS - entries.len().leading_zeros()).clamp(1, 24);
+        let (keys, values): (Vec<u64>, Vec<V>) = entries.into_iter().unzip();
+        // About four keys per directory slot: small directory, short scans.
+        let bits = (usize::BITS - keys.len().leading_zeros())
+            .saturating_sub(2)
+            .clamp(1, 24);
         let shift = 64 - bits;
         let mut directory = Vec::with_capacity((1 << bits) + 1);
         let mut at = 0usize;
         for bucket in 0..=(1u64 << bits) {
-            while at < entries.len() && (entries[at].0 >> shift) < bucket {
+            while at < keys.len() && (keys[at] >> shift) < bucket {
                 at += 1;
             }
             directory.push(at as u32);
         }
         Self {
-            entries,
+            keys,
+            values,
             directory,
             shift,
         }
@@ -66,20 +73,35 @@ impl<V> KeyIndex<V> {
             self.directory[bucket] as usize,
             self.directory[bucket + 1] as usize,
         );
-        self.entries[low..high]
+        self.keys[low..high]
             .iter()
-            .position(|(k, _)| *k == key)
+            .position(|k| *k == key)
             .map(|i| low + i)
     }
 
     /// The value at a position found by [`KeyIndex::find`].
+    pub fn value(&self, at: usize) -> &V {
+        &self.values[at]
+    }
+
+    /// The value at a position found by [`KeyIndex::find`], to change.
     pub fn value_mut(&mut self, at: usize) -> &mut V {
-        &mut self.entries[at].1
+        &mut self.values[at]
     }
 
     /// Every entry.
-    pub fn iter(&self) -> impl Iterator<Item = &(u64, V)> {
-        self.entries.iter()
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &V)> {
+        self.keys.iter().copied().zip(self.values.iter())
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// True when there is no key.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
     }
 }
 
@@ -114,7 +136,11 @@ fn key(values: &[&str]) -> u64 {
 /// One live table as seen by the snapshot: what was there, and the keys new in this run.
 struct Diffed {
     live: Live,
-    new: KeySet,
+    /// Rows without a `sync_key`.
+    legacy: Legacy,
+    /// Keys absent from the live rows, checked for repeats once reading is done (a sort
+    /// costs less memory than a hash set).
+    new: Vec<u64>,
     unchanged: u64,
 }
 
@@ -127,17 +153,25 @@ enum Verdict {
     },
     /// New, changed or to reactivate: stage it.
     Stage,
-    /// The key appeared before in this snapshot.
+    /// The key of a live row appeared before in this snapshot (repeats among new keys are
+    /// found by [`Diffed::repeats_new_key`]).
     Duplicate,
 }
 
 impl Diffed {
-    fn new(live: Live) -> Self {
+    fn new((live, legacy): (Live, Legacy)) -> Self {
         Self {
             live,
-            new: KeySet::default(),
+            legacy,
+            new: Vec::new(),
             unchanged: 0,
         }
+    }
+
+    /// True when a new key was delivered twice.
+    fn repeats_new_key(&mut self) -> bool {
+        self.new.sort_unstable();
+        self.new.windows(2).any(|w| w[0] == w[1])
     }
 
     fn judge(&mut self, key: u64, hash: i64) -> Verdict {
@@ -155,8 +189,17 @@ impl Diffed {
                     Verdict::Stage
                 }
             }
-            None if self.new.insert(key) => Verdict::Stage,
-            None => Verdict::Duplicate,
+            None => {
+                self.new.push(key);
+                Verdict::Stage
+            }
+        }
+    }
+
+    fn summary(&self) -> TableDiff {
+        TableDiff {
+            unchanged: self.unchanged,
+            insert_only: self.live.is_empty() && !self.legacy.any,
         }
     }
 
@@ -164,31 +207,52 @@ impl Diffed {
     fn gone(&self) -> Vec<i64> {
         self.live
             .iter()
-            .filter(|(_, bits)| bits & ACTIVE != 0 && bits & SEEN == 0)
-            .map(|(key, _)| *key as i64)
+            .filter(|(_, bits)| *bits & ACTIVE != 0 && *bits & SEEN == 0)
+            .map(|(key, _)| key as i64)
             .collect()
     }
 }
 
-/// The tenant's live rows of the diffed tables.
+/// The tenant's live rows of the diffed tables, and their rows without a `sync_key`.
 pub struct Existing {
-    students: Live,
-    contacts: Live,
-    enrollments: Live,
-    links: Live,
+    students: (Live, Legacy),
+    contacts: (Live, Legacy),
+    enrollments: (Live, Legacy),
+    links: (Live, Legacy),
+}
+
+/// Whether a live table holds rows without a `sync_key`.
+#[derive(Debug, Default, Clone, Copy)]
+struct Legacy {
+    /// Some row has none: a staged row may match one, so inserts must check.
+    any: bool,
+    /// An active row with a status has none: if absent it could not be found by key.
+    active: bool,
 }
 
 /// Loads the live rows of the diffed tables (keys, hashes, status) into memory.
 pub async fn load(conn: &mut ImportConn, tenant: i64) -> Result<Existing, DbErr> {
     let active = "CASE WHEN status = 'active' THEN 1 ELSE 0 END";
-    let mut load_table = async |table: &str, flags: &str| -> Result<Live, DbErr> {
+    let mut load_table = async |table: &str, flags: &str| -> Result<(Live, Legacy), DbErr> {
         let mut entries = Vec::new();
+        let mut legacy = Legacy::default();
+        // Contacts have no status: absent ones need no key to be found.
+        let has_status = table != "contacts";
         conn.for_each_int3(
             &format!(
-                "SELECT sync_key, sync_hash, CAST({flags} AS BIGINT) FROM {table} WHERE tenant_id = $1 AND sync_key IS NOT NULL"
+                // `+tenant_id`: a plain scan; SQLite would otherwise walk an index on
+                // tenant_id and fetch each row at random.
+                "SELECT sync_key, sync_hash, CAST({flags} AS BIGINT) FROM {table} WHERE +tenant_id = $1"
             ),
             vec![Value::BigInt(Some(tenant))],
             |[k, hash, flags]| {
+                if k == 0 {
+                    // No sync_key (NULL reads as 0): stored before keys existed, or by other
+                    // means.
+                    legacy.any = true;
+                    legacy.active |= has_status && flags & 1 != 0;
+                    return;
+                }
                 let mut bits = (hash as u64) & HASH;
                 if flags & 1 != 0 {
                     bits |= ACTIVE;
@@ -203,7 +267,7 @@ pub async fn load(conn: &mut ImportConn, tenant: i64) -> Result<Existing, DbErr>
             },
         )
         .await?;
-        Ok(KeyIndex::new(entries))
+        Ok((KeyIndex::new(entries), legacy))
     };
     Ok(Existing {
         students: load_table("students", active).await?,
@@ -217,17 +281,26 @@ pub async fn load(conn: &mut ImportConn, tenant: i64) -> Result<Existing, DbErr>
     })
 }
 
-/// Rows of the snapshot found unchanged in memory, per diffed table.
+/// What the diff found for one live table.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TableDiff {
+    /// Rows of the snapshot found unchanged in memory.
+    pub unchanged: u64,
+    /// The tenant had no rows in the table: every staged row is new.
+    pub insert_only: bool,
+}
+
+/// What the diff found, per diffed table.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Unchanged {
     /// Students.
-    pub students: u64,
+    pub students: TableDiff,
     /// Contacts.
-    pub contacts: u64,
+    pub contacts: TableDiff,
     /// Enrollments.
-    pub enrollments: u64,
+    pub enrollments: TableDiff,
     /// Student–contact links.
-    pub links: u64,
+    pub links: TableDiff,
 }
 
 /// The result of a diffed parse.
@@ -276,7 +349,7 @@ impl State {
     fn role_bits(&self, user: u64) -> u8 {
         self.roles
             .find(user)
-            .map(|at| self.roles.entries[at].1)
+            .map(|at| *self.roles.value(at))
             .unwrap_or(0)
     }
 }
@@ -299,6 +372,19 @@ pub fn parse_v21(ctx: &mut ParseCtx<'_>, existing: Existing) -> Diff {
         contact_refs: KeyIndex::new(Vec::new()),
         problem: None,
     };
+    if [
+        &state.students,
+        &state.contacts,
+        &state.enrollments,
+        &state.links,
+    ]
+    .iter()
+    .any(|table| table.legacy.active)
+    {
+        // Absent rows are found by key: active rows without one need one full run, which
+        // stores the keys of every row the snapshot holds.
+        state.problem = Some("active rows without a sync_key".into());
+    }
     let steps: [fn(&mut ParseCtx<'_>, &mut State); 7] = [
         read_orgs,
         read_roles,
@@ -320,12 +406,22 @@ pub fn parse_v21(ctx: &mut ParseCtx<'_>, existing: Existing) -> Diff {
     if state.problem.is_none() {
         check_users_seen(&mut state);
     }
+    for (what, table) in [
+        ("student", &mut state.students),
+        ("contact", &mut state.contacts),
+        ("enrollment", &mut state.enrollments),
+        ("relationship", &mut state.links),
+    ] {
+        if state.problem.is_none() && table.repeats_new_key() {
+            state.problem = Some(format!("a new {what} is delivered twice"));
+        }
+    }
     Diff {
         unchanged: Unchanged {
-            students: state.students.unchanged,
-            contacts: state.contacts.unchanged,
-            enrollments: state.enrollments.unchanged,
-            links: state.links.unchanged,
+            students: state.students.summary(),
+            contacts: state.contacts.summary(),
+            enrollments: state.enrollments.summary(),
+            links: state.links.summary(),
         },
         gone: vec![
             ("students", state.students.gone()),
@@ -722,10 +818,10 @@ fn read_enrollments(ctx: &mut ParseCtx<'_>, state: &mut State) {
 
 /// Every user named by `roles.csv` or `relationships.csv` must be in `users.csv`.
 fn check_users_seen(state: &mut State) {
-    if state.roles.iter().any(|(_, bits)| bits & IN_USERS == 0) {
+    if state.roles.iter().any(|(_, bits)| *bits & IN_USERS == 0) {
         state.fail(|| "roles.csv names a user missing from users.csv".into());
     }
-    if state.contact_refs.iter().any(|(_, seen)| !seen) {
+    if state.contact_refs.iter().any(|(_, seen)| !*seen) {
         state.fail(|| "relationships.csv names a user missing from users.csv".into());
     }
 }
@@ -742,7 +838,7 @@ mod tests {
         let index = KeyIndex::new(keys.iter().map(|k| (*k, *k ^ 1)).collect());
         for k in &keys {
             let at = index.find(*k).expect("present");
-            assert_eq!(index.entries[at], (*k, *k ^ 1));
+            assert_eq!(*index.value(at), *k ^ 1);
         }
         assert!(index.find(12345).is_none());
         assert!(KeyIndex::<u8>::new(Vec::new()).find(7).is_none());
@@ -759,7 +855,7 @@ mod tests {
             (3, 30),
             (4, ACTIVE | 40),
         ]);
-        let mut diffed = Diffed::new(live);
+        let mut diffed = Diffed::new((live, Legacy::default()));
         assert!(matches!(diffed.judge(1, 10), Verdict::Unchanged { .. }));
         assert!(matches!(diffed.judge(2, 21), Verdict::Stage));
         assert!(
@@ -768,7 +864,9 @@ mod tests {
         );
         assert!(matches!(diffed.judge(5, 50), Verdict::Stage));
         assert!(matches!(diffed.judge(1, 10), Verdict::Duplicate));
-        assert!(matches!(diffed.judge(5, 50), Verdict::Duplicate));
+        assert!(!diffed.repeats_new_key());
+        assert!(matches!(diffed.judge(5, 50), Verdict::Stage));
+        assert!(diffed.repeats_new_key());
         assert_eq!(diffed.unchanged, 1);
         assert_eq!(diffed.gone(), vec![4]);
     }

@@ -355,7 +355,8 @@ async fn stage_files<R: Send + 'static>(
     sink: IssueSink,
     parse: impl FnOnce(&mut ParseCtx<'_>) -> R + Send + 'static,
 ) -> Result<(IssueSink, Vec<(StageTable, u64)>, R), SyncError> {
-    let (sender, mut receiver) = tokio::sync::mpsc::channel(4);
+    // Two batches in flight keep both threads busy; more only costs memory.
+    let (sender, mut receiver) = tokio::sync::mpsc::channel(2);
     let config = run.config;
     let limits = Limits {
         max_file_bytes: config.max_file_bytes,
@@ -363,7 +364,12 @@ async fn stage_files<R: Send + 'static>(
         max_field_bytes: config.max_field_bytes,
     };
     let region = run.tenant.region;
-    let batch_rows = config.batch_rows;
+    // SQLite steps one row at a time whatever the batch, so smaller batches only save
+    // memory; PostgreSQL's COPY is much faster in large batches.
+    let batch_rows = match conn.backend() {
+        DbBackend::Sqlite => config.batch_rows.min(2_000),
+        _ => config.batch_rows,
+    };
     let (files, progress) = (run.files.clone(), run.progress.clone());
     let parser = tokio::task::spawn_blocking(move || {
         let mut advance = move |bytes: u64| progress.advance(bytes);
@@ -461,10 +467,11 @@ async fn apply(
     entities: &mut EntityCounts,
     diffed: Option<&fast::Unchanged>,
 ) -> Result<(), DbErr> {
-    let presence = |unchanged: fn(&fast::Unchanged) -> u64| match diffed {
+    let presence = |table: fn(&fast::Unchanged) -> fast::TableDiff| match diffed {
         None => Presence::Snapshot,
-        Some(counts) => Presence::Changes {
-            unchanged: unchanged(counts),
+        Some(diff) => Presence::Changes {
+            unchanged: table(diff).unchanged,
+            insert_only: table(diff).insert_only,
         },
     };
     let id = tenant.id.0;

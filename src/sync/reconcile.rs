@@ -69,6 +69,8 @@ pub enum Presence {
     Changes {
         /// Rows of the snapshot found unchanged in memory.
         unchanged: u64,
+        /// The live table holds no row of the tenant: staged rows are only inserted.
+        insert_only: bool,
     },
 }
 
@@ -96,7 +98,21 @@ struct StatusSync<'a> {
     presence: Presence,
 }
 
-/// Runs the four statements of a status table: reactivate, update, insert, deactivate.
+impl Presence {
+    /// True when staged rows can only be new (the tenant had no live row in the table).
+    fn insert_only(self) -> bool {
+        matches!(
+            self,
+            Presence::Changes {
+                insert_only: true,
+                ..
+            }
+        )
+    }
+}
+
+/// Runs the four statements of a status table: reactivate, update, insert, deactivate (only
+/// the insert when the table held nothing of the tenant).
 async fn sync_status(
     conn: &mut ImportConn,
     spec: StatusSync<'_>,
@@ -113,6 +129,29 @@ async fn sync_status(
         hashed,
         presence,
     } = spec;
+    let (columns, selected, order) = insert;
+    let (columns, selected) = if hashed {
+        (
+            format!("{columns}, sync_key, sync_hash"),
+            format!("{selected}, s.sync_key, s.sync_hash"),
+        )
+    } else {
+        (columns.to_string(), selected.to_string())
+    };
+    let insert = |only_new: &str| {
+        format!(
+            "INSERT INTO {table} (tenant_id, {columns}, status, updated_at) SELECT $1, {selected}, 'active', $2 FROM {staged} s \
+             {only_new} ORDER BY {order}"
+        )
+    };
+    if presence.insert_only() {
+        let created = conn.exec(&insert(""), values).await?;
+        let counts = Counts {
+            created,
+            ..Counts::default()
+        };
+        return with_unchanged(conn, staged, presence, counts).await;
+    }
     let set = if set.is_empty() {
         String::new()
     } else {
@@ -131,40 +170,37 @@ async fn sync_status(
         }
         None => 0,
     };
-    let (columns, selected, order) = insert;
-    let (columns, selected) = if hashed {
-        (
-            format!("{columns}, sync_key, sync_hash"),
-            format!("{selected}, s.sync_key, s.sync_hash"),
-        )
-    } else {
-        (columns.to_string(), selected.to_string())
-    };
-    let (on_deactivate, extra) = on_deactivate;
-    let created = conn.exec(&format!(
-            "INSERT INTO {table} (tenant_id, {columns}, status, updated_at) SELECT $1, {selected}, 'active', $2 FROM {staged} s \
-             WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE {table}.tenant_id = $1 AND {matches}) ORDER BY {order}"
-        ),
-        values.clone(),
-    )
-    .await?;
-    let absent = match presence {
-        Presence::Snapshot => format!("NOT EXISTS (SELECT 1 FROM {staged} s WHERE {matches})"),
-        Presence::Changes { .. } => format!(
-            "sync_key IN (SELECT k FROM {} WHERE tbl = '{table}')",
-            super::staging::GONE
-        ),
-    };
-    let deactivated = conn.exec(&format!(
-            "UPDATE {table} SET status = 'inactive', deactivated_at = $2, updated_at = $2{on_deactivate} \
-             WHERE tenant_id = $1 AND status = 'active' AND {absent}"
-        ),
-        [values.clone(), extra].concat(),
-    )
-    .await?;
+    // Before the insert, so the rows it adds are not visited again.
     if hashed {
         refresh_hashes(conn, table, staged, matches, values[0].clone()).await?;
     }
+    let created = conn
+        .exec(
+            &insert(&format!(
+                "WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE {table}.tenant_id = $1 AND {matches})"
+            )),
+            values.clone(),
+        )
+        .await?;
+    // `+tenant_id` on the diffed path: a plain scan probing the (few) absent keys beats
+    // SQLite walking an index on tenant_id and fetching every row at random.
+    let absent = match presence {
+        Presence::Snapshot => {
+            format!("tenant_id = $1 AND NOT EXISTS (SELECT 1 FROM {staged} s WHERE {matches})")
+        }
+        Presence::Changes { .. } => format!(
+            "+tenant_id = $1 AND sync_key IN (SELECT k FROM {} WHERE tbl = '{table}')",
+            super::staging::GONE
+        ),
+    };
+    let (on_deactivate, extra) = on_deactivate;
+    let deactivated = conn.exec(&format!(
+            "UPDATE {table} SET status = 'inactive', deactivated_at = $2, updated_at = $2{on_deactivate} \
+             WHERE status = 'active' AND {absent}"
+        ),
+        [values, extra].concat(),
+    )
+    .await?;
     with_unchanged(
         conn,
         staged,
@@ -261,7 +297,7 @@ async fn with_unchanged(
         .await? as u64;
     let in_memory = match presence {
         Presence::Snapshot => 0,
-        Presence::Changes { unchanged } => unchanged,
+        Presence::Changes { unchanged, .. } => unchanged,
     };
     let unchanged =
         staged.saturating_sub(counts.created + counts.updated + counts.reactivated) + in_memory;
@@ -300,7 +336,11 @@ pub async fn contacts(
         .iter()
         .map(|f| format!("s.{f} IS DISTINCT FROM contacts.{f}_sync"))
         .collect();
-    let updated = conn.exec(&format!(
+    let insert_only = presence.insert_only();
+    let updated = if insert_only {
+        0
+    } else {
+        conn.exec(&format!(
             "UPDATE contacts SET {}, source_id = s.source_id, updated_at = $2 FROM s_contacts s \
              WHERE contacts.tenant_id = $1 AND contacts.source_key = s.source_key \
                AND ({} OR s.source_id IS DISTINCT FROM contacts.source_id)",
@@ -309,7 +349,24 @@ pub async fn contacts(
         ),
         params(tenant, now),
     )
-    .await?;
+    .await?
+    };
+    if !insert_only {
+        // Before the insert, so the rows it adds are not visited again.
+        refresh_hashes(
+            conn,
+            "contacts",
+            "s_contacts",
+            "contacts.source_key = s.source_key",
+            Value::BigInt(Some(tenant)),
+        )
+        .await?;
+    }
+    let only_new = if insert_only {
+        ""
+    } else {
+        "WHERE NOT EXISTS (SELECT 1 FROM contacts x WHERE x.tenant_id = $1 AND x.source_key = s.source_key)"
+    };
     let mut columns = vec![
         "tenant_id".to_string(),
         "source_key".into(),
@@ -340,19 +397,11 @@ pub async fn contacts(
     }
     let created = conn.exec(&format!(
             "INSERT INTO contacts ({}, created_at, updated_at) SELECT {}, $2, $2 FROM s_contacts s \
-             WHERE NOT EXISTS (SELECT 1 FROM contacts x WHERE x.tenant_id = $1 AND x.source_key = s.source_key) ORDER BY s.source_key",
+             {only_new} ORDER BY s.source_key",
             columns.join(", "),
             values.join(", ")
         ),
         params(tenant, now),
-    )
-    .await?;
-    refresh_hashes(
-        conn,
-        "contacts",
-        "s_contacts",
-        "contacts.source_key = s.source_key",
-        Value::BigInt(Some(tenant)),
     )
     .await?;
     with_unchanged(
@@ -394,6 +443,17 @@ async fn create_resolved(
     Ok(())
 }
 
+/// Refreshes the statistics of a resolved table once indexed, so the planner drives the
+/// reconcile from it when it is small.
+async fn analyze_resolved(conn: &mut ImportConn, name: &str) -> Result<(), DbErr> {
+    let target = match conn.backend() {
+        DbBackend::Sqlite => format!("temp.{name}"),
+        _ => name.to_string(),
+    };
+    conn.exec(&format!("ANALYZE {target}"), vec![]).await?;
+    Ok(())
+}
+
 /// Drops the resolved-id tables on SQLite (PostgreSQL drops them at commit).
 pub async fn drop_resolved(conn: &mut ImportConn) -> Result<(), DbErr> {
     if conn.backend() == DbBackend::Sqlite {
@@ -427,6 +487,7 @@ pub async fn enrollments(
         vec![],
     )
     .await?;
+    analyze_resolved(conn, "r_enrollments").await?;
     let spec = StatusSync {
         table: "enrollments",
         staged: "r_enrollments",
@@ -469,6 +530,7 @@ pub async fn links(
         vec![],
     )
     .await?;
+    analyze_resolved(conn, "r_links").await?;
     let relationship = latest_wins_set("student_contacts", "relationship", "s.relationship");
     let spec = StatusSync {
         table: "student_contacts",

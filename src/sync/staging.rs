@@ -205,10 +205,13 @@ pub async fn index_tables(conn: &mut ImportConn) -> Result<(), DbErr> {
 
 /// Refreshes planner statistics for the staging tables.
 pub async fn analyze(conn: &mut ImportConn) -> Result<(), DbErr> {
-    for table in StageTable::ALL {
+    // Without statistics on the keys to deactivate PostgreSQL may plan a nested loop that
+    // scans the live table once per key.
+    let names = StageTable::ALL.map(StageTable::name);
+    for name in names.iter().chain([&GONE]) {
         let target = match conn.backend() {
-            DbBackend::Sqlite => format!("temp.{}", table.name()),
-            _ => table.name().to_string(),
+            DbBackend::Sqlite => format!("temp.{name}"),
+            _ => name.to_string(),
         };
         conn.exec(&format!("ANALYZE {target}"), vec![]).await?;
     }

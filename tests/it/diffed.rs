@@ -104,6 +104,7 @@ fn snapshots() -> Vec<(&'static str, Fixture, bool)> {
 db_tests!(
     the_diffed_path_matches_the_full_path,
     an_unchanged_snapshot_writes_nothing_and_keeps_its_warnings,
+    rows_without_keys_take_the_full_path_once,
 );
 
 async fn the_diffed_path_matches_the_full_path(backend: Backend) {
@@ -154,4 +155,33 @@ async fn an_unchanged_snapshot_writes_nothing_and_keeps_its_warnings(backend: Ba
         serde_json::to_value(&again.warnings).unwrap(),
         serde_json::to_value(&first.warnings).unwrap()
     );
+}
+
+async fn rows_without_keys_take_the_full_path_once(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    db.tenant("demo").await;
+    db.import("demo", SdsV21, Fixture::v21().path(), APPLY)
+        .await;
+    let keyed = state(&db).await;
+    // As if stored before keys existed.
+    for table in ["students", "contacts", "enrollments", "student_contacts"] {
+        db.exec(&format!(
+            "UPDATE {table} SET sync_key = NULL, sync_hash = NULL"
+        ))
+        .await;
+    }
+    let changed = Fixture::v21();
+    changed.remove_lines("enrollments.csv", "cls-1,stu-2");
+    let full = db.import("demo", SdsV21, changed.path(), FORCE).await;
+    assert!(
+        !full.diffed,
+        "absent rows without a key can only be found by the full path"
+    );
+    assert_eq!(full.entities.enrollments.deactivated, 1);
+    let again = db
+        .import("demo", SdsV21, Fixture::v21().path(), FORCE)
+        .await;
+    assert!(again.diffed, "the full run stored the keys");
+    assert_eq!(again.entities.enrollments.reactivated, 1);
+    assert_eq!(state(&db).await, keyed);
 }

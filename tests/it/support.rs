@@ -164,6 +164,11 @@ impl TestDb {
             .collect()
     }
 
+    /// Runs a statement.
+    pub async fn exec(&self, sql: &str) {
+        db::exec(&self.conn, sql, vec![]).await.expect("statement");
+    }
+
     /// A count.
     pub async fn count(&self, sql: &str) -> i64 {
         db::count(&self.conn, sql, vec![]).await.expect("count")
