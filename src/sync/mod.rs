@@ -513,6 +513,10 @@ async fn apply(
         &mut entities.links,
         reconcile::links(conn, id, now, previous_run, presence(|u| u.links)).await?,
     );
+    let total = entities.total();
+    if total.created > 0 && total.created * 10 >= total.created + total.unchanged {
+        reconcile::refresh_statistics(conn).await?;
+    }
     Ok(())
 }
 

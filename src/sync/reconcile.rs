@@ -144,44 +144,42 @@ async fn sync_status(
              {only_new} ORDER BY {order}"
         )
     };
+    let staged_count = staged_rows(conn, staged).await?;
+    let mut counts = Counts::default();
     if presence.insert_only() {
-        let created = conn.exec(&insert(""), values).await?;
-        let counts = Counts {
-            created,
-            ..Counts::default()
+        counts.created = conn.exec(&insert(""), values).await?;
+        return Ok(with_unchanged(staged_count, presence, counts));
+    }
+    // Nothing staged (a diffed run without changes here): only absent rows remain to do.
+    if staged_count > 0 {
+        let set = if set.is_empty() {
+            String::new()
+        } else {
+            format!("{set}, ")
         };
-        return with_unchanged(conn, staged, presence, counts).await;
-    }
-    let set = if set.is_empty() {
-        String::new()
-    } else {
-        format!("{set}, ")
-    };
-    let reactivated = conn.exec(&format!("UPDATE {table} SET {set}status = 'active', deactivated_at = NULL, updated_at = $2 FROM {staged} s WHERE {table}.tenant_id = $1 AND {matches} AND {table}.status <> 'active'"),
-        values.clone(),
-    )
-    .await?;
-    let updated = match differs {
-        Some(differs) => {
-            conn.exec(&format!("UPDATE {table} SET {set}updated_at = $2 FROM {staged} s WHERE {table}.tenant_id = $1 AND {matches} AND {table}.status = 'active' AND ({differs})"),
-                values.clone(),
-            )
-            .await?
-        }
-        None => 0,
-    };
-    // Before the insert, so the rows it adds are not visited again.
-    if hashed {
-        refresh_hashes(conn, table, staged, matches, values[0].clone()).await?;
-    }
-    let created = conn
-        .exec(
-            &insert(&format!(
-                "WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE {table}.tenant_id = $1 AND {matches})"
-            )),
+        counts.reactivated = conn.exec(&format!("UPDATE {table} SET {set}status = 'active', deactivated_at = NULL, updated_at = $2 FROM {staged} s WHERE {table}.tenant_id = $1 AND {matches} AND {table}.status <> 'active'"),
             values.clone(),
         )
         .await?;
+        if let Some(differs) = differs {
+            counts.updated = conn.exec(&format!("UPDATE {table} SET {set}updated_at = $2 FROM {staged} s WHERE {table}.tenant_id = $1 AND {matches} AND {table}.status = 'active' AND ({differs})"),
+                values.clone(),
+            )
+            .await?;
+        }
+        // Before the insert, so the rows it adds are not visited again.
+        if hashed {
+            refresh_hashes(conn, table, staged, matches, values[0].clone()).await?;
+        }
+        counts.created = conn
+            .exec(
+                &insert(&format!(
+                    "WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE {table}.tenant_id = $1 AND {matches})"
+                )),
+                values.clone(),
+            )
+            .await?;
+    }
     // `+tenant_id` on the diffed path: a plain scan probing the (few) absent keys beats
     // SQLite walking an index on tenant_id and fetching every row at random.
     let absent = match presence {
@@ -194,26 +192,14 @@ async fn sync_status(
         ),
     };
     let (on_deactivate, extra) = on_deactivate;
-    let deactivated = conn.exec(&format!(
+    counts.deactivated = conn.exec(&format!(
             "UPDATE {table} SET status = 'inactive', deactivated_at = $2, updated_at = $2{on_deactivate} \
              WHERE status = 'active' AND {absent}"
         ),
         [values, extra].concat(),
     )
     .await?;
-    with_unchanged(
-        conn,
-        staged,
-        presence,
-        Counts {
-            created,
-            updated,
-            reactivated,
-            deactivated,
-            ..Counts::default()
-        },
-    )
-    .await
+    Ok(with_unchanged(staged_count, presence, counts))
 }
 
 /// Stores the staged `sync_key` / `sync_hash` on the matching live rows where they differ
@@ -284,27 +270,26 @@ pub async fn roster(
     sync_status(conn, spec, params(tenant, now)).await
 }
 
+/// Rows in a staging table.
+async fn staged_rows(conn: &mut ImportConn, staging: &str) -> Result<u64, DbErr> {
+    Ok(conn
+        .count(&format!("SELECT COUNT(*) FROM {staging}"), vec![])
+        .await? as u64)
+}
+
 /// Completes `counts` with the unchanged rows: staged rows that were not created, updated
 /// or reactivated, plus those matched in memory.
-async fn with_unchanged(
-    conn: &mut ImportConn,
-    staging: &str,
-    presence: Presence,
-    counts: Counts,
-) -> Result<Counts, DbErr> {
-    let staged = conn
-        .count(&format!("SELECT COUNT(*) FROM {staging}"), vec![])
-        .await? as u64;
+fn with_unchanged(staged: u64, presence: Presence, counts: Counts) -> Counts {
     let in_memory = match presence {
         Presence::Snapshot => 0,
         Presence::Changes { unchanged, .. } => unchanged,
     };
     let unchanged =
         staged.saturating_sub(counts.created + counts.updated + counts.reactivated) + in_memory;
-    Ok(Counts {
+    Counts {
         unchanged,
         ..counts
-    })
+    }
 }
 
 /// The SET list that applies a sync value under latest-change-wins: the value counts as a
@@ -336,6 +321,10 @@ pub async fn contacts(
         .iter()
         .map(|f| format!("s.{f} IS DISTINCT FROM contacts.{f}_sync"))
         .collect();
+    let staged_count = staged_rows(conn, "s_contacts").await?;
+    if staged_count == 0 {
+        return Ok(with_unchanged(0, presence, Counts::default()));
+    }
     let insert_only = presence.insert_only();
     let updated = if insert_only {
         0
@@ -404,17 +393,15 @@ pub async fn contacts(
         params(tenant, now),
     )
     .await?;
-    with_unchanged(
-        conn,
-        "s_contacts",
+    Ok(with_unchanged(
+        staged_count,
         presence,
         Counts {
             updated,
             created,
             ..Counts::default()
         },
-    )
-    .await
+    ))
 }
 
 async fn create_resolved(
@@ -553,6 +540,37 @@ pub async fn links(
         presence,
     };
     sync_status(conn, spec, params(tenant, now)).await
+}
+
+/// Live tables a sync writes.
+const LIVE_TABLES: [&str; 7] = [
+    "schools",
+    "students",
+    "staff",
+    "classes",
+    "enrollments",
+    "contacts",
+    "student_contacts",
+];
+
+/// Refreshes the planner statistics of the live tables after a large load, so the next
+/// runs join small change sets against them with index lookups instead of full scans (a
+/// bulk-loaded table has none until autovacuum or `ANALYZE` runs). SQLite samples a bounded
+/// number of index entries per table.
+pub async fn refresh_statistics(conn: &mut ImportConn) -> Result<(), DbErr> {
+    match conn.backend() {
+        DbBackend::Sqlite => {
+            conn.exec("PRAGMA analysis_limit = 1000", vec![]).await?;
+            for table in LIVE_TABLES {
+                conn.exec(&format!("ANALYZE main.{table}"), vec![]).await?;
+            }
+        }
+        _ => {
+            conn.exec(&format!("ANALYZE {}", LIVE_TABLES.join(", ")), vec![])
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 /// Active links of the tenant (the base of the deletion guard).
