@@ -303,7 +303,9 @@ async fn run_diffed(run: &Run<'_>, sink: IssueSink) -> Result<Option<Outcome>, S
     for (table, keys) in &diff.gone {
         staging::insert_gone(&mut conn, table, keys).await?;
     }
-    staging::index_tables(&mut conn).await?;
+    // No staging indexes: the (mostly small) change sets are scanned and joined to the live
+    // tables' indexes; only the row counts matter to the planner.
+    staging::analyze(&mut conn).await?;
     checks::contact_warnings(&mut conn, &run.files, &mut outcome.sink).await?;
     // Warnings of unchanged rows were found while reading: list them as the full path does.
     outcome
@@ -505,6 +507,11 @@ async fn apply(
         &mut entities.contacts,
         reconcile::contacts(conn, id, now, presence(|u| u.contacts)).await?,
     );
+    if diffed.is_some_and(|d| d.students.insert_only || d.contacts.insert_only) {
+        // Enrollments and links are resolved against the rows just loaded: without
+        // statistics the planner would probe them one by one.
+        reconcile::refresh_statistics(conn).await?;
+    }
     keep_rejected(
         &mut entities.enrollments,
         reconcile::enrollments(conn, id, now, presence(|u| u.enrollments)).await?,
