@@ -31,11 +31,10 @@ const NO_PHONE: u64 = 1 << 60;
 const HASH: u64 = (1 << 60) - 1;
 
 /// A sorted table of 64-bit keys with a radix directory: a lookup is one directory read
-/// and a scan of the few keys sharing the top bits. Keys and values are kept in separate
-/// arrays so small values cost no padding.
+/// and a scan of the few keys sharing the top bits. Each key sits next to its value, so a
+/// lookup that finds its key has the value in the same cache line.
 pub struct KeyIndex<V> {
-    keys: Vec<u64>,
-    values: Vec<V>,
+    entries: Vec<(u64, V)>,
     directory: Vec<u32>,
     shift: u32,
 }
@@ -44,23 +43,22 @@ impl<V> KeyIndex<V> {
     /// Builds the index; for repeated keys the first entry wins lookups.
     pub fn new(mut entries: Vec<(u64, V)>) -> Self {
         entries.sort_unstable_by_key(|(key, _)| *key);
-        let (keys, values): (Vec<u64>, Vec<V>) = entries.into_iter().unzip();
+        entries.shrink_to_fit();
         // About four keys per directory slot: small directory, short scans.
-        let bits = (usize::BITS - keys.len().leading_zeros())
+        let bits = (usize::BITS - entries.len().leading_zeros())
             .saturating_sub(2)
             .clamp(1, 24);
         let shift = 64 - bits;
         let mut directory = Vec::with_capacity((1 << bits) + 1);
         let mut at = 0usize;
         for bucket in 0..=(1u64 << bits) {
-            while at < keys.len() && (keys[at] >> shift) < bucket {
+            while at < entries.len() && (entries[at].0 >> shift) < bucket {
                 at += 1;
             }
             directory.push(at as u32);
         }
         Self {
-            keys,
-            values,
+            entries,
             directory,
             shift,
         }
@@ -73,35 +71,35 @@ impl<V> KeyIndex<V> {
             self.directory[bucket] as usize,
             self.directory[bucket + 1] as usize,
         );
-        self.keys[low..high]
+        self.entries[low..high]
             .iter()
-            .position(|k| *k == key)
+            .position(|(k, _)| *k == key)
             .map(|i| low + i)
     }
 
     /// The value at a position found by [`KeyIndex::find`].
     pub fn value(&self, at: usize) -> &V {
-        &self.values[at]
+        &self.entries[at].1
     }
 
     /// The value at a position found by [`KeyIndex::find`], to change.
     pub fn value_mut(&mut self, at: usize) -> &mut V {
-        &mut self.values[at]
+        &mut self.entries[at].1
     }
 
     /// Every entry.
     pub fn iter(&self) -> impl Iterator<Item = (u64, &V)> {
-        self.keys.iter().copied().zip(self.values.iter())
+        self.entries.iter().map(|(k, v)| (*k, v))
     }
 
     /// Number of keys.
     pub fn len(&self) -> usize {
-        self.keys.len()
+        self.entries.len()
     }
 
     /// True when there is no key.
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.entries.is_empty()
     }
 }
 

@@ -303,9 +303,14 @@ async fn run_diffed(run: &Run<'_>, sink: IssueSink) -> Result<Option<Outcome>, S
     for (table, keys) in &diff.gone {
         staging::insert_gone(&mut conn, table, keys).await?;
     }
-    // No staging indexes: the (mostly small) change sets are scanned and joined to the live
-    // tables' indexes; only the row counts matter to the planner.
-    staging::analyze(&mut conn).await?;
+    // Only the small tables staged whole need an index (absent rows are found with NOT
+    // EXISTS against them); the change sets are scanned and joined to the live tables'
+    // indexes.
+    staging::index_some(
+        &mut conn,
+        &[StageTable::Schools, StageTable::Staff, StageTable::Classes],
+    )
+    .await?;
     checks::contact_warnings(&mut conn, &run.files, &mut outcome.sink).await?;
     // Warnings of unchanged rows were found while reading: list them as the full path does.
     outcome

@@ -185,7 +185,12 @@ pub async fn insert_gone(conn: &mut ImportConn, table: &str, keys: &[i64]) -> Re
 
 /// Indexes the loaded staging tables and refreshes the planner's statistics.
 pub async fn index_tables(conn: &mut ImportConn) -> Result<(), DbErr> {
-    for table in StageTable::ALL {
+    index_some(conn, &StageTable::ALL).await
+}
+
+/// Indexes some staging tables, then refreshes the statistics of all of them.
+pub async fn index_some(conn: &mut ImportConn, tables: &[StageTable]) -> Result<(), DbErr> {
+    for table in tables {
         for (i, columns) in table.indexes().iter().enumerate() {
             let name = table.name();
             conn.exec(
@@ -195,11 +200,6 @@ pub async fn index_tables(conn: &mut ImportConn) -> Result<(), DbErr> {
             .await?;
         }
     }
-    conn.exec(
-        &format!("CREATE INDEX {GONE}_ix ON {GONE} (tbl, k)"),
-        vec![],
-    )
-    .await?;
     analyze(conn).await
 }
 
