@@ -1,7 +1,10 @@
 //! The integration suite: one binary, one module per area. Every database test runs twice,
 //! on SQLite and on PostgreSQL (`TEST_DATABASE_URL`; see README.md).
 
+mod api_support;
 mod support;
+
+mod api_auth;
 
 mod bad_files;
 mod cli;
