@@ -4,6 +4,7 @@
 mod api_support;
 mod support;
 
+mod api_access;
 mod api_auth;
 
 mod bad_files;
