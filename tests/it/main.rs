@@ -6,6 +6,7 @@ mod support;
 
 mod api_access;
 mod api_auth;
+mod api_cli;
 mod api_errors;
 mod api_imports;
 
