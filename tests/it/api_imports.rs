@@ -83,7 +83,7 @@ async fn admins_upload_files_and_read_runs(backend: Backend) {
             .as_array()
             .unwrap()
             .iter()
-            .all(|r| r["id"] != run.to_string())
+            .all(|r| r["id"].as_str() != Some(run.to_string().as_str()))
     );
     for token in [api.teacher(), api.app("nyc", &["EduRoster.ReadWrite.All"])] {
         assert_eq!(
@@ -129,10 +129,7 @@ async fn zips_dry_runs_and_refusals(backend: Backend) {
         .await;
     assert_eq!(reply.status.as_u16(), 200, "{}", reply.body);
     assert_eq!(reply.body["status"], "dry_run");
-    assert_eq!(
-        reply.body["counts"]["unchanged"],
-        reply.body["counts"]["unchanged"]
-    );
+    assert_eq!(reply.body["dryRun"], true);
     assert_eq!(api.db.fingerprint().await, before);
     let reply = api
         .send(
@@ -179,7 +176,13 @@ async fn malformed_uploads_get_clear_errors(backend: Backend) {
     let admin = api.admin("nyc");
     let files = fixture_files(&Fixture::v21());
     let format = [("format", "sds-v2.1")];
-    let cases: Vec<(Vec<(&str, &str)>, Vec<(String, Vec<u8>)>, u16, &str)> = vec![
+    type Case<'a> = (
+        Vec<(&'a str, &'a str)>,
+        Vec<(String, Vec<u8>)>,
+        u16,
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
         (vec![], files.clone(), 400, "missing_format"),
         (vec![("format", "csv")], files.clone(), 400, "invalid_field"),
         (
