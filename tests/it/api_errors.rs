@@ -97,6 +97,17 @@ async fn unknown_routes_wrong_methods_and_request_ids(backend: Backend) {
         assert_eq!(reply.error(405), "method_not_allowed", "{method} {path}");
         assert!(reply.headers.contains_key("allow"), "{method} {path}");
     }
+    // An oversized body, even where no body is read.
+    let reply = api
+        .send(
+            Request::get("/api/v1/classes")
+                .header("authorization", format!("Bearer {admin}"))
+                .header("content-length", (2 * 1024 * 1024).to_string())
+                .body(Body::from(vec![b'x'; 2 * 1024 * 1024]))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(reply.error(413), "payload_too_large");
     // A request id the client sends comes back; otherwise one is made.
     let reply = api
         .send(
