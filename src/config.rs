@@ -32,6 +32,8 @@ pub struct Config {
     pub sms: SmsConfig,
     /// Token verification.
     pub auth: AuthConfig,
+    /// HTTP API limits.
+    pub api: ApiConfig,
 }
 
 /// `[server]`
@@ -115,6 +117,53 @@ pub struct SmsConfig {
 pub struct AuthConfig {
     /// HS256 development key.
     pub jwt_secret: String,
+    /// Accepted signature algorithms (`HS256`, `RS256`).
+    pub algorithms: Vec<String>,
+    /// Required `aud`.
+    pub audience: String,
+    /// Required `iss` (also the issuer of minted tokens).
+    pub issuer: String,
+    /// PEM files of RS256 public keys.
+    pub rs256_public_key_paths: Vec<String>,
+    /// JWKS file of RS256 public keys; empty for none.
+    pub jwks_path: String,
+    /// Clock skew allowed on `exp` and `nbf`, seconds.
+    pub leeway_seconds: u64,
+    /// RS256 private key (PEM) the `token` command signs with instead of `jwt_secret`.
+    pub signing_key_path: String,
+    /// `kid` put in tokens signed with `signing_key_path`.
+    pub signing_key_id: String,
+    /// Lifetime of minted tokens when `--ttl` is not given.
+    pub default_token_ttl: String,
+}
+
+/// `[api]`
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct ApiConfig {
+    /// Largest request body, bytes (uploads have their own limit).
+    pub max_body_bytes: usize,
+    /// Largest import upload (all parts together), bytes.
+    pub max_upload_bytes: usize,
+    /// Most files in one upload (parts or zip entries).
+    pub max_upload_files: usize,
+    /// Largest total of a zip's unpacked files, bytes.
+    pub max_unzipped_bytes: u64,
+    /// Largest unpacked/packed size ratio of a zip entry.
+    pub max_zip_ratio: u64,
+    /// Time an import request may take, seconds.
+    pub import_timeout_seconds: u64,
+    /// Page size when `limit` is not given.
+    pub default_page_size: u64,
+    /// Largest `limit`.
+    pub max_page_size: u64,
+    /// Requests per second per client address.
+    pub client_requests_per_second: u64,
+    /// Burst per client address.
+    pub client_burst: u32,
+    /// Requests per second per bearer token.
+    pub token_requests_per_second: u64,
+    /// Burst per bearer token.
+    pub token_burst: u32,
 }
 
 /// Why the configuration could not be loaded.
@@ -208,6 +257,15 @@ impl fmt::Debug for AuthConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthConfig")
             .field("jwt_secret", &secret(&self.jwt_secret))
+            .field("algorithms", &self.algorithms)
+            .field("audience", &self.audience)
+            .field("issuer", &self.issuer)
+            .field("rs256_public_key_paths", &self.rs256_public_key_paths)
+            .field("jwks_path", &self.jwks_path)
+            .field("leeway_seconds", &self.leeway_seconds)
+            .field("signing_key_path", &self.signing_key_path)
+            .field("signing_key_id", &self.signing_key_id)
+            .field("default_token_ttl", &self.default_token_ttl)
             .finish()
     }
 }
@@ -223,6 +281,7 @@ impl fmt::Debug for Config {
             .field("mail", &self.mail)
             .field("sms", &self.sms)
             .field("auth", &self.auth)
+            .field("api", &self.api)
             .finish()
     }
 }

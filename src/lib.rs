@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod auth;
 pub mod bench;
 pub mod cli;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod contacts;
 pub mod db;
 pub mod domain;
 pub mod entities;
+pub mod roster;
 pub mod server;
 pub mod sync;
 pub mod tenants;

@@ -3,9 +3,7 @@
 use crate::api::{self, AppState};
 use crate::config::{Config, redact_url};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
-use tower_http::trace::TraceLayer;
 
 /// Runs the service on `bind` (or the configured address) until a shutdown signal.
 pub async fn serve(config: Config, bind: Option<String>) -> anyhow::Result<()> {
@@ -20,11 +18,8 @@ pub async fn serve(config: Config, bind: Option<String>) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     tracing::info!(%address, database = %redact_url(&config.database.url), "parent-connection listening");
     let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
-    let state = AppState {
-        db: db.clone(),
-        config: Arc::new(config),
-    };
-    let app = api::router(state).layer(TraceLayer::new_for_http());
+    let state = AppState::new(db.clone(), config)?;
+    let app = api::router(state);
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

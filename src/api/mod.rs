@@ -1,10 +1,46 @@
-//! The HTTP API. So far: liveness and readiness probes (the contact API arrives with the
-//! authentication work).
+//! The HTTP API: tenant-scoped JSON routes behind bearer-token authentication, the
+//! Graph-compatible read, import uploads, probes and the OpenAPI document.
+//!
+//! One file per resource ([`contacts`], [`classes`], [`graph`], [`imports`], [`health`]);
+//! every handler authenticates with the [`Principal`](crate::auth::Principal) extractor and
+//! asks [`crate::auth::policy`] before touching data. Every failure, including unknown
+//! routes, wrong methods, oversized bodies, timeouts, rate limits and panics, is the JSON
+//! error of [`error`].
 
+pub mod classes;
+pub mod contacts;
+pub mod error;
+pub mod extract;
+pub mod graph;
+pub mod health;
+pub mod imports;
+pub mod limits;
+pub mod openapi;
+pub mod upload;
+
+use crate::auth::Verifier;
+use crate::auth::keys::SetupError;
 use crate::config::Config;
-use axum::{Json, Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
-use sea_orm::{ConnectionTrait, DatabaseConnection};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderName, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use error::{ApiError, REQUEST_ID, code_for_status};
+use sea_orm::DatabaseConnection;
 use std::sync::Arc;
+use std::time::Duration;
+use tower_governor::GovernorLayer;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+
+/// The request id header, set on every request and response.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// Shared state of every handler.
 #[derive(Clone)]
@@ -13,43 +49,162 @@ pub struct AppState {
     pub db: DatabaseConnection,
     /// Configuration.
     pub config: Arc<Config>,
+    /// Token verification with the configured keys.
+    pub auth: Arc<Verifier>,
 }
 
-/// The application's routes.
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .fallback(not_found)
-        .with_state(state)
-}
-
-/// Liveness: the process answers.
-async fn healthz() -> impl IntoResponse {
-    Json(serde_json::json!({"status": "ok"}))
-}
-
-/// Readiness: the database answers.
-async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    match state.db.execute_unprepared("SELECT 1").await {
-        Ok(_) => (StatusCode::OK, Json(serde_json::json!({"status": "ready"}))),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(
-                    serde_json::json!({"error": {"code": "database_unavailable", "message": "the database does not answer", "details": null}}),
-                ),
-            )
+impl AppState {
+    /// State for `config`, reading the token keys it names.
+    pub fn new(db: DatabaseConnection, config: Config) -> Result<Self, SetupError> {
+        let auth = Verifier::from_config(&config.auth)?;
+        if !auth.has_keys() {
+            tracing::warn!(
+                "no token key is configured (JWT_SECRET, auth.rs256_public_key_paths, auth.jwks_path): every API request will be refused"
+            );
         }
+        Ok(Self {
+            db,
+            config: Arc::new(config),
+            auth: Arc::new(auth),
+        })
     }
 }
 
-async fn not_found() -> impl IntoResponse {
-    (
-        StatusCode::NOT_FOUND,
-        Json(
-            serde_json::json!({"error": {"code": "not_found", "message": "no such route", "details": null}}),
-        ),
-    )
+/// The application: routes, limits and the error and request-id layers. Serve it with
+/// `into_make_service_with_connect_info::<SocketAddr>()` (the rate limiter keys on the
+/// client address).
+pub fn router(state: AppState) -> Router {
+    let api = &state.config.api;
+    let request_timeout = Duration::from_secs(state.config.server.request_timeout_seconds.max(1));
+    let import_timeout = Duration::from_secs(api.import_timeout_seconds.max(1));
+    let probes = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/openapi.json", get(openapi::document))
+        .layer(RequestBodyLimitLayer::new(api.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ));
+    let reads = Router::new()
+        .route(
+            "/api/v1/students/{source_id}/contacts",
+            get(contacts::student_contacts),
+        )
+        .route("/api/v1/classes", get(classes::list))
+        .route("/api/v1/classes/{id}/students", get(classes::students))
+        .route("/education/users/{source_id}", get(graph::user))
+        .route("/api/v1/imports/{id}", get(imports::get))
+        .layer(RequestBodyLimitLayer::new(api.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ));
+    let uploads = Router::new()
+        .route(
+            "/api/v1/imports",
+            get(imports::list)
+                .post(imports::create)
+                .layer(DefaultBodyLimit::max(api.max_upload_bytes)),
+        )
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            import_timeout,
+        ));
+    let mut protected = reads.merge(uploads);
+    match limits::Limiters::new(api) {
+        Some(limiters) => {
+            protected = protected
+                .layer(GovernorLayer::new(limiters.token).error_handler(limits::error_response))
+                .layer(GovernorLayer::new(limiters.client).error_handler(limits::error_response));
+        }
+        None => tracing::warn!("rate limits are off: a rate in [api] is not positive"),
+    }
+    let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
+    Router::new()
+        .merge(probes)
+        .merge(protected)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(api.max_body_bytes))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn(request_context))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request<Body>| {
+                let id = request
+                    .headers()
+                    .get(REQUEST_ID_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+            })
+            .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Unknown routes.
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::internal("a handler panicked").into_response()
+}
+
+/// Runs the request with its id in scope, then gives every error response that is not
+/// already our JSON error (405 from the router, 413 and 408 from layers, rejections) the
+/// one error shape, keeping headers such as `Allow` and `Retry-After`.
+async fn request_context(request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_string();
+    let response = REQUEST_ID.scope(id.clone(), next.run(request)).await;
+    let status = response.status();
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if status.as_u16() < 400 || json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .ok()
+        .and_then(|b| String::from_utf8(b.to_vec()).ok())
+        .unwrap_or_default();
+    let text = text.trim();
+    let message = if status.is_client_error() && !text.is_empty() {
+        text.to_string()
+    } else {
+        default_message(status).to_string()
+    };
+    let mut rebuilt = REQUEST_ID.sync_scope(id, || {
+        ApiError::new(status, code_for_status(status), message).into_response()
+    });
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            rebuilt.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    rebuilt
+}
+
+fn default_message(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::NOT_FOUND => "no such route",
+        StatusCode::METHOD_NOT_ALLOWED => "this route does not accept that method",
+        StatusCode::REQUEST_TIMEOUT => "the request took too long",
+        StatusCode::PAYLOAD_TOO_LARGE => "the request body is too large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported content type",
+        StatusCode::TOO_MANY_REQUESTS => "too many requests",
+        s if s.is_server_error() => "internal error",
+        _ => "the request is not valid",
+    }
 }

@@ -87,6 +87,46 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Mint a development bearer token for the HTTP API and print it.
+    ///
+    /// Signs with the development key JWT_SECRET (HS256). Refuses to sign with a key that is
+    /// not a development key (auth.signing_key_path, or HS256 not accepted by
+    /// auth.algorithms) unless --force.
+    #[command(group(clap::ArgGroup::new("who").required(true).args(["user", "app", "contact"])))]
+    Token {
+        /// Tenant slug.
+        #[arg(long, value_name = "SLUG")]
+        tenant: String,
+        /// A person: their SIS source id (staff sourcedId); needs --role.
+        #[arg(long, value_name = "SOURCE_ID", requires = "role")]
+        user: Option<String>,
+        /// Role of the person (repeatable): teacher, global-admin, teams-admin, tenant-admin.
+        #[arg(long, value_name = "ROLE", requires = "user")]
+        role: Vec<crate::auth::Role>,
+        /// An app-only credential; needs --scope.
+        #[arg(long, requires = "scope")]
+        app: bool,
+        /// The app's id (the token's subject).
+        #[arg(
+            long,
+            value_name = "APP_ID",
+            default_value = "dev-app",
+            requires = "app"
+        )]
+        app_id: String,
+        /// Scope of the app (repeatable), e.g. EduRoster.Read.All.
+        #[arg(long, value_name = "SCOPE", requires = "app")]
+        scope: Vec<crate::auth::Scope>,
+        /// A parent or guardian: the contact id.
+        #[arg(long, value_name = "CONTACT_ID")]
+        contact: Option<String>,
+        /// Lifetime: 90s, 15m, 1h, 7d (default auth.default_token_ttl).
+        #[arg(long, value_name = "DURATION")]
+        ttl: Option<String>,
+        /// Sign even with a key that is not a development key.
+        #[arg(long)]
+        force: bool,
+    },
     /// Run a benchmark (minutes at full scale; use a release build).
     Bench {
         /// Benchmark to run.
@@ -285,6 +325,42 @@ async fn run(command: Command, config: Config) -> Result<(), Failure> {
             } else {
                 print_contacts(&items, all);
             }
+            Ok(())
+        }
+        Command::Token {
+            tenant,
+            user,
+            role,
+            app,
+            app_id,
+            scope,
+            contact,
+            ttl,
+            force,
+        } => {
+            use crate::auth::mint::{self, SigningKey, Subject};
+            let key = SigningKey::from_config(&config.auth)?;
+            key.check(force)?;
+            let slug = TenantSlug::parse(&tenant)?;
+            let ttl = mint::parse_ttl(ttl.as_deref().unwrap_or(&config.auth.default_token_ttl))?;
+            let subject = match (user, contact) {
+                (Some(source_id), _) => Subject::User {
+                    source_id,
+                    roles: role,
+                },
+                (None, Some(contact_id)) => Subject::Contact { contact_id },
+                (None, None) if app => Subject::App {
+                    app_id,
+                    scopes: scope,
+                },
+                (None, None) => {
+                    return Err("say who the token is for: --user, --app or --contact".into());
+                }
+            };
+            let conn = open(&config).await?;
+            tenants::find(&conn, slug.as_str()).await?;
+            let claims = mint::claims(&config.auth, slug.as_str(), &subject, ttl);
+            out!("{}", mint::sign(&key, &claims)?);
             Ok(())
         }
         Command::Bench { command } => bench(command, &config).await,

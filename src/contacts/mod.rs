@@ -16,7 +16,7 @@ pub enum View {
 }
 
 /// Where a contact's fields came from and when they last changed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FieldProvenance {
     /// `sync`, `approved_edit` or `admin`.
@@ -26,7 +26,7 @@ pub struct FieldProvenance {
 }
 
 /// Provenance of each field (admin view only).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Provenance {
     /// Given name.
@@ -42,7 +42,7 @@ pub struct Provenance {
 }
 
 /// One contact of a student (SPEC §10 field names).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ContactItem {
     /// Contact id.

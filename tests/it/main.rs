@@ -1,7 +1,14 @@
 //! The integration suite: one binary, one module per area. Every database test runs twice,
 //! on SQLite and on PostgreSQL (`TEST_DATABASE_URL`; see README.md).
 
+mod api_support;
 mod support;
+
+mod api_access;
+mod api_auth;
+mod api_cli;
+mod api_errors;
+mod api_imports;
 
 mod bad_files;
 mod cli;

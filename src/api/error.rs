@@ -1,0 +1,224 @@
+//! The one error type of the HTTP API and its single mapping to HTTP: every failure is
+//! `{"error": {"code", "message", "details"}}` with a stable snake_case `code`. Server
+//! errors (5xx) never carry internal detail: it is logged with the request id, and the
+//! body names only that id.
+
+use crate::auth::TokenError;
+use crate::auth::policy::Denied;
+use crate::contacts::ContactsError;
+use axum::Json;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use sea_orm::DbErr;
+use serde::Serialize;
+
+tokio::task_local! {
+    /// The id of the request being served (`x-request-id`), for error bodies and logs.
+    pub static REQUEST_ID: String;
+}
+
+/// The request id of the current request, if any.
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+/// The error body: `{"error": {...}}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// One error.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable snake_case code (see docs/api.md).
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+    /// Structured detail, or null.
+    #[schema(value_type = Object, nullable = true)]
+    pub details: serde_json::Value,
+}
+
+/// An API failure (boxed: it travels through many `Result`s).
+#[derive(Debug)]
+pub struct ApiError(Box<Parts>);
+
+#[derive(Debug)]
+struct Parts {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    details: serde_json::Value,
+    headers: HeaderMap,
+    /// Logged, never sent.
+    internal: Option<String>,
+}
+
+impl ApiError {
+    /// A failure with a status, a stable code and a message for the caller.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self(Box::new(Parts {
+            status,
+            code,
+            message: message.into(),
+            details: serde_json::Value::Null,
+            headers: HeaderMap::new(),
+            internal: None,
+        }))
+    }
+
+    /// Adds structured details.
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.0.details = details;
+        self
+    }
+
+    /// Adds a response header.
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.0.headers.insert(name, value);
+        self
+    }
+
+    /// 400 with `code`.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 404 `not_found`.
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
+    }
+
+    /// 403 `forbidden`.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// 401 with `code` and a `WWW-Authenticate: Bearer` challenge.
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        let challenge = if code == "unauthenticated" {
+            HeaderValue::from_static("Bearer")
+        } else {
+            HeaderValue::from_static("Bearer error=\"invalid_token\"")
+        };
+        Self::new(StatusCode::UNAUTHORIZED, code, message)
+            .with_header(header::WWW_AUTHENTICATE, challenge)
+    }
+
+    /// 500 `internal`: `detail` is logged, not sent.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        let mut error = Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        );
+        error.0.internal = Some(detail.to_string());
+        error
+    }
+
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.0.status
+    }
+
+    /// The code.
+    pub fn code(&self) -> &'static str {
+        self.0.code
+    }
+}
+
+/// The error response for `status` with `code` and `message`; used for failures produced
+/// outside handlers (rejections of layers, unknown routes, panics).
+pub fn error_response(status: StatusCode, code: &'static str, message: &str) -> Response {
+    ApiError::new(status, code, message).into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let this = *self.0;
+        let request_id = current_request_id();
+        let (message, details) = if this.status.is_server_error() {
+            tracing::error!(
+                request_id = request_id.as_deref().unwrap_or("-"),
+                status = this.status.as_u16(),
+                code = this.code,
+                detail = this.internal.as_deref().unwrap_or(&this.message),
+                "request failed"
+            );
+            let id = request_id.clone().unwrap_or_default();
+            (
+                format!("{} (request id {id})", this.message),
+                serde_json::json!({ "requestId": id }),
+            )
+        } else {
+            (this.message, this.details)
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: this.code.to_string(),
+                message,
+                details,
+            },
+        };
+        let mut response = (this.status, Json(body)).into_response();
+        response.headers_mut().extend(this.headers);
+        response
+    }
+}
+
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> Self {
+        ApiError::unauthorized(e.code(), e.to_string())
+    }
+}
+
+impl From<Denied> for ApiError {
+    fn from(e: Denied) -> Self {
+        match e {
+            Denied::NotFound => ApiError::not_found("resource"),
+            Denied::Forbidden(why) => ApiError::forbidden(why),
+            Denied::Db(e) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<DbErr> for ApiError {
+    fn from(e: DbErr) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+impl From<ContactsError> for ApiError {
+    fn from(e: ContactsError) -> Self {
+        match e {
+            ContactsError::StudentNotFound(_) => ApiError::not_found("student"),
+            ContactsError::Db(e) => ApiError::internal(e),
+        }
+    }
+}
+
+/// The stable code the API uses for a bare HTTP status (responses made by layers).
+pub fn code_for_status(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "bad_request",
+        401 => "unauthenticated",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        406 => "not_acceptable",
+        408 => "request_timeout",
+        413 => "payload_too_large",
+        415 => "unsupported_media_type",
+        422 => "unprocessable_entity",
+        429 => "rate_limited",
+        503 => "unavailable",
+        s if s >= 500 => "internal",
+        _ => "bad_request",
+    }
+}

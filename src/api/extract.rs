@@ -1,0 +1,118 @@
+//! Extractors whose rejections are [`ApiError`]s: the authenticated [`Principal`], path
+//! parameters and query strings, and page parameters.
+
+use super::AppState;
+use super::error::ApiError;
+use crate::auth::{Principal, keys};
+use crate::domain::TenantSlug;
+use crate::roster::PageRequest;
+use crate::tenants::{self, TenantError};
+use axum::extract::{FromRequestParts, Path, Query};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(value) = parts.headers.get(AUTHORIZATION) else {
+            return Err(ApiError::unauthorized(
+                "unauthenticated",
+                "this route needs an `Authorization: Bearer <token>` header",
+            ));
+        };
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                let (scheme, token) = v.trim().split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "unauthenticated",
+                    "the Authorization header must be `Bearer <token>`",
+                )
+            })?;
+        let claims = state.auth.verify(token)?;
+        let identity = keys::identity(&claims)?;
+        let unknown = || ApiError::unauthorized("invalid_token", "the token's tenant is unknown");
+        let slug = TenantSlug::parse(&claims.tenant).map_err(|_| unknown())?;
+        let tenant = match tenants::find(&state.db, slug.as_str()).await {
+            Ok(tenant) => tenant,
+            Err(TenantError::NotFound(_)) => return Err(unknown()),
+            Err(e) => return Err(ApiError::internal(e)),
+        };
+        Ok(Principal {
+            tenant: tenant.id,
+            tenant_slug: tenant.slug,
+            identity,
+        })
+    }
+}
+
+impl From<keys::SetupError> for ApiError {
+    fn from(e: keys::SetupError) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+/// A path parameter; a malformed one is a `400 invalid_path`.
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(value)| ApiPath(value))
+            .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))
+    }
+}
+
+/// A query string; a malformed one is a `400 invalid_query`.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(value)| ApiQuery(value))
+            .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
+    }
+}
+
+/// `?limit=&cursor=` of list routes.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// Items per page (default `api.default_page_size`, at most `api.max_page_size`).
+    pub limit: Option<u64>,
+    /// The `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl PageParams {
+    /// Checks the limit against the configuration.
+    pub fn request(self, state: &AppState) -> Result<PageRequest, ApiError> {
+        let max = state.config.api.max_page_size.max(1);
+        let limit = self.limit.unwrap_or(state.config.api.default_page_size);
+        if limit == 0 || limit > max {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("limit must be between 1 and {max}"),
+            ));
+        }
+        Ok(PageRequest {
+            after: self.cursor.filter(|c| !c.is_empty()),
+            limit,
+        })
+    }
+}

@@ -1,0 +1,365 @@
+//! `POST /api/v1/imports` (upload an SDS file set and import it with the same rules and
+//! report as the CLI), `GET /api/v1/imports` and `GET /api/v1/imports/{id}`.
+
+use super::AppState;
+use super::error::{ApiError, ErrorBody, current_request_id};
+use super::extract::{ApiPath, ApiQuery, PageParams};
+use super::upload::{self, UploadLimits};
+use crate::audit::{self, AuditEntry};
+use crate::auth::{Principal, policy};
+use crate::entities::sync_run;
+use crate::sync::report::RunStatus;
+use crate::sync::{self, Format, ImportRequest, NoProgress};
+use axum::Json;
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::{Multipart, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// Options given in the query string (multipart fields of the same name win).
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ImportParams {
+    /// `sds-v1` or `sds-v2.1`.
+    pub format: Option<String>,
+    /// `true`: check and count everything, change nothing.
+    pub dry_run: Option<String>,
+    /// `true`: apply even past the deletion guards.
+    pub force: Option<String>,
+}
+
+/// The multipart body of an upload (for the OpenAPI document).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ImportUpload {
+    /// `sds-v1` or `sds-v2.1` (or the `format` query parameter).
+    format: Option<String>,
+    /// `true` for a dry run.
+    #[schema(rename = "dryRun")]
+    dry_run: Option<bool>,
+    /// `true` to apply past the deletion guards.
+    force: Option<bool>,
+    /// The CSV files of the set (one part per file, the part's filename is the file name),
+    /// or one zip holding them.
+    #[schema(value_type = Vec<String>, format = Binary)]
+    file: Vec<Vec<u8>>,
+}
+
+/// Counts of a run.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunCounts {
+    /// Rows created.
+    pub created: i64,
+    /// Rows updated.
+    pub updated: i64,
+    /// Rows unchanged.
+    pub unchanged: i64,
+    /// Rows reactivated.
+    pub reactivated: i64,
+    /// Rows deactivated.
+    pub deactivated: i64,
+    /// Input rows rejected.
+    pub rejected: i64,
+}
+
+/// One import run.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportRun {
+    /// Run id.
+    pub id: String,
+    /// `sds-v1` or `sds-v2.1`.
+    pub format: String,
+    /// Where the files came from.
+    pub source: String,
+    /// `applied`, `dry_run`, `refused` or `failed`.
+    pub status: String,
+    /// A dry run.
+    pub dry_run: bool,
+    /// Forced past the guards.
+    pub forced: bool,
+    /// Start (UTC).
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    /// End (UTC).
+    pub finished_at: chrono::DateTime<chrono::Utc>,
+    /// Totals over every entity.
+    pub counts: RunCounts,
+    /// Errors.
+    pub error_count: i64,
+    /// Warnings.
+    pub warning_count: i64,
+    /// The full report (the CLI's `--json` output); only on `GET /api/v1/imports/{id}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub report: Option<serde_json::Value>,
+}
+
+/// A page of import runs, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportRunPage {
+    /// The runs.
+    pub items: Vec<ImportRun>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+fn run(model: sync_run::Model, with_report: bool) -> ImportRun {
+    ImportRun {
+        id: model.id.to_string(),
+        format: model.format,
+        source: model.source,
+        status: model.status,
+        dry_run: model.dry_run,
+        forced: model.forced,
+        started_at: model.started_at,
+        finished_at: model.finished_at,
+        counts: RunCounts {
+            created: model.created,
+            updated: model.updated,
+            unchanged: model.unchanged,
+            reactivated: model.reactivated,
+            deactivated: model.deactivated,
+            rejected: model.rejected,
+        },
+        error_count: model.error_count,
+        warning_count: model.warning_count,
+        report: with_report.then(|| {
+            serde_json::from_str(&model.report).unwrap_or(serde_json::Value::String(model.report))
+        }),
+    }
+}
+
+fn flag(name: &str, value: Option<&str>) -> Result<bool, ApiError> {
+    match value.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("" | "false" | "0" | "no") => Ok(false),
+        Some("true" | "1" | "yes") => Ok(true),
+        Some(other) => Err(ApiError::bad_request(
+            "invalid_field",
+            format!("{name} must be true or false, not '{other}'"),
+        )),
+    }
+}
+
+fn format(value: Option<&str>) -> Result<Format, ApiError> {
+    match value {
+        Some("sds-v1") => Ok(Format::SdsV1),
+        Some("sds-v2.1") => Ok(Format::SdsV21),
+        Some(other) => Err(ApiError::bad_request(
+            "invalid_field",
+            format!("format must be sds-v1 or sds-v2.1, not '{other}'"),
+        )),
+        None => Err(ApiError::bad_request(
+            "missing_format",
+            "say which format the files are: format=sds-v1 or format=sds-v2.1",
+        )),
+    }
+}
+
+/// Uploads an SDS v1 or v2.1 file set (multipart CSV files, or one zip) and imports it as a
+/// full snapshot, all-or-nothing, with the rules and report of `parent-connection import`.
+/// 201: applied; 200: dry run; 422 `import_refused`: nothing changed, the report is in
+/// `details`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/imports",
+    tag = "imports",
+    params(ImportParams),
+    request_body(content = ImportUpload, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "Applied; the report (Location: the run)", body = Object),
+        (status = 200, description = "Dry run; the report", body = Object),
+        (status = 400, description = "Malformed upload or options", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Needs global-admin or teams-admin", body = ErrorBody),
+        (status = 413, description = "Too large (body, file, or unpacked zip)", body = ErrorBody),
+        (status = 415, description = "Not multipart/form-data", body = ErrorBody),
+        (status = 422, description = "Refused: errors in the files or a guard; the report is in details", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiQuery(params): ApiQuery<ImportParams>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Response, ApiError> {
+    policy::run_import(&principal)?;
+    let multipart = multipart.map_err(|e| {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("send the files as multipart/form-data ({})", e.body_text()),
+        )
+    })?;
+    let limits = UploadLimits {
+        max_files: state.config.api.max_upload_files,
+        max_file_bytes: state.config.import.max_file_bytes,
+        max_unzipped_bytes: state.config.api.max_unzipped_bytes,
+        max_zip_ratio: state.config.api.max_zip_ratio,
+    };
+    let upload = upload::receive(multipart, limits).await?;
+    let format = format(upload.format.as_deref().or(params.format.as_deref()))?;
+    let dry_run = flag(
+        "dryRun",
+        upload.dry_run.as_deref().or(params.dry_run.as_deref()),
+    )?;
+    let force = flag("force", upload.force.as_deref().or(params.force.as_deref()))?;
+    let request = ImportRequest {
+        tenant: principal.tenant_slug.clone(),
+        format,
+        dir: upload.files_dir.clone(),
+        dry_run,
+        force,
+        actor: principal.actor(),
+    };
+    let files = upload.files.clone();
+    let zipped = upload.zipped;
+    // The import runs to its end even if the client goes away; the folder lives until then.
+    let db = state.db.clone();
+    let config = state.config.clone();
+    let report = tokio::spawn(async move {
+        let result = sync::import(&db, &config.import, &request, Arc::new(NoProgress)).await;
+        drop(upload);
+        result
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("import task: {e}")))?
+    .map_err(|e| match e {
+        sync::SyncError::Tenant(_) => ApiError::not_found("tenant"),
+        other => ApiError::internal(other),
+    })?;
+    audit::record(
+        &state.db,
+        AuditEntry {
+            tenant_id: Some(principal.tenant.0),
+            actor: &principal.actor(),
+            action: "import.upload",
+            target: report.run_id.map(|id| format!("sync_run:{id}")),
+            before: None,
+            after: Some(serde_json::json!({
+                "format": format.as_str(),
+                "dryRun": dry_run,
+                "force": force,
+                "zip": zipped,
+                "files": files,
+                "status": report.status.as_str(),
+                "requestId": current_request_id(),
+            })),
+        },
+    )
+    .await?;
+    let body = serde_json::to_value(&report).map_err(ApiError::internal)?;
+    match report.status {
+        RunStatus::Applied => {
+            let mut response = (StatusCode::CREATED, Json(body)).into_response();
+            if let Some(id) = report.run_id
+                && let Ok(location) = HeaderValue::from_str(&format!("/api/v1/imports/{id}"))
+            {
+                response.headers_mut().insert(header::LOCATION, location);
+            }
+            Ok(response)
+        }
+        RunStatus::DryRun => Ok((StatusCode::OK, Json(body)).into_response()),
+        RunStatus::Refused | RunStatus::Failed => {
+            let first = report
+                .errors
+                .first()
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| "refused".into());
+            Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "import_refused",
+                format!(
+                    "the import was refused and nothing changed ({} error(s)); first: {first}",
+                    report.errors.len()
+                ),
+            )
+            .with_details(body))
+        }
+    }
+}
+
+/// Import runs of the tenant, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/imports",
+    tag = "imports",
+    params(PageParams),
+    responses(
+        (status = 200, description = "A page of runs", body = ImportRunPage),
+        (status = 400, description = "Bad paging parameters", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Needs global-admin, teams-admin or tenant-admin", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiQuery(params): ApiQuery<PageParams>,
+) -> Result<Json<ImportRunPage>, ApiError> {
+    policy::read_imports(&principal)?;
+    let request = params.request(&state)?;
+    let mut query = sync_run::Entity::find()
+        .filter(sync_run::Column::TenantId.eq(principal.tenant.0))
+        .order_by_desc(sync_run::Column::Id)
+        .limit(request.limit.saturating_add(1));
+    if let Some(cursor) = &request.after {
+        let before: i64 = cursor
+            .parse()
+            .map_err(|_| ApiError::bad_request("invalid_query", "cursor is not valid"))?;
+        query = query.filter(sync_run::Column::Id.lt(before));
+    }
+    let mut rows = query.all(&state.db).await?;
+    let more = rows.len() as u64 > request.limit;
+    rows.truncate(request.limit as usize);
+    let next_cursor = if more {
+        rows.last().map(|r| r.id.to_string())
+    } else {
+        None
+    };
+    Ok(Json(ImportRunPage {
+        items: rows.into_iter().map(|r| run(r, false)).collect(),
+        next_cursor,
+    }))
+}
+
+/// One import run with its full report.
+#[utoipa::path(
+    get,
+    path = "/api/v1/imports/{id}",
+    tag = "imports",
+    params(("id" = String, Path, description = "Run id")),
+    responses(
+        (status = 200, description = "The run and its report", body = ImportRun),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Needs global-admin, teams-admin or tenant-admin", body = ErrorBody),
+        (status = 404, description = "No such run in the tenant", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<ImportRun>, ApiError> {
+    policy::read_imports(&principal)?;
+    let Ok(id) = id.parse::<i64>() else {
+        return Err(ApiError::not_found("import run"));
+    };
+    let row = sync_run::Entity::find_by_id(id)
+        .filter(sync_run::Column::TenantId.eq(principal.tenant.0))
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| ApiError::not_found("import run"))?;
+    Ok(Json(run(row, true)))
+}

@@ -1,0 +1,71 @@
+//! `/openapi.json`: the OpenAPI document, generated from the handlers' annotations.
+
+use super::error::{ErrorBody, ErrorDetail};
+use super::{classes, contacts, graph, health, imports};
+use crate::contacts::{ContactItem, FieldProvenance, Provenance};
+use crate::roster::{ClassItem, StudentItem};
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+/// The API's OpenAPI description.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Parent Connection API",
+        description = "Connects teachers with the parents and guardians of their students. \
+            Every route but the probes and this document needs `Authorization: Bearer <jwt>`; \
+            every failure is `{\"error\": {\"code\", \"message\", \"details\"}}`."
+    ),
+    paths(
+        health::healthz,
+        health::readyz,
+        contacts::student_contacts,
+        classes::list,
+        classes::students,
+        graph::user,
+        imports::create,
+        imports::list,
+        imports::get,
+        document,
+    ),
+    components(schemas(
+        ErrorBody, ErrorDetail, ContactItem, Provenance, FieldProvenance, ClassItem, StudentItem,
+        contacts::ContactList, classes::ClassPage, classes::StudentPage, graph::EducationUser,
+        graph::RelatedContact, imports::ImportRun, imports::ImportRunPage, imports::RunCounts,
+        imports::ImportUpload, health::Status,
+    )),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "contacts", description = "A student's contacts"),
+        (name = "classes", description = "Classes and their students"),
+        (name = "graph", description = "Microsoft Graph-compatible reads for app-only tokens"),
+        (name = "imports", description = "SDS file imports"),
+        (name = "probes", description = "Liveness and readiness"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Serves the document.
+#[utoipa::path(get, path = "/openapi.json", tag = "probes",
+    responses((status = 200, description = "This document", body = Object)))]
+pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

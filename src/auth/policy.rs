@@ -1,0 +1,151 @@
+//! The access policy: the one place that decides what a verified [`Principal`] may reach.
+//! Every handler asks here before it reads or writes anything, and uses the scope it gets
+//! back for its queries.
+//!
+//! | capability | teacher | global-admin, teams-admin | tenant-admin | app (`EduRoster.Read.All`) |
+//! |---|---|---|---|---|
+//! | a student's contacts | active parents/guardians of students in classes they teach | every contact, with provenance | – | – |
+//! | classes, class students | their own active classes | every class | – | – |
+//! | run an import | – | yes | – | – |
+//! | read import runs | – | yes | yes | – |
+//! | Graph `relatedContacts` | – | – | – | active contacts of any student |
+//!
+//! Everything is scoped by the token's tenant. A resource the caller may not reach inside
+//! its tenant, and any resource of another tenant, is reported as not found, exactly like
+//! one that does not exist.
+
+use super::{Identity, Principal, Role, Scope};
+use crate::contacts::View;
+use crate::roster::{self, ClassScope};
+use sea_orm::{ConnectionTrait, DbErr};
+
+/// Why access was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum Denied {
+    /// No such resource for this caller (also: exists but out of reach, or another tenant's).
+    #[error("not found")]
+    NotFound,
+    /// The caller's kind or roles never allow this action.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// The decision needed the database, which failed.
+    #[error("database error: {0}")]
+    Db(#[from] DbErr),
+}
+
+/// Administrators of the tenant's data: global admins and teams admins.
+pub fn is_admin(principal: &Principal) -> bool {
+    principal.has_role(Role::GlobalAdmin) || principal.has_role(Role::TeamsAdmin)
+}
+
+fn user_only(principal: &Principal) -> Result<(), Denied> {
+    match principal.identity {
+        Identity::User { .. } => Ok(()),
+        Identity::App { .. } => Err(Denied::Forbidden(
+            "app-only tokens may use the Graph-compatible read only",
+        )),
+        Identity::Contact { .. } => Err(Denied::Forbidden(
+            "this route is for school staff, not for parents and guardians",
+        )),
+    }
+}
+
+/// Which view of `student_source_id`'s contacts the caller gets.
+pub async fn student_contacts<C: ConnectionTrait>(
+    conn: &C,
+    principal: &Principal,
+    student_source_id: &str,
+) -> Result<View, Denied> {
+    user_only(principal)?;
+    if is_admin(principal) {
+        return Ok(View::Admin);
+    }
+    match &principal.identity {
+        Identity::User { source_id, roles } if roles.contains(&Role::Teacher) => {
+            if roster::teacher_reaches_student(conn, principal.tenant, source_id, student_source_id)
+                .await?
+            {
+                Ok(View::Teacher)
+            } else {
+                Err(Denied::NotFound)
+            }
+        }
+        _ => Err(Denied::Forbidden(
+            "reading contacts needs the teacher, global-admin or teams-admin role",
+        )),
+    }
+}
+
+/// Which classes the caller may list.
+pub fn class_scope(principal: &Principal) -> Result<ClassScope, Denied> {
+    user_only(principal)?;
+    if is_admin(principal) {
+        return Ok(ClassScope::All);
+    }
+    match &principal.identity {
+        Identity::User { source_id, roles } if roles.contains(&Role::Teacher) => {
+            Ok(ClassScope::TaughtBy(source_id.clone()))
+        }
+        _ => Err(Denied::Forbidden(
+            "classes need the teacher, global-admin or teams-admin role",
+        )),
+    }
+}
+
+/// A class the caller may open: its database id, and whether only active students and
+/// enrollments are shown (teachers).
+pub async fn class<C: ConnectionTrait>(
+    conn: &C,
+    principal: &Principal,
+    class_source_id: &str,
+) -> Result<(i64, bool), Denied> {
+    let scope = class_scope(principal)?;
+    let active_only = scope != ClassScope::All;
+    roster::find_class(conn, principal.tenant, &scope, class_source_id)
+        .await?
+        .map(|id| (id, active_only))
+        .ok_or(Denied::NotFound)
+}
+
+/// Running an import (uploading a snapshot).
+pub fn run_import(principal: &Principal) -> Result<(), Denied> {
+    user_only(principal)?;
+    if is_admin(principal) {
+        Ok(())
+    } else {
+        Err(Denied::Forbidden(
+            "imports need the global-admin or teams-admin role",
+        ))
+    }
+}
+
+/// Reading import runs and their reports.
+pub fn read_imports(principal: &Principal) -> Result<(), Denied> {
+    user_only(principal)?;
+    if is_admin(principal) || principal.has_role(Role::TenantAdmin) {
+        Ok(())
+    } else {
+        Err(Denied::Forbidden(
+            "import runs need the global-admin, teams-admin or tenant-admin role",
+        ))
+    }
+}
+
+/// The Graph-compatible read of a student's related contacts: app-only tokens with
+/// `EduRoster.Read.All` (or `EduRoster.ReadWrite.All`).
+pub fn graph_read(principal: &Principal) -> Result<(), Denied> {
+    match principal.identity {
+        Identity::App { .. }
+            if principal.has_scope(Scope::ROSTER_READ_ALL)
+                || principal.has_scope(Scope::ROSTER_READ_WRITE_ALL) =>
+        {
+            Ok(())
+        }
+        Identity::App { .. } => Err(Denied::Forbidden(
+            "this read needs the EduRoster.Read.All scope",
+        )),
+        _ => Err(Denied::Forbidden(
+            "this Graph-compatible read needs an app-only token",
+        )),
+    }
+}

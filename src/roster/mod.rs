@@ -1,0 +1,266 @@
+//! Reading the roster: classes, the students enrolled in them, and which teacher reaches
+//! which student. Every query is scoped by tenant; "active" means the class, the enrollment
+//! and the person are all active.
+
+use crate::contacts::display_name;
+use crate::db;
+use crate::domain::TenantId;
+use sea_orm::{ConnectionTrait, DbErr, Value};
+use serde::Serialize;
+
+/// Which classes a caller may list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClassScope {
+    /// Every class of the tenant, any status (admins).
+    All,
+    /// The active classes the teacher with this SIS source id actively teaches.
+    TaughtBy(String),
+}
+
+/// One class.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClassItem {
+    /// The class's SIS source id.
+    pub id: String,
+    /// Title.
+    pub title: Option<String>,
+    /// The school's SIS source id.
+    pub school_id: Option<String>,
+    /// `active` or `inactive`.
+    pub status: String,
+}
+
+/// One student of a class.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StudentItem {
+    /// The student's SIS source id.
+    pub id: String,
+    /// Name to show.
+    pub display_name: String,
+    /// Given name.
+    pub given_name: Option<String>,
+    /// Family name.
+    pub family_name: Option<String>,
+    /// `active` or `inactive`: the enrollment in this class (inactive when either the
+    /// enrollment or the student is inactive).
+    pub status: String,
+}
+
+/// A page of a list ordered by SIS source id.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Source id to pass as `cursor` for the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Where a page starts and how long it is.
+#[derive(Debug, Clone)]
+pub struct PageRequest {
+    /// Items after this source id.
+    pub after: Option<String>,
+    /// Items per page (at least 1).
+    pub limit: u64,
+}
+
+fn page<T>(mut items: Vec<T>, limit: u64, key: impl Fn(&T) -> String) -> Page<T> {
+    let more = items.len() as u64 > limit;
+    if more {
+        items.truncate(limit as usize);
+    }
+    let next_cursor = if more { items.last().map(key) } else { None };
+    Page { items, next_cursor }
+}
+
+fn limit_value(request: &PageRequest) -> Value {
+    Value::BigInt(Some(
+        i64::try_from(request.limit.saturating_add(1)).unwrap_or(i64::MAX),
+    ))
+}
+
+/// Classes of `tenant` visible in `scope`, ordered by source id.
+pub async fn classes<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+    scope: &ClassScope,
+    request: &PageRequest,
+) -> Result<Page<ClassItem>, DbErr> {
+    let mut values = vec![
+        Value::BigInt(Some(tenant.0)),
+        Value::String(Some(request.after.clone().unwrap_or_default())),
+        limit_value(request),
+    ];
+    let filter = match scope {
+        ClassScope::All => String::new(),
+        ClassScope::TaughtBy(teacher) => {
+            values.push(Value::String(Some(teacher.clone())));
+            format!(" AND c.status = 'active' AND {}", teaches_class(4))
+        }
+    };
+    let rows = db::query(
+        conn,
+        &format!(
+            "SELECT c.source_id, c.title, c.school_source_id, c.status FROM classes c \
+             WHERE c.tenant_id = $1 AND c.source_id > $2{filter} ORDER BY c.source_id LIMIT $3"
+        ),
+        values,
+    )
+    .await?;
+    let items = rows
+        .iter()
+        .map(|row| {
+            Ok(ClassItem {
+                id: row.try_get_by_index(0)?,
+                title: row.try_get_by_index(1)?,
+                school_id: row.try_get_by_index(2)?,
+                status: row.try_get_by_index(3)?,
+            })
+        })
+        .collect::<Result<Vec<_>, DbErr>>()?;
+    Ok(page(items, request.limit, |c| c.id.clone()))
+}
+
+/// `EXISTS` clause: the teacher whose source id is placeholder `$n` actively teaches
+/// class `c` (the tenant is `$1`).
+fn teaches_class(n: usize) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM enrollments te JOIN staff t ON t.id = te.person_id \
+         WHERE te.class_id = c.id AND te.role = 'teacher' AND te.status = 'active' \
+         AND t.tenant_id = $1 AND t.source_id = ${n} AND t.status = 'active')"
+    )
+}
+
+/// The database id of class `class_source_id` when it is visible in `scope`.
+pub async fn find_class<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+    scope: &ClassScope,
+    class_source_id: &str,
+) -> Result<Option<i64>, DbErr> {
+    let mut values = vec![
+        Value::BigInt(Some(tenant.0)),
+        Value::String(Some(class_source_id.to_string())),
+    ];
+    let filter = match scope {
+        ClassScope::All => String::new(),
+        ClassScope::TaughtBy(teacher) => {
+            values.push(Value::String(Some(teacher.clone())));
+            format!(" AND c.status = 'active' AND {}", teaches_class(3))
+        }
+    };
+    let rows = db::query(
+        conn,
+        &format!("SELECT c.id FROM classes c WHERE c.tenant_id = $1 AND c.source_id = $2{filter}"),
+        values,
+    )
+    .await?;
+    rows.first().map(|r| r.try_get_by_index(0)).transpose()
+}
+
+/// Students of class `class_id` (of `tenant`), ordered by source id. With `active_only`
+/// (teachers) only active students with an active enrollment are listed.
+pub async fn class_students<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+    class_id: i64,
+    active_only: bool,
+    request: &PageRequest,
+) -> Result<Page<StudentItem>, DbErr> {
+    let filter = if active_only {
+        " AND e.status = 'active' AND s.status = 'active'"
+    } else {
+        ""
+    };
+    let rows = db::query(
+        conn,
+        &format!(
+            "SELECT s.source_id, s.given_name, s.family_name, \
+               CASE WHEN e.status = 'active' AND s.status = 'active' THEN 'active' ELSE 'inactive' END \
+             FROM enrollments e JOIN students s ON s.id = e.person_id \
+             WHERE e.tenant_id = $1 AND s.tenant_id = $1 AND e.class_id = $2 AND e.role = 'student' \
+               AND s.source_id > $3{filter} ORDER BY s.source_id LIMIT $4"
+        ),
+        vec![
+            Value::BigInt(Some(tenant.0)),
+            Value::BigInt(Some(class_id)),
+            Value::String(Some(request.after.clone().unwrap_or_default())),
+            limit_value(request),
+        ],
+    )
+    .await?;
+    let items = rows
+        .iter()
+        .map(|row| {
+            let given: Option<String> = row.try_get_by_index(1)?;
+            let family: Option<String> = row.try_get_by_index(2)?;
+            let id: String = row.try_get_by_index(0)?;
+            Ok(StudentItem {
+                display_name: student_name(given.as_deref(), family.as_deref(), &id),
+                id,
+                given_name: given,
+                family_name: family,
+                status: row.try_get_by_index(3)?,
+            })
+        })
+        .collect::<Result<Vec<_>, DbErr>>()?;
+    Ok(page(items, request.limit, |s| s.id.clone()))
+}
+
+fn student_name(given: Option<&str>, family: Option<&str>, id: &str) -> String {
+    let name = display_name(given, family, None, None);
+    if name == "(no name)" {
+        id.to_string()
+    } else {
+        name
+    }
+}
+
+/// True when the teacher `teacher_source_id` actively teaches an active class in which the
+/// active student `student_source_id` is actively enrolled.
+pub async fn teacher_reaches_student<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+    teacher_source_id: &str,
+    student_source_id: &str,
+) -> Result<bool, DbErr> {
+    let rows = db::query(
+        conn,
+        "SELECT 1 FROM staff t \
+         JOIN enrollments te ON te.person_id = t.id AND te.role = 'teacher' AND te.status = 'active' \
+         JOIN classes c ON c.id = te.class_id AND c.status = 'active' \
+         JOIN enrollments se ON se.class_id = c.id AND se.role = 'student' AND se.status = 'active' \
+         JOIN students s ON s.id = se.person_id AND s.status = 'active' \
+         WHERE t.tenant_id = $1 AND t.source_id = $2 AND t.status = 'active' \
+           AND c.tenant_id = $1 AND s.tenant_id = $1 AND s.source_id = $3 LIMIT 1",
+        vec![
+            Value::BigInt(Some(tenant.0)),
+            Value::String(Some(teacher_source_id.to_string())),
+            Value::String(Some(student_source_id.to_string())),
+        ],
+    )
+    .await?;
+    Ok(!rows.is_empty())
+}
+
+/// A student of the tenant (any status): `(given name, family name)`.
+pub async fn find_student<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+    student_source_id: &str,
+) -> Result<Option<(Option<String>, Option<String>)>, DbErr> {
+    let rows = db::query(
+        conn,
+        "SELECT given_name, family_name FROM students WHERE tenant_id = $1 AND source_id = $2",
+        vec![
+            Value::BigInt(Some(tenant.0)),
+            Value::String(Some(student_source_id.to_string())),
+        ],
+    )
+    .await?;
+    rows.first()
+        .map(|r| Ok((r.try_get_by_index(0)?, r.try_get_by_index(1)?)))
+        .transpose()
+}

@@ -1,0 +1,225 @@
+//! The error contract, probes, the OpenAPI document, request ids, rate limits, and the
+//! real server on a socket.
+
+use crate::api_support::*;
+use crate::db_tests;
+use crate::support::Backend;
+use axum::body::Body;
+use axum::http::Request;
+use std::net::SocketAddr;
+
+/// Every route of the API, as the OpenAPI document must list it.
+const ROUTES: [(&str, &str); 10] = [
+    ("/healthz", "get"),
+    ("/readyz", "get"),
+    ("/openapi.json", "get"),
+    ("/api/v1/students/{sourceId}/contacts", "get"),
+    ("/api/v1/classes", "get"),
+    ("/api/v1/classes/{id}/students", "get"),
+    ("/education/users/{sourceId}", "get"),
+    ("/api/v1/imports", "post"),
+    ("/api/v1/imports", "get"),
+    ("/api/v1/imports/{id}", "get"),
+];
+
+async fn probes_and_a_complete_openapi_document(backend: Backend) {
+    let api = Api::new(backend).await;
+    assert_eq!(api.get("/healthz", None).await.ok()["status"], "ok");
+    assert_eq!(api.get("/readyz", None).await.ok()["status"], "ready");
+    let doc = api.get("/openapi.json", None).await.ok().clone();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in ROUTES {
+        let operation = &paths
+            .get(path)
+            .unwrap_or_else(|| panic!("{path} missing from {:?}", paths.keys()))[method];
+        assert!(operation.is_object(), "{method} {path}");
+        let responses = operation["responses"].as_object().unwrap();
+        if path.starts_with("/api") || path.starts_with("/education") {
+            for status in ["401", "429"] {
+                assert!(
+                    responses.contains_key(status),
+                    "{method} {path} lacks {status}"
+                );
+            }
+            assert_eq!(operation["security"][0]["bearer"], serde_json::json!([]));
+        }
+    }
+    assert_eq!(
+        paths.len(),
+        ROUTES
+            .iter()
+            .map(|r| r.0)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    );
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    for schema in [
+        "ErrorBody",
+        "ContactItem",
+        "ClassPage",
+        "EducationUser",
+        "ImportRun",
+    ] {
+        assert!(
+            doc["components"]["schemas"].get(schema).is_some(),
+            "{schema} missing"
+        );
+    }
+}
+
+async fn unknown_routes_wrong_methods_and_request_ids(backend: Backend) {
+    let api = Api::new(backend).await;
+    let admin = api.admin("nyc");
+    let reply = api.get("/api/v1/nope", Some(&admin)).await;
+    assert_eq!(reply.error(404), "not_found");
+    assert!(reply.headers.contains_key("x-request-id"));
+    for (method, path) in [
+        ("DELETE", "/api/v1/classes"),
+        ("POST", "/healthz"),
+        ("PUT", "/api/v1/imports"),
+        ("POST", "/education/users/stu-1"),
+    ] {
+        let reply = api
+            .send(
+                Request::builder()
+                    .method(method)
+                    .uri(path)
+                    .header("authorization", format!("Bearer {admin}"))
+                    .header("content-type", "application/json")
+                    .body(Body::from("{not json"))
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(reply.error(405), "method_not_allowed", "{method} {path}");
+        assert!(reply.headers.contains_key("allow"), "{method} {path}");
+    }
+    // An oversized body, even where no body is read.
+    let reply = api
+        .send(
+            Request::get("/api/v1/classes")
+                .header("authorization", format!("Bearer {admin}"))
+                .header("content-length", (2 * 1024 * 1024).to_string())
+                .body(Body::from(vec![b'x'; 2 * 1024 * 1024]))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(reply.error(413), "payload_too_large");
+    // A request id the client sends comes back; otherwise one is made.
+    let reply = api
+        .send(
+            Request::get("/healthz")
+                .header("x-request-id", "trace-me-42")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(reply.headers["x-request-id"], "trace-me-42");
+    let reply = api.get("/healthz", None).await;
+    assert_eq!(reply.headers["x-request-id"].len(), 36);
+}
+
+async fn server_errors_carry_a_request_id_and_no_detail(backend: Backend) {
+    let api = Api::new(backend).await;
+    let admin = api.admin("nyc");
+    api.db.conn.clone().close().await.expect("close the pool");
+    let reply = api.get("/readyz", None).await;
+    assert_eq!(reply.error(503), "database_unavailable");
+    let id = reply.headers["x-request-id"].to_str().unwrap();
+    assert_eq!(reply.body["error"]["details"]["requestId"], id);
+    let reply = api
+        .get("/api/v1/students/stu-1/contacts", Some(&admin))
+        .await;
+    assert_eq!(reply.error(500), "internal");
+    let id = reply.headers["x-request-id"].to_str().unwrap();
+    assert_eq!(reply.body["error"]["details"]["requestId"], id);
+    let text = reply.body.to_string().to_lowercase();
+    for leak in ["pool", "sqlx", "sqlite", "postgres", "connection", "closed"] {
+        assert!(!text.contains(leak), "{leak} in {text}");
+    }
+}
+
+async fn rate_limits_per_token_and_per_client(backend: Backend) {
+    let api = Api::with(backend, |config| {
+        config.api.token_requests_per_second = 1;
+        config.api.token_burst = 2;
+    })
+    .await;
+    let teacher = api.teacher();
+    let path = "/api/v1/classes";
+    api.get(path, Some(&teacher)).await.ok();
+    api.get(path, Some(&teacher)).await.ok();
+    let reply = api.get(path, Some(&teacher)).await;
+    assert_eq!(reply.error(429), "rate_limited");
+    let retry: u64 = reply.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry), "{retry}");
+    assert_eq!(reply.body["error"]["details"]["retryAfterSeconds"], retry);
+    // Another token has its own budget; probes are not limited.
+    api.get(path, Some(&api.admin("nyc"))).await.ok();
+    for _ in 0..5 {
+        api.get("/healthz", None).await.ok();
+    }
+
+    let api = Api::with(backend, |config| {
+        config.api.client_requests_per_second = 1;
+        config.api.client_burst = 3;
+    })
+    .await;
+    for i in 0..3 {
+        api.get(path, Some(&api.user("nyc", &format!("t{i}"), &[])))
+            .await;
+    }
+    let reply = api.get(path, Some(&api.admin("nyc"))).await;
+    assert_eq!(reply.error(429), "rate_limited");
+    assert!(reply.headers.contains_key("retry-after"));
+}
+
+async fn the_real_server_on_a_socket(backend: Backend) {
+    let api = Api::new(backend).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let app = api.app.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+    });
+    let client = reqwest::Client::new();
+    let base = format!("http://{address}");
+    let reply = client
+        .get(format!("{base}/api/v1/classes"))
+        .bearer_auth(api.teacher())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status().as_u16(), 200);
+    assert!(reply.headers().contains_key("x-request-id"));
+    let body: serde_json::Value = reply.json().await.unwrap();
+    assert_eq!(body["items"][0]["id"], "cls-1");
+    let reply = client
+        .get(format!("{base}/api/v1/classes"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status().as_u16(), 401);
+    let body: serde_json::Value = reply.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthenticated");
+    server.abort();
+}
+
+db_tests!(
+    probes_and_a_complete_openapi_document,
+    unknown_routes_wrong_methods_and_request_ids,
+    server_errors_carry_a_request_id_and_no_detail,
+    rate_limits_per_token_and_per_client,
+    the_real_server_on_a_socket,
+);
