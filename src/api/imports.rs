@@ -215,6 +215,7 @@ pub async fn create(
         tenant: principal.tenant_slug.clone(),
         format,
         dir: upload.files_dir.clone(),
+        source: Some(upload_source(&upload.files, upload.zipped)),
         dry_run,
         force,
         actor: principal.actor(),
@@ -362,4 +363,12 @@ pub async fn get(
         .await?
         .ok_or_else(|| ApiError::not_found("import run"))?;
     Ok(Json(run(row, true)))
+}
+
+/// How a run from an upload names its source: the uploaded file names, not the temporary
+/// folder they were unpacked to.
+fn upload_source(files: &[upload::ReceivedFile], zipped: bool) -> String {
+    let what = if zipped { "upload (zip)" } else { "upload" };
+    let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+    format!("{what}: {}", names.join(", "))
 }

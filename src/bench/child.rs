@@ -190,6 +190,7 @@ pub async fn run_phase(args: PhaseArgs, config: &Config) -> Result<()> {
                 tenant: "bench".into(),
                 format: Format::SdsV21,
                 dir: dir()?,
+                source: None,
                 dry_run: false,
                 force: args.phase == ChildPhase::ImportForced,
                 actor: "bench".into(),

@@ -282,6 +282,7 @@ async fn run(command: Command, config: Config) -> Result<(), Failure> {
                 tenant,
                 format,
                 dir,
+                source: None,
                 dry_run,
                 force,
                 actor: audit::cli_actor(),

@@ -64,6 +64,9 @@ pub struct ImportRequest {
     pub format: Format,
     /// Folder holding the files.
     pub dir: PathBuf,
+    /// What the report and the stored run name as the source (`None`: the folder). An
+    /// upload names its files here instead of a temporary folder.
+    pub source: Option<String>,
     /// Check and count everything, write nothing.
     pub dry_run: bool,
     /// Apply even past the deletion guards.
@@ -626,7 +629,10 @@ fn build_report(
         run_id: None,
         tenant: tenant.slug.clone(),
         format: request.format.as_str().into(),
-        source: request.dir.display().to_string(),
+        source: request
+            .source
+            .clone()
+            .unwrap_or_else(|| request.dir.display().to_string()),
         status,
         dry_run: request.dry_run,
         diffed: false,

@@ -23,6 +23,11 @@ async fn admins_upload_files_and_read_runs(backend: Backend) {
     .await;
     assert_eq!(reply.status.as_u16(), 201, "{}", reply.body);
     assert_eq!(reply.body["status"], "applied");
+    let source = reply.body["source"].as_str().unwrap_or_default();
+    assert!(
+        source.starts_with("upload: ") && source.contains("users.csv"),
+        "the run names the uploaded files, not a temporary folder: {source}"
+    );
     assert_eq!(reply.body["counts"]["deactivated"], 1, "{}", reply.body);
     assert_eq!(reply.body["warningCount"], 1);
     let run = reply.body["runId"].as_i64().unwrap();
@@ -130,6 +135,14 @@ async fn zips_dry_runs_and_refusals(backend: Backend) {
     assert_eq!(reply.status.as_u16(), 200, "{}", reply.body);
     assert_eq!(reply.body["status"], "dry_run");
     assert_eq!(reply.body["dryRun"], true);
+    assert!(
+        reply.body["source"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("upload (zip): "),
+        "{}",
+        reply.body
+    );
     assert_eq!(api.db.fingerprint().await, before);
     let reply = api
         .send(

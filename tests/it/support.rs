@@ -139,6 +139,7 @@ impl TestDb {
             tenant: tenant.into(),
             format,
             dir: dir.to_path_buf(),
+            source: None,
             dry_run: options.dry_run,
             force: options.force,
             actor: "test".into(),
