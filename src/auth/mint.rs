@@ -3,9 +3,9 @@
 //! key in `auth.signing_key_path`, or a secret the service does not accept because HS256 is
 //! not in `auth.algorithms`) is refused unless forced.
 
+use super::Scope;
 use super::claims::{Audience, Claims, KIND_APP, KIND_CONTACT, KIND_USER};
 use super::keys::{MIN_SECRET_BYTES, parse_algorithm};
-use super::{Role, Scope};
 use crate::config::AuthConfig;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use std::time::Duration;
@@ -97,29 +97,8 @@ impl SigningKey {
     }
 }
 
-/// Who the token is for.
-#[derive(Debug, Clone)]
-pub enum Subject {
-    /// A person with roles.
-    User {
-        /// SIS source id.
-        source_id: String,
-        /// Roles.
-        roles: Vec<Role>,
-    },
-    /// An app-only credential with scopes.
-    App {
-        /// The app's id.
-        app_id: String,
-        /// Scopes.
-        scopes: Vec<Scope>,
-    },
-    /// A parent or guardian.
-    Contact {
-        /// Contact id.
-        contact_id: String,
-    },
-}
+/// Who the token is for: the same kinds of caller a verified token stands for.
+pub use super::Identity as Subject;
 
 /// Claims for `subject` in `tenant`, valid from now for `ttl`.
 pub fn claims(config: &AuthConfig, tenant: &str, subject: &Subject, ttl: Duration) -> Claims {
