@@ -8,7 +8,7 @@ use super::upload::{self, UploadLimits};
 use crate::audit::{self, AuditEntry};
 use crate::auth::{Principal, policy};
 use crate::entities::sync_run;
-use crate::sync::report::RunStatus;
+use crate::sync::report::{Counts, RunStatus};
 use crate::sync::{self, Format, ImportRequest, NoProgress};
 use axum::Json;
 use axum::extract::multipart::MultipartRejection;
@@ -49,24 +49,6 @@ pub struct ImportUpload {
     file: Vec<Vec<u8>>,
 }
 
-/// Counts of a run.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct RunCounts {
-    /// Rows created.
-    pub created: i64,
-    /// Rows updated.
-    pub updated: i64,
-    /// Rows unchanged.
-    pub unchanged: i64,
-    /// Rows reactivated.
-    pub reactivated: i64,
-    /// Rows deactivated.
-    pub deactivated: i64,
-    /// Input rows rejected.
-    pub rejected: i64,
-}
-
 /// One import run.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -88,7 +70,7 @@ pub struct ImportRun {
     /// End (UTC).
     pub finished_at: chrono::DateTime<chrono::Utc>,
     /// Totals over every entity.
-    pub counts: RunCounts,
+    pub counts: Counts,
     /// Errors.
     pub error_count: i64,
     /// Warnings.
@@ -110,6 +92,7 @@ pub struct ImportRunPage {
 }
 
 fn run(model: sync_run::Model, with_report: bool) -> ImportRun {
+    let counts = Counts::from(&model);
     ImportRun {
         id: model.id.to_string(),
         format: model.format,
@@ -119,14 +102,7 @@ fn run(model: sync_run::Model, with_report: bool) -> ImportRun {
         forced: model.forced,
         started_at: model.started_at,
         finished_at: model.finished_at,
-        counts: RunCounts {
-            created: model.created,
-            updated: model.updated,
-            unchanged: model.unchanged,
-            reactivated: model.reactivated,
-            deactivated: model.deactivated,
-            rejected: model.rejected,
-        },
+        counts,
         error_count: model.error_count,
         warning_count: model.warning_count,
         report: with_report.then(|| {

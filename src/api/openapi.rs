@@ -32,7 +32,7 @@ use utoipa::{Modify, OpenApi};
     components(schemas(
         ErrorBody, ErrorDetail, ContactItem, Provenance, FieldProvenance, ClassItem, StudentItem,
         contacts::ContactList, classes::ClassPage, classes::StudentPage, graph::EducationUser,
-        graph::RelatedContact, imports::ImportRun, imports::ImportRunPage, imports::RunCounts,
+        graph::RelatedContact, imports::ImportRun, imports::ImportRunPage, crate::sync::report::Counts,
         imports::ImportUpload, health::Status,
     )),
     modifiers(&BearerAuth),

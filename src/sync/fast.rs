@@ -686,18 +686,12 @@ fn stage_contact(
                 src,
                 row.record,
                 Some(raw),
-                vec![
+                channels.into_contact_row(
+                    row.get("sourcedId").to_string(),
                     row.opt("sourcedId"),
-                    row.opt("sourcedId"),
-                    row.opt("givenName"),
-                    row.opt("familyName"),
-                    channels.email,
-                    channels.phone,
-                    Some("email".into()),
-                    channels.email_warning,
-                    channels.phone_column,
-                    channels.phone_warning,
-                ],
+                    (row.opt("givenName"), row.opt("familyName")),
+                    "email",
+                ),
             );
             true
         }

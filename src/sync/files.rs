@@ -233,6 +233,29 @@ pub struct Channels {
 }
 
 impl Channels {
+    /// The staged contact row (columns of `StageTable::Contacts`) of a person keyed by
+    /// `source_key`, whose email was read from `email_column`.
+    pub fn into_contact_row(
+        self,
+        source_key: String,
+        source_id: Option<String>,
+        (given_name, family_name): (Option<String>, Option<String>),
+        email_column: &str,
+    ) -> Vec<Option<String>> {
+        vec![
+            Some(source_key),
+            source_id,
+            given_name,
+            family_name,
+            self.email,
+            self.phone,
+            Some(email_column.to_string()),
+            self.email_warning,
+            self.phone_column,
+            self.phone_warning,
+        ]
+    }
+
     /// Validates the email in `email_column` and the first non-blank of `phone_columns`.
     pub fn read(row: &Row<'_>, email_column: &str, phone_columns: &[&str], region: Region) -> Self {
         let mut channels = Channels::default();

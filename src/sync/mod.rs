@@ -515,13 +515,13 @@ async fn apply(
         &mut entities.contacts,
         reconcile::contacts(conn, id, now, presence(|u| u.contacts)).await?,
     );
-    if conn.backend() == DbBackend::Postgres
-        && diffed.is_some_and(|d| d.students.insert_only || d.contacts.insert_only)
-    {
+    let analyzed_early = conn.backend() == DbBackend::Postgres
+        && diffed.is_some_and(|d| d.students.insert_only || d.contacts.insert_only);
+    if analyzed_early {
         // Enrollments and links are resolved against the rows just loaded: without
         // statistics PostgreSQL probes them one by one (measured 2-5x slower). SQLite's
         // plans got slower with them, so it gets its statistics at the end only.
-        reconcile::refresh_statistics(conn).await?;
+        reconcile::refresh_statistics(conn, &reconcile::LIVE_TABLES[..5]).await?;
     }
     keep_rejected(
         &mut entities.enrollments,
@@ -533,7 +533,13 @@ async fn apply(
     );
     let total = entities.total();
     if total.created > 0 && total.created * 10 >= total.created + total.unchanged {
-        reconcile::refresh_statistics(conn).await?;
+        // After a large load; only the tables loaded since when the others were just done.
+        let tables = if analyzed_early {
+            &reconcile::LIVE_TABLES[5..]
+        } else {
+            &reconcile::LIVE_TABLES[..]
+        };
+        reconcile::refresh_statistics(conn, tables).await?;
     }
     Ok(())
 }

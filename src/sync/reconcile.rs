@@ -542,31 +542,31 @@ pub async fn links(
     sync_status(conn, spec, params(tenant, now)).await
 }
 
-/// Live tables a sync writes.
-const LIVE_TABLES: [&str; 7] = [
+/// Live tables a sync writes, in the order it fills them.
+pub const LIVE_TABLES: [&str; 7] = [
     "schools",
     "students",
     "staff",
     "classes",
-    "enrollments",
     "contacts",
+    "enrollments",
     "student_contacts",
 ];
 
-/// Refreshes the planner statistics of the live tables after a large load, so the next
-/// runs join small change sets against them with index lookups instead of full scans (a
-/// bulk-loaded table has none until autovacuum or `ANALYZE` runs). SQLite samples a bounded
-/// number of index entries per table.
-pub async fn refresh_statistics(conn: &mut ImportConn) -> Result<(), DbErr> {
+/// Refreshes the planner statistics of live `tables` after a large load, so the next
+/// statements and runs join small change sets against them with index lookups instead of
+/// full scans (a bulk-loaded table has none until autovacuum or `ANALYZE` runs). SQLite
+/// samples a bounded number of index entries per table.
+pub async fn refresh_statistics(conn: &mut ImportConn, tables: &[&str]) -> Result<(), DbErr> {
     match conn.backend() {
         DbBackend::Sqlite => {
             conn.exec("PRAGMA analysis_limit = 1000", vec![]).await?;
-            for table in LIVE_TABLES {
+            for table in tables {
                 conn.exec(&format!("ANALYZE main.{table}"), vec![]).await?;
             }
         }
         _ => {
-            conn.exec(&format!("ANALYZE {}", LIVE_TABLES.join(", ")), vec![])
+            conn.exec(&format!("ANALYZE {}", tables.join(", ")), vec![])
                 .await?;
         }
     }

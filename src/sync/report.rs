@@ -67,7 +67,7 @@ impl fmt::Display for Issue {
 
 /// How many rows of one kind a run created, updated, left unchanged, reactivated or
 /// deactivated, and how many input rows it rejected.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Counts {
     /// New rows.
@@ -82,6 +82,21 @@ pub struct Counts {
     pub deactivated: u64,
     /// Input rows refused because of an error.
     pub rejected: u64,
+}
+
+impl From<&crate::entities::sync_run::Model> for Counts {
+    /// The counts stored with a run.
+    fn from(run: &crate::entities::sync_run::Model) -> Self {
+        let count = |n: i64| n.max(0) as u64;
+        Self {
+            created: count(run.created),
+            updated: count(run.updated),
+            unchanged: count(run.unchanged),
+            reactivated: count(run.reactivated),
+            deactivated: count(run.deactivated),
+            rejected: count(run.rejected),
+        }
+    }
 }
 
 impl Counts {

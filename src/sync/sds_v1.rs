@@ -157,18 +157,12 @@ pub fn parse(ctx: &mut ParseCtx<'_>) {
                 src,
                 row.record,
                 Some(raw),
-                vec![
-                    Some(contact_key(row.get("Email"))),
+                channels.into_contact_row(
+                    contact_key(row.get("Email")),
                     row.opt("SIS ID"),
-                    row.opt("First Name"),
-                    row.opt("Last Name"),
-                    channels.email,
-                    channels.phone,
-                    Some("Email".into()),
-                    channels.email_warning,
-                    channels.phone_column,
-                    channels.phone_warning,
-                ],
+                    (row.opt("First Name"), row.opt("Last Name")),
+                    "Email",
+                ),
             );
             true
         },
