@@ -1,5 +1,6 @@
-//! The audit log: every admin action (imports, tenant changes, …) is recorded with the
-//! actor, the time in UTC and before/after values.
+//! The audit log: every admin action (imports, tenant changes, contact requests and
+//! decisions, erasures, settings changes) is recorded with the actor, the time in UTC and
+//! before/after values, and read back by admins with filters.
 
 use crate::db::{self, ImportConn};
 use sea_orm::{ConnectionTrait, DbErr, Value};
@@ -52,4 +53,107 @@ pub fn cli_actor() -> String {
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown".into());
     format!("cli:{user}")
+}
+
+/// One audit entry as the API shows it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditItem {
+    /// Entry id.
+    pub id: String,
+    /// When (UTC).
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// Who acted.
+    pub actor: String,
+    /// What was done (`area.verb`).
+    pub action: String,
+    /// What it was done to.
+    pub target: Option<String>,
+    /// State before.
+    #[schema(value_type = Object, nullable = true)]
+    pub before: Option<serde_json::Value>,
+    /// State after.
+    #[schema(value_type = Object, nullable = true)]
+    pub after: Option<serde_json::Value>,
+}
+
+/// Which entries to list, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Exact action, or a prefix ending in `.` (e.g. `contact_request.`).
+    pub action: Option<String>,
+    /// Exact actor.
+    pub actor: Option<String>,
+    /// Exact target.
+    pub target: Option<String>,
+    /// At or after (UTC).
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Before (UTC).
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+    /// Entries with a smaller id than this (the cursor).
+    pub before_id: Option<i64>,
+    /// Page size.
+    pub limit: u64,
+}
+
+/// A page of the tenant's audit log, newest first, and the cursor of the next page.
+pub async fn list<C: ConnectionTrait>(
+    conn: &C,
+    tenant: i64,
+    filter: &AuditFilter,
+) -> Result<(Vec<AuditItem>, Option<String>), DbErr> {
+    let mut sql =
+        "SELECT id, at, actor, action, target, before, after FROM audit_log WHERE tenant_id = $1"
+            .to_string();
+    let mut values = vec![Value::BigInt(Some(tenant))];
+    let mut add = |condition: &str, value: Value| {
+        values.push(value);
+        sql.push_str(&format!(" AND {condition} ${}", values.len()));
+    };
+    match filter.action.as_deref() {
+        Some(prefix) if prefix.ends_with('.') => {
+            add("action LIKE", format!("{}%", prefix.replace(['%', '_'], "")).into())
+        }
+        Some(action) => add("action =", action.into()),
+        None => {}
+    }
+    if let Some(actor) = &filter.actor {
+        add("actor =", actor.clone().into());
+    }
+    if let Some(target) = &filter.target {
+        add("target =", target.clone().into());
+    }
+    if let Some(since) = filter.since {
+        add("at >=", Value::ChronoDateTimeUtc(Some(since)));
+    }
+    if let Some(until) = filter.until {
+        add("at <", Value::ChronoDateTimeUtc(Some(until)));
+    }
+    if let Some(before) = filter.before_id {
+        add("id <", Value::BigInt(Some(before)));
+    }
+    sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", filter.limit + 1));
+    let rows = db::query(conn, &sql, values).await?;
+    let json = |text: Option<String>| text.and_then(|t| serde_json::from_str(&t).ok());
+    let mut items = rows
+        .iter()
+        .map(|row| {
+            Ok(AuditItem {
+                id: row.try_get_by_index::<i64>(0)?.to_string(),
+                at: row.try_get_by_index(1)?,
+                actor: row.try_get_by_index(2)?,
+                action: row.try_get_by_index(3)?,
+                target: row.try_get_by_index(4)?,
+                before: json(row.try_get_by_index(5)?),
+                after: json(row.try_get_by_index(6)?),
+            })
+        })
+        .collect::<Result<Vec<_>, DbErr>>()?;
+    let next = if items.len() as u64 > filter.limit {
+        items.truncate(filter.limit as usize);
+        items.last().map(|i| i.id.clone())
+    } else {
+        None
+    };
+    Ok((items, next))
 }

@@ -7,6 +7,7 @@
 //! parse-don't-validate newtypes and [`entities`] the table shapes.
 
 pub mod api;
+pub mod approvals;
 pub mod audit;
 pub mod auth;
 pub mod bench;

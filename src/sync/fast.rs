@@ -275,7 +275,15 @@ pub async fn load(conn: &mut ImportConn, tenant: i64) -> Result<Existing, DbErr>
         )
         .await?,
         enrollments: load_table("enrollments", active).await?,
-        links: load_table("student_contacts", active).await?,
+        // A link the SIS never delivered (only an approved edit made it) counts as not
+        // active here, so its absence deactivates nothing; a link held by an admin's
+        // removal counts as active, so an unchanged row leaves it alone and its absence
+        // releases the hold (see reconcile::links).
+        links: load_table(
+            "student_contacts",
+            "CASE WHEN (status = 'active' AND relationship_sync IS NOT NULL) OR held_by IS NOT NULL THEN 1 ELSE 0 END",
+        )
+        .await?,
     })
 }
 

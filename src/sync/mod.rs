@@ -11,6 +11,7 @@
 
 pub mod checks;
 pub mod csv_file;
+pub mod erasures;
 pub mod fast;
 pub mod files;
 pub mod hashing;
@@ -485,6 +486,7 @@ async fn apply(
         },
     };
     let id = tenant.id.0;
+    entities.erased_links_skipped = erasures::skip_erased(conn, id).await?;
     let previous_run = conn
         .query(
             "SELECT MAX(started_at) FROM sync_runs WHERE tenant_id = $1 AND status = 'applied'",

@@ -87,6 +87,10 @@ struct StatusSync<'a> {
     set: &'a str,
     /// Condition under which an active row counts as updated (`None`: rows never update).
     differs: Option<&'a str>,
+    /// Extra condition an inactive staged row must meet to be reactivated (may be empty).
+    reactivate_when: &'a str,
+    /// Extra condition an active absent row must meet to be deactivated (may be empty).
+    absent_when: &'a str,
     /// Insert column list, the matching `SELECT` list over `s`, and the order to insert
     /// in (the live table's natural key, so its unique index grows in order).
     insert: (&'a str, &'a str, &'a str),
@@ -124,11 +128,21 @@ async fn sync_status(
         matches,
         set,
         differs,
+        reactivate_when,
+        absent_when,
         insert,
         on_deactivate,
         hashed,
         presence,
     } = spec;
+    let and = |condition: &str| {
+        if condition.is_empty() {
+            String::new()
+        } else {
+            format!(" AND ({condition})")
+        }
+    };
+    let (reactivate_when, absent_when) = (and(reactivate_when), and(absent_when));
     let (columns, selected, order) = insert;
     let (columns, selected) = if hashed {
         (
@@ -157,7 +171,7 @@ async fn sync_status(
         } else {
             format!("{set}, ")
         };
-        counts.reactivated = conn.exec(&format!("UPDATE {table} SET {set}status = 'active', deactivated_at = NULL, updated_at = $2 FROM {staged} s WHERE {table}.tenant_id = $1 AND {matches} AND {table}.status <> 'active'"),
+        counts.reactivated = conn.exec(&format!("UPDATE {table} SET {set}status = 'active', deactivated_at = NULL, updated_at = $2 FROM {staged} s WHERE {table}.tenant_id = $1 AND {matches} AND {table}.status <> 'active'{reactivate_when}"),
             values.clone(),
         )
         .await?;
@@ -194,7 +208,7 @@ async fn sync_status(
     let (on_deactivate, extra) = on_deactivate;
     counts.deactivated = conn.exec(&format!(
             "UPDATE {table} SET status = 'inactive', deactivated_at = $2, updated_at = $2{on_deactivate} \
-             WHERE status = 'active' AND {absent}"
+             WHERE status = 'active' AND {absent}{absent_when}"
         ),
         [values, extra].concat(),
     )
@@ -262,6 +276,8 @@ pub async fn roster(
         matches: &matches,
         set: &set,
         differs: Some(&differs),
+        reactivate_when: "",
+        absent_when: "",
         insert: (&columns, &selected, "s.source_id"),
         on_deactivate: ("", vec![]),
         hashed: *hashed,
@@ -481,6 +497,8 @@ pub async fn enrollments(
         matches: "enrollments.class_id = s.class_id AND enrollments.role = s.role AND enrollments.person_id = s.person_id",
         set: "",
         differs: None,
+        reactivate_when: "",
+        absent_when: "",
         insert: (
             "class_id, role, person_id, created_at",
             "s.class_id, s.role, s.person_id, $2",
@@ -524,9 +542,13 @@ pub async fn links(
         staged: "r_links",
         matches: "student_contacts.student_id = s.student_id AND student_contacts.contact_id = s.contact_id",
         set: &format!(
-            "{relationship}, last_seen_at = CASE WHEN student_contacts.status = 'active' THEN student_contacts.last_seen_at ELSE $2 END"
+            "{relationship}, last_seen_at = CASE WHEN student_contacts.status = 'active' THEN student_contacts.last_seen_at ELSE $2 END, held_by = NULL, held_at = NULL"
         ),
         differs: Some("s.relationship IS DISTINCT FROM student_contacts.relationship_sync"),
+        // A link an admin removed stays removed while the SIS sends it unchanged.
+        reactivate_when: "student_contacts.held_by IS NULL OR s.relationship IS DISTINCT FROM student_contacts.relationship_sync",
+        // A link only an approved edit created was never the SIS's to take away.
+        absent_when: "relationship_sync IS NOT NULL",
         insert: (
             "student_id, contact_id, relationship, relationship_provenance, relationship_changed_at, relationship_sync, first_seen_at, last_seen_at",
             "s.student_id, s.contact_id, s.relationship, 'sync', $2, s.relationship, $2, $2",
@@ -539,7 +561,30 @@ pub async fn links(
         hashed: true,
         presence,
     };
-    sync_status(conn, spec, params(tenant, now)).await
+    let counts = sync_status(conn, spec, params(tenant, now)).await?;
+    release_absent_holds(conn, tenant, presence).await?;
+    Ok(counts)
+}
+
+/// A removed link the SIS no longer sends loses its hold: the SIS has changed it (to
+/// absent), so the next time it sends the link again, that change re-adds it.
+async fn release_absent_holds(
+    conn: &mut ImportConn,
+    tenant: i64,
+    presence: Presence,
+) -> Result<u64, DbErr> {
+    let absent = match presence {
+        Presence::Snapshot => "tenant_id = $1 AND NOT EXISTS (SELECT 1 FROM r_links s WHERE student_contacts.student_id = s.student_id AND student_contacts.contact_id = s.contact_id)".to_string(),
+        Presence::Changes { .. } => format!(
+            "+tenant_id = $1 AND sync_key IN (SELECT k FROM {} WHERE tbl = 'student_contacts')",
+            super::staging::GONE
+        ),
+    };
+    conn.exec(
+        &format!("UPDATE student_contacts SET held_by = NULL, held_at = NULL WHERE held_by IS NOT NULL AND {absent}"),
+        vec![Value::BigInt(Some(tenant))],
+    )
+    .await
 }
 
 /// Live tables a sync writes, in the order it fills them.

@@ -134,6 +134,9 @@ pub struct EntityCounts {
     pub contacts: Counts,
     /// Student–contact links.
     pub links: Counts,
+    /// Links of the snapshot not applied because an admin erased that contact from that
+    /// student (until the erasure is lifted).
+    pub erased_links_skipped: u64,
 }
 
 impl EntityCounts {

@@ -1,5 +1,7 @@
 //! Tenants (school districts) and their settings.
 
+pub mod settings;
+
 use crate::audit::{self, AuditEntry};
 use crate::domain::{Region, TenantId, TenantSlug};
 use crate::entities::{tenant, tenant_settings};

@@ -1,0 +1,416 @@
+//! An admin's decision on a pending request. Approval applies the change in the same
+//! transaction as the decision, as provenance `approved_edit` with the approval time as the
+//! change time, so latest-change-wins compares it with later syncs (SPEC §3.3). Of two
+//! admins deciding at once exactly one decision is recorded: the other gets
+//! [`ApprovalError::AlreadyDecided`].
+
+use super::requests::{self, RequestItem, Status, linked_values};
+use super::{Action, ApprovalError, ContactFields, ContactValues};
+use crate::audit::{self, AuditEntry};
+use crate::db;
+use crate::domain::{Region, TenantId};
+use crate::sync::hashing::hash_strs;
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Value};
+
+/// Who decides, and how.
+pub struct Decision<'a> {
+    /// Tenant.
+    pub tenant: TenantId,
+    /// The tenant's phone region (stored proposals are read back with it).
+    pub region: Region,
+    /// The request.
+    pub request_id: i64,
+    /// For the request and the audit log.
+    pub actor: &'a str,
+    /// Optional reason shown to the teacher.
+    pub reason: Option<String>,
+    /// Approve a stale request anyway (the approver has seen the current values).
+    pub confirm_stale: bool,
+}
+
+/// Approves a pending request and applies it.
+pub async fn approve(
+    db_conn: &DatabaseConnection,
+    decision: Decision<'_>,
+) -> Result<RequestItem, ApprovalError> {
+    let txn = db::begin_write(db_conn).await?;
+    let request = pending(&txn, &decision).await?;
+    if request.stale && !decision.confirm_stale {
+        return Err(ApprovalError::Stale(Box::new(serde_json::json!({
+            "submitted": request.submitted,
+            "current": request.current,
+            "proposed": request.proposed,
+        }))));
+    }
+    let now = claim(&txn, &decision, Status::Approved).await?;
+    let fields = ContactFields::from_json(&request.proposed, decision.region)?;
+    let action = Action::parse(&request.action)
+        .ok_or_else(|| DbErr::Custom(format!("unknown stored action {}", request.action)))?;
+    let student = requests::student_id(&txn, decision.tenant, &request.student_id).await?;
+    let contact_id = request.contact_id.as_deref().and_then(|c| c.parse().ok());
+    let change = Change {
+        tenant: decision.tenant,
+        student,
+        student_source_id: &request.student_id,
+        request_id: decision.request_id,
+        now,
+    };
+    let contact = match (action, contact_id) {
+        (Action::Add, _) => change.add(&txn, &fields).await?,
+        (Action::Update, Some(contact)) => change.update(&txn, contact, &fields).await?,
+        (Action::Remove, Some(contact)) => change.remove(&txn, contact).await?,
+        (_, None) => return Err(ApprovalError::ContactGone),
+    };
+    let applied = linked_values(&txn, decision.tenant, student, contact).await?;
+    let applied = serde_json::json!({"contactId": contact.to_string(), "values": applied});
+    db::exec(
+        &txn,
+        "UPDATE contact_requests SET applied = $1, contact_id = $2 WHERE id = $3",
+        vec![
+            applied.to_string().into(),
+            Value::BigInt(Some(contact)),
+            Value::BigInt(Some(decision.request_id)),
+        ],
+    )
+    .await?;
+    record(&txn, &decision, "contact_request.approve", &request, Some(applied)).await?;
+    finish(txn, &decision).await
+}
+
+/// Rejects a pending request; nothing else changes.
+pub async fn reject(
+    db_conn: &DatabaseConnection,
+    decision: Decision<'_>,
+) -> Result<RequestItem, ApprovalError> {
+    let txn = db::begin_write(db_conn).await?;
+    let request = pending(&txn, &decision).await?;
+    claim(&txn, &decision, Status::Rejected).await?;
+    record(&txn, &decision, "contact_request.reject", &request, None).await?;
+    finish(txn, &decision).await
+}
+
+/// The request, if it is still pending.
+async fn pending<C: ConnectionTrait>(
+    conn: &C,
+    decision: &Decision<'_>,
+) -> Result<RequestItem, ApprovalError> {
+    let request = requests::get(conn, decision.tenant, decision.request_id)
+        .await?
+        .ok_or(ApprovalError::NotFound("contact request"))?;
+    if request.status != Status::Pending.as_str() {
+        return Err(ApprovalError::AlreadyDecided(request.status));
+    }
+    Ok(request)
+}
+
+/// Records the decision only if the request is still pending, so that of two concurrent
+/// deciders exactly one wins; returns the decision time.
+async fn claim<C: ConnectionTrait>(
+    conn: &C,
+    decision: &Decision<'_>,
+    status: Status,
+) -> Result<DateTime<Utc>, ApprovalError> {
+    let now = Utc::now();
+    let claimed = db::exec(
+        conn,
+        "UPDATE contact_requests SET status = $1, decided_by = $2, decided_at = $3, reason = $4 \
+         WHERE tenant_id = $5 AND id = $6 AND status = 'pending'",
+        vec![
+            status.as_str().into(),
+            decision.actor.into(),
+            Value::ChronoDateTimeUtc(Some(now)),
+            Value::String(decision.reason.clone()),
+            Value::BigInt(Some(decision.tenant.0)),
+            Value::BigInt(Some(decision.request_id)),
+        ],
+    )
+    .await?
+    .rows_affected();
+    if claimed == 0 {
+        let now_status = requests::get(conn, decision.tenant, decision.request_id)
+            .await?
+            .map(|r| r.status)
+            .unwrap_or_else(|| "decided".into());
+        return Err(ApprovalError::AlreadyDecided(now_status));
+    }
+    Ok(now)
+}
+
+async fn record<C: ConnectionTrait>(
+    conn: &C,
+    decision: &Decision<'_>,
+    action: &str,
+    request: &RequestItem,
+    applied: Option<serde_json::Value>,
+) -> Result<(), DbErr> {
+    audit::record(
+        conn,
+        AuditEntry {
+            tenant_id: Some(decision.tenant.0),
+            actor: decision.actor,
+            action,
+            target: Some(format!("contact_request:{}", decision.request_id)),
+            before: Some(serde_json::json!({
+                "action": request.action,
+                "studentId": request.student_id,
+                "contactId": request.contact_id,
+                "current": request.current,
+                "proposed": request.proposed,
+                "stale": request.stale,
+            })),
+            after: Some(serde_json::json!({
+                "reason": decision.reason,
+                "applied": applied,
+            })),
+        },
+    )
+    .await
+}
+
+async fn finish(
+    txn: sea_orm::DatabaseTransaction,
+    decision: &Decision<'_>,
+) -> Result<RequestItem, ApprovalError> {
+    let item = requests::get(&txn, decision.tenant, decision.request_id)
+        .await?
+        .ok_or(ApprovalError::NotFound("contact request"))?;
+    txn.commit().await?;
+    Ok(item)
+}
+
+/// One approved change being applied.
+struct Change<'a> {
+    tenant: TenantId,
+    student: i64,
+    student_source_id: &'a str,
+    request_id: i64,
+    now: DateTime<Utc>,
+}
+
+/// The contact columns a proposal may set, with their proposed values.
+fn contact_columns(fields: &ContactFields) -> Vec<(&'static str, Option<String>)> {
+    let mut columns = Vec::new();
+    if let Some(v) = &fields.given_name {
+        columns.push(("given_name", v.clone()));
+    }
+    if let Some(v) = &fields.family_name {
+        columns.push(("family_name", v.clone()));
+    }
+    if let Some(v) = &fields.email {
+        columns.push(("email", v.as_ref().map(|e| e.as_str().to_string())));
+    }
+    if let Some(v) = &fields.mobile_phone {
+        columns.push(("mobile_phone", v.as_ref().map(|p| p.as_str().to_string())));
+    }
+    columns
+}
+
+impl Change<'_> {
+    fn tenant(&self) -> Value {
+        Value::BigInt(Some(self.tenant.0))
+    }
+
+    fn now(&self) -> Value {
+        Value::ChronoDateTimeUtc(Some(self.now))
+    }
+
+    /// Adds the proposed contact to the student: an existing contact of the tenant with the
+    /// same email is linked as it is (its values are not overwritten); otherwise a new
+    /// contact is created. Returns the contact id.
+    async fn add<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        fields: &ContactFields,
+    ) -> Result<i64, ApprovalError> {
+        let email = fields
+            .email
+            .clone()
+            .flatten()
+            .map(|e| e.as_str().to_lowercase());
+        let existing = match &email {
+            Some(email) => db::query(
+                conn,
+                "SELECT id, source_key FROM contacts WHERE tenant_id = $1 AND (source_key = $2 OR LOWER(email) = $2) ORDER BY id LIMIT 1",
+                vec![self.tenant(), email.clone().into()],
+            )
+            .await?
+            .first()
+            .map(|r| Ok::<_, DbErr>((r.try_get_by_index::<i64>(0)?, r.try_get_by_index::<String>(1)?)))
+            .transpose()?,
+            None => None,
+        };
+        let (contact, source_key) = match existing {
+            Some(found) => found,
+            None => self.create_contact(conn, fields, email).await?,
+        };
+        let relationship = fields
+            .relationship
+            .map(|r| r.as_str())
+            .unwrap_or("other");
+        let linked = db::exec(
+            conn,
+            "UPDATE student_contacts SET status = 'active', deactivated_at = NULL, held_by = NULL, held_at = NULL, \
+               relationship = $1, relationship_provenance = 'approved_edit', relationship_changed_at = $2, last_seen_at = $2, updated_at = $2 \
+             WHERE tenant_id = $3 AND student_id = $4 AND contact_id = $5",
+            vec![
+                relationship.into(),
+                self.now(),
+                self.tenant(),
+                Value::BigInt(Some(self.student)),
+                Value::BigInt(Some(contact)),
+            ],
+        )
+        .await?
+        .rows_affected();
+        if linked == 0 {
+            db::exec(
+                conn,
+                "INSERT INTO student_contacts (tenant_id, student_id, contact_id, relationship, relationship_provenance, \
+                   relationship_changed_at, status, first_seen_at, last_seen_at, updated_at, sync_key) \
+                 VALUES ($1, $2, $3, $4, 'approved_edit', $5, 'active', $5, $5, $5, $6)",
+                vec![
+                    self.tenant(),
+                    Value::BigInt(Some(self.student)),
+                    Value::BigInt(Some(contact)),
+                    relationship.into(),
+                    self.now(),
+                    // The key a sync would give this pair, so a later snapshot finds it.
+                    Value::BigInt(Some(hash_strs(&[self.student_source_id, &source_key]))),
+                ],
+            )
+            .await?;
+        }
+        Ok(contact)
+    }
+
+    /// Creates a contact from proposed values. Its key is the email (lower-cased, as SDS v1
+    /// keys contacts), or `edit:<request id>` without one.
+    async fn create_contact<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        fields: &ContactFields,
+        email_key: Option<String>,
+    ) -> Result<(i64, String), ApprovalError> {
+        let source_key = email_key.unwrap_or_else(|| format!("edit:{}", self.request_id));
+        let columns = contact_columns(fields);
+        let mut names = vec!["tenant_id", "source_key", "sync_key", "created_at", "updated_at"]
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>();
+        let mut values = vec![
+            self.tenant(),
+            source_key.clone().into(),
+            Value::BigInt(Some(hash_strs(&[&source_key]))),
+            self.now(),
+            self.now(),
+        ];
+        for (column, value) in columns.into_iter().filter(|(_, v)| v.is_some()) {
+            names.extend([
+                column.to_string(),
+                format!("{column}_provenance"),
+                format!("{column}_changed_at"),
+            ]);
+            values.extend([Value::String(value), "approved_edit".into(), self.now()]);
+        }
+        let placeholders = (1..=values.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rows = db::query(
+            conn,
+            &format!(
+                "INSERT INTO contacts ({}) VALUES ({placeholders}) RETURNING id",
+                names.join(", ")
+            ),
+            values,
+        )
+        .await?;
+        let id = rows
+            .first()
+            .ok_or_else(|| DbErr::Custom("INSERT … RETURNING returned no row".into()))?
+            .try_get_by_index::<i64>(0)?;
+        Ok((id, source_key))
+    }
+
+    /// Applies proposed values to a linked contact and its relationship to the student.
+    async fn update<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        contact: i64,
+        fields: &ContactFields,
+    ) -> Result<i64, ApprovalError> {
+        self.linked(conn, contact).await?;
+        let columns = contact_columns(fields);
+        if !columns.is_empty() {
+            let mut values = vec![self.now(), self.tenant(), Value::BigInt(Some(contact))];
+            let mut sets = vec!["updated_at = $1".to_string()];
+            for (column, value) in columns {
+                values.push(Value::String(value));
+                sets.push(format!(
+                    "{column} = ${}, {column}_provenance = 'approved_edit', {column}_changed_at = $1",
+                    values.len()
+                ));
+            }
+            db::exec(
+                conn,
+                &format!(
+                    "UPDATE contacts SET {} WHERE tenant_id = $2 AND id = $3",
+                    sets.join(", ")
+                ),
+                values,
+            )
+            .await?;
+        }
+        if let Some(relationship) = fields.relationship {
+            db::exec(
+                conn,
+                "UPDATE student_contacts SET relationship = $1, relationship_provenance = 'approved_edit', \
+                   relationship_changed_at = $2, updated_at = $2 WHERE tenant_id = $3 AND student_id = $4 AND contact_id = $5",
+                vec![
+                    relationship.as_str().into(),
+                    self.now(),
+                    self.tenant(),
+                    Value::BigInt(Some(self.student)),
+                    Value::BigInt(Some(contact)),
+                ],
+            )
+            .await?;
+        }
+        Ok(contact)
+    }
+
+    /// Removes the contact from the student: the link becomes inactive and is held, so a
+    /// sync that still sends it unchanged does not bring it back (docs/approvals.md).
+    async fn remove<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        contact: i64,
+    ) -> Result<i64, ApprovalError> {
+        self.linked(conn, contact).await?;
+        db::exec(
+            conn,
+            "UPDATE student_contacts SET status = 'inactive', deactivated_at = $1, held_by = 'approved_edit', held_at = $1, updated_at = $1 \
+             WHERE tenant_id = $2 AND student_id = $3 AND contact_id = $4",
+            vec![
+                self.now(),
+                self.tenant(),
+                Value::BigInt(Some(self.student)),
+                Value::BigInt(Some(contact)),
+            ],
+        )
+        .await?;
+        Ok(contact)
+    }
+
+    /// The contact's values, if it is still linked to the student.
+    async fn linked<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        contact: i64,
+    ) -> Result<ContactValues, ApprovalError> {
+        linked_values(conn, self.tenant, self.student, contact)
+            .await?
+            .ok_or(ApprovalError::ContactGone)
+    }
+}

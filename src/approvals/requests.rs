@@ -1,0 +1,448 @@
+//! Pending contact requests: submitting one (idempotent under `Idempotency-Key`), and
+//! reading them back with the values at submission, the current values and the proposal
+//! side by side. A request is *stale* when the contact or its link changed after it was
+//! made.
+
+use super::{Action, ApprovalError, ContactValues, Proposal};
+use crate::audit::{self, AuditEntry};
+use crate::db;
+use crate::domain::TenantId;
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, QueryResult, Value};
+use serde::Serialize;
+
+/// Longest accepted `Idempotency-Key`, in bytes.
+pub const MAX_IDEMPOTENCY_KEY: usize = 200;
+
+/// Status of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Waiting for an admin.
+    Pending,
+    /// Approved and applied.
+    Approved,
+    /// Rejected; nothing changed.
+    Rejected,
+}
+
+impl Status {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+        }
+    }
+}
+
+/// One request as the API shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestItem {
+    /// Request id.
+    pub id: String,
+    /// `pending`, `approved` or `rejected`.
+    pub status: String,
+    /// `add`, `update` or `remove`.
+    pub action: String,
+    /// The student's SIS source id.
+    pub student_id: String,
+    /// The contact concerned (update, remove; for an approved add, the contact it made).
+    pub contact_id: Option<String>,
+    /// The proposed values: only the fields to change (`null` clears one).
+    #[schema(value_type = Object)]
+    pub proposed: serde_json::Value,
+    /// The contact's values when the request was made (update, remove).
+    pub submitted: Option<ContactValues>,
+    /// The contact's values now (update, remove; `null` once the contact was erased).
+    pub current: Option<ContactValues>,
+    /// True when the contact or its link changed after the request was made.
+    pub stale: bool,
+    /// The teacher's SIS source id.
+    pub requested_by: String,
+    /// When the request was made (UTC).
+    pub requested_at: DateTime<Utc>,
+    /// Who decided.
+    pub decided_by: Option<String>,
+    /// When it was decided (UTC).
+    pub decided_at: Option<DateTime<Utc>>,
+    /// The decision's reason.
+    pub reason: Option<String>,
+    /// What an approval applied.
+    #[schema(value_type = Object, nullable = true)]
+    pub applied: Option<serde_json::Value>,
+}
+
+/// A submission, parsed and authorised.
+pub struct Submission<'a> {
+    /// Tenant.
+    pub tenant: TenantId,
+    /// The student's SIS source id.
+    pub student_source_id: &'a str,
+    /// The teacher's SIS source id.
+    pub requested_by: &'a str,
+    /// For the audit log.
+    pub actor: &'a str,
+    /// `Idempotency-Key` header, if sent.
+    pub idempotency_key: Option<&'a str>,
+    /// The proposal.
+    pub proposal: Proposal,
+}
+
+/// The columns [`item`] reads, over `contact_requests r` with the live link `l` and
+/// contact `c` left-joined.
+const SELECT: &str = "SELECT r.id, r.status, r.action, r.student_source_id, r.contact_id, r.proposed, r.current, \
+       r.requested_by, r.requested_at, r.decided_by, r.decided_at, r.reason, r.applied, \
+       c.given_name, c.family_name, c.email, c.mobile_phone, l.relationship, l.status, \
+       c.given_name_changed_at, c.family_name_changed_at, c.email_changed_at, c.mobile_phone_changed_at, \
+       l.relationship_changed_at, l.deactivated_at, l.id \
+     FROM contact_requests r \
+     LEFT JOIN student_contacts l ON l.student_id = r.student_id AND l.contact_id = r.contact_id \
+     LEFT JOIN contacts c ON c.id = l.contact_id";
+
+fn item(row: &QueryResult) -> Result<RequestItem, DbErr> {
+    let text = |i: usize| row.try_get_by_index::<Option<String>>(i);
+    let time = |i: usize| row.try_get_by_index::<Option<DateTime<Utc>>>(i);
+    let json = |i: usize| -> Result<Option<serde_json::Value>, DbErr> {
+        Ok(text(i)?.and_then(|t| serde_json::from_str(&t).ok()))
+    };
+    let requested_at: DateTime<Utc> = row.try_get_by_index(8)?;
+    let link: Option<i64> = row.try_get_by_index(25)?;
+    let current = match link {
+        Some(_) => Some(ContactValues {
+            given_name: text(13)?,
+            family_name: text(14)?,
+            email_address: text(15)?,
+            mobile_phone: text(16)?,
+            relationship: text(17)?,
+            status: text(18)?,
+        }),
+        None => None,
+    };
+    let mut stale = false;
+    for i in 19..=24 {
+        stale |= time(i)?.is_some_and(|t| t > requested_at);
+    }
+    let contact_id: Option<i64> = row.try_get_by_index(4)?;
+    let status = text(1)?.unwrap_or_default();
+    // Only a pending request can be stale: a decision itself changes the contact.
+    stale &= status == Status::Pending.as_str();
+    Ok(RequestItem {
+        id: row.try_get_by_index::<i64>(0)?.to_string(),
+        status,
+        action: text(2)?.unwrap_or_default(),
+        student_id: text(3)?.unwrap_or_default(),
+        contact_id: contact_id.map(|id| id.to_string()),
+        proposed: json(5)?.unwrap_or(serde_json::Value::Null),
+        submitted: json(6)?.and_then(|v| serde_json::from_value(v).ok()),
+        current,
+        stale,
+        requested_by: text(7)?.unwrap_or_default(),
+        requested_at,
+        decided_by: text(9)?,
+        decided_at: time(10)?,
+        reason: text(11)?,
+        applied: json(12)?,
+    })
+}
+
+/// One request of the tenant.
+pub async fn get<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+    id: i64,
+) -> Result<Option<RequestItem>, DbErr> {
+    let rows = db::query(
+        conn,
+        &format!("{SELECT} WHERE r.tenant_id = $1 AND r.id = $2"),
+        vec![Value::BigInt(Some(tenant.0)), Value::BigInt(Some(id))],
+    )
+    .await?;
+    rows.first().map(item).transpose()
+}
+
+/// What to list.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Only this status.
+    pub status: Option<Status>,
+    /// Only requests by this teacher (teachers see only their own).
+    pub requested_by: Option<String>,
+    /// Only requests about this student.
+    pub student_source_id: Option<String>,
+    /// Requests with a larger id than this (the cursor).
+    pub after: Option<i64>,
+    /// Page size.
+    pub limit: u64,
+}
+
+/// A page of requests, oldest first; `next` is the cursor of the next page.
+pub async fn list<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+    filter: &ListFilter,
+) -> Result<(Vec<RequestItem>, Option<String>), DbErr> {
+    let mut sql = format!("{SELECT} WHERE r.tenant_id = $1");
+    let mut values = vec![Value::BigInt(Some(tenant.0))];
+    let mut add = |condition: &str, value: Value| {
+        values.push(value);
+        sql.push_str(&format!(" AND {condition} ${}", values.len()));
+    };
+    if let Some(status) = filter.status {
+        add("r.status =", status.as_str().into());
+    }
+    if let Some(teacher) = &filter.requested_by {
+        add("r.requested_by =", teacher.clone().into());
+    }
+    if let Some(student) = &filter.student_source_id {
+        add("r.student_source_id =", student.clone().into());
+    }
+    if let Some(after) = filter.after {
+        add("r.id >", Value::BigInt(Some(after)));
+    }
+    sql.push_str(&format!(" ORDER BY r.id LIMIT {}", filter.limit + 1));
+    let rows = db::query(conn, &sql, values).await?;
+    let mut items = rows.iter().map(item).collect::<Result<Vec<_>, _>>()?;
+    let next = if items.len() as u64 > filter.limit {
+        items.truncate(filter.limit as usize);
+        items.last().map(|i| i.id.clone())
+    } else {
+        None
+    };
+    Ok((items, next))
+}
+
+/// The student's id in the tenant.
+pub(super) async fn student_id<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+    source_id: &str,
+) -> Result<i64, ApprovalError> {
+    let rows = db::query(
+        conn,
+        "SELECT id FROM students WHERE tenant_id = $1 AND source_id = $2",
+        vec![Value::BigInt(Some(tenant.0)), source_id.into()],
+    )
+    .await?;
+    rows.first()
+        .map(|r| r.try_get_by_index::<i64>(0))
+        .transpose()?
+        .ok_or(ApprovalError::NotFound("student"))
+}
+
+/// The current values of a contact linked to a student (any link status).
+pub(super) async fn linked_values<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+    student_id: i64,
+    contact_id: i64,
+) -> Result<Option<ContactValues>, DbErr> {
+    let rows = db::query(
+        conn,
+        "SELECT c.given_name, c.family_name, c.email, c.mobile_phone, l.relationship, l.status \
+         FROM student_contacts l JOIN contacts c ON c.id = l.contact_id \
+         WHERE l.tenant_id = $1 AND l.student_id = $2 AND l.contact_id = $3",
+        vec![
+            Value::BigInt(Some(tenant.0)),
+            Value::BigInt(Some(student_id)),
+            Value::BigInt(Some(contact_id)),
+        ],
+    )
+    .await?;
+    rows.first()
+        .map(|row| {
+            let text = |i: usize| row.try_get_by_index::<Option<String>>(i);
+            Ok(ContactValues {
+                given_name: text(0)?,
+                family_name: text(1)?,
+                email_address: text(2)?,
+                mobile_phone: text(3)?,
+                relationship: text(4)?,
+                status: text(5)?,
+            })
+        })
+        .transpose()
+}
+
+/// True when `proposal` would change nothing of `current`.
+fn changes_nothing(proposal: &Proposal, current: &ContactValues) -> bool {
+    let f = &proposal.fields;
+    let same = |change: &Option<Option<String>>, now: &Option<String>| {
+        change.as_ref().is_none_or(|value| value == now)
+    };
+    same(&f.given_name, &current.given_name)
+        && same(&f.family_name, &current.family_name)
+        && same(
+            &f.email
+                .as_ref()
+                .map(|v| v.as_ref().map(|e| e.as_str().to_string())),
+            &current.email_address,
+        )
+        && same(
+            &f.mobile_phone
+                .as_ref()
+                .map(|v| v.as_ref().map(|p| p.as_str().to_string())),
+            &current.mobile_phone,
+        )
+        && f.relationship
+            .is_none_or(|r| Some(r.as_str()) == current.relationship.as_deref())
+}
+
+/// Hash of what a submission asks for, to tell a replay from a different body under the
+/// same `Idempotency-Key`.
+fn body_hash(submission: &Submission<'_>) -> i64 {
+    let p = &submission.proposal;
+    crate::sync::hashing::hash_values([
+        Some(submission.student_source_id),
+        Some(p.action.as_str()),
+        p.contact_id.map(|id| id.to_string()).as_deref(),
+        Some(p.fields.to_json().to_string().as_str()),
+    ])
+}
+
+/// A replay of an earlier submission with the same key: its request, or an error when the
+/// body differs. `None` when the key is new.
+async fn replay<C: ConnectionTrait>(
+    conn: &C,
+    submission: &Submission<'_>,
+    hash: i64,
+) -> Result<Option<RequestItem>, ApprovalError> {
+    let Some(key) = submission.idempotency_key else {
+        return Ok(None);
+    };
+    let rows = db::query(
+        conn,
+        "SELECT id, body_hash FROM contact_requests WHERE tenant_id = $1 AND requested_by = $2 AND idempotency_key = $3",
+        vec![
+            Value::BigInt(Some(submission.tenant.0)),
+            submission.requested_by.into(),
+            key.into(),
+        ],
+    )
+    .await?;
+    let Some(row) = rows.first() else {
+        return Ok(None);
+    };
+    let (id, stored): (i64, Option<i64>) = (row.try_get_by_index(0)?, row.try_get_by_index(1)?);
+    if stored != Some(hash) {
+        return Err(ApprovalError::IdempotencyKeyReused);
+    }
+    Ok(get(conn, submission.tenant, id).await?)
+}
+
+/// Stores a pending request (or returns the first one for a replayed `Idempotency-Key`:
+/// the flag is then true). Nothing in the contact data changes.
+pub async fn submit(
+    db_conn: &DatabaseConnection,
+    submission: Submission<'_>,
+) -> Result<(RequestItem, bool), ApprovalError> {
+    let hash = body_hash(&submission);
+    if let Some(first) = replay(db_conn, &submission, hash).await? {
+        return Ok((first, true));
+    }
+    match insert(db_conn, &submission, hash).await {
+        Ok(item) => Ok((item, false)),
+        // A concurrent retry with the same key won the unique index: answer with its result.
+        Err(ApprovalError::Db(e)) if submission.idempotency_key.is_some() => {
+            match replay(db_conn, &submission, hash).await? {
+                Some(first) => Ok((first, true)),
+                None => Err(ApprovalError::Db(e)),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn insert(
+    db_conn: &DatabaseConnection,
+    submission: &Submission<'_>,
+    hash: i64,
+) -> Result<RequestItem, ApprovalError> {
+    let txn = db::begin_write(db_conn).await?;
+    let tenant = submission.tenant;
+    let enabled = db::query(
+        &txn,
+        "SELECT update_parent_information FROM tenant_settings WHERE tenant_id = $1",
+        vec![Value::BigInt(Some(tenant.0))],
+    )
+    .await?
+    .first()
+    .map(|r| r.try_get_by_index::<bool>(0))
+    .transpose()?
+    .unwrap_or(false);
+    if !enabled {
+        return Err(ApprovalError::EditsDisabled);
+    }
+    let student = student_id(&txn, tenant, submission.student_source_id).await?;
+    let proposal = &submission.proposal;
+    let current = match proposal.contact_id {
+        None => None,
+        Some(contact) => {
+            // Teachers propose changes to the contacts they see: active parents/guardians.
+            let values = linked_values(&txn, tenant, student, contact)
+                .await?
+                .filter(|v| {
+                    v.status.as_deref() == Some("active")
+                        && matches!(v.relationship.as_deref(), Some("parent" | "guardian"))
+                })
+                .ok_or(ApprovalError::NotFound("contact"))?;
+            if proposal.action == Action::Update && changes_nothing(proposal, &values) {
+                return Err(ApprovalError::NoChange);
+            }
+            Some(values)
+        }
+    };
+    let now = Utc::now();
+    let proposed = proposal.fields.to_json();
+    let current_json = current
+        .as_ref()
+        .map(|c| serde_json::to_value(c).unwrap_or_default());
+    let rows = db::query(
+        &txn,
+        "INSERT INTO contact_requests (tenant_id, student_id, student_source_id, contact_id, action, proposed, current, \
+           requested_by, requested_at, idempotency_key, body_hash, status) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending') RETURNING id",
+        vec![
+            Value::BigInt(Some(tenant.0)),
+            Value::BigInt(Some(student)),
+            submission.student_source_id.into(),
+            Value::BigInt(proposal.contact_id),
+            proposal.action.as_str().into(),
+            proposed.to_string().into(),
+            Value::String(current_json.as_ref().map(|v| v.to_string())),
+            submission.requested_by.into(),
+            Value::ChronoDateTimeUtc(Some(now)),
+            Value::String(submission.idempotency_key.map(str::to_string)),
+            Value::BigInt(Some(hash)),
+        ],
+    )
+    .await?;
+    let id: i64 = rows
+        .first()
+        .ok_or_else(|| DbErr::Custom("INSERT … RETURNING returned no row".into()))?
+        .try_get_by_index(0)?;
+    audit::record(
+        &txn,
+        AuditEntry {
+            tenant_id: Some(tenant.0),
+            actor: submission.actor,
+            action: "contact_request.submit",
+            target: Some(format!("contact_request:{id}")),
+            before: current_json,
+            after: Some(serde_json::json!({
+                "action": proposal.action.as_str(),
+                "studentId": submission.student_source_id,
+                "contactId": proposal.contact_id.map(|c| c.to_string()),
+                "proposed": proposed,
+            })),
+        },
+    )
+    .await?;
+    let item = get(&txn, tenant, id)
+        .await?
+        .ok_or(ApprovalError::NotFound("contact request"))?;
+    txn.commit().await?;
+    Ok(item)
+}

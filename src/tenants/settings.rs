@@ -1,0 +1,274 @@
+//! Tenant settings as the API (`GET|PATCH /api/v1/settings`, camelCase) and the CLI
+//! (`settings get|set`, kebab-case) see them: one list of keys, one parser per key, one
+//! audited update.
+
+use crate::audit::{self, AuditEntry};
+use crate::db;
+use crate::domain::TenantId;
+use crate::entities::tenant_settings;
+use sea_orm::{ActiveModelTrait, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel, Set};
+use serde::Serialize;
+
+/// A tenant's settings (SPEC §10 field names).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Settings {
+    /// `email` (default) or `sms`.
+    pub preferred_invite_channel: String,
+    /// Teachers may propose contact edits (default true).
+    pub update_parent_information: bool,
+    /// Weekly assignment digest (default false).
+    pub digest_enabled: bool,
+    /// Share of active links (percent) a sync may deactivate without `--force` (default 20).
+    pub deletion_guard_percent: i32,
+    /// Last change (UTC).
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<&tenant_settings::Model> for Settings {
+    fn from(m: &tenant_settings::Model) -> Self {
+        Self {
+            preferred_invite_channel: m.preferred_invite_channel.clone(),
+            update_parent_information: m.update_parent_information,
+            digest_enabled: m.digest_enabled,
+            deletion_guard_percent: m.deletion_guard_percent,
+            updated_at: m.updated_at,
+        }
+    }
+}
+
+/// One settable key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    /// `preferred-invite-channel` / `preferredInviteChannel`.
+    PreferredInviteChannel,
+    /// `update-parent-information` / `updateParentInformation`.
+    UpdateParentInformation,
+    /// `digest-enabled` / `digestEnabled`.
+    DigestEnabled,
+    /// `deletion-guard-percent` / `deletionGuardPercent`.
+    DeletionGuardPercent,
+}
+
+/// A parsed value for a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SettingValue {
+    /// A channel name.
+    Channel(String),
+    /// A switch.
+    Flag(bool),
+    /// A percentage.
+    Percent(i32),
+}
+
+/// A key or value that is not valid; the message lists what is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct SettingError {
+    /// The key as given.
+    pub field: String,
+    /// What is wrong and what is valid.
+    pub message: String,
+}
+
+impl Key {
+    /// Every key.
+    pub const ALL: [Key; 4] = [
+        Key::PreferredInviteChannel,
+        Key::UpdateParentInformation,
+        Key::DigestEnabled,
+        Key::DeletionGuardPercent,
+    ];
+
+    /// The CLI name.
+    pub fn kebab(self) -> &'static str {
+        match self {
+            Key::PreferredInviteChannel => "preferred-invite-channel",
+            Key::UpdateParentInformation => "update-parent-information",
+            Key::DigestEnabled => "digest-enabled",
+            Key::DeletionGuardPercent => "deletion-guard-percent",
+        }
+    }
+
+    /// The JSON name.
+    pub fn camel(self) -> &'static str {
+        match self {
+            Key::PreferredInviteChannel => "preferredInviteChannel",
+            Key::UpdateParentInformation => "updateParentInformation",
+            Key::DigestEnabled => "digestEnabled",
+            Key::DeletionGuardPercent => "deletionGuardPercent",
+        }
+    }
+
+    /// Finds a key by its CLI or JSON name.
+    pub fn parse(raw: &str) -> Result<Key, SettingError> {
+        Key::ALL
+            .into_iter()
+            .find(|k| k.kebab() == raw || k.camel() == raw)
+            .ok_or_else(|| SettingError {
+                field: raw.to_string(),
+                message: format!(
+                    "unknown setting; the settings are {}",
+                    Key::ALL.map(|k| k.kebab()).join(", ")
+                ),
+            })
+    }
+
+    fn error(self, message: impl Into<String>) -> SettingError {
+        SettingError {
+            field: self.camel().to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// Parses a JSON value for this key.
+    pub fn parse_json(self, value: &serde_json::Value) -> Result<SettingValue, SettingError> {
+        match (self, value) {
+            (Key::PreferredInviteChannel, serde_json::Value::String(s)) => self.parse_text(s),
+            (Key::UpdateParentInformation | Key::DigestEnabled, serde_json::Value::Bool(b)) => {
+                Ok(SettingValue::Flag(*b))
+            }
+            (Key::DeletionGuardPercent, serde_json::Value::Number(n)) => {
+                self.parse_text(&n.to_string())
+            }
+            _ => Err(self.error(self.expected())),
+        }
+    }
+
+    /// Parses a command-line value for this key.
+    pub fn parse_text(self, raw: &str) -> Result<SettingValue, SettingError> {
+        let raw = raw.trim();
+        match self {
+            Key::PreferredInviteChannel => match raw {
+                "email" | "sms" => Ok(SettingValue::Channel(raw.to_string())),
+                _ => Err(self.error(format!("'{raw}' is not valid; {}", self.expected()))),
+            },
+            Key::UpdateParentInformation | Key::DigestEnabled => match raw {
+                "true" | "on" | "yes" => Ok(SettingValue::Flag(true)),
+                "false" | "off" | "no" => Ok(SettingValue::Flag(false)),
+                _ => Err(self.error(format!("'{raw}' is not valid; {}", self.expected()))),
+            },
+            Key::DeletionGuardPercent => raw
+                .parse::<i32>()
+                .ok()
+                .filter(|p| (0..=100).contains(p))
+                .map(SettingValue::Percent)
+                .ok_or_else(|| self.error(format!("'{raw}' is not valid; {}", self.expected()))),
+        }
+    }
+
+    fn expected(self) -> &'static str {
+        match self {
+            Key::PreferredInviteChannel => "valid values are email, sms",
+            Key::UpdateParentInformation | Key::DigestEnabled => "valid values are true, false",
+            Key::DeletionGuardPercent => "valid values are whole numbers from 0 to 100",
+        }
+    }
+
+    /// The current value as text (CLI).
+    pub fn show(self, settings: &Settings) -> String {
+        match self {
+            Key::PreferredInviteChannel => settings.preferred_invite_channel.clone(),
+            Key::UpdateParentInformation => settings.update_parent_information.to_string(),
+            Key::DigestEnabled => settings.digest_enabled.to_string(),
+            Key::DeletionGuardPercent => settings.deletion_guard_percent.to_string(),
+        }
+    }
+}
+
+/// Errors of settings operations.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// A key or value is not valid.
+    #[error(transparent)]
+    Invalid(#[from] SettingError),
+    /// The tenant has no settings row.
+    #[error("the tenant has no settings")]
+    NotFound,
+    /// Database failure.
+    #[error("database error: {0}")]
+    Db(#[from] DbErr),
+}
+
+/// The tenant's settings.
+pub async fn get(db_conn: &DatabaseConnection, tenant: TenantId) -> Result<Settings, SettingsError> {
+    tenant_settings::Entity::find_by_id(tenant.0)
+        .one(db_conn)
+        .await?
+        .map(|m| Settings::from(&m))
+        .ok_or(SettingsError::NotFound)
+}
+
+/// Applies `changes` in one audited transaction and returns the new settings.
+pub async fn update(
+    db_conn: &DatabaseConnection,
+    tenant: TenantId,
+    changes: &[(Key, SettingValue)],
+    actor: &str,
+) -> Result<Settings, SettingsError> {
+    let txn = db::begin_write(db_conn).await?;
+    let model = tenant_settings::Entity::find_by_id(tenant.0)
+        .one(&txn)
+        .await?
+        .ok_or(SettingsError::NotFound)?;
+    let before = Settings::from(&model);
+    let mut active = model.into_active_model();
+    for (key, value) in changes {
+        match (key, value) {
+            (Key::PreferredInviteChannel, SettingValue::Channel(c)) => {
+                active.preferred_invite_channel = Set(c.clone())
+            }
+            (Key::UpdateParentInformation, SettingValue::Flag(b)) => {
+                active.update_parent_information = Set(*b)
+            }
+            (Key::DigestEnabled, SettingValue::Flag(b)) => active.digest_enabled = Set(*b),
+            (Key::DeletionGuardPercent, SettingValue::Percent(p)) => {
+                active.deletion_guard_percent = Set(*p)
+            }
+            (key, _) => return Err(key.error(key.expected()).into()),
+        }
+    }
+    active.updated_at = Set(chrono::Utc::now());
+    let after = Settings::from(&active.update(&txn).await?);
+    audit::record(
+        &txn,
+        AuditEntry {
+            tenant_id: Some(tenant.0),
+            actor,
+            action: "settings.update",
+            target: Some(format!("tenant_settings:{}", tenant.0)),
+            before: Some(serde_json::to_value(&before).unwrap_or_default()),
+            after: Some(serde_json::to_value(&after).unwrap_or_default()),
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(after)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_values_parse_with_clear_errors() {
+        assert_eq!(
+            Key::parse("preferred-invite-channel").unwrap(),
+            Key::PreferredInviteChannel
+        );
+        assert_eq!(Key::parse("digestEnabled").unwrap(), Key::DigestEnabled);
+        assert!(Key::parse("colour").unwrap_err().message.contains("digest-enabled"));
+        let bad = Key::PreferredInviteChannel.parse_text("fax").unwrap_err();
+        assert!(bad.message.contains("email, sms"), "{}", bad.message);
+        assert_eq!(
+            Key::DeletionGuardPercent.parse_json(&serde_json::json!(35)),
+            Ok(SettingValue::Percent(35))
+        );
+        assert!(Key::DeletionGuardPercent.parse_text("101").is_err());
+        assert!(
+            Key::UpdateParentInformation
+                .parse_json(&serde_json::json!("yes"))
+                .is_err()
+        );
+    }
+}
