@@ -222,3 +222,52 @@ pub fn code_for_status(status: StatusCode) -> &'static str {
         _ => "bad_request",
     }
 }
+
+impl From<crate::approvals::ApprovalError> for ApiError {
+    fn from(e: crate::approvals::ApprovalError) -> Self {
+        use crate::approvals::ApprovalError as E;
+        let message = e.to_string();
+        match e {
+            E::InvalidField { field, message } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                format!("{field}: {message}"),
+            )
+            .with_details(serde_json::json!({"field": field, "message": message})),
+            E::EditsDisabled => ApiError::new(StatusCode::FORBIDDEN, "edits_disabled", message),
+            E::NoChange => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "no_change", message),
+            E::IdempotencyKeyReused => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                message,
+            ),
+            E::NotFound(what) => ApiError::not_found(what),
+            E::AlreadyDecided(status) => {
+                ApiError::new(StatusCode::CONFLICT, "already_decided", message)
+                    .with_details(serde_json::json!({ "status": status }))
+            }
+            E::Stale(details) => {
+                ApiError::new(StatusCode::CONFLICT, "stale_request", message).with_details(*details)
+            }
+            E::ContactGone => ApiError::new(StatusCode::CONFLICT, "contact_gone", message),
+            E::AlreadyLifted => ApiError::new(StatusCode::CONFLICT, "already_lifted", message),
+            E::Db(e) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<crate::tenants::settings::SettingsError> for ApiError {
+    fn from(e: crate::tenants::settings::SettingsError) -> Self {
+        use crate::tenants::settings::SettingsError as E;
+        match e {
+            E::Invalid(invalid) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_setting",
+                invalid.to_string(),
+            )
+            .with_details(serde_json::json!({"field": invalid.field, "message": invalid.message})),
+            E::NotFound => ApiError::not_found("settings"),
+            E::Db(e) => ApiError::internal(e),
+        }
+    }
+}

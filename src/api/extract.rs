@@ -1,5 +1,5 @@
 //! Extractors whose rejections are [`ApiError`]s: the authenticated [`Principal`], path
-//! parameters and query strings, and page parameters.
+//! parameters, query strings, JSON bodies (required or optional), and page parameters.
 
 use super::AppState;
 use super::error::ApiError;
@@ -114,5 +114,55 @@ impl PageParams {
             after: self.cursor.filter(|c| !c.is_empty()),
             limit,
         })
+    }
+}
+
+/// A JSON body; a malformed one is a `400 invalid_body`, one without a JSON content type
+/// a `415 unsupported_media_type`.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        axum::Json::<T>::from_request(request, state)
+            .await
+            .map(|axum::Json(value)| ApiJson(value))
+            .map_err(json_rejection)
+    }
+}
+
+fn json_rejection(e: axum::extract::rejection::JsonRejection) -> ApiError {
+    use axum::extract::rejection::JsonRejection;
+    match e {
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as JSON with `Content-Type: application/json`",
+        ),
+        other => ApiError::bad_request("invalid_body", other.body_text()),
+    }
+}
+
+/// An optional JSON body: an empty body is `T::default()`; otherwise as [`ApiJson`].
+pub struct OptionalJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> axum::extract::FromRequest<S>
+    for OptionalJson<T>
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let (parts, body) = request.into_parts();
+        let bytes = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(T::default()));
+        }
+        let request = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
+        ApiJson::<T>::from_request(request, state)
+            .await
+            .map(|ApiJson(value)| OptionalJson(value))
     }
 }

@@ -1,14 +1,18 @@
 //! The HTTP API: tenant-scoped JSON routes behind bearer-token authentication, the
 //! Graph-compatible read, import uploads, probes and the OpenAPI document.
 //!
-//! One file per resource ([`contacts`], [`classes`], [`graph`], [`imports`], [`health`]);
+//! One file per resource ([`contacts`], [`contact_requests`], [`erasures`], [`settings`],
+//! [`audit`], [`classes`], [`graph`], [`imports`], [`health`]);
 //! every handler authenticates with the [`Principal`](crate::auth::Principal) extractor and
 //! asks [`crate::auth::policy`] before touching data. Every failure, including unknown
 //! routes, wrong methods, oversized bodies, timeouts, rate limits and panics, is the JSON
 //! error of [`error`].
 
+pub mod audit;
 pub mod classes;
+pub mod contact_requests;
 pub mod contacts;
+pub mod erasures;
 pub mod error;
 pub mod extract;
 pub mod graph;
@@ -16,6 +20,7 @@ pub mod health;
 pub mod imports;
 pub mod limits;
 pub mod openapi;
+pub mod settings;
 pub mod upload;
 
 use crate::auth::Verifier;
@@ -27,7 +32,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use error::{ApiError, REQUEST_ID, code_for_status};
 use sea_orm::DatabaseConnection;
 use std::sync::Arc;
@@ -95,6 +100,32 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/classes/{id}/students", get(classes::students))
         .route("/education/users/{source_id}", get(graph::user))
         .route("/api/v1/imports/{id}", get(imports::get))
+        .route(
+            "/api/v1/students/{source_id}/contact-requests",
+            post(contact_requests::submit),
+        )
+        .route("/api/v1/contact-requests", get(contact_requests::list))
+        .route("/api/v1/contact-requests/{id}", get(contact_requests::get))
+        .route(
+            "/api/v1/contact-requests/{id}/approve",
+            post(contact_requests::approve),
+        )
+        .route(
+            "/api/v1/contact-requests/{id}/reject",
+            post(contact_requests::reject),
+        )
+        .route(
+            "/api/v1/students/{source_id}/contacts/{contact_id}/erase",
+            post(erasures::erase_one),
+        )
+        .route(
+            "/api/v1/students/{source_id}/contacts/erase",
+            post(erasures::erase_all),
+        )
+        .route("/api/v1/erasures", get(erasures::list))
+        .route("/api/v1/erasures/{id}/lift", post(erasures::lift))
+        .route("/api/v1/settings", get(settings::get).patch(settings::update))
+        .route("/api/v1/audit", get(audit::list))
         .layer(RequestBodyLimitLayer::new(api.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

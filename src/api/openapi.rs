@@ -1,7 +1,7 @@
 //! `/openapi.json`: the OpenAPI document, generated from the handlers' annotations.
 
 use super::error::{ErrorBody, ErrorDetail};
-use super::{classes, contacts, graph, health, imports};
+use super::{audit, classes, contact_requests, contacts, erasures, graph, health, imports, settings};
 use crate::contacts::{ContactItem, FieldProvenance, Provenance};
 use crate::roster::{ClassItem, StudentItem};
 use axum::Json;
@@ -27,6 +27,18 @@ use utoipa::{Modify, OpenApi};
         imports::create,
         imports::list,
         imports::get,
+        contact_requests::submit,
+        contact_requests::list,
+        contact_requests::get,
+        contact_requests::approve,
+        contact_requests::reject,
+        erasures::erase_one,
+        erasures::erase_all,
+        erasures::list,
+        erasures::lift,
+        settings::get,
+        settings::update,
+        audit::list,
         document,
     ),
     components(schemas(
@@ -34,6 +46,12 @@ use utoipa::{Modify, OpenApi};
         contacts::ContactList, classes::ClassPage, classes::StudentPage, graph::EducationUser,
         graph::RelatedContact, imports::ImportRun, imports::ImportRunPage, crate::sync::report::Counts,
         imports::ImportUpload, health::Status,
+        crate::approvals::proposal::RequestBody, crate::approvals::proposal::ContactBody,
+        crate::approvals::ContactValues, crate::approvals::requests::RequestItem,
+        crate::approvals::requests::Status, contact_requests::RequestPage,
+        contact_requests::DecisionBody, crate::approvals::erase::Erasure, erasures::EraseBody,
+        erasures::Erased, erasures::ErasureList, crate::tenants::settings::Settings,
+        crate::audit::AuditItem, audit::AuditPage,
     )),
     modifiers(&BearerAuth),
     tags(
@@ -41,6 +59,10 @@ use utoipa::{Modify, OpenApi};
         (name = "classes", description = "Classes and their students"),
         (name = "graph", description = "Microsoft Graph-compatible reads for app-only tokens"),
         (name = "imports", description = "SDS file imports"),
+        (name = "contact-requests", description = "Teacher contact edits and admin approval"),
+        (name = "erasures", description = "Admin erasure of contacts"),
+        (name = "settings", description = "Tenant settings"),
+        (name = "audit", description = "The audit log"),
         (name = "probes", description = "Liveness and readiness"),
     )
 )]

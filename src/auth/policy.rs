@@ -9,6 +9,12 @@
 //! | run an import | – | yes | – | – |
 //! | read import runs | – | yes | yes | – |
 //! | Graph `relatedContacts` | – | – | – | active contacts of any student |
+//! | propose a contact edit | for students in classes they teach | – | – | – |
+//! | read contact requests | their own | every request | – | – |
+//! | approve / reject, erase, lift an erasure | – | yes | – | – |
+//! | read settings | – | yes | yes | – |
+//! | change settings | – | – | yes | – |
+//! | read the audit log | – | yes | yes | – |
 //!
 //! Everything is scoped by the token's tenant. A resource the caller may not reach inside
 //! its tenant, and any resource of another tenant, is reported as not found, exactly like
@@ -148,4 +154,96 @@ pub fn graph_read(principal: &Principal) -> Result<(), Denied> {
             "this Graph-compatible read needs an app-only token",
         )),
     }
+}
+
+/// Whose contact requests the caller may read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestScope {
+    /// Every request of the tenant (approvers).
+    All,
+    /// The requests this teacher made.
+    OwnedBy(String),
+}
+
+/// Proposing a contact edit for `student_source_id`: a teacher of one of the student's
+/// active classes. Returns the teacher's SIS source id.
+pub async fn submit_contact_request<C: ConnectionTrait>(
+    conn: &C,
+    principal: &Principal,
+    student_source_id: &str,
+) -> Result<String, Denied> {
+    user_only(principal)?;
+    match &principal.identity {
+        Identity::User { source_id, roles } if roles.contains(&Role::Teacher) => {
+            if roster::teacher_reaches_student(conn, principal.tenant, source_id, student_source_id)
+                .await?
+            {
+                Ok(source_id.clone())
+            } else {
+                Err(Denied::NotFound)
+            }
+        }
+        _ => Err(Denied::Forbidden(
+            "proposing contact edits needs the teacher role",
+        )),
+    }
+}
+
+/// Reading contact requests: approvers read every request, teachers their own.
+pub fn read_contact_requests(principal: &Principal) -> Result<RequestScope, Denied> {
+    user_only(principal)?;
+    if is_admin(principal) {
+        return Ok(RequestScope::All);
+    }
+    match &principal.identity {
+        Identity::User { source_id, roles } if roles.contains(&Role::Teacher) => {
+            Ok(RequestScope::OwnedBy(source_id.clone()))
+        }
+        _ => Err(Denied::Forbidden(
+            "contact requests need the teacher, global-admin or teams-admin role",
+        )),
+    }
+}
+
+/// Approving or rejecting contact requests, and erasing contacts: approvers only.
+pub fn administer_contacts(principal: &Principal) -> Result<(), Denied> {
+    user_only(principal)?;
+    if is_admin(principal) {
+        Ok(())
+    } else {
+        Err(Denied::Forbidden(
+            "this needs the global-admin or teams-admin role",
+        ))
+    }
+}
+
+/// Reading tenant settings: tenant admins and approvers.
+pub fn read_settings(principal: &Principal) -> Result<(), Denied> {
+    user_only(principal)?;
+    if principal.has_role(Role::TenantAdmin) || is_admin(principal) {
+        Ok(())
+    } else {
+        Err(Denied::Forbidden(
+            "settings need the tenant-admin, global-admin or teams-admin role",
+        ))
+    }
+}
+
+/// Changing tenant settings: tenant admins.
+pub fn update_settings(principal: &Principal) -> Result<(), Denied> {
+    user_only(principal)?;
+    if principal.has_role(Role::TenantAdmin) {
+        Ok(())
+    } else {
+        Err(Denied::Forbidden(
+            "changing settings needs the tenant-admin role",
+        ))
+    }
+}
+
+/// Reading the audit log: approvers and tenant admins.
+pub fn read_audit(principal: &Principal) -> Result<(), Denied> {
+    read_settings(principal).map_err(|_| {
+        Denied::Forbidden("the audit log needs the global-admin, teams-admin or tenant-admin role")
+    })
 }
