@@ -111,9 +111,11 @@ pub async fn list<C: ConnectionTrait>(
         sql.push_str(&format!(" AND {condition} ${}", values.len()));
     };
     match filter.action.as_deref() {
-        Some(prefix) if prefix.ends_with('.') => {
-            add("action LIKE", format!("{}%", prefix.replace(['%', '_'], "")).into())
-        }
+        // A prefix compared as a substring: LIKE would read `_` as a wildcard.
+        Some(prefix) if prefix.ends_with('.') => add(
+            &format!("SUBSTR(action, 1, {}) =", prefix.chars().count()),
+            prefix.into(),
+        ),
         Some(action) => add("action =", action.into()),
         None => {}
     }

@@ -9,6 +9,8 @@ mod api_auth;
 mod api_cli;
 mod api_errors;
 mod api_imports;
+mod approvals;
+mod edits_and_sync;
 
 mod bad_files;
 mod cli;
