@@ -47,6 +47,8 @@ pub struct AuditPage {
     tag = "audit",
     params(AuditParams),
     responses(
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
         (status = 200, description = "Audit entries", body = AuditPage),
         (status = 400, description = "Bad query", body = ErrorBody),
         (status = 403, description = "Not an approver or tenant admin", body = ErrorBody),

@@ -32,7 +32,9 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         .ok_or_else(|| {
             ApiError::bad_request(
                 "invalid_header",
-                format!("Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
+                format!(
+                    "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
+                ),
             )
         })?;
     Ok(Some(key.to_string()))
@@ -50,6 +52,8 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     ),
     request_body = RequestBody,
     responses(
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
         (status = 201, description = "The pending request (or the first one, for a replayed key)", body = RequestItem),
         (status = 400, description = "Malformed body or header", body = ErrorBody),
         (status = 403, description = "Not a teacher, or teacher edits are turned off (`edits_disabled`)", body = ErrorBody),
@@ -120,6 +124,8 @@ pub struct RequestPage {
     tag = "contact-requests",
     params(ListParams),
     responses(
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
         (status = 200, description = "The requests", body = RequestPage),
         (status = 400, description = "Bad query", body = ErrorBody),
         (status = 403, description = "The caller's role never reads requests", body = ErrorBody),
@@ -172,6 +178,8 @@ fn request_id(raw: &str) -> Result<i64, ApiError> {
     tag = "contact-requests",
     params(("id" = String, Path, description = "Request id")),
     responses(
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
         (status = 200, description = "The request", body = RequestItem),
         (status = 404, description = "No such request within the caller's reach", body = ErrorBody),
     ),
@@ -252,6 +260,8 @@ async fn decide_with(
     params(("id" = String, Path, description = "Request id")),
     request_body(content = DecisionBody, description = "Optional"),
     responses(
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
         (status = 200, description = "The approved request, with what was applied", body = RequestItem),
         (status = 403, description = "Not an approver", body = ErrorBody),
         (status = 404, description = "No such request", body = ErrorBody),
@@ -276,6 +286,8 @@ pub async fn approve(
     params(("id" = String, Path, description = "Request id")),
     request_body(content = DecisionBody, description = "Optional"),
     responses(
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
         (status = 200, description = "The rejected request", body = RequestItem),
         (status = 403, description = "Not an approver", body = ErrorBody),
         (status = 404, description = "No such request", body = ErrorBody),

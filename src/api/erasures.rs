@@ -89,6 +89,8 @@ async fn run(
     ),
     request_body(content = EraseBody, description = "Optional"),
     responses(
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
         (status = 200, description = "What was erased", body = Erased),
         (status = 403, description = "Not an approver", body = ErrorBody),
         (status = 404, description = "No such student, or the contact is not linked to it", body = ErrorBody),
@@ -115,6 +117,8 @@ pub async fn erase_one(
     params(("sourceId" = String, Path, description = "The student's SIS source id")),
     request_body(content = EraseBody, description = "Optional"),
     responses(
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
         (status = 200, description = "What was erased (empty when the student had no contact)", body = Erased),
         (status = 403, description = "Not an approver", body = ErrorBody),
         (status = 404, description = "No such student", body = ErrorBody),
@@ -148,6 +152,8 @@ pub struct ErasureParams {
     tag = "erasures",
     params(ErasureParams),
     responses(
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
         (status = 200, description = "Erasures, newest first", body = ErasureList),
         (status = 403, description = "Not an approver", body = ErrorBody),
     ),
@@ -176,6 +182,8 @@ pub async fn list(
     tag = "erasures",
     params(("id" = String, Path, description = "Erasure id")),
     responses(
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
         (status = 200, description = "The lifted erasure", body = Erasure),
         (status = 403, description = "Not an approver", body = ErrorBody),
         (status = 404, description = "No such erasure", body = ErrorBody),

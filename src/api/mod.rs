@@ -124,7 +124,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/erasures", get(erasures::list))
         .route("/api/v1/erasures/{id}/lift", post(erasures::lift))
-        .route("/api/v1/settings", get(settings::get).patch(settings::update))
+        .route(
+            "/api/v1/settings",
+            get(settings::get).patch(settings::update),
+        )
         .route("/api/v1/audit", get(audit::list))
         .layer(RequestBodyLimitLayer::new(api.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(

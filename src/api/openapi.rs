@@ -1,7 +1,9 @@
 //! `/openapi.json`: the OpenAPI document, generated from the handlers' annotations.
 
 use super::error::{ErrorBody, ErrorDetail};
-use super::{audit, classes, contact_requests, contacts, erasures, graph, health, imports, settings};
+use super::{
+    audit, classes, contact_requests, contacts, erasures, graph, health, imports, settings,
+};
 use crate::contacts::{ContactItem, FieldProvenance, Provenance};
 use crate::roster::{ClassItem, StudentItem};
 use axum::Json;

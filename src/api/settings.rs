@@ -15,6 +15,8 @@ use axum::http::StatusCode;
     path = "/api/v1/settings",
     tag = "settings",
     responses(
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
         (status = 200, description = "The settings", body = Settings),
         (status = 403, description = "Not a tenant admin or approver", body = ErrorBody),
     ),
@@ -35,6 +37,8 @@ pub async fn get(
     tag = "settings",
     request_body(content = Object, description = "Keys to change, e.g. {\"updateParentInformation\": false, \"preferredInviteChannel\": \"sms\"}"),
     responses(
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
         (status = 200, description = "The new settings", body = Settings),
         (status = 400, description = "Not a JSON object", body = ErrorBody),
         (status = 403, description = "Not a tenant admin", body = ErrorBody),

@@ -74,7 +74,14 @@ pub async fn approve(
         ],
     )
     .await?;
-    record(&txn, &decision, "contact_request.approve", &request, Some(applied)).await?;
+    record(
+        &txn,
+        &decision,
+        "contact_request.approve",
+        &request,
+        Some(applied),
+    )
+    .await?;
     finish(txn, &decision).await
 }
 
@@ -244,10 +251,7 @@ impl Change<'_> {
             Some(found) => found,
             None => self.create_contact(conn, fields, email).await?,
         };
-        let relationship = fields
-            .relationship
-            .map(|r| r.as_str())
-            .unwrap_or("other");
+        let relationship = fields.relationship.map(|r| r.as_str()).unwrap_or("other");
         let linked = db::exec(
             conn,
             "UPDATE student_contacts SET status = 'active', deactivated_at = NULL, held_by = NULL, held_at = NULL, \
@@ -294,10 +298,16 @@ impl Change<'_> {
     ) -> Result<(i64, String), ApprovalError> {
         let source_key = email_key.unwrap_or_else(|| format!("edit:{}", self.request_id));
         let columns = contact_columns(fields);
-        let mut names = vec!["tenant_id", "source_key", "sync_key", "created_at", "updated_at"]
-            .into_iter()
-            .map(String::from)
-            .collect::<Vec<_>>();
+        let mut names = vec![
+            "tenant_id",
+            "source_key",
+            "sync_key",
+            "created_at",
+            "updated_at",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
         let mut values = vec![
             self.tenant(),
             source_key.clone().into(),

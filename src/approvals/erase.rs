@@ -289,7 +289,9 @@ pub async fn lift(
             actor,
             action: "contact.erase_lift",
             target: Some(format!("erasure:{id}")),
-            before: Some(serde_json::json!({"studentId": item.student_id, "contactId": item.contact_id})),
+            before: Some(
+                serde_json::json!({"studentId": item.student_id, "contactId": item.contact_id}),
+            ),
             after: Some(serde_json::json!({"liftedAt": item.lifted_at})),
         },
     )

@@ -140,9 +140,9 @@ impl ContactFields {
     fn parse(body: &ContactBody, region: Region) -> Result<Self, ApprovalError> {
         let relationship = match body.relationship.as_deref().map(str::trim) {
             None | Some("") => None,
-            Some(raw) => Some(
-                Relationship::parse(raw).map_err(|e| invalid("contact.relationship", e.0))?,
-            ),
+            Some(raw) => {
+                Some(Relationship::parse(raw).map_err(|e| invalid("contact.relationship", e.0))?)
+            }
         };
         Ok(Self {
             given_name: name("contact.givenName", body.given_name.as_ref())?,
@@ -188,10 +188,7 @@ impl ContactFields {
                 .as_ref()
                 .map(|v| v.as_ref().map(|p| p.as_str())),
         );
-        put(
-            "relationship",
-            self.relationship.map(|r| Some(r.as_str())),
-        );
+        put("relationship", self.relationship.map(|r| Some(r.as_str())));
         Value::Object(map)
     }
 
@@ -221,7 +218,10 @@ impl Proposal {
         let action = Action::parse(body.action.trim()).ok_or_else(|| {
             invalid(
                 "action",
-                format!("'{}' is not an action; use add, update or remove", body.action),
+                format!(
+                    "'{}' is not an action; use add, update or remove",
+                    body.action
+                ),
             )
         })?;
         let contact_id = match (&body.contact_id, action) {
@@ -412,7 +412,9 @@ mod tests {
             given_name: Some(Some("Ana".into())),
             family_name: Some(None),
             email: None,
-            mobile_phone: Some(Some(PhoneE164::parse("+12025550143", Region::default()).unwrap())),
+            mobile_phone: Some(Some(
+                PhoneE164::parse("+12025550143", Region::default()).unwrap(),
+            )),
             relationship: Some(Relationship::Parent),
         };
         let back = ContactFields::from_json(&fields.to_json(), Region::default()).unwrap();

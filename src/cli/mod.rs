@@ -127,6 +127,13 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Read or change a tenant's settings (keys in kebab-case, e.g.
+    /// preferred-invite-channel, update-parent-information, digest-enabled).
+    Settings {
+        /// Settings command.
+        #[command(subcommand)]
+        command: settings::SettingsCommand,
+    },
     /// Run a benchmark (minutes at full scale; use a release build).
     Bench {
         /// Benchmark to run.
@@ -163,6 +170,8 @@ fn out_raw(text: &str) {
     use std::io::Write;
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
+
+mod settings;
 
 /// A failure with the exit status to use.
 struct Failure {
@@ -364,6 +373,7 @@ async fn run(command: Command, config: Config) -> Result<(), Failure> {
             out!("{}", mint::sign(&key, &claims)?);
             Ok(())
         }
+        Command::Settings { command } => settings::run(command, &config).await,
         Command::Bench { command } => bench(command, &config).await,
     }
 }

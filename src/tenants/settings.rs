@@ -191,7 +191,10 @@ pub enum SettingsError {
 }
 
 /// The tenant's settings.
-pub async fn get(db_conn: &DatabaseConnection, tenant: TenantId) -> Result<Settings, SettingsError> {
+pub async fn get(
+    db_conn: &DatabaseConnection,
+    tenant: TenantId,
+) -> Result<Settings, SettingsError> {
     tenant_settings::Entity::find_by_id(tenant.0)
         .one(db_conn)
         .await?
@@ -257,7 +260,12 @@ mod tests {
             Key::PreferredInviteChannel
         );
         assert_eq!(Key::parse("digestEnabled").unwrap(), Key::DigestEnabled);
-        assert!(Key::parse("colour").unwrap_err().message.contains("digest-enabled"));
+        assert!(
+            Key::parse("colour")
+                .unwrap_err()
+                .message
+                .contains("digest-enabled")
+        );
         let bad = Key::PreferredInviteChannel.parse_text("fax").unwrap_err();
         assert!(bad.message.contains("email, sms"), "{}", bad.message);
         assert_eq!(

@@ -9,7 +9,7 @@ use axum::http::Request;
 use std::net::SocketAddr;
 
 /// Every route of the API, as the OpenAPI document must list it.
-const ROUTES: [(&str, &str); 10] = [
+const ROUTES: [(&str, &str); 22] = [
     ("/healthz", "get"),
     ("/readyz", "get"),
     ("/openapi.json", "get"),
@@ -20,6 +20,21 @@ const ROUTES: [(&str, &str); 10] = [
     ("/api/v1/imports", "post"),
     ("/api/v1/imports", "get"),
     ("/api/v1/imports/{id}", "get"),
+    ("/api/v1/students/{sourceId}/contact-requests", "post"),
+    ("/api/v1/contact-requests", "get"),
+    ("/api/v1/contact-requests/{id}", "get"),
+    ("/api/v1/contact-requests/{id}/approve", "post"),
+    ("/api/v1/contact-requests/{id}/reject", "post"),
+    (
+        "/api/v1/students/{sourceId}/contacts/{contactId}/erase",
+        "post",
+    ),
+    ("/api/v1/students/{sourceId}/contacts/erase", "post"),
+    ("/api/v1/erasures", "get"),
+    ("/api/v1/erasures/{id}/lift", "post"),
+    ("/api/v1/settings", "get"),
+    ("/api/v1/settings", "patch"),
+    ("/api/v1/audit", "get"),
 ];
 
 async fn probes_and_a_complete_openapi_document(backend: Backend) {

@@ -133,7 +133,11 @@ async fn an_update_waits_for_approval_then_applies_as_approved_edit(backend: Bac
         json!({"emailAddress": "linda@new.example", "mobilePhone": "202-555-0199"}),
     )
     .await;
-    assert_eq!(api.db.fingerprint().await, before, "nothing changes before approval");
+    assert_eq!(
+        api.db.fingerprint().await,
+        before,
+        "nothing changes before approval"
+    );
     let view = teacher_view(&api, "stu-1").await;
     assert!(
         view.iter()
@@ -154,7 +158,13 @@ async fn an_update_waits_for_approval_then_applies_as_approved_edit(backend: Bac
     assert_eq!(item["proposed"]["mobilePhone"], "+12025550199", "E.164");
     assert_eq!(item["stale"], false);
 
-    let approved = decide(&api, &id, "approve", Some(json!({"reason": "checked by phone"}))).await;
+    let approved = decide(
+        &api,
+        &id,
+        "approve",
+        Some(json!({"reason": "checked by phone"})),
+    )
+    .await;
     let body = approved.ok();
     assert_eq!(body["status"], "approved");
     assert_eq!(body["reason"], "checked by phone");
@@ -183,7 +193,10 @@ async fn an_update_waits_for_approval_then_applies_as_approved_edit(backend: Bac
             vec![],
         )
         .await;
-    assert_eq!(changed_at, decided_at, "the change time is the approval time");
+    assert_eq!(
+        changed_at, decided_at,
+        "the change time is the approval time"
+    );
     let admin_view = api
         .get("/api/v1/students/stu-1/contacts", Some(&api.admin("nyc")))
         .await;
@@ -194,7 +207,10 @@ async fn an_update_waits_for_approval_then_applies_as_approved_edit(backend: Bac
         .find(|c| c["emailAddress"] == "linda@new.example")
         .cloned()
         .expect("the edit is visible");
-    assert_eq!(linda["provenance"]["emailAddress"]["source"], "approved_edit");
+    assert_eq!(
+        linda["provenance"]["emailAddress"]["source"],
+        "approved_edit"
+    );
     assert_eq!(linda["provenance"]["givenName"]["source"], "sync");
     let actions = api
         .db
@@ -208,7 +224,10 @@ async fn bad_fields_are_named_in_the_error(backend: Backend) {
     let api = Api::new(backend).await;
     let par1 = contact_id(&api, "nyc", "par-1").await;
     let cases = [
-        (json!({"emailAddress": "not-an-email"}), "contact.emailAddress"),
+        (
+            json!({"emailAddress": "not-an-email"}),
+            "contact.emailAddress",
+        ),
         (json!({"mobilePhone": "555-12"}), "contact.mobilePhone"),
         (json!({"relationship": "uncle"}), "contact.relationship"),
     ];
@@ -220,7 +239,11 @@ async fn bad_fields_are_named_in_the_error(backend: Backend) {
         )
         .await;
         assert_eq!(reply.error(422), "invalid_field");
-        assert_eq!(reply.body["error"]["details"]["field"], field, "{}", reply.body);
+        assert_eq!(
+            reply.body["error"]["details"]["field"], field,
+            "{}",
+            reply.body
+        );
     }
     let add_without_channel = submit(
         &api,
@@ -342,11 +365,21 @@ async fn turning_edits_off_refuses_submissions(backend: Backend) {
     let tenant_admin = api.user("nyc", "ta-1", &[Role::TenantAdmin]);
     let settings = api.get("/api/v1/settings", Some(&tenant_admin)).await;
     assert_eq!(settings.ok()["updateParentInformation"], true);
-    let bad = patch_settings(&api, &tenant_admin, json!({"updateParentInformation": "no"})).await;
+    let bad = patch_settings(
+        &api,
+        &tenant_admin,
+        json!({"updateParentInformation": "no"}),
+    )
+    .await;
     assert_eq!(bad.error(422), "invalid_setting");
     let unknown = patch_settings(&api, &tenant_admin, json!({"colour": "red"})).await;
     assert_eq!(unknown.error(422), "invalid_setting");
-    let channel = patch_settings(&api, &tenant_admin, json!({"preferredInviteChannel": "fax"})).await;
+    let channel = patch_settings(
+        &api,
+        &tenant_admin,
+        json!({"preferredInviteChannel": "fax"}),
+    )
+    .await;
     assert!(
         channel.body["error"]["message"]
             .as_str()
@@ -355,9 +388,19 @@ async fn turning_edits_off_refuses_submissions(backend: Backend) {
         "{}",
         channel.body
     );
-    let by_admin = patch_settings(&api, &api.admin("nyc"), json!({"updateParentInformation": false})).await;
+    let by_admin = patch_settings(
+        &api,
+        &api.admin("nyc"),
+        json!({"updateParentInformation": false}),
+    )
+    .await;
     assert_eq!(by_admin.error(403), "forbidden");
-    let off = patch_settings(&api, &tenant_admin, json!({"updateParentInformation": false})).await;
+    let off = patch_settings(
+        &api,
+        &tenant_admin,
+        json!({"updateParentInformation": false}),
+    )
+    .await;
     assert_eq!(off.ok()["updateParentInformation"], false);
     let par1 = contact_id(&api, "nyc", "par-1").await;
     let refused = submit(
@@ -368,10 +411,7 @@ async fn turning_edits_off_refuses_submissions(backend: Backend) {
     .await;
     assert_eq!(refused.error(403), "edits_disabled");
     let audit = api
-        .get(
-            "/api/v1/audit?action=settings.update",
-            Some(&tenant_admin),
-        )
+        .get("/api/v1/audit?action=settings.update", Some(&tenant_admin))
         .await;
     let entry = &audit.ok()["items"][0];
     assert_eq!(entry["before"]["updateParentInformation"], true);
@@ -396,7 +436,11 @@ async fn outsiders_are_refused_without_leaking_anything(backend: Backend) {
     let callers = [
         (api.user("nyc", "tch-2", &[Role::Teacher]), 404, "not_found"),
         (api.user("bos", "tch-1", &[Role::Teacher]), 404, "not_found"),
-        (api.app("nyc", &["EduRoster.ReadWrite.All"]), 403, "forbidden"),
+        (
+            api.app("nyc", &["EduRoster.ReadWrite.All"]),
+            403,
+            "forbidden",
+        ),
         (api.admin("nyc"), 403, "forbidden"),
     ];
     for (token, status, code) in &callers {
@@ -418,7 +462,12 @@ async fn outsiders_are_refused_without_leaking_anything(backend: Backend) {
     assert_eq!(wrong_contact.error(404), "not_found");
     // Non-parent roles are not offered to teachers, so not editable by them.
     let doctor = contact_id(&api, "nyc", "doc-1").await;
-    let hidden = submit(&api, "stu-1", json!({"action": "remove", "contactId": doctor})).await;
+    let hidden = submit(
+        &api,
+        "stu-1",
+        json!({"action": "remove", "contactId": doctor}),
+    )
+    .await;
     assert_eq!(hidden.error(404), "not_found");
     assert_eq!(
         api.db.count("SELECT COUNT(*) FROM contact_requests").await,
@@ -555,16 +604,26 @@ async fn a_request_stays_decidable_after_the_teacher_left(backend: Backend) {
     left.remove_lines("enrollments.csv", "tch-1")
         .remove_lines("roles.csv", "tch-1")
         .remove_lines("users.csv", "tch-1");
-    let report = api.db.import("nyc", Format::SdsV21, left.path(), APPLY).await;
+    let report = api
+        .db
+        .import("nyc", Format::SdsV21, left.path(), APPLY)
+        .await;
     assert!(report.status.is_success(), "{:?}", report.errors);
     let list = api
-        .get("/api/v1/contact-requests?status=pending", Some(&api.admin("nyc")))
+        .get(
+            "/api/v1/contact-requests?status=pending",
+            Some(&api.admin("nyc")),
+        )
         .await;
     assert_eq!(list.ok()["items"][0]["id"], id.as_str());
     let approved = decide(&api, &id, "approve", None).await;
     assert_eq!(approved.ok()["status"], "approved");
     assert_eq!(
-        api.db.contact_field("par-1", "family_name").await.0.as_deref(),
+        api.db
+            .contact_field("par-1", "family_name")
+            .await
+            .0
+            .as_deref(),
         Some("Ng-Park")
     );
 }
@@ -573,7 +632,13 @@ async fn a_rejection_changes_nothing(backend: Backend) {
     let api = Api::new(backend).await;
     let id = propose_update(&api, "stu-1", "par-2", json!({"relationship": "parent"})).await;
     let before = api.db.fingerprint().await;
-    let rejected = decide(&api, &id, "reject", Some(json!({"reason": "not the guardian"}))).await;
+    let rejected = decide(
+        &api,
+        &id,
+        "reject",
+        Some(json!({"reason": "not the guardian"})),
+    )
+    .await;
     assert_eq!(rejected.ok()["status"], "rejected");
     assert_eq!(rejected.body["reason"], "not the guardian");
     assert_eq!(api.db.fingerprint().await, before);
@@ -630,11 +695,17 @@ async fn the_audit_log_filters_by_action_and_is_for_admins(backend: Backend) {
     assert_eq!(approve["before"]["current"]["givenName"], "Linda");
     assert_eq!(approve["after"]["applied"]["values"]["givenName"], "Lin");
     assert_eq!(approve["actor"], "api:user:admin-1@nyc");
-    assert!(approve["at"].as_str().unwrap().ends_with('Z') || approve["at"].as_str().unwrap().contains("+00:00"));
+    assert!(
+        approve["at"].as_str().unwrap().ends_with('Z')
+            || approve["at"].as_str().unwrap().contains("+00:00")
+    );
     let paged = api.get("/api/v1/audit?limit=1", Some(&admin)).await;
     let cursor = paged.ok()["nextCursor"].as_str().unwrap().to_string();
     let next = api
-        .get(&format!("/api/v1/audit?limit=1&cursor={cursor}"), Some(&admin))
+        .get(
+            &format!("/api/v1/audit?limit=1&cursor={cursor}"),
+            Some(&admin),
+        )
         .await;
     assert_ne!(next.ok()["items"][0]["id"], paged.body["items"][0]["id"]);
     let by_target = api
@@ -650,6 +721,11 @@ async fn the_audit_log_filters_by_action_and_is_for_admins(backend: Backend) {
     assert_eq!(future.ok()["items"], json!([]));
     let teacher = api.get("/api/v1/audit", Some(&api.teacher())).await;
     assert_eq!(teacher.error(403), "forbidden");
-    let other_tenant = api.get("/api/v1/audit?action=contact_request.", Some(&api.admin("bos"))).await;
+    let other_tenant = api
+        .get(
+            "/api/v1/audit?action=contact_request.",
+            Some(&api.admin("bos")),
+        )
+        .await;
     assert_eq!(other_tenant.ok()["items"], json!([]));
 }

@@ -306,3 +306,71 @@ fn a_closed_stdout_is_not_a_panic() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(output.status.code(), Some(0), "{stderr}");
 }
+
+#[test]
+fn settings_get_and_set_with_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(
+        run(dir.path(), &["tenant", "create", "demo"])
+            .status
+            .success()
+    );
+    let all = run(dir.path(), &["settings", "get", "--tenant", "demo"]);
+    let text = String::from_utf8_lossy(&all.stdout);
+    assert!(text.contains("update-parent-information = true"), "{text}");
+    assert!(text.contains("preferred-invite-channel = email"), "{text}");
+    let set = run(
+        dir.path(),
+        &[
+            "settings",
+            "set",
+            "--tenant",
+            "demo",
+            "update-parent-information",
+            "false",
+        ],
+    );
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    let one = run(
+        dir.path(),
+        &[
+            "settings",
+            "get",
+            "--tenant",
+            "demo",
+            "update-parent-information",
+            "--json",
+        ],
+    );
+    assert_eq!(
+        stdout_json(&one),
+        serde_json::json!({"updateParentInformation": false})
+    );
+    let bad = run(
+        dir.path(),
+        &[
+            "settings",
+            "set",
+            "--tenant",
+            "demo",
+            "preferred-invite-channel",
+            "fax",
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("email, sms") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+    let unknown = run(
+        dir.path(),
+        &["settings", "get", "--tenant", "demo", "colour"],
+    );
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("digest-enabled"));
+}

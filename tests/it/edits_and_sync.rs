@@ -42,13 +42,21 @@ async fn sync(api: &Api, fixture: &Fixture, options: Options) -> ImportReport {
 
 async fn approve_update(api: &Api, key: &str, contact: serde_json::Value) {
     let id = propose_update(api, "stu-1", key, contact).await;
-    assert_eq!(decide(api, &id, "approve", None).await.ok()["status"], "approved");
+    assert_eq!(
+        decide(api, &id, "approve", None).await.ok()["status"],
+        "approved"
+    );
 }
 
 async fn a_unchanged_sis_value_keeps_a_later_approved_edit(backend: Backend) {
     for options in PATHS {
         let api = Api::new(backend).await;
-        approve_update(&api, "par-1", json!({"emailAddress": "linda@edited.example"})).await;
+        approve_update(
+            &api,
+            "par-1",
+            json!({"emailAddress": "linda@edited.example"}),
+        )
+        .await;
         let report = sync(&api, &Fixture::v21(), options).await;
         assert_eq!(report.rows_written, 0);
         assert_eq!(
@@ -103,7 +111,10 @@ async fn c_sync_change_then_later_approved_edit_keeps_the_edit(backend: Backend)
         assert_eq!(again.rows_written, 0);
         assert_eq!(
             api.db.contact_field("par-2", "email").await,
-            (Some("tom@edit.example".into()), Some("approved_edit".into())),
+            (
+                Some("tom@edit.example".into()),
+                Some("approved_edit".into())
+            ),
             "{options:?}"
         );
     }
@@ -113,7 +124,12 @@ async fn d_approved_removal_stays_removed_until_the_sis_changes_the_link(backend
     for options in PATHS {
         let api = Api::new(backend).await;
         let par2 = contact_id(&api, "nyc", "par-2").await;
-        let reply = submit(&api, "stu-1", json!({"action": "remove", "contactId": par2})).await;
+        let reply = submit(
+            &api,
+            "stu-1",
+            json!({"action": "remove", "contactId": par2}),
+        )
+        .await;
         let id = reply.body["id"].as_str().unwrap().to_string();
         decide(&api, &id, "approve", None).await.ok();
         assert_eq!(
@@ -138,7 +154,11 @@ async fn d_approved_removal_stays_removed_until_the_sis_changes_the_link(backend
         );
         // The SIS changes the link (guardian -> parent): that later change re-adds it.
         let changed = Fixture::v21();
-        changed.replace("relationships.csv", "stu-1,par-2,guardian", "stu-1,par-2,parent");
+        changed.replace(
+            "relationships.csv",
+            "stu-1,par-2,guardian",
+            "stu-1,par-2,parent",
+        );
         let readded = sync(&api, &changed, options).await;
         assert_eq!(readded.entities.links.reactivated, 1, "{options:?}");
         assert_eq!(
@@ -147,7 +167,12 @@ async fn d_approved_removal_stays_removed_until_the_sis_changes_the_link(backend
         );
 
         // Removed again; then the SIS drops the link and later sends it again: re-added.
-        let reply = submit(&api, "stu-1", json!({"action": "remove", "contactId": par2})).await;
+        let reply = submit(
+            &api,
+            "stu-1",
+            json!({"action": "remove", "contactId": par2}),
+        )
+        .await;
         let id = reply.body["id"].as_str().unwrap().to_string();
         decide(&api, &id, "approve", None).await.ok();
         let dropped = Fixture::v21();
@@ -195,7 +220,11 @@ async fn an_approved_addition_survives_syncs_that_do_not_carry_it(backend: Backe
             "{options:?}"
         );
         assert_eq!(
-            api.db.contact_field("maya@example.com", "email").await.1.as_deref(),
+            api.db
+                .contact_field("maya@example.com", "email")
+                .await
+                .1
+                .as_deref(),
             Some("approved_edit")
         );
     }
@@ -245,7 +274,10 @@ async fn an_erased_contact_is_not_recreated_until_the_erasure_is_lifted(backend:
         let pending = propose_update(&api, "stu-1", "par-2", json!({"givenName": "Thomas"})).await;
         let erased = erase(&api, "stu-1", &par2).await;
         let erasure = &erased["erased"][0];
-        assert_eq!(erasure["contactDeleted"], true, "par-2 had no other student");
+        assert_eq!(
+            erasure["contactDeleted"], true,
+            "par-2 had no other student"
+        );
         assert_eq!(erasure["reason"], "court order");
         assert_eq!(
             api.db
@@ -282,7 +314,10 @@ async fn an_erased_contact_is_not_recreated_until_the_erasure_is_lifted(backend:
         let erasures = api
             .get("/api/v1/erasures?active=true", Some(&api.admin("nyc")))
             .await;
-        let id = erasures.ok()["items"][0]["id"].as_str().unwrap().to_string();
+        let id = erasures.ok()["items"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let lifted = post(
             &api,
             &format!("/api/v1/erasures/{id}/lift"),
@@ -347,7 +382,10 @@ async fn erasing_every_contact_of_a_student(backend: Backend) {
         .iter()
         .find(|e| e["contactId"] == par1.as_str())
         .unwrap();
-    assert_eq!(kept["contactDeleted"], false, "par-1 is still stu-2's parent");
+    assert_eq!(
+        kept["contactDeleted"], false,
+        "par-1 is still stu-2's parent"
+    );
     assert_eq!(
         api.db.link("stu-2", "par-1").await,
         Some(("parent".into(), "active".into()))

@@ -17,4 +17,3 @@ mod cli;
 mod diffed;
 mod import_v1;
 mod import_v21;
-mod latest_wins;
