@@ -28,6 +28,15 @@ impl MigrationTrait for Migration {
                 .await?;
         }
 
+        // Partial: only held links are indexed (few), so the sync finds them without a scan
+        // and the millions of other links cost nothing. Same SQL on both engines.
+        manager
+            .get_connection()
+            .execute_unprepared(
+                "CREATE INDEX ix_student_contacts_held ON student_contacts (tenant_id) WHERE held_by IS NOT NULL",
+            )
+            .await?;
+
         // `student_id` and `contact_id` are plain numbers, not foreign keys: a request and
         // its audit trail outlive an erased contact.
         manager
@@ -107,6 +116,10 @@ impl MigrationTrait for Migration {
                 .drop_table(Table::drop().table(table).if_exists().to_owned())
                 .await?;
         }
+        manager
+            .get_connection()
+            .execute_unprepared("DROP INDEX IF EXISTS ix_student_contacts_held")
+            .await?;
         for column in ["held_by", "held_at"] {
             manager
                 .alter_table(

@@ -576,10 +576,11 @@ async fn release_absent_holds(
     let absent = match presence {
         Presence::Snapshot => "tenant_id = $1 AND NOT EXISTS (SELECT 1 FROM r_links s WHERE student_contacts.student_id = s.student_id AND student_contacts.contact_id = s.contact_id)".to_string(),
         Presence::Changes { .. } => format!(
-            "+tenant_id = $1 AND sync_key IN (SELECT k FROM {} WHERE tbl = 'student_contacts')",
+            "tenant_id = $1 AND sync_key IN (SELECT k FROM {} WHERE tbl = 'student_contacts')",
             super::staging::GONE
         ),
     };
+    // `held_by IS NOT NULL` lets both engines walk the partial index of held links.
     conn.exec(
         &format!("UPDATE student_contacts SET held_by = NULL, held_at = NULL WHERE held_by IS NOT NULL AND {absent}"),
         vec![Value::BigInt(Some(tenant))],
