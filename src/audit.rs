@@ -102,42 +102,42 @@ pub async fn list<C: ConnectionTrait>(
     tenant: i64,
     filter: &AuditFilter,
 ) -> Result<(Vec<AuditItem>, Option<String>), DbErr> {
-    let mut sql =
-        "SELECT id, at, actor, action, target, before, after FROM audit_log WHERE tenant_id = $1"
-            .to_string();
-    let mut values = vec![Value::BigInt(Some(tenant))];
-    let mut add = |condition: &str, value: Value| {
-        values.push(value);
-        sql.push_str(&format!(" AND {condition} ${}", values.len()));
-    };
+    let mut filters = db::Filters::new(
+        "SELECT id, at, actor, action, target, before, after FROM audit_log WHERE tenant_id = $1",
+        vec![Value::BigInt(Some(tenant))],
+    );
     match filter.action.as_deref() {
         // A prefix compared as a substring: LIKE would read `_` as a wildcard.
-        Some(prefix) if prefix.ends_with('.') => add(
-            &format!("SUBSTR(action, 1, {}) =", prefix.chars().count()),
-            prefix.into(),
-        ),
-        Some(action) => add("action =", action.into()),
+        Some(prefix) if prefix.ends_with('.') => {
+            filters.and(
+                &format!("SUBSTR(action, 1, {}) =", prefix.chars().count()),
+                prefix,
+            );
+        }
+        Some(action) => {
+            filters.and("action =", action);
+        }
         None => {}
     }
     if let Some(actor) = &filter.actor {
-        add("actor =", actor.clone().into());
+        filters.and("actor =", actor.as_str());
     }
     if let Some(target) = &filter.target {
-        add("target =", target.clone().into());
+        filters.and("target =", target.as_str());
     }
     if let Some(since) = filter.since {
-        add("at >=", Value::ChronoDateTimeUtc(Some(since)));
+        filters.and("at >=", since);
     }
     if let Some(until) = filter.until {
-        add("at <", Value::ChronoDateTimeUtc(Some(until)));
+        filters.and("at <", until);
     }
     if let Some(before) = filter.before_id {
-        add("id <", Value::BigInt(Some(before)));
+        filters.and("id <", before);
     }
-    sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", filter.limit + 1));
+    let (sql, values) = filters.finish(&format!("ORDER BY id DESC LIMIT {}", filter.limit + 1));
     let rows = db::query(conn, &sql, values).await?;
     let json = |text: Option<String>| text.and_then(|t| serde_json::from_str(&t).ok());
-    let mut items = rows
+    let items = rows
         .iter()
         .map(|row| {
             Ok(AuditItem {
@@ -151,11 +151,5 @@ pub async fn list<C: ConnectionTrait>(
             })
         })
         .collect::<Result<Vec<_>, DbErr>>()?;
-    let next = if items.len() as u64 > filter.limit {
-        items.truncate(filter.limit as usize);
-        items.last().map(|i| i.id.clone())
-    } else {
-        None
-    };
-    Ok((items, next))
+    Ok(db::page(items, filter.limit, |i| i.id.clone()))
 }

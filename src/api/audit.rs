@@ -2,7 +2,7 @@
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiQuery, PageParams};
+use super::extract::{ApiQuery, PageParams, id_cursor};
 use crate::audit::{self, AuditFilter, AuditItem};
 use crate::auth::{Principal, policy};
 use axum::Json;
@@ -66,11 +66,7 @@ pub async fn list(
         cursor: params.cursor,
     }
     .request(&state)?;
-    let before_id = page
-        .after
-        .map(|c| c.parse::<i64>())
-        .transpose()
-        .map_err(|_| ApiError::bad_request("invalid_query", "cursor is not valid"))?;
+    let before_id = id_cursor(&page)?;
     let filter = AuditFilter {
         action: params.action,
         actor: params.actor,

@@ -5,7 +5,7 @@
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson};
+use super::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson, id_cursor, reason};
 use crate::approvals::proposal::RequestBody;
 use crate::approvals::requests::{self, ListFilter, MAX_IDEMPOTENCY_KEY, RequestItem, Status};
 use crate::approvals::{Proposal, decide};
@@ -143,14 +143,7 @@ pub async fn list(
         cursor: params.cursor,
     }
     .request(&state)?;
-    let after = match page.after {
-        None => None,
-        Some(cursor) => Some(
-            cursor
-                .parse::<i64>()
-                .map_err(|_| ApiError::bad_request("invalid_query", "cursor is not valid"))?,
-        ),
-    };
+    let after = id_cursor(&page)?;
     let filter = ListFilter {
         status: params.status,
         requested_by: match scope {
@@ -224,18 +217,7 @@ async fn decide_with(
         .await
         .map_err(ApiError::internal)?;
     let actor = principal.actor();
-    let reason = body
-        .reason
-        .map(|r| r.trim().to_string())
-        .filter(|r| !r.is_empty());
-    if reason.as_ref().is_some_and(|r| r.chars().count() > 1000) {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_field",
-            "reason: at most 1000 characters",
-        )
-        .with_details(serde_json::json!({"field": "reason"})));
-    }
+    let reason = reason(body.reason)?;
     let decision = decide::Decision {
         tenant: principal.tenant,
         region: tenant.region,

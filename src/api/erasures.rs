@@ -5,12 +5,11 @@
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiPath, ApiQuery, OptionalJson};
+use super::extract::{ApiPath, ApiQuery, OptionalJson, reason};
 use crate::approvals::erase::{self, EraseRequest, Erasure};
 use crate::auth::{Principal, policy};
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 /// The body of an erase.
@@ -37,22 +36,6 @@ pub struct ErasureList {
     pub items: Vec<Erasure>,
 }
 
-fn reason(body: EraseBody) -> Result<Option<String>, ApiError> {
-    let reason = body
-        .reason
-        .map(|r| r.trim().to_string())
-        .filter(|r| !r.is_empty());
-    if reason.as_ref().is_some_and(|r| r.chars().count() > 1000) {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_field",
-            "reason: at most 1000 characters",
-        )
-        .with_details(serde_json::json!({"field": "reason"})));
-    }
-    Ok(reason)
-}
-
 async fn run(
     state: &AppState,
     principal: &Principal,
@@ -69,7 +52,7 @@ async fn run(
             student_source_id: student_id,
             contact_id,
             actor: &actor,
-            reason: reason(body)?,
+            reason: reason(body.reason)?,
         },
     )
     .await?;

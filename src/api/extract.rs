@@ -117,6 +117,35 @@ impl PageParams {
     }
 }
 
+/// The numeric id a list's cursor holds (lists paged by row id).
+pub fn id_cursor(page: &PageRequest) -> Result<Option<i64>, ApiError> {
+    page.after
+        .as_deref()
+        .map(str::parse::<i64>)
+        .transpose()
+        .map_err(|_| ApiError::bad_request("invalid_query", "cursor is not valid"))
+}
+
+/// Longest accepted decision or erase reason, in characters.
+pub const MAX_REASON_CHARS: usize = 1000;
+
+/// A trimmed optional reason; blank is none, too long is `422 invalid_field`.
+pub fn reason(raw: Option<String>) -> Result<Option<String>, ApiError> {
+    let reason = raw.map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
+    if reason
+        .as_ref()
+        .is_some_and(|r| r.chars().count() > MAX_REASON_CHARS)
+    {
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            format!("reason: at most {MAX_REASON_CHARS} characters"),
+        )
+        .with_details(serde_json::json!({"field": "reason"})));
+    }
+    Ok(reason)
+}
+
 /// A JSON body; a malformed one is a `400 invalid_body`, one without a JSON content type
 /// a `415 unsupported_media_type`.
 pub struct ApiJson<T>(pub T);

@@ -184,34 +184,26 @@ pub async fn list<C: ConnectionTrait>(
     tenant: TenantId,
     filter: &ListFilter,
 ) -> Result<(Vec<RequestItem>, Option<String>), DbErr> {
-    let mut sql = format!("{SELECT} WHERE r.tenant_id = $1");
-    let mut values = vec![Value::BigInt(Some(tenant.0))];
-    let mut add = |condition: &str, value: Value| {
-        values.push(value);
-        sql.push_str(&format!(" AND {condition} ${}", values.len()));
-    };
+    let mut filters = db::Filters::new(
+        &format!("{SELECT} WHERE r.tenant_id = $1"),
+        vec![Value::BigInt(Some(tenant.0))],
+    );
     if let Some(status) = filter.status {
-        add("r.status =", status.as_str().into());
+        filters.and("r.status =", status.as_str());
     }
     if let Some(teacher) = &filter.requested_by {
-        add("r.requested_by =", teacher.clone().into());
+        filters.and("r.requested_by =", teacher.as_str());
     }
     if let Some(student) = &filter.student_source_id {
-        add("r.student_source_id =", student.clone().into());
+        filters.and("r.student_source_id =", student.as_str());
     }
     if let Some(after) = filter.after {
-        add("r.id >", Value::BigInt(Some(after)));
+        filters.and("r.id >", after);
     }
-    sql.push_str(&format!(" ORDER BY r.id LIMIT {}", filter.limit + 1));
+    let (sql, values) = filters.finish(&format!("ORDER BY r.id LIMIT {}", filter.limit + 1));
     let rows = db::query(conn, &sql, values).await?;
-    let mut items = rows.iter().map(item).collect::<Result<Vec<_>, _>>()?;
-    let next = if items.len() as u64 > filter.limit {
-        items.truncate(filter.limit as usize);
-        items.last().map(|i| i.id.clone())
-    } else {
-        None
-    };
-    Ok((items, next))
+    let items = rows.iter().map(item).collect::<Result<Vec<_>, _>>()?;
+    Ok(db::page(items, filter.limit, |i| i.id.clone()))
 }
 
 /// The student's id in the tenant.

@@ -140,3 +140,48 @@ pub async fn count<C: ConnectionTrait>(
         None => Ok(0),
     }
 }
+
+/// A `WHERE` clause built from optional filters, with `$n` placeholders numbered in order.
+pub struct Filters {
+    sql: String,
+    values: Vec<Value>,
+}
+
+impl Filters {
+    /// Starts from `base` (which may already use `$1` … `$n` for `values`).
+    pub fn new(base: &str, values: Vec<Value>) -> Self {
+        Self {
+            sql: base.to_string(),
+            values,
+        }
+    }
+
+    /// Appends ` AND {condition} $n` binding `value` (e.g. `and("r.status =", …)`).
+    pub fn and(&mut self, condition: &str, value: impl Into<Value>) -> &mut Self {
+        self.values.push(value.into());
+        self.sql
+            .push_str(&format!(" AND {condition} ${}", self.values.len()));
+        self
+    }
+
+    /// The SQL with `tail` appended (ordering, limit), and its values.
+    pub fn finish(self, tail: &str) -> (String, Vec<Value>) {
+        (format!("{} {tail}", self.sql), self.values)
+    }
+}
+
+/// Cuts a page fetched with `LIMIT limit + 1` to `limit` items; the cursor of the next
+/// page is `cursor` of the last item kept, `None` on the last page.
+pub fn page<T>(
+    mut items: Vec<T>,
+    limit: u64,
+    cursor: impl Fn(&T) -> String,
+) -> (Vec<T>, Option<String>) {
+    if items.len() as u64 > limit {
+        items.truncate(limit as usize);
+        let next = items.last().map(cursor);
+        (items, next)
+    } else {
+        (items, None)
+    }
+}
