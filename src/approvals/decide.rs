@@ -373,17 +373,11 @@ impl Change<'_> {
             .await?;
         }
         if let Some(relationship) = fields.relationship {
-            db::exec(
+            self.set_link(
                 conn,
-                "UPDATE student_contacts SET relationship = $1, relationship_provenance = 'approved_edit', \
-                   relationship_changed_at = $2, updated_at = $2 WHERE tenant_id = $3 AND student_id = $4 AND contact_id = $5",
-                vec![
-                    relationship.as_str().into(),
-                    self.now(),
-                    self.tenant(),
-                    Value::BigInt(Some(self.student)),
-                    Value::BigInt(Some(contact)),
-                ],
+                contact,
+                "relationship = $5, relationship_provenance = 'approved_edit', relationship_changed_at = $1",
+                Some(relationship.as_str()),
             )
             .await?;
         }
@@ -398,19 +392,41 @@ impl Change<'_> {
         contact: i64,
     ) -> Result<i64, ApprovalError> {
         self.linked(conn, contact).await?;
-        db::exec(
+        self.set_link(
             conn,
-            "UPDATE student_contacts SET status = 'inactive', deactivated_at = $1, held_by = 'approved_edit', held_at = $1, updated_at = $1 \
-             WHERE tenant_id = $2 AND student_id = $3 AND contact_id = $4",
-            vec![
-                self.now(),
-                self.tenant(),
-                Value::BigInt(Some(self.student)),
-                Value::BigInt(Some(contact)),
-            ],
+            contact,
+            "status = 'inactive', deactivated_at = $1, held_by = 'approved_edit', held_at = $1",
+            None,
         )
         .await?;
         Ok(contact)
+    }
+
+    /// Updates the student's link to `contact` with `set` (`$1` is the change time, `$5`
+    /// the optional `value`).
+    async fn set_link<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        contact: i64,
+        set: &str,
+        value: Option<&str>,
+    ) -> Result<(), DbErr> {
+        let mut values = vec![
+            self.now(),
+            self.tenant(),
+            Value::BigInt(Some(self.student)),
+            Value::BigInt(Some(contact)),
+        ];
+        values.extend(value.map(Value::from));
+        db::exec(
+            conn,
+            &format!(
+                "UPDATE student_contacts SET {set}, updated_at = $1 WHERE tenant_id = $2 AND student_id = $3 AND contact_id = $4"
+            ),
+            values,
+        )
+        .await
+        .map(|_| ())
     }
 
     /// The contact's values, if it is still linked to the student.

@@ -333,77 +333,52 @@ mod tests {
 
     #[test]
     fn bad_fields_are_named() {
-        let region = Region::default();
-        let contact = |c: ContactBody| Some(c);
-        assert_eq!(
-            field_of(Proposal::parse(&body("paint", None, None), region)),
-            "action"
-        );
-        assert_eq!(
-            field_of(Proposal::parse(
-                &body(
-                    "update",
-                    Some("1"),
-                    contact(ContactBody {
-                        email_address: Some("nope".into()),
-                        ..Default::default()
-                    })
-                ),
-                region
-            )),
-            "contact.emailAddress"
-        );
-        assert_eq!(
-            field_of(Proposal::parse(
-                &body(
-                    "update",
-                    Some("1"),
-                    contact(ContactBody {
-                        mobile_phone: Some("555-12".into()),
-                        ..Default::default()
-                    })
-                ),
-                region
-            )),
-            "contact.mobilePhone"
-        );
-        assert_eq!(
-            field_of(Proposal::parse(
-                &body(
-                    "update",
-                    Some("1"),
-                    contact(ContactBody {
-                        relationship: Some("uncle".into()),
-                        ..Default::default()
-                    })
-                ),
-                region
-            )),
-            "contact.relationship"
-        );
-        assert_eq!(
-            field_of(Proposal::parse(&body("remove", None, None), region)),
-            "contactId"
-        );
-        assert_eq!(
-            field_of(Proposal::parse(&body("remove", Some("x"), None), region)),
-            "contactId"
-        );
-        assert_eq!(
-            field_of(Proposal::parse(
-                &body(
+        let update = |contact: ContactBody| body("update", Some("1"), Some(contact));
+        let cases = [
+            (body("paint", None, None), "action"),
+            (
+                update(ContactBody {
+                    email_address: Some("nope".into()),
+                    ..Default::default()
+                }),
+                "contact.emailAddress",
+            ),
+            (
+                update(ContactBody {
+                    mobile_phone: Some("555-12".into()),
+                    ..Default::default()
+                }),
+                "contact.mobilePhone",
+            ),
+            (
+                update(ContactBody {
+                    relationship: Some("uncle".into()),
+                    ..Default::default()
+                }),
+                "contact.relationship",
+            ),
+            (body("remove", None, None), "contactId"),
+            (body("remove", Some("x"), None), "contactId"),
+            (
+                body(
                     "add",
                     None,
-                    contact(ContactBody {
+                    Some(ContactBody {
                         given_name: Some("A".into()),
                         relationship: Some("parent".into()),
                         ..Default::default()
-                    })
+                    }),
                 ),
-                region
-            )),
-            "contact.emailAddress"
-        );
+                "contact.emailAddress",
+            ),
+            (update(ContactBody::default()), "contact"),
+        ];
+        for (request, field) in cases {
+            assert_eq!(
+                field_of(Proposal::parse(&request, Region::default())),
+                field
+            );
+        }
     }
 
     #[test]
