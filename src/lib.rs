@@ -11,6 +11,7 @@ pub mod approvals;
 pub mod audit;
 pub mod auth;
 pub mod bench;
+pub mod chats;
 pub mod cli;
 pub mod config;
 pub mod contacts;

@@ -16,6 +16,8 @@ pub struct Model {
     pub digest_enabled: bool,
     /// Share of active links a sync may deactivate without `--force`.
     pub deletion_guard_percent: i32,
+    /// Remove guardians who stop being active contacts from chats, instead of a banner.
+    pub auto_remove_inactive_guardians: bool,
     /// Last change (UTC).
     pub updated_at: DateTimeUtc,
 }

@@ -73,6 +73,7 @@ pub async fn create(
         update_parent_information: Set(true),
         digest_enabled: Set(false),
         deletion_guard_percent: Set(deletion_guard_percent),
+        auto_remove_inactive_guardians: Set(false),
         updated_at: Set(now),
     }
     .insert(&txn)

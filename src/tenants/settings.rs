@@ -21,6 +21,9 @@ pub struct Settings {
     pub digest_enabled: bool,
     /// Share of active links (percent) a sync may deactivate without `--force` (default 20).
     pub deletion_guard_percent: i32,
+    /// Remove guardians who stop being active contacts of the student from chats
+    /// automatically, instead of showing the owner a banner (default false).
+    pub auto_remove_inactive_guardians: bool,
     /// Last change (UTC).
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
@@ -32,6 +35,7 @@ impl From<&tenant_settings::Model> for Settings {
             update_parent_information: m.update_parent_information,
             digest_enabled: m.digest_enabled,
             deletion_guard_percent: m.deletion_guard_percent,
+            auto_remove_inactive_guardians: m.auto_remove_inactive_guardians,
             updated_at: m.updated_at,
         }
     }
@@ -48,6 +52,8 @@ pub enum Key {
     DigestEnabled,
     /// `deletion-guard-percent` / `deletionGuardPercent`.
     DeletionGuardPercent,
+    /// `auto-remove-inactive-guardians` / `autoRemoveInactiveGuardians`.
+    AutoRemoveInactiveGuardians,
 }
 
 /// A parsed value for a key.
@@ -73,11 +79,12 @@ pub struct SettingError {
 
 impl Key {
     /// Every key.
-    pub const ALL: [Key; 4] = [
+    pub const ALL: [Key; 5] = [
         Key::PreferredInviteChannel,
         Key::UpdateParentInformation,
         Key::DigestEnabled,
         Key::DeletionGuardPercent,
+        Key::AutoRemoveInactiveGuardians,
     ];
 
     /// The CLI name.
@@ -87,6 +94,7 @@ impl Key {
             Key::UpdateParentInformation => "update-parent-information",
             Key::DigestEnabled => "digest-enabled",
             Key::DeletionGuardPercent => "deletion-guard-percent",
+            Key::AutoRemoveInactiveGuardians => "auto-remove-inactive-guardians",
         }
     }
 
@@ -97,6 +105,7 @@ impl Key {
             Key::UpdateParentInformation => "updateParentInformation",
             Key::DigestEnabled => "digestEnabled",
             Key::DeletionGuardPercent => "deletionGuardPercent",
+            Key::AutoRemoveInactiveGuardians => "autoRemoveInactiveGuardians",
         }
     }
 
@@ -125,7 +134,8 @@ impl Key {
     pub fn parse_json(self, value: &serde_json::Value) -> Result<SettingValue, SettingError> {
         match (self, value) {
             (Key::PreferredInviteChannel, serde_json::Value::String(s)) => self.parse_text(s),
-            (Key::UpdateParentInformation | Key::DigestEnabled, serde_json::Value::Bool(b)) => {
+            (Key::UpdateParentInformation | Key::DigestEnabled, serde_json::Value::Bool(b))
+            | (Key::AutoRemoveInactiveGuardians, serde_json::Value::Bool(b)) => {
                 Ok(SettingValue::Flag(*b))
             }
             (Key::DeletionGuardPercent, serde_json::Value::Number(n)) => {
@@ -143,7 +153,9 @@ impl Key {
                 "email" | "sms" => Ok(SettingValue::Channel(raw.to_string())),
                 _ => Err(self.error(format!("'{raw}' is not valid; {}", self.expected()))),
             },
-            Key::UpdateParentInformation | Key::DigestEnabled => match raw {
+            Key::UpdateParentInformation
+            | Key::DigestEnabled
+            | Key::AutoRemoveInactiveGuardians => match raw {
                 "true" | "on" | "yes" => Ok(SettingValue::Flag(true)),
                 "false" | "off" | "no" => Ok(SettingValue::Flag(false)),
                 _ => Err(self.error(format!("'{raw}' is not valid; {}", self.expected()))),
@@ -160,7 +172,9 @@ impl Key {
     fn expected(self) -> &'static str {
         match self {
             Key::PreferredInviteChannel => "valid values are email, sms",
-            Key::UpdateParentInformation | Key::DigestEnabled => "valid values are true, false",
+            Key::UpdateParentInformation
+            | Key::DigestEnabled
+            | Key::AutoRemoveInactiveGuardians => "valid values are true, false",
             Key::DeletionGuardPercent => "valid values are whole numbers from 0 to 100",
         }
     }
@@ -172,6 +186,7 @@ impl Key {
             Key::UpdateParentInformation => settings.update_parent_information.to_string(),
             Key::DigestEnabled => settings.digest_enabled.to_string(),
             Key::DeletionGuardPercent => settings.deletion_guard_percent.to_string(),
+            Key::AutoRemoveInactiveGuardians => settings.auto_remove_inactive_guardians.to_string(),
         }
     }
 }
@@ -227,6 +242,9 @@ pub async fn update(
             (Key::DigestEnabled, SettingValue::Flag(b)) => active.digest_enabled = Set(*b),
             (Key::DeletionGuardPercent, SettingValue::Percent(p)) => {
                 active.deletion_guard_percent = Set(*p)
+            }
+            (Key::AutoRemoveInactiveGuardians, SettingValue::Flag(b)) => {
+                active.auto_remove_inactive_guardians = Set(*b)
             }
             (key, _) => return Err(key.error(key.expected()).into()),
         }

@@ -1,0 +1,620 @@
+//! Chat records: starting a chat (by its owner, or by a guardian), re-entering an existing
+//! one, reading chats as the owner, another teacher, an admin or a guardian sees them, and
+//! adding or removing guardian members.
+
+use super::banners::Cause;
+use super::blocks;
+use super::{Banner, ChatError, ChatItem, InvalidMember, Member};
+use crate::contacts::display_name;
+use crate::db;
+use crate::domain::TenantId;
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, QueryResult, Value};
+use std::collections::BTreeSet;
+
+/// Who is looking at chats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Viewer {
+    /// A teacher: the chats they own (with banners) or are a member of.
+    Teacher(String),
+    /// An admin: every chat of the tenant, read-only, without banners.
+    Admin,
+    /// A guardian: the chats they are a member of, without banners.
+    Guardian(i64),
+}
+
+/// What starting a chat needs.
+pub struct StartChat<'a> {
+    /// Tenant.
+    pub tenant: TenantId,
+    /// The owner's SIS source id.
+    pub owner: &'a str,
+    /// The student's SIS source id.
+    pub student_source_id: &'a str,
+    /// Guardian contact ids.
+    pub contact_ids: &'a [String],
+    /// Other teachers to add (SIS source ids of active staff).
+    pub teacher_ids: &'a [String],
+}
+
+fn id(value: i64) -> Value {
+    Value::BigInt(Some(value))
+}
+
+/// The student's id, if the student exists in the tenant.
+async fn student_id<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+    source_id: &str,
+) -> Result<i64, ChatError> {
+    db::query(
+        conn,
+        "SELECT id FROM students WHERE tenant_id = $1 AND source_id = $2",
+        vec![id(tenant.0), source_id.into()],
+    )
+    .await?
+    .first()
+    .map(|r| r.try_get_by_index::<i64>(0))
+    .transpose()?
+    .ok_or(ChatError::NotFound("student"))
+}
+
+/// Checks that every contact is an active parent/guardian of the student and not blocked by
+/// `owner`; returns their ids, deduplicated, in order.
+async fn valid_members<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+    student: i64,
+    owner: &str,
+    contact_ids: &[String],
+) -> Result<Vec<i64>, ChatError> {
+    let blocked = blocks::blocked_by(conn, tenant, owner).await?;
+    let mut invalid = Vec::new();
+    let mut members = Vec::new();
+    for raw in contact_ids {
+        let reason = match raw.trim().parse::<i64>() {
+            Err(_) => Some("not_a_contact_of_student"),
+            Ok(contact) => {
+                let link = db::query(
+                    conn,
+                    "SELECT status, relationship FROM student_contacts WHERE tenant_id = $1 AND student_id = $2 AND contact_id = $3",
+                    vec![id(tenant.0), id(student), id(contact)],
+                )
+                .await?;
+                match link.first() {
+                    None => Some("not_a_contact_of_student"),
+                    Some(row) => {
+                        let status: String = row.try_get_by_index(0)?;
+                        let relationship: String = row.try_get_by_index(1)?;
+                        if status != "active" {
+                            Some("inactive")
+                        } else if !matches!(relationship.as_str(), "parent" | "guardian") {
+                            Some("not_parent_or_guardian")
+                        } else if blocked.contains(&contact) {
+                            Some("blocked")
+                        } else {
+                            if !members.contains(&contact) {
+                                members.push(contact);
+                            }
+                            None
+                        }
+                    }
+                }
+            }
+        };
+        if let Some(reason) = reason {
+            invalid.push(InvalidMember {
+                contact_id: raw.clone(),
+                reason,
+            });
+        }
+    }
+    match invalid.as_slice() {
+        [] if members.is_empty() => Err(ChatError::NoMembers),
+        [] => Ok(members),
+        [only] if only.reason == "blocked" => {
+            Err(ChatError::ContactBlocked(only.contact_id.clone()))
+        }
+        _ => Err(ChatError::InvalidMembers(invalid)),
+    }
+}
+
+/// Checks that every teacher id names active staff of the tenant (deduplicated, without the
+/// owner).
+async fn valid_teachers<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+    owner: &str,
+    teacher_ids: &[String],
+) -> Result<Vec<String>, ChatError> {
+    let mut teachers = Vec::new();
+    let mut invalid = Vec::new();
+    for raw in teacher_ids {
+        let found = db::count(
+            conn,
+            "SELECT COUNT(*) FROM staff WHERE tenant_id = $1 AND source_id = $2 AND status = 'active'",
+            vec![id(tenant.0), raw.as_str().into()],
+        )
+        .await?;
+        if found == 0 {
+            invalid.push(InvalidMember {
+                contact_id: raw.clone(),
+                reason: "not_active_staff",
+            });
+        } else if raw != owner && !teachers.contains(raw) {
+            teachers.push(raw.clone());
+        }
+    }
+    if invalid.is_empty() {
+        Ok(teachers)
+    } else {
+        Err(ChatError::InvalidMembers(invalid))
+    }
+}
+
+/// Active guardian members of a chat.
+async fn guardian_set<C: ConnectionTrait>(conn: &C, chat: i64) -> Result<BTreeSet<i64>, DbErr> {
+    db::query(
+        conn,
+        "SELECT contact_id FROM chat_members WHERE chat_id = $1 AND removed_at IS NULL AND contact_id IS NOT NULL",
+        vec![id(chat)],
+    )
+    .await?
+    .iter()
+    .map(|r| r.try_get_by_index::<i64>(0))
+    .collect()
+}
+
+/// The owner's existing chat about the student whose guardians are exactly `guardians`.
+async fn existing_chat<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+    owner: &str,
+    student: i64,
+    matches: impl Fn(&BTreeSet<i64>) -> bool,
+) -> Result<Option<i64>, DbErr> {
+    let chats = db::query(
+        conn,
+        "SELECT id FROM chats WHERE tenant_id = $1 AND owner_source_id = $2 AND student_id = $3 ORDER BY id",
+        vec![id(tenant.0), owner.into(), id(student)],
+    )
+    .await?;
+    for row in chats {
+        let chat: i64 = row.try_get_by_index(0)?;
+        if matches(&guardian_set(conn, chat).await?) {
+            return Ok(Some(chat));
+        }
+    }
+    Ok(None)
+}
+
+async fn insert_chat<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+    owner: &str,
+    (student, student_source_id): (i64, &str),
+    started_by: &str,
+    now: DateTime<Utc>,
+) -> Result<i64, DbErr> {
+    db::query(
+        conn,
+        "INSERT INTO chats (tenant_id, owner_source_id, student_id, student_source_id, started_by, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
+        vec![
+            id(tenant.0),
+            owner.into(),
+            id(student),
+            student_source_id.into(),
+            started_by.into(),
+            Value::ChronoDateTimeUtc(Some(now)),
+        ],
+    )
+    .await?
+    .first()
+    .ok_or_else(|| DbErr::Custom("INSERT … RETURNING returned no row".into()))?
+    .try_get_by_index(0)
+}
+
+async fn insert_member<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+    chat: i64,
+    member: (Option<i64>, Option<&str>),
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    db::exec(
+        conn,
+        "INSERT INTO chat_members (tenant_id, chat_id, contact_id, teacher_source_id, added_at) VALUES ($1, $2, $3, $4, $5)",
+        vec![
+            id(tenant.0),
+            id(chat),
+            Value::BigInt(member.0),
+            Value::String(member.1.map(str::to_string)),
+            Value::ChronoDateTimeUtc(Some(now)),
+        ],
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Starts a chat owned by a teacher, or re-enters the owner's chat about the student with
+/// exactly these guardians. Returns the chat (owner's view).
+pub async fn start(
+    db_conn: &DatabaseConnection,
+    request: StartChat<'_>,
+) -> Result<ChatItem, ChatError> {
+    let txn = db::begin_write(db_conn).await?;
+    let tenant = request.tenant;
+    let student = student_id(&txn, tenant, request.student_source_id).await?;
+    let guardians =
+        valid_members(&txn, tenant, student, request.owner, request.contact_ids).await?;
+    let teachers = valid_teachers(&txn, tenant, request.owner, request.teacher_ids).await?;
+    let wanted: BTreeSet<i64> = guardians.iter().copied().collect();
+    let viewer = Viewer::Teacher(request.owner.to_string());
+    if let Some(chat) =
+        existing_chat(&txn, tenant, request.owner, student, |set| *set == wanted).await?
+    {
+        let now = Utc::now();
+        for teacher in &teachers {
+            if !has_teacher(&txn, chat, teacher).await? {
+                insert_member(&txn, tenant, chat, (None, Some(teacher)), now).await?;
+            }
+        }
+        let mut item = read(&txn, tenant, chat, &viewer)
+            .await?
+            .ok_or(ChatError::NotFound("chat"))?;
+        item.reentered = true;
+        txn.commit().await?;
+        return Ok(item);
+    }
+    let now = Utc::now();
+    let chat = insert_chat(
+        &txn,
+        tenant,
+        request.owner,
+        (student, request.student_source_id),
+        "owner",
+        now,
+    )
+    .await?;
+    for contact in &guardians {
+        insert_member(&txn, tenant, chat, (Some(*contact), None), now).await?;
+    }
+    for teacher in &teachers {
+        insert_member(&txn, tenant, chat, (None, Some(teacher)), now).await?;
+    }
+    let item = read(&txn, tenant, chat, &viewer)
+        .await?
+        .ok_or(ChatError::NotFound("chat"))?;
+    txn.commit().await?;
+    Ok(item)
+}
+
+async fn has_teacher<C: ConnectionTrait>(
+    conn: &C,
+    chat: i64,
+    teacher: &str,
+) -> Result<bool, DbErr> {
+    Ok(db::count(
+        conn,
+        "SELECT COUNT(*) FROM chat_members WHERE chat_id = $1 AND teacher_source_id = $2 AND removed_at IS NULL",
+        vec![id(chat), teacher.into()],
+    )
+    .await?
+        > 0)
+}
+
+/// A guardian starts (or re-enters) a chat with a teacher of their child (the policy has
+/// checked that the teacher teaches the student): refused with [`ChatError::Blocked`] when
+/// that teacher blocked them.
+pub async fn guardian_start(
+    db_conn: &DatabaseConnection,
+    tenant: TenantId,
+    contact: i64,
+    owner: &str,
+    student_source_id: &str,
+) -> Result<ChatItem, ChatError> {
+    let txn = db::begin_write(db_conn).await?;
+    let student = student_id(&txn, tenant, student_source_id).await?;
+    if blocks::blocked_by(&txn, tenant, owner)
+        .await?
+        .contains(&contact)
+    {
+        return Err(ChatError::Blocked);
+    }
+    // The guardian must be an active parent/guardian of the student (else: not found, so
+    // nothing about other families is revealed).
+    valid_members(&txn, tenant, student, owner, &[contact.to_string()])
+        .await
+        .map_err(|e| match e {
+            ChatError::Db(e) => ChatError::Db(e),
+            _ => ChatError::NotFound("student"),
+        })?;
+    let viewer = Viewer::Guardian(contact);
+    let existing =
+        existing_chat(&txn, tenant, owner, student, |set| set.contains(&contact)).await?;
+    let (chat, reentered) = match existing {
+        Some(chat) => (chat, true),
+        None => {
+            let now = Utc::now();
+            let chat = insert_chat(
+                &txn,
+                tenant,
+                owner,
+                (student, student_source_id),
+                "guardian",
+                now,
+            )
+            .await?;
+            insert_member(&txn, tenant, chat, (Some(contact), None), now).await?;
+            (chat, false)
+        }
+    };
+    let mut item = read(&txn, tenant, chat, &viewer)
+        .await?
+        .ok_or(ChatError::NotFound("chat"))?;
+    item.reentered = reentered;
+    txn.commit().await?;
+    Ok(item)
+}
+
+/// Condition and values restricting chats `c` to what `viewer` may see (`$1` is the tenant).
+fn visible(viewer: &Viewer) -> (&'static str, Vec<Value>) {
+    match viewer {
+        Viewer::Admin => ("", vec![]),
+        Viewer::Teacher(teacher) => (
+            " AND (c.owner_source_id = $2 OR EXISTS (SELECT 1 FROM chat_members m WHERE m.chat_id = c.id AND m.teacher_source_id = $2 AND m.removed_at IS NULL))",
+            vec![teacher.as_str().into()],
+        ),
+        Viewer::Guardian(contact) => (
+            " AND EXISTS (SELECT 1 FROM chat_members m WHERE m.chat_id = c.id AND m.contact_id = $2 AND m.removed_at IS NULL)",
+            vec![id(*contact)],
+        ),
+    }
+}
+
+/// One chat, if `viewer` may see it.
+pub async fn read<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+    chat: i64,
+    viewer: &Viewer,
+) -> Result<Option<ChatItem>, DbErr> {
+    let (condition, extra) = visible(viewer);
+    let rows = db::query(
+        conn,
+        &format!(
+            "SELECT c.id, c.owner_source_id, c.student_source_id, c.started_by, c.created_at, c.student_id FROM chats c \
+             WHERE c.tenant_id = $1{condition} AND c.id = ${}",
+            extra.len() + 2
+        ),
+        [vec![id(tenant.0)], extra, vec![id(chat)]].concat(),
+    )
+    .await?;
+    match rows.first() {
+        None => Ok(None),
+        Some(row) => item(conn, row, viewer).await.map(Some),
+    }
+}
+
+/// The chats `viewer` may see, newest first (at most `limit`, optionally of one student).
+pub async fn list<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+    viewer: &Viewer,
+    student_source_id: Option<&str>,
+    limit: u64,
+) -> Result<Vec<ChatItem>, DbErr> {
+    let (condition, extra) = visible(viewer);
+    let mut filters = db::Filters::new(
+        &format!(
+            "SELECT c.id, c.owner_source_id, c.student_source_id, c.started_by, c.created_at, c.student_id FROM chats c \
+             WHERE c.tenant_id = $1{condition}"
+        ),
+        [vec![id(tenant.0)], extra].concat(),
+    );
+    if let Some(student) = student_source_id {
+        filters.and("c.student_source_id =", student);
+    }
+    let (sql, values) = filters.finish(&format!("ORDER BY c.id DESC LIMIT {limit}"));
+    let mut items = Vec::new();
+    for row in db::query(conn, &sql, values).await? {
+        items.push(item(conn, &row, viewer).await?);
+    }
+    Ok(items)
+}
+
+async fn item<C: ConnectionTrait>(
+    conn: &C,
+    row: &QueryResult,
+    viewer: &Viewer,
+) -> Result<ChatItem, DbErr> {
+    let chat: i64 = row.try_get_by_index(0)?;
+    let owner: String = row.try_get_by_index(1)?;
+    let student: i64 = row.try_get_by_index(5)?;
+    let members = db::query(
+        conn,
+        "SELECT m.contact_id, m.teacher_source_id, m.added_at, c.given_name, c.family_name, c.email, c.mobile_phone, \
+           l.relationship, l.status, s.given_name, s.family_name, c.id \
+         FROM chat_members m \
+         LEFT JOIN contacts c ON c.id = m.contact_id \
+         LEFT JOIN student_contacts l ON l.contact_id = m.contact_id AND l.student_id = $2 \
+         LEFT JOIN staff s ON s.tenant_id = m.tenant_id AND s.source_id = m.teacher_source_id \
+         WHERE m.chat_id = $1 AND m.removed_at IS NULL ORDER BY m.id",
+        vec![id(chat), id(student)],
+    )
+    .await?
+    .iter()
+    .map(member)
+    .collect::<Result<Vec<_>, _>>()?;
+    let owner_view = matches!(viewer, Viewer::Teacher(t) if *t == owner);
+    let banners = if owner_view {
+        open_banners(conn, chat).await?
+    } else {
+        Vec::new()
+    };
+    Ok(ChatItem {
+        id: chat.to_string(),
+        owner_id: owner,
+        student_id: row.try_get_by_index(2)?,
+        started_by: row.try_get_by_index(3)?,
+        members,
+        banners,
+        invitations: Vec::new(),
+        reentered: false,
+        created_at: row.try_get_by_index(4)?,
+    })
+}
+
+fn member(row: &QueryResult) -> Result<Member, DbErr> {
+    let text = |i: usize| row.try_get_by_index::<Option<String>>(i);
+    let contact: Option<i64> = row.try_get_by_index(0)?;
+    let added_at = row.try_get_by_index(2)?;
+    Ok(match contact {
+        Some(contact) => {
+            let (given, family, email, phone) = (text(3)?, text(4)?, text(5)?, text(6)?);
+            let erased = row.try_get_by_index::<Option<i64>>(11)?.is_none();
+            let status = text(8)?;
+            Member {
+                kind: "guardian".into(),
+                id: contact.to_string(),
+                display_name: if erased {
+                    "(erased contact)".into()
+                } else {
+                    display_name(
+                        given.as_deref(),
+                        family.as_deref(),
+                        email.as_deref(),
+                        phone.as_deref(),
+                    )
+                },
+                relationship: text(7)?,
+                link_status: Some(status.unwrap_or_else(|| "erased".into())),
+                added_at,
+            }
+        }
+        None => {
+            let teacher = text(1)?.unwrap_or_default();
+            Member {
+                kind: "teacher".into(),
+                display_name: display_name(
+                    text(9)?.as_deref(),
+                    text(10)?.as_deref(),
+                    None,
+                    Some(&teacher),
+                ),
+                id: teacher,
+                relationship: None,
+                link_status: None,
+                added_at,
+            }
+        }
+    })
+}
+
+async fn open_banners<C: ConnectionTrait>(conn: &C, chat: i64) -> Result<Vec<Banner>, DbErr> {
+    db::query(
+        conn,
+        "SELECT contact_id, cause, created_at FROM chat_banners WHERE chat_id = $1 AND cleared_at IS NULL ORDER BY id",
+        vec![id(chat)],
+    )
+    .await?
+    .iter()
+    .map(|row| {
+        let cause: String = row.try_get_by_index(1)?;
+        Ok(Banner {
+            contact_id: row.try_get_by_index::<i64>(0)?.to_string(),
+            message: Cause::message(&cause).to_string(),
+            cause,
+            created_at: row.try_get_by_index(2)?,
+        })
+    })
+    .collect()
+}
+
+/// The chat `chat` if `owner` owns it: `(student id)`.
+async fn owned<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+    chat: i64,
+    owner: &str,
+) -> Result<i64, ChatError> {
+    db::query(
+        conn,
+        "SELECT student_id FROM chats WHERE tenant_id = $1 AND id = $2 AND owner_source_id = $3",
+        vec![id(tenant.0), id(chat), owner.into()],
+    )
+    .await?
+    .first()
+    .map(|r| r.try_get_by_index::<i64>(0))
+    .transpose()?
+    .ok_or(ChatError::NotFound("chat"))
+}
+
+/// Adds a guardian to the owner's chat (an active parent/guardian of its student, not
+/// blocked); adding a current member changes nothing.
+pub async fn add_member(
+    db_conn: &DatabaseConnection,
+    tenant: TenantId,
+    chat: i64,
+    owner: &str,
+    contact_id: &str,
+) -> Result<ChatItem, ChatError> {
+    let txn = db::begin_write(db_conn).await?;
+    let student = owned(&txn, tenant, chat, owner).await?;
+    let contact = valid_members(&txn, tenant, student, owner, &[contact_id.to_string()]).await?[0];
+    if !guardian_set(&txn, chat).await?.contains(&contact) {
+        insert_member(&txn, tenant, chat, (Some(contact), None), Utc::now()).await?;
+    }
+    let item = read(&txn, tenant, chat, &Viewer::Teacher(owner.to_string()))
+        .await?
+        .ok_or(ChatError::NotFound("chat"))?;
+    txn.commit().await?;
+    Ok(item)
+}
+
+/// Removes a guardian from the owner's chat and clears the banner about them.
+pub async fn remove_member<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+    chat: i64,
+    owner: &str,
+    contact: i64,
+) -> Result<(), ChatError> {
+    owned(conn, tenant, chat, owner).await?;
+    let now = Value::ChronoDateTimeUtc(Some(Utc::now()));
+    let removed = db::exec(
+        conn,
+        "UPDATE chat_members SET removed_at = $1, removed_by = 'owner' WHERE chat_id = $2 AND contact_id = $3 AND removed_at IS NULL",
+        vec![now.clone(), id(chat), id(contact)],
+    )
+    .await?
+    .rows_affected();
+    if removed == 0 {
+        return Err(ChatError::NotFound("member"));
+    }
+    db::exec(
+        conn,
+        "UPDATE chat_banners SET cleared_at = $1, cleared_by = 'owner' WHERE chat_id = $2 AND contact_id = $3 AND cleared_at IS NULL",
+        vec![now, id(chat), id(contact)],
+    )
+    .await?;
+    Ok(())
+}
+
+/// [`remove_member`] in a transaction of its own, returning the chat as the owner sees it.
+pub async fn remove_member_now(
+    db_conn: &DatabaseConnection,
+    tenant: TenantId,
+    chat: i64,
+    owner: &str,
+    contact: i64,
+) -> Result<ChatItem, ChatError> {
+    let txn = db::begin_write(db_conn).await?;
+    remove_member(&txn, tenant, chat, owner, contact).await?;
+    let item = read(&txn, tenant, chat, &Viewer::Teacher(owner.to_string()))
+        .await?
+        .ok_or(ChatError::NotFound("chat"))?;
+    txn.commit().await?;
+    Ok(item)
+}
