@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 mod columns;
 mod m20261123_000001_initial;
 mod m20261123_000002_sync_hashes;
+mod m20261201_000004_oneroster;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261123_000001_initial::Migration),
             Box::new(m20261123_000002_sync_hashes::Migration),
+            Box::new(m20261201_000004_oneroster::Migration),
         ]
     }
 }

@@ -14,6 +14,7 @@ pub mod csv_file;
 pub mod fast;
 pub mod files;
 pub mod hashing;
+pub mod oneroster;
 pub mod reconcile;
 pub mod report;
 pub mod sds_v1;
