@@ -15,6 +15,7 @@ pub mod graph;
 pub mod health;
 pub mod imports;
 pub mod limits;
+pub mod oneroster;
 pub mod openapi;
 pub mod upload;
 
@@ -27,7 +28,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use error::{ApiError, REQUEST_ID, code_for_status};
 use sea_orm::DatabaseConnection;
 use std::sync::Arc;
@@ -95,6 +96,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/classes/{id}/students", get(classes::students))
         .route("/education/users/{source_id}", get(graph::user))
         .route("/api/v1/imports/{id}", get(imports::get))
+        .route(
+            "/api/v1/oneroster/connection",
+            get(oneroster::get_connection).put(oneroster::put_connection),
+        )
         .layer(RequestBodyLimitLayer::new(api.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -111,7 +116,14 @@ pub fn router(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             import_timeout,
         ));
-    let mut protected = reads.merge(uploads);
+    let oneroster_runs = Router::new()
+        .route("/api/v1/oneroster/runs", post(oneroster::run))
+        .layer(RequestBodyLimitLayer::new(api.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            import_timeout,
+        ));
+    let mut protected = reads.merge(uploads).merge(oneroster_runs);
     match limits::Limiters::new(api) {
         Some(limiters) => {
             protected = protected

@@ -1,7 +1,7 @@
 //! `/openapi.json`: the OpenAPI document, generated from the handlers' annotations.
 
 use super::error::{ErrorBody, ErrorDetail};
-use super::{classes, contacts, graph, health, imports};
+use super::{classes, contacts, graph, health, imports, oneroster};
 use crate::contacts::{ContactItem, FieldProvenance, Provenance};
 use crate::roster::{ClassItem, StudentItem};
 use axum::Json;
@@ -27,13 +27,17 @@ use utoipa::{Modify, OpenApi};
         imports::create,
         imports::list,
         imports::get,
+        oneroster::run,
+        oneroster::get_connection,
+        oneroster::put_connection,
         document,
     ),
     components(schemas(
         ErrorBody, ErrorDetail, ContactItem, Provenance, FieldProvenance, ClassItem, StudentItem,
         contacts::ContactList, classes::ClassPage, classes::StudentPage, graph::EducationUser,
         graph::RelatedContact, imports::ImportRun, imports::ImportRunPage, crate::sync::report::Counts,
-        imports::ImportUpload, health::Status,
+        imports::ImportUpload, health::Status, oneroster::RunOptions, oneroster::ConnectionInput,
+        crate::sync::oneroster::connection::ConnectionView,
     )),
     modifiers(&BearerAuth),
     tags(
@@ -41,6 +45,7 @@ use utoipa::{Modify, OpenApi};
         (name = "classes", description = "Classes and their students"),
         (name = "graph", description = "Microsoft Graph-compatible reads for app-only tokens"),
         (name = "imports", description = "SDS file imports"),
+        (name = "oneroster", description = "OneRoster 1.1 REST sync"),
         (name = "probes", description = "Liveness and readiness"),
     )
 )]

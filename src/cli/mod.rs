@@ -2,6 +2,7 @@
 //! output and exits 0, or prints a one-line reason on standard error and exits non-zero
 //! (1 for errors, 2 for an import whose snapshot was refused).
 
+pub mod oneroster;
 pub mod progress;
 
 use crate::config::Config;
@@ -126,6 +127,18 @@ pub enum Command {
         /// Sign even with a key that is not a development key.
         #[arg(long)]
         force: bool,
+    },
+    /// Manage the tenant's OneRoster 1.1 REST connection.
+    Oneroster {
+        /// OneRoster command.
+        #[command(subcommand)]
+        command: oneroster::OneRosterCommand,
+    },
+    /// Sync from a connected provider (`sync oneroster`).
+    Sync {
+        /// Source to sync from.
+        #[command(subcommand)]
+        command: oneroster::SyncCommand,
     },
     /// Run a benchmark (minutes at full scale; use a release build).
     Bench {
@@ -364,6 +377,8 @@ async fn run(command: Command, config: Config) -> Result<(), Failure> {
             out!("{}", mint::sign(&key, &claims)?);
             Ok(())
         }
+        Command::Oneroster { command } => oneroster::connect(command, &config).await,
+        Command::Sync { command } => oneroster::sync(command, &config).await,
         Command::Bench { command } => bench(command, &config).await,
     }
 }

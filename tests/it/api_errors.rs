@@ -9,7 +9,7 @@ use axum::http::Request;
 use std::net::SocketAddr;
 
 /// Every route of the API, as the OpenAPI document must list it.
-const ROUTES: [(&str, &str); 10] = [
+const ROUTES: [(&str, &str); 13] = [
     ("/healthz", "get"),
     ("/readyz", "get"),
     ("/openapi.json", "get"),
@@ -20,6 +20,9 @@ const ROUTES: [(&str, &str); 10] = [
     ("/api/v1/imports", "post"),
     ("/api/v1/imports", "get"),
     ("/api/v1/imports/{id}", "get"),
+    ("/api/v1/oneroster/runs", "post"),
+    ("/api/v1/oneroster/connection", "get"),
+    ("/api/v1/oneroster/connection", "put"),
 ];
 
 async fn probes_and_a_complete_openapi_document(backend: Backend) {
