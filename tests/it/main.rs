@@ -2,6 +2,7 @@
 //! on SQLite and on PostgreSQL (`TEST_DATABASE_URL`; see README.md).
 
 mod api_support;
+mod oneroster_server;
 mod support;
 
 mod api_access;
@@ -16,3 +17,4 @@ mod diffed;
 mod import_v1;
 mod import_v21;
 mod latest_wins;
+mod oneroster;

@@ -448,7 +448,7 @@ impl Client {
                 }
             };
             let wait = wait.min(self.settings.retry_max);
-            tracing::warn!(%url, attempt = attempt + 1, wait_ms = wait.as_millis() as u64, "OneRoster request failed; retrying");
+            tracing::info!(%url, attempt = attempt + 1, wait_ms = wait.as_millis() as u64, "OneRoster request failed; retrying");
             tokio::time::sleep(wait).await;
             attempt += 1;
         }

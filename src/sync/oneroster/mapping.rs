@@ -312,6 +312,8 @@ fn stage_links(
                     Some((other, user.sourced_id.as_str(), r))
                 }
                 (Kind::Absent, _) | (_, Some(Kind::Absent)) => None,
+                // A looked-up user's own agents are not looked up in turn.
+                (Kind::Student | Kind::Contact(_), None) if delta && rec == 0 => None,
                 (Kind::Student | Kind::Contact(_), None) => {
                     let why = if delta && unresolved.contains(other) {
                         "could not be looked up (oneroster.max_delta_lookups reached)"
@@ -556,7 +558,7 @@ fn enrollment_resolves(
     true
 }
 
-/// Ids named in `agents` of the delta's users that the delta does not hold.
+/// Ids named in `agents` of the delta's present users that the delta does not hold.
 pub fn missing_agents(users: &Pulled<User>) -> Vec<String> {
     let known: HashSet<&str> = users
         .records()
@@ -564,6 +566,7 @@ pub fn missing_agents(users: &Pulled<User>) -> Vec<String> {
         .collect();
     let mut missing: Vec<String> = users
         .records()
+        .filter(|(_, u)| !u.is_deleted())
         .flat_map(|(_, u)| u.agents.iter().map(|a| a.sourced_id.as_str()))
         .filter(|id| !known.contains(id))
         .map(str::to_string)

@@ -129,7 +129,7 @@ pub async fn sync(
     let snapshot = match pulled {
         Ok(snapshot) => snapshot,
         Err(e) => {
-            tracing::warn!(tenant = %tenant.slug, error = %e, "OneRoster sync failed; nothing was changed");
+            tracing::info!(tenant = %tenant.slug, error = %e, "OneRoster sync failed; nothing was changed");
             return Ok(record_failure(db, config, &import_request, &tenant, started_at, &e).await?);
         }
     };
