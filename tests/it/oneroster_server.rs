@@ -226,12 +226,8 @@ async fn token(
         .into_response()
 }
 
-/// Checks the bearer token and logs the request; `Err` is the 401.
-fn authorize(
-    state: &mut ProviderState,
-    headers: &HeaderMap,
-    logged: String,
-) -> Result<(), Response> {
+/// Logs the request and checks its bearer token.
+fn authorized(state: &mut ProviderState, headers: &HeaderMap, logged: String) -> bool {
     state.requests.push(logged);
     if let Some(after) = state.revoke_after
         && state.requests.len() > after
@@ -244,15 +240,15 @@ fn authorize(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    if state.tokens.contains(token) {
-        Ok(())
-    } else {
-        Err((
-            StatusCode::UNAUTHORIZED,
-            axum::Json(json!({"error": "invalid_token"})),
-        )
-            .into_response())
-    }
+    state.tokens.contains(token)
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        axum::Json(json!({"error": "invalid_token"})),
+    )
+        .into_response()
 }
 
 async fn collection(
@@ -264,8 +260,8 @@ async fn collection(
     let logged = format!("/{name}?{}", sorted_query(&query));
     let fault = {
         let mut state = state.lock().unwrap();
-        if let Err(response) = authorize(&mut state, &headers, logged) {
-            return response;
+        if !authorized(&mut state, &headers, logged) {
+            return unauthorized();
         }
         next_fault(&mut state, &name)
     };
@@ -334,8 +330,8 @@ async fn one_user(
     headers: HeaderMap,
 ) -> Response {
     let mut state = state.lock().unwrap();
-    if let Err(response) = authorize(&mut state, &headers, format!("/users/{id}")) {
-        return response;
+    if !authorized(&mut state, &headers, format!("/users/{id}")) {
+        return unauthorized();
     }
     match state.collections["users"]
         .iter()
