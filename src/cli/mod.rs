@@ -203,6 +203,7 @@ pub fn main() -> ExitCode {
         }
     };
     init_logging(&config, matches!(cli.command, Command::Serve { .. }));
+    crate::sync::oneroster::client::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

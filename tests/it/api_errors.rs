@@ -196,6 +196,8 @@ async fn the_real_server_on_a_socket(backend: Backend) {
         )
         .await
     });
+    // reqwest's rustls has no built-in crypto provider: the app installs ring's.
+    parent_connection::sync::oneroster::client::install_crypto_provider();
     let client = reqwest::Client::new();
     let base = format!("http://{address}");
     let reply = client

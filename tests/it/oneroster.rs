@@ -609,7 +609,43 @@ async fn the_api_runs_a_sync_and_never_shows_the_secret(backend: Backend) {
     assert_eq!(tenant_admin.error(403), "forbidden");
 }
 
+async fn the_schedule_syncs_every_connected_tenant(backend: Backend) {
+    let mut s = Setup::new(backend, district(), 100).await;
+    s.config.oneroster.schedule_delta = true;
+    // No watermark yet: the scheduled delta becomes a full run; the next round is a delta.
+    oneroster::run_scheduled(&s.db.conn, &s.config).await;
+    oneroster::run_scheduled(&s.db.conn, &s.config).await;
+    let runs =
+        s.db.texts(
+            "SELECT status || ' ' || source FROM sync_runs ORDER BY id",
+            vec![],
+        )
+        .await;
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert!(
+        runs[0].starts_with("applied ") && runs[0].ends_with("(full)"),
+        "{runs:?}"
+    );
+    assert!(
+        runs[1].starts_with("applied ")
+            && runs[1].contains("(delta since 2026-01-10T08:00:00.000Z)"),
+        "{runs:?}"
+    );
+    let actors =
+        s.db.texts(
+            "SELECT DISTINCT actor FROM audit_log WHERE action = 'import.applied'",
+            vec![],
+        )
+        .await;
+    assert_eq!(actors, vec!["scheduler:oneroster"]);
+    assert!(
+        oneroster::spawn_schedule(s.db.conn.clone(), std::sync::Arc::new(support::config()))
+            .is_none()
+    );
+}
+
 db_tests!(
+    the_schedule_syncs_every_connected_tenant,
     full_sync_pages_and_unions_agents_from_both_sides,
     tobedeleted_and_disabled_users_become_inactive_past_the_guard,
     delta_applies_changes_without_deactivating_the_rest,
