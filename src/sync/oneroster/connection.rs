@@ -217,9 +217,11 @@ fn validate(
                 "{name} must be an http or https URL, not '{value}'"
             )));
         }
-        Ok(value.trim().trim_end_matches('/').to_string())
+        Ok(value.trim().to_string())
     };
-    let base_url = url("the base URL", &new.base_url)?;
+    let base_url = url("the base URL", &new.base_url)?
+        .trim_end_matches('/')
+        .to_string();
     let token_url = url("the token URL", &new.token_url)?;
     if new.client_id.trim().is_empty() {
         return Err(ConnectionError::Invalid("the client id is empty".into()));
