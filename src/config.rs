@@ -34,6 +34,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// HTTP API limits.
     pub api: ApiConfig,
+    /// OneRoster 1.1 REST sync.
+    pub oneroster: OneRosterConfig,
 }
 
 /// `[server]`
@@ -166,6 +168,37 @@ pub struct ApiConfig {
     pub token_burst: u32,
 }
 
+/// `[oneroster]`
+#[derive(Clone, Deserialize, Serialize)]
+pub struct OneRosterConfig {
+    /// 64 hex characters (32 bytes) that encrypt stored client secrets; empty refuses to
+    /// store or use a connection.
+    pub secret_key: String,
+    /// Page size of a new connection when none is given.
+    pub default_page_size: u64,
+    /// Largest page size a connection may ask for.
+    pub max_page_size: u64,
+    /// Most pages read from one collection before the run stops with an error.
+    pub max_pages: u64,
+    /// Seconds one HTTP request may take (connect, send, read the whole body).
+    pub request_timeout_seconds: u64,
+    /// Seconds to establish a connection.
+    pub connect_timeout_seconds: u64,
+    /// Retries of one request after a 429, a 5xx or a transport error.
+    pub max_retries: u32,
+    /// First backoff between retries, milliseconds (doubled each time).
+    pub retry_base_ms: u64,
+    /// Longest wait between retries, milliseconds (also caps `Retry-After`).
+    pub retry_max_ms: u64,
+    /// Users a delta run may fetch one by one because an `agents` entry names a user the
+    /// delta does not hold.
+    pub max_delta_lookups: u64,
+    /// `serve` runs a sync of every connected tenant every this many hours; 0 = off.
+    pub schedule_hours: u64,
+    /// The scheduled run is a delta (`true`) or a full sync (`false`).
+    pub schedule_delta: bool,
+}
+
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error: {0}")]
@@ -282,6 +315,26 @@ impl fmt::Debug for Config {
             .field("sms", &self.sms)
             .field("auth", &self.auth)
             .field("api", &self.api)
+            .field("oneroster", &self.oneroster)
+            .finish()
+    }
+}
+
+impl fmt::Debug for OneRosterConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OneRosterConfig")
+            .field("secret_key", &secret(&self.secret_key))
+            .field("default_page_size", &self.default_page_size)
+            .field("max_page_size", &self.max_page_size)
+            .field("max_pages", &self.max_pages)
+            .field("request_timeout_seconds", &self.request_timeout_seconds)
+            .field("connect_timeout_seconds", &self.connect_timeout_seconds)
+            .field("max_retries", &self.max_retries)
+            .field("retry_base_ms", &self.retry_base_ms)
+            .field("retry_max_ms", &self.retry_max_ms)
+            .field("max_delta_lookups", &self.max_delta_lookups)
+            .field("schedule_hours", &self.schedule_hours)
+            .field("schedule_delta", &self.schedule_delta)
             .finish()
     }
 }
@@ -300,9 +353,12 @@ mod tests {
         let mut with_secret = config.clone();
         with_secret.database.url = "postgres://app:hunter2@db/pc".into();
         with_secret.auth.jwt_secret = "topsecret".into();
+        with_secret.oneroster.secret_key = "0badc0ffee".into();
         let shown = format!("{with_secret:?}");
         assert!(
-            !shown.contains("hunter2") && !shown.contains("topsecret"),
+            !shown.contains("hunter2")
+                && !shown.contains("topsecret")
+                && !shown.contains("0badc0ffee"),
             "{shown}"
         );
     }

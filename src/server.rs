@@ -19,6 +19,7 @@ pub async fn serve(config: Config, bind: Option<String>) -> anyhow::Result<()> {
     tracing::info!(%address, database = %redact_url(&config.database.url), "parent-connection listening");
     let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
     let state = AppState::new(db.clone(), config)?;
+    let schedule = crate::sync::oneroster::spawn_schedule(db.clone(), state.config.clone());
     let app = api::router(state);
     axum::serve(
         listener,
@@ -26,6 +27,9 @@ pub async fn serve(config: Config, bind: Option<String>) -> anyhow::Result<()> {
     )
     .with_graceful_shutdown(shutdown_signal(grace))
     .await?;
+    if let Some(schedule) = schedule {
+        schedule.abort();
+    }
     db.close().await?;
     tracing::info!("stopped");
     Ok(())

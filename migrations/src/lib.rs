@@ -10,6 +10,7 @@ mod columns;
 mod m20261123_000001_initial;
 mod m20261123_000002_sync_hashes;
 mod m20261201_000003_approvals;
+mod m20261201_000004_oneroster;
 mod m20261201_000005_chats;
 
 /// The ordered list of migrations.
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_initial::Migration),
             Box::new(m20261123_000002_sync_hashes::Migration),
             Box::new(m20261201_000003_approvals::Migration),
+            Box::new(m20261201_000004_oneroster::Migration),
             Box::new(m20261201_000005_chats::Migration),
         ]
     }

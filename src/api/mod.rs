@@ -19,6 +19,7 @@ pub mod graph;
 pub mod health;
 pub mod imports;
 pub mod limits;
+pub mod oneroster;
 pub mod openapi;
 pub mod settings;
 pub mod upload;
@@ -129,6 +130,10 @@ pub fn router(state: AppState) -> Router {
             get(settings::get).patch(settings::update),
         )
         .route("/api/v1/audit", get(audit::list))
+        .route(
+            "/api/v1/oneroster/connection",
+            get(oneroster::get_connection).put(oneroster::put_connection),
+        )
         .layer(RequestBodyLimitLayer::new(api.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -145,7 +150,14 @@ pub fn router(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             import_timeout,
         ));
-    let mut protected = reads.merge(uploads);
+    let oneroster_runs = Router::new()
+        .route("/api/v1/oneroster/runs", post(oneroster::run))
+        .layer(RequestBodyLimitLayer::new(api.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            import_timeout,
+        ));
+    let mut protected = reads.merge(uploads).merge(oneroster_runs);
     match limits::Limiters::new(api) {
         Some(limiters) => {
             protected = protected

@@ -2,7 +2,8 @@
 
 use super::error::{ErrorBody, ErrorDetail};
 use super::{
-    audit, classes, contact_requests, contacts, erasures, graph, health, imports, settings,
+    audit, classes, contact_requests, contacts, erasures, graph, health, imports, oneroster,
+    settings,
 };
 use crate::contacts::{ContactItem, FieldProvenance, Provenance};
 use crate::roster::{ClassItem, StudentItem};
@@ -41,6 +42,9 @@ use utoipa::{Modify, OpenApi};
         settings::get,
         settings::update,
         audit::list,
+        oneroster::run,
+        oneroster::get_connection,
+        oneroster::put_connection,
         document,
     ),
     components(schemas(
@@ -54,6 +58,8 @@ use utoipa::{Modify, OpenApi};
         contact_requests::DecisionBody, crate::approvals::erase::Erasure, erasures::EraseBody,
         erasures::Erased, erasures::ErasureList, crate::tenants::settings::Settings,
         crate::audit::AuditItem, audit::AuditPage,
+        imports::ImportUpload, health::Status, oneroster::RunOptions, oneroster::ConnectionInput,
+        crate::sync::oneroster::connection::ConnectionView,
     )),
     modifiers(&BearerAuth),
     tags(
@@ -65,6 +71,7 @@ use utoipa::{Modify, OpenApi};
         (name = "erasures", description = "Admin erasure of contacts"),
         (name = "settings", description = "Tenant settings"),
         (name = "audit", description = "The audit log"),
+        (name = "oneroster", description = "OneRoster 1.1 REST sync"),
         (name = "probes", description = "Liveness and readiness"),
     )
 )]

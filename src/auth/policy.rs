@@ -7,6 +7,7 @@
 //! | a student's contacts | active parents/guardians of students in classes they teach | every contact, with provenance | – | – |
 //! | classes, class students | their own active classes | every class | – | – |
 //! | run an import | – | yes | – | – |
+//! | run a OneRoster sync, read or store its connection | – | yes | – | – |
 //! | read import runs | – | yes | yes | – |
 //! | Graph `relatedContacts` | – | – | – | active contacts of any student |
 //! | propose a contact edit | for students in classes they teach | – | – | – |
@@ -121,6 +122,18 @@ pub fn run_import(principal: &Principal) -> Result<(), Denied> {
     } else {
         Err(Denied::Forbidden(
             "imports need the global-admin or teams-admin role",
+        ))
+    }
+}
+
+/// Running a OneRoster sync and reading or storing the tenant's OneRoster connection.
+pub fn run_oneroster(principal: &Principal) -> Result<(), Denied> {
+    user_only(principal)?;
+    if is_admin(principal) {
+        Ok(())
+    } else {
+        Err(Denied::Forbidden(
+            "OneRoster syncs and connections need the global-admin or teams-admin role",
         ))
     }
 }

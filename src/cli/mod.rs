@@ -2,6 +2,7 @@
 //! output and exits 0, or prints a one-line reason on standard error and exits non-zero
 //! (1 for errors, 2 for an import whose snapshot was refused).
 
+pub mod oneroster;
 pub mod progress;
 
 use crate::config::Config;
@@ -134,6 +135,18 @@ pub enum Command {
         #[command(subcommand)]
         command: settings::SettingsCommand,
     },
+    /// Manage the tenant's OneRoster 1.1 REST connection.
+    Oneroster {
+        /// OneRoster command.
+        #[command(subcommand)]
+        command: oneroster::OneRosterCommand,
+    },
+    /// Sync from a connected provider (`sync oneroster`).
+    Sync {
+        /// Source to sync from.
+        #[command(subcommand)]
+        command: oneroster::SyncCommand,
+    },
     /// Run a benchmark (minutes at full scale; use a release build).
     Bench {
         /// Benchmark to run.
@@ -199,6 +212,7 @@ pub fn main() -> ExitCode {
         }
     };
     init_logging(&config, matches!(cli.command, Command::Serve { .. }));
+    crate::sync::oneroster::client::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -374,6 +388,8 @@ async fn run(command: Command, config: Config) -> Result<(), Failure> {
             Ok(())
         }
         Command::Settings { command } => settings::run(command, &config).await,
+        Command::Oneroster { command } => oneroster::connect(command, &config).await,
+        Command::Sync { command } => oneroster::sync(command, &config).await,
         Command::Bench { command } => bench(command, &config).await,
     }
 }

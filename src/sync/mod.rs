@@ -15,6 +15,7 @@ pub mod erasures;
 pub mod fast;
 pub mod files;
 pub mod hashing;
+pub mod oneroster;
 pub mod reconcile;
 pub mod report;
 pub mod sds_v1;

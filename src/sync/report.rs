@@ -202,9 +202,9 @@ pub struct ImportReport {
     pub run_id: Option<i64>,
     /// Tenant slug.
     pub tenant: String,
-    /// `sds-v1` or `sds-v2.1`.
+    /// `sds-v1`, `sds-v2.1` or `oneroster`.
     pub format: String,
-    /// Folder the files came from.
+    /// Folder the files came from (OneRoster: the provider's base URL and the run kind).
     pub source: String,
     /// Outcome.
     pub status: RunStatus,

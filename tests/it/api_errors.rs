@@ -9,7 +9,7 @@ use axum::http::Request;
 use std::net::SocketAddr;
 
 /// Every route of the API, as the OpenAPI document must list it.
-const ROUTES: [(&str, &str); 22] = [
+const ROUTES: [(&str, &str); 25] = [
     ("/healthz", "get"),
     ("/readyz", "get"),
     ("/openapi.json", "get"),
@@ -35,6 +35,9 @@ const ROUTES: [(&str, &str); 22] = [
     ("/api/v1/settings", "get"),
     ("/api/v1/settings", "patch"),
     ("/api/v1/audit", "get"),
+    ("/api/v1/oneroster/runs", "post"),
+    ("/api/v1/oneroster/connection", "get"),
+    ("/api/v1/oneroster/connection", "put"),
 ];
 
 async fn probes_and_a_complete_openapi_document(backend: Backend) {
@@ -208,6 +211,8 @@ async fn the_real_server_on_a_socket(backend: Backend) {
         )
         .await
     });
+    // reqwest's rustls has no built-in crypto provider: the app installs ring's.
+    parent_connection::sync::oneroster::client::install_crypto_provider();
     let client = reqwest::Client::new();
     let base = format!("http://{address}");
     let reply = client

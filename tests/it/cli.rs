@@ -240,6 +240,8 @@ fn serve_answers_probes_and_stops_on_sigterm() {
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let runtime = tokio::runtime::Runtime::new().unwrap();
+    // reqwest's rustls has no built-in crypto provider: the app installs ring's.
+    parent_connection::sync::oneroster::client::install_crypto_provider();
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     let health = loop {

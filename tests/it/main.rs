@@ -2,6 +2,7 @@
 //! on SQLite and on PostgreSQL (`TEST_DATABASE_URL`; see README.md).
 
 mod api_support;
+mod oneroster_server;
 mod support;
 
 mod api_access;
@@ -17,3 +18,4 @@ mod cli;
 mod diffed;
 mod import_v1;
 mod import_v21;
+mod oneroster;

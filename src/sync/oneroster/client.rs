@@ -1,0 +1,578 @@
+//! The HTTP side of a OneRoster 1.1 sync: OAuth2 client credentials, `limit`/`offset`
+//! paging with the stop rules of SPEC §3.1, retries with backoff, and timeouts.
+//!
+//! Paging never follows `Link` headers: the offset advances by the rows actually received,
+//! and the collection ends when it reaches `X-Total-Count`, or at an empty page when there
+//! is no total. A page that only repeats records already received (a provider ignoring
+//! `offset`), a URL asked twice, or more than `oneroster.max_pages` pages stops the run
+//! with an error instead of looping.
+
+use super::connection::{Connection, Secret};
+use super::model::{Collection, Item, Pulled, User, parse_item};
+use crate::config::OneRosterConfig;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
+use reqwest::{StatusCode, Url};
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+/// The largest response body read (a page of 5,000 users is a few MiB).
+const MAX_BODY_BYTES: usize = 128 * 1024 * 1024;
+
+/// Why the provider could not deliver the data; the run stops and nothing changes.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// Connection refused, DNS, TLS, or a timeout, after the retries.
+    #[error("the OneRoster provider is unreachable at {url}: {detail}")]
+    Unreachable {
+        /// The URL asked.
+        url: String,
+        /// What failed.
+        detail: String,
+    },
+    /// An HTTP error status (after the retries for 429 and 5xx).
+    #[error("the OneRoster provider answered HTTP {status} for {url}")]
+    Status {
+        /// The URL asked.
+        url: String,
+        /// The status.
+        status: u16,
+    },
+    /// The body is not the JSON the collection needs.
+    #[error("the OneRoster provider returned malformed JSON for {url}: {detail}")]
+    Malformed {
+        /// The URL asked.
+        url: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The token endpoint or the API refused the credentials.
+    #[error("OneRoster authentication failed: {0}")]
+    Auth(String),
+    /// Paging did not end by the rules.
+    #[error("paging of /{collection} does not end: {detail}")]
+    Loop {
+        /// The collection.
+        collection: &'static str,
+        /// What was seen.
+        detail: String,
+    },
+    /// The provider announced more rows than it delivered.
+    #[error(
+        "/{collection} stopped early: an empty page at offset {offset} while X-Total-Count is {total}"
+    )]
+    Truncated {
+        /// The collection.
+        collection: &'static str,
+        /// Where the empty page came.
+        offset: u64,
+        /// The announced total.
+        total: u64,
+    },
+    /// The base URL and a collection do not make a URL.
+    #[error("the OneRoster base URL is not usable: {0}")]
+    BadUrl(String),
+}
+
+impl ProviderError {
+    /// A stable code for reports (`provider_unreachable`, `provider_malformed`, …).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unreachable { .. } => "provider_unreachable",
+            Self::Status { .. } => "provider_status",
+            Self::Malformed { .. } => "provider_malformed",
+            Self::Auth(_) => "provider_auth",
+            Self::Loop { .. } => "provider_paging_loop",
+            Self::Truncated { .. } => "provider_truncated",
+            Self::BadUrl(_) => "provider_url",
+        }
+    }
+}
+
+/// Paging, retry and timeout settings of one run.
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    /// `limit` asked per page.
+    pub page_size: u64,
+    /// Most pages per collection.
+    pub max_pages: u64,
+    /// Retries per request.
+    pub max_retries: u32,
+    /// First backoff.
+    pub retry_base: Duration,
+    /// Longest wait between tries.
+    pub retry_max: Duration,
+    /// Whole-request timeout.
+    pub request_timeout: Duration,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+}
+
+impl ClientSettings {
+    /// The settings of `config` with the connection's page size (capped by the maximum).
+    pub fn new(config: &OneRosterConfig, page_size: u64) -> Self {
+        Self {
+            page_size: page_size.clamp(1, config.max_page_size.max(1)),
+            max_pages: config.max_pages.max(1),
+            max_retries: config.max_retries,
+            retry_base: Duration::from_millis(config.retry_base_ms),
+            retry_max: Duration::from_millis(config.retry_max_ms),
+            request_timeout: Duration::from_secs(config.request_timeout_seconds.max(1)),
+            connect_timeout: Duration::from_secs(config.connect_timeout_seconds.max(1)),
+        }
+    }
+
+    /// The wait before retry number `attempt` (0-based) when the server names none.
+    fn backoff(&self, attempt: u32) -> Duration {
+        self.retry_base
+            .saturating_mul(2u32.saturating_pow(attempt))
+            .min(self.retry_max)
+    }
+}
+
+/// Installs rustls's `ring` provider as the process default (once; later calls and an
+/// already installed provider are fine).
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+struct Token {
+    value: String,
+    expires: Option<Instant>,
+}
+
+/// A response read whole.
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+/// A OneRoster client for one connection.
+pub struct Client {
+    http: reqwest::Client,
+    base_url: String,
+    token_url: Url,
+    client_id: String,
+    secret: Secret,
+    token: Option<Token>,
+    settings: ClientSettings,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base_url", &self.base_url)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A client for `connection` with `settings`.
+    pub fn new(connection: &Connection, settings: ClientSettings) -> Result<Self, ProviderError> {
+        install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .timeout(settings.request_timeout)
+            .connect_timeout(settings.connect_timeout)
+            .user_agent(concat!("parent-connection/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ProviderError::BadUrl(format!("cannot build the HTTP client: {e}")))?;
+        let token_url = Url::parse(&connection.token_url)
+            .map_err(|e| ProviderError::BadUrl(format!("{}: {e}", connection.token_url)))?;
+        Ok(Self {
+            http,
+            base_url: connection.base_url.trim_end_matches('/').to_string(),
+            token_url,
+            client_id: connection.client_id.clone(),
+            secret: connection.client_secret.clone(),
+            token: None,
+            settings,
+        })
+    }
+
+    /// Reads a whole collection, page by page (`filter` is a OneRoster filter expression,
+    /// e.g. `dateLastModified>'2026-01-01T00:00:00Z'`).
+    pub async fn collection<T: Collection>(
+        &mut self,
+        filter: Option<&str>,
+    ) -> Result<Pulled<T>, ProviderError> {
+        let mut pulled = Pulled::default();
+        let mut seen_ids: HashSet<String> = HashSet::new();
+        let mut seen_urls: HashSet<String> = HashSet::new();
+        let (mut offset, mut pages) = (0u64, 0u64);
+        loop {
+            if pages >= self.settings.max_pages {
+                return Err(ProviderError::Loop {
+                    collection: T::NAME,
+                    detail: format!(
+                        "more than {} pages (oneroster.max_pages)",
+                        self.settings.max_pages
+                    ),
+                });
+            }
+            pages += 1;
+            let url = self.page_url(T::NAME, offset, filter)?;
+            if !seen_urls.insert(url.to_string()) {
+                return Err(ProviderError::Loop {
+                    collection: T::NAME,
+                    detail: format!("{url} was asked for twice"),
+                });
+            }
+            let reply = self.get(&url).await?;
+            expect_success(&url, &reply)?;
+            let total = total_count(&reply.headers);
+            let values = page_array(&url, &reply.body, T::NAME)?;
+            if values.is_empty() {
+                if let Some(total) = total
+                    && offset < total
+                {
+                    return Err(ProviderError::Truncated {
+                        collection: T::NAME,
+                        offset,
+                        total,
+                    });
+                }
+                break;
+            }
+            let received = values.len() as u64;
+            let mut fresh = 0u64;
+            for (i, value) in values.into_iter().enumerate() {
+                let item = parse_item::<T>(value);
+                let id = match &item {
+                    Item::Ok(record) => Some(record.sourced_id().to_string()),
+                    Item::Bad { sourced_id, .. } => sourced_id.clone(),
+                };
+                if let Some(id) = id
+                    && !seen_ids.insert(id)
+                {
+                    pulled.duplicates += 1;
+                    continue;
+                }
+                fresh += 1;
+                pulled.items.push((offset + i as u64 + 1, item));
+            }
+            if fresh == 0 {
+                return Err(ProviderError::Loop {
+                    collection: T::NAME,
+                    detail: format!(
+                        "the page at offset {offset} only repeats records already received (does the provider ignore offset?)"
+                    ),
+                });
+            }
+            offset += received;
+            if total.is_some_and(|total| offset >= total) {
+                break;
+            }
+        }
+        Ok(pulled)
+    }
+
+    /// One user by id (`GET /users/{id}`); `None` when the provider does not know it.
+    pub async fn user(&mut self, sourced_id: &str) -> Result<Option<Item<User>>, ProviderError> {
+        let mut url = self.collection_url("users")?;
+        url.path_segments_mut()
+            .map_err(|_| ProviderError::BadUrl(self.base_url.clone()))?
+            .push(sourced_id);
+        let reply = self.get(&url).await?;
+        if reply.status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        expect_success(&url, &reply)?;
+        let mut body: serde_json::Value =
+            serde_json::from_slice(&reply.body).map_err(|e| ProviderError::Malformed {
+                url: url.to_string(),
+                detail: e.to_string(),
+            })?;
+        match body.get_mut("user").map(serde_json::Value::take) {
+            Some(value) if value.is_object() => Ok(Some(parse_item::<User>(value))),
+            _ => Err(ProviderError::Malformed {
+                url: url.to_string(),
+                detail: "the body has no \"user\" object".into(),
+            }),
+        }
+    }
+
+    fn collection_url(&self, name: &str) -> Result<Url, ProviderError> {
+        Url::parse(&format!("{}/{name}", self.base_url))
+            .map_err(|e| ProviderError::BadUrl(format!("{}: {e}", self.base_url)))
+    }
+
+    fn page_url(
+        &self,
+        name: &str,
+        offset: u64,
+        filter: Option<&str>,
+    ) -> Result<Url, ProviderError> {
+        let mut url = self.collection_url(name)?;
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair("limit", &self.settings.page_size.to_string());
+            query.append_pair("offset", &offset.to_string());
+            if let Some(filter) = filter {
+                query.append_pair("filter", filter);
+            }
+        }
+        Ok(url)
+    }
+
+    /// An authenticated GET; a 401 gets one fresh token and one more try.
+    async fn get(&mut self, url: &Url) -> Result<Reply, ProviderError> {
+        let mut refreshed = false;
+        loop {
+            let token = self.token().await?;
+            let reply = self
+                .execute(url, || {
+                    self.http
+                        .get(url.clone())
+                        .bearer_auth(&token)
+                        .header(ACCEPT, "application/json")
+                })
+                .await?;
+            if reply.status != StatusCode::UNAUTHORIZED {
+                return Ok(reply);
+            }
+            if refreshed {
+                return Err(ProviderError::Auth(format!(
+                    "{url} refused a fresh access token (HTTP 401)"
+                )));
+            }
+            tracing::info!(%url, "access token refused; getting a new one");
+            self.token = None;
+            refreshed = true;
+        }
+    }
+
+    /// The current access token, fetched when there is none or it is about to expire.
+    async fn token(&mut self) -> Result<String, ProviderError> {
+        let valid = self.token.as_ref().is_some_and(|t| {
+            t.expires
+                .is_none_or(|at| at > Instant::now() + Duration::from_secs(5))
+        });
+        if !valid {
+            self.token = Some(self.fetch_token().await?);
+        }
+        Ok(self
+            .token
+            .as_ref()
+            .map(|t| t.value.clone())
+            .unwrap_or_default())
+    }
+
+    async fn fetch_token(&self) -> Result<Token, ProviderError> {
+        let url = self.token_url.clone();
+        let reply = self
+            .execute(&url, || {
+                self.http
+                    .post(url.clone())
+                    .basic_auth(&self.client_id, Some(self.secret.expose()))
+                    .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .header(ACCEPT, "application/json")
+                    .body("grant_type=client_credentials")
+            })
+            .await?;
+        let body: Option<serde_json::Value> = serde_json::from_slice(&reply.body).ok();
+        if !reply.status.is_success() {
+            // The OAuth2 error code (`invalid_client`, …) is safe to show; the body is not.
+            let code = body
+                .as_ref()
+                .and_then(|b| b.get("error"))
+                .and_then(|e| e.as_str())
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default();
+            return Err(ProviderError::Auth(format!(
+                "the token endpoint {url} answered HTTP {}{code}; check the client id and secret",
+                reply.status.as_u16()
+            )));
+        }
+        let body = body.ok_or_else(|| ProviderError::Malformed {
+            url: url.to_string(),
+            detail: "the token response is not JSON".into(),
+        })?;
+        let value = body
+            .get("access_token")
+            .and_then(|t| t.as_str())
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ProviderError::Malformed {
+                url: url.to_string(),
+                detail: "the token response has no access_token".into(),
+            })?;
+        let expires = body
+            .get("expires_in")
+            .and_then(|e| {
+                e.as_f64()
+                    .or_else(|| e.as_str().and_then(|s| s.parse().ok()))
+            })
+            .filter(|s| *s > 0.0)
+            .map(|seconds| Instant::now() + Duration::from_secs_f64(seconds.min(86_400.0)));
+        Ok(Token {
+            value: value.to_string(),
+            expires,
+        })
+    }
+
+    /// Sends the request `build` makes, retrying transport errors, 429 and 5xx with
+    /// backoff (honouring `Retry-After`), and reads the whole body.
+    async fn execute(
+        &self,
+        url: &Url,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<Reply, ProviderError> {
+        let mut attempt = 0u32;
+        loop {
+            let outcome = match build().send().await {
+                Ok(response) => read(response).await,
+                Err(e) => Err(e),
+            };
+            let wait = match outcome {
+                Ok(reply) if retryable(reply.status) => {
+                    if attempt >= self.settings.max_retries {
+                        return Err(ProviderError::Status {
+                            url: url.to_string(),
+                            status: reply.status.as_u16(),
+                        });
+                    }
+                    retry_after(&reply.headers).unwrap_or_else(|| self.settings.backoff(attempt))
+                }
+                Ok(reply) => return Ok(reply),
+                Err(e) => {
+                    if attempt >= self.settings.max_retries {
+                        return Err(ProviderError::Unreachable {
+                            url: url.to_string(),
+                            detail: describe(&e),
+                        });
+                    }
+                    self.settings.backoff(attempt)
+                }
+            };
+            let wait = wait.min(self.settings.retry_max);
+            tracing::info!(%url, attempt = attempt + 1, wait_ms = wait.as_millis() as u64, "OneRoster request failed; retrying");
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+}
+
+/// Reads a response body up to [`MAX_BODY_BYTES`].
+async fn read(mut response: reqwest::Response) -> Result<Reply, reqwest::Error> {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        body.extend_from_slice(&chunk);
+        if body.len() > MAX_BODY_BYTES {
+            // Keep what fits: the JSON parse reports the page as malformed.
+            break;
+        }
+    }
+    Ok(Reply {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn retryable(status: StatusCode) -> bool {
+    status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+}
+
+fn expect_success(url: &Url, reply: &Reply) -> Result<(), ProviderError> {
+    if reply.status.is_success() {
+        Ok(())
+    } else {
+        Err(ProviderError::Status {
+            url: url.to_string(),
+            status: reply.status.as_u16(),
+        })
+    }
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let wait = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(wait.to_std().unwrap_or(Duration::ZERO))
+}
+
+fn total_count(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get("x-total-count")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The array of records of a page (`{"users": [...]}`).
+fn page_array(
+    url: &Url,
+    body: &[u8],
+    name: &'static str,
+) -> Result<Vec<serde_json::Value>, ProviderError> {
+    let malformed = |detail: String| ProviderError::Malformed {
+        url: url.to_string(),
+        detail,
+    };
+    let mut value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| malformed(e.to_string()))?;
+    match value.get_mut(name).map(serde_json::Value::take) {
+        Some(serde_json::Value::Array(items)) => Ok(items),
+        Some(_) => Err(malformed(format!("\"{name}\" is not an array"))),
+        None => Err(malformed(format!("the body has no \"{name}\" array"))),
+    }
+}
+
+/// A transport error in one line, without the URL (reported beside it).
+fn describe(error: &reqwest::Error) -> String {
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "cannot connect"
+    } else {
+        "request failed"
+    };
+    let mut detail = kind.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        detail = format!("{detail}: {cause}");
+        source = cause.source();
+    }
+    detail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, "3".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(3)));
+        headers.insert(
+            RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&headers), Some(Duration::ZERO));
+        headers.insert(RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(retry_after(&headers), None);
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let mut config = crate::config::Config::defaults().unwrap().oneroster;
+        config.retry_base_ms = 100;
+        config.retry_max_ms = 500;
+        let settings = ClientSettings::new(&config, 100);
+        assert_eq!(settings.backoff(0), Duration::from_millis(100));
+        assert_eq!(settings.backoff(2), Duration::from_millis(400));
+        assert_eq!(settings.backoff(10), Duration::from_millis(500));
+    }
+}

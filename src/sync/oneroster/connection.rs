@@ -1,0 +1,428 @@
+//! Stored OneRoster connections: one per tenant, in `oneroster_connections`. The client
+//! secret is encrypted at rest with AES-256-GCM under `oneroster.secret_key` (the tenant id
+//! is the associated data, so a ciphertext copied to another tenant's row does not open);
+//! it is never logged, audited or returned.
+
+use crate::audit::{self, AuditEntry};
+use crate::config::OneRosterConfig;
+use crate::db::{self, ImportConn};
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::rand::{SecureRandom, SystemRandom};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, QueryResult, Value};
+use serde::Serialize;
+use std::fmt;
+
+/// Errors of connection storage.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionError {
+    /// No key is configured, or it is not 64 hex characters.
+    #[error("{0}")]
+    Key(String),
+    /// The stored secret does not open with the configured key.
+    #[error(
+        "the stored client secret cannot be decrypted with oneroster.secret_key (was the key changed?); run `oneroster connect` again"
+    )]
+    Undecryptable,
+    /// A value given for the connection is not acceptable.
+    #[error("{0}")]
+    Invalid(String),
+    /// Database failure.
+    #[error("database error: {0}")]
+    Db(#[from] DbErr),
+}
+
+/// A client secret in memory: its `Debug` and `Display` never show it.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself (for the token request only).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// The key that encrypts stored secrets.
+pub struct SecretKey(LessSafeKey);
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretKey(***)")
+    }
+}
+
+const CIPHER_PREFIX: &str = "v1:";
+
+impl SecretKey {
+    /// The key configured in `oneroster.secret_key` (64 hex characters).
+    pub fn from_config(config: &OneRosterConfig) -> Result<Self, ConnectionError> {
+        let raw = config.secret_key.trim();
+        if raw.is_empty() {
+            return Err(ConnectionError::Key(
+                "no key to encrypt OneRoster client secrets: set PARENT_CONNECTION__ONEROSTER__SECRET_KEY to 64 hex characters (e.g. `openssl rand -hex 32`)".into(),
+            ));
+        }
+        let bytes = from_hex(raw)
+            .filter(|b| b.len() == 32)
+            .ok_or_else(|| {
+                ConnectionError::Key(
+                    "oneroster.secret_key must be 64 hex characters (32 bytes), e.g. from `openssl rand -hex 32`".into(),
+                )
+            })?;
+        let key = UnboundKey::new(&AES_256_GCM, &bytes)
+            .map_err(|_| ConnectionError::Key("oneroster.secret_key is not usable".into()))?;
+        Ok(Self(LessSafeKey::new(key)))
+    }
+
+    /// Encrypts `secret` for `tenant_id`: `v1:` + hex(nonce || ciphertext || tag).
+    pub fn seal(&self, tenant_id: i64, secret: &Secret) -> Result<String, ConnectionError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        SystemRandom::new()
+            .fill(&mut nonce)
+            .map_err(|_| ConnectionError::Key("no system randomness for the nonce".into()))?;
+        let mut sealed = secret.expose().as_bytes().to_vec();
+        self.0
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(tenant_id.to_be_bytes()),
+                &mut sealed,
+            )
+            .map_err(|_| ConnectionError::Key("encryption failed".into()))?;
+        Ok(format!(
+            "{CIPHER_PREFIX}{}{}",
+            to_hex(&nonce),
+            to_hex(&sealed)
+        ))
+    }
+
+    /// Decrypts what [`SecretKey::seal`] produced for `tenant_id`.
+    pub fn open(&self, tenant_id: i64, stored: &str) -> Result<Secret, ConnectionError> {
+        let bytes = stored
+            .strip_prefix(CIPHER_PREFIX)
+            .and_then(from_hex)
+            .filter(|b| b.len() > NONCE_LEN)
+            .ok_or(ConnectionError::Undecryptable)?;
+        let (nonce, sealed) = bytes.split_at(NONCE_LEN);
+        let nonce =
+            Nonce::try_assume_unique_for_key(nonce).map_err(|_| ConnectionError::Undecryptable)?;
+        let mut sealed = sealed.to_vec();
+        let plain = self
+            .0
+            .open_in_place(nonce, Aad::from(tenant_id.to_be_bytes()), &mut sealed)
+            .map_err(|_| ConnectionError::Undecryptable)?;
+        String::from_utf8(plain.to_vec())
+            .map(Secret)
+            .map_err(|_| ConnectionError::Undecryptable)
+    }
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn from_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) || !text.is_ascii() {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+        .collect()
+}
+
+/// What `oneroster connect` (or `PUT /api/v1/oneroster/connection`) stores.
+#[derive(Debug, Clone)]
+pub struct NewConnection {
+    /// Base URL of the OneRoster API, ending in `/ims/oneroster/v1p1`.
+    pub base_url: String,
+    /// OAuth2 token endpoint.
+    pub token_url: String,
+    /// OAuth2 client id.
+    pub client_id: String,
+    /// OAuth2 client secret.
+    pub client_secret: Secret,
+    /// Rows asked per page (`None`: `oneroster.default_page_size`).
+    pub page_size: Option<u64>,
+}
+
+/// A stored connection with its secret decrypted (never serialised).
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// Tenant id.
+    pub tenant_id: i64,
+    /// Base URL without a trailing slash.
+    pub base_url: String,
+    /// Token endpoint.
+    pub token_url: String,
+    /// Client id.
+    pub client_id: String,
+    /// Client secret.
+    pub client_secret: Secret,
+    /// Rows asked per page.
+    pub page_size: u64,
+    /// `dateLastModified` watermark of the last applied run.
+    pub watermark: Option<String>,
+}
+
+/// A connection as the API and CLI show it: never the secret.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionView {
+    /// Base URL of the OneRoster API.
+    pub base_url: String,
+    /// OAuth2 token endpoint.
+    pub token_url: String,
+    /// OAuth2 client id.
+    pub client_id: String,
+    /// Rows asked per page.
+    pub page_size: u64,
+    /// Always true: a secret is stored (encrypted); it is never shown.
+    pub secret_stored: bool,
+    /// `dateLastModified` watermark the next delta run filters on.
+    pub watermark: Option<String>,
+    /// When a OneRoster run was last applied.
+    pub last_applied_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Last change of the connection.
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Checks the values of a connection; returns the normalised base URL, token URL and page
+/// size.
+fn validate(
+    new: &NewConnection,
+    config: &OneRosterConfig,
+) -> Result<(String, String, u64), ConnectionError> {
+    let url = |name: &str, value: &str| -> Result<String, ConnectionError> {
+        let parsed = reqwest::Url::parse(value.trim())
+            .map_err(|e| ConnectionError::Invalid(format!("{name} '{value}' is not a URL: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+            return Err(ConnectionError::Invalid(format!(
+                "{name} must be an http or https URL, not '{value}'"
+            )));
+        }
+        Ok(value.trim().to_string())
+    };
+    let base_url = url("the base URL", &new.base_url)?
+        .trim_end_matches('/')
+        .to_string();
+    let token_url = url("the token URL", &new.token_url)?;
+    if new.client_id.trim().is_empty() {
+        return Err(ConnectionError::Invalid("the client id is empty".into()));
+    }
+    if new.client_secret.expose().is_empty() {
+        return Err(ConnectionError::Invalid(
+            "the client secret is empty (give it in ONEROSTER_CLIENT_SECRET or on standard input)"
+                .into(),
+        ));
+    }
+    let page_size = new.page_size.unwrap_or(config.default_page_size);
+    if page_size == 0 || page_size > config.max_page_size {
+        return Err(ConnectionError::Invalid(format!(
+            "the page size must be between 1 and {}, not {page_size}",
+            config.max_page_size
+        )));
+    }
+    Ok((base_url, token_url, page_size))
+}
+
+/// Stores (creates or replaces) the tenant's connection, audited without the secret. A
+/// changed base URL clears the delta watermark (it belonged to another provider).
+pub async fn save(
+    db: &DatabaseConnection,
+    config: &OneRosterConfig,
+    tenant_id: i64,
+    new: &NewConnection,
+    actor: &str,
+) -> Result<ConnectionView, ConnectionError> {
+    let key = SecretKey::from_config(config)?;
+    let (base_url, token_url, page_size) = validate(new, config)?;
+    let sealed = key.seal(tenant_id, &new.client_secret)?;
+    let now = chrono::Utc::now();
+    let txn = db::begin_write(db).await?;
+    let before = view(&txn, tenant_id).await?;
+    let watermark = before
+        .as_ref()
+        .filter(|b| b.base_url == base_url)
+        .and_then(|b| b.watermark.clone());
+    let values = vec![
+        Value::BigInt(Some(tenant_id)),
+        base_url.clone().into(),
+        token_url.clone().into(),
+        new.client_id.trim().to_string().into(),
+        sealed.into(),
+        Value::BigInt(Some(page_size as i64)),
+        Value::String(watermark),
+        Value::ChronoDateTimeUtc(Some(now)),
+    ];
+    if before.is_some() {
+        db::exec(&txn,
+            "UPDATE oneroster_connections SET base_url = $2, token_url = $3, client_id = $4, client_secret_encrypted = $5, \
+             page_size = $6, watermark = $7, updated_at = $8 WHERE tenant_id = $1",
+            values,
+        )
+        .await?;
+    } else {
+        db::exec(&txn,
+            "INSERT INTO oneroster_connections (tenant_id, base_url, token_url, client_id, client_secret_encrypted, page_size, watermark, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+            values,
+        )
+        .await?;
+    }
+    let after = view(&txn, tenant_id)
+        .await?
+        .ok_or_else(|| DbErr::Custom("the connection was not stored".into()))?;
+    audit::record(
+        &txn,
+        AuditEntry {
+            tenant_id: Some(tenant_id),
+            actor,
+            action: "oneroster.connect",
+            target: Some(format!("oneroster_connection:{tenant_id}")),
+            before: before.map(|b| serde_json::to_value(b).unwrap_or_default()),
+            after: Some(serde_json::to_value(&after).unwrap_or_default()),
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(after)
+}
+
+const COLUMNS: &str = "base_url, token_url, client_id, page_size, watermark, last_applied_at, updated_at, client_secret_encrypted";
+
+fn view_of(row: &QueryResult) -> Result<ConnectionView, DbErr> {
+    Ok(ConnectionView {
+        base_url: row.try_get_by_index(0)?,
+        token_url: row.try_get_by_index(1)?,
+        client_id: row.try_get_by_index(2)?,
+        page_size: row.try_get_by_index::<i64>(3)?.max(1) as u64,
+        secret_stored: true,
+        watermark: row.try_get_by_index(4)?,
+        last_applied_at: row.try_get_by_index(5)?,
+        updated_at: row.try_get_by_index(6)?,
+    })
+}
+
+/// The tenant's connection without its secret, if any.
+pub async fn view<C: ConnectionTrait>(
+    conn: &C,
+    tenant_id: i64,
+) -> Result<Option<ConnectionView>, DbErr> {
+    let rows = db::query(
+        conn,
+        &format!("SELECT {COLUMNS} FROM oneroster_connections WHERE tenant_id = $1"),
+        vec![Value::BigInt(Some(tenant_id))],
+    )
+    .await?;
+    rows.first().map(view_of).transpose()
+}
+
+/// The tenant's connection with its secret decrypted, if any.
+pub async fn load(
+    db: &DatabaseConnection,
+    config: &OneRosterConfig,
+    tenant_id: i64,
+) -> Result<Option<Connection>, ConnectionError> {
+    let rows = db::query(
+        db,
+        &format!("SELECT {COLUMNS} FROM oneroster_connections WHERE tenant_id = $1"),
+        vec![Value::BigInt(Some(tenant_id))],
+    )
+    .await?;
+    let Some(row) = rows.first() else {
+        return Ok(None);
+    };
+    let view = view_of(row)?;
+    let sealed: String = row.try_get_by_index(7)?;
+    let key = SecretKey::from_config(config)?;
+    Ok(Some(Connection {
+        tenant_id,
+        base_url: view.base_url,
+        token_url: view.token_url,
+        client_id: view.client_id,
+        client_secret: key.open(tenant_id, &sealed)?,
+        page_size: view.page_size,
+        watermark: view.watermark,
+    }))
+}
+
+/// Slugs of the tenants that have a connection (for the scheduler).
+pub async fn connected_tenants(db: &DatabaseConnection) -> Result<Vec<String>, DbErr> {
+    let rows = db::query(
+        db,
+        "SELECT t.slug FROM oneroster_connections c JOIN tenants t ON t.id = c.tenant_id ORDER BY t.slug",
+        vec![],
+    )
+    .await?;
+    rows.iter().map(|r| r.try_get_by_index(0)).collect()
+}
+
+/// Records an applied run on the connection inside the run's transaction: its time and
+/// the new watermark (kept as it was when the run saw no `dateLastModified`).
+pub async fn mark_applied(
+    conn: &mut ImportConn,
+    tenant_id: i64,
+    watermark: Option<&str>,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<(), DbErr> {
+    conn.exec(
+        "UPDATE oneroster_connections SET watermark = COALESCE($2, watermark), last_applied_at = $3 WHERE tenant_id = $1",
+        vec![
+            Value::BigInt(Some(tenant_id)),
+            Value::String(watermark.map(str::to_string)),
+            Value::ChronoDateTimeUtc(Some(at)),
+        ],
+    )
+    .await
+    .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> SecretKey {
+        let mut config = crate::config::Config::defaults().unwrap().oneroster;
+        config.secret_key =
+            "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff".into();
+        SecretKey::from_config(&config).unwrap()
+    }
+
+    #[test]
+    fn a_sealed_secret_opens_only_for_its_tenant() {
+        let key = key();
+        let sealed = key.seal(7, &Secret::new("s3cret")).unwrap();
+        assert!(!sealed.contains("s3cret"));
+        assert_eq!(key.open(7, &sealed).unwrap().expose(), "s3cret");
+        assert!(key.open(8, &sealed).is_err());
+        assert!(key.open(7, "v1:00").is_err());
+    }
+
+    #[test]
+    fn secrets_are_redacted_and_a_missing_key_is_explained() {
+        assert_eq!(format!("{:?}", Secret::new("s3cret")), "Secret(***)");
+        let config = crate::config::Config::defaults().unwrap().oneroster;
+        let error = SecretKey::from_config(&config).unwrap_err().to_string();
+        assert!(
+            error.contains("PARENT_CONNECTION__ONEROSTER__SECRET_KEY"),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,404 @@
+//! Contact and roster sync from a OneRoster 1.1 REST provider (SPEC §3.1, docs/oneroster.md).
+//!
+//! A run pulls `orgs`, `users`, `classes` and `enrollments` through [`client`] (OAuth2
+//! client credentials, paging, retries) *before* touching the database, maps them with
+//! [`mapping`] into the staging tables the SDS imports fill, and then goes through the same
+//! reconcile, deletion guard and run record as a CSV import, in one transaction. The run's
+//! `format` is `oneroster`.
+//!
+//! - **Full** runs are snapshots: what the provider no longer returns (or marks
+//!   `tobedeleted`) becomes inactive.
+//! - **Delta** runs ask only for records changed since the watermark of the last applied run
+//!   (`filter=dateLastModified>'…'`) and deactivate only what the delta marks gone
+//!   ([`delta`]).
+//! - A provider that cannot be reached, fails, or returns malformed JSON gives a `failed`
+//!   report and leaves the data unchanged.
+
+pub mod client;
+pub mod connection;
+pub mod delta;
+pub mod mapping;
+pub mod model;
+
+use super::csv_file::IssueSink;
+use super::files::FileSet;
+use super::report::{EntityCounts, ImportReport, Issue, RunStatus};
+use super::{
+    Format, ImportRequest, NoProgress, Outcome, Run, SyncError, checks, fast, reconcile, staging,
+};
+use crate::config::Config;
+use crate::db::ImportConn;
+use crate::tenants::{self, Tenant, TenantError};
+use client::{Client, ClientSettings, ProviderError};
+use connection::ConnectionError;
+use mapping::Snapshot;
+use model::{Class, Enrollment, Item, Org, User};
+use sea_orm::{DatabaseConnection, DbErr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The `format` recorded for OneRoster runs.
+pub const FORMAT: &str = "oneroster";
+
+/// What to sync.
+#[derive(Debug, Clone)]
+pub struct SyncRequest {
+    /// Tenant slug.
+    pub tenant: String,
+    /// Only records changed since the last applied run.
+    pub delta: bool,
+    /// Apply even past the deletion guard.
+    pub force: bool,
+    /// Who asked (for the audit log).
+    pub actor: String,
+}
+
+/// Why a OneRoster sync could not run at all (a provider failure is a `failed` report,
+/// a refused snapshot a `refused` one).
+#[derive(Debug, thiserror::Error)]
+pub enum OneRosterError {
+    /// Unknown tenant.
+    #[error(transparent)]
+    Tenant(#[from] TenantError),
+    /// The tenant has no connection.
+    #[error(
+        "tenant '{0}' has no OneRoster connection; run `parent-connection oneroster connect --tenant {0} ...` first"
+    )]
+    NotConnected(String),
+    /// A delta needs the watermark of an applied run.
+    #[error(
+        "tenant '{0}' has no applied OneRoster run yet, so there is nothing to take a delta from: run a full sync (without --delta) first"
+    )]
+    NoWatermark(String),
+    /// The stored connection cannot be used.
+    #[error(transparent)]
+    Connection(#[from] ConnectionError),
+    /// The database failed; nothing was changed.
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+}
+
+impl From<DbErr> for OneRosterError {
+    fn from(e: DbErr) -> Self {
+        Self::Sync(SyncError::Db(e))
+    }
+}
+
+/// Runs one OneRoster sync for a tenant and returns its report; every run is recorded in
+/// `sync_runs` and the audit log.
+pub async fn sync(
+    db: &DatabaseConnection,
+    config: &Config,
+    request: &SyncRequest,
+) -> Result<ImportReport, OneRosterError> {
+    let started_at = chrono::Utc::now();
+    let tenant = tenants::find(db, &request.tenant).await?;
+    let connection = connection::load(db, &config.oneroster, tenant.id.0)
+        .await?
+        .ok_or_else(|| OneRosterError::NotConnected(tenant.slug.clone()))?;
+    let since = match (request.delta, &connection.watermark) {
+        (false, _) => None,
+        (true, Some(watermark)) => Some(watermark.clone()),
+        (true, None) => return Err(OneRosterError::NoWatermark(tenant.slug.clone())),
+    };
+    let import_request = ImportRequest {
+        tenant: tenant.slug.clone(),
+        // Only for the shared helpers' signatures: the report's format is set to FORMAT.
+        format: Format::SdsV21,
+        dir: PathBuf::new(),
+        source: Some(match &since {
+            None => format!("{} (full)", connection.base_url),
+            Some(since) => format!("{} (delta since {since})", connection.base_url),
+        }),
+        dry_run: false,
+        force: request.force,
+        actor: request.actor.clone(),
+    };
+    let settings = ClientSettings::new(&config.oneroster, connection.page_size);
+    let pulled = match Client::new(&connection, settings) {
+        Ok(mut client) => {
+            pull(
+                &mut client,
+                since.as_deref(),
+                config.oneroster.max_delta_lookups,
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    let snapshot = match pulled {
+        Ok(snapshot) => snapshot,
+        Err(e) => {
+            tracing::info!(tenant = %tenant.slug, error = %e, "OneRoster sync failed; nothing was changed");
+            return Ok(record_failure(db, config, &import_request, &tenant, started_at, &e).await?);
+        }
+    };
+    let run = Run {
+        db,
+        config: &config.import,
+        request: &import_request,
+        tenant: &tenant,
+        files: Arc::new(sources()),
+        progress: Arc::new(NoProgress),
+        started_at,
+    };
+    let sink = IssueSink::new(config.import.error_cap, config.import.warning_cap);
+    let outcome = apply_snapshot(&run, sink, snapshot, since.is_some()).await?;
+    let mut report = report_of(&run, &outcome);
+    report.run_id = outcome.run_id;
+    if report.status != RunStatus::Applied {
+        // The snapshot's transaction was rolled back; the run itself is still recorded.
+        let mut conn = ImportConn::begin(db).await?;
+        report.run_id =
+            Some(super::record_run(&mut conn, &tenant, &import_request, &report).await?);
+        conn.commit().await?;
+    }
+    Ok(report)
+}
+
+/// Pulls every collection (filtered by `dateLastModified` after `since` for a delta) and,
+/// for a delta, the users its `agents` name that it does not hold.
+async fn pull(
+    client: &mut Client,
+    since: Option<&str>,
+    max_lookups: u64,
+) -> Result<Snapshot, ProviderError> {
+    let filter = since.map(|w| format!("dateLastModified>'{w}'"));
+    let filter = filter.as_deref();
+    let mut snapshot = Snapshot {
+        orgs: client.collection::<Org>(filter).await?,
+        users: client.collection::<User>(filter).await?,
+        classes: client.collection::<Class>(filter).await?,
+        enrollments: client.collection::<Enrollment>(filter).await?,
+        ..Snapshot::default()
+    };
+    if since.is_some() {
+        for (i, id) in mapping::missing_agents(&snapshot.users)
+            .into_iter()
+            .enumerate()
+        {
+            if i as u64 >= max_lookups {
+                snapshot.unresolved.push(id);
+            } else if let Some(Item::Ok(user)) = client.user(&id).await? {
+                snapshot.lookups.push(user);
+            }
+        }
+    }
+    Ok(snapshot)
+}
+
+/// The collections as the "files" of the run, so issues name them (`/users`, record N).
+fn sources() -> FileSet {
+    FileSet {
+        files: mapping::SOURCES
+            .iter()
+            .map(|name| {
+                (
+                    *name,
+                    super::csv_file::SourceFile {
+                        name: name.to_string(),
+                        path: PathBuf::new(),
+                    },
+                )
+            })
+            .collect(),
+        total_bytes: 0,
+    }
+}
+
+/// Stages, checks and reconciles the pulled data in one transaction.
+async fn apply_snapshot(
+    run: &Run<'_>,
+    sink: IssueSink,
+    snapshot: Snapshot,
+    delta: bool,
+) -> Result<Outcome, SyncError> {
+    let mut conn = super::open(run).await?;
+    let (sink, rejected, staged) = super::stage_files(&mut conn, run, sink, move |ctx| {
+        mapping::stage(ctx, snapshot, delta)
+    })
+    .await?;
+    let mut outcome = Outcome {
+        sink,
+        ..Outcome::default()
+    };
+    for (table, count) in rejected {
+        super::entity_counts(&mut outcome.entities, table).rejected += count;
+    }
+    if outcome.sink.errors.is_empty() {
+        staging::index_tables(&mut conn).await?;
+        let copied = if delta {
+            Some(delta::prepare(&mut conn, run.tenant.id.0, &staged).await?)
+        } else {
+            None
+        };
+        checks::contact_warnings(&mut conn, &run.files, &mut outcome.sink).await?;
+        let changes = fast::Unchanged::default();
+        super::apply(
+            &mut conn,
+            run.tenant,
+            run.started_at,
+            &mut outcome.entities,
+            delta.then_some(&changes),
+        )
+        .await?;
+        if let Some(copied) = copied {
+            copied.discount(&mut outcome.entities);
+        }
+        deletion_guard(&mut conn, run, &mut outcome).await?;
+    }
+    finish(conn, run, outcome, staged.watermark).await
+}
+
+/// The deletion guard of SPEC §3.3 (a share of the tenant's active links).
+async fn deletion_guard(
+    conn: &mut ImportConn,
+    run: &Run<'_>,
+    outcome: &mut Outcome,
+) -> Result<(), DbErr> {
+    if run.request.force {
+        return Ok(());
+    }
+    let links = &outcome.entities.links;
+    let active_before = reconcile::active_links(conn, run.tenant.id.0).await? + links.deactivated
+        - links.created
+        - links.reactivated;
+    let percent = run.tenant.settings.deletion_guard_percent.max(0) as u64;
+    if active_before > 0 && links.deactivated * 100 > active_before * percent {
+        outcome.sink.error(Issue::file(
+            "(provider)",
+            "deletion_guard",
+            format!(
+                "this run would deactivate {} of {} active student-contact links ({:.1}%), more than the tenant's limit of {}%; check the provider's data, or re-run with --force",
+                links.deactivated,
+                active_before,
+                links.deactivated as f64 * 100.0 / active_before as f64,
+                percent
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Rolls back a refused run; otherwise records it, moves the watermark and commits.
+async fn finish(
+    mut conn: ImportConn,
+    run: &Run<'_>,
+    mut outcome: Outcome,
+    watermark: Option<String>,
+) -> Result<Outcome, SyncError> {
+    if !outcome.sink.errors.is_empty() {
+        conn.rollback().await?;
+        return Ok(outcome);
+    }
+    staging::drop_tables(&mut conn).await?;
+    delta::drop_tables(&mut conn).await?;
+    reconcile::drop_resolved(&mut conn).await?;
+    let report = report_of(run, &outcome);
+    outcome.run_id = Some(super::record_run(&mut conn, run.tenant, run.request, &report).await?);
+    connection::mark_applied(
+        &mut conn,
+        run.tenant.id.0,
+        watermark.as_deref(),
+        chrono::Utc::now(),
+    )
+    .await?;
+    conn.commit().await?;
+    Ok(outcome)
+}
+
+fn report_of(run: &Run<'_>, outcome: &Outcome) -> ImportReport {
+    let mut report = super::build_report(
+        run.request,
+        run.tenant,
+        &outcome.entities,
+        &outcome.sink,
+        run.started_at,
+    );
+    report.format = FORMAT.into();
+    report
+}
+
+/// Records a run the provider made fail (nothing was staged) and returns its report.
+async fn record_failure(
+    db: &DatabaseConnection,
+    config: &Config,
+    request: &ImportRequest,
+    tenant: &Tenant,
+    started_at: chrono::DateTime<chrono::Utc>,
+    error: &ProviderError,
+) -> Result<ImportReport, DbErr> {
+    let mut sink = IssueSink::new(config.import.error_cap, config.import.warning_cap);
+    sink.error(Issue::file("(provider)", error.code(), error.to_string()));
+    let mut report =
+        super::build_report(request, tenant, &EntityCounts::default(), &sink, started_at);
+    report.format = FORMAT.into();
+    report.status = RunStatus::Failed;
+    let mut conn = ImportConn::begin(db).await?;
+    report.run_id = Some(super::record_run(&mut conn, tenant, request, &report).await?);
+    conn.commit().await?;
+    Ok(report)
+}
+
+/// Starts the `serve` scheduler when `oneroster.schedule_hours` is set: every that many
+/// hours each connected tenant is synced (a delta when `schedule_delta` is set and the
+/// tenant has a watermark, else a full run). Returns `None` when the schedule is off.
+pub fn spawn_schedule(
+    db: DatabaseConnection,
+    config: Arc<Config>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let hours = config.oneroster.schedule_hours;
+    if hours == 0 {
+        return None;
+    }
+    tracing::info!(
+        every_hours = hours,
+        delta = config.oneroster.schedule_delta,
+        "OneRoster schedule on"
+    );
+    Some(tokio::spawn(async move {
+        let period = std::time::Duration::from_secs(hours.saturating_mul(3600));
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            run_scheduled(&db, &config).await;
+        }
+    }))
+}
+
+/// One round of the schedule: every connected tenant, one after the other.
+pub async fn run_scheduled(db: &DatabaseConnection, config: &Config) {
+    let tenants = match connection::connected_tenants(db).await {
+        Ok(tenants) => tenants,
+        Err(e) => {
+            tracing::error!(error = %e, "OneRoster schedule: cannot list the connections");
+            return;
+        }
+    };
+    for slug in tenants {
+        let mut request = SyncRequest {
+            tenant: slug.clone(),
+            delta: config.oneroster.schedule_delta,
+            force: false,
+            actor: "scheduler:oneroster".into(),
+        };
+        let mut result = sync(db, config, &request).await;
+        if matches!(result, Err(OneRosterError::NoWatermark(_))) {
+            request.delta = false;
+            result = sync(db, config, &request).await;
+        }
+        match result {
+            Ok(report) => tracing::info!(
+                tenant = %slug,
+                status = report.status.as_str(),
+                run = report.run_id,
+                errors = report.errors.len(),
+                "OneRoster scheduled sync"
+            ),
+            Err(e) => {
+                tracing::error!(tenant = %slug, error = %e, "OneRoster scheduled sync could not run")
+            }
+        }
+    }
+}
