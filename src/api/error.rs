@@ -271,3 +271,27 @@ impl From<crate::tenants::settings::SettingsError> for ApiError {
         }
     }
 }
+
+impl From<crate::chats::ChatError> for ApiError {
+    fn from(e: crate::chats::ChatError) -> Self {
+        use crate::chats::ChatError;
+        let message = e.to_string();
+        match e {
+            ChatError::NotFound(what) => ApiError::not_found(what),
+            ChatError::InvalidMembers(invalid) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_members", message)
+                    .with_details(serde_json::json!({ "invalid": invalid }))
+            }
+            ChatError::NoMembers => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message)
+                    .with_details(serde_json::json!({"field": "contactIds"}))
+            }
+            ChatError::ContactBlocked(contact) => {
+                ApiError::new(StatusCode::CONFLICT, "contact_blocked", message)
+                    .with_details(serde_json::json!({ "contactId": contact }))
+            }
+            ChatError::Blocked => ApiError::new(StatusCode::FORBIDDEN, "blocked", message),
+            ChatError::Db(e) => ApiError::internal(e),
+        }
+    }
+}

@@ -1,7 +1,7 @@
 //! The HTTP API: tenant-scoped JSON routes behind bearer-token authentication, the
 //! Graph-compatible read, import uploads, probes and the OpenAPI document.
 //!
-//! One file per resource ([`contacts`], [`contact_requests`], [`erasures`], [`settings`],
+//! One file per resource ([`contacts`], [`contact_requests`], [`erasures`], [`chats`], [`settings`],
 //! [`audit`], [`classes`], [`graph`], [`imports`], [`health`]);
 //! every handler authenticates with the [`Principal`](crate::auth::Principal) extractor and
 //! asks [`crate::auth::policy`] before touching data. Every failure, including unknown
@@ -9,6 +9,7 @@
 //! error of [`error`].
 
 pub mod audit;
+pub mod chats;
 pub mod classes;
 pub mod contact_requests;
 pub mod contacts;
@@ -130,6 +131,22 @@ pub fn router(state: AppState) -> Router {
             get(settings::get).patch(settings::update),
         )
         .route("/api/v1/audit", get(audit::list))
+        .route("/api/v1/chats", get(chats::list).post(chats::start))
+        .route("/api/v1/chats/{id}", get(chats::get))
+        .route("/api/v1/chats/{id}/members", post(chats::add_member))
+        .route(
+            "/api/v1/chats/{id}/members/{contact_id}",
+            axum::routing::delete(chats::remove_member),
+        )
+        .route("/api/v1/blocks", get(chats::list_blocks).post(chats::block))
+        .route(
+            "/api/v1/blocks/{contact_id}",
+            axum::routing::delete(chats::unblock),
+        )
+        .route(
+            "/api/v1/guardian/chats",
+            get(chats::guardian_list).post(chats::guardian_start),
+        )
         .route(
             "/api/v1/oneroster/connection",
             get(oneroster::get_connection).put(oneroster::put_connection),

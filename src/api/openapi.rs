@@ -2,7 +2,7 @@
 
 use super::error::{ErrorBody, ErrorDetail};
 use super::{
-    audit, classes, contact_requests, contacts, erasures, graph, health, imports, oneroster,
+    audit, chats, classes, contact_requests, contacts, erasures, graph, health, imports, oneroster,
     settings,
 };
 use crate::contacts::{ContactItem, FieldProvenance, Provenance};
@@ -42,6 +42,16 @@ use utoipa::{Modify, OpenApi};
         settings::get,
         settings::update,
         audit::list,
+        chats::start,
+        chats::list,
+        chats::get,
+        chats::add_member,
+        chats::remove_member,
+        chats::block,
+        chats::list_blocks,
+        chats::unblock,
+        chats::guardian_start,
+        chats::guardian_list,
         oneroster::run,
         oneroster::get_connection,
         oneroster::put_connection,
@@ -57,7 +67,10 @@ use utoipa::{Modify, OpenApi};
         crate::approvals::requests::Status, contact_requests::RequestPage,
         contact_requests::DecisionBody, crate::approvals::erase::Erasure, erasures::EraseBody,
         erasures::Erased, erasures::ErasureList, crate::tenants::settings::Settings,
-        crate::audit::AuditItem, audit::AuditPage,
+        crate::audit::AuditItem, audit::AuditPage, chats::StartBody, chats::ChatList,
+        chats::MemberBody, chats::BlockBody, chats::BlockList, chats::GuardianStartBody,
+        crate::chats::ChatItem, crate::chats::Member, crate::chats::Banner,
+        crate::chats::InvalidMember, crate::chats::blocks::BlockItem,
         imports::ImportUpload, health::Status, oneroster::RunOptions, oneroster::ConnectionInput,
         crate::sync::oneroster::connection::ConnectionView,
     )),
@@ -71,6 +84,7 @@ use utoipa::{Modify, OpenApi};
         (name = "erasures", description = "Admin erasure of contacts"),
         (name = "settings", description = "Tenant settings"),
         (name = "audit", description = "The audit log"),
+        (name = "chats", description = "Teacher–guardian chats, block lists and removal banners"),
         (name = "oneroster", description = "OneRoster 1.1 REST sync"),
         (name = "probes", description = "Liveness and readiness"),
     )

@@ -7,6 +7,7 @@
 use super::requests::{self, RequestItem, Status, linked_values};
 use super::{Action, ApprovalError, ContactFields, ContactValues};
 use crate::audit::{self, AuditEntry};
+use crate::chats::banners::{self, Cause};
 use crate::db;
 use crate::domain::{Region, TenantId};
 use crate::sync::hashing::hash_strs;
@@ -57,9 +58,24 @@ pub async fn approve(
         now,
     };
     let contact = match (action, contact_id) {
-        (Action::Add, _) => change.add(&txn, &fields).await?,
+        (Action::Add, _) => {
+            let contact = change.add(&txn, &fields).await?;
+            banners::after_reactivation(&txn, decision.tenant.0, now).await?;
+            contact
+        }
         (Action::Update, Some(contact)) => change.update(&txn, contact, &fields).await?,
-        (Action::Remove, Some(contact)) => change.remove(&txn, contact).await?,
+        (Action::Remove, Some(contact)) => {
+            change.remove(&txn, contact).await?;
+            banners::after_pair_change(
+                &txn,
+                decision.tenant.0,
+                now,
+                Cause::ApprovedEdit,
+                (student, contact),
+            )
+            .await?;
+            contact
+        }
         (_, None) => return Err(ApprovalError::ContactGone),
     };
     let applied = linked_values(&txn, decision.tenant, student, contact).await?;

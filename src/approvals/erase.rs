@@ -7,6 +7,7 @@
 use super::ApprovalError;
 use super::requests::student_id;
 use crate::audit::{self, AuditEntry};
+use crate::chats::banners::{self, Cause};
 use crate::db;
 use crate::domain::TenantId;
 use chrono::{DateTime, Utc};
@@ -106,6 +107,14 @@ pub async fn erase(
         };
         let id = pair.record(&txn, &request, &source_key).await?;
         let contact_deleted = pair.delete(&txn).await?;
+        banners::after_pair_change(
+            &txn,
+            request.tenant.0,
+            now,
+            Cause::Erased,
+            (student, contact),
+        )
+        .await?;
         audit::record(
             &txn,
             AuditEntry {

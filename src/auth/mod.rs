@@ -135,7 +135,7 @@ pub enum Identity {
         /// Scopes the token grants.
         scopes: Vec<Scope>,
     },
-    /// A parent or guardian (`sub` is the contact id). No route of this API serves them yet.
+    /// A parent or guardian (`sub` is the contact id): the guardian chat routes only.
     Contact {
         /// Contact id.
         contact_id: String,

@@ -16,6 +16,11 @@
 //! | read settings | – | yes | yes | – |
 //! | change settings | – | – | yes | – |
 //! | read the audit log | – | yes | yes | – |
+//! | start a chat, manage its members, block guardians | for students they teach / their own chats | – | – | – |
+//! | read chats | own chats (with banners) and chats they are in | every chat, no banners | – | – |
+//!
+//! Contact (guardian) tokens reach only the guardian routes: their own chats, and starting
+//! a chat with a teacher of their child unless that teacher blocked them.
 //!
 //! Everything is scoped by the token's tenant. A resource the caller may not reach inside
 //! its tenant, and any resource of another tenant, is reported as not found, exactly like
@@ -259,4 +264,73 @@ pub fn read_audit(principal: &Principal) -> Result<(), Denied> {
     read_settings(principal).map_err(|_| {
         Denied::Forbidden("the audit log needs the global-admin, teams-admin or tenant-admin role")
     })
+}
+
+/// Starting a chat about `student_source_id` (or managing one's chats and blocks): a
+/// teacher who teaches the student. Returns the teacher's SIS source id.
+pub async fn start_chat<C: ConnectionTrait>(
+    conn: &C,
+    principal: &Principal,
+    student_source_id: &str,
+) -> Result<String, Denied> {
+    let teacher = chat_owner(principal)?;
+    if roster::teacher_reaches_student(conn, principal.tenant, &teacher, student_source_id).await? {
+        Ok(teacher)
+    } else {
+        Err(Denied::NotFound)
+    }
+}
+
+/// Managing one's own chats and block list: teachers. Returns their SIS source id.
+pub fn chat_owner(principal: &Principal) -> Result<String, Denied> {
+    user_only(principal)?;
+    match &principal.identity {
+        Identity::User { source_id, roles } if roles.contains(&Role::Teacher) => {
+            Ok(source_id.clone())
+        }
+        _ => Err(Denied::Forbidden("chats and block lists are for teachers")),
+    }
+}
+
+/// Whose view of chats the caller gets on the staff routes: a teacher sees the chats they
+/// own (with banners) or are in; an admin every chat, read-only, without banners.
+pub fn chat_viewer(principal: &Principal) -> Result<crate::chats::store::Viewer, Denied> {
+    use crate::chats::store::Viewer;
+    user_only(principal)?;
+    match &principal.identity {
+        Identity::User { source_id, roles } if roles.contains(&Role::Teacher) => {
+            Ok(Viewer::Teacher(source_id.clone()))
+        }
+        _ if is_admin(principal) => Ok(Viewer::Admin),
+        _ => Err(Denied::Forbidden(
+            "chats need the teacher, global-admin or teams-admin role",
+        )),
+    }
+}
+
+/// The guardian routes: a parent or guardian (contact token). Returns the contact id.
+pub fn guardian(principal: &Principal) -> Result<i64, Denied> {
+    match &principal.identity {
+        Identity::Contact { contact_id } => contact_id
+            .parse::<i64>()
+            .map_err(|_| Denied::Forbidden("the token's contact id is not valid")),
+        _ => Err(Denied::Forbidden(
+            "this route is for parents and guardians (a contact token)",
+        )),
+    }
+}
+
+/// A guardian starting a chat with `owner`: the owner must teach the student.
+pub async fn guardian_start_chat<C: ConnectionTrait>(
+    conn: &C,
+    principal: &Principal,
+    owner: &str,
+    student_source_id: &str,
+) -> Result<i64, Denied> {
+    let contact = guardian(principal)?;
+    if roster::teacher_reaches_student(conn, principal.tenant, owner, student_source_id).await? {
+        Ok(contact)
+    } else {
+        Err(Denied::NotFound)
+    }
 }

@@ -534,6 +534,15 @@ async fn apply(
         &mut entities.links,
         reconcile::links(conn, id, now, previous_run, presence(|u| u.links)).await?,
     );
+    let links = &entities.links;
+    crate::chats::banners::after_sync(
+        conn,
+        id,
+        now,
+        tenant.settings.auto_remove_inactive_guardians,
+        (links.deactivated > 0, links.reactivated + links.created > 0),
+    )
+    .await?;
     let total = entities.total();
     if total.created > 0 && total.created * 10 >= total.created + total.unchanged {
         // After a large load; only the tables loaded since when the others were just done.

@@ -9,7 +9,7 @@ use axum::http::Request;
 use std::net::SocketAddr;
 
 /// Every route of the API, as the OpenAPI document must list it.
-const ROUTES: [(&str, &str); 25] = [
+const ROUTES: [(&str, &str); 35] = [
     ("/healthz", "get"),
     ("/readyz", "get"),
     ("/openapi.json", "get"),
@@ -35,6 +35,16 @@ const ROUTES: [(&str, &str); 25] = [
     ("/api/v1/settings", "get"),
     ("/api/v1/settings", "patch"),
     ("/api/v1/audit", "get"),
+    ("/api/v1/chats", "post"),
+    ("/api/v1/chats", "get"),
+    ("/api/v1/chats/{id}", "get"),
+    ("/api/v1/chats/{id}/members", "post"),
+    ("/api/v1/chats/{id}/members/{contactId}", "delete"),
+    ("/api/v1/blocks", "post"),
+    ("/api/v1/blocks", "get"),
+    ("/api/v1/blocks/{contactId}", "delete"),
+    ("/api/v1/guardian/chats", "post"),
+    ("/api/v1/guardian/chats", "get"),
     ("/api/v1/oneroster/runs", "post"),
     ("/api/v1/oneroster/connection", "get"),
     ("/api/v1/oneroster/connection", "put"),

@@ -11,6 +11,7 @@ mod api_cli;
 mod api_errors;
 mod api_imports;
 mod approvals;
+mod chats;
 mod edits_and_sync;
 
 mod bad_files;
