@@ -245,11 +245,24 @@ impl ImportReport {
             RunStatus::Refused => "REFUSED: nothing was changed",
             RunStatus::Failed => "FAILED: nothing was changed",
         };
+        // A pull from a provider is a sync; a folder or an upload is an import.
+        let kind = if self.format == "oneroster" {
+            "Sync"
+        } else {
+            "Import"
+        };
         let _ = writeln!(
             out,
-            "Import of {} ({}) for tenant {}: {verdict}",
+            "{kind} of {} ({}) for tenant {}: {verdict}",
             self.source, self.format, self.tenant
         );
+        if self.entities.erased_links_skipped > 0 {
+            let _ = writeln!(
+                out,
+                "{} relationship(s) of erased contacts were skipped (lift the erasure to re-create them)",
+                self.entities.erased_links_skipped
+            );
+        }
         let _ = writeln!(
             out,
             "{:<12} {:>9} {:>9} {:>9} {:>11} {:>11} {:>9}",
