@@ -30,6 +30,10 @@ pub struct Config {
     pub mail: MailConfig,
     /// Outgoing SMS.
     pub sms: SmsConfig,
+    /// Invitations.
+    pub invites: InvitesConfig,
+    /// The outbox dispatcher.
+    pub outbox: OutboxConfig,
     /// Token verification.
     pub auth: AuthConfig,
     /// HTTP API limits.
@@ -105,6 +109,14 @@ pub struct LogConfig {
 pub struct MailConfig {
     /// lettre URL.
     pub url: String,
+    /// From header.
+    pub from: String,
+    /// Domain of Message-IDs.
+    pub message_id_domain: String,
+    /// SMTP connections.
+    pub pool_size: usize,
+    /// SMTP timeout, seconds.
+    pub timeout_seconds: u64,
 }
 
 /// `[sms]`
@@ -112,6 +124,50 @@ pub struct MailConfig {
 pub struct SmsConfig {
     /// Gateway base URL; empty disables SMS.
     pub url: String,
+    /// Account SID.
+    pub account_sid: String,
+    /// Auth token (secret).
+    pub auth_token: String,
+    /// Sending number.
+    pub from: String,
+    /// Name opening every SMS.
+    pub sender_name: String,
+    /// Request timeout, seconds.
+    pub timeout_seconds: u64,
+    /// Inbound webhook secret.
+    pub webhook_secret: String,
+}
+
+/// `[invites]`
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct InvitesConfig {
+    /// Join link base.
+    pub join_url: String,
+}
+
+/// `[outbox]`
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct OutboxConfig {
+    /// Dispatch inside `serve`.
+    pub dispatch_in_serve: bool,
+    /// Rows per claim.
+    pub batch_size: u64,
+    /// Parallel sends.
+    pub concurrency: usize,
+    /// Attempts before dead-lettering.
+    pub max_attempts: i64,
+    /// First retry delay, seconds.
+    pub backoff_base_seconds: u64,
+    /// Largest retry delay, seconds.
+    pub backoff_max_seconds: u64,
+    /// Claim lease, seconds.
+    pub lease_seconds: u64,
+    /// Idle poll interval, milliseconds.
+    pub poll_interval_ms: u64,
+    /// Email send rate per second.
+    pub email_per_second: u32,
+    /// SMS send rate per second.
+    pub sms_per_second: u32,
 }
 
 /// `[auth]`
@@ -274,6 +330,10 @@ impl fmt::Debug for MailConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MailConfig")
             .field("url", &redact_url(&self.url))
+            .field("from", &self.from)
+            .field("message_id_domain", &self.message_id_domain)
+            .field("pool_size", &self.pool_size)
+            .field("timeout_seconds", &self.timeout_seconds)
             .finish()
     }
 }
@@ -282,6 +342,12 @@ impl fmt::Debug for SmsConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SmsConfig")
             .field("url", &redact_url(&self.url))
+            .field("account_sid", &self.account_sid)
+            .field("auth_token", &secret(&self.auth_token))
+            .field("from", &self.from)
+            .field("sender_name", &self.sender_name)
+            .field("timeout_seconds", &self.timeout_seconds)
+            .field("webhook_secret", &secret(&self.webhook_secret))
             .finish()
     }
 }
@@ -313,6 +379,8 @@ impl fmt::Debug for Config {
             .field("log", &self.log)
             .field("mail", &self.mail)
             .field("sms", &self.sms)
+            .field("invites", &self.invites)
+            .field("outbox", &self.outbox)
             .field("auth", &self.auth)
             .field("api", &self.api)
             .field("oneroster", &self.oneroster)

@@ -18,6 +18,12 @@ pub struct Model {
     pub deletion_guard_percent: i32,
     /// Remove guardians who stop being active contacts from chats, instead of a banner.
     pub auto_remove_inactive_guardians: bool,
+    /// Invitations one guardian may receive per window.
+    pub invite_limit_per_guardian: i32,
+    /// The per-guardian window, in days.
+    pub invite_window_days: i32,
+    /// Invitations the tenant may send per UTC day.
+    pub invite_limit_per_tenant_per_day: i32,
     /// Last change (UTC).
     pub updated_at: DateTimeUtc,
 }

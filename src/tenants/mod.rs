@@ -74,6 +74,9 @@ pub async fn create(
         digest_enabled: Set(false),
         deletion_guard_percent: Set(deletion_guard_percent),
         auto_remove_inactive_guardians: Set(false),
+        invite_limit_per_guardian: Set(3),
+        invite_window_days: Set(7),
+        invite_limit_per_tenant_per_day: Set(10_000),
         updated_at: Set(now),
     }
     .insert(&txn)

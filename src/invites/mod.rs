@@ -1,0 +1,389 @@
+//! Invitations to guardians who have not joined Parent Connection (SPEC §5): when, on which
+//! channel, within which limits, and the message they receive ([`render`]).
+//!
+//! - An invitation is queued when a teacher starts a chat (new, or re-entered from Parent
+//!   Connection) with a guardian who has not joined, or asks to resend one.
+//! - Limits are tenant settings: `invite_limit_per_guardian` per `invite_window_days`
+//!   (rolling), and `invite_limit_per_tenant_per_day` (UTC day). Over a limit the chat
+//!   still starts; the answer says no invitation was sent and why.
+//! - The channel is the tenant's `preferred_invite_channel`. SMS goes only to a valid E.164
+//!   mobile that has not opted out, and only when SMS is configured; otherwise email is the
+//!   fallback (the reason is stored); with neither, nothing is sent and the reason says so.
+//! - The invitation and its outbox row commit in the caller's transaction.
+
+pub mod render;
+
+use crate::db;
+use crate::outbox::Channel;
+use crate::outbox::store::{self as outbox, Kind};
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
+use serde::Serialize;
+
+/// What triggered an invitation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// A new chat started from Parent Connection.
+    NewChat,
+    /// An existing chat re-entered from Parent Connection.
+    Reentered,
+    /// The owner asked to send it again.
+    Resend,
+}
+
+impl Trigger {
+    fn as_str(self) -> &'static str {
+        match self {
+            Trigger::NewChat => "new_chat",
+            Trigger::Reentered => "reentered",
+            Trigger::Resend => "resend",
+        }
+    }
+}
+
+/// An invitation as the API shows it (also one that was not sent, with the reason).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InvitationItem {
+    /// Invitation id (none when nothing was sent).
+    pub id: Option<String>,
+    /// The guardian.
+    pub contact_id: String,
+    /// `email` or `sms` (none when nothing was sent).
+    pub channel: Option<String>,
+    /// `queued`, `sent`, `failed`, `dead`, `suppressed`, or `not_sent`.
+    pub status: String,
+    /// Why SMS fell back to email, or why nothing was sent: `sms_disabled`, `no_mobile`,
+    /// `sms_opted_out`, `no_email`, `unreachable`, `already_joined`, `guardian_limit`,
+    /// `tenant_daily_limit`.
+    pub reason: Option<String>,
+    /// The last delivery error, if any.
+    pub last_error: Option<String>,
+    /// When it was queued (UTC).
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+impl InvitationItem {
+    fn not_sent(contact: i64, reason: &str) -> Self {
+        Self {
+            id: None,
+            contact_id: contact.to_string(),
+            channel: None,
+            status: "not_sent".into(),
+            reason: Some(reason.into()),
+            last_error: None,
+            created_at: None,
+        }
+    }
+}
+
+/// What an invitation needs to know beyond the database.
+#[derive(Debug, Clone)]
+pub struct InviteContext<'a> {
+    /// Tenant.
+    pub tenant: i64,
+    /// SMS is configured (`SMS_URL`).
+    pub sms_enabled: bool,
+    /// Who invites (the owner's SIS source id).
+    pub invited_by: &'a str,
+    /// Why.
+    pub trigger: Trigger,
+    /// Now.
+    pub now: DateTime<Utc>,
+}
+
+/// The tenant's invite settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// `email` preferred (else `sms`).
+    pub prefer_sms: bool,
+    /// Per guardian per window.
+    pub per_guardian: i64,
+    /// The window, days.
+    pub window_days: i64,
+    /// Per tenant per UTC day.
+    pub per_tenant_per_day: i64,
+}
+
+/// Reads the tenant's invite settings.
+pub async fn policy<C: ConnectionTrait>(conn: &C, tenant: i64) -> Result<Policy, DbErr> {
+    let rows = db::query(
+        conn,
+        "SELECT preferred_invite_channel, invite_limit_per_guardian, invite_window_days, invite_limit_per_tenant_per_day \
+         FROM tenant_settings WHERE tenant_id = $1",
+        vec![Value::BigInt(Some(tenant))],
+    )
+    .await?;
+    let row = rows
+        .first()
+        .ok_or_else(|| DbErr::Custom("the tenant has no settings".into()))?;
+    Ok(Policy {
+        prefer_sms: row.try_get_by_index::<String>(0)? == "sms",
+        per_guardian: row.try_get_by_index::<i32>(1)? as i64,
+        window_days: row.try_get_by_index::<i32>(2)? as i64,
+        per_tenant_per_day: row.try_get_by_index::<i32>(3)? as i64,
+    })
+}
+
+/// Start of the UTC day of `now`.
+fn utc_day(now: DateTime<Utc>) -> DateTime<Utc> {
+    now.date_naive()
+        .and_hms_opt(0, 0, 0)
+        .map(|d| d.and_utc())
+        .unwrap_or(now)
+}
+
+/// One limit's counter.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Counter {
+    /// Invitations counted.
+    pub used: i64,
+    /// The limit.
+    pub limit: i64,
+    /// When the count next goes down (UTC): the end of the day, or when the oldest
+    /// counted invitation leaves the window.
+    pub resets_at: DateTime<Utc>,
+}
+
+/// The tenant's daily counter.
+pub async fn tenant_counter<C: ConnectionTrait>(
+    conn: &C,
+    tenant: i64,
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> Result<Counter, DbErr> {
+    let day = utc_day(now);
+    let used = db::count(
+        conn,
+        "SELECT COUNT(*) FROM invitations WHERE tenant_id = $1 AND created_at >= $2",
+        vec![Value::BigInt(Some(tenant)), Value::ChronoDateTimeUtc(Some(day))],
+    )
+    .await?;
+    Ok(Counter {
+        used,
+        limit: policy.per_tenant_per_day,
+        resets_at: day + Duration::days(1),
+    })
+}
+
+/// One guardian's counter over the rolling window.
+pub async fn guardian_counter<C: ConnectionTrait>(
+    conn: &C,
+    tenant: i64,
+    contact: i64,
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> Result<Counter, DbErr> {
+    let since = now - Duration::days(policy.window_days.max(1));
+    let rows = db::query(
+        conn,
+        "SELECT COUNT(*), MIN(created_at) FROM invitations WHERE tenant_id = $1 AND contact_id = $2 AND created_at > $3",
+        vec![
+            Value::BigInt(Some(tenant)),
+            Value::BigInt(Some(contact)),
+            Value::ChronoDateTimeUtc(Some(since)),
+        ],
+    )
+    .await?;
+    let row = rows.first();
+    let used = row
+        .map(|r| r.try_get_by_index::<i64>(0))
+        .transpose()?
+        .unwrap_or(0);
+    let oldest: Option<DateTime<Utc>> = row.map(|r| r.try_get_by_index(1)).transpose()?.flatten();
+    Ok(Counter {
+        used,
+        limit: policy.per_guardian,
+        resets_at: oldest.unwrap_or(now) + Duration::days(policy.window_days.max(1)),
+    })
+}
+
+/// The channel and address for a guardian, or why there is none: `Ok((channel, address,
+/// fallback reason))`, `Err(reason)`.
+fn choose(
+    policy: &Policy,
+    sms_enabled: bool,
+    email: Option<String>,
+    mobile: Option<(String, bool)>,
+) -> Result<(Channel, String, Option<&'static str>), &'static str> {
+    // `mobile` is the E.164 number and whether it opted out.
+    let sms = match (&mobile, sms_enabled) {
+        (_, false) => Err("sms_disabled"),
+        (None, true) => Err("no_mobile"),
+        (Some((_, true)), true) => Err("sms_opted_out"),
+        (Some((number, false)), true) => Ok(number.clone()),
+    };
+    match (policy.prefer_sms, sms, email) {
+        (true, Ok(number), _) => Ok((Channel::Sms, number, None)),
+        (true, Err(why), Some(email)) => Ok((Channel::Email, email, Some(why))),
+        (true, Err(_), None) => Err("unreachable"),
+        (false, _, Some(email)) => Ok((Channel::Email, email, None)),
+        (false, Ok(number), None) => Ok((Channel::Sms, number, Some("no_email"))),
+        (false, Err(_), None) => Err("unreachable"),
+    }
+}
+
+/// Queues an invitation for guardian `contact` of chat `chat` (with its outbox row), in
+/// the caller's transaction — or says why none was sent.
+pub async fn invite<C: ConnectionTrait>(
+    conn: &C,
+    context: &InviteContext<'_>,
+    chat: i64,
+    contact: i64,
+) -> Result<InvitationItem, DbErr> {
+    let tenant = context.tenant;
+    let rows = db::query(
+        conn,
+        "SELECT c.email, c.mobile_phone, c.joined_at, \
+           (SELECT COUNT(*) FROM sms_opt_outs o WHERE o.tenant_id = c.tenant_id AND o.phone = c.mobile_phone) \
+         FROM contacts c WHERE c.tenant_id = $1 AND c.id = $2",
+        vec![Value::BigInt(Some(tenant)), Value::BigInt(Some(contact))],
+    )
+    .await?;
+    let Some(row) = rows.first() else {
+        return Ok(InvitationItem::not_sent(contact, "unreachable"));
+    };
+    let email: Option<String> = row.try_get_by_index(0)?;
+    let mobile: Option<String> = row.try_get_by_index(1)?;
+    let joined: Option<DateTime<Utc>> = row.try_get_by_index(2)?;
+    let opted_out = row.try_get_by_index::<i64>(3)? > 0;
+    if joined.is_some() {
+        return Ok(InvitationItem::not_sent(contact, "already_joined"));
+    }
+    let policy = policy(conn, tenant).await?;
+    if tenant_counter(conn, tenant, &policy, context.now).await?.used >= policy.per_tenant_per_day {
+        return Ok(InvitationItem::not_sent(contact, "tenant_daily_limit"));
+    }
+    if guardian_counter(conn, tenant, contact, &policy, context.now).await?.used >= policy.per_guardian {
+        return Ok(InvitationItem::not_sent(contact, "guardian_limit"));
+    }
+    let (channel, address, fallback) = match choose(
+        &policy,
+        context.sms_enabled,
+        email,
+        mobile.map(|m| (m, opted_out)),
+    ) {
+        Ok(choice) => choice,
+        Err(reason) => return Ok(InvitationItem::not_sent(contact, reason)),
+    };
+    let id: i64 = db::query(
+        conn,
+        "INSERT INTO invitations (tenant_id, chat_id, contact_id, channel, recipient, fallback_reason, trigger, invited_by, join_token, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+        vec![
+            Value::BigInt(Some(tenant)),
+            Value::BigInt(Some(chat)),
+            Value::BigInt(Some(contact)),
+            channel.as_str().into(),
+            address.as_str().into(),
+            Value::String(fallback.map(str::to_string)),
+            context.trigger.as_str().into(),
+            context.invited_by.into(),
+            uuid::Uuid::new_v4().simple().to_string().into(),
+            Value::ChronoDateTimeUtc(Some(context.now)),
+        ],
+    )
+    .await?
+    .first()
+    .ok_or_else(|| DbErr::Custom("INSERT … RETURNING returned no row".into()))?
+    .try_get_by_index(0)?;
+    outbox::enqueue(conn, tenant, Kind::Invitation, id, (channel, &address), context.now).await?;
+    if let Some(reason) = fallback {
+        tracing::info!(invitation = id, reason, "invitation falls back to email");
+    }
+    Ok(InvitationItem {
+        id: Some(id.to_string()),
+        contact_id: contact.to_string(),
+        channel: Some(channel.as_str().into()),
+        status: "queued".into(),
+        reason: fallback.map(str::to_string),
+        last_error: None,
+        created_at: Some(context.now),
+    })
+}
+
+const SELECT: &str = "SELECT i.id, i.contact_id, i.channel, o.status, i.fallback_reason, o.last_error, i.created_at \
+     FROM invitations i LEFT JOIN outbox o ON o.kind = 'invitation' AND o.ref_id = i.id";
+
+fn item(row: &QueryResult) -> Result<InvitationItem, DbErr> {
+    let status: Option<String> = row.try_get_by_index(3)?;
+    Ok(InvitationItem {
+        id: Some(row.try_get_by_index::<i64>(0)?.to_string()),
+        contact_id: row.try_get_by_index::<i64>(1)?.to_string(),
+        channel: row.try_get_by_index(2)?,
+        // A message being sent right now is still queued as far as anyone can tell.
+        status: match status.as_deref() {
+            Some("sending") | None => "queued".into(),
+            Some(other) => other.into(),
+        },
+        reason: row.try_get_by_index(4)?,
+        last_error: row.try_get_by_index(5)?,
+        created_at: row.try_get_by_index(6)?,
+    })
+}
+
+/// The invitations of a chat, oldest first, with their delivery status.
+pub async fn for_chat<C: ConnectionTrait>(conn: &C, chat: i64) -> Result<Vec<InvitationItem>, DbErr> {
+    db::query(
+        conn,
+        &format!("{SELECT} WHERE i.chat_id = $1 ORDER BY i.id"),
+        vec![Value::BigInt(Some(chat))],
+    )
+    .await?
+    .iter()
+    .map(item)
+    .collect()
+}
+
+/// One invitation of the tenant, with the owner of its chat.
+pub async fn get<C: ConnectionTrait>(
+    conn: &C,
+    tenant: i64,
+    id: i64,
+) -> Result<Option<(InvitationItem, String)>, DbErr> {
+    let rows = db::query(
+        conn,
+        "SELECT i.id, i.contact_id, i.channel, o.status, i.fallback_reason, o.last_error, i.created_at, c.owner_source_id \
+         FROM invitations i LEFT JOIN outbox o ON o.kind = 'invitation' AND o.ref_id = i.id \
+         JOIN chats c ON c.id = i.chat_id WHERE i.tenant_id = $1 AND i.id = $2",
+        vec![Value::BigInt(Some(tenant)), Value::BigInt(Some(id))],
+    )
+    .await?;
+    rows.first()
+        .map(|row| Ok((item(row)?, row.try_get_by_index(7)?)))
+        .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(prefer_sms: bool) -> Policy {
+        Policy {
+            prefer_sms,
+            per_guardian: 3,
+            window_days: 7,
+            per_tenant_per_day: 100,
+        }
+    }
+
+    #[test]
+    fn the_channel_follows_the_preference_and_falls_back() {
+        let email = || Some("a@example.com".to_string());
+        let mobile = |opted: bool| Some(("+12025550143".to_string(), opted));
+        let sms = policy(true);
+        assert_eq!(choose(&sms, true, email(), mobile(false)).unwrap().0, Channel::Sms);
+        assert_eq!(
+            choose(&sms, true, email(), None).unwrap(),
+            (Channel::Email, "a@example.com".into(), Some("no_mobile"))
+        );
+        assert_eq!(choose(&sms, true, email(), mobile(true)).unwrap().2, Some("sms_opted_out"));
+        assert_eq!(choose(&sms, false, email(), mobile(false)).unwrap().2, Some("sms_disabled"));
+        assert_eq!(choose(&sms, true, None, None), Err("unreachable"));
+        let mail = policy(false);
+        assert_eq!(choose(&mail, true, email(), mobile(false)).unwrap().0, Channel::Email);
+        assert_eq!(choose(&mail, true, None, mobile(false)).unwrap().2, Some("no_email"));
+        assert_eq!(choose(&mail, true, None, mobile(true)), Err("unreachable"));
+    }
+}

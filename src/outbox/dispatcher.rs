@@ -1,0 +1,232 @@
+//! The dispatcher: claims due outbox rows, renders and sends them (email or SMS, each
+//! channel under its own token-bucket rate limit), and records each outcome as soon as it
+//! is known. It runs inside `serve` and as `parent-connection dispatch [--once]`; any
+//! number may run against one database.
+
+use super::backoff;
+use super::email::{MailTarget, Mailer};
+use super::sms::SmsGateway;
+use super::store::{self, Claimed, Outcome};
+use super::{Channel, SendError};
+use crate::config::Config;
+use crate::invites::render::{self, RenderConfig};
+use chrono::Utc;
+use futures_util::StreamExt;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use sea_orm::{DatabaseConnection, DbErr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What one round did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    /// Rows claimed.
+    pub claimed: u64,
+    /// Delivered.
+    pub sent: u64,
+    /// Failed for now, due again later.
+    pub retried: u64,
+    /// Failed for good.
+    pub failed: u64,
+    /// Out of attempts.
+    pub dead: u64,
+    /// Not sent on purpose (opted out, nothing left to send).
+    pub suppressed: u64,
+}
+
+impl Stats {
+    fn count(&mut self, outcome: &Outcome) {
+        match outcome {
+            Outcome::Sent => self.sent += 1,
+            Outcome::Retry { .. } => self.retried += 1,
+            Outcome::Failed { .. } => self.failed += 1,
+            Outcome::Dead { .. } => self.dead += 1,
+            Outcome::Suppressed { .. } => self.suppressed += 1,
+        }
+    }
+
+    fn add(&mut self, other: Stats) {
+        self.claimed += other.claimed;
+        self.sent += other.sent;
+        self.retried += other.retried;
+        self.failed += other.failed;
+        self.dead += other.dead;
+        self.suppressed += other.suppressed;
+    }
+}
+
+/// A dispatcher with its transports.
+pub struct Dispatcher {
+    db: DatabaseConnection,
+    config: crate::config::OutboxConfig,
+    render: RenderConfig,
+    mailer: Mailer,
+    sms: Option<SmsGateway>,
+    email_rate: DefaultDirectRateLimiter,
+    sms_rate: DefaultDirectRateLimiter,
+    worker: String,
+}
+
+fn rate(per_second: u32) -> DefaultDirectRateLimiter {
+    let n = NonZeroU32::new(per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+    RateLimiter::direct(Quota::per_second(n).allow_burst(n))
+}
+
+impl Dispatcher {
+    /// A dispatcher for `config`'s mail and SMS settings.
+    pub fn new(db: DatabaseConnection, config: &Config) -> Result<Self, String> {
+        let target = MailTarget::parse(&config.mail.url)?;
+        let mailer = Mailer::new(
+            target,
+            &config.mail.from,
+            config.mail.pool_size,
+            Duration::from_secs(config.mail.timeout_seconds.max(1)),
+        )?;
+        let sms = SmsGateway::from_config(&config.sms)?;
+        Ok(Self {
+            db,
+            config: config.outbox.clone(),
+            render: RenderConfig {
+                join_url: config.invites.join_url.clone(),
+                sms_sender: config.sms.sender_name.clone(),
+                message_id_domain: config.mail.message_id_domain.clone(),
+            },
+            mailer,
+            sms,
+            email_rate: rate(config.outbox.email_per_second),
+            sms_rate: rate(config.outbox.sms_per_second),
+            worker: format!("{}:{}", std::process::id(), uuid::Uuid::new_v4().simple()),
+        })
+    }
+
+    /// Where email goes and whether SMS is on, for the log line at start.
+    pub fn describe(&self) -> String {
+        format!(
+            "email to {:?}; SMS {}",
+            self.mailer.target(),
+            match &self.sms {
+                Some(gateway) => format!("through {gateway:?}"),
+                None => "disabled (SMS_URL is not set)".into(),
+            }
+        )
+    }
+
+    /// One round: claims a batch and delivers it.
+    pub async fn run_once(&self) -> Result<Stats, DbErr> {
+        let now = Utc::now();
+        let lease = now + chrono::Duration::seconds(self.config.lease_seconds.max(1) as i64);
+        let claimed = store::claim(&self.db, &self.worker, self.config.batch_size.max(1), now, lease).await?;
+        let mut stats = Stats {
+            claimed: claimed.len() as u64,
+            ..Stats::default()
+        };
+        let mut results = futures_util::stream::iter(claimed)
+            .map(|row| self.deliver(row))
+            .buffer_unordered(self.config.concurrency.max(1));
+        while let Some(result) = results.next().await {
+            stats.count(&result?);
+        }
+        Ok(stats)
+    }
+
+    /// Rounds until nothing is due (`dispatch --once`).
+    pub async fn drain(&self) -> Result<Stats, DbErr> {
+        let mut total = Stats::default();
+        loop {
+            let round = self.run_once().await?;
+            total.add(round);
+            if round.claimed == 0 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Rounds forever, sleeping `outbox.poll_interval_ms` when nothing is due; database
+    /// errors are logged and retried.
+    pub async fn run(self: Arc<Self>) {
+        let idle = Duration::from_millis(self.config.poll_interval_ms.max(10));
+        loop {
+            match self.run_once().await {
+                Ok(stats) if stats.claimed > 0 => {
+                    tracing::debug!(?stats, "dispatch round");
+                }
+                Ok(_) => tokio::time::sleep(idle).await,
+                Err(e) => {
+                    tracing::warn!(error = %e, "dispatch round failed; retrying");
+                    tokio::time::sleep(idle).await;
+                }
+            }
+        }
+    }
+
+    /// Sends one claimed row and records the outcome.
+    async fn deliver(&self, row: Claimed) -> Result<Outcome, DbErr> {
+        let outcome = self.attempt(&row).await?;
+        if !store::record(&self.db, &self.worker, row.id, &outcome, Utc::now()).await? {
+            tracing::warn!(outbox = row.id, "the claim ran out before the outcome was recorded");
+        }
+        Ok(outcome)
+    }
+
+    async fn attempt(&self, row: &Claimed) -> Result<Outcome, DbErr> {
+        let channel = Channel::parse(&row.channel);
+        if channel == Some(Channel::Sms) && store::opted_out(&self.db, row.tenant_id, &row.recipient).await? {
+            return Ok(Outcome::Suppressed {
+                reason: "the number replied STOP".into(),
+            });
+        }
+        let message = match row.kind.as_str() {
+            "invitation" => render::render(&self.db, &self.render, row).await?,
+            other => {
+                return Ok(Outcome::Failed {
+                    error: format!("unknown outbox kind '{other}'"),
+                });
+            }
+        };
+        let Some(message) = message else {
+            return Ok(Outcome::Suppressed {
+                reason: "nothing to send any more (the guardian or invitation is gone)".into(),
+            });
+        };
+        let sent = match channel {
+            Some(Channel::Email) => {
+                self.email_rate.until_ready().await;
+                self.mailer.send(&message).await
+            }
+            Some(Channel::Sms) => match &self.sms {
+                Some(gateway) => {
+                    self.sms_rate.until_ready().await;
+                    gateway.send(&message).await
+                }
+                None => Err(SendError::transient("SMS is disabled (SMS_URL is not set)", None)),
+            },
+            None => Err(SendError::permanent(format!("unknown channel '{}'", row.channel))),
+        };
+        Ok(self.outcome(row, sent))
+    }
+
+    fn outcome(&self, row: &Claimed, sent: Result<(), SendError>) -> Outcome {
+        match sent {
+            Ok(()) => Outcome::Sent,
+            Err(e) if !e.transient => Outcome::Failed { error: e.reason },
+            Err(e) if row.attempts >= self.config.max_attempts.max(1) => Outcome::Dead {
+                error: format!("{} (after {} attempts)", e.reason, row.attempts),
+            },
+            Err(e) => {
+                let delay = backoff::delay(
+                    row.attempts,
+                    Duration::from_secs(self.config.backoff_base_seconds),
+                    Duration::from_secs(self.config.backoff_max_seconds),
+                    e.retry_after,
+                    backoff::jitter(),
+                );
+                Outcome::Retry {
+                    at: Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default(),
+                    error: e.reason,
+                }
+            }
+        }
+    }
+}

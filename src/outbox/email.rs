@@ -1,0 +1,347 @@
+//! Email delivery with lettre: plain-text messages over SMTP (plain, STARTTLS or implicit
+//! TLS, with optional authentication) through a pool of kept-open connections, or written
+//! as files (`file://DIR`, the zero-configuration default).
+//!
+//! lettre 0.11.23 leaves Nagle's algorithm on, and its SMTP exchange (body, then the
+//! terminating dot as a second small write) then waits for the server's delayed ACK:
+//! about 40 ms a message, 22 messages/s per connection. The pool here opens each TCP
+//! connection itself with `TCP_NODELAY` and hands it to lettre, which removes the stall
+//! (implicit TLS, `smtps://`, uses lettre's own connect and keeps the stall).
+
+use super::{Outgoing, SendError};
+use lettre::message::{Mailbox, Message, header::ContentType};
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
+use lettre::{AsyncFileTransport, AsyncTransport, Tokio1Executor};
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::sync::{Mutex, Semaphore};
+
+/// How an SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Security {
+    /// Plain text (`smtp://`, `?tls=none`; local relays and tests).
+    None,
+    /// STARTTLS when the server offers it (`smtp://` default).
+    Opportunistic,
+    /// STARTTLS required (`?tls=required`).
+    Required,
+    /// TLS from the first byte (`smtps://`).
+    Implicit,
+}
+
+/// Where email goes, parsed from `MAIL_URL`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum MailTarget {
+    /// Each message written as a `.eml` file in this folder.
+    Files(PathBuf),
+    /// An SMTP server.
+    Smtp {
+        /// Host name.
+        host: String,
+        /// Port.
+        port: u16,
+        /// Security.
+        security: Security,
+        /// User and password.
+        credentials: Option<(String, String)>,
+    },
+}
+
+impl std::fmt::Debug for MailTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MailTarget::Files(dir) => write!(f, "files in {}", dir.display()),
+            MailTarget::Smtp {
+                host,
+                port,
+                security,
+                credentials,
+            } => write!(
+                f,
+                "SMTP {host}:{port} ({security:?}{})",
+                if credentials.is_some() {
+                    ", authenticated"
+                } else {
+                    ""
+                }
+            ),
+        }
+    }
+}
+
+/// Decodes `%XX` escapes (user names and passwords in URLs).
+fn percent_decode(raw: &str) -> String {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%' && i + 2 < bytes.len())
+            .then(|| std::str::from_utf8(&bytes[i + 1..i + 3]).ok())
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl MailTarget {
+    /// Parses a lettre-style URL: `file://DIR`, `smtp://[user:pass@]host[:port][?tls=none|opportunistic|required]`,
+    /// `smtps://[user:pass@]host[:port]`.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| "mail.url must look like smtp://host:port or file://DIR".to_string())?;
+        if scheme == "file" {
+            if rest.is_empty() {
+                return Err("file:// needs a folder, e.g. file://data/mail".into());
+            }
+            return Ok(MailTarget::Files(PathBuf::from(rest)));
+        }
+        let implicit = match scheme {
+            "smtp" => false,
+            "smtps" => true,
+            other => {
+                return Err(format!(
+                    "mail.url scheme '{other}' is not supported: use smtp://, smtps:// or file://"
+                ));
+            }
+        };
+        let (authority, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let authority = authority.trim_end_matches('/');
+        let (credentials, hostport) = match authority.rsplit_once('@') {
+            Some((userinfo, hostport)) => {
+                let (user, pass) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+                (Some((percent_decode(user), percent_decode(pass))), hostport)
+            }
+            None => (None, authority),
+        };
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((host, port)) => (
+                host,
+                port.parse::<u16>()
+                    .map_err(|_| format!("mail.url port '{port}' is not a number"))?,
+            ),
+            None => (hostport, if implicit { 465 } else { 587 }),
+        };
+        if host.is_empty() {
+            return Err("mail.url names no host".into());
+        }
+        let mut security = if implicit {
+            Security::Implicit
+        } else {
+            Security::Opportunistic
+        };
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("tls", "none")) if !implicit => security = Security::None,
+                Some(("tls", "opportunistic")) if !implicit => security = Security::Opportunistic,
+                Some(("tls", "required")) if !implicit => security = Security::Required,
+                _ => return Err(format!("mail.url option '{pair}' is not supported (tls=none|opportunistic|required)")),
+            }
+        }
+        Ok(MailTarget::Smtp {
+            host: host.to_string(),
+            port,
+            security,
+            credentials,
+        })
+    }
+}
+
+/// Sends plain-text email to the configured target.
+pub struct Mailer {
+    target: MailTarget,
+    from: Mailbox,
+    files: Option<AsyncFileTransport<Tokio1Executor>>,
+    pool: Mutex<Vec<AsyncSmtpConnection>>,
+    slots: Semaphore,
+    timeout: Duration,
+    hello: ClientId,
+}
+
+impl Mailer {
+    /// A mailer for `target` with `from` as the From header.
+    pub fn new(target: MailTarget, from: &str, pool_size: usize, timeout: Duration) -> Result<Self, String> {
+        let from: Mailbox = from
+            .parse()
+            .map_err(|e| format!("mail.from '{from}' is not a mailbox: {e}"))?;
+        let files = match &target {
+            MailTarget::Files(dir) => {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("cannot create the mail folder {}: {e}", dir.display()))?;
+                Some(AsyncFileTransport::<Tokio1Executor>::new(dir))
+            }
+            MailTarget::Smtp { .. } => None,
+        };
+        Ok(Self {
+            target,
+            from,
+            files,
+            pool: Mutex::new(Vec::new()),
+            slots: Semaphore::new(pool_size.max(1)),
+            timeout,
+            hello: ClientId::default(),
+        })
+    }
+
+    /// Where mail goes (for the log line at start).
+    pub fn target(&self) -> &MailTarget {
+        &self.target
+    }
+
+    /// Builds the message: plain text only, a stable Message-ID, no HTML part.
+    pub fn build(&self, message: &Outgoing) -> Result<Message, SendError> {
+        let to: Mailbox = message
+            .to
+            .parse()
+            .map_err(|e| SendError::permanent(format!("'{}' is not a mailbox: {e}", message.to)))?;
+        Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(message.subject.clone().unwrap_or_default())
+            .message_id(Some(message.message_id.clone()))
+            .header(ContentType::TEXT_PLAIN)
+            .body(message.body.clone())
+            .map_err(|e| SendError::permanent(format!("cannot build the message: {e}")))
+    }
+
+    /// Sends one message.
+    pub async fn send(&self, message: &Outgoing) -> Result<(), SendError> {
+        let email = self.build(message)?;
+        if let Some(files) = &self.files {
+            return files
+                .send(email)
+                .await
+                .map(|_| ())
+                .map_err(|e| SendError::transient(format!("cannot write the mail file: {e}"), None));
+        }
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| SendError::transient("the mailer is shutting down", None))?;
+        let idle = self.pool.lock().await.pop();
+        let mut connection = match idle {
+            Some(connection) if !connection.has_broken() => connection,
+            _ => self.connect().await?,
+        };
+        let envelope = email.envelope().clone();
+        let sent = tokio::time::timeout(self.timeout, connection.send(&envelope, &email.formatted())).await;
+        match sent {
+            Ok(Ok(_)) => {
+                self.pool.lock().await.push(connection);
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                // A rejected message leaves the session usable; anything else drops it.
+                if (e.is_permanent() || e.is_transient()) && !connection.has_broken() {
+                    self.pool.lock().await.push(connection);
+                }
+                Err(classify(&e))
+            }
+            Err(_) => Err(SendError::transient("the SMTP server did not answer in time", None)),
+        }
+    }
+
+    /// Opens one SMTP session (TCP_NODELAY, EHLO, STARTTLS, AUTH as configured).
+    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+        let MailTarget::Smtp {
+            host,
+            port,
+            security,
+            credentials,
+        } = &self.target
+        else {
+            return Err(SendError::permanent("not an SMTP target"));
+        };
+        let unreachable = |e: String| SendError::transient(format!("cannot reach the SMTP server {host}:{port}: {e}"), None);
+        let tls = || {
+            TlsParameters::new(host.clone()).map_err(|e| SendError::permanent(format!("TLS setup failed: {e}")))
+        };
+        let mut connection = if *security == Security::Implicit {
+            AsyncSmtpConnection::connect_tokio1((host.as_str(), *port), Some(self.timeout), &self.hello, Some(tls()?), None)
+                .await
+                .map_err(|e| unreachable(e.to_string()))?
+        } else {
+            let stream = tokio::time::timeout(self.timeout, tokio::net::TcpStream::connect((host.as_str(), *port)))
+                .await
+                .map_err(|_| unreachable("connect timed out".into()))?
+                .map_err(|e| unreachable(e.to_string()))?;
+            stream.set_nodelay(true).map_err(|e| unreachable(e.to_string()))?;
+            let mut connection = AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello)
+                .await
+                .map_err(|e| unreachable(e.to_string()))?;
+            let starttls = match security {
+                Security::Required => true,
+                Security::Opportunistic => connection.can_starttls(),
+                _ => false,
+            };
+            if starttls {
+                connection
+                    .starttls(tls()?, &self.hello)
+                    .await
+                    .map_err(|e| SendError::transient(format!("STARTTLS failed: {e}"), None))?;
+            }
+            connection
+        };
+        if let Some((user, password)) = credentials {
+            connection
+                .auth(&[Mechanism::Plain, Mechanism::Login], &Credentials::new(user.clone(), password.clone()))
+                .await
+                .map_err(|e| classify(&e))?;
+        }
+        Ok(connection)
+    }
+}
+
+/// SMTP 4xx and connection problems are worth retrying; 5xx are final.
+fn classify(e: &lettre::transport::smtp::Error) -> SendError {
+    let text = e.to_string();
+    if e.is_permanent() {
+        SendError::permanent(format!("the SMTP server refused the message: {text}"))
+    } else {
+        SendError::transient(format!("SMTP: {text}"), None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_with_clear_errors() {
+        assert_eq!(
+            MailTarget::parse("file://data/mail").unwrap(),
+            MailTarget::Files(PathBuf::from("data/mail"))
+        );
+        assert_eq!(
+            MailTarget::parse("smtp://u%40x:p%3Aw@mail.example:2525?tls=required").unwrap(),
+            MailTarget::Smtp {
+                host: "mail.example".into(),
+                port: 2525,
+                security: Security::Required,
+                credentials: Some(("u@x".into(), "p:w".into())),
+            }
+        );
+        assert!(matches!(
+            MailTarget::parse("smtps://relay.example").unwrap(),
+            MailTarget::Smtp { port: 465, security: Security::Implicit, .. }
+        ));
+        assert!(MailTarget::parse("smtp://h:x").is_err());
+        assert!(MailTarget::parse("pop3://h").is_err());
+        assert!(MailTarget::parse("smtp://h?tls=maybe").is_err());
+        let shown = format!("{:?}", MailTarget::parse("smtp://user:secret@h:25").unwrap());
+        assert!(!shown.contains("secret"), "{shown}");
+    }
+}

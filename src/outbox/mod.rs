@@ -1,0 +1,95 @@
+//! The transactional outbox (SPEC §5): a message to send is a row written in the same
+//! transaction as the thing it announces (an invitation; later the weekly digest), and a
+//! dispatcher delivers it afterwards — claiming due rows so that several dispatchers on one
+//! PostgreSQL never send the same row twice, sending through [`email`] or [`sms`], and
+//! recording the outcome: sent, retried with capped exponential backoff and jitter
+//! ([`backoff`]), failed for good, dead-lettered after `outbox.max_attempts`, or suppressed
+//! (an opted-out number). Bodies are rendered at send time from the row's reference, so the
+//! table stays small.
+
+pub mod backoff;
+pub mod dispatcher;
+pub mod email;
+pub mod sms;
+pub mod store;
+
+use std::time::Duration;
+
+/// A delivery channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// Plain-text email.
+    Email,
+    /// SMS to an E.164 number.
+    Sms,
+}
+
+impl Channel {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Sms => "sms",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "email" => Some(Channel::Email),
+            "sms" => Some(Channel::Sms),
+            _ => None,
+        }
+    }
+}
+
+/// A rendered message, ready for a transport.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// Stable id of the message (`<outbox.ID@DOMAIN>`): the email Message-ID and the SMS
+    /// idempotency key, the same on every attempt.
+    pub message_id: String,
+    /// Email address or E.164 number.
+    pub to: String,
+    /// Email subject (none for SMS).
+    pub subject: Option<String>,
+    /// Plain-text body.
+    pub body: String,
+}
+
+/// Why a send did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendError {
+    /// Worth retrying (SMTP 4xx, HTTP 429/5xx, timeouts, connection errors).
+    pub transient: bool,
+    /// What happened (stored as the row's last error; never holds secrets).
+    pub reason: String,
+    /// The server's `Retry-After`, if any.
+    pub retry_after: Option<Duration>,
+}
+
+impl SendError {
+    /// A failure worth retrying.
+    pub fn transient(reason: impl Into<String>, retry_after: Option<Duration>) -> Self {
+        Self {
+            transient: true,
+            reason: reason.into(),
+            retry_after,
+        }
+    }
+
+    /// A final failure.
+    pub fn permanent(reason: impl Into<String>) -> Self {
+        Self {
+            transient: false,
+            reason: reason.into(),
+            retry_after: None,
+        }
+    }
+}
+
+/// The stable Message-ID of outbox row `id`.
+pub fn message_id(id: i64, domain: &str) -> String {
+    format!("<outbox.{id}@{domain}>")
+}

@@ -1,0 +1,312 @@
+//! Outbox rows: enqueueing (inside the caller's transaction), claiming due rows, recording
+//! outcomes, and the admin view (counts by status, dead letters, requeue).
+//!
+//! Statuses: `queued` (due at `next_attempt_at`), `sending` (claimed by a dispatcher until
+//! `lease_until`), `sent`, `failed` (final error), `dead` (out of attempts), `suppressed`
+//! (not sent on purpose, e.g. the number opted out). A `sending` row whose lease ran out —
+//! its dispatcher died — is due again, so nothing is lost and at most the messages that
+//! were in flight are sent twice (with the same Message-ID / idempotency key).
+
+use super::Channel;
+use crate::audit::{self, AuditEntry};
+use crate::db;
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, Value};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// What an outbox row delivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// An invitation (`ref_id` = `invitations.id`).
+    Invitation,
+}
+
+impl Kind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Invitation => "invitation",
+        }
+    }
+}
+
+/// Queues a message in the caller's transaction; returns the outbox id.
+pub async fn enqueue<C: ConnectionTrait>(
+    conn: &C,
+    tenant: i64,
+    kind: Kind,
+    ref_id: i64,
+    (channel, recipient): (Channel, &str),
+    now: DateTime<Utc>,
+) -> Result<i64, DbErr> {
+    db::query(
+        conn,
+        "INSERT INTO outbox (tenant_id, kind, ref_id, channel, recipient, status, attempts, next_attempt_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $6, $6) RETURNING id",
+        vec![
+            Value::BigInt(Some(tenant)),
+            kind.as_str().into(),
+            Value::BigInt(Some(ref_id)),
+            channel.as_str().into(),
+            recipient.into(),
+            Value::ChronoDateTimeUtc(Some(now)),
+        ],
+    )
+    .await?
+    .first()
+    .ok_or_else(|| DbErr::Custom("INSERT … RETURNING returned no row".into()))?
+    .try_get_by_index(0)
+}
+
+/// A row claimed for sending.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// Outbox id.
+    pub id: i64,
+    /// Tenant.
+    pub tenant_id: i64,
+    /// `invitation`, …
+    pub kind: String,
+    /// The referenced row.
+    pub ref_id: i64,
+    /// Channel.
+    pub channel: String,
+    /// Email address or E.164 number.
+    pub recipient: String,
+    /// Attempts including this one.
+    pub attempts: i64,
+}
+
+fn claimed(row: &QueryResult) -> Result<Claimed, DbErr> {
+    Ok(Claimed {
+        id: row.try_get_by_index(0)?,
+        tenant_id: row.try_get_by_index(1)?,
+        kind: row.try_get_by_index(2)?,
+        ref_id: row.try_get_by_index(3)?,
+        channel: row.try_get_by_index(4)?,
+        recipient: row.try_get_by_index(5)?,
+        attempts: row.try_get_by_index(6)?,
+    })
+}
+
+/// Claims up to `limit` due rows for `worker` until `lease_until`. On PostgreSQL the rows
+/// are picked with `FOR UPDATE SKIP LOCKED`, so concurrent dispatchers take disjoint rows;
+/// on SQLite the claim is one `IMMEDIATE` transaction, so claims are serialised.
+pub async fn claim(
+    db_conn: &DatabaseConnection,
+    worker: &str,
+    limit: u64,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+) -> Result<Vec<Claimed>, DbErr> {
+    let lock = match db_conn.get_database_backend() {
+        DbBackend::Postgres => " FOR UPDATE SKIP LOCKED",
+        _ => "",
+    };
+    let txn = db::begin_write(db_conn).await?;
+    let rows = db::query(
+        &txn,
+        &format!(
+            "UPDATE outbox SET status = 'sending', claimed_by = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3 \
+             WHERE id IN (SELECT id FROM outbox \
+               WHERE (status = 'queued' AND next_attempt_at <= $3) OR (status = 'sending' AND lease_until < $3) \
+               ORDER BY next_attempt_at, id LIMIT {limit}{lock}) \
+             AND ((status = 'queued' AND next_attempt_at <= $3) OR (status = 'sending' AND lease_until < $3)) \
+             RETURNING id, tenant_id, kind, ref_id, channel, recipient, attempts"
+        ),
+        vec![
+            worker.into(),
+            Value::ChronoDateTimeUtc(Some(lease_until)),
+            Value::ChronoDateTimeUtc(Some(now)),
+        ],
+    )
+    .await?;
+    txn.commit().await?;
+    let mut claimed = rows.iter().map(claimed).collect::<Result<Vec<_>, _>>()?;
+    claimed.sort_by_key(|c| c.id);
+    Ok(claimed)
+}
+
+/// What became of one claimed row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Delivered.
+    Sent,
+    /// Failed for now: due again at `at`.
+    Retry {
+        /// Next attempt.
+        at: DateTime<Utc>,
+        /// Why.
+        error: String,
+    },
+    /// Failed for good.
+    Failed {
+        /// Why.
+        error: String,
+    },
+    /// Out of attempts.
+    Dead {
+        /// The last error.
+        error: String,
+    },
+    /// Not sent on purpose.
+    Suppressed {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Records `outcome` for a row `worker` still holds (a row whose lease ran out and that
+/// another dispatcher claimed is left to that dispatcher). Returns false when the row was
+/// no longer held.
+pub async fn record<C: ConnectionTrait>(
+    conn: &C,
+    worker: &str,
+    id: i64,
+    outcome: &Outcome,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let (status, next, error, sent_at) = match outcome {
+        Outcome::Sent => ("sent", None, None, Some(now)),
+        Outcome::Retry { at, error } => ("queued", Some(*at), Some(error.clone()), None),
+        Outcome::Failed { error } => ("failed", None, Some(error.clone()), None),
+        Outcome::Dead { error } => ("dead", None, Some(error.clone()), None),
+        Outcome::Suppressed { reason } => ("suppressed", None, Some(reason.clone()), None),
+    };
+    let changed = db::exec(
+        conn,
+        "UPDATE outbox SET status = $1, next_attempt_at = COALESCE($2, next_attempt_at), last_error = COALESCE($3, last_error), \
+           sent_at = COALESCE($4, sent_at), claimed_by = NULL, lease_until = NULL, updated_at = $5 \
+         WHERE id = $6 AND claimed_by = $7 AND status = 'sending'",
+        vec![
+            status.into(),
+            Value::ChronoDateTimeUtc(next),
+            Value::String(error),
+            Value::ChronoDateTimeUtc(sent_at),
+            Value::ChronoDateTimeUtc(Some(now)),
+            Value::BigInt(Some(id)),
+            worker.into(),
+        ],
+    )
+    .await?
+    .rows_affected();
+    Ok(changed > 0)
+}
+
+/// A dead or failed message, for the admin view.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetter {
+    /// Outbox id.
+    pub id: String,
+    /// `invitation`, …
+    pub kind: String,
+    /// `email` or `sms`.
+    pub channel: String,
+    /// `dead` or `failed`.
+    pub status: String,
+    /// Attempts made.
+    pub attempts: i64,
+    /// The last error.
+    pub last_error: Option<String>,
+    /// Last change (UTC).
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The tenant's outbox: rows per status, and the latest dead and failed messages.
+pub async fn overview<C: ConnectionTrait>(
+    conn: &C,
+    tenant: i64,
+) -> Result<(BTreeMap<String, i64>, Vec<DeadLetter>), DbErr> {
+    let mut counts = BTreeMap::new();
+    for status in ["queued", "sending", "sent", "failed", "dead", "suppressed"] {
+        counts.insert(status.to_string(), 0);
+    }
+    for row in db::query(
+        conn,
+        "SELECT status, COUNT(*) FROM outbox WHERE tenant_id = $1 GROUP BY status",
+        vec![Value::BigInt(Some(tenant))],
+    )
+    .await?
+    {
+        counts.insert(row.try_get_by_index(0)?, row.try_get_by_index(1)?);
+    }
+    let dead = db::query(
+        conn,
+        "SELECT id, kind, channel, status, attempts, last_error, updated_at FROM outbox \
+         WHERE tenant_id = $1 AND status IN ('dead', 'failed') ORDER BY id DESC LIMIT 100",
+        vec![Value::BigInt(Some(tenant))],
+    )
+    .await?
+    .iter()
+    .map(|row| {
+        Ok(DeadLetter {
+            id: row.try_get_by_index::<i64>(0)?.to_string(),
+            kind: row.try_get_by_index(1)?,
+            channel: row.try_get_by_index(2)?,
+            status: row.try_get_by_index(3)?,
+            attempts: row.try_get_by_index(4)?,
+            last_error: row.try_get_by_index(5)?,
+            updated_at: row.try_get_by_index(6)?,
+        })
+    })
+    .collect::<Result<Vec<_>, DbErr>>()?;
+    Ok((counts, dead))
+}
+
+/// Puts a dead or failed message back in the queue with fresh attempts (audited). Returns
+/// false when there is no such dead or failed message in the tenant.
+pub async fn requeue(
+    db_conn: &DatabaseConnection,
+    tenant: i64,
+    id: i64,
+    actor: &str,
+) -> Result<bool, DbErr> {
+    let txn = db::begin_write(db_conn).await?;
+    let now = Utc::now();
+    let changed = db::exec(
+        &txn,
+        "UPDATE outbox SET status = 'queued', attempts = 0, next_attempt_at = $1, updated_at = $1 \
+         WHERE tenant_id = $2 AND id = $3 AND status IN ('dead', 'failed')",
+        vec![
+            Value::ChronoDateTimeUtc(Some(now)),
+            Value::BigInt(Some(tenant)),
+            Value::BigInt(Some(id)),
+        ],
+    )
+    .await?
+    .rows_affected();
+    if changed == 0 {
+        return Ok(false);
+    }
+    audit::record(
+        &txn,
+        AuditEntry {
+            tenant_id: Some(tenant),
+            actor,
+            action: "outbox.requeue",
+            target: Some(format!("outbox:{id}")),
+            before: None,
+            after: Some(serde_json::json!({"status": "queued"})),
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(true)
+}
+
+/// True when `phone` replied STOP to the tenant's messages (and has not replied START).
+pub async fn opted_out<C: ConnectionTrait>(
+    conn: &C,
+    tenant: i64,
+    phone: &str,
+) -> Result<bool, DbErr> {
+    Ok(db::count(
+        conn,
+        "SELECT COUNT(*) FROM sms_opt_outs WHERE tenant_id = $1 AND phone = $2",
+        vec![Value::BigInt(Some(tenant)), phone.into()],
+    )
+    .await?
+        > 0)
+}
