@@ -20,6 +20,7 @@ pub async fn serve(config: Config, bind: Option<String>) -> anyhow::Result<()> {
     let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
     let state = AppState::new(db.clone(), config)?;
     let schedule = crate::sync::oneroster::spawn_schedule(db.clone(), state.config.clone());
+    let dispatcher = spawn_dispatcher(&db, &state.config)?;
     let app = api::router(state);
     axum::serve(
         listener,
@@ -30,9 +31,28 @@ pub async fn serve(config: Config, bind: Option<String>) -> anyhow::Result<()> {
     if let Some(schedule) = schedule {
         schedule.abort();
     }
+    if let Some(dispatcher) = dispatcher {
+        dispatcher.abort();
+    }
     db.close().await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Starts the outbox dispatcher unless `outbox.dispatch_in_serve` is off; says where mail
+/// goes.
+fn spawn_dispatcher(
+    db: &sea_orm::DatabaseConnection,
+    config: &Config,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    if !config.outbox.dispatch_in_serve {
+        tracing::info!("outbox dispatch is off in serve (run `parent-connection dispatch`)");
+        return Ok(None);
+    }
+    let dispatcher = crate::outbox::dispatcher::Dispatcher::new(db.clone(), config)
+        .map_err(|e| anyhow::anyhow!("cannot start the outbox dispatcher: {e}"))?;
+    tracing::info!(transports = %dispatcher.describe(), "outbox dispatcher running");
+    Ok(Some(tokio::spawn(std::sync::Arc::new(dispatcher).run())))
 }
 
 async fn shutdown_signal(grace: Duration) {

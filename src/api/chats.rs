@@ -56,6 +56,7 @@ pub async fn start(
     let chat = store::start(
         &state.db,
         StartChat {
+            sms_enabled: !state.config.sms.url.trim().is_empty(),
             tenant: principal.tenant,
             owner: &owner,
             student_source_id: &body.student_id,
@@ -398,6 +399,7 @@ pub async fn guardian_start(
     let contact =
         policy::guardian_start_chat(&state.db, &principal, &body.owner_id, &body.student_id)
             .await?;
+    store::mark_joined(&state.db, principal.tenant, contact).await?;
     let chat = store::guardian_start(
         &state.db,
         principal.tenant,
@@ -434,6 +436,7 @@ pub async fn guardian_list(
     ApiQuery(params): ApiQuery<ChatParams>,
 ) -> Result<Json<ChatList>, ApiError> {
     let contact = policy::guardian(&principal)?;
+    store::mark_joined(&state.db, principal.tenant, contact).await?;
     let limit = limit(&state, params.limit)?;
     let items = store::list(
         &state.db,

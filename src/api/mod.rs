@@ -19,6 +19,7 @@ pub mod extract;
 pub mod graph;
 pub mod health;
 pub mod imports;
+pub mod invitations;
 pub mod limits;
 pub mod oneroster;
 pub mod openapi;
@@ -146,6 +147,15 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/guardian/chats",
             get(chats::guardian_list).post(chats::guardian_start),
+        )
+        .route("/api/v1/chats/{id}/invitations", post(invitations::resend))
+        .route("/api/v1/invitations/limits", get(invitations::limits))
+        .route("/api/v1/invitations/{id}", get(invitations::get))
+        .route("/api/v1/outbox", get(invitations::outbox_view))
+        .route("/api/v1/outbox/{id}/requeue", post(invitations::requeue))
+        .route(
+            "/api/v1/sms/inbound/{tenant}",
+            post(invitations::inbound_sms),
         )
         .route(
             "/api/v1/oneroster/connection",

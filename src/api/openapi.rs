@@ -2,8 +2,8 @@
 
 use super::error::{ErrorBody, ErrorDetail};
 use super::{
-    audit, chats, classes, contact_requests, contacts, erasures, graph, health, imports, oneroster,
-    settings,
+    audit, chats, classes, contact_requests, contacts, erasures, graph, health, imports,
+    invitations, oneroster, settings,
 };
 use crate::contacts::{ContactItem, FieldProvenance, Provenance};
 use crate::roster::{ClassItem, StudentItem};
@@ -52,6 +52,12 @@ use utoipa::{Modify, OpenApi};
         chats::unblock,
         chats::guardian_start,
         chats::guardian_list,
+        invitations::resend,
+        invitations::get,
+        invitations::limits,
+        invitations::outbox_view,
+        invitations::requeue,
+        invitations::inbound_sms,
         oneroster::run,
         oneroster::get_connection,
         oneroster::put_connection,
@@ -71,6 +77,8 @@ use utoipa::{Modify, OpenApi};
         chats::MemberBody, chats::BlockBody, chats::BlockList, chats::GuardianStartBody,
         crate::chats::ChatItem, crate::chats::Member, crate::chats::Banner,
         crate::chats::InvalidMember, crate::chats::blocks::BlockItem,
+        crate::invites::InvitationItem, crate::invites::Counter, invitations::ResendBody,
+        invitations::Limits, invitations::OutboxView, crate::outbox::store::DeadLetter,
         imports::ImportUpload, health::Status, oneroster::RunOptions, oneroster::ConnectionInput,
         crate::sync::oneroster::connection::ConnectionView,
     )),
@@ -84,6 +92,7 @@ use utoipa::{Modify, OpenApi};
         (name = "erasures", description = "Admin erasure of contacts"),
         (name = "settings", description = "Tenant settings"),
         (name = "audit", description = "The audit log"),
+        (name = "invitations", description = "Invitations, their delivery through the outbox, and SMS replies"),
         (name = "chats", description = "Teacher–guardian chats, block lists and removal banners"),
         (name = "oneroster", description = "OneRoster 1.1 REST sync"),
         (name = "probes", description = "Liveness and readiness"),

@@ -95,9 +95,9 @@ pub struct ChatItem {
     pub members: Vec<Member>,
     /// Removal banners: only in the owner's view; empty for everyone else.
     pub banners: Vec<Banner>,
-    /// Invitations queued for guardians who have not joined (none are sent until the
-    /// invitations capability is in place).
-    pub invitations: Vec<serde_json::Value>,
+    /// Invitations of guardians who have not joined, with their delivery status (the
+    /// owner's view only; on a start, also those not sent, with the reason).
+    pub invitations: Vec<crate::invites::InvitationItem>,
     /// True when an existing chat was re-entered instead of a new one started.
     pub reentered: bool,
     /// When the chat was started (UTC).

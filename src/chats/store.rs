@@ -8,6 +8,7 @@ use super::{Banner, ChatError, ChatItem, InvalidMember, Member};
 use crate::contacts::display_name;
 use crate::db;
 use crate::domain::TenantId;
+use crate::invites::{self, InvitationItem, InviteContext, Trigger};
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, QueryResult, Value};
 use std::collections::BTreeSet;
@@ -25,6 +26,8 @@ pub enum Viewer {
 
 /// What starting a chat needs.
 pub struct StartChat<'a> {
+    /// SMS is configured (`SMS_URL`), for the invitations' channel choice.
+    pub sms_enabled: bool,
     /// Tenant.
     pub tenant: TenantId,
     /// The owner's SIS source id.
@@ -238,7 +241,8 @@ async fn insert_member<C: ConnectionTrait>(
 }
 
 /// Starts a chat owned by a teacher, or re-enters the owner's chat about the student with
-/// exactly these guardians. Returns the chat (owner's view).
+/// exactly these guardians, inviting the guardians who have not joined. Returns the chat
+/// (owner's view).
 pub async fn start(
     db_conn: &DatabaseConnection,
     request: StartChat<'_>,
@@ -251,43 +255,118 @@ pub async fn start(
     let teachers = valid_teachers(&txn, tenant, request.owner, request.teacher_ids).await?;
     let wanted: BTreeSet<i64> = guardians.iter().copied().collect();
     let viewer = Viewer::Teacher(request.owner.to_string());
-    if let Some(chat) =
-        existing_chat(&txn, tenant, request.owner, student, |set| *set == wanted).await?
-    {
-        let now = Utc::now();
-        for teacher in &teachers {
-            if !has_teacher(&txn, chat, teacher).await? {
+    let now = Utc::now();
+    let existing =
+        existing_chat(&txn, tenant, request.owner, student, |set| *set == wanted).await?;
+    let (chat, trigger) = match existing {
+        Some(chat) => {
+            for teacher in &teachers {
+                if !has_teacher(&txn, chat, teacher).await? {
+                    insert_member(&txn, tenant, chat, (None, Some(teacher)), now).await?;
+                }
+            }
+            (chat, Trigger::Reentered)
+        }
+        None => {
+            let chat = insert_chat(
+                &txn,
+                tenant,
+                request.owner,
+                (student, request.student_source_id),
+                "owner",
+                now,
+            )
+            .await?;
+            for contact in &guardians {
+                insert_member(&txn, tenant, chat, (Some(*contact), None), now).await?;
+            }
+            for teacher in &teachers {
                 insert_member(&txn, tenant, chat, (None, Some(teacher)), now).await?;
             }
+            (chat, Trigger::NewChat)
         }
-        let mut item = read(&txn, tenant, chat, &viewer)
-            .await?
-            .ok_or(ChatError::NotFound("chat"))?;
-        item.reentered = true;
-        txn.commit().await?;
-        return Ok(item);
-    }
-    let now = Utc::now();
-    let chat = insert_chat(
-        &txn,
-        tenant,
-        request.owner,
-        (student, request.student_source_id),
-        "owner",
-        now,
-    )
-    .await?;
-    for contact in &guardians {
-        insert_member(&txn, tenant, chat, (Some(*contact), None), now).await?;
-    }
-    for teacher in &teachers {
-        insert_member(&txn, tenant, chat, (None, Some(teacher)), now).await?;
-    }
-    let item = read(&txn, tenant, chat, &viewer)
+    };
+    let not_sent = invite_all(&txn, &request, chat, &guardians, trigger, now).await?;
+    let mut item = read(&txn, tenant, chat, &viewer)
         .await?
         .ok_or(ChatError::NotFound("chat"))?;
+    item.reentered = trigger == Trigger::Reentered;
+    item.invitations.extend(not_sent);
     txn.commit().await?;
     Ok(item)
+}
+
+/// Invites the guardians who have not joined, in the chat's transaction; returns the
+/// answers for those not invited (the queued ones are read back with the chat).
+async fn invite_all<C: ConnectionTrait>(
+    conn: &C,
+    request: &StartChat<'_>,
+    chat: i64,
+    guardians: &[i64],
+    trigger: Trigger,
+    now: DateTime<Utc>,
+) -> Result<Vec<InvitationItem>, DbErr> {
+    let context = InviteContext {
+        tenant: request.tenant.0,
+        sms_enabled: request.sms_enabled,
+        invited_by: request.owner,
+        trigger,
+        now,
+    };
+    let mut not_sent = Vec::new();
+    for contact in guardians {
+        let outcome = invites::invite(conn, &context, chat, *contact).await?;
+        if outcome.id.is_none() && outcome.reason.as_deref() != Some("already_joined") {
+            not_sent.push(outcome);
+        }
+    }
+    Ok(not_sent)
+}
+
+/// Sends the invitation of `contact` (a guardian member of the owner's chat) again, within
+/// the limits.
+pub async fn resend_invitation(
+    db_conn: &DatabaseConnection,
+    tenant: TenantId,
+    (chat, owner): (i64, &str),
+    contact: i64,
+    sms_enabled: bool,
+) -> Result<InvitationItem, ChatError> {
+    let txn = db::begin_write(db_conn).await?;
+    owned(&txn, tenant, chat, owner).await?;
+    if !guardian_set(&txn, chat).await?.contains(&contact) {
+        return Err(ChatError::NotFound("member"));
+    }
+    let context = InviteContext {
+        tenant: tenant.0,
+        sms_enabled,
+        invited_by: owner,
+        trigger: Trigger::Resend,
+        now: Utc::now(),
+    };
+    let outcome = invites::invite(&txn, &context, chat, contact).await?;
+    txn.commit().await?;
+    Ok(outcome)
+}
+
+/// Records that a guardian used Parent Connection (their first guardian request): they
+/// get no more invitations.
+pub async fn mark_joined<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+    contact: i64,
+) -> Result<(), DbErr> {
+    db::exec(
+        conn,
+        "UPDATE contacts SET joined_at = $1 WHERE tenant_id = $2 AND id = $3 AND joined_at IS NULL",
+        vec![
+            Value::ChronoDateTimeUtc(Some(Utc::now())),
+            id(tenant.0),
+            id(contact),
+        ],
+    )
+    .await
+    .map(|_| ())
 }
 
 async fn has_teacher<C: ConnectionTrait>(
@@ -448,10 +527,13 @@ async fn item<C: ConnectionTrait>(
     .map(member)
     .collect::<Result<Vec<_>, _>>()?;
     let owner_view = matches!(viewer, Viewer::Teacher(t) if *t == owner);
-    let banners = if owner_view {
-        open_banners(conn, chat).await?
+    let (banners, invitations) = if owner_view {
+        (
+            open_banners(conn, chat).await?,
+            crate::invites::for_chat(conn, chat).await?,
+        )
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
     Ok(ChatItem {
         id: chat.to_string(),
@@ -460,7 +542,7 @@ async fn item<C: ConnectionTrait>(
         started_by: row.try_get_by_index(3)?,
         members,
         banners,
-        invitations: Vec::new(),
+        invitations,
         reentered: false,
         created_at: row.try_get_by_index(4)?,
     })

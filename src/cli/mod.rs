@@ -128,6 +128,17 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Deliver queued messages (invitations) from the outbox: with --once, until nothing is
+    /// due, then exit; without, keep running (`serve` runs a dispatcher too, unless
+    /// outbox.dispatch_in_serve is false). Several dispatchers may share one database.
+    Dispatch {
+        /// Send what is due now, then exit.
+        #[arg(long)]
+        once: bool,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Read or change a tenant's settings (keys in kebab-case, e.g.
     /// preferred-invite-channel, update-parent-information, digest-enabled).
     Settings {
@@ -388,10 +399,41 @@ async fn run(command: Command, config: Config) -> Result<(), Failure> {
             Ok(())
         }
         Command::Settings { command } => settings::run(command, &config).await,
+        Command::Dispatch { once, json } => dispatch(&config, once, json).await,
         Command::Oneroster { command } => oneroster::connect(command, &config).await,
         Command::Sync { command } => oneroster::sync(command, &config).await,
         Command::Bench { command } => bench(command, &config).await,
     }
+}
+
+/// `dispatch [--once]`.
+async fn dispatch(config: &Config, once: bool, json: bool) -> Result<(), Failure> {
+    let conn = open(config).await?;
+    let dispatcher = crate::outbox::dispatcher::Dispatcher::new(conn, config)?;
+    if !json {
+        eprintln!("dispatching: {}", dispatcher.describe());
+    }
+    if once {
+        let stats = dispatcher.drain().await?;
+        if json {
+            out!("{}", serde_json::to_string_pretty(&stats)?);
+        } else {
+            out!(
+                "claimed {}, sent {}, retry later {}, failed {}, dead {}, suppressed {}",
+                stats.claimed,
+                stats.sent,
+                stats.retried,
+                stats.failed,
+                stats.dead,
+                stats.suppressed
+            );
+        }
+        return Ok(());
+    }
+    let running = tokio::spawn(Arc::new(dispatcher).run());
+    let _ = tokio::signal::ctrl_c().await;
+    running.abort();
+    Ok(())
 }
 
 /// Runs a benchmark; the error keeps its whole context chain on one line.

@@ -157,7 +157,10 @@ pub async fn tenant_counter<C: ConnectionTrait>(
     let used = db::count(
         conn,
         "SELECT COUNT(*) FROM invitations WHERE tenant_id = $1 AND created_at >= $2",
-        vec![Value::BigInt(Some(tenant)), Value::ChronoDateTimeUtc(Some(day))],
+        vec![
+            Value::BigInt(Some(tenant)),
+            Value::ChronoDateTimeUtc(Some(day)),
+        ],
     )
     .await?;
     Ok(Counter {
@@ -252,10 +255,18 @@ pub async fn invite<C: ConnectionTrait>(
         return Ok(InvitationItem::not_sent(contact, "already_joined"));
     }
     let policy = policy(conn, tenant).await?;
-    if tenant_counter(conn, tenant, &policy, context.now).await?.used >= policy.per_tenant_per_day {
+    if tenant_counter(conn, tenant, &policy, context.now)
+        .await?
+        .used
+        >= policy.per_tenant_per_day
+    {
         return Ok(InvitationItem::not_sent(contact, "tenant_daily_limit"));
     }
-    if guardian_counter(conn, tenant, contact, &policy, context.now).await?.used >= policy.per_guardian {
+    if guardian_counter(conn, tenant, contact, &policy, context.now)
+        .await?
+        .used
+        >= policy.per_guardian
+    {
         return Ok(InvitationItem::not_sent(contact, "guardian_limit"));
     }
     let (channel, address, fallback) = match choose(
@@ -288,7 +299,15 @@ pub async fn invite<C: ConnectionTrait>(
     .first()
     .ok_or_else(|| DbErr::Custom("INSERT … RETURNING returned no row".into()))?
     .try_get_by_index(0)?;
-    outbox::enqueue(conn, tenant, Kind::Invitation, id, (channel, &address), context.now).await?;
+    outbox::enqueue(
+        conn,
+        tenant,
+        Kind::Invitation,
+        id,
+        (channel, &address),
+        context.now,
+    )
+    .await?;
     if let Some(reason) = fallback {
         tracing::info!(invitation = id, reason, "invitation falls back to email");
     }
@@ -324,7 +343,10 @@ fn item(row: &QueryResult) -> Result<InvitationItem, DbErr> {
 }
 
 /// The invitations of a chat, oldest first, with their delivery status.
-pub async fn for_chat<C: ConnectionTrait>(conn: &C, chat: i64) -> Result<Vec<InvitationItem>, DbErr> {
+pub async fn for_chat<C: ConnectionTrait>(
+    conn: &C,
+    chat: i64,
+) -> Result<Vec<InvitationItem>, DbErr> {
     db::query(
         conn,
         &format!("{SELECT} WHERE i.chat_id = $1 ORDER BY i.id"),
@@ -373,17 +395,32 @@ mod tests {
         let email = || Some("a@example.com".to_string());
         let mobile = |opted: bool| Some(("+12025550143".to_string(), opted));
         let sms = policy(true);
-        assert_eq!(choose(&sms, true, email(), mobile(false)).unwrap().0, Channel::Sms);
+        assert_eq!(
+            choose(&sms, true, email(), mobile(false)).unwrap().0,
+            Channel::Sms
+        );
         assert_eq!(
             choose(&sms, true, email(), None).unwrap(),
             (Channel::Email, "a@example.com".into(), Some("no_mobile"))
         );
-        assert_eq!(choose(&sms, true, email(), mobile(true)).unwrap().2, Some("sms_opted_out"));
-        assert_eq!(choose(&sms, false, email(), mobile(false)).unwrap().2, Some("sms_disabled"));
+        assert_eq!(
+            choose(&sms, true, email(), mobile(true)).unwrap().2,
+            Some("sms_opted_out")
+        );
+        assert_eq!(
+            choose(&sms, false, email(), mobile(false)).unwrap().2,
+            Some("sms_disabled")
+        );
         assert_eq!(choose(&sms, true, None, None), Err("unreachable"));
         let mail = policy(false);
-        assert_eq!(choose(&mail, true, email(), mobile(false)).unwrap().0, Channel::Email);
-        assert_eq!(choose(&mail, true, None, mobile(false)).unwrap().2, Some("no_email"));
+        assert_eq!(
+            choose(&mail, true, email(), mobile(false)).unwrap().0,
+            Channel::Email
+        );
+        assert_eq!(
+            choose(&mail, true, None, mobile(false)).unwrap().2,
+            Some("no_email")
+        );
         assert_eq!(choose(&mail, true, None, mobile(true)), Err("unreachable"));
     }
 }

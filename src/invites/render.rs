@@ -84,7 +84,12 @@ pub async fn render<C: ConnectionTrait>(
         return Ok(None);
     };
     let text = |i: usize| row.try_get_by_index::<Option<String>>(i);
-    let guardian = display_name(text(0)?.as_deref(), text(1)?.as_deref(), None, Some("there"));
+    let guardian = display_name(
+        text(0)?.as_deref(),
+        text(1)?.as_deref(),
+        None,
+        Some("there"),
+    );
     let owner = text(4)?.unwrap_or_default();
     let teacher = display_name(text(2)?.as_deref(), text(3)?.as_deref(), None, Some(&owner));
     let student = display_name(text(5)?.as_deref(), None, None, Some("your child"));
@@ -143,7 +148,10 @@ mod tests {
         }
         .render()
         .unwrap();
-        assert!(email.contains("Linda <b>Ng</b>"), "not HTML-escaped: {email}");
+        assert!(
+            email.contains("Linda <b>Ng</b>"),
+            "not HTML-escaped: {email}"
+        );
         assert!(email.contains("NYC & Co"));
         let sms = InvitationSms {
             sender: "Parent Connection",
@@ -155,6 +163,10 @@ mod tests {
         .unwrap();
         assert!(sms.contains("Reply STOP to opt out"));
         assert!(sms.starts_with("Parent Connection:"));
-        assert!(sms.chars().count() <= 306, "two segments at most: {}", sms.chars().count());
+        assert!(
+            sms.chars().count() <= 306,
+            "two segments at most: {}",
+            sms.chars().count()
+        );
     }
 }

@@ -5,7 +5,13 @@
 use std::time::Duration;
 
 /// The delay before attempt `attempt + 1`, after `attempt` failed attempts (≥ 1).
-pub fn delay(attempt: i64, base: Duration, max: Duration, retry_after: Option<Duration>, jitter: f64) -> Duration {
+pub fn delay(
+    attempt: i64,
+    base: Duration,
+    max: Duration,
+    retry_after: Option<Duration>,
+    jitter: f64,
+) -> Duration {
     let exponent = (attempt.max(1) - 1).min(30) as u32;
     let raw = base.saturating_mul(2u32.saturating_pow(exponent)).min(max);
     let spread = raw.mul_f64(0.8 + 0.4 * jitter.clamp(0.0, 1.0)).min(max);

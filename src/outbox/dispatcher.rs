@@ -117,7 +117,14 @@ impl Dispatcher {
     pub async fn run_once(&self) -> Result<Stats, DbErr> {
         let now = Utc::now();
         let lease = now + chrono::Duration::seconds(self.config.lease_seconds.max(1) as i64);
-        let claimed = store::claim(&self.db, &self.worker, self.config.batch_size.max(1), now, lease).await?;
+        let claimed = store::claim(
+            &self.db,
+            &self.worker,
+            self.config.batch_size.max(1),
+            now,
+            lease,
+        )
+        .await?;
         let mut stats = Stats {
             claimed: claimed.len() as u64,
             ..Stats::default()
@@ -165,14 +172,19 @@ impl Dispatcher {
     async fn deliver(&self, row: Claimed) -> Result<Outcome, DbErr> {
         let outcome = self.attempt(&row).await?;
         if !store::record(&self.db, &self.worker, row.id, &outcome, Utc::now()).await? {
-            tracing::warn!(outbox = row.id, "the claim ran out before the outcome was recorded");
+            tracing::warn!(
+                outbox = row.id,
+                "the claim ran out before the outcome was recorded"
+            );
         }
         Ok(outcome)
     }
 
     async fn attempt(&self, row: &Claimed) -> Result<Outcome, DbErr> {
         let channel = Channel::parse(&row.channel);
-        if channel == Some(Channel::Sms) && store::opted_out(&self.db, row.tenant_id, &row.recipient).await? {
+        if channel == Some(Channel::Sms)
+            && store::opted_out(&self.db, row.tenant_id, &row.recipient).await?
+        {
             return Ok(Outcome::Suppressed {
                 reason: "the number replied STOP".into(),
             });
@@ -200,9 +212,15 @@ impl Dispatcher {
                     self.sms_rate.until_ready().await;
                     gateway.send(&message).await
                 }
-                None => Err(SendError::transient("SMS is disabled (SMS_URL is not set)", None)),
+                None => Err(SendError::transient(
+                    "SMS is disabled (SMS_URL is not set)",
+                    None,
+                )),
             },
-            None => Err(SendError::permanent(format!("unknown channel '{}'", row.channel))),
+            None => Err(SendError::permanent(format!(
+                "unknown channel '{}'",
+                row.channel
+            ))),
         };
         Ok(self.outcome(row, sent))
     }

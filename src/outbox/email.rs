@@ -147,7 +147,11 @@ impl MailTarget {
                 Some(("tls", "none")) if !implicit => security = Security::None,
                 Some(("tls", "opportunistic")) if !implicit => security = Security::Opportunistic,
                 Some(("tls", "required")) if !implicit => security = Security::Required,
-                _ => return Err(format!("mail.url option '{pair}' is not supported (tls=none|opportunistic|required)")),
+                _ => {
+                    return Err(format!(
+                        "mail.url option '{pair}' is not supported (tls=none|opportunistic|required)"
+                    ));
+                }
             }
         }
         Ok(MailTarget::Smtp {
@@ -172,7 +176,12 @@ pub struct Mailer {
 
 impl Mailer {
     /// A mailer for `target` with `from` as the From header.
-    pub fn new(target: MailTarget, from: &str, pool_size: usize, timeout: Duration) -> Result<Self, String> {
+    pub fn new(
+        target: MailTarget,
+        from: &str,
+        pool_size: usize,
+        timeout: Duration,
+    ) -> Result<Self, String> {
         let from: Mailbox = from
             .parse()
             .map_err(|e| format!("mail.from '{from}' is not a mailbox: {e}"))?;
@@ -220,11 +229,9 @@ impl Mailer {
     pub async fn send(&self, message: &Outgoing) -> Result<(), SendError> {
         let email = self.build(message)?;
         if let Some(files) = &self.files {
-            return files
-                .send(email)
-                .await
-                .map(|_| ())
-                .map_err(|e| SendError::transient(format!("cannot write the mail file: {e}"), None));
+            return files.send(email).await.map(|_| ()).map_err(|e| {
+                SendError::transient(format!("cannot write the mail file: {e}"), None)
+            });
         }
         let _slot = self
             .slots
@@ -237,7 +244,9 @@ impl Mailer {
             _ => self.connect().await?,
         };
         let envelope = email.envelope().clone();
-        let sent = tokio::time::timeout(self.timeout, connection.send(&envelope, &email.formatted())).await;
+        let sent =
+            tokio::time::timeout(self.timeout, connection.send(&envelope, &email.formatted()))
+                .await;
         match sent {
             Ok(Ok(_)) => {
                 self.pool.lock().await.push(connection);
@@ -250,7 +259,10 @@ impl Mailer {
                 }
                 Err(classify(&e))
             }
-            Err(_) => Err(SendError::transient("the SMTP server did not answer in time", None)),
+            Err(_) => Err(SendError::transient(
+                "the SMTP server did not answer in time",
+                None,
+            )),
         }
     }
 
@@ -265,23 +277,41 @@ impl Mailer {
         else {
             return Err(SendError::permanent("not an SMTP target"));
         };
-        let unreachable = |e: String| SendError::transient(format!("cannot reach the SMTP server {host}:{port}: {e}"), None);
+        let unreachable = |e: String| {
+            SendError::transient(
+                format!("cannot reach the SMTP server {host}:{port}: {e}"),
+                None,
+            )
+        };
         let tls = || {
-            TlsParameters::new(host.clone()).map_err(|e| SendError::permanent(format!("TLS setup failed: {e}")))
+            TlsParameters::new(host.clone())
+                .map_err(|e| SendError::permanent(format!("TLS setup failed: {e}")))
         };
         let mut connection = if *security == Security::Implicit {
-            AsyncSmtpConnection::connect_tokio1((host.as_str(), *port), Some(self.timeout), &self.hello, Some(tls()?), None)
-                .await
-                .map_err(|e| unreachable(e.to_string()))?
+            AsyncSmtpConnection::connect_tokio1(
+                (host.as_str(), *port),
+                Some(self.timeout),
+                &self.hello,
+                Some(tls()?),
+                None,
+            )
+            .await
+            .map_err(|e| unreachable(e.to_string()))?
         } else {
-            let stream = tokio::time::timeout(self.timeout, tokio::net::TcpStream::connect((host.as_str(), *port)))
-                .await
-                .map_err(|_| unreachable("connect timed out".into()))?
+            let stream = tokio::time::timeout(
+                self.timeout,
+                tokio::net::TcpStream::connect((host.as_str(), *port)),
+            )
+            .await
+            .map_err(|_| unreachable("connect timed out".into()))?
+            .map_err(|e| unreachable(e.to_string()))?;
+            stream
+                .set_nodelay(true)
                 .map_err(|e| unreachable(e.to_string()))?;
-            stream.set_nodelay(true).map_err(|e| unreachable(e.to_string()))?;
-            let mut connection = AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello)
-                .await
-                .map_err(|e| unreachable(e.to_string()))?;
+            let mut connection =
+                AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello)
+                    .await
+                    .map_err(|e| unreachable(e.to_string()))?;
             let starttls = match security {
                 Security::Required => true,
                 Security::Opportunistic => connection.can_starttls(),
@@ -297,7 +327,10 @@ impl Mailer {
         };
         if let Some((user, password)) = credentials {
             connection
-                .auth(&[Mechanism::Plain, Mechanism::Login], &Credentials::new(user.clone(), password.clone()))
+                .auth(
+                    &[Mechanism::Plain, Mechanism::Login],
+                    &Credentials::new(user.clone(), password.clone()),
+                )
                 .await
                 .map_err(|e| classify(&e))?;
         }
@@ -336,12 +369,19 @@ mod tests {
         );
         assert!(matches!(
             MailTarget::parse("smtps://relay.example").unwrap(),
-            MailTarget::Smtp { port: 465, security: Security::Implicit, .. }
+            MailTarget::Smtp {
+                port: 465,
+                security: Security::Implicit,
+                ..
+            }
         ));
         assert!(MailTarget::parse("smtp://h:x").is_err());
         assert!(MailTarget::parse("pop3://h").is_err());
         assert!(MailTarget::parse("smtp://h?tls=maybe").is_err());
-        let shown = format!("{:?}", MailTarget::parse("smtp://user:secret@h:25").unwrap());
+        let shown = format!(
+            "{:?}",
+            MailTarget::parse("smtp://user:secret@h:25").unwrap()
+        );
         assert!(!shown.contains("secret"), "{shown}");
     }
 }

@@ -40,7 +40,9 @@ impl SmsGateway {
             return Ok(None);
         }
         if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(format!("SMS_URL '{base}' must start with http:// or https://"));
+            return Err(format!(
+                "SMS_URL '{base}' must start with http:// or https://"
+            ));
         }
         if config.account_sid.is_empty() || config.from.is_empty() {
             return Err("SMS needs sms.account_sid and sms.from besides SMS_URL".into());
@@ -122,7 +124,11 @@ pub fn retry_after(value: &str) -> Option<Duration> {
     }
     chrono::DateTime::parse_from_rfc2822(value)
         .ok()
-        .map(|at| (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_seconds().max(0) as u64)
+        .map(|at| {
+            (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
+                .num_seconds()
+                .max(0) as u64
+        })
         .map(Duration::from_secs)
 }
 

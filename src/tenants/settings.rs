@@ -24,6 +24,12 @@ pub struct Settings {
     /// Remove guardians who stop being active contacts of the student from chats
     /// automatically, instead of showing the owner a banner (default false).
     pub auto_remove_inactive_guardians: bool,
+    /// Invitations one guardian may receive per window (default 3).
+    pub invite_limit_per_guardian: i32,
+    /// The per-guardian window, days (default 7).
+    pub invite_window_days: i32,
+    /// Invitations the tenant may send per UTC day (default 10,000).
+    pub invite_limit_per_tenant_per_day: i32,
     /// Last change (UTC).
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
@@ -36,6 +42,9 @@ impl From<&tenant_settings::Model> for Settings {
             digest_enabled: m.digest_enabled,
             deletion_guard_percent: m.deletion_guard_percent,
             auto_remove_inactive_guardians: m.auto_remove_inactive_guardians,
+            invite_limit_per_guardian: m.invite_limit_per_guardian,
+            invite_window_days: m.invite_window_days,
+            invite_limit_per_tenant_per_day: m.invite_limit_per_tenant_per_day,
             updated_at: m.updated_at,
         }
     }
@@ -54,6 +63,12 @@ pub enum Key {
     DeletionGuardPercent,
     /// `auto-remove-inactive-guardians` / `autoRemoveInactiveGuardians`.
     AutoRemoveInactiveGuardians,
+    /// `invite-limit-per-guardian` / `inviteLimitPerGuardian`.
+    InviteLimitPerGuardian,
+    /// `invite-window-days` / `inviteWindowDays`.
+    InviteWindowDays,
+    /// `invite-limit-per-tenant-per-day` / `inviteLimitPerTenantPerDay`.
+    InviteLimitPerTenantPerDay,
 }
 
 /// A parsed value for a key.
@@ -65,6 +80,8 @@ pub enum SettingValue {
     Flag(bool),
     /// A percentage.
     Percent(i32),
+    /// A whole number within the key's range.
+    Number(i32),
 }
 
 /// A key or value that is not valid; the message lists what is.
@@ -79,12 +96,15 @@ pub struct SettingError {
 
 impl Key {
     /// Every key.
-    pub const ALL: [Key; 5] = [
+    pub const ALL: [Key; 8] = [
         Key::PreferredInviteChannel,
         Key::UpdateParentInformation,
         Key::DigestEnabled,
         Key::DeletionGuardPercent,
         Key::AutoRemoveInactiveGuardians,
+        Key::InviteLimitPerGuardian,
+        Key::InviteWindowDays,
+        Key::InviteLimitPerTenantPerDay,
     ];
 
     /// The CLI name.
@@ -95,6 +115,9 @@ impl Key {
             Key::DigestEnabled => "digest-enabled",
             Key::DeletionGuardPercent => "deletion-guard-percent",
             Key::AutoRemoveInactiveGuardians => "auto-remove-inactive-guardians",
+            Key::InviteLimitPerGuardian => "invite-limit-per-guardian",
+            Key::InviteWindowDays => "invite-window-days",
+            Key::InviteLimitPerTenantPerDay => "invite-limit-per-tenant-per-day",
         }
     }
 
@@ -106,6 +129,9 @@ impl Key {
             Key::DigestEnabled => "digestEnabled",
             Key::DeletionGuardPercent => "deletionGuardPercent",
             Key::AutoRemoveInactiveGuardians => "autoRemoveInactiveGuardians",
+            Key::InviteLimitPerGuardian => "inviteLimitPerGuardian",
+            Key::InviteWindowDays => "inviteWindowDays",
+            Key::InviteLimitPerTenantPerDay => "inviteLimitPerTenantPerDay",
         }
     }
 
@@ -141,6 +167,9 @@ impl Key {
             (Key::DeletionGuardPercent, serde_json::Value::Number(n)) => {
                 self.parse_text(&n.to_string())
             }
+            (key, serde_json::Value::Number(n)) if key.range().is_some() => {
+                self.parse_text(&n.to_string())
+            }
             _ => Err(self.error(self.expected())),
         }
     }
@@ -166,6 +195,30 @@ impl Key {
                 .filter(|p| (0..=100).contains(p))
                 .map(SettingValue::Percent)
                 .ok_or_else(|| self.error(format!("'{raw}' is not valid; {}", self.expected()))),
+            Key::InviteLimitPerGuardian
+            | Key::InviteWindowDays
+            | Key::InviteLimitPerTenantPerDay => {
+                let (low, high) = self.range().unwrap_or((0, i32::MAX));
+                raw.parse::<i32>()
+                    .ok()
+                    .filter(|n| (low..=high).contains(n))
+                    .map(SettingValue::Number)
+                    .ok_or_else(|| {
+                        self.error(format!(
+                            "'{raw}' is not valid; valid values are whole numbers from {low} to {high}"
+                        ))
+                    })
+            }
+        }
+    }
+
+    /// The accepted range of a numeric invite limit.
+    fn range(self) -> Option<(i32, i32)> {
+        match self {
+            Key::InviteLimitPerGuardian => Some((0, 1000)),
+            Key::InviteWindowDays => Some((1, 365)),
+            Key::InviteLimitPerTenantPerDay => Some((0, 10_000_000)),
+            _ => None,
         }
     }
 
@@ -176,6 +229,9 @@ impl Key {
             | Key::DigestEnabled
             | Key::AutoRemoveInactiveGuardians => "valid values are true, false",
             Key::DeletionGuardPercent => "valid values are whole numbers from 0 to 100",
+            Key::InviteLimitPerGuardian => "valid values are whole numbers from 0 to 1000",
+            Key::InviteWindowDays => "valid values are whole numbers from 1 to 365",
+            Key::InviteLimitPerTenantPerDay => "valid values are whole numbers from 0 to 10000000",
         }
     }
 
@@ -187,6 +243,9 @@ impl Key {
             Key::DigestEnabled => settings.digest_enabled.to_string(),
             Key::DeletionGuardPercent => settings.deletion_guard_percent.to_string(),
             Key::AutoRemoveInactiveGuardians => settings.auto_remove_inactive_guardians.to_string(),
+            Key::InviteLimitPerGuardian => settings.invite_limit_per_guardian.to_string(),
+            Key::InviteWindowDays => settings.invite_window_days.to_string(),
+            Key::InviteLimitPerTenantPerDay => settings.invite_limit_per_tenant_per_day.to_string(),
         }
     }
 }
@@ -245,6 +304,13 @@ pub async fn update(
             }
             (Key::AutoRemoveInactiveGuardians, SettingValue::Flag(b)) => {
                 active.auto_remove_inactive_guardians = Set(*b)
+            }
+            (Key::InviteLimitPerGuardian, SettingValue::Number(n)) => {
+                active.invite_limit_per_guardian = Set(*n)
+            }
+            (Key::InviteWindowDays, SettingValue::Number(n)) => active.invite_window_days = Set(*n),
+            (Key::InviteLimitPerTenantPerDay, SettingValue::Number(n)) => {
+                active.invite_limit_per_tenant_per_day = Set(*n)
             }
             (key, _) => return Err(key.error(key.expected()).into()),
         }

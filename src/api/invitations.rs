@@ -1,0 +1,447 @@
+//! Invitations and their delivery (SPEC §5): `POST /api/v1/chats/{id}/invitations`
+//! (resend), `GET /api/v1/invitations/{id}`, `GET /api/v1/invitations/limits`, the admin
+//! view of the outbox (`GET /api/v1/outbox`, `POST /api/v1/outbox/{id}/requeue`), and the
+//! SMS gateway's inbound webhook for `STOP`/`START` replies
+//! (`POST /api/v1/sms/inbound/{tenant}`).
+
+use super::AppState;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::auth::{Principal, policy};
+use crate::chats::store::{self, Viewer};
+use crate::domain::PhoneE164;
+use crate::invites::{self, Counter, InvitationItem};
+use crate::outbox::store::{self as outbox, DeadLetter};
+use crate::tenants;
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use chrono::Utc;
+use sea_orm::Value;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+
+/// Body of a resend.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResendBody {
+    /// The guardian (a member of the chat).
+    pub contact_id: String,
+}
+
+fn sms_enabled(state: &AppState) -> bool {
+    !state.config.sms.url.trim().is_empty()
+}
+
+fn number(raw: &str, what: &'static str) -> Result<i64, ApiError> {
+    raw.parse::<i64>().map_err(|_| ApiError::not_found(what))
+}
+
+/// Sends a guardian's invitation again (the chat's owner), within the limits.
+#[utoipa::path(
+    post,
+    path = "/api/v1/chats/{id}/invitations",
+    tag = "invitations",
+    params(("id" = String, Path, description = "Chat id")),
+    request_body = ResendBody,
+    responses(
+        (status = 201, description = "The queued invitation", body = InvitationItem),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Not a teacher", body = ErrorBody),
+        (status = 404, description = "Not the caller's chat, or not a member", body = ErrorBody),
+        (status = 422, description = "Not sent (`invitation_not_sent`, `details.reason`: a limit, already joined, unreachable)", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn resend(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<ResendBody>,
+) -> Result<(StatusCode, Json<InvitationItem>), ApiError> {
+    let owner = policy::chat_owner(&principal)?;
+    let item = store::resend_invitation(
+        &state.db,
+        principal.tenant,
+        (number(&id, "chat")?, &owner),
+        number(&body.contact_id, "member")?,
+        sms_enabled(&state),
+    )
+    .await?;
+    match item.id {
+        Some(_) => Ok((StatusCode::CREATED, Json(item))),
+        None => {
+            let reason = item.reason.clone().unwrap_or_default();
+            Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invitation_not_sent",
+                format!("no invitation was sent: {reason}"),
+            )
+            .with_details(serde_json::json!({ "reason": reason })))
+        }
+    }
+}
+
+/// One invitation with its delivery status (the chat's owner, or an admin).
+#[utoipa::path(
+    get,
+    path = "/api/v1/invitations/{id}",
+    tag = "invitations",
+    params(("id" = String, Path, description = "Invitation id")),
+    responses(
+        (status = 200, description = "The invitation", body = InvitationItem),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Not a teacher or admin", body = ErrorBody),
+        (status = 404, description = "No such invitation within the caller's reach", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<InvitationItem>, ApiError> {
+    let viewer = policy::chat_viewer(&principal)?;
+    let (item, owner) = invites::get(&state.db, principal.tenant.0, number(&id, "invitation")?)
+        .await?
+        .ok_or_else(|| ApiError::not_found("invitation"))?;
+    match viewer {
+        Viewer::Admin => Ok(Json(item)),
+        Viewer::Teacher(teacher) if teacher == owner => Ok(Json(item)),
+        _ => Err(ApiError::not_found("invitation")),
+    }
+}
+
+/// `?contactId=` of the limits.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct LimitParams {
+    /// Also the counter of this guardian.
+    pub contact_id: Option<String>,
+}
+
+/// The invite limits and their current counters.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Limits {
+    /// Invitations of the tenant today (UTC), and the daily limit.
+    pub tenant: Counter,
+    /// Invitations of the guardian named by `contactId` in the rolling window.
+    pub guardian: Option<Counter>,
+    /// The guardian window, in days.
+    pub guardian_window_days: i64,
+    /// The guardian limit per window.
+    pub guardian_limit: i64,
+}
+
+/// The tenant's invite limits (published settings) and how much is used.
+#[utoipa::path(
+    get,
+    path = "/api/v1/invitations/limits",
+    tag = "invitations",
+    params(LimitParams),
+    responses(
+        (status = 200, description = "Limits and counters", body = Limits),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Not a teacher or admin", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn limits(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiQuery(params): ApiQuery<LimitParams>,
+) -> Result<Json<Limits>, ApiError> {
+    policy::chat_viewer(&principal)?;
+    let tenant = principal.tenant.0;
+    let now = Utc::now();
+    let policy = invites::policy(&state.db, tenant).await?;
+    let guardian = match params.contact_id {
+        Some(contact) => Some(
+            invites::guardian_counter(
+                &state.db,
+                tenant,
+                number(&contact, "contact")?,
+                &policy,
+                now,
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    Ok(Json(Limits {
+        tenant: invites::tenant_counter(&state.db, tenant, &policy, now).await?,
+        guardian,
+        guardian_window_days: policy.window_days,
+        guardian_limit: policy.per_guardian,
+    }))
+}
+
+/// The tenant's outbox.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OutboxView {
+    /// Messages per status (`queued`, `sending`, `sent`, `failed`, `dead`, `suppressed`).
+    pub counts: BTreeMap<String, i64>,
+    /// The latest dead and failed messages, with their last error.
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+/// Outbox counts by status and the dead letters (admins).
+#[utoipa::path(
+    get,
+    path = "/api/v1/outbox",
+    tag = "invitations",
+    responses(
+        (status = 200, description = "The outbox", body = OutboxView),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn outbox_view(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<OutboxView>, ApiError> {
+    policy::administer_contacts(&principal)?;
+    let (counts, dead_letters) = outbox::overview(&state.db, principal.tenant.0).await?;
+    Ok(Json(OutboxView {
+        counts,
+        dead_letters,
+    }))
+}
+
+/// Puts a dead or failed message back in the queue (admins; audited).
+#[utoipa::path(
+    post,
+    path = "/api/v1/outbox/{id}/requeue",
+    tag = "invitations",
+    params(("id" = String, Path, description = "Outbox id")),
+    responses(
+        (status = 204, description = "Queued again"),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such dead or failed message", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn requeue(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    policy::administer_contacts(&principal)?;
+    let actor = principal.actor();
+    if outbox::requeue(
+        &state.db,
+        principal.tenant.0,
+        number(&id, "message")?,
+        &actor,
+    )
+    .await?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("dead or failed message"))
+    }
+}
+
+/// Replies that stop texts (case-insensitive, the first word).
+const STOP_WORDS: [&str; 6] = ["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"];
+/// Replies that start them again.
+const START_WORDS: [&str; 3] = ["START", "UNSTOP", "YES"];
+
+/// Compares two secrets in time independent of where they differ.
+fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+    given.len() == expected.len()
+        && given
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+/// The webhook secret of a request: `X-Webhook-Secret`, or the password of HTTP basic
+/// auth (how Twilio sends credentials embedded in the webhook URL).
+fn given_secret(headers: &HeaderMap) -> Option<Vec<u8>> {
+    if let Some(value) = headers.get("x-webhook-secret") {
+        return Some(value.as_bytes().to_vec());
+    }
+    let basic = headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Basic ")?;
+    let decoded = base64_decode(basic.trim())?;
+    let text = String::from_utf8(decoded).ok()?;
+    text.split_once(':').map(|(_, p)| p.as_bytes().to_vec())
+}
+
+/// Standard base64 (with padding), for HTTP basic auth.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let value = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let bytes: Vec<u8> = text.bytes().filter(|b| *b != b'=').collect();
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let mut acc = 0u32;
+        for (i, c) in chunk.iter().enumerate() {
+            acc |= value(*c)? << (18 - 6 * i);
+        }
+        let produced = chunk.len().saturating_sub(1);
+        out.extend_from_slice(&acc.to_be_bytes()[1..1 + produced]);
+    }
+    Some(out)
+}
+
+/// What an inbound reply did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reply {
+    OptOut,
+    OptIn,
+    Other,
+}
+
+fn reply_kind(body: &str) -> Reply {
+    let word = body
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .trim_matches(|c: char| !c.is_alphanumeric())
+        .to_ascii_uppercase();
+    if STOP_WORDS.contains(&word.as_str()) {
+        Reply::OptOut
+    } else if START_WORDS.contains(&word.as_str()) {
+        Reply::OptIn
+    } else {
+        Reply::Other
+    }
+}
+
+/// The SMS gateway's inbound webhook (form fields `From`, `Body`, as Twilio sends them):
+/// `STOP`, `UNSUBSCRIBE`, `CANCEL`, `END`, `QUIT` opt the number out of the tenant's texts;
+/// `START`, `UNSTOP` opt it back in. Authenticated by `sms.webhook_secret`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/sms/inbound/{tenant}",
+    tag = "invitations",
+    params(("tenant" = String, Path, description = "Tenant slug")),
+    request_body(content = Object, content_type = "application/x-www-form-urlencoded", description = "From, To, Body"),
+    responses(
+        (status = 200, description = "Handled (an empty TwiML response)"),
+        (status = 401, description = "Missing or wrong webhook secret (`invalid_webhook_secret`)", body = ErrorBody),
+        (status = 403, description = "The webhook is off: no secret configured (`webhook_disabled`)", body = ErrorBody),
+        (status = 404, description = "Unknown tenant", body = ErrorBody),
+        (status = 422, description = "No usable From number", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+    )
+)]
+pub async fn inbound_sms(
+    State(state): State<AppState>,
+    ApiPath(tenant): ApiPath<String>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<HashMap<String, String>>,
+) -> Result<impl IntoResponse, ApiError> {
+    let expected = state.config.sms.webhook_secret.as_bytes();
+    if expected.is_empty() {
+        return Err(
+            ApiError::forbidden("the SMS webhook is off: set sms.webhook_secret")
+                .with_code("webhook_disabled"),
+        );
+    }
+    if !given_secret(&headers).is_some_and(|given| same_secret(&given, expected)) {
+        return Err(ApiError::unauthorized(
+            "invalid_webhook_secret",
+            "the webhook secret is missing or wrong",
+        ));
+    }
+    let tenant = match tenants::find(&state.db, &tenant).await {
+        Ok(tenant) => tenant,
+        Err(tenants::TenantError::NotFound(_)) => return Err(ApiError::not_found("tenant")),
+        Err(e) => return Err(ApiError::internal(e)),
+    };
+    let from = form.get("From").map(String::as_str).unwrap_or_default();
+    let phone = PhoneE164::parse(from, tenant.region).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            format!("From: {}", e.0),
+        )
+        .with_details(serde_json::json!({"field": "From"}))
+    })?;
+    let body = form.get("Body").map(String::as_str).unwrap_or_default();
+    let values = vec![Value::BigInt(Some(tenant.id.0)), phone.as_str().into()];
+    match reply_kind(body) {
+        Reply::OptOut => {
+            let txn = crate::db::begin_write(&state.db).await?;
+            crate::db::exec(
+                &txn,
+                "DELETE FROM sms_opt_outs WHERE tenant_id = $1 AND phone = $2",
+                values.clone(),
+            )
+            .await?;
+            crate::db::exec(
+                &txn,
+                "INSERT INTO sms_opt_outs (tenant_id, phone, opted_out_at) VALUES ($1, $2, $3)",
+                [values, vec![Value::ChronoDateTimeUtc(Some(Utc::now()))]].concat(),
+            )
+            .await?;
+            txn.commit().await?;
+            tracing::info!(tenant = %tenant.slug, "a number opted out of SMS");
+        }
+        Reply::OptIn => {
+            crate::db::exec(
+                &state.db,
+                "DELETE FROM sms_opt_outs WHERE tenant_id = $1 AND phone = $2",
+                values,
+            )
+            .await?;
+            tracing::info!(tenant = %tenant.slug, "a number opted back in to SMS");
+        }
+        Reply::Other => {}
+    }
+    Ok((
+        [(header::CONTENT_TYPE, "text/xml")],
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_and_secrets() {
+        assert_eq!(reply_kind(" stop "), Reply::OptOut);
+        assert_eq!(reply_kind("Unsubscribe please"), Reply::OptOut);
+        assert_eq!(reply_kind("QUIT."), Reply::OptOut);
+        assert_eq!(reply_kind("start"), Reply::OptIn);
+        assert_eq!(reply_kind("UNSTOP"), Reply::OptIn);
+        assert_eq!(reply_kind("thanks!"), Reply::Other);
+        assert!(same_secret(b"abc", b"abc"));
+        assert!(!same_secret(b"abc", b"abd"));
+        assert!(!same_secret(b"abc", b"abcd"));
+        assert_eq!(base64_decode("dXNlcjpzM2NyZXQ=").unwrap(), b"user:s3cret");
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            "Basic dXNlcjpzM2NyZXQ=".parse().unwrap(),
+        );
+        assert_eq!(given_secret(&headers).unwrap(), b"s3cret");
+    }
+}
