@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # The test command: the whole suite on SQLite and on PostgreSQL.
 # Uses TEST_DATABASE_URL when set (a server where the role may CREATE DATABASE), otherwise
-# starts the local PostgreSQL cluster via scripts/postgres.sh.
+# starts the local PostgreSQL cluster via scripts/postgres.sh. Installs aiosmtpd (PyPI) when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${TEST_DATABASE_URL:-}" ]; then
   TEST_DATABASE_URL=$(scripts/postgres.sh)
 fi
 export TEST_DATABASE_URL
+# The outbox tests deliver to a real SMTP server process: aiosmtpd (PyPI).
+if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
+  python3 -m pip install --quiet aiosmtpd
+fi
 export REQUIRE_POSTGRES=1
 cargo test --workspace --locked "$@"

@@ -72,7 +72,7 @@ impl std::fmt::Debug for MailTarget {
 }
 
 /// Decodes `%XX` escapes (user names and passwords in URLs).
-fn percent_decode(raw: &str) -> String {
+pub fn percent_decode(raw: &str) -> String {
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -100,21 +100,23 @@ pub async fn claim(
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
 ) -> Result<Vec<Claimed>, DbErr> {
-    let lock = match db_conn.get_database_backend() {
-        DbBackend::Postgres => " FOR UPDATE SKIP LOCKED",
-        _ => "",
+    let due = "(status = 'queued' AND next_attempt_at <= $3) OR (status = 'sending' AND lease_until < $3)";
+    let set = "status = 'sending', claimed_by = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3";
+    let returning = "RETURNING outbox.id, outbox.tenant_id, outbox.kind, outbox.ref_id, outbox.channel, outbox.recipient, outbox.attempts";
+    let sql = match db_conn.get_database_backend() {
+        // A CTE runs its LIMIT once; inside `IN (…)` PostgreSQL may claim more than asked.
+        DbBackend::Postgres => format!(
+            "WITH picked AS (SELECT id FROM outbox WHERE {due} ORDER BY next_attempt_at, id LIMIT {limit} FOR UPDATE SKIP LOCKED) \
+             UPDATE outbox SET {set} FROM picked WHERE outbox.id = picked.id {returning}"
+        ),
+        _ => format!(
+            "UPDATE outbox SET {set} WHERE id IN (SELECT id FROM outbox WHERE {due} ORDER BY next_attempt_at, id LIMIT {limit}) {returning}"
+        ),
     };
     let txn = db::begin_write(db_conn).await?;
     let rows = db::query(
         &txn,
-        &format!(
-            "UPDATE outbox SET status = 'sending', claimed_by = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3 \
-             WHERE id IN (SELECT id FROM outbox \
-               WHERE (status = 'queued' AND next_attempt_at <= $3) OR (status = 'sending' AND lease_until < $3) \
-               ORDER BY next_attempt_at, id LIMIT {limit}{lock}) \
-             AND ((status = 'queued' AND next_attempt_at <= $3) OR (status = 'sending' AND lease_until < $3)) \
-             RETURNING id, tenant_id, kind, ref_id, channel, recipient, attempts"
-        ),
+        &sql,
         vec![
             worker.into(),
             Value::ChronoDateTimeUtc(Some(lease_until)),

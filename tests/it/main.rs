@@ -3,6 +3,7 @@
 
 mod api_support;
 mod oneroster_server;
+mod outbox_support;
 mod support;
 
 mod api_access;
@@ -13,6 +14,7 @@ mod api_imports;
 mod approvals;
 mod chats;
 mod edits_and_sync;
+mod invitations;
 
 mod bad_files;
 mod cli;
