@@ -10,11 +10,13 @@
 //! written to `BENCHMARKS.md` ([`report`]).
 
 pub mod child;
+pub mod dispatch;
 pub mod floor;
 pub mod generate;
 pub mod measure;
 pub mod report;
 pub mod rng;
+pub mod sections;
 
 use crate::config::{Config, DatabaseConfig, redact_url};
 use crate::db;
@@ -43,6 +45,14 @@ pub enum BenchCommand {
     /// PostgreSQL). Wall time and peak RSS are recorded per phase. Use a release build: at
     /// 1,000,000 students the files take ~0.5 GB and the SQLite database ~2 GB of disk.
     Import(ImportBenchArgs),
+    /// Benchmark outbox delivery to a local SMTP sink, clean and with injected faults, and
+    /// write the dispatch section of BENCHMARKS.md.
+    ///
+    /// Measures lettre's own transport on one connection, the project's mailer alone (the
+    /// transport ceiling), and the dispatcher draining N queued invitations on SQLite (and
+    /// PostgreSQL with --postgres-url), then the same with 5% transient 451 answers and 1%
+    /// of messages dropped after their data, checking that none is lost.
+    Dispatch(dispatch::DispatchBenchArgs),
     /// One database phase of `bench import`, run in a child process (internal).
     #[command(hide = true)]
     ImportPhase(child::PhaseArgs),
@@ -89,13 +99,13 @@ pub async fn run(command: BenchCommand, config: &Config) -> Result<()> {
         BenchCommand::Import(args) => {
             let results = run_import(&args, config).await?;
             let text = report::markdown(&results, &args);
-            std::fs::write(&args.out, text)
-                .with_context(|| format!("cannot write {}", args.out.display()))?;
+            sections::write(&args.out, "import", &text)?;
             eprintln!("wrote {}", args.out.display());
             println!("{}", report::summary(&results));
             Ok(())
         }
         BenchCommand::ImportPhase(args) => child::run_phase(args, config).await,
+        BenchCommand::Dispatch(args) => dispatch::run(&args, config).await,
     }
 }
 

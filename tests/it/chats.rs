@@ -86,7 +86,17 @@ async fn a_teacher_starts_chats_only_with_active_guardians_of_their_students(bac
     assert_eq!(member_ids(&started.body), vec![par1.clone(), par2.clone()]);
     assert_eq!(started.body["ownerId"], "tch-1");
     assert_eq!(started.body["banners"], json!([]));
-    assert_eq!(started.body["invitations"], json!([]));
+    let invited: Vec<&str> = started.body["invitations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        invited,
+        vec!["queued", "queued"],
+        "guardians who have not joined are invited"
+    );
     let rel1 = contact_id(&api, "nyc", "rel-1").await;
     let par3 = contact_id(&api, "nyc", "par-3").await;
     let refused = start(&api, &api.teacher(), "stu-1", &[&par1, &rel1, &par3, "x"]).await;
