@@ -125,7 +125,7 @@ async fn session(socket: tokio::net::TcpStream, stats: Arc<SinkStats>, faults: F
             let id = std::mem::take(&mut message_id);
             // Spread the faults evenly: every 1000/per_mille-th message.
             let every = |per_mille: u64, offset: u64| {
-                per_mille > 0 && (n + offset) % (1000 / per_mille) == 0
+                per_mille > 0 && (n + offset).is_multiple_of(1000 / per_mille)
             };
             if every(faults.dropped_per_mille, 7) {
                 stats.dropped.fetch_add(1, Ordering::Relaxed);
