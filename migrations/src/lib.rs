@@ -12,6 +12,7 @@ mod m20261123_000002_sync_hashes;
 mod m20261201_000003_approvals;
 mod m20261201_000004_oneroster;
 mod m20261201_000005_chats;
+mod m20261201_000007_assignments;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -25,6 +26,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000003_approvals::Migration),
             Box::new(m20261201_000004_oneroster::Migration),
             Box::new(m20261201_000005_chats::Migration),
+            // Issue 8; stays last, after 000006 (invitations) once both branches land.
+            Box::new(m20261201_000007_assignments::Migration),
         ]
     }
 }

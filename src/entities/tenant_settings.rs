@@ -18,6 +18,12 @@ pub struct Model {
     pub deletion_guard_percent: i32,
     /// Remove guardians who stop being active contacts from chats, instead of a banner.
     pub auto_remove_inactive_guardians: bool,
+    /// Day of the weekly digest: `monday` … `sunday`.
+    pub digest_day: String,
+    /// Hour of the weekly digest, 0–23, in `digest_time_zone`.
+    pub digest_hour: i32,
+    /// IANA time zone of the digest schedule and windows.
+    pub digest_time_zone: String,
     /// Last change (UTC).
     pub updated_at: DateTimeUtc,
 }

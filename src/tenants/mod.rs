@@ -74,6 +74,9 @@ pub async fn create(
         digest_enabled: Set(false),
         deletion_guard_percent: Set(deletion_guard_percent),
         auto_remove_inactive_guardians: Set(false),
+        digest_day: Set(crate::digest::week::DigestDay::DEFAULT.as_str().into()),
+        digest_hour: Set(crate::digest::week::DEFAULT_HOUR),
+        digest_time_zone: Set(crate::digest::week::DEFAULT_TIME_ZONE.into()),
         updated_at: Set(now),
     }
     .insert(&txn)

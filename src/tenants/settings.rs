@@ -4,6 +4,7 @@
 
 use crate::audit::{self, AuditEntry};
 use crate::db;
+use crate::digest::week;
 use crate::domain::TenantId;
 use crate::entities::tenant_settings;
 use sea_orm::{ActiveModelTrait, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel, Set};
@@ -24,6 +25,12 @@ pub struct Settings {
     /// Remove guardians who stop being active contacts of the student from chats
     /// automatically, instead of showing the owner a banner (default false).
     pub auto_remove_inactive_guardians: bool,
+    /// Day of the weekly digest, `monday` … `sunday` (default `saturday`).
+    pub digest_day: String,
+    /// Hour of the weekly digest, 0–23 in `digestTimeZone` (default 8).
+    pub digest_hour: i32,
+    /// IANA time zone of the digest's schedule and windows (default `America/New_York`).
+    pub digest_time_zone: String,
     /// Last change (UTC).
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
@@ -36,6 +43,9 @@ impl From<&tenant_settings::Model> for Settings {
             digest_enabled: m.digest_enabled,
             deletion_guard_percent: m.deletion_guard_percent,
             auto_remove_inactive_guardians: m.auto_remove_inactive_guardians,
+            digest_day: m.digest_day.clone(),
+            digest_hour: m.digest_hour,
+            digest_time_zone: m.digest_time_zone.clone(),
             updated_at: m.updated_at,
         }
     }
@@ -54,6 +64,12 @@ pub enum Key {
     DeletionGuardPercent,
     /// `auto-remove-inactive-guardians` / `autoRemoveInactiveGuardians`.
     AutoRemoveInactiveGuardians,
+    /// `digest-day` / `digestDay`.
+    DigestDay,
+    /// `digest-hour` / `digestHour`.
+    DigestHour,
+    /// `digest-time-zone` / `digestTimeZone`.
+    DigestTimeZone,
 }
 
 /// A parsed value for a key.
@@ -65,6 +81,12 @@ pub enum SettingValue {
     Flag(bool),
     /// A percentage.
     Percent(i32),
+    /// A day of the week (lower-case name).
+    Day(String),
+    /// An hour of the day, 0–23.
+    Hour(i32),
+    /// An IANA time zone name.
+    Zone(String),
 }
 
 /// A key or value that is not valid; the message lists what is.
@@ -79,12 +101,15 @@ pub struct SettingError {
 
 impl Key {
     /// Every key.
-    pub const ALL: [Key; 5] = [
+    pub const ALL: [Key; 8] = [
         Key::PreferredInviteChannel,
         Key::UpdateParentInformation,
         Key::DigestEnabled,
         Key::DeletionGuardPercent,
         Key::AutoRemoveInactiveGuardians,
+        Key::DigestDay,
+        Key::DigestHour,
+        Key::DigestTimeZone,
     ];
 
     /// The CLI name.
@@ -95,6 +120,9 @@ impl Key {
             Key::DigestEnabled => "digest-enabled",
             Key::DeletionGuardPercent => "deletion-guard-percent",
             Key::AutoRemoveInactiveGuardians => "auto-remove-inactive-guardians",
+            Key::DigestDay => "digest-day",
+            Key::DigestHour => "digest-hour",
+            Key::DigestTimeZone => "digest-time-zone",
         }
     }
 
@@ -106,6 +134,9 @@ impl Key {
             Key::DigestEnabled => "digestEnabled",
             Key::DeletionGuardPercent => "deletionGuardPercent",
             Key::AutoRemoveInactiveGuardians => "autoRemoveInactiveGuardians",
+            Key::DigestDay => "digestDay",
+            Key::DigestHour => "digestHour",
+            Key::DigestTimeZone => "digestTimeZone",
         }
     }
 
@@ -133,12 +164,15 @@ impl Key {
     /// Parses a JSON value for this key.
     pub fn parse_json(self, value: &serde_json::Value) -> Result<SettingValue, SettingError> {
         match (self, value) {
-            (Key::PreferredInviteChannel, serde_json::Value::String(s)) => self.parse_text(s),
+            (
+                Key::PreferredInviteChannel | Key::DigestDay | Key::DigestTimeZone,
+                serde_json::Value::String(s),
+            ) => self.parse_text(s),
             (Key::UpdateParentInformation | Key::DigestEnabled, serde_json::Value::Bool(b))
             | (Key::AutoRemoveInactiveGuardians, serde_json::Value::Bool(b)) => {
                 Ok(SettingValue::Flag(*b))
             }
-            (Key::DeletionGuardPercent, serde_json::Value::Number(n)) => {
+            (Key::DeletionGuardPercent | Key::DigestHour, serde_json::Value::Number(n)) => {
                 self.parse_text(&n.to_string())
             }
             _ => Err(self.error(self.expected())),
@@ -166,6 +200,15 @@ impl Key {
                 .filter(|p| (0..=100).contains(p))
                 .map(SettingValue::Percent)
                 .ok_or_else(|| self.error(format!("'{raw}' is not valid; {}", self.expected()))),
+            Key::DigestDay => week::DigestDay::parse(raw)
+                .map(|d| SettingValue::Day(d.as_str().to_string()))
+                .map_err(|e| self.error(e.0)),
+            Key::DigestHour => week::parse_hour(raw)
+                .map(|h| SettingValue::Hour(h as i32))
+                .map_err(|e| self.error(e.0)),
+            Key::DigestTimeZone => week::parse_zone(raw)
+                .map(|z| SettingValue::Zone(z.name().to_string()))
+                .map_err(|e| self.error(e.0)),
         }
     }
 
@@ -176,6 +219,9 @@ impl Key {
             | Key::DigestEnabled
             | Key::AutoRemoveInactiveGuardians => "valid values are true, false",
             Key::DeletionGuardPercent => "valid values are whole numbers from 0 to 100",
+            Key::DigestDay => "valid values are monday … sunday",
+            Key::DigestHour => "valid values are whole numbers from 0 to 23",
+            Key::DigestTimeZone => "valid values are IANA time zone names, e.g. America/New_York",
         }
     }
 
@@ -187,6 +233,9 @@ impl Key {
             Key::DigestEnabled => settings.digest_enabled.to_string(),
             Key::DeletionGuardPercent => settings.deletion_guard_percent.to_string(),
             Key::AutoRemoveInactiveGuardians => settings.auto_remove_inactive_guardians.to_string(),
+            Key::DigestDay => settings.digest_day.clone(),
+            Key::DigestHour => settings.digest_hour.to_string(),
+            Key::DigestTimeZone => settings.digest_time_zone.clone(),
         }
     }
 }
@@ -246,6 +295,11 @@ pub async fn update(
             (Key::AutoRemoveInactiveGuardians, SettingValue::Flag(b)) => {
                 active.auto_remove_inactive_guardians = Set(*b)
             }
+            (Key::DigestDay, SettingValue::Day(d)) => active.digest_day = Set(d.clone()),
+            (Key::DigestHour, SettingValue::Hour(h)) => active.digest_hour = Set(*h),
+            (Key::DigestTimeZone, SettingValue::Zone(z)) => {
+                active.digest_time_zone = Set(z.clone())
+            }
             (key, _) => return Err(key.error(key.expected()).into()),
         }
     }
@@ -295,6 +349,28 @@ mod tests {
             Key::UpdateParentInformation
                 .parse_json(&serde_json::json!("yes"))
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn digest_schedule_keys_parse() {
+        assert_eq!(Key::parse("digest-time-zone").unwrap(), Key::DigestTimeZone);
+        assert_eq!(
+            Key::DigestDay.parse_json(&serde_json::json!("Sunday")),
+            Ok(SettingValue::Day("sunday".into()))
+        );
+        assert_eq!(
+            Key::DigestHour.parse_json(&serde_json::json!(23)),
+            Ok(SettingValue::Hour(23))
+        );
+        assert!(Key::DigestHour.parse_json(&serde_json::json!(24)).is_err());
+        assert!(Key::DigestHour.parse_json(&serde_json::json!("8")).is_err());
+        let bad = Key::DigestTimeZone.parse_text("Eastern Time").unwrap_err();
+        assert_eq!(bad.field, "digestTimeZone");
+        assert!(bad.message.contains("IANA"), "{}", bad.message);
+        assert_eq!(
+            Key::DigestTimeZone.parse_text("Australia/Sydney"),
+            Ok(SettingValue::Zone("Australia/Sydney".into()))
         );
     }
 }
