@@ -2,8 +2,8 @@
 
 use super::error::{ErrorBody, ErrorDetail};
 use super::{
-    audit, chats, classes, contact_requests, contacts, erasures, graph, health, imports, oneroster,
-    settings,
+    assignments, audit, chats, classes, contact_requests, contacts, erasures, graph, health,
+    imports, oneroster, settings,
 };
 use crate::contacts::{ContactItem, FieldProvenance, Provenance};
 use crate::roster::{ClassItem, StudentItem};
@@ -55,6 +55,12 @@ use utoipa::{Modify, OpenApi};
         oneroster::run,
         oneroster::get_connection,
         oneroster::put_connection,
+        assignments::create,
+        assignments::list,
+        assignments::replace,
+        assignments::remove,
+        assignments::get_digest,
+        assignments::set_digest,
         document,
     ),
     components(schemas(
@@ -73,6 +79,8 @@ use utoipa::{Modify, OpenApi};
         crate::chats::InvalidMember, crate::chats::blocks::BlockItem,
         imports::ImportUpload, health::Status, oneroster::RunOptions, oneroster::ConnectionInput,
         crate::sync::oneroster::connection::ConnectionView,
+        assignments::AssignmentBody, assignments::AssignmentPage, assignments::ClassDigest,
+        assignments::ClassDigestBody, crate::assignments::AssignmentItem,
     )),
     modifiers(&BearerAuth),
     tags(
@@ -86,6 +94,7 @@ use utoipa::{Modify, OpenApi};
         (name = "audit", description = "The audit log"),
         (name = "chats", description = "Teacher–guardian chats, block lists and removal banners"),
         (name = "oneroster", description = "OneRoster 1.1 REST sync"),
+        (name = "assignments", description = "Class assignments and the weekly digest switch"),
         (name = "probes", description = "Liveness and readiness"),
     )
 )]
