@@ -11,12 +11,14 @@ mod api_cli;
 mod api_errors;
 mod api_imports;
 mod approvals;
+mod assignments;
 mod chats;
 mod edits_and_sync;
 
 mod bad_files;
 mod cli;
 mod diffed;
+mod digest;
 mod import_v1;
 mod import_v21;
 mod oneroster;
