@@ -55,6 +55,9 @@ pub enum DigestCommand {
         /// Rendered digests shown in the report.
         #[arg(long, value_name = "N", default_value_t = 3)]
         sample: usize,
+        /// Guardians composed per page (memory grows with it).
+        #[arg(long, value_name = "N", default_value_t = DEFAULT_PAGE_SIZE)]
+        page_size: u64,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -136,6 +139,7 @@ pub(super) async fn run(command: DigestCommand, config: &Config) -> Result<(), F
         week,
         dry_run,
         sample,
+        page_size,
         json,
     } = command;
     let conn = open(config).await?;
@@ -148,7 +152,7 @@ pub(super) async fn run(command: DigestCommand, config: &Config) -> Result<(), F
         week,
         dry_run,
         sample_size: sample,
-        page_size: DEFAULT_PAGE_SIZE,
+        page_size,
     };
     let report = digest::run(&conn, &tenant, request, &bar).await?;
     if json {

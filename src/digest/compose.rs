@@ -19,7 +19,7 @@ use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
 use serde::Serialize;
 
 /// Guardians per page when none is given.
-pub const DEFAULT_PAGE_SIZE: u64 = 500;
+pub const DEFAULT_PAGE_SIZE: u64 = 100;
 
 /// One guardian's digest.
 #[derive(Debug, Clone, PartialEq, Serialize)]
