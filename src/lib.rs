@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod approvals;
+pub mod assignments;
 pub mod audit;
 pub mod auth;
 pub mod bench;
@@ -16,6 +17,7 @@ pub mod cli;
 pub mod config;
 pub mod contacts;
 pub mod db;
+pub mod digest;
 pub mod domain;
 pub mod entities;
 pub mod invites;

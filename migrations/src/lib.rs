@@ -13,6 +13,7 @@ mod m20261201_000003_approvals;
 mod m20261201_000004_oneroster;
 mod m20261201_000005_chats;
 mod m20261201_000006_invitations;
+mod m20261201_000007_assignments;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000004_oneroster::Migration),
             Box::new(m20261201_000005_chats::Migration),
             Box::new(m20261201_000006_invitations::Migration),
+            Box::new(m20261201_000007_assignments::Migration),
         ]
     }
 }

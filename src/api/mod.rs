@@ -1,13 +1,14 @@
 //! The HTTP API: tenant-scoped JSON routes behind bearer-token authentication, the
 //! Graph-compatible read, import uploads, probes and the OpenAPI document.
 //!
-//! One file per resource ([`contacts`], [`contact_requests`], [`erasures`], [`chats`], [`settings`],
+//! One file per resource ([`contacts`], [`contact_requests`], [`assignments`], [`erasures`], [`chats`], [`settings`],
 //! [`audit`], [`classes`], [`graph`], [`imports`], [`health`]);
 //! every handler authenticates with the [`Principal`](crate::auth::Principal) extractor and
 //! asks [`crate::auth::policy`] before touching data. Every failure, including unknown
 //! routes, wrong methods, oversized bodies, timeouts, rate limits and panics, is the JSON
 //! error of [`error`].
 
+pub mod assignments;
 pub mod audit;
 pub mod chats;
 pub mod classes;
@@ -101,6 +102,18 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/classes", get(classes::list))
         .route("/api/v1/classes/{id}/students", get(classes::students))
+        .route(
+            "/api/v1/classes/{id}/assignments",
+            get(assignments::list).post(assignments::create),
+        )
+        .route(
+            "/api/v1/classes/{id}/assignments/{external_id}",
+            axum::routing::put(assignments::replace).delete(assignments::remove),
+        )
+        .route(
+            "/api/v1/classes/{id}/digest",
+            get(assignments::get_digest).patch(assignments::set_digest),
+        )
         .route("/education/users/{source_id}", get(graph::user))
         .route("/api/v1/imports/{id}", get(imports::get))
         .route(

@@ -2,8 +2,8 @@
 
 use super::error::{ErrorBody, ErrorDetail};
 use super::{
-    audit, chats, classes, contact_requests, contacts, erasures, graph, health, imports,
-    invitations, oneroster, settings,
+    assignments, audit, chats, classes, contact_requests, contacts, erasures, graph, health,
+    imports, invitations, oneroster, settings,
 };
 use crate::contacts::{ContactItem, FieldProvenance, Provenance};
 use crate::roster::{ClassItem, StudentItem};
@@ -61,6 +61,12 @@ use utoipa::{Modify, OpenApi};
         oneroster::run,
         oneroster::get_connection,
         oneroster::put_connection,
+        assignments::create,
+        assignments::list,
+        assignments::replace,
+        assignments::remove,
+        assignments::get_digest,
+        assignments::set_digest,
         document,
     ),
     components(schemas(
@@ -81,6 +87,8 @@ use utoipa::{Modify, OpenApi};
         invitations::Limits, invitations::OutboxView, crate::outbox::store::DeadLetter,
         imports::ImportUpload, health::Status, oneroster::RunOptions, oneroster::ConnectionInput,
         crate::sync::oneroster::connection::ConnectionView,
+        assignments::AssignmentBody, assignments::AssignmentPage, assignments::ClassDigest,
+        assignments::ClassDigestBody, crate::assignments::AssignmentItem,
     )),
     modifiers(&BearerAuth),
     tags(
@@ -95,6 +103,7 @@ use utoipa::{Modify, OpenApi};
         (name = "invitations", description = "Invitations, their delivery through the outbox, and SMS replies"),
         (name = "chats", description = "Teacher–guardian chats, block lists and removal banners"),
         (name = "oneroster", description = "OneRoster 1.1 REST sync"),
+        (name = "assignments", description = "Class assignments and the weekly digest switch"),
         (name = "probes", description = "Liveness and readiness"),
     )
 )]

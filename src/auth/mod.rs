@@ -81,6 +81,9 @@ impl Scope {
     pub const ROSTER_READ_ALL: &'static str = "EduRoster.Read.All";
     /// Reads and writes the roster; includes [`Scope::ROSTER_READ_ALL`].
     pub const ROSTER_READ_WRITE_ALL: &'static str = "EduRoster.ReadWrite.All";
+    /// Reads and writes the assignments of every class of the tenant (integrations that
+    /// load assignments for the weekly digest).
+    pub const ASSIGNMENTS_READ_WRITE_ALL: &'static str = "EduAssignments.ReadWrite.All";
 
     /// Parses a scope name.
     pub fn parse(raw: &str) -> Result<Self, String> {

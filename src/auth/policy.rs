@@ -18,6 +18,9 @@
 //! | read the audit log | – | yes | yes | – |
 //! | start a chat, manage its members, block guardians | for students they teach / their own chats | – | – | – |
 //! | read chats | own chats (with banners) and chats they are in | every chat, no banners | – | – |
+//! | write a class's assignments | classes they own | – | – | app with `EduAssignments.ReadWrite.All`: any class |
+//! | read a class's assignments | classes they own | every class | – | app with `EduAssignments.ReadWrite.All`: any class |
+//! | a class's digest switch (`notifyGuardians`) | change and read for classes they own | read | – | – |
 //!
 //! Contact (guardian) tokens reach only the guardian routes: their own chats, and starting
 //! a chat with a teacher of their child unless that teacher blocked them.
@@ -333,4 +336,114 @@ pub async fn guardian_start_chat<C: ConnectionTrait>(
     } else {
         Err(Denied::NotFound)
     }
+}
+
+/// A class owner: a teacher with an active teacher enrollment in the active class. Returns
+/// the class id; `None` when the caller is not a teacher at all.
+async fn owned_class<C: ConnectionTrait>(
+    conn: &C,
+    principal: &Principal,
+    class_source_id: &str,
+) -> Result<Option<Option<i64>>, Denied> {
+    match &principal.identity {
+        Identity::User { source_id, roles } if roles.contains(&Role::Teacher) => {
+            let scope = ClassScope::TaughtBy(source_id.clone());
+            Ok(Some(
+                roster::find_class(conn, principal.tenant, &scope, class_source_id).await?,
+            ))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// An app holding `EduAssignments.ReadWrite.All` reaches every class of its tenant (any
+/// status). `Ok(None)`: the caller is not an app.
+async fn assignments_app<C: ConnectionTrait>(
+    conn: &C,
+    principal: &Principal,
+    class_source_id: &str,
+) -> Result<Option<i64>, Denied> {
+    match principal.identity {
+        Identity::App { .. } if principal.has_scope(Scope::ASSIGNMENTS_READ_WRITE_ALL) => {
+            roster::find_class(conn, principal.tenant, &ClassScope::All, class_source_id)
+                .await?
+                .map(Some)
+                .ok_or(Denied::NotFound)
+        }
+        Identity::App { .. } => Err(Denied::Forbidden(
+            "assignments need the EduAssignments.ReadWrite.All scope",
+        )),
+        _ => Ok(None),
+    }
+}
+
+/// Writing (creating, replacing, deleting) a class's assignments: the class owner, or an
+/// app with `EduAssignments.ReadWrite.All`. Returns the class id.
+pub async fn write_assignments<C: ConnectionTrait>(
+    conn: &C,
+    principal: &Principal,
+    class_source_id: &str,
+) -> Result<i64, Denied> {
+    if let Some(class) = assignments_app(conn, principal, class_source_id).await? {
+        return Ok(class);
+    }
+    user_only(principal)?;
+    match owned_class(conn, principal, class_source_id).await? {
+        Some(Some(class)) => Ok(class),
+        Some(None) if !is_admin(principal) => Err(Denied::NotFound),
+        _ => Err(Denied::Forbidden(
+            "assignments are written by the class owner or an integration with EduAssignments.ReadWrite.All",
+        )),
+    }
+}
+
+/// Reading a class's assignments: the class owner, an app with
+/// `EduAssignments.ReadWrite.All`, or an admin (any class). Returns the class id.
+pub async fn read_assignments<C: ConnectionTrait>(
+    conn: &C,
+    principal: &Principal,
+    class_source_id: &str,
+) -> Result<i64, Denied> {
+    if let Some(class) = assignments_app(conn, principal, class_source_id).await? {
+        return Ok(class);
+    }
+    user_only(principal)?;
+    if let Some(Some(class)) = owned_class(conn, principal, class_source_id).await? {
+        return Ok(class);
+    }
+    if is_admin(principal) {
+        return roster::find_class(conn, principal.tenant, &ClassScope::All, class_source_id)
+            .await?
+            .ok_or(Denied::NotFound);
+    }
+    if principal.has_role(Role::Teacher) {
+        return Err(Denied::NotFound);
+    }
+    Err(Denied::Forbidden(
+        "assignments need the teacher (class owner), global-admin or teams-admin role",
+    ))
+}
+
+/// The class's digest switch: the class owner changes it (`change`); the owner and admins
+/// read it. Returns the class id.
+pub async fn class_digest<C: ConnectionTrait>(
+    conn: &C,
+    principal: &Principal,
+    class_source_id: &str,
+    change: bool,
+) -> Result<i64, Denied> {
+    user_only(principal)?;
+    match owned_class(conn, principal, class_source_id).await? {
+        Some(Some(class)) => return Ok(class),
+        Some(None) if !is_admin(principal) => return Err(Denied::NotFound),
+        _ => {}
+    }
+    if is_admin(principal) && !change {
+        return roster::find_class(conn, principal.tenant, &ClassScope::All, class_source_id)
+            .await?
+            .ok_or(Denied::NotFound);
+    }
+    Err(Denied::Forbidden(
+        "the class's digest switch is changed by the class owner",
+    ))
 }

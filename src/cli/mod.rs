@@ -2,6 +2,7 @@
 //! output and exits 0, or prints a one-line reason on standard error and exits non-zero
 //! (1 for errors, 2 for an import whose snapshot was refused).
 
+pub mod digest;
 pub mod oneroster;
 pub mod progress;
 
@@ -157,6 +158,18 @@ pub enum Command {
         /// Source to sync from.
         #[command(subcommand)]
         command: oneroster::SyncCommand,
+    },
+    /// Load a tenant's assignments in bulk (`assignments import`).
+    Assignments {
+        /// Assignments command.
+        #[command(subcommand)]
+        command: digest::AssignmentsCommand,
+    },
+    /// The weekly assignment digest (`digest run`).
+    Digest {
+        /// Digest command.
+        #[command(subcommand)]
+        command: digest::DigestCommand,
     },
     /// Run a benchmark (minutes at full scale; use a release build).
     Bench {
@@ -402,6 +415,8 @@ async fn run(command: Command, config: Config) -> Result<(), Failure> {
         Command::Dispatch { once, json } => dispatch(&config, once, json).await,
         Command::Oneroster { command } => oneroster::connect(command, &config).await,
         Command::Sync { command } => oneroster::sync(command, &config).await,
+        Command::Assignments { command } => digest::assignments(command, &config).await,
+        Command::Digest { command } => digest::run(command, &config).await,
         Command::Bench { command } => bench(command, &config).await,
     }
 }

@@ -14,8 +14,9 @@ pub enum SettingsCommand {
         /// Tenant slug.
         #[arg(long, value_name = "SLUG")]
         tenant: String,
-        /// preferred-invite-channel, update-parent-information, digest-enabled or
-        /// deletion-guard-percent.
+        /// preferred-invite-channel, update-parent-information, digest-enabled, digest-day,
+        /// digest-hour, digest-time-zone, deletion-guard-percent or
+        /// auto-remove-inactive-guardians.
         #[arg(value_name = "KEY")]
         key: Option<String>,
         /// Print JSON (camelCase keys, as the API).
@@ -30,7 +31,8 @@ pub enum SettingsCommand {
         /// The setting (see `settings get --help`).
         #[arg(value_name = "KEY")]
         key: String,
-        /// The new value: email|sms, true|false, or a percentage 0-100.
+        /// The new value: email|sms, true|false, a percentage 0-100, a day (monday..sunday),
+        /// an hour 0-23, or an IANA time zone (America/New_York).
         #[arg(value_name = "VALUE")]
         value: String,
     },

@@ -24,6 +24,12 @@ pub struct Model {
     pub invite_window_days: i32,
     /// Invitations the tenant may send per UTC day.
     pub invite_limit_per_tenant_per_day: i32,
+    /// Day of the weekly digest: `monday` … `sunday`.
+    pub digest_day: String,
+    /// Hour of the weekly digest, 0–23, in `digest_time_zone`.
+    pub digest_hour: i32,
+    /// IANA time zone of the digest schedule and windows.
+    pub digest_time_zone: String,
     /// Last change (UTC).
     pub updated_at: DateTimeUtc,
 }

@@ -77,6 +77,9 @@ pub async fn create(
         invite_limit_per_guardian: Set(3),
         invite_window_days: Set(7),
         invite_limit_per_tenant_per_day: Set(10_000),
+        digest_day: Set(crate::digest::week::DigestDay::DEFAULT.as_str().into()),
+        digest_hour: Set(crate::digest::week::DEFAULT_HOUR),
+        digest_time_zone: Set(crate::digest::week::DEFAULT_TIME_ZONE.into()),
         updated_at: Set(now),
     }
     .insert(&txn)

@@ -4,6 +4,7 @@
 
 use crate::audit::{self, AuditEntry};
 use crate::db;
+use crate::digest::week;
 use crate::domain::TenantId;
 use crate::entities::tenant_settings;
 use sea_orm::{ActiveModelTrait, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel, Set};
@@ -30,6 +31,12 @@ pub struct Settings {
     pub invite_window_days: i32,
     /// Invitations the tenant may send per UTC day (default 10,000).
     pub invite_limit_per_tenant_per_day: i32,
+    /// Day of the weekly digest, `monday` … `sunday` (default `saturday`).
+    pub digest_day: String,
+    /// Hour of the weekly digest, 0–23 in `digestTimeZone` (default 8).
+    pub digest_hour: i32,
+    /// IANA time zone of the digest's schedule and windows (default `America/New_York`).
+    pub digest_time_zone: String,
     /// Last change (UTC).
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
@@ -45,6 +52,9 @@ impl From<&tenant_settings::Model> for Settings {
             invite_limit_per_guardian: m.invite_limit_per_guardian,
             invite_window_days: m.invite_window_days,
             invite_limit_per_tenant_per_day: m.invite_limit_per_tenant_per_day,
+            digest_day: m.digest_day.clone(),
+            digest_hour: m.digest_hour,
+            digest_time_zone: m.digest_time_zone.clone(),
             updated_at: m.updated_at,
         }
     }
@@ -69,6 +79,12 @@ pub enum Key {
     InviteWindowDays,
     /// `invite-limit-per-tenant-per-day` / `inviteLimitPerTenantPerDay`.
     InviteLimitPerTenantPerDay,
+    /// `digest-day` / `digestDay`.
+    DigestDay,
+    /// `digest-hour` / `digestHour`.
+    DigestHour,
+    /// `digest-time-zone` / `digestTimeZone`.
+    DigestTimeZone,
 }
 
 /// A parsed value for a key.
@@ -82,6 +98,12 @@ pub enum SettingValue {
     Percent(i32),
     /// A whole number within the key's range.
     Number(i32),
+    /// A day of the week (lower-case name).
+    Day(String),
+    /// An hour of the day, 0–23.
+    Hour(i32),
+    /// An IANA time zone name.
+    Zone(String),
 }
 
 /// A key or value that is not valid; the message lists what is.
@@ -96,7 +118,7 @@ pub struct SettingError {
 
 impl Key {
     /// Every key.
-    pub const ALL: [Key; 8] = [
+    pub const ALL: [Key; 11] = [
         Key::PreferredInviteChannel,
         Key::UpdateParentInformation,
         Key::DigestEnabled,
@@ -105,6 +127,9 @@ impl Key {
         Key::InviteLimitPerGuardian,
         Key::InviteWindowDays,
         Key::InviteLimitPerTenantPerDay,
+        Key::DigestDay,
+        Key::DigestHour,
+        Key::DigestTimeZone,
     ];
 
     /// The CLI name.
@@ -118,6 +143,9 @@ impl Key {
             Key::InviteLimitPerGuardian => "invite-limit-per-guardian",
             Key::InviteWindowDays => "invite-window-days",
             Key::InviteLimitPerTenantPerDay => "invite-limit-per-tenant-per-day",
+            Key::DigestDay => "digest-day",
+            Key::DigestHour => "digest-hour",
+            Key::DigestTimeZone => "digest-time-zone",
         }
     }
 
@@ -132,6 +160,9 @@ impl Key {
             Key::InviteLimitPerGuardian => "inviteLimitPerGuardian",
             Key::InviteWindowDays => "inviteWindowDays",
             Key::InviteLimitPerTenantPerDay => "inviteLimitPerTenantPerDay",
+            Key::DigestDay => "digestDay",
+            Key::DigestHour => "digestHour",
+            Key::DigestTimeZone => "digestTimeZone",
         }
     }
 
@@ -159,12 +190,15 @@ impl Key {
     /// Parses a JSON value for this key.
     pub fn parse_json(self, value: &serde_json::Value) -> Result<SettingValue, SettingError> {
         match (self, value) {
-            (Key::PreferredInviteChannel, serde_json::Value::String(s)) => self.parse_text(s),
+            (
+                Key::PreferredInviteChannel | Key::DigestDay | Key::DigestTimeZone,
+                serde_json::Value::String(s),
+            ) => self.parse_text(s),
             (Key::UpdateParentInformation | Key::DigestEnabled, serde_json::Value::Bool(b))
             | (Key::AutoRemoveInactiveGuardians, serde_json::Value::Bool(b)) => {
                 Ok(SettingValue::Flag(*b))
             }
-            (Key::DeletionGuardPercent, serde_json::Value::Number(n)) => {
+            (Key::DeletionGuardPercent | Key::DigestHour, serde_json::Value::Number(n)) => {
                 self.parse_text(&n.to_string())
             }
             (key, serde_json::Value::Number(n)) if key.range().is_some() => {
@@ -195,6 +229,15 @@ impl Key {
                 .filter(|p| (0..=100).contains(p))
                 .map(SettingValue::Percent)
                 .ok_or_else(|| self.error(format!("'{raw}' is not valid; {}", self.expected()))),
+            Key::DigestDay => week::DigestDay::parse(raw)
+                .map(|d| SettingValue::Day(d.as_str().to_string()))
+                .map_err(|e| self.error(e.0)),
+            Key::DigestHour => week::parse_hour(raw)
+                .map(|h| SettingValue::Hour(h as i32))
+                .map_err(|e| self.error(e.0)),
+            Key::DigestTimeZone => week::parse_zone(raw)
+                .map(|z| SettingValue::Zone(z.name().to_string()))
+                .map_err(|e| self.error(e.0)),
             Key::InviteLimitPerGuardian
             | Key::InviteWindowDays
             | Key::InviteLimitPerTenantPerDay => {
@@ -232,6 +275,9 @@ impl Key {
             Key::InviteLimitPerGuardian => "valid values are whole numbers from 0 to 1000",
             Key::InviteWindowDays => "valid values are whole numbers from 1 to 365",
             Key::InviteLimitPerTenantPerDay => "valid values are whole numbers from 0 to 10000000",
+            Key::DigestDay => "valid values are monday … sunday",
+            Key::DigestHour => "valid values are whole numbers from 0 to 23",
+            Key::DigestTimeZone => "valid values are IANA time zone names, e.g. America/New_York",
         }
     }
 
@@ -246,6 +292,9 @@ impl Key {
             Key::InviteLimitPerGuardian => settings.invite_limit_per_guardian.to_string(),
             Key::InviteWindowDays => settings.invite_window_days.to_string(),
             Key::InviteLimitPerTenantPerDay => settings.invite_limit_per_tenant_per_day.to_string(),
+            Key::DigestDay => settings.digest_day.clone(),
+            Key::DigestHour => settings.digest_hour.to_string(),
+            Key::DigestTimeZone => settings.digest_time_zone.clone(),
         }
     }
 }
@@ -312,6 +361,11 @@ pub async fn update(
             (Key::InviteLimitPerTenantPerDay, SettingValue::Number(n)) => {
                 active.invite_limit_per_tenant_per_day = Set(*n)
             }
+            (Key::DigestDay, SettingValue::Day(d)) => active.digest_day = Set(d.clone()),
+            (Key::DigestHour, SettingValue::Hour(h)) => active.digest_hour = Set(*h),
+            (Key::DigestTimeZone, SettingValue::Zone(z)) => {
+                active.digest_time_zone = Set(z.clone())
+            }
             (key, _) => return Err(key.error(key.expected()).into()),
         }
     }
@@ -361,6 +415,28 @@ mod tests {
             Key::UpdateParentInformation
                 .parse_json(&serde_json::json!("yes"))
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn digest_schedule_keys_parse() {
+        assert_eq!(Key::parse("digest-time-zone").unwrap(), Key::DigestTimeZone);
+        assert_eq!(
+            Key::DigestDay.parse_json(&serde_json::json!("Sunday")),
+            Ok(SettingValue::Day("sunday".into()))
+        );
+        assert_eq!(
+            Key::DigestHour.parse_json(&serde_json::json!(23)),
+            Ok(SettingValue::Hour(23))
+        );
+        assert!(Key::DigestHour.parse_json(&serde_json::json!(24)).is_err());
+        assert!(Key::DigestHour.parse_json(&serde_json::json!("8")).is_err());
+        let bad = Key::DigestTimeZone.parse_text("Eastern Time").unwrap_err();
+        assert_eq!(bad.field, "digestTimeZone");
+        assert!(bad.message.contains("IANA"), "{}", bad.message);
+        assert_eq!(
+            Key::DigestTimeZone.parse_text("Australia/Sydney"),
+            Ok(SettingValue::Zone("Australia/Sydney".into()))
         );
     }
 }

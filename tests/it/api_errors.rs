@@ -9,7 +9,7 @@ use axum::http::Request;
 use std::net::SocketAddr;
 
 /// Every route of the API, as the OpenAPI document must list it.
-const ROUTES: [(&str, &str); 41] = [
+const ROUTES: [(&str, &str); 47] = [
     ("/healthz", "get"),
     ("/readyz", "get"),
     ("/openapi.json", "get"),
@@ -54,6 +54,18 @@ const ROUTES: [(&str, &str); 41] = [
     ("/api/v1/oneroster/runs", "post"),
     ("/api/v1/oneroster/connection", "get"),
     ("/api/v1/oneroster/connection", "put"),
+    ("/api/v1/classes/{classSourceId}/assignments", "post"),
+    ("/api/v1/classes/{classSourceId}/assignments", "get"),
+    (
+        "/api/v1/classes/{classSourceId}/assignments/{externalId}",
+        "put",
+    ),
+    (
+        "/api/v1/classes/{classSourceId}/assignments/{externalId}",
+        "delete",
+    ),
+    ("/api/v1/classes/{classSourceId}/digest", "get"),
+    ("/api/v1/classes/{classSourceId}/digest", "patch"),
 ];
 
 async fn probes_and_a_complete_openapi_document(backend: Backend) {

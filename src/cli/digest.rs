@@ -1,0 +1,164 @@
+//! `parent-connection assignments import` and `parent-connection digest run`.
+
+use super::{Failure, open, out_raw};
+use crate::assignments::import::{self, ImportStatus};
+use crate::config::Config;
+use crate::digest::compose::DEFAULT_PAGE_SIZE;
+use crate::digest::week::IsoWeek;
+use crate::digest::{self, RunProgress, RunRequest};
+use crate::{audit, tenants};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::path::PathBuf;
+
+/// `assignments` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum AssignmentsCommand {
+    /// Create or update assignments from one CSV file with the header
+    /// classSourcedId,externalId,title,dueAt,points,instructions (points and instructions
+    /// optional; dueAt RFC 3339 with an offset). All-or-nothing: any error refuses the
+    /// whole file. Exit status: 0 applied (or would be, with --dry-run), 2 refused, 1 could
+    /// not run.
+    Import {
+        /// Tenant slug.
+        #[arg(long, value_name = "SLUG")]
+        tenant: String,
+        /// The CSV file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Check and count everything, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `digest` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum DigestCommand {
+    /// Compose the weekly digest of one week for a tenant (for an external cron).
+    ///
+    /// Only --dry-run works for now: it composes every digest, reports the count and the
+    /// first rendered emails, and queues nothing. Sending needs the transactional outbox,
+    /// which is not built yet, so a run without --dry-run exits 1 and sends nothing.
+    Run {
+        /// Tenant slug.
+        #[arg(long, value_name = "SLUG")]
+        tenant: String,
+        /// ISO week, e.g. 2026-W48 (default: the current week in the tenant's time zone).
+        #[arg(long, value_name = "YYYY-Www")]
+        week: Option<IsoWeek>,
+        /// Compose and count, queue nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Rendered digests shown in the report.
+        #[arg(long, value_name = "N", default_value_t = 3)]
+        sample: usize,
+        /// Guardians composed per page (memory grows with it).
+        #[arg(long, value_name = "N", default_value_t = DEFAULT_PAGE_SIZE)]
+        page_size: u64,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A bar over the guardians composed (drawn on standard error only on a terminal).
+struct DigestBar(ProgressBar);
+
+impl RunProgress for DigestBar {
+    fn start(&self, total: u64) {
+        self.0.set_length(total);
+        if let Ok(style) =
+            ProgressStyle::with_template("composing [{bar:40}] {pos}/{len} guardians ({eta})")
+        {
+            self.0.set_style(style.progress_chars("=> "));
+        }
+    }
+
+    fn advance(&self, n: u64) {
+        self.0.inc(n);
+    }
+
+    fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+/// Runs an `assignments` subcommand.
+pub(super) async fn assignments(
+    command: AssignmentsCommand,
+    config: &Config,
+) -> Result<(), Failure> {
+    let AssignmentsCommand::Import {
+        tenant,
+        file,
+        dry_run,
+        json,
+    } = command;
+    let conn = open(config).await?;
+    let tenant = tenants::find(&conn, &tenant).await?;
+    let bar = super::progress::ImportBar::new();
+    let report = import::run(
+        &conn,
+        &config.import,
+        tenant.id,
+        &file,
+        dry_run,
+        &audit::cli_actor(),
+        &bar,
+    )
+    .await?;
+    if json {
+        out_raw(&format!("{}\n", serde_json::to_string_pretty(&report)?));
+    } else {
+        out_raw(&report.to_human());
+    }
+    if report.status == ImportStatus::Refused {
+        let first = report
+            .errors
+            .first()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        return Err(Failure {
+            code: 2,
+            message: format!(
+                "assignments import refused ({} error(s)); first: {first}",
+                report.errors.len()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Runs a `digest` subcommand.
+pub(super) async fn run(command: DigestCommand, config: &Config) -> Result<(), Failure> {
+    let DigestCommand::Run {
+        tenant,
+        week,
+        dry_run,
+        sample,
+        page_size,
+        json,
+    } = command;
+    let conn = open(config).await?;
+    let tenant = tenants::find(&conn, &tenant).await?;
+    let bar = DigestBar(ProgressBar::with_draw_target(
+        Some(0),
+        ProgressDrawTarget::stderr(),
+    ));
+    let request = RunRequest {
+        week,
+        dry_run,
+        sample_size: sample,
+        page_size,
+    };
+    let report = digest::run(&conn, &tenant, request, &bar).await?;
+    if json {
+        out_raw(&format!("{}\n", serde_json::to_string_pretty(&report)?));
+    } else {
+        out_raw(&report.to_human());
+    }
+    Ok(())
+}

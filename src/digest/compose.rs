@@ -1,0 +1,295 @@
+//! Composing digests: set-based SQL that streams, in contact order and one keyset page at
+//! a time, every active parent/guardian with an email and something to report, with their
+//! children, classes and the assignments due in the two windows.
+//!
+//! Included: links that are `active` with relationship `parent` or `guardian`; contacts
+//! with an email; active students with an active student enrollment in an active class
+//! whose owner did not opt out (`class_digest_settings.notify_guardians`); assignments due
+//! in `[previous.start, upcoming.end)`. Everything else — inactive links, other
+//! relationships, inactive students, enrollments or classes, opted-out classes, contacts
+//! without an email, erased contacts (their links are gone) — never matches, and a
+//! guardian with nothing in either window gets no digest.
+
+use super::week::Windows;
+use crate::contacts::display_name;
+use crate::db;
+use crate::domain::TenantId;
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
+use serde::Serialize;
+
+/// Guardians per page when none is given.
+pub const DEFAULT_PAGE_SIZE: u64 = 100;
+
+/// One guardian's digest.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Digest {
+    /// Contact id.
+    pub contact_id: i64,
+    /// Where it goes.
+    pub email: String,
+    /// The guardian's name to greet.
+    pub display_name: String,
+    /// Each child with something to report, by name.
+    pub children: Vec<ChildDigest>,
+}
+
+/// One child of a digest.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChildDigest {
+    /// The student's SIS source id.
+    pub student_id: String,
+    /// Name to show.
+    pub name: String,
+    /// The child's classes with something to report, by title.
+    pub classes: Vec<ClassDigest>,
+}
+
+/// One class of a child.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClassDigest {
+    /// The class's SIS source id.
+    pub class_id: String,
+    /// Title (the source id when the class has none).
+    pub title: String,
+    /// Due in the 7 days before the send instant, by due time.
+    pub previous: Vec<DueItem>,
+    /// Due in the 7 days from the send instant, by due time.
+    pub upcoming: Vec<DueItem>,
+}
+
+/// One assignment in a digest.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DueItem {
+    /// The assignment's external id.
+    pub external_id: String,
+    /// Title.
+    pub title: String,
+    /// Due (UTC).
+    pub due_at: DateTime<Utc>,
+    /// Points, if any.
+    pub points: Option<f64>,
+}
+
+impl Digest {
+    /// Assignments listed, both windows, every child.
+    pub fn assignment_count(&self) -> usize {
+        self.children
+            .iter()
+            .flat_map(|c| &c.classes)
+            .map(|k| k.previous.len() + k.upcoming.len())
+            .sum()
+    }
+}
+
+/// The joins from a link `l` to the assignments the digest lists.
+const JOINS: &str = "JOIN students s ON s.id = l.student_id \
+     JOIN enrollments e ON e.person_id = s.id AND e.role = 'student' \
+     JOIN classes k ON k.id = e.class_id \
+     JOIN assignments a ON a.class_id = k.id \
+     LEFT JOIN class_digest_settings d ON d.class_id = k.id";
+
+/// The inclusion rules (module documentation): `$1` tenant, `$2`/`$3` the union of the
+/// two windows.
+const RULES: &str = "l.tenant_id = $1 AND l.status = 'active' \
+     AND l.relationship IN ('parent', 'guardian') \
+     AND s.tenant_id = $1 AND s.status = 'active' \
+     AND e.tenant_id = $1 AND e.status = 'active' \
+     AND k.tenant_id = $1 AND k.status = 'active' \
+     AND (d.notify_guardians IS NULL OR d.notify_guardians = TRUE) \
+     AND a.tenant_id = $1 AND a.due_at >= $2 AND a.due_at < $3";
+
+/// `EXISTS`: contact `c` has something to report.
+fn has_report() -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM student_contacts l {JOINS} WHERE l.contact_id = c.id AND {RULES})"
+    )
+}
+
+/// A contact that can receive email.
+const HAS_EMAIL: &str = "c.tenant_id = $1 AND c.email IS NOT NULL AND c.email LIKE '%_@_%'";
+
+/// Streams a tenant's digests for one week, page by page.
+pub struct Composer<'a, C> {
+    conn: &'a C,
+    tenant: TenantId,
+    windows: Windows,
+    page_size: u64,
+    after: i64,
+    done: bool,
+}
+
+impl<'a, C: ConnectionTrait> Composer<'a, C> {
+    /// A composer for `tenant` and `windows`, `page_size` guardians at a time.
+    pub fn new(conn: &'a C, tenant: TenantId, windows: Windows, page_size: u64) -> Self {
+        Self {
+            conn,
+            tenant,
+            windows,
+            page_size: page_size.max(1),
+            after: 0,
+            done: false,
+        }
+    }
+
+    fn window_values(&self) -> Vec<Value> {
+        vec![
+            Value::BigInt(Some(self.tenant.0)),
+            Value::ChronoDateTimeUtc(Some(self.windows.previous.start)),
+            Value::ChronoDateTimeUtc(Some(self.windows.upcoming.end)),
+        ]
+    }
+
+    /// How many guardians get a digest.
+    pub async fn count(&self) -> Result<u64, DbErr> {
+        let n = db::count(
+            self.conn,
+            &format!(
+                "SELECT COUNT(*) FROM contacts c WHERE {HAS_EMAIL} AND {}",
+                has_report()
+            ),
+            self.window_values(),
+        )
+        .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// The next page of digests in contact order; `None` when every guardian was seen.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<Digest>>, DbErr> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut values = self.window_values();
+        values.push(Value::BigInt(Some(self.after)));
+        values.push(Value::BigInt(Some(
+            i64::try_from(self.page_size).unwrap_or(i64::MAX),
+        )));
+        let ids = db::query(
+            self.conn,
+            &format!(
+                "SELECT c.id FROM contacts c WHERE {HAS_EMAIL} AND c.id > $4 AND {} \
+                 ORDER BY c.id LIMIT $5",
+                has_report()
+            ),
+            values,
+        )
+        .await?;
+        let ids = ids
+            .iter()
+            .map(|r| r.try_get_by_index::<i64>(0))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (Some(first), Some(last)) = (ids.first().copied(), ids.last().copied()) else {
+            self.done = true;
+            return Ok(None);
+        };
+        if (ids.len() as u64) < self.page_size {
+            self.done = true;
+        }
+        self.after = last;
+        let digests = self.rows(first, last).await?;
+        Ok(Some(digests))
+    }
+
+    /// Every row of the guardians `first..=last` (all eligible: the page's ids).
+    async fn rows(&self, first: i64, last: i64) -> Result<Vec<Digest>, DbErr> {
+        let mut values = self.window_values();
+        values.push(Value::BigInt(Some(first)));
+        values.push(Value::BigInt(Some(last)));
+        let rows = db::query(
+            self.conn,
+            &format!(
+                "SELECT c.id, c.email, c.given_name, c.family_name, \
+                   s.source_id, s.given_name, s.family_name, k.source_id, k.title, \
+                   a.external_id, a.title, a.due_at, a.points \
+                 FROM contacts c JOIN student_contacts l ON l.contact_id = c.id {JOINS} \
+                 WHERE {HAS_EMAIL} AND c.id >= $4 AND c.id <= $5 AND l.contact_id >= $4 \
+                   AND l.contact_id <= $5 AND {RULES} \
+                 ORDER BY c.id, s.id, k.id, a.due_at, a.id"
+            ),
+            values,
+        )
+        .await?;
+        let mut digests: Vec<Digest> = Vec::new();
+        for row in &rows {
+            self.add_row(&mut digests, row)?;
+        }
+        for digest in &mut digests {
+            sort(digest);
+        }
+        Ok(digests)
+    }
+
+    fn add_row(&self, digests: &mut Vec<Digest>, row: &QueryResult) -> Result<(), DbErr> {
+        let text = |i: usize| row.try_get_by_index::<Option<String>>(i);
+        let contact_id: i64 = row.try_get_by_index(0)?;
+        if digests.last().is_none_or(|d| d.contact_id != contact_id) {
+            let email = text(1)?.unwrap_or_default();
+            let (given, family) = (text(2)?, text(3)?);
+            digests.push(Digest {
+                contact_id,
+                display_name: display_name(given.as_deref(), family.as_deref(), Some(&email), None),
+                email,
+                children: Vec::new(),
+            });
+        }
+        let digest = digests.last_mut().expect("pushed above");
+        let student: String = row.try_get_by_index(4)?;
+        if digest
+            .children
+            .last()
+            .is_none_or(|c| c.student_id != student)
+        {
+            let name = display_name(text(5)?.as_deref(), text(6)?.as_deref(), None, None);
+            digest.children.push(ChildDigest {
+                name: if name == "(no name)" {
+                    student.clone()
+                } else {
+                    name
+                },
+                student_id: student,
+                classes: Vec::new(),
+            });
+        }
+        let child = digest.children.last_mut().expect("pushed above");
+        let class: String = row.try_get_by_index(7)?;
+        if child.classes.last().is_none_or(|k| k.class_id != class) {
+            child.classes.push(ClassDigest {
+                title: text(8)?
+                    .filter(|t| !t.trim().is_empty())
+                    .unwrap_or_else(|| class.clone()),
+                class_id: class,
+                previous: Vec::new(),
+                upcoming: Vec::new(),
+            });
+        }
+        let class = child.classes.last_mut().expect("pushed above");
+        let item = DueItem {
+            external_id: row.try_get_by_index(9)?,
+            title: row.try_get_by_index(10)?,
+            due_at: row.try_get_by_index(11)?,
+            points: row.try_get_by_index(12)?,
+        };
+        if item.due_at < self.windows.send_at {
+            class.previous.push(item);
+        } else {
+            class.upcoming.push(item);
+        }
+        Ok(())
+    }
+}
+
+/// Children by name, classes by title (ties by id), so the email reads in a stable order.
+fn sort(digest: &mut Digest) {
+    digest
+        .children
+        .sort_by(|a, b| (&a.name, &a.student_id).cmp(&(&b.name, &b.student_id)));
+    for child in &mut digest.children {
+        child
+            .classes
+            .sort_by(|a, b| (&a.title, &a.class_id).cmp(&(&b.title, &b.class_id)));
+    }
+}

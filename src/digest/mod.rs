@@ -1,0 +1,191 @@
+//! The weekly assignment digest (SPEC §6): the calendar ([`week`]), composition
+//! ([`compose`]) and plain-text rendering ([`render`]).
+//!
+//! What works now is the **dry run**: it composes every digest of a week, counts them and
+//! renders a sample, writing nothing. Queueing digests into the transactional outbox,
+//! the per-(tenant, guardian, week) idempotence and the disclosure log come with the
+//! outbox (issue 7); [`run`] refuses a real run with that reason instead of pretending.
+
+pub mod compose;
+pub mod render;
+pub mod week;
+
+use crate::tenants::Tenant;
+use compose::Composer;
+use sea_orm::{ConnectionTrait, DbErr};
+use serde::Serialize;
+use week::{CalendarError, IsoWeek, Schedule, Window, Windows};
+
+/// Why a digest run could not go ahead.
+#[derive(Debug, thiserror::Error)]
+pub enum DigestError {
+    /// A week, day, hour or zone does not parse (the message says what would).
+    #[error(transparent)]
+    Calendar(#[from] CalendarError),
+    /// A real run needs the outbox, which is not built yet.
+    #[error(
+        "sending digests needs the transactional outbox (issue 7), which is not built yet; nothing was sent: use --dry-run to see what would go out"
+    )]
+    SendingUnavailable,
+    /// The template failed.
+    #[error("rendering failed: {0}")]
+    Render(#[from] askama::Error),
+    /// Database failure.
+    #[error("database error: {0}")]
+    Db(#[from] DbErr),
+}
+
+/// Reports how far a run is.
+pub trait RunProgress: Send + Sync {
+    /// `total` guardians are about to be composed.
+    fn start(&self, total: u64);
+    /// `n` more were composed.
+    fn advance(&self, n: u64);
+    /// The run is over.
+    fn finish(&self);
+}
+
+/// Progress that goes nowhere.
+pub struct NoProgress;
+
+impl RunProgress for NoProgress {
+    fn start(&self, _: u64) {}
+    fn advance(&self, _: u64) {}
+    fn finish(&self) {}
+}
+
+/// What a run is asked to do.
+#[derive(Debug, Clone, Copy)]
+pub struct RunRequest {
+    /// The week (default: the current ISO week in the tenant's zone).
+    pub week: Option<IsoWeek>,
+    /// Compose and count only.
+    pub dry_run: bool,
+    /// Rendered digests to include in the report.
+    pub sample_size: usize,
+    /// Guardians per page.
+    pub page_size: u64,
+}
+
+/// The report of a dry run.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunReport {
+    /// Tenant slug.
+    pub tenant: String,
+    /// The week, `YYYY-Www`.
+    pub week: String,
+    /// The tenant's switch: when false a real run sends nothing.
+    pub digest_enabled: bool,
+    /// The tenant's zone.
+    pub time_zone: String,
+    /// When the digest of this week is due (UTC).
+    pub send_at: chrono::DateTime<chrono::Utc>,
+    /// The previous window.
+    pub previous: Window,
+    /// The upcoming window.
+    pub upcoming: Window,
+    /// Digests (one per guardian).
+    pub digests: u64,
+    /// Child sections over all digests.
+    pub children: u64,
+    /// Assignment lines over all digests.
+    pub assignments: u64,
+    /// True: nothing was queued or sent.
+    pub dry_run: bool,
+    /// The first rendered digests.
+    pub sample: Vec<render::Rendered>,
+}
+
+impl RunReport {
+    /// The report as text: a summary, then the sample emails.
+    pub fn to_human(&self) -> String {
+        let mut out = format!(
+            "digest {} for {} (dry run, nothing queued){}\n  due {} ({}), previous {} .. {}, upcoming .. {}\n  {} digest(s), {} child section(s), {} assignment line(s)\n",
+            self.week,
+            self.tenant,
+            if self.digest_enabled {
+                ""
+            } else {
+                "\n  note: digestEnabled is false, so a real run would send nothing"
+            },
+            self.send_at.to_rfc3339(),
+            self.time_zone,
+            self.previous.start.to_rfc3339(),
+            self.previous.end.to_rfc3339(),
+            self.upcoming.end.to_rfc3339(),
+            self.digests,
+            self.children,
+            self.assignments
+        );
+        for (i, email) in self.sample.iter().enumerate() {
+            out.push_str(&format!(
+                "\n--- sample {} of {}: to {}\nSubject: {}\n\n{}",
+                i + 1,
+                self.sample.len(),
+                email.to,
+                email.subject,
+                email.body
+            ));
+        }
+        out
+    }
+}
+
+/// The tenant's schedule and the windows of `week` (default: this week in its zone).
+pub fn windows(
+    tenant: &Tenant,
+    week: Option<IsoWeek>,
+) -> Result<(Schedule, Windows), CalendarError> {
+    let s = &tenant.settings;
+    let schedule = Schedule::from_settings(&s.digest_day, s.digest_hour, &s.digest_time_zone)?;
+    let week = week.unwrap_or_else(|| IsoWeek::current(schedule.zone, chrono::Utc::now()));
+    Ok((schedule, schedule.windows(week)))
+}
+
+/// Runs the digest of one week for `tenant`. Only dry runs work for now (module docs).
+pub async fn run<C: ConnectionTrait>(
+    conn: &C,
+    tenant: &Tenant,
+    request: RunRequest,
+    progress: &dyn RunProgress,
+) -> Result<RunReport, DigestError> {
+    let (schedule, windows) = windows(tenant, request.week)?;
+    if !request.dry_run {
+        return Err(DigestError::SendingUnavailable);
+    }
+    let mut composer = Composer::new(conn, tenant.id, windows, request.page_size);
+    progress.start(composer.count().await?);
+    let mut report = RunReport {
+        tenant: tenant.slug.clone(),
+        week: windows.week.to_string(),
+        digest_enabled: tenant.settings.digest_enabled,
+        time_zone: schedule.zone.name().to_string(),
+        send_at: windows.send_at,
+        previous: windows.previous,
+        upcoming: windows.upcoming,
+        digests: 0,
+        children: 0,
+        assignments: 0,
+        dry_run: true,
+        sample: Vec::new(),
+    };
+    while let Some(page) = composer.next_page().await? {
+        for digest in &page {
+            report.digests += 1;
+            report.children += digest.children.len() as u64;
+            report.assignments += digest.assignment_count() as u64;
+            if report.sample.len() < request.sample_size {
+                report.sample.push(render::render(
+                    digest,
+                    &tenant.name,
+                    &windows,
+                    schedule.zone,
+                )?);
+            }
+        }
+        progress.advance(page.len() as u64);
+    }
+    progress.finish();
+    Ok(report)
+}

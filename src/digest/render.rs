@@ -1,0 +1,123 @@
+//! Rendering a [`Digest`] as a plain-text email (subject and body) from
+//! `templates/email/digest.txt`. The `.txt` extension turns askama's HTML escaping off:
+//! titles appear exactly as given, and the output never holds HTML.
+
+use super::compose::{Digest, DueItem};
+use super::week::Windows;
+use askama::Template;
+use chrono_tz::Tz;
+
+/// A rendered email.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rendered {
+    /// Recipient address.
+    pub to: String,
+    /// Subject line.
+    pub subject: String,
+    /// Plain-text body.
+    pub body: String,
+}
+
+/// One assignment line.
+struct ItemView {
+    due: String,
+    title: String,
+    points: String,
+}
+
+/// One class block.
+struct ClassView {
+    title: String,
+    previous: Vec<ItemView>,
+    upcoming: Vec<ItemView>,
+}
+
+/// One child section.
+struct ChildView {
+    name: String,
+    underline: String,
+    classes: Vec<ClassView>,
+}
+
+/// The body template.
+#[derive(Template)]
+#[template(path = "email/digest.txt")]
+struct Body<'a> {
+    greeting: &'a str,
+    children: String,
+    tenant: &'a str,
+    zone: &'a str,
+    view_children: Vec<ChildView>,
+}
+
+/// "Ava", "Ava and Ben", "Ava, Ben and Cy".
+fn names(digest: &Digest) -> String {
+    let names: Vec<&str> = digest.children.iter().map(|c| c.name.as_str()).collect();
+    match names.as_slice() {
+        [] => String::new(),
+        [one] => (*one).to_string(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+fn item(item: &DueItem, zone: Tz) -> ItemView {
+    let local = item.due_at.with_timezone(&zone);
+    ItemView {
+        due: local.format("%a %b %-d, %-I:%M %p").to_string(),
+        title: item.title.clone(),
+        points: match item.points {
+            Some(p) if p.fract() == 0.0 => format!(" ({p:.0} points)"),
+            Some(p) => format!(" ({p} points)"),
+            None => String::new(),
+        },
+    }
+}
+
+/// Subject line: the tenant, the children and the date of the send instant.
+pub fn subject(digest: &Digest, tenant: &str, windows: &Windows, zone: Tz) -> String {
+    let day = windows.send_at.with_timezone(&zone).format("%b %-d, %Y");
+    format!(
+        "{tenant}: assignments for {} (week of {day})",
+        names(digest)
+    )
+}
+
+/// Renders `digest` for the tenant named `tenant` in `zone`.
+pub fn render(
+    digest: &Digest,
+    tenant: &str,
+    windows: &Windows,
+    zone: Tz,
+) -> Result<Rendered, askama::Error> {
+    let view_children = digest
+        .children
+        .iter()
+        .map(|child| ChildView {
+            underline: "-".repeat(child.name.chars().count().max(1)),
+            name: child.name.clone(),
+            classes: child
+                .classes
+                .iter()
+                .map(|class| ClassView {
+                    title: class.title.clone(),
+                    previous: class.previous.iter().map(|i| item(i, zone)).collect(),
+                    upcoming: class.upcoming.iter().map(|i| item(i, zone)).collect(),
+                })
+                .collect(),
+        })
+        .collect();
+    let body = Body {
+        greeting: &digest.display_name,
+        children: names(digest),
+        tenant,
+        zone: zone.name(),
+        view_children,
+    }
+    .render()?;
+    Ok(Rendered {
+        to: digest.email.clone(),
+        subject: subject(digest, tenant, windows, zone),
+        body: format!("{}\n", body.trim_end()),
+    })
+}
