@@ -34,6 +34,8 @@ pub struct Config {
     pub invites: InvitesConfig,
     /// The outbox dispatcher.
     pub outbox: OutboxConfig,
+    /// The weekly digest scheduler.
+    pub digest: DigestConfig,
     /// Token verification.
     pub auth: AuthConfig,
     /// HTTP API limits.
@@ -143,6 +145,17 @@ pub struct SmsConfig {
 pub struct InvitesConfig {
     /// Join link base.
     pub join_url: String,
+}
+
+/// `[digest]`
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct DigestConfig {
+    /// Schedule inside `serve`.
+    pub schedule_in_serve: bool,
+    /// Seconds between checks.
+    pub check_interval_seconds: u64,
+    /// How late a digest may still be sent, hours.
+    pub catch_up_hours: u64,
 }
 
 /// `[outbox]`
@@ -381,6 +394,7 @@ impl fmt::Debug for Config {
             .field("sms", &self.sms)
             .field("invites", &self.invites)
             .field("outbox", &self.outbox)
+            .field("digest", &self.digest)
             .field("auth", &self.auth)
             .field("api", &self.api)
             .field("oneroster", &self.oneroster)

@@ -21,6 +21,7 @@ pub async fn serve(config: Config, bind: Option<String>) -> anyhow::Result<()> {
     let state = AppState::new(db.clone(), config)?;
     let schedule = crate::sync::oneroster::spawn_schedule(db.clone(), state.config.clone());
     let dispatcher = spawn_dispatcher(&db, &state.config)?;
+    let digests = crate::digest::schedule::spawn(db.clone(), state.config.clone());
     let app = api::router(state);
     axum::serve(
         listener,
@@ -31,8 +32,8 @@ pub async fn serve(config: Config, bind: Option<String>) -> anyhow::Result<()> {
     if let Some(schedule) = schedule {
         schedule.abort();
     }
-    if let Some(dispatcher) = dispatcher {
-        dispatcher.abort();
+    for task in [dispatcher, digests].into_iter().flatten() {
+        task.abort();
     }
     db.close().await?;
     tracing::info!("stopped");

@@ -14,6 +14,7 @@ mod m20261201_000004_oneroster;
 mod m20261201_000005_chats;
 mod m20261201_000006_invitations;
 mod m20261201_000007_assignments;
+mod m20261201_000008_digest_deliveries;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000005_chats::Migration),
             Box::new(m20261201_000006_invitations::Migration),
             Box::new(m20261201_000007_assignments::Migration),
+            Box::new(m20261201_000008_digest_deliveries::Migration),
         ]
     }
 }

@@ -14,6 +14,7 @@ pub mod chats;
 pub mod classes;
 pub mod contact_requests;
 pub mod contacts;
+pub mod digest;
 pub mod erasures;
 pub mod error;
 pub mod extract;
@@ -164,6 +165,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/chats/{id}/invitations", post(invitations::resend))
         .route("/api/v1/invitations/limits", get(invitations::limits))
         .route("/api/v1/invitations/{id}", get(invitations::get))
+        .route("/api/v1/digest/deliveries", get(digest::deliveries))
         .route("/api/v1/outbox", get(invitations::outbox_view))
         .route("/api/v1/outbox/{id}/requeue", post(invitations::requeue))
         .route(

@@ -2,8 +2,8 @@
 
 use super::error::{ErrorBody, ErrorDetail};
 use super::{
-    assignments, audit, chats, classes, contact_requests, contacts, erasures, graph, health,
-    imports, invitations, oneroster, settings,
+    assignments, audit, chats, classes, contact_requests, contacts, digest, erasures, graph,
+    health, imports, invitations, oneroster, settings,
 };
 use crate::contacts::{ContactItem, FieldProvenance, Provenance};
 use crate::roster::{ClassItem, StudentItem};
@@ -53,6 +53,7 @@ use utoipa::{Modify, OpenApi};
         chats::guardian_start,
         chats::guardian_list,
         invitations::resend,
+        digest::deliveries,
         invitations::get,
         invitations::limits,
         invitations::outbox_view,
@@ -85,6 +86,7 @@ use utoipa::{Modify, OpenApi};
         crate::chats::InvalidMember, crate::chats::blocks::BlockItem,
         crate::invites::InvitationItem, crate::invites::Counter, invitations::ResendBody,
         invitations::Limits, invitations::OutboxView, crate::outbox::store::DeadLetter,
+        digest::DeliveryPage, crate::digest::deliver::Delivery,
         imports::ImportUpload, health::Status, oneroster::RunOptions, oneroster::ConnectionInput,
         crate::sync::oneroster::connection::ConnectionView,
         assignments::AssignmentBody, assignments::AssignmentPage, assignments::ClassDigest,
@@ -100,6 +102,7 @@ use utoipa::{Modify, OpenApi};
         (name = "erasures", description = "Admin erasure of contacts"),
         (name = "settings", description = "Tenant settings"),
         (name = "audit", description = "The audit log"),
+        (name = "digest", description = "The weekly digest: disclosure log"),
         (name = "invitations", description = "Invitations, their delivery through the outbox, and SMS replies"),
         (name = "chats", description = "Teacher–guardian chats, block lists and removal banners"),
         (name = "oneroster", description = "OneRoster 1.1 REST sync"),

@@ -37,11 +37,14 @@ pub enum AssignmentsCommand {
 /// `digest` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum DigestCommand {
-    /// Compose the weekly digest of one week for a tenant (for an external cron).
+    /// Compose and queue the weekly digest of one week for a tenant (for an external cron;
+    /// `serve` also schedules it).
     ///
-    /// Only --dry-run works for now: it composes every digest, reports the count and the
-    /// first rendered emails, and queues nothing. Sending needs the transactional outbox,
-    /// which is not built yet, so a run without --dry-run exits 1 and sends nothing.
+    /// Each guardian with something to report gets one digest per week, queued in the
+    /// outbox and sent by the dispatcher: re-running, running twice at once, or re-running
+    /// after a crash never queues a second one. --dry-run composes, counts and shows the
+    /// first rendered emails, and queues nothing. A tenant whose digest-enabled is false
+    /// gets nothing (exit 1).
     Run {
         /// Tenant slug.
         #[arg(long, value_name = "SLUG")]

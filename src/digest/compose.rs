@@ -194,6 +194,11 @@ impl<'a, C: ConnectionTrait> Composer<'a, C> {
         Ok(Some(digests))
     }
 
+    /// The digest of one guardian now (`None`: nothing to report, or no email any more).
+    pub async fn one(&self, contact: i64) -> Result<Option<Digest>, DbErr> {
+        Ok(self.rows(contact, contact).await?.into_iter().next())
+    }
+
     /// Every row of the guardians `first..=last` (all eligible: the page's ids).
     async fn rows(&self, first: i64, last: i64) -> Result<Vec<Digest>, DbErr> {
         let mut values = self.window_values();

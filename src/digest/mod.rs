@@ -1,18 +1,23 @@
 //! The weekly assignment digest (SPEC §6): the calendar ([`week`]), composition
-//! ([`compose`]) and plain-text rendering ([`render`]).
+//! ([`compose`]), plain-text rendering ([`render`]), delivery through the outbox
+//! ([`deliver`]) and the built-in scheduler ([`schedule`]).
 //!
-//! What works now is the **dry run**: it composes every digest of a week, counts them and
-//! renders a sample, writing nothing. Queueing digests into the transactional outbox,
-//! the per-(tenant, guardian, week) idempotence and the disclosure log come with the
-//! outbox (issue 7); [`run`] refuses a real run with that reason instead of pretending.
+//! A run composes every digest of a week page by page. A dry run counts them and renders
+//! a sample, writing nothing. A real run records one `digest_deliveries` row per guardian
+//! and week — unique, so a re-run, a second instance running at the same time, or a run
+//! restarted after a crash never queues a second digest for the same week — and its outbox
+//! row, page by page in one transaction each; the email is rendered when it is sent. The
+//! delivery rows are the disclosure log: who received a digest about which students.
 
 pub mod compose;
+pub mod deliver;
 pub mod render;
+pub mod schedule;
 pub mod week;
 
 use crate::tenants::Tenant;
 use compose::Composer;
-use sea_orm::{ConnectionTrait, DbErr};
+use sea_orm::{DatabaseConnection, DbErr};
 use serde::Serialize;
 use week::{CalendarError, IsoWeek, Schedule, Window, Windows};
 
@@ -22,11 +27,11 @@ pub enum DigestError {
     /// A week, day, hour or zone does not parse (the message says what would).
     #[error(transparent)]
     Calendar(#[from] CalendarError),
-    /// A real run needs the outbox, which is not built yet.
+    /// The tenant's `digestEnabled` switch is off.
     #[error(
-        "sending digests needs the transactional outbox (issue 7), which is not built yet; nothing was sent: use --dry-run to see what would go out"
+        "the weekly digest is off for this tenant (digest-enabled = false); nothing was queued"
     )]
-    SendingUnavailable,
+    Disabled,
     /// The template failed.
     #[error("rendering failed: {0}")]
     Render(#[from] askama::Error),
@@ -93,6 +98,10 @@ pub struct RunReport {
     pub assignments: u64,
     /// True: nothing was queued or sent.
     pub dry_run: bool,
+    /// Digests queued by this run (real runs).
+    pub queued: u64,
+    /// Digests of this week queued before (by an earlier or a concurrent run): skipped.
+    pub already_queued: u64,
     /// The first rendered digests.
     pub sample: Vec<render::Rendered>,
 }
@@ -100,8 +109,16 @@ pub struct RunReport {
 impl RunReport {
     /// The report as text: a summary, then the sample emails.
     pub fn to_human(&self) -> String {
+        let mode = if self.dry_run {
+            "dry run, nothing queued".to_string()
+        } else {
+            format!(
+                "{} queued, {} already queued for this week",
+                self.queued, self.already_queued
+            )
+        };
         let mut out = format!(
-            "digest {} for {} (dry run, nothing queued){}\n  due {} ({}), previous {} .. {}, upcoming .. {}\n  {} digest(s), {} child section(s), {} assignment line(s)\n",
+            "digest {} for {} ({mode}){}\n  due {} ({}), previous {} .. {}, upcoming .. {}\n  {} digest(s), {} child section(s), {} assignment line(s)\n",
             self.week,
             self.tenant,
             if self.digest_enabled {
@@ -143,16 +160,17 @@ pub fn windows(
     Ok((schedule, schedule.windows(week)))
 }
 
-/// Runs the digest of one week for `tenant`. Only dry runs work for now (module docs).
-pub async fn run<C: ConnectionTrait>(
-    conn: &C,
+/// Runs the digest of one week for `tenant`: a dry run composes and counts; a real run also
+/// queues each guardian's digest once per week (module docs).
+pub async fn run(
+    conn: &DatabaseConnection,
     tenant: &Tenant,
     request: RunRequest,
     progress: &dyn RunProgress,
 ) -> Result<RunReport, DigestError> {
     let (schedule, windows) = windows(tenant, request.week)?;
-    if !request.dry_run {
-        return Err(DigestError::SendingUnavailable);
+    if !request.dry_run && !tenant.settings.digest_enabled {
+        return Err(DigestError::Disabled);
     }
     let mut composer = Composer::new(conn, tenant.id, windows, request.page_size);
     progress.start(composer.count().await?);
@@ -167,10 +185,17 @@ pub async fn run<C: ConnectionTrait>(
         digests: 0,
         children: 0,
         assignments: 0,
-        dry_run: true,
+        dry_run: request.dry_run,
+        queued: 0,
+        already_queued: 0,
         sample: Vec::new(),
     };
     while let Some(page) = composer.next_page().await? {
+        if !request.dry_run {
+            let queued = deliver::queue_page(conn, tenant.id, windows.week, &page).await?;
+            report.queued += queued;
+            report.already_queued += page.len() as u64 - queued;
+        }
         for digest in &page {
             report.digests += 1;
             report.children += digest.children.len() as u64;

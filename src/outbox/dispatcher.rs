@@ -191,6 +191,14 @@ impl Dispatcher {
         }
         let message = match row.kind.as_str() {
             "invitation" => render::render(&self.db, &self.render, row).await?,
+            "digest" => {
+                crate::digest::deliver::render_delivery(
+                    &self.db,
+                    &self.render.message_id_domain,
+                    row,
+                )
+                .await?
+            }
             other => {
                 return Ok(Outcome::Failed {
                     error: format!("unknown outbox kind '{other}'"),
@@ -199,7 +207,8 @@ impl Dispatcher {
         };
         let Some(message) = message else {
             return Ok(Outcome::Suppressed {
-                reason: "nothing to send any more (the guardian or invitation is gone)".into(),
+                reason: "nothing to send any more (the guardian, invitation or report is gone)"
+                    .into(),
             });
         };
         let sent = match channel {

@@ -9,7 +9,7 @@ use axum::http::Request;
 use std::net::SocketAddr;
 
 /// Every route of the API, as the OpenAPI document must list it.
-const ROUTES: [(&str, &str); 47] = [
+const ROUTES: [(&str, &str); 48] = [
     ("/healthz", "get"),
     ("/readyz", "get"),
     ("/openapi.json", "get"),
@@ -49,6 +49,7 @@ const ROUTES: [(&str, &str); 47] = [
     ("/api/v1/invitations/{id}", "get"),
     ("/api/v1/invitations/limits", "get"),
     ("/api/v1/outbox", "get"),
+    ("/api/v1/digest/deliveries", "get"),
     ("/api/v1/outbox/{id}/requeue", "post"),
     ("/api/v1/sms/inbound/{tenant}", "post"),
     ("/api/v1/oneroster/runs", "post"),

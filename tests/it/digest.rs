@@ -21,11 +21,11 @@ db_tests!(
     each_exclusion_rule_leaves_guardians_out,
     windows_follow_the_tenant_zone_across_dst,
     the_email_is_plain_text,
-    a_dry_run_writes_nothing_and_a_real_run_is_refused,
+    a_dry_run_writes_nothing_and_a_disabled_tenant_queues_nothing,
 );
 
 /// Adds assignment `id` due at `due` (RFC 3339) to class `class` of `tenant`.
-async fn assign(api: &Api, tenant: &str, class: &str, id: &str, title: &str, due: &str) {
+pub async fn assign(api: &Api, tenant: &str, class: &str, id: &str, title: &str, due: &str) {
     let t = tenants::find(&api.db.conn, tenant).await.unwrap();
     let class_id: i64 = api
         .db
@@ -109,7 +109,7 @@ fn baseline() -> Vec<String> {
 }
 
 /// hw-1 due in the previous window of 2026-W48 and hw-2 in the upcoming one.
-async fn two_assignments(api: &Api) {
+pub async fn two_assignments(api: &Api) {
     assign(
         api,
         "nyc",
@@ -452,7 +452,7 @@ async fn the_email_is_plain_text(backend: Backend) {
     assert!(body.contains("Times are in America/New_York."), "{body}");
 }
 
-async fn a_dry_run_writes_nothing_and_a_real_run_is_refused(backend: Backend) {
+async fn a_dry_run_writes_nothing_and_a_disabled_tenant_queues_nothing(backend: Backend) {
     let api = Api::new(backend).await;
     two_assignments(&api).await;
     let before = api.db.fingerprint().await;
@@ -469,7 +469,7 @@ async fn a_dry_run_writes_nothing_and_a_real_run_is_refused(backend: Backend) {
     assert_eq!(paged.digests, report.digests);
     assert!(matches!(
         self::report(&api, false, 500).await,
-        Err(DigestError::SendingUnavailable)
+        Err(DigestError::Disabled)
     ));
     assert_eq!(api.db.fingerprint().await, before);
     assert_eq!(api.db.count("SELECT COUNT(*) FROM audit_log").await, audit);
@@ -598,7 +598,7 @@ fn the_cli_imports_assignments_and_dry_runs_the_digest() {
     let stderr = String::from_utf8_lossy(&real.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
-        stderr.contains("outbox") && stderr.contains("nothing was sent"),
+        stderr.contains("off for this tenant") && stderr.contains("nothing was queued"),
         "{stderr}"
     );
     let week = cli(

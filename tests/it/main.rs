@@ -21,6 +21,7 @@ mod bad_files;
 mod cli;
 mod diffed;
 mod digest;
+mod digest_delivery;
 mod import_v1;
 mod import_v21;
 mod oneroster;

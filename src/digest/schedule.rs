@@ -1,0 +1,77 @@
+//! The built-in digest scheduler of `serve`: every `digest.check_interval_seconds` it runs
+//! the digest of the current week for each tenant whose `digestEnabled` is on and whose
+//! send time (day, hour and zone from its settings) has come within the last
+//! `digest.catch_up_hours`. Runs are idempotent per (tenant, guardian, week), so checking
+//! often, several instances checking at once, or a restart only ever queue what is
+//! missing. `parent-connection digest run` does the same for an external cron.
+
+use super::{NoProgress, RunRequest, compose::DEFAULT_PAGE_SIZE, week::IsoWeek};
+use crate::config::Config;
+use crate::{db, tenants};
+use chrono::{DateTime, Utc};
+use sea_orm::DatabaseConnection;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Runs every tenant's digest that is due at `now`; returns (tenant slug, queued) pairs.
+pub async fn run_due(
+    db_conn: &DatabaseConnection,
+    catch_up: chrono::Duration,
+    now: DateTime<Utc>,
+) -> Result<Vec<(String, u64)>, super::DigestError> {
+    let slugs = db::query(
+        db_conn,
+        "SELECT t.slug FROM tenants t JOIN tenant_settings s ON s.tenant_id = t.id WHERE s.digest_enabled = TRUE ORDER BY t.id",
+        vec![],
+    )
+    .await?;
+    let mut done = Vec::new();
+    for row in slugs {
+        let slug: String = row.try_get_by_index(0)?;
+        let tenant = match tenants::find(db_conn, &slug).await {
+            Ok(tenant) => tenant,
+            Err(e) => {
+                tracing::warn!(tenant = %slug, error = %e, "digest: cannot read the tenant");
+                continue;
+            }
+        };
+        let (schedule, _) = super::windows(&tenant, None)?;
+        let week = IsoWeek::current(schedule.zone, now);
+        let windows = schedule.windows(week);
+        if now < windows.send_at || now - windows.send_at > catch_up {
+            continue;
+        }
+        let request = RunRequest {
+            week: Some(week),
+            dry_run: false,
+            sample_size: 0,
+            page_size: DEFAULT_PAGE_SIZE,
+        };
+        let report = super::run(db_conn, &tenant, request, &NoProgress).await?;
+        if report.queued > 0 {
+            tracing::info!(tenant = %slug, week = %report.week, queued = report.queued, "digest queued");
+        }
+        done.push((slug, report.queued));
+    }
+    Ok(done)
+}
+
+/// Starts the scheduler unless `digest.schedule_in_serve` is off.
+pub fn spawn(
+    db_conn: DatabaseConnection,
+    config: Arc<Config>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if !config.digest.schedule_in_serve {
+        return None;
+    }
+    let interval = Duration::from_secs(config.digest.check_interval_seconds.max(10));
+    let catch_up = chrono::Duration::hours(config.digest.catch_up_hours.max(1) as i64);
+    Some(tokio::spawn(async move {
+        loop {
+            if let Err(e) = run_due(&db_conn, catch_up, Utc::now()).await {
+                tracing::warn!(error = %e, "digest scheduler round failed; retrying later");
+            }
+            tokio::time::sleep(interval).await;
+        }
+    }))
+}

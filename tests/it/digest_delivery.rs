@@ -1,0 +1,188 @@
+//! Digest delivery through the outbox (SPEC §6): one digest per (tenant, guardian, week)
+//! whatever re-runs or concurrent runs, a real SMTP server receiving it, the disclosure
+//! log, and the built-in scheduler.
+
+use crate::api_support::*;
+use crate::approvals::patch_settings;
+use crate::db_tests;
+use crate::digest::two_assignments;
+use crate::outbox_support::{Smtp, header};
+use crate::support::Backend;
+use parent_connection::auth::Role;
+use parent_connection::digest::{self, NoProgress, RunReport, RunRequest, week::IsoWeek};
+use parent_connection::outbox::dispatcher::Dispatcher;
+use parent_connection::tenants;
+use serde_json::json;
+
+db_tests!(
+    a_run_queues_one_digest_per_guardian_and_week,
+    concurrent_runs_queue_each_digest_once,
+    a_real_smtp_server_receives_the_digest_and_the_log_shows_it,
+    the_scheduler_runs_due_digests_once,
+);
+
+async fn enable(api: &Api) {
+    let tenant_admin = api.user("nyc", "ta-1", &[Role::TenantAdmin]);
+    patch_settings(api, &tenant_admin, json!({"digestEnabled": true}))
+        .await
+        .ok();
+}
+
+async fn run(api: &Api, week: &str) -> RunReport {
+    let tenant = tenants::find(&api.db.conn, "nyc").await.unwrap();
+    let request = RunRequest {
+        week: Some(IsoWeek::parse(week).unwrap()),
+        dry_run: false,
+        sample_size: 0,
+        page_size: 1,
+    };
+    digest::run(&api.db.conn, &tenant, request, &NoProgress)
+        .await
+        .expect("digest run")
+}
+
+async fn a_run_queues_one_digest_per_guardian_and_week(backend: Backend) {
+    let api = Api::new(backend).await;
+    two_assignments(&api).await;
+    enable(&api).await;
+    let first = run(&api, "2026-W48").await;
+    assert_eq!((first.queued, first.already_queued), (2, 0), "{first:?}");
+    let again = run(&api, "2026-W48").await;
+    assert_eq!(
+        (again.queued, again.already_queued),
+        (0, 2),
+        "a re-run queues nothing"
+    );
+    assert_eq!(
+        api.db
+            .count("SELECT COUNT(*) FROM outbox WHERE kind = 'digest'")
+            .await,
+        2
+    );
+    // Another week is another digest.
+    let next = run(&api, "2026-W49").await;
+    assert_eq!(next.queued, 2, "{next:?}");
+    assert_eq!(
+        api.db.count("SELECT COUNT(*) FROM digest_deliveries").await,
+        4
+    );
+}
+
+async fn concurrent_runs_queue_each_digest_once(backend: Backend) {
+    let api = Api::new(backend).await;
+    two_assignments(&api).await;
+    enable(&api).await;
+    let (a, b) = tokio::join!(run(&api, "2026-W48"), run(&api, "2026-W48"));
+    assert_eq!(a.queued + b.queued, 2, "{a:?} {b:?}");
+    assert_eq!(a.queued + a.already_queued, 2);
+    assert_eq!(b.queued + b.already_queued, 2);
+    assert_eq!(
+        api.db
+            .count("SELECT COUNT(*) FROM outbox WHERE kind = 'digest'")
+            .await,
+        2
+    );
+}
+
+async fn a_real_smtp_server_receives_the_digest_and_the_log_shows_it(backend: Backend) {
+    let smtp = Smtp::start();
+    let url = smtp.url();
+    let api = Api::with(backend, move |config| config.mail.url = url).await;
+    two_assignments(&api).await;
+    enable(&api).await;
+    run(&api, "2026-W48").await;
+    let stats = Dispatcher::new(api.db.conn.clone(), &api.config)
+        .unwrap()
+        .drain()
+        .await
+        .unwrap();
+    assert_eq!(stats.sent, 2, "{stats:?}");
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 2);
+    let linda = messages
+        .iter()
+        .find(|m| header(m, "To").as_deref() == Some("linda.ng@example.com"))
+        .expect("Linda's digest");
+    assert!(
+        header(linda, "Content-Type")
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    assert!(!linda.to_ascii_lowercase().contains("text/html"));
+    assert!(header(linda, "Subject").is_some());
+    assert!(
+        linda.contains("Fractions") && linda.contains("Reading log"),
+        "{linda}"
+    );
+    assert!(
+        linda.contains("Ava") && linda.contains("Ben"),
+        "both children: {linda}"
+    );
+    let log = api
+        .get(
+            "/api/v1/digest/deliveries?week=2026-W48",
+            Some(&api.admin("nyc")),
+        )
+        .await;
+    let items = log.ok()["items"].as_array().unwrap().clone();
+    assert_eq!(items.len(), 2);
+    for item in &items {
+        assert_eq!(item["status"], "sent");
+        assert_eq!(item["week"], "2026-W48");
+    }
+    let mut students: Vec<Vec<String>> = items
+        .iter()
+        .map(|i| {
+            i["students"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_str().unwrap().to_string())
+                .collect()
+        })
+        .collect();
+    students.sort();
+    assert_eq!(
+        students,
+        vec![
+            vec!["stu-1".to_string()],
+            vec!["stu-1".into(), "stu-2".into()]
+        ]
+    );
+    let teacher = api
+        .get("/api/v1/digest/deliveries", Some(&api.teacher()))
+        .await;
+    assert_eq!(teacher.error(403), "forbidden");
+}
+
+async fn the_scheduler_runs_due_digests_once(backend: Backend) {
+    let api = Api::new(backend).await;
+    two_assignments(&api).await;
+    // 2026-W48's digest is due Saturday 2026-11-28 08:00 in New York (13:00 UTC).
+    let due = chrono::DateTime::parse_from_rfc3339("2026-11-28T13:30:00Z")
+        .unwrap()
+        .to_utc();
+    let catch_up = chrono::Duration::hours(24);
+    let off = digest::schedule::run_due(&api.db.conn, catch_up, due)
+        .await
+        .unwrap();
+    assert!(off.is_empty(), "digestEnabled is off by default: {off:?}");
+    enable(&api).await;
+    let early = digest::schedule::run_due(&api.db.conn, catch_up, due - chrono::Duration::hours(2))
+        .await
+        .unwrap();
+    assert!(early.is_empty(), "not due yet: {early:?}");
+    let ran = digest::schedule::run_due(&api.db.conn, catch_up, due)
+        .await
+        .unwrap();
+    assert_eq!(ran, vec![("nyc".to_string(), 2)]);
+    let again =
+        digest::schedule::run_due(&api.db.conn, catch_up, due + chrono::Duration::minutes(5))
+            .await
+            .unwrap();
+    assert_eq!(again, vec![("nyc".to_string(), 0)], "idempotent");
+    let late = digest::schedule::run_due(&api.db.conn, catch_up, due + chrono::Duration::hours(30))
+        .await
+        .unwrap();
+    assert!(late.is_empty(), "past the catch-up window: {late:?}");
+}
