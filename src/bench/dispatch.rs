@@ -128,7 +128,12 @@ async fn session(socket: tokio::net::TcpStream, stats: Arc<SinkStats>, faults: F
                 per_mille > 0 && (n + offset).is_multiple_of(1000 / per_mille)
             };
             if every(faults.dropped_per_mille, 7) {
+                // The server took the message but the answer is lost: the client retries,
+                // so the message arrives twice (with the same Message-ID).
                 stats.dropped.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut accepted) = stats.accepted.lock() {
+                    *accepted.entry(id).or_default() += 1;
+                }
                 return;
             }
             let reply: &[u8] = if every(faults.transient_per_mille, 3) {
@@ -448,8 +453,8 @@ fn markdown(
         md,
         "Written by `parent-connection bench dispatch` (`src/bench/dispatch.rs`). An in-process SMTP sink on\n\
          loopback receives every message and counts each Message-ID. Faults: 5% of messages answered `451`\n\
-         (retried), 1% dropped after the data (the connection closes before the answer; retried, so the\n\
-         sink may see them twice). Retries are immediate in this run (`backoff_base_seconds = 0`).\n"
+         (retried), 1% dropped after the data (the sink keeps the message but closes the connection before\n\
+         answering, as a lost acknowledgement; the retry delivers it again with the same Message-ID). Retries are immediate in this run (`backoff_base_seconds = 0`).\n"
     );
     let _ = writeln!(
         md,

@@ -9,7 +9,8 @@ use crate::db;
 use crate::outbox::store::Claimed;
 use crate::outbox::{Channel, Outgoing};
 use askama::Template;
-use sea_orm::{ConnectionTrait, DbErr, Value};
+use sea_orm::{ConnectionTrait, DbErr};
+use std::collections::HashMap;
 
 /// The email body.
 #[derive(Template)]
@@ -56,52 +57,88 @@ fn short(name: &str, max: usize) -> String {
     }
 }
 
-/// Renders the invitation behind outbox row `claimed`; `None` when the invitation or its
-/// guardian no longer exists (e.g. erased), so there is nothing to send.
-pub async fn render<C: ConnectionTrait>(
+/// The columns rendering needs, for invitations `i` of the tenant `$1`.
+const SELECT: &str = "SELECT i.id, c.given_name, c.family_name, t.given_name, t.family_name, ch.owner_source_id, \
+       s.given_name, tn.name, i.join_token, i.tenant_id \
+     FROM invitations i \
+     JOIN contacts c ON c.id = i.contact_id \
+     JOIN chats ch ON ch.id = i.chat_id \
+     JOIN students s ON s.id = ch.student_id \
+     JOIN tenants tn ON tn.id = i.tenant_id \
+     LEFT JOIN staff t ON t.tenant_id = i.tenant_id AND t.source_id = ch.owner_source_id";
+
+/// Renders the invitations behind outbox rows `claimed` (all of one tenant or not) in one
+/// query; a row whose invitation or guardian no longer exists (e.g. erased) maps to `None`,
+/// as there is nothing to send.
+pub async fn render_many<C: ConnectionTrait>(
     conn: &C,
     config: &RenderConfig,
+    claimed: &[&Claimed],
+) -> Result<HashMap<i64, Option<Outgoing>>, DbErr> {
+    let mut out: HashMap<i64, Option<Outgoing>> = claimed.iter().map(|c| (c.id, None)).collect();
+    if claimed.is_empty() {
+        return Ok(out);
+    }
+    let by_invitation: HashMap<i64, &Claimed> = claimed.iter().map(|c| (c.ref_id, *c)).collect();
+    let list = by_invitation
+        .keys()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let rows = db::query(conn, &format!("{SELECT} WHERE i.id IN ({list})"), vec![]).await?;
+    for row in &rows {
+        let invitation: i64 = row.try_get_by_index(0)?;
+        let Some(claimed) = by_invitation.get(&invitation) else {
+            continue;
+        };
+        let text = |i: usize| row.try_get_by_index::<Option<String>>(i);
+        // Never cross tenants, even on a corrupt reference.
+        if row.try_get_by_index::<i64>(9)? != claimed.tenant_id {
+            continue;
+        }
+        let names = Names {
+            guardian: display_name(
+                text(1)?.as_deref(),
+                text(2)?.as_deref(),
+                None,
+                Some("there"),
+            ),
+            teacher: {
+                let owner = text(5)?.unwrap_or_default();
+                display_name(text(3)?.as_deref(), text(4)?.as_deref(), None, Some(&owner))
+            },
+            student: display_name(text(6)?.as_deref(), None, None, Some("your child")),
+            district: text(7)?.unwrap_or_default(),
+            link: format!("{}{}", config.join_url, text(8)?.unwrap_or_default()),
+        };
+        let message = compose(config, claimed, &names)
+            .map_err(|e| DbErr::Custom(format!("cannot render the invitation: {e}")))?;
+        out.insert(claimed.id, Some(message));
+    }
+    Ok(out)
+}
+
+/// Everything a message says about the people involved.
+struct Names {
+    guardian: String,
+    teacher: String,
+    student: String,
+    district: String,
+    link: String,
+}
+
+fn compose(
+    config: &RenderConfig,
     claimed: &Claimed,
-) -> Result<Option<Outgoing>, DbErr> {
-    let rows = db::query(
-        conn,
-        "SELECT c.given_name, c.family_name, t.given_name, t.family_name, ch.owner_source_id, s.given_name, s.family_name, \
-           tn.name, i.join_token \
-         FROM invitations i \
-         JOIN contacts c ON c.id = i.contact_id \
-         JOIN chats ch ON ch.id = i.chat_id \
-         JOIN students s ON s.id = ch.student_id \
-         JOIN tenants tn ON tn.id = i.tenant_id \
-         LEFT JOIN staff t ON t.tenant_id = i.tenant_id AND t.source_id = ch.owner_source_id \
-         WHERE i.tenant_id = $1 AND i.id = $2",
-        vec![
-            Value::BigInt(Some(claimed.tenant_id)),
-            Value::BigInt(Some(claimed.ref_id)),
-        ],
-    )
-    .await?;
-    let Some(row) = rows.first() else {
-        return Ok(None);
-    };
-    let text = |i: usize| row.try_get_by_index::<Option<String>>(i);
-    let guardian = display_name(
-        text(0)?.as_deref(),
-        text(1)?.as_deref(),
-        None,
-        Some("there"),
-    );
-    let owner = text(4)?.unwrap_or_default();
-    let teacher = display_name(text(2)?.as_deref(), text(3)?.as_deref(), None, Some(&owner));
-    let student = display_name(text(5)?.as_deref(), None, None, Some("your child"));
-    let district = text(7)?.unwrap_or_default();
-    let link = format!("{}{}", config.join_url, text(8)?.unwrap_or_default());
+    names: &Names,
+) -> Result<Outgoing, askama::Error> {
     let message_id = crate::outbox::message_id(claimed.id, &config.message_id_domain);
-    let rendered = match Channel::parse(&claimed.channel) {
+    match Channel::parse(&claimed.channel) {
         Some(Channel::Sms) => InvitationSms {
             sender: &short(&config.sms_sender, 30),
-            teacher: &short(&teacher, 30),
-            student: &short(&student, 20),
-            link: &link,
+            teacher: &short(&names.teacher, 30),
+            student: &short(&names.student, 20),
+            link: &names.link,
         }
         .render()
         .map(|body| Outgoing {
@@ -111,11 +148,11 @@ pub async fn render<C: ConnectionTrait>(
             body: body.trim_end().to_string(),
         }),
         _ => InvitationEmail {
-            guardian: &short(&guardian, 80),
-            teacher: &short(&teacher, 80),
-            student: &short(&student, 80),
-            district: &short(&district, 120),
-            link: &link,
+            guardian: &short(&names.guardian, 80),
+            teacher: &short(&names.teacher, 80),
+            student: &short(&names.student, 80),
+            district: &short(&names.district, 120),
+            link: &names.link,
         }
         .render()
         .map(|body| Outgoing {
@@ -123,14 +160,11 @@ pub async fn render<C: ConnectionTrait>(
             to: claimed.recipient.clone(),
             subject: Some(format!(
                 "{} invited you to Parent Connection",
-                short(&teacher, 60)
+                short(&names.teacher, 60)
             )),
             body,
         }),
-    };
-    rendered
-        .map(Some)
-        .map_err(|e| DbErr::Custom(format!("cannot render the invitation: {e}")))
+    }
 }
 
 #[cfg(test)]

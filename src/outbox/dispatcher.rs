@@ -1,22 +1,27 @@
 //! The dispatcher: claims due outbox rows, renders and sends them (email or SMS, each
-//! channel under its own token-bucket rate limit), and records each outcome as soon as it
-//! is known. It runs inside `serve` and as `parent-connection dispatch [--once]`; any
+//! channel under its own token-bucket rate limit), and records the outcomes in small
+//! batches as they come in. It runs inside `serve` and as `parent-connection dispatch [--once]`; any
 //! number may run against one database.
 
 use super::backoff;
 use super::email::{MailTarget, Mailer};
 use super::sms::SmsGateway;
 use super::store::{self, Claimed, Outcome};
-use super::{Channel, SendError};
+use super::{Channel, Outgoing, SendError};
 use crate::config::Config;
 use crate::invites::render::{self, RenderConfig};
 use chrono::Utc;
 use futures_util::StreamExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use sea_orm::{DatabaseConnection, DbErr};
+use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Outcomes recorded per transaction: fewer commits, and a dispatcher that dies loses at
+/// most these (their messages are sent again once their claim runs out).
+const RECORD_BATCH: usize = 64;
 
 /// What one round did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -129,13 +134,68 @@ impl Dispatcher {
             claimed: claimed.len() as u64,
             ..Stats::default()
         };
-        let mut results = futures_util::stream::iter(claimed)
-            .map(|row| self.deliver(row))
-            .buffer_unordered(self.config.concurrency.max(1));
-        while let Some(result) = results.next().await {
-            stats.count(&result?);
-        }
+        // Sending and recording run side by side: the sends never wait for a commit, and
+        // a commit never waits for a paused send holding a pooled connection.
+        let (done, mut outcomes) = tokio::sync::mpsc::channel::<(i64, Outcome)>(RECORD_BATCH * 4);
+        // Invitations are rendered for the whole batch in one query.
+        let invitations: Vec<&Claimed> =
+            claimed.iter().filter(|c| c.kind == "invitation").collect();
+        let rendered = render::render_many(&self.db, &self.render, &invitations).await?;
+        let rendered = &rendered;
+        let send = async move {
+            let mut results = futures_util::stream::iter(claimed)
+                .map(|row| async move {
+                    let outcome = self.attempt(&row, rendered).await;
+                    (row.id, outcome)
+                })
+                .buffer_unordered(self.config.concurrency.max(1));
+            while let Some((id, outcome)) = results.next().await {
+                if done.send((id, outcome?)).await.is_err() {
+                    break;
+                }
+            }
+            Ok::<(), DbErr>(())
+        };
+        let record = async {
+            let mut batch = Vec::with_capacity(RECORD_BATCH);
+            while outcomes.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+                for (_, outcome) in &batch {
+                    stats.count(outcome);
+                }
+                self.record(std::mem::take(&mut batch)).await?;
+            }
+            Ok::<(), DbErr>(())
+        };
+        let (sent, recorded) = tokio::join!(send, record);
+        sent?;
+        recorded?;
         Ok(stats)
+    }
+
+    /// Records finished sends in one transaction (a row whose claim ran out and that
+    /// another dispatcher took is left alone).
+    async fn record(&self, done: Vec<(i64, Outcome)>) -> Result<(), DbErr> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        let txn = crate::db::begin_write(&self.db).await?;
+        let now = Utc::now();
+        let sent: Vec<i64> = done
+            .iter()
+            .filter(|(_, outcome)| *outcome == Outcome::Sent)
+            .map(|(id, _)| *id)
+            .collect();
+        let mut held = store::record_sent(&txn, &self.worker, &sent, now).await?;
+        for (id, outcome) in done.iter().filter(|(_, o)| *o != Outcome::Sent) {
+            held += u64::from(store::record(&txn, &self.worker, *id, outcome, now).await?);
+        }
+        if held < done.len() as u64 {
+            tracing::warn!(
+                lost = done.len() as u64 - held,
+                "claims ran out before their outcomes were recorded"
+            );
+        }
+        txn.commit().await
     }
 
     /// Rounds until nothing is due (`dispatch --once`).
@@ -168,19 +228,11 @@ impl Dispatcher {
         }
     }
 
-    /// Sends one claimed row and records the outcome.
-    async fn deliver(&self, row: Claimed) -> Result<Outcome, DbErr> {
-        let outcome = self.attempt(&row).await?;
-        if !store::record(&self.db, &self.worker, row.id, &outcome, Utc::now()).await? {
-            tracing::warn!(
-                outbox = row.id,
-                "the claim ran out before the outcome was recorded"
-            );
-        }
-        Ok(outcome)
-    }
-
-    async fn attempt(&self, row: &Claimed) -> Result<Outcome, DbErr> {
+    async fn attempt(
+        &self,
+        row: &Claimed,
+        rendered: &HashMap<i64, Option<Outgoing>>,
+    ) -> Result<Outcome, DbErr> {
         let channel = Channel::parse(&row.channel);
         if channel == Some(Channel::Sms)
             && store::opted_out(&self.db, row.tenant_id, &row.recipient).await?
@@ -190,7 +242,7 @@ impl Dispatcher {
             });
         }
         let message = match row.kind.as_str() {
-            "invitation" => render::render(&self.db, &self.render, row).await?,
+            "invitation" => rendered.get(&row.id).cloned().flatten(),
             "digest" => {
                 crate::digest::deliver::render_delivery(
                     &self.db,

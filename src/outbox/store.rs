@@ -196,6 +196,34 @@ pub async fn record<C: ConnectionTrait>(
     Ok(changed > 0)
 }
 
+/// Records `Sent` for many rows `worker` still holds, in one statement; returns how many
+/// were still held.
+pub async fn record_sent<C: ConnectionTrait>(
+    conn: &C,
+    worker: &str,
+    ids: &[i64],
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let list = ids
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    Ok(db::exec(
+        conn,
+        &format!(
+            "UPDATE outbox SET status = 'sent', sent_at = $1, claimed_by = NULL, lease_until = NULL, updated_at = $1 \
+             WHERE id IN ({list}) AND claimed_by = $2 AND status = 'sending'"
+        ),
+        vec![Value::ChronoDateTimeUtc(Some(now)), worker.into()],
+    )
+    .await?
+    .rows_affected())
+}
+
 /// A dead or failed message, for the admin view.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
