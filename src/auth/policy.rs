@@ -65,6 +65,30 @@ fn user_only(principal: &Principal) -> Result<(), Denied> {
     }
 }
 
+/// The caller's SIS source id when they hold the teacher role.
+fn teacher_id(principal: &Principal) -> Option<&str> {
+    match &principal.identity {
+        Identity::User { source_id, roles } if roles.contains(&Role::Teacher) => Some(source_id),
+        _ => None,
+    }
+}
+
+/// The teacher's SIS source id if they teach `student_source_id`; not found otherwise;
+/// `forbidden` for callers without the teacher role.
+async fn teacher_of<C: ConnectionTrait>(
+    conn: &C,
+    principal: &Principal,
+    student_source_id: &str,
+    forbidden: &'static str,
+) -> Result<String, Denied> {
+    let teacher = teacher_id(principal).ok_or(Denied::Forbidden(forbidden))?;
+    if roster::teacher_reaches_student(conn, principal.tenant, teacher, student_source_id).await? {
+        Ok(teacher.to_string())
+    } else {
+        Err(Denied::NotFound)
+    }
+}
+
 /// Which view of `student_source_id`'s contacts the caller gets.
 pub async fn student_contacts<C: ConnectionTrait>(
     conn: &C,
@@ -75,20 +99,14 @@ pub async fn student_contacts<C: ConnectionTrait>(
     if is_admin(principal) {
         return Ok(View::Admin);
     }
-    match &principal.identity {
-        Identity::User { source_id, roles } if roles.contains(&Role::Teacher) => {
-            if roster::teacher_reaches_student(conn, principal.tenant, source_id, student_source_id)
-                .await?
-            {
-                Ok(View::Teacher)
-            } else {
-                Err(Denied::NotFound)
-            }
-        }
-        _ => Err(Denied::Forbidden(
-            "reading contacts needs the teacher, global-admin or teams-admin role",
-        )),
-    }
+    teacher_of(
+        conn,
+        principal,
+        student_source_id,
+        "reading contacts needs the teacher, global-admin or teams-admin role",
+    )
+    .await
+    .map(|_| View::Teacher)
 }
 
 /// Which classes the caller may list.
@@ -97,14 +115,11 @@ pub fn class_scope(principal: &Principal) -> Result<ClassScope, Denied> {
     if is_admin(principal) {
         return Ok(ClassScope::All);
     }
-    match &principal.identity {
-        Identity::User { source_id, roles } if roles.contains(&Role::Teacher) => {
-            Ok(ClassScope::TaughtBy(source_id.clone()))
-        }
-        _ => Err(Denied::Forbidden(
+    teacher_id(principal)
+        .map(|teacher| ClassScope::TaughtBy(teacher.to_string()))
+        .ok_or(Denied::Forbidden(
             "classes need the teacher, global-admin or teams-admin role",
-        )),
-    }
+        ))
 }
 
 /// A class the caller may open: its database id, and whether only active students and
@@ -194,20 +209,13 @@ pub async fn submit_contact_request<C: ConnectionTrait>(
     student_source_id: &str,
 ) -> Result<String, Denied> {
     user_only(principal)?;
-    match &principal.identity {
-        Identity::User { source_id, roles } if roles.contains(&Role::Teacher) => {
-            if roster::teacher_reaches_student(conn, principal.tenant, source_id, student_source_id)
-                .await?
-            {
-                Ok(source_id.clone())
-            } else {
-                Err(Denied::NotFound)
-            }
-        }
-        _ => Err(Denied::Forbidden(
-            "proposing contact edits needs the teacher role",
-        )),
-    }
+    teacher_of(
+        conn,
+        principal,
+        student_source_id,
+        "proposing contact edits needs the teacher role",
+    )
+    .await
 }
 
 /// Reading contact requests: approvers read every request, teachers their own.
@@ -216,14 +224,11 @@ pub fn read_contact_requests(principal: &Principal) -> Result<RequestScope, Deni
     if is_admin(principal) {
         return Ok(RequestScope::All);
     }
-    match &principal.identity {
-        Identity::User { source_id, roles } if roles.contains(&Role::Teacher) => {
-            Ok(RequestScope::OwnedBy(source_id.clone()))
-        }
-        _ => Err(Denied::Forbidden(
+    teacher_id(principal)
+        .map(|teacher| RequestScope::OwnedBy(teacher.to_string()))
+        .ok_or(Denied::Forbidden(
             "contact requests need the teacher, global-admin or teams-admin role",
-        )),
-    }
+        ))
 }
 
 /// Approving or rejecting contact requests, and erasing contacts: approvers only.
@@ -276,23 +281,22 @@ pub async fn start_chat<C: ConnectionTrait>(
     principal: &Principal,
     student_source_id: &str,
 ) -> Result<String, Denied> {
-    let teacher = chat_owner(principal)?;
-    if roster::teacher_reaches_student(conn, principal.tenant, &teacher, student_source_id).await? {
-        Ok(teacher)
-    } else {
-        Err(Denied::NotFound)
-    }
+    user_only(principal)?;
+    teacher_of(
+        conn,
+        principal,
+        student_source_id,
+        "chats and block lists are for teachers",
+    )
+    .await
 }
 
 /// Managing one's own chats and block list: teachers. Returns their SIS source id.
 pub fn chat_owner(principal: &Principal) -> Result<String, Denied> {
     user_only(principal)?;
-    match &principal.identity {
-        Identity::User { source_id, roles } if roles.contains(&Role::Teacher) => {
-            Ok(source_id.clone())
-        }
-        _ => Err(Denied::Forbidden("chats and block lists are for teachers")),
-    }
+    teacher_id(principal)
+        .map(str::to_string)
+        .ok_or(Denied::Forbidden("chats and block lists are for teachers"))
 }
 
 /// Whose view of chats the caller gets on the staff routes: a teacher sees the chats they
@@ -300,12 +304,10 @@ pub fn chat_owner(principal: &Principal) -> Result<String, Denied> {
 pub fn chat_viewer(principal: &Principal) -> Result<crate::chats::store::Viewer, Denied> {
     use crate::chats::store::Viewer;
     user_only(principal)?;
-    match &principal.identity {
-        Identity::User { source_id, roles } if roles.contains(&Role::Teacher) => {
-            Ok(Viewer::Teacher(source_id.clone()))
-        }
-        _ if is_admin(principal) => Ok(Viewer::Admin),
-        _ => Err(Denied::Forbidden(
+    match teacher_id(principal) {
+        Some(teacher) => Ok(Viewer::Teacher(teacher.to_string())),
+        None if is_admin(principal) => Ok(Viewer::Admin),
+        None => Err(Denied::Forbidden(
             "chats need the teacher, global-admin or teams-admin role",
         )),
     }
@@ -345,15 +347,13 @@ async fn owned_class<C: ConnectionTrait>(
     principal: &Principal,
     class_source_id: &str,
 ) -> Result<Option<Option<i64>>, Denied> {
-    match &principal.identity {
-        Identity::User { source_id, roles } if roles.contains(&Role::Teacher) => {
-            let scope = ClassScope::TaughtBy(source_id.clone());
-            Ok(Some(
-                roster::find_class(conn, principal.tenant, &scope, class_source_id).await?,
-            ))
-        }
-        _ => Ok(None),
-    }
+    let Some(teacher) = teacher_id(principal) else {
+        return Ok(None);
+    };
+    let scope = ClassScope::TaughtBy(teacher.to_string());
+    Ok(Some(
+        roster::find_class(conn, principal.tenant, &scope, class_source_id).await?,
+    ))
 }
 
 /// An app holding `EduAssignments.ReadWrite.All` reaches every class of its tenant (any

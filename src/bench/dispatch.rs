@@ -462,23 +462,7 @@ fn markdown(
         started_at.format("%Y-%m-%d %H:%M")
     );
     let _ = writeln!(md, "- **Commit:** `{}`", measure::git_commit());
-    let _ = writeln!(
-        md,
-        "- **Machine:** {} CPU(s), {}, {:.1} GiB RAM, {}",
-        machine.cpus,
-        machine.cpu_model,
-        machine.memory_bytes as f64 / (1u64 << 30) as f64,
-        machine.os
-    );
-    let _ = writeln!(
-        md,
-        "- **Build:** {}",
-        if cfg!(debug_assertions) {
-            "debug (numbers are not representative)"
-        } else {
-            "release"
-        }
-    );
+    md.push_str(&measure::machine_lines(machine));
     let _ = writeln!(
         md,
         "- **Settings:** `mail.pool_size` = 16, `outbox.batch_size` = 1000, `outbox.concurrency` = 32\n"

@@ -1,6 +1,6 @@
 //! `BENCHMARKS.md`: the results of a benchmark run, regenerated as a whole each time.
 
-use super::{BackendResults, ImportBenchArgs, ImportBenchResults, Phase, phases};
+use super::{BackendResults, ImportBenchArgs, ImportBenchResults, Phase, measure, phases};
 use std::fmt::Write as _;
 
 /// First import of 1,000,000 students, seconds.
@@ -76,23 +76,7 @@ pub fn markdown(results: &ImportBenchResults, args: &ImportBenchArgs) -> String 
         results.started_at.format("%Y-%m-%d %H:%M")
     );
     let _ = writeln!(md, "- **Commit:** `{}`", results.commit);
-    let _ = writeln!(
-        md,
-        "- **Machine:** {} CPU(s), {}, {:.1} GiB RAM, {}",
-        machine.cpus,
-        machine.cpu_model,
-        machine.memory_bytes as f64 / (1u64 << 30) as f64,
-        machine.os
-    );
-    let _ = writeln!(
-        md,
-        "- **Build:** {}",
-        if cfg!(debug_assertions) {
-            "debug (numbers are not representative)"
-        } else {
-            "release"
-        }
-    );
+    md.push_str(&measure::machine_lines(machine));
     let _ = writeln!(
         md,
         "- **Scale:** {} students (seed {}): {} schools, {} homeroom classes and teachers, {} families, {} contact users, {} student–contact links; {} `users.csv` rows, {} enrollments; {:.0} MiB of CSV, rows in random order",
