@@ -153,6 +153,22 @@ pub fn git_commit() -> String {
     }
 }
 
+/// The "Machine" and "Build" lines every benchmark section starts with.
+pub fn machine_lines(machine: &Machine) -> String {
+    format!(
+        "- **Machine:** {} CPU(s), {}, {:.1} GiB RAM, {}\n- **Build:** {}\n",
+        machine.cpus,
+        machine.cpu_model,
+        machine.memory_bytes as f64 / (1u64 << 30) as f64,
+        machine.os,
+        if cfg!(debug_assertions) {
+            "debug (numbers are not representative)"
+        } else {
+            "release"
+        }
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,20 +184,4 @@ mod tests {
         }
         assert!(!Machine::detect().cpu_model.is_empty());
     }
-}
-
-/// The "Machine" and "Build" lines every benchmark section starts with.
-pub fn machine_lines(machine: &Machine) -> String {
-    format!(
-        "- **Machine:** {} CPU(s), {}, {:.1} GiB RAM, {}\n- **Build:** {}\n",
-        machine.cpus,
-        machine.cpu_model,
-        machine.memory_bytes as f64 / (1u64 << 30) as f64,
-        machine.os,
-        if cfg!(debug_assertions) {
-            "debug (numbers are not representative)"
-        } else {
-            "release"
-        }
-    )
 }
