@@ -119,6 +119,8 @@ pub struct MailConfig {
     pub pool_size: usize,
     /// SMTP timeout, seconds.
     pub timeout_seconds: u64,
+    /// PEM file of an extra trusted CA (empty: the public web roots only).
+    pub tls_root_certificate: String,
 }
 
 /// `[sms]`
@@ -347,6 +349,7 @@ impl fmt::Debug for MailConfig {
             .field("message_id_domain", &self.message_id_domain)
             .field("pool_size", &self.pool_size)
             .field("timeout_seconds", &self.timeout_seconds)
+            .field("tls_root_certificate", &self.tls_root_certificate)
             .finish()
     }
 }

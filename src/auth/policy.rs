@@ -57,7 +57,7 @@ fn user_only(principal: &Principal) -> Result<(), Denied> {
     match principal.identity {
         Identity::User { .. } => Ok(()),
         Identity::App { .. } => Err(Denied::Forbidden(
-            "app-only tokens may use the Graph-compatible read only",
+            "app-only tokens may use the Graph-compatible read and the assignment routes only",
         )),
         Identity::Contact { .. } => Err(Denied::Forbidden(
             "this route is for school staff, not for parents and guardians",

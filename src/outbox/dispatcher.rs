@@ -83,11 +83,13 @@ impl Dispatcher {
     /// A dispatcher for `config`'s mail and SMS settings.
     pub fn new(db: DatabaseConnection, config: &Config) -> Result<Self, String> {
         let target = MailTarget::parse(&config.mail.url)?;
-        let mailer = Mailer::new(
+        let root = config.mail.tls_root_certificate.trim();
+        let mailer = Mailer::with_root_certificate(
             target,
             &config.mail.from,
             config.mail.pool_size,
             Duration::from_secs(config.mail.timeout_seconds.max(1)),
+            (!root.is_empty()).then(|| std::path::Path::new(root)),
         )?;
         let sms = SmsGateway::from_config(&config.sms)?;
         Ok(Self {

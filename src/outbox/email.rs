@@ -11,7 +11,7 @@
 use super::{Outgoing, SendError};
 use lettre::message::{Mailbox, Message, header::ContentType};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncFileTransport, AsyncTransport, Tokio1Executor};
 use std::path::PathBuf;
@@ -166,6 +166,8 @@ impl MailTarget {
 /// Sends plain-text email to the configured target.
 pub struct Mailer {
     target: MailTarget,
+    /// Extra trusted root certificate (PEM) for a relay with a private CA.
+    root_certificate: Option<Vec<u8>>,
     from: Mailbox,
     files: Option<AsyncFileTransport<Tokio1Executor>>,
     pool: Mutex<Vec<AsyncSmtpConnection>>,
@@ -182,6 +184,27 @@ impl Mailer {
         pool_size: usize,
         timeout: Duration,
     ) -> Result<Self, String> {
+        Self::with_root_certificate(target, from, pool_size, timeout, None)
+    }
+
+    /// As [`Mailer::new`], also trusting the CA certificate in the PEM file `root` (a relay
+    /// with a private CA, `mail.tls_root_certificate`).
+    pub fn with_root_certificate(
+        target: MailTarget,
+        from: &str,
+        pool_size: usize,
+        timeout: Duration,
+        root: Option<&std::path::Path>,
+    ) -> Result<Self, String> {
+        let root_certificate = match root {
+            Some(path) => Some(std::fs::read(path).map_err(|e| {
+                format!(
+                    "cannot read mail.tls_root_certificate {}: {e}",
+                    path.display()
+                )
+            })?),
+            None => None,
+        };
         let from: Mailbox = from
             .parse()
             .map_err(|e| format!("mail.from '{from}' is not a mailbox: {e}"))?;
@@ -195,6 +218,7 @@ impl Mailer {
         };
         Ok(Self {
             target,
+            root_certificate,
             from,
             files,
             pool: Mutex::new(Vec::new()),
@@ -284,8 +308,14 @@ impl Mailer {
             )
         };
         let tls = || {
-            TlsParameters::new(host.clone())
-                .map_err(|e| SendError::permanent(format!("TLS setup failed: {e}")))
+            let failed = |e: lettre::transport::smtp::Error| {
+                SendError::permanent(format!("TLS setup failed: {e}"))
+            };
+            let mut builder = TlsParameters::builder(host.clone());
+            if let Some(pem) = &self.root_certificate {
+                builder = builder.add_root_certificate(Certificate::from_pem(pem).map_err(failed)?);
+            }
+            builder.build().map_err(failed)
         };
         let mut connection = if *security == Security::Implicit {
             AsyncSmtpConnection::connect_tokio1(

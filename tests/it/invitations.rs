@@ -703,3 +703,46 @@ async fn joined_guardians_are_not_invited_and_the_outbox_is_for_admins(backend: 
     let other_tenant = api.get("/api/v1/outbox", Some(&api.admin("bos"))).await;
     assert_eq!(other_tenant.ok()["counts"]["queued"], 0);
 }
+
+/// STARTTLS to a relay whose certificate comes from a private CA (`mail.tls_root_certificate`);
+/// without trusting that CA the send fails instead of going out unverified.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_to_a_relay_with_a_private_ca() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = crate::outbox_support::test_certificates(certs.path());
+    let smtp = Smtp::start_tls(&cert, &key);
+    let url = format!("smtp://localhost:{}?tls=required", smtp.port);
+    let untrusted = {
+        let url = url.clone();
+        api_with_mail(move |config| config.mail.url = url).await
+    };
+    let par1 = contact_id(&untrusted, "nyc", "par-1").await;
+    start_chat(&untrusted, &[&par1]).await;
+    let refused = dispatch(&untrusted).await;
+    assert_eq!(
+        refused.sent, 0,
+        "an unverified certificate is not accepted: {refused:?}"
+    );
+    assert!(smtp.messages().is_empty());
+    let trusted = api_with_mail(move |config| {
+        config.mail.url = url;
+        config.mail.tls_root_certificate = ca.display().to_string();
+    })
+    .await;
+    let par1 = contact_id(&trusted, "nyc", "par-1").await;
+    start_chat(&trusted, &[&par1]).await;
+    let sent = dispatch(&trusted).await;
+    assert_eq!(sent.sent, 1, "{sent:?}");
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(
+        header(&messages[0], "To").as_deref(),
+        Some("linda.ng@example.com")
+    );
+}
+
+async fn api_with_mail(
+    change: impl FnOnce(&mut parent_connection::config::Config) + Send + 'static,
+) -> Api {
+    Api::with(Backend::Sqlite, change).await
+}
