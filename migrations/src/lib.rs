@@ -15,6 +15,7 @@ mod m20261201_000005_chats;
 mod m20261201_000006_invitations;
 mod m20261201_000007_assignments;
 mod m20261201_000008_digest_deliveries;
+mod m20261201_000009_email_suppressions;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000006_invitations::Migration),
             Box::new(m20261201_000007_assignments::Migration),
             Box::new(m20261201_000008_digest_deliveries::Migration),
+            Box::new(m20261201_000009_email_suppressions::Migration),
         ]
     }
 }

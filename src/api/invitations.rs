@@ -253,6 +253,73 @@ pub async fn requeue(
     }
 }
 
+/// Addresses the mail server refused for good.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SuppressionList {
+    /// Newest first (at most 1000).
+    pub items: Vec<outbox::Suppression>,
+}
+
+/// Email addresses that get nothing more because the mail server refused them for good
+/// (admins).
+#[utoipa::path(
+    get,
+    path = "/api/v1/email-suppressions",
+    tag = "invitations",
+    responses(
+        (status = 200, description = "Suppressed addresses", body = SuppressionList),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn suppressions(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<SuppressionList>, ApiError> {
+    policy::administer_contacts(&principal)?;
+    Ok(Json(SuppressionList {
+        items: outbox::suppressions(&state.db, principal.tenant.0).await?,
+    }))
+}
+
+/// Lifts a suppression: the address receives invitations and digests again (audited).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/email-suppressions/{id}",
+    tag = "invitations",
+    params(("id" = String, Path, description = "Suppression id")),
+    responses(
+        (status = 204, description = "Lifted"),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such suppression", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn lift_suppression(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    policy::administer_contacts(&principal)?;
+    let actor = principal.actor();
+    if outbox::lift_suppression(
+        &state.db,
+        principal.tenant.0,
+        number(&id, "suppression")?,
+        &actor,
+    )
+    .await?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("suppression"))
+    }
+}
+
 /// Replies that stop texts (case-insensitive, the first word).
 const STOP_WORDS: [&str; 6] = ["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"];
 /// Replies that start them again.

@@ -168,6 +168,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/digest/deliveries", get(digest::deliveries))
         .route("/api/v1/outbox", get(invitations::outbox_view))
         .route("/api/v1/outbox/{id}/requeue", post(invitations::requeue))
+        .route("/api/v1/email-suppressions", get(invitations::suppressions))
+        .route(
+            "/api/v1/email-suppressions/{id}",
+            axum::routing::delete(invitations::lift_suppression),
+        )
         .route(
             "/api/v1/sms/inbound/{tenant}",
             post(invitations::inbound_sms),

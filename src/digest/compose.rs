@@ -110,8 +110,10 @@ fn has_report() -> String {
     )
 }
 
-/// A contact that can receive email.
-const HAS_EMAIL: &str = "c.tenant_id = $1 AND c.email IS NOT NULL AND c.email LIKE '%_@_%'";
+/// A contact that can receive email: a plausible address the mail server has not refused
+/// for good (`email_suppressions`).
+const HAS_EMAIL: &str = "c.tenant_id = $1 AND c.email IS NOT NULL AND c.email LIKE '%_@_%' \
+     AND NOT EXISTS (SELECT 1 FROM email_suppressions x WHERE x.tenant_id = $1 AND x.email = LOWER(c.email))";
 
 /// Streams a tenant's digests for one week, page by page.
 pub struct Composer<'a, C> {

@@ -54,8 +54,8 @@ pub struct InvitationItem {
     /// `queued`, `sent`, `failed`, `dead`, `suppressed`, or `not_sent`.
     pub status: String,
     /// Why SMS fell back to email, or why nothing was sent: `sms_disabled`, `no_mobile`,
-    /// `sms_opted_out`, `no_email`, `unreachable`, `already_joined`, `guardian_limit`,
-    /// `tenant_daily_limit`.
+    /// `sms_opted_out`, `no_email`, `email_suppressed`, `unreachable`, `already_joined`,
+    /// `guardian_limit`, `tenant_daily_limit`.
     pub reason: Option<String>,
     /// The last delivery error, if any.
     pub last_error: Option<String>,
@@ -239,7 +239,8 @@ pub async fn invite<C: ConnectionTrait>(
     let rows = db::query(
         conn,
         "SELECT c.email, c.mobile_phone, c.joined_at, \
-           (SELECT COUNT(*) FROM sms_opt_outs o WHERE o.tenant_id = c.tenant_id AND o.phone = c.mobile_phone) \
+           (SELECT COUNT(*) FROM sms_opt_outs o WHERE o.tenant_id = c.tenant_id AND o.phone = c.mobile_phone), \
+           (SELECT COUNT(*) FROM email_suppressions x WHERE x.tenant_id = c.tenant_id AND x.email = LOWER(c.email)) \
          FROM contacts c WHERE c.tenant_id = $1 AND c.id = $2",
         vec![Value::BigInt(Some(tenant)), Value::BigInt(Some(contact))],
     )
@@ -251,6 +252,9 @@ pub async fn invite<C: ConnectionTrait>(
     let mobile: Option<String> = row.try_get_by_index(1)?;
     let joined: Option<DateTime<Utc>> = row.try_get_by_index(2)?;
     let opted_out = row.try_get_by_index::<i64>(3)? > 0;
+    // An address the mail server refused for good is no address.
+    let email_suppressed = row.try_get_by_index::<i64>(4)? > 0;
+    let email = email.filter(|_| !email_suppressed);
     if joined.is_some() {
         return Ok(InvitationItem::not_sent(contact, "already_joined"));
     }
@@ -275,7 +279,13 @@ pub async fn invite<C: ConnectionTrait>(
         email,
         mobile.map(|m| (m, opted_out)),
     ) {
+        Ok((channel, address, Some("no_email"))) if email_suppressed => {
+            (channel, address, Some("email_suppressed"))
+        }
         Ok(choice) => choice,
+        Err("unreachable") if email_suppressed => {
+            return Ok(InvitationItem::not_sent(contact, "email_suppressed"));
+        }
         Err(reason) => return Ok(InvitationItem::not_sent(contact, reason)),
     };
     let id: i64 = db::query(

@@ -138,7 +138,8 @@ impl Dispatcher {
         };
         // Sending and recording run side by side: the sends never wait for a commit, and
         // a commit never waits for a paused send holding a pooled connection.
-        let (done, mut outcomes) = tokio::sync::mpsc::channel::<(i64, Outcome)>(RECORD_BATCH * 4);
+        let (done, mut outcomes) =
+            tokio::sync::mpsc::channel::<(Claimed, Outcome)>(RECORD_BATCH * 4);
         // Invitations are rendered for the whole batch in one query.
         let invitations: Vec<&Claimed> =
             claimed.iter().filter(|c| c.kind == "invitation").collect();
@@ -148,11 +149,11 @@ impl Dispatcher {
             let mut results = futures_util::stream::iter(claimed)
                 .map(|row| async move {
                     let outcome = self.attempt(&row, rendered).await;
-                    (row.id, outcome)
+                    (row, outcome)
                 })
                 .buffer_unordered(self.config.concurrency.max(1));
-            while let Some((id, outcome)) = results.next().await {
-                if done.send((id, outcome?)).await.is_err() {
+            while let Some((row, outcome)) = results.next().await {
+                if done.send((row, outcome?)).await.is_err() {
                     break;
                 }
             }
@@ -176,7 +177,7 @@ impl Dispatcher {
 
     /// Records finished sends in one transaction (a row whose claim ran out and that
     /// another dispatcher took is left alone).
-    async fn record(&self, done: Vec<(i64, Outcome)>) -> Result<(), DbErr> {
+    async fn record(&self, done: Vec<(Claimed, Outcome)>) -> Result<(), DbErr> {
         if done.is_empty() {
             return Ok(());
         }
@@ -185,11 +186,17 @@ impl Dispatcher {
         let sent: Vec<i64> = done
             .iter()
             .filter(|(_, outcome)| *outcome == Outcome::Sent)
-            .map(|(id, _)| *id)
+            .map(|(row, _)| row.id)
             .collect();
         let mut held = store::record_sent(&txn, &self.worker, &sent, now).await?;
-        for (id, outcome) in done.iter().filter(|(_, o)| *o != Outcome::Sent) {
-            held += u64::from(store::record(&txn, &self.worker, *id, outcome, now).await?);
+        for (row, outcome) in done.iter().filter(|(_, o)| *o != Outcome::Sent) {
+            held += u64::from(store::record(&txn, &self.worker, row.id, outcome, now).await?);
+            // An address the mail server refused for good gets nothing more.
+            if let Outcome::Failed { error } = outcome
+                && row.channel == Channel::Email.as_str()
+            {
+                store::suppress_email(&txn, row.tenant_id, &row.recipient, error, now).await?;
+            }
         }
         if held < done.len() as u64 {
             tracing::warn!(

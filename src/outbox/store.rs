@@ -326,6 +326,100 @@ pub async fn requeue(
     Ok(true)
 }
 
+/// Suppresses `email` for the tenant after a final refusal (kept once per address).
+pub async fn suppress_email<C: ConnectionTrait>(
+    conn: &C,
+    tenant: i64,
+    email: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    db::exec(
+        conn,
+        "INSERT INTO email_suppressions (tenant_id, email, reason, created_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (tenant_id, email) DO NOTHING",
+        vec![
+            Value::BigInt(Some(tenant)),
+            email.to_lowercase().into(),
+            reason.into(),
+            Value::ChronoDateTimeUtc(Some(now)),
+        ],
+    )
+    .await
+    .map(|_| ())
+}
+
+/// A suppressed address, for the admin view.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Suppression {
+    /// Id (to lift it).
+    pub id: String,
+    /// The address (lower-cased).
+    pub email: String,
+    /// The mail server's final answer.
+    pub reason: String,
+    /// When (UTC).
+    pub created_at: DateTime<Utc>,
+}
+
+/// The tenant's suppressed addresses, newest first (at most 1000).
+pub async fn suppressions<C: ConnectionTrait>(
+    conn: &C,
+    tenant: i64,
+) -> Result<Vec<Suppression>, DbErr> {
+    db::query(
+        conn,
+        "SELECT id, email, reason, created_at FROM email_suppressions WHERE tenant_id = $1 ORDER BY id DESC LIMIT 1000",
+        vec![Value::BigInt(Some(tenant))],
+    )
+    .await?
+    .iter()
+    .map(|row| {
+        Ok(Suppression {
+            id: row.try_get_by_index::<i64>(0)?.to_string(),
+            email: row.try_get_by_index(1)?,
+            reason: row.try_get_by_index(2)?,
+            created_at: row.try_get_by_index(3)?,
+        })
+    })
+    .collect()
+}
+
+/// Lifts a suppression (audited); false when there is none with this id in the tenant.
+pub async fn lift_suppression(
+    db_conn: &DatabaseConnection,
+    tenant: i64,
+    id: i64,
+    actor: &str,
+) -> Result<bool, DbErr> {
+    let txn = db::begin_write(db_conn).await?;
+    let lifted = db::exec(
+        &txn,
+        "DELETE FROM email_suppressions WHERE tenant_id = $1 AND id = $2",
+        vec![Value::BigInt(Some(tenant)), Value::BigInt(Some(id))],
+    )
+    .await?
+    .rows_affected();
+    if lifted == 0 {
+        return Ok(false);
+    }
+    audit::record(
+        &txn,
+        AuditEntry {
+            tenant_id: Some(tenant),
+            actor,
+            action: "outbox.unsuppress",
+            target: Some(format!("email_suppression:{id}")),
+            before: None,
+            after: None,
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(true)
+}
+
 /// True when `phone` replied STOP to the tenant's messages (and has not replied START).
 pub async fn opted_out<C: ConnectionTrait>(
     conn: &C,

@@ -19,6 +19,7 @@ db_tests!(
     concurrent_runs_queue_each_digest_once,
     a_real_smtp_server_receives_the_digest_and_the_log_shows_it,
     the_scheduler_runs_due_digests_once,
+    a_suppressed_address_gets_no_digest,
 );
 
 async fn enable(api: &Api) {
@@ -185,4 +186,22 @@ async fn the_scheduler_runs_due_digests_once(backend: Backend) {
         .await
         .unwrap();
     assert!(late.is_empty(), "past the catch-up window: {late:?}");
+}
+
+async fn a_suppressed_address_gets_no_digest(backend: Backend) {
+    let api = Api::new(backend).await;
+    two_assignments(&api).await;
+    enable(&api).await;
+    let tenant = tenants::find(&api.db.conn, "nyc").await.unwrap();
+    parent_connection::outbox::store::suppress_email(
+        &api.db.conn,
+        tenant.id.0,
+        "Linda.Ng@example.com",
+        "550 no such user",
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    let report = run(&api, "2026-W48").await;
+    assert_eq!(report.queued, 1, "only Tom: {report:?}");
 }

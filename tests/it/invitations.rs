@@ -465,6 +465,44 @@ async fn smtp_4xx_is_retried_and_5xx_is_final(backend: Backend) {
         .await;
     assert!(errors[0].contains("451"), "{errors:?}");
     assert!(errors[1].contains("550"), "{errors:?}");
+    // The refused address is suppressed: no more invitations until an admin lifts it.
+    let list = api
+        .get("/api/v1/email-suppressions", Some(&api.admin("nyc")))
+        .await;
+    let suppressed = list.ok()["items"].as_array().unwrap().clone();
+    assert_eq!(suppressed.len(), 1);
+    assert_eq!(suppressed[0]["email"], "tom.ng@example.com");
+    let again = start_chat(&api, &[&par2]).await;
+    assert_eq!(
+        again["invitations"].as_array().unwrap().last().unwrap()["reason"],
+        "email_suppressed",
+        "{again}"
+    );
+    let teacher = api
+        .get("/api/v1/email-suppressions", Some(&api.teacher()))
+        .await;
+    assert_eq!(teacher.error(403), "forbidden");
+    let id = suppressed[0]["id"].as_str().unwrap();
+    let lifted = api
+        .send(
+            Request::delete(format!("/api/v1/email-suppressions/{id}"))
+                .header("authorization", format!("Bearer {}", api.admin("nyc")))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(lifted.status, 204);
+    let after = start_chat(&api, &[&par2]).await;
+    let statuses: Vec<&str> = after["invitations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["status"].as_str().unwrap())
+        .collect();
+    assert!(
+        statuses.contains(&"queued"),
+        "invited again once lifted: {after}"
+    );
 }
 
 /// Queues `n` invitations: one chat per extra guardian of stu-1.
