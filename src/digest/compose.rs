@@ -196,6 +196,50 @@ impl<'a, C: ConnectionTrait> Composer<'a, C> {
         Ok(Some(digests))
     }
 
+    /// Records, with two set-based statements inside `conn`'s transaction, one
+    /// `digest_deliveries` row (guardian, the students it is about, the assignment lines)
+    /// and its outbox row for every guardian with a digest this week who has none yet;
+    /// returns how many were new. Nothing is composed row by row: the email is rendered
+    /// when it is sent.
+    pub async fn queue_all(&self, week: &str, now: DateTime<Utc>) -> Result<u64, DbErr> {
+        let students = match self.conn.get_database_backend() {
+            sea_orm::DbBackend::Postgres => "CAST(json_agg(DISTINCT s.source_id) AS TEXT)",
+            _ => "json_group_array(DISTINCT s.source_id)",
+        };
+        let mut values = self.window_values();
+        values.push(week.into());
+        values.push(Value::ChronoDateTimeUtc(Some(now)));
+        let queued = db::exec(
+            self.conn,
+            &format!(
+                "INSERT INTO digest_deliveries (tenant_id, contact_id, week, students, assignments, queued_at) \
+                 SELECT $1, c.id, $4, {students}, COUNT(*), $5 \
+                 FROM contacts c JOIN student_contacts l ON l.contact_id = c.id {JOINS} \
+                 WHERE {HAS_EMAIL} AND {RULES} GROUP BY c.id \
+                 ON CONFLICT (tenant_id, contact_id, week) DO NOTHING"
+            ),
+            values,
+        )
+        .await?
+        .rows_affected();
+        db::exec(
+            self.conn,
+            "INSERT INTO outbox (tenant_id, kind, ref_id, channel, recipient, status, attempts, next_attempt_at, created_at, updated_at) \
+             SELECT d.tenant_id, 'digest', d.id, 'email', c.email, 'queued', 0, $3, $3, $3 \
+             FROM digest_deliveries d JOIN contacts c ON c.id = d.contact_id \
+             WHERE d.tenant_id = $1 AND d.week = $2 \
+               AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.kind = 'digest' AND o.ref_id = d.id) \
+             ORDER BY d.id",
+            vec![
+                Value::BigInt(Some(self.tenant.0)),
+                week.into(),
+                Value::ChronoDateTimeUtc(Some(now)),
+            ],
+        )
+        .await?;
+        Ok(queued)
+    }
+
     /// The digest of one guardian now (`None`: nothing to report, or no email any more).
     pub async fn one(&self, contact: i64) -> Result<Option<Digest>, DbErr> {
         Ok(self.rows(contact, contact).await?.into_iter().next())

@@ -1,81 +1,20 @@
-//! Queueing digests and rendering them at send time. Each queued digest is one
+//! Digests at send time, and the disclosure log. Each queued digest is one
 //! `digest_deliveries` row — unique per (tenant, guardian, week) — plus its outbox row,
-//! written for a whole page in one transaction; a guardian already queued for the week is
-//! skipped by `ON CONFLICT DO NOTHING`, which is what makes re-runs, concurrent runs and
-//! restarts after a crash send at most one digest per guardian and week. The rows are the
-//! disclosure log (who received a digest about which students, when).
+//! written by [`Composer::queue_all`](super::compose::Composer::queue_all); a guardian
+//! already queued for the week is skipped by `ON CONFLICT DO NOTHING`, which is what makes
+//! re-runs, concurrent runs and restarts after a crash send at most one digest per
+//! guardian and week. The rows are the disclosure log (who received a digest about which
+//! students, when).
 
-use super::compose::{Composer, Digest};
+use super::compose::Composer;
 use super::week::IsoWeek;
 use crate::db;
 use crate::domain::TenantId;
 use crate::outbox::store::Claimed;
 use crate::outbox::{Outgoing, message_id};
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Value};
+use sea_orm::{ConnectionTrait, DbErr, Value};
 use serde::Serialize;
-
-/// Queues the digests of one page; returns how many were new for the week.
-pub async fn queue_page(
-    db_conn: &DatabaseConnection,
-    tenant: TenantId,
-    week: IsoWeek,
-    page: &[Digest],
-) -> Result<u64, DbErr> {
-    if page.is_empty() {
-        return Ok(0);
-    }
-    let now = Utc::now();
-    let week = week.to_string();
-    let mut values = vec![
-        Value::BigInt(Some(tenant.0)),
-        week.as_str().into(),
-        Value::ChronoDateTimeUtc(Some(now)),
-    ];
-    let mut rows = Vec::with_capacity(page.len());
-    for digest in page {
-        let students: Vec<&str> = digest
-            .children
-            .iter()
-            .map(|c| c.student_id.as_str())
-            .collect();
-        values.push(Value::BigInt(Some(digest.contact_id)));
-        values.push(serde_json::to_string(&students).unwrap_or_default().into());
-        values.push(Value::BigInt(Some(digest.assignment_count() as i64)));
-        let n = values.len();
-        rows.push(format!("($1, ${}, $2, ${}, ${}, $3)", n - 2, n - 1, n));
-    }
-    let txn = db::begin_write(db_conn).await?;
-    let inserted = db::query(
-        &txn,
-        &format!(
-            "INSERT INTO digest_deliveries (tenant_id, contact_id, week, students, assignments, queued_at) VALUES {} \
-             ON CONFLICT (tenant_id, contact_id, week) DO NOTHING RETURNING id",
-            rows.join(", ")
-        ),
-        values,
-    )
-    .await?;
-    let ids = inserted
-        .iter()
-        .map(|r| r.try_get_by_index::<i64>(0).map(|id| id.to_string()))
-        .collect::<Result<Vec<_>, _>>()?;
-    if !ids.is_empty() {
-        db::exec(
-            &txn,
-            &format!(
-                "INSERT INTO outbox (tenant_id, kind, ref_id, channel, recipient, status, attempts, next_attempt_at, created_at, updated_at) \
-                 SELECT d.tenant_id, 'digest', d.id, 'email', c.email, 'queued', 0, $1, $1, $1 \
-                 FROM digest_deliveries d JOIN contacts c ON c.id = d.contact_id WHERE d.id IN ({}) ORDER BY d.id",
-                ids.join(", ")
-            ),
-            vec![Value::ChronoDateTimeUtc(Some(now))],
-        )
-        .await?;
-    }
-    txn.commit().await?;
-    Ok(ids.len() as u64)
-}
 
 /// Renders the digest behind outbox row `claimed` as it is now; `None` when there is
 /// nothing to report any more (the guardian left, was erased, or lost their email).

@@ -6,7 +6,8 @@
 //! a sample, writing nothing. A real run records one `digest_deliveries` row per guardian
 //! and week — unique, so a re-run, a second instance running at the same time, or a run
 //! restarted after a crash never queues a second digest for the same week — and its outbox
-//! row, page by page in one transaction each; the email is rendered when it is sent. The
+//! row, with two set-based statements in one transaction; the email is rendered when it is
+//! sent. The
 //! delivery rows are the disclosure log: who received a digest about which students.
 
 pub mod compose;
@@ -173,7 +174,8 @@ pub async fn run(
         return Err(DigestError::Disabled);
     }
     let mut composer = Composer::new(conn, tenant.id, windows, request.page_size);
-    progress.start(composer.count().await?);
+    let eligible = composer.count().await?;
+    progress.start(eligible);
     let mut report = RunReport {
         tenant: tenant.slug.clone(),
         week: windows.week.to_string(),
@@ -190,12 +192,21 @@ pub async fn run(
         already_queued: 0,
         sample: Vec::new(),
     };
+    if !request.dry_run {
+        // One transaction of set-based statements: all queued, or nothing.
+        let txn = crate::db::begin_write(conn).await?;
+        let queued = Composer::new(&txn, tenant.id, windows, request.page_size)
+            .queue_all(&report.week, chrono::Utc::now())
+            .await?;
+        txn.commit().await?;
+        report.queued = queued;
+        report.already_queued = eligible.saturating_sub(queued);
+        report.digests = eligible;
+        progress.advance(eligible);
+        progress.finish();
+        return Ok(report);
+    }
     while let Some(page) = composer.next_page().await? {
-        if !request.dry_run {
-            let queued = deliver::queue_page(conn, tenant.id, windows.week, &page).await?;
-            report.queued += queued;
-            report.already_queued += page.len() as u64 - queued;
-        }
         for digest in &page {
             report.digests += 1;
             report.children += digest.children.len() as u64;

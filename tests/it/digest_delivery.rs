@@ -139,9 +139,12 @@ async fn a_real_smtp_server_receives_the_digest_and_the_log_shows_it(backend: Ba
                 .unwrap()
                 .iter()
                 .map(|s| s.as_str().unwrap().to_string())
-                .collect()
+                .collect::<Vec<_>>()
         })
         .collect();
+    for list in &mut students {
+        list.sort();
+    }
     students.sort();
     assert_eq!(
         students,
