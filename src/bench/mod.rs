@@ -10,6 +10,7 @@
 //! written to `BENCHMARKS.md` ([`report`]).
 
 pub mod child;
+pub mod digest;
 pub mod dispatch;
 pub mod floor;
 pub mod generate;
@@ -53,6 +54,10 @@ pub enum BenchCommand {
     /// PostgreSQL with --postgres-url), then the same with 5% transient 451 answers and 1%
     /// of messages dropped after their data, checking that none is lost.
     Dispatch(dispatch::DispatchBenchArgs),
+    /// Benchmark a weekly digest run at district scale (default 1,000,000 guardians) and
+    /// write the digest section of BENCHMARKS.md: compose and enqueue time, peak RSS, and
+    /// the growth of the delivery and outbox tables.
+    Digest(digest::DigestBenchArgs),
     /// One database phase of `bench import`, run in a child process (internal).
     #[command(hide = true)]
     ImportPhase(child::PhaseArgs),
@@ -106,6 +111,7 @@ pub async fn run(command: BenchCommand, config: &Config) -> Result<()> {
         }
         BenchCommand::ImportPhase(args) => child::run_phase(args, config).await,
         BenchCommand::Dispatch(args) => dispatch::run(&args, config).await,
+        BenchCommand::Digest(args) => digest::run(&args, config).await,
     }
 }
 

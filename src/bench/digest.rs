@@ -1,0 +1,292 @@
+//! `parent-connection bench digest`: a weekly digest run at district scale.
+//!
+//! Generates, with set-based SQL in a fresh database, F families of two guardians and two
+//! children each (so 2F guardians with two children each), children in groups of 25 that
+//! share 7 classes, and 3 assignments per class in each of the two windows of the week;
+//! then times a real `digest run` (count, compose and enqueue: one `digest_deliveries` row
+//! and one outbox row per guardian), and measures peak RSS and how much the delivery and
+//! outbox tables grew.
+
+use super::measure::{self, Machine};
+use crate::config::Config;
+use crate::digest::{self, NoProgress, RunRequest, week::IsoWeek};
+use anyhow::{Context, Result};
+use sea_orm::{DatabaseConnection, Value};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Options of `bench digest`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DigestBenchArgs {
+    /// Guardians (two per family, two children per family).
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    pub guardians: u64,
+    /// Also benchmark PostgreSQL (a fresh database bench_digest_<pid>, dropped at the end).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "BENCH_POSTGRES_URL",
+        hide_env_values = true
+    )]
+    pub postgres_url: Option<String>,
+    /// Markdown file whose digest section is (re)written.
+    #[arg(long, value_name = "FILE", default_value = "BENCHMARKS.md")]
+    pub out: PathBuf,
+}
+
+/// The benchmark's week: 2026-W48, due Saturday 2026-11-28 08:00 New York.
+const WEEK: &str = "2026-W48";
+
+/// One engine's figures.
+struct Figures {
+    engine: String,
+    generate_seconds: f64,
+    queue_seconds: f64,
+    queued: u64,
+    rerun_seconds: f64,
+    peak_rss_kib: u64,
+    growth_bytes: u64,
+}
+
+fn series(n: u64) -> String {
+    format!("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n})")
+}
+
+/// Fills a fresh tenant (id 1) with the families, classes and assignments.
+async fn generate(db: &DatabaseConnection, guardians: u64) -> Result<()> {
+    use crate::db::exec;
+    let families = guardians.div_ceil(2);
+    let students = families * 2;
+    let groups = students.div_ceil(25);
+    let classes = groups * 7;
+    let now = Value::ChronoDateTimeUtc(Some(chrono::Utc::now()));
+    crate::tenants::create(
+        db,
+        &crate::domain::TenantSlug::parse("bench").map_err(anyhow::Error::msg)?,
+        "Bench District",
+        crate::domain::Region::default(),
+        20,
+        "bench",
+    )
+    .await?;
+    exec(
+        db,
+        "UPDATE tenant_settings SET digest_enabled = TRUE",
+        vec![],
+    )
+    .await?;
+    let steps = [
+        format!(
+            "INSERT INTO students (tenant_id, source_id, given_name, family_name, status, created_at, updated_at) {} SELECT 1, 's' || CAST(i AS TEXT), 'Kid', CAST(i AS TEXT), 'active', $1, $1 FROM n",
+            series(students)
+        ),
+        format!(
+            "INSERT INTO contacts (tenant_id, source_key, given_name, family_name, email, created_at, updated_at) {} SELECT 1, 'g' || CAST(i AS TEXT), 'Guardian', CAST(i AS TEXT), 'g' || CAST(i AS TEXT) || '@example.com', $1, $1 FROM n",
+            series(families * 2)
+        ),
+        // Guardians 2f-1 and 2f are the parent and guardian of children 2f-1 and 2f.
+        format!(
+            "INSERT INTO student_contacts (tenant_id, student_id, contact_id, relationship, relationship_provenance, relationship_changed_at, status, first_seen_at, last_seen_at, updated_at) \
+                 {} SELECT 1, ((i - 1) / 4) * 2 + 1 + ((i - 1) % 2), ((i - 1) / 4) * 2 + 1 + ((i - 1) / 2) % 2, CASE WHEN (i - 1) / 2 % 2 = 0 THEN 'parent' ELSE 'guardian' END, 'sync', $1, 'active', $1, $1, $1 FROM n",
+            series(families * 4)
+        ),
+        format!(
+            "INSERT INTO classes (tenant_id, source_id, title, status, created_at, updated_at) {} SELECT 1, 'c' || CAST(i AS TEXT), 'Class ' || CAST(i AS TEXT), 'active', $1, $1 FROM n",
+            series(classes)
+        ),
+        // Child s sits in the 7 classes of its group of 25.
+        format!(
+            "INSERT INTO enrollments (tenant_id, class_id, role, person_id, status, created_at, updated_at) \
+                 {} SELECT 1, ((i - 1) / 7 / 25) * 7 + ((i - 1) % 7) + 1, 'student', (i - 1) / 7 + 1, 'active', $1, $1 FROM n",
+            series(students * 7)
+        ),
+    ];
+    for sql in &steps {
+        exec(db, sql, vec![now.clone()]).await?;
+    }
+    // 3 assignments per class due in the previous week and 3 in the upcoming one.
+    let due = |days: i64| {
+        chrono::DateTime::parse_from_rfc3339("2026-11-28T13:00:00Z")
+            .map(|t| t.to_utc() + chrono::Duration::days(days))
+    };
+    for (slot, days) in [(1, -6), (2, -4), (3, -2), (4, 1), (5, 3), (6, 5)] {
+        exec(
+            db,
+            &format!(
+                "INSERT INTO assignments (tenant_id, class_id, external_id, title, due_at, due_offset_seconds, points, created_by, created_at, updated_at) \
+                 {} SELECT 1, i, 'a{slot}-' || CAST(i AS TEXT), 'Assignment {slot}', $2, -18000, 10, 'bench', $1, $1 FROM n",
+                series(classes)
+            ),
+            vec![now.clone(), Value::ChronoDateTimeUtc(Some(due(days)?))],
+        )
+        .await?;
+    }
+    exec(db, "ANALYZE", vec![]).await?;
+    Ok(())
+}
+
+/// Bytes the delivery and outbox tables take.
+async fn table_bytes(
+    db: &DatabaseConnection,
+    sqlite_file: Option<&std::path::Path>,
+) -> Result<u64> {
+    match sqlite_file {
+        Some(file) => {
+            crate::db::exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", vec![]).await?;
+            Ok(std::fs::metadata(file).map(|m| m.len()).unwrap_or(0))
+        }
+        None => Ok(crate::db::count(
+            db,
+            "SELECT CAST(pg_total_relation_size('outbox') + pg_total_relation_size('digest_deliveries') AS BIGINT)",
+            vec![],
+        )
+        .await? as u64),
+    }
+}
+
+async fn run_engine(
+    config: &Config,
+    engine: &str,
+    url: &str,
+    sqlite_file: Option<PathBuf>,
+    guardians: u64,
+) -> Result<Figures> {
+    let mut database = config.database.clone();
+    database.url = url.to_string();
+    let db = crate::db::connect(&database).await?;
+    crate::db::migrate(&db).await?;
+    eprintln!("{engine}: generating {guardians} guardians …");
+    let started = Instant::now();
+    generate(&db, guardians).await?;
+    let generate_seconds = started.elapsed().as_secs_f64();
+    let before = table_bytes(&db, sqlite_file.as_deref()).await?;
+    let tenant = crate::tenants::find(&db, "bench").await?;
+    let request = RunRequest {
+        week: Some(IsoWeek::parse(WEEK).map_err(|e| anyhow::anyhow!(e.0))?),
+        dry_run: false,
+        sample_size: 0,
+        page_size: crate::digest::compose::DEFAULT_PAGE_SIZE,
+    };
+    eprintln!("{engine}: digest run …");
+    let meter = measure::PhaseMeter::start();
+    let report = digest::run(&db, &tenant, request, &NoProgress).await?;
+    let cost = meter.stop();
+    let after = table_bytes(&db, sqlite_file.as_deref()).await?;
+    let rerun = Instant::now();
+    let again = digest::run(&db, &tenant, request, &NoProgress).await?;
+    let rerun_seconds = rerun.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        again.queued == 0,
+        "a re-run queued {} digests",
+        again.queued
+    );
+    db.close().await.ok();
+    Ok(Figures {
+        engine: engine.into(),
+        generate_seconds,
+        queue_seconds: cost.wall.as_secs_f64(),
+        queued: report.queued,
+        rerun_seconds,
+        peak_rss_kib: cost.peak_rss_kib.unwrap_or(0),
+        growth_bytes: after.saturating_sub(before),
+    })
+}
+
+/// Runs the benchmark and rewrites the digest section of `args.out`.
+pub async fn run(args: &DigestBenchArgs, config: &Config) -> Result<()> {
+    let started_at = chrono::Utc::now();
+    let machine = Machine::detect();
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("digest.db");
+    let mut figures = vec![
+        run_engine(
+            config,
+            "SQLite",
+            &format!("sqlite://{}?mode=rwc", file.display()),
+            Some(file.clone()),
+            args.guardians,
+        )
+        .await?,
+    ];
+    if let Some(admin_url) = &args.postgres_url {
+        let name = format!("bench_digest_{}", std::process::id());
+        let admin = sea_orm::Database::connect(admin_url)
+            .await
+            .context("connect to --postgres-url")?;
+        crate::db::exec(&admin, &format!("CREATE DATABASE {name}"), vec![]).await?;
+        let base = admin_url
+            .rsplit_once('/')
+            .map(|(b, _)| b.to_string())
+            .unwrap_or_default();
+        let result = run_engine(
+            config,
+            "PostgreSQL",
+            &format!("{base}/{name}"),
+            None,
+            args.guardians,
+        )
+        .await;
+        crate::db::exec(
+            &admin,
+            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            vec![],
+        )
+        .await?;
+        figures.push(result?);
+    }
+    let mut md = String::from("## Digest benchmark\n\n");
+    let _ = writeln!(
+        md,
+        "Written by `parent-connection bench digest` (`src/bench/digest.rs`): {} guardians in families of two guardians \
+         and two children, children in groups of 25 sharing 7 classes, 3 assignments per class in each window of week \
+         {WEEK}; a real `digest run` counts, composes and enqueues (one `digest_deliveries` row and one outbox row per \
+         guardian; emails are rendered at send time). Peak RSS is the process's high-water mark during the run; growth \
+         is the delivery and outbox tables (PostgreSQL: `pg_total_relation_size`; SQLite: the database file after a \
+         checkpoint).\n",
+        args.guardians
+    );
+    let _ = writeln!(
+        md,
+        "- **Date (UTC):** {}",
+        started_at.format("%Y-%m-%d %H:%M")
+    );
+    let _ = writeln!(md, "- **Commit:** `{}`", measure::git_commit());
+    md.push_str(&measure::machine_lines(&machine));
+    let _ = writeln!(
+        md,
+        "\n| engine | generate | compose + enqueue (target ≤ 60 s) | digests queued | re-run | peak RSS (target ≤ 512 MB) | outbox growth (target ≤ 200 MB) |\n|---|---|---|---|---|---|---|"
+    );
+    for f in &figures {
+        let rss_mb = f.peak_rss_kib as f64 / 1024.0;
+        let growth_mb = f.growth_bytes as f64 / (1u64 << 20) as f64;
+        let verdict = |ok: bool| if ok { "met" } else { "**NOT met**" };
+        let _ = writeln!(
+            md,
+            "| {} | {:.1} s | {:.1} s — {} | {} | {:.1} s | {:.0} MiB — {} | {:.0} MiB — {} |",
+            f.engine,
+            f.generate_seconds,
+            f.queue_seconds,
+            verdict(f.queue_seconds <= 60.0),
+            f.queued,
+            f.rerun_seconds,
+            rss_mb,
+            verdict(rss_mb <= 512.0),
+            growth_mb,
+            verdict(growth_mb <= 200.0)
+        );
+    }
+    super::sections::write(&args.out, "digest", &md)?;
+    eprintln!("wrote {}", args.out.display());
+    for f in &figures {
+        println!(
+            "{}: {} digests queued in {:.1} s, peak RSS {} MiB, growth {} MiB",
+            f.engine,
+            f.queued,
+            f.queue_seconds,
+            f.peak_rss_kib / 1024,
+            f.growth_bytes >> 20
+        );
+    }
+    Ok(())
+}
