@@ -137,28 +137,30 @@ pub async fn class<C: ConnectionTrait>(
         .ok_or(Denied::NotFound)
 }
 
-/// Running an import (uploading a snapshot).
-pub fn run_import(principal: &Principal) -> Result<(), Denied> {
+/// Global admins and teams admins only; `why` explains the refusal to everyone else.
+fn admins_only(principal: &Principal, why: &'static str) -> Result<(), Denied> {
     user_only(principal)?;
     if is_admin(principal) {
         Ok(())
     } else {
-        Err(Denied::Forbidden(
-            "imports need the global-admin or teams-admin role",
-        ))
+        Err(Denied::Forbidden(why))
     }
+}
+
+/// Running an import (uploading a snapshot).
+pub fn run_import(principal: &Principal) -> Result<(), Denied> {
+    admins_only(
+        principal,
+        "imports need the global-admin or teams-admin role",
+    )
 }
 
 /// Running a OneRoster sync and reading or storing the tenant's OneRoster connection.
 pub fn run_oneroster(principal: &Principal) -> Result<(), Denied> {
-    user_only(principal)?;
-    if is_admin(principal) {
-        Ok(())
-    } else {
-        Err(Denied::Forbidden(
-            "OneRoster syncs and connections need the global-admin or teams-admin role",
-        ))
-    }
+    admins_only(
+        principal,
+        "OneRoster syncs and connections need the global-admin or teams-admin role",
+    )
 }
 
 /// Reading import runs and their reports.
@@ -233,14 +235,7 @@ pub fn read_contact_requests(principal: &Principal) -> Result<RequestScope, Deni
 
 /// Approving or rejecting contact requests, and erasing contacts: approvers only.
 pub fn administer_contacts(principal: &Principal) -> Result<(), Denied> {
-    user_only(principal)?;
-    if is_admin(principal) {
-        Ok(())
-    } else {
-        Err(Denied::Forbidden(
-            "this needs the global-admin or teams-admin role",
-        ))
-    }
+    admins_only(principal, "this needs the global-admin or teams-admin role")
 }
 
 /// Reading tenant settings: tenant admins and approvers.
