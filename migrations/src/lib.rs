@@ -16,6 +16,7 @@ mod m20261201_000006_invitations;
 mod m20261201_000007_assignments;
 mod m20261201_000008_digest_deliveries;
 mod m20261201_000009_email_suppressions;
+mod m20261201_000010_digest_handoff;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000007_assignments::Migration),
             Box::new(m20261201_000008_digest_deliveries::Migration),
             Box::new(m20261201_000009_email_suppressions::Migration),
+            Box::new(m20261201_000010_digest_handoff::Migration),
         ]
     }
 }

@@ -33,6 +33,10 @@ pub struct DigestBenchArgs {
     /// Markdown file whose digest section is (re)written.
     #[arg(long, value_name = "FILE", default_value = "BENCHMARKS.md")]
     pub out: PathBuf,
+    /// Keep the SQLite benchmark database at FILE for inspection (it must not exist;
+    /// default: a temporary file, removed at the end).
+    #[arg(long, value_name = "FILE")]
+    pub keep_sqlite: Option<PathBuf>,
 }
 
 /// The benchmark's week: 2026-W48, due Saturday 2026-11-28 08:00 New York.
@@ -213,7 +217,13 @@ pub async fn run(args: &DigestBenchArgs, config: &Config) -> Result<()> {
     let started_at = chrono::Utc::now();
     let machine = Machine::detect();
     let dir = tempfile::tempdir()?;
-    let file = dir.path().join("digest.db");
+    let file = match &args.keep_sqlite {
+        Some(path) => {
+            anyhow::ensure!(!path.exists(), "{} exists already", path.display());
+            path.clone()
+        }
+        None => dir.path().join("digest.db"),
+    };
     let mut figures = vec![
         run_engine(
             config,

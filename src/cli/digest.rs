@@ -71,6 +71,16 @@ pub enum DigestCommand {
 struct DigestBar(ProgressBar);
 
 impl RunProgress for DigestBar {
+    fn queueing(&self) {
+        if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
+            self.0.set_style(style);
+        }
+        self.0
+            .set_message("queueing this week's digests (one set-based statement)");
+        self.0
+            .enable_steady_tick(std::time::Duration::from_millis(120));
+    }
+
     fn start(&self, total: u64) {
         self.0.set_length(total);
         if let Ok(style) =

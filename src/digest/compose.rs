@@ -93,15 +93,52 @@ const JOINS: &str = "JOIN students s ON s.id = l.student_id \
      JOIN assignments a ON a.class_id = k.id \
      LEFT JOIN class_digest_settings d ON d.class_id = k.id";
 
-/// The inclusion rules (module documentation): `$1` tenant, `$2`/`$3` the union of the
-/// two windows.
-const RULES: &str = "l.tenant_id = $1 AND l.status = 'active' \
-     AND l.relationship IN ('parent', 'guardian') \
-     AND s.tenant_id = $1 AND s.status = 'active' \
-     AND e.tenant_id = $1 AND e.status = 'active' \
-     AND k.tenant_id = $1 AND k.status = 'active' \
-     AND (d.notify_guardians IS NULL OR d.notify_guardians = TRUE) \
-     AND a.tenant_id = $1 AND a.due_at >= $2 AND a.due_at < $3";
+// The inclusion rules (module documentation) in three parts, each written once: the link
+// and its student, the student's enrollment, the class and its assignments in the windows.
+// `$1` is the tenant, `$2`/`$3` the union of the two windows.
+macro_rules! link_rules {
+    () => {
+        "l.tenant_id = $1 AND l.status = 'active' \
+         AND l.relationship IN ('parent', 'guardian') \
+         AND s.tenant_id = $1 AND s.status = 'active'"
+    };
+}
+macro_rules! enrollment_rules {
+    () => {
+        "e.tenant_id = $1 AND e.role = 'student' AND e.status = 'active'"
+    };
+}
+macro_rules! class_rules {
+    () => {
+        "k.tenant_id = $1 AND k.status = 'active' \
+         AND (d.notify_guardians IS NULL OR d.notify_guardians = TRUE) \
+         AND a.tenant_id = $1 AND a.due_at >= $2 AND a.due_at < $3"
+    };
+}
+
+/// Every inclusion rule, over the joins of [`JOINS`].
+const RULES: &str = concat!(
+    link_rules!(),
+    " AND ",
+    enrollment_rules!(),
+    " AND ",
+    class_rules!()
+);
+
+/// The rules on a link `l` and its student `s`.
+const LINK_RULES: &str = link_rules!();
+
+/// Assignment lines per student (`student_id`, `lines`) under the enrollment and class
+/// rules, counted per class before they are summed per student.
+const PER_STUDENT: &str = concat!(
+    "SELECT e.person_id AS student_id, SUM(pc.lines) AS lines FROM enrollments e JOIN (",
+    "SELECT a.class_id, COUNT(*) AS lines FROM assignments a JOIN classes k ON k.id = a.class_id ",
+    "LEFT JOIN class_digest_settings d ON d.class_id = k.id WHERE ",
+    class_rules!(),
+    " GROUP BY a.class_id) pc ON pc.class_id = e.class_id WHERE ",
+    enrollment_rules!(),
+    " GROUP BY e.person_id"
+);
 
 /// `EXISTS`: contact `c` has something to report.
 fn has_report() -> String {
@@ -196,11 +233,17 @@ impl<'a, C: ConnectionTrait> Composer<'a, C> {
         Ok(Some(digests))
     }
 
-    /// Records, with two set-based statements inside `conn`'s transaction, one
+    /// Records, in one set-based statement inside `conn`'s transaction, one pending
     /// `digest_deliveries` row (guardian, the students it is about, the assignment lines)
-    /// and its outbox row for every guardian with a digest this week who has none yet;
-    /// returns how many were new. Nothing is composed row by row: the email is rendered
-    /// when it is sent.
+    /// for every guardian with a digest this week who has none yet; returns how many were
+    /// new. Dispatchers hand pending deliveries to the outbox a batch at a time
+    /// ([`hand_over`](super::deliver::hand_over)), and the email is rendered when it is sent.
+    ///
+    /// The assignments are counted per class first and summed per child, so the statement
+    /// joins a guardian's children and their enrollments (about 14 rows for two children in
+    /// seven classes), not every assignment line (about 84). Guardians already recorded for
+    /// the week are skipped before the join, so a re-run is cheap; `ON CONFLICT DO NOTHING`
+    /// still settles a run that races another one.
     pub async fn queue_all(&self, week: &str, now: DateTime<Utc>) -> Result<u64, DbErr> {
         let students = match self.conn.get_database_backend() {
             sea_orm::DbBackend::Postgres => "CAST(json_agg(DISTINCT s.source_id) AS TEXT)",
@@ -212,31 +255,19 @@ impl<'a, C: ConnectionTrait> Composer<'a, C> {
         let queued = db::exec(
             self.conn,
             &format!(
-                "INSERT INTO digest_deliveries (tenant_id, contact_id, week, students, assignments, queued_at) \
-                 SELECT $1, c.id, $4, {students}, COUNT(*), $5 \
-                 FROM contacts c JOIN student_contacts l ON l.contact_id = c.id {JOINS} \
-                 WHERE {HAS_EMAIL} AND {RULES} GROUP BY c.id \
+                "INSERT INTO digest_deliveries (tenant_id, contact_id, week, students, assignments, queued_at, state) \
+                 SELECT $1, c.id, $4, {students}, SUM(ps.lines), $5, 'pending' \
+                 FROM contacts c JOIN student_contacts l ON l.contact_id = c.id \
+                 JOIN students s ON s.id = l.student_id JOIN ({PER_STUDENT}) ps ON ps.student_id = s.id \
+                 WHERE {HAS_EMAIL} AND {LINK_RULES} \
+                   AND NOT EXISTS (SELECT 1 FROM digest_deliveries q WHERE q.tenant_id = $1 AND q.contact_id = c.id AND q.week = $4) \
+                 GROUP BY c.id \
                  ON CONFLICT (tenant_id, contact_id, week) DO NOTHING"
             ),
             values,
         )
         .await?
         .rows_affected();
-        db::exec(
-            self.conn,
-            "INSERT INTO outbox (tenant_id, kind, ref_id, channel, recipient, status, attempts, next_attempt_at, created_at, updated_at) \
-             SELECT d.tenant_id, 'digest', d.id, 'email', c.email, 'queued', 0, $3, $3, $3 \
-             FROM digest_deliveries d JOIN contacts c ON c.id = d.contact_id \
-             WHERE d.tenant_id = $1 AND d.week = $2 \
-               AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.kind = 'digest' AND o.ref_id = d.id) \
-             ORDER BY d.id",
-            vec![
-                Value::BigInt(Some(self.tenant.0)),
-                week.into(),
-                Value::ChronoDateTimeUtc(Some(now)),
-            ],
-        )
-        .await?;
         Ok(queued)
     }
 

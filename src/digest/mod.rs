@@ -2,13 +2,14 @@
 //! ([`compose`]), plain-text rendering ([`render`]), delivery through the outbox
 //! ([`deliver`]) and the built-in scheduler ([`schedule`]).
 //!
-//! A run composes every digest of a week page by page. A dry run counts them and renders
-//! a sample, writing nothing. A real run records one `digest_deliveries` row per guardian
-//! and week — unique, so a re-run, a second instance running at the same time, or a run
-//! restarted after a crash never queues a second digest for the same week — and its outbox
-//! row, with two set-based statements in one transaction; the email is rendered when it is
-//! sent. The
-//! delivery rows are the disclosure log: who received a digest about which students.
+//! A dry run composes every digest of a week page by page, counts them and renders a
+//! sample, writing nothing. A real run records, in one set-based statement, one pending
+//! `digest_deliveries` row per guardian and week — unique, so a re-run, a second instance
+//! running at the same time, or a run restarted after a crash never queues a second digest
+//! for the same week. Dispatchers hand pending deliveries to the outbox a batch at a time,
+//! render each email when they send it, and drop a sent digest's outbox row once its
+//! delivery row records the send ([`deliver`]). The delivery rows are the disclosure log:
+//! who received a digest about which students, and when.
 
 pub mod compose;
 pub mod deliver;
@@ -43,7 +44,9 @@ pub enum DigestError {
 
 /// Reports how far a run is.
 pub trait RunProgress: Send + Sync {
-    /// `total` guardians are about to be composed.
+    /// A real run is queueing every digest in one statement (no count to show).
+    fn queueing(&self) {}
+    /// `total` guardians are about to be composed (dry run).
     fn start(&self, total: u64);
     /// `n` more were composed.
     fn advance(&self, n: u64);
@@ -91,17 +94,17 @@ pub struct RunReport {
     pub previous: Window,
     /// The upcoming window.
     pub upcoming: Window,
-    /// Digests (one per guardian).
+    /// Digests (one per guardian): composed (dry run), or recorded for the week (real run).
     pub digests: u64,
-    /// Child sections over all digests.
+    /// Child sections over all digests (dry run).
     pub children: u64,
-    /// Assignment lines over all digests.
+    /// Assignment lines over all digests (dry run).
     pub assignments: u64,
     /// True: nothing was queued or sent.
     pub dry_run: bool,
     /// Digests queued by this run (real runs).
     pub queued: u64,
-    /// Digests of this week queued before (by an earlier or a concurrent run): skipped.
+    /// Digests of this week recorded by an earlier or a concurrent run: skipped.
     pub already_queued: u64,
     /// The first rendered digests.
     pub sample: Vec<render::Rendered>,
@@ -173,9 +176,6 @@ pub async fn run(
     if !request.dry_run && !tenant.settings.digest_enabled {
         return Err(DigestError::Disabled);
     }
-    let mut composer = Composer::new(conn, tenant.id, windows, request.page_size);
-    let eligible = composer.count().await?;
-    progress.start(eligible);
     let mut report = RunReport {
         tenant: tenant.slug.clone(),
         week: windows.week.to_string(),
@@ -193,19 +193,23 @@ pub async fn run(
         sample: Vec::new(),
     };
     if !request.dry_run {
-        // One transaction of set-based statements: all queued, or nothing.
+        progress.queueing();
+        // One statement in one transaction: all queued, or nothing.
         let txn = crate::db::begin_write(conn).await?;
         let queued = Composer::new(&txn, tenant.id, windows, request.page_size)
             .queue_all(&report.week, chrono::Utc::now())
             .await?;
+        // Counted after the insert, so a run that raced another one sees its rows too.
+        let recorded = deliver::recorded(&txn, tenant.id, &report.week).await?;
         txn.commit().await?;
         report.queued = queued;
-        report.already_queued = eligible.saturating_sub(queued);
-        report.digests = eligible;
-        progress.advance(eligible);
+        report.already_queued = recorded.saturating_sub(queued);
+        report.digests = recorded;
         progress.finish();
         return Ok(report);
     }
+    let mut composer = Composer::new(conn, tenant.id, windows, request.page_size);
+    progress.start(composer.count().await?);
     while let Some(page) = composer.next_page().await? {
         for digest in &page {
             report.digests += 1;

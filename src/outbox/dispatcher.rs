@@ -124,6 +124,8 @@ impl Dispatcher {
     pub async fn run_once(&self) -> Result<Stats, DbErr> {
         let now = Utc::now();
         let lease = now + chrono::Duration::seconds(self.config.lease_seconds.max(1) as i64);
+        // Weekly digests wait outside the outbox until a round has room for them.
+        crate::digest::deliver::hand_over(&self.db, self.config.batch_size.max(1), now).await?;
         let claimed = store::claim(
             &self.db,
             &self.worker,
@@ -183,12 +185,16 @@ impl Dispatcher {
         }
         let txn = crate::db::begin_write(&self.db).await?;
         let now = Utc::now();
-        let sent: Vec<i64> = done
-            .iter()
-            .filter(|(_, outcome)| *outcome == Outcome::Sent)
-            .map(|(row, _)| row.id)
-            .collect();
-        let mut held = store::record_sent(&txn, &self.worker, &sent, now).await?;
+        let sent = |digest: bool| -> Vec<i64> {
+            done.iter()
+                .filter(|(row, outcome)| {
+                    *outcome == Outcome::Sent && (row.kind == "digest") == digest
+                })
+                .map(|(row, _)| row.id)
+                .collect()
+        };
+        let mut held = store::record_sent(&txn, &self.worker, &sent(false), now).await?;
+        held += crate::digest::deliver::record_sent(&txn, &self.worker, &sent(true), now).await?;
         for (row, outcome) in done.iter().filter(|(_, o)| *o != Outcome::Sent) {
             held += u64::from(store::record(&txn, &self.worker, row.id, outcome, now).await?);
             // An address the mail server refused for good gets nothing more.

@@ -6,7 +6,7 @@ use crate::api_support::*;
 use crate::approvals::patch_settings;
 use crate::db_tests;
 use crate::digest::two_assignments;
-use crate::outbox_support::{Smtp, header};
+use crate::outbox_support::{ScriptedSmtp, Smtp, header};
 use crate::support::Backend;
 use parent_connection::auth::Role;
 use parent_connection::digest::{self, NoProgress, RunReport, RunRequest, week::IsoWeek};
@@ -20,6 +20,9 @@ db_tests!(
     a_real_smtp_server_receives_the_digest_and_the_log_shows_it,
     the_scheduler_runs_due_digests_once,
     a_suppressed_address_gets_no_digest,
+    dispatchers_hand_digests_to_the_outbox_a_batch_at_a_time,
+    a_digest_that_is_not_sent_keeps_its_outbox_row,
+    two_dispatchers_send_each_digest_once,
 );
 
 async fn enable(api: &Api) {
@@ -56,9 +59,17 @@ async fn a_run_queues_one_digest_per_guardian_and_week(backend: Backend) {
     );
     assert_eq!(
         api.db
+            .count("SELECT COUNT(*) FROM digest_deliveries WHERE state = 'pending'")
+            .await,
+        2,
+        "recorded, waiting for a dispatcher"
+    );
+    assert_eq!(
+        api.db
             .count("SELECT COUNT(*) FROM outbox WHERE kind = 'digest'")
             .await,
-        2
+        0,
+        "a run writes no outbox rows: dispatchers take the deliveries a batch at a time"
     );
     // Another week is another digest.
     let next = run(&api, "2026-W49").await;
@@ -78,9 +89,7 @@ async fn concurrent_runs_queue_each_digest_once(backend: Backend) {
     assert_eq!(a.queued + a.already_queued, 2);
     assert_eq!(b.queued + b.already_queued, 2);
     assert_eq!(
-        api.db
-            .count("SELECT COUNT(*) FROM outbox WHERE kind = 'digest'")
-            .await,
+        api.db.count("SELECT COUNT(*) FROM digest_deliveries").await,
         2
     );
 }
@@ -130,7 +139,15 @@ async fn a_real_smtp_server_receives_the_digest_and_the_log_shows_it(backend: Ba
     for item in &items {
         assert_eq!(item["status"], "sent");
         assert_eq!(item["week"], "2026-W48");
+        assert!(item["sentAt"].is_string(), "{item}");
     }
+    assert_eq!(
+        api.db
+            .count("SELECT COUNT(*) FROM outbox WHERE kind = 'digest'")
+            .await,
+        0,
+        "a sent digest's outbox row is gone; its delivery row records the send"
+    );
     let mut students: Vec<Vec<String>> = items
         .iter()
         .map(|i| {
@@ -207,4 +224,113 @@ async fn a_suppressed_address_gets_no_digest(backend: Backend) {
     .unwrap();
     let report = run(&api, "2026-W48").await;
     assert_eq!(report.queued, 1, "only Tom: {report:?}");
+}
+
+/// An API whose mail goes to `smtp` and whose dispatchers take `batch` rows a round.
+async fn scripted_api(backend: Backend, smtp: &ScriptedSmtp, batch: u64) -> Api {
+    let url = smtp.url();
+    let api = Api::with(backend, move |config| {
+        config.mail.url = url;
+        config.outbox.batch_size = batch;
+    })
+    .await;
+    two_assignments(&api).await;
+    enable(&api).await;
+    api
+}
+
+async fn states(api: &Api) -> Vec<String> {
+    api.db
+        .texts(
+            "SELECT state FROM digest_deliveries ORDER BY contact_id",
+            vec![],
+        )
+        .await
+}
+
+async fn dispatchers_hand_digests_to_the_outbox_a_batch_at_a_time(backend: Backend) {
+    let smtp = ScriptedSmtp::start(vec![]).await;
+    let api = scripted_api(backend, &smtp, 1).await;
+    run(&api, "2026-W48").await;
+    let dispatcher = Dispatcher::new(api.db.conn.clone(), &api.config).unwrap();
+    let round = dispatcher.run_once().await.unwrap();
+    assert_eq!((round.claimed, round.sent), (1, 1), "{round:?}");
+    let mut after_one = states(&api).await;
+    after_one.sort();
+    assert_eq!(
+        after_one,
+        vec!["pending", "sent"],
+        "one handed over and sent"
+    );
+    let rest = dispatcher.drain().await.unwrap();
+    assert_eq!(rest.sent, 1, "{rest:?}");
+    assert_eq!(states(&api).await, vec!["sent", "sent"]);
+    assert_eq!(smtp.accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(api.db.count("SELECT COUNT(*) FROM outbox").await, 0);
+}
+
+async fn a_digest_that_is_not_sent_keeps_its_outbox_row(backend: Backend) {
+    let smtp =
+        ScriptedSmtp::start(vec!["451 4.3.0 try again later", "550 5.1.1 no such user"]).await;
+    let api = scripted_api(backend, &smtp, 10).await;
+    run(&api, "2026-W48").await;
+    let dispatcher = Dispatcher::new(api.db.conn.clone(), &api.config).unwrap();
+    let first = dispatcher.drain().await.unwrap();
+    assert_eq!((first.retried, first.failed), (1, 1), "{first:?}");
+    assert_eq!(states(&api).await, vec!["outbox", "outbox"]);
+    let log = api
+        .get("/api/v1/digest/deliveries", Some(&api.admin("nyc")))
+        .await;
+    let mut statuses: Vec<String> = log.ok()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["status"].as_str().unwrap().to_string())
+        .collect();
+    statuses.sort();
+    assert_eq!(statuses, vec!["failed", "queued"]);
+    // The retried one goes out once it is due; the refused address stays failed.
+    db_exec(
+        &api,
+        "UPDATE outbox SET next_attempt_at = $1 WHERE status = 'queued'",
+    )
+    .await;
+    let second = dispatcher.drain().await.unwrap();
+    assert_eq!(second.sent, 1, "{second:?}");
+    let mut after = states(&api).await;
+    after.sort();
+    assert_eq!(after, vec!["outbox", "sent"]);
+    assert_eq!(
+        api.db
+            .count("SELECT COUNT(*) FROM outbox WHERE kind = 'digest' AND status = 'failed'")
+            .await,
+        1,
+        "the failed digest stays in the outbox for the admin view"
+    );
+    assert_eq!(smtp.accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+async fn db_exec(api: &Api, sql: &str) {
+    parent_connection::db::exec(
+        &api.db.conn,
+        sql,
+        vec![sea_orm::Value::ChronoDateTimeUtc(Some(
+            chrono::Utc::now() - chrono::Duration::seconds(1),
+        ))],
+    )
+    .await
+    .unwrap();
+}
+
+async fn two_dispatchers_send_each_digest_once(backend: Backend) {
+    let smtp = ScriptedSmtp::start(vec![]).await;
+    let api = scripted_api(backend, &smtp, 1).await;
+    run(&api, "2026-W48").await;
+    let a = Dispatcher::new(api.db.conn.clone(), &api.config).unwrap();
+    let b = Dispatcher::new(api.db.conn.clone(), &api.config).unwrap();
+    let (x, y) = tokio::join!(a.drain(), b.drain());
+    let (x, y) = (x.unwrap(), y.unwrap());
+    assert_eq!(x.sent + y.sent, 2, "{x:?} {y:?}");
+    assert_eq!(smtp.accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(states(&api).await, vec!["sent", "sent"]);
 }
