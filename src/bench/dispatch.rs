@@ -61,12 +61,17 @@ struct SinkStats {
 }
 
 /// A minimal, fast SMTP server on loopback.
-struct Sink {
+pub(super) struct Sink {
     port: u16,
     stats: Arc<SinkStats>,
 }
 
 impl Sink {
+    /// A sink that accepts every message.
+    pub(super) async fn start_clean() -> Result<Self> {
+        Self::start(Faults::default()).await
+    }
+
     async fn start(faults: Faults) -> Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
@@ -81,11 +86,13 @@ impl Sink {
         Ok(Self { port, stats })
     }
 
-    fn url(&self) -> String {
+    /// `mail.url` of the sink.
+    pub(super) fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}?tls=none", self.port)
     }
 
-    fn unique(&self) -> u64 {
+    /// Distinct messages (by Message-ID) accepted.
+    pub(super) fn unique(&self) -> u64 {
         self.stats
             .accepted
             .lock()
@@ -93,7 +100,8 @@ impl Sink {
             .unwrap_or(0)
     }
 
-    fn duplicates(&self) -> u64 {
+    /// Messages accepted more than once.
+    pub(super) fn duplicates(&self) -> u64 {
         self.stats
             .accepted
             .lock()
@@ -292,15 +300,8 @@ struct OutboxRun {
     peak_rss: u64,
 }
 
-/// Drains `n` queued invitations into a sink with `faults`.
-async fn outbox_run(
-    base: &Config,
-    url: &str,
-    engine: &str,
-    n: u64,
-    faults: Faults,
-) -> Result<OutboxRun> {
-    let sink = Sink::start(faults).await?;
+/// `base` with `url` for the database and the dispatcher tuned for throughput into `sink`.
+pub(super) fn sink_config(base: &Config, url: &str, sink: &Sink) -> Config {
     let mut config = base.clone();
     config.database.url = url.to_string();
     config.mail.url = sink.url();
@@ -311,6 +312,19 @@ async fn outbox_run(
     config.outbox.max_attempts = 50;
     // Retries right away, so the run measures delivery, not waiting.
     config.outbox.backoff_base_seconds = 0;
+    config
+}
+
+/// Drains `n` queued invitations into a sink with `faults`.
+async fn outbox_run(
+    base: &Config,
+    url: &str,
+    engine: &str,
+    n: u64,
+    faults: Faults,
+) -> Result<OutboxRun> {
+    let sink = Sink::start(faults).await?;
+    let config = sink_config(base, url, &sink);
     let db = crate::db::connect(&config.database).await?;
     crate::db::migrate(&db).await?;
     seed(&db, n).await?;

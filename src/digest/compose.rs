@@ -15,8 +15,9 @@ use crate::contacts::display_name;
 use crate::db;
 use crate::domain::TenantId;
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
+use sea_orm::{ConnectionTrait, DbErr, Value};
 use serde::Serialize;
+use std::collections::HashMap;
 
 /// Guardians per page when none is given.
 pub const DEFAULT_PAGE_SIZE: u64 = 100;
@@ -111,8 +112,12 @@ macro_rules! enrollment_rules {
 macro_rules! class_rules {
     () => {
         "k.tenant_id = $1 AND k.status = 'active' \
-         AND (d.notify_guardians IS NULL OR d.notify_guardians = TRUE) \
-         AND a.tenant_id = $1 AND a.due_at >= $2 AND a.due_at < $3"
+         AND (d.notify_guardians IS NULL OR d.notify_guardians = TRUE)"
+    };
+}
+macro_rules! assignment_rules {
+    () => {
+        "a.tenant_id = $1 AND a.due_at >= $2 AND a.due_at < $3"
     };
 }
 
@@ -122,7 +127,9 @@ const RULES: &str = concat!(
     " AND ",
     enrollment_rules!(),
     " AND ",
-    class_rules!()
+    class_rules!(),
+    " AND ",
+    assignment_rules!()
 );
 
 /// The rules on a link `l` and its student `s`.
@@ -135,6 +142,8 @@ const PER_STUDENT: &str = concat!(
     "SELECT a.class_id, COUNT(*) AS lines FROM assignments a JOIN classes k ON k.id = a.class_id ",
     "LEFT JOIN class_digest_settings d ON d.class_id = k.id WHERE ",
     class_rules!(),
+    " AND ",
+    assignment_rules!(),
     " GROUP BY a.class_id) pc ON pc.class_id = e.class_id WHERE ",
     enrollment_rules!(),
     " GROUP BY e.person_id"
@@ -229,7 +238,7 @@ impl<'a, C: ConnectionTrait> Composer<'a, C> {
             self.done = true;
         }
         self.after = last;
-        let digests = self.rows(first, last).await?;
+        let digests = self.page_rows(first, last).await?;
         Ok(Some(digests))
     }
 
@@ -271,33 +280,112 @@ impl<'a, C: ConnectionTrait> Composer<'a, C> {
         Ok(queued)
     }
 
-    /// The digest of one guardian now (`None`: nothing to report, or no email any more).
-    pub async fn one(&self, contact: i64) -> Result<Option<Digest>, DbErr> {
-        Ok(self.rows(contact, contact).await?.into_iter().next())
+    /// The digests of guardians `contacts` as they are now (a guardian with nothing to
+    /// report, or no email any more, has none).
+    pub async fn for_contacts(&self, contacts: &[i64]) -> Result<Vec<Digest>, DbErr> {
+        if contacts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list = contacts
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.rows(
+            &format!("c.id IN ({list}) AND l.contact_id IN ({list})"),
+            vec![],
+        )
+        .await
     }
 
-    /// Every row of the guardians `first..=last` (all eligible: the page's ids).
-    async fn rows(&self, first: i64, last: i64) -> Result<Vec<Digest>, DbErr> {
-        let mut values = self.window_values();
-        values.push(Value::BigInt(Some(first)));
-        values.push(Value::BigInt(Some(last)));
-        let rows = db::query(
+    /// The digests of the guardians `first..=last` (all eligible: the page's ids).
+    async fn page_rows(&self, first: i64, last: i64) -> Result<Vec<Digest>, DbErr> {
+        self.rows(
+            "c.id >= $2 AND c.id <= $3 AND l.contact_id >= $2 AND l.contact_id <= $3",
+            vec![Value::BigInt(Some(first)), Value::BigInt(Some(last))],
+        )
+        .await
+    }
+
+    /// The digests of the guardians `contacts` selects (`$2`… are `extra`), in three
+    /// queries — the guardians and their children, the children's classes, the classes'
+    /// assignments — so a class's assignments are read once, not once per child and
+    /// guardian (a batch of 1,000 guardians reads about 11,000 rows instead of 84,000).
+    async fn rows(&self, contacts: &str, extra: Vec<Value>) -> Result<Vec<Digest>, DbErr> {
+        let tenant = Value::BigInt(Some(self.tenant.0));
+        let mut values = vec![tenant.clone()];
+        values.extend(extra);
+        let children = db::query(
             self.conn,
             &format!(
-                "SELECT c.id, c.email, c.given_name, c.family_name, \
-                   s.source_id, s.given_name, s.family_name, k.source_id, k.title, \
-                   a.external_id, a.title, a.due_at, a.points \
-                 FROM contacts c JOIN student_contacts l ON l.contact_id = c.id {JOINS} \
-                 WHERE {HAS_EMAIL} AND c.id >= $4 AND c.id <= $5 AND l.contact_id >= $4 \
-                   AND l.contact_id <= $5 AND {RULES} \
-                 ORDER BY c.id, s.id, k.id, a.due_at, a.id"
+                "SELECT c.id, c.email, c.given_name, c.family_name, s.id, s.source_id, s.given_name, s.family_name \
+                 FROM contacts c JOIN student_contacts l ON l.contact_id = c.id JOIN students s ON s.id = l.student_id \
+                 WHERE {HAS_EMAIL} AND {contacts} AND {LINK_RULES} ORDER BY c.id, s.id"
             ),
             values,
         )
         .await?;
+        let students = id_list(children.iter().map(|r| r.try_get_by_index::<i64>(4)))?;
+        let classes = self.classes_of(&students).await?;
+        let items = self
+            .assignments_of(&id_list(
+                classes.values().flatten().map(|(id, _, _)| Ok(*id)),
+            )?)
+            .await?;
         let mut digests: Vec<Digest> = Vec::new();
-        for row in &rows {
-            self.add_row(&mut digests, row)?;
+        for row in &children {
+            let text = |i: usize| row.try_get_by_index::<Option<String>>(i);
+            let contact_id: i64 = row.try_get_by_index(0)?;
+            let student: i64 = row.try_get_by_index(4)?;
+            let child_classes: Vec<ClassDigest> = classes
+                .get(&student)
+                .into_iter()
+                .flatten()
+                .filter_map(|(id, source_id, title)| {
+                    let due = items.get(id)?;
+                    let (previous, upcoming) = due
+                        .iter()
+                        .cloned()
+                        .partition(|item| item.due_at < self.windows.send_at);
+                    Some(ClassDigest {
+                        class_id: source_id.clone(),
+                        title: title.clone(),
+                        previous,
+                        upcoming,
+                    })
+                })
+                .collect();
+            if child_classes.is_empty() {
+                continue;
+            }
+            if digests.last().is_none_or(|d| d.contact_id != contact_id) {
+                let email = text(1)?.unwrap_or_default();
+                let (given, family) = (text(2)?, text(3)?);
+                digests.push(Digest {
+                    contact_id,
+                    display_name: display_name(
+                        given.as_deref(),
+                        family.as_deref(),
+                        Some(&email),
+                        None,
+                    ),
+                    email,
+                    children: Vec::new(),
+                });
+            }
+            let source_id: String = row.try_get_by_index(5)?;
+            let name = display_name(text(6)?.as_deref(), text(7)?.as_deref(), None, None);
+            if let Some(digest) = digests.last_mut() {
+                digest.children.push(ChildDigest {
+                    name: if name == "(no name)" {
+                        source_id.clone()
+                    } else {
+                        name
+                    },
+                    student_id: source_id,
+                    classes: child_classes,
+                });
+            }
         }
         for digest in &mut digests {
             sort(digest);
@@ -305,63 +393,80 @@ impl<'a, C: ConnectionTrait> Composer<'a, C> {
         Ok(digests)
     }
 
-    fn add_row(&self, digests: &mut Vec<Digest>, row: &QueryResult) -> Result<(), DbErr> {
-        let text = |i: usize| row.try_get_by_index::<Option<String>>(i);
-        let contact_id: i64 = row.try_get_by_index(0)?;
-        if digests.last().is_none_or(|d| d.contact_id != contact_id) {
-            let email = text(1)?.unwrap_or_default();
-            let (given, family) = (text(2)?, text(3)?);
-            digests.push(Digest {
-                contact_id,
-                display_name: display_name(given.as_deref(), family.as_deref(), Some(&email), None),
-                email,
-                children: Vec::new(),
-            });
+    /// Each student's classes that count for the digest: (id, source id, title).
+    async fn classes_of(
+        &self,
+        students: &str,
+    ) -> Result<HashMap<i64, Vec<(i64, String, String)>>, DbErr> {
+        let mut out: HashMap<i64, Vec<(i64, String, String)>> = HashMap::new();
+        if students.is_empty() {
+            return Ok(out);
         }
-        let digest = digests.last_mut().expect("pushed above");
-        let student: String = row.try_get_by_index(4)?;
-        if digest
-            .children
-            .last()
-            .is_none_or(|c| c.student_id != student)
-        {
-            let name = display_name(text(5)?.as_deref(), text(6)?.as_deref(), None, None);
-            digest.children.push(ChildDigest {
-                name: if name == "(no name)" {
-                    student.clone()
-                } else {
-                    name
-                },
-                student_id: student,
-                classes: Vec::new(),
-            });
+        let rows = db::query(
+            self.conn,
+            &format!(
+                "SELECT e.person_id, k.id, k.source_id, k.title FROM enrollments e JOIN classes k ON k.id = e.class_id \
+                 LEFT JOIN class_digest_settings d ON d.class_id = k.id \
+                 WHERE e.person_id IN ({students}) AND {} AND {} ORDER BY e.person_id, k.id",
+                enrollment_rules!(),
+                class_rules!()
+            ),
+            vec![Value::BigInt(Some(self.tenant.0))],
+        )
+        .await?;
+        for row in &rows {
+            let source_id: String = row.try_get_by_index(2)?;
+            let title = row
+                .try_get_by_index::<Option<String>>(3)?
+                .filter(|t| !t.trim().is_empty())
+                .unwrap_or_else(|| source_id.clone());
+            out.entry(row.try_get_by_index(0)?).or_default().push((
+                row.try_get_by_index(1)?,
+                source_id,
+                title,
+            ));
         }
-        let child = digest.children.last_mut().expect("pushed above");
-        let class: String = row.try_get_by_index(7)?;
-        if child.classes.last().is_none_or(|k| k.class_id != class) {
-            child.classes.push(ClassDigest {
-                title: text(8)?
-                    .filter(|t| !t.trim().is_empty())
-                    .unwrap_or_else(|| class.clone()),
-                class_id: class,
-                previous: Vec::new(),
-                upcoming: Vec::new(),
-            });
-        }
-        let class = child.classes.last_mut().expect("pushed above");
-        let item = DueItem {
-            external_id: row.try_get_by_index(9)?,
-            title: row.try_get_by_index(10)?,
-            due_at: row.try_get_by_index(11)?,
-            points: row.try_get_by_index(12)?,
-        };
-        if item.due_at < self.windows.send_at {
-            class.previous.push(item);
-        } else {
-            class.upcoming.push(item);
-        }
-        Ok(())
+        Ok(out)
     }
+
+    /// Each class's assignments due in the two windows, by due time.
+    async fn assignments_of(&self, classes: &str) -> Result<HashMap<i64, Vec<DueItem>>, DbErr> {
+        let mut out: HashMap<i64, Vec<DueItem>> = HashMap::new();
+        if classes.is_empty() {
+            return Ok(out);
+        }
+        let rows = db::query(
+            self.conn,
+            &format!(
+                "SELECT a.class_id, a.external_id, a.title, a.due_at, a.points FROM assignments a \
+                 WHERE a.class_id IN ({classes}) AND {} ORDER BY a.class_id, a.due_at, a.id",
+                assignment_rules!()
+            ),
+            self.window_values(),
+        )
+        .await?;
+        for row in &rows {
+            out.entry(row.try_get_by_index(0)?)
+                .or_default()
+                .push(DueItem {
+                    external_id: row.try_get_by_index(1)?,
+                    title: row.try_get_by_index(2)?,
+                    due_at: row.try_get_by_index(3)?,
+                    points: row.try_get_by_index(4)?,
+                });
+        }
+        Ok(out)
+    }
+}
+
+/// Distinct ids as an SQL list (`1, 2, 3`; empty when there are none).
+fn id_list(ids: impl Iterator<Item = Result<i64, DbErr>>) -> Result<String, DbErr> {
+    let ids = ids.collect::<Result<std::collections::BTreeSet<i64>, DbErr>>()?;
+    Ok(ids
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", "))
 }
 
 /// Children by name, classes by title (ties by id), so the email reads in a stable order.

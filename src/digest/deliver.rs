@@ -7,7 +7,7 @@
 //! 1. hand the next pending deliveries to the outbox ([`hand_over`]): one outbox row each,
 //!    state `outbox`, so the outbox holds a batch of digests at a time rather than a
 //!    million;
-//! 2. render each email when they send it ([`render_delivery`]), as the digest is then;
+//! 2. render each email when they send it ([`render_many`]), as the digest is then;
 //! 3. on success drop the outbox row and record `sent` and `sent_at` on the delivery
 //!    ([`record_sent`]); a digest that is retried, fails, dies or is suppressed keeps its
 //!    outbox row, where the admin view shows it and it can be requeued.
@@ -15,7 +15,7 @@
 //! The delivery rows are the disclosure log (who received a digest about which students,
 //! when).
 
-use super::compose::Composer;
+use super::compose::{Composer, Digest};
 use super::week::IsoWeek;
 use crate::db;
 use crate::domain::TenantId;
@@ -24,6 +24,7 @@ use crate::outbox::{Outgoing, message_id};
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Value};
 use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
 
 /// Digest deliveries recorded for `week` (any state).
 pub async fn recorded<C: ConnectionTrait>(
@@ -145,49 +146,80 @@ pub async fn record_sent<C: ConnectionTrait>(
     )
 }
 
-/// Renders the digest behind outbox row `claimed` as it is now; `None` when there is
-/// nothing to report any more (the guardian left, was erased, or lost their email).
-pub async fn render_delivery<C: ConnectionTrait>(
+/// Renders the digests behind outbox rows `claimed` as they are now, one composition query
+/// per tenant and week; a row whose digest has nothing to report any more (the guardian
+/// left, was erased, or lost their email) maps to `None`.
+pub async fn render_many<C: ConnectionTrait>(
     conn: &C,
     message_id_domain: &str,
-    claimed: &Claimed,
-) -> Result<Option<Outgoing>, DbErr> {
+    claimed: &[&Claimed],
+) -> Result<HashMap<i64, Option<Outgoing>>, DbErr> {
+    let mut out: HashMap<i64, Option<Outgoing>> = claimed.iter().map(|c| (c.id, None)).collect();
+    if claimed.is_empty() {
+        return Ok(out);
+    }
+    let by_delivery: HashMap<i64, &Claimed> = claimed.iter().map(|c| (c.ref_id, *c)).collect();
+    let list = by_delivery
+        .keys()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
     let rows = db::query(
         conn,
-        "SELECT d.contact_id, d.week, t.slug FROM digest_deliveries d JOIN tenants t ON t.id = d.tenant_id \
-         WHERE d.tenant_id = $1 AND d.id = $2",
-        vec![
-            Value::BigInt(Some(claimed.tenant_id)),
-            Value::BigInt(Some(claimed.ref_id)),
-        ],
+        &format!(
+            "SELECT id, tenant_id, contact_id, week FROM digest_deliveries WHERE id IN ({list})"
+        ),
+        vec![],
     )
     .await?;
-    let Some(row) = rows.first() else {
-        return Ok(None);
-    };
-    let contact: i64 = row.try_get_by_index(0)?;
-    let week: String = row.try_get_by_index(1)?;
-    let slug: String = row.try_get_by_index(2)?;
-    let tenant = crate::tenants::find(conn, &slug)
-        .await
-        .map_err(|e| DbErr::Custom(e.to_string()))?;
-    let week = IsoWeek::parse(&week).map_err(|e| DbErr::Custom(e.0))?;
-    let (schedule, windows) =
-        super::windows(&tenant, Some(week)).map_err(|e| DbErr::Custom(e.0))?;
-    let Some(digest) = Composer::new(conn, tenant.id, windows, 1)
-        .one(contact)
-        .await?
-    else {
-        return Ok(None);
-    };
-    let rendered = super::render::render(&digest, &tenant.name, &windows, schedule.zone)
-        .map_err(|e| DbErr::Custom(format!("cannot render the digest: {e}")))?;
-    Ok(Some(Outgoing {
-        message_id: message_id(claimed.id, message_id_domain),
-        to: rendered.to,
-        subject: Some(rendered.subject),
-        body: rendered.body,
-    }))
+    // (tenant, week) → [(contact, outbox row)]
+    let mut groups: BTreeMap<(i64, String), Vec<(i64, &Claimed)>> = BTreeMap::new();
+    for row in &rows {
+        let Some(claimed) = by_delivery.get(&row.try_get_by_index::<i64>(0)?) else {
+            continue;
+        };
+        let tenant: i64 = row.try_get_by_index(1)?;
+        // Never cross tenants, even on a corrupt reference.
+        if tenant != claimed.tenant_id {
+            continue;
+        }
+        groups
+            .entry((tenant, row.try_get_by_index(3)?))
+            .or_default()
+            .push((row.try_get_by_index(2)?, *claimed));
+    }
+    for ((tenant, week), members) in groups {
+        let tenant = crate::tenants::find_by_id(conn, TenantId(tenant))
+            .await
+            .map_err(|e| DbErr::Custom(e.to_string()))?;
+        let week = IsoWeek::parse(&week).map_err(|e| DbErr::Custom(e.0))?;
+        let (schedule, windows) =
+            super::windows(&tenant, Some(week)).map_err(|e| DbErr::Custom(e.0))?;
+        let contacts: Vec<i64> = members.iter().map(|(contact, _)| *contact).collect();
+        let digests: HashMap<i64, Digest> = Composer::new(conn, tenant.id, windows, 1)
+            .for_contacts(&contacts)
+            .await?
+            .into_iter()
+            .map(|d| (d.contact_id, d))
+            .collect();
+        for (contact, claimed) in members {
+            let Some(digest) = digests.get(&contact) else {
+                continue;
+            };
+            let rendered = super::render::render(digest, &tenant.name, &windows, schedule.zone)
+                .map_err(|e| DbErr::Custom(format!("cannot render the digest: {e}")))?;
+            out.insert(
+                claimed.id,
+                Some(Outgoing {
+                    message_id: message_id(claimed.id, message_id_domain),
+                    to: rendered.to,
+                    subject: Some(rendered.subject),
+                    body: rendered.body,
+                }),
+            );
+        }
+    }
+    Ok(out)
 }
 
 /// One entry of the disclosure log.

@@ -142,10 +142,20 @@ impl Dispatcher {
         // a commit never waits for a paused send holding a pooled connection.
         let (done, mut outcomes) =
             tokio::sync::mpsc::channel::<(Claimed, Outcome)>(RECORD_BATCH * 4);
-        // Invitations are rendered for the whole batch in one query.
-        let invitations: Vec<&Claimed> =
-            claimed.iter().filter(|c| c.kind == "invitation").collect();
-        let rendered = render::render_many(&self.db, &self.render, &invitations).await?;
+        // Invitations are rendered for the whole batch in one query, digests in one query
+        // per tenant and week.
+        let of_kind =
+            |kind: &str| -> Vec<&Claimed> { claimed.iter().filter(|c| c.kind == kind).collect() };
+        let mut rendered =
+            render::render_many(&self.db, &self.render, &of_kind("invitation")).await?;
+        rendered.extend(
+            crate::digest::deliver::render_many(
+                &self.db,
+                &self.render.message_id_domain,
+                &of_kind("digest"),
+            )
+            .await?,
+        );
         let rendered = &rendered;
         let send = async move {
             let mut results = futures_util::stream::iter(claimed)
@@ -257,15 +267,7 @@ impl Dispatcher {
             });
         }
         let message = match row.kind.as_str() {
-            "invitation" => rendered.get(&row.id).cloned().flatten(),
-            "digest" => {
-                crate::digest::deliver::render_delivery(
-                    &self.db,
-                    &self.render.message_id_domain,
-                    row,
-                )
-                .await?
-            }
+            "invitation" | "digest" => rendered.get(&row.id).cloned().flatten(),
             other => {
                 return Ok(Outcome::Failed {
                     error: format!("unknown outbox kind '{other}'"),

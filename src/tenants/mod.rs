@@ -115,6 +115,23 @@ pub async fn find<C: ConnectionTrait>(conn: &C, slug: &str) -> Result<Tenant, Te
         .one(conn)
         .await?
         .ok_or_else(|| TenantError::NotFound(slug.to_string()))?;
+    with_settings(conn, row).await
+}
+
+/// Finds a tenant by id.
+pub async fn find_by_id<C: ConnectionTrait>(conn: &C, id: TenantId) -> Result<Tenant, TenantError> {
+    let row = tenant::Entity::find_by_id(id.0)
+        .one(conn)
+        .await?
+        .ok_or_else(|| TenantError::NotFound(format!("#{}", id.0)))?;
+    with_settings(conn, row).await
+}
+
+async fn with_settings<C: ConnectionTrait>(
+    conn: &C,
+    row: tenant::Model,
+) -> Result<Tenant, TenantError> {
+    let slug = row.slug.clone();
     let settings = tenant_settings::Entity::find_by_id(row.id)
         .one(conn)
         .await?
