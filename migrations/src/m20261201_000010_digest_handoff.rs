@@ -1,15 +1,17 @@
 //! Digests wait in `digest_deliveries` until a dispatcher hands them to the outbox a batch
-//! at a time, and a sent digest's outbox row is removed once its delivery row records the
-//! send: a weekly run of a million digests writes one small row per guardian, not two.
+//! at a time, and a sent digest's outbox row is removed: a weekly run of a million digests
+//! writes one small row per guardian, not two, and the delivery rows are never updated.
 //!
-//! `state`: `pending` (waiting for the outbox), `outbox` (an outbox row carries it: being
-//! sent, retried, failed, dead or suppressed), `sent` (delivered at `sent_at`; its outbox
-//! row is gone).
+//! `digest_runs`: one row per real run that recorded deliveries — the run's id range
+//! `first_id..=last_id` in `digest_deliveries` (runs of one tenant are serialised, so the
+//! range holds no other run of that tenant; rows of other tenants in it are skipped) and
+//! `handed_through`, how far dispatchers have handed the run's deliveries to the outbox.
+//! A delivery at or below `handed_through` with no outbox row any more was sent.
 
 use crate::columns::*;
 use sea_orm_migration::prelude::*;
 
-/// Adds `digest_deliveries.state`, `sent_at` and the index of pending deliveries.
+/// Adds `digest_runs` and swaps the delivery key to (contact, week).
 pub struct Migration;
 
 impl MigrationName for Migration {
@@ -21,48 +23,58 @@ impl MigrationName for Migration {
 #[sea_orm_migration::async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        // Rows written before this migration already have their outbox row.
-        let state = ColumnDef::new(Alias::new("state"))
-            .text()
-            .not_null()
-            .default("outbox")
-            .to_owned();
-        for column in [state, ts_null("sent_at")] {
-            manager
-                .alter_table(
-                    Table::alter()
-                        .table("digest_deliveries")
-                        .add_column(column)
-                        .to_owned(),
-                )
-                .await?;
-        }
-        // Partial: only deliveries waiting for the outbox are indexed, so the hand-over
-        // finds the next batch without a scan and sent ones cost nothing.
         manager
-            .get_connection()
-            .execute_unprepared(
-                "CREATE INDEX ix_digest_deliveries_pending ON digest_deliveries (id) WHERE state = 'pending'",
+            .create_table(
+                Table::create()
+                    .table("digest_runs")
+                    .col(pk())
+                    .col(big("tenant_id"))
+                    .col(text("week"))
+                    .col(big("first_id"))
+                    .col(big("last_id"))
+                    .col(big("handed_through"))
+                    .col(ts("created_at"))
+                    .foreign_key(&mut fk("digest_runs", "tenant_id", "tenants"))
+                    .to_owned(),
             )
+            .await?;
+        manager
+            .create_index(index("digest_runs", &["tenant_id", "first_id"], false))
+            .await?;
+        // Contact ids are unique across tenants, so (contact, week) is the digest's key; a
+        // narrower index than (tenant, contact, week) on a table of a million rows a week.
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("ix_digest_deliveries_tenant_id_contact_id_week")
+                    .table("digest_deliveries")
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(index("digest_deliveries", &["contact_id", "week"], true))
             .await?;
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
-            .get_connection()
-            .execute_unprepared("DROP INDEX IF EXISTS ix_digest_deliveries_pending")
+            .drop_index(
+                Index::drop()
+                    .name("ix_digest_deliveries_contact_id_week")
+                    .table("digest_deliveries")
+                    .to_owned(),
+            )
             .await?;
-        for column in ["sent_at", "state"] {
-            manager
-                .alter_table(
-                    Table::alter()
-                        .table("digest_deliveries")
-                        .drop_column(Alias::new(column))
-                        .to_owned(),
-                )
-                .await?;
-        }
-        Ok(())
+        manager
+            .create_index(index(
+                "digest_deliveries",
+                &["tenant_id", "contact_id", "week"],
+                true,
+            ))
+            .await?;
+        manager
+            .drop_table(Table::drop().table("digest_runs").if_exists().to_owned())
+            .await
     }
 }

@@ -40,9 +40,9 @@ pub enum DigestCommand {
     /// Compose and queue the weekly digest of one week for a tenant (for an external cron;
     /// `serve` also schedules it).
     ///
-    /// Each guardian with something to report gets one digest per week, queued in the
-    /// outbox and sent by the dispatcher: re-running, running twice at once, or re-running
-    /// after a crash never queues a second one. --dry-run composes, counts and shows the
+    /// Each guardian with something to report gets one digest per week, recorded in one
+    /// statement and handed to the outbox by the dispatcher a batch at a time: re-running,
+    /// running twice at once, or re-running after a crash never queues a second one. --dry-run composes, counts and shows the
     /// first rendered emails, and queues nothing. A tenant whose digest-enabled is false
     /// gets nothing (exit 1).
     Run {

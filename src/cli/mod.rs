@@ -225,9 +225,37 @@ impl<E: std::fmt::Display> From<E> for Failure {
     }
 }
 
+/// A command-line usage error as one line (clap's own message runs over several: the
+/// reason, then the usage and a hint).
+fn usage_line(error: &clap::Error) -> String {
+    let rendered = error.render().to_string();
+    let reason: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|line| !line.starts_with("Usage:") && !line.starts_with("For more information"))
+        .filter(|line| !line.is_empty())
+        .collect();
+    let reason = reason.join(" ");
+    let reason = reason.strip_prefix("error: ").unwrap_or(&reason);
+    format!("{reason} (see --help)")
+}
+
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help, --version, and no subcommand at all: clap's own text.
+        Err(e)
+            if !e.use_stderr()
+                || e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            e.exit()
+        }
+        Err(e) => {
+            eprintln!("parent-connection: {}", usage_line(&e));
+            return ExitCode::from(2);
+        }
+    };
     let config = match Config::load() {
         Ok(config) => config,
         Err(e) => {

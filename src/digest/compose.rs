@@ -161,6 +161,17 @@ fn has_report() -> String {
 const HAS_EMAIL: &str = "c.tenant_id = $1 AND c.email IS NOT NULL AND c.email LIKE '%_@_%' \
      AND NOT EXISTS (SELECT 1 FROM email_suppressions x WHERE x.tenant_id = $1 AND x.email = LOWER(c.email))";
 
+/// What a real run recorded: `count` new deliveries with ids in `first_id..=last_id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Queued {
+    /// New deliveries.
+    pub count: u64,
+    /// Lowest new id.
+    pub first_id: i64,
+    /// Highest new id.
+    pub last_id: i64,
+}
+
 /// Streams a tenant's digests for one week, page by page.
 pub struct Composer<'a, C> {
     conn: &'a C,
@@ -242,42 +253,68 @@ impl<'a, C: ConnectionTrait> Composer<'a, C> {
         Ok(Some(digests))
     }
 
-    /// Records, in one set-based statement inside `conn`'s transaction, one pending
+    /// Records, in one set-based statement inside `conn`'s transaction, one
     /// `digest_deliveries` row (guardian, the students it is about, the assignment lines)
     /// for every guardian with a digest this week who has none yet; returns how many were
-    /// new. Dispatchers hand pending deliveries to the outbox a batch at a time
-    /// ([`hand_over`](super::deliver::hand_over)), and the email is rendered when it is sent.
+    /// new and their id range. The caller holds the tenant's run lock
+    /// ([`lock_tenant`](super::deliver::lock_tenant)), so the range holds no other run of
+    /// this tenant. Dispatchers hand the new deliveries to the outbox a batch at a time
+    /// ([`hand_over`](super::deliver::hand_over)); the email is rendered when it is sent.
     ///
     /// The assignments are counted per class first and summed per child, so the statement
     /// joins a guardian's children and their enrollments (about 14 rows for two children in
     /// seven classes), not every assignment line (about 84). Guardians already recorded for
-    /// the week are skipped before the join, so a re-run is cheap; `ON CONFLICT DO NOTHING`
-    /// still settles a run that races another one.
-    pub async fn queue_all(&self, week: &str, now: DateTime<Utc>) -> Result<u64, DbErr> {
-        let students = match self.conn.get_database_backend() {
-            sea_orm::DbBackend::Postgres => "CAST(json_agg(DISTINCT s.source_id) AS TEXT)",
-            _ => "json_group_array(DISTINCT s.source_id)",
+    /// the week are skipped before the join, so a re-run is cheap.
+    pub async fn queue_all(&self, week: &str, now: DateTime<Utc>) -> Result<Queued, DbErr> {
+        let postgres = self.conn.get_database_backend() == sea_orm::DbBackend::Postgres;
+        let students = if postgres {
+            "CAST(json_agg(DISTINCT s.source_id) AS TEXT)"
+        } else {
+            "json_group_array(DISTINCT s.source_id)"
         };
         let mut values = self.window_values();
         values.push(week.into());
         values.push(Value::ChronoDateTimeUtc(Some(now)));
-        let queued = db::exec(
-            self.conn,
-            &format!(
-                "INSERT INTO digest_deliveries (tenant_id, contact_id, week, students, assignments, queued_at, state) \
-                 SELECT $1, c.id, $4, {students}, SUM(ps.lines), $5, 'pending' \
-                 FROM contacts c JOIN student_contacts l ON l.contact_id = c.id \
-                 JOIN students s ON s.id = l.student_id JOIN ({PER_STUDENT}) ps ON ps.student_id = s.id \
-                 WHERE {HAS_EMAIL} AND {LINK_RULES} \
-                   AND NOT EXISTS (SELECT 1 FROM digest_deliveries q WHERE q.tenant_id = $1 AND q.contact_id = c.id AND q.week = $4) \
-                 GROUP BY c.id \
-                 ON CONFLICT (tenant_id, contact_id, week) DO NOTHING"
-            ),
-            values,
-        )
-        .await?
-        .rows_affected();
-        Ok(queued)
+        let insert = format!(
+            "INSERT INTO digest_deliveries (tenant_id, contact_id, week, students, assignments, queued_at) \
+             SELECT $1, c.id, $4, {students}, SUM(ps.lines), $5 \
+             FROM contacts c JOIN student_contacts l ON l.contact_id = c.id \
+             JOIN students s ON s.id = l.student_id JOIN ({PER_STUDENT}) ps ON ps.student_id = s.id \
+             WHERE {HAS_EMAIL} AND {LINK_RULES} \
+               AND NOT EXISTS (SELECT 1 FROM digest_deliveries q WHERE q.contact_id = c.id AND q.week = $4) \
+             GROUP BY c.id \
+             ON CONFLICT (contact_id, week) DO NOTHING"
+        );
+        if postgres {
+            let rows = db::query(
+                self.conn,
+                &format!(
+                    "WITH ins AS ({insert} RETURNING id) \
+                     SELECT COUNT(*), COALESCE(MIN(id), 0), COALESCE(MAX(id), 0) FROM ins"
+                ),
+                values,
+            )
+            .await?;
+            let row = rows
+                .first()
+                .ok_or_else(|| DbErr::Custom("the digest insert returned no row".into()))?;
+            return Ok(Queued {
+                count: u64::try_from(row.try_get_by_index::<i64>(0)?).unwrap_or(0),
+                first_id: row.try_get_by_index(1)?,
+                last_id: row.try_get_by_index(2)?,
+            });
+        }
+        // SQLite: the write lock is held, so the new rows are exactly those above the
+        // largest id before the insert.
+        let max_id = "SELECT COALESCE(MAX(id), 0) FROM digest_deliveries";
+        let before = db::count(self.conn, max_id, vec![]).await?;
+        let count = db::exec(self.conn, &insert, values).await?.rows_affected();
+        let after = db::count(self.conn, max_id, vec![]).await?;
+        Ok(Queued {
+            count,
+            first_id: before + 1,
+            last_id: after,
+        })
     }
 
     /// The digests of guardians `contacts` as they are now (a guardian with nothing to

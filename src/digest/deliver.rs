@@ -1,21 +1,21 @@
 //! Digests on their way out, and the disclosure log. A run records each digest as one
-//! pending `digest_deliveries` row — unique per (tenant, guardian, week), which is what
-//! makes re-runs, concurrent runs and restarts after a crash queue at most one digest per
-//! guardian and week ([`Composer::queue_all`](super::compose::Composer::queue_all)).
-//! Dispatchers then, each round:
+//! `digest_deliveries` row — unique per (guardian, week), which is what makes re-runs,
+//! concurrent runs and restarts after a crash queue at most one digest per guardian and
+//! week ([`Composer::queue_all`](super::compose::Composer::queue_all)) — and the run's id
+//! range as a `digest_runs` row. Dispatchers then, each round:
 //!
-//! 1. hand the next pending deliveries to the outbox ([`hand_over`]): one outbox row each,
-//!    state `outbox`, so the outbox holds a batch of digests at a time rather than a
-//!    million;
+//! 1. hand the next deliveries of the oldest open run to the outbox ([`hand_over`]): one
+//!    outbox row each, and the run's cursor `handed_through` moves past them, so the outbox
+//!    holds a batch of digests at a time rather than a week's million;
 //! 2. render each email when they send it ([`render_many`]), as the digest is then;
-//! 3. on success drop the outbox row and record `sent` and `sent_at` on the delivery
-//!    ([`record_sent`]); a digest that is retried, fails, dies or is suppressed keeps its
-//!    outbox row, where the admin view shows it and it can be requeued.
+//! 3. on success remove the outbox row ([`record_sent`]): a handed-over delivery without
+//!    an outbox row was sent. A digest that is retried, fails, dies or is suppressed keeps
+//!    its outbox row, where the admin view shows it and it can be requeued.
 //!
-//! The delivery rows are the disclosure log (who received a digest about which students,
-//! when).
+//! Delivery rows are written once and never updated (no dead row versions on PostgreSQL).
+//! They are the disclosure log (who received a digest about which students, when).
 
-use super::compose::{Composer, Digest};
+use super::compose::{Composer, Digest, Queued};
 use super::week::IsoWeek;
 use crate::db;
 use crate::domain::TenantId;
@@ -26,7 +26,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Value};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 
-/// Digest deliveries recorded for `week` (any state).
+/// Digest deliveries recorded for `week` (sent or not).
 pub async fn recorded<C: ConnectionTrait>(
     conn: &C,
     tenant: TenantId,
@@ -41,109 +41,167 @@ pub async fn recorded<C: ConnectionTrait>(
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
-/// Hands up to `limit` pending deliveries (any tenant, oldest first) to the outbox, due
-/// at `now`; returns how many. On PostgreSQL the deliveries are picked with `FOR UPDATE
-/// SKIP LOCKED`, so dispatchers running side by side hand over disjoint ones; on SQLite
-/// the hand-over is one `IMMEDIATE` transaction.
+/// Serialises the real runs of `tenant` inside the caller's transaction (PostgreSQL: a row
+/// lock on the tenant; SQLite's write transaction is exclusive already), so a run's new
+/// delivery ids hold no other run of the tenant and a second run sees the first one's rows.
+pub async fn lock_tenant<C: ConnectionTrait>(conn: &C, tenant: TenantId) -> Result<(), DbErr> {
+    if conn.get_database_backend() == DbBackend::Postgres {
+        db::query(
+            conn,
+            "SELECT id FROM tenants WHERE id = $1 FOR UPDATE",
+            vec![Value::BigInt(Some(tenant.0))],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Records the id range of a run's new deliveries (`digest_runs`), nothing handed over yet.
+pub async fn record_run<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+    week: &str,
+    queued: Queued,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    if queued.count == 0 {
+        return Ok(());
+    }
+    db::exec(
+        conn,
+        "INSERT INTO digest_runs (tenant_id, week, first_id, last_id, handed_through, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        vec![
+            Value::BigInt(Some(tenant.0)),
+            week.into(),
+            Value::BigInt(Some(queued.first_id)),
+            Value::BigInt(Some(queued.last_id)),
+            Value::BigInt(Some(queued.first_id - 1)),
+            Value::ChronoDateTimeUtc(Some(now)),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Hands up to `limit` deliveries of the oldest run not fully handed over to the outbox,
+/// due at `now`, and moves the run's cursor past them; returns how many. On PostgreSQL the
+/// run is picked with `FOR UPDATE SKIP LOCKED`, so dispatchers side by side never hand
+/// over the same delivery; on SQLite the hand-over is one `IMMEDIATE` transaction.
 pub async fn hand_over(
     db_conn: &DatabaseConnection,
     limit: u64,
     now: DateTime<Utc>,
 ) -> Result<u64, DbErr> {
-    // The recipient is the address now; the email itself is rendered at send time.
-    let outbox_row = "SELECT h.tenant_id, 'digest', h.id, 'email', COALESCE(c.email, ''), 'queued', 0, $1, $1, $1 \
-         FROM handed h LEFT JOIN contacts c ON c.id = h.contact_id";
-    let insert = "INSERT INTO outbox (tenant_id, kind, ref_id, channel, recipient, status, attempts, next_attempt_at, created_at, updated_at)";
+    let open = "SELECT id, tenant_id, handed_through, last_id FROM digest_runs \
+                WHERE handed_through < last_id ORDER BY id LIMIT 1";
     // A read first: most rounds have nothing to hand over and need no write lock.
-    let pending = db::query(
-        db_conn,
-        "SELECT id FROM digest_deliveries WHERE state = 'pending' LIMIT 1",
-        vec![],
-    )
-    .await?;
-    if pending.is_empty() || limit == 0 {
+    if limit == 0 || db::query(db_conn, open, vec![]).await?.is_empty() {
         return Ok(0);
     }
-    let now = Value::ChronoDateTimeUtc(Some(now));
     let txn = db::begin_write(db_conn).await?;
-    let handed = match db_conn.get_database_backend() {
-        DbBackend::Postgres => {
-            db::exec(
-                &txn,
-                &format!(
-                    "WITH picked AS (SELECT id FROM digest_deliveries WHERE state = 'pending' ORDER BY id LIMIT {limit} FOR UPDATE SKIP LOCKED), \
-                     handed AS (UPDATE digest_deliveries d SET state = 'outbox' FROM picked WHERE d.id = picked.id \
-                       RETURNING d.id, d.tenant_id, d.contact_id) \
-                     {insert} {outbox_row} ORDER BY h.id"
-                ),
-                vec![now],
-            )
-            .await?
-            .rows_affected()
-        }
-        // The write lock is held from the first statement, so both see the same rows.
-        _ => {
-            let handed = db::exec(
-                &txn,
-                &format!(
-                    "{insert} WITH handed AS (SELECT id, tenant_id, contact_id FROM digest_deliveries \
-                       WHERE state = 'pending' ORDER BY id LIMIT {limit}) \
-                     {outbox_row} ORDER BY h.id"
-                ),
-                vec![now],
-            )
-            .await?
-            .rows_affected();
-            if handed > 0 {
-                db::exec(
-                &txn,
-                &format!(
-                    "UPDATE digest_deliveries SET state = 'outbox' WHERE id IN \
-                     (SELECT id FROM digest_deliveries WHERE state = 'pending' ORDER BY id LIMIT {handed})"
-                ),
-                vec![],
-            )
-            .await?;
-            }
-            handed
-        }
+    let lock = match db_conn.get_database_backend() {
+        DbBackend::Postgres => " FOR UPDATE SKIP LOCKED",
+        _ => "",
     };
+    let Some(run) = db::query(&txn, &format!("{open}{lock}"), vec![])
+        .await?
+        .into_iter()
+        .next()
+    else {
+        txn.commit().await?;
+        return Ok(0);
+    };
+    let (run_id, tenant, handed, last): (i64, i64, i64, i64) = (
+        run.try_get_by_index(0)?,
+        run.try_get_by_index(1)?,
+        run.try_get_by_index(2)?,
+        run.try_get_by_index(3)?,
+    );
+    let ids = db::query(
+        &txn,
+        &format!(
+            "SELECT id FROM digest_deliveries WHERE id > $1 AND id <= $2 AND tenant_id = $3 ORDER BY id LIMIT {limit}"
+        ),
+        vec![
+            Value::BigInt(Some(handed)),
+            Value::BigInt(Some(last)),
+            Value::BigInt(Some(tenant)),
+        ],
+    )
+    .await?
+    .iter()
+    .map(|r| r.try_get_by_index::<i64>(0))
+    .collect::<Result<Vec<_>, _>>()?;
+    if !ids.is_empty() {
+        // The recipient is the address now; the email itself is rendered at send time.
+        let list = ids
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        db::exec(
+            &txn,
+            &format!(
+                "INSERT INTO outbox (tenant_id, kind, ref_id, channel, recipient, status, attempts, next_attempt_at, created_at, updated_at) \
+                 SELECT d.tenant_id, 'digest', d.id, 'email', COALESCE(c.email, ''), 'queued', 0, $1, $1, $1 \
+                 FROM digest_deliveries d LEFT JOIN contacts c ON c.id = d.contact_id WHERE d.id IN ({list}) ORDER BY d.id"
+            ),
+            vec![Value::ChronoDateTimeUtc(Some(now))],
+        )
+        .await?;
+    }
+    let through = match ids.last() {
+        Some(id) if (ids.len() as u64) == limit => *id,
+        _ => last,
+    };
+    db::exec(
+        &txn,
+        "UPDATE digest_runs SET handed_through = $1 WHERE id = $2",
+        vec![Value::BigInt(Some(through)), Value::BigInt(Some(run_id))],
+    )
+    .await?;
     txn.commit().await?;
-    Ok(handed)
+    Ok(ids.len() as u64)
+}
+
+/// Digests of `tenant` recorded but not handed to the outbox yet.
+pub async fn waiting<C: ConnectionTrait>(conn: &C, tenant: i64) -> Result<i64, DbErr> {
+    db::count(
+        conn,
+        "SELECT COUNT(*) FROM digest_runs r JOIN digest_deliveries d \
+           ON d.id > r.handed_through AND d.id <= r.last_id AND d.tenant_id = r.tenant_id \
+         WHERE r.tenant_id = $1 AND r.handed_through < r.last_id",
+        vec![Value::BigInt(Some(tenant))],
+    )
+    .await
 }
 
 /// Records, inside the caller's transaction, that the digests of outbox rows `ids` (which
-/// `worker` still holds) were sent: their deliveries become `sent` at `now` and the outbox
-/// rows are removed. Returns how many were still held.
+/// `worker` still holds) were sent: their outbox rows are removed — a handed-over delivery
+/// without an outbox row was sent. Returns how many were still held.
 pub async fn record_sent<C: ConnectionTrait>(
     conn: &C,
     worker: &str,
     ids: &[i64],
-    now: DateTime<Utc>,
 ) -> Result<u64, DbErr> {
     if ids.is_empty() {
         return Ok(0);
     }
-    let held = format!(
-        "FROM outbox WHERE id IN ({}) AND kind = 'digest' AND claimed_by = $1 AND status = 'sending'",
-        ids.iter()
-            .map(i64::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    db::exec(
+    let list = ids
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    Ok(db::exec(
         conn,
         &format!(
-            "UPDATE digest_deliveries SET state = 'sent', sent_at = $2 WHERE id IN (SELECT ref_id {held})"
+            "DELETE FROM outbox WHERE id IN ({list}) AND kind = 'digest' AND claimed_by = $1 AND status = 'sending'"
         ),
-        vec![worker.into(), Value::ChronoDateTimeUtc(Some(now))],
+        vec![worker.into()],
     )
-    .await?;
-    Ok(
-        db::exec(conn, &format!("DELETE {held}"), vec![worker.into()])
-            .await?
-            .rows_affected(),
-    )
+    .await?
+    .rows_affected())
 }
 
 /// Renders the digests behind outbox rows `claimed` as they are now, one composition query
@@ -240,8 +298,6 @@ pub struct Delivery {
     pub queued_at: DateTime<Utc>,
     /// Delivery status of its email (`queued`, `sent`, `failed`, `dead`, `suppressed`).
     pub status: String,
-    /// When its email was sent (UTC), once it was.
-    pub sent_at: Option<DateTime<Utc>>,
 }
 
 /// A page of the tenant's disclosure log, newest first (optionally one week or guardian).
@@ -254,8 +310,9 @@ pub async fn list<C: ConnectionTrait>(
 ) -> Result<(Vec<Delivery>, Option<String>), DbErr> {
     let mut filters = db::Filters::new(
         "SELECT d.id, d.contact_id, d.week, d.students, d.assignments, d.queued_at, \
-           CASE d.state WHEN 'outbox' THEN o.status ELSE d.state END, d.sent_at \
-         FROM digest_deliveries d LEFT JOIN outbox o ON d.state = 'outbox' AND o.kind = 'digest' AND o.ref_id = d.id \
+           CASE WHEN o.id IS NOT NULL THEN o.status WHEN r.handed_through >= d.id THEN 'sent' ELSE 'queued' END \
+         FROM digest_deliveries d LEFT JOIN outbox o ON o.kind = 'digest' AND o.ref_id = d.id \
+         LEFT JOIN digest_runs r ON r.tenant_id = d.tenant_id AND d.id >= r.first_id AND d.id <= r.last_id \
          WHERE d.tenant_id = $1",
         vec![Value::BigInt(Some(tenant.0))],
     );
@@ -283,10 +340,9 @@ pub async fn list<C: ConnectionTrait>(
                 assignments: row.try_get_by_index(4)?,
                 queued_at: row.try_get_by_index(5)?,
                 status: match status.as_deref() {
-                    Some("sending" | "pending") | None => "queued".into(),
+                    Some("sending") | None => "queued".into(),
                     Some(other) => other.into(),
                 },
-                sent_at: row.try_get_by_index(7)?,
             })
         })
         .collect::<Result<Vec<_>, DbErr>>()?;

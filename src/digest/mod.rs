@@ -196,12 +196,16 @@ pub async fn run(
         progress.queueing();
         // One statement in one transaction: all queued, or nothing.
         let txn = crate::db::begin_write(conn).await?;
+        deliver::lock_tenant(&txn, tenant.id).await?;
+        let now = chrono::Utc::now();
         let queued = Composer::new(&txn, tenant.id, windows, request.page_size)
-            .queue_all(&report.week, chrono::Utc::now())
+            .queue_all(&report.week, now)
             .await?;
-        // Counted after the insert, so a run that raced another one sees its rows too.
+        deliver::record_run(&txn, tenant.id, &report.week, queued, now).await?;
+        // Counted after the insert, so a run that waited for another one sees its rows too.
         let recorded = deliver::recorded(&txn, tenant.id, &report.week).await?;
         txn.commit().await?;
+        let queued = queued.count;
         report.queued = queued;
         report.already_queued = recorded.saturating_sub(queued);
         report.digests = recorded;

@@ -204,7 +204,7 @@ impl Dispatcher {
                 .collect()
         };
         let mut held = store::record_sent(&txn, &self.worker, &sent(false), now).await?;
-        held += crate::digest::deliver::record_sent(&txn, &self.worker, &sent(true), now).await?;
+        held += crate::digest::deliver::record_sent(&txn, &self.worker, &sent(true)).await?;
         for (row, outcome) in done.iter().filter(|(_, o)| *o != Outcome::Sent) {
             held += u64::from(store::record(&txn, &self.worker, row.id, outcome, now).await?);
             // An address the mail server refused for good gets nothing more.

@@ -262,6 +262,9 @@ pub async fn overview<C: ConnectionTrait>(
     {
         counts.insert(row.try_get_by_index(0)?, row.try_get_by_index(1)?);
     }
+    // Digests waiting to be handed to the outbox are queued too, from the admin's view.
+    let pending = crate::digest::deliver::waiting(conn, tenant).await?;
+    *counts.entry("queued".to_string()).or_default() += pending;
     let dead = db::query(
         conn,
         "SELECT id, kind, channel, status, attempts, last_error, updated_at FROM outbox \

@@ -54,6 +54,27 @@ fn help_explains_every_command() {
 }
 
 #[test]
+fn usage_errors_are_one_line_with_exit_status_2() {
+    for (args, expect) in [
+        (
+            &["digest", "run", "--tenant", "nyc", "--week", "2026-48"][..],
+            "--week",
+        ),
+        (&["digest", "run"][..], "--tenant"),
+        (&["no-such-command"][..], "no-such-command"),
+    ] {
+        let output = Command::new(binary()).args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("parent-connection: ") && stderr.contains(expect),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+#[test]
 fn import_reports_json_and_exit_statuses() {
     let dir = tempfile::tempdir().unwrap();
     let created = run(
