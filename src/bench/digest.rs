@@ -3,8 +3,8 @@
 //! Generates, with set-based SQL in a fresh database, F families of two guardians and two
 //! children each (so 2F guardians with two children each), children in groups of 25 that
 //! share 7 classes, and 3 assignments per class in each of the two windows of the week;
-//! then times a real `digest run` (compose and enqueue: one pending `digest_deliveries` row
-//! per guardian) and a dispatcher sending every digest to an SMTP sink, and measures peak
+//! then times a real `digest run` (compose and enqueue: one `digest_deliveries` row per
+//! guardian) and a dispatcher sending every digest to an SMTP sink, and measures peak
 //! RSS and how much the delivery and outbox tables grew after each.
 
 use super::measure::{self, Machine};
@@ -42,6 +42,9 @@ pub struct DigestBenchArgs {
 /// The benchmark's week: 2026-W48, due Saturday 2026-11-28 08:00 New York.
 const WEEK: &str = "2026-W48";
 
+/// The week after: its previous window holds the upcoming assignments of [`WEEK`].
+const NEXT_WEEK: &str = "2026-W49";
+
 /// One engine's figures.
 struct Figures {
     engine: String,
@@ -59,7 +62,63 @@ struct Dispatched {
     seconds: f64,
     delivered: u64,
     duplicates: u64,
+    peak_rss_kib: u64,
     growth_bytes: u64,
+    next_week_queued: u64,
+    next_week_growth_bytes: u64,
+}
+
+/// A finished child process of this program.
+struct ChildRun {
+    seconds: f64,
+    stdout: String,
+    peak_rss_kib: u64,
+}
+
+/// Runs this program with `args` and `env` added to the environment; its wall time, its
+/// standard output and its peak RSS (from the kernel's accounting when it is reaped).
+async fn child(args: &[&str], env: &[(&str, String)]) -> Result<ChildRun> {
+    let exe = std::env::current_exe().context("cannot find this program's executable")?;
+    let mut command = std::process::Command::new(exe);
+    command
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let what = args.join(" ");
+    tokio::task::spawn_blocking(move || -> Result<ChildRun> {
+        use std::io::Read as _;
+        let started = Instant::now();
+        let mut process = command
+            .spawn()
+            .with_context(|| format!("cannot start {what}"))?;
+        let mut stdout = String::new();
+        if let Some(mut pipe) = process.stdout.take() {
+            pipe.read_to_string(&mut stdout)?;
+        }
+        let pid = i32::try_from(process.id()).context("process id")?;
+        let mut status = 0;
+        // SAFETY: `rusage` is plain data that wait4 fills in; `pid` is our own child,
+        // reaped here once (std's handle is not waited on afterwards).
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        let seconds = started.elapsed().as_secs_f64();
+        anyhow::ensure!(reaped == pid, "cannot wait for {what}");
+        anyhow::ensure!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "{what} failed (status {status})"
+        );
+        Ok(ChildRun {
+            seconds,
+            stdout,
+            // Linux reports ru_maxrss in KiB.
+            peak_rss_kib: u64::try_from(usage.ru_maxrss).unwrap_or(0),
+        })
+    })
+    .await?
 }
 
 fn series(n: u64) -> String {
@@ -197,9 +256,21 @@ async fn run_engine(
         page_size: crate::digest::compose::DEFAULT_PAGE_SIZE,
     };
     eprintln!("{engine}: digest run …");
-    let meter = measure::PhaseMeter::start();
-    let report = digest::run(&db, &tenant, request, &NoProgress).await?;
-    let cost = meter.stop();
+    // The real command in a fresh process, so its peak RSS is the run's own.
+    let database = [
+        ("DATABASE_URL", url.to_string()),
+        ("PARENT_CONNECTION__DATABASE__URL", url.to_string()),
+    ];
+    let queued_run = child(
+        &[
+            "digest", "run", "--tenant", "bench", "--week", WEEK, "--json",
+        ],
+        &database,
+    )
+    .await?;
+    let report: serde_json::Value = serde_json::from_str(&queued_run.stdout)
+        .with_context(|| format!("digest run printed {:?}", queued_run.stdout))?;
+    let queued = report["queued"].as_u64().unwrap_or(0);
     let after = table_bytes(&db, sqlite_file.as_deref()).await?;
     let rerun = Instant::now();
     let again = digest::run(&db, &tenant, request, &NoProgress).await?;
@@ -209,34 +280,74 @@ async fn run_engine(
         "a re-run queued {} digests",
         again.queued
     );
-    eprintln!(
-        "{engine}: dispatching {} digests to a local SMTP sink …",
-        report.queued
-    );
+    eprintln!("{engine}: dispatching {queued} digests to a local SMTP sink …");
     let sink = super::dispatch::Sink::start_clean().await?;
-    let dispatcher = crate::outbox::dispatcher::Dispatcher::new(
-        db.clone(),
-        &super::dispatch::sink_config(config, url, &sink),
+    let tuned = super::dispatch::sink_config(config, url, &sink);
+    let mut env = database.to_vec();
+    for (key, value) in [
+        ("MAIL_URL", tuned.mail.url.clone()),
+        (
+            "PARENT_CONNECTION__MAIL__POOL_SIZE",
+            tuned.mail.pool_size.to_string(),
+        ),
+        (
+            "PARENT_CONNECTION__OUTBOX__BATCH_SIZE",
+            tuned.outbox.batch_size.to_string(),
+        ),
+        (
+            "PARENT_CONNECTION__OUTBOX__CONCURRENCY",
+            tuned.outbox.concurrency.to_string(),
+        ),
+        (
+            "PARENT_CONNECTION__OUTBOX__EMAIL_PER_SECOND",
+            tuned.outbox.email_per_second.to_string(),
+        ),
+        (
+            "PARENT_CONNECTION__OUTBOX__MAX_ATTEMPTS",
+            tuned.outbox.max_attempts.to_string(),
+        ),
+        (
+            "PARENT_CONNECTION__OUTBOX__BACKOFF_BASE_SECONDS",
+            tuned.outbox.backoff_base_seconds.to_string(),
+        ),
+    ] {
+        env.push((key, value));
+    }
+    let sent = child(&["dispatch", "--once", "--json"], &env).await?;
+    let after_sends = table_bytes(&db, sqlite_file.as_deref()).await?;
+    let (delivered, duplicates) = (sink.unique(), sink.duplicates());
+    // The next week, as in a service that runs every week: what a run costs once the space
+    // freed by the previous one's sent outbox rows is reused.
+    eprintln!("{engine}: the next week ({NEXT_WEEK}): run and send …");
+    let next_run = child(
+        &[
+            "digest", "run", "--tenant", "bench", "--week", NEXT_WEEK, "--json",
+        ],
+        &database,
     )
-    .map_err(anyhow::Error::msg)?;
-    let sending = Instant::now();
-    dispatcher.drain().await?;
+    .await?;
+    let next: serde_json::Value = serde_json::from_str(&next_run.stdout)
+        .with_context(|| format!("digest run printed {:?}", next_run.stdout))?;
+    child(&["dispatch", "--once", "--json"], &env).await?;
     let dispatch = Dispatched {
-        seconds: sending.elapsed().as_secs_f64(),
-        delivered: sink.unique(),
-        duplicates: sink.duplicates(),
-        growth_bytes: table_bytes(&db, sqlite_file.as_deref())
+        seconds: sent.seconds,
+        delivered,
+        duplicates,
+        peak_rss_kib: sent.peak_rss_kib,
+        growth_bytes: after_sends.saturating_sub(before),
+        next_week_queued: next["queued"].as_u64().unwrap_or(0),
+        next_week_growth_bytes: table_bytes(&db, sqlite_file.as_deref())
             .await?
-            .saturating_sub(before),
+            .saturating_sub(after_sends),
     };
     db.close().await.ok();
     Ok(Figures {
         engine: engine.into(),
         generate_seconds,
-        queue_seconds: cost.wall.as_secs_f64(),
-        queued: report.queued,
+        queue_seconds: queued_run.seconds,
+        queued,
         rerun_seconds,
-        peak_rss_kib: cost.peak_rss_kib.unwrap_or(0),
+        peak_rss_kib: queued_run.peak_rss_kib,
         growth_bytes: after.saturating_sub(before),
         dispatch,
     })
@@ -305,13 +416,14 @@ pub async fn run(args: &DigestBenchArgs, config: &Config) -> Result<()> {
         md,
         "Written by `parent-connection bench digest` (`src/bench/digest.rs`): {} guardians in families of two guardians \
          and two children, children in groups of 25 sharing 7 classes, 3 assignments per class in each window of week \
-         {WEEK}. A real `digest run` composes and enqueues: one statement records a pending `digest_deliveries` row per \
-         guardian (the disclosure log and the queue). Then a dispatcher (`outbox.batch_size` 1000, 32 sends in flight) \
+         {WEEK}. A real `digest run` composes and enqueues: one statement records a `digest_deliveries` row per guardian \
+         (the disclosure log and the queue) and the run's id range. Then a dispatcher (`outbox.batch_size` 1000, 32 sends in flight) \
          hands the deliveries to the outbox a batch at a time, renders each email at send time and sends it to an \
-         in-process SMTP sink on loopback; a sent digest's outbox row is dropped once its delivery row records the send. \
-         Peak RSS is the process's high-water mark during the run. Growth is what the delivery and outbox tables take \
+         in-process SMTP sink on loopback; a sent digest's outbox row is removed. \
+         The run and the dispatcher are the real `digest run --json` and `dispatch --once --json` commands, each in a fresh process; peak RSS is that process's high-water mark (`wait4`). Growth is what the delivery and outbox tables take \
          more than before the run (PostgreSQL: `pg_total_relation_size`; SQLite: the database file after a checkpoint), \
-         measured right after the run and again once every digest is sent.\n",
+         measured right after the run, once every digest is sent, and over the whole next week \
+         ({NEXT_WEEK}: its run and its sends), when the space the first week's sent outbox rows left is reused.\n",
         args.guardians
     );
     let _ = writeln!(
@@ -346,20 +458,23 @@ pub async fn run(args: &DigestBenchArgs, config: &Config) -> Result<()> {
     }
     let _ = writeln!(
         md,
-        "\n| engine | digests sent to the sink | duplicates | send time | digests/s | growth once all are sent (target ≤ 200 MB) |\n|---|---|---|---|---|---|"
+        "\n| engine | digests sent to the sink | duplicates | send time | digests/s | dispatcher peak RSS | growth once all are sent | the next week: digests | the next week: growth, run + sends (target ≤ 200 MB) |\n|---|---|---|---|---|---|---|---|---|"
     );
     for f in &figures {
         let d = &f.dispatch;
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {:.1} s | {:.0} | {:.0} MiB — {} |",
+            "| {} | {} | {} | {:.1} s | {:.0} | {:.0} MiB | {:.0} MiB | {} | {:.0} MiB — {} |",
             f.engine,
             d.delivered,
             d.duplicates,
             d.seconds,
             d.delivered as f64 / d.seconds.max(1e-9),
+            d.peak_rss_kib as f64 / 1024.0,
             mib(d.growth_bytes),
-            verdict(mib(d.growth_bytes) <= 200.0)
+            d.next_week_queued,
+            mib(d.next_week_growth_bytes),
+            verdict(mib(d.next_week_growth_bytes) <= 200.0)
         );
     }
     super::sections::write(&args.out, "digest", &md)?;

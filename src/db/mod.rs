@@ -80,6 +80,15 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
     .await
 }
 
+/// Ids as an SQL list for `IN (…)`: `1, 2, 3` (numbers only, so nothing to escape; empty
+/// when there are none).
+pub fn id_list(ids: impl IntoIterator<Item = i64>) -> String {
+    ids.into_iter()
+        .map(|id| id.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Builds a statement from SQL written with PostgreSQL placeholders (`$1`, `$2`, …); on
 /// SQLite they become the equivalent numbered `?1`, `?2`, …
 pub fn stmt(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {

@@ -323,11 +323,7 @@ impl<'a, C: ConnectionTrait> Composer<'a, C> {
         if contacts.is_empty() {
             return Ok(Vec::new());
         }
-        let list = contacts
-            .iter()
-            .map(i64::to_string)
-            .collect::<Vec<_>>()
-            .join(", ");
+        let list = db::id_list(contacts.iter().copied());
         self.rows(
             &format!("c.id IN ({list}) AND l.contact_id IN ({list})"),
             vec![],
@@ -498,12 +494,9 @@ impl<'a, C: ConnectionTrait> Composer<'a, C> {
 
 /// Distinct ids as an SQL list (`1, 2, 3`; empty when there are none).
 fn id_list(ids: impl Iterator<Item = Result<i64, DbErr>>) -> Result<String, DbErr> {
-    let ids = ids.collect::<Result<std::collections::BTreeSet<i64>, DbErr>>()?;
-    Ok(ids
-        .iter()
-        .map(i64::to_string)
-        .collect::<Vec<_>>()
-        .join(", "))
+    Ok(db::id_list(
+        ids.collect::<Result<std::collections::BTreeSet<i64>, DbErr>>()?,
+    ))
 }
 
 /// Children by name, classes by title (ties by id), so the email reads in a stable order.

@@ -8,7 +8,8 @@
 //!    outbox row each, and the run's cursor `handed_through` moves past them, so the outbox
 //!    holds a batch of digests at a time rather than a week's million;
 //! 2. render each email when they send it ([`render_many`]), as the digest is then;
-//! 3. on success remove the outbox row ([`record_sent`]): a handed-over delivery without
+//! 3. on success remove the outbox row
+//!    ([`remove_sent`](crate::outbox::store::remove_sent)): a handed-over delivery without
 //!    an outbox row was sent. A digest that is retried, fails, dies or is suppressed keeps
 //!    its outbox row, where the admin view shows it and it can be requeued.
 //!
@@ -135,11 +136,7 @@ pub async fn hand_over(
     .collect::<Result<Vec<_>, _>>()?;
     if !ids.is_empty() {
         // The recipient is the address now; the email itself is rendered at send time.
-        let list = ids
-            .iter()
-            .map(i64::to_string)
-            .collect::<Vec<_>>()
-            .join(", ");
+        let list = db::id_list(ids.iter().copied());
         db::exec(
             &txn,
             &format!(
@@ -177,33 +174,6 @@ pub async fn waiting<C: ConnectionTrait>(conn: &C, tenant: i64) -> Result<i64, D
     .await
 }
 
-/// Records, inside the caller's transaction, that the digests of outbox rows `ids` (which
-/// `worker` still holds) were sent: their outbox rows are removed — a handed-over delivery
-/// without an outbox row was sent. Returns how many were still held.
-pub async fn record_sent<C: ConnectionTrait>(
-    conn: &C,
-    worker: &str,
-    ids: &[i64],
-) -> Result<u64, DbErr> {
-    if ids.is_empty() {
-        return Ok(0);
-    }
-    let list = ids
-        .iter()
-        .map(i64::to_string)
-        .collect::<Vec<_>>()
-        .join(", ");
-    Ok(db::exec(
-        conn,
-        &format!(
-            "DELETE FROM outbox WHERE id IN ({list}) AND kind = 'digest' AND claimed_by = $1 AND status = 'sending'"
-        ),
-        vec![worker.into()],
-    )
-    .await?
-    .rows_affected())
-}
-
 /// Renders the digests behind outbox rows `claimed` as they are now, one composition query
 /// per tenant and week; a row whose digest has nothing to report any more (the guardian
 /// left, was erased, or lost their email) maps to `None`.
@@ -217,11 +187,7 @@ pub async fn render_many<C: ConnectionTrait>(
         return Ok(out);
     }
     let by_delivery: HashMap<i64, &Claimed> = claimed.iter().map(|c| (c.ref_id, *c)).collect();
-    let list = by_delivery
-        .keys()
-        .map(i64::to_string)
-        .collect::<Vec<_>>()
-        .join(", ");
+    let list = db::id_list(by_delivery.keys().copied());
     let rows = db::query(
         conn,
         &format!(

@@ -80,11 +80,7 @@ pub async fn render_many<C: ConnectionTrait>(
         return Ok(out);
     }
     let by_invitation: HashMap<i64, &Claimed> = claimed.iter().map(|c| (c.ref_id, *c)).collect();
-    let list = by_invitation
-        .keys()
-        .map(i64::to_string)
-        .collect::<Vec<_>>()
-        .join(", ");
+    let list = db::id_list(by_invitation.keys().copied());
     let rows = db::query(conn, &format!("{SELECT} WHERE i.id IN ({list})"), vec![]).await?;
     for row in &rows {
         let invitation: i64 = row.try_get_by_index(0)?;

@@ -23,6 +23,11 @@ use std::time::Duration;
 /// most these (their messages are sent again once their claim runs out).
 const RECORD_BATCH: usize = 64;
 
+/// On PostgreSQL, the outbox is vacuumed after this many rows were claimed: each message
+/// leaves dead row versions (queued, claimed, recorded or removed), and autovacuum, which
+/// looks at most once a minute, lets a busy queue table bloat by a minute of traffic.
+const VACUUM_EVERY: u64 = 20_000;
+
 /// What one round did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -72,6 +77,7 @@ pub struct Dispatcher {
     email_rate: DefaultDirectRateLimiter,
     sms_rate: DefaultDirectRateLimiter,
     worker: String,
+    claimed_since_vacuum: std::sync::atomic::AtomicU64,
 }
 
 fn rate(per_second: u32) -> DefaultDirectRateLimiter {
@@ -105,6 +111,7 @@ impl Dispatcher {
             email_rate: rate(config.outbox.email_per_second),
             sms_rate: rate(config.outbox.sms_per_second),
             worker: format!("{}:{}", std::process::id(), uuid::Uuid::new_v4().simple()),
+            claimed_since_vacuum: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -184,7 +191,25 @@ impl Dispatcher {
         let (sent, recorded) = tokio::join!(send, record);
         sent?;
         recorded?;
+        self.vacuum_now_and_then(stats.claimed).await;
         Ok(stats)
+    }
+
+    /// Vacuums the outbox on PostgreSQL once [`VACUUM_EVERY`] rows were claimed since the
+    /// last time (a failure is logged: autovacuum still runs).
+    async fn vacuum_now_and_then(&self, claimed: u64) {
+        use std::sync::atomic::Ordering;
+        if self.db.get_database_backend() != sea_orm::DbBackend::Postgres {
+            return;
+        }
+        let total = self.claimed_since_vacuum.fetch_add(claimed, Ordering::Relaxed) + claimed;
+        if total < VACUUM_EVERY {
+            return;
+        }
+        self.claimed_since_vacuum.store(0, Ordering::Relaxed);
+        if let Err(e) = crate::db::exec(&self.db, "VACUUM outbox", vec![]).await {
+            tracing::warn!(error = %e, "could not vacuum the outbox");
+        }
     }
 
     /// Records finished sends in one transaction (a row whose claim ran out and that
@@ -204,7 +229,7 @@ impl Dispatcher {
                 .collect()
         };
         let mut held = store::record_sent(&txn, &self.worker, &sent(false), now).await?;
-        held += crate::digest::deliver::record_sent(&txn, &self.worker, &sent(true)).await?;
+        held += store::remove_sent(&txn, &self.worker, &sent(true)).await?;
         for (row, outcome) in done.iter().filter(|(_, o)| *o != Outcome::Sent) {
             held += u64::from(store::record(&txn, &self.worker, row.id, outcome, now).await?);
             // An address the mail server refused for good gets nothing more.

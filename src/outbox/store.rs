@@ -207,11 +207,7 @@ pub async fn record_sent<C: ConnectionTrait>(
     if ids.is_empty() {
         return Ok(0);
     }
-    let list = ids
-        .iter()
-        .map(i64::to_string)
-        .collect::<Vec<_>>()
-        .join(", ");
+    let list = db::id_list(ids.iter().copied());
     Ok(db::exec(
         conn,
         &format!(
@@ -219,6 +215,29 @@ pub async fn record_sent<C: ConnectionTrait>(
              WHERE id IN ({list}) AND claimed_by = $2 AND status = 'sending'"
         ),
         vec![Value::ChronoDateTimeUtc(Some(now)), worker.into()],
+    )
+    .await?
+    .rows_affected())
+}
+
+/// Removes the rows `worker` still holds of `ids` after they were sent, for a kind whose
+/// own table tells that they were (a weekly digest: handed over and no outbox row any
+/// more); returns how many were still held. A week's million digests leave no rows behind.
+pub async fn remove_sent<C: ConnectionTrait>(
+    conn: &C,
+    worker: &str,
+    ids: &[i64],
+) -> Result<u64, DbErr> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let list = db::id_list(ids.iter().copied());
+    Ok(db::exec(
+        conn,
+        &format!(
+            "DELETE FROM outbox WHERE id IN ({list}) AND claimed_by = $1 AND status = 'sending'"
+        ),
+        vec![worker.into()],
     )
     .await?
     .rows_affected())
