@@ -76,7 +76,7 @@ struct ChildRun {
 }
 
 /// Runs this program with `args` and `env` added to the environment; its wall time, its
-/// standard output and its peak RSS (from the kernel's accounting when it is reaped).
+/// standard output and its peak RSS.
 async fn child(args: &[&str], env: &[(&str, String)]) -> Result<ChildRun> {
     let exe = std::env::current_exe().context("cannot find this program's executable")?;
     let mut command = std::process::Command::new(exe);
@@ -95,27 +95,32 @@ async fn child(args: &[&str], env: &[(&str, String)]) -> Result<ChildRun> {
         let mut process = command
             .spawn()
             .with_context(|| format!("cannot start {what}"))?;
+        // The child's own high-water mark, read while it runs: the kernel's figure for a
+        // reaped child (wait4's ru_maxrss) also counts the parent's memory at the spawn.
+        let status_file = format!("/proc/{}/status", process.id());
+        let mut peak_rss_kib = 0;
+        let status = loop {
+            if let Some(hwm) = std::fs::read_to_string(&status_file)
+                .ok()
+                .and_then(|text| measure::kib_line(&text, "VmHWM"))
+            {
+                peak_rss_kib = peak_rss_kib.max(hwm);
+            }
+            if let Some(status) = process.try_wait()? {
+                break status;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let seconds = started.elapsed().as_secs_f64();
         let mut stdout = String::new();
         if let Some(mut pipe) = process.stdout.take() {
             pipe.read_to_string(&mut stdout)?;
         }
-        let pid = i32::try_from(process.id()).context("process id")?;
-        let mut status = 0;
-        // SAFETY: `rusage` is plain data that wait4 fills in; `pid` is our own child,
-        // reaped here once (std's handle is not waited on afterwards).
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-        let seconds = started.elapsed().as_secs_f64();
-        anyhow::ensure!(reaped == pid, "cannot wait for {what}");
-        anyhow::ensure!(
-            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-            "{what} failed (status {status})"
-        );
+        anyhow::ensure!(status.success(), "{what} failed ({status})");
         Ok(ChildRun {
             seconds,
             stdout,
-            // Linux reports ru_maxrss in KiB.
-            peak_rss_kib: u64::try_from(usage.ru_maxrss).unwrap_or(0),
+            peak_rss_kib,
         })
     })
     .await?
@@ -420,7 +425,7 @@ pub async fn run(args: &DigestBenchArgs, config: &Config) -> Result<()> {
          (the disclosure log and the queue) and the run's id range. Then a dispatcher (`outbox.batch_size` 1000, 32 sends in flight) \
          hands the deliveries to the outbox a batch at a time, renders each email at send time and sends it to an \
          in-process SMTP sink on loopback; a sent digest's outbox row is removed. \
-         The run and the dispatcher are the real `digest run --json` and `dispatch --once --json` commands, each in a fresh process; peak RSS is that process's high-water mark (`wait4`). Growth is what the delivery and outbox tables take \
+         The run and the dispatcher are the real `digest run --json` and `dispatch --once --json` commands, each in a fresh process; peak RSS is that process's high-water mark (`VmHWM`, read every 20 ms while it runs). Growth is what the delivery and outbox tables take \
          more than before the run (PostgreSQL: `pg_total_relation_size`; SQLite: the database file after a checkpoint), \
          measured right after the run, once every digest is sent, and over the whole next week \
          ({NEXT_WEEK}: its run and its sends), when the space the first week's sent outbox rows left is reused.\n",

@@ -59,7 +59,11 @@ pub fn can_reset_peak() -> bool {
 
 /// A `kB` line of `/proc/self/status`, e.g. `VmHWM`.
 fn status_kib(key: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    kib_line(&std::fs::read_to_string("/proc/self/status").ok()?, key)
+}
+
+/// The `kB` line `key` of a `/proc/PID/status` text.
+pub fn kib_line(status: &str, key: &str) -> Option<u64> {
     status.lines().find_map(|line| {
         let rest = line.strip_prefix(key)?.strip_prefix(':')?;
         rest.trim().trim_end_matches("kB").trim().parse().ok()

@@ -281,9 +281,9 @@ impl<'a, C: ConnectionTrait> Composer<'a, C> {
              FROM contacts c JOIN student_contacts l ON l.contact_id = c.id \
              JOIN students s ON s.id = l.student_id JOIN ({PER_STUDENT}) ps ON ps.student_id = s.id \
              WHERE {HAS_EMAIL} AND {LINK_RULES} \
-               AND NOT EXISTS (SELECT 1 FROM digest_deliveries q WHERE q.contact_id = c.id AND q.week = $4) \
+               AND NOT EXISTS (SELECT 1 FROM digest_deliveries q WHERE q.week = $4 AND q.contact_id = c.id) \
              GROUP BY c.id \
-             ON CONFLICT (contact_id, week) DO NOTHING"
+             ON CONFLICT (week, contact_id) DO NOTHING"
         );
         if postgres {
             let rows = db::query(

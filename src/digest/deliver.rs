@@ -1,5 +1,5 @@
 //! Digests on their way out, and the disclosure log. A run records each digest as one
-//! `digest_deliveries` row — unique per (guardian, week), which is what makes re-runs,
+//! `digest_deliveries` row — unique per (week, guardian), which is what makes re-runs,
 //! concurrent runs and restarts after a crash queue at most one digest per guardian and
 //! week ([`Composer::queue_all`](super::compose::Composer::queue_all)) — and the run's id
 //! range as a `digest_runs` row. Dispatchers then, each round:
@@ -45,11 +45,13 @@ pub async fn recorded<C: ConnectionTrait>(
 /// Serialises the real runs of `tenant` inside the caller's transaction (PostgreSQL: a row
 /// lock on the tenant; SQLite's write transaction is exclusive already), so a run's new
 /// delivery ids hold no other run of the tenant and a second run sees the first one's rows.
+/// `FOR NO KEY UPDATE` rather than `FOR UPDATE`: inserts elsewhere that reference the
+/// tenant (outbox rows, contacts, audit entries) take a key-share lock and go on.
 pub async fn lock_tenant<C: ConnectionTrait>(conn: &C, tenant: TenantId) -> Result<(), DbErr> {
     if conn.get_database_backend() == DbBackend::Postgres {
         db::query(
             conn,
-            "SELECT id FROM tenants WHERE id = $1 FOR UPDATE",
+            "SELECT id FROM tenants WHERE id = $1 FOR NO KEY UPDATE",
             vec![Value::BigInt(Some(tenant.0))],
         )
         .await?;
@@ -286,7 +288,11 @@ pub async fn list<C: ConnectionTrait>(
         filters.and("d.week =", week);
     }
     if let Some(contact) = contact {
-        filters.and("d.contact_id =", contact);
+        // Through the (week, contact) key, one look-up per week the tenant ran.
+        filters.and(
+            "d.week IN (SELECT r.week FROM digest_runs r WHERE r.tenant_id = $1) AND d.contact_id =",
+            contact,
+        );
     }
     if let Some(before) = before_id {
         filters.and("d.id <", before);

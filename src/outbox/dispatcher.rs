@@ -202,7 +202,10 @@ impl Dispatcher {
         if self.db.get_database_backend() != sea_orm::DbBackend::Postgres {
             return;
         }
-        let total = self.claimed_since_vacuum.fetch_add(claimed, Ordering::Relaxed) + claimed;
+        let total = self
+            .claimed_since_vacuum
+            .fetch_add(claimed, Ordering::Relaxed)
+            + claimed;
         if total < VACUUM_EVERY {
             return;
         }

@@ -173,6 +173,16 @@ async fn a_real_smtp_server_receives_the_digest_and_the_log_shows_it(backend: Ba
             vec!["stu-1".into(), "stu-2".into()]
         ]
     );
+    let one = items[0]["contactId"].as_str().unwrap();
+    let theirs = api
+        .get(
+            &format!("/api/v1/digest/deliveries?contactId={one}"),
+            Some(&api.admin("nyc")),
+        )
+        .await;
+    let theirs = theirs.ok()["items"].as_array().unwrap().clone();
+    assert_eq!(theirs.len(), 1, "one guardian's log: {theirs:?}");
+    assert_eq!(theirs[0]["contactId"], one);
     let teacher = api
         .get("/api/v1/digest/deliveries", Some(&api.teacher()))
         .await;
