@@ -204,20 +204,13 @@ pub async fn record_sent<C: ConnectionTrait>(
     ids: &[i64],
     now: DateTime<Utc>,
 ) -> Result<u64, DbErr> {
-    if ids.is_empty() {
-        return Ok(0);
-    }
-    let list = db::id_list(ids.iter().copied());
-    Ok(db::exec(
+    on_held(
         conn,
-        &format!(
-            "UPDATE outbox SET status = 'sent', sent_at = $1, claimed_by = NULL, lease_until = NULL, updated_at = $1 \
-             WHERE id IN ({list}) AND claimed_by = $2 AND status = 'sending'"
-        ),
-        vec![Value::ChronoDateTimeUtc(Some(now)), worker.into()],
+        "UPDATE outbox SET status = 'sent', sent_at = $2, claimed_by = NULL, lease_until = NULL, updated_at = $2",
+        (worker, ids),
+        vec![Value::ChronoDateTimeUtc(Some(now))],
     )
-    .await?
-    .rows_affected())
+    .await
 }
 
 /// Removes the rows `worker` still holds of `ids` after they were sent, for a kind whose
@@ -228,16 +221,27 @@ pub async fn remove_sent<C: ConnectionTrait>(
     worker: &str,
     ids: &[i64],
 ) -> Result<u64, DbErr> {
+    on_held(conn, "DELETE FROM outbox", (worker, ids), vec![]).await
+}
+
+/// Runs `statement` (an UPDATE or DELETE of `outbox`; `$1` is the worker, `$2`… are
+/// `values`) on the rows of `ids` that `worker` still holds; returns how many.
+async fn on_held<C: ConnectionTrait>(
+    conn: &C,
+    statement: &str,
+    (worker, ids): (&str, &[i64]),
+    values: Vec<Value>,
+) -> Result<u64, DbErr> {
     if ids.is_empty() {
         return Ok(0);
     }
     let list = db::id_list(ids.iter().copied());
+    let mut all = vec![worker.into()];
+    all.extend(values);
     Ok(db::exec(
         conn,
-        &format!(
-            "DELETE FROM outbox WHERE id IN ({list}) AND claimed_by = $1 AND status = 'sending'"
-        ),
-        vec![worker.into()],
+        &format!("{statement} WHERE id IN ({list}) AND claimed_by = $1 AND status = 'sending'"),
+        all,
     )
     .await?
     .rows_affected())
