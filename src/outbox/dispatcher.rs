@@ -223,16 +223,15 @@ impl Dispatcher {
         }
         let txn = crate::db::begin_write(&self.db).await?;
         let now = Utc::now();
-        let sent = |digest: bool| -> Vec<i64> {
-            done.iter()
-                .filter(|(row, outcome)| {
-                    *outcome == Outcome::Sent && (row.kind == "digest") == digest
-                })
-                .map(|(row, _)| row.id)
-                .collect()
-        };
-        let mut held = store::record_sent(&txn, &self.worker, &sent(false), now).await?;
-        held += store::remove_sent(&txn, &self.worker, &sent(true)).await?;
+        // A sent digest leaves no row (handed over and gone means sent); others record `sent`.
+        let (digests, others): (Vec<&Claimed>, Vec<&Claimed>) = done
+            .iter()
+            .filter(|(_, outcome)| *outcome == Outcome::Sent)
+            .map(|(row, _)| row)
+            .partition(|row| row.kind == "digest");
+        let ids = |rows: Vec<&Claimed>| rows.iter().map(|row| row.id).collect::<Vec<_>>();
+        let mut held = store::record_sent(&txn, &self.worker, &ids(others), now).await?;
+        held += store::remove_sent(&txn, &self.worker, &ids(digests)).await?;
         for (row, outcome) in done.iter().filter(|(_, o)| *o != Outcome::Sent) {
             held += u64::from(store::record(&txn, &self.worker, row.id, outcome, now).await?);
             // An address the mail server refused for good gets nothing more.
