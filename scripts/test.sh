@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: the whole suite on SQLite and on PostgreSQL.
 # Uses TEST_DATABASE_URL when set (a server where the role may CREATE DATABASE), otherwise
-# starts the local PostgreSQL cluster via scripts/postgres.sh. Installs aiosmtpd (PyPI) when missing.
+# starts the local PostgreSQL cluster via scripts/postgres.sh. Installs aiosmtpd (PyPI) and
+# Prism (npm) when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${TEST_DATABASE_URL:-}" ]; then
@@ -12,5 +13,9 @@ export TEST_DATABASE_URL
 if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
   python3 -m pip install --quiet aiosmtpd
 fi
-export REQUIRE_POSTGRES=1
+# The SMS tests validate every request against Twilio's API description with Prism (npm).
+if ! command -v prism >/dev/null 2>&1; then
+  npm install --global --silent --no-audit --no-fund @stoplight/prism-cli >&2
+fi
+export REQUIRE_POSTGRES=1 REQUIRE_PRISM=1
 cargo test --workspace --locked "$@"
