@@ -15,6 +15,7 @@ mod approvals;
 mod assignments;
 mod chats;
 mod edits_and_sync;
+mod graph_sdk;
 mod invitations;
 
 mod bad_files;
