@@ -18,10 +18,12 @@ pub struct DeliveryParams {
     /// Only this week (`YYYY-Www`).
     pub week: Option<String>,
     /// Only this guardian.
+    #[param(pattern = r"^[0-9]{1,18}$")]
     pub contact_id: Option<String>,
     /// Items per page.
     pub limit: Option<u64>,
     /// The `nextCursor` of the previous page.
+    #[param(pattern = r"^[0-9]{0,18}$")]
     pub cursor: Option<String>,
 }
 
