@@ -25,3 +25,4 @@ mod digest_delivery;
 mod import_v1;
 mod import_v21;
 mod oneroster;
+mod sds_values;
