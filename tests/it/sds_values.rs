@@ -20,6 +20,7 @@ db_tests!(
     every_documented_value_imports_and_again_writes_nothing,
     staff_roles_are_staff_of_their_classes,
     a_value_outside_the_lists_is_a_row_error,
+    contact_roles_in_roles_csv_grant_nothing,
 );
 
 fn all_values() -> Fixture {
@@ -382,4 +383,30 @@ async fn a_value_outside_the_lists_is_a_row_error(backend: Backend) {
     let report = refused(backend, &fixture).await;
     assert_eq!(report.errors[0].code, "missing_value");
     assert_eq!(report.errors[0].column.as_deref(), Some("role"));
+}
+
+/// `parent`, `guardian` and `relative` in `roles.csv` (OneRoster's contact roles) are still
+/// accepted and make the user neither student nor staff, as `other` does.
+async fn contact_roles_in_roles_csv_grant_nothing(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    db.tenant("demo").await;
+    let fixture = Fixture::v21();
+    fixture
+        .append("roles.csv", "par-1,sch-1,Parent")
+        .append("roles.csv", "par-2,sch-1,GUARDIAN")
+        .append("roles.csv", "rel-1,sch-1,other");
+    let report = db.import("demo", SdsV21, fixture.path(), APPLY).await;
+    assert_eq!(report.status, RunStatus::Applied, "{:#?}", report.errors);
+    assert_eq!(
+        (
+            report.entities.students.created,
+            report.entities.staff.created,
+            report.entities.contacts.created
+        ),
+        (3, 1, 5)
+    );
+    assert_eq!(
+        db.texts("SELECT source_id FROM staff", vec![]).await,
+        vec!["tch-1"]
+    );
 }
