@@ -4,11 +4,13 @@
 mod email;
 mod phone;
 mod relationship;
+mod sds;
 mod tenant;
 
 pub use email::EmailAddress;
 pub use phone::{PhoneE164, Region};
 pub use relationship::Relationship;
+pub use sds::{AcademicSessionType, EnrollmentKind, OrgType, RoleGroup, SdsRole};
 pub use tenant::{TenantId, TenantSlug};
 
 /// Why a raw value was refused by one of the newtypes' parsers.

@@ -26,4 +26,5 @@ mod digest_delivery;
 mod import_v1;
 mod import_v21;
 mod oneroster;
+mod sds_values;
 mod sms_prism;
