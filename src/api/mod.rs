@@ -214,9 +214,11 @@ pub fn router(state: AppState) -> Router {
         None => tracing::warn!("rate limits are off: a rate in [api] is not positive"),
     }
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
+    let pages = crate::web::router(&state);
     Router::new()
         .merge(probes)
         .merge(protected)
+        .merge(pages)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(api.max_body_bytes))
         .layer(CatchPanicLayer::custom(panic_response))
@@ -256,8 +258,12 @@ async fn request_context(request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-")
         .to_string();
+    let page = crate::web::is_page(request.uri().path());
     let response = REQUEST_ID.scope(id.clone(), next.run(request)).await;
     let status = response.status();
+    if page {
+        return page_error(response);
+    }
     let json = response
         .headers()
         .get(header::CONTENT_TYPE)
@@ -282,6 +288,28 @@ async fn request_context(request: Request, next: Next) -> Response {
         ApiError::new(status, code_for_status(status), message).into_response()
     });
     for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            rebuilt.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    rebuilt
+}
+
+/// A page's error response as an HTML page (a page handler's own pages pass unchanged;
+/// a rejection, 405, 413 or 429 from a layer becomes the page for its status, keeping
+/// headers such as `Allow` and `Retry-After`).
+fn page_error(response: Response) -> Response {
+    let status = response.status();
+    let html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if status.as_u16() < 400 || html {
+        return response;
+    }
+    let mut rebuilt = crate::web::status_page(status);
+    for (name, value) in response.headers() {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
             rebuilt.headers_mut().insert(name.clone(), value.clone());
         }
