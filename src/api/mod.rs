@@ -162,7 +162,22 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/guardian/chats",
             get(chats::guardian_list).post(chats::guardian_start),
         )
-        .route("/api/v1/chats/{id}/invitations", post(invitations::resend))
+        .route(
+            "/api/v1/chats/{id}/invitations",
+            get(invitations::for_chat).post(invitations::resend),
+        )
+        .route(
+            "/api/v1/contacts/{contact_id}/invitations",
+            get(invitations::for_contact),
+        )
+        .route(
+            "/api/v1/digest/unsubscribes",
+            get(digest::unsubscribes).post(digest::add_unsubscribe),
+        )
+        .route(
+            "/api/v1/digest/unsubscribes/{contact_id}",
+            axum::routing::delete(digest::lift_unsubscribe),
+        )
         .route("/api/v1/invitations/limits", get(invitations::limits))
         .route("/api/v1/invitations/{id}", get(invitations::get))
         .route("/api/v1/digest/deliveries", get(digest::deliveries))
