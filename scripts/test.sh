@@ -12,5 +12,9 @@ export TEST_DATABASE_URL
 if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
   python3 -m pip install --quiet aiosmtpd
 fi
+# The DKIM test verifies signed messages with an independent verifier: dkimpy (PyPI).
+if ! python3 -c 'import dkim' 2>/dev/null; then
+  python3 -m pip install --quiet dkimpy
+fi
 export REQUIRE_POSTGRES=1
 cargo test --workspace --locked "$@"

@@ -329,6 +329,7 @@ fn page_error(response: Response) -> Response {
             rebuilt.headers_mut().insert(name.clone(), value.clone());
         }
     }
+    crate::web::secure(rebuilt.headers_mut());
     rebuilt
 }
 

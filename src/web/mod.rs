@@ -113,7 +113,12 @@ async fn stylesheet() -> impl IntoResponse {
 /// Adds the page security headers (module docs) to every response.
 async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
-    let headers = response.headers_mut();
+    secure(response.headers_mut());
+    response
+}
+
+/// Sets the page security headers (module docs) on `headers`.
+pub fn secure(headers: &mut axum::http::HeaderMap) {
     for (name, value) in [
         ("content-security-policy", CONTENT_SECURITY_POLICY),
         ("referrer-policy", "no-referrer"),
@@ -128,7 +133,6 @@ async fn security_headers(request: Request, next: Next) -> Response {
     headers
         .entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
-    response
 }
 
 /// The pages, with their security headers and the per-address rate limit.

@@ -24,4 +24,5 @@ mod digest;
 mod digest_delivery;
 mod import_v1;
 mod import_v21;
+mod links_mail;
 mod oneroster;
