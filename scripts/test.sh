@@ -13,6 +13,10 @@ export TEST_DATABASE_URL
 if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
   python3 -m pip install --quiet aiosmtpd
 fi
+# The DKIM test verifies signed messages with an independent verifier: dkimpy (PyPI).
+if ! python3 -c 'import dkim' 2>/dev/null; then
+  python3 -m pip install --quiet dkimpy
+fi
 # Microsoft's Graph SDK for Python reads the Graph route as a real client (PyPI).
 if ! python3 -c 'import msgraph' 2>/dev/null; then
   python3 -m pip install --quiet msgraph-sdk

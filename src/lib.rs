@@ -26,3 +26,4 @@ pub mod roster;
 pub mod server;
 pub mod sync;
 pub mod tenants;
+pub mod web;

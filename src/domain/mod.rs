@@ -2,12 +2,14 @@
 //! well-formed, so the rest of the code never re-checks it.
 
 mod email;
+mod invitation;
 mod phone;
 mod relationship;
 mod sds;
 mod tenant;
 
 pub use email::EmailAddress;
+pub use invitation::{InvitationState, StateInputs, expires_at};
 pub use phone::{PhoneE164, Region};
 pub use relationship::Relationship;
 pub use sds::{AcademicSessionType, EnrollmentKind, OrgType, RoleGroup, SdsRole};

@@ -25,6 +25,7 @@ mod digest;
 mod digest_delivery;
 mod import_v1;
 mod import_v21;
+mod links_mail;
 mod oneroster;
 mod sds_values;
 mod sms_prism;
