@@ -5,7 +5,7 @@
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiJson, ApiPath, ApiQuery, PageParams, id_cursor};
+use super::extract::{ApiJson, ApiPath, ApiQuery, IdPageParams, PageParams, id_cursor};
 use crate::auth::{Principal, policy};
 use crate::digest::deliver::{self, Delivery};
 use crate::digest::unsubscribe::{self, Source, Unsubscribe};
@@ -83,17 +83,6 @@ pub async fn deliveries(
     Ok(Json(DeliveryPage { items, next_cursor }))
 }
 
-/// Paging of the unsubscribed guardians.
-#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct UnsubscribeParams {
-    /// Items per page.
-    pub limit: Option<u64>,
-    /// The `nextCursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
 /// A page of unsubscribed guardians.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -122,7 +111,7 @@ fn contact_id(raw: &str) -> Result<i64, ApiError> {
     get,
     path = "/api/v1/digest/unsubscribes",
     tag = "digest",
-    params(UnsubscribeParams),
+    params(IdPageParams),
     responses(
         (status = 200, description = "Unsubscribed guardians", body = UnsubscribePage),
         (status = 400, description = "Bad query", body = ErrorBody),
@@ -135,14 +124,10 @@ fn contact_id(raw: &str) -> Result<i64, ApiError> {
 pub async fn unsubscribes(
     State(state): State<AppState>,
     principal: Principal,
-    ApiQuery(params): ApiQuery<UnsubscribeParams>,
+    ApiQuery(params): ApiQuery<IdPageParams>,
 ) -> Result<Json<UnsubscribePage>, ApiError> {
     policy::digest_unsubscribes(&principal)?;
-    let page = PageParams {
-        limit: params.limit,
-        cursor: params.cursor,
-    }
-    .request(&state)?;
+    let page = params.request(&state)?;
     let (items, next_cursor) =
         unsubscribe::list(&state.db, principal.tenant, id_cursor(&page)?, page.limit).await?;
     Ok(Json(UnsubscribePage { items, next_cursor }))

@@ -148,6 +148,7 @@ pub struct Limits {
         (status = 200, description = "Limits and counters", body = Limits),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 403, description = "Not a teacher or admin", body = ErrorBody),
+        (status = 404, description = "No such guardian (`contactId`) within the caller's reach", body = ErrorBody),
         (status = 429, description = "Rate limited", body = ErrorBody),
     ),
     security(("bearer" = []))
