@@ -5,11 +5,13 @@ mod email;
 mod phone;
 mod relationship;
 mod tenant;
+mod time_zone;
 
 pub use email::EmailAddress;
 pub use phone::{PhoneE164, Region};
 pub use relationship::Relationship;
 pub use tenant::{TenantId, TenantSlug};
+pub use time_zone::TimeZoneName;
 
 /// Why a raw value was refused by one of the newtypes' parsers.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
