@@ -78,19 +78,20 @@ pub(super) async fn connect(command: OneRosterCommand, config: &Config) -> Resul
         client_id,
         page_size,
     } = command;
+    let mut new = NewConnection {
+        base_url,
+        token_url,
+        client_id,
+        client_secret: Secret::new(""),
+        page_size,
+    };
+    connection::check_values(&new, &config.oneroster).map_err(Failure::usage)?;
     let conn = open(config).await?;
     let tenant = tenants::find(&conn, &tenant).await?;
     // Checked (and on SQLite made) before the secret is asked for, so a missing key does
     // not waste a paste.
     connection::SecretKey::from_config(config)?;
-    let client_secret = read_secret()?;
-    let new = NewConnection {
-        base_url,
-        token_url,
-        client_id,
-        client_secret,
-        page_size,
-    };
+    new.client_secret = read_secret()?;
     let view = connection::save(&conn, config, tenant.id.0, &new, &audit::cli_actor())
         .await
         .map_err(|e| match e {

@@ -233,6 +233,23 @@ fn validate(
     new: &NewConnection,
     config: &OneRosterConfig,
 ) -> Result<(String, String, u64), ConnectionError> {
+    let checked = check_values(new, config)?;
+    if new.client_secret.expose().is_empty() {
+        return Err(ConnectionError::Invalid(
+            "the client secret is empty (give it in ONEROSTER_CLIENT_SECRET or on standard input)"
+                .into(),
+        ));
+    }
+    Ok(checked)
+}
+
+/// Checks the values of a connection other than its secret (so `oneroster connect` can
+/// refuse a malformed URL before it asks for the secret); returns the normalised base URL,
+/// token URL and page size.
+pub fn check_values(
+    new: &NewConnection,
+    config: &OneRosterConfig,
+) -> Result<(String, String, u64), ConnectionError> {
     let url = |name: &str, value: &str| -> Result<String, ConnectionError> {
         let parsed = reqwest::Url::parse(value.trim())
             .map_err(|e| ConnectionError::Invalid(format!("{name} '{value}' is not a URL: {e}")))?;
@@ -249,12 +266,6 @@ fn validate(
     let token_url = url("the token URL", &new.token_url)?;
     if new.client_id.trim().is_empty() {
         return Err(ConnectionError::Invalid("the client id is empty".into()));
-    }
-    if new.client_secret.expose().is_empty() {
-        return Err(ConnectionError::Invalid(
-            "the client secret is empty (give it in ONEROSTER_CLIENT_SECRET or on standard input)"
-                .into(),
-        ));
     }
     let page_size = new.page_size.unwrap_or(config.default_page_size);
     if page_size == 0 || page_size > config.max_page_size {
