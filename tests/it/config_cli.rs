@@ -55,7 +55,8 @@ fn exit_statuses_follow_the_readme() {
     let csv = csv.to_str().unwrap();
     let refused = format!("postgres://pc:pw@127.0.0.1:{}/pc", closed_port());
     let jwt = "dev-only-secret-change-me-0123456789abcdef";
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, i32, &str)> = vec![
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, i32, &'a str);
+    let cases: Vec<Case> = vec![
         // Malformed values: 2.
         (
             vec![
