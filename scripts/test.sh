@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: the whole suite on SQLite and on PostgreSQL.
 # Uses TEST_DATABASE_URL when set (a server where the role may CREATE DATABASE), otherwise
-# starts the local PostgreSQL cluster via scripts/postgres.sh. Installs aiosmtpd (PyPI) when missing.
+# starts the local PostgreSQL cluster via scripts/postgres.sh. Installs what the acceptance
+# tests run as real peers when missing: aiosmtpd and msgraph-sdk (PyPI), Prism (npm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${TEST_DATABASE_URL:-}" ]; then
@@ -12,5 +13,17 @@ export TEST_DATABASE_URL
 if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
   python3 -m pip install --quiet aiosmtpd
 fi
-export REQUIRE_POSTGRES=1
+# The DKIM test verifies signed messages with an independent verifier: dkimpy (PyPI).
+if ! python3 -c 'import dkim' 2>/dev/null; then
+  python3 -m pip install --quiet dkimpy
+fi
+# Microsoft's Graph SDK for Python reads the Graph route as a real client (PyPI).
+if ! python3 -c 'import msgraph' 2>/dev/null; then
+  python3 -m pip install --quiet msgraph-sdk
+fi
+# The SMS tests validate every request against Twilio's API description with Prism (npm).
+if ! command -v prism >/dev/null 2>&1; then
+  npm install --global --silent --no-audit --no-fund @stoplight/prism-cli >&2
+fi
+export REQUIRE_POSTGRES=1 REQUIRE_PRISM=1 REQUIRE_MSGRAPH=1
 cargo test --workspace --locked "$@"

@@ -151,10 +151,18 @@ pub fn check(config: &Config, bind: Option<&str>) -> Result<(), CheckError> {
         "mail.tls_root_certificate",
         &config.mail.tls_root_certificate,
     )?;
+    readable(
+        "mail.dkim_private_key_path",
+        &config.mail.dkim_private_key_path,
+    )?;
+    crate::outbox::email::DkimSettings::from_config(&config.mail).map_err(CheckError::Unusable)?;
     at_least("mail.pool_size", config.mail.pool_size as u64, 1)?;
 
     crate::outbox::sms::SmsGateway::from_config(&config.sms).map_err(CheckError::Malformed)?;
-    http_url("invites.join_url", &config.invites.join_url)?;
+    http_url("web.public_url", &config.web.public_url)?;
+    if !config.invites.join_url.trim().is_empty() {
+        http_url("invites.join_url", &config.invites.join_url)?;
+    }
 
     let outbox = &config.outbox;
     at_least("outbox.batch_size", outbox.batch_size, 1)?;
@@ -261,6 +269,16 @@ mod tests {
                 |c| c.invites.join_url = "join".into(),
                 "invites.join_url",
                 2,
+            ),
+            (
+                |c| c.web.public_url = "localhost".into(),
+                "web.public_url",
+                2,
+            ),
+            (
+                |c| c.mail.dkim_private_key_path = "/no/such/dkim.pem".into(),
+                "/no/such/dkim.pem",
+                1,
             ),
             (
                 |c| c.log.format = "xml".into(),

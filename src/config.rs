@@ -42,6 +42,37 @@ pub struct Config {
     pub api: ApiConfig,
     /// OneRoster 1.1 REST sync.
     pub oneroster: OneRosterConfig,
+    /// Server-rendered pages and the links messages carry.
+    #[serde(default)]
+    pub web: WebConfig,
+}
+
+/// `[web]`
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default)]
+pub struct WebConfig {
+    /// Public base URL of the pages, as guardians reach them (links in messages).
+    pub public_url: String,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            public_url: "http://localhost:8080".into(),
+        }
+    }
+}
+
+impl Config {
+    /// The join link base: `invites.join_url` when set, else `{web.public_url}/join/`.
+    pub fn join_url(&self) -> String {
+        let configured = self.invites.join_url.trim();
+        if configured.is_empty() {
+            format!("{}/join/", self.web.public_url.trim().trim_end_matches('/'))
+        } else {
+            configured.to_string()
+        }
+    }
 }
 
 /// `[server]`
@@ -123,6 +154,19 @@ pub struct MailConfig {
     pub timeout_seconds: u64,
     /// PEM file of an extra trusted CA (empty: the public web roots only).
     pub tls_root_certificate: String,
+    /// DKIM selector (empty: messages are not signed).
+    #[serde(default)]
+    pub dkim_selector: String,
+    /// DKIM signing domain (`d=`).
+    #[serde(default)]
+    pub dkim_domain: String,
+    /// PEM file of the DKIM private key (RSA, PKCS#1 or PKCS#8).
+    #[serde(default)]
+    pub dkim_private_key_path: String,
+    /// Mailbox that takes unsubscribe requests by email (the `mailto:` of
+    /// `List-Unsubscribe`); empty: the HTTPS one-click link only.
+    #[serde(default)]
+    pub unsubscribe_mailto: String,
 }
 
 /// `[sms]`
@@ -147,7 +191,7 @@ pub struct SmsConfig {
 /// `[invites]`
 #[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct InvitesConfig {
-    /// Join link base.
+    /// Join link base; empty: `{web.public_url}/join/`.
     pub join_url: String,
 }
 
@@ -645,6 +689,10 @@ impl fmt::Debug for MailConfig {
             .field("pool_size", &self.pool_size)
             .field("timeout_seconds", &self.timeout_seconds)
             .field("tls_root_certificate", &self.tls_root_certificate)
+            .field("dkim_selector", &self.dkim_selector)
+            .field("dkim_domain", &self.dkim_domain)
+            .field("dkim_private_key_path", &self.dkim_private_key_path)
+            .field("unsubscribe_mailto", &self.unsubscribe_mailto)
             .finish()
     }
 }
@@ -696,6 +744,7 @@ impl fmt::Debug for Config {
             .field("auth", &self.auth)
             .field("api", &self.api)
             .field("oneroster", &self.oneroster)
+            .field("web", &self.web)
             .finish()
     }
 }

@@ -28,3 +28,4 @@ pub mod secrets;
 pub mod server;
 pub mod sync;
 pub mod tenants;
+pub mod web;

@@ -17,6 +17,8 @@ mod m20261201_000007_assignments;
 mod m20261201_000008_digest_deliveries;
 mod m20261201_000009_email_suppressions;
 mod m20261201_000010_digest_handoff;
+mod m20261208_000011_join_links;
+mod m20261208_000012_digest_unsubscribes;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -35,6 +37,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000008_digest_deliveries::Migration),
             Box::new(m20261201_000009_email_suppressions::Migration),
             Box::new(m20261201_000010_digest_handoff::Migration),
+            Box::new(m20261208_000011_join_links::Migration),
+            Box::new(m20261208_000012_digest_unsubscribes::Migration),
         ]
     }
 }

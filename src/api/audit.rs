@@ -27,6 +27,7 @@ pub struct AuditParams {
     /// Items per page.
     pub limit: Option<u64>,
     /// The `nextCursor` of the previous page.
+    #[param(pattern = r"^[0-9]{0,18}$")]
     pub cursor: Option<String>,
 }
 

@@ -117,6 +117,29 @@ impl PageParams {
     }
 }
 
+/// `?limit=&cursor=` of lists paged by row id: the cursor is a row id.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct IdPageParams {
+    /// Items per page (default `api.default_page_size`, at most `api.max_page_size`).
+    pub limit: Option<u64>,
+    /// The `nextCursor` of the previous page.
+    #[param(pattern = r"^[0-9]{0,18}$")]
+    pub cursor: Option<String>,
+}
+
+impl IdPageParams {
+    /// Checks the limit against the configuration.
+    pub fn request(self, state: &AppState) -> Result<PageRequest, ApiError> {
+        PageParams {
+            limit: self.limit,
+            cursor: self.cursor,
+        }
+        .request(state)
+    }
+}
+
 /// The numeric id a list's cursor holds (lists paged by row id).
 pub fn id_cursor(page: &PageRequest) -> Result<Option<i64>, ApiError> {
     page.after

@@ -29,7 +29,10 @@ const DEFAULT: [&str; 4] = ["id", "displayName", "givenName", "surname"];
 pub struct GraphQuery {
     /// Comma-separated properties: id, displayName, givenName, surname, relatedContacts.
     #[serde(rename = "$select")]
-    #[param(rename = "$select")]
+    #[param(
+        rename = "$select",
+        pattern = r"^ *(id|displayName|givenName|surname|relatedContacts) *(, *(id|displayName|givenName|surname|relatedContacts) *)*$"
+    )]
     pub select: Option<String>,
 }
 

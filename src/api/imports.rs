@@ -3,7 +3,7 @@
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody, current_request_id};
-use super::extract::{ApiPath, ApiQuery, PageParams};
+use super::extract::{ApiPath, ApiQuery, IdPageParams, id_cursor};
 use super::upload::{self, UploadLimits};
 use crate::audit::{self, AuditEntry};
 use crate::auth::{Principal, policy};
@@ -25,10 +25,14 @@ use std::sync::Arc;
 #[into_params(parameter_in = Query)]
 pub struct ImportParams {
     /// `sds-v1` or `sds-v2.1`.
+    #[param(pattern = r"^(sds-v1|sds-v2\.1)$")]
     pub format: Option<String>,
-    /// `true`: check and count everything, change nothing.
+    /// `true`: check and count everything, change nothing (also `1`/`yes`; `false`, `0`,
+    /// `no` or empty: apply).
+    #[param(pattern = "(?i)^(true|false|1|0|yes|no|)$")]
     pub dry_run: Option<String>,
-    /// `true`: apply even past the deletion guards.
+    /// `true`: apply even past the deletion guards (same values as `dryRun`).
+    #[param(pattern = "(?i)^(true|false|1|0|yes|no|)$")]
     pub force: Option<String>,
 }
 
@@ -37,6 +41,7 @@ pub struct ImportParams {
 #[allow(dead_code)]
 pub struct ImportUpload {
     /// `sds-v1` or `sds-v2.1` (or the `format` query parameter).
+    #[schema(pattern = r"^(sds-v1|sds-v2\.1)$")]
     format: Option<String>,
     /// `true` for a dry run.
     #[schema(rename = "dryRun")]
@@ -45,7 +50,7 @@ pub struct ImportUpload {
     force: Option<bool>,
     /// The CSV files of the set (one part per file, the part's filename is the file name),
     /// or one zip holding them.
-    #[schema(value_type = Vec<String>, format = Binary)]
+    #[schema(value_type = Vec<String>, format = Binary, min_items = 1)]
     file: Vec<Vec<u8>>,
 }
 
@@ -268,7 +273,7 @@ pub async fn create(
     get,
     path = "/api/v1/imports",
     tag = "imports",
-    params(PageParams),
+    params(IdPageParams),
     responses(
         (status = 200, description = "A page of runs", body = ImportRunPage),
         (status = 400, description = "Bad paging parameters", body = ErrorBody),
@@ -281,7 +286,7 @@ pub async fn create(
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
-    ApiQuery(params): ApiQuery<PageParams>,
+    ApiQuery(params): ApiQuery<IdPageParams>,
 ) -> Result<Json<ImportRunPage>, ApiError> {
     policy::read_imports(&principal)?;
     let request = params.request(&state)?;
@@ -289,10 +294,7 @@ pub async fn list(
         .filter(sync_run::Column::TenantId.eq(principal.tenant.0))
         .order_by_desc(sync_run::Column::Id)
         .limit(request.limit.saturating_add(1));
-    if let Some(cursor) = &request.after {
-        let before: i64 = cursor
-            .parse()
-            .map_err(|_| ApiError::bad_request("invalid_query", "cursor is not valid"))?;
+    if let Some(before) = id_cursor(&request)? {
         query = query.filter(sync_run::Column::Id.lt(before));
     }
     let mut rows = query.all(&state.db).await?;

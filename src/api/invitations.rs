@@ -512,3 +512,76 @@ mod tests {
         assert_eq!(given_secret(&headers).unwrap(), b"s3cret");
     }
 }
+
+/// A list of invitations.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct InvitationList {
+    /// The invitations, each with its `state` (`pending`, `sent`, `accepted`, `expired`,
+    /// `cancelled`, `failed`).
+    pub items: Vec<InvitationItem>,
+}
+
+/// The invitations of a chat, oldest first, with their states (the chat's owner, or an
+/// admin).
+#[utoipa::path(
+    get,
+    path = "/api/v1/chats/{id}/invitations",
+    tag = "invitations",
+    params(("id" = String, Path, description = "Chat id")),
+    responses(
+        (status = 200, description = "The chat's invitations", body = InvitationList),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Not a teacher or admin", body = ErrorBody),
+        (status = 404, description = "Not the caller's chat", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn for_chat(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<InvitationList>, ApiError> {
+    let viewer = policy::chat_viewer(&principal)?;
+    let chat = number(&id, "chat")?;
+    let item = store::read(&state.db, principal.tenant, chat, &viewer)
+        .await?
+        .ok_or_else(|| ApiError::not_found("chat"))?;
+    match viewer {
+        Viewer::Admin => {}
+        Viewer::Teacher(teacher) if teacher == item.owner_id => {}
+        _ => return Err(ApiError::not_found("chat")),
+    }
+    Ok(Json(InvitationList {
+        items: invites::for_chat(&state.db, chat).await?,
+    }))
+}
+
+/// Every invitation of one guardian, newest first (at most 500), with their states
+/// (admins).
+#[utoipa::path(
+    get,
+    path = "/api/v1/contacts/{contactId}/invitations",
+    tag = "invitations",
+    params(("contactId" = String, Path, description = "Contact id")),
+    responses(
+        (status = 200, description = "The guardian's invitations", body = InvitationList),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn for_contact(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(contact): ApiPath<String>,
+) -> Result<Json<InvitationList>, ApiError> {
+    policy::administer_contacts(&principal)?;
+    let items = invites::for_contact(&state.db, principal.tenant.0, number(&contact, "contact")?)
+        .await?
+        .into_iter()
+        .map(|(item, _)| item)
+        .collect();
+    Ok(Json(InvitationList { items }))
+}

@@ -162,7 +162,22 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/guardian/chats",
             get(chats::guardian_list).post(chats::guardian_start),
         )
-        .route("/api/v1/chats/{id}/invitations", post(invitations::resend))
+        .route(
+            "/api/v1/chats/{id}/invitations",
+            get(invitations::for_chat).post(invitations::resend),
+        )
+        .route(
+            "/api/v1/contacts/{contact_id}/invitations",
+            get(invitations::for_contact),
+        )
+        .route(
+            "/api/v1/digest/unsubscribes",
+            get(digest::unsubscribes).post(digest::add_unsubscribe),
+        )
+        .route(
+            "/api/v1/digest/unsubscribes/{contact_id}",
+            axum::routing::delete(digest::lift_unsubscribe),
+        )
         .route("/api/v1/invitations/limits", get(invitations::limits))
         .route("/api/v1/invitations/{id}", get(invitations::get))
         .route("/api/v1/digest/deliveries", get(digest::deliveries))
@@ -214,9 +229,11 @@ pub fn router(state: AppState) -> Router {
         None => tracing::warn!("rate limits are off: a rate in [api] is not positive"),
     }
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
+    let pages = crate::web::router(&state);
     Router::new()
         .merge(probes)
         .merge(protected)
+        .merge(pages)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(api.max_body_bytes))
         .layer(CatchPanicLayer::custom(panic_response))
@@ -256,8 +273,12 @@ async fn request_context(request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-")
         .to_string();
+    let page = crate::web::is_page(request.uri().path());
     let response = REQUEST_ID.scope(id.clone(), next.run(request)).await;
     let status = response.status();
+    if page {
+        return page_error(response);
+    }
     let json = response
         .headers()
         .get(header::CONTENT_TYPE)
@@ -286,6 +307,29 @@ async fn request_context(request: Request, next: Next) -> Response {
             rebuilt.headers_mut().insert(name.clone(), value.clone());
         }
     }
+    rebuilt
+}
+
+/// A page's error response as an HTML page (a page handler's own pages pass unchanged;
+/// a rejection, 405, 413 or 429 from a layer becomes the page for its status, keeping
+/// headers such as `Allow` and `Retry-After`).
+fn page_error(response: Response) -> Response {
+    let status = response.status();
+    let html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if status.as_u16() < 400 || html {
+        return response;
+    }
+    let mut rebuilt = crate::web::status_page(status);
+    for (name, value) in response.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            rebuilt.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    crate::web::secure(rebuilt.headers_mut());
     rebuilt
 }
 

@@ -1,13 +1,17 @@
 //! `/openapi.json`: the OpenAPI document, generated from the handlers' annotations.
 
+use super::AppState;
 use super::error::{ErrorBody, ErrorDetail};
 use super::{
     assignments, audit, chats, classes, contact_requests, contacts, digest, erasures, graph,
     health, imports, invitations, oneroster, settings,
 };
+use crate::config::ApiConfig;
 use crate::contacts::{ContactItem, FieldProvenance, Provenance};
 use crate::roster::{ClassItem, StudentItem};
 use axum::Json;
+use axum::extract::State;
+use serde_json::{Value, json};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -54,6 +58,11 @@ use utoipa::{Modify, OpenApi};
         chats::guardian_list,
         invitations::resend,
         digest::deliveries,
+        digest::unsubscribes,
+        digest::add_unsubscribe,
+        digest::lift_unsubscribe,
+        invitations::for_chat,
+        invitations::for_contact,
         invitations::get,
         invitations::limits,
         invitations::outbox_view,
@@ -89,6 +98,8 @@ use utoipa::{Modify, OpenApi};
         crate::invites::InvitationItem, crate::invites::Counter, invitations::ResendBody,
         invitations::Limits, invitations::OutboxView, crate::outbox::store::DeadLetter,
         digest::DeliveryPage, crate::digest::deliver::Delivery, invitations::SuppressionList,
+        digest::UnsubscribePage, digest::UnsubscribeBody, crate::digest::unsubscribe::Unsubscribe,
+        invitations::InvitationList, crate::domain::InvitationState,
         crate::outbox::store::Suppression,
         imports::ImportUpload, health::Status, oneroster::RunOptions, oneroster::ConnectionInput,
         crate::sync::oneroster::connection::ConnectionView,
@@ -105,7 +116,7 @@ use utoipa::{Modify, OpenApi};
         (name = "erasures", description = "Admin erasure of contacts"),
         (name = "settings", description = "Tenant settings"),
         (name = "audit", description = "The audit log"),
-        (name = "digest", description = "The weekly digest: disclosure log"),
+        (name = "digest", description = "The weekly digest: disclosure log, unsubscribes"),
         (name = "invitations", description = "Invitations, their delivery through the outbox, and SMS replies"),
         (name = "chats", description = "Teacher–guardian chats, block lists and removal banners"),
         (name = "oneroster", description = "OneRoster 1.1 REST sync"),
@@ -132,9 +143,221 @@ impl Modify for BearerAuth {
     }
 }
 
-/// Serves the document.
+/// Serves the document ([`document_json`] for this server's configuration).
 #[utoipa::path(get, path = "/openapi.json", tag = "probes",
     responses((status = 200, description = "This document", body = Object)))]
-pub async fn document() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+pub async fn document(State(state): State<AppState>) -> Json<Value> {
+    Json(document_json(&state.config.api))
+}
+
+/// The OpenAPI document as served: the handlers' annotations, plus what every route shares
+/// and the bounds that come from the configuration, so that the document lists every status
+/// a route can answer ([`add_shared_responses`]) and every bound it enforces.
+pub fn document_json(api: &ApiConfig) -> Value {
+    let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or(Value::Null);
+    if let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) {
+        for (path, item) in paths.iter_mut() {
+            let Some(item) = item.as_object_mut() else {
+                continue;
+            };
+            for (method, operation) in item.iter_mut() {
+                if !METHODS.contains(&method.as_str()) {
+                    continue;
+                }
+                bound_page_parameters(operation, api.max_page_size);
+                add_shared_responses(path, operation);
+            }
+        }
+    }
+    document
+}
+
+/// The HTTP methods of a path item (its other keys are not operations).
+const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
+
+/// `limit` is accepted from 1 to `api.max_page_size` on every list route.
+fn bound_page_parameters(operation: &mut Value, max_page_size: u64) {
+    let Some(parameters) = operation
+        .get_mut("parameters")
+        .and_then(Value::as_array_mut)
+    else {
+        return;
+    };
+    for parameter in parameters {
+        if parameter["name"] != "limit" || parameter["in"] != "query" {
+            continue;
+        }
+        if let Some(schema) = parameter.get_mut("schema").and_then(Value::as_object_mut) {
+            schema.insert("minimum".into(), json!(1));
+            schema.insert("maximum".into(), json!(max_page_size));
+        }
+    }
+}
+
+/// Adds the answers every route of a kind can give, where its annotation does not already
+/// describe them:
+/// - routes with a bearer token: 401 (no, bad or expired token), 403 (role or scope), 429
+///   (rate limit);
+/// - routes with query parameters or a body: 400 (malformed query or JSON, an unknown
+///   parameter) and 422 (a well-formed value that is not allowed);
+/// - routes with a body: 413 (too large) and 415 (not `application/json`, or the form type
+///   the route takes);
+/// - routes with path parameters: 404 (nothing there within the caller's reach);
+/// - every route under `/api` and `/education`: 408 (the request took longer than
+///   `server.request_timeout_seconds`).
+fn add_shared_responses(path: &str, operation: &mut Value) {
+    let secured = operation
+        .get("security")
+        .and_then(Value::as_array)
+        .is_some_and(|s| !s.is_empty());
+    let parameters: Vec<Value> = operation
+        .get("parameters")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let has_query = parameters.iter().any(|p| p["in"] == "query");
+    let has_path = parameters.iter().any(|p| p["in"] == "path");
+    let has_body = operation.get("requestBody").is_some();
+    let routed = path.starts_with("/api/") || path.starts_with("/education/");
+    let mut shared: Vec<(&str, &str)> = Vec::new();
+    if secured {
+        shared.extend([
+            ("401", "Missing, malformed, expired or unknown token (`unauthenticated`, `invalid_token`, `token_expired`)"),
+            ("403", "The caller's role or scope does not allow this route (`forbidden`)"),
+            ("429", "Rate limited (`rate_limited`, with `Retry-After`)"),
+        ]);
+    }
+    if has_query || has_body {
+        shared.extend([
+            ("400", "A malformed query string or body, or an unknown parameter (`invalid_query`, `invalid_body`, `invalid_path`)"),
+            ("422", "A well-formed value that is not allowed (the code names the field)"),
+        ]);
+    }
+    if has_body {
+        shared.extend([
+            (
+                "413",
+                "The body is larger than the route accepts (`payload_too_large`)",
+            ),
+            (
+                "415",
+                "The body is not of the media type the route takes (`unsupported_media_type`)",
+            ),
+        ]);
+    }
+    if has_path {
+        shared.push((
+            "404",
+            "Nothing there within the caller's reach (`not_found`)",
+        ));
+    }
+    if routed {
+        shared.push((
+            "408",
+            "The request took longer than the server allows (`request_timeout`)",
+        ));
+    }
+    let Some(responses) = operation
+        .get_mut("responses")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    for (status, description) in shared {
+        responses
+            .entry(status)
+            .or_insert_with(|| error_response(description));
+    }
+}
+
+/// A response whose body is the shared error shape.
+fn error_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn document() -> Value {
+        let mut api = crate::config::Config::defaults().unwrap().api;
+        api.max_page_size = 321;
+        document_json(&api)
+    }
+
+    fn refs(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(target)) = map.get("$ref") {
+                    out.push(target.clone());
+                }
+                map.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_reference_resolves_and_parameters_are_scalars() {
+        let document = document();
+        let mut all = Vec::new();
+        refs(&document, &mut all);
+        let schemas = &document["components"]["schemas"];
+        for target in &all {
+            let name = target.trim_start_matches("#/components/schemas/");
+            assert!(schemas.get(name).is_some(), "{target} resolves");
+        }
+        for (path, item) in document["paths"].as_object().unwrap() {
+            for operation in item.as_object().unwrap().values() {
+                for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                    let schema = &parameter["schema"];
+                    let schema = match schema["$ref"].as_str() {
+                        Some(target) => {
+                            &schemas[target.trim_start_matches("#/components/schemas/")]
+                        }
+                        None => schema,
+                    };
+                    assert_ne!(
+                        schema["type"], "object",
+                        "{path} {}: a query or path parameter is a scalar (two types with one schema name?)",
+                        parameter["name"]
+                    );
+                }
+            }
+        }
+        let status = &document["paths"]["/api/v1/contact-requests"]["get"]["parameters"][0];
+        let target = status["schema"]["$ref"].as_str().unwrap();
+        let schema = &schemas[target.trim_start_matches("#/components/schemas/")];
+        assert_eq!(schema["enum"], json!(["pending", "approved", "rejected"]));
+    }
+
+    #[test]
+    fn limits_follow_the_configuration_and_shared_answers_are_declared() {
+        let document = document();
+        let list = &document["paths"]["/api/v1/audit"]["get"];
+        let limit = list["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "limit")
+            .unwrap();
+        assert_eq!(limit["schema"]["minimum"], 1);
+        assert_eq!(limit["schema"]["maximum"], 321);
+        for status in ["400", "401", "403", "408", "422", "429"] {
+            assert!(
+                list["responses"].get(status).is_some(),
+                "audit list: {status}"
+            );
+        }
+        let start = &document["paths"]["/api/v1/chats"]["post"]["responses"];
+        for status in ["413", "415"] {
+            assert!(start.get(status).is_some(), "chat start: {status}");
+        }
+        let probe = &document["paths"]["/healthz"]["get"]["responses"];
+        assert!(probe.get("401").is_none(), "probes need no token");
+    }
 }

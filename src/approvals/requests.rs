@@ -17,6 +17,8 @@ pub const MAX_IDEMPOTENCY_KEY: usize = 200;
 /// Status of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+// Its own schema name: `Status` is the probes' answer.
+#[schema(as = RequestStatus)]
 pub enum Status {
     /// Waiting for an admin.
     Pending,

@@ -16,6 +16,8 @@
 //! | read settings | – | yes | yes | – |
 //! | change settings | – | – | yes | – |
 //! | read the audit log | – | yes | yes | – |
+//! | list, add and lift digest unsubscribes | – | yes | yes | – |
+//! | a guardian's invitations | own chats' | every one | – | – |
 //! | start a chat, manage its members, block guardians | for students they teach / their own chats | – | – | – |
 //! | read chats | own chats (with banners) and chats they are in | every chat, no banners | – | – |
 //! | write a class's assignments | classes they own | – | – | app with `EduAssignments.ReadWrite.All`: any class |
@@ -260,6 +262,15 @@ pub fn update_settings(principal: &Principal) -> Result<(), Denied> {
             "changing settings needs the tenant-admin role",
         ))
     }
+}
+
+/// Listing, adding and lifting digest unsubscribes: approvers and tenant admins.
+pub fn digest_unsubscribes(principal: &Principal) -> Result<(), Denied> {
+    read_settings(principal).map_err(|_| {
+        Denied::Forbidden(
+            "digest unsubscribes need the global-admin, teams-admin or tenant-admin role",
+        )
+    })
 }
 
 /// Reading the audit log: approvers and tenant admins.

@@ -278,7 +278,8 @@ async fn run_engine(
     let queued = report["queued"].as_u64().unwrap_or(0);
     let after = table_bytes(&db, sqlite_file.as_deref()).await?;
     let rerun = Instant::now();
-    let again = digest::run(&db, &tenant, request, &NoProgress).await?;
+    let links = crate::web::links::Links::from_config(&crate::config::Config::defaults()?);
+    let again = digest::run(&db, &tenant, request, &NoProgress, &links).await?;
     let rerun_seconds = rerun.elapsed().as_secs_f64();
     anyhow::ensure!(
         again.queued == 0,

@@ -1,9 +1,11 @@
-//! `parent-connection assignments import` and `parent-connection digest run`.
+//! `parent-connection assignments import`, `parent-connection digest run`, and the digest's
+//! unsubscribes (`digest unsubscribes`, `digest resubscribe`).
 
 use super::{Failure, open, out_raw};
 use crate::assignments::import::{self, ImportStatus};
 use crate::config::Config;
 use crate::digest::compose::DEFAULT_PAGE_SIZE;
+use crate::digest::unsubscribe;
 use crate::digest::week::IsoWeek;
 use crate::digest::{self, RunProgress, RunRequest};
 use crate::{audit, tenants};
@@ -65,6 +67,26 @@ pub enum DigestCommand {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// List the guardians unsubscribed from the weekly digest (by the link in a digest, or
+    /// by an admin), in contact order.
+    Unsubscribes {
+        /// Tenant slug.
+        #[arg(long, value_name = "SLUG")]
+        tenant: String,
+        /// Print the list as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lift a guardian's digest unsubscribe: later digests include them again (audited).
+    /// Exit status 1 when the guardian was not unsubscribed.
+    Resubscribe {
+        /// Tenant slug.
+        #[arg(long, value_name = "SLUG")]
+        tenant: String,
+        /// The guardian's contact id.
+        #[arg(long, value_name = "ID")]
+        contact: i64,
     },
 }
 
@@ -154,14 +176,22 @@ pub(super) async fn assignments(
 
 /// Runs a `digest` subcommand.
 pub(super) async fn run(command: DigestCommand, config: &Config) -> Result<(), Failure> {
-    let DigestCommand::Run {
-        tenant,
-        week,
-        dry_run,
-        sample,
-        page_size,
-        json,
-    } = command;
+    let (tenant, week, dry_run, sample, page_size, json) = match command {
+        DigestCommand::Run {
+            tenant,
+            week,
+            dry_run,
+            sample,
+            page_size,
+            json,
+        } => (tenant, week, dry_run, sample, page_size, json),
+        DigestCommand::Unsubscribes { tenant, json } => {
+            return unsubscribes(&tenant, json, config).await;
+        }
+        DigestCommand::Resubscribe { tenant, contact } => {
+            return resubscribe(&tenant, contact, config).await;
+        }
+    };
     let conn = open(config).await?;
     let tenant = tenants::find(&conn, &tenant).await?;
     let bar = DigestBar(ProgressBar::with_draw_target(
@@ -174,11 +204,63 @@ pub(super) async fn run(command: DigestCommand, config: &Config) -> Result<(), F
         sample_size: sample,
         page_size,
     };
-    let report = digest::run(&conn, &tenant, request, &bar).await?;
+    let links = crate::web::links::Links::from_config(config);
+    let report = digest::run(&conn, &tenant, request, &bar, &links).await?;
     if json {
         out_raw(&format!("{}\n", serde_json::to_string_pretty(&report)?));
     } else {
         out_raw(&report.to_human());
     }
     Ok(())
+}
+
+/// `digest unsubscribes`: every unsubscribed guardian of the tenant.
+async fn unsubscribes(tenant: &str, json: bool, config: &Config) -> Result<(), Failure> {
+    let conn = open(config).await?;
+    let tenant = tenants::find(&conn, tenant).await?;
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let (items, next) = unsubscribe::list(&conn, tenant.id, after, 1000).await?;
+        all.extend(items);
+        match next.and_then(|n| n.parse::<i64>().ok()) {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    if json {
+        out_raw(&format!("{}\n", serde_json::to_string_pretty(&all)?));
+        return Ok(());
+    }
+    if all.is_empty() {
+        out_raw("no guardian is unsubscribed from the digest\n");
+    }
+    for item in &all {
+        out_raw(&format!(
+            "{}\t{}\t{}\t{}\t{}\n",
+            item.contact_id,
+            item.display_name,
+            item.email_address.as_deref().unwrap_or("-"),
+            item.source,
+            item.unsubscribed_at.to_rfc3339()
+        ));
+    }
+    Ok(())
+}
+
+/// `digest resubscribe`: lifts one guardian's unsubscribe.
+async fn resubscribe(tenant: &str, contact: i64, config: &Config) -> Result<(), Failure> {
+    let conn = open(config).await?;
+    let tenant = tenants::find(&conn, tenant).await?;
+    if unsubscribe::resubscribe(&conn, tenant.id, contact, &audit::cli_actor()).await? {
+        out_raw(&format!(
+            "contact {contact} receives the weekly digest again\n"
+        ));
+        Ok(())
+    } else {
+        Err(Failure {
+            code: 1,
+            message: format!("contact {contact} is not unsubscribed from the digest"),
+        })
+    }
 }

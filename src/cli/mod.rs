@@ -167,7 +167,7 @@ pub enum Command {
         #[command(subcommand)]
         command: digest::AssignmentsCommand,
     },
-    /// The weekly assignment digest (`digest run`).
+    /// The weekly assignment digest (`digest run`, `digest unsubscribes`, `digest resubscribe`).
     Digest {
         /// Digest command.
         #[command(subcommand)]

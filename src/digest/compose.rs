@@ -156,10 +156,12 @@ fn has_report() -> String {
     )
 }
 
-/// A contact that can receive email: a plausible address the mail server has not refused
-/// for good (`email_suppressions`).
-const HAS_EMAIL: &str = "c.tenant_id = $1 AND c.email IS NOT NULL AND c.email LIKE '%_@_%' \
-     AND NOT EXISTS (SELECT 1 FROM email_suppressions x WHERE x.tenant_id = $1 AND x.email = LOWER(c.email))";
+/// A contact that receives the digest: a plausible address the mail server has not
+/// refused for good (`email_suppressions`), and not unsubscribed from the digest
+/// (`digest_unsubscribes`, an anti-join on its unique (tenant, contact) index).
+const RECIPIENT: &str = "c.tenant_id = $1 AND c.email IS NOT NULL AND c.email LIKE '%_@_%' \
+     AND NOT EXISTS (SELECT 1 FROM email_suppressions x WHERE x.tenant_id = $1 AND x.email = LOWER(c.email)) \
+     AND NOT EXISTS (SELECT 1 FROM digest_unsubscribes u WHERE u.tenant_id = $1 AND u.contact_id = c.id)";
 
 /// What a real run recorded: `count` new deliveries with ids in `first_id..=last_id`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,7 +210,7 @@ impl<'a, C: ConnectionTrait> Composer<'a, C> {
         let n = db::count(
             self.conn,
             &format!(
-                "SELECT COUNT(*) FROM contacts c WHERE {HAS_EMAIL} AND {}",
+                "SELECT COUNT(*) FROM contacts c WHERE {RECIPIENT} AND {}",
                 has_report()
             ),
             self.window_values(),
@@ -230,7 +232,7 @@ impl<'a, C: ConnectionTrait> Composer<'a, C> {
         let ids = db::query(
             self.conn,
             &format!(
-                "SELECT c.id FROM contacts c WHERE {HAS_EMAIL} AND c.id > $4 AND {} \
+                "SELECT c.id FROM contacts c WHERE {RECIPIENT} AND c.id > $4 AND {} \
                  ORDER BY c.id LIMIT $5",
                 has_report()
             ),
@@ -280,7 +282,7 @@ impl<'a, C: ConnectionTrait> Composer<'a, C> {
              SELECT $1, c.id, $4, {students}, SUM(ps.lines), $5 \
              FROM contacts c JOIN student_contacts l ON l.contact_id = c.id \
              JOIN students s ON s.id = l.student_id JOIN ({PER_STUDENT}) ps ON ps.student_id = s.id \
-             WHERE {HAS_EMAIL} AND {LINK_RULES} \
+             WHERE {RECIPIENT} AND {LINK_RULES} \
                AND NOT EXISTS (SELECT 1 FROM digest_deliveries q WHERE q.week = $4 AND q.contact_id = c.id) \
              GROUP BY c.id \
              ON CONFLICT (week, contact_id) DO NOTHING"
@@ -353,7 +355,7 @@ impl<'a, C: ConnectionTrait> Composer<'a, C> {
             &format!(
                 "SELECT c.id, c.email, c.given_name, c.family_name, s.id, s.source_id, s.given_name, s.family_name \
                  FROM contacts c JOIN student_contacts l ON l.contact_id = c.id JOIN students s ON s.id = l.student_id \
-                 WHERE {HAS_EMAIL} AND {contacts} AND {LINK_RULES} ORDER BY c.id, s.id"
+                 WHERE {RECIPIENT} AND {contacts} AND {LINK_RULES} ORDER BY c.id, s.id"
             ),
             values,
         )

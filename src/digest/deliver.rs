@@ -22,6 +22,7 @@ use crate::db;
 use crate::domain::TenantId;
 use crate::outbox::store::Claimed;
 use crate::outbox::{Outgoing, message_id};
+use crate::web::links::Links;
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Value};
 use serde::Serialize;
@@ -85,6 +86,44 @@ pub async fn record_run<C: ConnectionTrait>(
     )
     .await?;
     Ok(())
+}
+
+/// Child sections and assignment lines over the deliveries a run recorded (its id range,
+/// this tenant's rows only): one aggregate over the primary key range.
+pub async fn run_totals<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+    queued: Queued,
+) -> Result<(u64, u64), DbErr> {
+    if queued.count == 0 {
+        return Ok((0, 0));
+    }
+    let length = match conn.get_database_backend() {
+        DbBackend::Postgres => "json_array_length(CAST(students AS json))",
+        _ => "json_array_length(students)",
+    };
+    let rows = db::query(
+        conn,
+        &format!(
+            "SELECT CAST(COALESCE(SUM({length}), 0) AS BIGINT) AS children, \
+               CAST(COALESCE(SUM(assignments), 0) AS BIGINT) AS assignments \
+             FROM digest_deliveries WHERE id >= $1 AND id <= $2 AND tenant_id = $3"
+        ),
+        vec![
+            Value::BigInt(Some(queued.first_id)),
+            Value::BigInt(Some(queued.last_id)),
+            Value::BigInt(Some(tenant.0)),
+        ],
+    )
+    .await?;
+    let row = rows
+        .first()
+        .ok_or_else(|| DbErr::Custom("the totals query returned no row".into()))?;
+    let number = |column: &str| {
+        row.try_get::<i64>("", column)
+            .map(|n| u64::try_from(n).unwrap_or(0))
+    };
+    Ok((number("children")?, number("assignments")?))
 }
 
 /// Hands up to `limit` deliveries of the oldest run not fully handed over to the outbox,
@@ -181,7 +220,7 @@ pub async fn waiting<C: ConnectionTrait>(conn: &C, tenant: i64) -> Result<i64, D
 /// left, was erased, or lost their email) maps to `None`.
 pub async fn render_many<C: ConnectionTrait>(
     conn: &C,
-    message_id_domain: &str,
+    (message_id_domain, links): (&str, &Links),
     claimed: &[&Claimed],
 ) -> Result<HashMap<i64, Option<Outgoing>>, DbErr> {
     let mut out: HashMap<i64, Option<Outgoing>> = claimed.iter().map(|c| (c.id, None)).collect();
@@ -221,6 +260,7 @@ pub async fn render_many<C: ConnectionTrait>(
         let week = IsoWeek::parse(&week).map_err(|e| DbErr::Custom(e.0))?;
         let (schedule, windows) =
             super::windows(&tenant, Some(week)).map_err(|e| DbErr::Custom(e.0))?;
+        let secret = super::unsubscribe::secret(conn, tenant.id).await?;
         let contacts: Vec<i64> = members.iter().map(|(contact, _)| *contact).collect();
         let digests: HashMap<i64, Digest> = Composer::new(conn, tenant.id, windows, 1)
             .for_contacts(&contacts)
@@ -232,8 +272,10 @@ pub async fn render_many<C: ConnectionTrait>(
             let Some(digest) = digests.get(&contact) else {
                 continue;
             };
-            let rendered = super::render::render(digest, &tenant.name, &windows, schedule.zone)
-                .map_err(|e| DbErr::Custom(format!("cannot render the digest: {e}")))?;
+            let unsubscribe = super::unsubscribe::link(links, &secret, tenant.id, contact);
+            let rendered =
+                super::render::render(digest, &tenant.name, &windows, schedule.zone, unsubscribe)
+                    .map_err(|e| DbErr::Custom(format!("cannot render the digest: {e}")))?;
             out.insert(
                 claimed.id,
                 Some(Outgoing {
@@ -241,6 +283,7 @@ pub async fn render_many<C: ConnectionTrait>(
                     to: rendered.to,
                     subject: Some(rendered.subject),
                     body: rendered.body,
+                    list_unsubscribe: Some(rendered.unsubscribe),
                 }),
             );
         }

@@ -15,6 +15,7 @@ pub mod compose;
 pub mod deliver;
 pub mod render;
 pub mod schedule;
+pub mod unsubscribe;
 pub mod week;
 
 use crate::tenants::Tenant;
@@ -96,9 +97,9 @@ pub struct RunReport {
     pub upcoming: Window,
     /// Digests (one per guardian): composed (dry run), or recorded for the week (real run).
     pub digests: u64,
-    /// Child sections over all digests (dry run).
+    /// Child sections over the digests composed (dry run) or queued by this run.
     pub children: u64,
-    /// Assignment lines over all digests (dry run).
+    /// Assignment lines over the digests composed (dry run) or queued by this run.
     pub assignments: u64,
     /// True: nothing was queued or sent.
     pub dry_run: bool,
@@ -165,12 +166,14 @@ pub fn windows(
 }
 
 /// Runs the digest of one week for `tenant`: a dry run composes and counts; a real run also
-/// queues each guardian's digest once per week (module docs).
+/// queues each guardian's digest once per week (module docs). `links` gives the sample
+/// emails their unsubscribe links.
 pub async fn run(
     conn: &DatabaseConnection,
     tenant: &Tenant,
     request: RunRequest,
     progress: &dyn RunProgress,
+    links: &crate::web::links::Links,
 ) -> Result<RunReport, DigestError> {
     let (schedule, windows) = windows(tenant, request.week)?;
     if !request.dry_run && !tenant.settings.digest_enabled {
@@ -202,6 +205,10 @@ pub async fn run(
             .queue_all(&report.week, now)
             .await?;
         deliver::record_run(&txn, tenant.id, &report.week, queued, now).await?;
+        // What this run queued, from its own id range (not a per-guardian loop).
+        let (children, assignments) = deliver::run_totals(&txn, tenant.id, queued).await?;
+        report.children = children;
+        report.assignments = assignments;
         // Counted after the insert, so a run that waited for another one sees its rows too.
         let recorded = deliver::recorded(&txn, tenant.id, &report.week).await?;
         txn.commit().await?;
@@ -214,6 +221,11 @@ pub async fn run(
     }
     let mut composer = Composer::new(conn, tenant.id, windows, request.page_size);
     progress.start(composer.count().await?);
+    let secret = if request.sample_size > 0 {
+        unsubscribe::secret(conn, tenant.id).await?
+    } else {
+        String::new()
+    };
     while let Some(page) = composer.next_page().await? {
         for digest in &page {
             report.digests += 1;
@@ -225,6 +237,7 @@ pub async fn run(
                     &tenant.name,
                     &windows,
                     schedule.zone,
+                    unsubscribe::link(links, &secret, tenant.id, digest.contact_id),
                 )?);
             }
         }

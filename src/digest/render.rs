@@ -3,6 +3,7 @@
 //! titles appear exactly as given, and the output never holds HTML.
 
 use super::compose::{Digest, DueItem};
+use super::unsubscribe::UnsubscribeLink;
 use super::week::Windows;
 use askama::Template;
 use chrono_tz::Tz;
@@ -17,6 +18,9 @@ pub struct Rendered {
     pub subject: String,
     /// Plain-text body.
     pub body: String,
+    /// Where the guardian unsubscribes (the `List-Unsubscribe` header and the body's last
+    /// lines).
+    pub unsubscribe: UnsubscribeLink,
 }
 
 /// One assignment line.
@@ -49,6 +53,7 @@ struct Body<'a> {
     tenant: &'a str,
     zone: &'a str,
     view_children: Vec<ChildView>,
+    unsubscribe: &'a str,
 }
 
 /// "Ava", "Ava and Ben", "Ava, Ben and Cy".
@@ -83,12 +88,14 @@ pub fn subject(digest: &Digest, tenant: &str, windows: &Windows, zone: Tz) -> St
     )
 }
 
-/// Renders `digest` for the tenant named `tenant` in `zone`.
+/// Renders `digest` for the tenant named `tenant` in `zone`, with the guardian's
+/// `unsubscribe` link.
 pub fn render(
     digest: &Digest,
     tenant: &str,
     windows: &Windows,
     zone: Tz,
+    unsubscribe: UnsubscribeLink,
 ) -> Result<Rendered, askama::Error> {
     let view_children = digest
         .children
@@ -113,11 +120,13 @@ pub fn render(
         tenant,
         zone: zone.name(),
         view_children,
+        unsubscribe: &unsubscribe.url,
     }
     .render()?;
     Ok(Rendered {
         to: digest.email.clone(),
         subject: subject(digest, tenant, windows, zone),
         body: format!("{}\n", body.trim_end()),
+        unsubscribe,
     })
 }

@@ -18,6 +18,7 @@ pub async fn run_due(
     db_conn: &DatabaseConnection,
     catch_up: chrono::Duration,
     now: DateTime<Utc>,
+    links: &crate::web::links::Links,
 ) -> Result<Vec<(String, u64)>, super::DigestError> {
     let slugs = db::query(
         db_conn,
@@ -47,7 +48,7 @@ pub async fn run_due(
             sample_size: 0,
             page_size: DEFAULT_PAGE_SIZE,
         };
-        let report = super::run(db_conn, &tenant, request, &NoProgress).await?;
+        let report = super::run(db_conn, &tenant, request, &NoProgress, links).await?;
         if report.queued > 0 {
             tracing::info!(tenant = %slug, week = %report.week, queued = report.queued, "digest queued");
         }
@@ -66,9 +67,10 @@ pub fn spawn(
     }
     let interval = Duration::from_secs(config.digest.check_interval_seconds.max(10));
     let catch_up = chrono::Duration::hours(config.digest.catch_up_hours.max(1) as i64);
+    let links = crate::web::links::Links::from_config(&config);
     Some(tokio::spawn(async move {
         loop {
-            if let Err(e) = run_due(&db_conn, catch_up, Utc::now()).await {
+            if let Err(e) = run_due(&db_conn, catch_up, Utc::now(), &links).await {
                 tracing::warn!(error = %e, "digest scheduler round failed; retrying later");
             }
             tokio::time::sleep(interval).await;

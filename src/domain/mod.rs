@@ -2,14 +2,18 @@
 //! well-formed, so the rest of the code never re-checks it.
 
 mod email;
+mod invitation;
 mod phone;
 mod relationship;
+mod sds;
 mod tenant;
 mod time_zone;
 
 pub use email::EmailAddress;
+pub use invitation::{InvitationState, StateInputs, expires_at};
 pub use phone::{PhoneE164, Region};
 pub use relationship::Relationship;
+pub use sds::{AcademicSessionType, EnrollmentKind, OrgType, RoleGroup, SdsRole};
 pub use tenant::{TenantId, TenantSlug};
 pub use time_zone::TimeZoneName;
 

@@ -30,6 +30,8 @@ pub struct Model {
     pub digest_hour: i32,
     /// IANA time zone of the digest schedule and windows.
     pub digest_time_zone: String,
+    /// Days an invitation's join link stays valid.
+    pub invitation_validity_days: i32,
     /// Last change (UTC).
     pub updated_at: DateTimeUtc,
 }

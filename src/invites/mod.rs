@@ -11,14 +11,19 @@
 //!   fallback (the reason is stored); with neither, nothing is sent and the reason says so.
 //! - The invitation and its outbox row commit in the caller's transaction.
 
+pub mod join;
 pub mod render;
 
 use crate::db;
+use crate::domain::{InvitationState, StateInputs, expires_at};
 use crate::outbox::Channel;
 use crate::outbox::store::{self as outbox, Kind};
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
 use serde::Serialize;
+
+/// Days a join link stays valid when the tenant did not choose (`invitationValidityDays`).
+pub const DEFAULT_VALIDITY_DAYS: i32 = 14;
 
 /// What triggered an invitation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,8 +56,11 @@ pub struct InvitationItem {
     pub contact_id: String,
     /// `email` or `sms` (none when nothing was sent).
     pub channel: Option<String>,
-    /// `queued`, `sent`, `failed`, `dead`, `suppressed`, or `not_sent`.
+    /// Delivery status: `queued`, `sent`, `failed`, `dead`, `suppressed`, or `not_sent`.
     pub status: String,
+    /// Where the invitation stands: `pending`, `sent`, `accepted`, `expired`, `cancelled`,
+    /// `failed` (none when nothing was sent).
+    pub state: Option<InvitationState>,
     /// Why SMS fell back to email, or why nothing was sent: `sms_disabled`, `no_mobile`,
     /// `sms_opted_out`, `no_email`, `email_suppressed`, `unreachable`, `already_joined`,
     /// `guardian_limit`, `tenant_daily_limit`.
@@ -61,6 +69,10 @@ pub struct InvitationItem {
     pub last_error: Option<String>,
     /// When it was queued (UTC).
     pub created_at: Option<DateTime<Utc>>,
+    /// When its join link stops working (UTC), unless accepted before.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When the guardian accepted it (UTC).
+    pub accepted_at: Option<DateTime<Utc>>,
 }
 
 impl InvitationItem {
@@ -70,9 +82,12 @@ impl InvitationItem {
             contact_id: contact.to_string(),
             channel: None,
             status: "not_sent".into(),
+            state: None,
             reason: Some(reason.into()),
             last_error: None,
             created_at: None,
+            expires_at: None,
+            accepted_at: None,
         }
     }
 }
@@ -103,13 +118,15 @@ pub struct Policy {
     pub window_days: i64,
     /// Per tenant per UTC day.
     pub per_tenant_per_day: i64,
+    /// Days a join link stays valid.
+    pub validity_days: i64,
 }
 
 /// Reads the tenant's invite settings.
 pub async fn policy<C: ConnectionTrait>(conn: &C, tenant: i64) -> Result<Policy, DbErr> {
     let rows = db::query(
         conn,
-        "SELECT preferred_invite_channel, invite_limit_per_guardian, invite_window_days, invite_limit_per_tenant_per_day \
+        "SELECT preferred_invite_channel, invite_limit_per_guardian, invite_window_days, invite_limit_per_tenant_per_day, invitation_validity_days \
          FROM tenant_settings WHERE tenant_id = $1",
         vec![Value::BigInt(Some(tenant))],
     )
@@ -122,6 +139,7 @@ pub async fn policy<C: ConnectionTrait>(conn: &C, tenant: i64) -> Result<Policy,
         per_guardian: row.try_get_by_index::<i32>(1)? as i64,
         window_days: row.try_get_by_index::<i32>(2)? as i64,
         per_tenant_per_day: row.try_get_by_index::<i32>(3)? as i64,
+        validity_days: row.try_get::<i32>("", "invitation_validity_days")? as i64,
     })
 }
 
@@ -326,29 +344,55 @@ pub async fn invite<C: ConnectionTrait>(
         contact_id: contact.to_string(),
         channel: Some(channel.as_str().into()),
         status: "queued".into(),
+        state: Some(InvitationState::Pending),
         reason: fallback.map(str::to_string),
         last_error: None,
         created_at: Some(context.now),
+        expires_at: Some(expires_at(context.now, policy.validity_days)),
+        accepted_at: None,
     })
 }
 
-const SELECT: &str = "SELECT i.id, i.contact_id, i.channel, o.status, i.fallback_reason, o.last_error, i.created_at \
-     FROM invitations i LEFT JOIN outbox o ON o.kind = 'invitation' AND o.ref_id = i.id";
+/// The invitation columns the API shows, from `invitations i` with its outbox row `o`,
+/// chat `ch`, the tenant's settings `ts` and the guardian's link `l` to the chat's student.
+const SELECT: &str = "SELECT i.id, i.contact_id, i.channel, o.status, i.fallback_reason, o.last_error, i.created_at, \
+       i.accepted_at, ts.invitation_validity_days, l.status AS link_status, ch.owner_source_id \
+     FROM invitations i LEFT JOIN outbox o ON o.kind = 'invitation' AND o.ref_id = i.id \
+     JOIN chats ch ON ch.id = i.chat_id \
+     JOIN tenant_settings ts ON ts.tenant_id = i.tenant_id \
+     LEFT JOIN student_contacts l ON l.student_id = ch.student_id AND l.contact_id = i.contact_id";
 
-fn item(row: &QueryResult) -> Result<InvitationItem, DbErr> {
-    let status: Option<String> = row.try_get_by_index(3)?;
+fn item(row: &QueryResult, now: DateTime<Utc>) -> Result<InvitationItem, DbErr> {
+    let status: Option<String> = row.try_get("", "status")?;
+    let created_at: DateTime<Utc> = row.try_get("", "created_at")?;
+    let accepted_at: Option<DateTime<Utc>> = row.try_get("", "accepted_at")?;
+    let validity = i64::from(row.try_get::<i32>("", "invitation_validity_days")?);
+    let link: Option<String> = row.try_get("", "link_status")?;
+    let state = InvitationState::derive(
+        StateInputs {
+            created_at,
+            accepted_at,
+            validity_days: validity,
+            link_active: link.as_deref() == Some("active"),
+            delivery: status.as_deref(),
+        },
+        now,
+    );
     Ok(InvitationItem {
-        id: Some(row.try_get_by_index::<i64>(0)?.to_string()),
-        contact_id: row.try_get_by_index::<i64>(1)?.to_string(),
-        channel: row.try_get_by_index(2)?,
+        id: Some(row.try_get::<i64>("", "id")?.to_string()),
+        contact_id: row.try_get::<i64>("", "contact_id")?.to_string(),
+        channel: row.try_get("", "channel")?,
         // A message being sent right now is still queued as far as anyone can tell.
         status: match status.as_deref() {
             Some("sending") | None => "queued".into(),
             Some(other) => other.into(),
         },
-        reason: row.try_get_by_index(4)?,
-        last_error: row.try_get_by_index(5)?,
-        created_at: row.try_get_by_index(6)?,
+        state: Some(state),
+        reason: row.try_get("", "fallback_reason")?,
+        last_error: row.try_get("", "last_error")?,
+        created_at: Some(created_at),
+        expires_at: Some(expires_at(created_at, validity)),
+        accepted_at,
     })
 }
 
@@ -357,6 +401,7 @@ pub async fn for_chat<C: ConnectionTrait>(
     conn: &C,
     chat: i64,
 ) -> Result<Vec<InvitationItem>, DbErr> {
+    let now = Utc::now();
     db::query(
         conn,
         &format!("{SELECT} WHERE i.chat_id = $1 ORDER BY i.id"),
@@ -364,7 +409,28 @@ pub async fn for_chat<C: ConnectionTrait>(
     )
     .await?
     .iter()
-    .map(item)
+    .map(|row| item(row, now))
+    .collect()
+}
+
+/// The invitations of guardian `contact` of the tenant, newest first, with the owner of
+/// each one's chat (through the (tenant, contact, created) index).
+pub async fn for_contact<C: ConnectionTrait>(
+    conn: &C,
+    tenant: i64,
+    contact: i64,
+) -> Result<Vec<(InvitationItem, String)>, DbErr> {
+    let now = Utc::now();
+    db::query(
+        conn,
+        &format!(
+            "{SELECT} WHERE i.tenant_id = $1 AND i.contact_id = $2 ORDER BY i.created_at DESC, i.id DESC LIMIT 500"
+        ),
+        vec![Value::BigInt(Some(tenant)), Value::BigInt(Some(contact))],
+    )
+    .await?
+    .iter()
+    .map(|row| Ok((item(row, now)?, row.try_get("", "owner_source_id")?)))
     .collect()
 }
 
@@ -376,14 +442,12 @@ pub async fn get<C: ConnectionTrait>(
 ) -> Result<Option<(InvitationItem, String)>, DbErr> {
     let rows = db::query(
         conn,
-        "SELECT i.id, i.contact_id, i.channel, o.status, i.fallback_reason, o.last_error, i.created_at, c.owner_source_id \
-         FROM invitations i LEFT JOIN outbox o ON o.kind = 'invitation' AND o.ref_id = i.id \
-         JOIN chats c ON c.id = i.chat_id WHERE i.tenant_id = $1 AND i.id = $2",
+        &format!("{SELECT} WHERE i.tenant_id = $1 AND i.id = $2"),
         vec![Value::BigInt(Some(tenant)), Value::BigInt(Some(id))],
     )
     .await?;
     rows.first()
-        .map(|row| Ok((item(row)?, row.try_get_by_index(7)?)))
+        .map(|row| Ok((item(row, Utc::now())?, row.try_get("", "owner_source_id")?)))
         .transpose()
 }
 
@@ -397,6 +461,7 @@ mod tests {
             per_guardian: 3,
             window_days: 7,
             per_tenant_per_day: 100,
+            validity_days: 14,
         }
     }
 

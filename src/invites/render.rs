@@ -36,8 +36,8 @@ struct InvitationSms<'a> {
 /// What rendering needs from the configuration.
 #[derive(Debug, Clone)]
 pub struct RenderConfig {
-    /// Join link base (`invites.join_url`).
-    pub join_url: String,
+    /// Where links point (`web.public_url`, `invites.join_url`, `mail.unsubscribe_mailto`).
+    pub links: crate::web::links::Links,
     /// Name opening every SMS (`sms.sender_name`).
     pub sms_sender: String,
     /// Message-ID domain (`mail.message_id_domain`).
@@ -105,7 +105,7 @@ pub async fn render_many<C: ConnectionTrait>(
             },
             student: display_name(text(6)?.as_deref(), None, None, Some("your child")),
             district: text(7)?.unwrap_or_default(),
-            link: format!("{}{}", config.join_url, text(8)?.unwrap_or_default()),
+            link: config.links.join(&text(8)?.unwrap_or_default()),
         };
         let message = compose(config, claimed, &names)
             .map_err(|e| DbErr::Custom(format!("cannot render the invitation: {e}")))?;
@@ -142,6 +142,7 @@ fn compose(
             to: claimed.recipient.clone(),
             subject: None,
             body: body.trim_end().to_string(),
+            list_unsubscribe: None,
         }),
         _ => InvitationEmail {
             guardian: &short(&names.guardian, 80),
@@ -159,6 +160,7 @@ fn compose(
                 short(&names.teacher, 60)
             )),
             body,
+            list_unsubscribe: None,
         }),
     }
 }

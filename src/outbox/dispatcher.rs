@@ -96,13 +96,14 @@ impl Dispatcher {
             config.mail.pool_size,
             Duration::from_secs(config.mail.timeout_seconds.max(1)),
             (!root.is_empty()).then(|| std::path::Path::new(root)),
-        )?;
+        )?
+        .with_dkim(super::email::DkimSettings::from_config(&config.mail)?.as_ref())?;
         let sms = SmsGateway::from_config(&config.sms)?;
         Ok(Self {
             db,
             config: config.outbox.clone(),
             render: RenderConfig {
-                join_url: config.invites.join_url.clone(),
+                links: crate::web::links::Links::from_config(config),
                 sms_sender: config.sms.sender_name.clone(),
                 message_id_domain: config.mail.message_id_domain.clone(),
             },
@@ -158,7 +159,7 @@ impl Dispatcher {
         rendered.extend(
             crate::digest::deliver::render_many(
                 &self.db,
-                &self.render.message_id_domain,
+                (&self.render.message_id_domain, &self.render.links),
                 &of_kind("digest"),
             )
             .await?,

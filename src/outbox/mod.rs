@@ -56,6 +56,20 @@ pub struct Outgoing {
     pub subject: Option<String>,
     /// Plain-text body.
     pub body: String,
+    /// Unsubscribe addresses of a bulk message (the weekly digest): sent as
+    /// `List-Unsubscribe` and `List-Unsubscribe-Post: List-Unsubscribe=One-Click`.
+    pub list_unsubscribe: Option<ListUnsubscribe>,
+}
+
+/// Where the recipient of a bulk message unsubscribes (RFC 2369 `List-Unsubscribe`, with
+/// RFC 8058 one-click on the HTTPS URL).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListUnsubscribe {
+    /// The HTTPS one-click URL: a POST of `List-Unsubscribe=One-Click` unsubscribes.
+    pub url: String,
+    /// A `mailto:` address, when a mailbox is configured.
+    pub mailto: Option<String>,
 }
 
 /// Why a send did not succeed.

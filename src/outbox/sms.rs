@@ -1,7 +1,9 @@
 //! SMS delivery through an HTTP gateway with Twilio's request shape:
-//! `POST {base}/2010-04-01/Accounts/{sid}/Messages.json` with the form fields `To`, `From`
-//! and `Body`, HTTP basic auth (account SID, auth token), and an `Idempotency-Key` header
-//! carrying the message's stable id so a retry after a lost answer is recognisable.
+//! `POST {base}/2010-04-01/Accounts/{sid}/Messages.json` with the form fields `To`, `Body`
+//! and the sender, HTTP basic auth (account SID, auth token), and an `Idempotency-Key`
+//! header carrying the message's stable id so a retry after a lost answer is recognisable.
+//! The sender (`sms.from`) is a phone number sent as `From`, or a Messaging Service SID
+//! (`MG` + 32 hex digits) sent as `MessagingServiceSid`, as Twilio's API description says.
 //!
 //! Outcomes: 2xx sent; 429 and 5xx, timeouts and connection errors are retried (honouring
 //! `Retry-After`); an invalid or non-mobile number (Twilio codes 21211, 21214, 21217,
@@ -20,14 +22,46 @@ pub struct SmsGateway {
     endpoint: String,
     account_sid: String,
     auth_token: String,
-    from: String,
+    sender: Sender,
+}
+
+/// Who sends: a phone number (or alphanumeric sender id) or a Twilio Messaging Service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sender {
+    /// `From`: an E.164 number, short code or alphanumeric sender id.
+    From(String),
+    /// `MessagingServiceSid`: `MG` followed by 32 hex digits.
+    MessagingService(String),
+}
+
+impl Sender {
+    /// Reads `sms.from`: a Messaging Service SID when it has that exact shape, else `From`.
+    pub fn parse(value: &str) -> Self {
+        let value = value.trim();
+        let is_service = value.len() == 34
+            && value.starts_with("MG")
+            && value[2..].bytes().all(|b| b.is_ascii_hexdigit());
+        if is_service {
+            Sender::MessagingService(value.to_string())
+        } else {
+            Sender::From(value.to_string())
+        }
+    }
+
+    /// The form field and value that name the sender.
+    fn field(&self) -> (&'static str, &str) {
+        match self {
+            Sender::From(from) => ("From", from),
+            Sender::MessagingService(sid) => ("MessagingServiceSid", sid),
+        }
+    }
 }
 
 impl std::fmt::Debug for SmsGateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SmsGateway")
             .field("endpoint", &self.endpoint)
-            .field("from", &self.from)
+            .field("sender", &self.sender)
             .finish_non_exhaustive()
     }
 }
@@ -60,12 +94,13 @@ impl SmsGateway {
             ),
             account_sid: config.account_sid.clone(),
             auth_token: config.auth_token.clone(),
-            from: config.from.clone(),
+            sender: Sender::parse(&config.from),
         }))
     }
 
     /// Sends one text message to the E.164 number `message.to`.
     pub async fn send(&self, message: &Outgoing) -> Result<(), SendError> {
+        let (sender_field, sender) = self.sender.field();
         let response = self
             .client
             .post(&self.endpoint)
@@ -73,7 +108,7 @@ impl SmsGateway {
             .header("Idempotency-Key", &message.message_id)
             .form(&[
                 ("To", message.to.as_str()),
-                ("From", self.from.as_str()),
+                (sender_field, sender),
                 ("Body", message.body.as_str()),
             ])
             .send()
@@ -135,6 +170,21 @@ pub fn retry_after(value: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_messaging_service_sid_is_not_a_from_number() {
+        let sid = "MG0123456789abcdef0123456789ABCDEF";
+        assert_eq!(Sender::parse(sid), Sender::MessagingService(sid.into()));
+        assert_eq!(Sender::parse(sid).field().0, "MessagingServiceSid");
+        for from in [
+            "+12025550199",
+            "MG123",
+            "MGzz23456789abcdef0123456789ABCDEF",
+            "Schools",
+        ] {
+            assert_eq!(Sender::parse(from).field(), ("From", from));
+        }
+    }
 
     #[test]
     fn retry_after_reads_seconds_and_dates() {

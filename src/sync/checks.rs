@@ -144,13 +144,15 @@ pub async fn dangling(
 /// embedded in SQL).
 pub const UNREACHABLE_CONTACT: &str = "the contact has neither a valid email nor a valid E.164 mobile: it is stored but not offered for communication";
 
-/// Order of warnings in a report: file-level ones, then invalid emails, invalid phones and
-/// unreachable contacts (the order [`contact_warnings`] adds them in).
+/// Order of warnings in a report: file-level ones, skipped enrollments (found while
+/// reading), then invalid emails, invalid phones and unreachable contacts (the order
+/// [`contact_warnings`] adds them in).
 pub fn warning_rank(code: &str) -> u8 {
     match code {
-        "invalid_email" => 1,
-        "invalid_phone" => 2,
-        "unreachable_contact" => 3,
+        super::sds_v21::ENROLLMENT_SKIPPED => 1,
+        "invalid_email" => 2,
+        "invalid_phone" => 3,
+        "unreachable_contact" => 4,
         _ => 0,
     }
 }

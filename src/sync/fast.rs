@@ -15,6 +15,7 @@ use super::report::Issue;
 use super::sds_v21::{self, user_hash};
 use super::staging::{StageTable, Stager};
 use crate::db::ImportConn;
+use crate::domain::{EnrollmentKind, RoleGroup};
 use sea_orm::{DbErr, Value};
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -325,9 +326,6 @@ const STAFF: u8 = 2;
 /// The user appeared in `users.csv`.
 const IN_USERS: u8 = 4;
 
-/// Roles that make a user neither a student nor staff.
-const CONTACT_ROLES: [&str; 4] = ["student", "parent", "guardian", "relative"];
-
 struct State {
     region: crate::domain::Region,
     region_code: String,
@@ -340,7 +338,7 @@ struct State {
     staff: KeySet,
     other_users: KeySet,
     roles: KeyIndex<u8>,
-    staff_roles: std::collections::HashMap<u64, String, BuildHasherDefault<Identity>>,
+    staff_roles: std::collections::HashMap<u64, &'static str, BuildHasherDefault<Identity>>,
     contact_refs: KeyIndex<bool>,
     problem: Option<String>,
 }
@@ -444,7 +442,8 @@ fn read_orgs(ctx: &mut ParseCtx<'_>, state: &mut State) {
         sds_v21::ORGS,
         StageTable::Schools,
         |src, row, sink, stage| {
-            if !row.require(&["sourcedId"], sink) {
+            if !row.require(&["sourcedId", "type"], sink) || sds_v21::org_type(row, sink).is_none()
+            {
                 return false;
             }
             if !state.orgs.insert(key(&[row.get("sourcedId")])) {
@@ -473,27 +472,28 @@ fn read_roles(ctx: &mut ParseCtx<'_>, state: &mut State) {
             if !row.require(&["userSourcedId", "orgSourcedId", "role"], sink) {
                 return false;
             }
+            let Some(role) = sds_v21::org_role(row, sink) else {
+                return false;
+            };
             let (user, org) = (row.get("userSourcedId"), row.get("orgSourcedId"));
-            let role = row.get("role").to_ascii_lowercase();
             if !state.orgs.contains(&key(&[org])) {
                 state.fail(|| format!("role of {user} names unknown org {org}"));
                 return false;
             }
             let user_key = key(&[user]);
-            role_keys.push(key(&[user, org, &role]));
-            let bits = if role == "student" {
-                STUDENT
-            } else if !CONTACT_ROLES.contains(&role.as_str()) {
-                let min = state
-                    .staff_roles
-                    .entry(user_key)
-                    .or_insert_with(|| role.clone());
-                if role < *min {
-                    *min = role;
+            role_keys.push(key(&[user, org, role.name()]));
+            let bits = match role.group() {
+                RoleGroup::Student => STUDENT,
+                RoleGroup::Staff => {
+                    // The same choice as the full path: the first staff role in
+                    // alphabetical order, regardless of case.
+                    let first = state.staff_roles.entry(user_key).or_insert(role.name());
+                    if role.name().to_ascii_lowercase() < first.to_ascii_lowercase() {
+                        *first = role.name();
+                    }
+                    STAFF
                 }
-                STAFF
-            } else {
-                0
+                RoleGroup::None => 0,
             };
             roles.push((user_key, bits));
             true
@@ -652,7 +652,7 @@ fn stage_staff(
         return false;
     }
     let email = Channels::read(row, "email", &[], state.region).email;
-    let role = state.staff_roles.get(&user).cloned();
+    let role = state.staff_roles.get(&user).map(|r| r.to_string());
     stage.push(
         StageTable::Staff,
         src,
@@ -769,12 +769,17 @@ fn read_enrollments(ctx: &mut ParseCtx<'_>, state: &mut State) {
         sds_v21::ENROLLMENTS,
         StageTable::Enrollments,
         |src, row, sink, stage| {
-            if !row.require(&["classSourcedId", "userSourcedId"], sink) {
+            if !row.require(&["classSourcedId", "userSourcedId", "role"], sink) {
                 return false;
             }
             let Some(role) = sds_v21::enrollment_role(row, sink) else {
                 return false;
             };
+            let Some(kind) = role.enrollment_kind() else {
+                sds_v21::skip_enrollment(row, role, sink);
+                return true;
+            };
+            let role = kind.as_str();
             let (class, person) = (row.get("classSourcedId"), row.get("userSourcedId"));
             if !state.classes.contains(&key(&[class])) {
                 state.fail(|| format!("enrollment in unknown class {class}"));
@@ -782,7 +787,7 @@ fn read_enrollments(ctx: &mut ParseCtx<'_>, state: &mut State) {
             }
             let bits = state.role_bits(key(&[person]));
             let fits = bits & IN_USERS != 0
-                && if role == "student" {
+                && if kind == EnrollmentKind::Student {
                     bits & STUDENT != 0
                 } else {
                     bits & STAFF != 0 && bits & STUDENT == 0
@@ -792,7 +797,7 @@ fn read_enrollments(ctx: &mut ParseCtx<'_>, state: &mut State) {
                 return false;
             }
             let hash = super::hashing::hash_values([]);
-            match state.enrollments.judge(key(&[class, person, &role]), hash) {
+            match state.enrollments.judge(key(&[class, person, role]), hash) {
                 Verdict::Unchanged { .. } => true,
                 Verdict::Stage => {
                     stage.push(
@@ -802,7 +807,7 @@ fn read_enrollments(ctx: &mut ParseCtx<'_>, state: &mut State) {
                         vec![
                             Some(class.to_string()),
                             Some(person.to_string()),
-                            Some(role),
+                            Some(role.to_string()),
                         ],
                     );
                     true

@@ -769,7 +769,7 @@ mod rules {
             table: Enrollments,
             columns: &["class_id", "person_id", "role"],
             header: "userSourcedId",
-            what: "enrollment (class / user / role)",
+            what: "enrollment (class / user / role; every staff role counts as teacher)",
         },
         UniqueKey {
             table: Links,
@@ -866,7 +866,7 @@ mod rules {
             Students,
             "source_id",
             "userSourcedId",
-            "is not a student (no 'student' role in roles.csv)",
+            "is not a student (no student role in roles.csv)",
         ),
         Reference {
             when: "c.role = 'student'",
@@ -876,7 +876,7 @@ mod rules {
                 Students,
                 "source_id",
                 "userSourcedId",
-                "is enrolled as a student but has no 'student' role in roles.csv",
+                "is enrolled as a student but has no student role in roles.csv",
             )
         },
         Reference {
@@ -887,23 +887,25 @@ mod rules {
                 Staff,
                 "source_id",
                 "userSourcedId",
-                "is enrolled as a teacher but has no staff role in roles.csv",
+                "is enrolled in a staff role but is not staff in roles.csv (a staff role and no student role)",
             )
         },
     ];
 
-    /// Splits `users.csv` into students (a `student` role), staff (another role that is not a
-    /// contact role) and contacts (named by `relationships.csv`).
+    /// Splits `users.csv` into students (a Student-group role), staff (a Staff-group role and
+    /// no student role; `staff.role` is the first of their staff roles in alphabetical
+    /// order, as SDS writes it) and contacts (named by `relationships.csv`). Roles without a
+    /// group (`other`, contact roles) make a user neither.
     pub const V21_SPLIT_USERS: &[&str] = &[
         "INSERT INTO s_students (src, rec, sync_key, sync_hash, source_id, given_name, family_name) \
          SELECT u.src, u.rec, u.sync_key, u.sync_hash, u.source_id, u.given_name, u.family_name FROM s_users u \
-         WHERE EXISTS (SELECT 1 FROM s_roles r WHERE r.user_id = u.source_id AND r.role = 'student')",
+         WHERE EXISTS (SELECT 1 FROM s_roles r WHERE r.user_id = u.source_id AND r.role_group = 'student')",
         "INSERT INTO s_staff (src, rec, source_id, given_name, family_name, email, role) \
          SELECT u.src, u.rec, u.source_id, u.given_name, u.family_name, u.email, \
-           (SELECT MIN(r.role) FROM s_roles r WHERE r.user_id = u.source_id AND r.role NOT IN ('student', 'parent', 'guardian', 'relative')) \
+           (SELECT r.role FROM s_roles r WHERE r.user_id = u.source_id AND r.role_group = 'staff' ORDER BY LOWER(r.role) LIMIT 1) \
          FROM s_users u \
-         WHERE EXISTS (SELECT 1 FROM s_roles r WHERE r.user_id = u.source_id AND r.role NOT IN ('student', 'parent', 'guardian', 'relative')) \
-           AND NOT EXISTS (SELECT 1 FROM s_roles r WHERE r.user_id = u.source_id AND r.role = 'student')",
+         WHERE EXISTS (SELECT 1 FROM s_roles r WHERE r.user_id = u.source_id AND r.role_group = 'staff') \
+           AND NOT EXISTS (SELECT 1 FROM s_roles r WHERE r.user_id = u.source_id AND r.role_group = 'student')",
         "INSERT INTO s_contacts (src, rec, sync_key, sync_hash, source_key, source_id, given_name, family_name, email, mobile_phone, email_column, email_warning, phone_column, phone_warning) \
          SELECT u.src, u.rec, u.sync_key, u.sync_hash, u.source_id, u.source_id, u.given_name, u.family_name, u.email, u.mobile_phone, 'email', u.email_warning, u.phone_column, u.phone_warning \
          FROM s_users u WHERE EXISTS (SELECT 1 FROM s_links l WHERE l.contact_key = u.source_id)",

@@ -8,7 +8,7 @@ use super::csv_file::FileSpec;
 use super::files::{Channels, FileSet, ParseCtx, copy_columns};
 use super::hashing::hash_strs;
 use super::staging::StageTable;
-use crate::domain::Relationship;
+use crate::domain::{EnrollmentKind, Relationship};
 
 /// Every file name of the format, in reading order.
 pub const FILES: &[&str] = &[
@@ -106,8 +106,8 @@ pub fn parse(ctx: &mut ParseCtx<'_>) {
         },
     );
     for (file, role) in [
-        ("StudentEnrollment.csv", "student"),
-        ("TeacherRoster.csv", "teacher"),
+        ("StudentEnrollment.csv", EnrollmentKind::Student),
+        ("TeacherRoster.csv", EnrollmentKind::Teacher),
     ] {
         ctx.read(
             file,
@@ -124,7 +124,7 @@ pub fn parse(ctx: &mut ParseCtx<'_>) {
                     vec![
                         row.opt("Section SIS ID"),
                         row.opt("SIS ID"),
-                        Some(role.into()),
+                        Some(role.as_str().into()),
                     ],
                 );
                 true

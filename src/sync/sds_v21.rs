@@ -7,7 +7,7 @@ use super::csv_file::{FileSpec, IssueSink, Row};
 use super::files::{Channels, ParseCtx, copy_columns};
 use super::hashing::hash_strs;
 use super::staging::StageTable;
-use crate::domain::Relationship;
+use crate::domain::{AcademicSessionType, OrgType, Relationship, RoleGroup, SdsRole};
 
 /// Every file name of the format, in reading order.
 pub const FILES: &[&str] = &[
@@ -110,7 +110,18 @@ pub fn parse(ctx: &mut ParseCtx<'_>) {
         "orgs.csv",
         ORGS,
         StageTable::Schools,
-        copy_columns(StageTable::Schools, &["sourcedId"], &["sourcedId", "name"]),
+        |src, row, sink, stage| {
+            if !row.require(&["sourcedId", "type"], sink) || org_type(row, sink).is_none() {
+                return false;
+            }
+            stage.push(
+                StageTable::Schools,
+                src,
+                row.record,
+                vec![row.opt("sourcedId"), row.opt("name")],
+            );
+            true
+        },
     );
     ctx.read(
         "roles.csv",
@@ -120,7 +131,9 @@ pub fn parse(ctx: &mut ParseCtx<'_>) {
             if !row.require(&["userSourcedId", "orgSourcedId", "role"], sink) {
                 return false;
             }
-            let role = row.get("role").to_ascii_lowercase();
+            let Some(role) = org_role(row, sink) else {
+                return false;
+            };
             stage.push(
                 StageTable::Roles,
                 src,
@@ -128,7 +141,8 @@ pub fn parse(ctx: &mut ParseCtx<'_>) {
                 vec![
                     row.opt("userSourcedId"),
                     row.opt("orgSourcedId"),
-                    Some(role),
+                    Some(role.name().to_string()),
+                    Some(role.group_name().to_string()),
                 ],
             );
             true
@@ -177,11 +191,15 @@ pub fn parse(ctx: &mut ParseCtx<'_>) {
         ENROLLMENTS,
         StageTable::Enrollments,
         |src, row, sink, stage| {
-            if !row.require(&["classSourcedId", "userSourcedId"], sink) {
+            if !row.require(&["classSourcedId", "userSourcedId", "role"], sink) {
                 return false;
             }
             let Some(role) = enrollment_role(row, sink) else {
                 return false;
+            };
+            let Some(kind) = role.enrollment_kind() else {
+                skip_enrollment(row, role, sink);
+                return true;
             };
             stage.push(
                 StageTable::Enrollments,
@@ -190,7 +208,7 @@ pub fn parse(ctx: &mut ParseCtx<'_>) {
                 vec![
                     row.opt("classSourcedId"),
                     row.opt("userSourcedId"),
-                    Some(role),
+                    Some(kind.as_str().to_string()),
                 ],
             );
             true
@@ -223,11 +241,18 @@ pub fn parse(ctx: &mut ParseCtx<'_>) {
     read_well_formed(ctx);
 }
 
-/// Reads the optional files that are only checked for well-formedness: nothing in them is
-/// stored yet.
+/// Reads the optional files that are only checked (well-formed, keys present, a session
+/// `type` SDS documents): nothing in them is stored yet.
 pub fn read_well_formed(ctx: &mut ParseCtx<'_>) {
+    ctx.read(
+        "academicSessions.csv",
+        spec(&["sourcedId", "type"], &[]),
+        StageTable::Users,
+        |_, row, sink, _| {
+            row.require(&["sourcedId", "type"], sink) && session_type(row, sink).is_some()
+        },
+    );
     for (file, key) in [
-        ("academicSessions.csv", "sourcedId"),
         ("courses.csv", "sourcedId"),
         ("demographics.csv", "userSourcedId"),
         ("userFlags.csv", "userSourcedId"),
@@ -245,21 +270,115 @@ pub fn read_well_formed(ctx: &mut ParseCtx<'_>) {
     }
 }
 
-/// The `role` of an enrollment row, lower-cased (`student` or `teacher`); reports others.
-pub fn enrollment_role(row: &Row<'_>, sink: &mut IssueSink) -> Option<String> {
-    let role = row.get("role").to_ascii_lowercase();
-    if role != "student" && role != "teacher" {
-        sink.error(row.issue(
-            "role",
-            "invalid_value",
-            format!(
-                "'{}' is not an enrollment role; expected student or teacher",
-                row.get("role")
-            ),
-        ));
-        return None;
+/// Reports a value refused by one of the domain parsers at `column`.
+fn invalid(row: &Row<'_>, column: &str, sink: &mut IssueSink, message: String) {
+    sink.error(row.issue(column, "invalid_value", message));
+}
+
+/// The `type` of an `orgs.csv` row; reports a value SDS does not document.
+pub fn org_type(row: &Row<'_>, sink: &mut IssueSink) -> Option<OrgType> {
+    OrgType::parse(row.get("type"))
+        .map_err(|e| invalid(row, "type", sink, e.0))
+        .ok()
+}
+
+/// The `type` of an `academicSessions.csv` row; reports a value SDS does not document.
+pub fn session_type(row: &Row<'_>, sink: &mut IssueSink) -> Option<AcademicSessionType> {
+    AcademicSessionType::parse(row.get("type"))
+        .map_err(|e| invalid(row, "type", sink, e.0))
+        .ok()
+}
+
+/// A `roles.csv` role: one SDS documents, or a OneRoster contact role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrgRole {
+    /// A role SDS documents.
+    Sds(SdsRole),
+    /// `parent`, `guardian` or `relative` (OneRoster's contact roles, which earlier versions
+    /// of this service accepted here): neither student nor staff.
+    Contact(Relationship),
+}
+
+impl OrgRole {
+    /// Contact roles accepted in `roles.csv` besides the SDS list.
+    pub const CONTACT_ROLES: [Relationship; 3] = [
+        Relationship::Parent,
+        Relationship::Guardian,
+        Relationship::Relative,
+    ];
+
+    /// The role as SDS (or OneRoster) writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sds(role) => role.as_str(),
+            Self::Contact(relationship) => relationship.as_str(),
+        }
     }
-    Some(role)
+
+    /// The role group.
+    pub fn group(self) -> RoleGroup {
+        match self {
+            Self::Sds(role) => role.group(),
+            Self::Contact(_) => RoleGroup::None,
+        }
+    }
+
+    /// The group as staged in `s_roles.role_group`.
+    pub fn group_name(self) -> &'static str {
+        match self.group() {
+            RoleGroup::Staff => "staff",
+            RoleGroup::Student => "student",
+            RoleGroup::None => "none",
+        }
+    }
+}
+
+/// The `role` of a `roles.csv` row; reports a value that is not accepted.
+pub fn org_role(row: &Row<'_>, sink: &mut IssueSink) -> Option<OrgRole> {
+    let raw = row.get("role");
+    if let Ok(role) = SdsRole::parse(raw) {
+        return Some(OrgRole::Sds(role));
+    }
+    if let Some(contact) = Relationship::parse(raw)
+        .ok()
+        .filter(|r| OrgRole::CONTACT_ROLES.contains(r))
+    {
+        return Some(OrgRole::Contact(contact));
+    }
+    let contacts = OrgRole::CONTACT_ROLES.map(|r| r.as_str()).join(", ");
+    invalid(
+        row,
+        "role",
+        sink,
+        format!(
+            "'{raw}' is not a role; expected one of {}, or for a contact {contacts} (any case)",
+            SdsRole::accepted()
+        ),
+    );
+    None
+}
+
+/// The `role` of an enrollment row (any role SDS documents); reports others.
+pub fn enrollment_role(row: &Row<'_>, sink: &mut IssueSink) -> Option<SdsRole> {
+    SdsRole::parse(row.get("role"))
+        .map_err(|e| {
+            let message =
+                e.0.replacen("is not a role", "is not an enrollment role", 1);
+            invalid(row, "role", sink, message)
+        })
+        .ok()
+}
+
+/// Code of the warning for an enrollment that is not stored (see [`skip_enrollment`]).
+pub const ENROLLMENT_SKIPPED: &str = "enrollment_skipped";
+
+/// Warns that an enrollment whose role has no role group (`other`) is not stored.
+pub fn skip_enrollment(row: &Row<'_>, role: SdsRole, sink: &mut IssueSink) {
+    sink.warning(row.issue(
+        "role",
+        ENROLLMENT_SKIPPED,
+        format!("'{role}' is neither a student nor a staff role: the enrollment was skipped"),
+    ));
 }
 
 /// The `relationshipRole` of a relationship row; reports one that is not accepted.

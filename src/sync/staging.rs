@@ -16,7 +16,8 @@ pub enum StageTable {
     Schools,
     /// SDS v2.1 `users.csv`, before users are split into students, staff and contacts.
     Users,
-    /// SDS v2.1 `roles.csv`.
+    /// SDS v2.1 `roles.csv`: `role` as SDS writes it, `role_group` = `staff` | `student` |
+    /// `none`.
     Roles,
     /// Students.
     Students,
@@ -24,7 +25,7 @@ pub enum StageTable {
     Staff,
     /// Classes / sections.
     Classes,
-    /// Enrollments (`role` = `student` | `teacher`).
+    /// Enrollments (`role` = `student` | `teacher`, see [`crate::domain::EnrollmentKind`]).
     Enrollments,
     /// Contacts in canonical shape.
     Contacts,
@@ -75,7 +76,7 @@ impl StageTable {
                 "phone_column",
                 "phone_warning",
             ],
-            Self::Roles => &["user_id", "org_id", "role"],
+            Self::Roles => &["user_id", "org_id", "role", "role_group"],
             Self::Students => &["source_id", "given_name", "family_name"],
             Self::Staff => &["source_id", "given_name", "family_name", "email", "role"],
             Self::Classes => &["source_id", "school_source_id", "title"],
@@ -113,7 +114,7 @@ impl StageTable {
             Self::Schools | Self::Students | Self::Staff | Self::Classes | Self::Users => {
                 &["source_id"]
             }
-            Self::Roles => &["user_id, role"],
+            Self::Roles => &["user_id, role_group"],
             Self::Enrollments => &["class_id, role, person_id"],
             Self::Contacts => &["source_key"],
             Self::Links => &["student_id, contact_key", "contact_key"],

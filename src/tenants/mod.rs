@@ -80,9 +80,19 @@ pub async fn create(
         digest_day: Set(crate::digest::week::DigestDay::DEFAULT.as_str().into()),
         digest_hour: Set(crate::digest::week::DEFAULT_HOUR),
         digest_time_zone: Set(crate::digest::week::DEFAULT_TIME_ZONE.into()),
+        invitation_validity_days: Set(crate::invites::DEFAULT_VALIDITY_DAYS),
         updated_at: Set(now),
     }
     .insert(&txn)
+    .await?;
+    crate::db::exec(
+        &txn,
+        "UPDATE tenants SET link_secret = $1 WHERE id = $2",
+        vec![
+            crate::web::links::new_secret().into(),
+            sea_orm::Value::BigInt(Some(row.id)),
+        ],
+    )
     .await?;
     audit::record(
         &txn,

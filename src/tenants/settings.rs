@@ -37,6 +37,8 @@ pub struct Settings {
     pub digest_hour: i32,
     /// IANA time zone of the digest's schedule and windows (default `America/New_York`).
     pub digest_time_zone: String,
+    /// Days an invitation's join link stays valid (default 14).
+    pub invitation_validity_days: i32,
     /// Last change (UTC).
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
@@ -55,6 +57,7 @@ impl From<&tenant_settings::Model> for Settings {
             digest_day: m.digest_day.clone(),
             digest_hour: m.digest_hour,
             digest_time_zone: m.digest_time_zone.clone(),
+            invitation_validity_days: m.invitation_validity_days,
             updated_at: m.updated_at,
         }
     }
@@ -85,6 +88,8 @@ pub enum Key {
     DigestHour,
     /// `digest-time-zone` / `digestTimeZone`.
     DigestTimeZone,
+    /// `invitation-validity-days` / `invitationValidityDays`.
+    InvitationValidityDays,
 }
 
 /// A parsed value for a key.
@@ -118,7 +123,7 @@ pub struct SettingError {
 
 impl Key {
     /// Every key.
-    pub const ALL: [Key; 11] = [
+    pub const ALL: [Key; 12] = [
         Key::PreferredInviteChannel,
         Key::UpdateParentInformation,
         Key::DigestEnabled,
@@ -130,6 +135,7 @@ impl Key {
         Key::DigestDay,
         Key::DigestHour,
         Key::DigestTimeZone,
+        Key::InvitationValidityDays,
     ];
 
     /// The CLI name.
@@ -146,6 +152,7 @@ impl Key {
             Key::DigestDay => "digest-day",
             Key::DigestHour => "digest-hour",
             Key::DigestTimeZone => "digest-time-zone",
+            Key::InvitationValidityDays => "invitation-validity-days",
         }
     }
 
@@ -163,6 +170,7 @@ impl Key {
             Key::DigestDay => "digestDay",
             Key::DigestHour => "digestHour",
             Key::DigestTimeZone => "digestTimeZone",
+            Key::InvitationValidityDays => "invitationValidityDays",
         }
     }
 
@@ -240,7 +248,8 @@ impl Key {
                 .map_err(|e| self.error(e.0)),
             Key::InviteLimitPerGuardian
             | Key::InviteWindowDays
-            | Key::InviteLimitPerTenantPerDay => {
+            | Key::InviteLimitPerTenantPerDay
+            | Key::InvitationValidityDays => {
                 let (low, high) = self.range().unwrap_or((0, i32::MAX));
                 raw.parse::<i32>()
                     .ok()
@@ -261,6 +270,7 @@ impl Key {
             Key::InviteLimitPerGuardian => Some((0, 1000)),
             Key::InviteWindowDays => Some((1, 365)),
             Key::InviteLimitPerTenantPerDay => Some((0, 10_000_000)),
+            Key::InvitationValidityDays => Some((1, 365)),
             _ => None,
         }
     }
@@ -276,6 +286,7 @@ impl Key {
             Key::InviteLimitPerGuardian => "valid values are whole numbers from 0 to 1000",
             Key::InviteWindowDays => "valid values are whole numbers from 1 to 365",
             Key::InviteLimitPerTenantPerDay => "valid values are whole numbers from 0 to 10000000",
+            Key::InvitationValidityDays => "valid values are whole numbers from 1 to 365",
             Key::DigestDay => "valid values are monday … sunday",
             Key::DigestHour => "valid values are whole numbers from 0 to 23",
             Key::DigestTimeZone => {
@@ -298,6 +309,7 @@ impl Key {
             Key::DigestDay => settings.digest_day.clone(),
             Key::DigestHour => settings.digest_hour.to_string(),
             Key::DigestTimeZone => settings.digest_time_zone.clone(),
+            Key::InvitationValidityDays => settings.invitation_validity_days.to_string(),
         }
     }
 }
@@ -368,6 +380,9 @@ pub async fn update(
             (Key::DigestHour, SettingValue::Hour(h)) => active.digest_hour = Set(*h),
             (Key::DigestTimeZone, SettingValue::Zone(z)) => {
                 active.digest_time_zone = Set(z.clone())
+            }
+            (Key::InvitationValidityDays, SettingValue::Number(n)) => {
+                active.invitation_validity_days = Set(*n)
             }
             (key, _) => return Err(key.error(key.expected()).into()),
         }

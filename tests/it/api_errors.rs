@@ -9,7 +9,7 @@ use axum::http::Request;
 use std::net::SocketAddr;
 
 /// Every route of the API, as the OpenAPI document must list it.
-const ROUTES: [(&str, &str); 50] = [
+const ROUTES: [(&str, &str); 55] = [
     ("/healthz", "get"),
     ("/readyz", "get"),
     ("/openapi.json", "get"),
@@ -50,6 +50,11 @@ const ROUTES: [(&str, &str); 50] = [
     ("/api/v1/invitations/limits", "get"),
     ("/api/v1/outbox", "get"),
     ("/api/v1/digest/deliveries", "get"),
+    ("/api/v1/digest/unsubscribes", "get"),
+    ("/api/v1/digest/unsubscribes", "post"),
+    ("/api/v1/digest/unsubscribes/{contactId}", "delete"),
+    ("/api/v1/chats/{id}/invitations", "get"),
+    ("/api/v1/contacts/{contactId}/invitations", "get"),
     ("/api/v1/email-suppressions", "get"),
     ("/api/v1/email-suppressions/{id}", "delete"),
     ("/api/v1/outbox/{id}/requeue", "post"),

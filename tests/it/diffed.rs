@@ -97,6 +97,16 @@ fn snapshots() -> Vec<(&'static str, Fixture, bool)> {
         ("changes, removals, additions", changed(), true),
         ("the changed snapshot again", changed(), true),
         ("back to the first", Fixture::v21(), true),
+        (
+            "every documented SDS value",
+            Fixture::copy("sds-v21/all-values"),
+            true,
+        ),
+        (
+            "every documented SDS value again",
+            Fixture::copy("sds-v21/all-values"),
+            true,
+        ),
         ("a dangling reference", dangling, false),
     ]
 }

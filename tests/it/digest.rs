@@ -415,7 +415,8 @@ async fn report(api: &Api, dry_run: bool, page_size: u64) -> Result<RunReport, D
         sample_size: 3,
         page_size,
     };
-    digest::run(&api.db.conn, &t, request, &NoProgress).await
+    let links = parent_connection::web::links::Links::from_config(&api.config);
+    digest::run(&api.db.conn, &t, request, &NoProgress, &links).await
 }
 
 async fn the_email_is_plain_text(backend: Backend) {

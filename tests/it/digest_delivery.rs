@@ -40,7 +40,8 @@ async fn run(api: &Api, week: &str) -> RunReport {
         sample_size: 0,
         page_size: 1,
     };
-    digest::run(&api.db.conn, &tenant, request, &NoProgress)
+    let links = parent_connection::web::links::Links::from_config(&api.config);
+    digest::run(&api.db.conn, &tenant, request, &NoProgress, &links)
         .await
         .expect("digest run")
 }
@@ -197,27 +198,42 @@ async fn the_scheduler_runs_due_digests_once(backend: Backend) {
         .unwrap()
         .to_utc();
     let catch_up = chrono::Duration::hours(24);
-    let off = digest::schedule::run_due(&api.db.conn, catch_up, due)
+    let links = parent_connection::web::links::Links::from_config(&api.config);
+    let off = digest::schedule::run_due(&api.db.conn, catch_up, due, &links)
         .await
         .unwrap();
     assert!(off.is_empty(), "digestEnabled is off by default: {off:?}");
     enable(&api).await;
-    let early = digest::schedule::run_due(&api.db.conn, catch_up, due - chrono::Duration::hours(2))
-        .await
-        .unwrap();
+    let early = digest::schedule::run_due(
+        &api.db.conn,
+        catch_up,
+        due - chrono::Duration::hours(2),
+        &links,
+    )
+    .await
+    .unwrap();
     assert!(early.is_empty(), "not due yet: {early:?}");
-    let ran = digest::schedule::run_due(&api.db.conn, catch_up, due)
+    let ran = digest::schedule::run_due(&api.db.conn, catch_up, due, &links)
         .await
         .unwrap();
     assert_eq!(ran, vec![("nyc".to_string(), 2)]);
-    let again =
-        digest::schedule::run_due(&api.db.conn, catch_up, due + chrono::Duration::minutes(5))
-            .await
-            .unwrap();
+    let again = digest::schedule::run_due(
+        &api.db.conn,
+        catch_up,
+        due + chrono::Duration::minutes(5),
+        &links,
+    )
+    .await
+    .unwrap();
     assert_eq!(again, vec![("nyc".to_string(), 0)], "idempotent");
-    let late = digest::schedule::run_due(&api.db.conn, catch_up, due + chrono::Duration::hours(30))
-        .await
-        .unwrap();
+    let late = digest::schedule::run_due(
+        &api.db.conn,
+        catch_up,
+        due + chrono::Duration::hours(30),
+        &links,
+    )
+    .await
+    .unwrap();
     assert!(late.is_empty(), "past the catch-up window: {late:?}");
 }
 

@@ -15,6 +15,7 @@ mod approvals;
 mod assignments;
 mod chats;
 mod edits_and_sync;
+mod graph_sdk;
 mod invitations;
 
 mod bad_files;
@@ -25,4 +26,7 @@ mod digest;
 mod digest_delivery;
 mod import_v1;
 mod import_v21;
+mod links_mail;
 mod oneroster;
+mod sds_values;
+mod sms_prism;

@@ -5,7 +5,9 @@
 
 use crate::api_support::Api;
 use crate::db_tests;
-use crate::oneroster_server::{CLIENT_ID, CLIENT_SECRET, Fault, Provider, district, user};
+use crate::oneroster_server::{
+    CLIENT_ID, CLIENT_SECRET, Fault, Provider, district, enrollment, user,
+};
 use crate::support::{self, Backend, TestDb};
 use axum::body::Body;
 use axum::http::Request;
@@ -654,6 +656,7 @@ db_tests!(
     unreachable_slow_and_unauthorised_providers_fail_cleanly,
     paging_ends_by_the_rules_whatever_the_link_header_says,
     the_api_runs_a_sync_and_never_shows_the_secret,
+    enrollments_of_every_staff_role_make_class_staff,
 );
 
 /// The real binary: `oneroster connect` (secret on standard input), `sync oneroster` with
@@ -890,5 +893,75 @@ async fn the_key_is_made_on_sqlite_and_required_on_postgres() {
         reason.contains("PARENT_CONNECTION__ONEROSTER__SECRET_KEY")
             && reason.contains("PostgreSQL"),
         "{reason}"
+    );
+}
+
+/// An `aide`, an `administrator`, a `proctor` and an SDS `principal` enrolled in a class
+/// are staff of it, as its `teacher` is (docs/sync.md); a delta that deletes one such
+/// enrollment ends it.
+async fn enrollments_of_every_staff_role_make_class_staff(backend: Backend) {
+    let mut data = district();
+    let staff = [
+        ("aid-1", "aide", "aide"),
+        ("adm-1", "administrator", "Administrator"),
+        ("prc-1", "proctor", "proctor"),
+        ("prn-1", "principal", "PRINCIPAL"),
+    ];
+    for (i, (id, role, enrolled_as)) in staff.iter().enumerate() {
+        let users = data["users"].as_array_mut().unwrap();
+        users.push(user(id, role, &[], json!({})));
+        let enrollments = data["enrollments"].as_array_mut().unwrap();
+        enrollments.push(enrollment(&format!("enr-s{i}"), "cls-1", id, enrolled_as));
+    }
+    let s = Setup::new(backend, data, 100).await;
+    let report = s.applied(false).await;
+    assert_eq!(report.entities.staff.created, 5, "{:#?}", report.warnings);
+    assert_eq!(report.entities.enrollments.created, 7);
+    assert!(
+        report
+            .warnings
+            .iter()
+            .all(|w| w.column.as_deref() != Some("role"))
+    );
+    let tenant = parent_connection::tenants::find(&s.db.conn, "nyc")
+        .await
+        .unwrap();
+    for (id, role, _) in staff {
+        assert!(
+            parent_connection::roster::teacher_reaches_student(&s.db.conn, tenant.id, id, "stu-1")
+                .await
+                .unwrap(),
+            "{id} ({role}) is staff of cls-1"
+        );
+        assert_eq!(
+            s.db.texts(
+                "SELECT role FROM staff WHERE source_id = $1",
+                vec![id.into()]
+            )
+            .await,
+            vec![role.to_string()]
+        );
+    }
+    let again = s.applied(false).await;
+    assert_eq!(again.rows_written, 0, "{:#?}", again.entities);
+
+    s.provider.patch(
+        "enrollments",
+        "enr-s0",
+        json!({"status": "tobedeleted", "dateLastModified": "2026-02-01T00:00:00.000Z"}),
+    );
+    let delta = s.applied(true).await;
+    assert_eq!(delta.entities.enrollments.deactivated, 1);
+    assert!(
+        !parent_connection::roster::teacher_reaches_student(
+            &s.db.conn, tenant.id, "aid-1", "stu-1"
+        )
+        .await
+        .unwrap()
+    );
+    assert!(
+        parent_connection::roster::teacher_reaches_student(&s.db.conn, tenant.id, "adm-1", "stu-1")
+            .await
+            .unwrap()
     );
 }

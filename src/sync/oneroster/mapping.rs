@@ -4,7 +4,9 @@
 //! record with `status: tobedeleted`, or a user with `enabledUser` false, counts as absent.
 
 use super::model::{Class, Enrollment, Item, Org, Pulled, Record, User};
-use crate::domain::{EmailAddress, PhoneE164, Region, Relationship};
+use crate::domain::{
+    EmailAddress, EnrollmentKind, PhoneE164, Region, Relationship, RoleGroup, SdsRole,
+};
 use crate::sync::csv_file::IssueSink;
 use crate::sync::files::{Channels, ParseCtx};
 use crate::sync::hashing::hash_strs;
@@ -55,15 +57,14 @@ pub struct Staged {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Student,
-    Staff,
+    /// Staff, with their role as SDS writes it.
+    Staff(SdsRole),
     Contact(Relationship),
     /// A role the sync does not store.
     Other,
     /// Gone: `tobedeleted` or disabled.
     Absent,
 }
-
-const STAFF_ROLES: [&str; 4] = ["teacher", "administrator", "aide", "proctor"];
 
 /// The greatest `dateLastModified` seen.
 #[derive(Default)]
@@ -232,12 +233,19 @@ fn user_kind(user: &User, rec: u64, sink: &mut IssueSink) -> Kind {
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
+    // OneRoster's staff roles (teacher, administrator, aide, proctor) and every other
+    // Staff-group role SDS documents make a user staff.
+    if let Ok(sds) = SdsRole::parse(&role) {
+        return match sds.group() {
+            RoleGroup::Student => Kind::Student,
+            RoleGroup::Staff => Kind::Staff(sds),
+            RoleGroup::None => Kind::Other,
+        };
+    }
     match role.as_str() {
-        "student" => Kind::Student,
         "parent" => Kind::Contact(Relationship::Parent),
         "guardian" => Kind::Contact(Relationship::Guardian),
         "relative" => Kind::Contact(Relationship::Relative),
-        r if STAFF_ROLES.contains(&r) => Kind::Staff,
         _ => {
             sink.warning(Issue::at(
                 SOURCES[USERS],
@@ -268,18 +276,17 @@ fn stage_people(ctx: &mut ParseCtx<'_>, snapshot: &Snapshot, kinds: &HashMap<&st
                 ctx.stager
                     .push(StageTable::Students, USERS, rec, vec![id, names.0, names.1])
             }
-            Some(Kind::Staff) => {
+            Some(Kind::Staff(role)) => {
                 let email = user
                     .email
                     .as_deref()
                     .and_then(|e| EmailAddress::parse(e).ok())
                     .map(|e| e.as_str().to_string());
-                let role = user.role.as_deref().map(|r| r.trim().to_ascii_lowercase());
                 ctx.stager.push(
                     StageTable::Staff,
                     USERS,
                     rec,
-                    vec![id, names.0, names.1, email, role],
+                    vec![id, names.0, names.1, email, Some(role.as_str().to_string())],
                 );
             }
             _ => {}
@@ -477,15 +484,15 @@ fn stage_enrollments(
             continue;
         };
         let (class, user) = (class.sourced_id.as_str(), user.sourced_id.as_str());
-        let role = enrollment
-            .role
-            .as_deref()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        if role != "student" && role != "teacher" {
+        // Every Staff-group role (teacher, aide, administrator, proctor, ...) is stored as
+        // `teacher`: staff of the class. Other roles are not stored.
+        let Some(kind) = SdsRole::parse(enrollment.role.as_deref().unwrap_or(""))
+            .ok()
+            .and_then(SdsRole::enrollment_kind)
+        else {
             continue;
-        }
+        };
+        let role = kind.as_str().to_string();
         if enrollment.is_deleted() {
             staged
                 .gone_enrollments
@@ -518,10 +525,10 @@ fn enrollment_resolves(
     classes: &HashSet<String>,
     delta: bool,
 ) -> bool {
-    let wanted = if role == "student" {
-        Kind::Student
-    } else {
-        Kind::Staff
+    let wanted = |kind: Kind| match kind {
+        Kind::Student => role == EnrollmentKind::Student.as_str(),
+        Kind::Staff(_) => role == EnrollmentKind::Teacher.as_str(),
+        _ => false,
     };
     let mut warn = |column: &str, message: String| {
         ctx.sink.warning(Issue::at(
@@ -535,10 +542,17 @@ fn enrollment_resolves(
     };
     match kinds.get(user).map(|(k, _)| *k) {
         Some(Kind::Absent) => return false,
-        Some(kind) if kind != wanted => {
+        Some(kind) if !wanted(kind) => {
             return warn(
                 "user",
-                format!("user '{user}' is enrolled as a {role} but is not one"),
+                format!(
+                    "user '{user}' is enrolled as {} but is not one",
+                    if role == EnrollmentKind::Student.as_str() {
+                        "a student"
+                    } else {
+                        "staff"
+                    }
+                ),
             );
         }
         None if !delta => {

@@ -1,0 +1,153 @@
+//! Server-rendered pages (SPEC §8): askama `.html` templates under `templates/web/`
+//! (escaped), on one base layout (`templates/web/base.html`: `lang`, a viewport meta, a
+//! `<main>`, visible keyboard focus, one stylesheet, no script).
+//!
+//! Every page response carries a Content-Security-Policy that allows no script at all,
+//! `no-referrer` (the links hold tokens), `nosniff`, `no-store` and no framing. A page
+//! error is an HTML page with its status, never JSON: 404 for an unknown link, 410 for a
+//! link that no longer works (an expired or cancelled invitation), 400/405/413/429/500 as
+//! they come. Pages are rate limited per client address like the API.
+//!
+//! Pages so far, both reached from links in messages by people without a session (the
+//! token in the URL is the credential, so their POST forms need no other CSRF value):
+//! - `GET|POST /join/{token}` ([`join`]): a guardian accepts an invitation;
+//! - `GET|POST /unsubscribe/{token}` ([`unsubscribe`]): the digest's one-click unsubscribe
+//!   (RFC 8058).
+
+pub mod join;
+pub mod links;
+pub mod unsubscribe;
+
+use crate::api::AppState;
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tower_governor::GovernorLayer;
+
+/// The Content-Security-Policy of every page: no script of any kind.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+/// Path prefixes served as pages: their errors are HTML pages, not JSON.
+const PAGE_PREFIXES: [&str; 3] = ["/join/", "/unsubscribe/", "/static/"];
+
+/// True for a path that belongs to the pages (errors there are HTML).
+pub fn is_page(path: &str) -> bool {
+    PAGE_PREFIXES
+        .iter()
+        .any(|prefix| path.starts_with(prefix) || path == prefix.trim_end_matches('/'))
+}
+
+/// A page with a heading and a few paragraphs (results and errors).
+#[derive(Template, WebTemplate)]
+#[template(path = "web/notice.html")]
+pub struct Notice {
+    /// Title and heading.
+    pub title: String,
+    /// Paragraphs.
+    pub lines: Vec<String>,
+}
+
+impl Notice {
+    /// A notice with `title` and `lines`.
+    pub fn new(title: impl Into<String>, lines: &[&str]) -> Self {
+        Self {
+            title: title.into(),
+            lines: lines.iter().map(|l| l.to_string()).collect(),
+        }
+    }
+
+    /// The notice as a response with `status`.
+    pub fn with_status(self, status: StatusCode) -> Response {
+        (status, self).into_response()
+    }
+}
+
+/// The HTML error page for `status`.
+pub fn status_page(status: StatusCode) -> Response {
+    let (title, line) = match status {
+        StatusCode::NOT_FOUND => (
+            "Page not found",
+            "This link does not lead anywhere. Check that you copied the whole link from the message.",
+        ),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "Not allowed",
+            "This page cannot be used that way. Open the link from the message again.",
+        ),
+        StatusCode::TOO_MANY_REQUESTS => {
+            ("Too many requests", "Please wait a minute and try again.")
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => ("Too large", "The form sent too much data."),
+        s if s.is_server_error() => (
+            "Something went wrong",
+            "We could not show this page right now. Please try again in a few minutes.",
+        ),
+        _ => (
+            "This request is not valid",
+            "Open the link from the message again.",
+        ),
+    };
+    Notice::new(title, &[line]).with_status(status)
+}
+
+/// A failure inside a page handler: logged, shown as the 500 page.
+pub fn internal(error: impl std::fmt::Display) -> Response {
+    tracing::error!(%error, "page failed");
+    status_page(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+async fn stylesheet() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../templates/web/web.css"),
+    )
+}
+
+/// Adds the page security headers (module docs) to every response.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    secure(response.headers_mut());
+    response
+}
+
+/// Sets the page security headers (module docs) on `headers`.
+pub fn secure(headers: &mut axum::http::HeaderMap) {
+    for (name, value) in [
+        ("content-security-policy", CONTENT_SECURITY_POLICY),
+        ("referrer-policy", "no-referrer"),
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+    ] {
+        headers.insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
+    }
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+}
+
+/// The pages, with their security headers and the per-address rate limit.
+pub fn router(state: &AppState) -> Router<AppState> {
+    let mut pages = Router::new()
+        .route("/join/{token}", get(join::show).post(join::accept))
+        .route(
+            "/unsubscribe/{token}",
+            get(unsubscribe::show).post(unsubscribe::one_click),
+        )
+        .route("/static/web.css", get(stylesheet));
+    if let Some(limiters) = crate::api::limits::Limiters::new(&state.config.api) {
+        pages = pages.layer(
+            GovernorLayer::new(limiters.client).error_handler(crate::api::limits::error_response),
+        );
+    }
+    pages.layer(middleware::from_fn(security_headers))
+}
