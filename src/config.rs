@@ -5,7 +5,7 @@
 
 use figment::{
     Figment,
-    providers::{Env, Format, Serialized, Toml},
+    providers::{Format, Serialized, Toml},
 };
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -97,6 +97,8 @@ pub struct DatabaseConfig {
     pub sqlite_busy_timeout_ms: u64,
     /// Migrate when `serve` starts.
     pub migrate_on_start: bool,
+    /// Seconds the first connection may take before start-up fails with the cause.
+    pub connect_timeout_seconds: u64,
 }
 
 /// `[import]`
@@ -314,17 +316,259 @@ pub struct OneRosterConfig {
     pub schedule_delta: bool,
 }
 
-/// Why the configuration could not be loaded.
+/// Why the configuration could not be loaded: one line naming the variable or key and what
+/// it takes.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error: {0}")]
-pub struct ConfigError(String);
+pub struct ConfigError(pub String);
+
+/// A configuration as loaded, with what the operator should hear about it at start.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The settings.
+    pub config: Config,
+    /// One line per `PARENT_CONNECTION__…` variable that names no key (a misspelling), with
+    /// the key it probably meant when one is close. Not fatal: logged at start.
+    pub warnings: Vec<String>,
+}
+
+/// Prefix of the environment variables that override keys.
+pub const ENV_PREFIX: &str = "PARENT_CONNECTION__";
+
+/// The shortcut variables and the key each sets.
+pub const SHORTCUTS: [(&str, &str); 4] = [
+    ("DATABASE_URL", "database.url"),
+    ("MAIL_URL", "mail.url"),
+    ("SMS_URL", "sms.url"),
+    ("JWT_SECRET", "auth.jwt_secret"),
+];
+
+/// The type a key is declared with in `config/default.toml`, which decides how an
+/// environment variable's text is read (figment's own `Env` provider guesses the type from
+/// the text, so `+12025550199` became a number and a string key failed to load).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyType {
+    /// Any text, taken exactly as given (also `0123`, `true`, `1e5`, empty).
+    Text,
+    /// A whole number.
+    Whole,
+    /// A number that may have a fraction.
+    Decimal,
+    /// `true` or `false` (any case; also `1`, `0`).
+    Flag,
+    /// A list of texts: `a,b`, `[a, b]` or `["a", "b"]`; empty for none.
+    List,
+}
+
+/// A value read from the environment with its key's type.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+enum EnvValue {
+    Text(String),
+    Signed(i64),
+    Unsigned(u64),
+    Decimal(f64),
+    Flag(bool),
+    List(Vec<String>),
+}
+
+impl KeyType {
+    /// What the type takes, for error lines.
+    pub fn expected(self) -> &'static str {
+        match self {
+            KeyType::Text => "text",
+            KeyType::Whole => "a whole number",
+            KeyType::Decimal => "a number",
+            KeyType::Flag => "true or false",
+            KeyType::List => "a list (a,b or [a, b]; empty for none)",
+        }
+    }
+
+    fn read(self, raw: &str) -> Option<EnvValue> {
+        let trimmed = raw.trim();
+        match self {
+            KeyType::Text => Some(EnvValue::Text(raw.to_string())),
+            KeyType::Whole => trimmed
+                .parse::<u64>()
+                .map(EnvValue::Unsigned)
+                .or_else(|_| trimmed.parse::<i64>().map(EnvValue::Signed))
+                .ok(),
+            KeyType::Decimal => trimmed
+                .parse::<f64>()
+                .ok()
+                .filter(|n| n.is_finite())
+                .map(EnvValue::Decimal),
+            KeyType::Flag => match trimmed.to_ascii_lowercase().as_str() {
+                "true" | "1" => Some(EnvValue::Flag(true)),
+                "false" | "0" => Some(EnvValue::Flag(false)),
+                _ => None,
+            },
+            KeyType::List => {
+                let inner = trimmed
+                    .strip_prefix('[')
+                    .and_then(|t| t.strip_suffix(']'))
+                    .unwrap_or(trimmed);
+                Some(EnvValue::List(
+                    inner
+                        .split(',')
+                        .map(|item| {
+                            let item = item.trim();
+                            item.strip_prefix('"')
+                                .and_then(|i| i.strip_suffix('"'))
+                                .unwrap_or(item)
+                                .to_string()
+                        })
+                        .filter(|item| !item.is_empty())
+                        .collect(),
+                ))
+            }
+        }
+    }
+}
+
+/// Every key of `config/default.toml` (`section.key`) with its declared type.
+pub fn key_types() -> std::collections::BTreeMap<String, KeyType> {
+    use figment::value::{Num, Value};
+    fn walk(prefix: &str, value: &Value, out: &mut std::collections::BTreeMap<String, KeyType>) {
+        let kind = match value {
+            Value::Dict(_, dict) => {
+                for (name, value) in dict {
+                    let path = if prefix.is_empty() {
+                        name.clone()
+                    } else {
+                        format!("{prefix}.{name}")
+                    };
+                    walk(&path, value, out);
+                }
+                return;
+            }
+            Value::String(..) | Value::Char(..) | Value::Empty(..) => KeyType::Text,
+            Value::Bool(..) => KeyType::Flag,
+            Value::Num(_, Num::F32(_) | Num::F64(_)) => KeyType::Decimal,
+            Value::Num(..) => KeyType::Whole,
+            Value::Array(..) => KeyType::List,
+        };
+        out.insert(prefix.to_string(), kind);
+    }
+    let mut out = std::collections::BTreeMap::new();
+    if let Ok(value) = Figment::new()
+        .merge(Toml::string(DEFAULTS))
+        .extract::<figment::value::Value>()
+    {
+        walk("", &value, &mut out);
+    }
+    out
+}
+
+/// The environment variable that sets `path` (`import.error_cap` →
+/// `PARENT_CONNECTION__IMPORT__ERROR_CAP`).
+pub fn variable_of(path: &str) -> String {
+    format!(
+        "{ENV_PREFIX}{}",
+        path.split('.')
+            .map(str::to_ascii_uppercase)
+            .collect::<Vec<_>>()
+            .join("__")
+    )
+}
+
+/// One environment variable as a figment layer, named after the variable so an error names
+/// it.
+struct EnvVar {
+    var: String,
+    path: String,
+    value: EnvValue,
+}
+
+impl figment::Provider for EnvVar {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named(format!("environment variable {}", self.var))
+    }
+
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        Serialized::default(&self.path, &self.value).data()
+    }
+}
+
+/// Edit distance (Levenshtein) of two short names.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let current = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                previous
+            } else {
+                1 + previous.min(row[j]).min(row[j + 1])
+            };
+            previous = current;
+        }
+    }
+    row[b.len()]
+}
+
+fn unknown_variable(var: &str, types: &std::collections::BTreeMap<String, KeyType>) -> String {
+    let best = types
+        .keys()
+        .map(|path| variable_of(path))
+        .map(|known| (distance(var, &known), known))
+        .min();
+    match best {
+        Some((d, known)) if d <= 4.max(var.len() / 6) => {
+            format!("{var} names no configuration key and is ignored; did you mean {known}?")
+        }
+        _ => format!(
+            "{var} names no configuration key and is ignored (the keys are in config/default.toml)"
+        ),
+    }
+}
+
+/// One line per figment error, naming where the value came from.
+fn describe(error: figment::Error) -> String {
+    error
+        .into_iter()
+        .map(|e| {
+            let key = e
+                .path
+                .iter()
+                .filter(|p| p.as_str() != "default")
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(".");
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| m.name.to_string())
+                .unwrap_or_default();
+            match source.strip_prefix("environment variable ") {
+                Some(var) => format!("{var} ({key}): {}", e.kind),
+                None if source.is_empty() => format!("{key}: {}", e.kind),
+                None => format!("{key}: {} (in {source})", e.kind),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
 
 impl Config {
     /// Loads the configuration from the defaults, the optional file and the environment.
     pub fn load() -> Result<Self, ConfigError> {
-        Self::figment()
-            .extract()
-            .map_err(|e| ConfigError(e.to_string()))
+        Self::load_from(process_env()).map(|loaded| loaded.config)
+    }
+
+    /// As [`Config::load`], from the given environment variables, with the warnings to log.
+    pub fn load_from(
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Loaded, ConfigError> {
+        let mut warnings = Vec::new();
+        let figment = Self::layered(vars, &mut warnings)?;
+        let config = figment.extract().map_err(|e| ConfigError(describe(e)))?;
+        Ok(Loaded { config, warnings })
     }
 
     /// The compiled-in defaults alone, ignoring files and the environment (for tests).
@@ -332,28 +576,78 @@ impl Config {
         Figment::new()
             .merge(Toml::string(DEFAULTS))
             .extract()
-            .map_err(|e| ConfigError(e.to_string()))
+            .map_err(|e| ConfigError(describe(e)))
     }
 
     /// The layered configuration sources, for callers that add their own layer (tests).
+    /// Environment values that do not fit their key's type are left out here; [`Config::load`]
+    /// reports them.
     pub fn figment() -> Figment {
+        Self::layered(process_env(), &mut Vec::new())
+            .unwrap_or_else(|_| Figment::new().merge(Toml::string(DEFAULTS)))
+    }
+
+    fn layered(
+        vars: impl IntoIterator<Item = (String, String)>,
+        warnings: &mut Vec<String>,
+    ) -> Result<Figment, ConfigError> {
+        let mut vars: Vec<(String, String)> = vars.into_iter().collect();
+        vars.sort();
+        let types = key_types();
         let mut figment = Figment::new().merge(Toml::string(DEFAULTS));
-        if let Ok(path) = std::env::var("PARENT_CONNECTION_CONFIG") {
+        if let Some((_, path)) = vars.iter().find(|(k, _)| k == "PARENT_CONNECTION_CONFIG") {
             figment = figment.merge(Toml::file_exact(path));
         }
-        figment = figment.merge(Env::prefixed("PARENT_CONNECTION__").split("__"));
-        for (var, key) in [
-            ("DATABASE_URL", "database.url"),
-            ("MAIL_URL", "mail.url"),
-            ("SMS_URL", "sms.url"),
-            ("JWT_SECRET", "auth.jwt_secret"),
-        ] {
-            if let Ok(value) = std::env::var(var) {
-                figment = figment.merge(Serialized::default(key, value));
+        let mut errors = Vec::new();
+        let mut layer = |var: &str, path: &str, kind: KeyType, raw: &str| match kind.read(raw) {
+            Some(value) => Some(EnvVar {
+                var: var.to_string(),
+                path: path.to_string(),
+                value,
+            }),
+            None => {
+                let shown: String = raw.chars().take(40).collect();
+                errors.push(format!("{var}={shown:?}: {path} takes {}", kind.expected()));
+                None
+            }
+        };
+        let mut layers = Vec::new();
+        for (var, raw) in &vars {
+            let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let path = rest
+                .split("__")
+                .map(str::to_ascii_lowercase)
+                .collect::<Vec<_>>()
+                .join(".");
+            match types.get(&path) {
+                Some(kind) => layers.extend(layer(var, &path, *kind, raw)),
+                None => warnings.push(unknown_variable(var, &types)),
             }
         }
-        figment
+        // The shortcuts win over the long names.
+        for (var, path) in SHORTCUTS {
+            if let Some((_, raw)) = vars.iter().find(|(k, _)| k == var) {
+                layers.extend(layer(var, path, KeyType::Text, raw));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ConfigError(errors.join("; ")));
+        }
+        for provider in layers {
+            figment = figment.merge(provider);
+        }
+        Ok(figment)
     }
+}
+
+/// The process environment (variables whose name or value is not Unicode are skipped;
+/// none of ours can be).
+fn process_env() -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
 }
 
 /// Replaces the password of a URL (`scheme://user:password@host`) with `***`.
@@ -381,6 +675,7 @@ impl fmt::Debug for DatabaseConfig {
             .field("max_connections", &self.max_connections)
             .field("sqlite_busy_timeout_ms", &self.sqlite_busy_timeout_ms)
             .field("migrate_on_start", &self.migrate_on_start)
+            .field("connect_timeout_seconds", &self.connect_timeout_seconds)
             .finish()
     }
 }
@@ -494,6 +789,150 @@ mod tests {
                 && !shown.contains("topsecret")
                 && !shown.contains("0badc0ffee"),
             "{shown}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod env_tests {
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Loaded, ConfigError> {
+        Config::load_from(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    fn value_at(config: &Config, path: &str) -> serde_json::Value {
+        let json = serde_json::to_value(config).unwrap();
+        json.pointer(&format!("/{}", path.replace('.', "/")))
+            .cloned()
+            .unwrap_or_else(|| panic!("{path} is not in the serialized config"))
+    }
+
+    /// Drives every string-typed key of the defaults (so a new key is covered) with texts
+    /// figment's own Env provider would have turned into numbers or booleans.
+    #[test]
+    fn every_string_key_keeps_its_text_from_the_environment() {
+        let text_keys: Vec<String> = key_types()
+            .into_iter()
+            .filter(|(_, kind)| *kind == KeyType::Text)
+            .map(|(path, _)| path)
+            .collect();
+        assert!(text_keys.len() > 20, "{text_keys:?}");
+        assert!(text_keys.contains(&"sms.from".to_string()));
+        for raw in ["+12025550199", "0123", "true", "1e5", "", "-7", "[a]"] {
+            let vars: Vec<(String, String)> = text_keys
+                .iter()
+                .map(|path| (variable_of(path), raw.to_string()))
+                .collect();
+            let loaded = Config::load_from(vars)
+                .unwrap_or_else(|e| panic!("{raw:?} for every string key: {e}"));
+            assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+            for path in &text_keys {
+                assert_eq!(
+                    value_at(&loaded.config, path),
+                    serde_json::Value::String(raw.to_string()),
+                    "{path} from {raw:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn shortcuts_keep_their_text() {
+        for (var, path) in SHORTCUTS {
+            for raw in ["0123", "true", "1e5", "+12025550199"] {
+                let loaded = load(&[(var, raw)]).unwrap();
+                assert_eq!(value_at(&loaded.config, path), raw, "{var}={raw}");
+            }
+        }
+    }
+
+    #[test]
+    fn numbers_and_switches_are_checked_with_one_line_naming_the_variable() {
+        let loaded = load(&[
+            ("PARENT_CONNECTION__IMPORT__ERROR_CAP", " 50 "),
+            ("PARENT_CONNECTION__DIGEST__SCHEDULE_IN_SERVE", "FALSE"),
+            ("PARENT_CONNECTION__OUTBOX__DISPATCH_IN_SERVE", "0"),
+        ])
+        .unwrap();
+        assert_eq!(loaded.config.import.error_cap, 50);
+        assert!(!loaded.config.digest.schedule_in_serve);
+        assert!(!loaded.config.outbox.dispatch_in_serve);
+        for (var, raw, expect) in [
+            (
+                "PARENT_CONNECTION__IMPORT__ERROR_CAP",
+                "lots",
+                "a whole number",
+            ),
+            (
+                "PARENT_CONNECTION__IMPORT__ERROR_CAP",
+                "1e5",
+                "a whole number",
+            ),
+            ("PARENT_CONNECTION__IMPORT__ERROR_CAP", "-5", "u"),
+            (
+                "PARENT_CONNECTION__DATABASE__MIGRATE_ON_START",
+                "yes",
+                "true or false",
+            ),
+            (
+                "PARENT_CONNECTION__SERVER__SHUTDOWN_GRACE_SECONDS",
+                "",
+                "a whole number",
+            ),
+        ] {
+            let error = load(&[(var, raw)]).unwrap_err().to_string();
+            assert!(
+                error.contains(var) && error.contains(expect) && !error.contains('\n'),
+                "{var}={raw}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn lists_are_read_in_three_spellings() {
+        for (raw, expect) in [
+            ("RS256", vec!["RS256"]),
+            ("HS256, RS256", vec!["HS256", "RS256"]),
+            ("[HS256, RS256]", vec!["HS256", "RS256"]),
+            (r#"["RS256"]"#, vec!["RS256"]),
+            ("", vec![]),
+            ("[]", vec![]),
+        ] {
+            let loaded = load(&[("PARENT_CONNECTION__AUTH__ALGORITHMS", raw)]).unwrap();
+            assert_eq!(loaded.config.auth.algorithms, expect, "{raw}");
+        }
+        let loaded = load(&[(
+            "PARENT_CONNECTION__AUTH__RS256_PUBLIC_KEY_PATHS",
+            "/k/a.pem,/k/0123.pem",
+        )])
+        .unwrap();
+        assert_eq!(
+            loaded.config.auth.rs256_public_key_paths,
+            vec!["/k/a.pem", "/k/0123.pem"]
+        );
+    }
+
+    #[test]
+    fn misspelled_variables_are_reported_with_the_likely_key() {
+        let loaded = load(&[
+            ("PARENT_CONNECTION__ONEROSTER__SECRETKEY", "x"),
+            ("PARENT_CONNECTION__ONEROSTER_SECRET_KEY", "x"),
+            ("PARENT_CONNECTION__import__error_cap", "7"),
+            ("PARENT_CONNECTION__COMPLETELY__DIFFERENT_THING", "x"),
+        ])
+        .unwrap();
+        assert_eq!(
+            loaded.config.import.error_cap, 7,
+            "keys are case-insensitive"
+        );
+        assert_eq!(loaded.warnings.len(), 3, "{:?}", loaded.warnings);
+        let all = loaded.warnings.join("\n");
+        assert!(
+            all.contains("PARENT_CONNECTION__ONEROSTER__SECRETKEY names no configuration key")
+                && all.matches("did you mean PARENT_CONNECTION__ONEROSTER__SECRET_KEY?").count() == 2
+                && all.contains("PARENT_CONNECTION__COMPLETELY__DIFFERENT_THING names no configuration key and is ignored (the keys"),
+            "{all}"
         );
     }
 }

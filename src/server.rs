@@ -16,13 +16,15 @@ pub async fn serve(config: Config, bind: Option<String>) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
     let address = listener.local_addr()?;
-    tracing::info!(%address, database = %redact_url(&config.database.url), "parent-connection listening");
+    let database = redact_url(&config.database.url);
     let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
     let state = AppState::new(db.clone(), config)?;
     let schedule = crate::sync::oneroster::spawn_schedule(db.clone(), state.config.clone());
     let dispatcher = spawn_dispatcher(&db, &state.config)?;
     let digests = crate::digest::schedule::spawn(db.clone(), state.config.clone());
     let app = api::router(state);
+    // Said only once everything that can fail at start has succeeded.
+    tracing::info!(%address, %database, "parent-connection listening");
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -234,7 +234,7 @@ pub async fn put_connection(
     };
     let view = connection::save(
         &state.db,
-        &state.config.oneroster,
+        &state.config,
         principal.tenant.0,
         &new,
         &principal.actor(),

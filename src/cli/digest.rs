@@ -61,7 +61,8 @@ pub enum DigestCommand {
         #[arg(long, value_name = "N", default_value_t = 3)]
         sample: usize,
         /// Guardians composed per page (memory grows with it).
-        #[arg(long, value_name = "N", default_value_t = DEFAULT_PAGE_SIZE)]
+        #[arg(long, value_name = "N", default_value_t = DEFAULT_PAGE_SIZE,
+              value_parser = clap::value_parser!(u64).range(1..))]
         page_size: u64,
         /// Print the report as JSON.
         #[arg(long)]
@@ -132,6 +133,12 @@ pub(super) async fn assignments(
         dry_run,
         json,
     } = command;
+    if !file.is_file() {
+        return Err(Failure::from(format!(
+            "the assignments file {} does not exist or is not a file",
+            file.display()
+        )));
+    }
     let conn = open(config).await?;
     let tenant = tenants::find(&conn, &tenant).await?;
     let bar = super::progress::ImportBar::new();

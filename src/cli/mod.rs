@@ -1,6 +1,8 @@
 //! The command line (`parent-connection --help`). Each command prints its result on standard
-//! output and exits 0, or prints a one-line reason on standard error and exits non-zero
-//! (1 for errors, 2 for an import whose snapshot was refused).
+//! output and exits 0, or prints a one-line reason on standard error and exits non-zero:
+//! 2 for a malformed value (an option, a setting's value, a configuration value) or an
+//! import whose snapshot was refused, 1 when the command could not run (a missing folder,
+//! the database unreachable, a tenant that does not exist).
 
 pub mod digest;
 pub mod oneroster;
@@ -122,9 +124,9 @@ pub enum Command {
         /// A parent or guardian: the contact id.
         #[arg(long, value_name = "CONTACT_ID")]
         contact: Option<String>,
-        /// Lifetime: 90s, 15m, 1h, 7d (default auth.default_token_ttl).
-        #[arg(long, value_name = "DURATION")]
-        ttl: Option<String>,
+        /// Lifetime: 90s, 15m, 1h, 7d, at most 30 days (default auth.default_token_ttl).
+        #[arg(long, value_name = "DURATION", value_parser = crate::auth::mint::parse_ttl)]
+        ttl: Option<std::time::Duration>,
         /// Sign even with a key that is not a development key.
         #[arg(long)]
         force: bool,
@@ -225,6 +227,16 @@ impl<E: std::fmt::Display> From<E> for Failure {
     }
 }
 
+impl Failure {
+    /// A malformed value given by the user: exit status 2.
+    fn usage(e: impl std::fmt::Display) -> Self {
+        Self {
+            code: 2,
+            message: e.to_string(),
+        }
+    }
+}
+
 /// A command-line usage error as one line (clap's own message runs over several: the
 /// reason, then the usage and a hint).
 fn usage_line(error: &clap::Error) -> String {
@@ -256,15 +268,30 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let config = match Config::load() {
-        Ok(config) => config,
+    let loaded = match Config::load_from(
+        std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+    ) {
+        Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("parent-connection: {e}");
-            return ExitCode::from(1);
+            return ExitCode::from(2);
         }
     };
-    init_logging(&config, matches!(cli.command, Command::Serve { .. }));
+    let config = loaded.config;
     crate::sync::oneroster::client::install_crypto_provider();
+    let bind = match &cli.command {
+        Command::Serve { bind } => bind.as_deref(),
+        _ => None,
+    };
+    if let Err(e) = crate::checks::check(&config, bind) {
+        eprintln!("parent-connection: {e}");
+        return ExitCode::from(e.exit_code());
+    }
+    init_logging(&config, matches!(cli.command, Command::Serve { .. }));
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -298,8 +325,10 @@ fn init_logging(config: &Config, serving: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colour codes only on a terminal: a file, a pipe or a log collector gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if config.log.format == "json" {
         builder.json().init();
@@ -315,16 +344,26 @@ async fn run(command: Command, config: Config) -> Result<(), Failure> {
             .map_err(Failure::from),
         Command::Migrate => {
             let conn = db::connect(&config.database).await?;
-            db::migrate(&conn).await?;
-            out!("database is up to date");
+            let (applied, total) = db::migrate_reporting(&conn).await?;
+            for name in &applied {
+                out!("applied {name}");
+            }
+            if applied.is_empty() {
+                out!("database is up to date ({total} migrations)");
+            } else {
+                out!(
+                    "database is up to date ({total} migrations, {} applied now)",
+                    applied.len()
+                );
+            }
             Ok(())
         }
         Command::Tenant {
             command: TenantCommand::Create { slug, name, region },
         } => {
-            let slug = TenantSlug::parse(&slug)?;
-            let region =
-                Region::parse(region.as_deref().unwrap_or(&config.tenant_defaults.region))?;
+            let slug = TenantSlug::parse(&slug).map_err(Failure::usage)?;
+            let region = Region::parse(region.as_deref().unwrap_or(&config.tenant_defaults.region))
+                .map_err(Failure::usage)?;
             let conn = open(&config).await?;
             let name = name.unwrap_or_else(|| slug.to_string());
             let tenant = tenants::create(
@@ -352,6 +391,12 @@ async fn run(command: Command, config: Config) -> Result<(), Failure> {
             force,
             json,
         } => {
+            if !dir.is_dir() {
+                return Err(Failure::from(format!(
+                    "the import folder {} does not exist or is not a folder",
+                    dir.display()
+                )));
+            }
             let conn = open(&config).await?;
             let request = ImportRequest {
                 tenant,
@@ -417,8 +462,11 @@ async fn run(command: Command, config: Config) -> Result<(), Failure> {
             use crate::auth::mint::{self, SigningKey, Subject};
             let key = SigningKey::from_config(&config.auth)?;
             key.check(force)?;
-            let slug = TenantSlug::parse(&tenant)?;
-            let ttl = mint::parse_ttl(ttl.as_deref().unwrap_or(&config.auth.default_token_ttl))?;
+            let slug = TenantSlug::parse(&tenant).map_err(Failure::usage)?;
+            let ttl = match ttl {
+                Some(ttl) => ttl,
+                None => mint::parse_ttl(&config.auth.default_token_ttl).map_err(Failure::usage)?,
+            };
             let subject = match (user, contact) {
                 (Some(source_id), _) => Subject::User {
                     source_id,

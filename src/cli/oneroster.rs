@@ -21,7 +21,8 @@ pub enum OneRosterCommand {
     ///
     /// The client secret is read from ONEROSTER_CLIENT_SECRET, else from the first line of
     /// standard input; it is never a flag. It is stored encrypted with
-    /// oneroster.secret_key (PARENT_CONNECTION__ONEROSTER__SECRET_KEY, 64 hex characters).
+    /// oneroster.secret_key (PARENT_CONNECTION__ONEROSTER__SECRET_KEY, 64 hex characters);
+    /// on SQLite without one, with the key file data/oneroster-secret.key, made on first use.
     Connect {
         /// Tenant slug.
         #[arg(long, value_name = "SLUG")]
@@ -77,26 +78,26 @@ pub(super) async fn connect(command: OneRosterCommand, config: &Config) -> Resul
         client_id,
         page_size,
     } = command;
-    // Checked before the secret is asked for, so a missing key does not waste a paste.
-    connection::SecretKey::from_config(&config.oneroster)?;
-    let client_secret = read_secret()?;
-    let conn = open(config).await?;
-    let tenant = tenants::find(&conn, &tenant).await?;
-    let new = NewConnection {
+    let mut new = NewConnection {
         base_url,
         token_url,
         client_id,
-        client_secret,
+        client_secret: Secret::new(""),
         page_size,
     };
-    let view = connection::save(
-        &conn,
-        &config.oneroster,
-        tenant.id.0,
-        &new,
-        &audit::cli_actor(),
-    )
-    .await?;
+    connection::check_values(&new, &config.oneroster).map_err(Failure::usage)?;
+    let conn = open(config).await?;
+    let tenant = tenants::find(&conn, &tenant).await?;
+    // Checked (and on SQLite made) before the secret is asked for, so a missing key does
+    // not waste a paste.
+    connection::SecretKey::from_config(config)?;
+    new.client_secret = read_secret()?;
+    let view = connection::save(&conn, config, tenant.id.0, &new, &audit::cli_actor())
+        .await
+        .map_err(|e| match e {
+            connection::ConnectionError::Invalid(message) => Failure::usage(message),
+            other => Failure::from(other),
+        })?;
     out_raw(&format!(
         "connected tenant {} to {} (client {}, page size {}); the secret is stored encrypted\n",
         tenant.slug, view.base_url, view.client_id, view.page_size
@@ -120,10 +121,9 @@ fn read_secret() -> Result<Secret, Failure> {
     stdin.lock().read_line(&mut line)?;
     let secret = line.trim_end_matches(['\r', '\n']).to_string();
     if secret.is_empty() {
-        return Err(format!(
+        return Err(Failure::usage(format!(
             "no client secret: set {SECRET_VARIABLE} or give it on standard input"
-        )
-        .into());
+        )));
     }
     Ok(Secret::new(secret))
 }

@@ -14,11 +14,9 @@ pub enum SettingsCommand {
         /// Tenant slug.
         #[arg(long, value_name = "SLUG")]
         tenant: String,
-        /// preferred-invite-channel, update-parent-information, digest-enabled, digest-day,
-        /// digest-hour, digest-time-zone, deletion-guard-percent or
-        /// auto-remove-inactive-guardians.
+        /// The setting (every setting when left out).
         #[arg(value_name = "KEY")]
-        key: Option<String>,
+        key: Option<Key>,
         /// Print JSON (camelCase keys, as the API).
         #[arg(long)]
         json: bool,
@@ -28,11 +26,10 @@ pub enum SettingsCommand {
         /// Tenant slug.
         #[arg(long, value_name = "SLUG")]
         tenant: String,
-        /// The setting (see `settings get --help`).
+        /// The setting.
         #[arg(value_name = "KEY")]
-        key: String,
-        /// The new value: email|sms, true|false, a percentage 0-100, a day (monday..sunday),
-        /// an hour 0-23, or an IANA time zone (America/New_York).
+        key: Key,
+        /// The new value, as listed for its key above.
         #[arg(value_name = "VALUE")]
         value: String,
     },
@@ -42,7 +39,6 @@ pub enum SettingsCommand {
 pub(super) async fn run(command: SettingsCommand, config: &Config) -> Result<(), Failure> {
     match command {
         SettingsCommand::Get { tenant, key, json } => {
-            let key = key.as_deref().map(Key::parse).transpose()?;
             let conn = open(config).await?;
             let tenant = tenants::find(&conn, &tenant).await?;
             let current = settings::get(&conn, tenant.id).await?;
@@ -62,8 +58,9 @@ pub(super) async fn run(command: SettingsCommand, config: &Config) -> Result<(),
             Ok(())
         }
         SettingsCommand::Set { tenant, key, value } => {
-            let key = Key::parse(&key)?;
-            let value = key.parse_text(&value)?;
+            let value = key
+                .parse_text(&value)
+                .map_err(|e| Failure::usage(format!("{}: {}", key.kebab(), e.message)))?;
             let conn = open(config).await?;
             let tenant = tenants::find(&conn, &tenant).await?;
             let updated =
@@ -71,5 +68,22 @@ pub(super) async fn run(command: SettingsCommand, config: &Config) -> Result<(),
             out_raw(&format!("{} = {}\n", key.kebab(), key.show(&updated)));
             Ok(())
         }
+    }
+}
+
+/// The keys as clap sees them: `--help` lists every key of [`Key::ALL`] with what it
+/// accepts (so the list cannot drift from the keys), and an unknown key is a usage error.
+/// The API's camelCase names are accepted too.
+impl clap::ValueEnum for Key {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Key::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(
+            clap::builder::PossibleValue::new(self.kebab())
+                .alias(self.camel())
+                .help(self.expected()),
+        )
     }
 }

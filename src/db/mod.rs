@@ -15,13 +15,56 @@ use sea_orm::{
 };
 use std::time::Duration;
 
-/// Opens the database named by `config.url`, creating the SQLite file (and its folder) when
-/// missing, and setting the per-connection pragmas SQLite needs for concurrent use.
-pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, DbErr> {
-    if config.url.starts_with("sqlite:") {
-        ensure_sqlite_folder(&config.url)?;
+/// Why the database could not be opened: one line with the cause (refused, unknown host,
+/// timed out, wrong password, missing folder) and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The database cannot be reached or opened.
+    #[error("{0}")]
+    Unreachable(String),
+    /// Any other database failure while opening.
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+/// The file of a SQLite URL (`sqlite://PATH?…`, `sqlite:PATH`); `None` for PostgreSQL and
+/// in-memory databases.
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let in_memory =
+        path.is_empty() || path == ":memory:" || query.split('&').any(|pair| pair == "mode=memory");
+    (!in_memory).then(|| std::path::PathBuf::from(path))
+}
+
+/// A SQLite URL with `mode=rwc` added when it names no mode, so the file is created on
+/// first start whatever the operator wrote (sqlx's default opens an existing file only).
+pub fn sqlite_url(url: &str) -> String {
+    let query = url.split_once('?').map(|(_, q)| q).unwrap_or("");
+    if query.split('&').any(|pair| pair.starts_with("mode=")) {
+        url.to_string()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
     }
-    let mut options = ConnectOptions::new(config.url.clone());
+}
+
+/// Opens the database named by `config.url`, creating the SQLite file (and its folder) when
+/// missing, and setting the per-connection pragmas SQLite needs for
+/// concurrent use. On PostgreSQL one connection is tried first, for at most
+/// `connect_timeout_seconds`, so an unreachable server fails fast with its cause.
+pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, ConnectError> {
+    let timeout = Duration::from_secs(config.connect_timeout_seconds.max(1));
+    let url = if config.url.starts_with("sqlite:") {
+        ensure_sqlite_folder(&config.url)?;
+        sqlite_url(&config.url)
+    } else {
+        probe_postgres(&config.url, timeout).await?;
+        config.url.clone()
+    };
+    let mut options = ConnectOptions::new(url.clone());
     options
         .max_connections(config.max_connections.max(1))
         .min_connections(1)
@@ -36,8 +79,70 @@ pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, DbEr
             .pragma("temp_store", "FILE")
             .pragma("cache_size", "-65536")
     });
-    tracing::debug!(url = %redact_url(&config.url), "connecting to the database");
-    Database::connect(options).await
+    tracing::debug!(url = %redact_url(&url), "connecting to the database");
+    Database::connect(options).await.map_err(|e| {
+        match sqlite_file(&url) {
+            Some(file) if !file.exists() => ConnectError::Unreachable(format!(
+                "the SQLite file {} does not exist and the URL's mode does not create it (use ?mode=rwc): {e}",
+                file.display()
+            )),
+            Some(file) => ConnectError::Unreachable(format!(
+                "cannot open the SQLite file {}: {e}",
+                file.display()
+            )),
+            None => ConnectError::Db(e),
+        }
+    })
+}
+
+/// Tries one PostgreSQL connection and names the cause when it fails.
+async fn probe_postgres(url: &str, timeout: Duration) -> Result<(), ConnectError> {
+    use sea_orm::sqlx::{Connection, postgres::PgConnectOptions};
+    use std::str::FromStr;
+    let shown = redact_url(url);
+    let options = PgConnectOptions::from_str(url).map_err(|e| {
+        ConnectError::Unreachable(format!("DATABASE_URL {shown} is not a PostgreSQL URL: {e}"))
+    })?;
+    let attempt =
+        tokio::time::timeout(timeout, sea_orm::sqlx::PgConnection::connect_with(&options)).await;
+    let cause = match attempt {
+        Ok(Ok(connection)) => {
+            let _ = connection.close().await;
+            return Ok(());
+        }
+        Err(_) => format!("no answer within {} s (timed out)", timeout.as_secs()),
+        Ok(Err(e)) => connect_cause(&e),
+    };
+    Err(ConnectError::Unreachable(format!(
+        "cannot connect to the database at {shown}: {cause}"
+    )))
+}
+
+/// The cause of a failed connection in words: refused, unknown host, timed out, or the
+/// server's own message (e.g. a wrong password).
+fn connect_cause(error: &sea_orm::sqlx::Error) -> String {
+    use sea_orm::sqlx::Error;
+    match error {
+        Error::Io(io) => {
+            let text = io.to_string();
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => {
+                    "connection refused (is the server running and listening on that host and port?)".into()
+                }
+                std::io::ErrorKind::TimedOut => format!("timed out ({text})"),
+                _ if text.contains("lookup address")
+                    || text.contains("Name or service not known")
+                    || text.contains("nodename nor servname") =>
+                {
+                    format!("the host name does not resolve (DNS: {text})")
+                }
+                _ => text,
+            }
+        }
+        Error::Database(db) => db.message().to_string(),
+        Error::Tls(e) => format!("TLS failed: {e}"),
+        other => other.to_string(),
+    }
 }
 
 /// Applies every pending migration.
@@ -45,27 +150,36 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     Migrator::up(db, None).await
 }
 
-fn ensure_sqlite_folder(url: &str) -> Result<(), DbErr> {
-    let path = url
-        .trim_start_matches("sqlite://")
-        .trim_start_matches("sqlite:")
-        .split('?')
-        .next()
-        .unwrap_or_default();
-    if path.is_empty() || path == ":memory:" {
+/// Applies every pending migration and returns the names of those it applied, and how many
+/// migrations the schema has in all.
+pub async fn migrate_reporting(db: &DatabaseConnection) -> Result<(Vec<String>, usize), DbErr> {
+    let pending = Migrator::get_pending_migrations(db)
+        .await?
+        .iter()
+        .map(|m| m.name().to_string())
+        .collect();
+    Migrator::up(db, None).await?;
+    Ok((pending, Migrator::migrations().len()))
+}
+
+fn ensure_sqlite_folder(url: &str) -> Result<(), ConnectError> {
+    let Some(path) = sqlite_file(url) else {
+        return Ok(());
+    };
+    let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    if parent.is_dir() {
         return Ok(());
     }
-    if let Some(parent) = std::path::Path::new(path).parent()
-        && !parent.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(parent).map_err(|e| {
-            DbErr::Custom(format!(
-                "cannot create the folder {} for the database: {e}",
-                parent.display()
-            ))
-        })?;
-    }
-    Ok(())
+    // Created like the file itself (the default data/ folder, or the folder the operator
+    // named); when that is impossible the line names the folder and the cause.
+    std::fs::create_dir_all(parent).map_err(|e| {
+        ConnectError::Unreachable(format!(
+            "the folder {} of the SQLite database does not exist and cannot be created ({e}): create it, or fix DATABASE_URL",
+            parent.display()
+        ))
+    })
 }
 
 /// Begins a read-write transaction. On SQLite it is `BEGIN IMMEDIATE`, so a transaction that

@@ -7,6 +7,7 @@ mod phone;
 mod relationship;
 mod sds;
 mod tenant;
+mod time_zone;
 
 pub use email::EmailAddress;
 pub use invitation::{InvitationState, StateInputs, expires_at};
@@ -14,6 +15,7 @@ pub use phone::{PhoneE164, Region};
 pub use relationship::Relationship;
 pub use sds::{AcademicSessionType, EnrollmentKind, OrgType, RoleGroup, SdsRole};
 pub use tenant::{TenantId, TenantSlug};
+pub use time_zone::TimeZoneName;
 
 /// Why a raw value was refused by one of the newtypes' parsers.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -243,7 +243,7 @@ impl Key {
             Key::DigestHour => week::parse_hour(raw)
                 .map(|h| SettingValue::Hour(h as i32))
                 .map_err(|e| self.error(e.0)),
-            Key::DigestTimeZone => week::parse_zone(raw)
+            Key::DigestTimeZone => crate::domain::TimeZoneName::parse(raw)
                 .map(|z| SettingValue::Zone(z.name().to_string()))
                 .map_err(|e| self.error(e.0)),
             Key::InviteLimitPerGuardian
@@ -275,7 +275,8 @@ impl Key {
         }
     }
 
-    fn expected(self) -> &'static str {
+    /// What the key accepts, e.g. "valid values are email, sms" (errors and `--help`).
+    pub fn expected(self) -> &'static str {
         match self {
             Key::PreferredInviteChannel => "valid values are email, sms",
             Key::UpdateParentInformation
@@ -288,7 +289,9 @@ impl Key {
             Key::InvitationValidityDays => "valid values are whole numbers from 1 to 365",
             Key::DigestDay => "valid values are monday … sunday",
             Key::DigestHour => "valid values are whole numbers from 0 to 23",
-            Key::DigestTimeZone => "valid values are IANA time zone names, e.g. America/New_York",
+            Key::DigestTimeZone => {
+                "valid values are IANA Area/Location time zone names, e.g. America/New_York, or UTC"
+            }
         }
     }
 

@@ -224,9 +224,9 @@ fn failures_give_one_line_and_non_zero_status() {
     assert_eq!(stderr.trim().lines().count(), 1);
 
     let bad_slug = run(dir.path(), &["tenant", "create", "Not A Slug"]);
-    assert_eq!(bad_slug.status.code(), Some(1));
+    assert_eq!(bad_slug.status.code(), Some(2), "a malformed value");
     let bad_region = run(dir.path(), &["tenant", "create", "ok", "--region", "XX"]);
-    assert_eq!(bad_region.status.code(), Some(1));
+    assert_eq!(bad_region.status.code(), Some(2), "a malformed value");
     assert!(String::from_utf8_lossy(&bad_region.stderr).contains("region"));
     run(dir.path(), &["tenant", "create", "ok"]);
     let twice = run(dir.path(), &["tenant", "create", "ok"]);
@@ -384,7 +384,7 @@ fn settings_get_and_set_with_clear_errors() {
             "fax",
         ],
     );
-    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(bad.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(
         stderr.contains("email, sms") && stderr.lines().count() == 1,
@@ -394,6 +394,10 @@ fn settings_get_and_set_with_clear_errors() {
         dir.path(),
         &["settings", "get", "--tenant", "demo", "colour"],
     );
-    assert_eq!(unknown.status.code(), Some(1));
+    assert_eq!(
+        unknown.status.code(),
+        Some(2),
+        "an unknown key is a usage error"
+    );
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("digest-enabled"));
 }

@@ -20,6 +20,7 @@ mod invitations;
 
 mod bad_files;
 mod cli;
+mod config_cli;
 mod diffed;
 mod digest;
 mod digest_delivery;

@@ -59,7 +59,7 @@ impl Setup {
             .unwrap();
         connection::save(
             &self.db.conn,
-            &self.config.oneroster,
+            &self.config,
             tenant.id.0,
             &NewConnection {
                 base_url: self.provider.base_url.clone(),
@@ -461,7 +461,7 @@ async fn unreachable_slow_and_unauthorised_providers_fail_cleanly(backend: Backe
         .unwrap();
     connection::save(
         &s.db.conn,
-        &s.config.oneroster,
+        &s.config,
         tenant.id.0,
         &NewConnection {
             base_url: base.clone(),
@@ -715,9 +715,6 @@ async fn the_cli_connects_and_syncs() {
         "--client-id",
         CLIENT_ID,
     ]);
-    let no_key = run(connect.clone(), false, Some("s\n")).await.unwrap();
-    assert_eq!(no_key.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&no_key.stderr).contains("SECRET_KEY"));
     let mut as_flag = connect.clone();
     as_flag.extend(args(&["--client-secret", CLIENT_SECRET]));
     assert_eq!(
@@ -760,6 +757,143 @@ async fn the_cli_connects_and_syncs() {
     let reason = String::from_utf8_lossy(&failed.stderr);
     assert_eq!(reason.lines().count(), 1, "{reason}");
     assert!(reason.contains("unreachable"), "{reason}");
+}
+
+/// Runs the binary with `database`, the OneRoster key `key` (none: the variable is
+/// removed) and `stdin`, off the runtime (the provider runs on it).
+async fn run_cli(
+    database: &str,
+    args: &[&str],
+    key: Option<&str>,
+    stdin: Option<&str>,
+) -> std::process::Output {
+    let database = database.to_string();
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let key = key.map(str::to_string);
+    let stdin = stdin.map(str::to_string);
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_parent-connection"));
+        command
+            .args(&args)
+            .env("DATABASE_URL", database)
+            .env_remove("RUST_LOG")
+            .env_remove("ONEROSTER_CLIENT_SECRET")
+            .env_remove("PARENT_CONNECTION__ONEROSTER__SECRET_KEY")
+            .env("PARENT_CONNECTION__ONEROSTER__MAX_RETRIES", "0")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        if let Some(key) = key {
+            command.env("PARENT_CONNECTION__ONEROSTER__SECRET_KEY", key);
+        }
+        let mut child = command.spawn().expect("binary runs");
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).unwrap();
+        }
+        drop(input);
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+/// On SQLite with no key configured, the first `oneroster connect` makes
+/// `oneroster-secret.key` (0600) beside the database and says so; a second process reuses
+/// it; a configured key wins over the file. On PostgreSQL the key stays required.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_key_is_made_on_sqlite_and_required_on_postgres() {
+    let provider = Provider::start(district()).await;
+    let dir = tempfile::tempdir().unwrap();
+    // No ?mode=rwc: the file is created all the same.
+    let database = format!("sqlite://{}", dir.path().join("own.db").display());
+    let connect = [
+        "oneroster",
+        "connect",
+        "--tenant",
+        "nyc",
+        "--base-url",
+        &provider.base_url,
+        "--token-url",
+        &provider.token_url,
+        "--client-id",
+        CLIENT_ID,
+    ];
+    let secret = format!("{CLIENT_SECRET}\n");
+    let created = run_cli(&database, &["tenant", "create", "nyc"], None, None).await;
+    assert!(created.status.success(), "{created:?}");
+    let key_file = dir.path().join("oneroster-secret.key");
+    assert!(!key_file.exists(), "made only at first need");
+    let first = run_cli(&database, &connect, None, Some(&secret)).await;
+    assert!(first.status.success(), "{first:?}");
+    let said = String::from_utf8_lossy(&first.stderr);
+    assert!(
+        said.contains("generated a new key") && said.contains("oneroster-secret.key"),
+        "{said}"
+    );
+    let made = std::fs::read_to_string(&key_file).unwrap();
+    assert_eq!(made.trim().len(), 64, "{made}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let synced = run_cli(
+        &database,
+        &["sync", "oneroster", "--tenant", "nyc", "--json"],
+        None,
+        None,
+    )
+    .await;
+    assert!(
+        synced.status.success(),
+        "a second process reuses the key: {synced:?}"
+    );
+    assert!(!String::from_utf8_lossy(&synced.stderr).contains("generated"));
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), made);
+
+    // A configured key wins: the secret stored under it does not open with the file's key.
+    let again = run_cli(&database, &connect, Some(KEY), Some(&secret)).await;
+    assert!(again.status.success(), "{again:?}");
+    let with_key = run_cli(
+        &database,
+        &["sync", "oneroster", "--tenant", "nyc"],
+        Some(KEY),
+        None,
+    )
+    .await;
+    assert!(with_key.status.success(), "{with_key:?}");
+    let with_file = run_cli(
+        &database,
+        &["sync", "oneroster", "--tenant", "nyc"],
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(with_file.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&with_file.stderr).contains("cannot be decrypted"),
+        "{with_file:?}"
+    );
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), made);
+
+    if support::postgres_url().is_none() {
+        return;
+    }
+    let pg = TestDb::new(Backend::Postgres).await;
+    let created = run_cli(&pg.url, &["tenant", "create", "nyc"], None, None).await;
+    assert!(created.status.success(), "{created:?}");
+    let refused = run_cli(&pg.url, &connect, None, Some(&secret)).await;
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    let reason = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(reason.lines().count(), 1, "{reason}");
+    assert!(
+        reason.contains("PARENT_CONNECTION__ONEROSTER__SECRET_KEY")
+            && reason.contains("PostgreSQL"),
+        "{reason}"
+    );
 }
 
 /// An `aide`, an `administrator`, a `proctor` and an SDS `principal` enrolled in a class

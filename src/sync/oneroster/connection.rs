@@ -4,8 +4,9 @@
 //! it is never logged, audited or returned.
 
 use crate::audit::{self, AuditEntry};
-use crate::config::OneRosterConfig;
+use crate::config::{Config, OneRosterConfig};
 use crate::db::{self, ImportConn};
+use crate::secrets::DataFolder;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, QueryResult, Value};
@@ -70,23 +71,46 @@ impl fmt::Debug for SecretKey {
 
 const CIPHER_PREFIX: &str = "v1:";
 
+/// Name of the generated key in the data folder (`oneroster-secret.key`).
+pub const KEY_FILE: &str = "oneroster-secret";
+
 impl SecretKey {
-    /// The key configured in `oneroster.secret_key` (64 hex characters).
-    pub fn from_config(config: &OneRosterConfig) -> Result<Self, ConnectionError> {
-        let raw = config.secret_key.trim();
-        if raw.is_empty() {
-            return Err(ConnectionError::Key(
-                "no key to encrypt OneRoster client secrets: set PARENT_CONNECTION__ONEROSTER__SECRET_KEY to 64 hex characters (e.g. `openssl rand -hex 32`)".into(),
-            ));
+    /// The key configured in `oneroster.secret_key` (64 hex characters); when none is
+    /// configured on SQLite, the key file `oneroster-secret.key` of the data folder,
+    /// generated on first need (see [`crate::secrets`]). On PostgreSQL a key must be
+    /// configured.
+    pub fn from_config(config: &Config) -> Result<Self, ConnectionError> {
+        let raw = config.oneroster.secret_key.trim();
+        if !raw.is_empty() {
+            return Self::from_hex(raw);
         }
-        let bytes = from_hex(raw)
+        match DataFolder::of(&config.database) {
+            Some(folder) => {
+                let bytes = folder
+                    .key(KEY_FILE, "stored OneRoster client secrets")
+                    .map_err(|e| ConnectionError::Key(e.to_string()))?;
+                Self::from_bytes(&bytes)
+            }
+            None => Err(ConnectionError::Key(
+                "no key to encrypt OneRoster client secrets: set PARENT_CONNECTION__ONEROSTER__SECRET_KEY to 64 hex characters (e.g. `openssl rand -hex 32`); on PostgreSQL it is required".into(),
+            )),
+        }
+    }
+
+    /// A key given as 64 hex characters.
+    pub fn from_hex(raw: &str) -> Result<Self, ConnectionError> {
+        let bytes = from_hex(raw.trim())
             .filter(|b| b.len() == 32)
             .ok_or_else(|| {
                 ConnectionError::Key(
                     "oneroster.secret_key must be 64 hex characters (32 bytes), e.g. from `openssl rand -hex 32`".into(),
                 )
             })?;
-        let key = UnboundKey::new(&AES_256_GCM, &bytes)
+        Self::from_bytes(&bytes)
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Result<Self, ConnectionError> {
+        let key = UnboundKey::new(&AES_256_GCM, bytes)
             .map_err(|_| ConnectionError::Key("oneroster.secret_key is not usable".into()))?;
         Ok(Self(LessSafeKey::new(key)))
     }
@@ -209,6 +233,23 @@ fn validate(
     new: &NewConnection,
     config: &OneRosterConfig,
 ) -> Result<(String, String, u64), ConnectionError> {
+    let checked = check_values(new, config)?;
+    if new.client_secret.expose().is_empty() {
+        return Err(ConnectionError::Invalid(
+            "the client secret is empty (give it in ONEROSTER_CLIENT_SECRET or on standard input)"
+                .into(),
+        ));
+    }
+    Ok(checked)
+}
+
+/// Checks the values of a connection other than its secret (so `oneroster connect` can
+/// refuse a malformed URL before it asks for the secret); returns the normalised base URL,
+/// token URL and page size.
+pub fn check_values(
+    new: &NewConnection,
+    config: &OneRosterConfig,
+) -> Result<(String, String, u64), ConnectionError> {
     let url = |name: &str, value: &str| -> Result<String, ConnectionError> {
         let parsed = reqwest::Url::parse(value.trim())
             .map_err(|e| ConnectionError::Invalid(format!("{name} '{value}' is not a URL: {e}")))?;
@@ -226,12 +267,6 @@ fn validate(
     if new.client_id.trim().is_empty() {
         return Err(ConnectionError::Invalid("the client id is empty".into()));
     }
-    if new.client_secret.expose().is_empty() {
-        return Err(ConnectionError::Invalid(
-            "the client secret is empty (give it in ONEROSTER_CLIENT_SECRET or on standard input)"
-                .into(),
-        ));
-    }
     let page_size = new.page_size.unwrap_or(config.default_page_size);
     if page_size == 0 || page_size > config.max_page_size {
         return Err(ConnectionError::Invalid(format!(
@@ -246,13 +281,13 @@ fn validate(
 /// changed base URL clears the delta watermark (it belonged to another provider).
 pub async fn save(
     db: &DatabaseConnection,
-    config: &OneRosterConfig,
+    config: &Config,
     tenant_id: i64,
     new: &NewConnection,
     actor: &str,
 ) -> Result<ConnectionView, ConnectionError> {
+    let (base_url, token_url, page_size) = validate(new, &config.oneroster)?;
     let key = SecretKey::from_config(config)?;
-    let (base_url, token_url, page_size) = validate(new, config)?;
     let sealed = key.seal(tenant_id, &new.client_secret)?;
     let now = chrono::Utc::now();
     let txn = db::begin_write(db).await?;
@@ -337,7 +372,7 @@ pub async fn view<C: ConnectionTrait>(
 /// The tenant's connection with its secret decrypted, if any.
 pub async fn load(
     db: &DatabaseConnection,
-    config: &OneRosterConfig,
+    config: &Config,
     tenant_id: i64,
 ) -> Result<Option<Connection>, ConnectionError> {
     let rows = db::query(
@@ -399,8 +434,8 @@ mod tests {
     use super::*;
 
     fn key() -> SecretKey {
-        let mut config = crate::config::Config::defaults().unwrap().oneroster;
-        config.secret_key =
+        let mut config = crate::config::Config::defaults().unwrap();
+        config.oneroster.secret_key =
             "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff".into();
         SecretKey::from_config(&config).unwrap()
     }
@@ -418,7 +453,8 @@ mod tests {
     #[test]
     fn secrets_are_redacted_and_a_missing_key_is_explained() {
         assert_eq!(format!("{:?}", Secret::new("s3cret")), "Secret(***)");
-        let config = crate::config::Config::defaults().unwrap().oneroster;
+        let mut config = crate::config::Config::defaults().unwrap();
+        config.database.url = "postgres://u:p@127.0.0.1:1/pc".into();
         let error = SecretKey::from_config(&config).unwrap_err().to_string();
         assert!(
             error.contains("PARENT_CONNECTION__ONEROSTER__SECRET_KEY"),

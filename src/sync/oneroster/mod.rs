@@ -93,7 +93,7 @@ pub async fn sync(
 ) -> Result<ImportReport, OneRosterError> {
     let started_at = chrono::Utc::now();
     let tenant = tenants::find(db, &request.tenant).await?;
-    let connection = connection::load(db, &config.oneroster, tenant.id.0)
+    let connection = connection::load(db, config, tenant.id.0)
         .await?
         .ok_or_else(|| OneRosterError::NotConnected(tenant.slug.clone()))?;
     let since = match (request.delta, &connection.watermark) {
