@@ -5,17 +5,26 @@
 # and runs `schemathesis run` with every check (schemathesis.toml) once per kind of caller (admin, teacher, app)
 # with a fixed seed and a bounded number of examples. Exits non-zero on any failure.
 #
-#   scripts/acceptance/schemathesis.sh            # builds nothing: uses target/debug or PC_BIN
+#   scripts/acceptance/schemathesis.sh            # SQLite; uses target/debug or PC_BIN
+#   scripts/acceptance/schemathesis.sh --postgres postgres://USER:PASS@HOST:5432/postgres
+#                                                 # a fresh database on that server (the role
+#                                                 # may CREATE DATABASE), dropped at the end
 #   ST_EXAMPLES=50 ST_SEED=7 scripts/acceptance/schemathesis.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v schemathesis >/dev/null 2>&1 || python3 -m pip install --quiet schemathesis
 EXAMPLES=${ST_EXAMPLES:-25}
 SEED=${ST_SEED:-20261202}
+POSTGRES=""
+if [ "${1:-}" = "--postgres" ]; then
+  POSTGRES=${2:?--postgres needs the server URL}
+fi
 work=$(mktemp -d)
 server_pid=""
+pg_db=""
 cleanup() {
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null || true; fi
+  if [ -n "$pg_db" ]; then psql -q "$POSTGRES" -c "DROP DATABASE IF EXISTS $pg_db" >/dev/null 2>&1 || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -23,7 +32,17 @@ trap cleanup EXIT
 if [ -z "${BASE_URL:-}" ]; then
   bin=${PC_BIN:-target/debug/parent-connection}
   [ -x "$bin" ] || cargo build --locked --quiet
-  export DATABASE_URL="sqlite://$work/pc.db?mode=rwc" MAIL_URL="file://$work/mail"
+  if [ -n "$POSTGRES" ]; then
+    pg_db="schemathesis_$$"
+    psql -q "$POSTGRES" -c "CREATE DATABASE $pg_db" >/dev/null
+    export DATABASE_URL="${POSTGRES%/*}/$pg_db"
+    # PostgreSQL deployments configure the key of stored OneRoster secrets (SQLite makes one).
+    PARENT_CONNECTION__ONEROSTER__SECRET_KEY=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
+    export PARENT_CONNECTION__ONEROSTER__SECRET_KEY
+  else
+    export DATABASE_URL="sqlite://$work/pc.db?mode=rwc"
+  fi
+  export MAIL_URL="file://$work/mail"
   export JWT_SECRET=schemathesis-only-secret-0123456789abcdef
   # Rate limits raised for the fuzzer: it sends thousands of requests from one address.
   export PARENT_CONNECTION__API__CLIENT_REQUESTS_PER_SECOND=100000
@@ -48,7 +67,7 @@ fi
 status=0
 for who in ADMIN TEACHER APP; do
   token_var="${who}_TOKEN"
-  echo "== schemathesis as ${who,,} (seed $SEED, $EXAMPLES examples per operation)"
+  echo "== schemathesis as ${who,,} on ${POSTGRES:+PostgreSQL}${POSTGRES:-SQLite} (seed $SEED, $EXAMPLES examples per operation)"
   if ! schemathesis --config-file scripts/acceptance/schemathesis.toml run "$BASE_URL/openapi.json" \
       --seed "$SEED" --max-examples "$EXAMPLES" --workers 1 \
       --generation-database none --no-color --request-timeout 30 \
@@ -58,6 +77,7 @@ for who in ADMIN TEACHER APP; do
   fi
 done
 if [ -n "$server_pid" ] && ! kill -0 "$server_pid" 2>/dev/null; then
+  server_pid=""
   echo "the service stopped during the run:" >&2; cat "$work/serve.log" >&2; status=1
 fi
 exit $status

@@ -67,6 +67,9 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        if has_nul(parts.uri.path()) {
+            return Err(ApiError::bad_request("invalid_path", NUL_REFUSED));
+        }
         Path::<T>::from_request_parts(parts, state)
             .await
             .map(|Path(value)| ApiPath(value))
@@ -81,6 +84,9 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiQuer
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        if parts.uri.query().is_some_and(has_nul) {
+            return Err(ApiError::bad_request("invalid_query", NUL_REFUSED));
+        }
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(value)| ApiQuery(value))
@@ -177,10 +183,68 @@ impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequest<S> for ApiJ
     type Rejection = ApiError;
 
     async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
-        axum::Json::<T>::from_request(request, state)
+        let axum::Json(value) = axum::Json::<serde_json::Value>::from_request(request, state)
             .await
-            .map(|axum::Json(value)| ApiJson(value))
-            .map_err(json_rejection)
+            .map_err(json_rejection)?;
+        typed(value).map(ApiJson)
+    }
+}
+
+/// A JSON value as `T`: text holding U+0000 is refused, whole numbers written with a
+/// fraction (`465.0`) count as integers (as JSON Schema says), then the shape is checked.
+fn typed<T: DeserializeOwned>(mut value: serde_json::Value) -> Result<T, ApiError> {
+    if holds_nul(&value) {
+        return Err(ApiError::bad_request("invalid_body", NUL_REFUSED));
+    }
+    whole_numbers_as_integers(&mut value);
+    T::deserialize(value).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_body",
+            format!("Failed to deserialize the JSON body into the target type: {e}"),
+        )
+    })
+}
+
+/// A JSON body read as bytes (routes that also take it without a JSON content type), with
+/// the rules of [`ApiJson`].
+pub fn json_from_bytes<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request("invalid_body", format!("the body is not valid JSON: {e}"))
+    })?;
+    typed(value)
+}
+
+/// Why text holding U+0000 is refused.
+const NUL_REFUSED: &str = "text may not contain the NUL character (U+0000, `\\u0000` or `%00`): PostgreSQL cannot store it";
+
+/// True when a raw (percent-encoded) path or query string encodes U+0000.
+fn has_nul(raw: &str) -> bool {
+    raw.contains("%00")
+}
+
+/// Rewrites `465.0` as `465` at any depth (numbers within the exactly representable range).
+fn whole_numbers_as_integers(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(n) if !n.is_i64() && !n.is_u64() => {
+            if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15) {
+                *value = serde_json::Value::from(f as i64);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(whole_numbers_as_integers),
+        serde_json::Value::Object(map) => map.values_mut().for_each(whole_numbers_as_integers),
+        _ => {}
+    }
+}
+
+/// True when a JSON value holds U+0000 in any string or key, at any depth.
+fn holds_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(text) => text.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(holds_nul),
+        serde_json::Value::Object(map) => map
+            .iter()
+            .any(|(key, value)| key.contains('\0') || holds_nul(value)),
+        _ => false,
     }
 }
 
@@ -216,5 +280,27 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> axum::extract::FromRequest<S
         ApiJson::<T>::from_request(request, state)
             .await
             .map(|ApiJson(value)| OptionalJson(value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn bodies_with_nul_are_refused_and_whole_floats_are_integers() {
+        #[derive(Deserialize, Debug, PartialEq)]
+        struct Body {
+            size: u64,
+            name: String,
+        }
+        let body: Body = typed(json!({"size": 465.0, "name": "a"})).unwrap();
+        assert_eq!(body.size, 465);
+        assert!(typed::<Body>(json!({"size": 4.5, "name": "a"})).is_err());
+        let nul = typed::<Body>(json!({"size": 1, "name": "a\u{0}b"})).unwrap_err();
+        assert_eq!(nul.code(), "invalid_body");
+        assert!(has_nul("/api/v1/students/a%00b"));
+        assert!(!has_nul("/api/v1/students/a%2500b"));
     }
 }

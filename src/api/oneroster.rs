@@ -34,15 +34,25 @@ pub struct RunOptions {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConnectionInput {
-    /// Base URL of the provider's API (`…/ims/oneroster/v1p1`).
+    /// Base URL of the provider's API (`…/ims/oneroster/v1p1`): http or https.
+    #[schema(
+        pattern = r"^https?://[A-Za-z][A-Za-z0-9-]*(\.[A-Za-z][A-Za-z0-9-]*)*(:[1-9][0-9]{0,3})?(/[^\s?#\u0000]*)?(\?[^\s#\u0000]*)?(#[^\s\u0000]*)?$"
+    )]
     pub base_url: String,
-    /// OAuth2 token endpoint.
+    /// OAuth2 token endpoint: http or https.
+    #[schema(
+        pattern = r"^https?://[A-Za-z][A-Za-z0-9-]*(\.[A-Za-z][A-Za-z0-9-]*)*(:[1-9][0-9]{0,3})?(/[^\s?#\u0000]*)?(\?[^\s#\u0000]*)?(#[^\s\u0000]*)?$"
+    )]
     pub token_url: String,
-    /// OAuth2 client id.
+    /// OAuth2 client id (not blank).
+    #[schema(pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
     pub client_id: String,
     /// OAuth2 client secret (stored encrypted, never returned).
+    #[schema(min_length = 1)]
     pub client_secret: String,
-    /// Rows asked per page (default 100, at most `oneroster.max_page_size`).
+    /// Rows asked per page (default `oneroster.default_page_size`, at most
+    /// `oneroster.max_page_size`).
+    #[schema(minimum = 1)]
     pub page_size: Option<u64>,
 }
 
@@ -66,8 +76,7 @@ fn json_body<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiError>
 }
 
 fn parse_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("the body is not valid: {e}")))
+    super::extract::json_from_bytes(body)
 }
 
 impl From<ConnectionError> for ApiError {

@@ -6,7 +6,7 @@ use super::{
     assignments, audit, chats, classes, contact_requests, contacts, digest, erasures, graph,
     health, imports, invitations, oneroster, settings,
 };
-use crate::config::ApiConfig;
+use crate::config::Config;
 use crate::contacts::{ContactItem, FieldProvenance, Provenance};
 use crate::roster::{ClassItem, StudentItem};
 use axum::Json;
@@ -90,7 +90,7 @@ use utoipa::{Modify, OpenApi};
         crate::approvals::ContactValues, crate::approvals::requests::RequestItem,
         crate::approvals::requests::Status, contact_requests::RequestPage,
         contact_requests::DecisionBody, crate::approvals::erase::Erasure, erasures::EraseBody,
-        erasures::Erased, erasures::ErasureList, crate::tenants::settings::Settings,
+        erasures::Erased, erasures::ErasureList, crate::tenants::settings::Settings, settings::SettingsPatch,
         crate::audit::AuditItem, audit::AuditPage, chats::StartBody, chats::ChatList,
         chats::MemberBody, chats::BlockBody, chats::BlockList, chats::GuardianStartBody,
         crate::chats::ChatItem, crate::chats::Member, crate::chats::Banner,
@@ -147,14 +147,22 @@ impl Modify for BearerAuth {
 #[utoipa::path(get, path = "/openapi.json", tag = "probes",
     responses((status = 200, description = "This document", body = Object)))]
 pub async fn document(State(state): State<AppState>) -> Json<Value> {
-    Json(document_json(&state.config.api))
+    Json(document_json(&state.config))
 }
 
 /// The OpenAPI document as served: the handlers' annotations, plus what every route shares
 /// and the bounds that come from the configuration, so that the document lists every status
 /// a route can answer ([`add_shared_responses`]) and every bound it enforces.
-pub fn document_json(api: &ApiConfig) -> Value {
+pub fn document_json(config: &Config) -> Value {
     let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or(Value::Null);
+    if let Some(page_size) =
+        document.pointer_mut("/components/schemas/ConnectionInput/properties/pageSize")
+    {
+        page_size["maximum"] = json!(config.oneroster.max_page_size);
+    }
+    if let Some(schemas) = document.pointer_mut("/components/schemas") {
+        forbid_nul_in_text(schemas);
+    }
     if let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) {
         for (path, item) in paths.iter_mut() {
             let Some(item) = item.as_object_mut() else {
@@ -164,13 +172,43 @@ pub fn document_json(api: &ApiConfig) -> Value {
                 if !METHODS.contains(&method.as_str()) {
                     continue;
                 }
-                bound_page_parameters(operation, api.max_page_size);
+                bound_page_parameters(operation, config.api.max_page_size);
+                if let Some(parameters) = operation.get_mut("parameters") {
+                    forbid_nul_in_text(parameters);
+                }
                 add_shared_responses(path, operation);
             }
         }
     }
     document
 }
+
+/// Text is refused when it holds U+0000 (PostgreSQL cannot store it; `api::extract`), so
+/// every free-text string schema (no enum, pattern or format of its own) says so.
+fn forbid_nul_in_text(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let text = match map.get("type") {
+                Some(Value::String(kind)) => kind == "string",
+                Some(Value::Array(kinds)) => kinds.contains(&json!("string")),
+                _ => false,
+            };
+            let free_text = text
+                && !["enum", "pattern", "format", "const"]
+                    .iter()
+                    .any(|k| map.contains_key(*k));
+            if free_text {
+                map.insert("pattern".into(), json!(NO_NUL));
+            }
+            map.values_mut().for_each(forbid_nul_in_text);
+        }
+        Value::Array(items) => items.iter_mut().for_each(forbid_nul_in_text),
+        _ => {}
+    }
+}
+
+/// A pattern that any text without U+0000 matches.
+const NO_NUL: &str = "^[^\\u0000]*$";
 
 /// The HTTP methods of a path item (its other keys are not operations).
 const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
@@ -283,9 +321,10 @@ mod tests {
     use super::*;
 
     fn document() -> Value {
-        let mut api = crate::config::Config::defaults().unwrap().api;
-        api.max_page_size = 321;
-        document_json(&api)
+        let mut config = Config::defaults().unwrap();
+        config.api.max_page_size = 321;
+        config.oneroster.max_page_size = 77;
+        document_json(&config)
     }
 
     fn refs(value: &Value, out: &mut Vec<String>) {
@@ -357,6 +396,19 @@ mod tests {
         for status in ["413", "415"] {
             assert!(start.get(status).is_some(), "chat start: {status}");
         }
+        let page_size =
+            &document["components"]["schemas"]["ConnectionInput"]["properties"]["pageSize"];
+        assert_eq!(page_size["minimum"], 1);
+        assert_eq!(page_size["maximum"], 77);
+        let actor = list["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "actor")
+            .unwrap();
+        assert_eq!(actor["schema"]["pattern"], NO_NUL, "free text is NUL-free");
+        let reason = &document["components"]["schemas"]["DecisionBody"]["properties"]["reason"];
+        assert_eq!(reason["pattern"], NO_NUL, "{reason}");
         let probe = &document["paths"]["/healthz"]["get"]["responses"];
         assert!(probe.get("401").is_none(), "probes need no token");
     }

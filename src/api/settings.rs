@@ -35,7 +35,7 @@ pub async fn get(
     patch,
     path = "/api/v1/settings",
     tag = "settings",
-    request_body(content = Object, description = "Keys to change, e.g. {\"updateParentInformation\": false, \"preferredInviteChannel\": \"sms\"}"),
+    request_body(content = SettingsPatch, description = "Keys to change, e.g. {\"updateParentInformation\": false, \"preferredInviteChannel\": \"sms\"}"),
     responses(
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 429, description = "Rate limited", body = ErrorBody),
@@ -72,3 +72,16 @@ pub async fn update(
         settings::update(&state.db, principal.tenant, &changes, &actor).await?,
     ))
 }
+
+/// The body of `PATCH /api/v1/settings` in the OpenAPI document, built from the settings'
+/// own key list ([`settings::patch_schema`]) so the two cannot drift.
+pub struct SettingsPatch;
+
+impl utoipa::PartialSchema for SettingsPatch {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        serde_json::from_value(settings::patch_schema())
+            .expect("the settings patch schema is a valid OpenAPI schema")
+    }
+}
+
+impl utoipa::ToSchema for SettingsPatch {}

@@ -146,6 +146,11 @@ impl DigestDay {
             })
     }
 
+    /// Every day's name, Monday first, as stored and shown.
+    pub fn names() -> [&'static str; 7] {
+        Self::NAMES.map(|(name, _)| name)
+    }
+
     /// The lower-case name stored and shown.
     pub fn as_str(self) -> &'static str {
         Self::NAMES

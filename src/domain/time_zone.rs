@@ -111,6 +111,14 @@ impl TimeZoneName {
         }
     }
 
+    /// Every name [`TimeZoneName::parse`] accepts, in the tz database's order.
+    pub fn all() -> impl Iterator<Item = &'static str> {
+        chrono_tz::TZ_VARIANTS
+            .iter()
+            .map(|zone| zone.name())
+            .filter(|name| Self::parse(name).is_ok())
+    }
+
     /// The zone.
     pub fn zone(self) -> Tz {
         self.0

@@ -198,19 +198,31 @@ impl Key {
     /// Parses a JSON value for this key.
     pub fn parse_json(self, value: &serde_json::Value) -> Result<SettingValue, SettingError> {
         match (self, value) {
+            // JSON clients give the exact value the schema lists (people typing at the CLI
+            // may use any case and spaces).
             (
                 Key::PreferredInviteChannel | Key::DigestDay | Key::DigestTimeZone,
                 serde_json::Value::String(s),
-            ) => self.parse_text(s),
+            ) => {
+                let value = self.parse_text(s)?;
+                match &value {
+                    SettingValue::Channel(v) | SettingValue::Day(v) | SettingValue::Zone(v)
+                        if v == s =>
+                    {
+                        Ok(value)
+                    }
+                    _ => Err(self.error(format!("'{s}' is not valid; {}", self.expected()))),
+                }
+            }
             (Key::UpdateParentInformation | Key::DigestEnabled, serde_json::Value::Bool(b))
             | (Key::AutoRemoveInactiveGuardians, serde_json::Value::Bool(b)) => {
                 Ok(SettingValue::Flag(*b))
             }
             (Key::DeletionGuardPercent | Key::DigestHour, serde_json::Value::Number(n)) => {
-                self.parse_text(&n.to_string())
+                self.parse_text(&whole_number(n))
             }
             (key, serde_json::Value::Number(n)) if key.range().is_some() => {
-                self.parse_text(&n.to_string())
+                self.parse_text(&whole_number(n))
             }
             _ => Err(self.error(self.expected())),
         }
@@ -275,6 +287,34 @@ impl Key {
         }
     }
 
+    /// The JSON schema of the key's value in `PATCH /api/v1/settings`: exactly what
+    /// [`Key::parse_json`] accepts.
+    pub fn json_schema(self) -> serde_json::Value {
+        use serde_json::json;
+        let integer =
+            |low: i32, high: i32| json!({"type": "integer", "minimum": low, "maximum": high});
+        match self {
+            Key::PreferredInviteChannel => json!({"type": "string", "enum": ["email", "sms"]}),
+            Key::UpdateParentInformation
+            | Key::DigestEnabled
+            | Key::AutoRemoveInactiveGuardians => json!({"type": "boolean"}),
+            Key::DeletionGuardPercent => integer(0, 100),
+            Key::DigestHour => integer(0, 23),
+            Key::DigestDay => json!({"type": "string", "enum": week::DigestDay::names()}),
+            Key::DigestTimeZone => json!({
+                "type": "string",
+                "enum": crate::domain::TimeZoneName::all().collect::<Vec<_>>(),
+            }),
+            Key::InviteLimitPerGuardian
+            | Key::InviteWindowDays
+            | Key::InviteLimitPerTenantPerDay
+            | Key::InvitationValidityDays => {
+                let (low, high) = self.range().unwrap_or((0, i32::MAX));
+                integer(low, high)
+            }
+        }
+    }
+
     /// What the key accepts, e.g. "valid values are email, sms" (errors and `--help`).
     pub fn expected(self) -> &'static str {
         match self {
@@ -312,6 +352,36 @@ impl Key {
             Key::InvitationValidityDays => settings.invitation_validity_days.to_string(),
         }
     }
+}
+
+/// A JSON number as text, `104.0` as `104` (JSON does not tell the two apart).
+fn whole_number(n: &serde_json::Number) -> String {
+    match n.as_f64() {
+        Some(f) if n.as_i64().is_none() && f.fract() == 0.0 && f.abs() < 1e15 => {
+            format!("{}", f as i64)
+        }
+        _ => n.to_string(),
+    }
+}
+
+/// The JSON schema of a `PATCH /api/v1/settings` body: one or more keys, each with its
+/// own schema, nothing else.
+pub fn patch_schema() -> serde_json::Value {
+    let properties: serde_json::Map<String, serde_json::Value> = Key::ALL
+        .iter()
+        .map(|key| {
+            let mut schema = key.json_schema();
+            schema["description"] = serde_json::Value::from(key.expected());
+            (key.camel().to_string(), schema)
+        })
+        .collect();
+    serde_json::json!({
+        "type": "object",
+        "description": "The settings to change (at least one); the others keep their values.",
+        "properties": properties,
+        "additionalProperties": false,
+        "minProperties": 1,
+    })
 }
 
 /// Errors of settings operations.
@@ -440,14 +510,31 @@ mod tests {
     fn digest_schedule_keys_parse() {
         assert_eq!(Key::parse("digest-time-zone").unwrap(), Key::DigestTimeZone);
         assert_eq!(
-            Key::DigestDay.parse_json(&serde_json::json!("Sunday")),
+            Key::DigestDay.parse_text(" Sunday"),
+            Ok(SettingValue::Day("sunday".into())),
+            "people at the CLI may type any case"
+        );
+        assert_eq!(
+            Key::DigestDay.parse_json(&serde_json::json!("sunday")),
             Ok(SettingValue::Day("sunday".into()))
+        );
+        assert!(
+            Key::DigestDay
+                .parse_json(&serde_json::json!("Sunday"))
+                .is_err(),
+            "JSON clients give exactly a value of the schema's enum"
         );
         assert_eq!(
             Key::DigestHour.parse_json(&serde_json::json!(23)),
             Ok(SettingValue::Hour(23))
         );
         assert!(Key::DigestHour.parse_json(&serde_json::json!(24)).is_err());
+        assert_eq!(
+            Key::DigestHour.parse_json(&serde_json::json!(23.0)),
+            Ok(SettingValue::Hour(23)),
+            "23.0 is the integer 23 in JSON"
+        );
+        assert!(Key::DigestHour.parse_json(&serde_json::json!(7.5)).is_err());
         assert!(Key::DigestHour.parse_json(&serde_json::json!("8")).is_err());
         let bad = Key::DigestTimeZone.parse_text("Eastern Time").unwrap_err();
         assert_eq!(bad.field, "digestTimeZone");
@@ -456,5 +543,38 @@ mod tests {
             Key::DigestTimeZone.parse_text("Australia/Sydney"),
             Ok(SettingValue::Zone("Australia/Sydney".into()))
         );
+    }
+
+    #[test]
+    fn the_patch_schema_lists_exactly_what_json_accepts() {
+        let schema = patch_schema();
+        assert_eq!(schema["minProperties"], 1);
+        assert_eq!(schema["additionalProperties"], false);
+        for key in Key::ALL {
+            let property = &schema["properties"][key.camel()];
+            if let Some(values) = property["enum"].as_array() {
+                for value in values {
+                    assert!(key.parse_json(value).is_ok(), "{} {value}", key.camel());
+                }
+            }
+            if let (Some(low), Some(high)) =
+                (property["minimum"].as_i64(), property["maximum"].as_i64())
+            {
+                for (n, ok) in [
+                    (low, true),
+                    (high, true),
+                    (low - 1, false),
+                    (high + 1, false),
+                ] {
+                    let given = serde_json::json!(n);
+                    assert_eq!(key.parse_json(&given).is_ok(), ok, "{} {n}", key.camel());
+                }
+            }
+        }
+        let zones = schema["properties"]["digestTimeZone"]["enum"]
+            .as_array()
+            .unwrap();
+        assert!(zones.contains(&serde_json::json!("America/New_York")));
+        assert!(!zones.contains(&serde_json::json!("EST")));
     }
 }

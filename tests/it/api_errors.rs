@@ -179,6 +179,42 @@ async fn unknown_routes_wrong_methods_and_request_ids(backend: Backend) {
     assert_eq!(reply.headers["x-request-id"].len(), 36);
 }
 
+/// PostgreSQL cannot store U+0000 in text: the contract fuzzer found a 500 there. Every JSON
+/// body, path and query string that holds it is refused the same way on both engines.
+async fn the_nul_character_is_refused_everywhere(backend: Backend) {
+    let api = Api::new(backend).await;
+    let admin = api.admin("nyc");
+    let put = |body: &str| {
+        Request::put("/api/v1/oneroster/connection")
+            .header("authorization", format!("Bearer {admin}"))
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let reply = api
+        .send(put(
+            r#"{"baseUrl":"https://sis.example/x\u0000","tokenUrl":"https://sis.example/t","clientId":"a","clientSecret":"b"}"#,
+        ))
+        .await;
+    assert_eq!(reply.error(400), "invalid_body", "{}", reply.body);
+    assert!(reply.body.to_string().contains("NUL"), "{}", reply.body);
+    let reply = api.send(put(r#"{"nested":{"k\u0000":1}}"#)).await;
+    assert_eq!(reply.error(400), "invalid_body", "keys too: {}", reply.body);
+    let reply = api
+        .get("/api/v1/students/stu%00-1/contacts", Some(&admin))
+        .await;
+    assert_eq!(reply.error(400), "invalid_path");
+    let reply = api.get("/api/v1/audit?actor=a%00b", Some(&admin)).await;
+    assert_eq!(reply.error(400), "invalid_query");
+    assert_eq!(
+        api.db
+            .count("SELECT COUNT(*) FROM oneroster_connections")
+            .await,
+        0,
+        "nothing stored"
+    );
+}
+
 async fn server_errors_carry_a_request_id_and_no_detail(backend: Backend) {
     let api = Api::new(backend).await;
     let admin = api.admin("nyc");
@@ -278,6 +314,7 @@ async fn the_real_server_on_a_socket(backend: Backend) {
 db_tests!(
     probes_and_a_complete_openapi_document,
     unknown_routes_wrong_methods_and_request_ids,
+    the_nul_character_is_refused_everywhere,
     server_errors_carry_a_request_id_and_no_detail,
     rate_limits_per_token_and_per_client,
     the_real_server_on_a_socket,
