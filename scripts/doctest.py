@@ -31,9 +31,10 @@ Rules (also in README "Tests"):
   the service binds it; `web.public_url` follows); `cargo build --release` is skipped;
   `cargo run [-q] --release --` and `target/release/parent-connection` run PC_BIN, which is
   also on PATH as `parent-connection`.
-* A command that runs `serve` in the background (`... serve ... &`) is waited for (`/healthz`
-  within the timeout) and stopped (SIGTERM) at the end of the file; its log is shown when a
-  later command fails.
+* A command that runs `serve` is started in the background and waited for (`/healthz` within
+  the timeout); one written in the foreground is stopped (SIGTERM) at the end of its block, as
+  a reader presses Ctrl-C, one written with `&` at the end of the file. Its log is shown when
+  a later command fails. A `serve` with an `# → exit N` outcome is an ordinary command.
 * A failure names the file, the block's first line, the command, expected and got, the tail
   of the command's output and of the service log. The last line is
   `doctest: N passed, M failed` (commands); the exit status is 1 when any failed.
@@ -279,7 +280,9 @@ class Session:
         status = self.tmp / "status"
         status.write_text("")
         text = substitute(cmd.text, self.port)
-        serve = SERVE_RE.search(cmd.text.split("\n")[0]) and not cmd.text.lstrip().startswith("curl")
+        # A `serve` expected to fail (`# → exit 2`) is an ordinary command.
+        serve = (SERVE_RE.search(cmd.text.split("\n")[0]) and cmd.exit == 0
+                 and not cmd.text.lstrip().startswith("curl"))
         foreground = serve and not re.search(r"&\s*(#.*)?$", cmd.text)
         if foreground:
             # As a reader presses Ctrl-C, the runner stops it at the end of its block.
