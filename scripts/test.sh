@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test command: the whole suite on SQLite and on PostgreSQL.
+# The test command: the whole suite on SQLite and on PostgreSQL, then the examples of the
+# README and docs/ run as written (scripts/doctest.py, with the debug binary cargo test built).
 # Uses TEST_DATABASE_URL when set (a server where the role may CREATE DATABASE), otherwise
 # starts the local PostgreSQL cluster via scripts/postgres.sh. Installs what the acceptance
 # tests run as real peers when missing: aiosmtpd and msgraph-sdk (PyPI), Prism (npm).
@@ -27,3 +28,8 @@ if ! command -v prism >/dev/null 2>&1; then
 fi
 export REQUIRE_POSTGRES=1 REQUIRE_PRISM=1 REQUIRE_MSGRAPH=1
 cargo test --workspace --locked "$@"
+# The README's and docs' shell examples, run on a fresh database and checked; needs curl and jq.
+# Skipped when cargo test got a filter (a targeted run), or with DOCTEST=0.
+if [ "$#" -eq 0 ] && [ "${DOCTEST:-1}" != 0 ]; then
+  PC_BIN=${PC_BIN:-target/debug/parent-connection} python3 scripts/doctest.py
+fi
