@@ -28,6 +28,13 @@ if ! command -v prism >/dev/null 2>&1; then
 fi
 export REQUIRE_POSTGRES=1 REQUIRE_PRISM=1 REQUIRE_MSGRAPH=1
 cargo test --workspace --locked "$@"
+# The contract fuzzer: schemathesis against /openapi.json of a running server, as an admin, a
+# teacher and an app, on SQLite and on PostgreSQL (scripts/acceptance/schemathesis.sh).
+# Skipped when cargo test got a filter, or with SCHEMATHESIS=0.
+if [ "$#" -eq 0 ] && [ "${SCHEMATHESIS:-1}" != 0 ]; then
+  PC_BIN=${PC_BIN:-target/debug/parent-connection} scripts/acceptance/schemathesis.sh
+  PC_BIN=${PC_BIN:-target/debug/parent-connection} scripts/acceptance/schemathesis.sh --postgres "$TEST_DATABASE_URL"
+fi
 # The README's and docs' shell examples, run on a fresh database and checked; needs curl and jq.
 # Skipped when cargo test got a filter (a targeted run), or with DOCTEST=0.
 if [ "$#" -eq 0 ] && [ "${DOCTEST:-1}" != 0 ]; then

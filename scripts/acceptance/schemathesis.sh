@@ -65,6 +65,8 @@ if [ -z "${BASE_URL:-}" ]; then
 fi
 
 status=0
+passed=0
+failed=0
 for who in ADMIN TEACHER APP; do
   token_var="${who}_TOKEN"
   echo "== schemathesis as ${who,,} on ${POSTGRES:+PostgreSQL}${POSTGRES:-SQLite} (seed $SEED, $EXAMPLES examples per operation)"
@@ -74,10 +76,14 @@ for who in ADMIN TEACHER APP; do
       -H "Authorization: Bearer ${!token_var}" \
       ${ST_EXTRA:-}; then
     status=1
+    failed=$((failed + 1))
+  else
+    passed=$((passed + 1))
   fi
 done
 if [ -n "$server_pid" ] && ! kill -0 "$server_pid" 2>/dev/null; then
   server_pid=""
   echo "the service stopped during the run:" >&2; cat "$work/serve.log" >&2; status=1
 fi
+echo "schemathesis: $passed passed, $failed failed"
 exit $status
