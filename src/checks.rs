@@ -151,6 +151,20 @@ pub fn check(config: &Config, bind: Option<&str>) -> Result<(), CheckError> {
         "mail.tls_root_certificate",
         &config.mail.tls_root_certificate,
     )?;
+    let dkim_set = [
+        &config.mail.dkim_selector,
+        &config.mail.dkim_domain,
+        &config.mail.dkim_private_key_path,
+    ]
+    .iter()
+    .filter(|value| !value.trim().is_empty())
+    .count();
+    if dkim_set != 0 && dkim_set != 3 {
+        return Err(malformed(
+            "mail.dkim_selector",
+            "DKIM signing needs all of mail.dkim_selector, mail.dkim_domain and mail.dkim_private_key_path, or none of them",
+        ));
+    }
     readable(
         "mail.dkim_private_key_path",
         &config.mail.dkim_private_key_path,
@@ -276,10 +290,15 @@ mod tests {
                 2,
             ),
             (
-                |c| c.mail.dkim_private_key_path = "/no/such/dkim.pem".into(),
+                |c| {
+                    c.mail.dkim_selector = "s1".into();
+                    c.mail.dkim_domain = "example.org".into();
+                    c.mail.dkim_private_key_path = "/no/such/dkim.pem".into();
+                },
                 "/no/such/dkim.pem",
                 1,
             ),
+            (|c| c.mail.dkim_selector = "s1".into(), "or none of them", 2),
             (
                 |c| c.log.format = "xml".into(),
                 "PARENT_CONNECTION__LOG__FORMAT",

@@ -2,7 +2,8 @@
 //! accepting it (SPEC §5). Accepting records `invitations.accepted_at` and
 //! `contacts.joined_at` (the guardian then gets no more invitations) and an audit entry,
 //! in one transaction; accepting again changes nothing. A token whose guardian is no
-//! longer an active contact of the child (cancelled) or that is older than the tenant's
+//! longer an active parent or guardian of the child (cancelled: the link is inactive,
+//! erased, or now of another relationship) or that is older than the tenant's
 //! `invitationValidityDays` (expired) cannot be accepted.
 
 use crate::audit::{self, AuditEntry};
@@ -39,7 +40,7 @@ pub struct JoinView {
 
 /// Everything about the invitation with `token`, through the unique token index.
 const SELECT: &str = "SELECT i.id, i.tenant_id, i.contact_id, i.created_at, i.accepted_at, \
-       ts.invitation_validity_days, l.status AS link_status, o.status AS delivery, ch.owner_source_id, \
+       ts.invitation_validity_days, CASE WHEN l.status = 'active' AND l.relationship IN ('parent', 'guardian') THEN 'active' ELSE 'inactive' END AS link_status, o.status AS delivery, ch.owner_source_id, \
        t.given_name AS teacher_given, t.family_name AS teacher_family, \
        s.given_name AS student_given, tn.name AS district, \
        c.given_name AS guardian_given, c.family_name AS guardian_family \

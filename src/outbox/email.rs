@@ -189,16 +189,27 @@ pub struct DkimSettings {
 }
 
 impl DkimSettings {
-    /// From the configuration: `Ok(None)` when any of the three keys is empty; an error
-    /// when the key file cannot be read.
+    /// From the configuration: `Ok(None)` when the three keys are empty; an error when only
+    /// some are set, or the key file cannot be read.
     pub fn from_config(config: &crate::config::MailConfig) -> Result<Option<Self>, String> {
         let (selector, domain, path) = (
             config.dkim_selector.trim(),
             config.dkim_domain.trim(),
             config.dkim_private_key_path.trim(),
         );
-        if selector.is_empty() || domain.is_empty() || path.is_empty() {
-            return Ok(None);
+        match [selector, domain, path]
+            .iter()
+            .filter(|v| v.is_empty())
+            .count()
+        {
+            3 => return Ok(None),
+            0 => {}
+            _ => {
+                return Err(
+                    "DKIM signing needs all of mail.dkim_selector, mail.dkim_domain and mail.dkim_private_key_path (or none of them)"
+                        .into(),
+                );
+            }
         }
         let private_key_pem = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read mail.dkim_private_key_path {path}: {e}"))?;

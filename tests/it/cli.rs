@@ -401,3 +401,107 @@ fn settings_get_and_set_with_clear_errors() {
     );
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("digest-enabled"));
 }
+
+/// Admins list and lift digest unsubscribes from the command line too (`digest
+/// unsubscribes`, `digest resubscribe`); a guardian unsubscribes through the link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digest_unsubscribes_are_listed_and_lifted_from_the_cli() {
+    use parent_connection::digest::unsubscribe::{self, Source};
+    use parent_connection::domain::TenantId;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let cli = move |args: &[&str]| run(&path, args);
+    assert!(cli(&["tenant", "create", "demo"]).status.success());
+    let import = cli(&[
+        "import",
+        "--tenant",
+        "demo",
+        "--format",
+        "sds-v2.1",
+        &fixture("sds-v21/basic"),
+    ]);
+    assert!(
+        import.status.success(),
+        "{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
+    let contacts = stdout_json(&cli(&[
+        "contacts",
+        "--tenant",
+        "demo",
+        "--student",
+        "stu-1",
+        "--json",
+    ]));
+    let linda = contacts
+        .as_array()
+        .or_else(|| contacts["items"].as_array())
+        .expect("a list of contacts")
+        .iter()
+        .find(|c| c["displayName"] == "Linda Ng")
+        .expect("Linda Ng")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let empty = cli(&["digest", "unsubscribes", "--tenant", "demo"]);
+    assert!(empty.status.success());
+    assert!(String::from_utf8_lossy(&empty.stdout).contains("no guardian is unsubscribed"));
+
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("cli.db").display());
+    let conn = sea_orm::Database::connect(&url).await.unwrap();
+    let id: i64 = linda.parse().unwrap();
+    let added = unsubscribe::unsubscribe(&conn, TenantId(1), id, Source::Guardian, "guardian")
+        .await
+        .unwrap();
+    assert_eq!(added, Some(true));
+    conn.close().await.unwrap();
+
+    let listed = stdout_json(&cli(&[
+        "digest",
+        "unsubscribes",
+        "--tenant",
+        "demo",
+        "--json",
+    ]));
+    let items = listed.as_array().expect("a JSON list");
+    assert_eq!(items.len(), 1, "{listed}");
+    assert_eq!(
+        items[0]["contactId"].to_string().trim_matches('"'),
+        linda,
+        "{listed}"
+    );
+    let lifted = cli(&[
+        "digest",
+        "resubscribe",
+        "--tenant",
+        "demo",
+        "--contact",
+        &linda,
+    ]);
+    assert_eq!(
+        lifted.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&lifted.stderr)
+    );
+    let again = cli(&[
+        "digest",
+        "resubscribe",
+        "--tenant",
+        "demo",
+        "--contact",
+        &linda,
+    ]);
+    assert_eq!(again.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("not unsubscribed"), "{stderr}");
+    let after = stdout_json(&cli(&[
+        "digest",
+        "unsubscribes",
+        "--tenant",
+        "demo",
+        "--json",
+    ]));
+    assert_eq!(after, serde_json::json!([]));
+}

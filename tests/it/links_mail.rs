@@ -372,6 +372,18 @@ async fn expired_cancelled_and_unknown_invitations_get_clear_pages(backend: Back
             .await;
         assert_eq!(item.ok()["state"], word, "{}", item.body);
     }
+    // Active again, but no longer a parent or guardian of the child: still cancelled.
+    parent_connection::db::exec(
+        &api.db.conn,
+        "UPDATE student_contacts SET status = 'active', relationship = 'relative' WHERE contact_id = $1",
+        vec![Value::BigInt(Some(par2.parse().unwrap()))],
+    )
+    .await
+    .unwrap();
+    let url = format!("{base}/join/{}", token_of(&api, &ids[1]).await);
+    let (status, _, page) = fetch(&url, None).await;
+    assert_eq!(status, 410, "a relative is not invited: {page}");
+    assert!(page.to_lowercase().contains("cancelled"), "{page}");
     assert_eq!(
         api.db
             .count("SELECT COUNT(*) FROM invitations WHERE accepted_at IS NOT NULL")

@@ -99,7 +99,7 @@ impl SecretKey {
 
     /// A key given as 64 hex characters.
     pub fn from_hex(raw: &str) -> Result<Self, ConnectionError> {
-        let bytes = from_hex(raw.trim())
+        let bytes = crate::secrets::from_hex(raw.trim())
             .filter(|b| b.len() == 32)
             .ok_or_else(|| {
                 ConnectionError::Key(
@@ -140,7 +140,7 @@ impl SecretKey {
     pub fn open(&self, tenant_id: i64, stored: &str) -> Result<Secret, ConnectionError> {
         let bytes = stored
             .strip_prefix(CIPHER_PREFIX)
-            .and_then(from_hex)
+            .and_then(crate::secrets::from_hex)
             .filter(|b| b.len() > NONCE_LEN)
             .ok_or(ConnectionError::Undecryptable)?;
         let (nonce, sealed) = bytes.split_at(NONCE_LEN);
@@ -159,16 +159,6 @@ impl SecretKey {
 
 fn to_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn from_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || !text.is_ascii() {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
-        .collect()
 }
 
 /// What `oneroster connect` (or `PUT /api/v1/oneroster/connection`) stores.
