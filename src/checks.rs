@@ -151,25 +151,12 @@ pub fn check(config: &Config, bind: Option<&str>) -> Result<(), CheckError> {
         "mail.tls_root_certificate",
         &config.mail.tls_root_certificate,
     )?;
-    let dkim_set = [
-        &config.mail.dkim_selector,
-        &config.mail.dkim_domain,
-        &config.mail.dkim_private_key_path,
-    ]
-    .iter()
-    .filter(|value| !value.trim().is_empty())
-    .count();
-    if dkim_set != 0 && dkim_set != 3 {
-        return Err(malformed(
-            "mail.dkim_selector",
-            "DKIM signing needs all of mail.dkim_selector, mail.dkim_domain and mail.dkim_private_key_path, or none of them",
-        ));
-    }
-    readable(
-        "mail.dkim_private_key_path",
-        &config.mail.dkim_private_key_path,
-    )?;
-    crate::outbox::email::DkimSettings::from_config(&config.mail).map_err(CheckError::Unusable)?;
+    use crate::outbox::email::{DkimError, DkimSettings};
+    DkimSettings::from_config(&config.mail).map_err(|e| match e {
+        DkimError::Unreadable { .. } => CheckError::Unusable(e.to_string()),
+        DkimError::Partial => malformed("mail.dkim_selector", e),
+        DkimError::BadKey { .. } => malformed("mail.dkim_private_key_path", e),
+    })?;
     at_least("mail.pool_size", config.mail.pool_size as u64, 1)?;
 
     crate::outbox::sms::SmsGateway::from_config(&config.sms).map_err(CheckError::Malformed)?;
@@ -299,6 +286,16 @@ mod tests {
                 1,
             ),
             (|c| c.mail.dkim_selector = "s1".into(), "or none of them", 2),
+            (
+                |c| {
+                    c.mail.dkim_selector = "s1".into();
+                    c.mail.dkim_domain = "example.org".into();
+                    c.mail.dkim_private_key_path =
+                        concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml").into();
+                },
+                "not an RSA PKCS#1 PEM key",
+                2,
+            ),
             (
                 |c| c.log.format = "xml".into(),
                 "PARENT_CONNECTION__LOG__FORMAT",

@@ -160,7 +160,7 @@ pub struct MailConfig {
     /// DKIM signing domain (`d=`).
     #[serde(default)]
     pub dkim_domain: String,
-    /// PEM file of the DKIM private key (RSA, PKCS#1 or PKCS#8).
+    /// PEM file of the DKIM private key (RSA, PKCS#1).
     #[serde(default)]
     pub dkim_private_key_path: String,
     /// Mailbox that takes unsubscribe requests by email (the `mailto:` of
@@ -644,7 +644,7 @@ impl Config {
 
 /// The process environment (variables whose name or value is not Unicode are skipped;
 /// none of ours can be).
-fn process_env() -> Vec<(String, String)> {
+pub fn process_env() -> Vec<(String, String)> {
     std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect()

@@ -51,6 +51,12 @@ impl DataFolder {
         self.0.join(format!("{name}.key"))
     }
 
+    /// The key named `name` when its file exists (never generated: for reading data the key
+    /// already protects).
+    pub fn existing_key(&self, name: &str) -> Result<Option<[u8; KEY_BYTES]>, SecretsError> {
+        read_key(&self.key_path(name))
+    }
+
     /// The key named `name`: read from `N.key`, or generated into it when the file does not
     /// exist yet (`purpose` says in the log line what the key protects). Two processes that
     /// start at once end up with the same key: the file appears whole or not at all.

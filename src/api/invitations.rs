@@ -554,7 +554,7 @@ pub async fn for_chat(
         _ => return Err(ApiError::not_found("chat")),
     }
     Ok(Json(InvitationList {
-        items: invites::for_chat(&state.db, chat).await?,
+        items: invites::for_chat(&state.db, principal.tenant.0, chat).await?,
     }))
 }
 

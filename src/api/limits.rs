@@ -99,17 +99,21 @@ impl Limiters {
     }
 }
 
-/// Every minute, forgets keys that are back to a full burst; ends with the limiters.
+/// Every minute, forgets keys that are back to a full burst; ends when neither limiter is
+/// in use any more (the pages keep only the client limiter).
 async fn forget_idle(client: Weak<Shared<IpAddr>>, token: Weak<Shared<TokenKey>>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tick.tick().await;
-        match (client.upgrade(), token.upgrade()) {
-            (Some(client), Some(token)) => {
-                client.retain_recent();
-                token.retain_recent();
-            }
-            _ => return,
+        let (client, token) = (client.upgrade(), token.upgrade());
+        if client.is_none() && token.is_none() {
+            return;
+        }
+        if let Some(client) = client {
+            client.retain_recent();
+        }
+        if let Some(token) = token {
+            token.retain_recent();
         }
     }
 }

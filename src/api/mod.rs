@@ -61,6 +61,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Token verification with the configured keys.
     pub auth: Arc<Verifier>,
+    /// The OpenAPI document for this configuration, built on first request.
+    pub openapi: Arc<std::sync::OnceLock<serde_json::Value>>,
 }
 
 impl AppState {
@@ -76,6 +78,7 @@ impl AppState {
             db,
             config: Arc::new(config),
             auth: Arc::new(auth),
+            openapi: Arc::default(),
         })
     }
 }

@@ -11,6 +11,7 @@ use crate::contacts::{ContactItem, FieldProvenance, Provenance};
 use crate::roster::{ClassItem, StudentItem};
 use axum::Json;
 use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -143,11 +144,12 @@ impl Modify for BearerAuth {
     }
 }
 
-/// Serves the document ([`document_json`] for this server's configuration).
+/// Serves the document ([`document_json`] for this server's configuration, built once).
 #[utoipa::path(get, path = "/openapi.json", tag = "probes",
     responses((status = 200, description = "This document", body = Object)))]
-pub async fn document(State(state): State<AppState>) -> Json<Value> {
-    Json(document_json(&state.config))
+pub async fn document(State(state): State<AppState>) -> Response {
+    let document = state.openapi.get_or_init(|| document_json(&state.config));
+    Json(document).into_response()
 }
 
 /// The OpenAPI document as served: the handlers' annotations, plus what every route shares

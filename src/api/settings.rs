@@ -62,7 +62,7 @@ pub async fn update(
     let changes = body
         .iter()
         .map(|(name, value)| {
-            let key = Key::parse(name)?;
+            let key = Key::parse_camel(name)?;
             Ok((key, key.parse_json(value)?))
         })
         .collect::<Result<Vec<_>, settings::SettingError>>()

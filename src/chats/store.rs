@@ -472,7 +472,7 @@ pub async fn read<C: ConnectionTrait>(
     .await?;
     match rows.first() {
         None => Ok(None),
-        Some(row) => item(conn, row, viewer).await.map(Some),
+        Some(row) => item(conn, tenant, row, viewer).await.map(Some),
     }
 }
 
@@ -498,13 +498,14 @@ pub async fn list<C: ConnectionTrait>(
     let (sql, values) = filters.finish(&format!("ORDER BY c.id DESC LIMIT {limit}"));
     let mut items = Vec::new();
     for row in db::query(conn, &sql, values).await? {
-        items.push(item(conn, &row, viewer).await?);
+        items.push(item(conn, tenant, &row, viewer).await?);
     }
     Ok(items)
 }
 
 async fn item<C: ConnectionTrait>(
     conn: &C,
+    tenant: TenantId,
     row: &QueryResult,
     viewer: &Viewer,
 ) -> Result<ChatItem, DbErr> {
@@ -530,7 +531,7 @@ async fn item<C: ConnectionTrait>(
     let (banners, invitations) = if owner_view {
         (
             open_banners(conn, chat).await?,
-            crate::invites::for_chat(conn, chat).await?,
+            crate::invites::for_chat(conn, tenant.0, chat).await?,
         )
     } else {
         (Vec::new(), Vec::new())

@@ -268,10 +268,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let loaded = match Config::load_from(
-        std::env::vars_os()
-            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
-    ) {
+    let loaded = match Config::load_from(crate::config::process_env()) {
         Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("parent-connection: {e}");

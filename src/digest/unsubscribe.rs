@@ -62,9 +62,10 @@ pub fn link(links: &Links, secret: &str, tenant: TenantId, contact: i64) -> Unsu
     }
 }
 
-/// The tenant's link secret (see [`links::tenant_secret`]); an error when the tenant is gone.
+/// The tenant's link secret for signing (see [`links::signing_secret`]); an error when the
+/// tenant is gone.
 pub async fn secret<C: ConnectionTrait>(conn: &C, tenant: TenantId) -> Result<String, DbErr> {
-    links::tenant_secret(conn, tenant)
+    links::signing_secret(conn, tenant)
         .await?
         .ok_or_else(|| DbErr::Custom(format!("tenant #{} has no link secret", tenant.0)))
 }
@@ -195,7 +196,7 @@ pub async fn list<C: ConnectionTrait>(
         conn,
         &format!(
             "SELECT u.contact_id, u.source, u.created_at, c.given_name, c.family_name, c.email \
-             FROM digest_unsubscribes u JOIN contacts c ON c.id = u.contact_id \
+             FROM digest_unsubscribes u JOIN contacts c ON c.id = u.contact_id AND c.tenant_id = u.tenant_id \
              WHERE u.tenant_id = $1 AND u.contact_id > $2 ORDER BY u.contact_id LIMIT {}",
             limit + 1
         ),

@@ -49,7 +49,7 @@ const SELECT: &str = "SELECT i.id, i.tenant_id, i.contact_id, i.created_at, i.ac
      JOIN students s ON s.id = ch.student_id \
      JOIN tenants tn ON tn.id = i.tenant_id \
      JOIN tenant_settings ts ON ts.tenant_id = i.tenant_id \
-     JOIN contacts c ON c.id = i.contact_id AND c.tenant_id = i.tenant_id \
+     LEFT JOIN contacts c ON c.id = i.contact_id AND c.tenant_id = i.tenant_id \
      LEFT JOIN staff t ON t.tenant_id = i.tenant_id AND t.source_id = ch.owner_source_id \
      LEFT JOIN student_contacts l ON l.student_id = ch.student_id AND l.contact_id = i.contact_id \
      LEFT JOIN outbox o ON o.kind = 'invitation' AND o.ref_id = i.id \

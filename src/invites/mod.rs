@@ -399,13 +399,14 @@ fn item(row: &QueryResult, now: DateTime<Utc>) -> Result<InvitationItem, DbErr> 
 /// The invitations of a chat, oldest first, with their delivery status.
 pub async fn for_chat<C: ConnectionTrait>(
     conn: &C,
+    tenant: i64,
     chat: i64,
 ) -> Result<Vec<InvitationItem>, DbErr> {
     let now = Utc::now();
     db::query(
         conn,
-        &format!("{SELECT} WHERE i.chat_id = $1 ORDER BY i.id"),
-        vec![Value::BigInt(Some(chat))],
+        &format!("{SELECT} WHERE i.chat_id = $1 AND i.tenant_id = $2 ORDER BY i.id"),
+        vec![Value::BigInt(Some(chat)), Value::BigInt(Some(tenant))],
     )
     .await?
     .iter()

@@ -29,6 +29,7 @@ use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParam
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncFileTransport, AsyncTransport, Tokio1Executor};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Mutex, Semaphore};
 
@@ -178,7 +179,7 @@ impl MailTarget {
 }
 
 /// DKIM signing settings (`mail.dkim_*`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct DkimSettings {
     /// Selector (`s=`): the key is published at `SELECTOR._domainkey.DOMAIN`.
     pub selector: String,
@@ -188,10 +189,53 @@ pub struct DkimSettings {
     pub private_key_pem: String,
 }
 
+impl std::fmt::Debug for DkimSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DkimSettings")
+            .field("selector", &self.selector)
+            .field("domain", &self.domain)
+            .field("private_key_pem", &"***")
+            .finish()
+    }
+}
+
+/// Why the DKIM settings cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DkimError {
+    /// Some of the three keys are set, not all.
+    #[error(
+        "DKIM signing needs all of mail.dkim_selector, mail.dkim_domain and mail.dkim_private_key_path, or none of them"
+    )]
+    Partial,
+    /// The key file cannot be read.
+    #[error("cannot read mail.dkim_private_key_path {path}: {reason}")]
+    Unreadable {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        reason: String,
+    },
+    /// The file does not hold a usable key.
+    #[error("mail.dkim_private_key_path {path}: {reason}")]
+    BadKey {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl From<DkimError> for String {
+    fn from(e: DkimError) -> Self {
+        e.to_string()
+    }
+}
+
 impl DkimSettings {
     /// From the configuration: `Ok(None)` when the three keys are empty; an error when only
-    /// some are set, or the key file cannot be read.
-    pub fn from_config(config: &crate::config::MailConfig) -> Result<Option<Self>, String> {
+    /// some are set, or the key file cannot be read or holds no RSA PKCS#1 key (checked
+    /// here, so a bad key stops start-up rather than the first send).
+    pub fn from_config(config: &crate::config::MailConfig) -> Result<Option<Self>, DkimError> {
         let (selector, domain, path) = (
             config.dkim_selector.trim(),
             config.dkim_domain.trim(),
@@ -204,20 +248,22 @@ impl DkimSettings {
         {
             3 => return Ok(None),
             0 => {}
-            _ => {
-                return Err(
-                    "DKIM signing needs all of mail.dkim_selector, mail.dkim_domain and mail.dkim_private_key_path (or none of them)"
-                        .into(),
-                );
-            }
+            _ => return Err(DkimError::Partial),
         }
-        let private_key_pem = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read mail.dkim_private_key_path {path}: {e}"))?;
-        Ok(Some(Self {
+        let private_key_pem = std::fs::read_to_string(path).map_err(|e| DkimError::Unreadable {
+            path: path.to_string(),
+            reason: e.to_string(),
+        })?;
+        let settings = Self {
             selector: selector.to_string(),
             domain: domain.to_string(),
             private_key_pem,
-        }))
+        };
+        settings.signer().map_err(|reason| DkimError::BadKey {
+            path: path.to_string(),
+            reason,
+        })?;
+        Ok(Some(settings))
     }
 
     /// The lettre signing configuration.
@@ -266,7 +312,7 @@ pub struct Mailer {
     slots: Semaphore,
     timeout: Duration,
     hello: ClientId,
-    dkim: Option<DkimConfig>,
+    dkim: Option<Arc<DkimConfig>>,
 }
 
 impl Mailer {
@@ -324,7 +370,7 @@ impl Mailer {
 
     /// Signs every message with `dkim` from now on (`None`: unsigned).
     pub fn with_dkim(mut self, dkim: Option<&DkimSettings>) -> Result<Self, String> {
-        self.dkim = dkim.map(DkimSettings::signer).transpose()?;
+        self.dkim = dkim.map(DkimSettings::signer).transpose()?.map(Arc::new);
         Ok(self)
     }
 
@@ -336,6 +382,31 @@ impl Mailer {
     /// Builds the message: plain text only, a stable Message-ID, no HTML part, the
     /// headers of the module docs, DKIM-signed when configured.
     pub fn build(&self, message: &Outgoing) -> Result<Message, SendError> {
+        let mut email = self.unsigned(message)?;
+        if let Some(dkim) = &self.dkim {
+            email.sign(dkim);
+        }
+        Ok(email)
+    }
+
+    /// The message as [`Mailer::build`] makes it, signed on the blocking pool: an RSA
+    /// signature takes milliseconds of CPU, which must not hold an async worker thread
+    /// that also serves the API.
+    async fn build_off_thread(&self, message: &Outgoing) -> Result<Message, SendError> {
+        let mut email = self.unsigned(message)?;
+        let Some(dkim) = self.dkim.clone() else {
+            return Ok(email);
+        };
+        tokio::task::spawn_blocking(move || {
+            email.sign(&dkim);
+            email
+        })
+        .await
+        .map_err(|e| SendError::transient(format!("DKIM signing failed: {e}"), None))
+    }
+
+    /// The message without its DKIM signature.
+    fn unsigned(&self, message: &Outgoing) -> Result<Message, SendError> {
         let to: Mailbox = message
             .to
             .parse()
@@ -362,18 +433,14 @@ impl Mailer {
                     "List-Unsubscribe=One-Click".into(),
                 ));
         }
-        let mut email = builder
+        builder
             .body(message.body.clone())
-            .map_err(|e| SendError::permanent(format!("cannot build the message: {e}")))?;
-        if let Some(dkim) = &self.dkim {
-            email.sign(dkim);
-        }
-        Ok(email)
+            .map_err(|e| SendError::permanent(format!("cannot build the message: {e}")))
     }
 
     /// Sends one message.
     pub async fn send(&self, message: &Outgoing) -> Result<(), SendError> {
-        let email = self.build(message)?;
+        let email = self.build_off_thread(message).await?;
         if let Some(files) = &self.files {
             return files.send(email).await.map(|_| ()).map_err(|e| {
                 SendError::transient(format!("cannot write the mail file: {e}"), None)

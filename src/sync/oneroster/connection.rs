@@ -97,6 +97,28 @@ impl SecretKey {
         }
     }
 
+    /// The key that sealed the stored secrets: the configured one, or the existing key file
+    /// on SQLite. A missing key file is an error, never replaced by a new key (which would
+    /// make every stored secret unreadable and leave no place to restore the backup to).
+    pub fn existing(config: &Config) -> Result<Self, ConnectionError> {
+        if !config.oneroster.secret_key.trim().is_empty() {
+            return Self::from_config(config);
+        }
+        let Some(folder) = DataFolder::of(&config.database) else {
+            return Self::from_config(config);
+        };
+        match folder
+            .existing_key(KEY_FILE)
+            .map_err(|e| ConnectionError::Key(e.to_string()))?
+        {
+            Some(bytes) => Self::from_bytes(&bytes),
+            None => Err(ConnectionError::Key(format!(
+                "the key file {} that encrypts the stored OneRoster secrets is missing: restore it from the backup of the data folder, or store the connection again with `parent-connection oneroster connect`",
+                folder.key_path(KEY_FILE).display()
+            ))),
+        }
+    }
+
     /// A key given as 64 hex characters.
     pub fn from_hex(raw: &str) -> Result<Self, ConnectionError> {
         let bytes = crate::secrets::from_hex(raw.trim())
@@ -131,8 +153,8 @@ impl SecretKey {
             .map_err(|_| ConnectionError::Key("encryption failed".into()))?;
         Ok(format!(
             "{CIPHER_PREFIX}{}{}",
-            to_hex(&nonce),
-            to_hex(&sealed)
+            crate::secrets::to_hex(&nonce),
+            crate::secrets::to_hex(&sealed)
         ))
     }
 
@@ -155,10 +177,6 @@ impl SecretKey {
             .map(Secret)
             .map_err(|_| ConnectionError::Undecryptable)
     }
-}
-
-fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What `oneroster connect` (or `PUT /api/v1/oneroster/connection`) stores.
@@ -376,7 +394,7 @@ pub async fn load(
     };
     let view = view_of(row)?;
     let sealed: String = row.try_get_by_index(7)?;
-    let key = SecretKey::from_config(config)?;
+    let key = SecretKey::existing(config)?;
     Ok(Some(Connection {
         tenant_id,
         base_url: view.base_url,
@@ -438,6 +456,26 @@ mod tests {
         assert_eq!(key.open(7, &sealed).unwrap().expose(), "s3cret");
         assert!(key.open(8, &sealed).is_err());
         assert!(key.open(7, "v1:00").is_err());
+    }
+
+    #[test]
+    fn a_missing_key_file_is_never_replaced_when_secrets_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = crate::config::Config::defaults().unwrap();
+        config.database.url = format!("sqlite://{}?mode=rwc", dir.path().join("pc.db").display());
+        let error = SecretKey::existing(&config).unwrap_err().to_string();
+        assert!(
+            error.contains("missing") && error.contains("restore"),
+            "{error}"
+        );
+        assert!(
+            !dir.path().join("oneroster-secret.key").exists(),
+            "no key was made"
+        );
+        let made = SecretKey::from_config(&config).unwrap();
+        let sealed = made.seal(1, &Secret::new("s")).unwrap();
+        let read = SecretKey::existing(&config).unwrap();
+        assert_eq!(read.open(1, &sealed).unwrap().expose(), "s");
     }
 
     #[test]
