@@ -470,6 +470,18 @@ fn check_record(
                 false,
             ));
         }
+        if field.contains(&0) {
+            return Err((
+                Issue::at(
+                    name,
+                    number,
+                    Some(column),
+                    "nul_character",
+                    "the value holds a NUL character (U+0000), which cannot be stored; remove it",
+                ),
+                false,
+            ));
+        }
         if let Err(e) = std::str::from_utf8(field) {
             return Err((
                 Issue::at(

@@ -12,6 +12,7 @@ db_tests!(
     crlf_line_endings_are_accepted,
     utf16_is_refused_with_the_file_name,
     invalid_utf8_names_record_and_column,
+    a_nul_character_names_record_and_column,
     unterminated_quote_is_reported,
     line_break_in_a_field_is_reported,
     ragged_row_is_reported,
@@ -140,6 +141,22 @@ async fn invalid_utf8_names_record_and_column(backend: Backend) {
     .await;
     assert_eq!(
         at(&report, "not_utf8"),
+        loc("users.csv", Some(6), Some("givenName"))
+    );
+}
+
+/// A NUL past the first bytes of a file (where the UTF-16 check looks) is a row error on
+/// both engines (PostgreSQL cannot store it).
+async fn a_nul_character_names_record_and_column(backend: Backend) {
+    let report = refused(backend, |f| {
+        let mut bytes = read(f, "users.csv").into_bytes();
+        let at = bytes.windows(5).position(|w| w == b"Linda").unwrap();
+        bytes[at + 2] = 0;
+        f.write("users.csv", bytes);
+    })
+    .await;
+    assert_eq!(
+        at(&report, "nul_character"),
         loc("users.csv", Some(6), Some("givenName"))
     );
 }
