@@ -374,13 +374,12 @@ async fn has_teacher<C: ConnectionTrait>(
     chat: i64,
     teacher: &str,
 ) -> Result<bool, DbErr> {
-    Ok(db::count(
+    db::exists(
         conn,
         "SELECT COUNT(*) FROM chat_members WHERE chat_id = $1 AND teacher_source_id = $2 AND removed_at IS NULL",
         vec![id(chat), teacher.into()],
     )
-    .await?
-        > 0)
+    .await
 }
 
 /// A guardian starts (or re-enters) a chat with a teacher of their child (the policy has

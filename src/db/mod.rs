@@ -264,6 +264,15 @@ pub async fn count<C: ConnectionTrait>(
     }
 }
 
+/// Whether a `SELECT COUNT(*) …` query counts anything.
+pub async fn exists<C: ConnectionTrait>(
+    conn: &C,
+    sql: &str,
+    values: Vec<Value>,
+) -> Result<bool, DbErr> {
+    Ok(count(conn, sql, values).await? > 0)
+}
+
 /// A `WHERE` clause built from optional filters, with `$n` placeholders numbered in order.
 pub struct Filters {
     sql: String,

@@ -76,13 +76,12 @@ pub async fn is_unsubscribed<C: ConnectionTrait>(
     tenant: TenantId,
     contact: i64,
 ) -> Result<bool, DbErr> {
-    Ok(db::count(
+    db::exists(
         conn,
         "SELECT COUNT(*) FROM digest_unsubscribes WHERE tenant_id = $1 AND contact_id = $2",
         vec![Value::BigInt(Some(tenant.0)), Value::BigInt(Some(contact))],
     )
-    .await?
-        > 0)
+    .await
 }
 
 /// Whether `contact` is a contact of `tenant`.
@@ -91,13 +90,12 @@ pub async fn contact_exists<C: ConnectionTrait>(
     tenant: TenantId,
     contact: i64,
 ) -> Result<bool, DbErr> {
-    Ok(db::count(
+    db::exists(
         conn,
         "SELECT COUNT(*) FROM contacts WHERE tenant_id = $1 AND id = $2",
         vec![Value::BigInt(Some(tenant.0)), Value::BigInt(Some(contact))],
     )
-    .await?
-        > 0)
+    .await
 }
 
 /// Unsubscribes guardian `contact` of `tenant` from the digest, audited as
