@@ -579,10 +579,7 @@ pub async fn for_contact(
     ApiPath(contact): ApiPath<String>,
 ) -> Result<Json<InvitationList>, ApiError> {
     policy::administer_contacts(&principal)?;
-    let items = invites::for_contact(&state.db, principal.tenant.0, number(&contact, "contact")?)
-        .await?
-        .into_iter()
-        .map(|(item, _)| item)
-        .collect();
+    let items =
+        invites::for_contact(&state.db, principal.tenant.0, number(&contact, "contact")?).await?;
     Ok(Json(InvitationList { items }))
 }

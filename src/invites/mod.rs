@@ -414,13 +414,13 @@ pub async fn for_chat<C: ConnectionTrait>(
     .collect()
 }
 
-/// The invitations of guardian `contact` of the tenant, newest first, with the owner of
-/// each one's chat (through the (tenant, contact, created) index).
+/// The invitations of guardian `contact` of the tenant, newest first (through the (tenant,
+/// contact, created) index).
 pub async fn for_contact<C: ConnectionTrait>(
     conn: &C,
     tenant: i64,
     contact: i64,
-) -> Result<Vec<(InvitationItem, String)>, DbErr> {
+) -> Result<Vec<InvitationItem>, DbErr> {
     let now = Utc::now();
     db::query(
         conn,
@@ -431,7 +431,7 @@ pub async fn for_contact<C: ConnectionTrait>(
     )
     .await?
     .iter()
-    .map(|row| Ok((item(row, now)?, row.try_get("", "owner_source_id")?)))
+    .map(|row| item(row, now))
     .collect()
 }
 

@@ -75,7 +75,8 @@ async fn make_due(api: &Api) {
     .unwrap();
 }
 
-async fn start_chat(api: &Api, contacts: &[&str]) -> Json {
+/// Teacher tch-1 starts a chat about stu-1 with `contacts`; the chat as answered.
+pub async fn start_chat(api: &Api, contacts: &[&str]) -> Json {
     let reply = post(
         api,
         "/api/v1/chats",

@@ -8,6 +8,7 @@ use crate::api_support::*;
 use crate::approvals::{contact_id, patch_settings, post};
 use crate::db_tests;
 use crate::digest::two_assignments;
+use crate::invitations::start_chat;
 use crate::support::Backend;
 use parent_connection::auth::Role;
 use parent_connection::digest::{self, NoProgress, RunReport, RunRequest, week::IsoWeek};
@@ -19,7 +20,7 @@ use parent_connection::outbox::{ListUnsubscribe, Outgoing};
 use parent_connection::tenants;
 use parent_connection::web::links::{self, Links, Purpose};
 use sea_orm::Value;
-use serde_json::{Value as Json, json};
+use serde_json::json;
 use std::net::SocketAddr;
 
 db_tests!(
@@ -93,19 +94,6 @@ async fn fetch(url: &str, post: Option<(&str, &str)>) -> (u16, String, String) {
         assert!(body.contains("name=\"viewport\""), "{url}");
     }
     (status, content_type, body)
-}
-
-async fn start_chat(api: &Api, contacts: &[&str]) -> Json {
-    let reply = post(
-        api,
-        "/api/v1/chats",
-        &api.teacher(),
-        Some(json!({"studentId": "stu-1", "contactIds": contacts})),
-        &[],
-    )
-    .await;
-    assert!(reply.status.is_success(), "{}", reply.body);
-    reply.body
 }
 
 async fn token_of(api: &Api, invitation: &str) -> String {
