@@ -2,6 +2,7 @@
 //! by the URL. Also the small helpers the set-based SQL of the sync uses on both engines.
 
 mod import_conn;
+pub mod trace;
 
 pub use import_conn::{ImportConn, RawRow};
 
@@ -221,9 +222,9 @@ pub async fn exec<C: ConnectionTrait>(
     values: Vec<Value>,
 ) -> Result<ExecResult, DbErr> {
     let started = std::time::Instant::now();
-    let result = conn
-        .execute_raw(stmt(conn.get_database_backend(), sql, values))
-        .await;
+    let statement = stmt(conn.get_database_backend(), sql, values);
+    trace::note(&statement);
+    let result = conn.execute_raw(statement).await;
     log_slow(sql, started);
     result
 }
@@ -244,9 +245,9 @@ pub async fn query<C: ConnectionTrait>(
     values: Vec<Value>,
 ) -> Result<Vec<QueryResult>, DbErr> {
     let started = std::time::Instant::now();
-    let result = conn
-        .query_all_raw(stmt(conn.get_database_backend(), sql, values))
-        .await;
+    let statement = stmt(conn.get_database_backend(), sql, values);
+    trace::note(&statement);
+    let result = conn.query_all_raw(statement).await;
     log_slow(sql, started);
     result
 }
