@@ -81,7 +81,9 @@ fn limit_value(request: &PageRequest) -> Value {
     ))
 }
 
-/// Classes of `tenant` visible in `scope`, ordered by source id.
+/// Classes of `tenant` visible in `scope`, ordered by source id. A teacher's classes are
+/// read from the teacher's own enrollments (a few rows through an index), never by walking
+/// the tenant's classes: the cost does not grow with the district.
 pub async fn classes<C: ConnectionTrait>(
     conn: &C,
     tenant: TenantId,
@@ -93,30 +95,32 @@ pub async fn classes<C: ConnectionTrait>(
         Value::String(Some(request.after.clone().unwrap_or_default())),
         limit_value(request),
     ];
-    let filter = match scope {
-        ClassScope::All => String::new(),
+    let sql = match scope {
+        ClassScope::All => {
+            "SELECT c.source_id, c.title, c.school_source_id, c.status FROM classes c \
+             WHERE c.tenant_id = $1 AND c.source_id > $2 ORDER BY c.source_id LIMIT $3"
+        }
         ClassScope::TaughtBy(teacher) => {
             values.push(Value::String(Some(teacher.clone())));
-            format!(" AND c.status = 'active' AND {}", teaches_class(4))
+            // CROSS JOIN fixes the order on SQLite (PostgreSQL plans it the same way from
+            // its statistics): the teacher, their enrollments, then each class by id.
+            "SELECT c.source_id, c.title, c.school_source_id, c.status FROM staff t \
+             CROSS JOIN enrollments te CROSS JOIN classes c \
+             WHERE t.tenant_id = $1 AND t.source_id = $4 AND t.status = 'active' \
+               AND te.tenant_id = $1 AND te.role = 'teacher' AND te.person_id = t.id \
+               AND te.status = 'active' AND c.id = te.class_id AND c.status = 'active' \
+               AND c.source_id > $2 ORDER BY c.source_id LIMIT $3"
         }
     };
-    let rows = db::query(
-        conn,
-        &format!(
-            "SELECT c.source_id, c.title, c.school_source_id, c.status FROM classes c \
-             WHERE c.tenant_id = $1 AND c.source_id > $2{filter} ORDER BY c.source_id LIMIT $3"
-        ),
-        values,
-    )
-    .await?;
+    let rows = db::query(conn, sql, values).await?;
     let items = rows
         .iter()
         .map(|row| {
             Ok(ClassItem {
-                id: row.try_get_by_index(0)?,
-                title: row.try_get_by_index(1)?,
-                school_id: row.try_get_by_index(2)?,
-                status: row.try_get_by_index(3)?,
+                id: row.try_get("", "source_id")?,
+                title: row.try_get("", "title")?,
+                school_id: row.try_get("", "school_source_id")?,
+                status: row.try_get("", "status")?,
             })
         })
         .collect::<Result<Vec<_>, DbErr>>()?;
@@ -226,15 +230,19 @@ pub async fn teacher_reaches_student<C: ConnectionTrait>(
     teacher_source_id: &str,
     student_source_id: &str,
 ) -> Result<bool, DbErr> {
+    // CROSS JOIN fixes the order on SQLite: the teacher and the student by their keys,
+    // the teacher's own enrollments, then one lookup of the student in each of those
+    // classes. Nothing here grows with the district.
     let rows = db::query(
         conn,
-        "SELECT 1 FROM staff t \
-         JOIN enrollments te ON te.person_id = t.id AND te.role = 'teacher' AND te.status = 'active' \
-         JOIN classes c ON c.id = te.class_id AND c.status = 'active' \
-         JOIN enrollments se ON se.class_id = c.id AND se.role = 'student' AND se.status = 'active' \
-         JOIN students s ON s.id = se.person_id AND s.status = 'active' \
+        "SELECT 1 FROM staff t CROSS JOIN students s CROSS JOIN enrollments te \
+         CROSS JOIN classes c CROSS JOIN enrollments se \
          WHERE t.tenant_id = $1 AND t.source_id = $2 AND t.status = 'active' \
-           AND c.tenant_id = $1 AND s.tenant_id = $1 AND s.source_id = $3 LIMIT 1",
+           AND s.tenant_id = $1 AND s.source_id = $3 AND s.status = 'active' \
+           AND te.tenant_id = $1 AND te.role = 'teacher' AND te.person_id = t.id \
+           AND te.status = 'active' AND c.id = te.class_id AND c.status = 'active' \
+           AND se.class_id = te.class_id AND se.role = 'student' AND se.person_id = s.id \
+           AND se.status = 'active' LIMIT 1",
         vec![
             Value::BigInt(Some(tenant.0)),
             Value::String(Some(teacher_source_id.to_string())),

@@ -28,5 +28,6 @@ mod import_v1;
 mod import_v21;
 mod links_mail;
 mod oneroster;
+mod scale;
 mod sds_values;
 mod sms_prism;
