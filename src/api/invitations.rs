@@ -187,8 +187,11 @@ pub async fn limits(
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OutboxView {
-    /// Messages per status (`queued`, `sending`, `sent`, `failed`, `dead`, `suppressed`).
+    /// Messages per status (`queued`, `sending`, `sent`, `failed`, `dead`, `suppressed`),
+    /// each counted up to `countCap`: a count equal to it means at least that many.
     pub counts: BTreeMap<String, i64>,
+    /// The most a count goes to (10,000).
+    pub count_cap: i64,
     /// The latest dead and failed messages, with their last error.
     pub dead_letters: Vec<DeadLetter>,
 }
@@ -214,6 +217,7 @@ pub async fn outbox_view(
     let (counts, dead_letters) = outbox::overview(&state.db, principal.tenant.0).await?;
     Ok(Json(OutboxView {
         counts,
+        count_cap: outbox::COUNT_CAP,
         dead_letters,
     }))
 }

@@ -203,14 +203,14 @@ pub async fn hand_over(
     Ok(ids.len() as u64)
 }
 
-/// Digests of `tenant` recorded but not handed to the outbox yet.
-pub async fn waiting<C: ConnectionTrait>(conn: &C, tenant: i64) -> Result<i64, DbErr> {
+/// Digests of `tenant` recorded but not handed to the outbox yet, counted up to `cap`.
+pub async fn waiting<C: ConnectionTrait>(conn: &C, tenant: i64, cap: i64) -> Result<i64, DbErr> {
     db::count(
         conn,
-        "SELECT COUNT(*) FROM digest_runs r JOIN digest_deliveries d \
+        "SELECT COUNT(*) FROM (SELECT 1 FROM digest_runs r JOIN digest_deliveries d \
            ON d.id > r.handed_through AND d.id <= r.last_id AND d.tenant_id = r.tenant_id \
-         WHERE r.tenant_id = $1 AND r.handed_through < r.last_id",
-        vec![Value::BigInt(Some(tenant))],
+         WHERE r.tenant_id = $1 AND r.handed_through < r.last_id LIMIT $2) capped",
+        vec![Value::BigInt(Some(tenant)), Value::BigInt(Some(cap))],
     )
     .await
 }
