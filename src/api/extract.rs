@@ -6,7 +6,6 @@ use super::error::ApiError;
 use crate::auth::{Principal, keys};
 use crate::domain::TenantSlug;
 use crate::roster::PageRequest;
-use crate::tenants::{self, TenantError};
 use axum::extract::{FromRequestParts, Path, Query};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
@@ -41,14 +40,14 @@ impl FromRequestParts<AppState> for Principal {
         let identity = keys::identity(&claims)?;
         let unknown = || ApiError::unauthorized("invalid_token", "the token's tenant is unknown");
         let slug = TenantSlug::parse(&claims.tenant).map_err(|_| unknown())?;
-        let tenant = match tenants::find(&state.db, slug.as_str()).await {
-            Ok(tenant) => tenant,
-            Err(TenantError::NotFound(_)) => return Err(unknown()),
-            Err(e) => return Err(ApiError::internal(e)),
-        };
+        let tenant = state
+            .tenants
+            .id(&state.db, slug.as_str())
+            .await?
+            .ok_or_else(unknown)?;
         Ok(Principal {
-            tenant: tenant.id,
-            tenant_slug: tenant.slug,
+            tenant,
+            tenant_slug: slug.as_str().to_string(),
             identity,
         })
     }

@@ -63,6 +63,8 @@ pub struct AppState {
     pub auth: Arc<Verifier>,
     /// The OpenAPI document for this configuration, built on first request.
     pub openapi: Arc<std::sync::OnceLock<serde_json::Value>>,
+    /// Tenant ids by slug, read once per process.
+    pub tenants: Arc<crate::tenants::directory::Directory>,
 }
 
 impl AppState {
@@ -79,6 +81,7 @@ impl AppState {
             config: Arc::new(config),
             auth: Arc::new(auth),
             openapi: Arc::default(),
+            tenants: Arc::default(),
         })
     }
 }

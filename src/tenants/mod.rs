@@ -1,5 +1,6 @@
 //! Tenants (school districts) and their settings.
 
+pub mod directory;
 pub mod settings;
 
 use crate::audit::{self, AuditEntry};
