@@ -105,28 +105,16 @@ pub fn display_name(
     email.or(phone).unwrap_or("(no name)").to_string()
 }
 
-/// The contacts of student `student_source_id` in `tenant`, for `view`.
+/// The contacts of student `student_source_id` in `tenant`, for `view`: one statement, the
+/// student by its key and its links through `student_contacts (student_id, contact_id)`. The
+/// student comes back once with no contact when it has none, so "no such student" and "no
+/// contacts" stay apart.
 pub async fn for_student<C: ConnectionTrait>(
     conn: &C,
     tenant: TenantId,
     student_source_id: &str,
     view: View,
 ) -> Result<Vec<ContactItem>, ContactsError> {
-    let student = db::query(
-        conn,
-        "SELECT id FROM students WHERE tenant_id = $1 AND source_id = $2",
-        vec![
-            Value::BigInt(Some(tenant.0)),
-            Value::String(Some(student_source_id.to_string())),
-        ],
-    )
-    .await?;
-    let Some(student) = student.first() else {
-        return Err(ContactsError::StudentNotFound(
-            student_source_id.to_string(),
-        ));
-    };
-    let student_id: i64 = student.try_get_by_index(0)?;
     let filter = match view {
         View::Teacher => " AND l.status = 'active' AND l.relationship IN ('parent', 'guardian')",
         View::Admin => "",
@@ -138,14 +126,26 @@ pub async fn for_student<C: ConnectionTrait>(
                c.given_name_provenance, c.given_name_changed_at, c.family_name_provenance, c.family_name_changed_at, \
                c.email_provenance, c.email_changed_at, c.mobile_phone_provenance, c.mobile_phone_changed_at, \
                l.relationship_provenance, l.relationship_changed_at, l.first_seen_at, l.deactivated_at \
-             FROM student_contacts l JOIN contacts c ON c.id = l.contact_id \
-             WHERE l.tenant_id = $1 AND l.student_id = $2{filter} \
+             FROM students s \
+             LEFT JOIN student_contacts l ON l.student_id = s.id AND l.tenant_id = s.tenant_id{filter} \
+             LEFT JOIN contacts c ON c.id = l.contact_id \
+             WHERE s.tenant_id = $1 AND s.source_id = $2 \
              ORDER BY l.status, c.family_name, c.given_name, c.id"
         ),
-        vec![Value::BigInt(Some(tenant.0)), Value::BigInt(Some(student_id))],
+        vec![
+            Value::BigInt(Some(tenant.0)),
+            Value::String(Some(student_source_id.to_string())),
+        ],
     )
     .await?;
+    if rows.is_empty() {
+        return Err(ContactsError::StudentNotFound(
+            student_source_id.to_string(),
+        ));
+    }
     rows.iter()
+        // The student's own row when it has no contact: no item.
+        .filter(|row| !matches!(row.try_get_by_index::<Option<i64>>(0), Ok(None)))
         .map(|row| item(row, view))
         .collect::<Result<_, DbErr>>()
         .map_err(Into::into)
