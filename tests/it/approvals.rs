@@ -24,6 +24,7 @@ db_tests!(
     a_rejection_changes_nothing,
     an_update_that_changes_nothing_is_refused,
     the_audit_log_filters_by_action_and_is_for_admins,
+    the_audit_log_pages_through_every_entry_once_with_its_filters,
 );
 
 /// `POST path` with a JSON body (or none), a token and extra headers.
@@ -728,4 +729,45 @@ async fn the_audit_log_filters_by_action_and_is_for_admins(backend: Backend) {
         )
         .await;
     assert_eq!(other_tenant.ok()["items"], json!([]));
+}
+
+async fn the_audit_log_pages_through_every_entry_once_with_its_filters(backend: Backend) {
+    let api = Api::new(backend).await;
+    for (key, name) in [("par-1", "Lin"), ("par-2", "Tommy"), ("par-1", "Lindy")] {
+        let id = propose_update(&api, "stu-1", key, json!({"givenName": name})).await;
+        decide(&api, &id, "approve", None).await.ok();
+    }
+    let admin = api.admin("nyc");
+    let stored = |condition: &str| {
+        format!(
+            "SELECT CAST(a.id AS TEXT) FROM audit_log a JOIN tenants t ON t.id = a.tenant_id \
+             WHERE t.slug = 'nyc' AND {condition} ORDER BY a.id DESC"
+        )
+    };
+    for (query, condition) in [
+        ("", "1 = 1"),
+        (
+            "?action=contact_request.",
+            "a.action LIKE 'contact\\_request.%' ESCAPE '\\'",
+        ),
+        (
+            "?action=contact_request.approve",
+            "a.action = 'contact_request.approve'",
+        ),
+        (
+            "?actor=api:user:tch-1@nyc",
+            "a.actor = 'api:user:tch-1@nyc'",
+        ),
+        ("?since=2000-01-01T00:00:00Z", "1 = 1"),
+    ] {
+        let expected = api.db.texts(&stored(condition), vec![]).await;
+        assert!(expected.len() >= 3, "{query}: {expected:?}");
+        let (items, pages) = every_page(&api, &format!("/api/v1/audit{query}"), &admin, 2).await;
+        assert_eq!(
+            field(&items, "id"),
+            expected,
+            "{query}: newest first, each once"
+        );
+        assert_eq!(pages, expected.len().div_ceil(2), "{query}");
+    }
 }
