@@ -770,4 +770,9 @@ async fn the_audit_log_pages_through_every_entry_once_with_its_filters(backend: 
         );
         assert_eq!(pages, expected.len().div_ceil(2), "{query}");
     }
+    let none = api
+        .get("/api/v1/audit?action=oneroster.", Some(&admin))
+        .await;
+    assert_eq!(none.ok()["items"], json!([]), "a prefix no entry has");
+    assert_eq!(none.body["nextCursor"], Value::Null);
 }
