@@ -90,26 +90,27 @@ pub struct AuditFilter {
     pub since: Option<chrono::DateTime<chrono::Utc>>,
     /// Before (UTC).
     pub until: Option<chrono::DateTime<chrono::Utc>>,
-    /// Entries with a smaller id than this (the cursor).
+    /// Entries after this one in the list's order (the cursor: an entry id).
     pub before_id: Option<i64>,
     /// Page size.
     pub limit: u64,
 }
 
-/// A page of the tenant's audit log, newest first, and the cursor of the next page.
+/// A page of the tenant's audit log, newest first (by time, then id), and the cursor of the
+/// next page (the id of the page's last entry).
 ///
-/// Every page walks an index that ends with the id, from the cursor down, and stops at the
-/// page's end: (tenant, id) without filters, (tenant, action, id), (tenant, actor, id) or
-/// (tenant, target, id) with an exact filter. An action prefix becomes the actions the
-/// tenant's log holds under it (found with a skip scan of (tenant, action, id)), one walk
-/// each, merged. Time bounds filter the walk (a window alone may be read through
-/// (tenant, at) and sorted).
+/// Every page walks an index that ends with (at, id), from the cursor's entry down, and
+/// stops at the page's end: (tenant, at, id) without filters; (tenant, action, at, id),
+/// (tenant, actor, at, id) or (tenant, target, at, id) with an exact filter. `since` and
+/// `until` bound the same walk. An action prefix becomes the actions the tenant's log holds
+/// under it (found with a skip scan of (tenant, action, …)), one walk each, merged.
 pub async fn list<C: ConnectionTrait>(
     conn: &C,
     tenant: i64,
     filter: &AuditFilter,
 ) -> Result<(Vec<AuditItem>, Option<String>), DbErr> {
     const COLUMNS: &str = "SELECT id, at, actor, action, target, before, after FROM audit_log";
+    const ORDER: &str = "ORDER BY at DESC, id DESC";
     let take = filter.limit.saturating_add(1);
     let mut filters = db::Filters::new(
         &format!("{COLUMNS} WHERE tenant_id = $1"),
@@ -135,11 +136,20 @@ pub async fn list<C: ConnectionTrait>(
     if let Some(until) = filter.until {
         filters.and("at <", until);
     }
-    if let Some(before) = filter.before_id {
-        filters.and("id <", before);
+    let (mut base, mut values) = filters.finish("");
+    if let Some(cursor) = filter.before_id {
+        // After the cursor's entry in (at, id) order; its time is read in the statement, so
+        // it is compared exactly as stored. An unknown cursor gives an empty page.
+        values.push(Value::BigInt(Some(cursor)));
+        let n = values.len();
+        let cursor_at =
+            format!("(SELECT c.at FROM audit_log c WHERE c.tenant_id = $1 AND c.id = ${n})");
+        base.push_str(&format!(
+            "AND at <= {cursor_at} AND (at < {cursor_at} OR id < ${n})"
+        ));
     }
     let (sql, values) = match prefix {
-        None => filters.finish(&format!("ORDER BY id DESC LIMIT {take}")),
+        None => (format!("{base} {ORDER} LIMIT {take}"), values),
         Some(prefix) => {
             let actions: Vec<String> = actions(conn, tenant)
                 .await?
@@ -151,21 +161,20 @@ pub async fn list<C: ConnectionTrait>(
             }
             // One walk per action, each cut at the page size, then merged: a rare prefix
             // does not read the whole log to fill a page.
-            let (base, mut values) = filters.finish("");
             let parts: Vec<String> = actions
                 .into_iter()
                 .enumerate()
                 .map(|(i, action)| {
                     values.push(action.into());
                     format!(
-                        "SELECT * FROM ({base} AND action = ${} ORDER BY id DESC LIMIT {take}) p{i}",
+                        "SELECT * FROM ({base} AND action = ${} {ORDER} LIMIT {take}) p{i}",
                         values.len()
                     )
                 })
                 .collect();
             (
                 format!(
-                    "SELECT * FROM ({}) u ORDER BY id DESC LIMIT {take}",
+                    "SELECT * FROM ({}) u {ORDER} LIMIT {take}",
                     parts.join(" UNION ALL ")
                 ),
                 values,
@@ -191,7 +200,7 @@ pub async fn list<C: ConnectionTrait>(
     Ok(db::page(items, filter.limit, |i| i.id.clone()))
 }
 
-/// The distinct actions in the tenant's log: a skip scan of the (tenant, action, id) index,
+/// The distinct actions in the tenant's log: a skip scan of the (tenant, action, at, id) index,
 /// one seek per action (a few dozen), not a read of the log.
 async fn actions<C: ConnectionTrait>(conn: &C, tenant: i64) -> Result<Vec<String>, DbErr> {
     let rows = db::query(

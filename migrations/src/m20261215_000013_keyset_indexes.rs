@@ -1,7 +1,8 @@
 //! Keyset indexes (issue 16): every list of the API is paged by row id, newest (or oldest)
-//! first, so each list needs an index that starts with its filter columns (tenant, owner,
-//! contact, chat) and ends with the id: a page then reads only its own rows instead of
-//! sorting everything its filters match.
+//! first (the audit log by time, then id), so each list needs an index that starts with its
+//! filter columns (tenant, owner, contact, chat, action, actor, target) and ends with its
+//! order: a page then reads only its own rows instead of sorting everything its filters
+//! match.
 //!
 //! SQLite appends the rowid to every index, so an index on `(tenant_id, owner_source_id)`
 //! already orders by id there; PostgreSQL does not. The id is spelled out on both engines,
@@ -22,11 +23,12 @@ impl MigrationName for Migration {
 
 /// New indexes (table, columns).
 const ADDED: &[(&str, &[&str])] = &[
-    // `GET /api/v1/audit`: unfiltered, and each exact-match filter on its own walk.
-    ("audit_log", &["tenant_id", "id"]),
-    ("audit_log", &["tenant_id", "action", "id"]),
-    ("audit_log", &["tenant_id", "actor", "id"]),
-    ("audit_log", &["tenant_id", "target", "id"]),
+    // `GET /api/v1/audit`, newest first by (at, id): unfiltered and each exact-match filter
+    // on its own walk, with `since`/`until` as a range of the same walk.
+    ("audit_log", &["tenant_id", "at", "id"]),
+    ("audit_log", &["tenant_id", "action", "at", "id"]),
+    ("audit_log", &["tenant_id", "actor", "at", "id"]),
+    ("audit_log", &["tenant_id", "target", "at", "id"]),
     // `GET /api/v1/email-suppressions`.
     ("email_suppressions", &["tenant_id", "id"]),
     // `GET /api/v1/erasures`.
@@ -48,9 +50,9 @@ const ADDED: &[(&str, &[&str])] = &[
     ("invitations", &["tenant_id", "contact_id", "id"]),
 ];
 
-/// Indexes the new ones replace (each a prefix of a new one, or in the audit log's case
-/// only read by the list, which now walks `(tenant_id, action, id)`).
+/// Indexes the new ones replace (each a prefix of a new one).
 const REPLACED: &[(&str, &[&str])] = &[
+    ("audit_log", &["tenant_id", "at"]),
     ("audit_log", &["tenant_id", "action", "at"]),
     ("chats", &["tenant_id", "owner_source_id"]),
     ("chats", &["tenant_id", "student_id"]),
