@@ -90,35 +90,40 @@ pub struct AuditFilter {
     pub since: Option<chrono::DateTime<chrono::Utc>>,
     /// Before (UTC).
     pub until: Option<chrono::DateTime<chrono::Utc>>,
-    /// Entries with a smaller id than this (the cursor).
+    /// Entries after this one in the list's order (the cursor: an entry id).
     pub before_id: Option<i64>,
     /// Page size.
     pub limit: u64,
 }
 
-/// A page of the tenant's audit log, newest first, and the cursor of the next page.
+/// A page of the tenant's audit log, newest first (by time, then id), and the cursor of the
+/// next page (the id of the page's last entry).
+///
+/// Every page walks an index that ends with (at, id), from the cursor's entry down, and
+/// stops at the page's end: (tenant, at, id) without filters; (tenant, action, at, id),
+/// (tenant, actor, at, id) or (tenant, target, at, id) with an exact filter. `since` and
+/// `until` bound the same walk. An action prefix becomes the actions the tenant's log holds
+/// under it (found with a skip scan of (tenant, action, …)), one walk each, merged.
 pub async fn list<C: ConnectionTrait>(
     conn: &C,
     tenant: i64,
     filter: &AuditFilter,
 ) -> Result<(Vec<AuditItem>, Option<String>), DbErr> {
+    const COLUMNS: &str = "SELECT id, at, actor, action, target, before, after FROM audit_log";
+    const ORDER: &str = "ORDER BY at DESC, id DESC";
+    let take = filter.limit.saturating_add(1);
     let mut filters = db::Filters::new(
-        "SELECT id, at, actor, action, target, before, after FROM audit_log WHERE tenant_id = $1",
+        &format!("{COLUMNS} WHERE tenant_id = $1"),
         vec![Value::BigInt(Some(tenant))],
     );
-    match filter.action.as_deref() {
-        // A prefix compared as a substring: LIKE would read `_` as a wildcard.
-        Some(prefix) if prefix.ends_with('.') => {
-            filters.and(
-                &format!("SUBSTR(action, 1, {}) =", prefix.chars().count()),
-                prefix,
-            );
-        }
+    let prefix = match filter.action.as_deref() {
+        Some(prefix) if prefix.ends_with('.') => Some(prefix),
         Some(action) => {
             filters.and("action =", action);
+            None
         }
-        None => {}
-    }
+        None => None,
+    };
     if let Some(actor) = &filter.actor {
         filters.and("actor =", actor.as_str());
     }
@@ -131,10 +136,51 @@ pub async fn list<C: ConnectionTrait>(
     if let Some(until) = filter.until {
         filters.and("at <", until);
     }
-    if let Some(before) = filter.before_id {
-        filters.and("id <", before);
+    let (mut base, mut values) = filters.finish("");
+    if let Some(cursor) = filter.before_id {
+        // After the cursor's entry in (at, id) order; its time is read in the statement, so
+        // it is compared exactly as stored. An unknown cursor gives an empty page.
+        values.push(Value::BigInt(Some(cursor)));
+        let n = values.len();
+        let cursor_at =
+            format!("(SELECT c.at FROM audit_log c WHERE c.tenant_id = $1 AND c.id = ${n})");
+        base.push_str(&format!(
+            "AND at <= {cursor_at} AND (at < {cursor_at} OR id < ${n})"
+        ));
     }
-    let (sql, values) = filters.finish(&format!("ORDER BY id DESC LIMIT {}", filter.limit + 1));
+    let (sql, values) = match prefix {
+        None => (format!("{base} {ORDER} LIMIT {take}"), values),
+        Some(prefix) => {
+            let actions: Vec<String> = actions(conn, tenant)
+                .await?
+                .into_iter()
+                .filter(|action| action.starts_with(prefix))
+                .collect();
+            if actions.is_empty() {
+                return Ok((Vec::new(), None));
+            }
+            // One walk per action, each cut at the page size, then merged: a rare prefix
+            // does not read the whole log to fill a page.
+            let parts: Vec<String> = actions
+                .into_iter()
+                .enumerate()
+                .map(|(i, action)| {
+                    values.push(action.into());
+                    format!(
+                        "SELECT * FROM ({base} AND action = ${} {ORDER} LIMIT {take}) p{i}",
+                        values.len()
+                    )
+                })
+                .collect();
+            (
+                format!(
+                    "SELECT * FROM ({}) u {ORDER} LIMIT {take}",
+                    parts.join(" UNION ALL ")
+                ),
+                values,
+            )
+        }
+    };
     let rows = db::query(conn, &sql, values).await?;
     let json = |text: Option<String>| text.and_then(|t| serde_json::from_str(&t).ok());
     let items = rows
@@ -152,4 +198,24 @@ pub async fn list<C: ConnectionTrait>(
         })
         .collect::<Result<Vec<_>, DbErr>>()?;
     Ok(db::page(items, filter.limit, |i| i.id.clone()))
+}
+
+/// The distinct actions in the tenant's log: a skip scan of the (tenant, action, at, id) index,
+/// one seek per action (a few dozen), not a read of the log.
+async fn actions<C: ConnectionTrait>(conn: &C, tenant: i64) -> Result<Vec<String>, DbErr> {
+    let rows = db::query(
+        conn,
+        "WITH RECURSIVE acts(action) AS ( \
+           SELECT (SELECT action FROM audit_log WHERE tenant_id = $1 ORDER BY action LIMIT 1) \
+           UNION ALL \
+           SELECT (SELECT a.action FROM audit_log a WHERE a.tenant_id = $1 AND a.action > acts.action \
+                   ORDER BY a.action LIMIT 1) \
+           FROM acts WHERE acts.action IS NOT NULL) \
+         SELECT action FROM acts WHERE action IS NOT NULL",
+        vec![Value::BigInt(Some(tenant))],
+    )
+    .await?;
+    rows.iter()
+        .map(|row| row.try_get::<String>("", "action"))
+        .collect()
 }

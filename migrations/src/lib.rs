@@ -19,6 +19,7 @@ mod m20261201_000009_email_suppressions;
 mod m20261201_000010_digest_handoff;
 mod m20261208_000011_join_links;
 mod m20261208_000012_digest_unsubscribes;
+mod m20261215_000013_keyset_indexes;
 mod m20261215_000014_request_indexes;
 
 /// The ordered list of migrations.
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000010_digest_handoff::Migration),
             Box::new(m20261208_000011_join_links::Migration),
             Box::new(m20261208_000012_digest_unsubscribes::Migration),
+            Box::new(m20261215_000013_keyset_indexes::Migration),
             Box::new(m20261215_000014_request_indexes::Migration),
         ]
     }

@@ -5,11 +5,11 @@
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::extract::{ApiJson, ApiPath, ApiQuery, IdPageParams, PageParams, id_cursor};
 use crate::auth::{Principal, policy};
 use crate::chats::ChatItem;
 use crate::chats::blocks::{self, BlockItem};
-use crate::chats::store::{self, StartChat, Viewer};
+use crate::chats::store::{self, ChatPage, StartChat, Viewer};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -73,31 +73,53 @@ pub async fn start(
     Ok((status, Json(chat)))
 }
 
-/// `?studentId=&limit=` of chat lists.
+/// `?studentId=&limit=&cursor=` of chat lists.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ChatParams {
     /// Only chats about this student.
     pub student_id: Option<String>,
-    /// At most this many (default `api.default_page_size`), newest first.
+    /// Items per page (default `api.default_page_size`, at most `api.max_page_size`).
     pub limit: Option<u64>,
+    /// The `nextCursor` of the previous page.
+    #[param(pattern = r"^[0-9]{0,18}$")]
+    pub cursor: Option<String>,
 }
 
-/// A list of chats.
+/// A page of chats.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct ChatList {
     /// Newest first.
     pub items: Vec<ChatItem>,
+    /// Cursor of the next (older) page, or null.
+    pub next_cursor: Option<String>,
 }
 
-fn limit(state: &AppState, limit: Option<u64>) -> Result<u64, ApiError> {
-    super::extract::PageParams {
-        limit,
-        cursor: None,
+async fn chat_page(
+    state: &AppState,
+    principal: &Principal,
+    viewer: &Viewer,
+    params: ChatParams,
+) -> Result<Json<ChatList>, ApiError> {
+    let page = PageParams {
+        limit: params.limit,
+        cursor: params.cursor,
     }
-    .request(state)
-    .map(|page| page.limit)
+    .request(state)?;
+    let (items, next_cursor) = store::list(
+        &state.db,
+        principal.tenant,
+        viewer,
+        ChatPage {
+            student_source_id: params.student_id.as_deref(),
+            before: id_cursor(&page)?,
+            limit: page.limit,
+        },
+    )
+    .await?;
+    Ok(Json(ChatList { items, next_cursor }))
 }
 
 /// The chats the caller may see: a teacher's own (with banners) and those they are in; for
@@ -108,7 +130,8 @@ fn limit(state: &AppState, limit: Option<u64>) -> Result<u64, ApiError> {
     tag = "chats",
     params(ChatParams),
     responses(
-        (status = 200, description = "Chats", body = ChatList),
+        (status = 200, description = "Chats, newest first", body = ChatList),
+        (status = 400, description = "Bad query", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 403, description = "Not a teacher or admin", body = ErrorBody),
         (status = 429, description = "Rate limited", body = ErrorBody),
@@ -121,16 +144,7 @@ pub async fn list(
     ApiQuery(params): ApiQuery<ChatParams>,
 ) -> Result<Json<ChatList>, ApiError> {
     let viewer = policy::chat_viewer(&principal)?;
-    let limit = limit(&state, params.limit)?;
-    let items = store::list(
-        &state.db,
-        principal.tenant,
-        &viewer,
-        params.student_id.as_deref(),
-        limit,
-    )
-    .await?;
-    Ok(Json(ChatList { items }))
+    chat_page(&state, &principal, &viewer, params).await
 }
 
 fn chat_id(raw: &str) -> Result<i64, ApiError> {
@@ -306,11 +320,14 @@ pub async fn block(
     Ok((StatusCode::CREATED, Json(item)))
 }
 
-/// A block list.
+/// A page of a block list.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct BlockList {
     /// Newest first.
     pub items: Vec<BlockItem>,
+    /// Cursor of the next (older) page, or null.
+    pub next_cursor: Option<String>,
 }
 
 /// The teacher's block list.
@@ -318,8 +335,10 @@ pub struct BlockList {
     get,
     path = "/api/v1/blocks",
     tag = "chats",
+    params(IdPageParams),
     responses(
-        (status = 200, description = "Blocked guardians", body = BlockList),
+        (status = 200, description = "Blocked guardians, newest first", body = BlockList),
+        (status = 400, description = "Bad query", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 403, description = "Not a teacher", body = ErrorBody),
         (status = 429, description = "Rate limited", body = ErrorBody),
@@ -329,10 +348,19 @@ pub struct BlockList {
 pub async fn list_blocks(
     State(state): State<AppState>,
     principal: Principal,
+    ApiQuery(params): ApiQuery<IdPageParams>,
 ) -> Result<Json<BlockList>, ApiError> {
     let owner = policy::chat_owner(&principal)?;
-    let items = blocks::list(&state.db, principal.tenant, &owner).await?;
-    Ok(Json(BlockList { items }))
+    let page = params.request(&state)?;
+    let (items, next_cursor) = blocks::list(
+        &state.db,
+        principal.tenant,
+        &owner,
+        id_cursor(&page)?,
+        page.limit,
+    )
+    .await?;
+    Ok(Json(BlockList { items, next_cursor }))
 }
 
 /// Lifts a block.
@@ -423,7 +451,8 @@ pub async fn guardian_start(
     tag = "chats",
     params(ChatParams),
     responses(
-        (status = 200, description = "Chats the guardian is in", body = ChatList),
+        (status = 200, description = "Chats the guardian is in, newest first", body = ChatList),
+        (status = 400, description = "Bad query", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 403, description = "Not a contact token", body = ErrorBody),
         (status = 429, description = "Rate limited", body = ErrorBody),
@@ -437,14 +466,5 @@ pub async fn guardian_list(
 ) -> Result<Json<ChatList>, ApiError> {
     let contact = policy::guardian(&principal)?;
     store::mark_joined(&state.db, principal.tenant, contact).await?;
-    let limit = limit(&state, params.limit)?;
-    let items = store::list(
-        &state.db,
-        principal.tenant,
-        &Viewer::Guardian(contact),
-        params.student_id.as_deref(),
-        limit,
-    )
-    .await?;
-    Ok(Json(ChatList { items }))
+    chat_page(&state, &principal, &Viewer::Guardian(contact), params).await
 }

@@ -5,8 +5,8 @@
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiPath, ApiQuery, OptionalJson, reason};
-use crate::approvals::erase::{self, EraseRequest, Erasure};
+use super::extract::{ApiPath, ApiQuery, OptionalJson, PageParams, id_cursor, reason};
+use crate::approvals::erase::{self, EraseRequest, Erasure, ErasureFilter};
 use crate::auth::{Principal, policy};
 use axum::Json;
 use axum::extract::State;
@@ -28,12 +28,14 @@ pub struct Erased {
     pub erased: Vec<Erasure>,
 }
 
-/// A list of erasures.
+/// A page of erasures.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ErasureList {
-    /// Newest first (at most 1000).
+    /// Newest first.
     pub items: Vec<Erasure>,
+    /// Cursor of the next (older) page, or null.
+    pub next_cursor: Option<String>,
 }
 
 async fn run(
@@ -117,7 +119,7 @@ pub async fn erase_all(
     run(&state, &principal, &student_id, None, body).await
 }
 
-/// `?studentId=&active=` of the erasure list.
+/// `?studentId=&active=&limit=&cursor=` of the erasure list.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -126,6 +128,11 @@ pub struct ErasureParams {
     pub student_id: Option<String>,
     /// `true`: only erasures not lifted.
     pub active: Option<bool>,
+    /// Items per page (default `api.default_page_size`, at most `api.max_page_size`).
+    pub limit: Option<u64>,
+    /// The `nextCursor` of the previous page.
+    #[param(pattern = r"^[0-9]{0,18}$")]
+    pub cursor: Option<String>,
 }
 
 /// The tenant's erasures.
@@ -138,6 +145,7 @@ pub struct ErasureParams {
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 429, description = "Rate limited", body = ErrorBody),
         (status = 200, description = "Erasures, newest first", body = ErasureList),
+        (status = 400, description = "Bad query", body = ErrorBody),
         (status = 403, description = "Not an approver", body = ErrorBody),
     ),
     security(("bearer" = []))
@@ -148,14 +156,24 @@ pub async fn list(
     ApiQuery(params): ApiQuery<ErasureParams>,
 ) -> Result<Json<ErasureList>, ApiError> {
     policy::administer_contacts(&principal)?;
-    let items = erase::list(
+    let page = PageParams {
+        limit: params.limit,
+        cursor: params.cursor,
+    }
+    .request(&state)?;
+    let filter = ErasureFilter {
+        student_source_id: params.student_id.as_deref(),
+        active_only: params.active.unwrap_or(false),
+    };
+    let (items, next_cursor) = erase::list(
         &state.db,
         principal.tenant,
-        params.student_id.as_deref(),
-        params.active.unwrap_or(false),
+        filter,
+        id_cursor(&page)?,
+        page.limit,
     )
     .await?;
-    Ok(Json(ErasureList { items }))
+    Ok(Json(ErasureList { items, next_cursor }))
 }
 
 /// Lifts an erasure: the next sync that carries the pair re-creates it.

@@ -6,7 +6,7 @@
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::extract::{ApiJson, ApiPath, ApiQuery, IdPageParams, id_cursor};
 use crate::auth::{Principal, policy};
 use crate::chats::store::{self, Viewer};
 use crate::domain::PhoneE164;
@@ -258,11 +258,14 @@ pub async fn requeue(
     }
 }
 
-/// Addresses the mail server refused for good.
+/// A page of addresses the mail server refused for good.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct SuppressionList {
-    /// Newest first (at most 1000).
+    /// Newest first.
     pub items: Vec<outbox::Suppression>,
+    /// Cursor of the next (older) page, or null.
+    pub next_cursor: Option<String>,
 }
 
 /// Email addresses that get nothing more because the mail server refused them for good
@@ -271,8 +274,10 @@ pub struct SuppressionList {
     get,
     path = "/api/v1/email-suppressions",
     tag = "invitations",
+    params(IdPageParams),
     responses(
-        (status = 200, description = "Suppressed addresses", body = SuppressionList),
+        (status = 200, description = "Suppressed addresses, newest first", body = SuppressionList),
+        (status = 400, description = "Bad query", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 429, description = "Rate limited", body = ErrorBody),
@@ -282,11 +287,13 @@ pub struct SuppressionList {
 pub async fn suppressions(
     State(state): State<AppState>,
     principal: Principal,
+    ApiQuery(params): ApiQuery<IdPageParams>,
 ) -> Result<Json<SuppressionList>, ApiError> {
     policy::administer_contacts(&principal)?;
-    Ok(Json(SuppressionList {
-        items: outbox::suppressions(&state.db, principal.tenant.0).await?,
-    }))
+    let page = params.request(&state)?;
+    let (items, next_cursor) =
+        outbox::suppressions(&state.db, principal.tenant.0, id_cursor(&page)?, page.limit).await?;
+    Ok(Json(SuppressionList { items, next_cursor }))
 }
 
 /// Lifts a suppression: the address receives invitations and digests again (audited).
@@ -518,12 +525,15 @@ mod tests {
     }
 }
 
-/// A list of invitations.
+/// A page of invitations.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct InvitationList {
     /// The invitations, each with its `state` (`pending`, `sent`, `accepted`, `expired`,
     /// `cancelled`, `failed`).
     pub items: Vec<InvitationItem>,
+    /// Cursor of the next page, or null.
+    pub next_cursor: Option<String>,
 }
 
 /// The invitations of a chat, oldest first, with their states (the chat's owner, or an
@@ -532,9 +542,10 @@ pub struct InvitationList {
     get,
     path = "/api/v1/chats/{id}/invitations",
     tag = "invitations",
-    params(("id" = String, Path, description = "Chat id")),
+    params(("id" = String, Path, description = "Chat id"), IdPageParams),
     responses(
-        (status = 200, description = "The chat's invitations", body = InvitationList),
+        (status = 200, description = "The chat's invitations, oldest first", body = InvitationList),
+        (status = 400, description = "Bad query", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 403, description = "Not a teacher or admin", body = ErrorBody),
         (status = 404, description = "Not the caller's chat", body = ErrorBody),
@@ -546,31 +557,39 @@ pub async fn for_chat(
     State(state): State<AppState>,
     principal: Principal,
     ApiPath(id): ApiPath<String>,
+    ApiQuery(params): ApiQuery<IdPageParams>,
 ) -> Result<Json<InvitationList>, ApiError> {
     let viewer = policy::chat_viewer(&principal)?;
+    let page = params.request(&state)?;
     let chat = number(&id, "chat")?;
-    let item = store::read(&state.db, principal.tenant, chat, &viewer)
+    let owner = store::owner(&state.db, principal.tenant, chat, &viewer)
         .await?
         .ok_or_else(|| ApiError::not_found("chat"))?;
     match viewer {
         Viewer::Admin => {}
-        Viewer::Teacher(teacher) if teacher == item.owner_id => {}
+        Viewer::Teacher(teacher) if teacher == owner => {}
         _ => return Err(ApiError::not_found("chat")),
     }
-    Ok(Json(InvitationList {
-        items: invites::for_chat(&state.db, principal.tenant.0, chat).await?,
-    }))
+    let (items, next_cursor) = invites::page_for_chat(
+        &state.db,
+        principal.tenant.0,
+        chat,
+        id_cursor(&page)?,
+        page.limit,
+    )
+    .await?;
+    Ok(Json(InvitationList { items, next_cursor }))
 }
 
-/// Every invitation of one guardian, newest first (at most 500), with their states
-/// (admins).
+/// Every invitation of one guardian, newest first, with their states (admins).
 #[utoipa::path(
     get,
     path = "/api/v1/contacts/{contactId}/invitations",
     tag = "invitations",
-    params(("contactId" = String, Path, description = "Contact id")),
+    params(("contactId" = String, Path, description = "Contact id"), IdPageParams),
     responses(
-        (status = 200, description = "The guardian's invitations", body = InvitationList),
+        (status = 200, description = "The guardian's invitations, newest first", body = InvitationList),
+        (status = 400, description = "Bad query", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 429, description = "Rate limited", body = ErrorBody),
@@ -581,9 +600,17 @@ pub async fn for_contact(
     State(state): State<AppState>,
     principal: Principal,
     ApiPath(contact): ApiPath<String>,
+    ApiQuery(params): ApiQuery<IdPageParams>,
 ) -> Result<Json<InvitationList>, ApiError> {
     policy::administer_contacts(&principal)?;
-    let items =
-        invites::for_contact(&state.db, principal.tenant.0, number(&contact, "contact")?).await?;
-    Ok(Json(InvitationList { items }))
+    let page = params.request(&state)?;
+    let (items, next_cursor) = invites::for_contact(
+        &state.db,
+        principal.tenant.0,
+        number(&contact, "contact")?,
+        id_cursor(&page)?,
+        page.limit,
+    )
+    .await?;
+    Ok(Json(InvitationList { items, next_cursor }))
 }

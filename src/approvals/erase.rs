@@ -233,28 +233,50 @@ impl PairErase {
     }
 }
 
-/// The tenant's erasures, newest first (optionally of one student, optionally unlifted).
+/// Which erasures a page lists.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ErasureFilter<'a> {
+    /// Only this student's (SIS source id).
+    pub student_source_id: Option<&'a str>,
+    /// Only those not lifted.
+    pub active_only: bool,
+}
+
+/// A page of the tenant's erasures, newest first: those with an id below `before` (the
+/// cursor), at most `limit`, and the cursor of the next page. Walks the (tenant, id) index;
+/// a student's erasures come from the (tenant, student, contact) index (a handful).
 pub async fn list<C: ConnectionTrait>(
     conn: &C,
     tenant: TenantId,
-    student_source_id: Option<&str>,
-    active_only: bool,
-) -> Result<Vec<Erasure>, DbErr> {
-    let mut sql = format!("{SELECT} WHERE tenant_id = $1");
-    let mut values = vec![Value::BigInt(Some(tenant.0))];
-    if let Some(student) = student_source_id {
-        sql.push_str(" AND student_source_id = $2");
-        values.push(student.into());
+    filter: ErasureFilter<'_>,
+    before: Option<i64>,
+    limit: u64,
+) -> Result<(Vec<Erasure>, Option<String>), DbErr> {
+    let unlifted = if filter.active_only {
+        " AND lifted_at IS NULL"
+    } else {
+        ""
+    };
+    let mut filters = db::Filters::new(
+        &format!("{SELECT} WHERE tenant_id = $1{unlifted}"),
+        vec![Value::BigInt(Some(tenant.0))],
+    );
+    if let Some(student) = filter.student_source_id {
+        filters.and("student_source_id =", student);
     }
-    if active_only {
-        sql.push_str(" AND lifted_at IS NULL");
+    if let Some(before) = before {
+        filters.and("id <", before);
     }
-    sql.push_str(" ORDER BY id DESC LIMIT 1000");
-    db::query(conn, &sql, values)
+    let (sql, values) = filters.finish(&format!(
+        "ORDER BY id DESC LIMIT {}",
+        limit.saturating_add(1)
+    ));
+    let items = db::query(conn, &sql, values)
         .await?
         .iter()
         .map(erasure)
-        .collect()
+        .collect::<Result<Vec<_>, DbErr>>()?;
+    Ok(db::page(items, limit, |e| e.id.clone()))
 }
 
 /// Lifts an erasure: the next sync that carries the pair re-creates it.

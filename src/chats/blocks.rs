@@ -173,29 +173,59 @@ pub async fn block(
     Ok(item)
 }
 
-/// The owner's block list, newest first.
+/// A page of the owner's block list, newest first: blocks with an id below `before` (the
+/// cursor), at most `limit`, and the cursor of the next page (through the (tenant, owner,
+/// id) index).
 pub async fn list<C: ConnectionTrait>(
     conn: &C,
     tenant: TenantId,
     owner: &str,
-) -> Result<Vec<BlockItem>, DbErr> {
+    before: Option<i64>,
+    limit: u64,
+) -> Result<(Vec<BlockItem>, Option<String>), DbErr> {
     let rows = db::query(
         conn,
-        "SELECT contact_id, created_at FROM chat_blocks WHERE tenant_id = $1 AND owner_source_id = $2 ORDER BY id DESC",
-        vec![Value::BigInt(Some(tenant.0)), owner.into()],
+        &format!(
+            "SELECT b.id, b.contact_id, b.created_at, c.id AS found, c.given_name, c.family_name, c.email, c.mobile_phone \
+             FROM chat_blocks b LEFT JOIN contacts c ON c.id = b.contact_id AND c.tenant_id = b.tenant_id \
+             WHERE b.tenant_id = $1 AND b.owner_source_id = $2 AND b.id < $3 ORDER BY b.id DESC LIMIT {}",
+            limit.saturating_add(1)
+        ),
+        vec![
+            Value::BigInt(Some(tenant.0)),
+            owner.into(),
+            Value::BigInt(Some(before.unwrap_or(i64::MAX))),
+        ],
     )
     .await?;
-    let mut items = Vec::with_capacity(rows.len());
-    for row in rows {
-        let contact: i64 = row.try_get_by_index(0)?;
-        items.push(BlockItem {
-            contact_id: contact.to_string(),
-            display_name: contact_name(conn, tenant, contact).await?,
-            created_at: row.try_get_by_index(1)?,
-            removed_from_chat: false,
-        });
-    }
-    Ok(items)
+    let blocks = rows
+        .iter()
+        .map(|row| {
+            let text = |column: &str| row.try_get::<Option<String>>("", column);
+            let found = row.try_get::<Option<i64>>("", "found")?.is_some();
+            let item = BlockItem {
+                contact_id: row.try_get::<i64>("", "contact_id")?.to_string(),
+                display_name: if found {
+                    display_name(
+                        text("given_name")?.as_deref(),
+                        text("family_name")?.as_deref(),
+                        text("email")?.as_deref(),
+                        text("mobile_phone")?.as_deref(),
+                    )
+                } else {
+                    "(erased contact)".into()
+                },
+                created_at: row.try_get("", "created_at")?,
+                removed_from_chat: false,
+            };
+            Ok((row.try_get::<i64>("", "id")?, item))
+        })
+        .collect::<Result<Vec<_>, DbErr>>()?;
+    let (blocks, next_cursor) = db::page(blocks, limit, |(id, _)| id.to_string());
+    Ok((
+        blocks.into_iter().map(|(_, item)| item).collect(),
+        next_cursor,
+    ))
 }
 
 /// Lifts the owner's block of `contact`.

@@ -436,20 +436,26 @@ pub async fn guardian_start(
     Ok(item)
 }
 
-/// Condition and values restricting chats `c` to what `viewer` may see (`$1` is the tenant).
-fn visible(viewer: &Viewer) -> (&'static str, Vec<Value>) {
+/// The condition (binding `$n`) under which `viewer` sees chat `c`, and its value.
+fn visible(viewer: &Viewer, n: usize) -> (String, Vec<Value>) {
     match viewer {
-        Viewer::Admin => ("", vec![]),
+        Viewer::Admin => (String::new(), vec![]),
         Viewer::Teacher(teacher) => (
-            " AND (c.owner_source_id = $2 OR EXISTS (SELECT 1 FROM chat_members m WHERE m.chat_id = c.id AND m.teacher_source_id = $2 AND m.removed_at IS NULL))",
+            format!(
+                " AND (c.owner_source_id = ${n} OR EXISTS (SELECT 1 FROM chat_members m WHERE m.chat_id = c.id AND m.teacher_source_id = ${n} AND m.removed_at IS NULL))"
+            ),
             vec![teacher.as_str().into()],
         ),
         Viewer::Guardian(contact) => (
-            " AND EXISTS (SELECT 1 FROM chat_members m WHERE m.chat_id = c.id AND m.contact_id = $2 AND m.removed_at IS NULL)",
+            format!(
+                " AND EXISTS (SELECT 1 FROM chat_members m WHERE m.chat_id = c.id AND m.contact_id = ${n} AND m.removed_at IS NULL)"
+            ),
             vec![id(*contact)],
         ),
     }
 }
+
+const CHAT_COLUMNS: &str = "SELECT c.id, c.owner_source_id, c.student_source_id, c.started_by, c.created_at, c.student_id FROM chats c";
 
 /// One chat, if `viewer` may see it.
 pub async fn read<C: ConnectionTrait>(
@@ -458,15 +464,11 @@ pub async fn read<C: ConnectionTrait>(
     chat: i64,
     viewer: &Viewer,
 ) -> Result<Option<ChatItem>, DbErr> {
-    let (condition, extra) = visible(viewer);
+    let (condition, extra) = visible(viewer, 3);
     let rows = db::query(
         conn,
-        &format!(
-            "SELECT c.id, c.owner_source_id, c.student_source_id, c.started_by, c.created_at, c.student_id FROM chats c \
-             WHERE c.tenant_id = $1{condition} AND c.id = ${}",
-            extra.len() + 2
-        ),
-        [vec![id(tenant.0)], extra, vec![id(chat)]].concat(),
+        &format!("{CHAT_COLUMNS} WHERE c.tenant_id = $1 AND c.id = $2{condition}"),
+        [vec![id(tenant.0), id(chat)], extra].concat(),
     )
     .await?;
     match rows.first() {
@@ -475,31 +477,97 @@ pub async fn read<C: ConnectionTrait>(
     }
 }
 
-/// The chats `viewer` may see, newest first (at most `limit`, optionally of one student).
+/// The owner (SIS source id) of a chat, if `viewer` may see the chat.
+pub async fn owner<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+    chat: i64,
+    viewer: &Viewer,
+) -> Result<Option<String>, DbErr> {
+    let (condition, extra) = visible(viewer, 3);
+    db::query(
+        conn,
+        &format!(
+            "SELECT c.owner_source_id FROM chats c WHERE c.tenant_id = $1 AND c.id = $2{condition}"
+        ),
+        [vec![id(tenant.0), id(chat)], extra].concat(),
+    )
+    .await?
+    .first()
+    .map(|row| row.try_get("", "owner_source_id"))
+    .transpose()
+}
+
+/// Where a page of chats starts and how long it is.
+#[derive(Debug, Clone, Copy)]
+pub struct ChatPage<'a> {
+    /// Only chats about this student (SIS source id).
+    pub student_source_id: Option<&'a str>,
+    /// Chats with an id below this one (the cursor).
+    pub before: Option<i64>,
+    /// Page size.
+    pub limit: u64,
+}
+
+/// A page of the chats `viewer` may see, newest first, and the cursor of the next page.
+///
+/// Each page walks an index that ends with the chat id, from the cursor down: an admin's
+/// on (tenant, id), a guardian's on their memberships (tenant, contact, chat), a teacher's
+/// on the chats they own (tenant, owner, id) merged with those they are a member of
+/// (tenant, teacher, chat), each cut at the page size before the merge. A student's chats
+/// (a handful) are read through (tenant, student, id).
 pub async fn list<C: ConnectionTrait>(
     conn: &C,
     tenant: TenantId,
     viewer: &Viewer,
-    student_source_id: Option<&str>,
-    limit: u64,
-) -> Result<Vec<ChatItem>, DbErr> {
-    let (condition, extra) = visible(viewer);
-    let mut filters = db::Filters::new(
-        &format!(
-            "SELECT c.id, c.owner_source_id, c.student_source_id, c.started_by, c.created_at, c.student_id FROM chats c \
-             WHERE c.tenant_id = $1{condition}"
+    page: ChatPage<'_>,
+) -> Result<(Vec<ChatItem>, Option<String>), DbErr> {
+    let take = page.limit.saturating_add(1);
+    let base = vec![id(tenant.0), id(page.before.unwrap_or(i64::MAX))];
+    let (sql, values) = match (page.student_source_id, viewer) {
+        (Some(student), _) => {
+            let (condition, extra) = visible(viewer, 4);
+            (
+                format!(
+                    "{CHAT_COLUMNS} WHERE c.tenant_id = $1 AND c.id < $2 \
+                     AND c.student_id = (SELECT s.id FROM students s WHERE s.tenant_id = $1 AND s.source_id = $3){condition} \
+                     ORDER BY c.id DESC LIMIT {take}"
+                ),
+                [base, vec![student.into()], extra].concat(),
+            )
+        }
+        (None, Viewer::Admin) => (
+            format!(
+                "{CHAT_COLUMNS} WHERE c.tenant_id = $1 AND c.id < $2 ORDER BY c.id DESC LIMIT {take}"
+            ),
+            base,
         ),
-        [vec![id(tenant.0)], extra].concat(),
-    );
-    if let Some(student) = student_source_id {
-        filters.and("c.student_source_id =", student);
-    }
-    let (sql, values) = filters.finish(&format!("ORDER BY c.id DESC LIMIT {limit}"));
+        (None, Viewer::Guardian(contact)) => (
+            format!(
+                "{CHAT_COLUMNS} JOIN chat_members m ON m.chat_id = c.id \
+                 WHERE m.tenant_id = $1 AND m.chat_id < $2 AND m.contact_id = $3 AND m.removed_at IS NULL \
+                 AND c.tenant_id = $1 ORDER BY m.chat_id DESC LIMIT {take}"
+            ),
+            [base, vec![id(*contact)]].concat(),
+        ),
+        // Subqueries in FROM: both engines take ORDER BY … LIMIT on a UNION's parts there.
+        (None, Viewer::Teacher(teacher)) => (
+            format!(
+                "{CHAT_COLUMNS} WHERE c.tenant_id = $1 AND c.id IN (\
+                   SELECT o.id FROM (SELECT id FROM chats WHERE tenant_id = $1 AND owner_source_id = $3 AND id < $2 \
+                     ORDER BY id DESC LIMIT {take}) o \
+                   UNION SELECT t.chat_id FROM (SELECT chat_id FROM chat_members WHERE tenant_id = $1 AND teacher_source_id = $3 \
+                     AND removed_at IS NULL AND chat_id < $2 ORDER BY chat_id DESC LIMIT {take}) t) \
+                 ORDER BY c.id DESC LIMIT {take}"
+            ),
+            [base, vec![teacher.as_str().into()]].concat(),
+        ),
+    };
     let mut items = Vec::new();
     for row in db::query(conn, &sql, values).await? {
         items.push(item(conn, tenant, &row, viewer).await?);
     }
-    Ok(items)
+    Ok(db::page(items, page.limit, |chat| chat.id.clone()))
 }
 
 async fn item<C: ConnectionTrait>(

@@ -414,25 +414,71 @@ pub async fn for_chat<C: ConnectionTrait>(
     .collect()
 }
 
-/// The invitations of guardian `contact` of the tenant, newest first (through the (tenant,
-/// contact, created) index).
+/// A page of a chat's invitations, oldest first: those with an id above `after` (the
+/// cursor), at most `limit`, and the cursor of the next page (through the (chat, id)
+/// index).
+pub async fn page_for_chat<C: ConnectionTrait>(
+    conn: &C,
+    tenant: i64,
+    chat: i64,
+    after: Option<i64>,
+    limit: u64,
+) -> Result<(Vec<InvitationItem>, Option<String>), DbErr> {
+    let rows = db::query(
+        conn,
+        &format!(
+            "{SELECT} WHERE i.chat_id = $1 AND i.tenant_id = $2 AND i.id > $3 ORDER BY i.id LIMIT {}",
+            limit.saturating_add(1)
+        ),
+        vec![
+            Value::BigInt(Some(chat)),
+            Value::BigInt(Some(tenant)),
+            Value::BigInt(Some(after.unwrap_or(0))),
+        ],
+    )
+    .await?;
+    paged(&rows, limit)
+}
+
+/// A page of the invitations of guardian `contact` of the tenant, newest first: those with
+/// an id below `before` (the cursor), at most `limit`, and the cursor of the next page
+/// (through the (tenant, contact, id) index).
 pub async fn for_contact<C: ConnectionTrait>(
     conn: &C,
     tenant: i64,
     contact: i64,
-) -> Result<Vec<InvitationItem>, DbErr> {
-    let now = Utc::now();
-    db::query(
+    before: Option<i64>,
+    limit: u64,
+) -> Result<(Vec<InvitationItem>, Option<String>), DbErr> {
+    let rows = db::query(
         conn,
         &format!(
-            "{SELECT} WHERE i.tenant_id = $1 AND i.contact_id = $2 ORDER BY i.created_at DESC, i.id DESC LIMIT 500"
+            "{SELECT} WHERE i.tenant_id = $1 AND i.contact_id = $2 AND i.id < $3 ORDER BY i.id DESC LIMIT {}",
+            limit.saturating_add(1)
         ),
-        vec![Value::BigInt(Some(tenant)), Value::BigInt(Some(contact))],
+        vec![
+            Value::BigInt(Some(tenant)),
+            Value::BigInt(Some(contact)),
+            Value::BigInt(Some(before.unwrap_or(i64::MAX))),
+        ],
     )
-    .await?
-    .iter()
-    .map(|row| item(row, now))
-    .collect()
+    .await?;
+    paged(&rows, limit)
+}
+
+/// Rows fetched with `LIMIT limit + 1` as a page of items and the next page's cursor (the
+/// last item's id).
+fn paged(rows: &[QueryResult], limit: u64) -> Result<(Vec<InvitationItem>, Option<String>), DbErr> {
+    let now = Utc::now();
+    let items = rows
+        .iter()
+        .map(|row| Ok((row.try_get::<i64>("", "id")?, item(row, now)?)))
+        .collect::<Result<Vec<_>, DbErr>>()?;
+    let (items, next_cursor) = db::page(items, limit, |(id, _)| id.to_string());
+    Ok((
+        items.into_iter().map(|(_, item)| item).collect(),
+        next_cursor,
+    ))
 }
 
 /// One invitation of the tenant, with the owner of its chat.

@@ -399,27 +399,39 @@ pub struct Suppression {
     pub created_at: DateTime<Utc>,
 }
 
-/// The tenant's suppressed addresses, newest first (at most 1000).
+/// A page of the tenant's suppressed addresses, newest first: those with an id below
+/// `before` (the cursor), at most `limit`, and the cursor of the next page. Walks the
+/// (tenant, id) index, so a page reads only its rows.
 pub async fn suppressions<C: ConnectionTrait>(
     conn: &C,
     tenant: i64,
-) -> Result<Vec<Suppression>, DbErr> {
-    db::query(
+    before: Option<i64>,
+    limit: u64,
+) -> Result<(Vec<Suppression>, Option<String>), DbErr> {
+    let items = db::query(
         conn,
-        "SELECT id, email, reason, created_at FROM email_suppressions WHERE tenant_id = $1 ORDER BY id DESC LIMIT 1000",
-        vec![Value::BigInt(Some(tenant))],
+        &format!(
+            "SELECT id, email, reason, created_at FROM email_suppressions \
+             WHERE tenant_id = $1 AND id < $2 ORDER BY id DESC LIMIT {}",
+            limit.saturating_add(1)
+        ),
+        vec![
+            Value::BigInt(Some(tenant)),
+            Value::BigInt(Some(before.unwrap_or(i64::MAX))),
+        ],
     )
     .await?
     .iter()
     .map(|row| {
         Ok(Suppression {
-            id: row.try_get_by_index::<i64>(0)?.to_string(),
-            email: row.try_get_by_index(1)?,
-            reason: row.try_get_by_index(2)?,
-            created_at: row.try_get_by_index(3)?,
+            id: row.try_get::<i64>("", "id")?.to_string(),
+            email: row.try_get("", "email")?,
+            reason: row.try_get("", "reason")?,
+            created_at: row.try_get("", "created_at")?,
         })
     })
-    .collect()
+    .collect::<Result<Vec<_>, DbErr>>()?;
+    Ok(db::page(items, limit, |s| s.id.clone()))
 }
 
 /// Lifts a suppression (audited); false when there is none with this id in the tenant.

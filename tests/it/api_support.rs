@@ -349,3 +349,51 @@ pub fn zip(files: &[(String, Vec<u8>)]) -> Vec<u8> {
     }
     writer.finish().unwrap().into_inner()
 }
+
+/// Every item of a keyset-paged list, read `limit` at a time through `nextCursor`, and the
+/// number of pages read. Checks that every page but the last is full and carries a cursor,
+/// and that the last one's `nextCursor` is null.
+pub async fn every_page(api: &Api, path: &str, token: &str, limit: u64) -> (Vec<Value>, usize) {
+    let separator = if path.contains('?') { '&' } else { '?' };
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    for pages in 1..=100 {
+        let url = match &cursor {
+            None => format!("{path}{separator}limit={limit}"),
+            Some(cursor) => format!("{path}{separator}limit={limit}&cursor={cursor}"),
+        };
+        let reply = api.get(&url, Some(token)).await;
+        let body = reply.ok();
+        let page = body["items"].as_array().expect("items");
+        items.extend(page.iter().cloned());
+        match &body["nextCursor"] {
+            Value::String(next) => {
+                assert_eq!(
+                    page.len() as u64,
+                    limit,
+                    "{url}: a page before the last is full"
+                );
+                cursor = Some(next.clone());
+            }
+            Value::Null => {
+                assert!(page.len() as u64 <= limit, "{url}: {body}");
+                return (items, pages);
+            }
+            other => panic!("{url}: nextCursor is {other}"),
+        }
+    }
+    panic!("{path}: still paging after 100 pages");
+}
+
+/// The `key` field of each item, as text.
+pub fn field(items: &[Value], key: &str) -> Vec<String> {
+    items
+        .iter()
+        .map(|item| {
+            item[key]
+                .as_str()
+                .unwrap_or_else(|| panic!("{key} of {item}"))
+                .to_string()
+        })
+        .collect()
+}

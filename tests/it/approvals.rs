@@ -9,6 +9,7 @@ use axum::body::Body;
 use axum::http::Request;
 use parent_connection::auth::Role;
 use parent_connection::sync::Format;
+use sea_orm::Value as Db;
 use serde_json::{Value, json};
 
 db_tests!(
@@ -24,6 +25,7 @@ db_tests!(
     a_rejection_changes_nothing,
     an_update_that_changes_nothing_is_refused,
     the_audit_log_filters_by_action_and_is_for_admins,
+    the_audit_log_pages_through_every_entry_once_with_its_filters,
 );
 
 /// `POST path` with a JSON body (or none), a token and extra headers.
@@ -728,4 +730,97 @@ async fn the_audit_log_filters_by_action_and_is_for_admins(backend: Backend) {
         )
         .await;
     assert_eq!(other_tenant.ok()["items"], json!([]));
+}
+
+async fn the_audit_log_pages_through_every_entry_once_with_its_filters(backend: Backend) {
+    let api = Api::new(backend).await;
+    for (key, name) in [("par-1", "Lin"), ("par-2", "Tommy"), ("par-1", "Lindy")] {
+        let id = propose_update(&api, "stu-1", key, json!({"givenName": name})).await;
+        decide(&api, &id, "approve", None).await.ok();
+    }
+    // Five entries at the same instant: the order (time, then id) and the cursor must break
+    // the tie by id, across pages.
+    let instant = chrono::DateTime::parse_from_rfc3339("2026-06-01T12:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    for n in 0..5 {
+        parent_connection::db::exec(
+            &api.db.conn,
+            "INSERT INTO audit_log (tenant_id, actor, action, target, at) \
+             SELECT id, 'cli:test', $1, $2, $3 FROM tenants WHERE slug = 'nyc'",
+            vec![
+                if n % 2 == 0 { "test.even" } else { "test.odd" }.into(),
+                format!("test:{n}").into(),
+                Db::ChronoDateTimeUtc(Some(instant)),
+            ],
+        )
+        .await
+        .unwrap();
+    }
+    let admin = api.admin("nyc");
+    let stored = |condition: &str| {
+        format!(
+            "SELECT CAST(a.id AS TEXT) FROM audit_log a JOIN tenants t ON t.id = a.tenant_id \
+             WHERE t.slug = 'nyc' AND {condition} ORDER BY a.at DESC, a.id DESC"
+        )
+    };
+    let (every, _) = every_page(&api, "/api/v1/audit", &admin, 500).await;
+    let at = |i: usize| every[i]["at"].as_str().unwrap().to_string();
+    let time = |i: usize| Db::ChronoDateTimeUtc(Some(at(i).parse().unwrap()));
+    // A window of entries (the older bound included, the newer one not).
+    let (since, until) = (every.len() - 2, 1);
+    for (query, condition, values) in [
+        ("".to_string(), "1 = 1", vec![]),
+        (
+            "?action=contact_request.".to_string(),
+            "a.action LIKE 'contact\\_request.%' ESCAPE '\\'",
+            vec![],
+        ),
+        (
+            "?action=test.".to_string(),
+            "a.action LIKE 'test.%'",
+            vec![],
+        ),
+        (
+            "?action=contact_request.approve".to_string(),
+            "a.action = 'contact_request.approve'",
+            vec![],
+        ),
+        (
+            "?action=test.odd".to_string(),
+            "a.action = 'test.odd'",
+            vec![],
+        ),
+        (
+            "?actor=api:user:tch-1@nyc".to_string(),
+            "a.actor = 'api:user:tch-1@nyc'",
+            vec![],
+        ),
+        (
+            format!("?since={}&until={}", at(since), at(until)),
+            "a.at >= $1 AND a.at < $2",
+            vec![time(since), time(until)],
+        ),
+        (
+            format!("?until={}", at(until)),
+            "a.at < $1",
+            vec![time(until)],
+        ),
+    ] {
+        let expected = api.db.texts(&stored(condition), values).await;
+        assert!(expected.len() >= 2, "{query}: {expected:?}");
+        let query = query.replace('+', "%2B");
+        let (items, pages) = every_page(&api, &format!("/api/v1/audit{query}"), &admin, 2).await;
+        assert_eq!(
+            field(&items, "id"),
+            expected,
+            "{query}: newest first, each once"
+        );
+        assert_eq!(pages, expected.len().div_ceil(2), "{query}");
+    }
+    let none = api
+        .get("/api/v1/audit?action=oneroster.", Some(&admin))
+        .await;
+    assert_eq!(none.ok()["items"], json!([]), "a prefix no entry has");
+    assert_eq!(none.body["nextCursor"], Value::Null);
 }

@@ -25,6 +25,8 @@ db_tests!(
     an_approved_removal_and_an_erase_show_banners,
     one_sync_creates_banners_for_many_chats,
     the_tenant_can_remove_inactive_guardians_automatically,
+    chat_lists_page_through_every_chat_once_newest_first,
+    the_block_list_pages_newest_first,
 );
 
 fn guardian(api: &Api, tenant: &str, contact: &str) -> String {
@@ -607,4 +609,118 @@ async fn the_tenant_can_remove_inactive_guardians_automatically(backend: Backend
     let entry = &audit.ok()["items"][0];
     assert_eq!(entry["after"]["removedMembers"], 1);
     assert_eq!(entry["after"]["cause"], "sync");
+}
+
+/// Starts a chat as `token` and returns its id.
+async fn started(api: &Api, token: &str, body: Value) -> String {
+    let reply = post(api, "/api/v1/chats", token, Some(body), &[]).await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    reply.body["id"].as_str().unwrap().to_string()
+}
+
+async fn chat_lists_page_through_every_chat_once_newest_first(backend: Backend) {
+    let api = Api::new(backend).await;
+    add_second_teacher(&api).await;
+    let [par1, par2, par3] = [
+        contact_id(&api, "nyc", "par-1").await,
+        contact_id(&api, "nyc", "par-2").await,
+        contact_id(&api, "nyc", "par-3").await,
+    ];
+    let (teacher, other) = (api.teacher(), api.user("nyc", "tch-2", &[Role::Teacher]));
+    // tch-1 owns a, c, d, e and is a member of tch-2's b: the two sources interleave.
+    let a = started(
+        &api,
+        &teacher,
+        json!({"studentId": "stu-1", "contactIds": [par1]}),
+    )
+    .await;
+    let b = started(
+        &api,
+        &other,
+        json!({"studentId": "stu-3", "contactIds": [par3], "teacherIds": ["tch-1"]}),
+    )
+    .await;
+    let c = started(
+        &api,
+        &teacher,
+        json!({"studentId": "stu-1", "contactIds": [par2]}),
+    )
+    .await;
+    let d = started(
+        &api,
+        &teacher,
+        json!({"studentId": "stu-1", "contactIds": [par1, par2]}),
+    )
+    .await;
+    let e = started(
+        &api,
+        &teacher,
+        json!({"studentId": "stu-2", "contactIds": [par1]}),
+    )
+    .await;
+
+    let ids = |items: Vec<Value>| field(&items, "id");
+    let (a, b, c, d, e) = (a.as_str(), b.as_str(), c.as_str(), d.as_str(), e.as_str());
+    let (mine, pages) = every_page(&api, "/api/v1/chats", &teacher, 2).await;
+    assert_eq!(
+        ids(mine),
+        vec![e, d, c, b, a],
+        "owned and joined, newest first"
+    );
+    assert_eq!(pages, 3);
+    let (theirs, _) = every_page(&api, "/api/v1/chats", &other, 2).await;
+    assert_eq!(ids(theirs), vec![b]);
+    let (about_stu1, _) = every_page(&api, "/api/v1/chats?studentId=stu-1", &teacher, 2).await;
+    assert_eq!(ids(about_stu1), vec![d, c, a]);
+    let (every, _) = every_page(&api, "/api/v1/chats", &api.admin("nyc"), 2).await;
+    assert_eq!(ids(every), vec![e, d, c, b, a]);
+    let (bos, _) = every_page(&api, "/api/v1/chats", &api.admin("bos"), 2).await;
+    assert!(bos.is_empty(), "another tenant's admin sees none");
+
+    let parent = guardian(&api, "nyc", &par1);
+    let (theirs, pages) = every_page(&api, "/api/v1/guardian/chats", &parent, 2).await;
+    assert_eq!(ids(theirs), vec![e, d, a]);
+    assert_eq!(pages, 2);
+    let removed = delete(&api, &format!("/api/v1/chats/{d}/members/{par1}"), &teacher).await;
+    removed.ok();
+    let (after, _) = every_page(&api, "/api/v1/guardian/chats", &parent, 2).await;
+    assert_eq!(
+        ids(after),
+        vec![e, a],
+        "a removed member no longer lists the chat"
+    );
+    let (one, _) = every_page(&api, "/api/v1/guardian/chats?studentId=stu-2", &parent, 2).await;
+    assert_eq!(ids(one), vec![e]);
+
+    let bad = api.get("/api/v1/chats?cursor=x1", Some(&teacher)).await;
+    assert_eq!(bad.error(400), "invalid_query");
+    let too_many = api.get("/api/v1/chats?limit=0", Some(&teacher)).await;
+    assert_eq!(too_many.error(400), "invalid_query");
+}
+
+async fn the_block_list_pages_newest_first(backend: Backend) {
+    let api = Api::new(backend).await;
+    add_second_teacher(&api).await;
+    let mut blocked = Vec::new();
+    for key in ["par-2", "rel-1", "par-1", "doc-1"] {
+        let contact = contact_id(&api, "nyc", key).await;
+        let reply = post(
+            &api,
+            "/api/v1/blocks",
+            &api.teacher(),
+            Some(json!({"contactId": contact})),
+            &[],
+        )
+        .await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        blocked.push(contact);
+    }
+    blocked.reverse();
+    let (items, pages) = every_page(&api, "/api/v1/blocks", &api.teacher(), 2).await;
+    assert_eq!(field(&items, "contactId"), blocked, "newest first");
+    assert_eq!(pages, 2, "two full pages, the second with a null cursor");
+    assert_eq!(items[3]["displayName"], "Tom Ng");
+    let other = api.user("nyc", "tch-2", &[Role::Teacher]);
+    let (theirs, _) = every_page(&api, "/api/v1/blocks", &other, 2).await;
+    assert!(theirs.is_empty(), "block lists are per owner");
 }

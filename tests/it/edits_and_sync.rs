@@ -20,6 +20,7 @@ db_tests!(
     an_erased_contact_is_not_recreated_until_the_erasure_is_lifted,
     erasing_every_contact_of_a_student,
     erase_is_for_admins_and_names_real_pairs,
+    the_erasure_list_pages_newest_first_with_its_filters,
 );
 
 const FULL: Options = Options {
@@ -438,4 +439,56 @@ async fn erase_is_for_admins_and_names_real_pairs(backend: Backend) {
         api.db.count("SELECT COUNT(*) FROM contact_erasures").await,
         0
     );
+}
+
+async fn the_erasure_list_pages_newest_first_with_its_filters(backend: Backend) {
+    let api = Api::new(backend).await;
+    let admin = api.admin("nyc");
+    for path in [
+        "/api/v1/students/stu-1/contacts/erase",
+        "/api/v1/students/stu-2/contacts/erase",
+        "/api/v1/students/stu-3/contacts/erase",
+    ] {
+        post(&api, path, &admin, None, &[]).await.ok();
+    }
+    let stored = |condition: &str| {
+        format!("SELECT CAST(id AS TEXT) FROM contact_erasures WHERE {condition} ORDER BY id DESC")
+    };
+    let all = api.db.texts(&stored("1 = 1"), vec![]).await;
+    assert_eq!(all.len(), 6, "four of stu-1, one of stu-2, one of stu-3");
+    let lifted = &all[2];
+    post(
+        &api,
+        &format!("/api/v1/erasures/{lifted}/lift"),
+        &admin,
+        None,
+        &[],
+    )
+    .await
+    .ok();
+
+    let (items, pages) = every_page(&api, "/api/v1/erasures", &admin, 2).await;
+    assert_eq!(field(&items, "id"), all, "newest first, each once");
+    assert_eq!(pages, 3);
+    let (of_stu1, _) = every_page(&api, "/api/v1/erasures?studentId=stu-1", &admin, 2).await;
+    assert_eq!(
+        field(&of_stu1, "id"),
+        api.db
+            .texts(&stored("student_source_id = 'stu-1'"), vec![])
+            .await
+    );
+    assert_eq!(of_stu1.len(), 4);
+    let (active, _) = every_page(&api, "/api/v1/erasures?active=true", &admin, 2).await;
+    let unlifted: Vec<String> = all.iter().filter(|id| *id != lifted).cloned().collect();
+    assert_eq!(field(&active, "id"), unlifted);
+    let (both, _) = every_page(
+        &api,
+        "/api/v1/erasures?studentId=stu-1&active=true",
+        &admin,
+        2,
+    )
+    .await;
+    assert_eq!(both.len(), 3, "{both:?}");
+    let (bos, _) = every_page(&api, "/api/v1/erasures", &api.admin("bos"), 2).await;
+    assert!(bos.is_empty(), "another tenant sees none");
 }

@@ -32,6 +32,8 @@ db_tests!(
     two_dispatchers_never_send_the_same_row_twice,
     the_sms_webhook_handles_stop_and_start,
     joined_guardians_are_not_invited_and_the_outbox_is_for_admins,
+    invitation_lists_page_through_every_invitation_once,
+    the_suppression_list_pages_newest_first,
 );
 
 const SMS_PATH: &str = "/2010-04-01/Accounts/AC123/Messages.json";
@@ -784,4 +786,102 @@ async fn api_with_mail(
     change: impl FnOnce(&mut parent_connection::config::Config) + Send + 'static,
 ) -> Api {
     Api::with(Backend::Sqlite, change).await
+}
+
+/// Ids of the stored invitations matching `condition`, in id order.
+async fn invitation_ids(api: &Api, condition: &str) -> Vec<String> {
+    let sql = format!("SELECT CAST(id AS TEXT) FROM invitations WHERE {condition} ORDER BY id");
+    api.db.texts(&sql, vec![]).await
+}
+
+async fn invitation_lists_page_through_every_invitation_once(backend: Backend) {
+    let files = tempfile::tempdir().unwrap();
+    let api = api(backend, &format!("file://{}", files.path().display()), "").await;
+    let par1 = contact_id(&api, "nyc", "par-1").await;
+    let par2 = contact_id(&api, "nyc", "par-2").await;
+    start_chat(&api, &[&par1]).await;
+    let chat = start_chat(&api, &[&par1, &par2]).await;
+    let chat = chat["id"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/chats/{chat}/invitations");
+    let resend = post(
+        &api,
+        &path,
+        &api.teacher(),
+        Some(json!({"contactId": par2})),
+        &[],
+    )
+    .await;
+    assert!(resend.status.is_success(), "{}", resend.body);
+    let third = post(
+        &api,
+        "/api/v1/chats",
+        &api.teacher(),
+        Some(json!({"studentId": "stu-2", "contactIds": [par1]})),
+        &[],
+    )
+    .await;
+    assert_eq!(third.status, 201, "{}", third.body);
+
+    let (of_chat, pages) = every_page(&api, &path, &api.teacher(), 2).await;
+    assert_eq!(pages, 2);
+    assert_eq!(
+        field(&of_chat, "id"),
+        invitation_ids(&api, &format!("chat_id = {chat}")).await,
+        "oldest first, each once"
+    );
+    assert_eq!(
+        field(&of_chat, "contactId"),
+        vec![par1.clone(), par2.clone(), par2.clone()]
+    );
+    let (as_admin, _) = every_page(&api, &path, &api.admin("nyc"), 2).await;
+    assert_eq!(as_admin, of_chat);
+    let other = api.user("nyc", "tch-2", &[Role::Teacher]);
+    assert_eq!(
+        api.get(&format!("{path}?limit=2"), Some(&other))
+            .await
+            .error(404),
+        "not_found"
+    );
+
+    let contact_path = format!("/api/v1/contacts/{par1}/invitations");
+    let (of_contact, pages) = every_page(&api, &contact_path, &api.admin("nyc"), 2).await;
+    assert_eq!(pages, 2);
+    let mut newest_first = invitation_ids(&api, &format!("contact_id = {par1}")).await;
+    newest_first.reverse();
+    assert_eq!(newest_first.len(), 3);
+    assert_eq!(field(&of_contact, "id"), newest_first);
+    let (bos, _) = every_page(&api, &contact_path, &api.admin("bos"), 2).await;
+    assert!(bos.is_empty(), "another tenant sees none");
+    let bad = api
+        .get(&format!("{contact_path}?cursor=x"), Some(&api.admin("nyc")))
+        .await;
+    assert_eq!(bad.error(400), "invalid_query");
+}
+
+async fn the_suppression_list_pages_newest_first(backend: Backend) {
+    let api = api(backend, "file:///dev/null", "").await;
+    let tenant = |slug: &str| format!("SELECT id FROM tenants WHERE slug = '{slug}'");
+    let (nyc, bos) = (
+        api.db.count(&tenant("nyc")).await,
+        api.db.count(&tenant("bos")).await,
+    );
+    let now = chrono::Utc::now();
+    let mut emails = Vec::new();
+    for n in 1..=5 {
+        let email = format!("gone{n}@example.com");
+        store::suppress_email(&api.db.conn, nyc, &email, "550 no such user", now)
+            .await
+            .unwrap();
+        emails.push(email);
+    }
+    store::suppress_email(&api.db.conn, bos, "bos@example.com", "550", now)
+        .await
+        .unwrap();
+    emails.reverse();
+    let admin = api.admin("nyc");
+    let (items, pages) = every_page(&api, "/api/v1/email-suppressions", &admin, 2).await;
+    assert_eq!(field(&items, "email"), emails, "newest first, each once");
+    assert_eq!(pages, 3);
+    let (bos_items, _) = every_page(&api, "/api/v1/email-suppressions", &api.admin("bos"), 2).await;
+    assert_eq!(field(&bos_items, "email"), vec!["bos@example.com"]);
 }
