@@ -683,15 +683,25 @@ async fn scenario(
     let peak = server.status_kib("VmHWM");
     let result = api_report::summarise(name.unwrap_or(title), &options, &outcome, peak, peak_reset);
     ui.line(&format!(
-        "    {:.0} answers/s, p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms, {} errors, server peak RSS {}",
+        "    {:.0} answers/s, p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms, {} errors{}, server peak RSS {}",
         result.achieved_rate,
         result.latency.p50 as f64 / 1e3,
         result.latency.p99 as f64 / 1e3,
         result.latency.max as f64 / 1e3,
         result.error_count(),
+        not_sent(&result),
         super::report::mib(peak)
     ));
     result
+}
+
+/// `, N not sent` when the server fell too far behind.
+fn not_sent(result: &ScenarioResult) -> String {
+    if result.not_sent > 0 {
+        format!(", {} not sent (over 30 s overdue)", result.not_sent)
+    } else {
+        String::new()
+    }
 }
 
 /// Updates the progress line every half second (and prints a line every 30 s, for logs).
@@ -721,7 +731,7 @@ fn progress_ticker(
                 .filter(|p| !p.is_empty())
                 .map(|p| {
                     let list: Vec<String> = p.iter().map(|k| format!("{}", k / 1024)).collect();
-                    format!(", per-minute peaks {} MiB", list.join(" "))
+                    format!(", peak RSS per window {} MiB", list.join(" "))
                 })
                 .unwrap_or_default();
             let text = format!(
@@ -829,10 +839,11 @@ async fn soak(
     );
     let soak = api_report::soak_result(result, &outcome, window, window_peaks, rss_samples);
     ui.line(&format!(
-        "    {:.0} answers/s, p99 {:.2} ms, {} errors; server peak RSS first window {}, last window {}",
+        "    {:.0} answers/s, p99 {:.2} ms, {} errors{}; server peak RSS first window {}, last window {}",
         soak.scenario.achieved_rate,
         soak.scenario.latency.p99 as f64 / 1e3,
         soak.scenario.error_count(),
+        not_sent(&soak.scenario),
         super::report::mib(soak.first_peak_kib()),
         super::report::mib(soak.last_peak_kib())
     ));
@@ -1337,20 +1348,50 @@ impl Server {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let mut seen = Vec::new();
-        for line in text.lines() {
-            // Lines of the pretty format look like "<time>  WARN <target>: <message>".
-            let Some(at) = line.find(" WARN ").or_else(|| line.find(" ERROR ")) else {
-                continue;
-            };
-            let message = line[at..].trim().to_string();
-            if !seen.contains(&message) && seen.len() < 20 {
-                seen.push(message);
+        logged_problems(&std::fs::read_to_string(&self.log).unwrap_or_default())
+    }
+}
+
+/// The warnings and errors of a server log, one line per kind of message (lines that
+/// differ only in their numbers are one kind) with how often it came, at most 20 kinds.
+fn logged_problems(log: &str) -> Vec<String> {
+    let mut kinds: Vec<(String, String, u64)> = Vec::new();
+    for line in log.lines() {
+        // Lines of the pretty format look like "<time>  WARN <target>: <message>".
+        let Some(at) = line.find(" WARN ").or_else(|| line.find(" ERROR ")) else {
+            continue;
+        };
+        let message = line[at..].trim();
+        // Each run of digits becomes one '#'.
+        let mut shape = String::with_capacity(message.len());
+        let mut in_number = false;
+        for c in message.chars() {
+            if c.is_ascii_digit() {
+                if !in_number {
+                    shape.push('#');
+                }
+                in_number = true;
+            } else {
+                shape.push(c);
+                in_number = false;
             }
         }
-        seen
+        match kinds.iter().position(|(s, _, _)| *s == shape) {
+            Some(i) => kinds[i].2 += 1,
+            None if kinds.len() < 20 => kinds.push((shape, message.to_string(), 1)),
+            None => {}
+        }
     }
+    kinds
+        .into_iter()
+        .map(|(_, first, count)| {
+            if count > 1 {
+                format!("{first} (and {} more like it)", count - 1)
+            } else {
+                first
+            }
+        })
+        .collect()
 }
 
 impl Drop for Server {
@@ -1402,6 +1443,22 @@ mod tests {
             first_admin: 4,
             admins: 1,
         }
+    }
+
+    #[test]
+    fn server_problems_are_grouped_by_kind() {
+        let log = "2026-12-04T21:00:00Z  INFO parent_connection: listening\n\
+                   2026-12-04T21:00:01Z  WARN sqlx::pool::acquire: slow acquire acquired_after_secs=2.29\n\
+                   2026-12-04T21:00:02Z  WARN sqlx::pool::acquire: slow acquire acquired_after_secs=2.5\n\
+                   2026-12-04T21:00:03Z ERROR parent_connection::api: database is locked\n";
+        assert_eq!(
+            logged_problems(log),
+            vec![
+                "WARN sqlx::pool::acquire: slow acquire acquired_after_secs=2.29 (and 1 more like it)",
+                "ERROR parent_connection::api: database is locked"
+            ]
+        );
+        assert!(logged_problems("").is_empty());
     }
 
     #[test]

@@ -322,8 +322,10 @@ fn ms(micros: u32) -> String {
         format!("{ms:.2} ms")
     } else if ms < 100.0 {
         format!("{ms:.1} ms")
-    } else {
+    } else if ms < 1000.0 {
         format!("{ms:.0} ms")
+    } else {
+        format!("{:.1} s", ms / 1000.0)
     }
 }
 
@@ -412,7 +414,11 @@ fn target_cell(name: &str, e: &EngineResults) -> String {
         _ => match &e.soak {
             None => "not run".into(),
             Some(soak) => match soak.growth() {
-                None => "not measured".into(),
+                None if soak.scenario.not_sent > 0 => format!(
+                    "not measured: the soak stopped after {:.0} s, the server fell behind — **NOT met**",
+                    soak.scenario.elapsed.as_secs_f64()
+                ),
+                None => "not measured (the soak needs two windows)".into(),
                 Some(growth) => format!(
                     "{} → {} ({:+.1}%) — {}",
                     mib(soak.first_peak_kib()),
@@ -458,7 +464,8 @@ pub fn markdown(results: &ApiBenchResults) -> String {
          - **Errors**: any status other than the expected ones (200; 201 for a contact request; 201 or 200 for a chat \
          start, which re-enters an existing chat, and for an assignment upsert) and any request without an answer.\n\
          - **Server peak RSS**: the serve child's `VmHWM` from `/proc`, reset through `/proc/PID/clear_refs` at \
-         the start of each scenario (and of each soak window).\n",
+         the start of each scenario (and of each soak window). On SQLite it includes the page cache of each pooled \
+         connection (`cache_size` 64 MiB per connection); on PostgreSQL the database server's memory is not in it.\n",
         args.connections
     );
     let _ = writeln!(
@@ -750,6 +757,21 @@ fn engine_section(md: &mut String, e: &EngineResults) {
             );
         }
     }
+    if let Some(soak) = &e.soak
+        && let (Some(first), Some(last)) = (soak.rss_samples.first(), soak.rss_samples.last())
+    {
+        let max = soak.rss_samples.iter().map(|(_, k)| *k).max().unwrap_or(0);
+        let _ = writeln!(
+            md,
+            "\nThe server's resident size (`VmRSS`, sampled every 5 s, {} samples): {} at {:.0} s, {} at {:.0} s, {} at most.",
+            soak.rss_samples.len(),
+            mib(Some(first.1)),
+            first.0,
+            mib(Some(last.1)),
+            last.0,
+            mib(Some(max))
+        );
+    }
     if !e.server_warnings.is_empty() {
         let _ = writeln!(md, "\nThe server logged:\n");
         for line in &e.server_warnings {
@@ -908,6 +930,7 @@ mod tests {
         assert_eq!(ms(1234), "1.23 ms");
         assert_eq!(ms(12_345), "12.3 ms");
         assert_eq!(ms(123_456), "123 ms");
+        assert_eq!(ms(29_746_000), "29.7 s");
         assert_eq!(rate(4999.6), "5,000/s");
     }
 }
