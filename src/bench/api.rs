@@ -378,9 +378,19 @@ pub async fn run(args: &ApiBenchArgs, config: &Config) -> Result<()> {
     .await;
     ui.finish();
     if !args.keep {
-        let _ = remove_dir(&snapshot.dir);
         if args.work_dir.is_none() {
             let _ = remove_dir(&work);
+        } else {
+            // Only what this command put in a folder the user named.
+            let _ = remove_dir(&snapshot.dir);
+            for engine in ["sqlite", "postgresql"] {
+                let _ = remove_dir(&work.join(format!("serve-{engine}")));
+            }
+            if args.sqlite_file.is_none() {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(work.join(format!("api.db{suffix}")));
+                }
+            }
         }
     }
     result?;
