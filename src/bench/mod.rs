@@ -9,11 +9,14 @@
 //! memory ([`measure`]) are those of a process doing only that phase. The results are
 //! written to `BENCHMARKS.md` ([`report`]).
 
+pub mod api;
+pub mod api_report;
 pub mod child;
 pub mod digest;
 pub mod dispatch;
 pub mod floor;
 pub mod generate;
+pub mod load;
 pub mod measure;
 pub mod report;
 pub mod rng;
@@ -58,6 +61,20 @@ pub enum BenchCommand {
     /// write the digest section of BENCHMARKS.md: compose and enqueue time, peak RSS, and
     /// the growth of the delivery and outbox tables.
     Digest(digest::DigestBenchArgs),
+    /// Benchmark the HTTP API under load at district scale and write the api section of
+    /// BENCHMARKS.md.
+    ///
+    /// Builds the district of `bench import` (or reuses one kept with --sqlite-file /
+    /// --postgres-database), starts the real service (`serve`) as a child process on a
+    /// loopback port, and drives it from this process over keep-alive HTTP/1.1 connections
+    /// with thousands of distinct teacher tokens, apps and admins: saturation of GET /healthz
+    /// and of teacher contact reads (closed loop); teacher contact reads (default 5,000/s)
+    /// and a school-day mix with 10% writes (default 2,000/s) at a fixed rate, open loop,
+    /// latency from each request's scheduled time (coordinated omission corrected); and a
+    /// soak at the mix rate (default 600 s) sampling the server's resident memory. Reports
+    /// p50/p90/p99/p99.9/max, errors by status and the server's peak RSS per scenario. Use a
+    /// release build and a quiet machine: the load generator shares the CPUs with the server.
+    Api(api::ApiBenchArgs),
     /// One database phase of `bench import`, run in a child process (internal).
     #[command(hide = true)]
     ImportPhase(child::PhaseArgs),
@@ -112,6 +129,7 @@ pub async fn run(command: BenchCommand, config: &Config) -> Result<()> {
         BenchCommand::ImportPhase(args) => child::run_phase(args, config).await,
         BenchCommand::Dispatch(args) => dispatch::run(&args, config).await,
         BenchCommand::Digest(args) => digest::run(&args, config).await,
+        BenchCommand::Api(args) => api::run(&args, config).await,
     }
 }
 

@@ -17,8 +17,22 @@ pub const TARGET_STUDENTS: u64 = 1_000_000;
 const HEADER: &str = "\
 # Benchmarks
 
-This file is written by `parent-connection bench import` (see `src/bench/`): do not edit it by
-hand, re-run the command instead. The benchmark generates a seeded synthetic SDS v2.1 snapshot
+This file is written by the `parent-connection bench` commands (see `src/bench/` and the README's
+Benchmarks part): do not edit it by hand, re-run the command instead. `bench import` writes this
+head and the import section; `bench dispatch`, `bench digest` and `bench api` each rewrite only
+their own section below it.
+
+- **Import** (`bench import`): SDS import and re-sync at district scale, against the engine floor.
+- **Dispatch** (`bench dispatch`): outbox delivery to a local SMTP sink, clean and with faults.
+- **Digest** (`bench digest`): a weekly digest run for 1,000,000 guardians, and its sends.
+- **API** (`bench api`): the real service (`parent-connection serve`, a child process) on the
+  import's district, driven over loopback by thousands of distinct teachers, apps and admins,
+  each with its own token: saturation (closed loop), teacher contact reads and a school-day
+  mix with 10% writes at fixed rates (open loop: latency from each request's scheduled time,
+  so queueing behind a slow server counts), and a soak that watches the server's memory;
+  p50/p90/p99/p99.9/max, errors by status and the server's peak RSS per scenario.
+
+The import benchmark generates a seeded synthetic SDS v2.1 snapshot
 of a large district, imports it into a fresh database, re-syncs it with a slightly changed
 snapshot, and measures the *engine floor* — the same contact and link rows loaded with the
 plainest fast method of the engine — in the same run on the same machine, so the import can be
