@@ -382,7 +382,7 @@ async fn made_up_tokens_count_against_the_address(backend: Backend) {
     let forged = |i: usize| {
         // A token for a real subject, signed with the wrong secret, and plain junk.
         let claims = claims_with_id(&api, "nyc", "tch-1", &i.to_string());
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             hs256(&claims, b"not-the-secret-0123456789abcdef-0123456789")
         } else {
             format!("junk.{i}.token")
