@@ -68,13 +68,16 @@ fn quota(per_second: u64, burst: u32) -> Option<Quota> {
 /// The client resolver of `[api]`. The start-up checks refuse a malformed
 /// `trusted_proxies` or `client_address_header`; a configuration that skipped them trusts
 /// no proxy (forwarding headers are then ignored, never believed).
-pub fn resolver(config: &ApiConfig) -> ClientResolver {
+fn resolver(config: &ApiConfig) -> ClientResolver {
     let proxies = TrustedProxies::parse(&config.trusted_proxies);
     let header = ClientHeader::parse(&config.client_address_header);
     match (proxies, header) {
         (Ok(proxies), Ok(header)) => ClientResolver::new(proxies, header),
         (Err(e), _) | (_, Err(e)) => {
-            tracing::error!(error = %e, "api.trusted_proxies: no proxy is trusted");
+            tracing::error!(
+                error = %e,
+                "api.trusted_proxies or api.client_address_header is malformed: no proxy is trusted"
+            );
             ClientResolver::default()
         }
     }
