@@ -212,6 +212,10 @@ pub fn check(config: &Config, bind: Option<&str>) -> Result<(), CheckError> {
         api.token_requests_per_second,
         1,
     )?;
+    crate::api::limits::client::TrustedProxies::parse(&api.trusted_proxies)
+        .map_err(|e| malformed("api.trusted_proxies", e))?;
+    crate::api::limits::client::ClientHeader::parse(&api.client_address_header)
+        .map_err(|e| malformed("api.client_address_header", e))?;
 
     let oneroster = &config.oneroster;
     if !oneroster.secret_key.trim().is_empty() {
@@ -319,6 +323,21 @@ mod tests {
             ),
             (|c| c.oneroster.secret_key = "abc".into(), "secret_key", 2),
             (|c| c.outbox.batch_size = 0, "outbox.batch_size", 2),
+            (
+                |c| c.api.trusted_proxies = vec!["10.0.0.0/8".into(), "10.0.0.1/8".into()],
+                "api.trusted_proxies",
+                2,
+            ),
+            (
+                |c| c.api.trusted_proxies = vec!["proxy.internal".into()],
+                "PARENT_CONNECTION__API__TRUSTED_PROXIES",
+                2,
+            ),
+            (
+                |c| c.api.client_address_header = "x-real-ip".into(),
+                "api.client_address_header",
+                2,
+            ),
             (
                 |c| c.auth.jwks_path = "/no/such/jwks.json".into(),
                 "/no/such/jwks.json",

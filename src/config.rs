@@ -275,14 +275,19 @@ pub struct ApiConfig {
     pub default_page_size: u64,
     /// Largest `limit`.
     pub max_page_size: u64,
-    /// Requests per second per client address.
+    /// Requests per second per client address (IPv6: per /64).
     pub client_requests_per_second: u64,
     /// Burst per client address.
     pub client_burst: u32,
-    /// Requests per second per bearer token.
+    /// Requests per second per verified token subject (tenant + subject).
     pub token_requests_per_second: u64,
-    /// Burst per bearer token.
+    /// Burst per verified token subject.
     pub token_burst: u32,
+    /// Reverse proxies (addresses and CIDR ranges) whose forwarding header names the
+    /// client; parsed by [`crate::api::limits::client::TrustedProxies`].
+    pub trusted_proxies: Vec<String>,
+    /// The header trusted proxies name the client in: `x-forwarded-for` or `forwarded`.
+    pub client_address_header: String,
 }
 
 /// `[oneroster]`

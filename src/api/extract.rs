@@ -3,7 +3,7 @@
 
 use super::AppState;
 use super::error::ApiError;
-use crate::auth::{Principal, keys};
+use crate::auth::{Credential, Principal, keys};
 use crate::domain::TenantSlug;
 use crate::roster::PageRequest;
 use axum::extract::{FromRequestParts, Path, Query};
@@ -16,30 +16,30 @@ impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Some(value) = parts.headers.get(AUTHORIZATION) else {
-            return Err(ApiError::unauthorized(
-                "unauthenticated",
-                "this route needs an `Authorization: Bearer <token>` header",
-            ));
+        // The rate-limit middleware has verified the token already; verify here only on a
+        // route without it.
+        let credential = match parts.extensions.get::<Credential>() {
+            Some(credential) => credential.clone(),
+            None => Credential::read(parts.headers.get(AUTHORIZATION), &state.auth),
         };
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                let (scheme, token) = v.trim().split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            })
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                ApiError::unauthorized(
+        let token = match credential {
+            Credential::Verified(token) => token,
+            Credential::Missing => {
+                return Err(ApiError::unauthorized(
+                    "unauthenticated",
+                    "this route needs an `Authorization: Bearer <token>` header",
+                ));
+            }
+            Credential::NotBearer => {
+                return Err(ApiError::unauthorized(
                     "unauthenticated",
                     "the Authorization header must be `Bearer <token>`",
-                )
-            })?;
-        let claims = state.auth.verify(token)?;
-        let identity = keys::identity(&claims)?;
+                ));
+            }
+            Credential::Refused(e) => return Err(e.into()),
+        };
         let unknown = || ApiError::unauthorized("invalid_token", "the token's tenant is unknown");
-        let slug = TenantSlug::parse(&claims.tenant).map_err(|_| unknown())?;
+        let slug = TenantSlug::parse(&token.tenant_slug).map_err(|_| unknown())?;
         let tenant = state
             .tenants
             .id(&state.db, slug.as_str())
@@ -48,7 +48,7 @@ impl FromRequestParts<AppState> for Principal {
         Ok(Principal {
             tenant,
             tenant_slug: slug.as_str().to_string(),
-            identity,
+            identity: token.identity.clone(),
         })
     }
 }

@@ -42,7 +42,6 @@ use error::{ApiError, REQUEST_ID, code_for_status};
 use sea_orm::DatabaseConnection;
 use std::sync::Arc;
 use std::time::Duration;
-use tower_governor::GovernorLayer;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -88,7 +87,7 @@ impl AppState {
 
 /// The application: routes, limits and the error and request-id layers. Serve it with
 /// `into_make_service_with_connect_info::<SocketAddr>()` (the rate limiter keys on the
-/// client address).
+/// client address: the peer, or the client a trusted proxy reports).
 pub fn router(state: AppState) -> Router {
     let api = &state.config.api;
     let request_timeout = Duration::from_secs(state.config.server.request_timeout_seconds.max(1));
@@ -225,15 +224,11 @@ pub fn router(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             import_timeout,
         ));
-    let mut protected = reads.merge(uploads).merge(oneroster_runs);
-    match limits::Limiters::new(api) {
-        Some(limiters) => {
-            protected = protected
-                .layer(GovernorLayer::new(limiters.token).error_handler(limits::error_response))
-                .layer(GovernorLayer::new(limiters.client).error_handler(limits::error_response));
-        }
-        None => tracing::warn!("rate limits are off: a rate in [api] is not positive"),
-    }
+    let protected = limits::protect_api(
+        reads.merge(uploads).merge(oneroster_runs),
+        api,
+        state.auth.clone(),
+    );
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     let pages = crate::web::router(&state);
     Router::new()

@@ -9,8 +9,10 @@ pub mod mint;
 pub mod policy;
 
 use crate::domain::TenantId;
+use axum::http::HeaderValue;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 pub use claims::Claims;
 pub use keys::{TokenError, Verifier};
@@ -143,6 +145,81 @@ pub enum Identity {
         /// Contact id.
         contact_id: String,
     },
+}
+
+impl Identity {
+    /// The kind (`user`, `app` or `contact`) and the token's subject.
+    pub fn subject(&self) -> (&'static str, &str) {
+        match self {
+            Identity::User { source_id, .. } => (claims::KIND_USER, source_id),
+            Identity::App { app_id, .. } => (claims::KIND_APP, app_id),
+            Identity::Contact { contact_id } => (claims::KIND_CONTACT, contact_id),
+        }
+    }
+}
+
+/// A bearer token that verified: the tenant slug it names (not yet looked up) and the
+/// identity it stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedToken {
+    /// The `tenant` claim.
+    pub tenant_slug: String,
+    /// Who the token stands for.
+    pub identity: Identity,
+}
+
+impl VerifiedToken {
+    /// Who the token is for, whichever token it is: tenant, kind and subject. Two tokens
+    /// of one person (a refreshed one, one signed with another key) have the same subject.
+    pub fn subject(&self) -> (&str, &'static str, &str) {
+        let (kind, id) = self.identity.subject();
+        (&self.tenant_slug, kind, id)
+    }
+}
+
+/// What a request's `Authorization` header proves. Read once per request (the API's
+/// rate-limit middleware keeps it in the request's extensions) and used by the
+/// [`Principal`] extractor, so a token is verified once per request.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// No `Authorization` header.
+    Missing,
+    /// An `Authorization` header that is not `Bearer <token>`.
+    NotBearer,
+    /// A bearer token that does not verify, or names no identity.
+    Refused(TokenError),
+    /// A verified bearer token.
+    Verified(Arc<VerifiedToken>),
+}
+
+impl Credential {
+    /// Reads and verifies the `Authorization` header `value`.
+    pub fn read(value: Option<&HeaderValue>, verifier: &Verifier) -> Self {
+        let Some(value) = value else {
+            return Self::Missing;
+        };
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                let (scheme, token) = v.trim().split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+            .filter(|t| !t.is_empty());
+        let Some(token) = token else {
+            return Self::NotBearer;
+        };
+        let verified = verifier.verify(token).and_then(|claims| {
+            Ok(VerifiedToken {
+                identity: keys::identity(&claims)?,
+                tenant_slug: claims.tenant,
+            })
+        });
+        match verified {
+            Ok(token) => Self::Verified(Arc::new(token)),
+            Err(e) => Self::Refused(e),
+        }
+    }
 }
 
 /// A verified caller, scoped to one tenant.

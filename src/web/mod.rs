@@ -6,7 +6,8 @@
 //! `no-referrer` (the links hold tokens), `nosniff`, `no-store` and no framing. A page
 //! error is an HTML page with its status, never JSON: 404 for an unknown link, 410 for a
 //! link that no longer works (an expired or cancelled invitation), 400/405/413/429/500 as
-//! they come. Pages are rate limited per client address like the API.
+//! they come. Pages are rate limited per client address like the API (their own buckets,
+//! the same budget; behind a trusted proxy the client it reports).
 //!
 //! Pages so far, both reached from links in messages by people without a session (the
 //! token in the URL is the credential, so their POST forms need no other CSRF value):
@@ -27,7 +28,6 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use tower_governor::GovernorLayer;
 
 /// The Content-Security-Policy of every page: no script of any kind.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
@@ -137,17 +137,13 @@ pub fn secure(headers: &mut axum::http::HeaderMap) {
 
 /// The pages, with their security headers and the per-address rate limit.
 pub fn router(state: &AppState) -> Router<AppState> {
-    let mut pages = Router::new()
+    let pages = Router::new()
         .route("/join/{token}", get(join::show).post(join::accept))
         .route(
             "/unsubscribe/{token}",
             get(unsubscribe::show).post(unsubscribe::one_click),
         )
         .route("/static/web.css", get(stylesheet));
-    if let Some(limiters) = crate::api::limits::Limiters::new(&state.config.api) {
-        pages = pages.layer(
-            GovernorLayer::new(limiters.client).error_handler(crate::api::limits::error_response),
-        );
-    }
-    pages.layer(middleware::from_fn(security_headers))
+    crate::api::limits::protect_pages(pages, &state.config.api)
+        .layer(middleware::from_fn(security_headers))
 }

@@ -17,6 +17,7 @@ mod chats;
 mod edits_and_sync;
 mod graph_sdk;
 mod invitations;
+mod rate_limits;
 
 mod bad_files;
 mod cli;
