@@ -43,11 +43,11 @@ pub async fn student_contacts(
     principal: Principal,
     ApiPath(student_id): ApiPath<String>,
 ) -> Result<Json<ContactList>, ApiError> {
-    let view = policy::student_contacts(&state.db, &principal, &student_id).await?;
-    let items = contacts::for_student(&state.db, principal.tenant, &student_id, view).await?;
+    let scope = policy::student_contacts(&principal)?;
+    let items = contacts::for_student(&state.db, principal.tenant, &student_id, &scope).await?;
     Ok(Json(ContactList {
         student_id,
-        view: match view {
+        view: match scope.view() {
             contacts::View::Teacher => "teacher",
             contacts::View::Admin => "admin",
         }

@@ -6,7 +6,7 @@ use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiPath, ApiQuery};
 use crate::auth::{Principal, policy};
-use crate::contacts::{self, View, display_name};
+use crate::contacts::{self, display_name};
 use crate::roster;
 use axum::Json;
 use axum::extract::State;
@@ -137,8 +137,13 @@ pub async fn user(
         return Err(ApiError::not_found("user"));
     };
     let related_contacts = if wants("relatedContacts") {
-        let items =
-            contacts::for_student(&state.db, principal.tenant, &student_id, View::Admin).await?;
+        let items = contacts::for_student(
+            &state.db,
+            principal.tenant,
+            &student_id,
+            &contacts::Scope::Admin,
+        )
+        .await?;
         Some(
             items
                 .into_iter()

@@ -32,7 +32,7 @@
 //! one that does not exist.
 
 use super::{Identity, Principal, Role, Scope};
-use crate::contacts::View;
+use crate::contacts::Scope as ContactScope;
 use crate::roster::{self, ClassScope};
 use sea_orm::{ConnectionTrait, DbErr};
 
@@ -91,24 +91,19 @@ async fn teacher_of<C: ConnectionTrait>(
     }
 }
 
-/// Which view of `student_source_id`'s contacts the caller gets.
-pub async fn student_contacts<C: ConnectionTrait>(
-    conn: &C,
-    principal: &Principal,
-    student_source_id: &str,
-) -> Result<View, Denied> {
+/// Whose students' contacts the caller reads: every student (admins), or the students the
+/// teacher teaches (applied by the contacts query itself, so a student out of reach reads
+/// as not found).
+pub fn student_contacts(principal: &Principal) -> Result<ContactScope, Denied> {
     user_only(principal)?;
     if is_admin(principal) {
-        return Ok(View::Admin);
+        return Ok(ContactScope::Admin);
     }
-    teacher_of(
-        conn,
-        principal,
-        student_source_id,
-        "reading contacts needs the teacher, global-admin or teams-admin role",
-    )
-    .await
-    .map(|_| View::Teacher)
+    teacher_id(principal)
+        .map(|teacher| ContactScope::TaughtBy(teacher.to_string()))
+        .ok_or(Denied::Forbidden(
+            "reading contacts needs the teacher, global-admin or teams-admin role",
+        ))
 }
 
 /// Which classes the caller may list.

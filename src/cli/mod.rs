@@ -9,7 +9,7 @@ pub mod oneroster;
 pub mod progress;
 
 use crate::config::Config;
-use crate::contacts::{self, View};
+use crate::contacts;
 use crate::domain::{Region, TenantSlug};
 use crate::sync::{self, Format, ImportRequest};
 use crate::{audit, db, tenants};
@@ -436,8 +436,12 @@ async fn run(command: Command, config: Config) -> Result<(), Failure> {
         } => {
             let conn = open(&config).await?;
             let tenant = tenants::find(&conn, &tenant).await?;
-            let view = if all { View::Admin } else { View::Teacher };
-            let items = contacts::for_student(&conn, tenant.id, &student, view).await?;
+            let scope = if all {
+                contacts::Scope::Admin
+            } else {
+                contacts::Scope::Guardians
+            };
+            let items = contacts::for_student(&conn, tenant.id, &student, &scope).await?;
             if json {
                 out!("{}", serde_json::to_string_pretty(&items)?);
             } else {

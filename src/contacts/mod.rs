@@ -3,6 +3,7 @@
 
 use crate::db;
 use crate::domain::TenantId;
+use crate::roster;
 use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
 use serde::Serialize;
 
@@ -13,6 +14,29 @@ pub enum View {
     Teacher,
     /// Every link, every role and status, with provenance.
     Admin,
+}
+
+/// Whose students' contacts a caller reads, as the policy decided
+/// ([`crate::auth::policy::student_contacts`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Any student of the tenant, every link ([`View::Admin`]).
+    Admin,
+    /// Any student of the tenant, active parents and guardians only ([`View::Teacher`]; the
+    /// `contacts` command without `--all`).
+    Guardians,
+    /// The students the teacher with this SIS source id teaches ([`View::Teacher`]).
+    TaughtBy(String),
+}
+
+impl Scope {
+    /// The view this scope reads.
+    pub fn view(&self) -> View {
+        match self {
+            Scope::Admin => View::Admin,
+            Scope::Guardians | Scope::TaughtBy(_) => View::Teacher,
+        }
+    }
 }
 
 /// Where a contact's fields came from and when they last changed.
@@ -105,19 +129,32 @@ pub fn display_name(
     email.or(phone).unwrap_or("(no name)").to_string()
 }
 
-/// The contacts of student `student_source_id` in `tenant`, for `view`: one statement, the
-/// student by its key and its links through `student_contacts (student_id, contact_id)`. The
-/// student comes back once with no contact when it has none, so "no such student" and "no
-/// contacts" stay apart.
+/// The contacts of student `student_source_id` in `tenant` within `scope`: one statement, the
+/// student by its key (for a teacher, only when the teacher teaches it:
+/// [`roster::teaches_student`]) and its links through `student_contacts (student_id,
+/// contact_id)`. The student comes back once with no contact when it has none, so "not found
+/// or not yours" and "no contacts" stay apart.
 pub async fn for_student<C: ConnectionTrait>(
     conn: &C,
     tenant: TenantId,
     student_source_id: &str,
-    view: View,
+    scope: &Scope,
 ) -> Result<Vec<ContactItem>, ContactsError> {
-    let filter = match view {
+    let view = scope.view();
+    let mut values = vec![
+        Value::BigInt(Some(tenant.0)),
+        Value::String(Some(student_source_id.to_string())),
+    ];
+    let links = match view {
         View::Teacher => " AND l.status = 'active' AND l.relationship IN ('parent', 'guardian')",
         View::Admin => "",
+    };
+    let reach = match scope {
+        Scope::TaughtBy(teacher) => {
+            values.push(Value::String(Some(teacher.clone())));
+            format!(" AND {}", roster::teaches_student(3))
+        }
+        Scope::Admin | Scope::Guardians => String::new(),
     };
     let rows = db::query(
         conn,
@@ -127,15 +164,12 @@ pub async fn for_student<C: ConnectionTrait>(
                c.email_provenance, c.email_changed_at, c.mobile_phone_provenance, c.mobile_phone_changed_at, \
                l.relationship_provenance, l.relationship_changed_at, l.first_seen_at, l.deactivated_at \
              FROM students s \
-             LEFT JOIN student_contacts l ON l.student_id = s.id AND l.tenant_id = s.tenant_id{filter} \
+             LEFT JOIN student_contacts l ON l.student_id = s.id AND l.tenant_id = s.tenant_id{links} \
              LEFT JOIN contacts c ON c.id = l.contact_id \
-             WHERE s.tenant_id = $1 AND s.source_id = $2 \
+             WHERE s.tenant_id = $1 AND s.source_id = $2{reach} \
              ORDER BY l.status, c.family_name, c.given_name, c.id"
         ),
-        vec![
-            Value::BigInt(Some(tenant.0)),
-            Value::String(Some(student_source_id.to_string())),
-        ],
+        values,
     )
     .await?;
     if rows.is_empty() {

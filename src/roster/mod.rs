@@ -222,6 +222,23 @@ fn student_name(given: Option<&str>, family: Option<&str>, id: &str) -> String {
     }
 }
 
+/// `EXISTS` clause: the teacher whose source id is placeholder `$n` actively teaches an
+/// active class in which the active student row `s` is actively enrolled (the tenant is
+/// `$1`). `CROSS JOIN` fixes the order on SQLite (PostgreSQL plans the same from its
+/// statistics): the teacher by key, the teacher's own enrollments, each class by id, then one
+/// lookup of the student in each of those classes. Nothing here grows with the district.
+pub fn teaches_student(n: usize) -> String {
+    format!(
+        "s.status = 'active' AND EXISTS (SELECT 1 FROM staff t CROSS JOIN enrollments te \
+           CROSS JOIN classes c CROSS JOIN enrollments se \
+         WHERE t.tenant_id = $1 AND t.source_id = ${n} AND t.status = 'active' \
+           AND te.tenant_id = $1 AND te.role = 'teacher' AND te.person_id = t.id \
+           AND te.status = 'active' AND c.id = te.class_id AND c.status = 'active' \
+           AND se.class_id = te.class_id AND se.role = 'student' AND se.person_id = s.id \
+           AND se.status = 'active')"
+    )
+}
+
 /// True when the teacher `teacher_source_id` actively teaches an active class in which the
 /// active student `student_source_id` is actively enrolled.
 pub async fn teacher_reaches_student<C: ConnectionTrait>(
@@ -230,27 +247,19 @@ pub async fn teacher_reaches_student<C: ConnectionTrait>(
     teacher_source_id: &str,
     student_source_id: &str,
 ) -> Result<bool, DbErr> {
-    // CROSS JOIN fixes the order on SQLite: the teacher and the student by their keys,
-    // the teacher's own enrollments, then one lookup of the student in each of those
-    // classes. Nothing here grows with the district.
-    let rows = db::query(
+    db::exists(
         conn,
-        "SELECT 1 FROM staff t CROSS JOIN students s CROSS JOIN enrollments te \
-         CROSS JOIN classes c CROSS JOIN enrollments se \
-         WHERE t.tenant_id = $1 AND t.source_id = $2 AND t.status = 'active' \
-           AND s.tenant_id = $1 AND s.source_id = $3 AND s.status = 'active' \
-           AND te.tenant_id = $1 AND te.role = 'teacher' AND te.person_id = t.id \
-           AND te.status = 'active' AND c.id = te.class_id AND c.status = 'active' \
-           AND se.class_id = te.class_id AND se.role = 'student' AND se.person_id = s.id \
-           AND se.status = 'active' LIMIT 1",
+        &format!(
+            "SELECT COUNT(*) FROM students s WHERE s.tenant_id = $1 AND s.source_id = $3 AND {}",
+            teaches_student(2)
+        ),
         vec![
             Value::BigInt(Some(tenant.0)),
             Value::String(Some(teacher_source_id.to_string())),
             Value::String(Some(student_source_id.to_string())),
         ],
     )
-    .await?;
-    Ok(!rows.is_empty())
+    .await
 }
 
 /// A student of the tenant (any status): `(given name, family name)`.

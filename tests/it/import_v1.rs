@@ -2,7 +2,7 @@
 
 use crate::db_tests;
 use crate::support::*;
-use parent_connection::contacts::{self, View};
+use parent_connection::contacts::{self, Scope};
 use parent_connection::sync::Format::SdsV1;
 use parent_connection::sync::report::RunStatus;
 
@@ -38,7 +38,7 @@ async fn v1_set_imports_with_email_keys_and_roles(backend: Backend) {
         db.link("ST2", "linda.ng@example.com").await,
         Some(("other".into(), "active".into()))
     );
-    let teacher = contacts::for_student(&db.conn, tenant.id, "ST1", View::Teacher)
+    let teacher = contacts::for_student(&db.conn, tenant.id, "ST1", &Scope::Guardians)
         .await
         .unwrap();
     let mut names: Vec<String> = teacher.iter().map(|c| c.display_name.clone()).collect();

@@ -2,7 +2,7 @@
 
 use crate::db_tests;
 use crate::support::*;
-use parent_connection::contacts::{self, View};
+use parent_connection::contacts::{self, Scope};
 use parent_connection::sync::Format::SdsV21;
 use parent_connection::sync::report::RunStatus;
 
@@ -66,7 +66,7 @@ async fn teacher_view_shows_only_active_parents_and_guardians(backend: Backend) 
     let tenant = db.tenant("demo").await;
     db.import("demo", SdsV21, Fixture::v21().path(), APPLY)
         .await;
-    let teacher = contacts::for_student(&db.conn, tenant.id, "stu-1", View::Teacher)
+    let teacher = contacts::for_student(&db.conn, tenant.id, "stu-1", &Scope::Guardians)
         .await
         .unwrap();
     let mut seen: Vec<(String, String)> = teacher
@@ -83,7 +83,7 @@ async fn teacher_view_shows_only_active_parents_and_guardians(backend: Backend) 
     );
     assert!(teacher.iter().all(|c| c.provenance.is_none()));
 
-    let admin = contacts::for_student(&db.conn, tenant.id, "stu-1", View::Admin)
+    let admin = contacts::for_student(&db.conn, tenant.id, "stu-1", &Scope::Admin)
         .await
         .unwrap();
     let mut roles: Vec<&str> = admin.iter().map(|c| c.relationship.as_str()).collect();
@@ -91,7 +91,7 @@ async fn teacher_view_shows_only_active_parents_and_guardians(backend: Backend) 
     assert_eq!(roles, vec!["doctor", "guardian", "parent", "relative"]);
     assert!(admin.iter().all(|c| c.provenance.is_some()));
 
-    let missing = contacts::for_student(&db.conn, tenant.id, "nobody", View::Teacher).await;
+    let missing = contacts::for_student(&db.conn, tenant.id, "nobody", &Scope::Guardians).await;
     assert!(matches!(
         missing,
         Err(contacts::ContactsError::StudentNotFound(_))
@@ -351,10 +351,10 @@ async fn tenants_do_not_see_each_other(backend: Backend) {
     fixture.replace("users.csv", "linda.ng@example.com", "linda@b.example");
     let report = db.import("district-b", SdsV21, fixture.path(), APPLY).await;
     assert_eq!(report.entities.contacts.created, 5);
-    let in_a = contacts::for_student(&db.conn, a.id, "stu-1", View::Teacher)
+    let in_a = contacts::for_student(&db.conn, a.id, "stu-1", &Scope::Guardians)
         .await
         .unwrap();
-    let in_b = contacts::for_student(&db.conn, b.id, "stu-1", View::Teacher)
+    let in_b = contacts::for_student(&db.conn, b.id, "stu-1", &Scope::Guardians)
         .await
         .unwrap();
     assert!(
@@ -377,7 +377,7 @@ async fn tenants_do_not_see_each_other(backend: Backend) {
     );
     db.import("district-b", SdsV21, empty.path(), FORCE).await;
     assert_eq!(
-        contacts::for_student(&db.conn, a.id, "stu-1", View::Teacher)
+        contacts::for_student(&db.conn, a.id, "stu-1", &Scope::Guardians)
             .await
             .unwrap()
             .len(),
