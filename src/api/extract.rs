@@ -44,7 +44,7 @@ impl FromRequestParts<AppState> for Principal {
         let tenant = match tenants::find(&state.db, slug.as_str()).await {
             Ok(tenant) => tenant,
             Err(TenantError::NotFound(_)) => return Err(unknown()),
-            Err(e) => return Err(ApiError::internal(e)),
+            Err(e) => return Err(ApiError::failure(e)),
         };
         Ok(Principal {
             tenant: tenant.id,

@@ -8,7 +8,7 @@ use crate as app;
 use sea_orm::sqlx::{
     self, AssertSqlSafe, Postgres, Row, Sqlite, postgres::PgRow, sqlite::SqliteRow,
 };
-use sea_orm::{DatabaseConnection, DbBackend, DbErr, Value};
+use sea_orm::{ConnAcquireErr, DatabaseConnection, DbBackend, DbErr, RuntimeErr, Value};
 use std::ffi::CString;
 
 /// A transaction on one connection of the pool. Dropped without [`ImportConn::commit`], it
@@ -28,8 +28,13 @@ pub enum RawRow {
     Postgres(PgRow),
 }
 
+/// Keeps the sqlx error itself (not its text), so a busy database is recognised as such
+/// ([`super::busy`]).
 fn err(e: sqlx::Error) -> DbErr {
-    DbErr::Custom(format!("database error: {e}"))
+    match e {
+        sqlx::Error::PoolTimedOut => DbErr::ConnectionAcquire(ConnAcquireErr::Timeout),
+        e => DbErr::Exec(RuntimeErr::SqlxError(std::sync::Arc::new(e))),
+    }
 }
 
 impl RawRow {

@@ -235,10 +235,14 @@ async fn open(run: &Run<'_>) -> Result<ImportConn, SyncError> {
         conn.exec("SET LOCAL work_mem = '128MB'", vec![]).await?;
         conn.exec("SET LOCAL maintenance_work_mem = '256MB'", vec![])
             .await?;
-        // One import per tenant at a time: the second waits here.
+        // One import per tenant at a time: the second waits here. An advisory lock, not a
+        // row lock on the tenant, which would stop the tenant's other writers for the
+        // whole run (crate::db::TenantLock).
         conn.exec(
-            "SELECT id FROM tenants WHERE id = $1 FOR UPDATE",
-            vec![Value::BigInt(Some(run.tenant.id.0))],
+            crate::db::TENANT_LOCK_SQL,
+            vec![Value::BigInt(Some(
+                crate::db::TenantLock::Import.key(run.tenant.id.0),
+            ))],
         )
         .await?;
     }
