@@ -359,6 +359,7 @@ async fn finish(
     );
     report.diffed = outcome.diffed;
     outcome.run_id = Some(record_run(&mut conn, run.tenant, run.request, &report).await?);
+    run.progress.phase("committing");
     conn.commit().await?;
     Ok(outcome)
 }
