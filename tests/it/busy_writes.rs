@@ -64,11 +64,12 @@ fn database(api: &Api) -> DatabaseConfig {
     }
 }
 
-/// Reports the import's phases and stops it at `committing` (after every statement of
-/// the run, before its commit) until the test lets it go.
+/// Reports the import's phases and stops it at phase `at` (`committing`: after every
+/// statement of the run, before its commit) until the test lets it go.
 struct Hold {
     phases: Mutex<mpsc::Sender<String>>,
     release: Mutex<mpsc::Receiver<()>>,
+    at: &'static str,
 }
 
 impl Progress for Hold {
@@ -76,7 +77,7 @@ impl Progress for Hold {
     fn advance(&self, _: u64) {}
     fn phase(&self, name: &str) {
         let _ = self.phases.lock().unwrap().send(name.to_string());
-        if name == "committing" {
+        if name == self.at {
             // Blocks the import's own thread (its own runtime) with the transaction open.
             let _ = self
                 .release
@@ -204,12 +205,7 @@ async fn writes_during_an_import_answer_503_or_succeed_never_500(backend: Backen
         )
     );
 
-    let (phases_to, mut phases) = mpsc::channel();
-    let (release, released) = mpsc::channel();
-    let hold = Arc::new(Hold {
-        phases: Mutex::new(phases_to),
-        release: Mutex::new(released),
-    });
+    let (hold, mut phases, release) = hold_at("committing");
     let import = spawn_import(database(&api), files.path().to_path_buf(), hold);
 
     // While the import applies: settings of another tenant and of the importing one.
@@ -418,4 +414,127 @@ async fn a_busy_database_maps_to_503_database_busy(backend: Backend) {
         .expect_err("no such table");
     assert!(!db::busy::is_busy(&broken));
     assert_eq!(ApiError::from(broken).status(), 500);
+}
+
+/// Re-imports the `nyc` fixture with par-1's email changed, on its own thread; `hold`
+/// stops it at `locking` (SQLite: files read and staged, the write lock not yet taken).
+fn reimport_nyc(
+    api: &Api,
+    files: &crate::support::Fixture,
+    hold: Arc<Hold>,
+) -> std::thread::JoinHandle<ImportReport> {
+    files.replace("users.csv", "linda.ng@example.com", "linda.new@example.com");
+    let database = database(api);
+    let dir = files.path().to_path_buf();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let jobs = db::connect(&database).await.expect("jobs pool");
+            let request = ImportRequest {
+                tenant: "nyc".into(),
+                format: Format::SdsV21,
+                dir,
+                source: None,
+                dry_run: false,
+                force: false,
+                actor: "test".into(),
+            };
+            sync::import(&jobs, &config().import, &request, hold)
+                .await
+                .expect("import ran")
+        })
+    })
+}
+
+/// A hold at `phase`, its phases and the handle that lets it go.
+fn hold_at(phase: &'static str) -> (Arc<Hold>, mpsc::Receiver<String>, mpsc::Sender<()>) {
+    let (phases_to, phases) = mpsc::channel();
+    let (release, released) = mpsc::channel();
+    let hold = Arc::new(Hold {
+        phases: Mutex::new(phases_to),
+        release: Mutex::new(released),
+        at: phase,
+    });
+    (hold, phases, release)
+}
+
+/// The deactivation the tests make "by hand" while an import reads its files.
+const DEACTIVATE_PAR2: &str = "UPDATE student_contacts SET status = 'inactive' WHERE contact_id = (SELECT id FROM contacts WHERE source_key = 'par-2')";
+
+/// SQLite: while an import reads and stages its files it holds no lock, so API writes
+/// succeed; once it holds the lock they answer 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_writes_succeed_while_an_import_reads_its_files() {
+    let api = busy_api(Backend::Sqlite, 400).await;
+    let tenant_admin = api.user("nyc", "ta-1", &[Role::TenantAdmin]);
+    let files = crate::support::Fixture::v21();
+    let (hold, mut phases, release) = hold_at("locking");
+    let import = reimport_nyc(&api, &files, hold);
+    wait_for(&mut phases, "locking").await;
+    let during = patch_settings(&api, &tenant_admin, json!({"digestEnabled": true})).await;
+    assert_eq!(during.status, 200, "{}", during.body);
+    release.send(()).expect("the import waits");
+    let report = tokio::task::spawn_blocking(move || import.join().expect("import thread"))
+        .await
+        .unwrap();
+    assert_eq!(report.status, RunStatus::Applied, "{:?}", report.errors);
+    assert!(report.diffed);
+    assert_eq!(report.entities.contacts.updated, 1);
+    let loads = std::iter::from_fn(|| phases.try_recv().ok())
+        .filter(|p| p == "loading")
+        .count();
+    assert_eq!(
+        loads, 0,
+        "a settings change is no reason to read the files again"
+    );
+}
+
+/// SQLite: a synced row changed while the import read its files sends it back to read
+/// them under the lock; the result is the one it has when the change came first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_an_import_notices_rows_changed_while_it_read_its_files() {
+    // The reference: the change, then the import.
+    let reference = busy_api(Backend::Sqlite, 400).await;
+    reference.db.exec(DEACTIVATE_PAR2).await;
+    let (hold, _, release) = hold_at("never");
+    drop(release);
+    let files = crate::support::Fixture::v21();
+    let expected = tokio::task::spawn_blocking({
+        let import = reimport_nyc(&reference, &files, hold);
+        move || import.join().expect("import thread")
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        expected.entities.links.reactivated, 1,
+        "{:?}",
+        expected.entities
+    );
+
+    // The same change made while the import reads its files.
+    let api = busy_api(Backend::Sqlite, 400).await;
+    let files = crate::support::Fixture::v21();
+    let (hold, mut phases, release) = hold_at("locking");
+    let import = reimport_nyc(&api, &files, hold);
+    wait_for(&mut phases, "locking").await;
+    api.db.exec(DEACTIVATE_PAR2).await;
+    release.send(()).expect("the import waits");
+    let report = tokio::task::spawn_blocking(move || import.join().expect("import thread"))
+        .await
+        .unwrap();
+    assert_eq!(report.status, RunStatus::Applied, "{:?}", report.errors);
+    assert_eq!(
+        format!("{:?}", report.entities),
+        format!("{:?}", expected.entities)
+    );
+    let link = api.db.link("stu-1", "par-2").await;
+    assert_eq!(link, reference.db.link("stu-1", "par-2").await);
+    let reread = std::iter::from_fn(|| phases.try_recv().ok()).any(|p| p == "loading");
+    assert!(
+        reread,
+        "the import must read the live rows again under the lock"
+    );
 }
