@@ -11,7 +11,7 @@
 //!
 //! On SQLite steps 1–3 run before the transaction begins, so the write lock is held only
 //! from step 4 to the commit; the diffed path then checks that the live rows it diffed
-//! against did not change meanwhile ([`Lock::Late`], docs/database.md).
+//! against did not change meanwhile (`Lock::Late`, docs/database.md).
 
 pub mod checks;
 pub mod csv_file;
