@@ -114,6 +114,12 @@ pub fn check(config: &Config, bind: Option<&str>) -> Result<(), CheckError> {
         config.database.connect_timeout_seconds,
         1,
     )?;
+    // 0 would mean "wait forever" to PostgreSQL's lock_timeout.
+    at_least(
+        "database.request_busy_timeout_ms",
+        config.database.request_busy_timeout_ms,
+        1,
+    )?;
 
     let import = &config.import;
     at_least("import.max_file_bytes", import.max_file_bytes, 1)?;

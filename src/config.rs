@@ -93,8 +93,13 @@ pub struct DatabaseConfig {
     pub url: String,
     /// Pool size.
     pub max_connections: u32,
-    /// SQLite busy timeout, milliseconds.
+    /// How long jobs and commands (imports, digest runs, the dispatcher, the CLI) wait for
+    /// the SQLite write lock before failing, milliseconds.
     pub sqlite_busy_timeout_ms: u64,
+    /// How long an API request or page waits for a lock (the SQLite write lock, a
+    /// PostgreSQL row lock) and for a pooled connection before it is answered `503
+    /// database_busy` with `Retry-After`, milliseconds.
+    pub request_busy_timeout_ms: u64,
     /// Migrate when `serve` starts.
     pub migrate_on_start: bool,
     /// Seconds the first connection may take before start-up fails with the cause.
@@ -679,6 +684,7 @@ impl fmt::Debug for DatabaseConfig {
             .field("url", &redact_url(&self.url))
             .field("max_connections", &self.max_connections)
             .field("sqlite_busy_timeout_ms", &self.sqlite_busy_timeout_ms)
+            .field("request_busy_timeout_ms", &self.request_busy_timeout_ms)
             .field("migrate_on_start", &self.migrate_on_start)
             .field("connect_timeout_seconds", &self.connect_timeout_seconds)
             .finish()

@@ -2,15 +2,20 @@
 
 use crate::api::{self, AppState};
 use crate::config::{Config, redact_url};
+use crate::db::Workload;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Runs the service on `bind` (or the configured address) until a shutdown signal.
 pub async fn serve(config: Config, bind: Option<String>) -> anyhow::Result<()> {
-    let db = crate::db::connect(&config.database).await?;
+    // Two pools: requests wait for a lock at most `database.request_busy_timeout_ms` (then
+    // 503 `database_busy`), jobs (imports, OneRoster runs, digests, the dispatcher) as long
+    // as the CLI does. See docs/database.md.
+    let jobs = crate::db::connect_for(&config.database, Workload::Jobs).await?;
     if config.database.migrate_on_start {
-        crate::db::migrate(&db).await?;
+        crate::db::migrate(&jobs).await?;
     }
+    let db = crate::db::connect_for(&config.database, Workload::Requests).await?;
     let bind = bind.unwrap_or_else(|| config.server.bind.clone());
     let listener = tokio::net::TcpListener::bind(&bind)
         .await
@@ -18,10 +23,10 @@ pub async fn serve(config: Config, bind: Option<String>) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     let database = redact_url(&config.database.url);
     let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
-    let state = AppState::new(db.clone(), config)?;
-    let schedule = crate::sync::oneroster::spawn_schedule(db.clone(), state.config.clone());
-    let dispatcher = spawn_dispatcher(&db, &state.config)?;
-    let digests = crate::digest::schedule::spawn(db.clone(), state.config.clone());
+    let state = AppState::new(db.clone(), config)?.with_jobs(jobs.clone());
+    let schedule = crate::sync::oneroster::spawn_schedule(jobs.clone(), state.config.clone());
+    let dispatcher = spawn_dispatcher(&jobs, &state.config)?;
+    let digests = crate::digest::schedule::spawn(jobs.clone(), state.config.clone());
     let app = api::router(state);
     // Said only once everything that can fail at start has succeeded.
     tracing::info!(%address, %database, "parent-connection listening");
@@ -38,6 +43,7 @@ pub async fn serve(config: Config, bind: Option<String>) -> anyhow::Result<()> {
         task.abort();
     }
     db.close().await?;
+    jobs.close().await?;
     tracing::info!("stopped");
     Ok(())
 }

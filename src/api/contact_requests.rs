@@ -73,7 +73,7 @@ pub async fn submit(
     let key = idempotency_key(&headers)?;
     let tenant = tenants::find(&state.db, &principal.tenant_slug)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::failure)?;
     let proposal = Proposal::parse(&body, tenant.region)?;
     let actor = principal.actor();
     let (item, _replayed) = requests::submit(
@@ -216,7 +216,7 @@ async fn decide_with(
     policy::administer_contacts(principal)?;
     let tenant = tenants::find(&state.db, &principal.tenant_slug)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::failure)?;
     let actor = principal.actor();
     let reason = reason(body.reason)?;
     let decision = decide::Decision {

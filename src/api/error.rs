@@ -54,7 +54,12 @@ struct Parts {
     headers: HeaderMap,
     /// Logged, never sent.
     internal: Option<String>,
+    /// Seconds of `Retry-After`, also given in the details of a 5xx.
+    retry_after: Option<u64>,
 }
+
+/// Seconds a client is asked to wait (`Retry-After`) after `503 database_busy`.
+pub const BUSY_RETRY_AFTER_SECONDS: u64 = 5;
 
 impl ApiError {
     /// A failure with a status, a stable code and a message for the caller.
@@ -66,6 +71,7 @@ impl ApiError {
             details: serde_json::Value::Null,
             headers: HeaderMap::new(),
             internal: None,
+            retry_after: None,
         }))
     }
 
@@ -117,6 +123,53 @@ impl ApiError {
             .with_header(header::WWW_AUTHENTICATE, challenge)
     }
 
+    /// 503 `database_busy` with `Retry-After`: a lock or a pooled connection could not be
+    /// had within `database.request_busy_timeout_ms` (an import or a digest run holds the
+    /// SQLite write lock, a PostgreSQL row lock timed out, every connection is in use).
+    /// The request changed nothing; sent again later, it normally succeeds.
+    pub fn database_busy() -> Self {
+        let mut error = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database_busy",
+            format!(
+                "the database is busy (a long job such as an import holds it); nothing was changed: try again in {BUSY_RETRY_AFTER_SECONDS} seconds"
+            ),
+        )
+        .with_header(
+            header::RETRY_AFTER,
+            HeaderValue::from(BUSY_RETRY_AFTER_SECONDS),
+        );
+        error.0.retry_after = Some(BUSY_RETRY_AFTER_SECONDS);
+        error
+    }
+
+    /// The one mapping of a database failure to HTTP: [`ApiError::database_busy`] when the
+    /// database was busy ([`crate::db::busy`]), otherwise 500 `internal`.
+    pub fn database(e: DbErr) -> Self {
+        if crate::db::busy::is_busy(&e) {
+            Self::database_busy().logged(e)
+        } else {
+            Self::internal(e)
+        }
+    }
+
+    /// An unexpected failure of a capability (a tenant lookup, an import, …): 503
+    /// `database_busy` when a busy database caused it (anywhere in its `source()` chain),
+    /// otherwise 500 `internal`; the detail is logged, not sent.
+    pub fn failure<E: std::error::Error + 'static>(e: E) -> Self {
+        if crate::db::busy::caused_by_busy(&e) {
+            Self::database_busy().logged(e)
+        } else {
+            Self::internal(e)
+        }
+    }
+
+    /// Keeps `detail` for the log.
+    fn logged(mut self, detail: impl std::fmt::Display) -> Self {
+        self.0.internal = Some(detail.to_string());
+        self
+    }
+
     /// 500 `internal`: `detail` is logged, not sent.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         let mut error = Self::new(
@@ -150,18 +203,23 @@ impl IntoResponse for ApiError {
         let this = *self.0;
         let request_id = current_request_id();
         let (message, details) = if this.status.is_server_error() {
-            tracing::error!(
-                request_id = request_id.as_deref().unwrap_or("-"),
-                status = this.status.as_u16(),
-                code = this.code,
-                detail = this.internal.as_deref().unwrap_or(&this.message),
-                "request failed"
-            );
             let id = request_id.clone().unwrap_or_default();
-            (
-                format!("{} (request id {id})", this.message),
-                serde_json::json!({ "requestId": id }),
-            )
+            let detail = this.internal.as_deref().unwrap_or(&this.message);
+            let mut details = serde_json::json!({ "requestId": id });
+            if let Some(seconds) = this.retry_after {
+                // Expected under load (an import holds the lock): not an error of ours.
+                tracing::warn!(request_id = %id, code = this.code, detail, "request answered busy");
+                details["retryAfterSeconds"] = seconds.into();
+            } else {
+                tracing::error!(
+                    request_id = request_id.as_deref().unwrap_or("-"),
+                    status = this.status.as_u16(),
+                    code = this.code,
+                    detail,
+                    "request failed"
+                );
+            }
+            (format!("{} (request id {id})", this.message), details)
         } else {
             (this.message, this.details)
         };
@@ -189,14 +247,14 @@ impl From<Denied> for ApiError {
         match e {
             Denied::NotFound => ApiError::not_found("resource"),
             Denied::Forbidden(why) => ApiError::forbidden(why),
-            Denied::Db(e) => ApiError::internal(e),
+            Denied::Db(e) => e.into(),
         }
     }
 }
 
 impl From<DbErr> for ApiError {
     fn from(e: DbErr) -> Self {
-        ApiError::internal(e)
+        ApiError::database(e)
     }
 }
 
@@ -204,7 +262,7 @@ impl From<ContactsError> for ApiError {
     fn from(e: ContactsError) -> Self {
         match e {
             ContactsError::StudentNotFound(_) => ApiError::not_found("student"),
-            ContactsError::Db(e) => ApiError::internal(e),
+            ContactsError::Db(e) => e.into(),
         }
     }
 }
@@ -257,7 +315,7 @@ impl From<crate::approvals::ApprovalError> for ApiError {
             }
             E::ContactGone => ApiError::new(StatusCode::CONFLICT, "contact_gone", message),
             E::AlreadyLifted => ApiError::new(StatusCode::CONFLICT, "already_lifted", message),
-            E::Db(e) => ApiError::internal(e),
+            E::Db(e) => e.into(),
         }
     }
 }
@@ -273,7 +331,7 @@ impl From<crate::tenants::settings::SettingsError> for ApiError {
             )
             .with_details(serde_json::json!({"field": invalid.field, "message": invalid.message})),
             E::NotFound => ApiError::not_found("settings"),
-            E::Db(e) => ApiError::internal(e),
+            E::Db(e) => e.into(),
         }
     }
 }
@@ -297,7 +355,7 @@ impl From<crate::chats::ChatError> for ApiError {
                     .with_details(serde_json::json!({ "contactId": contact }))
             }
             ChatError::Blocked => ApiError::new(StatusCode::FORBIDDEN, "blocked", message),
-            ChatError::Db(e) => ApiError::internal(e),
+            ChatError::Db(e) => e.into(),
         }
     }
 }

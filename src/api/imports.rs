@@ -204,7 +204,7 @@ pub async fn create(
     let files = upload.files.clone();
     let zipped = upload.zipped;
     // The import runs to its end even if the client goes away; the folder lives until then.
-    let db = state.db.clone();
+    let db = state.jobs.clone();
     let config = state.config.clone();
     let report = tokio::spawn(async move {
         let result = sync::import(&db, &config.import, &request, Arc::new(NoProgress)).await;
@@ -215,7 +215,7 @@ pub async fn create(
     .map_err(|e| ApiError::internal(format!("import task: {e}")))?
     .map_err(|e| match e {
         sync::SyncError::Tenant(_) => ApiError::not_found("tenant"),
-        other => ApiError::internal(other),
+        other => ApiError::failure(other),
     })?;
     audit::record(
         &state.db,

@@ -452,7 +452,7 @@ pub async fn inbound_sms(
     let tenant = match tenants::find(&state.db, &tenant).await {
         Ok(tenant) => tenant,
         Err(tenants::TenantError::NotFound(_)) => return Err(ApiError::not_found("tenant")),
-        Err(e) => return Err(ApiError::internal(e)),
+        Err(e) => return Err(ApiError::failure(e)),
     };
     let from = form.get("From").map(String::as_str).unwrap_or_default();
     let phone = PhoneE164::parse(from, tenant.region).map_err(|e| {

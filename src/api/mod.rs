@@ -54,8 +54,12 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// Shared state of every handler.
 #[derive(Clone)]
 pub struct AppState {
-    /// Database pool.
+    /// Database pool of the requests (short lock waits: [`crate::db::Workload::Requests`]).
     pub db: DatabaseConnection,
+    /// Database pool of the jobs requests start (imports, OneRoster runs), which wait for
+    /// locks as long as any job ([`crate::db::Workload::Jobs`]); the same pool as `db`
+    /// unless [`AppState::with_jobs`] gives one.
+    pub jobs: DatabaseConnection,
     /// Configuration.
     pub config: Arc<Config>,
     /// Token verification with the configured keys.
@@ -76,12 +80,19 @@ impl AppState {
             );
         }
         Ok(Self {
+            jobs: db.clone(),
             db,
             config: Arc::new(config),
             auth: Arc::new(auth),
             openapi: Arc::default(),
             tenants: Arc::default(),
         })
+    }
+
+    /// Runs the jobs requests start on `jobs` (see [`AppState::jobs`]).
+    pub fn with_jobs(mut self, jobs: DatabaseConnection) -> Self {
+        self.jobs = jobs;
+        self
     }
 }
 

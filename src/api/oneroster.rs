@@ -91,7 +91,7 @@ impl From<ConnectionError> for ApiError {
             ConnectionError::Invalid(why) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", why)
             }
-            ConnectionError::Db(e) => ApiError::internal(e),
+            ConnectionError::Db(e) => e.into(),
         }
     }
 }
@@ -107,7 +107,7 @@ impl From<OneRosterError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "no_watermark", e.to_string())
             }
             OneRosterError::Connection(e) => e.into(),
-            OneRosterError::Sync(e) => ApiError::internal(e),
+            OneRosterError::Sync(e) => ApiError::failure(e),
         }
     }
 }
@@ -147,7 +147,7 @@ pub async fn run(
         actor: principal.actor(),
     };
     // The run goes on to its end even if the client goes away.
-    let (db, config) = (state.db.clone(), state.config.clone());
+    let (db, config) = (state.jobs.clone(), state.config.clone());
     let report = tokio::spawn(async move { oneroster::sync(&db, &config, &request).await })
         .await
         .map_err(|e| ApiError::internal(format!("OneRoster task: {e}")))??;

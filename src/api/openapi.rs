@@ -244,7 +244,9 @@ fn bound_page_parameters(operation: &mut Value, max_page_size: u64) {
 ///   the route takes);
 /// - routes with path parameters: 404 (nothing there within the caller's reach);
 /// - every route under `/api` and `/education`: 408 (the request took longer than
-///   `server.request_timeout_seconds`).
+///   `server.request_timeout_seconds`) and 503 `database_busy` (a lock or a pooled
+///   connection was not had within `database.request_busy_timeout_ms`, e.g. while an
+///   import holds SQLite's write lock; with `Retry-After`).
 fn add_shared_responses(path: &str, operation: &mut Value) {
     let secured = operation
         .get("security")
@@ -303,11 +305,34 @@ fn add_shared_responses(path: &str, operation: &mut Value) {
     else {
         return;
     };
+    if routed {
+        match responses.get_mut("503") {
+            Some(own) => {
+                if let Some(text) = own.get("description").and_then(Value::as_str) {
+                    own["description"] = json!(format!("{text}; or {BUSY}"));
+                }
+            }
+            None => {
+                responses.insert("503".into(), error_response(&capitalised(BUSY)));
+            }
+        }
+    }
     for (status, description) in shared {
         responses
             .entry(status)
             .or_insert_with(|| error_response(description));
     }
+}
+
+/// The 503 every routed operation can answer.
+const BUSY: &str = "the database is busy: a lock or a pooled connection was not had within `database.request_busy_timeout_ms`, e.g. while an import holds SQLite's write lock (`database_busy`, with `Retry-After`); nothing was changed";
+
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 /// A response whose body is the shared error shape.
@@ -395,9 +420,17 @@ mod tests {
             );
         }
         let start = &document["paths"]["/api/v1/chats"]["post"]["responses"];
-        for status in ["413", "415"] {
+        for status in ["413", "415", "503"] {
             assert!(start.get(status).is_some(), "chat start: {status}");
         }
+        let settings = &document["paths"]["/api/v1/settings"]["patch"]["responses"]["503"];
+        assert!(
+            settings["description"]
+                .as_str()
+                .unwrap()
+                .contains("database_busy"),
+            "{settings}"
+        );
         let page_size =
             &document["components"]["schemas"]["ConnectionInput"]["properties"]["pageSize"];
         assert_eq!(page_size["minimum"], 1);

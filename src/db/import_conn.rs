@@ -1,23 +1,34 @@
 //! The import's own database connection: one pooled connection held for the whole run,
-//! inside one transaction, used through sqlx directly so that bulk loading can take the
+//! its changes in one transaction, used through sqlx directly so that bulk loading can take the
 //! fastest path each engine has: a prepared statement stepped once per row through the
 //! SQLite C API, and `COPY … FROM STDIN` on PostgreSQL. Statements use the same `$n`
 //! placeholders and `sea_orm::Value` parameters as [`crate::db`].
 
 use crate as app;
 use sea_orm::sqlx::{
-    self, AssertSqlSafe, Postgres, Row, Sqlite, postgres::PgRow, sqlite::SqliteRow,
+    self, AssertSqlSafe, Executor, Postgres, Row, Sqlite, pool::PoolConnection, postgres::PgRow,
+    sqlite::SqliteRow,
 };
-use sea_orm::{DatabaseConnection, DbBackend, DbErr, Value};
+use sea_orm::{ConnAcquireErr, DatabaseConnection, DbBackend, DbErr, RuntimeErr, Value};
 use std::ffi::CString;
 
 /// A transaction on one connection of the pool. Dropped without [`ImportConn::commit`], it
 /// rolls back.
 pub enum ImportConn {
-    /// SQLite, begun with `BEGIN IMMEDIATE`.
-    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    /// SQLite: its transaction begins with `BEGIN IMMEDIATE` (the write lock), at once or,
+    /// from [`ImportConn::begin_unlocked`], at [`ImportConn::lock`].
+    Sqlite(SqliteImport),
     /// PostgreSQL.
     Postgres(sqlx::Transaction<'static, Postgres>),
+}
+
+/// The SQLite connection of an import. It is closed when dropped, never handed back to the
+/// pool: an open transaction is rolled back by the close, and the temporary tables go
+/// with it.
+pub struct SqliteImport {
+    conn: PoolConnection<Sqlite>,
+    /// `BEGIN IMMEDIATE` ran and neither `COMMIT` nor `ROLLBACK` since.
+    locked: bool,
 }
 
 /// A row returned by [`ImportConn::query`].
@@ -28,8 +39,13 @@ pub enum RawRow {
     Postgres(PgRow),
 }
 
+/// Keeps the sqlx error itself (not its text), so a busy database is recognised as such
+/// ([`super::busy`]).
 fn err(e: sqlx::Error) -> DbErr {
-    DbErr::Custom(format!("database error: {e}"))
+    match e {
+        sqlx::Error::PoolTimedOut => DbErr::ConnectionAcquire(ConnAcquireErr::Timeout),
+        e => DbErr::Exec(RuntimeErr::SqlxError(std::sync::Arc::new(e))),
+    }
 }
 
 impl RawRow {
@@ -78,13 +94,30 @@ macro_rules! bind_all {
 impl ImportConn {
     /// Takes a connection from the pool and begins a read-write transaction.
     pub async fn begin(db: &DatabaseConnection) -> Result<Self, DbErr> {
+        let mut conn = Self::begin_unlocked(db).await?;
+        conn.lock().await?;
+        Ok(conn)
+    }
+
+    /// Takes a connection from the pool for a run whose first part writes only temporary
+    /// tables: on SQLite no transaction is open (nothing is locked) until
+    /// [`ImportConn::lock`], so API writes go on meanwhile; statements before it run each
+    /// on its own. On PostgreSQL, where the transaction locks no one else out, it begins
+    /// at once and `lock` does nothing.
+    pub async fn begin_unlocked(db: &DatabaseConnection) -> Result<Self, DbErr> {
         match db.get_database_backend() {
-            DbBackend::Sqlite => Ok(Self::Sqlite(
-                db.get_sqlite_connection_pool()
-                    .begin_with("BEGIN IMMEDIATE")
+            DbBackend::Sqlite => {
+                let mut conn = db
+                    .get_sqlite_connection_pool()
+                    .acquire()
                     .await
-                    .map_err(err)?,
-            )),
+                    .map_err(err)?;
+                conn.close_on_drop();
+                Ok(Self::Sqlite(SqliteImport {
+                    conn,
+                    locked: false,
+                }))
+            }
             DbBackend::Postgres => Ok(Self::Postgres(
                 db.get_postgres_connection_pool()
                     .begin()
@@ -92,6 +125,27 @@ impl ImportConn {
                     .map_err(err)?,
             )),
             other => Err(DbErr::Custom(format!("unsupported database {other:?}"))),
+        }
+    }
+
+    /// SQLite: begins the transaction with `BEGIN IMMEDIATE`, waiting for the write lock
+    /// as long as the pool's busy timeout; from here on the changes are all-or-nothing.
+    /// Does nothing on PostgreSQL or when the lock is held already.
+    pub async fn lock(&mut self) -> Result<(), DbErr> {
+        if let Self::Sqlite(sqlite) = self
+            && !sqlite.locked
+        {
+            sqlite.conn.execute("BEGIN IMMEDIATE").await.map_err(err)?;
+            sqlite.locked = true;
+        }
+        Ok(())
+    }
+
+    /// Whether the changes are inside the transaction ([`ImportConn::lock`]).
+    pub fn is_locked(&self) -> bool {
+        match self {
+            Self::Sqlite(sqlite) => sqlite.locked,
+            Self::Postgres(_) => true,
         }
     }
 
@@ -103,10 +157,10 @@ impl ImportConn {
         }
     }
 
-    /// Commits.
+    /// Commits (SQLite: when [`ImportConn::lock`] began the transaction).
     pub async fn commit(self) -> Result<(), DbErr> {
         match self {
-            Self::Sqlite(tx) => tx.commit().await.map_err(err),
+            Self::Sqlite(mut sqlite) => sqlite.end("COMMIT").await,
             Self::Postgres(tx) => tx.commit().await.map_err(err),
         }
     }
@@ -114,7 +168,7 @@ impl ImportConn {
     /// Rolls back.
     pub async fn rollback(self) -> Result<(), DbErr> {
         match self {
-            Self::Sqlite(tx) => tx.rollback().await.map_err(err),
+            Self::Sqlite(mut sqlite) => sqlite.end("ROLLBACK").await,
             Self::Postgres(tx) => tx.rollback().await.map_err(err),
         }
     }
@@ -124,8 +178,8 @@ impl ImportConn {
         let started = std::time::Instant::now();
         let sql = app::db::stmt(self.backend(), sql, vec![]).sql;
         let affected = match self {
-            Self::Sqlite(tx) => bind_all!(sqlx::query(AssertSqlSafe(sql.clone())), values)
-                .execute(&mut **tx)
+            Self::Sqlite(sqlite) => bind_all!(sqlx::query(AssertSqlSafe(sql.clone())), values)
+                .execute(&mut *sqlite.conn)
                 .await
                 .map_err(err)?
                 .rows_affected(),
@@ -144,8 +198,8 @@ impl ImportConn {
         let started = std::time::Instant::now();
         let sql = app::db::stmt(self.backend(), sql, vec![]).sql;
         let rows = match self {
-            Self::Sqlite(tx) => bind_all!(sqlx::query(AssertSqlSafe(sql.clone())), values)
-                .fetch_all(&mut **tx)
+            Self::Sqlite(sqlite) => bind_all!(sqlx::query(AssertSqlSafe(sql.clone())), values)
+                .fetch_all(&mut *sqlite.conn)
                 .await
                 .map_err(err)?
                 .into_iter()
@@ -190,8 +244,8 @@ impl ImportConn {
             }
         }
         match self {
-            Self::Sqlite(tx) => {
-                let mut handle = tx.lock_handle().await.map_err(err)?;
+            Self::Sqlite(sqlite) => {
+                let mut handle = sqlite.conn.lock_handle().await.map_err(err)?;
                 let raw = handle.as_raw_handle();
                 // SAFETY: the handle is locked for this scope, so sqlx runs nothing else on
                 // the connection meanwhile; the statement is finalized before returning.
@@ -228,13 +282,13 @@ impl ImportConn {
             return Ok(0);
         }
         match self {
-            Self::Sqlite(tx) => {
+            Self::Sqlite(sqlite) => {
                 let placeholders = vec!["?"; columns.len()].join(", ");
                 let sql = format!(
                     "INSERT INTO {table} ({}) VALUES ({placeholders})",
                     columns.join(", ")
                 );
-                let mut handle = tx.lock_handle().await.map_err(err)?;
+                let mut handle = sqlite.conn.lock_handle().await.map_err(err)?;
                 let raw = handle.as_raw_handle();
                 // SAFETY: the handle is locked for this scope, so sqlx runs nothing else on
                 // the connection meanwhile; the statement is finalized before returning.
@@ -254,6 +308,16 @@ impl ImportConn {
                 copy.finish().await.map_err(err)
             }
         }
+    }
+}
+
+impl SqliteImport {
+    async fn end(&mut self, statement: &'static str) -> Result<(), DbErr> {
+        if self.locked {
+            self.conn.execute(statement).await.map_err(err)?;
+            self.locked = false;
+        }
+        Ok(())
     }
 }
 

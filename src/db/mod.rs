@@ -1,6 +1,7 @@
 //! Database connection: one code path for SQLite (embedded default) and PostgreSQL, chosen
 //! by the URL. Also the small helpers the set-based SQL of the sync uses on both engines.
 
+pub mod busy;
 mod import_conn;
 pub mod trace;
 
@@ -52,11 +53,33 @@ pub fn sqlite_url(url: &str) -> String {
     }
 }
 
-/// Opens the database named by `config.url`, creating the SQLite file (and its folder) when
-/// missing, and setting the per-connection pragmas SQLite needs for
+/// What a pool serves, which decides how long its statements wait for a lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    /// Jobs and commands (imports, digest runs, the dispatcher, the CLI): a SQLite writer
+    /// waits `database.sqlite_busy_timeout_ms` for the lock; PostgreSQL waits for row
+    /// locks as long as it takes.
+    Jobs,
+    /// API requests and pages: a lock (SQLite's write lock; a PostgreSQL row lock, through
+    /// `lock_timeout`) and a pooled connection are each waited for at most
+    /// `database.request_busy_timeout_ms`; past it the request is answered 503
+    /// `database_busy` (see [`busy`]).
+    Requests,
+}
+
+/// Opens the database named by `config.url` for jobs and commands ([`Workload::Jobs`]).
+pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, ConnectError> {
+    connect_for(config, Workload::Jobs).await
+}
+
+/// Opens the database named by `config.url` for `workload`, creating the SQLite file (and
+/// its folder) when missing, and setting the per-connection pragmas SQLite needs for
 /// concurrent use. On PostgreSQL one connection is tried first, for at most
 /// `connect_timeout_seconds`, so an unreachable server fails fast with its cause.
-pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, ConnectError> {
+pub async fn connect_for(
+    config: &DatabaseConfig,
+    workload: Workload,
+) -> Result<DatabaseConnection, ConnectError> {
     let timeout = Duration::from_secs(config.connect_timeout_seconds.max(1));
     let url = if config.url.starts_with("sqlite:") {
         ensure_sqlite_folder(&config.url)?;
@@ -65,13 +88,21 @@ pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, Conn
         probe_postgres(&config.url, timeout).await?;
         config.url.clone()
     };
+    let request_wait = Duration::from_millis(config.request_busy_timeout_ms.max(1));
+    let (busy, acquire, lock_timeout) = match workload {
+        Workload::Jobs => (
+            Duration::from_millis(config.sqlite_busy_timeout_ms),
+            Duration::from_secs(30),
+            None,
+        ),
+        Workload::Requests => (request_wait, request_wait, Some(request_wait.as_millis())),
+    };
     let mut options = ConnectOptions::new(url.clone());
     options
         .max_connections(config.max_connections.max(1))
         .min_connections(1)
-        .acquire_timeout(Duration::from_secs(30))
+        .acquire_timeout(acquire)
         .sqlx_logging(false);
-    let busy = Duration::from_millis(config.sqlite_busy_timeout_ms);
     options.map_sqlx_sqlite_opts(move |opts| {
         opts.journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
@@ -80,7 +111,12 @@ pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, Conn
             .pragma("temp_store", "FILE")
             .pragma("cache_size", "-65536")
     });
-    tracing::debug!(url = %redact_url(&url), "connecting to the database");
+    if let Some(ms) = lock_timeout {
+        // A request that meets a row lock held by a long transaction (an import) fails
+        // with 55P03 after this instead of waiting for the commit.
+        options.map_sqlx_postgres_opts(move |opts| opts.options([("lock_timeout", ms)]));
+    }
+    tracing::debug!(url = %redact_url(&url), ?workload, "connecting to the database");
     Database::connect(options).await.map_err(|e| {
         match sqlite_file(&url) {
             Some(file) if !file.exists() => ConnectError::Unreachable(format!(
@@ -194,6 +230,31 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
     })
     .await
 }
+
+/// Work of which a tenant runs one at a time on PostgreSQL, serialised by a
+/// transaction-scoped advisory lock ([`TENANT_LOCK_SQL`]) rather than a row lock on
+/// `tenants`: a row lock held for a whole import would also stop every insert that
+/// references the tenant (a foreign-key check takes a key-share lock on it) and every
+/// update of the row, for minutes. SQLite needs none: its write transaction is exclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TenantLock {
+    /// A sync run (file import or OneRoster).
+    Import = 1,
+    /// A real digest run.
+    Digest = 2,
+}
+
+impl TenantLock {
+    /// The advisory lock key of this kind of work for `tenant` (the kind in the top
+    /// bits, the tenant id below).
+    pub fn key(self, tenant: i64) -> i64 {
+        ((self as i64) << 48) | (tenant & 0xFFFF_FFFF_FFFF)
+    }
+}
+
+/// Takes the PostgreSQL advisory lock `$1` ([`TenantLock::key`]) until the transaction
+/// ends, waiting while another transaction holds it.
+pub const TENANT_LOCK_SQL: &str = "SELECT pg_advisory_xact_lock($1)";
 
 /// Ids as an SQL list for `IN (…)`: `1, 2, 3` (numbers only, so nothing to escape; empty
 /// when there are none).

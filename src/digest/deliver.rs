@@ -43,17 +43,17 @@ pub async fn recorded<C: ConnectionTrait>(
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
-/// Serialises the real runs of `tenant` inside the caller's transaction (PostgreSQL: a row
-/// lock on the tenant; SQLite's write transaction is exclusive already), so a run's new
-/// delivery ids hold no other run of the tenant and a second run sees the first one's rows.
-/// `FOR NO KEY UPDATE` rather than `FOR UPDATE`: inserts elsewhere that reference the
-/// tenant (outbox rows, contacts, audit entries) take a key-share lock and go on.
+/// Serialises the real runs of `tenant` inside the caller's transaction (PostgreSQL: a
+/// transaction-scoped advisory lock; SQLite's write transaction is exclusive already), so
+/// a run's new delivery ids hold no other run of the tenant and a second run sees the
+/// first one's rows. Not a row lock on the tenant: that would also stop, for the whole
+/// run, every update of the tenant's row (its link secret) ([`db::TenantLock`]).
 pub async fn lock_tenant<C: ConnectionTrait>(conn: &C, tenant: TenantId) -> Result<(), DbErr> {
     if conn.get_database_backend() == DbBackend::Postgres {
-        db::query(
+        db::exec(
             conn,
-            "SELECT id FROM tenants WHERE id = $1 FOR NO KEY UPDATE",
-            vec![Value::BigInt(Some(tenant.0))],
+            db::TENANT_LOCK_SQL,
+            vec![Value::BigInt(Some(db::TenantLock::Digest.key(tenant.0)))],
         )
         .await?;
     }

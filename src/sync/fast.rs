@@ -218,6 +218,9 @@ pub struct Existing {
     contacts: (Live, Legacy),
     enrollments: (Live, Legacy),
     links: (Live, Legacy),
+    /// A hash of every row read, in order: equal fingerprints of two loads mean the diff
+    /// made against the first holds for the second.
+    pub fingerprint: u64,
 }
 
 /// Whether a live table holds rows without a `sync_key`.
@@ -232,6 +235,8 @@ struct Legacy {
 /// Loads the live rows of the diffed tables (keys, hashes, status) into memory.
 pub async fn load(conn: &mut ImportConn, tenant: i64) -> Result<Existing, DbErr> {
     let active = "CASE WHEN status = 'active' THEN 1 ELSE 0 END";
+    // FNV-1a over the values of every row, table after table.
+    let mut fingerprint: u64 = 0xcbf2_9ce4_8422_2325;
     let mut load_table = async |table: &str, flags: &str| -> Result<(Live, Legacy), DbErr> {
         let mut entries = Vec::new();
         let mut legacy = Legacy::default();
@@ -245,6 +250,9 @@ pub async fn load(conn: &mut ImportConn, tenant: i64) -> Result<Existing, DbErr>
             ),
             vec![Value::BigInt(Some(tenant))],
             |[k, hash, flags]| {
+                for value in [k, hash, flags] {
+                    fingerprint = (fingerprint ^ value as u64).wrapping_mul(0x0100_0000_01b3);
+                }
                 if k == 0 {
                     // No sync_key (NULL reads as 0): stored before keys existed, or by other
                     // means.
@@ -268,23 +276,28 @@ pub async fn load(conn: &mut ImportConn, tenant: i64) -> Result<Existing, DbErr>
         .await?;
         Ok((KeyIndex::new(entries), legacy))
     };
+    let students = load_table("students", active).await?;
+    let contacts = load_table(
+        "contacts",
+        "1 + CASE WHEN email_sync IS NULL THEN 2 ELSE 0 END + CASE WHEN mobile_phone_sync IS NULL THEN 4 ELSE 0 END",
+    )
+    .await?;
+    let enrollments = load_table("enrollments", active).await?;
+    // A link the SIS never delivered (only an approved edit made it) counts as not
+    // active here, so its absence deactivates nothing; a link held by an admin's
+    // removal counts as active, so an unchanged row leaves it alone and its absence
+    // releases the hold (see reconcile::links).
+    let links = load_table(
+        "student_contacts",
+        "CASE WHEN (status = 'active' AND relationship_sync IS NOT NULL) OR held_by IS NOT NULL THEN 1 ELSE 0 END",
+    )
+    .await?;
     Ok(Existing {
-        students: load_table("students", active).await?,
-        contacts: load_table(
-            "contacts",
-            "1 + CASE WHEN email_sync IS NULL THEN 2 ELSE 0 END + CASE WHEN mobile_phone_sync IS NULL THEN 4 ELSE 0 END",
-        )
-        .await?,
-        enrollments: load_table("enrollments", active).await?,
-        // A link the SIS never delivered (only an approved edit made it) counts as not
-        // active here, so its absence deactivates nothing; a link held by an admin's
-        // removal counts as active, so an unchanged row leaves it alone and its absence
-        // releases the hold (see reconcile::links).
-        links: load_table(
-            "student_contacts",
-            "CASE WHEN (status = 'active' AND relationship_sync IS NOT NULL) OR held_by IS NOT NULL THEN 1 ELSE 0 END",
-        )
-        .await?,
+        students,
+        contacts,
+        enrollments,
+        links,
+        fingerprint,
     })
 }
 

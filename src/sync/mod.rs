@@ -8,6 +8,10 @@
 //! 4. the snapshot is reconciled with set-based SQL ([`reconcile`]);
 //! 5. the guards (deletion share, missing optional files) decide; a refused run, a dry run
 //!    or any error rolls the transaction back, so the database is exactly as before.
+//!
+//! On SQLite steps 1–3 run before the transaction begins, so the write lock is held only
+//! from step 4 to the commit; the diffed path then checks that the live rows it diffed
+//! against did not change meanwhile (`Lock::Late`, docs/database.md).
 
 pub mod checks;
 pub mod csv_file;
@@ -200,8 +204,20 @@ async fn run_in_transaction(
             progress: progress.clone(),
             started_at,
         };
-        if let Some(outcome) = run_diffed(&run, sink.clone()).await? {
-            return Ok(outcome);
+        match run_diffed(&run, sink.clone(), Lock::Late).await? {
+            Diffed::Applied(outcome) => return Ok(*outcome),
+            Diffed::NeedsFullPath => {}
+            Diffed::LiveRowsChanged => {
+                // Someone changed the tenant's rows while the files were read: read them
+                // again with the write lock held from the start, so nothing can change.
+                tracing::info!(
+                    "the live rows changed while the files were read; reading them again under the lock"
+                );
+                match run_diffed(&run, sink.clone(), Lock::Early).await? {
+                    Diffed::Applied(outcome) => return Ok(*outcome),
+                    Diffed::NeedsFullPath | Diffed::LiveRowsChanged => {}
+                }
+            }
         }
     }
     let run = Run {
@@ -227,18 +243,58 @@ struct Run<'a> {
     started_at: chrono::DateTime<chrono::Utc>,
 }
 
+/// When a run takes SQLite's write lock (PostgreSQL's transaction locks no one out, so
+/// there it makes no difference).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lock {
+    /// Before anything is read.
+    Early,
+    /// Only to apply: the files are read and staged (temporary tables only) and checked
+    /// with API writes going on, and the lock is taken for the reconcile and the commit
+    /// ([`lock_to_apply`]).
+    Late,
+}
+
+/// How a diffed run ended.
+enum Diffed {
+    Applied(Box<Outcome>),
+    /// The files need the full checks.
+    NeedsFullPath,
+    /// The tenant's live rows changed between reading them and taking the lock.
+    LiveRowsChanged,
+}
+
+/// Takes SQLite's write lock before the run changes any live row (its progress says
+/// `locking` while it waits, then `applying`). From here to the commit API writes answer
+/// `503 database_busy`.
+async fn lock_to_apply(conn: &mut ImportConn, run: &Run<'_>) -> Result<(), SyncError> {
+    if !conn.is_locked() {
+        run.progress.phase("locking");
+        conn.lock().await?;
+    }
+    run.progress.phase("applying");
+    Ok(())
+}
+
 /// Begins the import transaction and creates the staging tables.
-async fn open(run: &Run<'_>) -> Result<ImportConn, SyncError> {
-    let mut conn = ImportConn::begin(run.db).await?;
+async fn open(run: &Run<'_>, lock: Lock) -> Result<ImportConn, SyncError> {
+    let mut conn = match lock {
+        Lock::Early => ImportConn::begin(run.db).await?,
+        Lock::Late => ImportConn::begin_unlocked(run.db).await?,
+    };
     if conn.backend() == DbBackend::Postgres {
         // Room for the planner's hash joins and sorts over millions of staged rows.
         conn.exec("SET LOCAL work_mem = '128MB'", vec![]).await?;
         conn.exec("SET LOCAL maintenance_work_mem = '256MB'", vec![])
             .await?;
-        // One import per tenant at a time: the second waits here.
+        // One import per tenant at a time: the second waits here. An advisory lock, not a
+        // row lock on the tenant, which would stop the tenant's other writers for the
+        // whole run (crate::db::TenantLock).
         conn.exec(
-            "SELECT id FROM tenants WHERE id = $1 FOR UPDATE",
-            vec![Value::BigInt(Some(run.tenant.id.0))],
+            crate::db::TENANT_LOCK_SQL,
+            vec![Value::BigInt(Some(
+                crate::db::TenantLock::Import.key(run.tenant.id.0),
+            ))],
         )
         .await?;
     }
@@ -248,7 +304,8 @@ async fn open(run: &Run<'_>) -> Result<ImportConn, SyncError> {
 
 /// Everything staged, checked and reconciled in SQL: exact reports for any file set.
 async fn run_full(run: &Run<'_>, sink: IssueSink) -> Result<Outcome, SyncError> {
-    let mut conn = open(run).await?;
+    // Staging and the checks read only the files and the staging tables.
+    let mut conn = open(run, Lock::Late).await?;
     run.progress.start(run.files.total_bytes);
     let format = run.request.format;
     let (sink, rejected, ()) = stage_files(&mut conn, run, sink, move |ctx| match format {
@@ -270,7 +327,7 @@ async fn run_full(run: &Run<'_>, sink: IssueSink) -> Result<Outcome, SyncError> 
     }
     if outcome.sink.errors.is_empty() {
         checks::contact_warnings(&mut conn, &run.files, &mut outcome.sink).await?;
-        run.progress.phase("applying");
+        lock_to_apply(&mut conn, run).await?;
         apply(
             &mut conn,
             run.tenant,
@@ -284,11 +341,14 @@ async fn run_full(run: &Run<'_>, sink: IssueSink) -> Result<Outcome, SyncError> 
     finish(conn, run, outcome).await
 }
 
-/// The diffed SDS v2.1 path (see [`fast`]); `None` when the snapshot needs the full path.
-async fn run_diffed(run: &Run<'_>, sink: IssueSink) -> Result<Option<Outcome>, SyncError> {
-    let mut conn = open(run).await?;
+/// The diffed SDS v2.1 path (see [`fast`]). With [`Lock::Late`] the live rows are read
+/// without the lock, and read again once it is held: when they changed meanwhile the run
+/// stops ([`Diffed::LiveRowsChanged`]) before changing anything.
+async fn run_diffed(run: &Run<'_>, sink: IssueSink, lock: Lock) -> Result<Diffed, SyncError> {
+    let mut conn = open(run, lock).await?;
     run.progress.phase("loading");
     let existing = fast::load(&mut conn, run.tenant.id.0).await?;
+    let fingerprint = existing.fingerprint;
     run.progress.start(run.files.total_bytes);
     let (sink, _, diff) = stage_files(&mut conn, run, sink, move |ctx| {
         fast::parse_v21(ctx, existing)
@@ -297,14 +357,24 @@ async fn run_diffed(run: &Run<'_>, sink: IssueSink) -> Result<Option<Outcome>, S
     if let Some(problem) = diff.problem {
         tracing::info!(%problem, "the file set needs the full checks; reading it again");
         conn.rollback().await?;
-        return Ok(None);
+        return Ok(Diffed::NeedsFullPath);
     }
     let mut outcome = Outcome {
         sink,
         diffed: true,
         ..Outcome::default()
     };
-    run.progress.phase("applying");
+    if !conn.is_locked() {
+        lock_to_apply(&mut conn, run).await?;
+        // Every decision above was made against `existing`: it must still be what is
+        // stored (1.5 s at a million students, against 10-40 s of reading the files).
+        if fast::load(&mut conn, run.tenant.id.0).await?.fingerprint != fingerprint {
+            conn.rollback().await?;
+            return Ok(Diffed::LiveRowsChanged);
+        }
+    } else {
+        run.progress.phase("applying");
+    }
     for (table, keys) in &diff.gone {
         staging::insert_gone(&mut conn, table, keys).await?;
     }
@@ -331,7 +401,9 @@ async fn run_diffed(run: &Run<'_>, sink: IssueSink) -> Result<Option<Outcome>, S
     )
     .await?;
     guards(&mut conn, run.request, run.tenant, &run.files, &mut outcome).await?;
-    finish(conn, run, outcome).await.map(Some)
+    finish(conn, run, outcome)
+        .await
+        .map(|outcome| Diffed::Applied(Box::new(outcome)))
 }
 
 /// Rolls back a refused or dry run; otherwise records the run and commits.
@@ -355,6 +427,7 @@ async fn finish(
     );
     report.diffed = outcome.diffed;
     outcome.run_id = Some(record_run(&mut conn, run.tenant, run.request, &report).await?);
+    run.progress.phase("committing");
     conn.commit().await?;
     Ok(outcome)
 }

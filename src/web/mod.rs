@@ -6,8 +6,9 @@
 //! `no-referrer` (the links hold tokens), `nosniff`, `no-store` and no framing. A page
 //! error is an HTML page with its status, never JSON: 404 for an unknown link, 410 for a
 //! link that no longer works (an expired or cancelled invitation), 400/405/413/429/500 as
-//! they come. Pages are rate limited per client address like the API (their own buckets,
-//! the same budget; behind a trusted proxy the client it reports).
+//! they come, and 503 with `Retry-After` when the database is busy (an import holds it).
+//! Pages are rate limited per client address like the API (their own buckets, the same
+//! budget; behind a trusted proxy the client it reports).
 //!
 //! Pages so far, both reached from links in messages by people without a session (the
 //! token in the URL is the credential, so their POST forms need no other CSRF value):
@@ -82,6 +83,10 @@ pub fn status_page(status: StatusCode) -> Response {
             ("Too many requests", "Please wait a minute and try again.")
         }
         StatusCode::PAYLOAD_TOO_LARGE => ("Too large", "The form sent too much data."),
+        StatusCode::SERVICE_UNAVAILABLE => (
+            "Busy right now",
+            "The service is busy with a large update and could not do this just now. Nothing was changed: please try again in a minute.",
+        ),
         s if s.is_server_error() => (
             "Something went wrong",
             "We could not show this page right now. Please try again in a few minutes.",
@@ -94,10 +99,26 @@ pub fn status_page(status: StatusCode) -> Response {
     Notice::new(title, &[line]).with_status(status)
 }
 
-/// A failure inside a page handler: logged, shown as the 500 page.
-pub fn internal(error: impl std::fmt::Display) -> Response {
+/// A failure inside a page handler: logged, shown as the 500 page; or, when a busy
+/// database caused it ([`crate::db::busy`]), the 503 page with `Retry-After`, like the
+/// API's `database_busy`.
+pub fn internal<E: std::error::Error + 'static>(error: E) -> Response {
+    if crate::db::busy::caused_by_busy(&error) {
+        tracing::warn!(%error, "page answered busy");
+        return busy_page();
+    }
     tracing::error!(%error, "page failed");
     status_page(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// The 503 page of a busy database, with `Retry-After`.
+pub fn busy_page() -> Response {
+    let seconds = crate::api::error::BUSY_RETRY_AFTER_SECONDS;
+    let mut response = status_page(StatusCode::SERVICE_UNAVAILABLE);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    response
 }
 
 async fn stylesheet() -> impl IntoResponse {

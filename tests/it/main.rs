@@ -13,6 +13,7 @@ mod api_errors;
 mod api_imports;
 mod approvals;
 mod assignments;
+mod busy_writes;
 mod chats;
 mod edits_and_sync;
 mod graph_sdk;

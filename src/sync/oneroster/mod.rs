@@ -213,7 +213,7 @@ async fn apply_snapshot(
     snapshot: Snapshot,
     delta: bool,
 ) -> Result<Outcome, SyncError> {
-    let mut conn = super::open(run).await?;
+    let mut conn = super::open(run, super::Lock::Early).await?;
     let (sink, rejected, staged) = super::stage_files(&mut conn, run, sink, move |ctx| {
         mapping::stage(ctx, snapshot, delta)
     })
