@@ -105,11 +105,6 @@ pub fn check(config: &Config, bind: Option<&str>) -> Result<(), CheckError> {
         )));
     }
     at_least(
-        "database.max_connections",
-        config.database.max_connections.into(),
-        1,
-    )?;
-    at_least(
         "database.connect_timeout_seconds",
         config.database.connect_timeout_seconds,
         1,

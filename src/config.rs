@@ -91,7 +91,7 @@ pub struct ServerConfig {
 pub struct DatabaseConfig {
     /// `sqlite://…` or `postgres://…`.
     pub url: String,
-    /// Pool size.
+    /// Pool size; 0 (the default) is [`DatabaseConfig::pool_size`]'s automatic size.
     pub max_connections: u32,
     /// How long jobs and commands (imports, digest runs, the dispatcher, the CLI) wait for
     /// the SQLite write lock before failing, milliseconds.
@@ -676,6 +676,24 @@ pub fn redact_url(url: &str) -> String {
 
 fn secret(value: &str) -> &'static str {
     if value.is_empty() { "(unset)" } else { "***" }
+}
+
+impl DatabaseConfig {
+    /// Connections of each pool: `max_connections`, or when it is 0, twice the CPUs this
+    /// process may use. The database works on the same CPUs as the requests (SQLite in the
+    /// process; PostgreSQL, as measured, usually on the same or a like-sized machine):
+    /// beyond about two statements per CPU, more connections only add context switches
+    /// (measured on 2 CPUs at 1,000,000 students: 8 connections served 9,500 teacher reads
+    /// a second on SQLite, 4 served 11,300; PostgreSQL 7,700 and 9,600).
+    pub fn pool_size(&self) -> u32 {
+        if self.max_connections > 0 {
+            return self.max_connections;
+        }
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        u32::try_from(cpus.saturating_mul(2))
+            .unwrap_or(u32::MAX)
+            .max(2)
+    }
 }
 
 impl fmt::Debug for DatabaseConfig {

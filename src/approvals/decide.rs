@@ -191,10 +191,7 @@ async fn record<C: ConnectionTrait>(
     .await
 }
 
-async fn finish(
-    txn: sea_orm::DatabaseTransaction,
-    decision: &Decision<'_>,
-) -> Result<RequestItem, ApprovalError> {
+async fn finish(txn: db::WriteTxn, decision: &Decision<'_>) -> Result<RequestItem, ApprovalError> {
     let item = requests::get(&txn, decision.tenant, decision.request_id)
         .await?
         .ok_or(ApprovalError::NotFound("contact request"))?;

@@ -402,7 +402,7 @@ pub async fn run(args: &ApiBenchArgs, config: &Config) -> Result<()> {
         seed: args.seed,
         args: args.clone(),
         api: config.api.clone(),
-        max_connections: config.database.max_connections,
+        max_connections: config.database.pool_size(),
         load: (load_before, measure::load_average()),
         engines,
     };

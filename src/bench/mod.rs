@@ -342,7 +342,7 @@ pub async fn run_import(args: &ImportBenchArgs, config: &Config) -> Result<Impor
         data_phases,
         backends,
         import_config: config.import.clone(),
-        max_connections: config.database.max_connections,
+        max_connections: config.database.pool_size(),
         per_phase_rss,
         load: (load_before, measure::load_average()),
     })

@@ -29,6 +29,7 @@ use std::time::Duration;
 db_tests!(
     writes_during_an_import_answer_503_or_succeed_never_500,
     a_busy_database_maps_to_503_database_busy,
+    waiting_writers_hold_no_connection_and_take_turns,
 );
 
 /// The SMS webhook's secret in these tests.
@@ -104,12 +105,15 @@ async fn wait_for(phases: &mut mpsc::Receiver<String>, phase: &str) {
     }
 }
 
-/// Starts the import of `dir` into tenant `big` on its own thread, runtime and jobs pool.
+/// Starts the import of `dir` into `tenant` on its own thread, runtime and jobs pool (as
+/// `parent-connection import` would beside `serve`).
 fn spawn_import(
     database: DatabaseConfig,
     dir: std::path::PathBuf,
+    tenant: &str,
     hold: Arc<Hold>,
 ) -> std::thread::JoinHandle<ImportReport> {
+    let tenant = tenant.to_string();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -118,7 +122,7 @@ fn spawn_import(
         runtime.block_on(async move {
             let jobs = db::connect(&database).await.expect("jobs pool");
             let request = ImportRequest {
-                tenant: "big".into(),
+                tenant,
                 format: Format::SdsV21,
                 dir,
                 source: None,
@@ -206,7 +210,7 @@ async fn writes_during_an_import_answer_503_or_succeed_never_500(backend: Backen
     );
 
     let (hold, mut phases, release) = hold_at("committing");
-    let import = spawn_import(database(&api), files.path().to_path_buf(), hold);
+    let import = spawn_import(database(&api), files.path().to_path_buf(), "big", hold);
 
     // While the import applies: settings of another tenant and of the importing one.
     wait_for(&mut phases, "applying").await;
@@ -416,6 +420,132 @@ async fn a_busy_database_maps_to_503_database_busy(backend: Backend) {
     assert_eq!(ApiError::from(broken).status(), 500);
 }
 
+/// Writers of one process take turns on a SQLite file (`db::write`): a writer waiting
+/// for its turn holds no pooled connection, so reads go on beside a queue of writers; the
+/// queue is waited for at most the request wait; every writer gets its turn in the end.
+/// On PostgreSQL (no queue: rows are locked, not the database) writers of different rows
+/// go on at once, and the same holds.
+async fn waiting_writers_hold_no_connection_and_take_turns(backend: Backend) {
+    let api = Api::new(backend).await;
+    let mut database = database(&api);
+    database.max_connections = 2;
+    database.request_busy_timeout_ms = 400;
+    let requests = db::connect_for(&database, Workload::Requests)
+        .await
+        .expect("request pool");
+    db::exec(
+        &api.db.conn,
+        "CREATE TABLE turn_probe (id BIGINT PRIMARY KEY, n BIGINT NOT NULL)",
+        vec![],
+    )
+    .await
+    .expect("probe table");
+
+    // A writer keeps its transaction open for a while.
+    let holder = db::begin_write(&requests).await.expect("first writer");
+    db::exec(
+        &holder,
+        "INSERT INTO turn_probe (id, n) VALUES (0, 0)",
+        vec![],
+    )
+    .await
+    .expect("first write");
+
+    // Five more writers arrive meanwhile (one connection is left in the pool of two).
+    let writers: Vec<_> = (1..=5_i64)
+        .map(|i| {
+            let pool = requests.clone();
+            tokio::spawn(async move {
+                let started = std::time::Instant::now();
+                let outcome = async {
+                    let txn = db::begin_write(&pool).await?;
+                    db::exec(
+                        &txn,
+                        "INSERT INTO turn_probe (id, n) VALUES ($1, $2)",
+                        vec![i.into(), i.into()],
+                    )
+                    .await?;
+                    txn.commit().await
+                }
+                .await;
+                (outcome, started.elapsed())
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // A read meanwhile gets the free connection at once: the waiting writers hold none.
+    let started = std::time::Instant::now();
+    let tenants = db::count(&requests, "SELECT COUNT(*) FROM tenants", vec![])
+        .await
+        .expect("a read beside the waiting writers");
+    assert!(tenants >= 1);
+    assert!(
+        started.elapsed() < Duration::from_millis(300),
+        "the read waited {:?}",
+        started.elapsed()
+    );
+
+    // Held past the request wait (400 ms): on SQLite the waiting writers give up as busy
+    // (503 database_busy) within about that wait; on PostgreSQL they are done already.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    holder.commit().await.expect("first commit");
+    for writer in writers {
+        let (outcome, waited) = writer.await.expect("writer task");
+        match backend {
+            Backend::Sqlite => {
+                let error = outcome.expect_err("no turn within the request wait");
+                assert!(db::busy::is_busy(&error), "{error:?}");
+                assert_eq!(ApiError::from(error).code(), "database_busy");
+                assert!(
+                    waited >= Duration::from_millis(350) && waited < Duration::from_secs(2),
+                    "gave up after {waited:?}"
+                );
+            }
+            Backend::Postgres => outcome.expect("a write of another row"),
+        }
+    }
+
+    // Many writers at once, each reading then writing the same row: every one gets its
+    // turn (SQLite: one at a time through the queue; PostgreSQL: the row lock), none fails,
+    // none is lost.
+    // (PostgreSQL's READ COMMITTED needs the row locked before it is read.)
+    let read = match backend {
+        Backend::Sqlite => "SELECT n FROM turn_probe WHERE id = 0",
+        Backend::Postgres => "SELECT n FROM turn_probe WHERE id = 0 FOR UPDATE",
+    };
+    let increments: Vec<_> = (0..20)
+        .map(|_| {
+            let pool = requests.clone();
+            tokio::spawn(async move {
+                let txn = db::begin_write(&pool).await?;
+                let n = db::count(&txn, read, vec![]).await?;
+                db::exec(
+                    &txn,
+                    "UPDATE turn_probe SET n = $1 WHERE id = 0",
+                    vec![(n + 1).into()],
+                )
+                .await?;
+                txn.commit().await
+            })
+        })
+        .collect();
+    for increment in increments {
+        increment
+            .await
+            .expect("task")
+            .expect("every writer gets its turn");
+    }
+    let n = db::count(
+        &api.db.conn,
+        "SELECT n FROM turn_probe WHERE id = 0",
+        vec![],
+    )
+    .await
+    .expect("count");
+    assert_eq!(n, 20);
+}
+
 /// Re-imports the `nyc` fixture with par-1's email changed, on its own thread; `hold`
 /// stops it at `locking` (SQLite: files read and staged, the write lock not yet taken).
 fn reimport_nyc(
@@ -424,29 +554,7 @@ fn reimport_nyc(
     hold: Arc<Hold>,
 ) -> std::thread::JoinHandle<ImportReport> {
     files.replace("users.csv", "linda.ng@example.com", "linda.new@example.com");
-    let database = database(api);
-    let dir = files.path().to_path_buf();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async move {
-            let jobs = db::connect(&database).await.expect("jobs pool");
-            let request = ImportRequest {
-                tenant: "nyc".into(),
-                format: Format::SdsV21,
-                dir,
-                source: None,
-                dry_run: false,
-                force: false,
-                actor: "test".into(),
-            };
-            sync::import(&jobs, &config().import, &request, hold)
-                .await
-                .expect("import ran")
-        })
-    })
+    spawn_import(database(api), files.path().to_path_buf(), "nyc", hold)
 }
 
 /// A hold at `phase`, its phases and the handle that lets it go.
