@@ -35,6 +35,10 @@ macro_rules! db_tests {
         mod postgres {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[cfg_attr(
+                    not(test_postgres),
+                    ignore = "TEST_DATABASE_URL was not set when the tests were built: no PostgreSQL server"
+                )]
                 async fn $name() {
                     if $crate::support::postgres_url().is_none() {
                         return;
