@@ -383,8 +383,9 @@ async fn a_busy_database_maps_to_503_database_busy(backend: Backend) {
     let lock = "UPDATE tenant_settings SET updated_at = updated_at WHERE tenant_id = (SELECT id FROM tenants WHERE slug = 'nyc')";
     holder.execute_unprepared(lock).await.expect("lock held");
 
-    // SQLite: BEGIN IMMEDIATE waits 1 s for the write lock (SQLITE_BUSY); PostgreSQL: the
-    // row lock is waited for 1 s (lock_timeout, 55P03).
+    // SQLite: the writer waits 1 s for its turn behind the holder in this process
+    // (`db::write`; another process's lock would be SQLITE_BUSY after the busy timeout);
+    // PostgreSQL: the row lock is waited for 1 s (lock_timeout, 55P03).
     let busy: DbErr = async {
         let txn = db::begin_write(&requests).await?;
         txn.execute_unprepared(lock).await?;

@@ -73,8 +73,25 @@ pub struct TestDb {
     pg_drop: Option<(String, String)>,
 }
 
+/// With `TEST_LOG` set (a filter such as `info` or `parent_connection=debug`), the
+/// service's logs of in-process tests are printed with each test's output (`cargo test`
+/// shows them for failing tests, or for all with `-- --nocapture`). Called by every test
+/// database; safe to call again.
+pub fn show_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Ok(filter) = std::env::var("TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
 impl TestDb {
     pub async fn new(backend: Backend) -> Self {
+        show_logs();
         let (url, dir, pg_drop) = match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
