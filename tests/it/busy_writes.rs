@@ -65,6 +65,17 @@ fn database(api: &Api) -> DatabaseConfig {
     }
 }
 
+/// A request pool on the test's database with `connections` connections and a lock and
+/// connection wait of `wait_ms`.
+async fn request_pool(api: &Api, connections: u32, wait_ms: u64) -> sea_orm::DatabaseConnection {
+    let mut database = database(api);
+    database.max_connections = connections;
+    database.request_busy_timeout_ms = wait_ms;
+    db::connect_for(&database, Workload::Requests)
+        .await
+        .expect("request pool")
+}
+
 /// Reports the import's phases and stops it at phase `at` (`committing`: after every
 /// statement of the run, before its commit) until the test lets it go.
 struct Hold {
@@ -371,14 +382,9 @@ async fn writes_during_an_import_answer_503_or_succeed_never_500(backend: Backen
 /// that has no connection to give. Other failures stay 500.
 async fn a_busy_database_maps_to_503_database_busy(backend: Backend) {
     let api = Api::new(backend).await;
-    let mut database = database(&api);
     // Long enough to open a PostgreSQL connection on a busy machine (the acquire timeout
     // covers that too), short enough for the test.
-    database.request_busy_timeout_ms = 1000;
-    database.max_connections = 1;
-    let requests = db::connect_for(&database, Workload::Requests)
-        .await
-        .expect("request pool");
+    let requests = request_pool(&api, 1, 1000).await;
     let holder = db::begin_write(&api.db.conn).await.expect("first writer");
     let lock = "UPDATE tenant_settings SET updated_at = updated_at WHERE tenant_id = (SELECT id FROM tenants WHERE slug = 'nyc')";
     holder.execute_unprepared(lock).await.expect("lock held");
@@ -428,12 +434,7 @@ async fn a_busy_database_maps_to_503_database_busy(backend: Backend) {
 /// go on at once, and the same holds.
 async fn waiting_writers_hold_no_connection_and_take_turns(backend: Backend) {
     let api = Api::new(backend).await;
-    let mut database = database(&api);
-    database.max_connections = 2;
-    database.request_busy_timeout_ms = 400;
-    let requests = db::connect_for(&database, Workload::Requests)
-        .await
-        .expect("request pool");
+    let requests = request_pool(&api, 2, 400).await;
     db::exec(
         &api.db.conn,
         "CREATE TABLE turn_probe (id BIGINT PRIMARY KEY, n BIGINT NOT NULL)",
