@@ -6,7 +6,8 @@
 use super::{Action, ApprovalError, ContactValues, Proposal};
 use crate::audit::{self, AuditEntry};
 use crate::db;
-use crate::domain::TenantId;
+use crate::domain::visibility::teacher_may_see;
+use crate::domain::{Relationship, TenantId};
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, QueryResult, Value};
 use serde::Serialize;
@@ -378,8 +379,13 @@ async fn insert(
             let values = linked_values(&txn, tenant, student, contact)
                 .await?
                 .filter(|v| {
-                    v.status.as_deref() == Some("active")
-                        && matches!(v.relationship.as_deref(), Some("parent" | "guardian"))
+                    teacher_may_see(
+                        v.status.as_deref() == Some("active"),
+                        v.relationship
+                            .as_deref()
+                            .and_then(|r| Relationship::parse(r).ok()),
+                    )
+                    .is_ok()
                 })
                 .ok_or(ApprovalError::NotFound("contact"))?;
             if proposal.action == Action::Update && changes_nothing(proposal, &values) {

@@ -7,7 +7,8 @@ use super::blocks;
 use super::{Banner, ChatError, ChatItem, InvalidMember, Member};
 use crate::contacts::display_name;
 use crate::db;
-use crate::domain::TenantId;
+use crate::domain::visibility::{Hidden, teacher_may_see};
+use crate::domain::{Relationship, TenantId};
 use crate::invites::{self, InvitationItem, InviteContext, Trigger};
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, QueryResult, Value};
@@ -89,9 +90,13 @@ async fn valid_members<C: ConnectionTrait>(
                     Some(row) => {
                         let status: String = row.try_get_by_index(0)?;
                         let relationship: String = row.try_get_by_index(1)?;
-                        if status != "active" {
+                        let seen = teacher_may_see(
+                            status == "active",
+                            Relationship::parse(&relationship).ok(),
+                        );
+                        if seen == Err(Hidden::Inactive) {
                             Some("inactive")
-                        } else if !matches!(relationship.as_str(), "parent" | "guardian") {
+                        } else if seen == Err(Hidden::NotParentOrGuardian) {
                             Some("not_parent_or_guardian")
                         } else if blocked.contains(&contact) {
                             Some("blocked")

@@ -146,7 +146,7 @@ pub async fn for_student<C: ConnectionTrait>(
         Value::String(Some(student_source_id.to_string())),
     ];
     let links = match view {
-        View::Teacher => " AND l.status = 'active' AND l.relationship IN ('parent', 'guardian')",
+        View::Teacher => concat!(" AND ", crate::visible_link!("l")),
         View::Admin => "",
     };
     let reach = match scope {

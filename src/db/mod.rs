@@ -2,6 +2,7 @@
 //! by the URL. Also the small helpers the set-based SQL of the sync uses on both engines.
 
 pub mod busy;
+pub mod engine;
 mod import_conn;
 pub mod trace;
 pub mod write;

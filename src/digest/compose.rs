@@ -99,9 +99,12 @@ const JOINS: &str = "JOIN students s ON s.id = l.student_id \
 // `$1` is the tenant, `$2`/`$3` the union of the two windows.
 macro_rules! link_rules {
     () => {
-        "l.tenant_id = $1 AND l.status = 'active' \
-         AND l.relationship IN ('parent', 'guardian') \
-         AND s.tenant_id = $1 AND s.status = 'active'"
+        concat!(
+            "l.tenant_id = $1 AND ",
+            $crate::visible_link!("l"),
+            " AND s.tenant_id = $1 AND ",
+            $crate::visible_student!("s")
+        )
     };
 }
 macro_rules! enrollment_rules {

@@ -8,6 +8,7 @@ mod relationship;
 mod sds;
 mod tenant;
 mod time_zone;
+pub mod visibility;
 
 pub use email::EmailAddress;
 pub use invitation::{InvitationState, StateInputs, expires_at};

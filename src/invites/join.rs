@@ -39,8 +39,11 @@ pub struct JoinView {
 }
 
 /// Everything about the invitation with `token`, through the unique token index.
-const SELECT: &str = "SELECT i.id, i.tenant_id, i.contact_id, i.created_at, i.accepted_at, \
-       ts.invitation_validity_days, CASE WHEN l.status = 'active' AND l.relationship IN ('parent', 'guardian') THEN 'active' ELSE 'inactive' END AS link_status, o.status AS delivery, ch.owner_source_id, \
+const SELECT: &str = concat!(
+    "SELECT i.id, i.tenant_id, i.contact_id, i.created_at, i.accepted_at, \
+       ts.invitation_validity_days, CASE WHEN ",
+    crate::visible_link!("l"),
+    " THEN 'active' ELSE 'inactive' END AS link_status, o.status AS delivery, ch.owner_source_id, \
        t.given_name AS teacher_given, t.family_name AS teacher_family, \
        s.given_name AS student_given, tn.name AS district, \
        c.given_name AS guardian_given, c.family_name AS guardian_family \
@@ -53,7 +56,8 @@ const SELECT: &str = "SELECT i.id, i.tenant_id, i.contact_id, i.created_at, i.ac
      LEFT JOIN staff t ON t.tenant_id = i.tenant_id AND t.source_id = ch.owner_source_id \
      LEFT JOIN student_contacts l ON l.student_id = ch.student_id AND l.contact_id = i.contact_id \
      LEFT JOIN outbox o ON o.kind = 'invitation' AND o.ref_id = i.id \
-     WHERE i.join_token = $1";
+     WHERE i.join_token = $1"
+);
 
 fn view(row: &QueryResult, now: DateTime<Utc>) -> Result<JoinView, DbErr> {
     let text = |column: &str| row.try_get::<Option<String>>("", column);

@@ -355,12 +355,16 @@ pub async fn invite<C: ConnectionTrait>(
 
 /// The invitation columns the API shows, from `invitations i` with its outbox row `o`,
 /// chat `ch`, the tenant's settings `ts` and the guardian's link `l` to the chat's student.
-const SELECT: &str = "SELECT i.id, i.contact_id, i.channel, o.status, i.fallback_reason, o.last_error, i.created_at, \
-       i.accepted_at, ts.invitation_validity_days, CASE WHEN l.status = 'active' AND l.relationship IN ('parent', 'guardian') THEN 'active' ELSE 'inactive' END AS link_status, ch.owner_source_id \
+const SELECT: &str = concat!(
+    "SELECT i.id, i.contact_id, i.channel, o.status, i.fallback_reason, o.last_error, i.created_at, \
+       i.accepted_at, ts.invitation_validity_days, CASE WHEN ",
+    crate::visible_link!("l"),
+    " THEN 'active' ELSE 'inactive' END AS link_status, ch.owner_source_id \
      FROM invitations i LEFT JOIN outbox o ON o.kind = 'invitation' AND o.ref_id = i.id \
      JOIN chats ch ON ch.id = i.chat_id \
      JOIN tenant_settings ts ON ts.tenant_id = i.tenant_id \
-     LEFT JOIN student_contacts l ON l.student_id = ch.student_id AND l.contact_id = i.contact_id";
+     LEFT JOIN student_contacts l ON l.student_id = ch.student_id AND l.contact_id = i.contact_id"
+);
 
 fn item(row: &QueryResult, now: DateTime<Utc>) -> Result<InvitationItem, DbErr> {
     let status: Option<String> = row.try_get("", "status")?;
