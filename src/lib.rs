@@ -3,15 +3,16 @@
 //!
 //! Organised by capability: [`sync`] ingests SIS files, [`contacts`] reads them back,
 //! [`tenants`] holds districts and settings, [`api`] and [`server`] serve HTTP, [`cli`] is
-//! the command line and [`bench`] the import benchmark; [`domain`] has the
-//! parse-don't-validate newtypes and [`entities`] the table shapes.
+//! the command line; [`domain`] has the parse-don't-validate newtypes and [`entities`] the
+//! table shapes. The benchmarks are not part of the product: they are the workspace's
+//! `parent-connection-bench` binary (`bench/`), with what they share with the tests in
+//! `parent-connection-testkit` (`testkit/`).
 
 pub mod api;
 pub mod approvals;
 pub mod assignments;
 pub mod audit;
 pub mod auth;
-pub mod bench;
 pub mod chats;
 pub mod checks;
 pub mod cli;

@@ -173,12 +173,6 @@ pub enum Command {
         #[command(subcommand)]
         command: digest::DigestCommand,
     },
-    /// Run a benchmark (minutes at full scale; use a release build).
-    Bench {
-        /// Benchmark to run.
-        #[command(subcommand)]
-        command: crate::bench::BenchCommand,
-    },
 }
 
 /// `tenant` subcommands.
@@ -494,7 +488,6 @@ async fn run(command: Command, config: Config) -> Result<(), Failure> {
         Command::Sync { command } => oneroster::sync(command, &config).await,
         Command::Assignments { command } => digest::assignments(command, &config).await,
         Command::Digest { command } => digest::run(command, &config).await,
-        Command::Bench { command } => bench(command, &config).await,
     }
 }
 
@@ -526,16 +519,6 @@ async fn dispatch(config: &Config, once: bool, json: bool) -> Result<(), Failure
     let _ = tokio::signal::ctrl_c().await;
     running.abort();
     Ok(())
-}
-
-/// Runs a benchmark; the error keeps its whole context chain on one line.
-async fn bench(command: crate::bench::BenchCommand, config: &Config) -> Result<(), Failure> {
-    crate::bench::run(command, config)
-        .await
-        .map_err(|e| Failure {
-            code: 1,
-            message: format!("{e:#}"),
-        })
 }
 
 /// Connects and applies pending migrations (so a fresh SQLite file just works).

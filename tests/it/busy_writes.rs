@@ -196,8 +196,8 @@ async fn writes_during_an_import_answer_503_or_succeed_never_500(backend: Backen
     let api = busy_api(backend, 400).await;
     api.db.tenant("big").await;
     let files = tempfile::tempdir().expect("temp dir");
-    let generated =
-        parent_connection::bench::generate::generate(files.path(), STUDENTS, 16).expect("generate");
+    let generated = parent_connection_testkit::generate::generate(files.path(), STUDENTS, 16)
+        .expect("generate");
     let tenant_admin = api.user("nyc", "ta-1", &[Role::TenantAdmin]);
     let big_admin = api.user("big", "ta-1", &[Role::TenantAdmin]);
     let request = propose_update(&api, "stu-1", "par-1", json!({"givenName": "Pat"})).await;

@@ -1,21 +1,18 @@
 //! Real delivery peers for the outbox tests: an `aiosmtpd` process (a real SMTP server
-//! from PyPI, writing a Maildir), a scripted SMTP responder for 4xx/5xx answers, and a
-//! wiremock HTTP server standing in for the SMS gateway.
+//! from PyPI, writing a Maildir), a scripted SMTP responder for 4xx/5xx answers (the
+//! testkit's SMTP sink, which the dispatch benchmark uses too), and a wiremock HTTP server
+//! standing in for the SMS gateway.
 
 #![allow(dead_code)]
 
-use std::net::TcpListener;
+use parent_connection_testkit::smtp::{Answers, Sink};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// A free TCP port on loopback.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    parent_connection_testkit::free_port().expect("a free port")
 }
 
 /// An aiosmtpd process writing every message it accepts into a Maildir.
@@ -132,69 +129,25 @@ pub fn header(message: &str, name: &str) -> Option<String> {
 pub struct ScriptedSmtp {
     pub port: u16,
     pub accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    sink: Sink,
 }
 
 impl ScriptedSmtp {
     /// Starts the responder.
     pub async fn start(replies: Vec<&'static str>) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let replies = std::sync::Arc::new(std::sync::Mutex::new(
-            replies
-                .into_iter()
-                .collect::<std::collections::VecDeque<_>>(),
-        ));
-        let counter = accepted.clone();
-        tokio::spawn(async move {
-            while let Ok((socket, _)) = listener.accept().await {
-                let (replies, counter) = (replies.clone(), counter.clone());
-                tokio::spawn(async move {
-                    let (read, mut write) = socket.into_split();
-                    let mut lines = BufReader::new(read).lines();
-                    let _ = write.write_all(b"220 scripted ESMTP\r\n").await;
-                    let mut in_data = false;
-                    while let Ok(Some(line)) = lines.next_line().await {
-                        let reply: String = if in_data {
-                            if line != "." {
-                                continue;
-                            }
-                            in_data = false;
-                            let next = replies.lock().unwrap().pop_front();
-                            match next {
-                                Some(reply) => format!("{reply}\r\n"),
-                                None => {
-                                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                                    "250 2.0.0 accepted\r\n".into()
-                                }
-                            }
-                        } else {
-                            let upper = line.to_ascii_uppercase();
-                            if upper.starts_with("EHLO") {
-                                "250-scripted\r\n250 8BITMIME\r\n".into()
-                            } else if upper.starts_with("DATA") {
-                                in_data = true;
-                                "354 go ahead\r\n".into()
-                            } else if upper.starts_with("QUIT") {
-                                let _ = write.write_all(b"221 bye\r\n").await;
-                                break;
-                            } else {
-                                "250 ok\r\n".into()
-                            }
-                        };
-                        if write.write_all(reply.as_bytes()).await.is_err() {
-                            break;
-                        }
-                    }
-                });
-            }
-        });
-        Self { port, accepted }
+        let sink = Sink::start(Answers::script(replies))
+            .await
+            .expect("the SMTP sink starts");
+        Self {
+            port: sink.port(),
+            accepted: sink.accepted(),
+            sink,
+        }
     }
 
     /// `MAIL_URL` of this server.
     pub fn url(&self) -> String {
-        format!("smtp://127.0.0.1:{}?tls=none", self.port)
+        self.sink.url()
     }
 }
 

@@ -155,7 +155,7 @@ impl District {
         let files = tempfile::tempdir().unwrap();
         let dir = files.path().to_path_buf();
         tokio::task::spawn_blocking(move || {
-            parent_connection::bench::generate::generate(&dir, students, 20_261_204)
+            parent_connection_testkit::generate::generate(&dir, students, 20_261_204)
         })
         .await
         .unwrap()

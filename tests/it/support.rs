@@ -9,7 +9,8 @@ use parent_connection::domain::{Region, TenantSlug};
 use parent_connection::sync::report::{ImportReport, Issue};
 use parent_connection::sync::{self, Format, ImportRequest, NoProgress};
 use parent_connection::{db, tenants};
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Value};
+use parent_connection_testkit::pg;
+use sea_orm::{DatabaseConnection, Value};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -101,19 +102,10 @@ impl TestDb {
             Backend::Postgres => {
                 let admin_url = postgres_url().expect("TEST_DATABASE_URL");
                 let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-                let admin = Database::connect(&admin_url)
+                let url = pg::create_database(&admin_url, &name)
                     .await
-                    .expect("connect to TEST_DATABASE_URL");
-                admin
-                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                    .await
-                    .expect("create test database");
-                admin.close().await.ok();
-                let base = admin_url
-                    .rsplit_once('/')
-                    .map(|(b, _)| b.to_string())
-                    .expect("URL with a database");
-                (format!("{base}/{name}"), None, Some((admin_url, name)))
+                    .expect("create test database on TEST_DATABASE_URL");
+                (url, None, Some((admin_url, name)))
             }
         };
         let mut config = config();
@@ -280,25 +272,7 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let Some((admin_url, name)) = self.pg_drop.take() {
-            let _ = std::thread::spawn(move || {
-                let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                else {
-                    return;
-                };
-                runtime.block_on(async move {
-                    if let Ok(admin) = Database::connect(&admin_url).await {
-                        let _ = admin
-                            .execute_unprepared(&format!(
-                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                            ))
-                            .await;
-                        let _ = admin.close().await;
-                    }
-                });
-            })
-            .join();
+            pg::drop_database_blocking(&admin_url, &name);
         }
     }
 }

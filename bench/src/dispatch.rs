@@ -1,7 +1,7 @@
-//! `parent-connection bench dispatch`: outbox delivery throughput to a local SMTP sink.
+//! `parent-connection-bench dispatch`: outbox delivery throughput to a local SMTP sink.
 //!
-//! An in-process SMTP sink on loopback (it answers every command at once and counts each
-//! delivered Message-ID) receives, in the same run:
+//! An in-process SMTP sink on loopback (`parent_connection_testkit::smtp`: it answers every
+//! command at once and counts each delivered Message-ID) receives, in the same run:
 //! 1. lettre's own pooled transport on one connection (Nagle on): the stall to avoid;
 //! 2. the project's mailer alone, no database: the transport ceiling of this machine;
 //! 3. the dispatcher draining N queued invitations from the outbox (claim, render, send,
@@ -10,21 +10,20 @@
 //!    dropped after the data (the connection closes before the answer) — checking that
 //!    every message arrives (0 lost) and counting the duplicates the drops cause.
 
-use super::measure::{self, Machine};
-use crate::config::Config;
-use crate::outbox::Outgoing;
-use crate::outbox::dispatcher::Dispatcher;
-use crate::outbox::email::{MailTarget, Mailer};
-use anyhow::{Context, Result, bail};
-use std::collections::HashMap;
+use crate::measure::{self, Machine};
+use crate::sql::{count, exec};
+use anyhow::{Result, bail};
+use parent_connection::config::{Config, DatabaseConfig};
+use parent_connection::outbox::Outgoing;
+use parent_connection::outbox::dispatcher::Dispatcher;
+use parent_connection::outbox::email::{MailTarget, Mailer};
+use parent_connection_testkit::pg;
+use parent_connection_testkit::smtp::{Answers, Faults, Sink};
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-/// Options of `bench dispatch`.
+/// Options of `dispatch`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DispatchBenchArgs {
     /// Messages per outbox run.
@@ -44,139 +43,6 @@ pub struct DispatchBenchArgs {
     pub out: PathBuf,
 }
 
-/// Faults the sink injects, per thousand messages.
-#[derive(Debug, Clone, Copy, Default)]
-struct Faults {
-    transient_per_mille: u64,
-    dropped_per_mille: u64,
-}
-
-/// What the sink saw.
-#[derive(Default)]
-struct SinkStats {
-    received: AtomicU64,
-    transient: AtomicU64,
-    dropped: AtomicU64,
-    accepted: std::sync::Mutex<HashMap<String, u32>>,
-}
-
-/// A minimal, fast SMTP server on loopback.
-pub(super) struct Sink {
-    port: u16,
-    stats: Arc<SinkStats>,
-}
-
-impl Sink {
-    /// A sink that accepts every message.
-    pub(super) async fn start_clean() -> Result<Self> {
-        Self::start(Faults::default()).await
-    }
-
-    async fn start(faults: Faults) -> Result<Self> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let port = listener.local_addr()?.port();
-        let stats = Arc::new(SinkStats::default());
-        let shared = stats.clone();
-        tokio::spawn(async move {
-            while let Ok((socket, _)) = listener.accept().await {
-                let _ = socket.set_nodelay(true);
-                tokio::spawn(session(socket, shared.clone(), faults));
-            }
-        });
-        Ok(Self { port, stats })
-    }
-
-    /// `mail.url` of the sink.
-    pub(super) fn url(&self) -> String {
-        format!("smtp://127.0.0.1:{}?tls=none", self.port)
-    }
-
-    /// Distinct messages (by Message-ID) accepted.
-    pub(super) fn unique(&self) -> u64 {
-        self.stats
-            .accepted
-            .lock()
-            .map(|m| m.len() as u64)
-            .unwrap_or(0)
-    }
-
-    /// Messages accepted more than once.
-    pub(super) fn duplicates(&self) -> u64 {
-        self.stats
-            .accepted
-            .lock()
-            .map(|m| m.values().map(|n| u64::from(n.saturating_sub(1))).sum())
-            .unwrap_or(0)
-    }
-}
-
-/// One SMTP session of the sink.
-async fn session(socket: tokio::net::TcpStream, stats: Arc<SinkStats>, faults: Faults) {
-    let (read, mut write) = socket.into_split();
-    let mut lines = BufReader::new(read).lines();
-    if write.write_all(b"220 sink ESMTP\r\n").await.is_err() {
-        return;
-    }
-    let (mut in_data, mut message_id) = (false, String::new());
-    while let Ok(Some(line)) = lines.next_line().await {
-        if in_data {
-            if line != "." {
-                if message_id.is_empty()
-                    && let Some(id) = line.strip_prefix("Message-ID: ")
-                {
-                    message_id = id.trim().to_string();
-                }
-                continue;
-            }
-            in_data = false;
-            let n = stats.received.fetch_add(1, Ordering::Relaxed) + 1;
-            let id = std::mem::take(&mut message_id);
-            // Spread the faults evenly: every 1000/per_mille-th message.
-            let every = |per_mille: u64, offset: u64| {
-                per_mille > 0 && (n + offset).is_multiple_of(1000 / per_mille)
-            };
-            if every(faults.dropped_per_mille, 7) {
-                // The server took the message but the answer is lost: the client retries,
-                // so the message arrives twice (with the same Message-ID).
-                stats.dropped.fetch_add(1, Ordering::Relaxed);
-                if let Ok(mut accepted) = stats.accepted.lock() {
-                    *accepted.entry(id).or_default() += 1;
-                }
-                return;
-            }
-            let reply: &[u8] = if every(faults.transient_per_mille, 3) {
-                stats.transient.fetch_add(1, Ordering::Relaxed);
-                b"451 4.3.0 try again later\r\n"
-            } else {
-                if let Ok(mut accepted) = stats.accepted.lock() {
-                    *accepted.entry(id).or_default() += 1;
-                }
-                b"250 2.0.0 queued\r\n"
-            };
-            if write.write_all(reply).await.is_err() {
-                return;
-            }
-            continue;
-        }
-        let upper = line.get(..4).unwrap_or_default().to_ascii_uppercase();
-        let reply: &[u8] = match upper.as_str() {
-            "EHLO" => b"250-sink\r\n250-8BITMIME\r\n250 SIZE 10485760\r\n",
-            "DATA" => {
-                in_data = true;
-                b"354 end with .\r\n"
-            }
-            "QUIT" => {
-                let _ = write.write_all(b"221 bye\r\n").await;
-                return;
-            }
-            _ => b"250 ok\r\n",
-        };
-        if write.write_all(reply).await.is_err() {
-            return;
-        }
-    }
-}
-
 /// A test message.
 fn message(i: u64) -> Outgoing {
     Outgoing {
@@ -193,7 +59,7 @@ async fn lettre_default(sink: &Sink, messages: u64) -> Result<f64> {
     use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
     let transport: AsyncSmtpTransport<Tokio1Executor> =
         AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
-            .port(sink.port)
+            .port(sink.port())
             .pool_config(lettre::transport::smtp::PoolConfig::new().max_size(1))
             .build();
     let mailer = Mailer::new(
@@ -246,13 +112,12 @@ async fn mailer_alone(sink: &Sink, messages: u64, pool: usize) -> Result<f64> {
 
 /// Creates a tenant with one chat and `n` queued invitations with their outbox rows.
 async fn seed(db: &sea_orm::DatabaseConnection, n: u64) -> Result<()> {
-    use crate::db::exec;
     let now = sea_orm::Value::ChronoDateTimeUtc(Some(chrono::Utc::now()));
-    crate::tenants::create(
+    parent_connection::tenants::create(
         db,
-        &crate::domain::TenantSlug::parse("bench").map_err(anyhow::Error::msg)?,
+        &parent_connection::domain::TenantSlug::parse("bench").map_err(anyhow::Error::msg)?,
         "Bench District",
-        crate::domain::Region::default(),
+        parent_connection::domain::Region::default(),
         20,
         "bench",
     )
@@ -302,7 +167,7 @@ struct OutboxRun {
 }
 
 /// `base` with `url` for the database and the dispatcher tuned for throughput into `sink`.
-pub(super) fn sink_config(base: &Config, url: &str, sink: &Sink) -> Config {
+pub fn sink_config(base: &Config, url: &str, sink: &Sink) -> Config {
     let mut config = base.clone();
     config.database.url = url.to_string();
     config.mail.url = sink.url();
@@ -324,10 +189,10 @@ async fn outbox_run(
     n: u64,
     faults: Faults,
 ) -> Result<OutboxRun> {
-    let sink = Sink::start(faults).await?;
+    let sink = Sink::start(Answers::Faults(faults)).await?;
     let config = sink_config(base, url, &sink);
-    let db = crate::db::connect(&config.database).await?;
-    crate::db::migrate(&db).await?;
+    let db = parent_connection::db::connect(&config.database).await?;
+    parent_connection::db::migrate(&db).await?;
     seed(&db, n).await?;
     let dispatcher = Dispatcher::new(db.clone(), &config).map_err(anyhow::Error::msg)?;
     let meter = measure::PhaseMeter::start();
@@ -335,9 +200,9 @@ async fn outbox_run(
     let cost = meter.stop();
     let seconds = cost.wall.as_secs_f64();
     let peak_rss = cost.peak_rss_kib.unwrap_or(0) * 1024;
-    let left = crate::db::count(
+    let left = count(
         &db,
-        "SELECT COUNT(*) FROM outbox WHERE status <> 'sent'",
+        "SELECT COUNT(*) AS n FROM outbox WHERE status <> 'sent'",
         vec![],
     )
     .await?;
@@ -352,8 +217,8 @@ async fn outbox_run(
         seconds,
         delivered: sink.unique(),
         duplicates: sink.duplicates(),
-        transient: sink.stats.transient.load(Ordering::Relaxed),
-        dropped: sink.stats.dropped.load(Ordering::Relaxed),
+        transient: sink.replied(),
+        dropped: sink.dropped(),
         rounds_sent: stats.sent,
         peak_rss,
     })
@@ -363,7 +228,7 @@ async fn outbox_run(
 pub async fn run(args: &DispatchBenchArgs, config: &Config) -> Result<()> {
     let started_at = chrono::Utc::now();
     let machine = Machine::detect();
-    let clean = Sink::start(Faults::default()).await?;
+    let clean = Sink::accept_all().await?;
     eprintln!("lettre's own transport, one connection …");
     let lettre_rate = lettre_default(&clean, 200).await?;
     eprintln!("the mailer alone …");
@@ -377,23 +242,12 @@ pub async fn run(args: &DispatchBenchArgs, config: &Config) -> Result<()> {
         ),
         None,
     )];
-    let mut postgres_admin = None;
+    let mut postgres = None;
     if let Some(admin_url) = &args.postgres_url {
         let name = format!("bench_dispatch_{}", std::process::id());
-        let admin = sea_orm::Database::connect(admin_url)
-            .await
-            .context("connect to --postgres-url")?;
-        crate::db::exec(&admin, &format!("CREATE DATABASE {name}"), vec![]).await?;
-        let base = admin_url
-            .rsplit_once('/')
-            .map(|(b, _)| b.to_string())
-            .unwrap_or_default();
-        engines.push((
-            "PostgreSQL".into(),
-            format!("{base}/{name}"),
-            Some(name.clone()),
-        ));
-        postgres_admin = Some((admin, name));
+        let url = pg::create_database(admin_url, &name).await?;
+        engines.push(("PostgreSQL".into(), url, Some(name.clone())));
+        postgres = Some((admin_url, name));
     }
     let mut runs = Vec::new();
     for (engine, url, _) in &engines {
@@ -418,29 +272,24 @@ pub async fn run(args: &DispatchBenchArgs, config: &Config) -> Result<()> {
                     dir.path().join(format!("bench-{label}.db")).display()
                 )
             } else {
-                let db = crate::db::connect(&crate::config::DatabaseConfig {
+                let db = parent_connection::db::connect(&DatabaseConfig {
                     url: url.clone(),
                     ..config.database.clone()
                 })
                 .await?;
-                crate::db::migrate(&db).await?;
-                crate::db::exec(&db, "TRUNCATE outbox, invitations, chats, contacts, staff, students, audit_log, tenant_settings, tenants RESTART IDENTITY CASCADE", vec![]).await?;
+                parent_connection::db::migrate(&db).await?;
+                exec(&db, "TRUNCATE outbox, invitations, chats, contacts, staff, students, audit_log, tenant_settings, tenants RESTART IDENTITY CASCADE", vec![]).await?;
                 db.close().await.ok();
                 url.clone()
             };
             runs.push(outbox_run(config, &url, engine, args.messages, faults).await?);
         }
     }
-    if let Some((admin, name)) = postgres_admin {
-        crate::db::exec(
-            &admin,
-            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-            vec![],
-        )
-        .await?;
+    if let Some((admin_url, name)) = postgres {
+        pg::drop_database(admin_url, &name).await?;
     }
     let text = markdown(&machine, started_at, lettre_rate, ceiling, &runs);
-    super::sections::write(&args.out, "dispatch", &text)?;
+    crate::sections::write(&args.out, "dispatch", &text)?;
     eprintln!("wrote {}", args.out.display());
     for run in &runs {
         println!(
@@ -466,7 +315,7 @@ fn markdown(
     let _ = writeln!(md, "## Dispatch benchmark\n");
     let _ = writeln!(
         md,
-        "Written by `parent-connection bench dispatch` (`src/bench/dispatch.rs`). An in-process SMTP sink on\n\
+        "Written by `parent-connection-bench dispatch` (`bench/src/dispatch.rs`). An in-process SMTP sink on\n\
          loopback receives every message and counts each Message-ID. Faults: 5% of messages answered `451`\n\
          (retried), 1% dropped after the data (the sink keeps the message but closes the connection before\n\
          answering, as a lost acknowledgement; the retry delivers it again with the same Message-ID). Retries are immediate in this run (`backoff_base_seconds = 0`).\n"

@@ -11,9 +11,9 @@
 //! overlapping with the database writes) but skip validation and normalisation, and the
 //! target tables have a primary key and no other index.
 
-use super::generate::CONTACT_PREFIX;
-use crate::db::ImportConn;
 use anyhow::{Context, Result, bail};
+use parent_connection::db::ImportConn;
+use parent_connection_testkit::generate::CONTACT_PREFIX;
 use sea_orm::sqlx::{self, Acquire, AssertSqlSafe, SqlSafeStr};
 use sea_orm::{DatabaseConnection, DbBackend, Value};
 use std::path::{Path, PathBuf};
@@ -96,7 +96,7 @@ pub async fn run(db: &DatabaseConnection, dir: &Path) -> Result<FloorRows> {
 /// Drops the floor's tables.
 pub async fn cleanup(db: &DatabaseConnection) -> Result<()> {
     for kind in [Kind::Contacts, Kind::Links] {
-        crate::db::exec(
+        crate::sql::exec(
             db,
             &format!("DROP TABLE IF EXISTS {}", kind.table()),
             vec![],

@@ -1,86 +1,24 @@
-//! Benchmarks run as a command (`parent-connection bench import`), not as timed tests: they
-//! need minutes, gigabytes of disk and a quiet machine.
-//!
-//! The import benchmark generates a district-sized SDS v2.1 snapshot ([`generate`]), then,
-//! for each backend (a fresh SQLite file, and PostgreSQL when a server URL is given):
-//! migrates a fresh database, creates a tenant, imports the snapshot, re-syncs with a
-//! slightly changed snapshot, and measures the engine floor ([`floor`]) on the same rows.
-//! Each database phase runs in a child process ([`child`]), so wall time and peak resident
-//! memory ([`measure`]) are those of a process doing only that phase. The results are
-//! written to `BENCHMARKS.md` ([`report`]).
+//! The import benchmark (`parent-connection-bench import`): it generates a district-sized
+//! SDS v2.1 snapshot (`parent_connection_testkit::generate`), then, for each backend (a
+//! fresh SQLite file, and PostgreSQL when a server URL is given): migrates a fresh database,
+//! creates a tenant, imports the snapshot, re-syncs with a slightly changed snapshot, and
+//! measures the engine floor ([`crate::floor`]) on the same rows. Each database phase runs
+//! in a child process ([`crate::child`]), so wall time and peak resident memory
+//! ([`crate::measure`]) are those of a process doing only that phase. The results are
+//! written to `BENCHMARKS.md` ([`crate::report`]).
 
-pub mod api;
-pub mod api_report;
-pub mod child;
-pub mod digest;
-pub mod dispatch;
-pub mod floor;
-pub mod generate;
-pub mod load;
-pub mod measure;
-pub mod report;
-pub mod rng;
-pub mod sections;
-
-use crate::config::{Config, DatabaseConfig, redact_url};
-use crate::db;
-use crate::sync::Progress;
+use crate::child::{self, ChildOutput, ChildPhase, ImportOutcome};
+use crate::measure::{self, PhaseCost, PhaseMeter};
+use crate::ui::Ui;
+use crate::{floor, report, sections, sql};
 use anyhow::{Context, Result, bail};
-use child::{ChildOutput, ChildPhase, ImportOutcome};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use measure::{PhaseCost, PhaseMeter};
-use sea_orm::DatabaseConnection;
-use sea_orm::sqlx::{AssertSqlSafe, Connection, Executor};
+use parent_connection::config::{Config, DatabaseConfig};
+use parent_connection_testkit::generate;
+use parent_connection_testkit::pg::{self, redact_url};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// `bench` subcommands.
-#[derive(Debug, clap::Subcommand)]
-pub enum BenchCommand {
-    /// Benchmark the SDS import at district scale and write BENCHMARKS.md.
-    ///
-    /// Generates a seeded synthetic SDS v2.1 snapshot (N students, ~2·N contacts, ~2.3·N
-    /// links, rows in random order) and a re-sync snapshot from it (1% of contacts changed,
-    /// 0.5% of links removed). Then, for SQLite (a fresh file in the work folder) and for
-    /// PostgreSQL (a fresh database created on the server given by --postgres-url and
-    /// dropped afterwards): migrate, create a tenant, first import, re-sync, and the engine
-    /// floor (the same contact and link rows loaded with a plain bulk insert, or COPY on
-    /// PostgreSQL). Wall time and peak RSS are recorded per phase. Use a release build: at
-    /// 1,000,000 students the files take ~0.5 GB and the SQLite database ~2 GB of disk.
-    Import(ImportBenchArgs),
-    /// Benchmark outbox delivery to a local SMTP sink, clean and with injected faults, and
-    /// write the dispatch section of BENCHMARKS.md.
-    ///
-    /// Measures lettre's own transport on one connection, the project's mailer alone (the
-    /// transport ceiling), and the dispatcher draining N queued invitations on SQLite (and
-    /// PostgreSQL with --postgres-url), then the same with 5% transient 451 answers and 1%
-    /// of messages dropped after their data, checking that none is lost.
-    Dispatch(dispatch::DispatchBenchArgs),
-    /// Benchmark a weekly digest run at district scale (default 1,000,000 guardians) and
-    /// write the digest section of BENCHMARKS.md: compose and enqueue time, peak RSS, and
-    /// the growth of the delivery and outbox tables.
-    Digest(digest::DigestBenchArgs),
-    /// Benchmark the HTTP API under load at district scale and write the api section of
-    /// BENCHMARKS.md.
-    ///
-    /// Builds the district of `bench import` (or reuses one kept with --sqlite-file /
-    /// --postgres-database), starts the real service (`serve`) as a child process on a
-    /// loopback port, and drives it from this process over keep-alive HTTP/1.1 connections
-    /// with thousands of distinct teacher tokens, apps and admins: saturation of GET /healthz
-    /// and of teacher contact reads (closed loop); teacher contact reads (default 5,000/s)
-    /// and a school-day mix with 10% writes (default 2,000/s) at a fixed rate, open loop,
-    /// latency from each request's scheduled time (coordinated omission corrected); and a
-    /// soak at the mix rate (default 600 s) sampling the server's resident memory. Reports
-    /// p50/p90/p99/p99.9/max, errors by status and the server's peak RSS per scenario. Use a
-    /// release build and a quiet machine: the load generator shares the CPUs with the server.
-    Api(api::ApiBenchArgs),
-    /// One database phase of `bench import`, run in a child process (internal).
-    #[command(hide = true)]
-    ImportPhase(child::PhaseArgs),
-}
-
-/// Options of `bench import`.
+/// Options of `import`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ImportBenchArgs {
     /// Students in the generated district.
@@ -114,23 +52,15 @@ pub struct ImportBenchArgs {
     pub keep: bool,
 }
 
-/// Runs a `bench` subcommand with the loaded configuration (its `import` settings and
-/// database pool settings are the ones benchmarked).
-pub async fn run(command: BenchCommand, config: &Config) -> Result<()> {
-    match command {
-        BenchCommand::Import(args) => {
-            let results = run_import(&args, config).await?;
-            let text = report::markdown(&results, &args);
-            sections::write(&args.out, "import", &text)?;
-            eprintln!("wrote {}", args.out.display());
-            println!("{}", report::summary(&results));
-            Ok(())
-        }
-        BenchCommand::ImportPhase(args) => child::run_phase(args, config).await,
-        BenchCommand::Dispatch(args) => dispatch::run(&args, config).await,
-        BenchCommand::Digest(args) => digest::run(&args, config).await,
-        BenchCommand::Api(args) => api::run(&args, config).await,
-    }
+/// Runs the import benchmark, rewrites the head and import section of `args.out` and prints
+/// the summary.
+pub async fn run(args: &ImportBenchArgs, config: &Config) -> Result<()> {
+    let results = run_import(args, config).await?;
+    let text = report::markdown(&results, args);
+    sections::write(&args.out, "import", &text)?;
+    eprintln!("wrote {}", args.out.display());
+    println!("{}", report::summary(&results));
+    Ok(())
 }
 
 /// One measured phase.
@@ -178,7 +108,7 @@ impl BackendResults {
     }
 }
 
-/// Everything one `bench import` run measured.
+/// Everything one `import` run measured.
 #[derive(Debug, Clone)]
 pub struct ImportBenchResults {
     /// When the run started.
@@ -200,7 +130,7 @@ pub struct ImportBenchResults {
     /// Per backend.
     pub backends: Vec<BackendResults>,
     /// Import settings used.
-    pub import_config: crate::config::ImportConfig,
+    pub import_config: parent_connection::config::ImportConfig,
     /// Pool size used.
     pub max_connections: u32,
     /// False when peak RSS could not be reset per phase.
@@ -318,10 +248,9 @@ pub async fn run_import(args: &ImportBenchArgs, config: &Config) -> Result<Impor
     }
     if let Some(server) = &args.postgres_url {
         let name = format!("bench_import_{}", std::process::id());
-        let url = with_database(server, &name)?;
-        create_pg_database(server, &name).await?;
+        let url = pg::create_database(server, &name).await?;
         let result = run_backend("PostgreSQL", &url, &redact_url(&url), config, &sets, &ui).await;
-        let dropped = drop_pg_database(server, &name).await;
+        let dropped = pg::drop_database(server, &name).await;
         let result = result.context("PostgreSQL benchmark failed")?;
         dropped?;
         backends.push(result);
@@ -353,7 +282,8 @@ struct Sets {
     resync: PathBuf,
 }
 
-fn remove_dir(dir: &Path) -> Result<()> {
+/// Removes `dir` and what it holds; a folder that is not there is fine.
+pub fn remove_dir(dir: &Path) -> Result<()> {
     match std::fs::remove_dir_all(dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -440,11 +370,11 @@ async fn run_backend(
         url: url.to_string(),
         ..config.database.clone()
     };
-    let conn = db::connect(&database)
+    let conn = parent_connection::db::connect(&database)
         .await
         .with_context(|| format!("cannot connect to {location}"))?;
-    let version = version(&conn).await;
-    let database_bytes = database_bytes(&conn).await;
+    let version = sql::version(&conn).await;
+    let database_bytes = sql::database_bytes(&conn).await;
     let floor_method = floor::method(conn.get_database_backend());
     conn.close().await.context("cannot close the database")?;
 
@@ -503,210 +433,4 @@ async fn child_phase(
         steps,
     };
     Ok((phase, output))
-}
-
-async fn version(conn: &DatabaseConnection) -> String {
-    let sql = match conn.get_database_backend() {
-        sea_orm::DbBackend::Sqlite => "SELECT sqlite_version()",
-        _ => "SHOW server_version",
-    };
-    match db::query(conn, sql, vec![]).await {
-        Ok(rows) => rows
-            .first()
-            .and_then(|r| r.try_get_by_index::<String>(0).ok())
-            .unwrap_or_default(),
-        Err(_) => String::new(),
-    }
-}
-
-async fn database_bytes(conn: &DatabaseConnection) -> Option<u64> {
-    let sql = match conn.get_database_backend() {
-        sea_orm::DbBackend::Sqlite => {
-            "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()"
-        }
-        _ => "SELECT pg_database_size(current_database())",
-    };
-    db::count(conn, sql, vec![])
-        .await
-        .ok()
-        .and_then(|b| u64::try_from(b).ok())
-}
-
-/// `url` with its database (path) replaced by `name`, keeping user, host and parameters.
-pub fn with_database(url: &str, name: &str) -> Result<String> {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let Some((scheme, rest)) = base.split_once("://") else {
-        bail!("'{}' is not a postgres:// URL", redact_url(url));
-    };
-    if scheme != "postgres" && scheme != "postgresql" {
-        bail!("'{}' is not a postgres:// URL", redact_url(url));
-    }
-    let authority = rest
-        .split_once('/')
-        .map_or(rest, |(authority, _)| authority);
-    let mut out = format!("{scheme}://{authority}/{name}");
-    if let Some(query) = query {
-        out.push('?');
-        out.push_str(query);
-    }
-    Ok(out)
-}
-
-async fn create_pg_database(server: &str, name: &str) -> Result<()> {
-    let mut admin = sea_orm::sqlx::PgConnection::connect(server)
-        .await
-        .with_context(|| format!("cannot connect to {}", redact_url(server)))?;
-    admin
-        .execute(AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-        )))
-        .await
-        .with_context(|| format!("cannot drop an old database {name}"))?;
-    admin
-        .execute(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-        .await
-        .with_context(|| format!("cannot create database {name}"))?;
-    admin.close().await.ok();
-    Ok(())
-}
-
-async fn drop_pg_database(server: &str, name: &str) -> Result<()> {
-    let mut admin = sea_orm::sqlx::PgConnection::connect(server)
-        .await
-        .with_context(|| format!("cannot connect to {}", redact_url(server)))?;
-    admin
-        .execute(AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-        )))
-        .await
-        .with_context(|| format!("cannot drop database {name}"))?;
-    admin.close().await.ok();
-    Ok(())
-}
-
-/// Phase messages on standard error, with a spinner when it is a terminal.
-struct Ui {
-    bar: ProgressBar,
-    started: Instant,
-}
-
-impl Ui {
-    fn new() -> Self {
-        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-        if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
-            bar.set_style(style);
-        }
-        Self {
-            bar,
-            started: Instant::now(),
-        }
-    }
-
-    fn line(&self, text: &str) {
-        self.bar.suspend(|| eprintln!("{text}"));
-    }
-
-    fn start(&self, what: &str) {
-        self.line(&format!(
-            "[{:>7.1} s] {what}",
-            self.started.elapsed().as_secs_f64()
-        ));
-        if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
-            self.bar.set_style(style);
-        }
-        self.bar.set_message(what.to_string());
-        self.bar.reset_elapsed();
-        self.bar.enable_steady_tick(Duration::from_millis(150));
-    }
-
-    fn done(&self, cost: &PhaseCost) {
-        self.bar.disable_steady_tick();
-        self.line(&format!(
-            "    done in {:.1} s, peak RSS {}",
-            cost.wall.as_secs_f64(),
-            report::mib(cost.peak_rss_kib)
-        ));
-    }
-
-    fn finish(&self) {
-        self.bar.finish_and_clear();
-    }
-}
-
-/// Receives the import's progress: draws it, and remembers when each step began.
-struct Steps {
-    bar: crate::cli::progress::ImportBar,
-    marks: Mutex<Vec<(String, Instant)>>,
-}
-
-impl Steps {
-    fn new(bar: ProgressBar) -> Self {
-        Self {
-            bar: crate::cli::progress::ImportBar::on(bar),
-            marks: Mutex::new(vec![("opening".into(), Instant::now())]),
-        }
-    }
-
-    fn mark(&self, name: &str) {
-        if let Ok(mut marks) = self.marks.lock() {
-            marks.push((name.to_string(), Instant::now()));
-        }
-    }
-
-    /// Each step with its duration (the last one ends at `finish`).
-    fn durations(&self) -> Vec<(String, Duration)> {
-        let Ok(marks) = self.marks.lock() else {
-            return vec![];
-        };
-        marks
-            .windows(2)
-            .map(|w| (w[0].0.clone(), w[1].1 - w[0].1))
-            .filter(|(name, _)| name != "opening" && name != "finished")
-            .collect()
-    }
-}
-
-impl Progress for Steps {
-    fn start(&self, total_bytes: u64) {
-        self.mark("reading + staging");
-        self.bar.start(total_bytes);
-    }
-
-    fn advance(&self, bytes: u64) {
-        self.bar.advance(bytes);
-    }
-
-    fn phase(&self, name: &str) {
-        self.mark(name);
-        self.bar.phase(name);
-    }
-
-    fn finish(&self) {
-        self.mark("finished");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn replaces_the_database_of_a_url() {
-        assert_eq!(
-            with_database("postgres://pc:pc@127.0.0.1:5432/postgres", "b1").unwrap(),
-            "postgres://pc:pc@127.0.0.1:5432/b1"
-        );
-        assert_eq!(
-            with_database("postgresql://h/db?sslmode=disable", "b1").unwrap(),
-            "postgresql://h/b1?sslmode=disable"
-        );
-        assert_eq!(
-            with_database("postgres://h", "b1").unwrap(),
-            "postgres://h/b1"
-        );
-        assert!(with_database("sqlite://x.db", "b1").is_err());
-    }
 }

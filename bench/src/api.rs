@@ -1,30 +1,36 @@
-//! `parent-connection bench api`: the HTTP API under load, at district scale.
+//! `parent-connection-bench api`: the HTTP API under load, at district scale.
 //!
 //! For each engine (a SQLite file, and PostgreSQL with `--postgres-url`): build the district
-//! of `bench import` (the same generator and the real import, in child processes) or reuse
+//! of `import` (the same generator and the real import, in child processes) or reuse
 //! a kept database; read a sample of teachers, their classes, their students and the
 //! students' guardians from it; mint a development token for each teacher, app and admin;
-//! start the real service (`parent-connection serve`) as a child process; and drive it from
-//! this process with the load generator of [`super::load`]: saturation of `GET /healthz`
+//! start the real service (`parent-connection serve`, the product binary) as a child
+//! process; and drive it from this process with the load generator of [`crate::load`]: saturation of `GET /healthz`
 //! and of teacher contact reads (closed loop), teacher contact reads and the school-day mix
 //! at fixed rates (open loop, latency from the scheduled send), and a soak at the mix rate
 //! during which the server's resident memory is sampled. The results become the `api`
-//! section of `BENCHMARKS.md` ([`super::api_report`]).
+//! section of `BENCHMARKS.md` ([`crate::api_report`]).
 
-use super::api_report::{self, ApiBenchResults, EngineResults, ScenarioResult, SoakResult};
-use super::child::{self, ChildPhase};
-use super::load::{self, Live, Pace, Prepared, RunOptions, Workload};
-use super::measure::{self, kib_line};
-use super::rng::SplitMix64;
-use super::{Ui, generate, remove_dir, with_database};
-use crate::auth::mint::{self, SigningKey, Subject};
-use crate::auth::{Role, Scope};
-use crate::config::{AuthConfig, Config, DatabaseConfig, redact_url};
-use crate::db;
+use crate::api_report::{self, ApiBenchResults, EngineResults, ScenarioResult, SoakResult};
+use crate::child::{self, ChildPhase};
+use crate::import::remove_dir;
+use crate::load::{self, Live, Pace, Prepared, RunOptions, Workload};
+use crate::measure::{self, kib_line};
+use crate::product::ProductBin;
+use crate::report::mib;
+use crate::sql;
+use crate::ui::Ui;
 use anyhow::{Context, Result, bail};
 use hyper::Method;
 use hyper::body::Bytes;
 use hyper::header::HeaderValue;
+use parent_connection::auth::mint::{self, SigningKey, Subject};
+use parent_connection::auth::{Role, Scope};
+use parent_connection::config::{AuthConfig, Config, DatabaseConfig};
+use parent_connection::db;
+use parent_connection_testkit::generate;
+use parent_connection_testkit::pg::{self, redact_url};
+use parent_connection_testkit::rng::SplitMix64;
 use sea_orm::{DatabaseConnection, Value};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -32,10 +38,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// Options of `bench api`.
+/// Options of `api`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ApiBenchArgs {
-    /// Students in the generated district (the generator of `bench import`).
+    /// Students in the generated district (the generator of `import`).
     #[arg(long, value_name = "N", default_value_t = 1_000_000)]
     pub students: u64,
     /// Seed of the generator and of the request sequence.
@@ -183,7 +189,8 @@ impl Kind {
         Self::ALL.iter().position(|k| *k == self).unwrap_or(0) as u8
     }
 
-    /// The kind with `index`.
+    /// The kind with `index` (the tests check the indexes round-trip).
+    #[cfg(test)]
     pub fn from_index(index: u8) -> Option<Self> {
         Self::ALL.get(usize::from(index)).copied()
     }
@@ -228,7 +235,8 @@ impl Kind {
         }
     }
 
-    /// True for the writes of the mix.
+    /// True for the writes of the mix (the tests check they are 10% of it).
+    #[cfg(test)]
     pub fn is_write(self) -> bool {
         matches!(
             self,
@@ -290,7 +298,7 @@ impl Roster {
 }
 
 /// Runs the benchmark and rewrites the `api` section of `args.out`.
-pub async fn run(args: &ApiBenchArgs, config: &Config) -> Result<()> {
+pub async fn run(args: &ApiBenchArgs, config: &Config, product: &ProductBin) -> Result<()> {
     if args.skip_sqlite && args.postgres_url.is_none() {
         bail!("--skip-sqlite needs --postgres-url");
     }
@@ -327,6 +335,7 @@ pub async fn run(args: &ApiBenchArgs, config: &Config) -> Result<()> {
             };
             let url = format!("sqlite://{}?mode=rwc", file.display());
             let engine = run_engine(
+                product,
                 "SQLite",
                 &url,
                 &file.display().to_string(),
@@ -349,12 +358,12 @@ pub async fn run(args: &ApiBenchArgs, config: &Config) -> Result<()> {
             if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 bail!("--postgres-database takes letters, digits and '_' only");
             }
-            let url = with_database(server, &name)?;
-            let existed = pg_database_exists(server, &name).await?;
-            if !existed {
-                super::create_pg_database(server, &name).await?;
+            let url = pg::with_database(server, &name)?;
+            if !pg::database_exists(server, &name).await? {
+                pg::create_database(server, &name).await?;
             }
             let result = run_engine(
+                product,
                 "PostgreSQL",
                 &url,
                 &redact_url(&url),
@@ -366,7 +375,7 @@ pub async fn run(args: &ApiBenchArgs, config: &Config) -> Result<()> {
                 &ui,
             )
             .await;
-            if !kept && let Err(e) = super::drop_pg_database(server, &name).await {
+            if !kept && let Err(e) = pg::drop_database(server, &name).await {
                 ui.line(&format!(
                     "note: could not drop the benchmark database {name} ({e:#}); drop it by hand"
                 ));
@@ -407,7 +416,7 @@ pub async fn run(args: &ApiBenchArgs, config: &Config) -> Result<()> {
         engines,
     };
     let text = api_report::markdown(&results);
-    super::sections::write(&args.out, "api", &text)?;
+    crate::sections::write(&args.out, "api", &text)?;
     eprintln!("wrote {}", args.out.display());
     println!("{}", api_report::summary(&results));
     Ok(())
@@ -443,6 +452,7 @@ impl Snapshot {
 
 #[allow(clippy::too_many_arguments)]
 async fn run_engine(
+    product: &ProductBin,
     name: &'static str,
     url: &str,
     location: &str,
@@ -503,8 +513,8 @@ async fn run_engine(
         .await
         .with_context(|| format!("cannot connect to {location}"))?;
     let roster = read_roster(&conn, args.teachers, args.seed).await?;
-    let version = super::version(&conn).await;
-    let database_bytes = super::database_bytes(&conn).await;
+    let version = sql::version(&conn).await;
+    let database_bytes = sql::database_bytes(&conn).await;
     conn.close().await.ok();
     if roster.teachers.is_empty() {
         bail!("the database has no active teacher with students");
@@ -529,7 +539,7 @@ async fn run_engine(
     let log_dir = work.join(format!("serve-{}", name.to_ascii_lowercase()));
     std::fs::create_dir_all(&log_dir)?;
     ui.start(&format!("[{name}] starting parent-connection serve"));
-    let mut server = Server::start(url, &secret, &log_dir).await?;
+    let mut server = Server::start(product, url, &secret, &log_dir).await?;
     ui.line(&format!(
         "    listening on {} (pid {})",
         server.address, server.pid
@@ -700,7 +710,7 @@ async fn scenario(
         result.latency.max as f64 / 1e3,
         result.error_count(),
         not_sent(&result),
-        super::report::mib(peak)
+        mib(peak)
     ));
     result
 }
@@ -747,7 +757,7 @@ fn progress_ticker(
             let text = format!(
                 "{answered}{of} answered ({:.0}/s), {failed} failed, server RSS {}{peaks}",
                 answered as f64 / seconds,
-                super::report::mib(rss)
+                mib(rss)
             );
             bar.set_message(format!("{title} — {text}"));
             if last_line.elapsed() >= Duration::from_secs(30) {
@@ -854,8 +864,8 @@ async fn soak(
         soak.scenario.latency.p99 as f64 / 1e3,
         soak.scenario.error_count(),
         not_sent(&soak.scenario),
-        super::report::mib(soak.first_peak_kib()),
-        super::report::mib(soak.last_peak_kib())
+        mib(soak.first_peak_kib()),
+        mib(soak.last_peak_kib())
     ));
     soak
 }
@@ -863,30 +873,15 @@ async fn soak(
 /// Students of the tenant `bench`, or `None` when there is no such tenant (a fresh
 /// database).
 async fn existing_students(conn: &DatabaseConnection) -> Option<u64> {
-    let tenant = crate::tenants::find(conn, "bench").await.ok()?;
-    db::count(
+    let tenant = parent_connection::tenants::find(conn, "bench").await.ok()?;
+    sql::count(
         conn,
-        "SELECT COUNT(*) FROM students WHERE tenant_id = $1",
+        "SELECT COUNT(*) AS n FROM students WHERE tenant_id = $1",
         vec![Value::BigInt(Some(tenant.id.0))],
     )
     .await
     .ok()
     .map(|n| n.max(0) as u64)
-}
-
-async fn pg_database_exists(server: &str, name: &str) -> Result<bool> {
-    use sea_orm::sqlx::{Connection, Row};
-    let mut admin = sea_orm::sqlx::PgConnection::connect(server)
-        .await
-        .with_context(|| format!("cannot connect to {}", redact_url(server)))?;
-    let row = sea_orm::sqlx::query("SELECT COUNT(*) FROM pg_database WHERE datname = $1")
-        .bind(name)
-        .fetch_one(&mut admin)
-        .await
-        .context("cannot list the server's databases")?;
-    let count: i64 = row.try_get(0).unwrap_or(0);
-    admin.close().await.ok();
-    Ok(count > 0)
 }
 
 /// Rows of a query as typed values, by column name.
@@ -903,11 +898,11 @@ fn id(row: &sea_orm::QueryResult, column: &str) -> Result<i64> {
 /// Reads `wanted` teachers (a seeded sample of the tenant's active teachers), their active
 /// classes, the classes' active students and those students' active parents and guardians.
 pub async fn read_roster(conn: &DatabaseConnection, wanted: usize, seed: u64) -> Result<Roster> {
-    let tenant = crate::tenants::find(conn, "bench")
+    let tenant = parent_connection::tenants::find(conn, "bench")
         .await
         .context("the database has no tenant 'bench'")?;
     let tenant_id = Value::BigInt(Some(tenant.id.0));
-    let rows = db::query(
+    let rows = sql::query(
         conn,
         "SELECT e.person_id AS teacher_id, st.source_id AS teacher, c.id AS class_id, c.source_id AS class \
          FROM enrollments e JOIN staff st ON st.id = e.person_id JOIN classes c ON c.id = e.class_id \
@@ -939,14 +934,14 @@ pub async fn read_roster(conn: &DatabaseConnection, wanted: usize, seed: u64) ->
     let mut students_of: std::collections::HashMap<i64, Vec<(i64, String)>> =
         std::collections::HashMap::new();
     for chunk in class_ids.chunks(500) {
-        let rows = db::query(
+        let rows = sql::query(
             conn,
             &format!(
                 "SELECT e.class_id AS class_id, s.id AS student_id, s.source_id AS student \
                  FROM enrollments e JOIN students s ON s.id = e.person_id \
                  WHERE e.tenant_id = $1 AND e.role = 'student' AND e.status = 'active' AND s.status = 'active' \
                  AND e.class_id IN ({}) ORDER BY e.class_id, s.id",
-                db::id_list(chunk.iter().copied())
+                sql::id_list(chunk.iter().copied())
             ),
             vec![tenant_id.clone()],
         )
@@ -966,13 +961,13 @@ pub async fn read_roster(conn: &DatabaseConnection, wanted: usize, seed: u64) ->
     let mut guardians_of: std::collections::HashMap<i64, Vec<i64>> =
         std::collections::HashMap::new();
     for chunk in student_ids.chunks(500) {
-        let rows = db::query(
+        let rows = sql::query(
             conn,
             &format!(
                 "SELECT student_id, contact_id FROM student_contacts \
                  WHERE tenant_id = $1 AND status = 'active' AND relationship IN ('parent', 'guardian') \
                  AND student_id IN ({}) ORDER BY student_id, contact_id",
-                db::id_list(chunk.iter().copied())
+                sql::id_list(chunk.iter().copied())
             ),
             vec![tenant_id.clone()],
         )
@@ -1087,7 +1082,6 @@ impl Tokens {
 
 fn workload_of(tokens: &Tokens, requests: Vec<Prepared>) -> Workload {
     Workload {
-        kinds: Kind::ALL.iter().map(|k| k.name().to_string()).collect(),
         tokens: tokens.values.clone(),
         requests,
     }
@@ -1095,7 +1089,6 @@ fn workload_of(tokens: &Tokens, requests: Vec<Prepared>) -> Workload {
 
 fn health_workload() -> Workload {
     Workload {
-        kinds: Kind::ALL.iter().map(|k| k.name().to_string()).collect(),
         tokens: vec![],
         requests: vec![Prepared {
             kind: Kind::Health.index(),
@@ -1270,18 +1263,14 @@ struct Server {
 impl Server {
     /// Starts `parent-connection serve` on a free loopback port with `url` and the
     /// [`SERVE_SETTINGS`], and waits until `GET /healthz` answers.
-    async fn start(url: &str, secret: &str, dir: &Path) -> Result<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .context("cannot find a free port")?
-            .port();
+    async fn start(product: &ProductBin, url: &str, secret: &str, dir: &Path) -> Result<Self> {
+        let port = parent_connection_testkit::free_port().context("cannot find a free port")?;
         let address = SocketAddr::from(([127, 0, 0, 1], port));
         let log = dir.join("serve.log");
         let log_file = std::fs::File::create(&log)
             .with_context(|| format!("cannot create {}", log.display()))?;
         let mail = dir.join("mail");
-        let exe = std::env::current_exe().context("cannot find this program's executable")?;
-        let mut command = std::process::Command::new(exe);
+        let mut command = product.command();
         command
             .args(["serve", "--bind", &address.to_string()])
             .env_remove("RUST_LOG")
@@ -1295,7 +1284,9 @@ impl Server {
         for (key, value, _) in SERVE_SETTINGS {
             command.env(key, value);
         }
-        let child = command.spawn().context("cannot start the server")?;
+        let child = command
+            .spawn()
+            .with_context(|| format!("cannot start {}", product.path().display()))?;
         let mut server = Self {
             pid: child.id(),
             child,

@@ -1,9 +1,9 @@
-//! The `api` section of `BENCHMARKS.md` and the terminal summary of `bench api`.
+//! The `api` section of `BENCHMARKS.md` and the terminal summary of `parent-connection-bench api`.
 
-use super::api::{ApiBenchArgs, Kind, SERVE_SETTINGS};
-use super::load::{Latency, Outcome, Pace, RunOptions};
-use super::measure::{self, Machine};
-use super::report::{TARGET_STUDENTS, mib};
+use crate::api::{ApiBenchArgs, Kind, SERVE_SETTINGS};
+use crate::load::{Latency, Outcome, Pace, RunOptions};
+use crate::measure::{self, Machine};
+use crate::report::{TARGET_STUDENTS, mib};
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -64,8 +64,6 @@ pub struct ScenarioResult {
     pub name: String,
     /// Pacing.
     pub pace: Pace,
-    /// Connections used.
-    pub connections: usize,
     /// Answers per second.
     pub achieved_rate: f64,
     /// Answers (any status).
@@ -163,7 +161,6 @@ pub fn summarise(
     ScenarioResult {
         name: name.to_string(),
         pace: options.pace,
-        connections: options.connections,
         achieved_rate: outcome.achieved_rate(),
         answered: outcome.samples.len() as u64,
         latency: outcome.latency(|_| true),
@@ -291,7 +288,7 @@ impl EngineResults {
     }
 }
 
-/// Everything one `bench api` run measured.
+/// Everything one `api` run measured.
 #[derive(Debug, Clone)]
 pub struct ApiBenchResults {
     /// When the run started.
@@ -307,7 +304,7 @@ pub struct ApiBenchResults {
     /// The options.
     pub args: ApiBenchArgs,
     /// `[api]` settings as loaded (the token limits apply unchanged).
-    pub api: crate::config::ApiConfig,
+    pub api: parent_connection::config::ApiConfig,
     /// Pool size.
     pub max_connections: u32,
     /// Load average at the start and the end.
@@ -437,7 +434,7 @@ pub fn markdown(results: &ApiBenchResults) -> String {
     let mut md = String::from("## API benchmark\n\n");
     let _ = writeln!(
         md,
-        "Written by `parent-connection bench api` (`src/bench/api.rs`, `src/bench/load.rs`). The district of the import \
+        "Written by `parent-connection-bench api` (`bench/src/api.rs`, `bench/src/load.rs`). The district of the import \
          benchmark (same generator and seed, imported with the real import) is served by the real service, \
          `parent-connection serve`, started as a child process on a loopback port. The load generator runs in the \
          benchmark's own process, **on the same {} CPU(s) as the server** (and, for PostgreSQL, as the database server): \
@@ -510,7 +507,7 @@ pub fn markdown(results: &ApiBenchResults) -> String {
     );
     let _ = writeln!(
         md,
-        "- **Server settings** (environment of the serve child; `src/bench/api.rs`, `SERVE_SETTINGS`):"
+        "- **Server settings** (environment of the serve child; `bench/src/api.rs`, `SERVE_SETTINGS`):"
     );
     for (key, value, why) in SERVE_SETTINGS {
         let _ = writeln!(md, "  - `{key}={value}`: {why}");
@@ -600,7 +597,7 @@ pub fn markdown(results: &ApiBenchResults) -> String {
 
     let _ = writeln!(md, "\n### How to reproduce\n");
     let _ = writeln!(md, "```sh");
-    let _ = writeln!(md, "cargo build --release");
+    let _ = writeln!(md, "cargo build --release --workspace");
     let _ = writeln!(md, "{}", reproduce(args));
     let _ = writeln!(md, "```\n");
     let _ = writeln!(
@@ -614,7 +611,7 @@ pub fn markdown(results: &ApiBenchResults) -> String {
 /// PostgreSQL URL is a placeholder).
 fn reproduce(args: &ApiBenchArgs) -> String {
     let mut command = format!(
-        "target/release/parent-connection bench api --students {} --seed {}",
+        "target/release/parent-connection-bench api --students {} --seed {}",
         args.students, args.seed
     );
     if let Some(url) = &args.postgres_url {
@@ -855,7 +852,7 @@ pub fn summary(results: &ApiBenchResults) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::load::Sample;
+    use crate::load::Sample;
 
     fn outcome() -> Outcome {
         let mut outcome = Outcome::default();

@@ -1,18 +1,18 @@
 //! Each database phase of the benchmark runs in its own child process
-//! (`parent-connection bench import-phase`, hidden), so its peak RSS is the high-water mark
+//! (`parent-connection-bench import-phase`, hidden), so its peak RSS is the high-water mark
 //! of a fresh process doing only that phase — as a real `parent-connection import` run is —
 //! instead of carrying the allocator's and the connection pool's memory over from earlier
 //! phases. The child prints one JSON line ([`ChildOutput`]) on standard output.
 
-use super::floor::{self, FloorRows};
-use super::measure::PhaseMeter;
-use super::{Steps, Ui};
-use crate::config::{Config, DatabaseConfig};
-use crate::domain::{Region, TenantSlug};
-use crate::sync::report::{Counts, ImportReport};
-use crate::sync::{self, Format, ImportRequest};
-use crate::{db, tenants};
+use crate::floor::{self, FloorRows};
+use crate::measure::PhaseMeter;
+use crate::ui::{Steps, Ui};
 use anyhow::{Context, Result, bail};
+use parent_connection::config::{Config, DatabaseConfig};
+use parent_connection::domain::{Region, TenantSlug};
+use parent_connection::sync::report::{Counts, ImportReport};
+use parent_connection::sync::{self, Format, ImportRequest};
+use parent_connection::{db, tenants};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,7 +34,7 @@ pub enum ChildPhase {
     Floor,
 }
 
-/// Options of the hidden `bench import-phase`.
+/// Options of the hidden `import-phase`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct PhaseArgs {
     /// Phase to run.
@@ -218,7 +218,7 @@ pub async fn run_phase(args: PhaseArgs, config: &Config) -> Result<()> {
     conn.close().await.context("cannot close the database")?;
     output.wall_ms = cost.wall.as_millis() as u64;
     // The process's whole high-water mark: this child did nothing but this phase.
-    output.peak_rss_kib = super::measure::peak_rss_kib();
+    output.peak_rss_kib = crate::measure::peak_rss_kib();
     output.start_rss_kib = cost.start_rss_kib;
     println!("{}", serde_json::to_string(&output)?);
     Ok(())
@@ -233,7 +233,7 @@ pub async fn spawn(
     let exe = std::env::current_exe().context("cannot find this program's executable")?;
     let mut command = std::process::Command::new(exe);
     command
-        .args(["bench", "import-phase", "--phase"])
+        .args(["import-phase", "--phase"])
         .arg(match phase {
             ChildPhase::Setup => "setup",
             ChildPhase::Import => "import",

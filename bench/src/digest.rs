@@ -1,22 +1,27 @@
-//! `parent-connection bench digest`: a weekly digest run at district scale.
+//! `parent-connection-bench digest`: a weekly digest run at district scale.
 //!
 //! Generates, with set-based SQL in a fresh database, F families of two guardians and two
 //! children each (so 2F guardians with two children each), children in groups of 25 that
 //! share 7 classes, and 3 assignments per class in each of the two windows of the week;
 //! then times a real `digest run` (compose and enqueue: one `digest_deliveries` row per
 //! guardian) and a dispatcher sending every digest to an SMTP sink, and measures peak
-//! RSS and how much the delivery and outbox tables grew after each.
+//! RSS and how much the delivery and outbox tables grew after each. The run, its re-run and
+//! the dispatcher are the product's own commands (`parent-connection digest run`,
+//! `dispatch --once`), each in a child process of the product binary.
 
-use super::measure::{self, Machine};
-use crate::config::Config;
-use crate::digest::{self, NoProgress, RunRequest, week::IsoWeek};
+use crate::measure::{self, Machine};
+use crate::product::ProductBin;
+use crate::sql::exec;
 use anyhow::{Context, Result};
+use parent_connection::config::Config;
+use parent_connection_testkit::pg;
+use parent_connection_testkit::smtp::Sink;
 use sea_orm::{DatabaseConnection, Value};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
 
-/// Options of `bench digest`.
+/// Options of `digest`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DigestBenchArgs {
     /// Guardians (two per family, two children per family).
@@ -68,18 +73,17 @@ struct Dispatched {
     next_week_growth_bytes: u64,
 }
 
-/// A finished child process of this program.
+/// A finished child process of the product.
 struct ChildRun {
     seconds: f64,
     stdout: String,
     peak_rss_kib: u64,
 }
 
-/// Runs this program with `args` and `env` added to the environment; its wall time, its
+/// Runs the product with `args` and `env` added to the environment; its wall time, its
 /// standard output and its peak RSS.
-async fn child(args: &[&str], env: &[(&str, String)]) -> Result<ChildRun> {
-    let exe = std::env::current_exe().context("cannot find this program's executable")?;
-    let mut command = std::process::Command::new(exe);
+async fn child(product: &ProductBin, args: &[&str], env: &[(&str, String)]) -> Result<ChildRun> {
+    let mut command = product.command();
     command
         .args(args)
         .stdin(std::process::Stdio::null())
@@ -126,23 +130,36 @@ async fn child(args: &[&str], env: &[(&str, String)]) -> Result<ChildRun> {
     .await?
 }
 
+/// The arguments of `digest run` for the tenant `bench` and `week`.
+fn digest_run(week: &str) -> [&str; 7] {
+    [
+        "digest", "run", "--tenant", "bench", "--week", week, "--json",
+    ]
+}
+
+/// Digests a `digest run --json` queued.
+fn queued_of(run: &ChildRun) -> Result<u64> {
+    let report: serde_json::Value = serde_json::from_str(&run.stdout)
+        .with_context(|| format!("digest run printed {:?}", run.stdout))?;
+    Ok(report["queued"].as_u64().unwrap_or(0))
+}
+
 fn series(n: u64) -> String {
     format!("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n})")
 }
 
 /// Fills a fresh tenant (id 1) with the families, classes and assignments.
 async fn generate(db: &DatabaseConnection, guardians: u64) -> Result<()> {
-    use crate::db::exec;
     let families = guardians.div_ceil(2);
     let students = families * 2;
     let groups = students.div_ceil(25);
     let classes = groups * 7;
     let now = Value::ChronoDateTimeUtc(Some(chrono::Utc::now()));
-    crate::tenants::create(
+    parent_connection::tenants::create(
         db,
-        &crate::domain::TenantSlug::parse("bench").map_err(anyhow::Error::msg)?,
+        &parent_connection::domain::TenantSlug::parse("bench").map_err(anyhow::Error::msg)?,
         "Bench District",
-        crate::domain::Region::default(),
+        parent_connection::domain::Region::default(),
         20,
         "bench",
     )
@@ -225,12 +242,12 @@ async fn table_bytes(
 ) -> Result<u64> {
     match sqlite_file {
         Some(file) => {
-            crate::db::exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", vec![]).await?;
+            exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", vec![]).await?;
             Ok(std::fs::metadata(file).map(|m| m.len()).unwrap_or(0))
         }
-        None => Ok(crate::db::count(
+        None => Ok(crate::sql::count(
             db,
-            "SELECT CAST(pg_total_relation_size('outbox') + pg_total_relation_size('digest_deliveries') AS BIGINT)",
+            "SELECT CAST(pg_total_relation_size('outbox') + pg_total_relation_size('digest_deliveries') AS BIGINT) AS n",
             vec![],
         )
         .await? as u64),
@@ -238,6 +255,7 @@ async fn table_bytes(
 }
 
 async fn run_engine(
+    product: &ProductBin,
     config: &Config,
     engine: &str,
     url: &str,
@@ -246,49 +264,30 @@ async fn run_engine(
 ) -> Result<Figures> {
     let mut database = config.database.clone();
     database.url = url.to_string();
-    let db = crate::db::connect(&database).await?;
-    crate::db::migrate(&db).await?;
+    let db = parent_connection::db::connect(&database).await?;
+    parent_connection::db::migrate(&db).await?;
     eprintln!("{engine}: generating {guardians} guardians …");
     let started = Instant::now();
     generate(&db, guardians).await?;
     let generate_seconds = started.elapsed().as_secs_f64();
     let before = table_bytes(&db, sqlite_file.as_deref()).await?;
-    let tenant = crate::tenants::find(&db, "bench").await?;
-    let request = RunRequest {
-        week: Some(IsoWeek::parse(WEEK).map_err(|e| anyhow::anyhow!(e.0))?),
-        dry_run: false,
-        sample_size: 0,
-        page_size: crate::digest::compose::DEFAULT_PAGE_SIZE,
-    };
     eprintln!("{engine}: digest run …");
     // The real command in a fresh process, so its peak RSS is the run's own.
     let database = [
         ("DATABASE_URL", url.to_string()),
         ("PARENT_CONNECTION__DATABASE__URL", url.to_string()),
     ];
-    let queued_run = child(
-        &[
-            "digest", "run", "--tenant", "bench", "--week", WEEK, "--json",
-        ],
-        &database,
-    )
-    .await?;
-    let report: serde_json::Value = serde_json::from_str(&queued_run.stdout)
-        .with_context(|| format!("digest run printed {:?}", queued_run.stdout))?;
-    let queued = report["queued"].as_u64().unwrap_or(0);
+    let queued_run = child(product, &digest_run(WEEK), &database).await?;
+    let queued = queued_of(&queued_run)?;
     let after = table_bytes(&db, sqlite_file.as_deref()).await?;
-    let rerun = Instant::now();
-    let links = crate::web::links::Links::from_config(&crate::config::Config::defaults()?);
-    let again = digest::run(&db, &tenant, request, &NoProgress, &links).await?;
-    let rerun_seconds = rerun.elapsed().as_secs_f64();
-    anyhow::ensure!(
-        again.queued == 0,
-        "a re-run queued {} digests",
-        again.queued
-    );
+    // The same week again: nothing is left to queue.
+    let rerun = child(product, &digest_run(WEEK), &database).await?;
+    let again = queued_of(&rerun)?;
+    anyhow::ensure!(again == 0, "a re-run queued {again} digests");
+    let rerun_seconds = rerun.seconds;
     eprintln!("{engine}: dispatching {queued} digests to a local SMTP sink …");
-    let sink = super::dispatch::Sink::start_clean().await?;
-    let tuned = super::dispatch::sink_config(config, url, &sink);
+    let sink = Sink::accept_all().await?;
+    let tuned = crate::dispatch::sink_config(config, url, &sink);
     let mut env = database.to_vec();
     for (key, value) in [
         ("MAIL_URL", tuned.mail.url.clone()),
@@ -319,29 +318,22 @@ async fn run_engine(
     ] {
         env.push((key, value));
     }
-    let sent = child(&["dispatch", "--once", "--json"], &env).await?;
+    let sent = child(product, &["dispatch", "--once", "--json"], &env).await?;
     let after_sends = table_bytes(&db, sqlite_file.as_deref()).await?;
     let (delivered, duplicates) = (sink.unique(), sink.duplicates());
     // The next week, as in a service that runs every week: what a run costs once the space
     // freed by the previous one's sent outbox rows is reused.
     eprintln!("{engine}: the next week ({NEXT_WEEK}): run and send …");
-    let next_run = child(
-        &[
-            "digest", "run", "--tenant", "bench", "--week", NEXT_WEEK, "--json",
-        ],
-        &database,
-    )
-    .await?;
-    let next: serde_json::Value = serde_json::from_str(&next_run.stdout)
-        .with_context(|| format!("digest run printed {:?}", next_run.stdout))?;
-    child(&["dispatch", "--once", "--json"], &env).await?;
+    let next_run = child(product, &digest_run(NEXT_WEEK), &database).await?;
+    let next_week_queued = queued_of(&next_run)?;
+    child(product, &["dispatch", "--once", "--json"], &env).await?;
     let dispatch = Dispatched {
         seconds: sent.seconds,
         delivered,
         duplicates,
         peak_rss_kib: sent.peak_rss_kib,
         growth_bytes: after_sends.saturating_sub(before),
-        next_week_queued: next["queued"].as_u64().unwrap_or(0),
+        next_week_queued,
         next_week_growth_bytes: table_bytes(&db, sqlite_file.as_deref())
             .await?
             .saturating_sub(after_sends),
@@ -360,7 +352,7 @@ async fn run_engine(
 }
 
 /// Runs the benchmark and rewrites the digest section of `args.out`.
-pub async fn run(args: &DigestBenchArgs, config: &Config) -> Result<()> {
+pub async fn run(args: &DigestBenchArgs, config: &Config, product: &ProductBin) -> Result<()> {
     let started_at = chrono::Utc::now();
     let machine = Machine::detect();
     let dir = tempfile::tempdir()?;
@@ -373,6 +365,7 @@ pub async fn run(args: &DigestBenchArgs, config: &Config) -> Result<()> {
     };
     let mut figures = vec![
         run_engine(
+            product,
             config,
             "SQLite",
             &format!("sqlite://{}?mode=rwc", file.display()),
@@ -383,36 +376,16 @@ pub async fn run(args: &DigestBenchArgs, config: &Config) -> Result<()> {
     ];
     if let Some(admin_url) = &args.postgres_url {
         let name = format!("bench_digest_{}", std::process::id());
-        let admin = sea_orm::Database::connect(admin_url)
-            .await
-            .context("connect to --postgres-url")?;
-        crate::db::exec(&admin, &format!("CREATE DATABASE {name}"), vec![]).await?;
-        let base = admin_url
-            .rsplit_once('/')
-            .map(|(b, _)| b.to_string())
-            .unwrap_or_default();
-        let result = run_engine(
-            config,
-            "PostgreSQL",
-            &format!("{base}/{name}"),
-            None,
-            args.guardians,
-        )
-        .await;
+        let url = pg::create_database(admin_url, &name).await?;
+        let result = run_engine(product, config, "PostgreSQL", &url, None, args.guardians).await;
         if let Err(e) = &result {
             eprintln!("PostgreSQL run failed: {e:#}");
         }
-        let dropped = crate::db::exec(
-            &admin,
-            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-            vec![],
-        )
-        .await;
-        if let Err(e) = dropped {
+        if let Err(e) = pg::drop_database(admin_url, &name).await {
             // Autovacuum may still be busy on the fresh tables; a role that is not a
             // superuser cannot end it.
             eprintln!(
-                "note: could not drop the benchmark database {name} ({e}); drop it later by hand"
+                "note: could not drop the benchmark database {name} ({e:#}); drop it later by hand"
             );
         }
         figures.push(result?);
@@ -420,7 +393,7 @@ pub async fn run(args: &DigestBenchArgs, config: &Config) -> Result<()> {
     let mut md = String::from("## Digest benchmark\n\n");
     let _ = writeln!(
         md,
-        "Written by `parent-connection bench digest` (`src/bench/digest.rs`): {} guardians in families of two guardians \
+        "Written by `parent-connection-bench digest` (`bench/src/digest.rs`): {} guardians in families of two guardians \
          and two children, children in groups of 25 sharing 7 classes, 3 assignments per class in each window of week \
          {WEEK}. A real `digest run` composes and enqueues: one statement records a `digest_deliveries` row per guardian \
          (the disclosure log and the queue) and the run's id range. Then a dispatcher (`outbox.batch_size` 1000, 32 sends in flight) \
@@ -483,7 +456,7 @@ pub async fn run(args: &DigestBenchArgs, config: &Config) -> Result<()> {
             verdict(mib(d.next_week_growth_bytes) <= 200.0)
         );
     }
-    super::sections::write(&args.out, "digest", &md)?;
+    crate::sections::write(&args.out, "digest", &md)?;
     eprintln!("wrote {}", args.out.display());
     for f in &figures {
         println!(

@@ -11,7 +11,7 @@
 //! offsets; every attribute of a row is recomputed from a hash of `(seed, kind, index)` when
 //! the row is written.
 
-use super::rng::{SplitMix64, mix};
+use crate::rng::{SplitMix64, mix};
 use anyhow::{Context, Result, bail};
 use std::fmt::Write as _;
 use std::fs::File;
@@ -942,7 +942,7 @@ fn open_csv(dir: &Path, name: &str) -> Result<(csv::Reader<File>, csv::StringRec
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{PhoneE164, Region};
+    use parent_connection::domain::{PhoneE164, Region};
 
     #[test]
     fn generated_phones_are_valid_and_invalid_ones_are_not() {

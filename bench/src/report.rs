@@ -1,6 +1,7 @@
 //! `BENCHMARKS.md`: the results of a benchmark run, regenerated as a whole each time.
 
-use super::{BackendResults, ImportBenchArgs, ImportBenchResults, Phase, measure, phases};
+use crate::import::{BackendResults, ImportBenchArgs, ImportBenchResults, Phase, phases};
+use crate::measure;
 use std::fmt::Write as _;
 
 /// First import of 1,000,000 students, seconds.
@@ -17,15 +18,15 @@ pub const TARGET_STUDENTS: u64 = 1_000_000;
 const HEADER: &str = "\
 # Benchmarks
 
-This file is written by the `parent-connection bench` commands (see `src/bench/` and the README's
-Benchmarks part): do not edit it by hand, re-run the command instead. `bench import` writes this
-head and the import section; `bench dispatch`, `bench digest` and `bench api` each rewrite only
-their own section below it.
+This file is written by the `parent-connection-bench` commands (the workspace crate `bench/`, see
+the README's Benchmarks part): do not edit it by hand, re-run the command instead. `import` writes
+this head and the import section; `dispatch`, `digest` and `api` each rewrite only their own
+section below it.
 
-- **Import** (`bench import`): SDS import and re-sync at district scale, against the engine floor.
-- **Dispatch** (`bench dispatch`): outbox delivery to a local SMTP sink, clean and with faults.
-- **Digest** (`bench digest`): a weekly digest run for 1,000,000 guardians, and its sends.
-- **API** (`bench api`): the real service (`parent-connection serve`, a child process) on the
+- **Import** (`import`): SDS import and re-sync at district scale, against the engine floor.
+- **Dispatch** (`dispatch`): outbox delivery to a local SMTP sink, clean and with faults.
+- **Digest** (`digest`): a weekly digest run for 1,000,000 guardians, and its sends.
+- **API** (`api`): the real service (`parent-connection serve`, a child process) on the
   import's district, driven over loopback by thousands of distinct teachers, apps and admins,
   each with its own token: saturation (closed loop), teacher contact reads and a school-day
   mix with 10% writes at fixed rates (open loop: latency from each request's scheduled time,
@@ -39,7 +40,7 @@ plainest fast method of the engine — in the same run on the same machine, so t
 judged as a multiple of what the database itself needs.
 
 Each database phase (setup, first import, re-sync, engine floor) runs in its own child
-process (`parent-connection bench import-phase`, internal), as a real `parent-connection
+process (`parent-connection-bench import-phase`, internal), as a real `parent-connection
 import` would: its peak RSS is that process's resident-set high-water mark (`VmHWM`), which
 includes the SQLite page cache but not the PostgreSQL server's memory. *RSS at start* is the
 child's resident size once started, before it connects. The test-data phases run in the
@@ -223,9 +224,9 @@ pub fn markdown(results: &ImportBenchResults, args: &ImportBenchArgs) -> String 
 
     let _ = writeln!(md, "\n### How to reproduce\n");
     let _ = writeln!(md, "```sh");
-    let _ = writeln!(md, "cargo build --release");
+    let _ = writeln!(md, "cargo build --release --workspace");
     let mut command = format!(
-        "target/release/parent-connection bench import --students {} --seed {}",
+        "target/release/parent-connection-bench import --students {} --seed {}",
         results.students, results.seed
     );
     if args.postgres_url.is_some() {
@@ -255,7 +256,11 @@ fn pct(part: u64, whole: u64) -> f64 {
     }
 }
 
-fn backend_section(md: &mut String, b: &BackendResults, mutated: &super::generate::MutateSummary) {
+fn backend_section(
+    md: &mut String,
+    b: &BackendResults,
+    mutated: &parent_connection_testkit::generate::MutateSummary,
+) {
     let _ = writeln!(md, "\n### {} {}\n", b.name, b.version);
     let size = b.database_bytes.map_or_else(String::new, |bytes| {
         format!(" (size after the re-sync: {:.0} MB)", bytes as f64 / 1e6)
@@ -349,7 +354,7 @@ fn backend_section(md: &mut String, b: &BackendResults, mutated: &super::generat
     );
 }
 
-fn counts(c: &super::child::Counts6) -> String {
+fn counts(c: &crate::child::Counts6) -> String {
     format!(
         "{} / {} / {} / {} / {} / {}",
         n(c.created),

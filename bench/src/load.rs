@@ -1,4 +1,4 @@
-//! The load generator of `bench api`: prepared HTTP/1.1 requests sent over keep-alive
+//! The load generator of `parent-connection-bench api`: prepared HTTP/1.1 requests sent over keep-alive
 //! connections, paced open-loop or closed-loop.
 //!
 //! - **Open loop** ([`Pace::Open`]): request `i` is due at `t0 + i / rate`, whatever happened
@@ -38,7 +38,7 @@ const EXAMPLE_BYTES: usize = 240;
 /// One prepared request.
 #[derive(Debug, Clone)]
 pub struct Prepared {
-    /// Index of its kind in [`Workload::kinds`] (the report groups by kind).
+    /// Index of its kind (the report groups by kind).
     pub kind: u8,
     /// HTTP method.
     pub method: Method,
@@ -53,8 +53,6 @@ pub struct Prepared {
 /// What a run sends.
 #[derive(Debug, Clone, Default)]
 pub struct Workload {
-    /// Names of the request kinds.
-    pub kinds: Vec<String>,
     /// `Authorization` header values (`Bearer …`).
     pub tokens: Vec<HeaderValue>,
     /// The requests, in the order they are due.
@@ -585,7 +583,6 @@ mod tests {
             })
             .collect();
         Workload {
-            kinds: vec!["ok".into(), "bad".into(), "echo".into()],
             tokens: vec![
                 HeaderValue::from_static("Bearer t0"),
                 HeaderValue::from_static("Bearer t1"),
