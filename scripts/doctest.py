@@ -205,7 +205,8 @@ def substitute(text, port):
     text = re.sub(r"\b(localhost|127\.0\.0\.1):8080\b", rf"\1:{port}", text)
     text = re.sub(r"\bcargo build --release\b[^\n#]*", "true ", text)
     text = re.sub(r"\bcargo run(?: -q)? --release(?: -q)? --(?=\s)", '"$PC_BIN"', text)
-    text = re.sub(r"(?<![\w/.-])(?:\./)?target/release/parent-connection\b", '"$PC_BIN"', text)
+    # The product only: `target/release/parent-connection-bench` (the benchmarks) stays as written.
+    text = re.sub(r"(?<![\w/.-])(?:\./)?target/release/parent-connection(?![\w-])", '"$PC_BIN"', text)
     return text
 
 
