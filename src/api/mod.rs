@@ -25,6 +25,7 @@ pub mod invitations;
 pub mod limits;
 pub mod oneroster;
 pub mod openapi;
+mod routes;
 pub mod settings;
 pub mod upload;
 
@@ -37,7 +38,6 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use error::{ApiError, REQUEST_ID, code_for_status};
 use sea_orm::DatabaseConnection;
 use std::sync::Arc;
@@ -47,6 +47,8 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
+
+pub use routes::list as routes;
 
 /// The request id header, set on every request and response.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -103,138 +105,40 @@ pub fn router(state: AppState) -> Router {
     let api = &state.config.api;
     let request_timeout = Duration::from_secs(state.config.server.request_timeout_seconds.max(1));
     let import_timeout = Duration::from_secs(api.import_timeout_seconds.max(1));
-    let probes = Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/openapi.json", get(openapi::document))
+    let routes::Table {
+        probes,
+        requests,
+        uploads,
+        runs,
+    } = routes::Table::new();
+    let (probes, _) = probes
         .layer(RequestBodyLimitLayer::new(api.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             request_timeout,
-        ));
-    let reads = Router::new()
-        .route(
-            "/api/v1/students/{source_id}/contacts",
-            get(contacts::student_contacts),
-        )
-        .route("/api/v1/classes", get(classes::list))
-        .route("/api/v1/classes/{id}/students", get(classes::students))
-        .route(
-            "/api/v1/classes/{id}/assignments",
-            get(assignments::list).post(assignments::create),
-        )
-        .route(
-            "/api/v1/classes/{id}/assignments/{external_id}",
-            axum::routing::put(assignments::replace).delete(assignments::remove),
-        )
-        .route(
-            "/api/v1/classes/{id}/digest",
-            get(assignments::get_digest).patch(assignments::set_digest),
-        )
-        .route("/education/users/{source_id}", get(graph::user))
-        .route("/api/v1/imports/{id}", get(imports::get))
-        .route(
-            "/api/v1/students/{source_id}/contact-requests",
-            post(contact_requests::submit),
-        )
-        .route("/api/v1/contact-requests", get(contact_requests::list))
-        .route("/api/v1/contact-requests/{id}", get(contact_requests::get))
-        .route(
-            "/api/v1/contact-requests/{id}/approve",
-            post(contact_requests::approve),
-        )
-        .route(
-            "/api/v1/contact-requests/{id}/reject",
-            post(contact_requests::reject),
-        )
-        .route(
-            "/api/v1/students/{source_id}/contacts/{contact_id}/erase",
-            post(erasures::erase_one),
-        )
-        .route(
-            "/api/v1/students/{source_id}/contacts/erase",
-            post(erasures::erase_all),
-        )
-        .route("/api/v1/erasures", get(erasures::list))
-        .route("/api/v1/erasures/{id}/lift", post(erasures::lift))
-        .route(
-            "/api/v1/settings",
-            get(settings::get).patch(settings::update),
-        )
-        .route("/api/v1/audit", get(audit::list))
-        .route("/api/v1/chats", get(chats::list).post(chats::start))
-        .route("/api/v1/chats/{id}", get(chats::get))
-        .route("/api/v1/chats/{id}/members", post(chats::add_member))
-        .route(
-            "/api/v1/chats/{id}/members/{contact_id}",
-            axum::routing::delete(chats::remove_member),
-        )
-        .route("/api/v1/blocks", get(chats::list_blocks).post(chats::block))
-        .route(
-            "/api/v1/blocks/{contact_id}",
-            axum::routing::delete(chats::unblock),
-        )
-        .route(
-            "/api/v1/guardian/chats",
-            get(chats::guardian_list).post(chats::guardian_start),
-        )
-        .route(
-            "/api/v1/chats/{id}/invitations",
-            get(invitations::for_chat).post(invitations::resend),
-        )
-        .route(
-            "/api/v1/contacts/{contact_id}/invitations",
-            get(invitations::for_contact),
-        )
-        .route(
-            "/api/v1/digest/unsubscribes",
-            get(digest::unsubscribes).post(digest::add_unsubscribe),
-        )
-        .route(
-            "/api/v1/digest/unsubscribes/{contact_id}",
-            axum::routing::delete(digest::lift_unsubscribe),
-        )
-        .route("/api/v1/invitations/limits", get(invitations::limits))
-        .route("/api/v1/invitations/{id}", get(invitations::get))
-        .route("/api/v1/digest/deliveries", get(digest::deliveries))
-        .route("/api/v1/outbox", get(invitations::outbox_view))
-        .route("/api/v1/outbox/{id}/requeue", post(invitations::requeue))
-        .route("/api/v1/email-suppressions", get(invitations::suppressions))
-        .route(
-            "/api/v1/email-suppressions/{id}",
-            axum::routing::delete(invitations::lift_suppression),
-        )
-        .route(
-            "/api/v1/sms/inbound/{tenant}",
-            post(invitations::inbound_sms),
-        )
-        .route(
-            "/api/v1/oneroster/connection",
-            get(oneroster::get_connection).put(oneroster::put_connection),
-        )
+        ))
+        .split_for_parts();
+    let (reads, _) = requests
         .layer(RequestBodyLimitLayer::new(api.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             request_timeout,
-        ));
-    let uploads = Router::new()
-        .route(
-            "/api/v1/imports",
-            get(imports::list)
-                .post(imports::create)
-                .layer(DefaultBodyLimit::max(api.max_upload_bytes)),
-        )
+        ))
+        .split_for_parts();
+    let (uploads, _) = uploads
+        .layer(DefaultBodyLimit::max(api.max_upload_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             import_timeout,
-        ));
-    let oneroster_runs = Router::new()
-        .route("/api/v1/oneroster/runs", post(oneroster::run))
+        ))
+        .split_for_parts();
+    let (oneroster_runs, _) = runs
         .layer(RequestBodyLimitLayer::new(api.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             import_timeout,
-        ));
+        ))
+        .split_for_parts();
     let protected = limits::protect_api(
         reads.merge(uploads).merge(oneroster_runs),
         api,
