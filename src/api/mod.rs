@@ -2,7 +2,9 @@
 //! Graph-compatible read, import uploads, probes and the OpenAPI document.
 //!
 //! One file per resource ([`contacts`], [`contact_requests`], [`assignments`], [`erasures`], [`chats`], [`settings`],
-//! [`audit`], [`classes`], [`graph`], [`imports`], [`health`]);
+//! [`audit`], [`classes`], [`graph`], [`imports`], [`health`]); the route table (`routes`)
+//! registers each handler once, by its `#[utoipa::path]`, for both the router and the
+//! OpenAPI document ([`routes()`] lists it);
 //! every handler authenticates with the [`Principal`](crate::auth::Principal) extractor and
 //! asks [`crate::auth::policy`] before touching data. Every failure, including unknown
 //! routes, wrong methods, oversized bodies, timeouts, rate limits and panics, is the JSON
@@ -98,52 +100,31 @@ impl AppState {
     }
 }
 
-/// The application: routes, limits and the error and request-id layers. Serve it with
+/// The application: the route table with each group's limits, the pages, and the error
+/// and request-id layers. Serve it with
 /// `into_make_service_with_connect_info::<SocketAddr>()` (the rate limiter keys on the
 /// client address: the peer, or the client a trusted proxy reports).
 pub fn router(state: AppState) -> Router {
     let api = &state.config.api;
     let request_timeout = Duration::from_secs(state.config.server.request_timeout_seconds.max(1));
     let import_timeout = Duration::from_secs(api.import_timeout_seconds.max(1));
-    let routes::Table {
-        probes,
-        requests,
-        uploads,
-        runs,
-    } = routes::Table::new();
-    let (probes, _) = probes
-        .layer(RequestBodyLimitLayer::new(api.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            request_timeout,
-        ))
-        .split_for_parts();
-    let (reads, _) = requests
-        .layer(RequestBodyLimitLayer::new(api.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            request_timeout,
-        ))
-        .split_for_parts();
-    let (uploads, _) = uploads
+    let table = routes::Table::new();
+    let body_limit = RequestBodyLimitLayer::new(api.max_body_bytes);
+    let timeout = |after| TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, after);
+    let probes = Router::from(table.probes)
+        .layer(body_limit)
+        .layer(timeout(request_timeout));
+    let requests = Router::from(table.requests)
+        .layer(body_limit)
+        .layer(timeout(request_timeout));
+    let uploads = Router::from(table.uploads)
         .layer(DefaultBodyLimit::max(api.max_upload_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            import_timeout,
-        ))
-        .split_for_parts();
-    let (oneroster_runs, _) = runs
-        .layer(RequestBodyLimitLayer::new(api.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            import_timeout,
-        ))
-        .split_for_parts();
-    let protected = limits::protect_api(
-        reads.merge(uploads).merge(oneroster_runs),
-        api,
-        state.auth.clone(),
-    );
+        .layer(timeout(import_timeout));
+    let runs = Router::from(table.runs)
+        .layer(body_limit)
+        .layer(timeout(import_timeout));
+    let protected =
+        limits::protect_api(requests.merge(uploads).merge(runs), api, state.auth.clone());
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     let pages = crate::web::router(&state);
     Router::new()
