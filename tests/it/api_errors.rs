@@ -5,7 +5,7 @@ use crate::api_support::*;
 use crate::db_tests;
 use crate::support::Backend;
 use axum::body::Body;
-use axum::http::Request;
+use axum::http::{Method, Request};
 use std::net::SocketAddr;
 
 async fn probes_and_a_complete_openapi_document(backend: Backend) {
@@ -64,14 +64,16 @@ async fn probes_and_a_complete_openapi_document(backend: Backend) {
     }
 }
 
-/// Every route of the table is served with its method, behind its group's layers: without
-/// a token, no route answers as the fallback (404 "no such route") or with 405
-/// (`api_auth` checks that the bearer routes answer 401).
+/// Every route of the table is served with its method, behind its group's layers, and no
+/// other method is: without a token, no declared route answers as the fallback (404 "no
+/// such route") or with 405 (`api_auth` checks that the bearer routes answer 401); with one,
+/// every undeclared method of a declared path answers 405.
 async fn every_declared_route_is_served(backend: Backend) {
     let api = Api::new(backend).await;
+    let admin = api.admin("nyc");
     let routes = declared_routes();
     assert!(routes.len() > 50, "{}", routes.len());
-    for route in routes {
+    for route in &routes {
         let (method, uri) = (&route.method, &route.uri);
         let reply = api.send(route.bare_request()).await;
         assert_ne!(reply.status.as_u16(), 405, "{method} {uri}: {}", reply.body);
@@ -79,6 +81,35 @@ async fn every_declared_route_is_served(backend: Backend) {
             reply.body["error"]["message"], "no such route",
             "{method} {uri}"
         );
+    }
+    for route in &routes {
+        for method in [
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ] {
+            let declared = routes
+                .iter()
+                .any(|r| r.path == route.path && r.method == method);
+            if declared {
+                continue;
+            }
+            let request = Request::builder()
+                .method(method.clone())
+                .uri(&route.uri)
+                .header("authorization", format!("Bearer {admin}"))
+                .body(Body::empty())
+                .unwrap();
+            let reply = api.send(request).await;
+            assert_eq!(
+                reply.error(405),
+                "method_not_allowed",
+                "{method} {}",
+                route.uri
+            );
+        }
     }
 }
 
