@@ -70,7 +70,7 @@ use utoipa::{Modify, OpenApi};
         (name = "probes", description = "Liveness and readiness"),
     )
 )]
-pub struct ApiDoc;
+struct ApiDoc;
 
 struct BearerAuth;
 
@@ -97,7 +97,8 @@ pub async fn document(State(state): State<AppState>) -> Response {
     Json(document).into_response()
 }
 
-/// The OpenAPI document as served: the handlers' annotations, plus what every route shares
+/// The OpenAPI document as served: the annotations of the route table's handlers
+/// ([`routes::Table`]), plus what every route shares
 /// and the bounds that come from the configuration, so that the document lists every status
 /// a route can answer ([`add_shared_responses`]) and every bound it enforces.
 pub fn document_json(config: &Config) -> Value {
