@@ -98,9 +98,9 @@ pub async fn document(State(state): State<AppState>) -> Response {
 }
 
 /// The OpenAPI document as served: the annotations of the route table's handlers
-/// ([`routes::Table`]), plus what every route shares
-/// and the bounds that come from the configuration, so that the document lists every status
-/// a route can answer ([`add_shared_responses`]) and every bound it enforces.
+/// ([`routes::Table`]), plus what every route shares and the bounds that come from the
+/// configuration, so that the document lists every status a route can answer
+/// ([`add_shared_responses`]) and every bound it enforces.
 pub fn document_json(config: &Config) -> Value {
     let described = routes::Table::new().openapi(ApiDoc::openapi());
     let mut document = serde_json::to_value(described).unwrap_or(Value::Null);
