@@ -2,7 +2,9 @@
 //! Graph-compatible read, import uploads, probes and the OpenAPI document.
 //!
 //! One file per resource ([`contacts`], [`contact_requests`], [`assignments`], [`erasures`], [`chats`], [`settings`],
-//! [`audit`], [`classes`], [`graph`], [`imports`], [`health`]);
+//! [`audit`], [`classes`], [`graph`], [`imports`], [`health`]); the route table (`routes`)
+//! registers each handler once, by its `#[utoipa::path]`, for both the router and the
+//! OpenAPI document ([`routes()`] lists it);
 //! every handler authenticates with the [`Principal`](crate::auth::Principal) extractor and
 //! asks [`crate::auth::policy`] before touching data. Every failure, including unknown
 //! routes, wrong methods, oversized bodies, timeouts, rate limits and panics, is the JSON
@@ -25,6 +27,7 @@ pub mod invitations;
 pub mod limits;
 pub mod oneroster;
 pub mod openapi;
+mod routes;
 pub mod settings;
 pub mod upload;
 
@@ -37,7 +40,6 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use error::{ApiError, REQUEST_ID, code_for_status};
 use sea_orm::DatabaseConnection;
 use std::sync::Arc;
@@ -47,6 +49,8 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
+
+pub use routes::list as routes;
 
 /// The request id header, set on every request and response.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -96,150 +100,31 @@ impl AppState {
     }
 }
 
-/// The application: routes, limits and the error and request-id layers. Serve it with
+/// The application: the route table with each group's limits, the pages, and the error
+/// and request-id layers. Serve it with
 /// `into_make_service_with_connect_info::<SocketAddr>()` (the rate limiter keys on the
 /// client address: the peer, or the client a trusted proxy reports).
 pub fn router(state: AppState) -> Router {
     let api = &state.config.api;
     let request_timeout = Duration::from_secs(state.config.server.request_timeout_seconds.max(1));
     let import_timeout = Duration::from_secs(api.import_timeout_seconds.max(1));
-    let probes = Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/openapi.json", get(openapi::document))
-        .layer(RequestBodyLimitLayer::new(api.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            request_timeout,
-        ));
-    let reads = Router::new()
-        .route(
-            "/api/v1/students/{source_id}/contacts",
-            get(contacts::student_contacts),
-        )
-        .route("/api/v1/classes", get(classes::list))
-        .route("/api/v1/classes/{id}/students", get(classes::students))
-        .route(
-            "/api/v1/classes/{id}/assignments",
-            get(assignments::list).post(assignments::create),
-        )
-        .route(
-            "/api/v1/classes/{id}/assignments/{external_id}",
-            axum::routing::put(assignments::replace).delete(assignments::remove),
-        )
-        .route(
-            "/api/v1/classes/{id}/digest",
-            get(assignments::get_digest).patch(assignments::set_digest),
-        )
-        .route("/education/users/{source_id}", get(graph::user))
-        .route("/api/v1/imports/{id}", get(imports::get))
-        .route(
-            "/api/v1/students/{source_id}/contact-requests",
-            post(contact_requests::submit),
-        )
-        .route("/api/v1/contact-requests", get(contact_requests::list))
-        .route("/api/v1/contact-requests/{id}", get(contact_requests::get))
-        .route(
-            "/api/v1/contact-requests/{id}/approve",
-            post(contact_requests::approve),
-        )
-        .route(
-            "/api/v1/contact-requests/{id}/reject",
-            post(contact_requests::reject),
-        )
-        .route(
-            "/api/v1/students/{source_id}/contacts/{contact_id}/erase",
-            post(erasures::erase_one),
-        )
-        .route(
-            "/api/v1/students/{source_id}/contacts/erase",
-            post(erasures::erase_all),
-        )
-        .route("/api/v1/erasures", get(erasures::list))
-        .route("/api/v1/erasures/{id}/lift", post(erasures::lift))
-        .route(
-            "/api/v1/settings",
-            get(settings::get).patch(settings::update),
-        )
-        .route("/api/v1/audit", get(audit::list))
-        .route("/api/v1/chats", get(chats::list).post(chats::start))
-        .route("/api/v1/chats/{id}", get(chats::get))
-        .route("/api/v1/chats/{id}/members", post(chats::add_member))
-        .route(
-            "/api/v1/chats/{id}/members/{contact_id}",
-            axum::routing::delete(chats::remove_member),
-        )
-        .route("/api/v1/blocks", get(chats::list_blocks).post(chats::block))
-        .route(
-            "/api/v1/blocks/{contact_id}",
-            axum::routing::delete(chats::unblock),
-        )
-        .route(
-            "/api/v1/guardian/chats",
-            get(chats::guardian_list).post(chats::guardian_start),
-        )
-        .route(
-            "/api/v1/chats/{id}/invitations",
-            get(invitations::for_chat).post(invitations::resend),
-        )
-        .route(
-            "/api/v1/contacts/{contact_id}/invitations",
-            get(invitations::for_contact),
-        )
-        .route(
-            "/api/v1/digest/unsubscribes",
-            get(digest::unsubscribes).post(digest::add_unsubscribe),
-        )
-        .route(
-            "/api/v1/digest/unsubscribes/{contact_id}",
-            axum::routing::delete(digest::lift_unsubscribe),
-        )
-        .route("/api/v1/invitations/limits", get(invitations::limits))
-        .route("/api/v1/invitations/{id}", get(invitations::get))
-        .route("/api/v1/digest/deliveries", get(digest::deliveries))
-        .route("/api/v1/outbox", get(invitations::outbox_view))
-        .route("/api/v1/outbox/{id}/requeue", post(invitations::requeue))
-        .route("/api/v1/email-suppressions", get(invitations::suppressions))
-        .route(
-            "/api/v1/email-suppressions/{id}",
-            axum::routing::delete(invitations::lift_suppression),
-        )
-        .route(
-            "/api/v1/sms/inbound/{tenant}",
-            post(invitations::inbound_sms),
-        )
-        .route(
-            "/api/v1/oneroster/connection",
-            get(oneroster::get_connection).put(oneroster::put_connection),
-        )
-        .layer(RequestBodyLimitLayer::new(api.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            request_timeout,
-        ));
-    let uploads = Router::new()
-        .route(
-            "/api/v1/imports",
-            get(imports::list)
-                .post(imports::create)
-                .layer(DefaultBodyLimit::max(api.max_upload_bytes)),
-        )
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            import_timeout,
-        ));
-    let oneroster_runs = Router::new()
-        .route("/api/v1/oneroster/runs", post(oneroster::run))
-        .layer(RequestBodyLimitLayer::new(api.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            import_timeout,
-        ));
-    let protected = limits::protect_api(
-        reads.merge(uploads).merge(oneroster_runs),
-        api,
-        state.auth.clone(),
-    );
+    let table = routes::Table::new();
+    let body_limit = RequestBodyLimitLayer::new(api.max_body_bytes);
+    let timeout = |after| TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, after);
+    let probes = Router::from(table.probes)
+        .layer(body_limit)
+        .layer(timeout(request_timeout));
+    let requests = Router::from(table.requests)
+        .layer(body_limit)
+        .layer(timeout(request_timeout));
+    let uploads = Router::from(table.uploads)
+        .layer(DefaultBodyLimit::max(api.max_upload_bytes))
+        .layer(timeout(import_timeout));
+    let runs = Router::from(table.runs)
+        .layer(body_limit)
+        .layer(timeout(import_timeout));
+    let protected =
+        limits::protect_api(requests.merge(uploads).merge(runs), api, state.auth.clone());
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     let pages = crate::web::router(&state);
     Router::new()

@@ -4,7 +4,7 @@ use super::AppState;
 use super::error::{ErrorBody, ErrorDetail};
 use super::{
     assignments, audit, chats, classes, contact_requests, contacts, digest, erasures, graph,
-    health, imports, invitations, oneroster, settings,
+    health, imports, invitations, oneroster, routes, settings,
 };
 use crate::config::Config;
 use crate::contacts::{ContactItem, FieldProvenance, Provenance};
@@ -16,7 +16,9 @@ use serde_json::{Value, json};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-/// The API's OpenAPI description.
+/// The API's OpenAPI description but its paths: the info, the shared schemas, the security
+/// scheme and the tags. The paths, and the schemas they use, come from the route table
+/// ([`routes::Table::openapi`]).
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -24,63 +26,6 @@ use utoipa::{Modify, OpenApi};
         description = "Connects teachers with the parents and guardians of their students. \
             Every route but the probes and this document needs `Authorization: Bearer <jwt>`; \
             every failure is `{\"error\": {\"code\", \"message\", \"details\"}}`."
-    ),
-    paths(
-        health::healthz,
-        health::readyz,
-        contacts::student_contacts,
-        classes::list,
-        classes::students,
-        graph::user,
-        imports::create,
-        imports::list,
-        imports::get,
-        contact_requests::submit,
-        contact_requests::list,
-        contact_requests::get,
-        contact_requests::approve,
-        contact_requests::reject,
-        erasures::erase_one,
-        erasures::erase_all,
-        erasures::list,
-        erasures::lift,
-        settings::get,
-        settings::update,
-        audit::list,
-        chats::start,
-        chats::list,
-        chats::get,
-        chats::add_member,
-        chats::remove_member,
-        chats::block,
-        chats::list_blocks,
-        chats::unblock,
-        chats::guardian_start,
-        chats::guardian_list,
-        invitations::resend,
-        digest::deliveries,
-        digest::unsubscribes,
-        digest::add_unsubscribe,
-        digest::lift_unsubscribe,
-        invitations::for_chat,
-        invitations::for_contact,
-        invitations::get,
-        invitations::limits,
-        invitations::outbox_view,
-        invitations::requeue,
-        invitations::inbound_sms,
-        invitations::suppressions,
-        invitations::lift_suppression,
-        oneroster::run,
-        oneroster::get_connection,
-        oneroster::put_connection,
-        assignments::create,
-        assignments::list,
-        assignments::replace,
-        assignments::remove,
-        assignments::get_digest,
-        assignments::set_digest,
-        document,
     ),
     components(schemas(
         ErrorBody, ErrorDetail, ContactItem, Provenance, FieldProvenance, ClassItem, StudentItem,
@@ -125,7 +70,7 @@ use utoipa::{Modify, OpenApi};
         (name = "probes", description = "Liveness and readiness"),
     )
 )]
-pub struct ApiDoc;
+struct ApiDoc;
 
 struct BearerAuth;
 
@@ -152,11 +97,13 @@ pub async fn document(State(state): State<AppState>) -> Response {
     Json(document).into_response()
 }
 
-/// The OpenAPI document as served: the handlers' annotations, plus what every route shares
-/// and the bounds that come from the configuration, so that the document lists every status
-/// a route can answer ([`add_shared_responses`]) and every bound it enforces.
+/// The OpenAPI document as served: the annotations of the route table's handlers
+/// ([`routes::Table`]), plus what every route shares and the bounds that come from the
+/// configuration, so that the document lists every status a route can answer
+/// ([`add_shared_responses`]) and every bound it enforces.
 pub fn document_json(config: &Config) -> Value {
-    let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or(Value::Null);
+    let described = routes::Table::new().openapi(ApiDoc::openapi());
+    let mut document = serde_json::to_value(described).unwrap_or(Value::Null);
     if let Some(page_size) =
         document.pointer_mut("/components/schemas/ConnectionInput/properties/pageSize")
     {

@@ -23,6 +23,55 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tower::ServiceExt;
 
+/// A route of the route table ([`api::routes`]).
+pub struct DeclaredRoute {
+    /// Its method.
+    pub method: axum::http::Method,
+    /// Its path as the OpenAPI document writes it (`/api/v1/chats/{id}`).
+    pub path: String,
+    /// A request target for it: each path parameter is `x1`.
+    pub uri: String,
+}
+
+impl DeclaredRoute {
+    /// Whether `doc` (the served OpenAPI document) secures this route with the bearer token.
+    pub fn needs_bearer(&self, doc: &Value) -> bool {
+        let operation = &doc["paths"][&self.path][self.method.as_str().to_lowercase()];
+        assert!(operation.is_object(), "{} {}", self.method, self.path);
+        operation["security"][0].get("bearer").is_some()
+    }
+
+    /// The request `method uri` with no header and an empty body.
+    pub fn bare_request(&self) -> Request<Body> {
+        Request::builder()
+            .method(self.method.clone())
+            .uri(&self.uri)
+            .body(Body::empty())
+            .unwrap()
+    }
+}
+
+/// Every route of the route table.
+pub fn declared_routes() -> Vec<DeclaredRoute> {
+    api::routes()
+        .into_iter()
+        .map(|(method, path)| {
+            let uri = path
+                .split('/')
+                .map(|segment| {
+                    if segment.starts_with('{') {
+                        "x1"
+                    } else {
+                        segment
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("/");
+            DeclaredRoute { method, path, uri }
+        })
+        .collect()
+}
+
 /// The development secret of the tests.
 pub const SECRET: &str = "test-secret-0123456789abcdef0123456789abcdef";
 
