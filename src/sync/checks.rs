@@ -171,7 +171,7 @@ pub async fn contact_warnings(
     for (column, warning, code) in queries {
         let total = conn
             .count(
-                &format!("SELECT COUNT(*) FROM s_contacts WHERE {warning} IS NOT NULL"),
+                &format!("SELECT COUNT(*) AS n FROM s_contacts WHERE {warning} IS NOT NULL"),
                 vec![],
             )
             .await?;
@@ -184,7 +184,7 @@ pub async fn contact_warnings(
     let unreachable = "email IS NULL AND mobile_phone IS NULL";
     let total = conn
         .count(
-            &format!("SELECT COUNT(*) FROM s_contacts WHERE {unreachable}"),
+            &format!("SELECT COUNT(*) AS n FROM s_contacts WHERE {unreachable}"),
             vec![],
         )
         .await?;

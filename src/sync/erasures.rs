@@ -17,7 +17,7 @@ pub async fn skip_erased(conn: &mut ImportConn, tenant: i64) -> Result<u64, DbEr
     let tenant = Value::BigInt(Some(tenant));
     let erasures = conn
         .count(
-            "SELECT COUNT(*) FROM contact_erasures WHERE tenant_id = $1 AND lifted_at IS NULL",
+            "SELECT COUNT(*) AS n FROM contact_erasures WHERE tenant_id = $1 AND lifted_at IS NULL",
             vec![tenant.clone()],
         )
         .await?;

@@ -34,7 +34,7 @@ use csv_file::{IssueSink, Limits};
 use files::{FileSet, NameMatch, ParseCtx};
 use reconcile::Presence;
 use report::{Counts, EntityCounts, ImportReport, Issue, RunStatus};
-use sea_orm::{DatabaseConnection, DbBackend, DbErr, Value};
+use sea_orm::{DatabaseConnection, DbErr, Value};
 use staging::{StageTable, Stager};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -282,22 +282,10 @@ async fn open(run: &Run<'_>, lock: Lock) -> Result<ImportConn, SyncError> {
         Lock::Early => ImportConn::begin(run.db).await?,
         Lock::Late => ImportConn::begin_unlocked(run.db).await?,
     };
-    if conn.backend() == DbBackend::Postgres {
-        // Room for the planner's hash joins and sorts over millions of staged rows.
-        conn.exec("SET LOCAL work_mem = '128MB'", vec![]).await?;
-        conn.exec("SET LOCAL maintenance_work_mem = '256MB'", vec![])
-            .await?;
-        // One import per tenant at a time: the second waits here. An advisory lock, not a
-        // row lock on the tenant, which would stop the tenant's other writers for the
-        // whole run (crate::db::TenantLock).
-        conn.exec(
-            crate::db::TENANT_LOCK_SQL,
-            vec![Value::BigInt(Some(
-                crate::db::TenantLock::Import.key(run.tenant.id.0),
-            ))],
-        )
+    conn.allow_large_sorts().await?;
+    // One import per tenant at a time: the second waits here.
+    conn.lock_tenant(crate::db::TenantLock::Import, run.tenant.id)
         .await?;
-    }
     staging::create_tables(&mut conn).await?;
     Ok(conn)
 }
@@ -449,12 +437,7 @@ async fn stage_files<R: Send + 'static>(
         max_field_bytes: config.max_field_bytes,
     };
     let region = run.tenant.region;
-    // SQLite steps one row at a time whatever the batch, so smaller batches only save
-    // memory; PostgreSQL's COPY is much faster in large batches.
-    let batch_rows = match conn.backend() {
-        DbBackend::Sqlite => config.batch_rows.min(2_000),
-        _ => config.batch_rows,
-    };
+    let batch_rows = conn.bulk_batch_rows(config.batch_rows);
     let (files, progress) = (run.files.clone(), run.progress.clone());
     let parser = tokio::task::spawn_blocking(move || {
         let mut advance = move |bytes: u64| progress.advance(bytes);
@@ -591,12 +574,10 @@ async fn apply(
         &mut entities.contacts,
         reconcile::contacts(conn, id, now, presence(|u| u.contacts)).await?,
     );
-    let analyzed_early = conn.backend() == DbBackend::Postgres
+    let analyzed_early = crate::db::engine::temp::mid_run_statistics_pay_off(conn)
         && diffed.is_some_and(|d| d.students.insert_only || d.contacts.insert_only);
     if analyzed_early {
-        // Enrollments and links are resolved against the rows just loaded: without
-        // statistics PostgreSQL probes them one by one (measured 2-5x slower). SQLite's
-        // plans got slower with them, so it gets its statistics at the end only.
+        // Enrollments and links are resolved against the rows just loaded.
         reconcile::refresh_statistics(conn, &reconcile::LIVE_TABLES[..5]).await?;
     }
     keep_rejected(

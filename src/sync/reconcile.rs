@@ -6,8 +6,9 @@
 
 use super::report::Counts;
 use crate::db::ImportConn;
+use crate::db::engine::temp;
 use chrono::{DateTime, Utc};
-use sea_orm::{DbBackend, DbErr, Value};
+use sea_orm::{DbErr, Value};
 
 /// A roster table reconciled by `source_id` with plain (sync-only) fields.
 pub struct Roster {
@@ -289,7 +290,7 @@ pub async fn roster(
 /// Rows in a staging table.
 async fn staged_rows(conn: &mut ImportConn, staging: &str) -> Result<u64, DbErr> {
     Ok(conn
-        .count(&format!("SELECT COUNT(*) FROM {staging}"), vec![])
+        .count(&format!("SELECT COUNT(*) AS n FROM {staging}"), vec![])
         .await? as u64)
 }
 
@@ -436,17 +437,7 @@ async fn create_resolved(
     select: &str,
     tenant: i64,
 ) -> Result<(), DbErr> {
-    let sqlite = conn.backend() == DbBackend::Sqlite;
-    if sqlite {
-        conn.exec(&format!("DROP TABLE IF EXISTS temp.{name}"), vec![])
-            .await?;
-    }
-    let on_commit = if sqlite { "" } else { " ON COMMIT DROP" };
-    conn.exec(
-        &format!("CREATE TEMPORARY TABLE {name} ({columns}){on_commit}"),
-        vec![],
-    )
-    .await?;
+    temp::create(conn, name, columns).await?;
     conn.exec(
         &format!("INSERT INTO {name} {select}"),
         vec![Value::BigInt(Some(tenant))],
@@ -458,23 +449,12 @@ async fn create_resolved(
 /// Refreshes the statistics of a resolved table once indexed, so the planner drives the
 /// reconcile from it when it is small.
 async fn analyze_resolved(conn: &mut ImportConn, name: &str) -> Result<(), DbErr> {
-    let target = match conn.backend() {
-        DbBackend::Sqlite => format!("temp.{name}"),
-        _ => name.to_string(),
-    };
-    conn.exec(&format!("ANALYZE {target}"), vec![]).await?;
-    Ok(())
+    temp::analyze(conn, [name]).await
 }
 
-/// Drops the resolved-id tables on SQLite (PostgreSQL drops them at commit).
+/// Drops the resolved-id tables (see [`temp::drop`]).
 pub async fn drop_resolved(conn: &mut ImportConn) -> Result<(), DbErr> {
-    if conn.backend() == DbBackend::Sqlite {
-        for name in ["r_links", "r_enrollments"] {
-            conn.exec(&format!("DROP TABLE IF EXISTS temp.{name}"), vec![])
-                .await?;
-        }
-    }
-    Ok(())
+    temp::drop(conn, ["r_links", "r_enrollments"]).await
 }
 
 /// Reconciles class enrollments (students and teachers).
@@ -613,29 +593,16 @@ pub const LIVE_TABLES: [&str; 7] = [
 
 /// Refreshes the planner statistics of live `tables` after a large load, so the next
 /// statements and runs join small change sets against them with index lookups instead of
-/// full scans (a bulk-loaded table has none until autovacuum or `ANALYZE` runs). SQLite
-/// samples a bounded number of index entries per table.
+/// full scans (a bulk-loaded table has none until autovacuum or `ANALYZE` runs).
 pub async fn refresh_statistics(conn: &mut ImportConn, tables: &[&str]) -> Result<(), DbErr> {
-    match conn.backend() {
-        DbBackend::Sqlite => {
-            conn.exec("PRAGMA analysis_limit = 1000", vec![]).await?;
-            for table in tables {
-                conn.exec(&format!("ANALYZE main.{table}"), vec![]).await?;
-            }
-        }
-        _ => {
-            conn.exec(&format!("ANALYZE {}", tables.join(", ")), vec![])
-                .await?;
-        }
-    }
-    Ok(())
+    temp::analyze_live(conn, tables).await
 }
 
 /// Active links of the tenant (the base of the deletion guard).
 pub async fn active_links(conn: &mut ImportConn, tenant: i64) -> Result<u64, DbErr> {
     Ok(conn
         .count(
-            "SELECT COUNT(*) FROM student_contacts WHERE tenant_id = $1 AND status = 'active'",
+            "SELECT COUNT(*) AS n FROM student_contacts WHERE tenant_id = $1 AND status = 'active'",
             vec![Value::BigInt(Some(tenant))],
         )
         .await? as u64)
