@@ -11,6 +11,7 @@
 
 use super::csv_file::{IssueSink, Row};
 use super::files::{Channels, ParseCtx};
+use super::hashing::SyncKey;
 use super::report::Issue;
 use super::sds_v21::{self, user_hash};
 use super::staging::{StageTable, Stager};
@@ -128,6 +129,8 @@ impl Hasher for Identity {
 /// A set of hashed keys.
 type KeySet = HashSet<u64, BuildHasherDefault<Identity>>;
 
+/// An in-memory identity of a row that is not stored (an org, a class, a role); stored
+/// keys are [`SyncKey`]s.
 fn key(values: &[&str]) -> u64 {
     super::hashing::hash_strs(values) as u64
 }
@@ -493,7 +496,7 @@ fn read_roles(ctx: &mut ParseCtx<'_>, state: &mut State) {
                 state.fail(|| format!("role of {user} names unknown org {org}"));
                 return false;
             }
-            let user_key = key(&[user]);
+            let user_key = SyncKey::person(user).bits();
             role_keys.push(key(&[user, org, role.name()]));
             let bits = match role.group() {
                 RoleGroup::Student => STUDENT,
@@ -546,13 +549,16 @@ fn read_relationships(ctx: &mut ParseCtx<'_>, state: &mut State) {
                 row.get("userSourcedId"),
                 row.get("relationshipUserSourcedId"),
             );
-            if state.role_bits(key(&[student])) & STUDENT == 0 {
+            if state.role_bits(SyncKey::person(student).bits()) & STUDENT == 0 {
                 state.fail(|| format!("relationship of {student}, who is not a student"));
                 return false;
             }
-            contacts.push((key(&[contact]), false));
+            contacts.push((SyncKey::contact(contact).bits(), false));
             let hash = super::hashing::hash_strs(&[relationship.as_str()]);
-            match state.links.judge(key(&[student, contact]), hash) {
+            match state
+                .links
+                .judge(SyncKey::link(student, contact).bits(), hash)
+            {
                 Verdict::Unchanged { .. } => {}
                 Verdict::Stage => stage.push(
                     StageTable::Links,
@@ -588,7 +594,7 @@ fn read_users(ctx: &mut ParseCtx<'_>, state: &mut State) {
                 return false;
             }
             let id = row.get("sourcedId");
-            let user = key(&[id]);
+            let user = SyncKey::person(id).bits();
             let raw = user_hash(row, &state.region_code);
             let roles = match state.roles.find(user) {
                 Some(at) => {
@@ -798,7 +804,7 @@ fn read_enrollments(ctx: &mut ParseCtx<'_>, state: &mut State) {
                 state.fail(|| format!("enrollment in unknown class {class}"));
                 return false;
             }
-            let bits = state.role_bits(key(&[person]));
+            let bits = state.role_bits(SyncKey::person(person).bits());
             let fits = bits & IN_USERS != 0
                 && if kind == EnrollmentKind::Student {
                     bits & STUDENT != 0
@@ -810,7 +816,10 @@ fn read_enrollments(ctx: &mut ParseCtx<'_>, state: &mut State) {
                 return false;
             }
             let hash = super::hashing::hash_values([]);
-            match state.enrollments.judge(key(&[class, person, role]), hash) {
+            match state
+                .enrollments
+                .judge(SyncKey::enrollment(class, person, role).bits(), hash)
+            {
                 Verdict::Unchanged { .. } => true,
                 Verdict::Stage => {
                     stage.push(

@@ -3,7 +3,7 @@
 //! over them. Temporary tables live inside the import transaction, so a run that fails or
 //! is killed leaves nothing behind.
 
-use super::hashing::hash_values;
+use super::hashing::{SyncKey, hash_values};
 use crate::db::ImportConn;
 use crate::db::engine::temp;
 use sea_orm::{DbErr, Value};
@@ -264,20 +264,14 @@ impl Stager {
             return;
         }
         debug_assert_eq!(values.len(), table.columns().len());
-        let (key, hash) = match table.key_len() {
-            Some(n) => (
-                Some(hash_values(values[..n].iter().map(|v| v.as_deref()))),
-                Some(
-                    sync_hash
-                        .unwrap_or_else(|| hash_values(values[n..].iter().map(|v| v.as_deref()))),
-                ),
-            ),
-            None => (None, None),
-        };
+        let key = SyncKey::staged(table, &values);
+        let hash = table.key_len().map(|n| {
+            sync_hash.unwrap_or_else(|| hash_values(values[n..].iter().map(|v| v.as_deref())))
+        });
         let mut row = Vec::with_capacity(values.len() + 4);
         row.push(Value::BigInt(Some(src as i64)));
         row.push(Value::BigInt(Some(rec as i64)));
-        row.push(Value::BigInt(key));
+        row.push(Value::BigInt(key.map(SyncKey::get)));
         row.push(Value::BigInt(hash));
         row.extend(values.into_iter().map(Value::String));
         let index = match self.buffers.iter().position(|(t, _)| *t == table) {
