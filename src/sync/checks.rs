@@ -4,7 +4,7 @@
 
 use super::csv_file::IssueSink;
 use super::files::FileSet;
-use super::report::Issue;
+use super::report::{EntityCounts, Issue};
 use super::staging::StageTable;
 use crate::db::{ImportConn, RawRow};
 use sea_orm::DbErr;
@@ -39,6 +39,52 @@ pub struct Reference {
     pub header: &'static str,
     /// Message after the value, e.g. "is not a user in users.csv".
     pub problem: &'static str,
+}
+
+/// A reference with no extra condition on either side.
+pub const fn reference(
+    table: StageTable,
+    column: &'static str,
+    target: StageTable,
+    target_column: &'static str,
+    header: &'static str,
+    problem: &'static str,
+) -> Reference {
+    Reference {
+        table,
+        column,
+        when: "",
+        target,
+        target_column,
+        target_when: "",
+        header,
+        problem,
+    }
+}
+
+/// The cross-file rules of one format, as data (each format declares its own beside its
+/// parser).
+pub struct Rules {
+    /// Keys unique within the file set.
+    pub keys: &'static [UniqueKey],
+    /// References between the files.
+    pub references: &'static [Reference],
+    /// Statements that derive more staging tables once the rules above hold (SDS v2.1
+    /// splits its users into students, staff and contacts).
+    pub derive: &'static [&'static str],
+    /// References checked over what [`Rules::derive`] made.
+    pub derived_references: &'static [Reference],
+}
+
+/// An optional file of a format whose absence, in a run that would deactivate rows,
+/// refuses the run unless forced (the missing-file guard, SPEC §3.3).
+pub struct GuardedFile {
+    /// The file reported.
+    pub file: &'static str,
+    /// The files that must all be present for the deactivations to be trusted.
+    pub needed: &'static [&'static str],
+    /// How many rows the run deactivates that the file would have delivered.
+    pub deactivated: fn(&EntityCounts) -> u64,
 }
 
 /// Reports every duplicate of `key` (each occurrence after the first). Returns how many.

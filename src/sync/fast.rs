@@ -94,11 +94,6 @@ impl<V> KeyIndex<V> {
         self.entries.iter().map(|(k, v)| (*k, v))
     }
 
-    /// Number of keys.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
     /// True when there is no key.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()

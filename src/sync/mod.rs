@@ -13,18 +13,18 @@
 //! from step 4 to the commit; the diffed path then checks that the live rows it diffed
 //! against did not change meanwhile (`Lock::Late`, docs/database.md).
 
-pub mod checks;
-pub mod csv_file;
-pub mod erasures;
-pub mod fast;
-pub mod files;
-pub mod hashing;
+pub(crate) mod checks;
+pub(crate) mod csv_file;
+pub(crate) mod erasures;
+pub(crate) mod fast;
+pub(crate) mod files;
+pub(crate) mod hashing;
 pub mod oneroster;
-pub mod reconcile;
+pub(crate) mod reconcile;
 pub mod report;
-pub mod sds_v1;
-pub mod sds_v21;
-pub mod staging;
+pub(crate) mod sds_v1;
+pub(crate) mod sds_v21;
+pub(crate) mod staging;
 
 use crate::audit::{self, AuditEntry};
 use crate::config::ImportConfig;
@@ -57,6 +57,56 @@ impl Format {
         match self {
             Self::SdsV1 => "sds-v1",
             Self::SdsV21 => "sds-v2.1",
+        }
+    }
+}
+
+impl Format {
+    /// Every file name of the format, in reading order.
+    fn files(self) -> &'static [&'static str] {
+        match self {
+            Self::SdsV1 => sds_v1::FILES,
+            Self::SdsV21 => sds_v21::FILES,
+        }
+    }
+
+    /// How the format's file names are matched.
+    fn name_match(self) -> NameMatch {
+        match self {
+            Self::SdsV1 => sds_v1::NAME_MATCH,
+            Self::SdsV21 => sds_v21::NAME_MATCH,
+        }
+    }
+
+    /// Whole-set problems found before parsing.
+    fn check_set(self, files: &FileSet, sink: &mut IssueSink) {
+        match self {
+            Self::SdsV1 => sds_v1::check_set(files, sink),
+            Self::SdsV21 => sds_v21::check_set(files, sink),
+        }
+    }
+
+    /// Parses every present file of the set into staging.
+    fn parse(self, ctx: &mut ParseCtx<'_>) {
+        match self {
+            Self::SdsV1 => sds_v1::parse(ctx),
+            Self::SdsV21 => sds_v21::parse(ctx),
+        }
+    }
+
+    /// The cross-file rules.
+    fn rules(self) -> &'static checks::Rules {
+        match self {
+            Self::SdsV1 => &sds_v1::RULES,
+            Self::SdsV21 => &sds_v21::RULES,
+        }
+    }
+
+    /// The optional files of the missing-file guard.
+    fn guarded_files(self) -> &'static [checks::GuardedFile] {
+        match self {
+            Self::SdsV1 => sds_v1::GUARDED_FILES,
+            Self::SdsV21 => sds_v21::GUARDED_FILES,
         }
     }
 }
@@ -129,18 +179,12 @@ pub async fn import(
     let started_at = chrono::Utc::now();
     let tenant = tenants::find(db, &request.tenant).await?;
     let mut sink = IssueSink::new(config.error_cap, config.warning_cap);
-    let (known, matching) = match request.format {
-        Format::SdsV1 => (sds_v1::FILES, NameMatch::CaseInsensitive),
-        Format::SdsV21 => (sds_v21::FILES, NameMatch::Exact),
-    };
+    let format = request.format;
     let mut outcome = Outcome::default();
-    match FileSet::scan(&request.dir, known, matching, &mut sink) {
+    match FileSet::scan(&request.dir, format.files(), format.name_match(), &mut sink) {
         Err(issue) => sink.error(issue),
         Ok(files) => {
-            match request.format {
-                Format::SdsV1 => sds_v1::check_set(&files, &mut sink),
-                Format::SdsV21 => sds_v21::check_set(&files, &mut sink),
-            }
+            format.check_set(&files, &mut sink);
             if sink.errors.is_empty() {
                 outcome = run_in_transaction(
                     db,
@@ -296,11 +340,8 @@ async fn run_full(run: &Run<'_>, sink: IssueSink) -> Result<Outcome, SyncError> 
     let mut conn = open(run, Lock::Late).await?;
     run.progress.start(run.files.total_bytes);
     let format = run.request.format;
-    let (sink, rejected, ()) = stage_files(&mut conn, run, sink, move |ctx| match format {
-        Format::SdsV1 => sds_v1::parse(ctx),
-        Format::SdsV21 => sds_v21::parse(ctx),
-    })
-    .await?;
+    let (sink, rejected, ()) =
+        stage_files(&mut conn, run, sink, move |ctx| format.parse(ctx)).await?;
     let mut outcome = Outcome {
         sink,
         ..Outcome::default()
@@ -503,24 +544,21 @@ async fn cross_checks(
     files: &FileSet,
     outcome: &mut Outcome,
 ) -> Result<(), DbErr> {
-    let (keys, references) = match format {
-        Format::SdsV21 => (rules::V21_KEYS, rules::V21_REFERENCES),
-        Format::SdsV1 => (rules::V1_KEYS, rules::V1_REFERENCES),
-    };
-    for key in keys {
+    let rules = format.rules();
+    for key in rules.keys {
         let found = checks::duplicates(conn, key, files, &mut outcome.sink).await?;
         entity_counts(&mut outcome.entities, key.table).rejected += found;
     }
-    for reference in references {
+    for reference in rules.references {
         let found = checks::dangling(conn, reference, files, &mut outcome.sink).await?;
         entity_counts(&mut outcome.entities, reference.table).rejected += found;
     }
-    if format == Format::SdsV21 && outcome.sink.errors.is_empty() {
-        for sql in rules::V21_SPLIT_USERS {
+    if !rules.derive.is_empty() && outcome.sink.errors.is_empty() {
+        for sql in rules.derive {
             conn.exec(sql, vec![]).await?;
         }
         staging::analyze(conn).await?;
-        for reference in rules::V21_ROLE_REFERENCES {
+        for reference in rules.derived_references {
             let found = checks::dangling(conn, reference, files, &mut outcome.sink).await?;
             entity_counts(&mut outcome.entities, reference.table).rejected += found;
         }
@@ -647,27 +685,9 @@ async fn guards(
             ),
         ));
     }
-    let optional: &[(&str, &[&str], u64)] = match request.format {
-        Format::SdsV21 => &[
-            (
-                "relationships.csv",
-                &["relationships.csv"],
-                outcome.entities.links.deactivated,
-            ),
-            (
-                "classes.csv",
-                &["classes.csv", "enrollments.csv"],
-                outcome.entities.classes.deactivated + outcome.entities.enrollments.deactivated,
-            ),
-        ],
-        Format::SdsV1 => &[(
-            "Guardianrelationship.csv",
-            &["User.csv", "Guardianrelationship.csv"],
-            outcome.entities.links.deactivated,
-        )],
-    };
-    for (file, needed, deactivated) in optional {
-        if *deactivated > 0 && !needed.iter().all(|f| files.has(f)) {
+    for guarded in request.format.guarded_files() {
+        let (file, deactivated) = (guarded.file, (guarded.deactivated)(&outcome.entities));
+        if deactivated > 0 && !guarded.needed.iter().all(|f| files.has(f)) {
             outcome.sink.error(Issue::file(
                 file,
                 "missing_file_guard",
@@ -787,283 +807,4 @@ async fn record_run(
     )
     .await?;
     Ok(id)
-}
-
-/// The cross-file rules of each format, as data.
-mod rules {
-    use super::StageTable::*;
-    use super::checks::{Reference, UniqueKey};
-
-    pub const V21_KEYS: &[UniqueKey] = &[
-        UniqueKey {
-            table: Schools,
-            columns: &["source_id"],
-            header: "sourcedId",
-            what: "org sourcedId",
-        },
-        UniqueKey {
-            table: Users,
-            columns: &["source_id"],
-            header: "sourcedId",
-            what: "user sourcedId",
-        },
-        UniqueKey {
-            table: Roles,
-            columns: &["user_id", "org_id", "role"],
-            header: "userSourcedId",
-            what: "role (user / org / role)",
-        },
-        UniqueKey {
-            table: Classes,
-            columns: &["source_id"],
-            header: "sourcedId",
-            what: "class sourcedId",
-        },
-        UniqueKey {
-            table: Enrollments,
-            columns: &["class_id", "person_id", "role"],
-            header: "userSourcedId",
-            what: "enrollment (class / user / role; every staff role counts as teacher)",
-        },
-        UniqueKey {
-            table: Links,
-            columns: &["student_id", "contact_key"],
-            header: "relationshipUserSourcedId",
-            what: "relationship (student / contact)",
-        },
-    ];
-
-    const fn r(
-        table: super::StageTable,
-        column: &'static str,
-        target: super::StageTable,
-        target_column: &'static str,
-        header: &'static str,
-        problem: &'static str,
-    ) -> Reference {
-        Reference {
-            table,
-            column,
-            when: "",
-            target,
-            target_column,
-            target_when: "",
-            header,
-            problem,
-        }
-    }
-
-    pub const V21_REFERENCES: &[Reference] = &[
-        r(
-            Roles,
-            "user_id",
-            Users,
-            "source_id",
-            "userSourcedId",
-            "is not a user in users.csv",
-        ),
-        r(
-            Roles,
-            "org_id",
-            Schools,
-            "source_id",
-            "orgSourcedId",
-            "is not an org in orgs.csv",
-        ),
-        r(
-            Classes,
-            "school_source_id",
-            Schools,
-            "source_id",
-            "orgSourcedId",
-            "is not an org in orgs.csv",
-        ),
-        r(
-            Enrollments,
-            "class_id",
-            Classes,
-            "source_id",
-            "classSourcedId",
-            "is not a class in classes.csv",
-        ),
-        r(
-            Enrollments,
-            "person_id",
-            Users,
-            "source_id",
-            "userSourcedId",
-            "is not a user in users.csv",
-        ),
-        r(
-            Links,
-            "student_id",
-            Users,
-            "source_id",
-            "userSourcedId",
-            "is not a user in users.csv",
-        ),
-        r(
-            Links,
-            "contact_key",
-            Users,
-            "source_id",
-            "relationshipUserSourcedId",
-            "is not a user in users.csv",
-        ),
-    ];
-
-    /// Run after [`V21_SPLIT_USERS`]: references that need the users' kinds.
-    pub const V21_ROLE_REFERENCES: &[Reference] = &[
-        r(
-            Links,
-            "student_id",
-            Students,
-            "source_id",
-            "userSourcedId",
-            "is not a student (no student role in roles.csv)",
-        ),
-        Reference {
-            when: "c.role = 'student'",
-            ..r(
-                Enrollments,
-                "person_id",
-                Students,
-                "source_id",
-                "userSourcedId",
-                "is enrolled as a student but has no student role in roles.csv",
-            )
-        },
-        Reference {
-            when: "c.role = 'teacher'",
-            ..r(
-                Enrollments,
-                "person_id",
-                Staff,
-                "source_id",
-                "userSourcedId",
-                "is enrolled in a staff role but is not staff in roles.csv (a staff role and no student role)",
-            )
-        },
-    ];
-
-    /// Splits `users.csv` into students (a Student-group role), staff (a Staff-group role and
-    /// no student role; `staff.role` is the first of their staff roles in alphabetical
-    /// order, as SDS writes it) and contacts (named by `relationships.csv`). Roles without a
-    /// group (`other`, contact roles) make a user neither.
-    pub const V21_SPLIT_USERS: &[&str] = &[
-        "INSERT INTO s_students (src, rec, sync_key, sync_hash, source_id, given_name, family_name) \
-         SELECT u.src, u.rec, u.sync_key, u.sync_hash, u.source_id, u.given_name, u.family_name FROM s_users u \
-         WHERE EXISTS (SELECT 1 FROM s_roles r WHERE r.user_id = u.source_id AND r.role_group = 'student')",
-        "INSERT INTO s_staff (src, rec, source_id, given_name, family_name, email, role) \
-         SELECT u.src, u.rec, u.source_id, u.given_name, u.family_name, u.email, \
-           (SELECT r.role FROM s_roles r WHERE r.user_id = u.source_id AND r.role_group = 'staff' ORDER BY LOWER(r.role) LIMIT 1) \
-         FROM s_users u \
-         WHERE EXISTS (SELECT 1 FROM s_roles r WHERE r.user_id = u.source_id AND r.role_group = 'staff') \
-           AND NOT EXISTS (SELECT 1 FROM s_roles r WHERE r.user_id = u.source_id AND r.role_group = 'student')",
-        "INSERT INTO s_contacts (src, rec, sync_key, sync_hash, source_key, source_id, given_name, family_name, email, mobile_phone, email_column, email_warning, phone_column, phone_warning) \
-         SELECT u.src, u.rec, u.sync_key, u.sync_hash, u.source_id, u.source_id, u.given_name, u.family_name, u.email, u.mobile_phone, 'email', u.email_warning, u.phone_column, u.phone_warning \
-         FROM s_users u WHERE EXISTS (SELECT 1 FROM s_links l WHERE l.contact_key = u.source_id)",
-    ];
-
-    pub const V1_KEYS: &[UniqueKey] = &[
-        UniqueKey {
-            table: Schools,
-            columns: &["source_id"],
-            header: "SIS ID",
-            what: "school SIS ID",
-        },
-        UniqueKey {
-            table: Classes,
-            columns: &["source_id"],
-            header: "SIS ID",
-            what: "section SIS ID",
-        },
-        UniqueKey {
-            table: Students,
-            columns: &["source_id"],
-            header: "SIS ID",
-            what: "student SIS ID",
-        },
-        UniqueKey {
-            table: Staff,
-            columns: &["source_id"],
-            header: "SIS ID",
-            what: "teacher SIS ID",
-        },
-        UniqueKey {
-            table: Enrollments,
-            columns: &["class_id", "person_id", "role"],
-            header: "SIS ID",
-            what: "enrollment (section / SIS ID)",
-        },
-        UniqueKey {
-            table: Contacts,
-            columns: &["source_key"],
-            header: "Email",
-            what: "user Email",
-        },
-        UniqueKey {
-            table: Links,
-            columns: &["student_id", "contact_key"],
-            header: "Email",
-            what: "guardian relationship (student SIS ID / Email)",
-        },
-    ];
-
-    pub const V1_REFERENCES: &[Reference] = &[
-        r(
-            Classes,
-            "school_source_id",
-            Schools,
-            "source_id",
-            "School SIS ID",
-            "is not a school in School.csv",
-        ),
-        Reference {
-            when: "c.role = 'student'",
-            ..r(
-                Enrollments,
-                "person_id",
-                Students,
-                "source_id",
-                "SIS ID",
-                "is not a student in Student.csv",
-            )
-        },
-        Reference {
-            when: "c.role = 'teacher'",
-            ..r(
-                Enrollments,
-                "person_id",
-                Staff,
-                "source_id",
-                "SIS ID",
-                "is not a teacher in Teacher.csv",
-            )
-        },
-        r(
-            Enrollments,
-            "class_id",
-            Classes,
-            "source_id",
-            "Section SIS ID",
-            "is not a section in Section.csv",
-        ),
-        r(
-            Links,
-            "student_id",
-            Students,
-            "source_id",
-            "SIS ID",
-            "is not a student in Student.csv (Guardianrelationship's SIS ID is the student's)",
-        ),
-        r(
-            Links,
-            "contact_key",
-            Contacts,
-            "source_key",
-            "Email",
-            "is not a user in User.csv",
-        ),
-    ];
 }
