@@ -12,7 +12,7 @@ use sea_orm::sqlx::{
     self, AssertSqlSafe, Executor, Postgres, Row, Sqlite, pool::PoolConnection, postgres::PgRow,
     sqlite::SqliteRow,
 };
-use sea_orm::{ConnAcquireErr, DatabaseConnection, DbBackend, DbErr, RuntimeErr, Value};
+use sea_orm::{ConnAcquireErr, DatabaseConnection, DbBackend, DbErr, RuntimeErr, Statement, Value};
 use std::ffi::CString;
 
 /// A transaction on one connection of the pool. Dropped without [`ImportConn::commit`], it
@@ -229,8 +229,25 @@ impl ImportConn {
 
     /// Runs a statement written with `$n` placeholders; returns the rows affected.
     pub async fn exec(&mut self, sql: &str, values: Vec<Value>) -> Result<u64, DbErr> {
-        let started = std::time::Instant::now();
         let sql = placeholders::for_engine(self.backend(), sql).into_owned();
+        self.exec_engine_sql(sql, values).await
+    }
+
+    /// Runs a statement the query builder made for this engine (an entity insert or update,
+    /// see [`crate::entities`]); returns the rows affected.
+    pub async fn exec_built(&mut self, statement: Statement) -> Result<u64, DbErr> {
+        let values = statement.values.map(|v| v.0).unwrap_or_default();
+        self.exec_engine_sql(statement.sql, values).await
+    }
+
+    /// Runs a query the query builder made for this engine (e.g. an insert `RETURNING`).
+    pub async fn query_built(&mut self, statement: Statement) -> Result<Vec<RawRow>, DbErr> {
+        let values = statement.values.map(|v| v.0).unwrap_or_default();
+        self.query_engine_sql(statement.sql, values).await
+    }
+
+    async fn exec_engine_sql(&mut self, sql: String, values: Vec<Value>) -> Result<u64, DbErr> {
+        let started = std::time::Instant::now();
         let affected = match self {
             Self::Sqlite(sqlite) => bind_all!(sqlx::query(AssertSqlSafe(sql.clone())), values)
                 .execute(&mut *sqlite.conn)
@@ -249,8 +266,16 @@ impl ImportConn {
 
     /// Runs a query written with `$n` placeholders and returns every row.
     pub async fn query(&mut self, sql: &str, values: Vec<Value>) -> Result<Vec<RawRow>, DbErr> {
-        let started = std::time::Instant::now();
         let sql = placeholders::for_engine(self.backend(), sql).into_owned();
+        self.query_engine_sql(sql, values).await
+    }
+
+    async fn query_engine_sql(
+        &mut self,
+        sql: String,
+        values: Vec<Value>,
+    ) -> Result<Vec<RawRow>, DbErr> {
+        let started = std::time::Instant::now();
         let rows = match self {
             Self::Sqlite(sqlite) => bind_all!(sqlx::query(AssertSqlSafe(sql.clone())), values)
                 .fetch_all(&mut *sqlite.conn)

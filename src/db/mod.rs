@@ -298,6 +298,20 @@ pub async fn exec<C: ConnectionTrait>(
     result
 }
 
+/// Runs a statement the query builder made (an entity insert or update), recorded and
+/// timed like [`exec`].
+pub async fn exec_built<C: ConnectionTrait>(
+    conn: &C,
+    statement: Statement,
+) -> Result<ExecResult, DbErr> {
+    let started = std::time::Instant::now();
+    trace::note(&statement);
+    let sql = statement.sql.clone();
+    let result = conn.execute_raw(statement).await;
+    log_slow(&sql, started);
+    result
+}
+
 /// Logs statements slower than 100 ms at debug level (the SQL only: never the values).
 pub fn log_slow(sql: &str, started: std::time::Instant) {
     let elapsed = started.elapsed();

@@ -117,10 +117,10 @@ pub async fn duplicates(
     );
     let rows = conn.query(&sql, vec![]).await?;
     for row in &rows {
-        let src: i64 = row.int(0)?.unwrap_or_default();
-        let rec: i64 = row.int(1)?.unwrap_or_default();
-        let value: Option<String> = row.text(2)?;
-        let first: Option<i64> = row.int(3)?;
+        let src: i64 = row.get::<Option<i64>>("src")?.unwrap_or_default();
+        let rec: i64 = row.get::<Option<i64>>("rec")?.unwrap_or_default();
+        let value: Option<String> = row.get("k")?;
+        let first: Option<i64> = row.get("first")?;
         let earlier = match first {
             Some(first) if first < rec => format!(" (first at record {first})"),
             _ => String::new(),
@@ -158,7 +158,7 @@ pub async fn dangling(
         format!(" AND {}", reference.target_when)
     };
     let sql = format!(
-        "SELECT c.src, c.rec, c.{col} FROM {table} c \
+        "SELECT c.src, c.rec, c.{col} AS value FROM {table} c \
          WHERE c.{col} IS NOT NULL{when} \
            AND NOT EXISTS (SELECT 1 FROM {target} p WHERE p.{tcol} = c.{col}{target_when}) \
          ORDER BY c.src, c.rec LIMIT {cap}",
@@ -170,9 +170,9 @@ pub async fn dangling(
     );
     let rows = conn.query(&sql, vec![]).await?;
     for row in &rows {
-        let src: i64 = row.int(0)?.unwrap_or_default();
-        let rec: i64 = row.int(1)?.unwrap_or_default();
-        let value: Option<String> = row.text(2)?;
+        let src: i64 = row.get::<Option<i64>>("src")?.unwrap_or_default();
+        let rec: i64 = row.get::<Option<i64>>("rec")?.unwrap_or_default();
+        let value: Option<String> = row.get("value")?;
         sink.error(Issue::at(
             files.name(src as usize),
             rec as u64,
@@ -221,7 +221,7 @@ pub async fn contact_warnings(
                 vec![],
             )
             .await?;
-        let rows = conn.query(&format!("SELECT src, rec, {column}, {warning} FROM s_contacts WHERE {warning} IS NOT NULL ORDER BY src, rec LIMIT {limit}"),
+        let rows = conn.query(&format!("SELECT src, rec, {column} AS column_name, {warning} AS message FROM s_contacts WHERE {warning} IS NOT NULL ORDER BY src, rec LIMIT {limit}"),
             vec![],
         )
         .await?;
@@ -237,7 +237,7 @@ pub async fn contact_warnings(
     let rows = conn
         .query(
             &format!(
-                "SELECT src, rec, email_column, '{UNREACHABLE_CONTACT}' \
+                "SELECT src, rec, email_column AS column_name, '{UNREACHABLE_CONTACT}' AS message \
              FROM s_contacts WHERE {unreachable} ORDER BY src, rec LIMIT {limit}"
             ),
             vec![],
@@ -254,10 +254,10 @@ fn push_warnings(
     code: &'static str,
 ) -> Result<(), DbErr> {
     for row in rows {
-        let src: i64 = row.int(0)?.unwrap_or_default();
-        let rec: i64 = row.int(1)?.unwrap_or_default();
-        let column: Option<String> = row.text(2)?;
-        let message: Option<String> = row.text(3)?;
+        let src: i64 = row.get::<Option<i64>>("src")?.unwrap_or_default();
+        let rec: i64 = row.get::<Option<i64>>("rec")?.unwrap_or_default();
+        let column: Option<String> = row.get("column_name")?;
+        let message: Option<String> = row.get("message")?;
         sink.warning(Issue::at(
             files.name(src as usize),
             rec as u64,

@@ -29,12 +29,13 @@ pub(crate) mod staging;
 use crate::audit::{self, AuditEntry};
 use crate::config::ImportConfig;
 use crate::db::ImportConn;
+use crate::entities::sync_run;
 use crate::tenants::{self, Tenant, TenantError};
 use csv_file::{IssueSink, Limits};
 use files::{FileSet, NameMatch, ParseCtx};
 use reconcile::Presence;
 use report::{Counts, EntityCounts, ImportReport, Issue, RunStatus};
-use sea_orm::{DatabaseConnection, DbErr, Value};
+use sea_orm::{ActiveValue::Set, DatabaseConnection, DbErr, EntityTrait, QueryTrait, Value};
 use staging::{StageTable, Stager};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -584,12 +585,12 @@ async fn apply(
     entities.erased_links_skipped = erasures::skip_erased(conn, id).await?;
     let previous_run = conn
         .query(
-            "SELECT MAX(started_at) FROM sync_runs WHERE tenant_id = $1 AND status = 'applied'",
+            "SELECT MAX(started_at) AS previous_run FROM sync_runs WHERE tenant_id = $1 AND status = 'applied'",
             vec![Value::BigInt(Some(id))],
         )
         .await?
         .first()
-        .and_then(|row| row.time(0).ok().flatten());
+        .and_then(|row| row.get("previous_run").ok().flatten());
     let targets = [
         &mut entities.schools,
         &mut entities.students,
@@ -753,36 +754,32 @@ async fn record_run(
     report: &ImportReport,
 ) -> Result<i64, DbErr> {
     let c = report.counts;
-    let int = |n: u64| Value::BigInt(Some(n as i64));
-    let rows = conn
-        .query(
-            "INSERT INTO sync_runs (tenant_id, format, source, status, dry_run, forced, started_at, finished_at, \
-               created, updated, unchanged, reactivated, deactivated, rejected, error_count, warning_count, report) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id",
-            vec![
-                Value::BigInt(Some(tenant.id.0)),
-                report.format.clone().into(),
-                report.source.clone().into(),
-                report.status.as_str().into(),
-                Value::Bool(Some(report.dry_run)),
-                Value::Bool(Some(report.forced)),
-                Value::ChronoDateTimeUtc(Some(report.started_at)),
-                Value::ChronoDateTimeUtc(Some(chrono::Utc::now())),
-                int(c.created),
-                int(c.updated),
-                int(c.unchanged),
-                int(c.reactivated),
-                int(c.deactivated),
-                int(c.rejected),
-                int(report.errors.len() as u64),
-                int(report.warning_count),
-                serde_json::to_string(report).unwrap_or_default().into(),
-            ],
-        )
-        .await?;
+    let int = |n: u64| Set(n as i64);
+    let mut insert = sync_run::Entity::insert(sync_run::ActiveModel {
+        tenant_id: Set(tenant.id.0),
+        format: Set(report.format.clone()),
+        source: Set(report.source.clone()),
+        status: Set(report.status.as_str().to_string()),
+        dry_run: Set(report.dry_run),
+        forced: Set(report.forced),
+        started_at: Set(report.started_at),
+        finished_at: Set(chrono::Utc::now()),
+        created: int(c.created),
+        updated: int(c.updated),
+        unchanged: int(c.unchanged),
+        reactivated: int(c.reactivated),
+        deactivated: int(c.deactivated),
+        rejected: int(c.rejected),
+        error_count: int(report.errors.len() as u64),
+        warning_count: int(report.warning_count),
+        report: Set(serde_json::to_string(report).unwrap_or_default()),
+        ..Default::default()
+    });
+    insert.query().returning_col(sync_run::Column::Id);
+    let rows = conn.query_built(insert.build(conn.backend())).await?;
     let id = rows
         .first()
-        .map(|row| row.int(0))
+        .map(|row| row.get::<Option<i64>>("id"))
         .transpose()?
         .flatten()
         .unwrap_or_default();

@@ -9,7 +9,7 @@ use crate::db::{self, ImportConn};
 use crate::secrets::DataFolder;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, QueryResult, Value};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, FromQueryResult, QueryResult, Value};
 use serde::Serialize;
 use std::fmt;
 
@@ -350,17 +350,36 @@ pub async fn save(
 
 const COLUMNS: &str = "base_url, token_url, client_id, page_size, watermark, last_applied_at, updated_at, client_secret_encrypted";
 
+/// The stored connection as [`COLUMNS`] reads it.
+#[derive(FromQueryResult)]
+struct ConnectionRow {
+    base_url: String,
+    token_url: String,
+    client_id: String,
+    page_size: i64,
+    watermark: Option<String>,
+    last_applied_at: Option<chrono::DateTime<chrono::Utc>>,
+    updated_at: chrono::DateTime<chrono::Utc>,
+    client_secret_encrypted: String,
+}
+
+impl ConnectionRow {
+    fn view(&self) -> ConnectionView {
+        ConnectionView {
+            base_url: self.base_url.clone(),
+            token_url: self.token_url.clone(),
+            client_id: self.client_id.clone(),
+            page_size: self.page_size.max(1) as u64,
+            secret_stored: true,
+            watermark: self.watermark.clone(),
+            last_applied_at: self.last_applied_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
 fn view_of(row: &QueryResult) -> Result<ConnectionView, DbErr> {
-    Ok(ConnectionView {
-        base_url: row.try_get_by_index(0)?,
-        token_url: row.try_get_by_index(1)?,
-        client_id: row.try_get_by_index(2)?,
-        page_size: row.try_get_by_index::<i64>(3)?.max(1) as u64,
-        secret_stored: true,
-        watermark: row.try_get_by_index(4)?,
-        last_applied_at: row.try_get_by_index(5)?,
-        updated_at: row.try_get_by_index(6)?,
-    })
+    Ok(ConnectionRow::from_query_result(row, "")?.view())
 }
 
 /// The tenant's connection without its secret, if any.
@@ -392,8 +411,8 @@ pub async fn load(
     let Some(row) = rows.first() else {
         return Ok(None);
     };
-    let view = view_of(row)?;
-    let sealed: String = row.try_get_by_index(7)?;
+    let stored = ConnectionRow::from_query_result(row, "")?;
+    let (view, sealed) = (stored.view(), stored.client_secret_encrypted);
     let key = SecretKey::existing(config)?;
     Ok(Some(Connection {
         tenant_id,
@@ -414,7 +433,7 @@ pub async fn connected_tenants(db: &DatabaseConnection) -> Result<Vec<String>, D
         vec![],
     )
     .await?;
-    rows.iter().map(|r| r.try_get_by_index(0)).collect()
+    rows.iter().map(|r| r.try_get("", "slug")).collect()
 }
 
 /// Records an applied run on the connection inside the run's transaction: its time and
