@@ -16,7 +16,7 @@ use super::report::Issue;
 use super::sds_v21::{self, user_hash};
 use super::staging::{StageTable, Stager};
 use crate::db::ImportConn;
-use crate::domain::{EnrollmentKind, RoleGroup};
+use crate::domain::{EnrollmentKind, RoleGroup, TenantId};
 use sea_orm::{DbErr, Value};
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -231,7 +231,7 @@ struct Legacy {
 }
 
 /// Loads the live rows of the diffed tables (keys, hashes, status) into memory.
-pub async fn load(conn: &mut ImportConn, tenant: i64) -> Result<Existing, DbErr> {
+pub async fn load(conn: &mut ImportConn, tenant: TenantId) -> Result<Existing, DbErr> {
     let active = "CASE WHEN status = 'active' THEN 1 ELSE 0 END";
     // FNV-1a over the values of every row, table after table.
     let mut fingerprint: u64 = 0xcbf2_9ce4_8422_2325;
@@ -246,7 +246,7 @@ pub async fn load(conn: &mut ImportConn, tenant: i64) -> Result<Existing, DbErr>
                 // tenant_id and fetch each row at random.
                 "SELECT sync_key, sync_hash, CAST({flags} AS BIGINT) FROM {table} WHERE +tenant_id = $1"
             ),
-            vec![Value::BigInt(Some(tenant))],
+            vec![Value::BigInt(Some(tenant.0))],
             |[k, hash, flags]| {
                 for value in [k, hash, flags] {
                     fingerprint = (fingerprint ^ value as u64).wrapping_mul(0x0100_0000_01b3);

@@ -377,7 +377,7 @@ async fn run_full(run: &Run<'_>, sink: IssueSink) -> Result<Outcome, SyncError> 
 async fn run_diffed(run: &Run<'_>, sink: IssueSink, lock: Lock) -> Result<Diffed, SyncError> {
     let mut conn = open(run, lock).await?;
     run.progress.phase("loading");
-    let existing = fast::load(&mut conn, run.tenant.id.0).await?;
+    let existing = fast::load(&mut conn, run.tenant.id).await?;
     let fingerprint = existing.fingerprint;
     run.progress.start(run.files.total_bytes);
     let (sink, _, diff) = stage_files(&mut conn, run, sink, move |ctx| {
@@ -398,7 +398,7 @@ async fn run_diffed(run: &Run<'_>, sink: IssueSink, lock: Lock) -> Result<Diffed
         lock_to_apply(&mut conn, run).await?;
         // Every decision above was made against `existing`: it must still be what is
         // stored (1.5 s at a million students, against 10-40 s of reading the files).
-        if fast::load(&mut conn, run.tenant.id.0).await?.fingerprint != fingerprint {
+        if fast::load(&mut conn, run.tenant.id).await?.fingerprint != fingerprint {
             conn.rollback().await?;
             return Ok(Diffed::LiveRowsChanged);
         }
@@ -582,7 +582,7 @@ async fn apply(
         },
     };
     let id = tenant.id.0;
-    entities.erased_links_skipped = erasures::skip_erased(conn, id).await?;
+    entities.erased_links_skipped = erasures::skip_erased(conn, tenant.id).await?;
     let previous_run = conn
         .query(
             "SELECT MAX(started_at) AS previous_run FROM sync_runs WHERE tenant_id = $1 AND status = 'applied'",
@@ -606,12 +606,12 @@ async fn apply(
         };
         keep_rejected(
             counts,
-            reconcile::roster(conn, id, now, roster, presence).await?,
+            reconcile::roster(conn, tenant.id, now, roster, presence).await?,
         );
     }
     keep_rejected(
         &mut entities.contacts,
-        reconcile::contacts(conn, id, now, presence(|u| u.contacts)).await?,
+        reconcile::contacts(conn, tenant.id, now, presence(|u| u.contacts)).await?,
     );
     let analyzed_early = crate::db::engine::temp::mid_run_statistics_pay_off(conn)
         && diffed.is_some_and(|d| d.students.insert_only || d.contacts.insert_only);
@@ -621,11 +621,11 @@ async fn apply(
     }
     keep_rejected(
         &mut entities.enrollments,
-        reconcile::enrollments(conn, id, now, presence(|u| u.enrollments)).await?,
+        reconcile::enrollments(conn, tenant.id, now, presence(|u| u.enrollments)).await?,
     );
     keep_rejected(
         &mut entities.links,
-        reconcile::links(conn, id, now, previous_run, presence(|u| u.links)).await?,
+        reconcile::links(conn, tenant.id, now, previous_run, presence(|u| u.links)).await?,
     );
     let links = &entities.links;
     crate::chats::banners::after_sync(
@@ -669,7 +669,7 @@ async fn guards(
         return Ok(());
     }
     let links = &outcome.entities.links;
-    let active_before = reconcile::active_links(conn, tenant.id.0).await? + links.deactivated
+    let active_before = reconcile::active_links(conn, tenant.id).await? + links.deactivated
         - links.created
         - links.reactivated;
     let percent = tenant.settings.deletion_guard_percent.max(0) as u64;

@@ -7,6 +7,7 @@
 use super::report::Counts;
 use crate::db::ImportConn;
 use crate::db::engine::temp;
+use crate::domain::TenantId;
 use chrono::{DateTime, Utc};
 use sea_orm::{DbErr, Value};
 
@@ -53,9 +54,9 @@ pub const ROSTERS: [Roster; 4] = [
 /// Contact fields that carry provenance (same list as the migration).
 pub const CONTACT_FIELDS: [&str; 4] = ["given_name", "family_name", "email", "mobile_phone"];
 
-fn params(tenant: i64, now: DateTime<Utc>) -> Vec<Value> {
+fn params(tenant: TenantId, now: DateTime<Utc>) -> Vec<Value> {
     vec![
-        Value::BigInt(Some(tenant)),
+        Value::BigInt(Some(tenant.0)),
         Value::ChronoDateTimeUtc(Some(now)),
     ]
 }
@@ -240,7 +241,7 @@ async fn refresh_hashes(
 /// Reconciles one roster table.
 pub async fn roster(
     conn: &mut ImportConn,
-    tenant: i64,
+    tenant: TenantId,
     now: DateTime<Utc>,
     roster: &Roster,
     presence: Presence,
@@ -326,7 +327,7 @@ fn latest_wins_set(table: &str, field: &str, staged: &str) -> String {
 /// Reconciles contacts (no status of their own: the links carry it).
 pub async fn contacts(
     conn: &mut ImportConn,
-    tenant: i64,
+    tenant: TenantId,
     now: DateTime<Utc>,
     presence: Presence,
 ) -> Result<Counts, DbErr> {
@@ -364,7 +365,7 @@ pub async fn contacts(
             "contacts",
             "s_contacts",
             "contacts.source_key = s.source_key",
-            Value::BigInt(Some(tenant)),
+            Value::BigInt(Some(tenant.0)),
         )
         .await?;
     }
@@ -435,12 +436,12 @@ async fn create_resolved(
     name: &str,
     columns: &str,
     select: &str,
-    tenant: i64,
+    tenant: TenantId,
 ) -> Result<(), DbErr> {
     temp::create(conn, name, columns).await?;
     conn.exec(
         &format!("INSERT INTO {name} {select}"),
-        vec![Value::BigInt(Some(tenant))],
+        vec![Value::BigInt(Some(tenant.0))],
     )
     .await?;
     Ok(())
@@ -460,7 +461,7 @@ pub async fn drop_resolved(conn: &mut ImportConn) -> Result<(), DbErr> {
 /// Reconciles class enrollments (students and teachers).
 pub async fn enrollments(
     conn: &mut ImportConn,
-    tenant: i64,
+    tenant: TenantId,
     now: DateTime<Utc>,
     presence: Presence,
 ) -> Result<Counts, DbErr> {
@@ -505,7 +506,7 @@ pub async fn enrollments(
 /// sync started: the last time a link that disappears now was seen.
 pub async fn links(
     conn: &mut ImportConn,
-    tenant: i64,
+    tenant: TenantId,
     now: DateTime<Utc>,
     previous_run: Option<DateTime<Utc>>,
     presence: Presence,
@@ -562,7 +563,7 @@ pub async fn links(
 /// absent), so the next time it sends the link again, that change re-adds it.
 async fn release_absent_holds(
     conn: &mut ImportConn,
-    tenant: i64,
+    tenant: TenantId,
     presence: Presence,
 ) -> Result<u64, DbErr> {
     let absent = match presence {
@@ -575,7 +576,7 @@ async fn release_absent_holds(
     // `held_by IS NOT NULL` lets both engines walk the partial index of held links.
     conn.exec(
         &format!("UPDATE student_contacts SET held_by = NULL, held_at = NULL WHERE held_by IS NOT NULL AND {absent}"),
-        vec![Value::BigInt(Some(tenant))],
+        vec![Value::BigInt(Some(tenant.0))],
     )
     .await
 }
@@ -599,11 +600,11 @@ pub async fn refresh_statistics(conn: &mut ImportConn, tables: &[&str]) -> Resul
 }
 
 /// Active links of the tenant (the base of the deletion guard).
-pub async fn active_links(conn: &mut ImportConn, tenant: i64) -> Result<u64, DbErr> {
+pub async fn active_links(conn: &mut ImportConn, tenant: TenantId) -> Result<u64, DbErr> {
     Ok(conn
         .count(
             "SELECT COUNT(*) AS n FROM student_contacts WHERE tenant_id = $1 AND status = 'active'",
-            vec![Value::BigInt(Some(tenant))],
+            vec![Value::BigInt(Some(tenant.0))],
         )
         .await? as u64)
 }

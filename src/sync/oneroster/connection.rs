@@ -6,6 +6,7 @@
 use crate::audit::{self, AuditEntry};
 use crate::config::{Config, OneRosterConfig};
 use crate::db::{self, ImportConn};
+use crate::domain::TenantId;
 use crate::secrets::DataFolder;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -138,7 +139,7 @@ impl SecretKey {
     }
 
     /// Encrypts `secret` for `tenant_id`: `v1:` + hex(nonce || ciphertext || tag).
-    pub fn seal(&self, tenant_id: i64, secret: &Secret) -> Result<String, ConnectionError> {
+    pub fn seal(&self, tenant_id: TenantId, secret: &Secret) -> Result<String, ConnectionError> {
         let mut nonce = [0u8; NONCE_LEN];
         SystemRandom::new()
             .fill(&mut nonce)
@@ -147,7 +148,7 @@ impl SecretKey {
         self.0
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
-                Aad::from(tenant_id.to_be_bytes()),
+                Aad::from(tenant_id.0.to_be_bytes()),
                 &mut sealed,
             )
             .map_err(|_| ConnectionError::Key("encryption failed".into()))?;
@@ -159,7 +160,7 @@ impl SecretKey {
     }
 
     /// Decrypts what [`SecretKey::seal`] produced for `tenant_id`.
-    pub fn open(&self, tenant_id: i64, stored: &str) -> Result<Secret, ConnectionError> {
+    pub fn open(&self, tenant_id: TenantId, stored: &str) -> Result<Secret, ConnectionError> {
         let bytes = stored
             .strip_prefix(CIPHER_PREFIX)
             .and_then(crate::secrets::from_hex)
@@ -171,7 +172,7 @@ impl SecretKey {
         let mut sealed = sealed.to_vec();
         let plain = self
             .0
-            .open_in_place(nonce, Aad::from(tenant_id.to_be_bytes()), &mut sealed)
+            .open_in_place(nonce, Aad::from(tenant_id.0.to_be_bytes()), &mut sealed)
             .map_err(|_| ConnectionError::Undecryptable)?;
         String::from_utf8(plain.to_vec())
             .map(Secret)
@@ -198,7 +199,7 @@ pub struct NewConnection {
 #[derive(Debug, Clone)]
 pub struct Connection {
     /// Tenant id.
-    pub tenant_id: i64,
+    pub tenant_id: TenantId,
     /// Base URL without a trailing slash.
     pub base_url: String,
     /// Token endpoint.
@@ -290,7 +291,7 @@ pub fn check_values(
 pub async fn save(
     db: &DatabaseConnection,
     config: &Config,
-    tenant_id: i64,
+    tenant_id: TenantId,
     new: &NewConnection,
     actor: &str,
 ) -> Result<ConnectionView, ConnectionError> {
@@ -305,7 +306,7 @@ pub async fn save(
         .filter(|b| b.base_url == base_url)
         .and_then(|b| b.watermark.clone());
     let values = vec![
-        Value::BigInt(Some(tenant_id)),
+        Value::BigInt(Some(tenant_id.0)),
         base_url.clone().into(),
         token_url.clone().into(),
         new.client_id.trim().to_string().into(),
@@ -335,10 +336,10 @@ pub async fn save(
     audit::record(
         &txn,
         AuditEntry {
-            tenant_id: Some(tenant_id),
+            tenant_id: Some(tenant_id.0),
             actor,
             action: "oneroster.connect",
-            target: Some(format!("oneroster_connection:{tenant_id}")),
+            target: Some(format!("oneroster_connection:{}", tenant_id.0)),
             before: before.map(|b| serde_json::to_value(b).unwrap_or_default()),
             after: Some(serde_json::to_value(&after).unwrap_or_default()),
         },
@@ -385,12 +386,12 @@ fn view_of(row: &QueryResult) -> Result<ConnectionView, DbErr> {
 /// The tenant's connection without its secret, if any.
 pub async fn view<C: ConnectionTrait>(
     conn: &C,
-    tenant_id: i64,
+    tenant_id: TenantId,
 ) -> Result<Option<ConnectionView>, DbErr> {
     let rows = db::query(
         conn,
         &format!("SELECT {COLUMNS} FROM oneroster_connections WHERE tenant_id = $1"),
-        vec![Value::BigInt(Some(tenant_id))],
+        vec![Value::BigInt(Some(tenant_id.0))],
     )
     .await?;
     rows.first().map(view_of).transpose()
@@ -400,12 +401,12 @@ pub async fn view<C: ConnectionTrait>(
 pub async fn load(
     db: &DatabaseConnection,
     config: &Config,
-    tenant_id: i64,
+    tenant_id: TenantId,
 ) -> Result<Option<Connection>, ConnectionError> {
     let rows = db::query(
         db,
         &format!("SELECT {COLUMNS} FROM oneroster_connections WHERE tenant_id = $1"),
-        vec![Value::BigInt(Some(tenant_id))],
+        vec![Value::BigInt(Some(tenant_id.0))],
     )
     .await?;
     let Some(row) = rows.first() else {
@@ -440,14 +441,14 @@ pub async fn connected_tenants(db: &DatabaseConnection) -> Result<Vec<String>, D
 /// the new watermark (kept as it was when the run saw no `dateLastModified`).
 pub async fn mark_applied(
     conn: &mut ImportConn,
-    tenant_id: i64,
+    tenant_id: TenantId,
     watermark: Option<&str>,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), DbErr> {
     conn.exec(
         "UPDATE oneroster_connections SET watermark = COALESCE($2, watermark), last_applied_at = $3 WHERE tenant_id = $1",
         vec![
-            Value::BigInt(Some(tenant_id)),
+            Value::BigInt(Some(tenant_id.0)),
             Value::String(watermark.map(str::to_string)),
             Value::ChronoDateTimeUtc(Some(at)),
         ],
@@ -470,11 +471,11 @@ mod tests {
     #[test]
     fn a_sealed_secret_opens_only_for_its_tenant() {
         let key = key();
-        let sealed = key.seal(7, &Secret::new("s3cret")).unwrap();
+        let sealed = key.seal(TenantId(7), &Secret::new("s3cret")).unwrap();
         assert!(!sealed.contains("s3cret"));
-        assert_eq!(key.open(7, &sealed).unwrap().expose(), "s3cret");
-        assert!(key.open(8, &sealed).is_err());
-        assert!(key.open(7, "v1:00").is_err());
+        assert_eq!(key.open(TenantId(7), &sealed).unwrap().expose(), "s3cret");
+        assert!(key.open(TenantId(8), &sealed).is_err());
+        assert!(key.open(TenantId(7), "v1:00").is_err());
     }
 
     #[test]
@@ -492,9 +493,9 @@ mod tests {
             "no key was made"
         );
         let made = SecretKey::from_config(&config).unwrap();
-        let sealed = made.seal(1, &Secret::new("s")).unwrap();
+        let sealed = made.seal(TenantId(1), &Secret::new("s")).unwrap();
         let read = SecretKey::existing(&config).unwrap();
-        assert_eq!(read.open(1, &sealed).unwrap().expose(), "s");
+        assert_eq!(read.open(TenantId(1), &sealed).unwrap().expose(), "s");
     }
 
     #[test]

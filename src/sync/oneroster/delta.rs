@@ -11,6 +11,7 @@
 use super::mapping::Staged;
 use crate::db::ImportConn;
 use crate::db::engine::temp;
+use crate::domain::TenantId;
 use crate::sync::report::EntityCounts;
 use crate::sync::staging;
 use sea_orm::{DbErr, Value};
@@ -39,7 +40,7 @@ impl Copied {
 /// Stages the delta's gone records and completes the whole-snapshot tables.
 pub async fn prepare(
     conn: &mut ImportConn,
-    tenant_id: i64,
+    tenant_id: TenantId,
     staged: &Staged,
 ) -> Result<Copied, DbErr> {
     create_deleted(conn).await?;
@@ -58,7 +59,7 @@ pub async fn prepare(
         }
     }
     staging::insert_gone(conn, "enrollments", &staged.gone_enrollments).await?;
-    let tenant = || vec![Value::BigInt(Some(tenant_id))];
+    let tenant = || vec![Value::BigInt(Some(tenant_id.0))];
     for sql in GONE_ROWS {
         conn.exec(sql, tenant()).await?;
     }
