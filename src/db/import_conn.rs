@@ -65,30 +65,6 @@ impl RawRow {
             Self::Postgres(row) => row.try_get(column).map_err(err),
         }
     }
-
-    /// Column `i` as an integer.
-    pub fn int(&self, i: usize) -> Result<Option<i64>, DbErr> {
-        match self {
-            Self::Sqlite(row) => row.try_get(i).map_err(err),
-            Self::Postgres(row) => row.try_get(i).map_err(err),
-        }
-    }
-
-    /// Column `i` as text.
-    pub fn text(&self, i: usize) -> Result<Option<String>, DbErr> {
-        match self {
-            Self::Sqlite(row) => row.try_get(i).map_err(err),
-            Self::Postgres(row) => row.try_get(i).map_err(err),
-        }
-    }
-
-    /// Column `i` as a UTC time.
-    pub fn time(&self, i: usize) -> Result<Option<chrono::DateTime<chrono::Utc>>, DbErr> {
-        match self {
-            Self::Sqlite(row) => row.try_get(i).map_err(err),
-            Self::Postgres(row) => row.try_get(i).map_err(err),
-        }
-    }
 }
 
 macro_rules! bind_all {

@@ -16,9 +16,9 @@
 
 pub mod client;
 pub mod connection;
-pub mod delta;
-pub mod mapping;
-pub mod model;
+pub(crate) mod delta;
+pub(crate) mod mapping;
+pub(crate) mod model;
 
 use super::csv_file::IssueSink;
 use super::files::FileSet;
