@@ -3,7 +3,7 @@
 
 use super::NewAssignment;
 use crate::audit::{self, AuditEntry};
-use crate::db;
+use crate::db::{self, engine::upsert};
 use crate::domain::TenantId;
 use chrono::{DateTime, FixedOffset, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, FromQueryResult, QueryResult, Value};
@@ -120,10 +120,12 @@ pub async fn upsert<C: ConnectionTrait>(
     insert.push(now.clone());
     let inserted = db::exec(
         conn,
-        "INSERT INTO assignments (tenant_id, class_id, external_id, title, due_at, \
-           due_offset_seconds, points, instructions, created_by, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
-         ON CONFLICT (tenant_id, class_id, external_id) DO NOTHING",
+        &format!(
+            "INSERT INTO assignments (tenant_id, class_id, external_id, title, due_at, \
+               due_offset_seconds, points, instructions, created_by, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) {}",
+            upsert::do_nothing_sql(&["tenant_id", "class_id", "external_id"])
+        ),
         insert,
     )
     .await?;
@@ -299,10 +301,14 @@ pub async fn set_notify_guardians(
     let now = Utc::now();
     db::exec(
         &txn,
-        "INSERT INTO class_digest_settings (class_id, tenant_id, notify_guardians, updated_by, updated_at) \
-         VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (class_id) DO UPDATE SET notify_guardians = excluded.notify_guardians, \
-           updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+        &format!(
+            "INSERT INTO class_digest_settings (class_id, tenant_id, notify_guardians, updated_by, updated_at) \
+             VALUES ($1, $2, $3, $4, $5) {}",
+            upsert::update_columns_sql(
+                &["class_id"],
+                &["notify_guardians", "updated_by", "updated_at"]
+            )
+        ),
         vec![
             Value::BigInt(Some(class_id)),
             Value::BigInt(Some(tenant.0)),

@@ -60,9 +60,7 @@ impl Format {
             Self::SdsV21 => "sds-v2.1",
         }
     }
-}
 
-impl Format {
     /// Every file name of the format, in reading order.
     fn files(self) -> &'static [&'static str] {
         match self {

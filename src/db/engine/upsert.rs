@@ -1,31 +1,8 @@
 //! Insert-or-update. Both engines take the same `INSERT … ON CONFLICT (key) DO NOTHING` and
 //! `… DO UPDATE SET col = excluded.col` (SQLite since 3.24), so an upsert is written once:
-//! through an entity with the [`OnConflict`] built here, or as SQL text with the clauses
-//! built here. Guard an update with "only when something changed" where the row is
+//! through an entity with sea-query's `OnConflict`, or as SQL text with the clauses built
+//! here. Guard an update with "only when something changed" where the row is
 //! usually unchanged (a blind upsert was 2.8× slower on PostgreSQL and bloats the table).
-
-use sea_orm::sea_query::OnConflict;
-
-/// `ON CONFLICT (key…) DO NOTHING` for an entity insert.
-pub fn do_nothing<C>(key: impl IntoIterator<Item = C>) -> OnConflict
-where
-    C: sea_orm::sea_query::IntoIden,
-{
-    OnConflict::columns(key).do_nothing().to_owned()
-}
-
-/// `ON CONFLICT (key…) DO UPDATE SET` each of `columns` to the value the insert proposed,
-/// for an entity insert.
-pub fn update_columns<C, U>(
-    key: impl IntoIterator<Item = C>,
-    columns: impl IntoIterator<Item = U>,
-) -> OnConflict
-where
-    C: sea_orm::sea_query::IntoIden,
-    U: sea_orm::sea_query::IntoIden,
-{
-    OnConflict::columns(key).update_columns(columns).to_owned()
-}
 
 /// The SQL text `ON CONFLICT (key…) DO NOTHING`.
 pub fn do_nothing_sql(key: &[&str]) -> String {
