@@ -3,9 +3,12 @@
 //! before/after values, and read back by admins with filters.
 
 use crate::db::{self, ImportConn};
-use sea_orm::{ConnectionTrait, DbErr, Value};
-
-const INSERT: &str = "INSERT INTO audit_log (tenant_id, actor, action, target, before, after, at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+use crate::domain::TenantId;
+use crate::entities::audit_log;
+use sea_orm::{
+    ActiveValue::Set, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, QueryTrait,
+    Statement, Value,
+};
 
 /// One action to record.
 pub struct AuditEntry<'a> {
@@ -24,27 +27,32 @@ pub struct AuditEntry<'a> {
 }
 
 impl AuditEntry<'_> {
-    fn values(self) -> Vec<Value> {
-        vec![
-            Value::BigInt(self.tenant_id),
-            Value::String(Some(self.actor.to_string())),
-            Value::String(Some(self.action.to_string())),
-            Value::String(self.target),
-            Value::String(self.before.map(|v| v.to_string())),
-            Value::String(self.after.map(|v| v.to_string())),
-            Value::ChronoDateTimeUtc(Some(chrono::Utc::now())),
-        ]
+    /// The insert of this entry for `backend`.
+    fn insert(self, backend: DbBackend) -> Statement {
+        audit_log::Entity::insert(audit_log::ActiveModel {
+            tenant_id: Set(self.tenant_id),
+            actor: Set(self.actor.to_string()),
+            action: Set(self.action.to_string()),
+            target: Set(self.target),
+            before: Set(self.before.map(|v| v.to_string())),
+            after: Set(self.after.map(|v| v.to_string())),
+            at: Set(chrono::Utc::now()),
+            ..Default::default()
+        })
+        .build(backend)
     }
 }
 
 /// Writes `entry` on `conn` (pass the transaction of the action so both commit together).
 pub async fn record<C: ConnectionTrait>(conn: &C, entry: AuditEntry<'_>) -> Result<(), DbErr> {
-    db::exec(conn, INSERT, entry.values()).await.map(|_| ())
+    let insert = entry.insert(conn.get_database_backend());
+    db::exec_built(conn, insert).await.map(|_| ())
 }
 
 /// Writes `entry` inside an import's transaction.
 pub async fn record_in(conn: &mut ImportConn, entry: AuditEntry<'_>) -> Result<(), DbErr> {
-    conn.exec(INSERT, entry.values()).await.map(|_| ())
+    let insert = entry.insert(conn.backend());
+    conn.exec_built(insert).await.map(|_| ())
 }
 
 /// The actor name for commands run on this machine: `cli:<user>`.
@@ -96,6 +104,18 @@ pub struct AuditFilter {
     pub limit: u64,
 }
 
+/// The columns of an entry [`list`] reads.
+#[derive(FromQueryResult)]
+struct AuditRow {
+    id: i64,
+    at: chrono::DateTime<chrono::Utc>,
+    actor: String,
+    action: String,
+    target: Option<String>,
+    before: Option<String>,
+    after: Option<String>,
+}
+
 /// A page of the tenant's audit log, newest first (by time, then id), and the cursor of the
 /// next page (the id of the page's last entry).
 ///
@@ -106,7 +126,7 @@ pub struct AuditFilter {
 /// under it (found with a skip scan of (tenant, action, …)), one walk each, merged.
 pub async fn list<C: ConnectionTrait>(
     conn: &C,
-    tenant: i64,
+    tenant: TenantId,
     filter: &AuditFilter,
 ) -> Result<(Vec<AuditItem>, Option<String>), DbErr> {
     const COLUMNS: &str = "SELECT id, at, actor, action, target, before, after FROM audit_log";
@@ -114,7 +134,7 @@ pub async fn list<C: ConnectionTrait>(
     let take = filter.limit.saturating_add(1);
     let mut filters = db::Filters::new(
         &format!("{COLUMNS} WHERE tenant_id = $1"),
-        vec![Value::BigInt(Some(tenant))],
+        vec![Value::BigInt(Some(tenant.0))],
     );
     let prefix = match filter.action.as_deref() {
         Some(prefix) if prefix.ends_with('.') => Some(prefix),
@@ -186,14 +206,15 @@ pub async fn list<C: ConnectionTrait>(
     let items = rows
         .iter()
         .map(|row| {
+            let entry = AuditRow::from_query_result(row, "")?;
             Ok(AuditItem {
-                id: row.try_get_by_index::<i64>(0)?.to_string(),
-                at: row.try_get_by_index(1)?,
-                actor: row.try_get_by_index(2)?,
-                action: row.try_get_by_index(3)?,
-                target: row.try_get_by_index(4)?,
-                before: json(row.try_get_by_index(5)?),
-                after: json(row.try_get_by_index(6)?),
+                id: entry.id.to_string(),
+                at: entry.at,
+                actor: entry.actor,
+                action: entry.action,
+                target: entry.target,
+                before: json(entry.before),
+                after: json(entry.after),
             })
         })
         .collect::<Result<Vec<_>, DbErr>>()?;
@@ -202,7 +223,7 @@ pub async fn list<C: ConnectionTrait>(
 
 /// The distinct actions in the tenant's log: a skip scan of the (tenant, action, at, id) index,
 /// one seek per action (a few dozen), not a read of the log.
-async fn actions<C: ConnectionTrait>(conn: &C, tenant: i64) -> Result<Vec<String>, DbErr> {
+async fn actions<C: ConnectionTrait>(conn: &C, tenant: TenantId) -> Result<Vec<String>, DbErr> {
     let rows = db::query(
         conn,
         "WITH RECURSIVE acts(action) AS ( \
@@ -212,7 +233,7 @@ async fn actions<C: ConnectionTrait>(conn: &C, tenant: i64) -> Result<Vec<String
                    ORDER BY a.action LIMIT 1) \
            FROM acts WHERE acts.action IS NOT NULL) \
          SELECT action FROM acts WHERE action IS NOT NULL",
-        vec![Value::BigInt(Some(tenant))],
+        vec![Value::BigInt(Some(tenant.0))],
     )
     .await?;
     rows.iter()

@@ -77,6 +77,6 @@ pub async fn list(
         before_id,
         limit: page.limit,
     };
-    let (items, next_cursor) = audit::list(&state.db, principal.tenant.0, &filter).await?;
+    let (items, next_cursor) = audit::list(&state.db, principal.tenant, &filter).await?;
     Ok(Json(AuditPage { items, next_cursor }))
 }

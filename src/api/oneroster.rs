@@ -204,7 +204,7 @@ pub async fn get_connection(
     principal: Principal,
 ) -> Result<Json<ConnectionView>, ApiError> {
     policy::run_oneroster(&principal)?;
-    connection::view(&state.db, principal.tenant.0)
+    connection::view(&state.db, principal.tenant)
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found("OneRoster connection"))
@@ -244,7 +244,7 @@ pub async fn put_connection(
     let view = connection::save(
         &state.db,
         &state.config,
-        principal.tenant.0,
+        principal.tenant,
         &new,
         &principal.actor(),
     )

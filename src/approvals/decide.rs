@@ -10,7 +10,7 @@ use crate::audit::{self, AuditEntry};
 use crate::chats::banners::{self, Cause};
 use crate::db;
 use crate::domain::{Region, TenantId};
-use crate::sync::hashing::hash_strs;
+use crate::sync::hashing::SyncKey;
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Value};
 
@@ -293,7 +293,7 @@ impl Change<'_> {
                     relationship.into(),
                     self.now(),
                     // The key a sync would give this pair, so a later snapshot finds it.
-                    Value::BigInt(Some(hash_strs(&[self.student_source_id, &source_key]))),
+                    SyncKey::link(self.student_source_id, &source_key).into(),
                 ],
             )
             .await?;
@@ -324,7 +324,7 @@ impl Change<'_> {
         let mut values = vec![
             self.tenant(),
             source_key.clone().into(),
-            Value::BigInt(Some(hash_strs(&[&source_key]))),
+            SyncKey::contact(&source_key).into(),
             self.now(),
             self.now(),
         ];

@@ -100,7 +100,7 @@ async fn classes(
     )
     .await?;
     rows.iter()
-        .map(|row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?)))
+        .map(|row| Ok((row.try_get("", "source_id")?, row.try_get("", "id")?)))
         .collect()
 }
 

@@ -3,10 +3,10 @@
 
 use super::NewAssignment;
 use crate::audit::{self, AuditEntry};
-use crate::db;
+use crate::db::{self, engine::upsert};
 use crate::domain::TenantId;
 use chrono::{DateTime, FixedOffset, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, QueryResult, Value};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, FromQueryResult, QueryResult, Value};
 use serde::Serialize;
 
 /// What an upsert did.
@@ -53,20 +53,38 @@ pub fn with_offset(due_at: DateTime<Utc>, offset_seconds: i32) -> DateTime<Fixed
     due_at.with_timezone(&offset)
 }
 
-fn item(row: &QueryResult, class_source_id: &str) -> Result<(i64, AssignmentItem), DbErr> {
-    let due: DateTime<Utc> = row.try_get_by_index(3)?;
-    let offset: i32 = row.try_get_by_index(4)?;
+/// An assignment as [`COLUMNS`] reads it.
+#[derive(FromQueryResult)]
+struct AssignmentRow {
+    id: i64,
+    external_id: String,
+    title: String,
+    due_at: DateTime<Utc>,
+    due_offset_seconds: i32,
+    points: Option<f64>,
+    instructions: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+/// The row's id and due instant, and the item the API shows.
+fn item(
+    row: &QueryResult,
+    class_source_id: &str,
+) -> Result<(i64, DateTime<Utc>, AssignmentItem), DbErr> {
+    let row = AssignmentRow::from_query_result(row, "")?;
     Ok((
-        row.try_get_by_index(0)?,
+        row.id,
+        row.due_at,
         AssignmentItem {
-            external_id: row.try_get_by_index(1)?,
+            external_id: row.external_id,
             class_id: class_source_id.to_string(),
-            title: row.try_get_by_index(2)?,
-            due_at: with_offset(due, offset).to_rfc3339(),
-            points: row.try_get_by_index(5)?,
-            instructions: row.try_get_by_index(6)?,
-            created_at: row.try_get_by_index(7)?,
-            updated_at: row.try_get_by_index(8)?,
+            title: row.title,
+            due_at: with_offset(row.due_at, row.due_offset_seconds).to_rfc3339(),
+            points: row.points,
+            instructions: row.instructions,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
         },
     ))
 }
@@ -102,10 +120,12 @@ pub async fn upsert<C: ConnectionTrait>(
     insert.push(now.clone());
     let inserted = db::exec(
         conn,
-        "INSERT INTO assignments (tenant_id, class_id, external_id, title, due_at, \
-           due_offset_seconds, points, instructions, created_by, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
-         ON CONFLICT (tenant_id, class_id, external_id) DO NOTHING",
+        &format!(
+            "INSERT INTO assignments (tenant_id, class_id, external_id, title, due_at, \
+               due_offset_seconds, points, instructions, created_by, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) {}",
+            upsert::do_nothing_sql(&["tenant_id", "class_id", "external_id"])
+        ),
         insert,
     )
     .await?;
@@ -155,7 +175,7 @@ pub async fn get<C: ConnectionTrait>(
     )
     .await?;
     rows.first()
-        .map(|row| item(row, class_source_id).map(|(_, item)| item))
+        .map(|row| item(row, class_source_id).map(|(_, _, item)| item))
         .transpose()
 }
 
@@ -231,10 +251,7 @@ pub async fn list<C: ConnectionTrait>(
     .await?;
     let items = rows
         .iter()
-        .map(|row| {
-            let due: DateTime<Utc> = row.try_get_by_index(3)?;
-            item(row, class_source_id).map(|(id, item)| ((due, id), item))
-        })
+        .map(|row| item(row, class_source_id).map(|(id, due, item)| ((due, id), item)))
         .collect::<Result<Vec<_>, DbErr>>()?;
     let (items, next) = db::page(items, filter.limit, |((due, id), _)| cursor(*due, *id));
     Ok((items.into_iter().map(|(_, item)| item).collect(), next))
@@ -265,7 +282,7 @@ pub async fn notify_guardians<C: ConnectionTrait>(
     )
     .await?;
     rows.first()
-        .map(|row| row.try_get_by_index::<bool>(0))
+        .map(|row| row.try_get::<bool>("", "notify_guardians"))
         .transpose()
         .map(|v| v.unwrap_or(true))
 }
@@ -284,10 +301,14 @@ pub async fn set_notify_guardians(
     let now = Utc::now();
     db::exec(
         &txn,
-        "INSERT INTO class_digest_settings (class_id, tenant_id, notify_guardians, updated_by, updated_at) \
-         VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (class_id) DO UPDATE SET notify_guardians = excluded.notify_guardians, \
-           updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+        &format!(
+            "INSERT INTO class_digest_settings (class_id, tenant_id, notify_guardians, updated_by, updated_at) \
+             VALUES ($1, $2, $3, $4, $5) {}",
+            upsert::update_columns_sql(
+                &["class_id"],
+                &["notify_guardians", "updated_by", "updated_at"]
+            )
+        ),
         vec![
             Value::BigInt(Some(class_id)),
             Value::BigInt(Some(tenant.0)),

@@ -92,7 +92,7 @@ pub(super) async fn connect(command: OneRosterCommand, config: &Config) -> Resul
     // not waste a paste.
     connection::SecretKey::from_config(config)?;
     new.client_secret = read_secret()?;
-    let view = connection::save(&conn, config, tenant.id.0, &new, &audit::cli_actor())
+    let view = connection::save(&conn, config, tenant.id, &new, &audit::cli_actor())
         .await
         .map_err(|e| match e {
             connection::ConnectionError::Invalid(message) => Failure::usage(message),

@@ -5,11 +5,14 @@
 //! placeholders and `sea_orm::Value` parameters as [`crate::db`].
 
 use crate as app;
+use crate::db::TenantLock;
+use crate::db::engine::placeholders;
+use crate::domain::TenantId;
 use sea_orm::sqlx::{
     self, AssertSqlSafe, Executor, Postgres, Row, Sqlite, pool::PoolConnection, postgres::PgRow,
     sqlite::SqliteRow,
 };
-use sea_orm::{ConnAcquireErr, DatabaseConnection, DbBackend, DbErr, RuntimeErr, Value};
+use sea_orm::{ConnAcquireErr, DatabaseConnection, DbBackend, DbErr, RuntimeErr, Statement, Value};
 use std::ffi::CString;
 
 /// A transaction on one connection of the pool. Dropped without [`ImportConn::commit`], it
@@ -49,27 +52,17 @@ fn err(e: sqlx::Error) -> DbErr {
 }
 
 impl RawRow {
-    /// Column `i` as an integer.
-    pub fn int(&self, i: usize) -> Result<Option<i64>, DbErr> {
+    /// The column named `column` (as the query names it: `SELECT COUNT(*) AS n` is `n`).
+    pub fn get<T>(&self, column: &str) -> Result<T, DbErr>
+    where
+        T: for<'r> sqlx::Decode<'r, Sqlite>
+            + sqlx::Type<Sqlite>
+            + for<'r> sqlx::Decode<'r, Postgres>
+            + sqlx::Type<Postgres>,
+    {
         match self {
-            Self::Sqlite(row) => row.try_get(i).map_err(err),
-            Self::Postgres(row) => row.try_get(i).map_err(err),
-        }
-    }
-
-    /// Column `i` as text.
-    pub fn text(&self, i: usize) -> Result<Option<String>, DbErr> {
-        match self {
-            Self::Sqlite(row) => row.try_get(i).map_err(err),
-            Self::Postgres(row) => row.try_get(i).map_err(err),
-        }
-    }
-
-    /// Column `i` as a UTC time.
-    pub fn time(&self, i: usize) -> Result<Option<chrono::DateTime<chrono::Utc>>, DbErr> {
-        match self {
-            Self::Sqlite(row) => row.try_get(i).map_err(err),
-            Self::Postgres(row) => row.try_get(i).map_err(err),
+            Self::Sqlite(row) => row.try_get(column).map_err(err),
+            Self::Postgres(row) => row.try_get(column).map_err(err),
         }
     }
 }
@@ -141,6 +134,43 @@ impl ImportConn {
         Ok(())
     }
 
+    /// Gives the transaction room for the planner's hash joins and sorts over millions of
+    /// staged rows (PostgreSQL's `work_mem` and `maintenance_work_mem`; SQLite has no such
+    /// limit).
+    pub async fn allow_large_sorts(&mut self) -> Result<(), DbErr> {
+        if let Self::Postgres(_) = self {
+            self.exec("SET LOCAL work_mem = '128MB'", vec![]).await?;
+            self.exec("SET LOCAL maintenance_work_mem = '256MB'", vec![])
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Runs `work` for `tenant` one at a time: a second transaction waits here until the
+    /// first ends. PostgreSQL takes the advisory lock of [`TenantLock::key`] (not a row lock
+    /// on the tenant, which would stop the tenant's other writers for the whole run);
+    /// SQLite's write transaction is exclusive already.
+    pub async fn lock_tenant(&mut self, work: TenantLock, tenant: TenantId) -> Result<(), DbErr> {
+        if let Self::Postgres(_) = self {
+            self.exec(
+                app::db::TENANT_LOCK_SQL,
+                vec![Value::BigInt(Some(work.key(tenant.0)))],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Rows per [`ImportConn::bulk_insert`] batch, from the configured size: SQLite steps
+    /// one row at a time whatever the batch, so smaller batches only save memory;
+    /// PostgreSQL's `COPY` is much faster in large batches.
+    pub fn bulk_batch_rows(&self, configured: usize) -> usize {
+        match self {
+            Self::Sqlite(_) => configured.min(2_000),
+            Self::Postgres(_) => configured,
+        }
+    }
+
     /// Whether the changes are inside the transaction ([`ImportConn::lock`]).
     pub fn is_locked(&self) -> bool {
         match self {
@@ -175,8 +205,25 @@ impl ImportConn {
 
     /// Runs a statement written with `$n` placeholders; returns the rows affected.
     pub async fn exec(&mut self, sql: &str, values: Vec<Value>) -> Result<u64, DbErr> {
+        let sql = placeholders::for_engine(self.backend(), sql).into_owned();
+        self.exec_engine_sql(sql, values).await
+    }
+
+    /// Runs a statement the query builder made for this engine (an entity insert or update,
+    /// see [`crate::entities`]); returns the rows affected.
+    pub async fn exec_built(&mut self, statement: Statement) -> Result<u64, DbErr> {
+        let values = statement.values.map(|v| v.0).unwrap_or_default();
+        self.exec_engine_sql(statement.sql, values).await
+    }
+
+    /// Runs a query the query builder made for this engine (e.g. an insert `RETURNING`).
+    pub async fn query_built(&mut self, statement: Statement) -> Result<Vec<RawRow>, DbErr> {
+        let values = statement.values.map(|v| v.0).unwrap_or_default();
+        self.query_engine_sql(statement.sql, values).await
+    }
+
+    async fn exec_engine_sql(&mut self, sql: String, values: Vec<Value>) -> Result<u64, DbErr> {
         let started = std::time::Instant::now();
-        let sql = app::db::stmt(self.backend(), sql, vec![]).sql;
         let affected = match self {
             Self::Sqlite(sqlite) => bind_all!(sqlx::query(AssertSqlSafe(sql.clone())), values)
                 .execute(&mut *sqlite.conn)
@@ -195,8 +242,16 @@ impl ImportConn {
 
     /// Runs a query written with `$n` placeholders and returns every row.
     pub async fn query(&mut self, sql: &str, values: Vec<Value>) -> Result<Vec<RawRow>, DbErr> {
+        let sql = placeholders::for_engine(self.backend(), sql).into_owned();
+        self.query_engine_sql(sql, values).await
+    }
+
+    async fn query_engine_sql(
+        &mut self,
+        sql: String,
+        values: Vec<Value>,
+    ) -> Result<Vec<RawRow>, DbErr> {
         let started = std::time::Instant::now();
-        let sql = app::db::stmt(self.backend(), sql, vec![]).sql;
         let rows = match self {
             Self::Sqlite(sqlite) => bind_all!(sqlx::query(AssertSqlSafe(sql.clone())), values)
                 .fetch_all(&mut *sqlite.conn)
@@ -217,11 +272,12 @@ impl ImportConn {
         Ok(rows)
     }
 
-    /// Runs a query returning one integer (e.g. `COUNT(*)`), 0 when there is no row.
+    /// Runs a query returning one integer column named `n` (e.g. `SELECT COUNT(*) AS n`),
+    /// 0 when there is no row or it is NULL.
     pub async fn count(&mut self, sql: &str, values: Vec<Value>) -> Result<i64, DbErr> {
         let rows = self.query(sql, values).await?;
         match rows.first() {
-            Some(row) => Ok(row.int(0)?.unwrap_or(0)),
+            Some(row) => Ok(row.get::<Option<i64>>("n")?.unwrap_or(0)),
             None => Ok(0),
         }
     }
@@ -235,7 +291,7 @@ impl ImportConn {
         mut each: impl FnMut([i64; 3]),
     ) -> Result<(), DbErr> {
         let started = std::time::Instant::now();
-        let sql = app::db::stmt(self.backend(), sql, vec![]).sql;
+        let sql = placeholders::for_engine(self.backend(), sql).into_owned();
         let mut ints = Vec::with_capacity(values.len());
         for value in values {
             match value {

@@ -278,13 +278,9 @@ pub fn id_list(ids: impl IntoIterator<Item = i64>) -> String {
 }
 
 /// Builds a statement from SQL written with PostgreSQL placeholders (`$1`, `$2`, …); on
-/// SQLite they become the equivalent numbered `?1`, `?2`, …
+/// SQLite they become the equivalent numbered `?1`, `?2`, … (only placeholders are rewritten, see [`engine::placeholders`]).
 pub fn stmt(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
-    let sql = if backend == DbBackend::Sqlite {
-        sql.replace('$', "?")
-    } else {
-        sql.to_string()
-    };
+    let sql = engine::placeholders::for_engine(backend, sql).into_owned();
     Statement::from_sql_and_values(backend, sql, values)
 }
 
@@ -299,6 +295,20 @@ pub async fn exec<C: ConnectionTrait>(
     trace::note(&statement);
     let result = conn.execute_raw(statement).await;
     log_slow(sql, started);
+    result
+}
+
+/// Runs a statement the query builder made (an entity insert or update), recorded and
+/// timed like [`exec`].
+pub async fn exec_built<C: ConnectionTrait>(
+    conn: &C,
+    statement: Statement,
+) -> Result<ExecResult, DbErr> {
+    let started = std::time::Instant::now();
+    trace::note(&statement);
+    let sql = statement.sql.clone();
+    let result = conn.execute_raw(statement).await;
+    log_slow(&sql, started);
     result
 }
 
@@ -325,7 +335,9 @@ pub async fn query<C: ConnectionTrait>(
     result
 }
 
-/// Runs a query that returns one integer (e.g. `COUNT(*)`).
+/// Runs a query that returns one integer column (e.g. `COUNT(*)`), read by the name the
+/// query gives it; 0 when there is no row. A query with more than one column is an error
+/// rather than a silent read of whichever comes first.
 pub async fn count<C: ConnectionTrait>(
     conn: &C,
     sql: &str,
@@ -333,7 +345,12 @@ pub async fn count<C: ConnectionTrait>(
 ) -> Result<i64, DbErr> {
     let rows = query(conn, sql, values).await?;
     match rows.first() {
-        Some(row) => row.try_get_by_index::<i64>(0),
+        Some(row) => match row.column_names().as_slice() {
+            [column] => row.try_get::<i64>("", column),
+            columns => Err(DbErr::Custom(format!(
+                "a count must return one column, this query returns {columns:?}"
+            ))),
+        },
         None => Ok(0),
     }
 }

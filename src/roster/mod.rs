@@ -5,7 +5,7 @@
 use crate::contacts::display_name;
 use crate::db;
 use crate::domain::TenantId;
-use sea_orm::{ConnectionTrait, DbErr, Value};
+use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, Value};
 use serde::Serialize;
 
 /// Which classes a caller may list.
@@ -161,7 +161,7 @@ pub async fn find_class<C: ConnectionTrait>(
         values,
     )
     .await?;
-    rows.first().map(|r| r.try_get_by_index(0)).transpose()
+    rows.first().map(|r| r.try_get("", "id")).transpose()
 }
 
 /// Students of class `class_id` (of `tenant`), ordered by source id. With `active_only`
@@ -182,7 +182,7 @@ pub async fn class_students<C: ConnectionTrait>(
         conn,
         &format!(
             "SELECT s.source_id, s.given_name, s.family_name, \
-               CASE WHEN e.status = 'active' AND s.status = 'active' THEN 'active' ELSE 'inactive' END \
+               CASE WHEN e.status = 'active' AND s.status = 'active' THEN 'active' ELSE 'inactive' END AS status \
              FROM enrollments e JOIN students s ON s.id = e.person_id \
              WHERE e.tenant_id = $1 AND s.tenant_id = $1 AND e.class_id = $2 AND e.role = 'student' \
                AND s.source_id > $3{filter} ORDER BY s.source_id LIMIT $4"
@@ -198,19 +198,30 @@ pub async fn class_students<C: ConnectionTrait>(
     let items = rows
         .iter()
         .map(|row| {
-            let given: Option<String> = row.try_get_by_index(1)?;
-            let family: Option<String> = row.try_get_by_index(2)?;
-            let id: String = row.try_get_by_index(0)?;
+            let row = ClassStudentRow::from_query_result(row, "")?;
             Ok(StudentItem {
-                display_name: student_name(given.as_deref(), family.as_deref(), &id),
-                id,
-                given_name: given,
-                family_name: family,
-                status: row.try_get_by_index(3)?,
+                display_name: student_name(
+                    row.given_name.as_deref(),
+                    row.family_name.as_deref(),
+                    &row.source_id,
+                ),
+                id: row.source_id,
+                given_name: row.given_name,
+                family_name: row.family_name,
+                status: row.status,
             })
         })
         .collect::<Result<Vec<_>, DbErr>>()?;
     Ok(page(items, request.limit, |s| s.id.clone()))
+}
+
+/// A student of a class as [`class_students`] reads it.
+#[derive(FromQueryResult)]
+struct ClassStudentRow {
+    source_id: String,
+    given_name: Option<String>,
+    family_name: Option<String>,
+    status: String,
 }
 
 fn student_name(given: Option<&str>, family: Option<&str>, id: &str) -> String {
@@ -278,6 +289,6 @@ pub async fn find_student<C: ConnectionTrait>(
     )
     .await?;
     rows.first()
-        .map(|r| Ok((r.try_get_by_index(0)?, r.try_get_by_index(1)?)))
+        .map(|r| Ok((r.try_get("", "given_name")?, r.try_get("", "family_name")?)))
         .transpose()
 }

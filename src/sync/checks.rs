@@ -4,7 +4,7 @@
 
 use super::csv_file::IssueSink;
 use super::files::FileSet;
-use super::report::Issue;
+use super::report::{EntityCounts, Issue};
 use super::staging::StageTable;
 use crate::db::{ImportConn, RawRow};
 use sea_orm::DbErr;
@@ -41,6 +41,52 @@ pub struct Reference {
     pub problem: &'static str,
 }
 
+/// A reference with no extra condition on either side.
+pub const fn reference(
+    table: StageTable,
+    column: &'static str,
+    target: StageTable,
+    target_column: &'static str,
+    header: &'static str,
+    problem: &'static str,
+) -> Reference {
+    Reference {
+        table,
+        column,
+        when: "",
+        target,
+        target_column,
+        target_when: "",
+        header,
+        problem,
+    }
+}
+
+/// The cross-file rules of one format, as data (each format declares its own beside its
+/// parser).
+pub struct Rules {
+    /// Keys unique within the file set.
+    pub keys: &'static [UniqueKey],
+    /// References between the files.
+    pub references: &'static [Reference],
+    /// Statements that derive more staging tables once the rules above hold (SDS v2.1
+    /// splits its users into students, staff and contacts).
+    pub derive: &'static [&'static str],
+    /// References checked over what [`Rules::derive`] made.
+    pub derived_references: &'static [Reference],
+}
+
+/// An optional file of a format whose absence, in a run that would deactivate rows,
+/// refuses the run unless forced (the missing-file guard, SPEC §3.3).
+pub struct GuardedFile {
+    /// The file reported.
+    pub file: &'static str,
+    /// The files that must all be present for the deactivations to be trusted.
+    pub needed: &'static [&'static str],
+    /// How many rows the run deactivates that the file would have delivered.
+    pub deactivated: fn(&EntityCounts) -> u64,
+}
+
 /// Reports every duplicate of `key` (each occurrence after the first). Returns how many.
 pub async fn duplicates(
     conn: &mut ImportConn,
@@ -71,10 +117,10 @@ pub async fn duplicates(
     );
     let rows = conn.query(&sql, vec![]).await?;
     for row in &rows {
-        let src: i64 = row.int(0)?.unwrap_or_default();
-        let rec: i64 = row.int(1)?.unwrap_or_default();
-        let value: Option<String> = row.text(2)?;
-        let first: Option<i64> = row.int(3)?;
+        let src: i64 = row.get::<Option<i64>>("src")?.unwrap_or_default();
+        let rec: i64 = row.get::<Option<i64>>("rec")?.unwrap_or_default();
+        let value: Option<String> = row.get("k")?;
+        let first: Option<i64> = row.get("first")?;
         let earlier = match first {
             Some(first) if first < rec => format!(" (first at record {first})"),
             _ => String::new(),
@@ -112,7 +158,7 @@ pub async fn dangling(
         format!(" AND {}", reference.target_when)
     };
     let sql = format!(
-        "SELECT c.src, c.rec, c.{col} FROM {table} c \
+        "SELECT c.src, c.rec, c.{col} AS value FROM {table} c \
          WHERE c.{col} IS NOT NULL{when} \
            AND NOT EXISTS (SELECT 1 FROM {target} p WHERE p.{tcol} = c.{col}{target_when}) \
          ORDER BY c.src, c.rec LIMIT {cap}",
@@ -124,9 +170,9 @@ pub async fn dangling(
     );
     let rows = conn.query(&sql, vec![]).await?;
     for row in &rows {
-        let src: i64 = row.int(0)?.unwrap_or_default();
-        let rec: i64 = row.int(1)?.unwrap_or_default();
-        let value: Option<String> = row.text(2)?;
+        let src: i64 = row.get::<Option<i64>>("src")?.unwrap_or_default();
+        let rec: i64 = row.get::<Option<i64>>("rec")?.unwrap_or_default();
+        let value: Option<String> = row.get("value")?;
         sink.error(Issue::at(
             files.name(src as usize),
             rec as u64,
@@ -171,11 +217,11 @@ pub async fn contact_warnings(
     for (column, warning, code) in queries {
         let total = conn
             .count(
-                &format!("SELECT COUNT(*) FROM s_contacts WHERE {warning} IS NOT NULL"),
+                &format!("SELECT COUNT(*) AS n FROM s_contacts WHERE {warning} IS NOT NULL"),
                 vec![],
             )
             .await?;
-        let rows = conn.query(&format!("SELECT src, rec, {column}, {warning} FROM s_contacts WHERE {warning} IS NOT NULL ORDER BY src, rec LIMIT {limit}"),
+        let rows = conn.query(&format!("SELECT src, rec, {column} AS column_name, {warning} AS message FROM s_contacts WHERE {warning} IS NOT NULL ORDER BY src, rec LIMIT {limit}"),
             vec![],
         )
         .await?;
@@ -184,14 +230,14 @@ pub async fn contact_warnings(
     let unreachable = "email IS NULL AND mobile_phone IS NULL";
     let total = conn
         .count(
-            &format!("SELECT COUNT(*) FROM s_contacts WHERE {unreachable}"),
+            &format!("SELECT COUNT(*) AS n FROM s_contacts WHERE {unreachable}"),
             vec![],
         )
         .await?;
     let rows = conn
         .query(
             &format!(
-                "SELECT src, rec, email_column, '{UNREACHABLE_CONTACT}' \
+                "SELECT src, rec, email_column AS column_name, '{UNREACHABLE_CONTACT}' AS message \
              FROM s_contacts WHERE {unreachable} ORDER BY src, rec LIMIT {limit}"
             ),
             vec![],
@@ -208,10 +254,10 @@ fn push_warnings(
     code: &'static str,
 ) -> Result<(), DbErr> {
     for row in rows {
-        let src: i64 = row.int(0)?.unwrap_or_default();
-        let rec: i64 = row.int(1)?.unwrap_or_default();
-        let column: Option<String> = row.text(2)?;
-        let message: Option<String> = row.text(3)?;
+        let src: i64 = row.get::<Option<i64>>("src")?.unwrap_or_default();
+        let rec: i64 = row.get::<Option<i64>>("rec")?.unwrap_or_default();
+        let column: Option<String> = row.get("column_name")?;
+        let message: Option<String> = row.get("message")?;
         sink.warning(Issue::at(
             files.name(src as usize),
             rec as u64,

@@ -5,6 +5,7 @@
 //! next sync re-create the pair. The erase itself is in [`crate::approvals::erase`].
 
 use crate::db::ImportConn;
+use crate::domain::TenantId;
 use sea_orm::{DbErr, Value};
 
 /// Unlifted erasures of the tenant, aliased `e`, matching a staged link `l`.
@@ -13,11 +14,11 @@ const ERASED_LINK: &str = "SELECT 1 FROM contact_erasures e WHERE e.tenant_id = 
 
 /// Drops staged links (and contacts only they named) of erased student–contact pairs;
 /// returns how many staged links were dropped.
-pub async fn skip_erased(conn: &mut ImportConn, tenant: i64) -> Result<u64, DbErr> {
-    let tenant = Value::BigInt(Some(tenant));
+pub async fn skip_erased(conn: &mut ImportConn, tenant: TenantId) -> Result<u64, DbErr> {
+    let tenant = Value::BigInt(Some(tenant.0));
     let erasures = conn
         .count(
-            "SELECT COUNT(*) FROM contact_erasures WHERE tenant_id = $1 AND lifted_at IS NULL",
+            "SELECT COUNT(*) AS n FROM contact_erasures WHERE tenant_id = $1 AND lifted_at IS NULL",
             vec![tenant.clone()],
         )
         .await?;

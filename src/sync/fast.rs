@@ -11,11 +11,12 @@
 
 use super::csv_file::{IssueSink, Row};
 use super::files::{Channels, ParseCtx};
+use super::hashing::SyncKey;
 use super::report::Issue;
 use super::sds_v21::{self, user_hash};
 use super::staging::{StageTable, Stager};
 use crate::db::ImportConn;
-use crate::domain::{EnrollmentKind, RoleGroup};
+use crate::domain::{EnrollmentKind, RoleGroup, TenantId};
 use sea_orm::{DbErr, Value};
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -93,11 +94,6 @@ impl<V> KeyIndex<V> {
         self.entries.iter().map(|(k, v)| (*k, v))
     }
 
-    /// Number of keys.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
     /// True when there is no key.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
@@ -128,6 +124,8 @@ impl Hasher for Identity {
 /// A set of hashed keys.
 type KeySet = HashSet<u64, BuildHasherDefault<Identity>>;
 
+/// An in-memory identity of a row that is not stored (an org, a class, a role); stored
+/// keys are [`SyncKey`]s.
 fn key(values: &[&str]) -> u64 {
     super::hashing::hash_strs(values) as u64
 }
@@ -233,7 +231,7 @@ struct Legacy {
 }
 
 /// Loads the live rows of the diffed tables (keys, hashes, status) into memory.
-pub async fn load(conn: &mut ImportConn, tenant: i64) -> Result<Existing, DbErr> {
+pub async fn load(conn: &mut ImportConn, tenant: TenantId) -> Result<Existing, DbErr> {
     let active = "CASE WHEN status = 'active' THEN 1 ELSE 0 END";
     // FNV-1a over the values of every row, table after table.
     let mut fingerprint: u64 = 0xcbf2_9ce4_8422_2325;
@@ -248,7 +246,7 @@ pub async fn load(conn: &mut ImportConn, tenant: i64) -> Result<Existing, DbErr>
                 // tenant_id and fetch each row at random.
                 "SELECT sync_key, sync_hash, CAST({flags} AS BIGINT) FROM {table} WHERE +tenant_id = $1"
             ),
-            vec![Value::BigInt(Some(tenant))],
+            vec![Value::BigInt(Some(tenant.0))],
             |[k, hash, flags]| {
                 for value in [k, hash, flags] {
                     fingerprint = (fingerprint ^ value as u64).wrapping_mul(0x0100_0000_01b3);
@@ -493,7 +491,7 @@ fn read_roles(ctx: &mut ParseCtx<'_>, state: &mut State) {
                 state.fail(|| format!("role of {user} names unknown org {org}"));
                 return false;
             }
-            let user_key = key(&[user]);
+            let user_key = SyncKey::person(user).bits();
             role_keys.push(key(&[user, org, role.name()]));
             let bits = match role.group() {
                 RoleGroup::Student => STUDENT,
@@ -546,13 +544,16 @@ fn read_relationships(ctx: &mut ParseCtx<'_>, state: &mut State) {
                 row.get("userSourcedId"),
                 row.get("relationshipUserSourcedId"),
             );
-            if state.role_bits(key(&[student])) & STUDENT == 0 {
+            if state.role_bits(SyncKey::person(student).bits()) & STUDENT == 0 {
                 state.fail(|| format!("relationship of {student}, who is not a student"));
                 return false;
             }
-            contacts.push((key(&[contact]), false));
+            contacts.push((SyncKey::contact(contact).bits(), false));
             let hash = super::hashing::hash_strs(&[relationship.as_str()]);
-            match state.links.judge(key(&[student, contact]), hash) {
+            match state
+                .links
+                .judge(SyncKey::link(student, contact).bits(), hash)
+            {
                 Verdict::Unchanged { .. } => {}
                 Verdict::Stage => stage.push(
                     StageTable::Links,
@@ -588,7 +589,7 @@ fn read_users(ctx: &mut ParseCtx<'_>, state: &mut State) {
                 return false;
             }
             let id = row.get("sourcedId");
-            let user = key(&[id]);
+            let user = SyncKey::person(id).bits();
             let raw = user_hash(row, &state.region_code);
             let roles = match state.roles.find(user) {
                 Some(at) => {
@@ -798,7 +799,7 @@ fn read_enrollments(ctx: &mut ParseCtx<'_>, state: &mut State) {
                 state.fail(|| format!("enrollment in unknown class {class}"));
                 return false;
             }
-            let bits = state.role_bits(key(&[person]));
+            let bits = state.role_bits(SyncKey::person(person).bits());
             let fits = bits & IN_USERS != 0
                 && if kind == EnrollmentKind::Student {
                     bits & STUDENT != 0
@@ -810,7 +811,10 @@ fn read_enrollments(ctx: &mut ParseCtx<'_>, state: &mut State) {
                 return false;
             }
             let hash = super::hashing::hash_values([]);
-            match state.enrollments.judge(key(&[class, person, role]), hash) {
+            match state
+                .enrollments
+                .judge(SyncKey::enrollment(class, person, role).bits(), hash)
+            {
                 Verdict::Unchanged { .. } => true,
                 Verdict::Stage => {
                     stage.push(

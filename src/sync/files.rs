@@ -137,13 +137,6 @@ impl FileSet {
             .map(|(_, f)| f.name.as_str())
             .unwrap_or("(unknown file)")
     }
-
-    /// Display name for a canonical file, falling back to the canonical name.
-    pub fn display(&self, canonical: &'static str) -> String {
-        self.get(canonical)
-            .map(|(_, f)| f.name.clone())
-            .unwrap_or_else(|| canonical.to_string())
-    }
 }
 
 /// Everything a format reader needs while parsing.

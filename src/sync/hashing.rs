@@ -3,6 +3,61 @@
 //! xxh3 over a length-prefixed encoding of the values, so they are stable across builds and
 //! Rust versions (they are stored) and `["ab", "c"]` never collides with `["a", "bc"]`.
 
+use super::staging::StageTable;
+
+/// The `sync_key` of a synced row: the hash of its natural key. Every key a sync or an
+/// approved edit stores, and every key the diffed path looks a live row up by, is built
+/// here, so a row made by one is found by the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SyncKey(i64);
+
+impl SyncKey {
+    /// A student, staff member or SDS v2.1 user: by `source_id`.
+    pub fn person(source_id: &str) -> Self {
+        Self(hash_strs(&[source_id]))
+    }
+
+    /// A contact: by `source_key` (SDS v1: the email; SDS v2.1 and OneRoster: the user's
+    /// `sourcedId`; an approved edit: the email or `edit:<request id>`).
+    pub fn contact(source_key: &str) -> Self {
+        Self(hash_strs(&[source_key]))
+    }
+
+    /// A student–contact link: the student's `source_id` and the contact's `source_key`.
+    pub fn link(student_source_id: &str, contact_source_key: &str) -> Self {
+        Self(hash_strs(&[student_source_id, contact_source_key]))
+    }
+
+    /// A class enrollment: the class's and the person's `source_id`, and the role
+    /// (`student` | `teacher`).
+    pub fn enrollment(class_source_id: &str, person_source_id: &str, role: &str) -> Self {
+        Self(hash_strs(&[class_source_id, person_source_id, role]))
+    }
+
+    /// The key of a row staged into `table` (`values` in [`StageTable::columns`] order: the
+    /// first [`StageTable::key_len`] of them are the key); `None` for tables without keys.
+    pub fn staged(table: StageTable, values: &[Option<String>]) -> Option<Self> {
+        let n = table.key_len()?;
+        Some(Self(hash_values(values[..n].iter().map(|v| v.as_deref()))))
+    }
+
+    /// The stored value.
+    pub fn get(self) -> i64 {
+        self.0
+    }
+
+    /// The same bits unsigned, for in-memory sets of keys.
+    pub fn bits(self) -> u64 {
+        self.0 as u64
+    }
+}
+
+impl From<SyncKey> for sea_orm::Value {
+    fn from(key: SyncKey) -> Self {
+        sea_orm::Value::BigInt(Some(key.0))
+    }
+}
+
 /// Hash of a list of optional values (`None` and `""` are distinct).
 pub fn hash_values<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> i64 {
     let mut buffer = Vec::with_capacity(128);
@@ -33,6 +88,43 @@ mod tests {
         assert_ne!(hash_strs(&["ab", "c"]), hash_strs(&["a", "bc"]));
         assert_ne!(hash_values([None]), hash_values([Some("")]));
         assert_eq!(hash_strs(&["x", "y"]), hash_values([Some("x"), Some("y")]));
+    }
+
+    #[test]
+    fn typed_keys_equal_the_keys_of_staged_rows() {
+        let text = |values: &[&str]| -> Vec<Option<String>> {
+            values.iter().map(|v| Some(v.to_string())).collect()
+        };
+        let staged = |table, values: &[&str]| SyncKey::staged(table, &text(values));
+        assert_eq!(
+            staged(StageTable::Students, &["s-1", "Ann", "Lee"]),
+            Some(SyncKey::person("s-1"))
+        );
+        assert_eq!(
+            staged(
+                StageTable::Users,
+                &["s-1", "Ann", "Lee", "", "", "", "", ""]
+            ),
+            Some(SyncKey::person("s-1"))
+        );
+        assert_eq!(
+            staged(
+                StageTable::Contacts,
+                &["a@x.org", "c-1", "", "", "", "", "", "", "", ""]
+            ),
+            Some(SyncKey::contact("a@x.org"))
+        );
+        assert_eq!(
+            staged(StageTable::Links, &["s-1", "a@x.org", "mother"]),
+            Some(SyncKey::link("s-1", "a@x.org"))
+        );
+        assert_eq!(
+            staged(StageTable::Enrollments, &["k-1", "s-1", "student"]),
+            Some(SyncKey::enrollment("k-1", "s-1", "student"))
+        );
+        assert_eq!(staged(StageTable::Schools, &["o-1", "North"]), None);
+        // The stored values themselves are pinned below: a key is the hash of its columns.
+        assert_eq!(SyncKey::person("s-1").get(), -6_528_809_281_757_864_944);
     }
 
     #[test]

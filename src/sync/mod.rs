@@ -13,28 +13,29 @@
 //! from step 4 to the commit; the diffed path then checks that the live rows it diffed
 //! against did not change meanwhile (`Lock::Late`, docs/database.md).
 
-pub mod checks;
-pub mod csv_file;
-pub mod erasures;
-pub mod fast;
-pub mod files;
-pub mod hashing;
+pub(crate) mod checks;
+pub(crate) mod csv_file;
+pub(crate) mod erasures;
+pub(crate) mod fast;
+pub(crate) mod files;
+pub(crate) mod hashing;
 pub mod oneroster;
-pub mod reconcile;
+pub(crate) mod reconcile;
 pub mod report;
-pub mod sds_v1;
-pub mod sds_v21;
-pub mod staging;
+pub(crate) mod sds_v1;
+pub(crate) mod sds_v21;
+pub(crate) mod staging;
 
 use crate::audit::{self, AuditEntry};
 use crate::config::ImportConfig;
 use crate::db::ImportConn;
+use crate::entities::sync_run;
 use crate::tenants::{self, Tenant, TenantError};
 use csv_file::{IssueSink, Limits};
 use files::{FileSet, NameMatch, ParseCtx};
 use reconcile::Presence;
 use report::{Counts, EntityCounts, ImportReport, Issue, RunStatus};
-use sea_orm::{DatabaseConnection, DbBackend, DbErr, Value};
+use sea_orm::{ActiveValue::Set, DatabaseConnection, DbErr, EntityTrait, QueryTrait, Value};
 use staging::{StageTable, Stager};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -57,6 +58,54 @@ impl Format {
         match self {
             Self::SdsV1 => "sds-v1",
             Self::SdsV21 => "sds-v2.1",
+        }
+    }
+
+    /// Every file name of the format, in reading order.
+    fn files(self) -> &'static [&'static str] {
+        match self {
+            Self::SdsV1 => sds_v1::FILES,
+            Self::SdsV21 => sds_v21::FILES,
+        }
+    }
+
+    /// How the format's file names are matched.
+    fn name_match(self) -> NameMatch {
+        match self {
+            Self::SdsV1 => sds_v1::NAME_MATCH,
+            Self::SdsV21 => sds_v21::NAME_MATCH,
+        }
+    }
+
+    /// Whole-set problems found before parsing.
+    fn check_set(self, files: &FileSet, sink: &mut IssueSink) {
+        match self {
+            Self::SdsV1 => sds_v1::check_set(files, sink),
+            Self::SdsV21 => sds_v21::check_set(files, sink),
+        }
+    }
+
+    /// Parses every present file of the set into staging.
+    fn parse(self, ctx: &mut ParseCtx<'_>) {
+        match self {
+            Self::SdsV1 => sds_v1::parse(ctx),
+            Self::SdsV21 => sds_v21::parse(ctx),
+        }
+    }
+
+    /// The cross-file rules.
+    fn rules(self) -> &'static checks::Rules {
+        match self {
+            Self::SdsV1 => &sds_v1::RULES,
+            Self::SdsV21 => &sds_v21::RULES,
+        }
+    }
+
+    /// The optional files of the missing-file guard.
+    fn guarded_files(self) -> &'static [checks::GuardedFile] {
+        match self {
+            Self::SdsV1 => sds_v1::GUARDED_FILES,
+            Self::SdsV21 => sds_v21::GUARDED_FILES,
         }
     }
 }
@@ -129,18 +178,12 @@ pub async fn import(
     let started_at = chrono::Utc::now();
     let tenant = tenants::find(db, &request.tenant).await?;
     let mut sink = IssueSink::new(config.error_cap, config.warning_cap);
-    let (known, matching) = match request.format {
-        Format::SdsV1 => (sds_v1::FILES, NameMatch::CaseInsensitive),
-        Format::SdsV21 => (sds_v21::FILES, NameMatch::Exact),
-    };
+    let format = request.format;
     let mut outcome = Outcome::default();
-    match FileSet::scan(&request.dir, known, matching, &mut sink) {
+    match FileSet::scan(&request.dir, format.files(), format.name_match(), &mut sink) {
         Err(issue) => sink.error(issue),
         Ok(files) => {
-            match request.format {
-                Format::SdsV1 => sds_v1::check_set(&files, &mut sink),
-                Format::SdsV21 => sds_v21::check_set(&files, &mut sink),
-            }
+            format.check_set(&files, &mut sink);
             if sink.errors.is_empty() {
                 outcome = run_in_transaction(
                     db,
@@ -282,22 +325,10 @@ async fn open(run: &Run<'_>, lock: Lock) -> Result<ImportConn, SyncError> {
         Lock::Early => ImportConn::begin(run.db).await?,
         Lock::Late => ImportConn::begin_unlocked(run.db).await?,
     };
-    if conn.backend() == DbBackend::Postgres {
-        // Room for the planner's hash joins and sorts over millions of staged rows.
-        conn.exec("SET LOCAL work_mem = '128MB'", vec![]).await?;
-        conn.exec("SET LOCAL maintenance_work_mem = '256MB'", vec![])
-            .await?;
-        // One import per tenant at a time: the second waits here. An advisory lock, not a
-        // row lock on the tenant, which would stop the tenant's other writers for the
-        // whole run (crate::db::TenantLock).
-        conn.exec(
-            crate::db::TENANT_LOCK_SQL,
-            vec![Value::BigInt(Some(
-                crate::db::TenantLock::Import.key(run.tenant.id.0),
-            ))],
-        )
+    conn.allow_large_sorts().await?;
+    // One import per tenant at a time: the second waits here.
+    conn.lock_tenant(crate::db::TenantLock::Import, run.tenant.id)
         .await?;
-    }
     staging::create_tables(&mut conn).await?;
     Ok(conn)
 }
@@ -308,11 +339,8 @@ async fn run_full(run: &Run<'_>, sink: IssueSink) -> Result<Outcome, SyncError> 
     let mut conn = open(run, Lock::Late).await?;
     run.progress.start(run.files.total_bytes);
     let format = run.request.format;
-    let (sink, rejected, ()) = stage_files(&mut conn, run, sink, move |ctx| match format {
-        Format::SdsV1 => sds_v1::parse(ctx),
-        Format::SdsV21 => sds_v21::parse(ctx),
-    })
-    .await?;
+    let (sink, rejected, ()) =
+        stage_files(&mut conn, run, sink, move |ctx| format.parse(ctx)).await?;
     let mut outcome = Outcome {
         sink,
         ..Outcome::default()
@@ -347,7 +375,7 @@ async fn run_full(run: &Run<'_>, sink: IssueSink) -> Result<Outcome, SyncError> 
 async fn run_diffed(run: &Run<'_>, sink: IssueSink, lock: Lock) -> Result<Diffed, SyncError> {
     let mut conn = open(run, lock).await?;
     run.progress.phase("loading");
-    let existing = fast::load(&mut conn, run.tenant.id.0).await?;
+    let existing = fast::load(&mut conn, run.tenant.id).await?;
     let fingerprint = existing.fingerprint;
     run.progress.start(run.files.total_bytes);
     let (sink, _, diff) = stage_files(&mut conn, run, sink, move |ctx| {
@@ -368,7 +396,7 @@ async fn run_diffed(run: &Run<'_>, sink: IssueSink, lock: Lock) -> Result<Diffed
         lock_to_apply(&mut conn, run).await?;
         // Every decision above was made against `existing`: it must still be what is
         // stored (1.5 s at a million students, against 10-40 s of reading the files).
-        if fast::load(&mut conn, run.tenant.id.0).await?.fingerprint != fingerprint {
+        if fast::load(&mut conn, run.tenant.id).await?.fingerprint != fingerprint {
             conn.rollback().await?;
             return Ok(Diffed::LiveRowsChanged);
         }
@@ -449,12 +477,7 @@ async fn stage_files<R: Send + 'static>(
         max_field_bytes: config.max_field_bytes,
     };
     let region = run.tenant.region;
-    // SQLite steps one row at a time whatever the batch, so smaller batches only save
-    // memory; PostgreSQL's COPY is much faster in large batches.
-    let batch_rows = match conn.backend() {
-        DbBackend::Sqlite => config.batch_rows.min(2_000),
-        _ => config.batch_rows,
-    };
+    let batch_rows = conn.bulk_batch_rows(config.batch_rows);
     let (files, progress) = (run.files.clone(), run.progress.clone());
     let parser = tokio::task::spawn_blocking(move || {
         let mut advance = move |bytes: u64| progress.advance(bytes);
@@ -520,24 +543,21 @@ async fn cross_checks(
     files: &FileSet,
     outcome: &mut Outcome,
 ) -> Result<(), DbErr> {
-    let (keys, references) = match format {
-        Format::SdsV21 => (rules::V21_KEYS, rules::V21_REFERENCES),
-        Format::SdsV1 => (rules::V1_KEYS, rules::V1_REFERENCES),
-    };
-    for key in keys {
+    let rules = format.rules();
+    for key in rules.keys {
         let found = checks::duplicates(conn, key, files, &mut outcome.sink).await?;
         entity_counts(&mut outcome.entities, key.table).rejected += found;
     }
-    for reference in references {
+    for reference in rules.references {
         let found = checks::dangling(conn, reference, files, &mut outcome.sink).await?;
         entity_counts(&mut outcome.entities, reference.table).rejected += found;
     }
-    if format == Format::SdsV21 && outcome.sink.errors.is_empty() {
-        for sql in rules::V21_SPLIT_USERS {
+    if !rules.derive.is_empty() && outcome.sink.errors.is_empty() {
+        for sql in rules.derive {
             conn.exec(sql, vec![]).await?;
         }
         staging::analyze(conn).await?;
-        for reference in rules::V21_ROLE_REFERENCES {
+        for reference in rules.derived_references {
             let found = checks::dangling(conn, reference, files, &mut outcome.sink).await?;
             entity_counts(&mut outcome.entities, reference.table).rejected += found;
         }
@@ -560,15 +580,15 @@ async fn apply(
         },
     };
     let id = tenant.id.0;
-    entities.erased_links_skipped = erasures::skip_erased(conn, id).await?;
+    entities.erased_links_skipped = erasures::skip_erased(conn, tenant.id).await?;
     let previous_run = conn
         .query(
-            "SELECT MAX(started_at) FROM sync_runs WHERE tenant_id = $1 AND status = 'applied'",
+            "SELECT MAX(started_at) AS previous_run FROM sync_runs WHERE tenant_id = $1 AND status = 'applied'",
             vec![Value::BigInt(Some(id))],
         )
         .await?
         .first()
-        .and_then(|row| row.time(0).ok().flatten());
+        .and_then(|row| row.get("previous_run").ok().flatten());
     let targets = [
         &mut entities.schools,
         &mut entities.students,
@@ -584,28 +604,26 @@ async fn apply(
         };
         keep_rejected(
             counts,
-            reconcile::roster(conn, id, now, roster, presence).await?,
+            reconcile::roster(conn, tenant.id, now, roster, presence).await?,
         );
     }
     keep_rejected(
         &mut entities.contacts,
-        reconcile::contacts(conn, id, now, presence(|u| u.contacts)).await?,
+        reconcile::contacts(conn, tenant.id, now, presence(|u| u.contacts)).await?,
     );
-    let analyzed_early = conn.backend() == DbBackend::Postgres
+    let analyzed_early = crate::db::engine::temp::mid_run_statistics_pay_off(conn)
         && diffed.is_some_and(|d| d.students.insert_only || d.contacts.insert_only);
     if analyzed_early {
-        // Enrollments and links are resolved against the rows just loaded: without
-        // statistics PostgreSQL probes them one by one (measured 2-5x slower). SQLite's
-        // plans got slower with them, so it gets its statistics at the end only.
+        // Enrollments and links are resolved against the rows just loaded.
         reconcile::refresh_statistics(conn, &reconcile::LIVE_TABLES[..5]).await?;
     }
     keep_rejected(
         &mut entities.enrollments,
-        reconcile::enrollments(conn, id, now, presence(|u| u.enrollments)).await?,
+        reconcile::enrollments(conn, tenant.id, now, presence(|u| u.enrollments)).await?,
     );
     keep_rejected(
         &mut entities.links,
-        reconcile::links(conn, id, now, previous_run, presence(|u| u.links)).await?,
+        reconcile::links(conn, tenant.id, now, previous_run, presence(|u| u.links)).await?,
     );
     let links = &entities.links;
     crate::chats::banners::after_sync(
@@ -649,7 +667,7 @@ async fn guards(
         return Ok(());
     }
     let links = &outcome.entities.links;
-    let active_before = reconcile::active_links(conn, tenant.id.0).await? + links.deactivated
+    let active_before = reconcile::active_links(conn, tenant.id).await? + links.deactivated
         - links.created
         - links.reactivated;
     let percent = tenant.settings.deletion_guard_percent.max(0) as u64;
@@ -666,27 +684,9 @@ async fn guards(
             ),
         ));
     }
-    let optional: &[(&str, &[&str], u64)] = match request.format {
-        Format::SdsV21 => &[
-            (
-                "relationships.csv",
-                &["relationships.csv"],
-                outcome.entities.links.deactivated,
-            ),
-            (
-                "classes.csv",
-                &["classes.csv", "enrollments.csv"],
-                outcome.entities.classes.deactivated + outcome.entities.enrollments.deactivated,
-            ),
-        ],
-        Format::SdsV1 => &[(
-            "Guardianrelationship.csv",
-            &["User.csv", "Guardianrelationship.csv"],
-            outcome.entities.links.deactivated,
-        )],
-    };
-    for (file, needed, deactivated) in optional {
-        if *deactivated > 0 && !needed.iter().all(|f| files.has(f)) {
+    for guarded in request.format.guarded_files() {
+        let (file, deactivated) = (guarded.file, (guarded.deactivated)(&outcome.entities));
+        if deactivated > 0 && !guarded.needed.iter().all(|f| files.has(f)) {
             outcome.sink.error(Issue::file(
                 file,
                 "missing_file_guard",
@@ -752,36 +752,32 @@ async fn record_run(
     report: &ImportReport,
 ) -> Result<i64, DbErr> {
     let c = report.counts;
-    let int = |n: u64| Value::BigInt(Some(n as i64));
-    let rows = conn
-        .query(
-            "INSERT INTO sync_runs (tenant_id, format, source, status, dry_run, forced, started_at, finished_at, \
-               created, updated, unchanged, reactivated, deactivated, rejected, error_count, warning_count, report) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id",
-            vec![
-                Value::BigInt(Some(tenant.id.0)),
-                report.format.clone().into(),
-                report.source.clone().into(),
-                report.status.as_str().into(),
-                Value::Bool(Some(report.dry_run)),
-                Value::Bool(Some(report.forced)),
-                Value::ChronoDateTimeUtc(Some(report.started_at)),
-                Value::ChronoDateTimeUtc(Some(chrono::Utc::now())),
-                int(c.created),
-                int(c.updated),
-                int(c.unchanged),
-                int(c.reactivated),
-                int(c.deactivated),
-                int(c.rejected),
-                int(report.errors.len() as u64),
-                int(report.warning_count),
-                serde_json::to_string(report).unwrap_or_default().into(),
-            ],
-        )
-        .await?;
+    let int = |n: u64| Set(n as i64);
+    let mut insert = sync_run::Entity::insert(sync_run::ActiveModel {
+        tenant_id: Set(tenant.id.0),
+        format: Set(report.format.clone()),
+        source: Set(report.source.clone()),
+        status: Set(report.status.as_str().to_string()),
+        dry_run: Set(report.dry_run),
+        forced: Set(report.forced),
+        started_at: Set(report.started_at),
+        finished_at: Set(chrono::Utc::now()),
+        created: int(c.created),
+        updated: int(c.updated),
+        unchanged: int(c.unchanged),
+        reactivated: int(c.reactivated),
+        deactivated: int(c.deactivated),
+        rejected: int(c.rejected),
+        error_count: int(report.errors.len() as u64),
+        warning_count: int(report.warning_count),
+        report: Set(serde_json::to_string(report).unwrap_or_default()),
+        ..Default::default()
+    });
+    insert.query().returning_col(sync_run::Column::Id);
+    let rows = conn.query_built(insert.build(conn.backend())).await?;
     let id = rows
         .first()
-        .map(|row| row.int(0))
+        .map(|row| row.get::<Option<i64>>("id"))
         .transpose()?
         .flatten()
         .unwrap_or_default();
@@ -806,283 +802,4 @@ async fn record_run(
     )
     .await?;
     Ok(id)
-}
-
-/// The cross-file rules of each format, as data.
-mod rules {
-    use super::StageTable::*;
-    use super::checks::{Reference, UniqueKey};
-
-    pub const V21_KEYS: &[UniqueKey] = &[
-        UniqueKey {
-            table: Schools,
-            columns: &["source_id"],
-            header: "sourcedId",
-            what: "org sourcedId",
-        },
-        UniqueKey {
-            table: Users,
-            columns: &["source_id"],
-            header: "sourcedId",
-            what: "user sourcedId",
-        },
-        UniqueKey {
-            table: Roles,
-            columns: &["user_id", "org_id", "role"],
-            header: "userSourcedId",
-            what: "role (user / org / role)",
-        },
-        UniqueKey {
-            table: Classes,
-            columns: &["source_id"],
-            header: "sourcedId",
-            what: "class sourcedId",
-        },
-        UniqueKey {
-            table: Enrollments,
-            columns: &["class_id", "person_id", "role"],
-            header: "userSourcedId",
-            what: "enrollment (class / user / role; every staff role counts as teacher)",
-        },
-        UniqueKey {
-            table: Links,
-            columns: &["student_id", "contact_key"],
-            header: "relationshipUserSourcedId",
-            what: "relationship (student / contact)",
-        },
-    ];
-
-    const fn r(
-        table: super::StageTable,
-        column: &'static str,
-        target: super::StageTable,
-        target_column: &'static str,
-        header: &'static str,
-        problem: &'static str,
-    ) -> Reference {
-        Reference {
-            table,
-            column,
-            when: "",
-            target,
-            target_column,
-            target_when: "",
-            header,
-            problem,
-        }
-    }
-
-    pub const V21_REFERENCES: &[Reference] = &[
-        r(
-            Roles,
-            "user_id",
-            Users,
-            "source_id",
-            "userSourcedId",
-            "is not a user in users.csv",
-        ),
-        r(
-            Roles,
-            "org_id",
-            Schools,
-            "source_id",
-            "orgSourcedId",
-            "is not an org in orgs.csv",
-        ),
-        r(
-            Classes,
-            "school_source_id",
-            Schools,
-            "source_id",
-            "orgSourcedId",
-            "is not an org in orgs.csv",
-        ),
-        r(
-            Enrollments,
-            "class_id",
-            Classes,
-            "source_id",
-            "classSourcedId",
-            "is not a class in classes.csv",
-        ),
-        r(
-            Enrollments,
-            "person_id",
-            Users,
-            "source_id",
-            "userSourcedId",
-            "is not a user in users.csv",
-        ),
-        r(
-            Links,
-            "student_id",
-            Users,
-            "source_id",
-            "userSourcedId",
-            "is not a user in users.csv",
-        ),
-        r(
-            Links,
-            "contact_key",
-            Users,
-            "source_id",
-            "relationshipUserSourcedId",
-            "is not a user in users.csv",
-        ),
-    ];
-
-    /// Run after [`V21_SPLIT_USERS`]: references that need the users' kinds.
-    pub const V21_ROLE_REFERENCES: &[Reference] = &[
-        r(
-            Links,
-            "student_id",
-            Students,
-            "source_id",
-            "userSourcedId",
-            "is not a student (no student role in roles.csv)",
-        ),
-        Reference {
-            when: "c.role = 'student'",
-            ..r(
-                Enrollments,
-                "person_id",
-                Students,
-                "source_id",
-                "userSourcedId",
-                "is enrolled as a student but has no student role in roles.csv",
-            )
-        },
-        Reference {
-            when: "c.role = 'teacher'",
-            ..r(
-                Enrollments,
-                "person_id",
-                Staff,
-                "source_id",
-                "userSourcedId",
-                "is enrolled in a staff role but is not staff in roles.csv (a staff role and no student role)",
-            )
-        },
-    ];
-
-    /// Splits `users.csv` into students (a Student-group role), staff (a Staff-group role and
-    /// no student role; `staff.role` is the first of their staff roles in alphabetical
-    /// order, as SDS writes it) and contacts (named by `relationships.csv`). Roles without a
-    /// group (`other`, contact roles) make a user neither.
-    pub const V21_SPLIT_USERS: &[&str] = &[
-        "INSERT INTO s_students (src, rec, sync_key, sync_hash, source_id, given_name, family_name) \
-         SELECT u.src, u.rec, u.sync_key, u.sync_hash, u.source_id, u.given_name, u.family_name FROM s_users u \
-         WHERE EXISTS (SELECT 1 FROM s_roles r WHERE r.user_id = u.source_id AND r.role_group = 'student')",
-        "INSERT INTO s_staff (src, rec, source_id, given_name, family_name, email, role) \
-         SELECT u.src, u.rec, u.source_id, u.given_name, u.family_name, u.email, \
-           (SELECT r.role FROM s_roles r WHERE r.user_id = u.source_id AND r.role_group = 'staff' ORDER BY LOWER(r.role) LIMIT 1) \
-         FROM s_users u \
-         WHERE EXISTS (SELECT 1 FROM s_roles r WHERE r.user_id = u.source_id AND r.role_group = 'staff') \
-           AND NOT EXISTS (SELECT 1 FROM s_roles r WHERE r.user_id = u.source_id AND r.role_group = 'student')",
-        "INSERT INTO s_contacts (src, rec, sync_key, sync_hash, source_key, source_id, given_name, family_name, email, mobile_phone, email_column, email_warning, phone_column, phone_warning) \
-         SELECT u.src, u.rec, u.sync_key, u.sync_hash, u.source_id, u.source_id, u.given_name, u.family_name, u.email, u.mobile_phone, 'email', u.email_warning, u.phone_column, u.phone_warning \
-         FROM s_users u WHERE EXISTS (SELECT 1 FROM s_links l WHERE l.contact_key = u.source_id)",
-    ];
-
-    pub const V1_KEYS: &[UniqueKey] = &[
-        UniqueKey {
-            table: Schools,
-            columns: &["source_id"],
-            header: "SIS ID",
-            what: "school SIS ID",
-        },
-        UniqueKey {
-            table: Classes,
-            columns: &["source_id"],
-            header: "SIS ID",
-            what: "section SIS ID",
-        },
-        UniqueKey {
-            table: Students,
-            columns: &["source_id"],
-            header: "SIS ID",
-            what: "student SIS ID",
-        },
-        UniqueKey {
-            table: Staff,
-            columns: &["source_id"],
-            header: "SIS ID",
-            what: "teacher SIS ID",
-        },
-        UniqueKey {
-            table: Enrollments,
-            columns: &["class_id", "person_id", "role"],
-            header: "SIS ID",
-            what: "enrollment (section / SIS ID)",
-        },
-        UniqueKey {
-            table: Contacts,
-            columns: &["source_key"],
-            header: "Email",
-            what: "user Email",
-        },
-        UniqueKey {
-            table: Links,
-            columns: &["student_id", "contact_key"],
-            header: "Email",
-            what: "guardian relationship (student SIS ID / Email)",
-        },
-    ];
-
-    pub const V1_REFERENCES: &[Reference] = &[
-        r(
-            Classes,
-            "school_source_id",
-            Schools,
-            "source_id",
-            "School SIS ID",
-            "is not a school in School.csv",
-        ),
-        Reference {
-            when: "c.role = 'student'",
-            ..r(
-                Enrollments,
-                "person_id",
-                Students,
-                "source_id",
-                "SIS ID",
-                "is not a student in Student.csv",
-            )
-        },
-        Reference {
-            when: "c.role = 'teacher'",
-            ..r(
-                Enrollments,
-                "person_id",
-                Staff,
-                "source_id",
-                "SIS ID",
-                "is not a teacher in Teacher.csv",
-            )
-        },
-        r(
-            Enrollments,
-            "class_id",
-            Classes,
-            "source_id",
-            "Section SIS ID",
-            "is not a section in Section.csv",
-        ),
-        r(
-            Links,
-            "student_id",
-            Students,
-            "source_id",
-            "SIS ID",
-            "is not a student in Student.csv (Guardianrelationship's SIS ID is the student's)",
-        ),
-        r(
-            Links,
-            "contact_key",
-            Contacts,
-            "source_key",
-            "Email",
-            "is not a user in User.csv",
-        ),
-    ];
 }

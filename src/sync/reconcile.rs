@@ -6,8 +6,10 @@
 
 use super::report::Counts;
 use crate::db::ImportConn;
+use crate::db::engine::temp;
+use crate::domain::TenantId;
 use chrono::{DateTime, Utc};
-use sea_orm::{DbBackend, DbErr, Value};
+use sea_orm::{DbErr, Value};
 
 /// A roster table reconciled by `source_id` with plain (sync-only) fields.
 pub struct Roster {
@@ -52,9 +54,9 @@ pub const ROSTERS: [Roster; 4] = [
 /// Contact fields that carry provenance (same list as the migration).
 pub const CONTACT_FIELDS: [&str; 4] = ["given_name", "family_name", "email", "mobile_phone"];
 
-fn params(tenant: i64, now: DateTime<Utc>) -> Vec<Value> {
+fn params(tenant: TenantId, now: DateTime<Utc>) -> Vec<Value> {
     vec![
-        Value::BigInt(Some(tenant)),
+        Value::BigInt(Some(tenant.0)),
         Value::ChronoDateTimeUtc(Some(now)),
     ]
 }
@@ -239,7 +241,7 @@ async fn refresh_hashes(
 /// Reconciles one roster table.
 pub async fn roster(
     conn: &mut ImportConn,
-    tenant: i64,
+    tenant: TenantId,
     now: DateTime<Utc>,
     roster: &Roster,
     presence: Presence,
@@ -289,7 +291,7 @@ pub async fn roster(
 /// Rows in a staging table.
 async fn staged_rows(conn: &mut ImportConn, staging: &str) -> Result<u64, DbErr> {
     Ok(conn
-        .count(&format!("SELECT COUNT(*) FROM {staging}"), vec![])
+        .count(&format!("SELECT COUNT(*) AS n FROM {staging}"), vec![])
         .await? as u64)
 }
 
@@ -325,7 +327,7 @@ fn latest_wins_set(table: &str, field: &str, staged: &str) -> String {
 /// Reconciles contacts (no status of their own: the links carry it).
 pub async fn contacts(
     conn: &mut ImportConn,
-    tenant: i64,
+    tenant: TenantId,
     now: DateTime<Utc>,
     presence: Presence,
 ) -> Result<Counts, DbErr> {
@@ -363,7 +365,7 @@ pub async fn contacts(
             "contacts",
             "s_contacts",
             "contacts.source_key = s.source_key",
-            Value::BigInt(Some(tenant)),
+            Value::BigInt(Some(tenant.0)),
         )
         .await?;
     }
@@ -434,22 +436,12 @@ async fn create_resolved(
     name: &str,
     columns: &str,
     select: &str,
-    tenant: i64,
+    tenant: TenantId,
 ) -> Result<(), DbErr> {
-    let sqlite = conn.backend() == DbBackend::Sqlite;
-    if sqlite {
-        conn.exec(&format!("DROP TABLE IF EXISTS temp.{name}"), vec![])
-            .await?;
-    }
-    let on_commit = if sqlite { "" } else { " ON COMMIT DROP" };
-    conn.exec(
-        &format!("CREATE TEMPORARY TABLE {name} ({columns}){on_commit}"),
-        vec![],
-    )
-    .await?;
+    temp::create(conn, name, columns).await?;
     conn.exec(
         &format!("INSERT INTO {name} {select}"),
-        vec![Value::BigInt(Some(tenant))],
+        vec![Value::BigInt(Some(tenant.0))],
     )
     .await?;
     Ok(())
@@ -458,29 +450,18 @@ async fn create_resolved(
 /// Refreshes the statistics of a resolved table once indexed, so the planner drives the
 /// reconcile from it when it is small.
 async fn analyze_resolved(conn: &mut ImportConn, name: &str) -> Result<(), DbErr> {
-    let target = match conn.backend() {
-        DbBackend::Sqlite => format!("temp.{name}"),
-        _ => name.to_string(),
-    };
-    conn.exec(&format!("ANALYZE {target}"), vec![]).await?;
-    Ok(())
+    temp::analyze(conn, [name]).await
 }
 
-/// Drops the resolved-id tables on SQLite (PostgreSQL drops them at commit).
+/// Drops the resolved-id tables (see [`temp::drop`]).
 pub async fn drop_resolved(conn: &mut ImportConn) -> Result<(), DbErr> {
-    if conn.backend() == DbBackend::Sqlite {
-        for name in ["r_links", "r_enrollments"] {
-            conn.exec(&format!("DROP TABLE IF EXISTS temp.{name}"), vec![])
-                .await?;
-        }
-    }
-    Ok(())
+    temp::drop(conn, ["r_links", "r_enrollments"]).await
 }
 
 /// Reconciles class enrollments (students and teachers).
 pub async fn enrollments(
     conn: &mut ImportConn,
-    tenant: i64,
+    tenant: TenantId,
     now: DateTime<Utc>,
     presence: Presence,
 ) -> Result<Counts, DbErr> {
@@ -525,7 +506,7 @@ pub async fn enrollments(
 /// sync started: the last time a link that disappears now was seen.
 pub async fn links(
     conn: &mut ImportConn,
-    tenant: i64,
+    tenant: TenantId,
     now: DateTime<Utc>,
     previous_run: Option<DateTime<Utc>>,
     presence: Presence,
@@ -582,7 +563,7 @@ pub async fn links(
 /// absent), so the next time it sends the link again, that change re-adds it.
 async fn release_absent_holds(
     conn: &mut ImportConn,
-    tenant: i64,
+    tenant: TenantId,
     presence: Presence,
 ) -> Result<u64, DbErr> {
     let absent = match presence {
@@ -595,7 +576,7 @@ async fn release_absent_holds(
     // `held_by IS NOT NULL` lets both engines walk the partial index of held links.
     conn.exec(
         &format!("UPDATE student_contacts SET held_by = NULL, held_at = NULL WHERE held_by IS NOT NULL AND {absent}"),
-        vec![Value::BigInt(Some(tenant))],
+        vec![Value::BigInt(Some(tenant.0))],
     )
     .await
 }
@@ -613,30 +594,17 @@ pub const LIVE_TABLES: [&str; 7] = [
 
 /// Refreshes the planner statistics of live `tables` after a large load, so the next
 /// statements and runs join small change sets against them with index lookups instead of
-/// full scans (a bulk-loaded table has none until autovacuum or `ANALYZE` runs). SQLite
-/// samples a bounded number of index entries per table.
+/// full scans (a bulk-loaded table has none until autovacuum or `ANALYZE` runs).
 pub async fn refresh_statistics(conn: &mut ImportConn, tables: &[&str]) -> Result<(), DbErr> {
-    match conn.backend() {
-        DbBackend::Sqlite => {
-            conn.exec("PRAGMA analysis_limit = 1000", vec![]).await?;
-            for table in tables {
-                conn.exec(&format!("ANALYZE main.{table}"), vec![]).await?;
-            }
-        }
-        _ => {
-            conn.exec(&format!("ANALYZE {}", tables.join(", ")), vec![])
-                .await?;
-        }
-    }
-    Ok(())
+    temp::analyze_live(conn, tables).await
 }
 
 /// Active links of the tenant (the base of the deletion guard).
-pub async fn active_links(conn: &mut ImportConn, tenant: i64) -> Result<u64, DbErr> {
+pub async fn active_links(conn: &mut ImportConn, tenant: TenantId) -> Result<u64, DbErr> {
     Ok(conn
         .count(
-            "SELECT COUNT(*) FROM student_contacts WHERE tenant_id = $1 AND status = 'active'",
-            vec![Value::BigInt(Some(tenant))],
+            "SELECT COUNT(*) AS n FROM student_contacts WHERE tenant_id = $1 AND status = 'active'",
+            vec![Value::BigInt(Some(tenant.0))],
         )
         .await? as u64)
 }

@@ -4,10 +4,11 @@
 //! `Guardianrelationship.csv` (`SIS ID,Email,Role`, where SIS ID is the *student's*).
 //! File names and headers are matched regardless of case; a contact's key is its email.
 
+use super::checks::{GuardedFile, Reference, Rules, UniqueKey, reference};
 use super::csv_file::FileSpec;
-use super::files::{Channels, FileSet, ParseCtx, copy_columns};
+use super::files::{Channels, FileSet, NameMatch, ParseCtx, copy_columns};
 use super::hashing::hash_strs;
-use super::staging::StageTable;
+use super::staging::StageTable::{self, *};
 use crate::domain::{EnrollmentKind, Relationship};
 
 /// Every file name of the format, in reading order.
@@ -21,6 +22,24 @@ pub const FILES: &[&str] = &[
     "User.csv",
     "Guardianrelationship.csv",
 ];
+
+/// How file names are matched: regardless of case.
+pub(crate) const NAME_MATCH: NameMatch = NameMatch::CaseInsensitive;
+
+/// The cross-file rules of SDS v1 (see [`Rules`]).
+pub(crate) const RULES: Rules = Rules {
+    keys: KEYS,
+    references: REFERENCES,
+    derive: &[],
+    derived_references: &[],
+};
+
+/// Optional files whose absence would deactivate rows earlier syncs delivered.
+pub(crate) const GUARDED_FILES: &[GuardedFile] = &[GuardedFile {
+    file: "Guardianrelationship.csv",
+    needed: &["User.csv", "Guardianrelationship.csv"],
+    deactivated: |e| e.links.deactivated,
+}];
 
 /// The six roster files: required, but they may hold only a header.
 pub const ROSTER: &[&str] = &[
@@ -204,3 +223,107 @@ pub fn check_set(files: &FileSet, sink: &mut super::csv_file::IssueSink) {
     );
     files.require_together("User.csv", "Guardianrelationship.csv", sink);
 }
+
+/// Keys unique within the file set.
+const KEYS: &[UniqueKey] = &[
+    UniqueKey {
+        table: Schools,
+        columns: &["source_id"],
+        header: "SIS ID",
+        what: "school SIS ID",
+    },
+    UniqueKey {
+        table: Classes,
+        columns: &["source_id"],
+        header: "SIS ID",
+        what: "section SIS ID",
+    },
+    UniqueKey {
+        table: Students,
+        columns: &["source_id"],
+        header: "SIS ID",
+        what: "student SIS ID",
+    },
+    UniqueKey {
+        table: Staff,
+        columns: &["source_id"],
+        header: "SIS ID",
+        what: "teacher SIS ID",
+    },
+    UniqueKey {
+        table: Enrollments,
+        columns: &["class_id", "person_id", "role"],
+        header: "SIS ID",
+        what: "enrollment (section / SIS ID)",
+    },
+    UniqueKey {
+        table: Contacts,
+        columns: &["source_key"],
+        header: "Email",
+        what: "user Email",
+    },
+    UniqueKey {
+        table: Links,
+        columns: &["student_id", "contact_key"],
+        header: "Email",
+        what: "guardian relationship (student SIS ID / Email)",
+    },
+];
+
+/// References between the files.
+const REFERENCES: &[Reference] = &[
+    reference(
+        Classes,
+        "school_source_id",
+        Schools,
+        "source_id",
+        "School SIS ID",
+        "is not a school in School.csv",
+    ),
+    Reference {
+        when: "c.role = 'student'",
+        ..reference(
+            Enrollments,
+            "person_id",
+            Students,
+            "source_id",
+            "SIS ID",
+            "is not a student in Student.csv",
+        )
+    },
+    Reference {
+        when: "c.role = 'teacher'",
+        ..reference(
+            Enrollments,
+            "person_id",
+            Staff,
+            "source_id",
+            "SIS ID",
+            "is not a teacher in Teacher.csv",
+        )
+    },
+    reference(
+        Enrollments,
+        "class_id",
+        Classes,
+        "source_id",
+        "Section SIS ID",
+        "is not a section in Section.csv",
+    ),
+    reference(
+        Links,
+        "student_id",
+        Students,
+        "source_id",
+        "SIS ID",
+        "is not a student in Student.csv (Guardianrelationship's SIS ID is the student's)",
+    ),
+    reference(
+        Links,
+        "contact_key",
+        Contacts,
+        "source_key",
+        "Email",
+        "is not a user in User.csv",
+    ),
+];

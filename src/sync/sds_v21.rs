@@ -3,10 +3,11 @@
 //! headers case-sensitive. Users are split into students / staff / contacts later, in SQL,
 //! from `roles.csv` and `relationships.csv`.
 
+use super::checks::{GuardedFile, Reference, Rules, UniqueKey, reference};
 use super::csv_file::{FileSpec, IssueSink, Row};
-use super::files::{Channels, ParseCtx, copy_columns};
+use super::files::{Channels, NameMatch, ParseCtx, copy_columns};
 use super::hashing::hash_strs;
-use super::staging::StageTable;
+use super::staging::StageTable::{self, *};
 use crate::domain::{AcademicSessionType, OrgType, Relationship, RoleGroup, SdsRole};
 
 /// Every file name of the format, in reading order.
@@ -21,6 +22,31 @@ pub const FILES: &[&str] = &[
     "courses.csv",
     "demographics.csv",
     "userFlags.csv",
+];
+
+/// How file names are matched: exactly, as SDS v2.1 writes them.
+pub(crate) const NAME_MATCH: NameMatch = NameMatch::Exact;
+
+/// The cross-file rules of SDS v2.1 (see [`Rules`]).
+pub(crate) const RULES: Rules = Rules {
+    keys: KEYS,
+    references: REFERENCES,
+    derive: SPLIT_USERS,
+    derived_references: ROLE_REFERENCES,
+};
+
+/// Optional files whose absence would deactivate rows earlier syncs delivered.
+pub(crate) const GUARDED_FILES: &[GuardedFile] = &[
+    GuardedFile {
+        file: "relationships.csv",
+        needed: &["relationships.csv"],
+        deactivated: |e| e.links.deactivated,
+    },
+    GuardedFile {
+        file: "classes.csv",
+        needed: &["classes.csv", "enrollments.csv"],
+        deactivated: |e| e.classes.deactivated + e.enrollments.deactivated,
+    },
 ];
 
 /// Files that must be present.
@@ -404,3 +430,156 @@ pub fn check_set(files: &super::files::FileSet, sink: &mut super::csv_file::Issu
     files.require(REQUIRED, "an SDS v2.1 file set", sink);
     files.require_together("classes.csv", "enrollments.csv", sink);
 }
+
+/// Keys unique within the file set.
+const KEYS: &[UniqueKey] = &[
+    UniqueKey {
+        table: Schools,
+        columns: &["source_id"],
+        header: "sourcedId",
+        what: "org sourcedId",
+    },
+    UniqueKey {
+        table: Users,
+        columns: &["source_id"],
+        header: "sourcedId",
+        what: "user sourcedId",
+    },
+    UniqueKey {
+        table: Roles,
+        columns: &["user_id", "org_id", "role"],
+        header: "userSourcedId",
+        what: "role (user / org / role)",
+    },
+    UniqueKey {
+        table: Classes,
+        columns: &["source_id"],
+        header: "sourcedId",
+        what: "class sourcedId",
+    },
+    UniqueKey {
+        table: Enrollments,
+        columns: &["class_id", "person_id", "role"],
+        header: "userSourcedId",
+        what: "enrollment (class / user / role; every staff role counts as teacher)",
+    },
+    UniqueKey {
+        table: Links,
+        columns: &["student_id", "contact_key"],
+        header: "relationshipUserSourcedId",
+        what: "relationship (student / contact)",
+    },
+];
+
+/// References between the files.
+const REFERENCES: &[Reference] = &[
+    reference(
+        Roles,
+        "user_id",
+        Users,
+        "source_id",
+        "userSourcedId",
+        "is not a user in users.csv",
+    ),
+    reference(
+        Roles,
+        "org_id",
+        Schools,
+        "source_id",
+        "orgSourcedId",
+        "is not an org in orgs.csv",
+    ),
+    reference(
+        Classes,
+        "school_source_id",
+        Schools,
+        "source_id",
+        "orgSourcedId",
+        "is not an org in orgs.csv",
+    ),
+    reference(
+        Enrollments,
+        "class_id",
+        Classes,
+        "source_id",
+        "classSourcedId",
+        "is not a class in classes.csv",
+    ),
+    reference(
+        Enrollments,
+        "person_id",
+        Users,
+        "source_id",
+        "userSourcedId",
+        "is not a user in users.csv",
+    ),
+    reference(
+        Links,
+        "student_id",
+        Users,
+        "source_id",
+        "userSourcedId",
+        "is not a user in users.csv",
+    ),
+    reference(
+        Links,
+        "contact_key",
+        Users,
+        "source_id",
+        "relationshipUserSourcedId",
+        "is not a user in users.csv",
+    ),
+];
+
+/// Run after [`SPLIT_USERS`]: references that need the users' kinds.
+const ROLE_REFERENCES: &[Reference] = &[
+    reference(
+        Links,
+        "student_id",
+        Students,
+        "source_id",
+        "userSourcedId",
+        "is not a student (no student role in roles.csv)",
+    ),
+    Reference {
+        when: "c.role = 'student'",
+        ..reference(
+            Enrollments,
+            "person_id",
+            Students,
+            "source_id",
+            "userSourcedId",
+            "is enrolled as a student but has no student role in roles.csv",
+        )
+    },
+    Reference {
+        when: "c.role = 'teacher'",
+        ..reference(
+            Enrollments,
+            "person_id",
+            Staff,
+            "source_id",
+            "userSourcedId",
+            "is enrolled in a staff role but is not staff in roles.csv (a staff role and no student role)",
+        )
+    },
+];
+
+/// Splits `users.csv` into students (a Student-group role), staff (a Staff-group role and
+/// no student role; `staff.role` is the first of their staff roles in alphabetical
+/// order, as SDS writes it) and contacts (named by `relationships.csv`). Roles without a
+/// group (`other`, contact roles) make a user neither.
+const SPLIT_USERS: &[&str] = &[
+    "INSERT INTO s_students (src, rec, sync_key, sync_hash, source_id, given_name, family_name) \
+     SELECT u.src, u.rec, u.sync_key, u.sync_hash, u.source_id, u.given_name, u.family_name FROM s_users u \
+     WHERE EXISTS (SELECT 1 FROM s_roles r WHERE r.user_id = u.source_id AND r.role_group = 'student')",
+    "INSERT INTO s_staff (src, rec, source_id, given_name, family_name, email, role) \
+     SELECT u.src, u.rec, u.source_id, u.given_name, u.family_name, u.email, \
+       (SELECT r.role FROM s_roles r WHERE r.user_id = u.source_id AND r.role_group = 'staff' ORDER BY LOWER(r.role) LIMIT 1) \
+     FROM s_users u \
+     WHERE EXISTS (SELECT 1 FROM s_roles r WHERE r.user_id = u.source_id AND r.role_group = 'staff') \
+       AND NOT EXISTS (SELECT 1 FROM s_roles r WHERE r.user_id = u.source_id AND r.role_group = 'student')",
+    "INSERT INTO s_contacts (src, rec, sync_key, sync_hash, source_key, source_id, given_name, family_name, email, mobile_phone, email_column, email_warning, phone_column, phone_warning) \
+     SELECT u.src, u.rec, u.sync_key, u.sync_hash, u.source_id, u.source_id, u.given_name, u.family_name, u.email, u.mobile_phone, 'email', u.email_warning, u.phone_column, u.phone_warning \
+     FROM s_users u WHERE EXISTS (SELECT 1 FROM s_links l WHERE l.contact_key = u.source_id)",
+];

@@ -3,9 +3,10 @@
 //! over them. Temporary tables live inside the import transaction, so a run that fails or
 //! is killed leaves nothing behind.
 
-use super::hashing::hash_values;
+use super::hashing::{SyncKey, hash_values};
 use crate::db::ImportConn;
-use sea_orm::{DbBackend, DbErr, Value};
+use crate::db::engine::temp;
+use sea_orm::{DbErr, Value};
 use tokio::sync::mpsc;
 
 /// The staging tables. Every one starts with `src` (index of the file in the run's file
@@ -124,43 +125,23 @@ impl StageTable {
 
 /// Creates every staging table, empty, inside the import transaction.
 pub async fn create_tables(conn: &mut ImportConn) -> Result<(), DbErr> {
-    let backend = conn.backend();
     for table in StageTable::ALL {
-        let name = table.name();
-        if backend == DbBackend::Sqlite {
-            conn.exec(&format!("DROP TABLE IF EXISTS temp.{name}"), vec![])
-                .await?;
-        }
         let columns: Vec<String> = table
             .columns()
             .iter()
             .map(|c| format!("{c} TEXT"))
             .collect();
-        let on_commit = if backend == DbBackend::Postgres {
-            " ON COMMIT DROP"
-        } else {
-            ""
-        };
-        conn.exec(&format!("CREATE TEMPORARY TABLE {name} (src BIGINT NOT NULL, rec BIGINT NOT NULL, sync_key BIGINT, sync_hash BIGINT, {}){on_commit}", columns.join(", ")),
-            vec![],
+        temp::create(
+            conn,
+            table.name(),
+            &format!(
+                "src BIGINT NOT NULL, rec BIGINT NOT NULL, sync_key BIGINT, sync_hash BIGINT, {}",
+                columns.join(", ")
+            ),
         )
         .await?;
     }
-    if backend == DbBackend::Sqlite {
-        conn.exec(&format!("DROP TABLE IF EXISTS temp.{GONE}"), vec![])
-            .await?;
-    }
-    let on_commit = if backend == DbBackend::Postgres {
-        " ON COMMIT DROP"
-    } else {
-        ""
-    };
-    conn.exec(
-        &format!("CREATE TEMPORARY TABLE {GONE} (tbl TEXT NOT NULL, k BIGINT NOT NULL){on_commit}"),
-        vec![],
-    )
-    .await?;
-    Ok(())
+    temp::create(conn, GONE, "tbl TEXT NOT NULL, k BIGINT NOT NULL").await
 }
 
 /// Keys (`sync_key`) of live rows that a diffed import found absent from the snapshot, by
@@ -208,32 +189,20 @@ pub async fn index_some(conn: &mut ImportConn, tables: &[StageTable]) -> Result<
 pub async fn analyze(conn: &mut ImportConn) -> Result<(), DbErr> {
     // Without statistics on the keys to deactivate PostgreSQL may plan a nested loop that
     // scans the live table once per key.
-    let names = StageTable::ALL.map(StageTable::name);
-    for name in names.iter().chain([&GONE]) {
-        let target = match conn.backend() {
-            DbBackend::Sqlite => format!("temp.{name}"),
-            _ => name.to_string(),
-        };
-        conn.exec(&format!("ANALYZE {target}"), vec![]).await?;
-    }
-    Ok(())
+    temp::analyze(conn, all_names()).await
 }
 
-/// Drops the staging tables (SQLite keeps temporary tables for the life of the pooled
-/// connection; PostgreSQL drops them at commit by itself).
+/// Drops the staging tables (see [`temp::drop`]).
 pub async fn drop_tables(conn: &mut ImportConn) -> Result<(), DbErr> {
-    if conn.backend() == DbBackend::Sqlite {
-        for table in StageTable::ALL {
-            conn.exec(
-                &format!("DROP TABLE IF EXISTS temp.{}", table.name()),
-                vec![],
-            )
-            .await?;
-        }
-        conn.exec(&format!("DROP TABLE IF EXISTS temp.{GONE}"), vec![])
-            .await?;
-    }
-    Ok(())
+    temp::drop(conn, all_names()).await
+}
+
+/// The names of every staging table and of [`GONE`].
+fn all_names() -> impl Iterator<Item = &'static str> {
+    StageTable::ALL
+        .into_iter()
+        .map(StageTable::name)
+        .chain([GONE])
 }
 
 /// Rows for one staging table, `src` and `rec` first.
@@ -295,20 +264,14 @@ impl Stager {
             return;
         }
         debug_assert_eq!(values.len(), table.columns().len());
-        let (key, hash) = match table.key_len() {
-            Some(n) => (
-                Some(hash_values(values[..n].iter().map(|v| v.as_deref()))),
-                Some(
-                    sync_hash
-                        .unwrap_or_else(|| hash_values(values[n..].iter().map(|v| v.as_deref()))),
-                ),
-            ),
-            None => (None, None),
-        };
+        let key = SyncKey::staged(table, &values);
+        let hash = table.key_len().map(|n| {
+            sync_hash.unwrap_or_else(|| hash_values(values[n..].iter().map(|v| v.as_deref())))
+        });
         let mut row = Vec::with_capacity(values.len() + 4);
         row.push(Value::BigInt(Some(src as i64)));
         row.push(Value::BigInt(Some(rec as i64)));
-        row.push(Value::BigInt(key));
+        row.push(Value::BigInt(key.map(SyncKey::get)));
         row.push(Value::BigInt(hash));
         row.extend(values.into_iter().map(Value::String));
         let index = match self.buffers.iter().position(|(t, _)| *t == table) {

@@ -60,7 +60,7 @@ impl Setup {
         connection::save(
             &self.db.conn,
             &self.config,
-            tenant.id.0,
+            tenant.id,
             &NewConnection {
                 base_url: self.provider.base_url.clone(),
                 token_url: self.provider.token_url.clone(),
@@ -462,7 +462,7 @@ async fn unreachable_slow_and_unauthorised_providers_fail_cleanly(backend: Backe
     connection::save(
         &s.db.conn,
         &s.config,
-        tenant.id.0,
+        tenant.id,
         &NewConnection {
             base_url: base.clone(),
             token_url: format!("http://127.0.0.1:{port}/token"),

@@ -6,10 +6,11 @@
 use crate::audit::{self, AuditEntry};
 use crate::config::{Config, OneRosterConfig};
 use crate::db::{self, ImportConn};
+use crate::domain::TenantId;
 use crate::secrets::DataFolder;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, QueryResult, Value};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, FromQueryResult, QueryResult, Value};
 use serde::Serialize;
 use std::fmt;
 
@@ -138,7 +139,7 @@ impl SecretKey {
     }
 
     /// Encrypts `secret` for `tenant_id`: `v1:` + hex(nonce || ciphertext || tag).
-    pub fn seal(&self, tenant_id: i64, secret: &Secret) -> Result<String, ConnectionError> {
+    pub fn seal(&self, tenant_id: TenantId, secret: &Secret) -> Result<String, ConnectionError> {
         let mut nonce = [0u8; NONCE_LEN];
         SystemRandom::new()
             .fill(&mut nonce)
@@ -147,7 +148,7 @@ impl SecretKey {
         self.0
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
-                Aad::from(tenant_id.to_be_bytes()),
+                Aad::from(tenant_id.0.to_be_bytes()),
                 &mut sealed,
             )
             .map_err(|_| ConnectionError::Key("encryption failed".into()))?;
@@ -159,7 +160,7 @@ impl SecretKey {
     }
 
     /// Decrypts what [`SecretKey::seal`] produced for `tenant_id`.
-    pub fn open(&self, tenant_id: i64, stored: &str) -> Result<Secret, ConnectionError> {
+    pub fn open(&self, tenant_id: TenantId, stored: &str) -> Result<Secret, ConnectionError> {
         let bytes = stored
             .strip_prefix(CIPHER_PREFIX)
             .and_then(crate::secrets::from_hex)
@@ -171,7 +172,7 @@ impl SecretKey {
         let mut sealed = sealed.to_vec();
         let plain = self
             .0
-            .open_in_place(nonce, Aad::from(tenant_id.to_be_bytes()), &mut sealed)
+            .open_in_place(nonce, Aad::from(tenant_id.0.to_be_bytes()), &mut sealed)
             .map_err(|_| ConnectionError::Undecryptable)?;
         String::from_utf8(plain.to_vec())
             .map(Secret)
@@ -198,7 +199,7 @@ pub struct NewConnection {
 #[derive(Debug, Clone)]
 pub struct Connection {
     /// Tenant id.
-    pub tenant_id: i64,
+    pub tenant_id: TenantId,
     /// Base URL without a trailing slash.
     pub base_url: String,
     /// Token endpoint.
@@ -290,7 +291,7 @@ pub fn check_values(
 pub async fn save(
     db: &DatabaseConnection,
     config: &Config,
-    tenant_id: i64,
+    tenant_id: TenantId,
     new: &NewConnection,
     actor: &str,
 ) -> Result<ConnectionView, ConnectionError> {
@@ -305,7 +306,7 @@ pub async fn save(
         .filter(|b| b.base_url == base_url)
         .and_then(|b| b.watermark.clone());
     let values = vec![
-        Value::BigInt(Some(tenant_id)),
+        Value::BigInt(Some(tenant_id.0)),
         base_url.clone().into(),
         token_url.clone().into(),
         new.client_id.trim().to_string().into(),
@@ -335,10 +336,10 @@ pub async fn save(
     audit::record(
         &txn,
         AuditEntry {
-            tenant_id: Some(tenant_id),
+            tenant_id: Some(tenant_id.0),
             actor,
             action: "oneroster.connect",
-            target: Some(format!("oneroster_connection:{tenant_id}")),
+            target: Some(format!("oneroster_connection:{}", tenant_id.0)),
             before: before.map(|b| serde_json::to_value(b).unwrap_or_default()),
             after: Some(serde_json::to_value(&after).unwrap_or_default()),
         },
@@ -350,28 +351,47 @@ pub async fn save(
 
 const COLUMNS: &str = "base_url, token_url, client_id, page_size, watermark, last_applied_at, updated_at, client_secret_encrypted";
 
+/// The stored connection as [`COLUMNS`] reads it.
+#[derive(FromQueryResult)]
+struct ConnectionRow {
+    base_url: String,
+    token_url: String,
+    client_id: String,
+    page_size: i64,
+    watermark: Option<String>,
+    last_applied_at: Option<chrono::DateTime<chrono::Utc>>,
+    updated_at: chrono::DateTime<chrono::Utc>,
+    client_secret_encrypted: String,
+}
+
+impl ConnectionRow {
+    fn view(&self) -> ConnectionView {
+        ConnectionView {
+            base_url: self.base_url.clone(),
+            token_url: self.token_url.clone(),
+            client_id: self.client_id.clone(),
+            page_size: self.page_size.max(1) as u64,
+            secret_stored: true,
+            watermark: self.watermark.clone(),
+            last_applied_at: self.last_applied_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
 fn view_of(row: &QueryResult) -> Result<ConnectionView, DbErr> {
-    Ok(ConnectionView {
-        base_url: row.try_get_by_index(0)?,
-        token_url: row.try_get_by_index(1)?,
-        client_id: row.try_get_by_index(2)?,
-        page_size: row.try_get_by_index::<i64>(3)?.max(1) as u64,
-        secret_stored: true,
-        watermark: row.try_get_by_index(4)?,
-        last_applied_at: row.try_get_by_index(5)?,
-        updated_at: row.try_get_by_index(6)?,
-    })
+    Ok(ConnectionRow::from_query_result(row, "")?.view())
 }
 
 /// The tenant's connection without its secret, if any.
 pub async fn view<C: ConnectionTrait>(
     conn: &C,
-    tenant_id: i64,
+    tenant_id: TenantId,
 ) -> Result<Option<ConnectionView>, DbErr> {
     let rows = db::query(
         conn,
         &format!("SELECT {COLUMNS} FROM oneroster_connections WHERE tenant_id = $1"),
-        vec![Value::BigInt(Some(tenant_id))],
+        vec![Value::BigInt(Some(tenant_id.0))],
     )
     .await?;
     rows.first().map(view_of).transpose()
@@ -381,19 +401,19 @@ pub async fn view<C: ConnectionTrait>(
 pub async fn load(
     db: &DatabaseConnection,
     config: &Config,
-    tenant_id: i64,
+    tenant_id: TenantId,
 ) -> Result<Option<Connection>, ConnectionError> {
     let rows = db::query(
         db,
         &format!("SELECT {COLUMNS} FROM oneroster_connections WHERE tenant_id = $1"),
-        vec![Value::BigInt(Some(tenant_id))],
+        vec![Value::BigInt(Some(tenant_id.0))],
     )
     .await?;
     let Some(row) = rows.first() else {
         return Ok(None);
     };
-    let view = view_of(row)?;
-    let sealed: String = row.try_get_by_index(7)?;
+    let stored = ConnectionRow::from_query_result(row, "")?;
+    let (view, sealed) = (stored.view(), stored.client_secret_encrypted);
     let key = SecretKey::existing(config)?;
     Ok(Some(Connection {
         tenant_id,
@@ -414,21 +434,21 @@ pub async fn connected_tenants(db: &DatabaseConnection) -> Result<Vec<String>, D
         vec![],
     )
     .await?;
-    rows.iter().map(|r| r.try_get_by_index(0)).collect()
+    rows.iter().map(|r| r.try_get("", "slug")).collect()
 }
 
 /// Records an applied run on the connection inside the run's transaction: its time and
 /// the new watermark (kept as it was when the run saw no `dateLastModified`).
 pub async fn mark_applied(
     conn: &mut ImportConn,
-    tenant_id: i64,
+    tenant_id: TenantId,
     watermark: Option<&str>,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), DbErr> {
     conn.exec(
         "UPDATE oneroster_connections SET watermark = COALESCE($2, watermark), last_applied_at = $3 WHERE tenant_id = $1",
         vec![
-            Value::BigInt(Some(tenant_id)),
+            Value::BigInt(Some(tenant_id.0)),
             Value::String(watermark.map(str::to_string)),
             Value::ChronoDateTimeUtc(Some(at)),
         ],
@@ -451,11 +471,11 @@ mod tests {
     #[test]
     fn a_sealed_secret_opens_only_for_its_tenant() {
         let key = key();
-        let sealed = key.seal(7, &Secret::new("s3cret")).unwrap();
+        let sealed = key.seal(TenantId(7), &Secret::new("s3cret")).unwrap();
         assert!(!sealed.contains("s3cret"));
-        assert_eq!(key.open(7, &sealed).unwrap().expose(), "s3cret");
-        assert!(key.open(8, &sealed).is_err());
-        assert!(key.open(7, "v1:00").is_err());
+        assert_eq!(key.open(TenantId(7), &sealed).unwrap().expose(), "s3cret");
+        assert!(key.open(TenantId(8), &sealed).is_err());
+        assert!(key.open(TenantId(7), "v1:00").is_err());
     }
 
     #[test]
@@ -473,9 +493,9 @@ mod tests {
             "no key was made"
         );
         let made = SecretKey::from_config(&config).unwrap();
-        let sealed = made.seal(1, &Secret::new("s")).unwrap();
+        let sealed = made.seal(TenantId(1), &Secret::new("s")).unwrap();
         let read = SecretKey::existing(&config).unwrap();
-        assert_eq!(read.open(1, &sealed).unwrap().expose(), "s");
+        assert_eq!(read.open(TenantId(1), &sealed).unwrap().expose(), "s");
     }
 
     #[test]

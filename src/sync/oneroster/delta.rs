@@ -10,9 +10,11 @@
 
 use super::mapping::Staged;
 use crate::db::ImportConn;
+use crate::db::engine::temp;
+use crate::domain::TenantId;
 use crate::sync::report::EntityCounts;
 use crate::sync::staging;
-use sea_orm::{DbBackend, DbErr, Value};
+use sea_orm::{DbErr, Value};
 
 /// Ids of records the delta marks gone, by kind (`users`, `orgs`, `classes`).
 const DELETED: &str = "o_deleted";
@@ -38,7 +40,7 @@ impl Copied {
 /// Stages the delta's gone records and completes the whole-snapshot tables.
 pub async fn prepare(
     conn: &mut ImportConn,
-    tenant_id: i64,
+    tenant_id: TenantId,
     staged: &Staged,
 ) -> Result<Copied, DbErr> {
     create_deleted(conn).await?;
@@ -57,7 +59,7 @@ pub async fn prepare(
         }
     }
     staging::insert_gone(conn, "enrollments", &staged.gone_enrollments).await?;
-    let tenant = || vec![Value::BigInt(Some(tenant_id))];
+    let tenant = || vec![Value::BigInt(Some(tenant_id.0))];
     for sql in GONE_ROWS {
         conn.exec(sql, tenant()).await?;
     }
@@ -74,17 +76,7 @@ pub async fn prepare(
 }
 
 async fn create_deleted(conn: &mut ImportConn) -> Result<(), DbErr> {
-    let sqlite = conn.backend() == DbBackend::Sqlite;
-    if sqlite {
-        conn.exec(&format!("DROP TABLE IF EXISTS temp.{DELETED}"), vec![])
-            .await?;
-    }
-    let on_commit = if sqlite { "" } else { " ON COMMIT DROP" };
-    conn.exec(
-        &format!("CREATE TEMPORARY TABLE {DELETED} (kind TEXT NOT NULL, source_id TEXT NOT NULL){on_commit}"),
-        vec![],
-    )
-    .await?;
+    temp::create(conn, DELETED, "kind TEXT NOT NULL, source_id TEXT NOT NULL").await?;
     conn.exec(
         &format!("CREATE INDEX {DELETED}_ix ON {DELETED} (kind, source_id)"),
         vec![],
@@ -93,13 +85,9 @@ async fn create_deleted(conn: &mut ImportConn) -> Result<(), DbErr> {
     .map(|_| ())
 }
 
-/// Drops the delta's own temporary table on SQLite (PostgreSQL drops it at commit).
+/// Drops the delta's own temporary table (see [`temp::drop`]).
 pub async fn drop_tables(conn: &mut ImportConn) -> Result<(), DbErr> {
-    if conn.backend() == DbBackend::Sqlite {
-        conn.exec(&format!("DROP TABLE IF EXISTS temp.{DELETED}"), vec![])
-            .await?;
-    }
-    Ok(())
+    temp::drop(conn, [DELETED]).await
 }
 
 /// Keys of the live rows to deactivate: gone students, and the links and enrollments of

@@ -9,7 +9,7 @@ use crate::domain::{
 };
 use crate::sync::csv_file::IssueSink;
 use crate::sync::files::{Channels, ParseCtx};
-use crate::sync::hashing::hash_strs;
+use crate::sync::hashing::SyncKey;
 use crate::sync::report::Issue;
 use crate::sync::staging::StageTable;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -496,7 +496,7 @@ fn stage_enrollments(
         if enrollment.is_deleted() {
             staged
                 .gone_enrollments
-                .push(hash_strs(&[class, user, &role]));
+                .push(SyncKey::enrollment(class, user, &role).get());
             continue;
         }
         if !enrollment_resolves(ctx, rec, (class, user, &role), kinds, classes, delta) {

@@ -16,9 +16,9 @@
 
 pub mod client;
 pub mod connection;
-pub mod delta;
-pub mod mapping;
-pub mod model;
+pub(crate) mod delta;
+pub(crate) mod mapping;
+pub(crate) mod model;
 
 use super::csv_file::IssueSink;
 use super::files::FileSet;
@@ -93,7 +93,7 @@ pub async fn sync(
 ) -> Result<ImportReport, OneRosterError> {
     let started_at = chrono::Utc::now();
     let tenant = tenants::find(db, &request.tenant).await?;
-    let connection = connection::load(db, config, tenant.id.0)
+    let connection = connection::load(db, config, tenant.id)
         .await?
         .ok_or_else(|| OneRosterError::NotConnected(tenant.slug.clone()))?;
     let since = match (request.delta, &connection.watermark) {
@@ -228,7 +228,7 @@ async fn apply_snapshot(
     if outcome.sink.errors.is_empty() {
         staging::index_tables(&mut conn).await?;
         let copied = if delta {
-            Some(delta::prepare(&mut conn, run.tenant.id.0, &staged).await?)
+            Some(delta::prepare(&mut conn, run.tenant.id, &staged).await?)
         } else {
             None
         };
@@ -260,7 +260,7 @@ async fn deletion_guard(
         return Ok(());
     }
     let links = &outcome.entities.links;
-    let active_before = reconcile::active_links(conn, run.tenant.id.0).await? + links.deactivated
+    let active_before = reconcile::active_links(conn, run.tenant.id).await? + links.deactivated
         - links.created
         - links.reactivated;
     let percent = run.tenant.settings.deletion_guard_percent.max(0) as u64;
@@ -298,7 +298,7 @@ async fn finish(
     outcome.run_id = Some(super::record_run(&mut conn, run.tenant, run.request, &report).await?);
     connection::mark_applied(
         &mut conn,
-        run.tenant.id.0,
+        run.tenant.id,
         watermark.as_deref(),
         chrono::Utc::now(),
     )
