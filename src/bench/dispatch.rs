@@ -13,7 +13,6 @@
 use super::measure::{self, Machine};
 use crate::config::Config;
 use crate::outbox::Outgoing;
-use crate::outbox::dispatcher::Dispatcher;
 use crate::outbox::email::{MailTarget, Mailer};
 use anyhow::{Context, Result, bail};
 use std::collections::HashMap;
@@ -329,7 +328,7 @@ async fn outbox_run(
     let db = crate::db::connect(&config.database).await?;
     crate::db::migrate(&db).await?;
     seed(&db, n).await?;
-    let dispatcher = Dispatcher::new(db.clone(), &config).map_err(anyhow::Error::msg)?;
+    let dispatcher = crate::server::dispatcher(db.clone(), &config).map_err(anyhow::Error::msg)?;
     let meter = measure::PhaseMeter::start();
     let stats = dispatcher.drain().await?;
     let cost = meter.stop();

@@ -18,6 +18,8 @@ pub mod schedule;
 pub mod unsubscribe;
 pub mod week;
 
+pub use deliver::DigestMessages;
+
 use crate::tenants::Tenant;
 use compose::Composer;
 use sea_orm::{DatabaseConnection, DbErr};

@@ -10,20 +10,13 @@
 pub mod backoff;
 pub mod dispatcher;
 pub mod email;
+pub mod port;
 pub mod sms;
 pub mod store;
 
 use std::time::Duration;
 
-/// A delivery channel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Channel {
-    /// Plain-text email.
-    Email,
-    /// SMS to an E.164 number.
-    Sms,
-}
+pub use crate::entities::outbox::{Channel, MessageKind, Status};
 
 impl Channel {
     /// The stored name.
@@ -40,6 +33,39 @@ impl Channel {
             "email" => Some(Channel::Email),
             "sms" => Some(Channel::Sms),
             _ => None,
+        }
+    }
+}
+
+impl MessageKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::Invitation => "invitation",
+            MessageKind::Digest => "digest",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "invitation" => Some(MessageKind::Invitation),
+            "digest" => Some(MessageKind::Digest),
+            _ => None,
+        }
+    }
+}
+
+impl Status {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Queued => "queued",
+            Status::Sending => "sending",
+            Status::Sent => "sent",
+            Status::Failed => "failed",
+            Status::Dead => "dead",
+            Status::Suppressed => "suppressed",
         }
     }
 }
