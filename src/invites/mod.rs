@@ -11,8 +11,8 @@
 //!   fallback (the reason is stored); with neither, nothing is sent and the reason says so.
 //! - The invitation and its outbox row commit in the caller's transaction.
 
-pub mod join;
-pub mod render;
+pub(crate) mod join;
+pub(crate) mod render;
 
 pub use render::{InvitationMessages, RenderConfig};
 

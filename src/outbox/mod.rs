@@ -7,7 +7,7 @@
 //! (an opted-out number). Bodies are rendered at send time from the row's reference, so the
 //! table stays small.
 
-pub mod backoff;
+pub(crate) mod backoff;
 pub mod dispatcher;
 pub mod email;
 pub mod port;
@@ -132,4 +132,26 @@ impl SendError {
 /// The stable Message-ID of outbox row `id`.
 pub fn message_id(id: i64, domain: &str) -> String {
     format!("<outbox.{id}@{domain}>")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::{ActiveEnum, Iterable};
+
+    #[test]
+    fn stored_names_are_the_active_enum_values() {
+        for kind in MessageKind::iter() {
+            assert_eq!(kind.to_value(), kind.as_str());
+            assert_eq!(MessageKind::parse(kind.as_str()), Some(kind));
+        }
+        for channel in Channel::iter() {
+            assert_eq!(channel.to_value(), channel.as_str());
+            assert_eq!(Channel::parse(channel.as_str()), Some(channel));
+        }
+        for status in Status::iter() {
+            assert_eq!(status.to_value(), status.as_str());
+        }
+        assert_eq!(MessageKind::parse("fax"), None);
+    }
 }

@@ -86,3 +86,52 @@ pub async fn vacuum<C: ConnectionTrait>(conn: &C, table: &str) -> Result<(), DbE
     }
     Ok(())
 }
+
+/// The rows a set-based `INSERT` added: how many, and their id range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sea_orm::FromQueryResult)]
+pub struct InsertedRange {
+    /// Rows inserted.
+    pub count: i64,
+    /// The first new id (0 when none).
+    pub first_id: i64,
+    /// The last new id (0 when none).
+    pub last_id: i64,
+}
+
+/// Runs `insert` (an `INSERT … SELECT` into `table`, whose ids grow) and claims the id
+/// range of the rows it added. The caller holds the work's lock ([`serialise`]) inside a
+/// write transaction, so no other writer adds rows to that range: PostgreSQL reads the
+/// range from `RETURNING id`; SQLite, whose write lock is held, from the largest id before
+/// and after.
+pub async fn insert_range<C: ConnectionTrait>(
+    conn: &C,
+    table: &str,
+    insert: &str,
+    values: Vec<Value>,
+) -> Result<InsertedRange, DbErr> {
+    use sea_orm::FromQueryResult;
+    if conn.get_database_backend() == DbBackend::Postgres {
+        let rows = crate::db::query(
+            conn,
+            &format!(
+                "WITH ins AS ({insert} RETURNING id) \
+                 SELECT COUNT(*) AS count, COALESCE(MIN(id), 0) AS first_id, COALESCE(MAX(id), 0) AS last_id FROM ins"
+            ),
+            values,
+        )
+        .await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| DbErr::Custom(format!("the insert into {table} returned no row")))?;
+        return InsertedRange::from_query_result(row, "");
+    }
+    let max_id = format!("SELECT COALESCE(MAX(id), 0) FROM {table}");
+    let before = crate::db::count(conn, &max_id, vec![]).await?;
+    let count = crate::db::exec(conn, insert, values).await?.rows_affected();
+    let after = crate::db::count(conn, &max_id, vec![]).await?;
+    Ok(InsertedRange {
+        count: i64::try_from(count).unwrap_or(i64::MAX),
+        first_id: before + 1,
+        last_id: after,
+    })
+}
