@@ -409,38 +409,56 @@ const SELECT: &str = concat!(
      LEFT JOIN student_contacts l ON l.student_id = ch.student_id AND l.contact_id = i.contact_id"
 );
 
-fn item(row: &QueryResult, now: DateTime<Utc>) -> Result<InvitationItem, DbErr> {
-    let status: Option<String> = row.try_get("", "status")?;
-    let created_at: DateTime<Utc> = row.try_get("", "created_at")?;
-    let accepted_at: Option<DateTime<Utc>> = row.try_get("", "accepted_at")?;
-    let validity = i64::from(row.try_get::<i32>("", "invitation_validity_days")?);
-    let link: Option<String> = row.try_get("", "link_status")?;
-    let state = InvitationState::derive(
-        StateInputs {
-            created_at,
-            accepted_at,
-            validity_days: validity,
-            link_active: link.as_deref() == Some("active"),
-            delivery: status.as_deref(),
-        },
-        now,
-    );
-    Ok(InvitationItem {
-        id: Some(row.try_get::<i64>("", "id")?.to_string()),
-        contact_id: row.try_get::<i64>("", "contact_id")?.to_string(),
-        channel: row.try_get("", "channel")?,
-        // A message being sent right now is still queued as far as anyone can tell.
-        status: match status.as_deref() {
-            Some("sending") | None => "queued".into(),
-            Some(other) => other.into(),
-        },
-        state: Some(state),
-        reason: row.try_get("", "fallback_reason")?,
-        last_error: row.try_get("", "last_error")?,
-        created_at: Some(created_at),
-        expires_at: Some(expires_at(created_at, validity)),
-        accepted_at,
-    })
+/// One row of [`SELECT`].
+#[derive(Debug, FromQueryResult)]
+struct ItemRow {
+    id: i64,
+    contact_id: i64,
+    channel: Option<String>,
+    status: Option<String>,
+    fallback_reason: Option<String>,
+    last_error: Option<String>,
+    created_at: DateTime<Utc>,
+    accepted_at: Option<DateTime<Utc>>,
+    invitation_validity_days: i32,
+    link_status: Option<String>,
+    owner_source_id: String,
+}
+
+impl ItemRow {
+    fn read(row: &QueryResult) -> Result<Self, DbErr> {
+        Self::from_query_result(row, "")
+    }
+
+    fn item(self, now: DateTime<Utc>) -> InvitationItem {
+        let validity = i64::from(self.invitation_validity_days);
+        let state = InvitationState::derive(
+            StateInputs {
+                created_at: self.created_at,
+                accepted_at: self.accepted_at,
+                validity_days: validity,
+                link_active: self.link_status.as_deref() == Some("active"),
+                delivery: self.status.as_deref(),
+            },
+            now,
+        );
+        InvitationItem {
+            id: Some(self.id.to_string()),
+            contact_id: self.contact_id.to_string(),
+            channel: self.channel,
+            // A message being sent right now is still queued as far as anyone can tell.
+            status: match self.status.as_deref() {
+                Some("sending") | None => "queued".into(),
+                Some(other) => other.into(),
+            },
+            state: Some(state),
+            reason: self.fallback_reason,
+            last_error: self.last_error,
+            created_at: Some(self.created_at),
+            expires_at: Some(expires_at(self.created_at, validity)),
+            accepted_at: self.accepted_at,
+        }
+    }
 }
 
 /// The invitations of a chat, oldest first, with their delivery status.
@@ -457,7 +475,7 @@ pub async fn for_chat<C: ConnectionTrait>(
     )
     .await?
     .iter()
-    .map(|row| item(row, now))
+    .map(|row| ItemRow::read(row).map(|row| row.item(now)))
     .collect()
 }
 
@@ -519,7 +537,7 @@ fn paged(rows: &[QueryResult], limit: u64) -> Result<(Vec<InvitationItem>, Optio
     let now = Utc::now();
     let items = rows
         .iter()
-        .map(|row| Ok((row.try_get::<i64>("", "id")?, item(row, now)?)))
+        .map(|row| ItemRow::read(row).map(|row| (row.id, row.item(now))))
         .collect::<Result<Vec<_>, DbErr>>()?;
     let (items, next_cursor) = db::page(items, limit, |(id, _)| id.to_string());
     Ok((
@@ -541,7 +559,11 @@ pub async fn get<C: ConnectionTrait>(
     )
     .await?;
     rows.first()
-        .map(|row| Ok((item(row, Utc::now())?, row.try_get("", "owner_source_id")?)))
+        .map(|row| {
+            let row = ItemRow::read(row)?;
+            let owner = row.owner_source_id.clone();
+            Ok((row.item(Utc::now()), owner))
+        })
         .transpose()
 }
 

@@ -196,6 +196,9 @@ impl Dispatcher {
         let lease = now + chrono::Duration::seconds(self.config.lease_seconds.max(1) as i64);
         let limit = self.config.batch_size.max(1);
         self.hand_over(limit, now).await;
+        if stop.requested() {
+            return Ok(Stats::default());
+        }
         let claimed = store::claim(&self.db, &self.worker, limit, now, lease).await?;
         let mut stats = Stats {
             claimed: claimed.len() as u64,

@@ -475,6 +475,15 @@ pub struct Suppression {
     pub created_at: DateTime<Utc>,
 }
 
+/// A suppressed address as stored.
+#[derive(Debug, FromQueryResult)]
+struct SuppressionRow {
+    id: i64,
+    email: String,
+    reason: String,
+    created_at: DateTime<Utc>,
+}
+
 /// A page of the tenant's suppressed addresses, newest first: those with an id below
 /// `before` (the cursor), at most `limit`, and the cursor of the next page. Walks the
 /// (tenant, id) index, so a page reads only its rows.
@@ -499,11 +508,11 @@ pub async fn suppressions<C: ConnectionTrait>(
     .await?
     .iter()
     .map(|row| {
-        Ok(Suppression {
-            id: row.try_get::<i64>("", "id")?.to_string(),
-            email: row.try_get("", "email")?,
-            reason: row.try_get("", "reason")?,
-            created_at: row.try_get("", "created_at")?,
+        SuppressionRow::from_query_result(row, "").map(|row| Suppression {
+            id: row.id.to_string(),
+            email: row.email,
+            reason: row.reason,
+            created_at: row.created_at,
         })
     })
     .collect::<Result<Vec<_>, DbErr>>()?;
