@@ -234,6 +234,8 @@ pub struct OutboxConfig {
     pub email_per_second: u32,
     /// SMS send rate per second.
     pub sms_per_second: u32,
+    /// Seconds the sends in flight get to finish when a dispatcher stops.
+    pub shutdown_grace_seconds: u64,
 }
 
 /// `[auth]`

@@ -3,6 +3,8 @@
 use crate::api::{self, AppState};
 use crate::config::{Config, redact_url};
 use crate::db::Workload;
+use crate::outbox::dispatcher::{Dispatcher, Stop, StopSwitch};
+use crate::outbox::port::MessageKinds;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -25,7 +27,9 @@ pub async fn serve(config: Config, bind: Option<String>) -> anyhow::Result<()> {
     let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
     let state = AppState::new(db.clone(), config)?.with_jobs(jobs.clone());
     let schedule = crate::sync::oneroster::spawn_schedule(jobs.clone(), state.config.clone());
-    let dispatcher = spawn_dispatcher(&jobs, &state.config)?;
+    let (stop, stopped) = StopSwitch::new();
+    let dispatcher = spawn_dispatcher(&jobs, &state.config, stopped)?;
+    let dispatch_grace = Duration::from_secs(state.config.outbox.shutdown_grace_seconds);
     let digests = crate::digest::schedule::spawn(jobs.clone(), state.config.clone());
     let app = api::router(state);
     // Said only once everything that can fail at start has succeeded.
@@ -34,13 +38,20 @@ pub async fn serve(config: Config, bind: Option<String>) -> anyhow::Result<()> {
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal(grace))
+    .with_graceful_shutdown(async move {
+        shutdown_signal(grace).await;
+        // The dispatcher stops claiming at once and finishes its sends beside the requests.
+        stop.stop();
+    })
     .await?;
     if let Some(schedule) = schedule {
         schedule.abort();
     }
-    for task in [dispatcher, digests].into_iter().flatten() {
-        task.abort();
+    if let Some(digests) = digests {
+        digests.abort();
+    }
+    if let Some(dispatcher) = dispatcher {
+        stop_dispatcher(dispatcher, dispatch_grace).await;
     }
     db.close().await?;
     jobs.close().await?;
@@ -48,23 +59,63 @@ pub async fn serve(config: Config, bind: Option<String>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The kinds of message the outbox delivers, each with its handler: the one place that
+/// plugs capabilities into the outbox's port.
+pub fn message_kinds(config: &Config) -> MessageKinds {
+    let links = crate::web::links::Links::from_config(config);
+    MessageKinds::new()
+        .with(crate::invites::InvitationMessages::new(
+            crate::invites::RenderConfig {
+                links: links.clone(),
+                sms_sender: config.sms.sender_name.clone(),
+                message_id_domain: config.mail.message_id_domain.clone(),
+            },
+        ))
+        .with(crate::digest::DigestMessages::new(
+            config.mail.message_id_domain.clone(),
+            links,
+        ))
+}
+
+/// An outbox dispatcher for `config`, delivering every kind of [`message_kinds`].
+pub fn dispatcher(db: sea_orm::DatabaseConnection, config: &Config) -> Result<Dispatcher, String> {
+    Dispatcher::new(db, config, message_kinds(config))
+}
+
 /// Starts the outbox dispatcher unless `outbox.dispatch_in_serve` is off; says where mail
-/// goes.
+/// goes. It runs until `stop` is asked for.
 fn spawn_dispatcher(
     db: &sea_orm::DatabaseConnection,
     config: &Config,
+    stop: Stop,
 ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
     if !config.outbox.dispatch_in_serve {
         tracing::info!("outbox dispatch is off in serve (run `parent-connection dispatch`)");
         return Ok(None);
     }
-    let dispatcher = crate::outbox::dispatcher::Dispatcher::new(db.clone(), config)
+    let dispatcher = dispatcher(db.clone(), config)
         .map_err(|e| anyhow::anyhow!("cannot start the outbox dispatcher: {e}"))?;
     tracing::info!(transports = %dispatcher.describe(), "outbox dispatcher running");
-    Ok(Some(tokio::spawn(std::sync::Arc::new(dispatcher).run())))
+    Ok(Some(tokio::spawn(
+        std::sync::Arc::new(dispatcher).run(stop),
+    )))
 }
 
-async fn shutdown_signal(grace: Duration) {
+/// Waits for a dispatcher asked to stop: its sends in flight get `grace`, and a little
+/// more for giving back what it did not send; then it is aborted (its claims then run out).
+pub async fn stop_dispatcher(task: tokio::task::JoinHandle<()>, grace: Duration) {
+    let abort = task.abort_handle();
+    if tokio::time::timeout(grace + Duration::from_secs(5), task)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the outbox dispatcher did not stop in time");
+        abort.abort();
+    }
+}
+
+/// Waits for SIGTERM or SIGINT (ctrl-c).
+pub async fn stop_requested() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -83,6 +134,10 @@ async fn shutdown_signal(grace: Duration) {
         _ = ctrl_c => {},
         _ = terminate => {},
     }
+}
+
+async fn shutdown_signal(grace: Duration) {
+    stop_requested().await;
     tracing::info!(
         grace_seconds = grace.as_secs(),
         "shutdown signal received: draining requests"

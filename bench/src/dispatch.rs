@@ -15,7 +15,6 @@ use crate::sql::{count, exec};
 use anyhow::{Result, bail};
 use parent_connection::config::{Config, DatabaseConfig};
 use parent_connection::outbox::Outgoing;
-use parent_connection::outbox::dispatcher::Dispatcher;
 use parent_connection::outbox::email::{MailTarget, Mailer};
 use parent_connection_testkit::pg;
 use parent_connection_testkit::smtp::{Answers, Faults, Sink};
@@ -194,7 +193,7 @@ async fn outbox_run(
     let db = parent_connection::db::connect(&config.database).await?;
     parent_connection::db::migrate(&db).await?;
     seed(&db, n).await?;
-    let dispatcher = Dispatcher::new(db.clone(), &config).map_err(anyhow::Error::msg)?;
+    let dispatcher = parent_connection::server::dispatcher(db.clone(), &config).map_err(anyhow::Error::msg)?;
     let meter = measure::PhaseMeter::start();
     let stats = dispatcher.drain().await?;
     let cost = meter.stop();

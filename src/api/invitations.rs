@@ -18,7 +18,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use chrono::Utc;
-use sea_orm::Value;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
@@ -105,7 +104,7 @@ pub async fn get(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<InvitationItem>, ApiError> {
     let viewer = policy::chat_viewer(&principal)?;
-    let (item, owner) = invites::get(&state.db, principal.tenant.0, number(&id, "invitation")?)
+    let (item, owner) = invites::get(&state.db, principal.tenant, number(&id, "invitation")?)
         .await?
         .ok_or_else(|| ApiError::not_found("invitation"))?;
     match viewer {
@@ -159,7 +158,7 @@ pub async fn limits(
     ApiQuery(params): ApiQuery<LimitParams>,
 ) -> Result<Json<Limits>, ApiError> {
     policy::chat_viewer(&principal)?;
-    let tenant = principal.tenant.0;
+    let tenant = principal.tenant;
     let now = Utc::now();
     let policy = invites::policy(&state.db, tenant).await?;
     let guardian = match params.contact_id {
@@ -214,7 +213,8 @@ pub async fn outbox_view(
     principal: Principal,
 ) -> Result<Json<OutboxView>, ApiError> {
     policy::administer_contacts(&principal)?;
-    let (counts, dead_letters) = outbox::overview(&state.db, principal.tenant.0).await?;
+    let kinds = crate::server::message_kinds(&state.config);
+    let (counts, dead_letters) = outbox::overview(&state.db, &kinds, principal.tenant).await?;
     Ok(Json(OutboxView {
         counts,
         count_cap: outbox::COUNT_CAP,
@@ -244,14 +244,7 @@ pub async fn requeue(
 ) -> Result<StatusCode, ApiError> {
     policy::administer_contacts(&principal)?;
     let actor = principal.actor();
-    if outbox::requeue(
-        &state.db,
-        principal.tenant.0,
-        number(&id, "message")?,
-        &actor,
-    )
-    .await?
-    {
+    if outbox::requeue(&state.db, principal.tenant, number(&id, "message")?, &actor).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("dead or failed message"))
@@ -292,7 +285,7 @@ pub async fn suppressions(
     policy::administer_contacts(&principal)?;
     let page = params.request(&state)?;
     let (items, next_cursor) =
-        outbox::suppressions(&state.db, principal.tenant.0, id_cursor(&page)?, page.limit).await?;
+        outbox::suppressions(&state.db, principal.tenant, id_cursor(&page)?, page.limit).await?;
     Ok(Json(SuppressionList { items, next_cursor }))
 }
 
@@ -320,7 +313,7 @@ pub async fn lift_suppression(
     let actor = principal.actor();
     if outbox::lift_suppression(
         &state.db,
-        principal.tenant.0,
+        principal.tenant,
         number(&id, "suppression")?,
         &actor,
     )
@@ -464,32 +457,13 @@ pub async fn inbound_sms(
         .with_details(serde_json::json!({"field": "From"}))
     })?;
     let body = form.get("Body").map(String::as_str).unwrap_or_default();
-    let values = vec![Value::BigInt(Some(tenant.id.0)), phone.as_str().into()];
     match reply_kind(body) {
         Reply::OptOut => {
-            let txn = crate::db::begin_write(&state.db).await?;
-            crate::db::exec(
-                &txn,
-                "DELETE FROM sms_opt_outs WHERE tenant_id = $1 AND phone = $2",
-                values.clone(),
-            )
-            .await?;
-            crate::db::exec(
-                &txn,
-                "INSERT INTO sms_opt_outs (tenant_id, phone, opted_out_at) VALUES ($1, $2, $3)",
-                [values, vec![Value::ChronoDateTimeUtc(Some(Utc::now()))]].concat(),
-            )
-            .await?;
-            txn.commit().await?;
+            outbox::opt_out(&state.db, tenant.id, phone.as_str(), Utc::now()).await?;
             tracing::info!(tenant = %tenant.slug, "a number opted out of SMS");
         }
         Reply::OptIn => {
-            crate::db::exec(
-                &state.db,
-                "DELETE FROM sms_opt_outs WHERE tenant_id = $1 AND phone = $2",
-                values,
-            )
-            .await?;
+            outbox::opt_in(&state.db, tenant.id, phone.as_str()).await?;
             tracing::info!(tenant = %tenant.slug, "a number opted back in to SMS");
         }
         Reply::Other => {}
@@ -572,7 +546,7 @@ pub async fn for_chat(
     }
     let (items, next_cursor) = invites::page_for_chat(
         &state.db,
-        principal.tenant.0,
+        principal.tenant,
         chat,
         id_cursor(&page)?,
         page.limit,
@@ -606,7 +580,7 @@ pub async fn for_contact(
     let page = params.request(&state)?;
     let (items, next_cursor) = invites::for_contact(
         &state.db,
-        principal.tenant.0,
+        principal.tenant,
         number(&contact, "contact")?,
         id_cursor(&page)?,
         page.limit,

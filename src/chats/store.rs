@@ -312,7 +312,7 @@ async fn invite_all<C: ConnectionTrait>(
     now: DateTime<Utc>,
 ) -> Result<Vec<InvitationItem>, DbErr> {
     let context = InviteContext {
-        tenant: request.tenant.0,
+        tenant: request.tenant,
         sms_enabled: request.sms_enabled,
         invited_by: request.owner,
         trigger,
@@ -343,7 +343,7 @@ pub async fn resend_invitation(
         return Err(ChatError::NotFound("member"));
     }
     let context = InviteContext {
-        tenant: tenant.0,
+        tenant,
         sms_enabled,
         invited_by: owner,
         trigger: Trigger::Resend,
@@ -603,7 +603,7 @@ async fn item<C: ConnectionTrait>(
     let (banners, invitations) = if owner_view {
         (
             open_banners(conn, chat).await?,
-            crate::invites::for_chat(conn, tenant.0, chat).await?,
+            crate::invites::for_chat(conn, tenant, chat).await?,
         )
     } else {
         (Vec::new(), Vec::new())

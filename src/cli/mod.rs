@@ -494,7 +494,7 @@ async fn run(command: Command, config: Config) -> Result<(), Failure> {
 /// `dispatch [--once]`.
 async fn dispatch(config: &Config, once: bool, json: bool) -> Result<(), Failure> {
     let conn = open(config).await?;
-    let dispatcher = crate::outbox::dispatcher::Dispatcher::new(conn, config)?;
+    let dispatcher = crate::server::dispatcher(conn, config)?;
     if !json {
         eprintln!("dispatching: {}", dispatcher.describe());
     }
@@ -515,9 +515,15 @@ async fn dispatch(config: &Config, once: bool, json: bool) -> Result<(), Failure
         }
         return Ok(());
     }
-    let running = tokio::spawn(Arc::new(dispatcher).run());
-    let _ = tokio::signal::ctrl_c().await;
-    running.abort();
+    let (stop, stopped) = crate::outbox::dispatcher::StopSwitch::new();
+    let running = tokio::spawn(Arc::new(dispatcher).run(stopped));
+    crate::server::stop_requested().await;
+    stop.stop();
+    crate::server::stop_dispatcher(
+        running,
+        std::time::Duration::from_secs(config.outbox.shutdown_grace_seconds),
+    )
+    .await;
     Ok(())
 }
 

@@ -12,10 +12,10 @@
 
 use super::week::Windows;
 use crate::contacts::display_name;
-use crate::db;
+use crate::db::{self, engine};
 use crate::domain::TenantId;
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbErr, Value};
+use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, Value};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -244,7 +244,7 @@ impl<'a, C: ConnectionTrait> Composer<'a, C> {
         .await?;
         let ids = ids
             .iter()
-            .map(|r| r.try_get_by_index::<i64>(0))
+            .map(|r| ContactId::from_query_result(r, "").map(|r| r.id))
             .collect::<Result<Vec<_>, _>>()?;
         let (Some(first), Some(last)) = (ids.first().copied(), ids.last().copied()) else {
             self.done = true;
@@ -271,12 +271,7 @@ impl<'a, C: ConnectionTrait> Composer<'a, C> {
     /// seven classes), not every assignment line (about 84). Guardians already recorded for
     /// the week are skipped before the join, so a re-run is cheap.
     pub async fn queue_all(&self, week: &str, now: DateTime<Utc>) -> Result<Queued, DbErr> {
-        let postgres = self.conn.get_database_backend() == sea_orm::DbBackend::Postgres;
-        let students = if postgres {
-            "CAST(json_agg(DISTINCT s.source_id) AS TEXT)"
-        } else {
-            "json_group_array(DISTINCT s.source_id)"
-        };
+        let students = engine::json::distinct_array_text(self.conn, "s.source_id");
         let mut values = self.window_values();
         values.push(week.into());
         values.push(Value::ChronoDateTimeUtc(Some(now)));
@@ -290,35 +285,12 @@ impl<'a, C: ConnectionTrait> Composer<'a, C> {
              GROUP BY c.id \
              ON CONFLICT (week, contact_id) DO NOTHING"
         );
-        if postgres {
-            let rows = db::query(
-                self.conn,
-                &format!(
-                    "WITH ins AS ({insert} RETURNING id) \
-                     SELECT COUNT(*), COALESCE(MIN(id), 0), COALESCE(MAX(id), 0) FROM ins"
-                ),
-                values,
-            )
-            .await?;
-            let row = rows
-                .first()
-                .ok_or_else(|| DbErr::Custom("the digest insert returned no row".into()))?;
-            return Ok(Queued {
-                count: u64::try_from(row.try_get_by_index::<i64>(0)?).unwrap_or(0),
-                first_id: row.try_get_by_index(1)?,
-                last_id: row.try_get_by_index(2)?,
-            });
-        }
-        // SQLite: the write lock is held, so the new rows are exactly those above the
-        // largest id before the insert.
-        let max_id = "SELECT COALESCE(MAX(id), 0) FROM digest_deliveries";
-        let before = db::count(self.conn, max_id, vec![]).await?;
-        let count = db::exec(self.conn, &insert, values).await?.rows_affected();
-        let after = db::count(self.conn, max_id, vec![]).await?;
+        let range =
+            engine::claim::insert_range(self.conn, "digest_deliveries", &insert, values).await?;
         Ok(Queued {
-            count,
-            first_id: before + 1,
-            last_id: after,
+            count: u64::try_from(range.count).unwrap_or(0),
+            first_id: range.first_id,
+            last_id: range.last_id,
         })
     }
 
@@ -356,14 +328,18 @@ impl<'a, C: ConnectionTrait> Composer<'a, C> {
         let children = db::query(
             self.conn,
             &format!(
-                "SELECT c.id, c.email, c.given_name, c.family_name, s.id, s.source_id, s.given_name, s.family_name \
+                "SELECT c.id AS contact_id, c.email, c.given_name AS guardian_given, c.family_name AS guardian_family, \
+                   s.id AS student_id, s.source_id AS student_source_id, s.given_name AS student_given, s.family_name AS student_family \
                  FROM contacts c JOIN student_contacts l ON l.contact_id = c.id JOIN students s ON s.id = l.student_id \
                  WHERE {RECIPIENT} AND {contacts} AND {LINK_RULES} ORDER BY c.id, s.id"
             ),
             values,
         )
-        .await?;
-        let students = id_list(children.iter().map(|r| r.try_get_by_index::<i64>(4)))?;
+        .await?
+        .iter()
+        .map(|row| ChildRow::from_query_result(row, ""))
+        .collect::<Result<Vec<_>, _>>()?;
+        let students = id_list(children.iter().map(|r| Ok(r.student_id)))?;
         let classes = self.classes_of(&students).await?;
         let items = self
             .assignments_of(&id_list(
@@ -371,10 +347,8 @@ impl<'a, C: ConnectionTrait> Composer<'a, C> {
             )?)
             .await?;
         let mut digests: Vec<Digest> = Vec::new();
-        for row in &children {
-            let text = |i: usize| row.try_get_by_index::<Option<String>>(i);
-            let contact_id: i64 = row.try_get_by_index(0)?;
-            let student: i64 = row.try_get_by_index(4)?;
+        for row in children {
+            let (contact_id, student) = (row.contact_id, row.student_id);
             let child_classes: Vec<ClassDigest> = classes
                 .get(&student)
                 .into_iter()
@@ -397,13 +371,12 @@ impl<'a, C: ConnectionTrait> Composer<'a, C> {
                 continue;
             }
             if digests.last().is_none_or(|d| d.contact_id != contact_id) {
-                let email = text(1)?.unwrap_or_default();
-                let (given, family) = (text(2)?, text(3)?);
+                let email = row.email.clone().unwrap_or_default();
                 digests.push(Digest {
                     contact_id,
                     display_name: display_name(
-                        given.as_deref(),
-                        family.as_deref(),
+                        row.guardian_given.as_deref(),
+                        row.guardian_family.as_deref(),
                         Some(&email),
                         None,
                     ),
@@ -411,8 +384,13 @@ impl<'a, C: ConnectionTrait> Composer<'a, C> {
                     children: Vec::new(),
                 });
             }
-            let source_id: String = row.try_get_by_index(5)?;
-            let name = display_name(text(6)?.as_deref(), text(7)?.as_deref(), None, None);
+            let source_id = row.student_source_id;
+            let name = display_name(
+                row.student_given.as_deref(),
+                row.student_family.as_deref(),
+                None,
+                None,
+            );
             if let Some(digest) = digests.last_mut() {
                 digest.children.push(ChildDigest {
                     name: if name == "(no name)" {
@@ -443,7 +421,7 @@ impl<'a, C: ConnectionTrait> Composer<'a, C> {
         let rows = db::query(
             self.conn,
             &format!(
-                "SELECT e.person_id, k.id, k.source_id, k.title FROM enrollments e JOIN classes k ON k.id = e.class_id \
+                "SELECT e.person_id AS student_id, k.id AS class_id, k.source_id, k.title FROM enrollments e JOIN classes k ON k.id = e.class_id \
                  LEFT JOIN class_digest_settings d ON d.class_id = k.id \
                  WHERE e.person_id IN ({students}) AND {} AND {} ORDER BY e.person_id, k.id",
                 enrollment_rules!(),
@@ -453,16 +431,14 @@ impl<'a, C: ConnectionTrait> Composer<'a, C> {
         )
         .await?;
         for row in &rows {
-            let source_id: String = row.try_get_by_index(2)?;
+            let row = ClassRow::from_query_result(row, "")?;
             let title = row
-                .try_get_by_index::<Option<String>>(3)?
+                .title
                 .filter(|t| !t.trim().is_empty())
-                .unwrap_or_else(|| source_id.clone());
-            out.entry(row.try_get_by_index(0)?).or_default().push((
-                row.try_get_by_index(1)?,
-                source_id,
-                title,
-            ));
+                .unwrap_or_else(|| row.source_id.clone());
+            out.entry(row.student_id)
+                .or_default()
+                .push((row.class_id, row.source_id, title));
         }
         Ok(out)
     }
@@ -484,17 +460,54 @@ impl<'a, C: ConnectionTrait> Composer<'a, C> {
         )
         .await?;
         for row in &rows {
-            out.entry(row.try_get_by_index(0)?)
-                .or_default()
-                .push(DueItem {
-                    external_id: row.try_get_by_index(1)?,
-                    title: row.try_get_by_index(2)?,
-                    due_at: row.try_get_by_index(3)?,
-                    points: row.try_get_by_index(4)?,
-                });
+            let row = DueRow::from_query_result(row, "")?;
+            out.entry(row.class_id).or_default().push(DueItem {
+                external_id: row.external_id,
+                title: row.title,
+                due_at: row.due_at,
+                points: row.points,
+            });
         }
         Ok(out)
     }
+}
+
+/// A guardian's id, read by name.
+#[derive(Debug, FromQueryResult)]
+struct ContactId {
+    id: i64,
+}
+
+/// A guardian and one of their children.
+#[derive(Debug, FromQueryResult)]
+struct ChildRow {
+    contact_id: i64,
+    email: Option<String>,
+    guardian_given: Option<String>,
+    guardian_family: Option<String>,
+    student_id: i64,
+    student_source_id: String,
+    student_given: Option<String>,
+    student_family: Option<String>,
+}
+
+/// A child's class that counts for the digest.
+#[derive(Debug, FromQueryResult)]
+struct ClassRow {
+    student_id: i64,
+    class_id: i64,
+    source_id: String,
+    title: Option<String>,
+}
+
+/// An assignment due in the windows.
+#[derive(Debug, FromQueryResult)]
+struct DueRow {
+    class_id: i64,
+    external_id: String,
+    title: String,
+    due_at: DateTime<Utc>,
+    points: Option<f64>,
 }
 
 /// Distinct ids as an SQL list (`1, 2, 3`; empty when there are none).

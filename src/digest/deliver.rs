@@ -7,7 +7,8 @@
 //! 1. hand the next deliveries of the oldest open run to the outbox ([`hand_over`]): one
 //!    outbox row each, and the run's cursor `handed_through` moves past them, so the outbox
 //!    holds a batch of digests at a time rather than a week's million;
-//! 2. render each email when they send it ([`render_many`]), as the digest is then;
+//! 2. render each email when they send it ([`DigestMessages`]), as the digest is then; a
+//!    group (tenant and week) that cannot be rendered fails alone, for now;
 //! 3. on success remove the outbox row
 //!    ([`remove_sent`](crate::outbox::store::remove_sent)): a handed-over delivery without
 //!    an outbox row was sent. A digest that is retried, fails, dies or is suppressed keeps
@@ -18,13 +19,14 @@
 
 use super::compose::{Composer, Digest, Queued};
 use super::week::IsoWeek;
-use crate::db;
+use crate::db::{self, WriteTxn, engine};
 use crate::domain::TenantId;
-use crate::outbox::store::Claimed;
-use crate::outbox::{Outgoing, message_id};
+use crate::outbox::port::{MessageKindHandler, Rendered};
+use crate::outbox::store::{self as outbox, Claimed};
+use crate::outbox::{MessageKind, Outgoing, message_id};
 use crate::web::links::Links;
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Value};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, FromQueryResult, Value};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 
@@ -49,15 +51,7 @@ pub async fn recorded<C: ConnectionTrait>(
 /// first one's rows. Not a row lock on the tenant: that would also stop, for the whole
 /// run, every update of the tenant's row (its link secret) ([`db::TenantLock`]).
 pub async fn lock_tenant<C: ConnectionTrait>(conn: &C, tenant: TenantId) -> Result<(), DbErr> {
-    if conn.get_database_backend() == DbBackend::Postgres {
-        db::exec(
-            conn,
-            db::TENANT_LOCK_SQL,
-            vec![Value::BigInt(Some(db::TenantLock::Digest.key(tenant.0)))],
-        )
-        .await?;
-    }
-    Ok(())
+    engine::claim::serialise(conn, db::TenantLock::Digest.key(tenant.0)).await
 }
 
 /// Records the id range of a run's new deliveries (`digest_runs`), nothing handed over yet.
@@ -98,10 +92,7 @@ pub async fn run_totals<C: ConnectionTrait>(
     if queued.count == 0 {
         return Ok((0, 0));
     }
-    let length = match conn.get_database_backend() {
-        DbBackend::Postgres => "json_array_length(CAST(students AS json))",
-        _ => "json_array_length(students)",
-    };
+    let length = engine::json::array_length(conn, "students");
     let rows = db::query(
         conn,
         &format!(
@@ -119,11 +110,31 @@ pub async fn run_totals<C: ConnectionTrait>(
     let row = rows
         .first()
         .ok_or_else(|| DbErr::Custom("the totals query returned no row".into()))?;
-    let number = |column: &str| {
-        row.try_get::<i64>("", column)
-            .map(|n| u64::try_from(n).unwrap_or(0))
-    };
-    Ok((number("children")?, number("assignments")?))
+    let totals = Totals::from_query_result(row, "")?;
+    let count = |n: i64| u64::try_from(n).unwrap_or(0);
+    Ok((count(totals.children), count(totals.assignments)))
+}
+
+/// The sums [`run_totals`] reads.
+#[derive(Debug, FromQueryResult)]
+struct Totals {
+    children: i64,
+    assignments: i64,
+}
+
+/// A run not fully handed over yet.
+#[derive(Debug, FromQueryResult)]
+struct OpenRun {
+    id: i64,
+    tenant_id: i64,
+    handed_through: i64,
+    last_id: i64,
+}
+
+/// An id, read by name.
+#[derive(Debug, FromQueryResult)]
+struct Id {
+    id: i64,
 }
 
 /// Hands up to `limit` deliveries of the oldest run not fully handed over to the outbox,
@@ -142,38 +153,30 @@ pub async fn hand_over(
         return Ok(0);
     }
     let txn = db::begin_write(db_conn).await?;
-    let lock = match db_conn.get_database_backend() {
-        DbBackend::Postgres => " FOR UPDATE SKIP LOCKED",
-        _ => "",
-    };
+    let lock = engine::claim::skip_locked(&txn);
     let Some(run) = db::query(&txn, &format!("{open}{lock}"), vec![])
         .await?
-        .into_iter()
-        .next()
+        .first()
+        .map(|row| OpenRun::from_query_result(row, ""))
+        .transpose()?
     else {
         txn.commit().await?;
         return Ok(0);
     };
-    let (run_id, tenant, handed, last): (i64, i64, i64, i64) = (
-        run.try_get_by_index(0)?,
-        run.try_get_by_index(1)?,
-        run.try_get_by_index(2)?,
-        run.try_get_by_index(3)?,
-    );
     let ids = db::query(
         &txn,
         &format!(
             "SELECT id FROM digest_deliveries WHERE id > $1 AND id <= $2 AND tenant_id = $3 ORDER BY id LIMIT {limit}"
         ),
         vec![
-            Value::BigInt(Some(handed)),
-            Value::BigInt(Some(last)),
-            Value::BigInt(Some(tenant)),
+            Value::BigInt(Some(run.handed_through)),
+            Value::BigInt(Some(run.last_id)),
+            Value::BigInt(Some(run.tenant_id)),
         ],
     )
     .await?
     .iter()
-    .map(|r| r.try_get_by_index::<i64>(0))
+    .map(|r| Id::from_query_result(r, "").map(|r| r.id))
     .collect::<Result<Vec<_>, _>>()?;
     if !ids.is_empty() {
         // The recipient is the address now; the email itself is rendered at send time.
@@ -182,21 +185,26 @@ pub async fn hand_over(
             &txn,
             &format!(
                 "INSERT INTO outbox (tenant_id, kind, ref_id, channel, recipient, status, attempts, next_attempt_at, created_at, updated_at) \
-                 SELECT d.tenant_id, 'digest', d.id, 'email', COALESCE(c.email, ''), 'queued', 0, $1, $1, $1 \
+                 SELECT d.tenant_id, $2, d.id, $3, COALESCE(c.email, ''), $4, 0, $1, $1, $1 \
                  FROM digest_deliveries d LEFT JOIN contacts c ON c.id = d.contact_id WHERE d.id IN ({list}) ORDER BY d.id"
             ),
-            vec![Value::ChronoDateTimeUtc(Some(now))],
+            vec![
+                Value::ChronoDateTimeUtc(Some(now)),
+                MessageKind::Digest.as_str().into(),
+                crate::outbox::Channel::Email.as_str().into(),
+                crate::outbox::Status::Queued.as_str().into(),
+            ],
         )
         .await?;
     }
     let through = match ids.last() {
         Some(id) if (ids.len() as u64) == limit => *id,
-        _ => last,
+        _ => run.last_id,
     };
     db::exec(
         &txn,
         "UPDATE digest_runs SET handed_through = $1 WHERE id = $2",
-        vec![Value::BigInt(Some(through)), Value::BigInt(Some(run_id))],
+        vec![Value::BigInt(Some(through)), Value::BigInt(Some(run.id))],
     )
     .await?;
     txn.commit().await?;
@@ -204,26 +212,101 @@ pub async fn hand_over(
 }
 
 /// Digests of `tenant` recorded but not handed to the outbox yet, counted up to `cap`.
-pub async fn waiting<C: ConnectionTrait>(conn: &C, tenant: i64, cap: i64) -> Result<i64, DbErr> {
+pub async fn waiting<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+    cap: i64,
+) -> Result<i64, DbErr> {
     db::count(
         conn,
         "SELECT COUNT(*) FROM (SELECT 1 FROM digest_runs r JOIN digest_deliveries d \
            ON d.id > r.handed_through AND d.id <= r.last_id AND d.tenant_id = r.tenant_id \
          WHERE r.tenant_id = $1 AND r.handed_through < r.last_id LIMIT $2) capped",
-        vec![Value::BigInt(Some(tenant)), Value::BigInt(Some(cap))],
+        vec![Value::BigInt(Some(tenant.0)), Value::BigInt(Some(cap))],
     )
     .await
 }
 
+/// The weekly digest kind of outbox message, as the dispatcher sees it: handed over a batch
+/// at a time, rendered at send time, and gone from the outbox once sent.
+#[derive(Debug, Clone)]
+pub struct DigestMessages {
+    message_id_domain: String,
+    links: Links,
+}
+
+impl DigestMessages {
+    /// Digests with Message-IDs in `message_id_domain` and unsubscribe links from `links`.
+    pub fn new(message_id_domain: impl Into<String>, links: Links) -> Self {
+        Self {
+            message_id_domain: message_id_domain.into(),
+            links,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl MessageKindHandler for DigestMessages {
+    fn kind(&self) -> MessageKind {
+        MessageKind::Digest
+    }
+
+    async fn hand_over(
+        &self,
+        db: &DatabaseConnection,
+        limit: u64,
+        now: DateTime<Utc>,
+    ) -> Result<u64, DbErr> {
+        hand_over(db, limit, now).await
+    }
+
+    async fn render(
+        &self,
+        db: &DatabaseConnection,
+        claimed: &[&Claimed],
+    ) -> Result<HashMap<i64, Rendered>, DbErr> {
+        render_many(db, (&self.message_id_domain, &self.links), claimed).await
+    }
+
+    async fn finish_sent(
+        &self,
+        txn: &WriteTxn,
+        worker: &str,
+        ids: &[i64],
+        _now: DateTime<Utc>,
+    ) -> Result<u64, DbErr> {
+        outbox::remove_sent(txn, worker, ids).await
+    }
+
+    async fn waiting(
+        &self,
+        db: &DatabaseConnection,
+        tenant: TenantId,
+        cap: i64,
+    ) -> Result<i64, DbErr> {
+        waiting(db, tenant, cap).await
+    }
+}
+
+/// The delivery behind a claimed digest.
+#[derive(Debug, FromQueryResult)]
+struct DeliveryRef {
+    id: i64,
+    tenant_id: i64,
+    contact_id: i64,
+    week: String,
+}
+
 /// Renders the digests behind outbox rows `claimed` as they are now, one composition query
 /// per tenant and week; a row whose digest has nothing to report any more (the guardian
-/// left, was erased, or lost their email) maps to `None`.
-pub async fn render_many<C: ConnectionTrait>(
+/// left, was erased, or lost their email) is [`Rendered::Gone`]. A group (tenant and week)
+/// that cannot be rendered makes its rows [`Rendered::Failed`], and only those.
+async fn render_many<C: ConnectionTrait>(
     conn: &C,
     (message_id_domain, links): (&str, &Links),
     claimed: &[&Claimed],
-) -> Result<HashMap<i64, Option<Outgoing>>, DbErr> {
-    let mut out: HashMap<i64, Option<Outgoing>> = claimed.iter().map(|c| (c.id, None)).collect();
+) -> Result<HashMap<i64, Rendered>, DbErr> {
+    let mut out: HashMap<i64, Rendered> = claimed.iter().map(|c| (c.id, Rendered::Gone)).collect();
     if claimed.is_empty() {
         return Ok(out);
     }
@@ -240,55 +323,97 @@ pub async fn render_many<C: ConnectionTrait>(
     // (tenant, week) → [(contact, outbox row)]
     let mut groups: BTreeMap<(i64, String), Vec<(i64, &Claimed)>> = BTreeMap::new();
     for row in &rows {
-        let Some(claimed) = by_delivery.get(&row.try_get_by_index::<i64>(0)?) else {
+        let row = DeliveryRef::from_query_result(row, "")?;
+        let Some(claimed) = by_delivery.get(&row.id) else {
             continue;
         };
-        let tenant: i64 = row.try_get_by_index(1)?;
         // Never cross tenants, even on a corrupt reference.
-        if tenant != claimed.tenant_id {
+        if TenantId(row.tenant_id) != claimed.tenant_id {
             continue;
         }
         groups
-            .entry((tenant, row.try_get_by_index(3)?))
+            .entry((claimed.tenant_id.0, row.week))
             .or_default()
-            .push((row.try_get_by_index(2)?, *claimed));
+            .push((row.contact_id, *claimed));
     }
     for ((tenant, week), members) in groups {
-        let tenant = crate::tenants::find_by_id(conn, TenantId(tenant))
+        let tenant = TenantId(tenant);
+        let group = Group {
+            tenant,
+            week: &week,
+            message_id_domain,
+            links,
+        };
+        match group.render(conn, &members).await {
+            Ok(rendered) => out.extend(rendered),
+            Err(reason) => {
+                tracing::warn!(tenant = tenant.0, %week, %reason, "cannot render a group of digests");
+                for (_, claimed) in &members {
+                    out.insert(claimed.id, Rendered::Failed(reason.clone()));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The digests of one tenant and week, rendered together.
+struct Group<'a> {
+    tenant: TenantId,
+    week: &'a str,
+    message_id_domain: &'a str,
+    links: &'a Links,
+}
+
+impl Group<'_> {
+    /// Renders `members` ((contact, outbox row)); an error (why) fails them all.
+    async fn render<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        members: &[(i64, &Claimed)],
+    ) -> Result<Vec<(i64, Rendered)>, String> {
+        let tenant = crate::tenants::find_by_id(conn, self.tenant)
             .await
-            .map_err(|e| DbErr::Custom(e.to_string()))?;
-        let week = IsoWeek::parse(&week).map_err(|e| DbErr::Custom(e.0))?;
-        let (schedule, windows) =
-            super::windows(&tenant, Some(week)).map_err(|e| DbErr::Custom(e.0))?;
-        let secret = super::unsubscribe::secret(conn, tenant.id).await?;
+            .map_err(|e| e.to_string())?;
+        let week = IsoWeek::parse(self.week).map_err(|e| e.0)?;
+        let (schedule, windows) = super::windows(&tenant, Some(week)).map_err(|e| e.0)?;
+        let secret = super::unsubscribe::secret(conn, tenant.id)
+            .await
+            .map_err(|e| e.to_string())?;
         let contacts: Vec<i64> = members.iter().map(|(contact, _)| *contact).collect();
         let digests: HashMap<i64, Digest> = Composer::new(conn, tenant.id, windows, 1)
             .for_contacts(&contacts)
-            .await?
+            .await
+            .map_err(|e| e.to_string())?
             .into_iter()
             .map(|d| (d.contact_id, d))
             .collect();
+        let mut out = Vec::with_capacity(members.len());
         for (contact, claimed) in members {
-            let Some(digest) = digests.get(&contact) else {
+            let Some(digest) = digests.get(contact) else {
                 continue;
             };
-            let unsubscribe = super::unsubscribe::link(links, &secret, tenant.id, contact);
-            let rendered =
-                super::render::render(digest, &tenant.name, &windows, schedule.zone, unsubscribe)
-                    .map_err(|e| DbErr::Custom(format!("cannot render the digest: {e}")))?;
-            out.insert(
-                claimed.id,
-                Some(Outgoing {
-                    message_id: message_id(claimed.id, message_id_domain),
+            let unsubscribe = super::unsubscribe::link(self.links, &secret, tenant.id, *contact);
+            let rendered = match super::render::render(
+                digest,
+                &tenant.name,
+                &windows,
+                schedule.zone,
+                unsubscribe,
+            ) {
+                Ok(rendered) => Rendered::Ready(Outgoing {
+                    message_id: message_id(claimed.id, self.message_id_domain),
                     to: rendered.to,
                     subject: Some(rendered.subject),
                     body: rendered.body,
                     list_unsubscribe: Some(rendered.unsubscribe),
                 }),
-            );
+                Err(e) => Rendered::Failed(format!("cannot render the digest: {e}")),
+            };
+            out.push((claimed.id, rendered));
         }
+        Ok(out)
     }
-    Ok(out)
 }
 
 /// One entry of the disclosure log.
@@ -311,6 +436,36 @@ pub struct Delivery {
     pub status: String,
 }
 
+/// A disclosure log entry as stored, with its delivery status.
+#[derive(Debug, FromQueryResult)]
+struct DeliveryRow {
+    id: i64,
+    contact_id: i64,
+    week: String,
+    students: String,
+    assignments: i64,
+    queued_at: DateTime<Utc>,
+    status: Option<String>,
+}
+
+impl From<DeliveryRow> for Delivery {
+    fn from(row: DeliveryRow) -> Self {
+        Self {
+            id: row.id.to_string(),
+            contact_id: row.contact_id.to_string(),
+            week: row.week,
+            students: serde_json::from_str(&row.students).unwrap_or_default(),
+            assignments: row.assignments,
+            queued_at: row.queued_at,
+            // A message being sent right now is still queued as far as anyone can tell.
+            status: match row.status.as_deref() {
+                Some("sending") | None => "queued".into(),
+                Some(other) => other.into(),
+            },
+        }
+    }
+}
+
 /// A page of the tenant's disclosure log, newest first (optionally one week or guardian).
 pub async fn list<C: ConnectionTrait>(
     conn: &C,
@@ -321,7 +476,7 @@ pub async fn list<C: ConnectionTrait>(
 ) -> Result<(Vec<Delivery>, Option<String>), DbErr> {
     let mut filters = db::Filters::new(
         "SELECT d.id, d.contact_id, d.week, d.students, d.assignments, d.queued_at, \
-           CASE WHEN o.id IS NOT NULL THEN o.status WHEN r.handed_through >= d.id THEN 'sent' ELSE 'queued' END \
+           CASE WHEN o.id IS NOT NULL THEN o.status WHEN r.handed_through >= d.id THEN 'sent' ELSE 'queued' END AS status \
          FROM digest_deliveries d LEFT JOIN outbox o ON o.kind = 'digest' AND o.ref_id = d.id \
          LEFT JOIN digest_runs r ON r.tenant_id = d.tenant_id AND d.id >= r.first_id AND d.id <= r.last_id \
          WHERE d.tenant_id = $1",
@@ -344,22 +499,7 @@ pub async fn list<C: ConnectionTrait>(
     let items = db::query(conn, &sql, values)
         .await?
         .iter()
-        .map(|row| {
-            let students: String = row.try_get_by_index(3)?;
-            let status: Option<String> = row.try_get_by_index(6)?;
-            Ok(Delivery {
-                id: row.try_get_by_index::<i64>(0)?.to_string(),
-                contact_id: row.try_get_by_index::<i64>(1)?.to_string(),
-                week: row.try_get_by_index(2)?,
-                students: serde_json::from_str(&students).unwrap_or_default(),
-                assignments: row.try_get_by_index(4)?,
-                queued_at: row.try_get_by_index(5)?,
-                status: match status.as_deref() {
-                    Some("sending") | None => "queued".into(),
-                    Some(other) => other.into(),
-                },
-            })
-        })
+        .map(|row| DeliveryRow::from_query_result(row, "").map(Delivery::from))
         .collect::<Result<Vec<_>, DbErr>>()?;
     Ok(db::page(items, limit, |d| d.id.clone()))
 }

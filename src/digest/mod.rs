@@ -12,11 +12,13 @@
 //! who received a digest about which students, and when.
 
 pub mod compose;
-pub mod deliver;
+pub(crate) mod deliver;
 pub mod render;
 pub mod schedule;
 pub mod unsubscribe;
 pub mod week;
+
+pub use deliver::{Delivery, DigestMessages};
 
 use crate::tenants::Tenant;
 use compose::Composer;

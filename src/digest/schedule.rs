@@ -9,9 +9,15 @@ use super::{NoProgress, RunRequest, compose::DEFAULT_PAGE_SIZE, week::IsoWeek};
 use crate::config::Config;
 use crate::{db, tenants};
 use chrono::{DateTime, Utc};
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, FromQueryResult};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// A tenant's slug, read by name.
+#[derive(Debug, sea_orm::FromQueryResult)]
+struct Slug {
+    slug: String,
+}
 
 /// Runs every tenant's digest that is due at `now`; returns (tenant slug, queued) pairs.
 pub async fn run_due(
@@ -28,7 +34,7 @@ pub async fn run_due(
     .await?;
     let mut done = Vec::new();
     for row in slugs {
-        let slug: String = row.try_get_by_index(0)?;
+        let slug = Slug::from_query_result(&row, "")?.slug;
         let tenant = match tenants::find(db_conn, &slug).await {
             Ok(tenant) => tenant,
             Err(e) => {

@@ -12,8 +12,7 @@ pub struct Model {
     pub tenant_id: i64,
     pub chat_id: i64,
     pub contact_id: i64,
-    #[sea_orm(column_type = "Text")]
-    pub channel: String,
+    pub channel: super::outbox::Channel,
     #[sea_orm(column_type = "Text")]
     pub recipient: String,
     #[sea_orm(column_type = "Text", nullable)]

@@ -10,15 +10,12 @@ pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
     pub tenant_id: i64,
-    #[sea_orm(column_type = "Text")]
-    pub kind: String,
+    pub kind: MessageKind,
     pub ref_id: i64,
-    #[sea_orm(column_type = "Text")]
-    pub channel: String,
+    pub channel: Channel,
     #[sea_orm(column_type = "Text")]
     pub recipient: String,
-    #[sea_orm(column_type = "Text")]
-    pub status: String,
+    pub status: Status,
     pub attempts: i64,
     pub next_attempt_at: DateTimeUtc,
     #[sea_orm(column_type = "Text", nullable)]
@@ -29,6 +26,66 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     pub sent_at: Option<DateTimeUtc>,
+}
+
+/// What a row delivers (`outbox.kind`); `ref_id` points into the kind's own table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+pub enum MessageKind {
+    /// An invitation (`ref_id` = `invitations.id`).
+    #[sea_orm(string_value = "invitation")]
+    Invitation,
+    /// A weekly digest (`ref_id` = `digest_deliveries.id`).
+    #[sea_orm(string_value = "digest")]
+    Digest,
+}
+
+/// A delivery channel (`outbox.channel`, `invitations.channel`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    EnumIter,
+    DeriveActiveEnum,
+    serde::Serialize,
+    utoipa::ToSchema,
+)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// Plain-text email.
+    #[sea_orm(string_value = "email")]
+    Email,
+    /// SMS to an E.164 number.
+    #[sea_orm(string_value = "sms")]
+    Sms,
+}
+
+/// Where a row stands (`outbox.status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+pub enum Status {
+    /// Due at `next_attempt_at`.
+    #[sea_orm(string_value = "queued")]
+    Queued,
+    /// Claimed by a dispatcher until `lease_until`.
+    #[sea_orm(string_value = "sending")]
+    Sending,
+    /// Delivered.
+    #[sea_orm(string_value = "sent")]
+    Sent,
+    /// Failed for good.
+    #[sea_orm(string_value = "failed")]
+    Failed,
+    /// Out of attempts.
+    #[sea_orm(string_value = "dead")]
+    Dead,
+    /// Not sent on purpose.
+    #[sea_orm(string_value = "suppressed")]
+    Suppressed,
 }
 
 /// Foreign keys, for joins through the query builder.

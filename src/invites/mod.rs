@@ -11,15 +11,17 @@
 //!   fallback (the reason is stored); with neither, nothing is sent and the reason says so.
 //! - The invitation and its outbox row commit in the caller's transaction.
 
-pub mod join;
-pub mod render;
+pub(crate) mod join;
+pub(crate) mod render;
+
+pub use render::{InvitationMessages, RenderConfig};
 
 use crate::db;
-use crate::domain::{InvitationState, StateInputs, expires_at};
-use crate::outbox::Channel;
-use crate::outbox::store::{self as outbox, Kind};
+use crate::domain::{InvitationState, StateInputs, TenantId, expires_at};
+use crate::outbox::store as outbox;
+use crate::outbox::{Channel, MessageKind};
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
+use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, QueryResult, Value};
 use serde::Serialize;
 
 /// Days a join link stays valid when the tenant did not choose (`invitationValidityDays`).
@@ -96,7 +98,7 @@ impl InvitationItem {
 #[derive(Debug, Clone)]
 pub struct InviteContext<'a> {
     /// Tenant.
-    pub tenant: i64,
+    pub tenant: TenantId,
     /// SMS is configured (`SMS_URL`).
     pub sms_enabled: bool,
     /// Who invites (the owner's SIS source id).
@@ -122,24 +124,35 @@ pub struct Policy {
     pub validity_days: i64,
 }
 
+/// The invite settings as stored.
+#[derive(Debug, FromQueryResult)]
+struct PolicyRow {
+    preferred_invite_channel: String,
+    invite_limit_per_guardian: i32,
+    invite_window_days: i32,
+    invite_limit_per_tenant_per_day: i32,
+    invitation_validity_days: i32,
+}
+
 /// Reads the tenant's invite settings.
-pub async fn policy<C: ConnectionTrait>(conn: &C, tenant: i64) -> Result<Policy, DbErr> {
+pub async fn policy<C: ConnectionTrait>(conn: &C, tenant: TenantId) -> Result<Policy, DbErr> {
     let rows = db::query(
         conn,
         "SELECT preferred_invite_channel, invite_limit_per_guardian, invite_window_days, invite_limit_per_tenant_per_day, invitation_validity_days \
          FROM tenant_settings WHERE tenant_id = $1",
-        vec![Value::BigInt(Some(tenant))],
+        vec![Value::BigInt(Some(tenant.0))],
     )
     .await?;
     let row = rows
         .first()
         .ok_or_else(|| DbErr::Custom("the tenant has no settings".into()))?;
+    let row = PolicyRow::from_query_result(row, "")?;
     Ok(Policy {
-        prefer_sms: row.try_get_by_index::<String>(0)? == "sms",
-        per_guardian: row.try_get_by_index::<i32>(1)? as i64,
-        window_days: row.try_get_by_index::<i32>(2)? as i64,
-        per_tenant_per_day: row.try_get_by_index::<i32>(3)? as i64,
-        validity_days: row.try_get::<i32>("", "invitation_validity_days")? as i64,
+        prefer_sms: row.preferred_invite_channel == Channel::Sms.as_str(),
+        per_guardian: i64::from(row.invite_limit_per_guardian),
+        window_days: i64::from(row.invite_window_days),
+        per_tenant_per_day: i64::from(row.invite_limit_per_tenant_per_day),
+        validity_days: i64::from(row.invitation_validity_days),
     })
 }
 
@@ -167,7 +180,7 @@ pub struct Counter {
 /// The tenant's daily counter.
 pub async fn tenant_counter<C: ConnectionTrait>(
     conn: &C,
-    tenant: i64,
+    tenant: TenantId,
     policy: &Policy,
     now: DateTime<Utc>,
 ) -> Result<Counter, DbErr> {
@@ -176,7 +189,7 @@ pub async fn tenant_counter<C: ConnectionTrait>(
         conn,
         "SELECT COUNT(*) FROM invitations WHERE tenant_id = $1 AND created_at >= $2",
         vec![
-            Value::BigInt(Some(tenant)),
+            Value::BigInt(Some(tenant.0)),
             Value::ChronoDateTimeUtc(Some(day)),
         ],
     )
@@ -191,7 +204,7 @@ pub async fn tenant_counter<C: ConnectionTrait>(
 /// One guardian's counter over the rolling window.
 pub async fn guardian_counter<C: ConnectionTrait>(
     conn: &C,
-    tenant: i64,
+    tenant: TenantId,
     contact: i64,
     policy: &Policy,
     now: DateTime<Utc>,
@@ -199,25 +212,42 @@ pub async fn guardian_counter<C: ConnectionTrait>(
     let since = now - Duration::days(policy.window_days.max(1));
     let rows = db::query(
         conn,
-        "SELECT COUNT(*), MIN(created_at) FROM invitations WHERE tenant_id = $1 AND contact_id = $2 AND created_at > $3",
+        "SELECT COUNT(*) AS used, MIN(created_at) AS oldest FROM invitations \
+         WHERE tenant_id = $1 AND contact_id = $2 AND created_at > $3",
         vec![
-            Value::BigInt(Some(tenant)),
+            Value::BigInt(Some(tenant.0)),
             Value::BigInt(Some(contact)),
             Value::ChronoDateTimeUtc(Some(since)),
         ],
     )
     .await?;
-    let row = rows.first();
-    let used = row
-        .map(|r| r.try_get_by_index::<i64>(0))
-        .transpose()?
-        .unwrap_or(0);
-    let oldest: Option<DateTime<Utc>> = row.map(|r| r.try_get_by_index(1)).transpose()?.flatten();
+    let window = rows
+        .first()
+        .map(|row| Window::from_query_result(row, ""))
+        .transpose()?;
+    let (used, oldest) = window.map_or((0, None), |w| (w.used, w.oldest));
     Ok(Counter {
         used,
         limit: policy.per_guardian,
         resets_at: oldest.unwrap_or(now) + Duration::days(policy.window_days.max(1)),
     })
+}
+
+/// A guardian's invitations in the window: how many, and the oldest.
+#[derive(Debug, FromQueryResult)]
+struct Window {
+    used: i64,
+    oldest: Option<DateTime<Utc>>,
+}
+
+/// What inviting needs to know of a guardian.
+#[derive(Debug, FromQueryResult)]
+struct Reach {
+    email: Option<String>,
+    mobile_phone: Option<String>,
+    joined_at: Option<DateTime<Utc>>,
+    opted_out: i64,
+    email_suppressed: i64,
 }
 
 /// The channel and address for a guardian, or why there is none: `Ok((channel, address,
@@ -257,21 +287,20 @@ pub async fn invite<C: ConnectionTrait>(
     let rows = db::query(
         conn,
         "SELECT c.email, c.mobile_phone, c.joined_at, \
-           (SELECT COUNT(*) FROM sms_opt_outs o WHERE o.tenant_id = c.tenant_id AND o.phone = c.mobile_phone), \
-           (SELECT COUNT(*) FROM email_suppressions x WHERE x.tenant_id = c.tenant_id AND x.email = LOWER(c.email)) \
+           (SELECT COUNT(*) FROM sms_opt_outs o WHERE o.tenant_id = c.tenant_id AND o.phone = c.mobile_phone) AS opted_out, \
+           (SELECT COUNT(*) FROM email_suppressions x WHERE x.tenant_id = c.tenant_id AND x.email = LOWER(c.email)) AS email_suppressed \
          FROM contacts c WHERE c.tenant_id = $1 AND c.id = $2",
-        vec![Value::BigInt(Some(tenant)), Value::BigInt(Some(contact))],
+        vec![Value::BigInt(Some(tenant.0)), Value::BigInt(Some(contact))],
     )
     .await?;
     let Some(row) = rows.first() else {
         return Ok(InvitationItem::not_sent(contact, "unreachable"));
     };
-    let email: Option<String> = row.try_get_by_index(0)?;
-    let mobile: Option<String> = row.try_get_by_index(1)?;
-    let joined: Option<DateTime<Utc>> = row.try_get_by_index(2)?;
-    let opted_out = row.try_get_by_index::<i64>(3)? > 0;
+    let reach = Reach::from_query_result(row, "")?;
+    let (email, mobile, joined) = (reach.email, reach.mobile_phone, reach.joined_at);
+    let opted_out = reach.opted_out > 0;
     // An address the mail server refused for good is no address.
-    let email_suppressed = row.try_get_by_index::<i64>(4)? > 0;
+    let email_suppressed = reach.email_suppressed > 0;
     let email = email.filter(|_| !email_suppressed);
     if joined.is_some() {
         return Ok(InvitationItem::not_sent(contact, "already_joined"));
@@ -306,31 +335,18 @@ pub async fn invite<C: ConnectionTrait>(
         }
         Err(reason) => return Ok(InvitationItem::not_sent(contact, reason)),
     };
-    let id: i64 = db::query(
+    let id = record_invitation(
         conn,
-        "INSERT INTO invitations (tenant_id, chat_id, contact_id, channel, recipient, fallback_reason, trigger, invited_by, join_token, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
-        vec![
-            Value::BigInt(Some(tenant)),
-            Value::BigInt(Some(chat)),
-            Value::BigInt(Some(contact)),
-            channel.as_str().into(),
-            address.as_str().into(),
-            Value::String(fallback.map(str::to_string)),
-            context.trigger.as_str().into(),
-            context.invited_by.into(),
-            uuid::Uuid::new_v4().simple().to_string().into(),
-            Value::ChronoDateTimeUtc(Some(context.now)),
-        ],
+        context,
+        (chat, contact),
+        (channel, &address),
+        fallback,
     )
-    .await?
-    .first()
-    .ok_or_else(|| DbErr::Custom("INSERT … RETURNING returned no row".into()))?
-    .try_get_by_index(0)?;
+    .await?;
     outbox::enqueue(
         conn,
         tenant,
-        Kind::Invitation,
+        MessageKind::Invitation,
         id,
         (channel, &address),
         context.now,
@@ -353,6 +369,33 @@ pub async fn invite<C: ConnectionTrait>(
     })
 }
 
+/// Inserts the invitation row; returns its id.
+async fn record_invitation<C: ConnectionTrait>(
+    conn: &C,
+    context: &InviteContext<'_>,
+    (chat, contact): (i64, i64),
+    (channel, address): (Channel, &str),
+    fallback: Option<&str>,
+) -> Result<i64, DbErr> {
+    use crate::entities::invitations as entity;
+    use sea_orm::{ActiveValue::NotSet, EntityTrait, Set};
+    let row = entity::ActiveModel {
+        id: NotSet,
+        tenant_id: Set(context.tenant.0),
+        chat_id: Set(chat),
+        contact_id: Set(contact),
+        channel: Set(channel),
+        recipient: Set(address.to_string()),
+        fallback_reason: Set(fallback.map(str::to_string)),
+        trigger: Set(context.trigger.as_str().to_string()),
+        invited_by: Set(context.invited_by.to_string()),
+        join_token: Set(uuid::Uuid::new_v4().simple().to_string()),
+        created_at: Set(context.now),
+        accepted_at: Set(None),
+    };
+    Ok(entity::Entity::insert(row).exec(conn).await?.last_insert_id)
+}
+
 /// The invitation columns the API shows, from `invitations i` with its outbox row `o`,
 /// chat `ch`, the tenant's settings `ts` and the guardian's link `l` to the chat's student.
 const SELECT: &str = concat!(
@@ -366,55 +409,73 @@ const SELECT: &str = concat!(
      LEFT JOIN student_contacts l ON l.student_id = ch.student_id AND l.contact_id = i.contact_id"
 );
 
-fn item(row: &QueryResult, now: DateTime<Utc>) -> Result<InvitationItem, DbErr> {
-    let status: Option<String> = row.try_get("", "status")?;
-    let created_at: DateTime<Utc> = row.try_get("", "created_at")?;
-    let accepted_at: Option<DateTime<Utc>> = row.try_get("", "accepted_at")?;
-    let validity = i64::from(row.try_get::<i32>("", "invitation_validity_days")?);
-    let link: Option<String> = row.try_get("", "link_status")?;
-    let state = InvitationState::derive(
-        StateInputs {
-            created_at,
-            accepted_at,
-            validity_days: validity,
-            link_active: link.as_deref() == Some("active"),
-            delivery: status.as_deref(),
-        },
-        now,
-    );
-    Ok(InvitationItem {
-        id: Some(row.try_get::<i64>("", "id")?.to_string()),
-        contact_id: row.try_get::<i64>("", "contact_id")?.to_string(),
-        channel: row.try_get("", "channel")?,
-        // A message being sent right now is still queued as far as anyone can tell.
-        status: match status.as_deref() {
-            Some("sending") | None => "queued".into(),
-            Some(other) => other.into(),
-        },
-        state: Some(state),
-        reason: row.try_get("", "fallback_reason")?,
-        last_error: row.try_get("", "last_error")?,
-        created_at: Some(created_at),
-        expires_at: Some(expires_at(created_at, validity)),
-        accepted_at,
-    })
+/// One row of [`SELECT`].
+#[derive(Debug, FromQueryResult)]
+struct ItemRow {
+    id: i64,
+    contact_id: i64,
+    channel: Option<String>,
+    status: Option<String>,
+    fallback_reason: Option<String>,
+    last_error: Option<String>,
+    created_at: DateTime<Utc>,
+    accepted_at: Option<DateTime<Utc>>,
+    invitation_validity_days: i32,
+    link_status: Option<String>,
+    owner_source_id: String,
+}
+
+impl ItemRow {
+    fn read(row: &QueryResult) -> Result<Self, DbErr> {
+        Self::from_query_result(row, "")
+    }
+
+    fn item(self, now: DateTime<Utc>) -> InvitationItem {
+        let validity = i64::from(self.invitation_validity_days);
+        let state = InvitationState::derive(
+            StateInputs {
+                created_at: self.created_at,
+                accepted_at: self.accepted_at,
+                validity_days: validity,
+                link_active: self.link_status.as_deref() == Some("active"),
+                delivery: self.status.as_deref(),
+            },
+            now,
+        );
+        InvitationItem {
+            id: Some(self.id.to_string()),
+            contact_id: self.contact_id.to_string(),
+            channel: self.channel,
+            // A message being sent right now is still queued as far as anyone can tell.
+            status: match self.status.as_deref() {
+                Some("sending") | None => "queued".into(),
+                Some(other) => other.into(),
+            },
+            state: Some(state),
+            reason: self.fallback_reason,
+            last_error: self.last_error,
+            created_at: Some(self.created_at),
+            expires_at: Some(expires_at(self.created_at, validity)),
+            accepted_at: self.accepted_at,
+        }
+    }
 }
 
 /// The invitations of a chat, oldest first, with their delivery status.
 pub async fn for_chat<C: ConnectionTrait>(
     conn: &C,
-    tenant: i64,
+    tenant: TenantId,
     chat: i64,
 ) -> Result<Vec<InvitationItem>, DbErr> {
     let now = Utc::now();
     db::query(
         conn,
         &format!("{SELECT} WHERE i.chat_id = $1 AND i.tenant_id = $2 ORDER BY i.id"),
-        vec![Value::BigInt(Some(chat)), Value::BigInt(Some(tenant))],
+        vec![Value::BigInt(Some(chat)), Value::BigInt(Some(tenant.0))],
     )
     .await?
     .iter()
-    .map(|row| item(row, now))
+    .map(|row| ItemRow::read(row).map(|row| row.item(now)))
     .collect()
 }
 
@@ -423,7 +484,7 @@ pub async fn for_chat<C: ConnectionTrait>(
 /// index).
 pub async fn page_for_chat<C: ConnectionTrait>(
     conn: &C,
-    tenant: i64,
+    tenant: TenantId,
     chat: i64,
     after: Option<i64>,
     limit: u64,
@@ -436,7 +497,7 @@ pub async fn page_for_chat<C: ConnectionTrait>(
         ),
         vec![
             Value::BigInt(Some(chat)),
-            Value::BigInt(Some(tenant)),
+            Value::BigInt(Some(tenant.0)),
             Value::BigInt(Some(after.unwrap_or(0))),
         ],
     )
@@ -449,7 +510,7 @@ pub async fn page_for_chat<C: ConnectionTrait>(
 /// (through the (tenant, contact, id) index).
 pub async fn for_contact<C: ConnectionTrait>(
     conn: &C,
-    tenant: i64,
+    tenant: TenantId,
     contact: i64,
     before: Option<i64>,
     limit: u64,
@@ -461,7 +522,7 @@ pub async fn for_contact<C: ConnectionTrait>(
             limit.saturating_add(1)
         ),
         vec![
-            Value::BigInt(Some(tenant)),
+            Value::BigInt(Some(tenant.0)),
             Value::BigInt(Some(contact)),
             Value::BigInt(Some(before.unwrap_or(i64::MAX))),
         ],
@@ -476,7 +537,7 @@ fn paged(rows: &[QueryResult], limit: u64) -> Result<(Vec<InvitationItem>, Optio
     let now = Utc::now();
     let items = rows
         .iter()
-        .map(|row| Ok((row.try_get::<i64>("", "id")?, item(row, now)?)))
+        .map(|row| ItemRow::read(row).map(|row| (row.id, row.item(now))))
         .collect::<Result<Vec<_>, DbErr>>()?;
     let (items, next_cursor) = db::page(items, limit, |(id, _)| id.to_string());
     Ok((
@@ -488,17 +549,21 @@ fn paged(rows: &[QueryResult], limit: u64) -> Result<(Vec<InvitationItem>, Optio
 /// One invitation of the tenant, with the owner of its chat.
 pub async fn get<C: ConnectionTrait>(
     conn: &C,
-    tenant: i64,
+    tenant: TenantId,
     id: i64,
 ) -> Result<Option<(InvitationItem, String)>, DbErr> {
     let rows = db::query(
         conn,
         &format!("{SELECT} WHERE i.tenant_id = $1 AND i.id = $2"),
-        vec![Value::BigInt(Some(tenant)), Value::BigInt(Some(id))],
+        vec![Value::BigInt(Some(tenant.0)), Value::BigInt(Some(id))],
     )
     .await?;
     rows.first()
-        .map(|row| Ok((item(row, Utc::now())?, row.try_get("", "owner_source_id")?)))
+        .map(|row| {
+            let row = ItemRow::read(row)?;
+            let owner = row.owner_source_id.clone();
+            Ok((row.item(Utc::now()), owner))
+        })
         .transpose()
 }
 

@@ -6,10 +6,12 @@
 
 use crate::contacts::display_name;
 use crate::db;
+use crate::domain::TenantId;
+use crate::outbox::port::{MessageKindHandler, Rendered};
 use crate::outbox::store::Claimed;
-use crate::outbox::{Channel, Outgoing};
+use crate::outbox::{Channel, MessageKind, Outgoing};
 use askama::Template;
-use sea_orm::{ConnectionTrait, DbErr};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, FromQueryResult};
 use std::collections::HashMap;
 
 /// The email body.
@@ -57,9 +59,10 @@ fn short(name: &str, max: usize) -> String {
     }
 }
 
-/// The columns rendering needs, for invitations `i` of the tenant `$1`.
-const SELECT: &str = "SELECT i.id, c.given_name, c.family_name, t.given_name, t.family_name, ch.owner_source_id, \
-       s.given_name, tn.name, i.join_token, i.tenant_id \
+/// The columns rendering needs, for invitations `i`.
+const SELECT: &str = "SELECT i.id, i.tenant_id, c.given_name AS guardian_given, c.family_name AS guardian_family, \
+       t.given_name AS teacher_given, t.family_name AS teacher_family, ch.owner_source_id, \
+       s.given_name AS student_given, tn.name AS district, i.join_token \
      FROM invitations i \
      JOIN contacts c ON c.id = i.contact_id \
      JOIN chats ch ON ch.id = i.chat_id \
@@ -67,15 +70,88 @@ const SELECT: &str = "SELECT i.id, c.given_name, c.family_name, t.given_name, t.
      JOIN tenants tn ON tn.id = i.tenant_id \
      LEFT JOIN staff t ON t.tenant_id = i.tenant_id AND t.source_id = ch.owner_source_id";
 
+/// One invitation's people, as [`SELECT`] reads them.
+#[derive(Debug, FromQueryResult)]
+struct InvitationRow {
+    id: i64,
+    tenant_id: i64,
+    guardian_given: Option<String>,
+    guardian_family: Option<String>,
+    teacher_given: Option<String>,
+    teacher_family: Option<String>,
+    owner_source_id: Option<String>,
+    student_given: Option<String>,
+    district: Option<String>,
+    join_token: Option<String>,
+}
+
+impl InvitationRow {
+    fn names(self, config: &RenderConfig) -> Names {
+        let owner = self.owner_source_id.unwrap_or_default();
+        Names {
+            guardian: display_name(
+                self.guardian_given.as_deref(),
+                self.guardian_family.as_deref(),
+                None,
+                Some("there"),
+            ),
+            teacher: display_name(
+                self.teacher_given.as_deref(),
+                self.teacher_family.as_deref(),
+                None,
+                Some(&owner),
+            ),
+            student: display_name(
+                self.student_given.as_deref(),
+                None,
+                None,
+                Some("your child"),
+            ),
+            district: self.district.unwrap_or_default(),
+            link: config.links.join(&self.join_token.unwrap_or_default()),
+        }
+    }
+}
+
+/// The invitation kind of outbox message, as the dispatcher sees it: rendered at send time,
+/// kept as `sent` once sent.
+#[derive(Debug, Clone)]
+pub struct InvitationMessages {
+    config: RenderConfig,
+}
+
+impl InvitationMessages {
+    /// Invitations rendered with `config`.
+    pub fn new(config: RenderConfig) -> Self {
+        Self { config }
+    }
+}
+
+#[async_trait::async_trait]
+impl MessageKindHandler for InvitationMessages {
+    fn kind(&self) -> MessageKind {
+        MessageKind::Invitation
+    }
+
+    async fn render(
+        &self,
+        db: &DatabaseConnection,
+        claimed: &[&Claimed],
+    ) -> Result<HashMap<i64, Rendered>, DbErr> {
+        render_many(db, &self.config, claimed).await
+    }
+}
+
 /// Renders the invitations behind outbox rows `claimed` (all of one tenant or not) in one
-/// query; a row whose invitation or guardian no longer exists (e.g. erased) maps to `None`,
-/// as there is nothing to send.
-pub async fn render_many<C: ConnectionTrait>(
+/// query; a row whose invitation or guardian no longer exists (e.g. erased) is
+/// [`Rendered::Gone`], as there is nothing to send, and one whose template fails is
+/// [`Rendered::Failed`] alone.
+async fn render_many<C: ConnectionTrait>(
     conn: &C,
     config: &RenderConfig,
     claimed: &[&Claimed],
-) -> Result<HashMap<i64, Option<Outgoing>>, DbErr> {
-    let mut out: HashMap<i64, Option<Outgoing>> = claimed.iter().map(|c| (c.id, None)).collect();
+) -> Result<HashMap<i64, Rendered>, DbErr> {
+    let mut out: HashMap<i64, Rendered> = claimed.iter().map(|c| (c.id, Rendered::Gone)).collect();
     if claimed.is_empty() {
         return Ok(out);
     }
@@ -83,33 +159,20 @@ pub async fn render_many<C: ConnectionTrait>(
     let list = db::id_list(by_invitation.keys().copied());
     let rows = db::query(conn, &format!("{SELECT} WHERE i.id IN ({list})"), vec![]).await?;
     for row in &rows {
-        let invitation: i64 = row.try_get_by_index(0)?;
-        let Some(claimed) = by_invitation.get(&invitation) else {
+        let row = InvitationRow::from_query_result(row, "")?;
+        let Some(claimed) = by_invitation.get(&row.id) else {
             continue;
         };
-        let text = |i: usize| row.try_get_by_index::<Option<String>>(i);
         // Never cross tenants, even on a corrupt reference.
-        if row.try_get_by_index::<i64>(9)? != claimed.tenant_id {
+        if TenantId(row.tenant_id) != claimed.tenant_id {
             continue;
         }
-        let names = Names {
-            guardian: display_name(
-                text(1)?.as_deref(),
-                text(2)?.as_deref(),
-                None,
-                Some("there"),
-            ),
-            teacher: {
-                let owner = text(5)?.unwrap_or_default();
-                display_name(text(3)?.as_deref(), text(4)?.as_deref(), None, Some(&owner))
-            },
-            student: display_name(text(6)?.as_deref(), None, None, Some("your child")),
-            district: text(7)?.unwrap_or_default(),
-            link: config.links.join(&text(8)?.unwrap_or_default()),
+        let names = row.names(config);
+        let rendered = match compose(config, claimed, &names) {
+            Ok(message) => Rendered::Ready(message),
+            Err(e) => Rendered::Failed(format!("cannot render the invitation: {e}")),
         };
-        let message = compose(config, claimed, &names)
-            .map_err(|e| DbErr::Custom(format!("cannot render the invitation: {e}")))?;
-        out.insert(claimed.id, Some(message));
+        out.insert(claimed.id, rendered);
     }
     Ok(out)
 }
@@ -129,8 +192,8 @@ fn compose(
     names: &Names,
 ) -> Result<Outgoing, askama::Error> {
     let message_id = crate::outbox::message_id(claimed.id, &config.message_id_domain);
-    match Channel::parse(&claimed.channel) {
-        Some(Channel::Sms) => InvitationSms {
+    match claimed.channel {
+        Channel::Sms => InvitationSms {
             sender: &short(&config.sms_sender, 30),
             teacher: &short(&names.teacher, 30),
             student: &short(&names.student, 20),
@@ -144,7 +207,7 @@ fn compose(
             body: body.trim_end().to_string(),
             list_unsubscribe: None,
         }),
-        _ => InvitationEmail {
+        Channel::Email => InvitationEmail {
             guardian: &short(&names.guardian, 80),
             teacher: &short(&names.teacher, 80),
             student: &short(&names.student, 80),

@@ -1,23 +1,28 @@
-//! The dispatcher: claims due outbox rows, renders and sends them (email or SMS, each
-//! channel under its own token-bucket rate limit), and records the outcomes in small
-//! batches as they come in. It runs inside `serve` and as `parent-connection dispatch [--once]`; any
-//! number may run against one database.
+//! The dispatcher: claims due outbox rows, has their kinds render them ([`MessageKinds`]),
+//! sends them (email or SMS, each channel under its own token-bucket rate limit), and
+//! records the outcomes in small batches as they come in, per message: one message that
+//! cannot be rendered or sent never fails the others. It runs inside `serve` and as
+//! `parent-connection dispatch [--once]`; any number may run against one database. Asked to
+//! stop ([`Stop`]), it claims nothing more, lets the sends in flight finish within
+//! `outbox.shutdown_grace_seconds`, and gives back the rows it did not send.
 
 use super::backoff;
 use super::email::{MailTarget, Mailer};
+use super::port::{MessageKinds, Rendered};
 use super::sms::SmsGateway;
 use super::store::{self, Claimed, Outcome};
-use super::{Channel, Outgoing, SendError};
+use super::{Channel, SendError};
 use crate::config::Config;
-use crate::invites::render::{self, RenderConfig};
+use crate::db::engine::claim as engine;
 use chrono::Utc;
 use futures_util::StreamExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use sea_orm::{DatabaseConnection, DbErr};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 
 /// Outcomes recorded per transaction: fewer commits, and a dispatcher that dies loses at
 /// most these (their messages are sent again once their claim runs out).
@@ -67,11 +72,59 @@ impl Stats {
     }
 }
 
-/// A dispatcher with its transports.
+/// Tells dispatchers to stop ([`StopSwitch::new`]).
+#[derive(Debug)]
+pub struct StopSwitch(watch::Sender<bool>);
+
+/// A dispatcher's view of its [`StopSwitch`].
+#[derive(Debug, Clone)]
+pub struct Stop(watch::Receiver<bool>);
+
+impl StopSwitch {
+    /// A switch, off, and the [`Stop`] to give the dispatchers.
+    pub fn new() -> (Self, Stop) {
+        let (tx, rx) = watch::channel(false);
+        (Self(tx), Stop(rx))
+    }
+
+    /// Asks every dispatcher holding its [`Stop`] to stop.
+    pub fn stop(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+impl Stop {
+    /// A stop that is never asked for.
+    pub fn never() -> Self {
+        StopSwitch::new().1
+    }
+
+    /// True once a stop was asked for.
+    pub fn requested(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Waits until a stop is asked for (forever if its switch is gone unused).
+    pub async fn wait(mut self) {
+        if self.0.wait_for(|stop| *stop).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// A claimed row and what became of it.
+struct Finished {
+    row: Claimed,
+    outcome: Outcome,
+    /// The mail server refused the address for good: it gets nothing more.
+    refused: bool,
+}
+
+/// A dispatcher with its transports and the kinds it delivers.
 pub struct Dispatcher {
     db: DatabaseConnection,
     config: crate::config::OutboxConfig,
-    render: RenderConfig,
+    kinds: MessageKinds,
     mailer: Mailer,
     sms: Option<SmsGateway>,
     email_rate: DefaultDirectRateLimiter,
@@ -86,8 +139,13 @@ fn rate(per_second: u32) -> DefaultDirectRateLimiter {
 }
 
 impl Dispatcher {
-    /// A dispatcher for `config`'s mail and SMS settings.
-    pub fn new(db: DatabaseConnection, config: &Config) -> Result<Self, String> {
+    /// A dispatcher for `config`'s mail and SMS settings, delivering the messages of
+    /// `kinds` (a row of another kind is retried until a dispatcher that knows it sends it).
+    pub fn new(
+        db: DatabaseConnection,
+        config: &Config,
+        kinds: MessageKinds,
+    ) -> Result<Self, String> {
         let target = MailTarget::parse(&config.mail.url)?;
         let root = config.mail.tls_root_certificate.trim();
         let mailer = Mailer::with_root_certificate(
@@ -102,11 +160,7 @@ impl Dispatcher {
         Ok(Self {
             db,
             config: config.outbox.clone(),
-            render: RenderConfig {
-                links: crate::web::links::Links::from_config(config),
-                sms_sender: config.sms.sender_name.clone(),
-                message_id_domain: config.mail.message_id_domain.clone(),
-            },
+            kinds,
             mailer,
             sms,
             email_rate: rate(config.outbox.email_per_second),
@@ -119,88 +173,139 @@ impl Dispatcher {
     /// Where email goes and whether SMS is on, for the log line at start.
     pub fn describe(&self) -> String {
         format!(
-            "email to {:?}; SMS {}",
+            "email to {:?}; SMS {}; kinds {:?}",
             self.mailer.target(),
             match &self.sms {
                 Some(gateway) => format!("through {gateway:?}"),
                 None => "disabled (SMS_URL is not set)".into(),
-            }
+            },
+            self.kinds
         )
     }
 
     /// One round: claims a batch and delivers it.
     pub async fn run_once(&self) -> Result<Stats, DbErr> {
+        self.round(&Stop::never()).await
+    }
+
+    /// One round that stops early when `stop` is asked for: no new send starts, sends in
+    /// flight get `outbox.shutdown_grace_seconds` to finish, and the rows not sent are given
+    /// back ([`store::release`]).
+    async fn round(&self, stop: &Stop) -> Result<Stats, DbErr> {
         let now = Utc::now();
         let lease = now + chrono::Duration::seconds(self.config.lease_seconds.max(1) as i64);
-        // Weekly digests wait outside the outbox until a round has room for them.
-        crate::digest::deliver::hand_over(&self.db, self.config.batch_size.max(1), now).await?;
-        let claimed = store::claim(
-            &self.db,
-            &self.worker,
-            self.config.batch_size.max(1),
-            now,
-            lease,
-        )
-        .await?;
+        let limit = self.config.batch_size.max(1);
+        self.hand_over(limit, now).await;
+        if stop.requested() {
+            return Ok(Stats::default());
+        }
+        let claimed = store::claim(&self.db, &self.worker, limit, now, lease).await?;
         let mut stats = Stats {
             claimed: claimed.len() as u64,
             ..Stats::default()
         };
+        let ids: Vec<i64> = claimed.iter().map(|row| row.id).collect();
+        let rendered = self.render(&claimed).await;
+        let rendered = &rendered;
         // Sending and recording run side by side: the sends never wait for a commit, and
         // a commit never waits for a paused send holding a pooled connection.
-        let (done, mut outcomes) =
-            tokio::sync::mpsc::channel::<(Claimed, Outcome)>(RECORD_BATCH * 4);
-        // Invitations are rendered for the whole batch in one query, digests in one query
-        // per tenant and week.
-        let of_kind =
-            |kind: &str| -> Vec<&Claimed> { claimed.iter().filter(|c| c.kind == kind).collect() };
-        let mut rendered =
-            render::render_many(&self.db, &self.render, &of_kind("invitation")).await?;
-        rendered.extend(
-            crate::digest::deliver::render_many(
-                &self.db,
-                (&self.render.message_id_domain, &self.render.links),
-                &of_kind("digest"),
-            )
-            .await?,
-        );
-        let rendered = &rendered;
+        let (done, mut outcomes) = tokio::sync::mpsc::channel::<Finished>(RECORD_BATCH * 4);
+        let stopped = stop.clone();
         let send = async move {
-            let mut results = futures_util::stream::iter(claimed)
-                .map(|row| async move {
-                    let outcome = self.attempt(&row, rendered).await;
-                    (row, outcome)
-                })
-                .buffer_unordered(self.config.concurrency.max(1));
-            while let Some((row, outcome)) = results.next().await {
-                if done.send((row, outcome?)).await.is_err() {
+            let mut results = std::pin::pin!(
+                futures_util::stream::iter(claimed)
+                    .take_until(stopped.wait())
+                    .map(|row| self.attempt(row, rendered))
+                    .buffer_unordered(self.config.concurrency.max(1))
+            );
+            while let Some(finished) = results.next().await {
+                if done.send(finished).await.is_err() {
                     break;
                 }
             }
-            Ok::<(), DbErr>(())
         };
+        let grace = Duration::from_secs(self.config.shutdown_grace_seconds);
+        let bounded = async {
+            tokio::select! {
+                () = send => {}
+                () = async { stop.clone().wait().await; tokio::time::sleep(grace).await } => {
+                    tracing::warn!("shutdown grace over: the sends still in flight are given back");
+                }
+            }
+        };
+        let mut recorded = HashSet::with_capacity(ids.len());
         let record = async {
             let mut batch = Vec::with_capacity(RECORD_BATCH);
             while outcomes.recv_many(&mut batch, RECORD_BATCH).await > 0 {
-                for (_, outcome) in &batch {
-                    stats.count(outcome);
+                for finished in &batch {
+                    stats.count(&finished.outcome);
+                    recorded.insert(finished.row.id);
                 }
                 self.record(std::mem::take(&mut batch)).await?;
             }
             Ok::<(), DbErr>(())
         };
-        let (sent, recorded) = tokio::join!(send, record);
-        sent?;
-        recorded?;
+        let ((), recorded_all) = tokio::join!(bounded, record);
+        recorded_all?;
+        let unsent: Vec<i64> = ids
+            .into_iter()
+            .filter(|id| !recorded.contains(id))
+            .collect();
+        if !unsent.is_empty() {
+            let released = store::release(&self.db, &self.worker, &unsent, Utc::now()).await?;
+            tracing::info!(
+                released,
+                "stopping: unsent messages given back to the queue"
+            );
+        }
         self.vacuum_now_and_then(stats.claimed).await;
         Ok(stats)
+    }
+
+    /// Lets every kind hand its waiting messages to the outbox; a kind that fails is
+    /// logged and tried again next round (the others go on).
+    async fn hand_over(&self, limit: u64, now: chrono::DateTime<Utc>) {
+        for handler in self.kinds.iter() {
+            if let Err(e) = handler.hand_over(&self.db, limit, now).await {
+                tracing::warn!(kind = handler.kind().as_str(), error = %e, "hand-over failed; retrying next round");
+            }
+        }
+    }
+
+    /// Renders the claimed rows, kind by kind. A kind that fails, or that this dispatcher
+    /// does not know, fails its rows alone, for now.
+    async fn render(&self, rows: &[Claimed]) -> HashMap<i64, Rendered> {
+        let mut out = HashMap::with_capacity(rows.len());
+        let mut by_kind: HashMap<super::MessageKind, Vec<&Claimed>> = HashMap::new();
+        for row in rows {
+            by_kind.entry(row.kind).or_default().push(row);
+        }
+        for (kind, of_kind) in by_kind {
+            let rendered = match self.kinds.get(kind) {
+                Some(handler) => handler.render(&self.db, &of_kind).await,
+                None => Err(DbErr::Custom(format!(
+                    "this dispatcher does not deliver '{}' messages",
+                    kind.as_str()
+                ))),
+            };
+            match rendered {
+                Ok(rendered) => out.extend(rendered),
+                Err(e) => {
+                    tracing::warn!(kind = kind.as_str(), error = %e, rows = of_kind.len(), "cannot render");
+                    for row in of_kind {
+                        out.insert(row.id, Rendered::Failed(format!("cannot render: {e}")));
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Vacuums the outbox on PostgreSQL once [`VACUUM_EVERY`] rows were claimed since the
     /// last time (a failure is logged: autovacuum still runs).
     async fn vacuum_now_and_then(&self, claimed: u64) {
         use std::sync::atomic::Ordering;
-        if self.db.get_database_backend() != sea_orm::DbBackend::Postgres {
+        if !engine::needs_vacuum(&self.db) {
             return;
         }
         let total = self
@@ -211,33 +316,37 @@ impl Dispatcher {
             return;
         }
         self.claimed_since_vacuum.store(0, Ordering::Relaxed);
-        if let Err(e) = crate::db::exec(&self.db, "VACUUM outbox", vec![]).await {
+        if let Err(e) = engine::vacuum(&self.db, "outbox").await {
             tracing::warn!(error = %e, "could not vacuum the outbox");
         }
     }
 
     /// Records finished sends in one transaction (a row whose claim ran out and that
-    /// another dispatcher took is left alone).
-    async fn record(&self, done: Vec<(Claimed, Outcome)>) -> Result<(), DbErr> {
+    /// another dispatcher took is left alone). Sent rows are finished by their kind.
+    async fn record(&self, done: Vec<Finished>) -> Result<(), DbErr> {
         if done.is_empty() {
             return Ok(());
         }
         let txn = crate::db::begin_write(&self.db).await?;
         let now = Utc::now();
-        // A sent digest leaves no row (handed over and gone means sent); others record `sent`.
-        let (digests, others): (Vec<&Claimed>, Vec<&Claimed>) = done
-            .iter()
-            .filter(|(_, outcome)| *outcome == Outcome::Sent)
-            .map(|(row, _)| row)
-            .partition(|row| row.kind == "digest");
-        let ids = |rows: Vec<&Claimed>| rows.iter().map(|row| row.id).collect::<Vec<_>>();
-        let mut held = store::record_sent(&txn, &self.worker, &ids(others), now).await?;
-        held += store::remove_sent(&txn, &self.worker, &ids(digests)).await?;
-        for (row, outcome) in done.iter().filter(|(_, o)| *o != Outcome::Sent) {
+        let mut held = 0;
+        for handler in self.kinds.iter() {
+            let sent: Vec<i64> = done
+                .iter()
+                .filter(|f| f.outcome == Outcome::Sent && f.row.kind == handler.kind())
+                .map(|f| f.row.id)
+                .collect();
+            if !sent.is_empty() {
+                held += handler.finish_sent(&txn, &self.worker, &sent, now).await?;
+            }
+        }
+        for finished in done.iter().filter(|f| f.outcome != Outcome::Sent) {
+            let row = &finished.row;
+            let outcome = &finished.outcome;
             held += u64::from(store::record(&txn, &self.worker, row.id, outcome, now).await?);
             // An address the mail server refused for good gets nothing more.
             if let Outcome::Failed { error } = outcome
-                && row.channel == Channel::Email.as_str()
+                && finished.refused
             {
                 store::suppress_email(&txn, row.tenant_id, &row.recipient, error, now).await?;
             }
@@ -263,72 +372,95 @@ impl Dispatcher {
         }
     }
 
-    /// Rounds forever, sleeping `outbox.poll_interval_ms` when nothing is due; database
-    /// errors are logged and retried.
-    pub async fn run(self: Arc<Self>) {
+    /// Rounds until `stop` is asked for, sleeping `outbox.poll_interval_ms` when nothing
+    /// is due; database errors are logged and retried. On stop, the round under way claims
+    /// nothing more, lets its sends in flight finish within `outbox.shutdown_grace_seconds`
+    /// and gives back the rest; then this returns.
+    pub async fn run(self: Arc<Self>, stop: Stop) {
         let idle = Duration::from_millis(self.config.poll_interval_ms.max(10));
-        loop {
-            match self.run_once().await {
+        while !stop.requested() {
+            let pause = match self.round(&stop).await {
                 Ok(stats) if stats.claimed > 0 => {
                     tracing::debug!(?stats, "dispatch round");
+                    continue;
                 }
-                Ok(_) => tokio::time::sleep(idle).await,
+                Ok(_) => idle,
                 Err(e) => {
                     tracing::warn!(error = %e, "dispatch round failed; retrying");
-                    tokio::time::sleep(idle).await;
+                    idle
                 }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = stop.clone().wait() => {}
             }
+        }
+        tracing::info!("outbox dispatcher stopped");
+    }
+
+    async fn attempt(&self, row: Claimed, rendered: &HashMap<i64, Rendered>) -> Finished {
+        let (outcome, refused) = self.try_send(&row, rendered).await;
+        Finished {
+            row,
+            outcome,
+            refused,
         }
     }
 
-    async fn attempt(
-        &self,
-        row: &Claimed,
-        rendered: &HashMap<i64, Option<Outgoing>>,
-    ) -> Result<Outcome, DbErr> {
-        let channel = Channel::parse(&row.channel);
-        if channel == Some(Channel::Sms)
-            && store::opted_out(&self.db, row.tenant_id, &row.recipient).await?
-        {
-            return Ok(Outcome::Suppressed {
-                reason: "the number replied STOP".into(),
-            });
+    /// Sends one row; the outcome, and whether the mail server refused the address.
+    async fn try_send(&self, row: &Claimed, rendered: &HashMap<i64, Rendered>) -> (Outcome, bool) {
+        if row.channel == Channel::Sms {
+            match store::opted_out(&self.db, row.tenant_id, &row.recipient).await {
+                Ok(true) => {
+                    return (
+                        Outcome::Suppressed {
+                            reason: "the number replied STOP".into(),
+                        },
+                        false,
+                    );
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    let error = SendError::transient(format!("cannot check opt-outs: {e}"), None);
+                    return (self.outcome(row, Err(error)), false);
+                }
+            }
         }
-        let message = match row.kind.as_str() {
-            "invitation" | "digest" => rendered.get(&row.id).cloned().flatten(),
-            other => {
-                return Ok(Outcome::Failed {
-                    error: format!("unknown outbox kind '{other}'"),
-                });
+        let message = match rendered.get(&row.id) {
+            Some(Rendered::Ready(message)) => message,
+            Some(Rendered::Failed(reason)) => {
+                let error = SendError::transient(reason.clone(), None);
+                return (self.outcome(row, Err(error)), false);
+            }
+            Some(Rendered::Gone) | None => {
+                return (
+                    Outcome::Suppressed {
+                        reason:
+                            "nothing to send any more (the guardian, invitation or report is gone)"
+                                .into(),
+                    },
+                    false,
+                );
             }
         };
-        let Some(message) = message else {
-            return Ok(Outcome::Suppressed {
-                reason: "nothing to send any more (the guardian, invitation or report is gone)"
-                    .into(),
-            });
-        };
-        let sent = match channel {
-            Some(Channel::Email) => {
+        let sent = match row.channel {
+            Channel::Email => {
                 self.email_rate.until_ready().await;
-                self.mailer.send(&message).await
+                self.mailer.send(message).await
             }
-            Some(Channel::Sms) => match &self.sms {
+            Channel::Sms => match &self.sms {
                 Some(gateway) => {
                     self.sms_rate.until_ready().await;
-                    gateway.send(&message).await
+                    gateway.send(message).await
                 }
                 None => Err(SendError::transient(
                     "SMS is disabled (SMS_URL is not set)",
                     None,
                 )),
             },
-            None => Err(SendError::permanent(format!(
-                "unknown channel '{}'",
-                row.channel
-            ))),
         };
-        Ok(self.outcome(row, sent))
+        let refused = row.channel == Channel::Email && matches!(&sent, Err(e) if !e.transient);
+        (self.outcome(row, sent), refused)
     }
 
     fn outcome(&self, row: &Claimed, sent: Result<(), SendError>) -> Outcome {

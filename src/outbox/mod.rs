@@ -7,23 +7,16 @@
 //! (an opted-out number). Bodies are rendered at send time from the row's reference, so the
 //! table stays small.
 
-pub mod backoff;
+pub(crate) mod backoff;
 pub mod dispatcher;
 pub mod email;
+pub mod port;
 pub mod sms;
 pub mod store;
 
 use std::time::Duration;
 
-/// A delivery channel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Channel {
-    /// Plain-text email.
-    Email,
-    /// SMS to an E.164 number.
-    Sms,
-}
+pub use crate::entities::outbox::{Channel, MessageKind, Status};
 
 impl Channel {
     /// The stored name.
@@ -40,6 +33,39 @@ impl Channel {
             "email" => Some(Channel::Email),
             "sms" => Some(Channel::Sms),
             _ => None,
+        }
+    }
+}
+
+impl MessageKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::Invitation => "invitation",
+            MessageKind::Digest => "digest",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "invitation" => Some(MessageKind::Invitation),
+            "digest" => Some(MessageKind::Digest),
+            _ => None,
+        }
+    }
+}
+
+impl Status {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Queued => "queued",
+            Status::Sending => "sending",
+            Status::Sent => "sent",
+            Status::Failed => "failed",
+            Status::Dead => "dead",
+            Status::Suppressed => "suppressed",
         }
     }
 }
@@ -106,4 +132,26 @@ impl SendError {
 /// The stable Message-ID of outbox row `id`.
 pub fn message_id(id: i64, domain: &str) -> String {
     format!("<outbox.{id}@{domain}>")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::{ActiveEnum, Iterable};
+
+    #[test]
+    fn stored_names_are_the_active_enum_values() {
+        for kind in MessageKind::iter() {
+            assert_eq!(kind.to_value(), kind.as_str());
+            assert_eq!(MessageKind::parse(kind.as_str()), Some(kind));
+        }
+        for channel in Channel::iter() {
+            assert_eq!(channel.to_value(), channel.as_str());
+            assert_eq!(Channel::parse(channel.as_str()), Some(channel));
+        }
+        for status in Status::iter() {
+            assert_eq!(status.to_value(), status.as_str());
+        }
+        assert_eq!(MessageKind::parse("fax"), None);
+    }
 }

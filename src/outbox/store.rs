@@ -7,56 +7,46 @@
 //! its dispatcher died — is due again, so nothing is lost and at most the messages that
 //! were in flight are sent twice (with the same Message-ID / idempotency key).
 
-use super::Channel;
+use super::{Channel, MessageKind, Status};
 use crate::audit::{self, AuditEntry};
-use crate::db;
+use crate::db::{self, engine::claim as engine};
+use crate::domain::TenantId;
+use crate::entities::outbox as entity;
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, Value};
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, FromQueryResult, Value,
+};
 use serde::Serialize;
 use std::collections::BTreeMap;
-
-/// What an outbox row delivers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// An invitation (`ref_id` = `invitations.id`).
-    Invitation,
-}
-
-impl Kind {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Invitation => "invitation",
-        }
-    }
-}
 
 /// Queues a message in the caller's transaction; returns the outbox id.
 pub async fn enqueue<C: ConnectionTrait>(
     conn: &C,
-    tenant: i64,
-    kind: Kind,
+    tenant: TenantId,
+    kind: MessageKind,
     ref_id: i64,
     (channel, recipient): (Channel, &str),
     now: DateTime<Utc>,
 ) -> Result<i64, DbErr> {
-    db::query(
-        conn,
-        "INSERT INTO outbox (tenant_id, kind, ref_id, channel, recipient, status, attempts, next_attempt_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $6, $6) RETURNING id",
-        vec![
-            Value::BigInt(Some(tenant)),
-            kind.as_str().into(),
-            Value::BigInt(Some(ref_id)),
-            channel.as_str().into(),
-            recipient.into(),
-            Value::ChronoDateTimeUtc(Some(now)),
-        ],
-    )
-    .await?
-    .first()
-    .ok_or_else(|| DbErr::Custom("INSERT … RETURNING returned no row".into()))?
-    .try_get_by_index(0)
+    let row = entity::ActiveModel {
+        id: NotSet,
+        tenant_id: Set(tenant.0),
+        kind: Set(kind),
+        ref_id: Set(ref_id),
+        channel: Set(channel),
+        recipient: Set(recipient.to_string()),
+        status: Set(Status::Queued),
+        attempts: Set(0),
+        next_attempt_at: Set(now),
+        claimed_by: Set(None),
+        lease_until: Set(None),
+        last_error: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        sent_at: Set(None),
+    };
+    Ok(entity::Entity::insert(row).exec(conn).await?.last_insert_id)
 }
 
 /// A row claimed for sending.
@@ -65,34 +55,61 @@ pub struct Claimed {
     /// Outbox id.
     pub id: i64,
     /// Tenant.
-    pub tenant_id: i64,
-    /// `invitation`, …
-    pub kind: String,
+    pub tenant_id: TenantId,
+    /// What it delivers.
+    pub kind: MessageKind,
     /// The referenced row.
     pub ref_id: i64,
     /// Channel.
-    pub channel: String,
+    pub channel: Channel,
     /// Email address or E.164 number.
     pub recipient: String,
     /// Attempts including this one.
     pub attempts: i64,
 }
 
-fn claimed(row: &QueryResult) -> Result<Claimed, DbErr> {
-    Ok(Claimed {
-        id: row.try_get_by_index(0)?,
-        tenant_id: row.try_get_by_index(1)?,
-        kind: row.try_get_by_index(2)?,
-        ref_id: row.try_get_by_index(3)?,
-        channel: row.try_get_by_index(4)?,
-        recipient: row.try_get_by_index(5)?,
-        attempts: row.try_get_by_index(6)?,
-    })
+/// A claimed row as stored: kind and channel stay text here, so that one row with a value
+/// this build does not know fails alone ([`Unknown`]) instead of the whole claim.
+#[derive(Debug, FromQueryResult)]
+struct ClaimedRow {
+    id: i64,
+    tenant_id: i64,
+    kind: String,
+    ref_id: i64,
+    channel: String,
+    recipient: String,
+    attempts: i64,
 }
 
-/// Claims up to `limit` due rows for `worker` until `lease_until`. On PostgreSQL the rows
-/// are picked with `FOR UPDATE SKIP LOCKED`, so concurrent dispatchers take disjoint rows;
-/// on SQLite the claim is one `IMMEDIATE` transaction, so claims are serialised.
+/// A claimed row whose kind or channel this build does not know.
+#[derive(Debug, Clone)]
+struct Unknown {
+    id: i64,
+    error: String,
+}
+
+impl ClaimedRow {
+    fn parse(self) -> Result<Claimed, Unknown> {
+        let unknown = |error: String| Unknown { id: self.id, error };
+        let kind = MessageKind::parse(&self.kind)
+            .ok_or_else(|| unknown(format!("unknown outbox kind '{}'", self.kind)))?;
+        let channel = Channel::parse(&self.channel)
+            .ok_or_else(|| unknown(format!("unknown channel '{}'", self.channel)))?;
+        Ok(Claimed {
+            id: self.id,
+            tenant_id: TenantId(self.tenant_id),
+            kind,
+            ref_id: self.ref_id,
+            channel,
+            recipient: self.recipient,
+            attempts: self.attempts,
+        })
+    }
+}
+
+/// Claims up to `limit` due rows for `worker` until `lease_until`, in one write
+/// transaction; concurrent dispatchers take disjoint rows ([`engine::claim_statement`]).
+/// A row of a kind or channel this build does not know fails for good at once, alone.
 pub async fn claim(
     db_conn: &DatabaseConnection,
     worker: &str,
@@ -100,19 +117,17 @@ pub async fn claim(
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
 ) -> Result<Vec<Claimed>, DbErr> {
-    let due = "(status = 'queued' AND next_attempt_at <= $3) OR (status = 'sending' AND lease_until < $3)";
-    let set = "status = 'sending', claimed_by = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3";
-    let returning = "RETURNING outbox.id, outbox.tenant_id, outbox.kind, outbox.ref_id, outbox.channel, outbox.recipient, outbox.attempts";
-    let sql = match db_conn.get_database_backend() {
-        // A CTE runs its LIMIT once; inside `IN (…)` PostgreSQL may claim more than asked.
-        DbBackend::Postgres => format!(
-            "WITH picked AS (SELECT id FROM outbox WHERE {due} ORDER BY next_attempt_at, id LIMIT {limit} FOR UPDATE SKIP LOCKED) \
-             UPDATE outbox SET {set} FROM picked WHERE outbox.id = picked.id {returning}"
-        ),
-        _ => format!(
-            "UPDATE outbox SET {set} WHERE id IN (SELECT id FROM outbox WHERE {due} ORDER BY next_attempt_at, id LIMIT {limit}) {returning}"
-        ),
-    };
+    let sql = engine::claim_statement(
+        db_conn,
+        engine::Claim {
+            table: "outbox",
+            due: "(status = 'queued' AND next_attempt_at <= $3) OR (status = 'sending' AND lease_until < $3)",
+            order: "next_attempt_at, id",
+            limit,
+            set: "status = 'sending', claimed_by = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3",
+            returning: "outbox.id, outbox.tenant_id, outbox.kind, outbox.ref_id, outbox.channel, outbox.recipient, outbox.attempts",
+        },
+    );
     let txn = db::begin_write(db_conn).await?;
     let rows = db::query(
         &txn,
@@ -124,10 +139,47 @@ pub async fn claim(
         ],
     )
     .await?;
+    let mut claimed = Vec::with_capacity(rows.len());
+    for row in &rows {
+        match ClaimedRow::from_query_result(row, "")?.parse() {
+            Ok(row) => claimed.push(row),
+            Err(unknown) => {
+                tracing::warn!(id = unknown.id, error = %unknown.error, "outbox row fails");
+                let outcome = Outcome::Failed {
+                    error: unknown.error,
+                };
+                record(&txn, worker, unknown.id, &outcome, now).await?;
+            }
+        }
+    }
     txn.commit().await?;
-    let mut claimed = rows.iter().map(claimed).collect::<Result<Vec<_>, _>>()?;
     claimed.sort_by_key(|c| c.id);
     Ok(claimed)
+}
+
+/// Gives back the rows of `ids` that `worker` still holds without having tried to send
+/// them (a dispatcher shutting down): due again at once for any dispatcher, with the
+/// attempt their claim counted taken back. Returns how many.
+pub async fn release(
+    db_conn: &DatabaseConnection,
+    worker: &str,
+    ids: &[i64],
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let txn = db::begin_write(db_conn).await?;
+    let released = on_held(
+        &txn,
+        "UPDATE outbox SET status = 'queued', claimed_by = NULL, lease_until = NULL, \
+           attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, updated_at = $2",
+        (worker, ids),
+        vec![Value::ChronoDateTimeUtc(Some(now))],
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(released)
 }
 
 /// What became of one claimed row.
@@ -170,11 +222,11 @@ pub async fn record<C: ConnectionTrait>(
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
     let (status, next, error, sent_at) = match outcome {
-        Outcome::Sent => ("sent", None, None, Some(now)),
-        Outcome::Retry { at, error } => ("queued", Some(*at), Some(error.clone()), None),
-        Outcome::Failed { error } => ("failed", None, Some(error.clone()), None),
-        Outcome::Dead { error } => ("dead", None, Some(error.clone()), None),
-        Outcome::Suppressed { reason } => ("suppressed", None, Some(reason.clone()), None),
+        Outcome::Sent => (Status::Sent, None, None, Some(now)),
+        Outcome::Retry { at, error } => (Status::Queued, Some(*at), Some(error.clone()), None),
+        Outcome::Failed { error } => (Status::Failed, None, Some(error.clone()), None),
+        Outcome::Dead { error } => (Status::Dead, None, Some(error.clone()), None),
+        Outcome::Suppressed { reason } => (Status::Suppressed, None, Some(reason.clone()), None),
     };
     let changed = db::exec(
         conn,
@@ -182,7 +234,7 @@ pub async fn record<C: ConnectionTrait>(
            sent_at = COALESCE($4, sent_at), claimed_by = NULL, lease_until = NULL, updated_at = $5 \
          WHERE id = $6 AND claimed_by = $7 AND status = 'sending'",
         vec![
-            status.into(),
+            status.as_str().into(),
             Value::ChronoDateTimeUtc(next),
             Value::String(error),
             Value::ChronoDateTimeUtc(sent_at),
@@ -271,52 +323,76 @@ pub struct DeadLetter {
 /// a district's outbox keeps every invitation it ever sent.
 pub const COUNT_CAP: i64 = 10_000;
 
+/// A dead or failed row as stored.
+#[derive(Debug, FromQueryResult)]
+struct DeadLetterRow {
+    id: i64,
+    kind: String,
+    channel: String,
+    status: String,
+    attempts: i64,
+    last_error: Option<String>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<DeadLetterRow> for DeadLetter {
+    fn from(row: DeadLetterRow) -> Self {
+        Self {
+            id: row.id.to_string(),
+            kind: row.kind,
+            channel: row.channel,
+            status: row.status,
+            attempts: row.attempts,
+            last_error: row.last_error,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
 /// The tenant's outbox: rows per status (each at most [`COUNT_CAP`]), and the latest dead
-/// and failed messages.
-pub async fn overview<C: ConnectionTrait>(
-    conn: &C,
-    tenant: i64,
+/// and failed messages. Messages of `kinds` still waiting outside the outbox count as
+/// queued, from the admin's view.
+pub async fn overview(
+    db_conn: &DatabaseConnection,
+    kinds: &super::port::MessageKinds,
+    tenant: TenantId,
 ) -> Result<(BTreeMap<String, i64>, Vec<DeadLetter>), DbErr> {
     let mut counts = BTreeMap::new();
-    for status in ["queued", "sending", "sent", "failed", "dead", "suppressed"] {
+    for status in [
+        Status::Queued,
+        Status::Sending,
+        Status::Sent,
+        Status::Failed,
+        Status::Dead,
+        Status::Suppressed,
+    ] {
         // Each count stops at the cap: an index range of at most COUNT_CAP entries.
         let count = db::count(
-            conn,
+            db_conn,
             "SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE tenant_id = $1 AND status = $2 \
              LIMIT $3) capped",
             vec![
-                Value::BigInt(Some(tenant)),
-                Value::String(Some(status.to_string())),
+                Value::BigInt(Some(tenant.0)),
+                status.as_str().into(),
                 Value::BigInt(Some(COUNT_CAP)),
             ],
         )
         .await?;
-        counts.insert(status.to_string(), count);
+        counts.insert(status.as_str().to_string(), count);
     }
-    // Digests waiting to be handed to the outbox are queued too, from the admin's view.
-    let pending = crate::digest::deliver::waiting(conn, tenant, COUNT_CAP).await?;
-    if let Some(queued) = counts.get_mut("queued") {
+    let pending = kinds.waiting(db_conn, tenant, COUNT_CAP).await?;
+    if let Some(queued) = counts.get_mut(Status::Queued.as_str()) {
         *queued = (*queued + pending).min(COUNT_CAP);
     }
     let dead = db::query(
-        conn,
+        db_conn,
         "SELECT id, kind, channel, status, attempts, last_error, updated_at FROM outbox \
          WHERE tenant_id = $1 AND status IN ('dead', 'failed') ORDER BY id DESC LIMIT 100",
-        vec![Value::BigInt(Some(tenant))],
+        vec![Value::BigInt(Some(tenant.0))],
     )
     .await?
     .iter()
-    .map(|row| {
-        Ok(DeadLetter {
-            id: row.try_get_by_index::<i64>(0)?.to_string(),
-            kind: row.try_get_by_index(1)?,
-            channel: row.try_get_by_index(2)?,
-            status: row.try_get_by_index(3)?,
-            attempts: row.try_get_by_index(4)?,
-            last_error: row.try_get_by_index(5)?,
-            updated_at: row.try_get_by_index(6)?,
-        })
-    })
+    .map(|row| DeadLetterRow::from_query_result(row, "").map(DeadLetter::from))
     .collect::<Result<Vec<_>, DbErr>>()?;
     Ok((counts, dead))
 }
@@ -325,7 +401,7 @@ pub async fn overview<C: ConnectionTrait>(
 /// false when there is no such dead or failed message in the tenant.
 pub async fn requeue(
     db_conn: &DatabaseConnection,
-    tenant: i64,
+    tenant: TenantId,
     id: i64,
     actor: &str,
 ) -> Result<bool, DbErr> {
@@ -337,7 +413,7 @@ pub async fn requeue(
          WHERE tenant_id = $2 AND id = $3 AND status IN ('dead', 'failed')",
         vec![
             Value::ChronoDateTimeUtc(Some(now)),
-            Value::BigInt(Some(tenant)),
+            Value::BigInt(Some(tenant.0)),
             Value::BigInt(Some(id)),
         ],
     )
@@ -349,7 +425,7 @@ pub async fn requeue(
     audit::record(
         &txn,
         AuditEntry {
-            tenant_id: Some(tenant),
+            tenant_id: Some(tenant.0),
             actor,
             action: "outbox.requeue",
             target: Some(format!("outbox:{id}")),
@@ -365,7 +441,7 @@ pub async fn requeue(
 /// Suppresses `email` for the tenant after a final refusal (kept once per address).
 pub async fn suppress_email<C: ConnectionTrait>(
     conn: &C,
-    tenant: i64,
+    tenant: TenantId,
     email: &str,
     reason: &str,
     now: DateTime<Utc>,
@@ -375,7 +451,7 @@ pub async fn suppress_email<C: ConnectionTrait>(
         "INSERT INTO email_suppressions (tenant_id, email, reason, created_at) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (tenant_id, email) DO NOTHING",
         vec![
-            Value::BigInt(Some(tenant)),
+            Value::BigInt(Some(tenant.0)),
             email.to_lowercase().into(),
             reason.into(),
             Value::ChronoDateTimeUtc(Some(now)),
@@ -399,12 +475,21 @@ pub struct Suppression {
     pub created_at: DateTime<Utc>,
 }
 
+/// A suppressed address as stored.
+#[derive(Debug, FromQueryResult)]
+struct SuppressionRow {
+    id: i64,
+    email: String,
+    reason: String,
+    created_at: DateTime<Utc>,
+}
+
 /// A page of the tenant's suppressed addresses, newest first: those with an id below
 /// `before` (the cursor), at most `limit`, and the cursor of the next page. Walks the
 /// (tenant, id) index, so a page reads only its rows.
 pub async fn suppressions<C: ConnectionTrait>(
     conn: &C,
-    tenant: i64,
+    tenant: TenantId,
     before: Option<i64>,
     limit: u64,
 ) -> Result<(Vec<Suppression>, Option<String>), DbErr> {
@@ -416,18 +501,18 @@ pub async fn suppressions<C: ConnectionTrait>(
             limit.saturating_add(1)
         ),
         vec![
-            Value::BigInt(Some(tenant)),
+            Value::BigInt(Some(tenant.0)),
             Value::BigInt(Some(before.unwrap_or(i64::MAX))),
         ],
     )
     .await?
     .iter()
     .map(|row| {
-        Ok(Suppression {
-            id: row.try_get::<i64>("", "id")?.to_string(),
-            email: row.try_get("", "email")?,
-            reason: row.try_get("", "reason")?,
-            created_at: row.try_get("", "created_at")?,
+        SuppressionRow::from_query_result(row, "").map(|row| Suppression {
+            id: row.id.to_string(),
+            email: row.email,
+            reason: row.reason,
+            created_at: row.created_at,
         })
     })
     .collect::<Result<Vec<_>, DbErr>>()?;
@@ -437,7 +522,7 @@ pub async fn suppressions<C: ConnectionTrait>(
 /// Lifts a suppression (audited); false when there is none with this id in the tenant.
 pub async fn lift_suppression(
     db_conn: &DatabaseConnection,
-    tenant: i64,
+    tenant: TenantId,
     id: i64,
     actor: &str,
 ) -> Result<bool, DbErr> {
@@ -445,7 +530,7 @@ pub async fn lift_suppression(
     let lifted = db::exec(
         &txn,
         "DELETE FROM email_suppressions WHERE tenant_id = $1 AND id = $2",
-        vec![Value::BigInt(Some(tenant)), Value::BigInt(Some(id))],
+        vec![Value::BigInt(Some(tenant.0)), Value::BigInt(Some(id))],
     )
     .await?
     .rows_affected();
@@ -455,7 +540,7 @@ pub async fn lift_suppression(
     audit::record(
         &txn,
         AuditEntry {
-            tenant_id: Some(tenant),
+            tenant_id: Some(tenant.0),
             actor,
             action: "outbox.unsuppress",
             target: Some(format!("email_suppression:{id}")),
@@ -471,14 +556,54 @@ pub async fn lift_suppression(
 /// True when `phone` replied STOP to the tenant's messages (and has not replied START).
 pub async fn opted_out<C: ConnectionTrait>(
     conn: &C,
-    tenant: i64,
+    tenant: TenantId,
     phone: &str,
 ) -> Result<bool, DbErr> {
     Ok(db::count(
         conn,
         "SELECT COUNT(*) FROM sms_opt_outs WHERE tenant_id = $1 AND phone = $2",
-        vec![Value::BigInt(Some(tenant)), phone.into()],
+        vec![Value::BigInt(Some(tenant.0)), phone.into()],
     )
     .await?
         > 0)
+}
+
+/// Records that `phone` replied STOP to the tenant's messages (once per number; the
+/// latest reply's time is kept).
+pub async fn opt_out(
+    db_conn: &DatabaseConnection,
+    tenant: TenantId,
+    phone: &str,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let txn = db::begin_write(db_conn).await?;
+    let values = vec![Value::BigInt(Some(tenant.0)), phone.into()];
+    db::exec(
+        &txn,
+        "DELETE FROM sms_opt_outs WHERE tenant_id = $1 AND phone = $2",
+        values.clone(),
+    )
+    .await?;
+    db::exec(
+        &txn,
+        "INSERT INTO sms_opt_outs (tenant_id, phone, opted_out_at) VALUES ($1, $2, $3)",
+        [values, vec![Value::ChronoDateTimeUtc(Some(now))]].concat(),
+    )
+    .await?;
+    txn.commit().await
+}
+
+/// Forgets an opt-out of `phone` (it replied START).
+pub async fn opt_in<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+    phone: &str,
+) -> Result<(), DbErr> {
+    db::exec(
+        conn,
+        "DELETE FROM sms_opt_outs WHERE tenant_id = $1 AND phone = $2",
+        vec![Value::BigInt(Some(tenant.0)), phone.into()],
+    )
+    .await
+    .map(|_| ())
 }

@@ -10,7 +10,7 @@ use crate::outbox_support::{ScriptedSmtp, Smtp, header};
 use crate::support::Backend;
 use parent_connection::auth::Role;
 use parent_connection::digest::{self, NoProgress, RunReport, RunRequest, week::IsoWeek};
-use parent_connection::outbox::dispatcher::Dispatcher;
+
 use parent_connection::tenants;
 use serde_json::json;
 
@@ -106,7 +106,7 @@ async fn a_real_smtp_server_receives_the_digest_and_the_log_shows_it(backend: Ba
     two_assignments(&api).await;
     enable(&api).await;
     run(&api, "2026-W48").await;
-    let stats = Dispatcher::new(api.db.conn.clone(), &api.config)
+    let stats = parent_connection::server::dispatcher(api.db.conn.clone(), &api.config)
         .unwrap()
         .drain()
         .await
@@ -244,7 +244,7 @@ async fn a_suppressed_address_gets_no_digest(backend: Backend) {
     let tenant = tenants::find(&api.db.conn, "nyc").await.unwrap();
     parent_connection::outbox::store::suppress_email(
         &api.db.conn,
-        tenant.id.0,
+        tenant.id,
         "Linda.Ng@example.com",
         "550 no such user",
         chrono::Utc::now(),
@@ -287,7 +287,8 @@ async fn dispatchers_hand_digests_to_the_outbox_a_batch_at_a_time(backend: Backe
     let smtp = ScriptedSmtp::start(vec![]).await;
     let api = scripted_api(backend, &smtp, 1).await;
     run(&api, "2026-W48").await;
-    let dispatcher = Dispatcher::new(api.db.conn.clone(), &api.config).unwrap();
+    let dispatcher =
+        parent_connection::server::dispatcher(api.db.conn.clone(), &api.config).unwrap();
     let round = dispatcher.run_once().await.unwrap();
     assert_eq!((round.claimed, round.sent), (1, 1), "{round:?}");
     assert_eq!(
@@ -315,7 +316,8 @@ async fn a_digest_that_is_not_sent_keeps_its_outbox_row(backend: Backend) {
         ScriptedSmtp::start(vec!["451 4.3.0 try again later", "550 5.1.1 no such user"]).await;
     let api = scripted_api(backend, &smtp, 10).await;
     run(&api, "2026-W48").await;
-    let dispatcher = Dispatcher::new(api.db.conn.clone(), &api.config).unwrap();
+    let dispatcher =
+        parent_connection::server::dispatcher(api.db.conn.clone(), &api.config).unwrap();
     let first = dispatcher.drain().await.unwrap();
     assert_eq!((first.retried, first.failed), (1, 1), "{first:?}");
     assert_eq!(statuses(&api).await, vec!["failed", "queued"]);
@@ -354,8 +356,8 @@ async fn two_dispatchers_send_each_digest_once(backend: Backend) {
     let smtp = ScriptedSmtp::start(vec![]).await;
     let api = scripted_api(backend, &smtp, 1).await;
     run(&api, "2026-W48").await;
-    let a = Dispatcher::new(api.db.conn.clone(), &api.config).unwrap();
-    let b = Dispatcher::new(api.db.conn.clone(), &api.config).unwrap();
+    let a = parent_connection::server::dispatcher(api.db.conn.clone(), &api.config).unwrap();
+    let b = parent_connection::server::dispatcher(api.db.conn.clone(), &api.config).unwrap();
     let (x, y) = tokio::join!(a.drain(), b.drain());
     let (x, y) = (x.unwrap(), y.unwrap());
     assert_eq!(x.sent + y.sent, 2, "{x:?} {y:?}");

@@ -14,6 +14,7 @@ use axum::http::Request;
 use parent_connection::auth::Role;
 use parent_connection::auth::mint::Subject;
 use parent_connection::db;
+use parent_connection::domain::TenantId;
 use parent_connection::outbox::dispatcher::{Dispatcher, Stats};
 use parent_connection::outbox::store;
 use sea_orm::Value;
@@ -57,7 +58,7 @@ async fn api(backend: Backend, mail_url: &str, sms_url: &str) -> Api {
 }
 
 fn dispatcher(api: &Api) -> Dispatcher {
-    Dispatcher::new(api.db.conn.clone(), &api.config).expect("dispatcher")
+    parent_connection::server::dispatcher(api.db.conn.clone(), &api.config).expect("dispatcher")
 }
 
 async fn dispatch(api: &Api) -> Stats {
@@ -607,8 +608,8 @@ async fn two_dispatchers_never_send_the_same_row_twice(backend: Backend) {
     let mut config = api.config.clone();
     config.outbox.batch_size = 7;
     let (a, b) = (
-        Dispatcher::new(api.db.conn.clone(), &config).unwrap(),
-        Dispatcher::new(api.db.conn.clone(), &config).unwrap(),
+        parent_connection::server::dispatcher(api.db.conn.clone(), &config).unwrap(),
+        parent_connection::server::dispatcher(api.db.conn.clone(), &config).unwrap(),
     );
     let (left, right) = tokio::join!(a.drain(), b.drain());
     let (left, right) = (left.unwrap(), right.unwrap());
@@ -869,12 +870,12 @@ async fn the_suppression_list_pages_newest_first(backend: Backend) {
     let mut emails = Vec::new();
     for n in 1..=5 {
         let email = format!("gone{n}@example.com");
-        store::suppress_email(&api.db.conn, nyc, &email, "550 no such user", now)
+        store::suppress_email(&api.db.conn, TenantId(nyc), &email, "550 no such user", now)
             .await
             .unwrap();
         emails.push(email);
     }
-    store::suppress_email(&api.db.conn, bos, "bos@example.com", "550", now)
+    store::suppress_email(&api.db.conn, TenantId(bos), "bos@example.com", "550", now)
         .await
         .unwrap();
     emails.reverse();

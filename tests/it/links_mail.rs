@@ -13,9 +13,11 @@ use crate::support::Backend;
 use parent_connection::auth::Role;
 use parent_connection::digest::{self, NoProgress, RunReport, RunRequest, week::IsoWeek};
 use parent_connection::domain::TenantId;
-use parent_connection::invites::render::RenderConfig;
+use parent_connection::invites::{InvitationMessages, RenderConfig};
 use parent_connection::outbox::email::{DkimSettings, MailTarget, Mailer};
+use parent_connection::outbox::port::{MessageKindHandler, Rendered};
 use parent_connection::outbox::store::Claimed;
+use parent_connection::outbox::{Channel, MessageKind};
 use parent_connection::outbox::{ListUnsubscribe, Outgoing};
 use parent_connection::tenants;
 use parent_connection::web::links::{self, Links, Purpose};
@@ -134,12 +136,20 @@ async fn run(api: &Api, dry_run: bool) -> RunReport {
 fn claimed(tenant: i64, kind: &str, ref_id: i64, channel: &str, to: &str) -> Claimed {
     Claimed {
         id: 1_000 + ref_id,
-        tenant_id: tenant,
-        kind: kind.into(),
+        tenant_id: parent_connection::domain::TenantId(tenant),
+        kind: MessageKind::parse(kind).expect("a kind"),
         ref_id,
-        channel: channel.into(),
+        channel: Channel::parse(channel).expect("a channel"),
         recipient: to.into(),
         attempts: 1,
+    }
+}
+
+/// The message a kind rendered, if it is ready to send.
+fn ready(rendered: &Rendered) -> Option<Outgoing> {
+    match rendered {
+        Rendered::Ready(message) => Some(message.clone()),
+        _ => None,
     }
 }
 
@@ -172,11 +182,11 @@ async fn every_url_in_every_message_works(backend: Backend) {
     let mut messages: Vec<Outgoing> = Vec::new();
     for channel in ["email", "sms"] {
         let row = claimed(tenant, "invitation", invitation, channel, "x");
-        let rendered =
-            parent_connection::invites::render::render_many(&api.db.conn, &render, &[&row])
-                .await
-                .unwrap();
-        messages.push(rendered[&row.id].clone().expect("an invitation message"));
+        let rendered = InvitationMessages::new(render.clone())
+            .render(&api.db.conn, &[&row])
+            .await
+            .unwrap();
+        messages.push(ready(&rendered[&row.id]).expect("an invitation message"));
     }
     enable_digest(&api).await;
     two_assignments(&api).await;
@@ -193,10 +203,11 @@ async fn every_url_in_every_message_works(backend: Backend) {
         .parse()
         .unwrap();
     let row = claimed(tenant, "digest", delivery, "email", "x");
-    let rendered = digest::deliver::render_many(&api.db.conn, ("pc.test", &render.links), &[&row])
+    let rendered = digest::DigestMessages::new("pc.test", render.links.clone())
+        .render(&api.db.conn, &[&row])
         .await
         .unwrap();
-    messages.push(rendered[&row.id].clone().expect("a digest"));
+    messages.push(ready(&rendered[&row.id]).expect("a digest"));
     let mut all = Vec::new();
     for message in &messages {
         let mut found = urls(&message.body);

@@ -30,6 +30,7 @@ mod import_v1;
 mod import_v21;
 mod links_mail;
 mod oneroster;
+mod outbox_port;
 mod scale;
 mod sds_values;
 mod sms_prism;

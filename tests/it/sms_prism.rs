@@ -9,7 +9,7 @@ use crate::approvals::{contact_id, patch_settings, post};
 use crate::db_tests;
 use crate::support::Backend;
 use parent_connection::auth::Role;
-use parent_connection::outbox::dispatcher::{Dispatcher, Stats};
+use parent_connection::outbox::dispatcher::Stats;
 use serde_json::json;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -131,7 +131,7 @@ async fn send_one_sms(backend: Backend, gateway: &str, account_sid: &str, from: 
         "{}",
         chat.body
     );
-    let stats = Dispatcher::new(api.db.conn.clone(), &api.config)
+    let stats = parent_connection::server::dispatcher(api.db.conn.clone(), &api.config)
         .expect("dispatcher")
         .drain()
         .await
