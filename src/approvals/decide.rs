@@ -4,7 +4,7 @@
 //! admins deciding at once exactly one decision is recorded: the other gets
 //! [`ApprovalError::AlreadyDecided`].
 
-use super::requests::{self, RequestItem, Status, linked_values};
+use super::requests::{self, Id, RequestItem, Status, linked_values};
 use super::{Action, ApprovalError, ContactFields, ContactValues};
 use crate::audit::{self, AuditEntry};
 use crate::chats::banners::{self, Cause};
@@ -12,7 +12,14 @@ use crate::db;
 use crate::domain::{Region, TenantId};
 use crate::sync::hashing::hash_strs;
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Value};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, FromQueryResult, Value};
+
+/// A contact found for an added one.
+#[derive(FromQueryResult)]
+struct Existing {
+    id: i64,
+    source_key: String,
+}
 
 /// Who decides, and how.
 pub struct Decision<'a> {
@@ -60,7 +67,7 @@ pub async fn approve(
     let contact = match (action, contact_id) {
         (Action::Add, _) => {
             let contact = change.add(&txn, &fields).await?;
-            banners::after_reactivation(&txn, decision.tenant.0, now).await?;
+            banners::after_reactivation(&txn, decision.tenant, now).await?;
             contact
         }
         (Action::Update, Some(contact)) => change.update(&txn, contact, &fields).await?,
@@ -68,7 +75,7 @@ pub async fn approve(
             change.remove(&txn, contact).await?;
             banners::after_pair_change(
                 &txn,
-                decision.tenant.0,
+                decision.tenant,
                 now,
                 Cause::ApprovedEdit,
                 (student, contact),
@@ -249,15 +256,13 @@ impl Change<'_> {
             .flatten()
             .map(|e| e.as_str().to_lowercase());
         let existing = match &email {
-            Some(email) => db::query(
+            Some(email) => db::rows::query_one::<Existing, _>(
                 conn,
                 "SELECT id, source_key FROM contacts WHERE tenant_id = $1 AND (source_key = $2 OR LOWER(email) = $2) ORDER BY id LIMIT 1",
                 vec![self.tenant(), email.clone().into()],
             )
             .await?
-            .first()
-            .map(|r| Ok::<_, DbErr>((r.try_get_by_index::<i64>(0)?, r.try_get_by_index::<String>(1)?)))
-            .transpose()?,
+            .map(|found| (found.id, found.source_key)),
             None => None,
         };
         let (contact, source_key) = match existing {
@@ -340,7 +345,7 @@ impl Change<'_> {
             .map(|i| format!("${i}"))
             .collect::<Vec<_>>()
             .join(", ");
-        let rows = db::query(
+        let id = db::rows::query_one::<Id, _>(
             conn,
             &format!(
                 "INSERT INTO contacts ({}) VALUES ({placeholders}) RETURNING id",
@@ -348,11 +353,9 @@ impl Change<'_> {
             ),
             values,
         )
-        .await?;
-        let id = rows
-            .first()
-            .ok_or_else(|| DbErr::Custom("INSERT … RETURNING returned no row".into()))?
-            .try_get_by_index::<i64>(0)?;
+        .await?
+        .ok_or_else(|| DbErr::Custom("INSERT … RETURNING returned no row".into()))?
+        .id;
         Ok((id, source_key))
     }
 
