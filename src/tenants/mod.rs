@@ -1,7 +1,9 @@
 //! Tenants (school districts) and their settings.
 
-pub mod directory;
+pub(crate) mod directory;
 pub mod settings;
+
+pub use directory::Directory;
 
 use crate::audit::{self, AuditEntry};
 use crate::db;
