@@ -10,9 +10,14 @@ use crate::audit::{self, AuditEntry};
 use crate::chats::banners::{self, Cause};
 use crate::db;
 use crate::domain::{Region, TenantId};
+use crate::entities::contact_requests;
 use crate::sync::hashing::hash_strs;
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, FromQueryResult, Value};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, FromQueryResult,
+    QueryFilter, Value,
+};
 
 /// A contact found for an added one.
 #[derive(FromQueryResult)]
@@ -87,16 +92,14 @@ pub async fn approve(
     };
     let applied = linked_values(&txn, decision.tenant, student, contact).await?;
     let applied = serde_json::json!({"contactId": contact.to_string(), "values": applied});
-    db::exec(
-        &txn,
-        "UPDATE contact_requests SET applied = $1, contact_id = $2 WHERE id = $3",
-        vec![
-            applied.to_string().into(),
-            Value::BigInt(Some(contact)),
-            Value::BigInt(Some(decision.request_id)),
-        ],
-    )
-    .await?;
+    let applied_to = contact_requests::Entity::update_many()
+        .col_expr(
+            contact_requests::Column::Applied,
+            Expr::value(applied.to_string()),
+        )
+        .col_expr(contact_requests::Column::ContactId, Expr::value(contact))
+        .filter(contact_requests::Column::Id.eq(decision.request_id));
+    db::rows::exec(&txn, &applied_to).await?;
     record(
         &txn,
         &decision,
@@ -142,21 +145,16 @@ async fn claim<C: ConnectionTrait>(
     status: Status,
 ) -> Result<DateTime<Utc>, ApprovalError> {
     let now = Utc::now();
-    let claimed = db::exec(
-        conn,
-        "UPDATE contact_requests SET status = $1, decided_by = $2, decided_at = $3, reason = $4 \
-         WHERE tenant_id = $5 AND id = $6 AND status = 'pending'",
-        vec![
-            status.as_str().into(),
-            decision.actor.into(),
-            Value::ChronoDateTimeUtc(Some(now)),
-            Value::String(decision.reason.clone()),
-            Value::BigInt(Some(decision.tenant.0)),
-            Value::BigInt(Some(decision.request_id)),
-        ],
-    )
-    .await?
-    .rows_affected();
+    use contact_requests::Column;
+    let decided = contact_requests::Entity::update_many()
+        .col_expr(Column::Status, Expr::value(status.as_str()))
+        .col_expr(Column::DecidedBy, Expr::value(decision.actor))
+        .col_expr(Column::DecidedAt, Expr::value(now))
+        .col_expr(Column::Reason, Expr::value(decision.reason.clone()))
+        .filter(Column::TenantId.eq(decision.tenant.0))
+        .filter(Column::Id.eq(decision.request_id))
+        .filter(Column::Status.eq(Status::Pending.as_str()));
+    let claimed = db::rows::exec(conn, &decided).await?;
     if claimed == 0 {
         let now_status = requests::get(conn, decision.tenant, decision.request_id)
             .await?

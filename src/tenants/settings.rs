@@ -643,6 +643,42 @@ mod tests {
         );
     }
 
+    fn stored(channel: &str, zone: &str) -> tenant_settings::Model {
+        tenant_settings::Model {
+            tenant_id: 1,
+            preferred_invite_channel: channel.into(),
+            update_parent_information: true,
+            digest_enabled: false,
+            deletion_guard_percent: 20,
+            auto_remove_inactive_guardians: false,
+            invite_limit_per_guardian: 3,
+            invite_window_days: 7,
+            invite_limit_per_tenant_per_day: 10_000,
+            digest_day: "saturday".into(),
+            digest_hour: 8,
+            digest_time_zone: zone.into(),
+            invitation_validity_days: 14,
+            updated_at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn stored_settings_parse_once_into_types() {
+        let parsed = TenantSettings::try_from(stored("sms", "Australia/Sydney")).unwrap();
+        assert_eq!(parsed.preferred_invite_channel, Channel::Sms);
+        assert_eq!(parsed.digest_time_zone.name(), "Australia/Sydney");
+        assert_eq!(parsed.digest_day, DigestDay::DEFAULT);
+        let shown = Settings::from(&parsed);
+        assert_eq!(shown.preferred_invite_channel, "sms");
+        assert_eq!(shown.digest_hour, 8);
+        let bad = TenantSettings::try_from(stored("fax", "UTC")).unwrap_err();
+        assert!(
+            bad.to_string().contains("preferred_invite_channel"),
+            "{bad}"
+        );
+        assert!(TenantSettings::try_from(stored("email", "EST")).is_err());
+    }
+
     #[test]
     fn the_patch_schema_lists_exactly_what_json_accepts() {
         let schema = patch_schema();
