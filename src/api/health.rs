@@ -5,7 +5,6 @@ use super::error::{ApiError, ErrorBody};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use sea_orm::ConnectionTrait;
 use serde::Serialize;
 
 /// A probe's answer.
@@ -31,7 +30,7 @@ pub async fn healthz() -> Json<Status> {
         (status = 503, description = "The database does not answer", body = ErrorBody),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
-    match state.db.execute_unprepared("SELECT 1").await {
+    match state.db.ping().await {
         Ok(_) => Ok(Json(Status {
             status: "ready".into(),
         })),

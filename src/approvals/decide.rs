@@ -4,15 +4,27 @@
 //! admins deciding at once exactly one decision is recorded: the other gets
 //! [`ApprovalError::AlreadyDecided`].
 
-use super::requests::{self, RequestItem, Status, linked_values};
+use super::requests::{self, Id, RequestItem, Status, linked_values};
 use super::{Action, ApprovalError, ContactFields, ContactValues};
 use crate::audit::{self, AuditEntry};
 use crate::chats::banners::{self, Cause};
 use crate::db;
 use crate::domain::{Region, TenantId};
+use crate::entities::contact_requests;
 use crate::sync::hashing::SyncKey;
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Value};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, FromQueryResult,
+    QueryFilter, Value,
+};
+
+/// A contact found for an added one.
+#[derive(FromQueryResult)]
+struct Existing {
+    id: i64,
+    source_key: String,
+}
 
 /// Who decides, and how.
 pub struct Decision<'a> {
@@ -60,7 +72,7 @@ pub async fn approve(
     let contact = match (action, contact_id) {
         (Action::Add, _) => {
             let contact = change.add(&txn, &fields).await?;
-            banners::after_reactivation(&txn, decision.tenant.0, now).await?;
+            banners::after_reactivation(&txn, decision.tenant, now).await?;
             contact
         }
         (Action::Update, Some(contact)) => change.update(&txn, contact, &fields).await?,
@@ -68,7 +80,7 @@ pub async fn approve(
             change.remove(&txn, contact).await?;
             banners::after_pair_change(
                 &txn,
-                decision.tenant.0,
+                decision.tenant,
                 now,
                 Cause::ApprovedEdit,
                 (student, contact),
@@ -80,16 +92,14 @@ pub async fn approve(
     };
     let applied = linked_values(&txn, decision.tenant, student, contact).await?;
     let applied = serde_json::json!({"contactId": contact.to_string(), "values": applied});
-    db::exec(
-        &txn,
-        "UPDATE contact_requests SET applied = $1, contact_id = $2 WHERE id = $3",
-        vec![
-            applied.to_string().into(),
-            Value::BigInt(Some(contact)),
-            Value::BigInt(Some(decision.request_id)),
-        ],
-    )
-    .await?;
+    let applied_to = contact_requests::Entity::update_many()
+        .col_expr(
+            contact_requests::Column::Applied,
+            Expr::value(applied.to_string()),
+        )
+        .col_expr(contact_requests::Column::ContactId, Expr::value(contact))
+        .filter(contact_requests::Column::Id.eq(decision.request_id));
+    db::rows::exec(&txn, &applied_to).await?;
     record(
         &txn,
         &decision,
@@ -135,21 +145,16 @@ async fn claim<C: ConnectionTrait>(
     status: Status,
 ) -> Result<DateTime<Utc>, ApprovalError> {
     let now = Utc::now();
-    let claimed = db::exec(
-        conn,
-        "UPDATE contact_requests SET status = $1, decided_by = $2, decided_at = $3, reason = $4 \
-         WHERE tenant_id = $5 AND id = $6 AND status = 'pending'",
-        vec![
-            status.as_str().into(),
-            decision.actor.into(),
-            Value::ChronoDateTimeUtc(Some(now)),
-            Value::String(decision.reason.clone()),
-            Value::BigInt(Some(decision.tenant.0)),
-            Value::BigInt(Some(decision.request_id)),
-        ],
-    )
-    .await?
-    .rows_affected();
+    use contact_requests::Column;
+    let decided = contact_requests::Entity::update_many()
+        .col_expr(Column::Status, Expr::value(status.as_str()))
+        .col_expr(Column::DecidedBy, Expr::value(decision.actor))
+        .col_expr(Column::DecidedAt, Expr::value(now))
+        .col_expr(Column::Reason, Expr::value(decision.reason.clone()))
+        .filter(Column::TenantId.eq(decision.tenant.0))
+        .filter(Column::Id.eq(decision.request_id))
+        .filter(Column::Status.eq(Status::Pending.as_str()));
+    let claimed = db::rows::exec(conn, &decided).await?;
     if claimed == 0 {
         let now_status = requests::get(conn, decision.tenant, decision.request_id)
             .await?
@@ -249,15 +254,13 @@ impl Change<'_> {
             .flatten()
             .map(|e| e.as_str().to_lowercase());
         let existing = match &email {
-            Some(email) => db::query(
+            Some(email) => db::rows::query_one::<Existing, _>(
                 conn,
                 "SELECT id, source_key FROM contacts WHERE tenant_id = $1 AND (source_key = $2 OR LOWER(email) = $2) ORDER BY id LIMIT 1",
                 vec![self.tenant(), email.clone().into()],
             )
             .await?
-            .first()
-            .map(|r| Ok::<_, DbErr>((r.try_get_by_index::<i64>(0)?, r.try_get_by_index::<String>(1)?)))
-            .transpose()?,
+            .map(|found| (found.id, found.source_key)),
             None => None,
         };
         let (contact, source_key) = match existing {
@@ -340,7 +343,7 @@ impl Change<'_> {
             .map(|i| format!("${i}"))
             .collect::<Vec<_>>()
             .join(", ");
-        let rows = db::query(
+        let id = db::rows::query_one::<Id, _>(
             conn,
             &format!(
                 "INSERT INTO contacts ({}) VALUES ({placeholders}) RETURNING id",
@@ -348,11 +351,9 @@ impl Change<'_> {
             ),
             values,
         )
-        .await?;
-        let id = rows
-            .first()
-            .ok_or_else(|| DbErr::Custom("INSERT … RETURNING returned no row".into()))?
-            .try_get_by_index::<i64>(0)?;
+        .await?
+        .ok_or_else(|| DbErr::Custom("INSERT … RETURNING returned no row".into()))?
+        .id;
         Ok((id, source_key))
     }
 

@@ -5,13 +5,18 @@
 //! lifts the erasure. Pending requests about an erased pair are rejected with it.
 
 use super::ApprovalError;
-use super::requests::student_id;
+use super::requests::{Id, student_id};
 use crate::audit::{self, AuditEntry};
 use crate::chats::banners::{self, Cause};
 use crate::db;
-use crate::domain::TenantId;
+use crate::domain::{LinkStatus, Relationship, RequestStatus, TenantId};
+use crate::entities::{contact_erasures, contact_requests, contacts, student_contacts};
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, QueryResult, Value};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, FromQueryResult,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set, Value,
+};
 use serde::Serialize;
 
 /// One erased student–contact pair.
@@ -53,21 +58,29 @@ pub struct EraseRequest<'a> {
     pub reason: Option<String>,
 }
 
-const SELECT: &str = "SELECT id, student_source_id, contact_id, erased_by, erased_at, reason, lifted_by, lifted_at FROM contact_erasures";
+impl From<contact_erasures::Model> for Erasure {
+    fn from(row: contact_erasures::Model) -> Self {
+        Erasure {
+            id: row.id.to_string(),
+            student_id: row.student_source_id,
+            contact_id: row.contact_id.map(|c| c.to_string()),
+            contact_deleted: None,
+            erased_by: row.erased_by,
+            erased_at: row.erased_at,
+            reason: row.reason,
+            lifted_by: row.lifted_by,
+            lifted_at: row.lifted_at,
+        }
+    }
+}
 
-fn erasure(row: &QueryResult) -> Result<Erasure, DbErr> {
-    let contact: Option<i64> = row.try_get_by_index(2)?;
-    Ok(Erasure {
-        id: row.try_get_by_index::<i64>(0)?.to_string(),
-        student_id: row.try_get_by_index(1)?,
-        contact_id: contact.map(|c| c.to_string()),
-        contact_deleted: None,
-        erased_by: row.try_get_by_index(3)?,
-        erased_at: row.try_get_by_index(4)?,
-        reason: row.try_get_by_index(5)?,
-        lifted_by: row.try_get_by_index(6)?,
-        lifted_at: row.try_get_by_index(7)?,
-    })
+/// A link to erase, with what the audit log keeps of it.
+#[derive(FromQueryResult)]
+struct LinkToErase {
+    contact_id: i64,
+    source_key: String,
+    relationship: Option<Relationship>,
+    status: LinkStatus,
 }
 
 /// Erases one contact, or every contact, of a student; all-or-nothing.
@@ -86,18 +99,20 @@ pub async fn erase(
         sql.push_str(" AND l.contact_id = $3");
         values.push(Value::BigInt(Some(contact)));
     }
-    let links = db::query(&txn, &format!("{sql} ORDER BY l.contact_id"), values).await?;
+    let links =
+        db::rows::query_as::<LinkToErase, _>(&txn, &format!("{sql} ORDER BY l.contact_id"), values)
+            .await?;
     if links.is_empty() && request.contact_id.is_some() {
         return Err(ApprovalError::NotFound("contact"));
     }
     let now = Utc::now();
     let mut erased = Vec::with_capacity(links.len());
     for link in &links {
-        let contact: i64 = link.try_get_by_index(0)?;
-        let source_key: String = link.try_get_by_index(1)?;
+        let contact = link.contact_id;
+        let source_key = &link.source_key;
         let before = serde_json::json!({
-            "relationship": link.try_get_by_index::<Option<String>>(2)?,
-            "status": link.try_get_by_index::<Option<String>>(3)?,
+            "relationship": link.relationship.map(Relationship::as_str),
+            "status": link.status.as_str(),
         });
         let pair = PairErase {
             tenant: request.tenant,
@@ -105,16 +120,10 @@ pub async fn erase(
             contact,
             now,
         };
-        let id = pair.record(&txn, &request, &source_key).await?;
+        let id = pair.record(&txn, &request, source_key).await?;
         let contact_deleted = pair.delete(&txn).await?;
-        banners::after_pair_change(
-            &txn,
-            request.tenant.0,
-            now,
-            Cause::Erased,
-            (student, contact),
-        )
-        .await?;
+        banners::after_pair_change(&txn, request.tenant, now, Cause::Erased, (student, contact))
+            .await?;
         audit::record(
             &txn,
             AuditEntry {
@@ -167,68 +176,64 @@ impl PairErase {
         request: &EraseRequest<'_>,
         source_key: &str,
     ) -> Result<i64, DbErr> {
-        let rows = db::query(
-            conn,
-            "INSERT INTO contact_erasures (tenant_id, student_source_id, contact_source_key, contact_id, erased_by, erased_at, reason) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-            vec![
-                Value::BigInt(Some(self.tenant.0)),
-                request.student_source_id.into(),
-                source_key.into(),
-                Value::BigInt(Some(self.contact)),
-                request.actor.into(),
-                Value::ChronoDateTimeUtc(Some(self.now)),
-                Value::String(request.reason.clone()),
-            ],
-        )
-        .await?;
-        rows.first()
-            .ok_or_else(|| DbErr::Custom("INSERT … RETURNING returned no row".into()))?
-            .try_get_by_index(0)
+        let row = contact_erasures::ActiveModel {
+            tenant_id: Set(self.tenant.0),
+            student_source_id: Set(request.student_source_id.to_string()),
+            contact_source_key: Set(source_key.to_string()),
+            contact_id: Set(Some(self.contact)),
+            erased_by: Set(request.actor.to_string()),
+            erased_at: Set(self.now),
+            reason: Set(request.reason.clone()),
+            ..Default::default()
+        };
+        let mut insert = contact_erasures::Entity::insert(row);
+        insert.query().returning_col(contact_erasures::Column::Id);
+        db::rows::one::<Id, _>(conn, &insert)
+            .await?
+            .map(|row| row.id)
+            .ok_or_else(|| DbErr::Custom("INSERT … RETURNING returned no row".into()))
     }
 
     /// Deletes the link, rejects pending requests about the pair, and deletes the contact
     /// when no other student links it; returns whether the contact was deleted.
     async fn delete<C: ConnectionTrait>(&self, conn: &C) -> Result<bool, DbErr> {
-        let (tenant, student, contact) = (
-            Value::BigInt(Some(self.tenant.0)),
-            Value::BigInt(Some(self.student)),
-            Value::BigInt(Some(self.contact)),
-        );
-        db::exec(
-            conn,
-            "DELETE FROM student_contacts WHERE tenant_id = $1 AND student_id = $2 AND contact_id = $3",
-            vec![tenant.clone(), student.clone(), contact.clone()],
-        )
-        .await?;
-        db::exec(
-            conn,
-            "UPDATE contact_requests SET status = 'rejected', decided_by = 'system', decided_at = $1, \
-               reason = 'the contact was erased from the student' \
-             WHERE tenant_id = $2 AND student_id = $3 AND contact_id = $4 AND status = 'pending'",
-            vec![
-                Value::ChronoDateTimeUtc(Some(self.now)),
-                tenant.clone(),
-                student,
-                contact.clone(),
-            ],
-        )
-        .await?;
+        let link = student_contacts::Entity::delete_many()
+            .filter(student_contacts::Column::TenantId.eq(self.tenant.0))
+            .filter(student_contacts::Column::StudentId.eq(self.student))
+            .filter(student_contacts::Column::ContactId.eq(self.contact));
+        db::rows::exec(conn, &link).await?;
+        let rejected = contact_requests::Entity::update_many()
+            .col_expr(
+                contact_requests::Column::Status,
+                Expr::value(RequestStatus::Rejected.as_str()),
+            )
+            .col_expr(contact_requests::Column::DecidedBy, Expr::value("system"))
+            .col_expr(contact_requests::Column::DecidedAt, Expr::value(self.now))
+            .col_expr(
+                contact_requests::Column::Reason,
+                Expr::value("the contact was erased from the student"),
+            )
+            .filter(contact_requests::Column::TenantId.eq(self.tenant.0))
+            .filter(contact_requests::Column::StudentId.eq(self.student))
+            .filter(contact_requests::Column::ContactId.eq(self.contact))
+            .filter(contact_requests::Column::Status.eq(RequestStatus::Pending.as_str()));
+        db::rows::exec(conn, &rejected).await?;
         let remaining = db::count(
             conn,
-            "SELECT COUNT(*) FROM student_contacts WHERE tenant_id = $1 AND contact_id = $2",
-            vec![tenant.clone(), contact.clone()],
+            "SELECT COUNT(*) AS n FROM student_contacts WHERE tenant_id = $1 AND contact_id = $2",
+            vec![
+                Value::BigInt(Some(self.tenant.0)),
+                Value::BigInt(Some(self.contact)),
+            ],
         )
         .await?;
         if remaining > 0 {
             return Ok(false);
         }
-        db::exec(
-            conn,
-            "DELETE FROM contacts WHERE tenant_id = $1 AND id = $2",
-            vec![tenant, contact],
-        )
-        .await?;
+        let contact = contacts::Entity::delete_many()
+            .filter(contacts::Column::TenantId.eq(self.tenant.0))
+            .filter(contacts::Column::Id.eq(self.contact));
+        db::rows::exec(conn, &contact).await?;
         Ok(true)
     }
 }
@@ -252,30 +257,23 @@ pub async fn list<C: ConnectionTrait>(
     before: Option<i64>,
     limit: u64,
 ) -> Result<(Vec<Erasure>, Option<String>), DbErr> {
-    let unlifted = if filter.active_only {
-        " AND lifted_at IS NULL"
-    } else {
-        ""
-    };
-    let mut filters = db::Filters::new(
-        &format!("{SELECT} WHERE tenant_id = $1{unlifted}"),
-        vec![Value::BigInt(Some(tenant.0))],
-    );
-    if let Some(student) = filter.student_source_id {
-        filters.and("student_source_id =", student);
-    }
-    if let Some(before) = before {
-        filters.and("id <", before);
-    }
-    let (sql, values) = filters.finish(&format!(
-        "ORDER BY id DESC LIMIT {}",
-        limit.saturating_add(1)
-    ));
-    let items = db::query(conn, &sql, values)
+    use contact_erasures::Column;
+    let page = contact_erasures::Entity::find()
+        .filter(Column::TenantId.eq(tenant.0))
+        .apply_if(filter.active_only.then_some(()), |q, ()| {
+            q.filter(Column::LiftedAt.is_null())
+        })
+        .apply_if(filter.student_source_id, |q, student| {
+            q.filter(Column::StudentSourceId.eq(student))
+        })
+        .apply_if(before, |q, before| q.filter(Column::Id.lt(before)))
+        .order_by_desc(Column::Id)
+        .limit(limit.saturating_add(1));
+    let items = db::rows::all::<contact_erasures::Model, _>(conn, &page)
         .await?
-        .iter()
-        .map(erasure)
-        .collect::<Result<Vec<_>, DbErr>>()?;
+        .into_iter()
+        .map(Erasure::from)
+        .collect();
     Ok(db::page(items, limit, |e| e.id.clone()))
 }
 
@@ -287,28 +285,20 @@ pub async fn lift(
     actor: &str,
 ) -> Result<Erasure, ApprovalError> {
     let txn = db::begin_write(db_conn).await?;
-    let lifted = db::exec(
-        &txn,
-        "UPDATE contact_erasures SET lifted_by = $1, lifted_at = $2 WHERE tenant_id = $3 AND id = $4 AND lifted_at IS NULL",
-        vec![
-            actor.into(),
-            Value::ChronoDateTimeUtc(Some(Utc::now())),
-            Value::BigInt(Some(tenant.0)),
-            Value::BigInt(Some(id)),
-        ],
-    )
-    .await?
-    .rows_affected();
-    let rows = db::query(
-        &txn,
-        &format!("{SELECT} WHERE tenant_id = $1 AND id = $2"),
-        vec![Value::BigInt(Some(tenant.0)), Value::BigInt(Some(id))],
-    )
-    .await?;
-    let item = rows
-        .first()
-        .map(erasure)
-        .transpose()?
+    use contact_erasures::Column;
+    let lift = contact_erasures::Entity::update_many()
+        .col_expr(Column::LiftedBy, Expr::value(actor))
+        .col_expr(Column::LiftedAt, Expr::value(Utc::now()))
+        .filter(Column::TenantId.eq(tenant.0))
+        .filter(Column::Id.eq(id))
+        .filter(Column::LiftedAt.is_null());
+    let lifted = db::rows::exec(&txn, &lift).await?;
+    let erasure = contact_erasures::Entity::find()
+        .filter(Column::TenantId.eq(tenant.0))
+        .filter(Column::Id.eq(id));
+    let item = db::rows::one::<contact_erasures::Model, _>(&txn, &erasure)
+        .await?
+        .map(Erasure::from)
         .ok_or(ApprovalError::NotFound("erasure"))?;
     if lifted == 0 {
         return Err(ApprovalError::AlreadyLifted);

@@ -10,12 +10,15 @@
 //!
 //! Nothing here decides who may act: the handlers ask [`crate::auth::policy`] first.
 
-pub mod decide;
-pub mod erase;
-pub mod proposal;
-pub mod requests;
+pub(crate) mod decide;
+pub(crate) mod erase;
+pub(crate) mod proposal;
+pub(crate) mod requests;
 
-pub use proposal::{Action, ContactFields, Proposal};
+pub use decide::Decision;
+pub use erase::{EraseRequest, Erasure, ErasureFilter};
+pub use proposal::{Action, ContactBody, ContactFields, Proposal, RequestBody};
+pub use requests::{ListFilter, MAX_IDEMPOTENCY_KEY, RequestItem, Status, Submission};
 
 use sea_orm::DbErr;
 

@@ -11,34 +11,8 @@ use serde_json::{Map, Value, json};
 /// Longest accepted name, in characters.
 const MAX_NAME_CHARS: usize = 200;
 
-/// What a request proposes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    /// Add a contact to the student.
-    Add,
-    /// Change a contact's name, email, phone or relationship.
-    Update,
-    /// Remove a contact from the student.
-    Remove,
-}
-
-impl Action {
-    /// The stored and JSON name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Add => "add",
-            Self::Update => "update",
-            Self::Remove => "remove",
-        }
-    }
-
-    /// Parses the stored or JSON name.
-    pub fn parse(raw: &str) -> Option<Self> {
-        [Self::Add, Self::Update, Self::Remove]
-            .into_iter()
-            .find(|a| a.as_str() == raw)
-    }
-}
+/// What a request proposes (stored as `contact_requests.action`).
+pub use crate::domain::RequestAction as Action;
 
 /// The JSON body of a submission.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]

@@ -7,38 +7,16 @@ use super::{Action, ApprovalError, ContactValues, Proposal};
 use crate::audit::{self, AuditEntry};
 use crate::db;
 use crate::domain::visibility::teacher_may_see;
-use crate::domain::{Relationship, TenantId};
+use crate::domain::{LinkStatus, Relationship, RequestAction, TenantId};
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, QueryResult, Value};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, FromQueryResult, Value};
 use serde::Serialize;
 
 /// Longest accepted `Idempotency-Key`, in bytes.
 pub const MAX_IDEMPOTENCY_KEY: usize = 200;
 
-/// Status of a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-// Its own schema name: `Status` is the probes' answer.
-#[schema(as = RequestStatus)]
-pub enum Status {
-    /// Waiting for an admin.
-    Pending,
-    /// Approved and applied.
-    Approved,
-    /// Rejected; nothing changed.
-    Rejected,
-}
-
-impl Status {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Approved => "approved",
-            Self::Rejected => "rejected",
-        }
-    }
-}
+/// Status of a request (stored as `contact_requests.status`).
+pub use crate::domain::RequestStatus as Status;
 
 /// One request as the API shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -94,61 +72,103 @@ pub struct Submission<'a> {
     pub proposal: Proposal,
 }
 
-/// The columns [`item`] reads, over `contact_requests r` with the live link `l` and
+/// The columns [`RequestRow`] reads, over `contact_requests r` with the live link `l` and
 /// contact `c` left-joined.
 const SELECT: &str = "SELECT r.id, r.status, r.action, r.student_source_id, r.contact_id, r.proposed, r.current, \
        r.requested_by, r.requested_at, r.decided_by, r.decided_at, r.reason, r.applied, \
-       c.given_name, c.family_name, c.email, c.mobile_phone, l.relationship, l.status, \
+       c.given_name, c.family_name, c.email, c.mobile_phone, l.relationship, l.status AS link_status, \
        c.given_name_changed_at, c.family_name_changed_at, c.email_changed_at, c.mobile_phone_changed_at, \
-       l.relationship_changed_at, l.deactivated_at, l.id \
+       l.relationship_changed_at, l.deactivated_at, l.id AS link_id \
      FROM contact_requests r \
      LEFT JOIN student_contacts l ON l.student_id = r.student_id AND l.contact_id = r.contact_id \
      LEFT JOIN contacts c ON c.id = l.contact_id";
 
-fn item(row: &QueryResult) -> Result<RequestItem, DbErr> {
-    let text = |i: usize| row.try_get_by_index::<Option<String>>(i);
-    let time = |i: usize| row.try_get_by_index::<Option<DateTime<Utc>>>(i);
-    let json = |i: usize| -> Result<Option<serde_json::Value>, DbErr> {
-        Ok(text(i)?.and_then(|t| serde_json::from_str(&t).ok()))
-    };
-    let requested_at: DateTime<Utc> = row.try_get_by_index(8)?;
-    let link: Option<i64> = row.try_get_by_index(25)?;
-    let current = match link {
-        Some(_) => Some(ContactValues {
-            given_name: text(13)?,
-            family_name: text(14)?,
-            email_address: text(15)?,
-            mobile_phone: text(16)?,
-            relationship: text(17)?,
-            status: text(18)?,
-        }),
-        None => None,
-    };
-    let mut stale = false;
-    for i in 19..=24 {
-        stale |= time(i)?.is_some_and(|t| t > requested_at);
+/// A contact's values with its link to the student, read by name.
+#[derive(FromQueryResult)]
+struct LinkedValues {
+    given_name: Option<String>,
+    family_name: Option<String>,
+    email: Option<String>,
+    mobile_phone: Option<String>,
+    relationship: Option<Relationship>,
+    link_status: Option<LinkStatus>,
+}
+
+impl From<LinkedValues> for ContactValues {
+    fn from(v: LinkedValues) -> Self {
+        ContactValues {
+            given_name: v.given_name,
+            family_name: v.family_name,
+            email_address: v.email,
+            mobile_phone: v.mobile_phone,
+            relationship: v.relationship.map(|r| r.as_str().to_string()),
+            status: v.link_status.map(|s| s.as_str().to_string()),
+        }
     }
-    let contact_id: Option<i64> = row.try_get_by_index(4)?;
-    let status = text(1)?.unwrap_or_default();
+}
+
+/// One request as [`SELECT`] reads it.
+#[derive(FromQueryResult)]
+struct RequestRow {
+    id: i64,
+    status: Status,
+    action: RequestAction,
+    student_source_id: String,
+    contact_id: Option<i64>,
+    proposed: String,
+    current: Option<String>,
+    requested_by: String,
+    requested_at: DateTime<Utc>,
+    decided_by: Option<String>,
+    decided_at: Option<DateTime<Utc>>,
+    reason: Option<String>,
+    applied: Option<String>,
+    #[sea_orm(nested)]
+    values: LinkedValues,
+    given_name_changed_at: Option<DateTime<Utc>>,
+    family_name_changed_at: Option<DateTime<Utc>>,
+    email_changed_at: Option<DateTime<Utc>>,
+    mobile_phone_changed_at: Option<DateTime<Utc>>,
+    relationship_changed_at: Option<DateTime<Utc>>,
+    deactivated_at: Option<DateTime<Utc>>,
+    link_id: Option<i64>,
+}
+
+fn json(text: Option<&str>) -> Option<serde_json::Value> {
+    text.and_then(|t| serde_json::from_str(t).ok())
+}
+
+fn item(row: RequestRow) -> RequestItem {
+    let changes = [
+        row.given_name_changed_at,
+        row.family_name_changed_at,
+        row.email_changed_at,
+        row.mobile_phone_changed_at,
+        row.relationship_changed_at,
+        row.deactivated_at,
+    ];
     // Only a pending request can be stale: a decision itself changes the contact.
-    stale &= status == Status::Pending.as_str();
-    Ok(RequestItem {
-        id: row.try_get_by_index::<i64>(0)?.to_string(),
-        status,
-        action: text(2)?.unwrap_or_default(),
-        student_id: text(3)?.unwrap_or_default(),
-        contact_id: contact_id.map(|id| id.to_string()),
-        proposed: json(5)?.unwrap_or(serde_json::Value::Null),
-        submitted: json(6)?.and_then(|v| serde_json::from_value(v).ok()),
-        current,
+    let stale = row.status == Status::Pending
+        && changes
+            .iter()
+            .any(|t| t.is_some_and(|t| t > row.requested_at));
+    RequestItem {
+        id: row.id.to_string(),
+        status: row.status.as_str().to_string(),
+        action: row.action.as_str().to_string(),
+        student_id: row.student_source_id,
+        contact_id: row.contact_id.map(|id| id.to_string()),
+        proposed: json(Some(&row.proposed)).unwrap_or(serde_json::Value::Null),
+        submitted: json(row.current.as_deref()).and_then(|v| serde_json::from_value(v).ok()),
+        current: row.link_id.map(|_| ContactValues::from(row.values)),
         stale,
-        requested_by: text(7)?.unwrap_or_default(),
-        requested_at,
-        decided_by: text(9)?,
-        decided_at: time(10)?,
-        reason: text(11)?,
-        applied: json(12)?,
-    })
+        requested_by: row.requested_by,
+        requested_at: row.requested_at,
+        decided_by: row.decided_by,
+        decided_at: row.decided_at,
+        reason: row.reason,
+        applied: json(row.applied.as_deref()),
+    }
 }
 
 /// One request of the tenant.
@@ -157,13 +177,13 @@ pub async fn get<C: ConnectionTrait>(
     tenant: TenantId,
     id: i64,
 ) -> Result<Option<RequestItem>, DbErr> {
-    let rows = db::query(
+    Ok(db::rows::query_one::<RequestRow, _>(
         conn,
         &format!("{SELECT} WHERE r.tenant_id = $1 AND r.id = $2"),
         vec![Value::BigInt(Some(tenant.0)), Value::BigInt(Some(id))],
     )
-    .await?;
-    rows.first().map(item).transpose()
+    .await?
+    .map(item))
 }
 
 /// What to list.
@@ -204,9 +224,25 @@ pub async fn list<C: ConnectionTrait>(
         filters.and("r.id >", after);
     }
     let (sql, values) = filters.finish(&format!("ORDER BY r.id LIMIT {}", filter.limit + 1));
-    let rows = db::query(conn, &sql, values).await?;
-    let items = rows.iter().map(item).collect::<Result<Vec<_>, _>>()?;
+    let items = db::rows::query_as::<RequestRow, _>(conn, &sql, values)
+        .await?
+        .into_iter()
+        .map(item)
+        .collect();
     Ok(db::page(items, filter.limit, |i| i.id.clone()))
+}
+
+/// A row's id.
+#[derive(FromQueryResult)]
+pub(super) struct Id {
+    pub(super) id: i64,
+}
+
+/// The first request stored under an `Idempotency-Key`.
+#[derive(FromQueryResult)]
+struct Replayed {
+    id: i64,
+    body_hash: Option<i64>,
 }
 
 /// The student's id in the tenant.
@@ -215,16 +251,14 @@ pub(super) async fn student_id<C: ConnectionTrait>(
     tenant: TenantId,
     source_id: &str,
 ) -> Result<i64, ApprovalError> {
-    let rows = db::query(
+    db::rows::query_one::<Id, _>(
         conn,
         "SELECT id FROM students WHERE tenant_id = $1 AND source_id = $2",
         vec![Value::BigInt(Some(tenant.0)), source_id.into()],
     )
-    .await?;
-    rows.first()
-        .map(|r| r.try_get_by_index::<i64>(0))
-        .transpose()?
-        .ok_or(ApprovalError::NotFound("student"))
+    .await?
+    .map(|row| row.id)
+    .ok_or(ApprovalError::NotFound("student"))
 }
 
 /// The current values of a contact linked to a student (any link status).
@@ -234,9 +268,9 @@ pub(super) async fn linked_values<C: ConnectionTrait>(
     student_id: i64,
     contact_id: i64,
 ) -> Result<Option<ContactValues>, DbErr> {
-    let rows = db::query(
+    let values = db::rows::query_one::<LinkedValues, _>(
         conn,
-        "SELECT c.given_name, c.family_name, c.email, c.mobile_phone, l.relationship, l.status \
+        "SELECT c.given_name, c.family_name, c.email, c.mobile_phone, l.relationship, l.status AS link_status \
          FROM student_contacts l JOIN contacts c ON c.id = l.contact_id \
          WHERE l.tenant_id = $1 AND l.student_id = $2 AND l.contact_id = $3",
         vec![
@@ -246,19 +280,7 @@ pub(super) async fn linked_values<C: ConnectionTrait>(
         ],
     )
     .await?;
-    rows.first()
-        .map(|row| {
-            let text = |i: usize| row.try_get_by_index::<Option<String>>(i);
-            Ok(ContactValues {
-                given_name: text(0)?,
-                family_name: text(1)?,
-                email_address: text(2)?,
-                mobile_phone: text(3)?,
-                relationship: text(4)?,
-                status: text(5)?,
-            })
-        })
-        .transpose()
+    Ok(values.map(ContactValues::from))
 }
 
 /// True when `proposal` would change nothing of `current`.
@@ -307,7 +329,7 @@ async fn replay<C: ConnectionTrait>(
     let Some(key) = submission.idempotency_key else {
         return Ok(None);
     };
-    let rows = db::query(
+    let first = db::rows::query_one::<Replayed, _>(
         conn,
         "SELECT id, body_hash FROM contact_requests WHERE tenant_id = $1 AND requested_by = $2 AND idempotency_key = $3",
         vec![
@@ -317,14 +339,13 @@ async fn replay<C: ConnectionTrait>(
         ],
     )
     .await?;
-    let Some(row) = rows.first() else {
+    let Some(first) = first else {
         return Ok(None);
     };
-    let (id, stored): (i64, Option<i64>) = (row.try_get_by_index(0)?, row.try_get_by_index(1)?);
-    if stored != Some(hash) {
+    if first.body_hash != Some(hash) {
         return Err(ApprovalError::IdempotencyKeyReused);
     }
-    Ok(get(conn, submission.tenant, id).await?)
+    Ok(get(conn, submission.tenant, first.id).await?)
 }
 
 /// Stores a pending request (or returns the first one for a replayed `Idempotency-Key`:
@@ -357,16 +378,9 @@ async fn insert(
 ) -> Result<RequestItem, ApprovalError> {
     let txn = db::begin_write(db_conn).await?;
     let tenant = submission.tenant;
-    let enabled = db::query(
-        &txn,
-        "SELECT update_parent_information FROM tenant_settings WHERE tenant_id = $1",
-        vec![Value::BigInt(Some(tenant.0))],
-    )
-    .await?
-    .first()
-    .map(|r| r.try_get_by_index::<bool>(0))
-    .transpose()?
-    .unwrap_or(false);
+    let enabled = crate::tenants::settings::load(&txn, tenant)
+        .await?
+        .is_some_and(|s| s.update_parent_information);
     if !enabled {
         return Err(ApprovalError::EditsDisabled);
     }
@@ -380,7 +394,7 @@ async fn insert(
                 .await?
                 .filter(|v| {
                     teacher_may_see(
-                        v.status.as_deref() == Some("active"),
+                        v.status.as_deref() == Some(LinkStatus::Active.as_str()),
                         v.relationship
                             .as_deref()
                             .and_then(|r| Relationship::parse(r).ok()),
@@ -399,7 +413,7 @@ async fn insert(
     let current_json = current
         .as_ref()
         .map(|c| serde_json::to_value(c).unwrap_or_default());
-    let rows = db::query(
+    let inserted = db::rows::query_one::<Id, _>(
         &txn,
         "INSERT INTO contact_requests (tenant_id, student_id, student_source_id, contact_id, action, proposed, current, \
            requested_by, requested_at, idempotency_key, body_hash, status) \
@@ -419,10 +433,9 @@ async fn insert(
         ],
     )
     .await?;
-    let id: i64 = rows
-        .first()
+    let id = inserted
         .ok_or_else(|| DbErr::Custom("INSERT … RETURNING returned no row".into()))?
-        .try_get_by_index(0)?;
+        .id;
     audit::record(
         &txn,
         AuditEntry {

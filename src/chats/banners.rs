@@ -11,45 +11,13 @@
 
 use crate::audit::{self, AuditEntry};
 use crate::db::{self, ImportConn};
+use crate::domain::TenantId;
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr, Value};
 
-/// Why a guardian stopped being an active contact of the student.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cause {
-    /// A sync made the link inactive.
-    Sync,
-    /// An approved edit removed the guardian from the student.
-    ApprovedEdit,
-    /// An admin erased the guardian from the student.
-    Erased,
-}
-
-impl Cause {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Cause::Sync => "sync",
-            Cause::ApprovedEdit => "approved_edit",
-            Cause::Erased => "erased",
-        }
-    }
-
-    /// What the owner reads.
-    pub fn message(raw: &str) -> &'static str {
-        match raw {
-            "sync" => {
-                "The school's records no longer list this guardian as an active contact of the student. Please remove them from this chat."
-            }
-            "approved_edit" => {
-                "This guardian was removed from the student's contacts. Please remove them from this chat."
-            }
-            _ => {
-                "An administrator erased this guardian from the student's contacts. Please remove them from this chat."
-            }
-        }
-    }
-}
+/// Why a guardian stopped being an active contact of the student (stored as
+/// `chat_banners.cause`).
+pub use crate::domain::BannerCause as Cause;
 
 /// Which guardians of which chats stopped being active contacts.
 #[derive(Debug, Clone, Copy)]
@@ -85,7 +53,7 @@ impl Affected {
 
 /// The statements that record a change: banners, or removals when the tenant auto-removes.
 fn statements(
-    tenant: i64,
+    tenant: TenantId,
     now: DateTime<Utc>,
     cause: Cause,
     affected: Affected,
@@ -93,7 +61,7 @@ fn statements(
 ) -> (String, Vec<Value>) {
     let (condition, extra) = affected.condition();
     let base = vec![
-        Value::BigInt(Some(tenant)),
+        Value::BigInt(Some(tenant.0)),
         Value::ChronoDateTimeUtc(Some(now)),
         Value::String(Some(cause.as_str().to_string())),
     ];
@@ -121,9 +89,9 @@ const CLEAR_REACTIVATED: &str = "UPDATE chat_banners SET cleared_at = $2, cleare
        SELECT 1 FROM chats c JOIN student_contacts l ON l.student_id = c.student_id \
        WHERE c.id = chat_banners.chat_id AND l.contact_id = chat_banners.contact_id AND l.status = 'active')";
 
-fn audit_entry(tenant: i64, cause: Cause, removed: u64) -> AuditEntry<'static> {
+fn audit_entry(tenant: TenantId, cause: Cause, removed: u64) -> AuditEntry<'static> {
     AuditEntry {
-        tenant_id: Some(tenant),
+        tenant_id: Some(tenant.0),
         actor: "system",
         action: "chat.auto_remove",
         target: None,
@@ -136,7 +104,7 @@ fn audit_entry(tenant: i64, cause: Cause, removed: u64) -> AuditEntry<'static> {
 /// whether the run changed any link that way (nothing to do otherwise).
 pub async fn after_sync(
     conn: &mut ImportConn,
-    tenant: i64,
+    tenant: TenantId,
     now: DateTime<Utc>,
     auto_remove: bool,
     (deactivated, reactivated): (bool, bool),
@@ -158,7 +126,7 @@ pub async fn after_sync(
         conn.exec(
             CLEAR_REACTIVATED,
             vec![
-                Value::BigInt(Some(tenant)),
+                Value::BigInt(Some(tenant.0)),
                 Value::ChronoDateTimeUtc(Some(now)),
             ],
         )
@@ -171,21 +139,14 @@ pub async fn after_sync(
 /// removal, erase), inside the caller's transaction.
 pub async fn after_pair_change<C: ConnectionTrait>(
     conn: &C,
-    tenant: i64,
+    tenant: TenantId,
     now: DateTime<Utc>,
     cause: Cause,
     (student, contact): (i64, i64),
 ) -> Result<(), DbErr> {
-    let auto_remove = db::query(
-        conn,
-        "SELECT auto_remove_inactive_guardians FROM tenant_settings WHERE tenant_id = $1",
-        vec![Value::BigInt(Some(tenant))],
-    )
-    .await?
-    .first()
-    .map(|r| r.try_get_by_index::<bool>(0))
-    .transpose()?
-    .unwrap_or(false);
+    let auto_remove = crate::tenants::settings::load(conn, tenant)
+        .await?
+        .is_some_and(|s| s.auto_remove_inactive_guardians);
     let (sql, values) = statements(
         tenant,
         now,
@@ -204,14 +165,14 @@ pub async fn after_pair_change<C: ConnectionTrait>(
 /// caller's transaction.
 pub async fn after_reactivation<C: ConnectionTrait>(
     conn: &C,
-    tenant: i64,
+    tenant: TenantId,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     db::exec(
         conn,
         CLEAR_REACTIVATED,
         vec![
-            Value::BigInt(Some(tenant)),
+            Value::BigInt(Some(tenant.0)),
             Value::ChronoDateTimeUtc(Some(now)),
         ],
     )

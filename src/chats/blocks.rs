@@ -5,11 +5,15 @@
 use super::ChatError;
 use super::store;
 use crate::audit::{self, AuditEntry};
-use crate::contacts::display_name;
+use crate::contacts::ContactName;
 use crate::db;
 use crate::domain::TenantId;
+use crate::entities::chat_blocks;
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Value};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, FromQueryResult,
+    QueryFilter, Set, Value,
+};
 use serde::Serialize;
 use std::collections::BTreeSet;
 
@@ -28,21 +32,46 @@ pub struct BlockItem {
     pub removed_from_chat: bool,
 }
 
+/// A row that names a contact.
+#[derive(FromQueryResult)]
+struct ContactId {
+    contact_id: i64,
+}
+
+/// One block with its guardian's name (`found` is null once the contact was erased).
+#[derive(FromQueryResult)]
+struct BlockRow {
+    id: i64,
+    contact_id: i64,
+    created_at: DateTime<Utc>,
+    found: Option<i64>,
+    #[sea_orm(nested)]
+    name: ContactName,
+}
+
+/// The owner's block of one contact.
+fn one_block(tenant: TenantId, owner: &str, contact: i64) -> sea_orm::Condition {
+    sea_orm::Condition::all()
+        .add(chat_blocks::Column::TenantId.eq(tenant.0))
+        .add(chat_blocks::Column::OwnerSourceId.eq(owner))
+        .add(chat_blocks::Column::ContactId.eq(contact))
+}
+
 /// The contacts `owner` blocked.
 pub async fn blocked_by<C: ConnectionTrait>(
     conn: &C,
     tenant: TenantId,
     owner: &str,
 ) -> Result<BTreeSet<i64>, DbErr> {
-    db::query(
+    Ok(db::rows::query_as::<ContactId, _>(
         conn,
         "SELECT contact_id FROM chat_blocks WHERE tenant_id = $1 AND owner_source_id = $2",
         vec![Value::BigInt(Some(tenant.0)), owner.into()],
     )
     .await?
-    .iter()
-    .map(|r| r.try_get_by_index::<i64>(0))
-    .collect()
+    .into_iter()
+    .map(|r| r.contact_id)
+    .collect())
 }
 
 /// True when the owner may block `contact`: a guardian of one of their chats, or a contact
@@ -60,7 +89,7 @@ async fn reachable<C: ConnectionTrait>(
     ];
     let in_chat = db::count(
         conn,
-        "SELECT COUNT(*) FROM chat_members m JOIN chats c ON c.id = m.chat_id \
+        "SELECT COUNT(*) AS n FROM chat_members m JOIN chats c ON c.id = m.chat_id \
          WHERE c.tenant_id = $1 AND c.owner_source_id = $2 AND m.contact_id = $3",
         values.clone(),
     )
@@ -70,7 +99,7 @@ async fn reachable<C: ConnectionTrait>(
     }
     let taught = db::count(
         conn,
-        "SELECT COUNT(*) FROM student_contacts l \
+        "SELECT COUNT(*) AS n FROM student_contacts l \
          JOIN enrollments se ON se.person_id = l.student_id AND se.role = 'student' AND se.status = 'active' \
          JOIN enrollments te ON te.class_id = se.class_id AND te.role = 'teacher' AND te.status = 'active' \
          JOIN staff t ON t.id = te.person_id \
@@ -86,24 +115,13 @@ async fn contact_name<C: ConnectionTrait>(
     tenant: TenantId,
     contact: i64,
 ) -> Result<String, DbErr> {
-    let rows = db::query(
+    let name = db::rows::query_one::<ContactName, _>(
         conn,
         "SELECT given_name, family_name, email, mobile_phone FROM contacts WHERE tenant_id = $1 AND id = $2",
         vec![Value::BigInt(Some(tenant.0)), Value::BigInt(Some(contact))],
     )
     .await?;
-    Ok(match rows.first() {
-        None => "(erased contact)".into(),
-        Some(r) => {
-            let text = |i: usize| r.try_get_by_index::<Option<String>>(i);
-            display_name(
-                text(0)?.as_deref(),
-                text(1)?.as_deref(),
-                text(2)?.as_deref(),
-                text(3)?.as_deref(),
-            )
-        }
-    })
+    Ok(name.map_or_else(|| "(erased contact)".into(), |n| n.display()))
 }
 
 /// Blocks `contact` for `owner` (blocking twice changes nothing) and, when `remove_from`
@@ -122,17 +140,14 @@ pub async fn block(
     }
     let now = Utc::now();
     if !blocked_by(&txn, tenant, owner).await?.contains(&contact) {
-        db::exec(
-            &txn,
-            "INSERT INTO chat_blocks (tenant_id, owner_source_id, contact_id, created_at) VALUES ($1, $2, $3, $4)",
-            vec![
-                Value::BigInt(Some(tenant.0)),
-                owner.into(),
-                Value::BigInt(Some(contact)),
-                Value::ChronoDateTimeUtc(Some(now)),
-            ],
-        )
-        .await?;
+        let block = chat_blocks::ActiveModel {
+            tenant_id: Set(tenant.0),
+            owner_source_id: Set(owner.to_string()),
+            contact_id: Set(contact),
+            created_at: Set(now),
+            ..Default::default()
+        };
+        db::rows::exec(&txn, &chat_blocks::Entity::insert(block)).await?;
     }
     let removed_from_chat = match remove_from {
         Some(chat) => {
@@ -153,16 +168,12 @@ pub async fn block(
         },
     )
     .await?;
-    let created_at = db::query(
+    let created_at = db::rows::one::<chat_blocks::Model, _>(
         &txn,
-        "SELECT created_at FROM chat_blocks WHERE tenant_id = $1 AND owner_source_id = $2 AND contact_id = $3",
-        vec![Value::BigInt(Some(tenant.0)), owner.into(), Value::BigInt(Some(contact))],
+        &chat_blocks::Entity::find().filter(one_block(tenant, owner, contact)),
     )
     .await?
-    .first()
-    .map(|r| r.try_get_by_index(0))
-    .transpose()?
-    .unwrap_or(now);
+    .map_or(now, |b| b.created_at);
     let item = BlockItem {
         contact_id: contact.to_string(),
         display_name: contact_name(&txn, tenant, contact).await?,
@@ -183,7 +194,7 @@ pub async fn list<C: ConnectionTrait>(
     before: Option<i64>,
     limit: u64,
 ) -> Result<(Vec<BlockItem>, Option<String>), DbErr> {
-    let rows = db::query(
+    let rows = db::rows::query_as::<BlockRow, _>(
         conn,
         &format!(
             "SELECT b.id, b.contact_id, b.created_at, c.id AS found, c.given_name, c.family_name, c.email, c.mobile_phone \
@@ -199,28 +210,20 @@ pub async fn list<C: ConnectionTrait>(
     )
     .await?;
     let blocks = rows
-        .iter()
+        .into_iter()
         .map(|row| {
-            let text = |column: &str| row.try_get::<Option<String>>("", column);
-            let found = row.try_get::<Option<i64>>("", "found")?.is_some();
             let item = BlockItem {
-                contact_id: row.try_get::<i64>("", "contact_id")?.to_string(),
-                display_name: if found {
-                    display_name(
-                        text("given_name")?.as_deref(),
-                        text("family_name")?.as_deref(),
-                        text("email")?.as_deref(),
-                        text("mobile_phone")?.as_deref(),
-                    )
-                } else {
-                    "(erased contact)".into()
+                contact_id: row.contact_id.to_string(),
+                display_name: match row.found {
+                    Some(_) => row.name.display(),
+                    None => "(erased contact)".into(),
                 },
-                created_at: row.try_get("", "created_at")?,
+                created_at: row.created_at,
                 removed_from_chat: false,
             };
-            Ok((row.try_get::<i64>("", "id")?, item))
+            (row.id, item)
         })
-        .collect::<Result<Vec<_>, DbErr>>()?;
+        .collect::<Vec<_>>();
     let (blocks, next_cursor) = db::page(blocks, limit, |(id, _)| id.to_string());
     Ok((
         blocks.into_iter().map(|(_, item)| item).collect(),
@@ -237,17 +240,11 @@ pub async fn unblock(
     actor: &str,
 ) -> Result<(), ChatError> {
     let txn = db::begin_write(db_conn).await?;
-    let lifted = db::exec(
+    let lifted = db::rows::exec(
         &txn,
-        "DELETE FROM chat_blocks WHERE tenant_id = $1 AND owner_source_id = $2 AND contact_id = $3",
-        vec![
-            Value::BigInt(Some(tenant.0)),
-            owner.into(),
-            Value::BigInt(Some(contact)),
-        ],
+        &chat_blocks::Entity::delete_many().filter(one_block(tenant, owner, contact)),
     )
-    .await?
-    .rows_affected();
+    .await?;
     if lifted == 0 {
         return Err(ChatError::NotFound("block"));
     }

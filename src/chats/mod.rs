@@ -7,9 +7,13 @@
 //! about the data: members are active parents/guardians of the chat's student, a blocked
 //! guardian starts no chat with the owner who blocked them, banners are the owner's alone.
 
-pub mod banners;
-pub mod blocks;
-pub mod store;
+pub(crate) mod banners;
+pub(crate) mod blocks;
+pub(crate) mod store;
+
+pub use banners::Cause;
+pub use blocks::BlockItem;
+pub use store::{ChatPage, StartChat, Viewer};
 
 use sea_orm::DbErr;
 use serde::Serialize;

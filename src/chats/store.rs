@@ -2,16 +2,20 @@
 //! one, reading chats as the owner, another teacher, an admin or a guardian sees them, and
 //! adding or removing guardian members.
 
-use super::banners::Cause;
 use super::blocks;
 use super::{Banner, ChatError, ChatItem, InvalidMember, Member};
-use crate::contacts::display_name;
+use crate::contacts::{ContactName, display_name};
 use crate::db;
 use crate::domain::visibility::{Hidden, teacher_may_see};
-use crate::domain::{Relationship, TenantId};
+use crate::domain::{BannerCause, ChatStarter, LinkStatus, Relationship, TenantId};
+use crate::entities::{chat_banners, chat_members, contacts};
 use crate::invites::{self, InvitationItem, InviteContext, Trigger};
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, QueryResult, Value};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, FromQueryResult,
+    QueryFilter, Set, Value,
+};
 use std::collections::BTreeSet;
 
 /// Who is looking at chats.
@@ -45,21 +49,85 @@ fn id(value: i64) -> Value {
     Value::BigInt(Some(value))
 }
 
+/// A row's id.
+#[derive(FromQueryResult)]
+struct Id {
+    id: i64,
+}
+
+/// A guardian member's contact id.
+#[derive(FromQueryResult)]
+struct ContactId {
+    contact_id: i64,
+}
+
+/// A student–contact link, as far as membership rules need it.
+#[derive(FromQueryResult)]
+struct Link {
+    status: LinkStatus,
+    relationship: Option<Relationship>,
+}
+
+/// A chat, as [`CHAT_COLUMNS`] reads it.
+#[derive(FromQueryResult)]
+struct ChatRow {
+    id: i64,
+    owner_source_id: String,
+    student_source_id: String,
+    started_by: ChatStarter,
+    created_at: DateTime<Utc>,
+    student_id: i64,
+}
+
+/// A current member: a guardian (`contact_id`, with the contact's name unless erased —
+/// `found` is null then — and the link to the chat's student) or a teacher.
+#[derive(FromQueryResult)]
+struct MemberRow {
+    contact_id: Option<i64>,
+    teacher_source_id: Option<String>,
+    added_at: DateTime<Utc>,
+    #[sea_orm(nested)]
+    name: ContactName,
+    relationship: Option<Relationship>,
+    link_status: Option<LinkStatus>,
+    staff_given_name: Option<String>,
+    staff_family_name: Option<String>,
+    found: Option<i64>,
+}
+
+/// An open banner.
+#[derive(FromQueryResult)]
+struct BannerRow {
+    contact_id: i64,
+    cause: BannerCause,
+    created_at: DateTime<Utc>,
+}
+
+/// The chat's owner.
+#[derive(FromQueryResult)]
+struct Owner {
+    owner_source_id: String,
+}
+
+/// The chat's student.
+#[derive(FromQueryResult)]
+struct ChatStudent {
+    student_id: i64,
+}
+
 /// The student's id, if the student exists in the tenant.
 async fn student_id<C: ConnectionTrait>(
     conn: &C,
     tenant: TenantId,
     source_id: &str,
 ) -> Result<i64, ChatError> {
-    db::query(
+    db::rows::query_one::<Id, _>(
         conn,
         "SELECT id FROM students WHERE tenant_id = $1 AND source_id = $2",
         vec![id(tenant.0), source_id.into()],
     )
     .await?
-    .first()
-    .map(|r| r.try_get_by_index::<i64>(0))
-    .transpose()?
+    .map(|row| row.id)
     .ok_or(ChatError::NotFound("student"))
 }
 
@@ -79,21 +147,17 @@ async fn valid_members<C: ConnectionTrait>(
         let reason = match raw.trim().parse::<i64>() {
             Err(_) => Some("not_a_contact_of_student"),
             Ok(contact) => {
-                let link = db::query(
+                let link = db::rows::query_one::<Link, _>(
                     conn,
                     "SELECT status, relationship FROM student_contacts WHERE tenant_id = $1 AND student_id = $2 AND contact_id = $3",
                     vec![id(tenant.0), id(student), id(contact)],
                 )
                 .await?;
-                match link.first() {
+                match link {
                     None => Some("not_a_contact_of_student"),
-                    Some(row) => {
-                        let status: String = row.try_get_by_index(0)?;
-                        let relationship: String = row.try_get_by_index(1)?;
-                        let seen = teacher_may_see(
-                            status == "active",
-                            Relationship::parse(&relationship).ok(),
-                        );
+                    Some(link) => {
+                        let seen =
+                            teacher_may_see(link.status == LinkStatus::Active, link.relationship);
                         if seen == Err(Hidden::Inactive) {
                             Some("inactive")
                         } else if seen == Err(Hidden::NotParentOrGuardian) {
@@ -162,15 +226,15 @@ async fn valid_teachers<C: ConnectionTrait>(
 
 /// Active guardian members of a chat.
 async fn guardian_set<C: ConnectionTrait>(conn: &C, chat: i64) -> Result<BTreeSet<i64>, DbErr> {
-    db::query(
+    Ok(db::rows::query_as::<ContactId, _>(
         conn,
         "SELECT contact_id FROM chat_members WHERE chat_id = $1 AND removed_at IS NULL AND contact_id IS NOT NULL",
         vec![id(chat)],
     )
     .await?
-    .iter()
-    .map(|r| r.try_get_by_index::<i64>(0))
-    .collect()
+    .into_iter()
+    .map(|row| row.contact_id)
+    .collect())
 }
 
 /// The owner's existing chat about the student whose guardians are exactly `guardians`.
@@ -181,14 +245,13 @@ async fn existing_chat<C: ConnectionTrait>(
     student: i64,
     matches: impl Fn(&BTreeSet<i64>) -> bool,
 ) -> Result<Option<i64>, DbErr> {
-    let chats = db::query(
+    let chats = db::rows::query_as::<Id, _>(
         conn,
         "SELECT id FROM chats WHERE tenant_id = $1 AND owner_source_id = $2 AND student_id = $3 ORDER BY id",
         vec![id(tenant.0), owner.into(), id(student)],
     )
     .await?;
-    for row in chats {
-        let chat: i64 = row.try_get_by_index(0)?;
+    for Id { id: chat } in chats {
         if matches(&guardian_set(conn, chat).await?) {
             return Ok(Some(chat));
         }
@@ -201,10 +264,10 @@ async fn insert_chat<C: ConnectionTrait>(
     tenant: TenantId,
     owner: &str,
     (student, student_source_id): (i64, &str),
-    started_by: &str,
+    started_by: ChatStarter,
     now: DateTime<Utc>,
 ) -> Result<i64, DbErr> {
-    db::query(
+    db::rows::query_one::<Id, _>(
         conn,
         "INSERT INTO chats (tenant_id, owner_source_id, student_id, student_source_id, started_by, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
@@ -213,14 +276,13 @@ async fn insert_chat<C: ConnectionTrait>(
             owner.into(),
             id(student),
             student_source_id.into(),
-            started_by.into(),
+            started_by.as_str().into(),
             Value::ChronoDateTimeUtc(Some(now)),
         ],
     )
     .await?
-    .first()
-    .ok_or_else(|| DbErr::Custom("INSERT … RETURNING returned no row".into()))?
-    .try_get_by_index(0)
+    .map(|row| row.id)
+    .ok_or_else(|| DbErr::Custom("INSERT … RETURNING returned no row".into()))
 }
 
 async fn insert_member<C: ConnectionTrait>(
@@ -230,19 +292,17 @@ async fn insert_member<C: ConnectionTrait>(
     member: (Option<i64>, Option<&str>),
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
-    db::exec(
-        conn,
-        "INSERT INTO chat_members (tenant_id, chat_id, contact_id, teacher_source_id, added_at) VALUES ($1, $2, $3, $4, $5)",
-        vec![
-            id(tenant.0),
-            id(chat),
-            Value::BigInt(member.0),
-            Value::String(member.1.map(str::to_string)),
-            Value::ChronoDateTimeUtc(Some(now)),
-        ],
-    )
-    .await
-    .map(|_| ())
+    let row = chat_members::ActiveModel {
+        tenant_id: Set(tenant.0),
+        chat_id: Set(chat),
+        contact_id: Set(member.0),
+        teacher_source_id: Set(member.1.map(str::to_string)),
+        added_at: Set(now),
+        ..Default::default()
+    };
+    db::rows::exec(conn, &chat_members::Entity::insert(row))
+        .await
+        .map(|_| ())
 }
 
 /// Starts a chat owned by a teacher, or re-enters the owner's chat about the student with
@@ -278,7 +338,7 @@ pub async fn start(
                 tenant,
                 request.owner,
                 (student, request.student_source_id),
-                "owner",
+                ChatStarter::Owner,
                 now,
             )
             .await?;
@@ -361,17 +421,12 @@ pub async fn mark_joined<C: ConnectionTrait>(
     tenant: TenantId,
     contact: i64,
 ) -> Result<(), DbErr> {
-    db::exec(
-        conn,
-        "UPDATE contacts SET joined_at = $1 WHERE tenant_id = $2 AND id = $3 AND joined_at IS NULL",
-        vec![
-            Value::ChronoDateTimeUtc(Some(Utc::now())),
-            id(tenant.0),
-            id(contact),
-        ],
-    )
-    .await
-    .map(|_| ())
+    let update = contacts::Entity::update_many()
+        .col_expr(contacts::Column::JoinedAt, Expr::value(Utc::now()))
+        .filter(contacts::Column::TenantId.eq(tenant.0))
+        .filter(contacts::Column::Id.eq(contact))
+        .filter(contacts::Column::JoinedAt.is_null());
+    db::rows::exec(conn, &update).await.map(|_| ())
 }
 
 async fn has_teacher<C: ConnectionTrait>(
@@ -425,7 +480,7 @@ pub async fn guardian_start(
                 tenant,
                 owner,
                 (student, student_source_id),
-                "guardian",
+                ChatStarter::Guardian,
                 now,
             )
             .await?;
@@ -470,13 +525,13 @@ pub async fn read<C: ConnectionTrait>(
     viewer: &Viewer,
 ) -> Result<Option<ChatItem>, DbErr> {
     let (condition, extra) = visible(viewer, 3);
-    let rows = db::query(
+    let row = db::rows::query_one::<ChatRow, _>(
         conn,
         &format!("{CHAT_COLUMNS} WHERE c.tenant_id = $1 AND c.id = $2{condition}"),
         [vec![id(tenant.0), id(chat)], extra].concat(),
     )
     .await?;
-    match rows.first() {
+    match row {
         None => Ok(None),
         Some(row) => item(conn, tenant, row, viewer).await.map(Some),
     }
@@ -490,7 +545,7 @@ pub async fn owner<C: ConnectionTrait>(
     viewer: &Viewer,
 ) -> Result<Option<String>, DbErr> {
     let (condition, extra) = visible(viewer, 3);
-    db::query(
+    Ok(db::rows::query_one::<Owner, _>(
         conn,
         &format!(
             "SELECT c.owner_source_id FROM chats c WHERE c.tenant_id = $1 AND c.id = $2{condition}"
@@ -498,9 +553,7 @@ pub async fn owner<C: ConnectionTrait>(
         [vec![id(tenant.0), id(chat)], extra].concat(),
     )
     .await?
-    .first()
-    .map(|row| row.try_get("", "owner_source_id"))
-    .transpose()
+    .map(|row| row.owner_source_id))
 }
 
 /// Where a page of chats starts and how long it is.
@@ -569,8 +622,8 @@ pub async fn list<C: ConnectionTrait>(
         ),
     };
     let mut items = Vec::new();
-    for row in db::query(conn, &sql, values).await? {
-        items.push(item(conn, tenant, &row, viewer).await?);
+    for row in db::rows::query_as::<ChatRow, _>(conn, &sql, values).await? {
+        items.push(item(conn, tenant, row, viewer).await?);
     }
     Ok(db::page(items, page.limit, |chat| chat.id.clone()))
 }
@@ -578,16 +631,17 @@ pub async fn list<C: ConnectionTrait>(
 async fn item<C: ConnectionTrait>(
     conn: &C,
     tenant: TenantId,
-    row: &QueryResult,
+    row: ChatRow,
     viewer: &Viewer,
 ) -> Result<ChatItem, DbErr> {
-    let chat: i64 = row.try_get_by_index(0)?;
-    let owner: String = row.try_get_by_index(1)?;
-    let student: i64 = row.try_get_by_index(5)?;
-    let members = db::query(
+    let chat = row.id;
+    let owner = row.owner_source_id;
+    let student = row.student_id;
+    let members = db::rows::query_as::<MemberRow, _>(
         conn,
         "SELECT m.contact_id, m.teacher_source_id, m.added_at, c.given_name, c.family_name, c.email, c.mobile_phone, \
-           l.relationship, l.status, s.given_name, s.family_name, c.id \
+           l.relationship, l.status AS link_status, s.given_name AS staff_given_name, s.family_name AS staff_family_name, \
+           c.id AS found \
          FROM chat_members m \
          LEFT JOIN contacts c ON c.id = m.contact_id \
          LEFT JOIN student_contacts l ON l.contact_id = m.contact_id AND l.student_id = $2 \
@@ -596,9 +650,9 @@ async fn item<C: ConnectionTrait>(
         vec![id(chat), id(student)],
     )
     .await?
-    .iter()
+    .into_iter()
     .map(member)
-    .collect::<Result<Vec<_>, _>>()?;
+    .collect();
     let owner_view = matches!(viewer, Viewer::Teacher(t) if *t == owner);
     let (banners, invitations) = if owner_view {
         (
@@ -611,80 +665,67 @@ async fn item<C: ConnectionTrait>(
     Ok(ChatItem {
         id: chat.to_string(),
         owner_id: owner,
-        student_id: row.try_get_by_index(2)?,
-        started_by: row.try_get_by_index(3)?,
+        student_id: row.student_source_id,
+        started_by: row.started_by.as_str().to_string(),
         members,
         banners,
         invitations,
         reentered: false,
-        created_at: row.try_get_by_index(4)?,
+        created_at: row.created_at,
     })
 }
 
-fn member(row: &QueryResult) -> Result<Member, DbErr> {
-    let text = |i: usize| row.try_get_by_index::<Option<String>>(i);
-    let contact: Option<i64> = row.try_get_by_index(0)?;
-    let added_at = row.try_get_by_index(2)?;
-    Ok(match contact {
-        Some(contact) => {
-            let (given, family, email, phone) = (text(3)?, text(4)?, text(5)?, text(6)?);
-            let erased = row.try_get_by_index::<Option<i64>>(11)?.is_none();
-            let status = text(8)?;
-            Member {
-                kind: "guardian".into(),
-                id: contact.to_string(),
-                display_name: if erased {
-                    "(erased contact)".into()
-                } else {
-                    display_name(
-                        given.as_deref(),
-                        family.as_deref(),
-                        email.as_deref(),
-                        phone.as_deref(),
-                    )
-                },
-                relationship: text(7)?,
-                link_status: Some(status.unwrap_or_else(|| "erased".into())),
-                added_at,
-            }
-        }
+fn member(row: MemberRow) -> Member {
+    match row.contact_id {
+        Some(contact) => Member {
+            kind: "guardian".into(),
+            id: contact.to_string(),
+            display_name: match row.found {
+                Some(_) => row.name.display(),
+                None => "(erased contact)".into(),
+            },
+            relationship: row.relationship.map(|r| r.as_str().to_string()),
+            link_status: Some(
+                row.link_status
+                    .map_or("erased", LinkStatus::as_str)
+                    .to_string(),
+            ),
+            added_at: row.added_at,
+        },
         None => {
-            let teacher = text(1)?.unwrap_or_default();
+            let teacher = row.teacher_source_id.unwrap_or_default();
             Member {
                 kind: "teacher".into(),
                 display_name: display_name(
-                    text(9)?.as_deref(),
-                    text(10)?.as_deref(),
+                    row.staff_given_name.as_deref(),
+                    row.staff_family_name.as_deref(),
                     None,
                     Some(&teacher),
                 ),
                 id: teacher,
                 relationship: None,
                 link_status: None,
-                added_at,
+                added_at: row.added_at,
             }
         }
-    })
+    }
 }
 
 async fn open_banners<C: ConnectionTrait>(conn: &C, chat: i64) -> Result<Vec<Banner>, DbErr> {
-    db::query(
+    Ok(db::rows::query_as::<BannerRow, _>(
         conn,
         "SELECT contact_id, cause, created_at FROM chat_banners WHERE chat_id = $1 AND cleared_at IS NULL ORDER BY id",
         vec![id(chat)],
     )
     .await?
-    .iter()
-    .map(|row| {
-        let cause: String = row.try_get_by_index(1)?;
-        Ok(Banner {
-            contact_id: row.try_get_by_index::<i64>(0)?.to_string(),
-            message: Cause::message(&cause).to_string(),
-            cause,
-            created_at: row.try_get_by_index(2)?,
-        })
+    .into_iter()
+    .map(|row| Banner {
+        contact_id: row.contact_id.to_string(),
+        message: row.cause.message().to_string(),
+        cause: row.cause.as_str().to_string(),
+        created_at: row.created_at,
     })
-    .collect()
+    .collect())
 }
 
 /// The chat `chat` if `owner` owns it: `(student id)`.
@@ -694,15 +735,13 @@ async fn owned<C: ConnectionTrait>(
     chat: i64,
     owner: &str,
 ) -> Result<i64, ChatError> {
-    db::query(
+    db::rows::query_one::<ChatStudent, _>(
         conn,
         "SELECT student_id FROM chats WHERE tenant_id = $1 AND id = $2 AND owner_source_id = $3",
         vec![id(tenant.0), id(chat), owner.into()],
     )
     .await?
-    .first()
-    .map(|r| r.try_get_by_index::<i64>(0))
-    .transpose()?
+    .map(|row| row.student_id)
     .ok_or(ChatError::NotFound("chat"))
 }
 
@@ -737,23 +776,23 @@ pub async fn remove_member<C: ConnectionTrait>(
     contact: i64,
 ) -> Result<(), ChatError> {
     owned(conn, tenant, chat, owner).await?;
-    let now = Value::ChronoDateTimeUtc(Some(Utc::now()));
-    let removed = db::exec(
-        conn,
-        "UPDATE chat_members SET removed_at = $1, removed_by = 'owner' WHERE chat_id = $2 AND contact_id = $3 AND removed_at IS NULL",
-        vec![now.clone(), id(chat), id(contact)],
-    )
-    .await?
-    .rows_affected();
-    if removed == 0 {
+    let now = Utc::now();
+    let removal = chat_members::Entity::update_many()
+        .col_expr(chat_members::Column::RemovedAt, Expr::value(now))
+        .col_expr(chat_members::Column::RemovedBy, Expr::value("owner"))
+        .filter(chat_members::Column::ChatId.eq(chat))
+        .filter(chat_members::Column::ContactId.eq(contact))
+        .filter(chat_members::Column::RemovedAt.is_null());
+    if db::rows::exec(conn, &removal).await? == 0 {
         return Err(ChatError::NotFound("member"));
     }
-    db::exec(
-        conn,
-        "UPDATE chat_banners SET cleared_at = $1, cleared_by = 'owner' WHERE chat_id = $2 AND contact_id = $3 AND cleared_at IS NULL",
-        vec![now, id(chat), id(contact)],
-    )
-    .await?;
+    let cleared = chat_banners::Entity::update_many()
+        .col_expr(chat_banners::Column::ClearedAt, Expr::value(now))
+        .col_expr(chat_banners::Column::ClearedBy, Expr::value("owner"))
+        .filter(chat_banners::Column::ChatId.eq(chat))
+        .filter(chat_banners::Column::ContactId.eq(contact))
+        .filter(chat_banners::Column::ClearedAt.is_null());
+    db::rows::exec(conn, &cleared).await?;
     Ok(())
 }
 

@@ -40,8 +40,7 @@ pub(super) async fn run(command: SettingsCommand, config: &Config) -> Result<(),
     match command {
         SettingsCommand::Get { tenant, key, json } => {
             let conn = open(config).await?;
-            let tenant = tenants::find(&conn, &tenant).await?;
-            let current = settings::get(&conn, tenant.id).await?;
+            let current = settings::Settings::from(&tenants::find(&conn, &tenant).await?.settings);
             let text = match (key, json) {
                 (Some(key), false) => format!("{}\n", key.show(&current)),
                 (Some(key), true) => format!(

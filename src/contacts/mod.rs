@@ -2,9 +2,10 @@
 //! what an admin sees (every role and status, with provenance).
 
 use crate::db;
-use crate::domain::TenantId;
+use crate::domain::{LinkStatus, Provenance as Source, Relationship, TenantId};
 use crate::roster;
-use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, Value};
 use serde::Serialize;
 
 /// Which view of a student's contacts.
@@ -109,6 +110,28 @@ pub enum ContactsError {
     Db(#[from] DbErr),
 }
 
+/// A contact's name columns (`given_name`, `family_name`, `email`, `mobile_phone`), read by
+/// name, for showing the contact.
+#[derive(Debug, Clone, Default, sea_orm::FromQueryResult)]
+pub(crate) struct ContactName {
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub email: Option<String>,
+    pub mobile_phone: Option<String>,
+}
+
+impl ContactName {
+    /// [`display_name`] of these columns.
+    pub fn display(&self) -> String {
+        display_name(
+            self.given_name.as_deref(),
+            self.family_name.as_deref(),
+            self.email.as_deref(),
+            self.mobile_phone.as_deref(),
+        )
+    }
+}
+
 /// Display name: "Given Family", else the email, else the phone.
 pub fn display_name(
     given: Option<&str>,
@@ -156,7 +179,7 @@ pub async fn for_student<C: ConnectionTrait>(
         }
         Scope::Admin | Scope::Guardians => String::new(),
     };
-    let rows = db::query(
+    let rows = db::rows::query_as::<ContactRow, _>(
         conn,
         &format!(
             "SELECT c.id, c.given_name, c.family_name, c.email, c.mobile_phone, l.relationship, l.status, \
@@ -177,53 +200,81 @@ pub async fn for_student<C: ConnectionTrait>(
             student_source_id.to_string(),
         ));
     }
-    rows.iter()
+    Ok(rows
+        .into_iter()
         // The student's own row when it has no contact: no item.
-        .filter(|row| !matches!(row.try_get_by_index::<Option<i64>>(0), Ok(None)))
-        .map(|row| item(row, view))
-        .collect::<Result<_, DbErr>>()
-        .map_err(Into::into)
+        .filter_map(|row| item(row, view))
+        .collect())
 }
 
-fn item(row: &QueryResult, view: View) -> Result<ContactItem, DbErr> {
-    let text = |i: usize| row.try_get_by_index::<Option<String>>(i);
-    let time = |i: usize| row.try_get_by_index::<Option<chrono::DateTime<chrono::Utc>>>(i);
-    let field = |i: usize| -> Result<FieldProvenance, DbErr> {
-        Ok(FieldProvenance {
-            source: text(i)?,
-            changed_at: time(i + 1)?,
-        })
-    };
-    let id: i64 = row.try_get_by_index(0)?;
-    let (given, family, email, phone) = (text(1)?, text(2)?, text(3)?, text(4)?);
+/// Where one field's value came from and when it changed (`{field}_provenance`,
+/// `{field}_changed_at`).
+#[derive(FromQueryResult)]
+struct FieldRow {
+    provenance: Option<Source>,
+    changed_at: Option<DateTime<Utc>>,
+}
+
+impl From<FieldRow> for FieldProvenance {
+    fn from(f: FieldRow) -> Self {
+        FieldProvenance {
+            source: f.provenance.map(|p| p.as_str().to_string()),
+            changed_at: f.changed_at,
+        }
+    }
+}
+
+/// One link of the student with its contact; `id` is null on the student's own row when it
+/// has no contact.
+#[derive(FromQueryResult)]
+struct ContactRow {
+    id: Option<i64>,
+    #[sea_orm(nested)]
+    name: ContactName,
+    relationship: Option<Relationship>,
+    status: Option<LinkStatus>,
+    #[sea_orm(nested(prefix = "given_name_"))]
+    given_name_field: FieldRow,
+    #[sea_orm(nested(prefix = "family_name_"))]
+    family_name_field: FieldRow,
+    #[sea_orm(nested(prefix = "email_"))]
+    email_field: FieldRow,
+    #[sea_orm(nested(prefix = "mobile_phone_"))]
+    mobile_phone_field: FieldRow,
+    #[sea_orm(nested(prefix = "relationship_"))]
+    relationship_field: FieldRow,
+    first_seen_at: Option<DateTime<Utc>>,
+    deactivated_at: Option<DateTime<Utc>>,
+}
+
+fn item(row: ContactRow, view: View) -> Option<ContactItem> {
+    let id = row.id?;
     let admin = view == View::Admin;
-    Ok(ContactItem {
+    let name = row.name;
+    Some(ContactItem {
         id: id.to_string(),
-        display_name: display_name(
-            given.as_deref(),
-            family.as_deref(),
-            email.as_deref(),
-            phone.as_deref(),
-        ),
-        can_communicate: email.is_some() || phone.is_some(),
-        given_name: given,
-        family_name: family,
-        email_address: email,
-        mobile_phone: phone,
-        relationship: text(5)?.unwrap_or_default(),
-        status: text(6)?.unwrap_or_default(),
-        provenance: if admin {
-            Some(Provenance {
-                given_name: field(7)?,
-                family_name: field(9)?,
-                email_address: field(11)?,
-                mobile_phone: field(13)?,
-                relationship: field(15)?,
-            })
-        } else {
-            None
-        },
-        first_seen_at: if admin { time(17)? } else { None },
-        deactivated_at: if admin { time(18)? } else { None },
+        display_name: name.display(),
+        can_communicate: name.email.is_some() || name.mobile_phone.is_some(),
+        given_name: name.given_name,
+        family_name: name.family_name,
+        email_address: name.email,
+        mobile_phone: name.mobile_phone,
+        relationship: row
+            .relationship
+            .map(|r| r.as_str().to_string())
+            .unwrap_or_default(),
+        status: row
+            .status
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+        provenance: admin.then(|| Provenance {
+            given_name: row.given_name_field.into(),
+            family_name: row.family_name_field.into(),
+            email_address: row.email_field.into(),
+            mobile_phone: row.mobile_phone_field.into(),
+            relationship: row.relationship_field.into(),
+        }),
+        first_seen_at: if admin { row.first_seen_at } else { None },
+        deactivated_at: if admin { row.deactivated_at } else { None },
     })
 }

@@ -4,6 +4,7 @@
 pub mod busy;
 pub mod engine;
 mod import_conn;
+pub mod rows;
 pub mod trace;
 pub mod write;
 

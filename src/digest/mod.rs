@@ -162,7 +162,11 @@ pub fn windows(
     week: Option<IsoWeek>,
 ) -> Result<(Schedule, Windows), CalendarError> {
     let s = &tenant.settings;
-    let schedule = Schedule::from_settings(&s.digest_day, s.digest_hour, &s.digest_time_zone)?;
+    let schedule = Schedule::from_settings(
+        s.digest_day.as_str(),
+        i32::from(s.digest_hour),
+        s.digest_time_zone.name(),
+    )?;
     let week = week.unwrap_or_else(|| IsoWeek::current(schedule.zone, chrono::Utc::now()));
     Ok((schedule, schedule.windows(week)))
 }

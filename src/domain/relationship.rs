@@ -1,25 +1,37 @@
 use super::ParseError;
+use sea_orm::{DeriveActiveEnum, EnumIter};
 use std::fmt;
 
 /// How a contact is related to a student: Microsoft Graph's `contactRelationship`
-/// vocabulary plus `administrator` from SDS v1, stored as given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// vocabulary plus `administrator` from SDS v1, stored as given
+/// (`student_contacts.relationship`). Every writer stores [`Relationship::as_str`]: the
+/// importers parse the file's value into this type first, so no other value is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
 pub enum Relationship {
     /// A parent: a Parent Connection role.
+    #[sea_orm(string_value = "parent")]
     Parent,
     /// A legal guardian: a Parent Connection role.
+    #[sea_orm(string_value = "guardian")]
     Guardian,
     /// Another relative.
+    #[sea_orm(string_value = "relative")]
     Relative,
     /// An aide.
+    #[sea_orm(string_value = "aide")]
     Aide,
     /// A doctor.
+    #[sea_orm(string_value = "doctor")]
     Doctor,
     /// A child of the student.
+    #[sea_orm(string_value = "child")]
     Child,
     /// An administrator (SDS v1 only).
+    #[sea_orm(string_value = "administrator")]
     Administrator,
     /// Any other relationship.
+    #[sea_orm(string_value = "other")]
     Other,
 }
 
@@ -91,5 +103,14 @@ mod tests {
         assert!(Relationship::parse("uncle").is_err());
         assert!(Relationship::Parent.is_parent_connection_role());
         assert!(!Relationship::Relative.is_parent_connection_role());
+    }
+
+    #[test]
+    fn stored_values_are_the_names() {
+        use sea_orm::ActiveEnum;
+        for r in Relationship::ALL {
+            assert_eq!(r.to_value(), r.as_str());
+            assert_eq!(Relationship::try_from_value(&r.as_str().to_string()), Ok(r));
+        }
     }
 }

@@ -16,6 +16,8 @@ pub struct Model {
     pub region: String,
     /// Creation time (UTC).
     pub created_at: DateTimeUtc,
+    /// The key of the tenant's signed links (join and unsubscribe), 32 random bytes as hex.
+    pub link_secret: Option<String>,
 }
 
 /// No relations are navigated through the ORM.

@@ -628,7 +628,7 @@ async fn apply(
     let links = &entities.links;
     crate::chats::banners::after_sync(
         conn,
-        id,
+        tenant.id,
         now,
         tenant.settings.auto_remove_inactive_guardians,
         (links.deactivated > 0, links.reactivated + links.created > 0),

@@ -1,15 +1,19 @@
 //! Tenants (school districts) and their settings.
 
-pub mod directory;
+pub(crate) mod directory;
 pub mod settings;
 
+pub use directory::Directory;
+
 use crate::audit::{self, AuditEntry};
+use crate::db;
 use crate::domain::{Region, TenantId, TenantSlug};
 use crate::entities::{tenant, tenant_settings};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
     QueryFilter, Set,
 };
+use settings::TenantSettings;
 
 /// Errors of tenant operations.
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +41,7 @@ pub struct Tenant {
     /// Default phone region.
     pub region: Region,
     /// Settings.
-    pub settings: tenant_settings::Model,
+    pub settings: TenantSettings,
 }
 
 /// Creates a tenant with default settings, audited.
@@ -49,7 +53,7 @@ pub async fn create(
     deletion_guard_percent: i32,
     actor: &str,
 ) -> Result<Tenant, TenantError> {
-    let txn = crate::db::begin_write(db).await?;
+    let txn = db::begin_write(db).await?;
     if tenant::Entity::find()
         .filter(tenant::Column::Slug.eq(slug.as_str()))
         .one(&txn)
@@ -64,6 +68,7 @@ pub async fn create(
         name: Set(name.to_string()),
         region: Set(region.code()),
         created_at: Set(now),
+        link_secret: Set(Some(crate::web::links::new_secret())),
         ..Default::default()
     }
     .insert(&txn)
@@ -85,16 +90,8 @@ pub async fn create(
         updated_at: Set(now),
     }
     .insert(&txn)
-    .await?;
-    crate::db::exec(
-        &txn,
-        "UPDATE tenants SET link_secret = $1 WHERE id = $2",
-        vec![
-            crate::web::links::new_secret().into(),
-            sea_orm::Value::BigInt(Some(row.id)),
-        ],
-    )
-    .await?;
+    .await?
+    .try_into()?;
     audit::record(
         &txn,
         AuditEntry {
@@ -121,18 +118,18 @@ pub async fn create(
 
 /// Finds a tenant by slug.
 pub async fn find<C: ConnectionTrait>(conn: &C, slug: &str) -> Result<Tenant, TenantError> {
-    let row = tenant::Entity::find()
-        .filter(tenant::Column::Slug.eq(slug))
-        .one(conn)
-        .await?
-        .ok_or_else(|| TenantError::NotFound(slug.to_string()))?;
+    let row = db::rows::one(
+        conn,
+        &tenant::Entity::find().filter(tenant::Column::Slug.eq(slug)),
+    )
+    .await?
+    .ok_or_else(|| TenantError::NotFound(slug.to_string()))?;
     with_settings(conn, row).await
 }
 
 /// Finds a tenant by id.
 pub async fn find_by_id<C: ConnectionTrait>(conn: &C, id: TenantId) -> Result<Tenant, TenantError> {
-    let row = tenant::Entity::find_by_id(id.0)
-        .one(conn)
+    let row = db::rows::one(conn, &tenant::Entity::find_by_id(id.0))
         .await?
         .ok_or_else(|| TenantError::NotFound(format!("#{}", id.0)))?;
     with_settings(conn, row).await
@@ -142,11 +139,9 @@ async fn with_settings<C: ConnectionTrait>(
     conn: &C,
     row: tenant::Model,
 ) -> Result<Tenant, TenantError> {
-    let slug = row.slug.clone();
-    let settings = tenant_settings::Entity::find_by_id(row.id)
-        .one(conn)
+    let settings = settings::load(conn, TenantId(row.id))
         .await?
-        .ok_or_else(|| TenantError::NotFound(slug.to_string()))?;
+        .ok_or_else(|| TenantError::NotFound(row.slug.clone()))?;
     Ok(Tenant {
         id: TenantId(row.id),
         slug: row.slug,

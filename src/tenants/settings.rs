@@ -4,11 +4,100 @@
 
 use crate::audit::{self, AuditEntry};
 use crate::db;
-use crate::digest::week;
-use crate::domain::TenantId;
+use crate::digest::week::{self, DigestDay};
+use crate::domain::{TenantId, TimeZoneName};
 use crate::entities::tenant_settings;
-use sea_orm::{ActiveModelTrait, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel, Set};
+use crate::outbox::Channel;
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel, Set,
+};
 use serde::Serialize;
+
+/// A tenant's settings, parsed once from its `tenant_settings` row: every reader uses these
+/// typed fields, none reads a settings column itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantSettings {
+    /// The channel invitations use when a guardian has both.
+    pub preferred_invite_channel: Channel,
+    /// Teachers may propose contact edits.
+    pub update_parent_information: bool,
+    /// Weekly digest switch.
+    pub digest_enabled: bool,
+    /// Share of active links (percent, 0–100) a sync may deactivate without `--force`.
+    pub deletion_guard_percent: i32,
+    /// Remove guardians who stop being active contacts from chats, instead of a banner.
+    pub auto_remove_inactive_guardians: bool,
+    /// Invitations one guardian may receive per window.
+    pub invite_limit_per_guardian: u32,
+    /// The per-guardian window, in days.
+    pub invite_window_days: u32,
+    /// Invitations the tenant may send per UTC day.
+    pub invite_limit_per_tenant_per_day: u32,
+    /// Day of the weekly digest.
+    pub digest_day: DigestDay,
+    /// Hour of the weekly digest, 0–23, in `digest_time_zone`.
+    pub digest_hour: u8,
+    /// Time zone of the digest schedule and windows.
+    pub digest_time_zone: TimeZoneName,
+    /// Days an invitation's join link stays valid.
+    pub invitation_validity_days: u32,
+    /// Last change (UTC).
+    pub updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<tenant_settings::Model> for TenantSettings {
+    type Error = DbErr;
+
+    /// Parses a stored row; a value no writer could have stored is a type error naming the
+    /// column.
+    fn try_from(m: tenant_settings::Model) -> Result<Self, DbErr> {
+        fn bad(column: &str, message: impl std::fmt::Display) -> DbErr {
+            DbErr::Type(format!("tenant_settings.{column}: {message}"))
+        }
+        let count = |column: &str, n: i32| u32::try_from(n).map_err(|e| bad(column, e));
+        Ok(Self {
+            preferred_invite_channel: Channel::parse(&m.preferred_invite_channel)
+                .ok_or_else(|| bad("preferred_invite_channel", &m.preferred_invite_channel))?,
+            update_parent_information: m.update_parent_information,
+            digest_enabled: m.digest_enabled,
+            deletion_guard_percent: m.deletion_guard_percent,
+            auto_remove_inactive_guardians: m.auto_remove_inactive_guardians,
+            invite_limit_per_guardian: count(
+                "invite_limit_per_guardian",
+                m.invite_limit_per_guardian,
+            )?,
+            invite_window_days: count("invite_window_days", m.invite_window_days)?,
+            invite_limit_per_tenant_per_day: count(
+                "invite_limit_per_tenant_per_day",
+                m.invite_limit_per_tenant_per_day,
+            )?,
+            digest_day: DigestDay::parse(&m.digest_day).map_err(|e| bad("digest_day", e.0))?,
+            digest_hour: u8::try_from(m.digest_hour)
+                .ok()
+                .filter(|h| *h < 24)
+                .ok_or_else(|| bad("digest_hour", m.digest_hour))?,
+            digest_time_zone: TimeZoneName::parse(&m.digest_time_zone)
+                .map_err(|e| bad("digest_time_zone", e.0))?,
+            invitation_validity_days: count(
+                "invitation_validity_days",
+                m.invitation_validity_days,
+            )?,
+            updated_at: m.updated_at,
+        })
+    }
+}
+
+/// The settings of `tenant`, `None` when it has no row.
+pub async fn load<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+) -> Result<Option<TenantSettings>, DbErr> {
+    db::rows::one::<tenant_settings::Model, _>(conn, &tenant_settings::Entity::find_by_id(tenant.0))
+        .await?
+        .map(TenantSettings::try_from)
+        .transpose()
+}
 
 /// A tenant's settings (SPEC §10 field names).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -43,22 +132,24 @@ pub struct Settings {
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
-impl From<&tenant_settings::Model> for Settings {
-    fn from(m: &tenant_settings::Model) -> Self {
+impl From<&TenantSettings> for Settings {
+    fn from(s: &TenantSettings) -> Self {
+        // The stored ranges fit an i32 (see `Key::range`).
+        let number = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
         Self {
-            preferred_invite_channel: m.preferred_invite_channel.clone(),
-            update_parent_information: m.update_parent_information,
-            digest_enabled: m.digest_enabled,
-            deletion_guard_percent: m.deletion_guard_percent,
-            auto_remove_inactive_guardians: m.auto_remove_inactive_guardians,
-            invite_limit_per_guardian: m.invite_limit_per_guardian,
-            invite_window_days: m.invite_window_days,
-            invite_limit_per_tenant_per_day: m.invite_limit_per_tenant_per_day,
-            digest_day: m.digest_day.clone(),
-            digest_hour: m.digest_hour,
-            digest_time_zone: m.digest_time_zone.clone(),
-            invitation_validity_days: m.invitation_validity_days,
-            updated_at: m.updated_at,
+            preferred_invite_channel: s.preferred_invite_channel.as_str().to_string(),
+            update_parent_information: s.update_parent_information,
+            digest_enabled: s.digest_enabled,
+            deletion_guard_percent: s.deletion_guard_percent,
+            auto_remove_inactive_guardians: s.auto_remove_inactive_guardians,
+            invite_limit_per_guardian: number(s.invite_limit_per_guardian),
+            invite_window_days: number(s.invite_window_days),
+            invite_limit_per_tenant_per_day: number(s.invite_limit_per_tenant_per_day),
+            digest_day: s.digest_day.as_str().to_string(),
+            digest_hour: i32::from(s.digest_hour),
+            digest_time_zone: s.digest_time_zone.name().to_string(),
+            invitation_validity_days: number(s.invitation_validity_days),
+            updated_at: s.updated_at,
         }
     }
 }
@@ -408,10 +499,9 @@ pub async fn get(
     db_conn: &DatabaseConnection,
     tenant: TenantId,
 ) -> Result<Settings, SettingsError> {
-    tenant_settings::Entity::find_by_id(tenant.0)
-        .one(db_conn)
+    load(db_conn, tenant)
         .await?
-        .map(|m| Settings::from(&m))
+        .map(|s| Settings::from(&s))
         .ok_or(SettingsError::NotFound)
 }
 
@@ -427,7 +517,7 @@ pub async fn update(
         .one(&txn)
         .await?
         .ok_or(SettingsError::NotFound)?;
-    let before = Settings::from(&model);
+    let before = Settings::from(&TenantSettings::try_from(model.clone())?);
     let mut active = model.into_active_model();
     for (key, value) in changes {
         match (key, value) {
@@ -463,7 +553,7 @@ pub async fn update(
         }
     }
     active.updated_at = Set(chrono::Utc::now());
-    let after = Settings::from(&active.update(&txn).await?);
+    let after = Settings::from(&TenantSettings::try_from(active.update(&txn).await?)?);
     audit::record(
         &txn,
         AuditEntry {
@@ -551,6 +641,42 @@ mod tests {
             Key::DigestTimeZone.parse_text("Australia/Sydney"),
             Ok(SettingValue::Zone("Australia/Sydney".into()))
         );
+    }
+
+    fn stored(channel: &str, zone: &str) -> tenant_settings::Model {
+        tenant_settings::Model {
+            tenant_id: 1,
+            preferred_invite_channel: channel.into(),
+            update_parent_information: true,
+            digest_enabled: false,
+            deletion_guard_percent: 20,
+            auto_remove_inactive_guardians: false,
+            invite_limit_per_guardian: 3,
+            invite_window_days: 7,
+            invite_limit_per_tenant_per_day: 10_000,
+            digest_day: "saturday".into(),
+            digest_hour: 8,
+            digest_time_zone: zone.into(),
+            invitation_validity_days: 14,
+            updated_at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn stored_settings_parse_once_into_types() {
+        let parsed = TenantSettings::try_from(stored("sms", "Australia/Sydney")).unwrap();
+        assert_eq!(parsed.preferred_invite_channel, Channel::Sms);
+        assert_eq!(parsed.digest_time_zone.name(), "Australia/Sydney");
+        assert_eq!(parsed.digest_day, DigestDay::DEFAULT);
+        let shown = Settings::from(&parsed);
+        assert_eq!(shown.preferred_invite_channel, "sms");
+        assert_eq!(shown.digest_hour, 8);
+        let bad = TenantSettings::try_from(stored("fax", "UTC")).unwrap_err();
+        assert!(
+            bad.to_string().contains("preferred_invite_channel"),
+            "{bad}"
+        );
+        assert!(TenantSettings::try_from(stored("email", "EST")).is_err());
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod assignments;
 mod busy_writes;
 mod chats;
 mod edits_and_sync;
+mod entities;
 mod graph_sdk;
 mod invitations;
 mod rate_limits;
