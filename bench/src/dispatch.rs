@@ -193,7 +193,8 @@ async fn outbox_run(
     let db = parent_connection::db::connect(&config.database).await?;
     parent_connection::db::migrate(&db).await?;
     seed(&db, n).await?;
-    let dispatcher = parent_connection::server::dispatcher(db.clone(), &config).map_err(anyhow::Error::msg)?;
+    let dispatcher =
+        parent_connection::server::dispatcher(db.clone(), &config).map_err(anyhow::Error::msg)?;
     let meter = measure::PhaseMeter::start();
     let stats = dispatcher.drain().await?;
     let cost = meter.stop();
