@@ -3,7 +3,7 @@
 
 use sea_orm::{DeriveActiveEnum, EnumIter};
 
-/// Where a request stands (`contact_requests.status`).
+/// Status of a request (stored as `contact_requests.status`).
 #[derive(
     Debug,
     Clone,
