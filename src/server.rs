@@ -62,7 +62,7 @@ pub async fn serve(config: Config, bind: Option<String>) -> anyhow::Result<()> {
 /// The kinds of message the outbox delivers, each with its handler: the one place that
 /// plugs capabilities into the outbox's port.
 pub fn message_kinds(config: &Config) -> MessageKinds {
-    let links = crate::web::links::Links::from_config(config);
+    let links = crate::links::Links::from_config(config);
     MessageKinds::new()
         .with(crate::invites::InvitationMessages::new(
             crate::invites::RenderConfig {

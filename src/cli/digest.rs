@@ -204,7 +204,7 @@ pub(super) async fn run(command: DigestCommand, config: &Config) -> Result<(), F
         sample_size: sample,
         page_size,
     };
-    let links = crate::web::links::Links::from_config(config);
+    let links = crate::links::Links::from_config(config);
     let report = digest::run(&conn, &tenant, request, &bar, &links).await?;
     if json {
         out_raw(&format!("{}\n", serde_json::to_string_pretty(&report)?));

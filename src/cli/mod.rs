@@ -270,7 +270,7 @@ pub fn main() -> ExitCode {
         }
     };
     let config = loaded.config;
-    crate::sync::oneroster::client::install_crypto_provider();
+    crate::tls::install_crypto_provider();
     let bind = match &cli.command {
         Command::Serve { bind } => bind.as_deref(),
         _ => None,

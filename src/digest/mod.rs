@@ -179,7 +179,7 @@ pub async fn run(
     tenant: &Tenant,
     request: RunRequest,
     progress: &dyn RunProgress,
-    links: &crate::web::links::Links,
+    links: &crate::links::Links,
 ) -> Result<RunReport, DigestError> {
     let (schedule, windows) = windows(tenant, request.week)?;
     if !request.dry_run && !tenant.settings.digest_enabled {

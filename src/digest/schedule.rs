@@ -24,7 +24,7 @@ pub async fn run_due(
     db_conn: &DatabaseConnection,
     catch_up: chrono::Duration,
     now: DateTime<Utc>,
-    links: &crate::web::links::Links,
+    links: &crate::links::Links,
 ) -> Result<Vec<(String, u64)>, super::DigestError> {
     let slugs = db::query(
         db_conn,
@@ -73,7 +73,7 @@ pub fn spawn(
     }
     let interval = Duration::from_secs(config.digest.check_interval_seconds.max(10));
     let catch_up = chrono::Duration::hours(config.digest.catch_up_hours.max(1) as i64);
-    let links = crate::web::links::Links::from_config(&config);
+    let links = crate::links::Links::from_config(&config);
     Some(tokio::spawn(async move {
         loop {
             if let Err(e) = run_due(&db_conn, catch_up, Utc::now(), &links).await {

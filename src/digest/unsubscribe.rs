@@ -1,5 +1,5 @@
 //! Digest unsubscribes (SPEC §6, RFC 8058). Each digest carries a one-click link signed for
-//! its guardian ([`crate::web::links`]); a POST to it records the guardian in
+//! its guardian ([`crate::links`]); a POST to it records the guardian in
 //! `digest_unsubscribes` at once (no sign-in, idempotent, audited), and every later run
 //! leaves them out (an anti-join in the run's one statement), as does the dispatcher for a
 //! digest of theirs still waiting to be sent. Invitations are not affected. Admins list
@@ -9,7 +9,7 @@ use crate::audit::{self, AuditEntry};
 use crate::contacts::display_name;
 use crate::db;
 use crate::domain::TenantId;
-use crate::web::links::{self, Links, Purpose};
+use crate::links::{self, Links, Purpose};
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Value};
 use serde::Serialize;

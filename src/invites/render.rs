@@ -39,7 +39,7 @@ struct InvitationSms<'a> {
 #[derive(Debug, Clone)]
 pub struct RenderConfig {
     /// Where links point (`web.public_url`, `invites.join_url`, `mail.unsubscribe_mailto`).
-    pub links: crate::web::links::Links,
+    pub links: crate::links::Links,
     /// Name opening every SMS (`sms.sender_name`).
     pub sms_sender: String,
     /// Message-ID domain (`mail.message_id_domain`).

@@ -81,7 +81,7 @@ impl SmsGateway {
         if config.account_sid.is_empty() || config.from.is_empty() {
             return Err("SMS needs sms.account_sid and sms.from besides SMS_URL".into());
         }
-        crate::sync::oneroster::client::install_crypto_provider();
+        crate::tls::install_crypto_provider();
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(config.timeout_seconds.max(1)))
             .build()

@@ -2,9 +2,9 @@
 //! which student. Every query is scoped by tenant; "active" means the class, the enrollment
 //! and the person are all active.
 
-use crate::contacts::display_name;
 use crate::db;
 use crate::domain::TenantId;
+use crate::domain::display_name;
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, Value};
 use serde::Serialize;
 

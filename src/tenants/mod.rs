@@ -68,7 +68,7 @@ pub async fn create(
         name: Set(name.to_string()),
         region: Set(region.code()),
         created_at: Set(now),
-        link_secret: Set(Some(crate::web::links::new_secret())),
+        link_secret: Set(Some(crate::links::new_secret())),
         ..Default::default()
     }
     .insert(&txn)

@@ -17,7 +17,6 @@
 //!   (RFC 8058).
 
 pub mod join;
-pub mod links;
 pub mod unsubscribe;
 
 use crate::api::AppState;

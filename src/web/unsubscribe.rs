@@ -1,5 +1,5 @@
 //! The digest's one-click unsubscribe URL (RFC 8058), `/unsubscribe/{token}` with a token
-//! signed for one guardian ([`super::links`]):
+//! signed for one guardian ([`crate::links`]):
 //! - `POST` unsubscribes that guardian from the weekly digest at once — what mail
 //!   providers send for one-click (`List-Unsubscribe=One-Click`, form-urlencoded or
 //!   multipart, no cookies) and what the confirmation page's button sends. The body is not
@@ -9,11 +9,11 @@
 //!
 //! A token that does not verify, or whose guardian is gone: 404 page.
 
-use super::links::{Purpose, SignedToken};
 use super::{Notice, internal};
 use crate::api::AppState;
 use crate::db;
 use crate::digest::unsubscribe::{self, Source};
+use crate::links::{Purpose, SignedToken};
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Path, State};
@@ -51,7 +51,7 @@ async fn verified(
     if token.purpose != Purpose::DigestUnsubscribe {
         return Ok(None);
     }
-    let Some(secret) = super::links::tenant_secret(&state.db, token.tenant).await? else {
+    let Some(secret) = crate::links::tenant_secret(&state.db, token.tenant).await? else {
         return Ok(None);
     };
     if !token.verify(&secret) {

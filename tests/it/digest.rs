@@ -415,7 +415,7 @@ async fn report(api: &Api, dry_run: bool, page_size: u64) -> Result<RunReport, D
         sample_size: 3,
         page_size,
     };
-    let links = parent_connection::web::links::Links::from_config(&api.config);
+    let links = parent_connection::links::Links::from_config(&api.config);
     digest::run(&api.db.conn, &t, request, &NoProgress, &links).await
 }
 

@@ -40,7 +40,7 @@ async fn run(api: &Api, week: &str) -> RunReport {
         sample_size: 0,
         page_size: 1,
     };
-    let links = parent_connection::web::links::Links::from_config(&api.config);
+    let links = parent_connection::links::Links::from_config(&api.config);
     digest::run(&api.db.conn, &tenant, request, &NoProgress, &links)
         .await
         .expect("digest run")
@@ -198,7 +198,7 @@ async fn the_scheduler_runs_due_digests_once(backend: Backend) {
         .unwrap()
         .to_utc();
     let catch_up = chrono::Duration::hours(24);
-    let links = parent_connection::web::links::Links::from_config(&api.config);
+    let links = parent_connection::links::Links::from_config(&api.config);
     let off = digest::schedule::run_due(&api.db.conn, catch_up, due, &links)
         .await
         .unwrap();

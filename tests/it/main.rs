@@ -2,6 +2,7 @@
 //! on SQLite and on PostgreSQL (`TEST_DATABASE_URL`; see README.md).
 
 mod api_support;
+mod architecture;
 mod oneroster_server;
 mod outbox_support;
 mod support;

@@ -43,7 +43,7 @@ async fn queue_three(api: &Api) {
         sample_size: 0,
         page_size: 10,
     };
-    let links = parent_connection::web::links::Links::from_config(&api.config);
+    let links = parent_connection::links::Links::from_config(&api.config);
     let report = digest::run(&api.db.conn, &tenant, request, &NoProgress, &links)
         .await
         .unwrap();

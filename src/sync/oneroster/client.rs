@@ -129,14 +129,7 @@ impl ClientSettings {
     }
 }
 
-/// Installs rustls's `ring` provider as the process default (once; later calls and an
-/// already installed provider are fine).
-pub fn install_crypto_provider() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
+pub use crate::tls::install_crypto_provider;
 
 struct Token {
     value: String,
