@@ -10,7 +10,6 @@ use crate::outbox_support::{ScriptedSmtp, Smtp, header};
 use crate::support::Backend;
 use parent_connection::auth::Role;
 use parent_connection::digest::{self, NoProgress, RunReport, RunRequest, week::IsoWeek};
-
 use parent_connection::tenants;
 use serde_json::json;
 
