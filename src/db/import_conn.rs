@@ -154,7 +154,7 @@ impl ImportConn {
         if let Self::Postgres(_) = self {
             self.exec(
                 app::db::TENANT_LOCK_SQL,
-                vec![Value::BigInt(Some(work.key(tenant.0)))],
+                vec![Value::BigInt(Some(work.key(tenant)))],
             )
             .await?;
         }

@@ -260,8 +260,8 @@ pub enum TenantLock {
 impl TenantLock {
     /// The advisory lock key of this kind of work for `tenant` (the kind in the top
     /// bits, the tenant id below).
-    pub fn key(self, tenant: i64) -> i64 {
-        ((self as i64) << 48) | (tenant & 0xFFFF_FFFF_FFFF)
+    pub fn key(self, tenant: crate::domain::TenantId) -> i64 {
+        ((self as i64) << 48) | (tenant.0 & 0xFFFF_FFFF_FFFF)
     }
 }
 

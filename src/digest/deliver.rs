@@ -51,7 +51,7 @@ pub async fn recorded<C: ConnectionTrait>(
 /// first one's rows. Not a row lock on the tenant: that would also stop, for the whole
 /// run, every update of the tenant's row (its link secret) ([`db::TenantLock`]).
 pub async fn lock_tenant<C: ConnectionTrait>(conn: &C, tenant: TenantId) -> Result<(), DbErr> {
-    engine::claim::serialise(conn, db::TenantLock::Digest.key(tenant.0)).await
+    engine::claim::serialise(conn, db::TenantLock::Digest.key(tenant)).await
 }
 
 /// Records the id range of a run's new deliveries (`digest_runs`), nothing handed over yet.

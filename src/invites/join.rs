@@ -9,7 +9,7 @@
 use crate::audit::{self, AuditEntry};
 use crate::contacts::display_name;
 use crate::db;
-use crate::domain::{InvitationState, StateInputs, expires_at};
+use crate::domain::{InvitationState, StateInputs, TenantId, expires_at};
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, QueryResult, Value};
 
@@ -19,7 +19,7 @@ pub struct JoinView {
     /// Invitation id.
     pub invitation: i64,
     /// Tenant id.
-    pub tenant: i64,
+    pub tenant: TenantId,
     /// The guardian.
     pub contact: i64,
     /// The guardian's name.
@@ -69,7 +69,7 @@ fn view(row: &QueryResult, now: DateTime<Utc>) -> Result<JoinView, DbErr> {
     let owner = text("owner_source_id")?.unwrap_or_default();
     Ok(JoinView {
         invitation: row.try_get("", "id")?,
-        tenant: row.try_get("", "tenant_id")?,
+        tenant: TenantId(row.try_get("", "tenant_id")?),
         contact: row.try_get("", "contact_id")?,
         guardian: display_name(
             text("guardian_given")?.as_deref(),
@@ -177,7 +177,7 @@ pub async fn accept(db_conn: &DatabaseConnection, token: &str) -> Result<Accepte
         "UPDATE contacts SET joined_at = $1 WHERE tenant_id = $2 AND id = $3 AND joined_at IS NULL",
         vec![
             Value::ChronoDateTimeUtc(Some(now)),
-            Value::BigInt(Some(found.tenant)),
+            Value::BigInt(Some(found.tenant.0)),
             Value::BigInt(Some(found.contact)),
         ],
     )
@@ -193,7 +193,7 @@ pub async fn accept(db_conn: &DatabaseConnection, token: &str) -> Result<Accepte
     audit::record(
         &txn,
         AuditEntry {
-            tenant_id: Some(found.tenant),
+            tenant_id: Some(found.tenant.0),
             actor: &format!("contact:{}", found.contact),
             action: "invitation.accept",
             target: Some(format!("invitation:{}", found.invitation)),
