@@ -9,6 +9,20 @@ use parent_connection::sync::Format;
 use sea_orm::{EntityName, EntityTrait, IdenStatic, Iterable, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// Calls `$callback!(…, every entity module)`: the one list of the entities these tests walk.
+macro_rules! every_entity {
+    ($callback:ident ! ($($args:tt)*)) => {
+        $callback!(
+            $($args)*
+            assignments, audit_log, chat_banners, chat_blocks, chat_members, chats,
+            class_digest_settings, classes, contact_erasures, contact_requests, contacts,
+            digest_deliveries, digest_runs, digest_unsubscribes, email_suppressions,
+            enrollments, invitations, oneroster_connections, outbox, schools, sms_opt_outs,
+            staff, student_contacts, students, sync_run, tenant, tenant_settings,
+        )
+    };
+}
+
 /// Each entity's table name and column names.
 macro_rules! entity_columns {
     ($($module:ident),* $(,)?) => {
@@ -20,35 +34,7 @@ macro_rules! entity_columns {
 }
 
 fn entities() -> BTreeMap<String, BTreeSet<String>> {
-    let all = entity_columns!(
-        assignments,
-        audit_log,
-        chat_banners,
-        chat_blocks,
-        chat_members,
-        chats,
-        class_digest_settings,
-        classes,
-        contact_erasures,
-        contact_requests,
-        contacts,
-        digest_deliveries,
-        digest_runs,
-        digest_unsubscribes,
-        email_suppressions,
-        enrollments,
-        invitations,
-        oneroster_connections,
-        outbox,
-        schools,
-        sms_opt_outs,
-        staff,
-        student_contacts,
-        students,
-        sync_run,
-        tenant,
-        tenant_settings,
-    );
+    let all = every_entity!(entity_columns!());
     let count = all.len();
     let map: BTreeMap<_, _> = all.into_iter().collect();
     assert_eq!(map.len(), count, "two entities name the same table");
@@ -130,36 +116,7 @@ async fn imported_rows_read_back_through_the_entities(backend: Backend) {
     db.tenant("demo").await;
     db.import("demo", Format::SdsV21, Fixture::v21().path(), APPLY)
         .await;
-    let read = read_all!(
-        &db.conn,
-        assignments,
-        audit_log,
-        chat_banners,
-        chat_blocks,
-        chat_members,
-        chats,
-        class_digest_settings,
-        classes,
-        contact_erasures,
-        contact_requests,
-        contacts,
-        digest_deliveries,
-        digest_runs,
-        digest_unsubscribes,
-        email_suppressions,
-        enrollments,
-        invitations,
-        oneroster_connections,
-        outbox,
-        schools,
-        sms_opt_outs,
-        staff,
-        student_contacts,
-        students,
-        sync_run,
-        tenant,
-        tenant_settings,
-    );
+    let read = every_entity!(read_all!(&db.conn,));
     for table in ["tenants", "tenant_settings", "contacts", "student_contacts"] {
         assert!(read[table] > 0, "{table} is empty: {read:?}");
     }
