@@ -3,7 +3,7 @@
 use crate::api::{ApiBenchArgs, Kind, SERVE_SETTINGS};
 use crate::load::{Latency, Outcome, Pace, RunOptions};
 use crate::measure::{self, Machine};
-use crate::report::{TARGET_STUDENTS, mib};
+use crate::report::{mib, n, scale_note, targets_head, verdict};
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -326,24 +326,8 @@ fn ms(micros: u32) -> String {
     }
 }
 
-fn n(value: u64) -> String {
-    let digits = value.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 fn rate(value: f64) -> String {
     format!("{}/s", n(value.round() as u64))
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met { "met" } else { "**NOT met**" }
 }
 
 fn pacing(s: &ScenarioResult) -> String {
@@ -534,23 +518,8 @@ pub fn markdown(results: &ApiBenchResults) -> String {
             "- **PostgreSQL connection:** loopback TCP without TLS (`sslmode=disable`), as a database on the same machine should be reached: with TLS every statement is encrypted on both sides of the loopback, on the same CPUs (measured: 30% fewer teacher reads a second; [docs/database.md](docs/database.md#pool-sizes-and-caches))"
         );
     }
-    if results.students != TARGET_STUDENTS {
-        let _ = writeln!(
-            md,
-            "- **Note:** the targets are set for {} students; this run used {}, so met / not met below is for this smaller scale only",
-            n(TARGET_STUDENTS),
-            n(results.students)
-        );
-    }
-
-    let _ = writeln!(md, "\n### Targets\n");
-    let mut header = String::from("| target |");
-    let mut rule = String::from("|---|");
-    for e in &results.engines {
-        let _ = write!(header, " {} |", e.name);
-        rule.push_str("---|");
-    }
-    let _ = writeln!(md, "{header}\n{rule}");
+    scale_note(&mut md, results.students);
+    targets_head(&mut md, results.engines.iter().map(|e| e.name));
     let targets = [
         (
             READS,

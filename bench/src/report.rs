@@ -57,7 +57,8 @@ fn secs(phase: &Phase) -> String {
     format!("{:.1} s", phase.cost.wall.as_secs_f64())
 }
 
-fn n(value: u64) -> String {
+/// `1234567` as `1,234,567`.
+pub fn n(value: u64) -> String {
     let digits = value.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
@@ -69,7 +70,32 @@ fn n(value: u64) -> String {
     out
 }
 
-fn verdict(met: bool) -> &'static str {
+/// The note a run below the target scale carries.
+pub fn scale_note(md: &mut String, students: u64) {
+    if students != TARGET_STUDENTS {
+        let _ = writeln!(
+            md,
+            "- **Note:** the targets are set for {} students; this run used {}, so met / not met below is for this smaller scale only",
+            n(TARGET_STUDENTS),
+            n(students)
+        );
+    }
+}
+
+/// The `### Targets` heading and the head of its table, one column per engine.
+pub fn targets_head<'a>(md: &mut String, engines: impl IntoIterator<Item = &'a str>) {
+    let _ = writeln!(md, "\n### Targets\n");
+    let mut header = String::from("| target |");
+    let mut rule = String::from("|---|");
+    for name in engines {
+        let _ = write!(header, " {name} |");
+        rule.push_str("---|");
+    }
+    let _ = writeln!(md, "{header}\n{rule}");
+}
+
+/// "met", or a bold "NOT met".
+pub fn verdict(met: bool) -> &'static str {
     if met { "met" } else { "**NOT met**" }
 }
 
@@ -141,23 +167,8 @@ pub fn markdown(results: &ImportBenchResults, args: &ImportBenchArgs) -> String 
             "- **Note:** the peak-RSS mark could not be reset, so each peak is the process's peak so far"
         );
     }
-    if results.students != TARGET_STUDENTS {
-        let _ = writeln!(
-            md,
-            "- **Note:** the targets are set for {} students; this run used {}, so met / not met below is for this smaller scale only",
-            n(TARGET_STUDENTS),
-            n(results.students)
-        );
-    }
-
-    let _ = writeln!(md, "\n### Targets\n");
-    let mut header = String::from("| target |");
-    let mut rule = String::from("|---|");
-    for b in &results.backends {
-        let _ = write!(header, " {} |", b.name);
-        rule.push_str("---|");
-    }
-    let _ = writeln!(md, "{header}\n{rule}");
+    scale_note(&mut md, results.students);
+    targets_head(&mut md, results.backends.iter().map(|b| b.name));
     type Check = fn(&BackendResults) -> Option<(String, bool)>;
     let checks: [(String, Check); 4] = [
         (
