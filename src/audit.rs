@@ -13,7 +13,7 @@ use sea_orm::{
 /// One action to record.
 pub struct AuditEntry<'a> {
     /// Tenant concerned.
-    pub tenant_id: Option<i64>,
+    pub tenant_id: Option<crate::domain::TenantId>,
     /// Who acted.
     pub actor: &'a str,
     /// What was done (`area.verb`).
@@ -30,7 +30,7 @@ impl AuditEntry<'_> {
     /// The insert of this entry for `backend`.
     fn insert(self, backend: DbBackend) -> Statement {
         audit_log::Entity::insert(audit_log::ActiveModel {
-            tenant_id: Set(self.tenant_id),
+            tenant_id: Set(self.tenant_id.map(|t| t.0)),
             actor: Set(self.actor.to_string()),
             action: Set(self.action.to_string()),
             target: Set(self.target),

@@ -102,7 +102,7 @@ fn run(model: sync_run::Model, with_report: bool) -> ImportRun {
         id: model.id.to_string(),
         format: model.format,
         source: model.source,
-        status: model.status,
+        status: model.status.as_str().to_string(),
         dry_run: model.dry_run,
         forced: model.forced,
         started_at: model.started_at,
@@ -220,7 +220,7 @@ pub async fn create(
     audit::record(
         &state.db,
         AuditEntry {
-            tenant_id: Some(principal.tenant.0),
+            tenant_id: Some(principal.tenant),
             actor: &principal.actor(),
             action: "import.upload",
             target: report.run_id.map(|id| format!("sync_run:{id}")),

@@ -175,7 +175,7 @@ async fn record<C: ConnectionTrait>(
     audit::record(
         conn,
         AuditEntry {
-            tenant_id: Some(decision.tenant.0),
+            tenant_id: Some(decision.tenant),
             actor: decision.actor,
             action,
             target: Some(format!("contact_request:{}", decision.request_id)),

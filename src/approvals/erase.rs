@@ -127,7 +127,7 @@ pub async fn erase(
         audit::record(
             &txn,
             AuditEntry {
-                tenant_id: Some(request.tenant.0),
+                tenant_id: Some(request.tenant),
                 actor: request.actor,
                 action: "contact.erase",
                 target: Some(format!(
@@ -306,7 +306,7 @@ pub async fn lift(
     audit::record(
         &txn,
         AuditEntry {
-            tenant_id: Some(tenant.0),
+            tenant_id: Some(tenant),
             actor,
             action: "contact.erase_lift",
             target: Some(format!("erasure:{id}")),

@@ -439,7 +439,7 @@ async fn insert(
     audit::record(
         &txn,
         AuditEntry {
-            tenant_id: Some(tenant.0),
+            tenant_id: Some(tenant),
             actor: submission.actor,
             action: "contact_request.submit",
             target: Some(format!("contact_request:{id}")),

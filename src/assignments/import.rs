@@ -262,7 +262,7 @@ pub async fn run(
         audit::record(
             &txn,
             AuditEntry {
-                tenant_id: Some(tenant.0),
+                tenant_id: Some(tenant),
                 actor,
                 action: "assignments.import",
                 target: Some(format!("file:{}", report.file)),

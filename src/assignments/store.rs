@@ -321,7 +321,7 @@ pub async fn set_notify_guardians(
     audit::record(
         &txn,
         AuditEntry {
-            tenant_id: Some(tenant.0),
+            tenant_id: Some(tenant),
             actor,
             action: "class.digest_update",
             target: Some(format!("class:{class_source_id}")),

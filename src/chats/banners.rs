@@ -91,7 +91,7 @@ const CLEAR_REACTIVATED: &str = "UPDATE chat_banners SET cleared_at = $2, cleare
 
 fn audit_entry(tenant: TenantId, cause: Cause, removed: u64) -> AuditEntry<'static> {
     AuditEntry {
-        tenant_id: Some(tenant.0),
+        tenant_id: Some(tenant),
         actor: "system",
         action: "chat.auto_remove",
         target: None,

@@ -159,7 +159,7 @@ pub async fn block(
     audit::record(
         &txn,
         AuditEntry {
-            tenant_id: Some(tenant.0),
+            tenant_id: Some(tenant),
             actor,
             action: "chat.block",
             target: Some(format!("contact:{contact}")),
@@ -251,7 +251,7 @@ pub async fn unblock(
     audit::record(
         &txn,
         AuditEntry {
-            tenant_id: Some(tenant.0),
+            tenant_id: Some(tenant),
             actor,
             action: "chat.unblock",
             target: Some(format!("contact:{contact}")),

@@ -475,11 +475,15 @@ pub async fn list<C: ConnectionTrait>(
     limit: u64,
 ) -> Result<(Vec<Delivery>, Option<String>), DbErr> {
     let mut filters = db::Filters::new(
-        "SELECT d.id, d.contact_id, d.week, d.students, d.assignments, d.queued_at, \
-           CASE WHEN o.id IS NOT NULL THEN o.status WHEN r.handed_through >= d.id THEN 'sent' ELSE 'queued' END AS status \
-         FROM digest_deliveries d LEFT JOIN outbox o ON o.kind = 'digest' AND o.ref_id = d.id \
-         LEFT JOIN digest_runs r ON r.tenant_id = d.tenant_id AND d.id >= r.first_id AND d.id <= r.last_id \
-         WHERE d.tenant_id = $1",
+        concat!(
+            "SELECT d.id, d.contact_id, d.week, d.students, d.assignments, d.queued_at, \
+               CASE WHEN o.id IS NOT NULL THEN o.status WHEN r.handed_through >= d.id THEN 'sent' ELSE 'queued' END AS status \
+             FROM digest_deliveries d LEFT JOIN outbox o ON o.kind = ",
+            crate::outbox_kind!(Digest),
+            " AND o.ref_id = d.id \
+             LEFT JOIN digest_runs r ON r.tenant_id = d.tenant_id AND d.id >= r.first_id AND d.id <= r.last_id \
+             WHERE d.tenant_id = $1"
+        ),
         vec![Value::BigInt(Some(tenant.0))],
     );
     if let Some(week) = week {

@@ -7,17 +7,11 @@
 
 use super::{NoProgress, RunRequest, compose::DEFAULT_PAGE_SIZE, week::IsoWeek};
 use crate::config::Config;
-use crate::{db, tenants};
+use crate::tenants;
 use chrono::{DateTime, Utc};
-use sea_orm::{DatabaseConnection, FromQueryResult};
+use sea_orm::DatabaseConnection;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// A tenant's slug, read by name.
-#[derive(Debug, sea_orm::FromQueryResult)]
-struct Slug {
-    slug: String,
-}
 
 /// Runs every tenant's digest that is due at `now`; returns (tenant slug, queued) pairs.
 pub async fn run_due(
@@ -26,15 +20,9 @@ pub async fn run_due(
     now: DateTime<Utc>,
     links: &crate::links::Links,
 ) -> Result<Vec<(String, u64)>, super::DigestError> {
-    let slugs = db::query(
-        db_conn,
-        "SELECT t.slug FROM tenants t JOIN tenant_settings s ON s.tenant_id = t.id WHERE s.digest_enabled = TRUE ORDER BY t.id",
-        vec![],
-    )
-    .await?;
+    let slugs = tenants::slugs(db_conn).await?;
     let mut done = Vec::new();
-    for row in slugs {
-        let slug = Slug::from_query_result(&row, "")?.slug;
+    for slug in slugs {
         let tenant = match tenants::find(db_conn, &slug).await {
             Ok(tenant) => tenant,
             Err(e) => {
@@ -42,6 +30,9 @@ pub async fn run_due(
                 continue;
             }
         };
+        if !tenant.settings.digest_enabled {
+            continue;
+        }
         let (schedule, _) = super::windows(&tenant, None)?;
         let week = IsoWeek::current(schedule.zone, now);
         let windows = schedule.windows(week);

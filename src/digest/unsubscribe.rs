@@ -133,7 +133,7 @@ pub async fn unsubscribe(
         audit::record(
             &txn,
             AuditEntry {
-                tenant_id: Some(tenant.0),
+                tenant_id: Some(tenant),
                 actor,
                 action: "digest.unsubscribe",
                 target: Some(format!("contact:{contact}")),
@@ -168,7 +168,7 @@ pub async fn resubscribe(
         audit::record(
             &txn,
             AuditEntry {
-                tenant_id: Some(tenant.0),
+                tenant_id: Some(tenant),
                 actor,
                 action: "digest.resubscribe",
                 target: Some(format!("contact:{contact}")),

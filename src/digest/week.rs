@@ -12,15 +12,20 @@ use chrono_tz::Tz;
 use std::fmt;
 use std::str::FromStr;
 
-/// Default digest hour (local time).
-pub const DEFAULT_HOUR: i32 = 8;
-/// Default digest time zone.
-pub const DEFAULT_TIME_ZONE: &str = "America/New_York";
+pub use crate::domain::{
+    DEFAULT_DIGEST_HOUR as DEFAULT_HOUR, DEFAULT_DIGEST_TIME_ZONE as DEFAULT_TIME_ZONE, DigestDay,
+};
 
 /// A value of the digest calendar that does not parse; the message says what would.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct CalendarError(pub String);
+
+impl From<crate::domain::ParseError> for CalendarError {
+    fn from(e: crate::domain::ParseError) -> Self {
+        CalendarError(e.0)
+    }
+}
 
 /// An ISO 8601 week, e.g. `2026-W48` (weeks start on Monday; week 1 holds the year's
 /// first Thursday).
@@ -113,66 +118,9 @@ impl FromStr for IsoWeek {
     }
 }
 
-/// The day of the week the digest goes out (`monday` … `sunday`; default `saturday`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DigestDay(pub Weekday);
-
-impl DigestDay {
-    /// The default: the weekend's first day.
-    pub const DEFAULT: DigestDay = DigestDay(Weekday::Sat);
-
-    const NAMES: [(&'static str, Weekday); 7] = [
-        ("monday", Weekday::Mon),
-        ("tuesday", Weekday::Tue),
-        ("wednesday", Weekday::Wed),
-        ("thursday", Weekday::Thu),
-        ("friday", Weekday::Fri),
-        ("saturday", Weekday::Sat),
-        ("sunday", Weekday::Sun),
-    ];
-
-    /// Parses a day name, any case.
-    pub fn parse(raw: &str) -> Result<Self, CalendarError> {
-        let lower = raw.trim().to_ascii_lowercase();
-        Self::NAMES
-            .iter()
-            .find(|(name, _)| *name == lower)
-            .map(|(_, day)| DigestDay(*day))
-            .ok_or_else(|| {
-                CalendarError(format!(
-                    "'{}' is not a day; valid values are monday, tuesday, wednesday, thursday, friday, saturday, sunday",
-                    raw.trim()
-                ))
-            })
-    }
-
-    /// Every day's name, Monday first, as stored and shown.
-    pub fn names() -> [&'static str; 7] {
-        Self::NAMES.map(|(name, _)| name)
-    }
-
-    /// The lower-case name stored and shown.
-    pub fn as_str(self) -> &'static str {
-        Self::NAMES
-            .iter()
-            .find(|(_, day)| *day == self.0)
-            .map(|(name, _)| *name)
-            .unwrap_or("saturday")
-    }
-}
-
-/// Parses a digest hour, 0–23.
+/// Parses a digest hour, 0–23 ([`crate::domain::parse_digest_hour`]).
 pub fn parse_hour(raw: &str) -> Result<u32, CalendarError> {
-    raw.trim()
-        .parse::<u32>()
-        .ok()
-        .filter(|h| *h < 24)
-        .ok_or_else(|| {
-            CalendarError(format!(
-                "'{}' is not an hour; valid values are whole numbers from 0 to 23",
-                raw.trim()
-            ))
-        })
+    Ok(crate::domain::parse_digest_hour(raw)?)
 }
 
 /// Parses an IANA time zone name such as `America/New_York` or `Australia/Sydney`.
@@ -330,15 +278,7 @@ mod tests {
     }
 
     #[test]
-    fn days_hours_and_zones_parse_with_clear_errors() {
-        assert_eq!(DigestDay::parse("Sunday").unwrap().0, Weekday::Sun);
-        assert_eq!(DigestDay::DEFAULT.as_str(), "saturday");
-        assert!(
-            DigestDay::parse("weekend")
-                .unwrap_err()
-                .0
-                .contains("saturday, sunday")
-        );
+    fn hours_and_zones_parse_with_clear_errors() {
         assert_eq!(parse_hour("23").unwrap(), 23);
         assert!(parse_hour("24").is_err());
         assert!(parse_hour("-1").is_err());

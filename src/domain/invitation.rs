@@ -4,6 +4,9 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
+/// Days a join link stays valid when the tenant did not choose (`invitationValidityDays`).
+pub const DEFAULT_VALIDITY_DAYS: i32 = 14;
+
 /// Where an invitation stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]

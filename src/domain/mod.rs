@@ -2,6 +2,7 @@
 //! well-formed, so the rest of the code never re-checks it.
 
 mod chat;
+mod digest_day;
 mod email;
 mod invitation;
 mod link;
@@ -9,19 +10,22 @@ mod names;
 mod phone;
 mod relationship;
 mod request;
+mod roster_status;
 mod sds;
 mod tenant;
 mod time_zone;
 pub mod visibility;
 
 pub use chat::{BannerCause, ChatStarter};
+pub use digest_day::{DEFAULT_DIGEST_HOUR, DEFAULT_DIGEST_TIME_ZONE, DigestDay, parse_digest_hour};
 pub use email::EmailAddress;
-pub use invitation::{InvitationState, StateInputs, expires_at};
+pub use invitation::{DEFAULT_VALIDITY_DAYS, InvitationState, StateInputs, expires_at};
 pub use link::{LinkStatus, Provenance};
 pub use names::display_name;
 pub use phone::{PhoneE164, Region};
 pub use relationship::Relationship;
 pub use request::{RequestAction, RequestStatus};
+pub use roster_status::{RosterStatus, RunStatus};
 pub use sds::{AcademicSessionType, EnrollmentKind, OrgType, RoleGroup, SdsRole};
 pub use tenant::{TenantId, TenantSlug};
 pub use time_zone::TimeZoneName;

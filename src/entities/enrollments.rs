@@ -20,7 +20,7 @@ pub struct Model {
     #[sea_orm(unique_key = "ix_enrollments_class_id_role_person_id")]
     pub person_id: i64,
     #[sea_orm(column_type = "Text")]
-    pub status: String,
+    pub status: crate::domain::RosterStatus,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     pub deactivated_at: Option<DateTimeUtc>,

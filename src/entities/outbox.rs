@@ -40,6 +40,19 @@ pub enum MessageKind {
     Digest,
 }
 
+/// The SQL literal of a [`MessageKind`] for statements written as constants (`concat!`):
+/// `outbox_kind!(Invitation)` is `'invitation'`. A test holds each arm to the enum's stored
+/// value, and its exhaustive match makes a new kind add its arm.
+#[macro_export]
+macro_rules! outbox_kind {
+    (Invitation) => {
+        "'invitation'"
+    };
+    (Digest) => {
+        "'digest'"
+    };
+}
+
 /// A delivery channel (`outbox.channel`, `invitations.channel`).
 #[derive(
     Debug,
@@ -108,3 +121,20 @@ impl Related<super::tenant::Entity> for Entity {
 }
 
 impl ActiveModelBehavior for ActiveModel {}
+
+#[cfg(test)]
+mod tests {
+    use super::MessageKind;
+    use sea_orm::{ActiveEnum, Iterable};
+
+    #[test]
+    fn the_sql_literal_of_each_kind_is_its_stored_value() {
+        for kind in MessageKind::iter() {
+            let literal = match kind {
+                MessageKind::Invitation => crate::outbox_kind!(Invitation),
+                MessageKind::Digest => crate::outbox_kind!(Digest),
+            };
+            assert_eq!(literal, format!("'{}'", kind.to_value()));
+        }
+    }
+}

@@ -18,7 +18,7 @@ pub struct Model {
     #[sea_orm(column_type = "Text", nullable)]
     pub family_name: Option<String>,
     #[sea_orm(column_type = "Text")]
-    pub status: String,
+    pub status: crate::domain::RosterStatus,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     pub deactivated_at: Option<DateTimeUtc>,

@@ -15,7 +15,7 @@ pub struct Model {
     /// Where the data came from (a folder).
     pub source: String,
     /// `applied`, `dry_run`, `refused`, `failed`.
-    pub status: String,
+    pub status: crate::domain::RunStatus,
     /// Dry run.
     pub dry_run: bool,
     /// Forced past the guards.

@@ -55,7 +55,9 @@ const SELECT: &str = concat!(
      LEFT JOIN contacts c ON c.id = i.contact_id AND c.tenant_id = i.tenant_id \
      LEFT JOIN staff t ON t.tenant_id = i.tenant_id AND t.source_id = ch.owner_source_id \
      LEFT JOIN student_contacts l ON l.student_id = ch.student_id AND l.contact_id = i.contact_id \
-     LEFT JOIN outbox o ON o.kind = 'invitation' AND o.ref_id = i.id \
+     LEFT JOIN outbox o ON o.kind = ",
+    crate::outbox_kind!(Invitation),
+    " AND o.ref_id = i.id \
      WHERE i.join_token = $1"
 );
 
@@ -193,7 +195,7 @@ pub async fn accept(db_conn: &DatabaseConnection, token: &str) -> Result<Accepte
     audit::record(
         &txn,
         AuditEntry {
-            tenant_id: Some(found.tenant.0),
+            tenant_id: Some(found.tenant),
             actor: &format!("contact:{}", found.contact),
             action: "invitation.accept",
             target: Some(format!("invitation:{}", found.invitation)),

@@ -20,12 +20,12 @@ use crate::db;
 use crate::domain::{InvitationState, StateInputs, TenantId, expires_at};
 use crate::outbox::store as outbox;
 use crate::outbox::{Channel, MessageKind};
+use crate::tenants::{self, settings::TenantSettings};
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, QueryResult, Value};
 use serde::Serialize;
 
-/// Days a join link stays valid when the tenant did not choose (`invitationValidityDays`).
-pub const DEFAULT_VALIDITY_DAYS: i32 = 14;
+pub use crate::domain::DEFAULT_VALIDITY_DAYS;
 
 /// What triggered an invitation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,36 +124,24 @@ pub struct Policy {
     pub validity_days: i64,
 }
 
-/// The invite settings as stored.
-#[derive(Debug, FromQueryResult)]
-struct PolicyRow {
-    preferred_invite_channel: String,
-    invite_limit_per_guardian: i32,
-    invite_window_days: i32,
-    invite_limit_per_tenant_per_day: i32,
-    invitation_validity_days: i32,
+impl From<&TenantSettings> for Policy {
+    fn from(s: &TenantSettings) -> Self {
+        Policy {
+            prefer_sms: s.preferred_invite_channel == Channel::Sms,
+            per_guardian: i64::from(s.invite_limit_per_guardian),
+            window_days: i64::from(s.invite_window_days),
+            per_tenant_per_day: i64::from(s.invite_limit_per_tenant_per_day),
+            validity_days: i64::from(s.invitation_validity_days),
+        }
+    }
 }
 
-/// Reads the tenant's invite settings.
+/// Reads the tenant's invite settings (from its [`TenantSettings`]).
 pub async fn policy<C: ConnectionTrait>(conn: &C, tenant: TenantId) -> Result<Policy, DbErr> {
-    let rows = db::query(
-        conn,
-        "SELECT preferred_invite_channel, invite_limit_per_guardian, invite_window_days, invite_limit_per_tenant_per_day, invitation_validity_days \
-         FROM tenant_settings WHERE tenant_id = $1",
-        vec![Value::BigInt(Some(tenant.0))],
-    )
-    .await?;
-    let row = rows
-        .first()
+    let settings = tenants::settings::load(conn, tenant)
+        .await?
         .ok_or_else(|| DbErr::Custom("the tenant has no settings".into()))?;
-    let row = PolicyRow::from_query_result(row, "")?;
-    Ok(Policy {
-        prefer_sms: row.preferred_invite_channel == Channel::Sms.as_str(),
-        per_guardian: i64::from(row.invite_limit_per_guardian),
-        window_days: i64::from(row.invite_window_days),
-        per_tenant_per_day: i64::from(row.invite_limit_per_tenant_per_day),
-        validity_days: i64::from(row.invitation_validity_days),
-    })
+    Ok(Policy::from(&settings))
 }
 
 /// Start of the UTC day of `now`.
@@ -403,7 +391,9 @@ const SELECT: &str = concat!(
        i.accepted_at, ts.invitation_validity_days, CASE WHEN ",
     crate::visible_link!("l"),
     " THEN 'active' ELSE 'inactive' END AS link_status, ch.owner_source_id \
-     FROM invitations i LEFT JOIN outbox o ON o.kind = 'invitation' AND o.ref_id = i.id \
+     FROM invitations i LEFT JOIN outbox o ON o.kind = ",
+    crate::outbox_kind!(Invitation),
+    " AND o.ref_id = i.id \
      JOIN chats ch ON ch.id = i.chat_id \
      JOIN tenant_settings ts ON ts.tenant_id = i.tenant_id \
      LEFT JOIN student_contacts l ON l.student_id = ch.student_id AND l.contact_id = i.contact_id"

@@ -425,7 +425,7 @@ pub async fn requeue(
     audit::record(
         &txn,
         AuditEntry {
-            tenant_id: Some(tenant.0),
+            tenant_id: Some(tenant),
             actor,
             action: "outbox.requeue",
             target: Some(format!("outbox:{id}")),
@@ -540,7 +540,7 @@ pub async fn lift_suppression(
     audit::record(
         &txn,
         AuditEntry {
-            tenant_id: Some(tenant.0),
+            tenant_id: Some(tenant),
             actor,
             action: "outbox.unsuppress",
             target: Some(format!("email_suppression:{id}")),

@@ -757,7 +757,7 @@ async fn record_run(
         tenant_id: Set(tenant.id.0),
         format: Set(report.format.clone()),
         source: Set(report.source.clone()),
-        status: Set(report.status.as_str().to_string()),
+        status: Set(report.status),
         dry_run: Set(report.dry_run),
         forced: Set(report.forced),
         started_at: Set(report.started_at),
@@ -784,7 +784,7 @@ async fn record_run(
     audit::record_in(
         conn,
         AuditEntry {
-            tenant_id: Some(tenant.id.0),
+            tenant_id: Some(tenant.id),
             actor: &request.actor,
             action: match report.status {
                 RunStatus::Applied => "import.applied",

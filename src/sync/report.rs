@@ -163,36 +163,7 @@ impl EntityCounts {
     }
 }
 
-/// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunStatus {
-    /// The snapshot was applied.
-    Applied,
-    /// A dry run found no error: the snapshot would be applied.
-    DryRun,
-    /// Errors in the input, or a guard, refused the snapshot; nothing changed.
-    Refused,
-    /// The run failed (database or I/O); nothing changed.
-    Failed,
-}
-
-impl RunStatus {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Applied => "applied",
-            Self::DryRun => "dry_run",
-            Self::Refused => "refused",
-            Self::Failed => "failed",
-        }
-    }
-
-    /// True when the CLI should exit 0.
-    pub fn is_success(self) -> bool {
-        matches!(self, Self::Applied | Self::DryRun)
-    }
-}
+pub use crate::domain::RunStatus;
 
 /// The full report of one run.
 #[derive(Debug, Clone, Serialize)]

@@ -11,7 +11,7 @@ use crate::domain::{Region, TenantId, TenantSlug};
 use crate::entities::{tenant, tenant_settings};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, Set,
+    QueryFilter, QueryOrder, Set,
 };
 use settings::TenantSettings;
 
@@ -83,10 +83,10 @@ pub async fn create(
         invite_limit_per_guardian: Set(3),
         invite_window_days: Set(7),
         invite_limit_per_tenant_per_day: Set(10_000),
-        digest_day: Set(crate::digest::week::DigestDay::DEFAULT.as_str().into()),
-        digest_hour: Set(crate::digest::week::DEFAULT_HOUR),
-        digest_time_zone: Set(crate::digest::week::DEFAULT_TIME_ZONE.into()),
-        invitation_validity_days: Set(crate::invites::DEFAULT_VALIDITY_DAYS),
+        digest_day: Set(crate::domain::DigestDay::DEFAULT.as_str().into()),
+        digest_hour: Set(crate::domain::DEFAULT_DIGEST_HOUR),
+        digest_time_zone: Set(crate::domain::DEFAULT_DIGEST_TIME_ZONE.into()),
+        invitation_validity_days: Set(crate::domain::DEFAULT_VALIDITY_DAYS),
         updated_at: Set(now),
     }
     .insert(&txn)
@@ -95,7 +95,7 @@ pub async fn create(
     audit::record(
         &txn,
         AuditEntry {
-            tenant_id: Some(row.id),
+            tenant_id: Some(TenantId(row.id)),
             actor,
             action: "tenant.create",
             target: Some(format!("tenant:{}", row.slug)),
@@ -125,6 +125,16 @@ pub async fn find<C: ConnectionTrait>(conn: &C, slug: &str) -> Result<Tenant, Te
     .await?
     .ok_or_else(|| TenantError::NotFound(slug.to_string()))?;
     with_settings(conn, row).await
+}
+
+/// The slugs of every tenant, oldest first (one row per district: a short list).
+pub async fn slugs<C: ConnectionTrait>(conn: &C) -> Result<Vec<String>, DbErr> {
+    let rows: Vec<tenant::Model> = db::rows::all(
+        conn,
+        &tenant::Entity::find().order_by_asc(tenant::Column::Id),
+    )
+    .await?;
+    Ok(rows.into_iter().map(|t| t.slug).collect())
 }
 
 /// Finds a tenant by id.

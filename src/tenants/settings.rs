@@ -4,8 +4,7 @@
 
 use crate::audit::{self, AuditEntry};
 use crate::db;
-use crate::digest::week::{self, DigestDay};
-use crate::domain::{TenantId, TimeZoneName};
+use crate::domain::{DigestDay, TenantId, TimeZoneName};
 use crate::entities::tenant_settings;
 use crate::outbox::Channel;
 use chrono::{DateTime, Utc};
@@ -355,10 +354,10 @@ impl Key {
                 .filter(|p| (0..=100).contains(p))
                 .map(SettingValue::Percent)
                 .ok_or_else(|| self.error(format!("'{raw}' is not valid; {}", self.expected()))),
-            Key::DigestDay => week::DigestDay::parse(raw)
+            Key::DigestDay => DigestDay::parse(raw)
                 .map(|d| SettingValue::Day(d.as_str().to_string()))
                 .map_err(|e| self.error(e.0)),
-            Key::DigestHour => week::parse_hour(raw)
+            Key::DigestHour => crate::domain::parse_digest_hour(raw)
                 .map(|h| SettingValue::Hour(h as i32))
                 .map_err(|e| self.error(e.0)),
             Key::DigestTimeZone => crate::domain::TimeZoneName::parse(raw)
@@ -406,7 +405,7 @@ impl Key {
             | Key::AutoRemoveInactiveGuardians => json!({"type": "boolean"}),
             Key::DeletionGuardPercent => integer(0, 100),
             Key::DigestHour => integer(0, 23),
-            Key::DigestDay => json!({"type": "string", "enum": week::DigestDay::names()}),
+            Key::DigestDay => json!({"type": "string", "enum": DigestDay::names()}),
             Key::DigestTimeZone => json!({
                 "type": "string",
                 "enum": crate::domain::TimeZoneName::all().collect::<Vec<_>>(),
@@ -557,7 +556,7 @@ pub async fn update(
     audit::record(
         &txn,
         AuditEntry {
-            tenant_id: Some(tenant.0),
+            tenant_id: Some(tenant),
             actor,
             action: "settings.update",
             target: Some(format!("tenant_settings:{}", tenant.0)),

@@ -336,7 +336,7 @@ pub async fn save(
     audit::record(
         &txn,
         AuditEntry {
-            tenant_id: Some(tenant_id.0),
+            tenant_id: Some(tenant_id),
             actor,
             action: "oneroster.connect",
             target: Some(format!("oneroster_connection:{}", tenant_id.0)),
