@@ -213,8 +213,8 @@ pub async fn outbox_view(
     principal: Principal,
 ) -> Result<Json<OutboxView>, ApiError> {
     policy::administer_contacts(&principal)?;
-    let kinds = crate::server::message_kinds(&state.config);
-    let (counts, dead_letters) = outbox::overview(&state.db, &kinds, principal.tenant).await?;
+    let (counts, dead_letters) =
+        outbox::overview(&state.db, &state.message_kinds, principal.tenant).await?;
     Ok(Json(OutboxView {
         counts,
         count_cap: outbox::COUNT_CAP,

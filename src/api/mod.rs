@@ -72,6 +72,9 @@ pub struct AppState {
     pub openapi: Arc<std::sync::OnceLock<serde_json::Value>>,
     /// Tenant ids by slug, read once per process.
     pub tenants: Arc<crate::tenants::directory::Directory>,
+    /// The outbox's message kinds ([`crate::server::message_kinds`]), built once: the
+    /// outbox view asks each kind what waits outside the outbox.
+    pub message_kinds: Arc<crate::outbox::port::MessageKinds>,
 }
 
 impl AppState {
@@ -86,6 +89,7 @@ impl AppState {
         Ok(Self {
             jobs: db.clone(),
             db,
+            message_kinds: Arc::new(crate::server::message_kinds(&config)),
             config: Arc::new(config),
             auth: Arc::new(auth),
             openapi: Arc::default(),

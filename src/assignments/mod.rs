@@ -3,9 +3,10 @@
 //! CSV file ([`import`]); an idempotent upsert keyed by (tenant, class, external id).
 //! Deleting removes the row. The per-class digest opt-out lives here too.
 
-pub mod fields;
-pub mod import;
-pub mod store;
+pub(crate) mod fields;
+pub(crate) mod import;
+pub(crate) mod store;
 
 pub use fields::{FieldError, NewAssignment};
-pub use store::{AssignmentItem, Upserted};
+pub use import::{ImportReport, ImportStatus, run as import_file};
+pub use store::{AssignmentItem, Upserted, upsert};

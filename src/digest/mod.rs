@@ -11,20 +11,24 @@
 //! delivery row records the send ([`deliver`]). The delivery rows are the disclosure log:
 //! who received a digest about which students, and when.
 
-pub mod compose;
+pub(crate) mod compose;
 pub(crate) mod deliver;
-pub mod render;
-pub mod schedule;
-pub mod unsubscribe;
-pub mod week;
+pub(crate) mod render;
+pub(crate) mod schedule;
+pub(crate) mod unsubscribe;
+pub(crate) mod week;
 
+pub use compose::{ChildDigest, ClassDigest, Composer, Digest, DueItem};
 pub use deliver::{Delivery, DigestMessages};
+pub use schedule::run_due;
+pub use unsubscribe::{
+    Source as UnsubscribeSource, Unsubscribe, secret as unsubscribe_secret, unsubscribe,
+};
+pub use week::{CalendarError, IsoWeek, Schedule, Window, Windows};
 
 use crate::tenants::Tenant;
-use compose::Composer;
 use sea_orm::{DatabaseConnection, DbErr};
 use serde::Serialize;
-use week::{CalendarError, IsoWeek, Schedule, Window, Windows};
 
 /// Why a digest run could not go ahead.
 #[derive(Debug, thiserror::Error)]

@@ -12,9 +12,7 @@ use chrono_tz::Tz;
 use std::fmt;
 use std::str::FromStr;
 
-pub use crate::domain::{
-    DEFAULT_DIGEST_HOUR as DEFAULT_HOUR, DEFAULT_DIGEST_TIME_ZONE as DEFAULT_TIME_ZONE, DigestDay,
-};
+pub use crate::domain::DigestDay;
 
 /// A value of the digest calendar that does not parse; the message says what would.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -284,7 +282,7 @@ mod tests {
         assert!(parse_hour("-1").is_err());
         assert!(parse_zone("Australia/Sydney").is_ok());
         assert!(parse_zone("Mars/Olympus").unwrap_err().0.contains("IANA"));
-        assert!(parse_zone(DEFAULT_TIME_ZONE).is_ok());
+        assert!(parse_zone(crate::domain::DEFAULT_DIGEST_TIME_ZONE).is_ok());
     }
 
     fn schedule(day: &str, hour: i32, zone: &str) -> Schedule {

@@ -12,11 +12,14 @@ pub mod dispatcher;
 pub mod email;
 pub mod port;
 pub mod sms;
-pub mod store;
+pub(crate) mod store;
 
 use std::time::Duration;
 
 pub use crate::entities::outbox::{Channel, MessageKind, Status};
+/// The store's public surface: what a message kind receives ([`Claimed`]), and the claim,
+/// outcome and suppression steps a test of crash recovery or bounces drives directly.
+pub use store::{Claimed, Outcome, claim, record, suppress_email};
 
 impl Channel {
     /// The stored name.

@@ -8,7 +8,7 @@ use crate::db_tests;
 use crate::support::Backend;
 use axum::body::Body;
 use axum::http::Request;
-use parent_connection::assignments::import::{self, ImportStatus};
+use parent_connection::assignments::{self, ImportStatus};
 use parent_connection::auth::Role;
 use parent_connection::auth::mint::Subject;
 use parent_connection::domain::TenantId;
@@ -405,12 +405,12 @@ async fn nyc(api: &Api) -> TenantId {
         .id
 }
 
-async fn import_file(api: &Api, content: &str, dry_run: bool) -> import::ImportReport {
+async fn import_file(api: &Api, content: &str, dry_run: bool) -> assignments::ImportReport {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("assignments.csv");
     std::fs::write(&path, content).unwrap();
     let config = crate::support::config().import;
-    import::run(
+    assignments::import_file(
         &api.db.conn,
         &config,
         nyc(api).await,

@@ -207,7 +207,7 @@ async fn writes_during_an_import_answer_503_or_succeed_never_500(backend: Backen
             .count("SELECT id FROM tenants WHERE slug = 'nyc'")
             .await,
     );
-    let secret = parent_connection::digest::unsubscribe::secret(&api.db.conn, nyc)
+    let secret = parent_connection::digest::unsubscribe_secret(&api.db.conn, nyc)
         .await
         .expect("link secret");
     let unsubscribe = format!(

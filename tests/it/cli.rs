@@ -406,7 +406,7 @@ fn settings_get_and_set_with_clear_errors() {
 /// unsubscribes`, `digest resubscribe`); a guardian unsubscribes through the link.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn digest_unsubscribes_are_listed_and_lifted_from_the_cli() {
-    use parent_connection::digest::unsubscribe::{self, Source};
+    use parent_connection::digest::{UnsubscribeSource as Source, unsubscribe};
     use parent_connection::domain::TenantId;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_path_buf();
@@ -450,7 +450,7 @@ async fn digest_unsubscribes_are_listed_and_lifted_from_the_cli() {
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("cli.db").display());
     let conn = sea_orm::Database::connect(&url).await.unwrap();
     let id: i64 = linda.parse().unwrap();
-    let added = unsubscribe::unsubscribe(&conn, TenantId(1), id, Source::Guardian, "guardian")
+    let added = unsubscribe(&conn, TenantId(1), id, Source::Guardian, "guardian")
         .await
         .unwrap();
     assert_eq!(added, Some(true));

@@ -6,10 +6,9 @@ use crate::api_support::Api;
 use crate::approvals::{contact_id, post};
 use crate::db_tests;
 use crate::support::Backend;
-use parent_connection::assignments::{NewAssignment, store};
-use parent_connection::digest::compose::{Composer, Digest};
-use parent_connection::digest::week::IsoWeek;
+use parent_connection::assignments::{self as store, NewAssignment};
 use parent_connection::digest::{self, DigestError, NoProgress, RunReport, RunRequest};
+use parent_connection::digest::{Composer, Digest, IsoWeek};
 use parent_connection::tenants::{self, settings};
 use sea_orm::Value;
 use std::path::Path;
@@ -81,7 +80,7 @@ fn summary(digests: &[Digest]) -> Vec<String> {
                         .classes
                         .iter()
                         .map(|k| {
-                            let ids = |items: &[digest::compose::DueItem]| {
+                            let ids = |items: &[digest::DueItem]| {
                                 items
                                     .iter()
                                     .map(|i| i.external_id.as_str())
@@ -335,8 +334,7 @@ async fn ids(api: &Api, week: &str) -> (Vec<String>, Vec<String>) {
         return (vec![], vec![]);
     };
     let class = &first.children[0].classes[0];
-    let ids =
-        |items: &[digest::compose::DueItem]| items.iter().map(|i| i.external_id.clone()).collect();
+    let ids = |items: &[digest::DueItem]| items.iter().map(|i| i.external_id.clone()).collect();
     (ids(&class.previous), ids(&class.upcoming))
 }
 

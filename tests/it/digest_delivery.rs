@@ -9,7 +9,7 @@ use crate::digest::two_assignments;
 use crate::outbox_support::{ScriptedSmtp, Smtp, header};
 use crate::support::Backend;
 use parent_connection::auth::Role;
-use parent_connection::digest::{self, NoProgress, RunReport, RunRequest, week::IsoWeek};
+use parent_connection::digest::{self, IsoWeek, NoProgress, RunReport, RunRequest};
 use parent_connection::tenants;
 use serde_json::json;
 
@@ -198,12 +198,12 @@ async fn the_scheduler_runs_due_digests_once(backend: Backend) {
         .to_utc();
     let catch_up = chrono::Duration::hours(24);
     let links = parent_connection::links::Links::from_config(&api.config);
-    let off = digest::schedule::run_due(&api.db.conn, catch_up, due, &links)
+    let off = digest::run_due(&api.db.conn, catch_up, due, &links)
         .await
         .unwrap();
     assert!(off.is_empty(), "digestEnabled is off by default: {off:?}");
     enable(&api).await;
-    let early = digest::schedule::run_due(
+    let early = digest::run_due(
         &api.db.conn,
         catch_up,
         due - chrono::Duration::hours(2),
@@ -212,11 +212,11 @@ async fn the_scheduler_runs_due_digests_once(backend: Backend) {
     .await
     .unwrap();
     assert!(early.is_empty(), "not due yet: {early:?}");
-    let ran = digest::schedule::run_due(&api.db.conn, catch_up, due, &links)
+    let ran = digest::run_due(&api.db.conn, catch_up, due, &links)
         .await
         .unwrap();
     assert_eq!(ran, vec![("nyc".to_string(), 2)]);
-    let again = digest::schedule::run_due(
+    let again = digest::run_due(
         &api.db.conn,
         catch_up,
         due + chrono::Duration::minutes(5),
@@ -225,7 +225,7 @@ async fn the_scheduler_runs_due_digests_once(backend: Backend) {
     .await
     .unwrap();
     assert_eq!(again, vec![("nyc".to_string(), 0)], "idempotent");
-    let late = digest::schedule::run_due(
+    let late = digest::run_due(
         &api.db.conn,
         catch_up,
         due + chrono::Duration::hours(30),
@@ -241,7 +241,7 @@ async fn a_suppressed_address_gets_no_digest(backend: Backend) {
     two_assignments(&api).await;
     enable(&api).await;
     let tenant = tenants::find(&api.db.conn, "nyc").await.unwrap();
-    parent_connection::outbox::store::suppress_email(
+    parent_connection::outbox::suppress_email(
         &api.db.conn,
         tenant.id,
         "Linda.Ng@example.com",

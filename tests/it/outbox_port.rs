@@ -11,7 +11,7 @@ use crate::invitations::start_chat;
 use crate::outbox_support::ScriptedSmtp;
 use crate::support::Backend;
 use parent_connection::auth::Role;
-use parent_connection::digest::{self, NoProgress, RunRequest, week::IsoWeek};
+use parent_connection::digest::{self, IsoWeek, NoProgress, RunRequest};
 use parent_connection::outbox::dispatcher::StopSwitch;
 use serde_json::json;
 use std::sync::Arc;
