@@ -45,12 +45,18 @@ const WCAG_TAGS: [&str; 4] = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"];
 /// The widths every page is checked and photographed at: desktop and phone.
 const WIDTHS: [(u32, u32); 2] = [(1280, 900), (375, 812)];
 
-/// The Chromium flags for a headless run as root in a container.
-const CHROMIUM_ARGS: [&str; 5] = [
+/// The Chromium flags for a headless run as root in a container, talking to nothing but
+/// the server under test (chromedriver gives each session a fresh profile directory).
+const CHROMIUM_ARGS: [&str; 10] = [
     "--headless=new",
     "--no-sandbox",
     "--disable-gpu",
     "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-extensions",
     "--window-size=1280,900",
 ];
 
