@@ -28,7 +28,7 @@ use parent_connection::tenants;
 use sea_orm::Value;
 use serde_json::{Value as Json, json};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -70,29 +70,6 @@ axe.run(document, {runOnly: {type: 'tag', values: tags}, resultTypes: ['violatio
     targets: v.nodes.map(n => n.target.join(' '))}))))
   .catch(e => done({error: String(e)}));
 "#;
-
-/// The API served on a real TCP port (127.0.0.1:0), with `web.public_url` pointing at it.
-async fn served(backend: Backend) -> (Api, String) {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let public = base.clone();
-    let api = Api::with(backend, move |config| {
-        config.web.public_url = public;
-        config.invites.join_url = String::new();
-    })
-    .await;
-    let app = api.app.clone();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
-    (api, base)
-}
 
 /// What the browser tests need, or why they cannot run.
 struct Tools {
@@ -386,15 +363,17 @@ impl Browser {
     }
 }
 
-async fn token_of(api: &Api, invitation: &str) -> String {
-    api.db
-        .texts(
-            "SELECT join_token FROM invitations WHERE id = $1",
-            vec![Value::BigInt(Some(invitation.parse().unwrap()))],
-        )
+/// The digest's unsubscribe path of `nyc`'s contact `contact` (its id), signed as the
+/// digest signs it.
+async fn unsubscribe_path(api: &Api, contact: &str) -> String {
+    let tenant = tenants::find(&api.db.conn, "nyc").await.unwrap().id;
+    let secret = links::tenant_secret(&api.db.conn, tenant)
         .await
-        .pop()
         .unwrap()
+        .expect("a link secret");
+    let contact: i64 = contact.parse().unwrap();
+    let token = links::sign(&secret, Purpose::DigestUnsubscribe, tenant, contact);
+    format!("/unsubscribe/{token}")
 }
 
 async fn count(api: &Api, sql: &str) -> i64 {
@@ -408,17 +387,8 @@ async fn every_page_response_carries_the_security_headers(backend: Backend) {
     let par1 = contact_id(&api, "nyc", "par-1").await;
     let chat = start_chat(&api, &[&par1]).await;
     let id = chat["invitations"][0]["id"].as_str().unwrap().to_string();
-    let join = format!("/join/{}", token_of(&api, &id).await);
-    let tenant = tenants::find(&api.db.conn, "nyc").await.unwrap().id;
-    let secret = links::tenant_secret(&api.db.conn, tenant)
-        .await
-        .unwrap()
-        .expect("a link secret");
-    let contact: i64 = par1.parse().unwrap();
-    let unsubscribe = format!(
-        "/unsubscribe/{}",
-        links::sign(&secret, Purpose::DigestUnsubscribe, tenant, contact)
-    );
+    let join = format!("/join/{}", join_token(&api, &id).await);
+    let unsubscribe = unsubscribe_path(&api, &par1).await;
     let requests = [
         ("GET", join.as_str(), 200, "text/html"),
         ("GET", unsubscribe.as_str(), 200, "text/html"),
@@ -520,7 +490,7 @@ async fn a_guardian_accepts_an_invitation_with_the_keyboard(backend: Backend) {
         .map(|i| i["id"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(ids.len(), 2, "{chat}");
-    let url = format!("{base}/join/{}", token_of(&api, &ids[0]).await);
+    let url = format!("{base}/join/{}", join_token(&api, &ids[0]).await);
     browser.visit(&url, "join").await;
     let text = browser.text().await;
     assert!(text.contains("Join Parent Connection"), "{text}");
@@ -582,7 +552,7 @@ async fn a_guardian_accepts_an_invitation_with_the_keyboard(backend: Backend) {
     )
     .await
     .unwrap();
-    let expired = format!("{base}/join/{}", token_of(&api, &ids[1]).await);
+    let expired = format!("{base}/join/{}", join_token(&api, &ids[1]).await);
     browser.visit(&expired, "join-expired").await;
     assert!(browser.text().await.contains("This invitation has expired"));
     browser
@@ -602,14 +572,8 @@ async fn a_guardian_unsubscribes_with_the_keyboard(backend: Backend) {
         return;
     };
     let (api, base) = served(backend).await;
-    let contact: i64 = contact_id(&api, "nyc", "par-1").await.parse().unwrap();
-    let tenant = tenants::find(&api.db.conn, "nyc").await.unwrap().id;
-    let secret = links::tenant_secret(&api.db.conn, tenant)
-        .await
-        .unwrap()
-        .expect("a link secret");
-    let token = links::sign(&secret, Purpose::DigestUnsubscribe, tenant, contact);
-    let url = format!("{base}/unsubscribe/{token}");
+    let par1 = contact_id(&api, "nyc", "par-1").await;
+    let url = format!("{base}{}", unsubscribe_path(&api, &par1).await);
     browser.visit(&url, "unsubscribe").await;
     let text = browser.text().await;
     assert!(
