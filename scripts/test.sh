@@ -3,7 +3,8 @@
 # README and docs/ run as written (scripts/doctest.py, with the debug binary cargo test built).
 # Uses TEST_DATABASE_URL when set (a server where the role may CREATE DATABASE), otherwise
 # starts the local PostgreSQL cluster via scripts/postgres.sh. Installs what the acceptance
-# tests run as real peers when missing: aiosmtpd and msgraph-sdk (PyPI), Prism (npm).
+# tests run as real peers when missing: aiosmtpd and msgraph-sdk (PyPI), Prism and axe-core
+# (npm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${TEST_DATABASE_URL:-}" ]; then
@@ -26,7 +27,14 @@ fi
 if ! command -v prism >/dev/null 2>&1; then
   npm install --global --silent --no-audit --no-fund @stoplight/prism-cli >&2
 fi
-export REQUIRE_POSTGRES=1 REQUIRE_PRISM=1 REQUIRE_MSGRAPH=1
+# The browser tests run axe-core (npm) in headless Chromium (Debian's chromium and
+# chromium-driver, which .ci/run installs); axe.min.js goes into target/npm/.
+AXE_JS=${AXE_JS:-$PWD/target/npm/node_modules/axe-core/axe.min.js}
+if [ ! -f "$AXE_JS" ]; then
+  npm install --prefix target/npm --silent --no-audit --no-fund --no-save axe-core@4 >&2
+fi
+export AXE_JS
+export REQUIRE_POSTGRES=1 REQUIRE_PRISM=1 REQUIRE_MSGRAPH=1 REQUIRE_BROWSER=1
 cargo test --workspace --locked "$@"
 # The contract fuzzer: schemathesis against /openapi.json of a running server, as an admin, a
 # teacher and an app, on SQLite and on PostgreSQL (scripts/acceptance/schemathesis.sh).

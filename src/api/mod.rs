@@ -152,6 +152,7 @@ pub fn router(state: AppState) -> Router {
             .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(middleware::from_fn(crate::web::nosniff))
         .with_state(state)
 }
 

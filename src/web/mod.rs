@@ -3,7 +3,8 @@
 //! `<main>`, visible keyboard focus, one stylesheet, no script).
 //!
 //! Every page response carries a Content-Security-Policy that allows no script at all,
-//! `no-referrer` (the links hold tokens), `nosniff`, `no-store` and no framing. A page
+//! `no-referrer` (the links hold tokens), `nosniff` (on the API's responses too:
+//! [`nosniff`]), `no-store` and no framing (docs/web.md). A page
 //! error is an HTML page with its status, never JSON: 404 for an unknown link, 410 for a
 //! link that no longer works (an expired or cancelled invitation), 400/405/413/429/500 as
 //! they come, and 503 with `Retry-After` when the database is busy (an import holds it).
@@ -153,6 +154,17 @@ pub fn secure(headers: &mut axum::http::HeaderMap) {
     headers
         .entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
+}
+
+/// Adds `X-Content-Type-Options: nosniff` to a response that has none: every response of
+/// the service (the API's JSON too), so no browser second-guesses a declared content type.
+pub async fn nosniff(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    response
+        .headers_mut()
+        .entry(header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(HeaderValue::from_static("nosniff"));
+    response
 }
 
 /// The pages, with their security headers and the per-address rate limit.

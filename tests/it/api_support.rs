@@ -446,3 +446,39 @@ pub fn field(items: &[Value], key: &str) -> Vec<String> {
         })
         .collect()
 }
+
+/// The API served on a real TCP port (127.0.0.1:0), with `web.public_url` pointing at it:
+/// the API and its base URL (`http://127.0.0.1:PORT`).
+pub async fn served(backend: Backend) -> (Api, String) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let public = base.clone();
+    let api = Api::with(backend, move |config| {
+        config.web.public_url = public;
+        config.invites.join_url = String::new();
+    })
+    .await;
+    let app = api.app.clone();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    (api, base)
+}
+
+/// The join token of invitation `invitation` (its id), as its join link carries it.
+pub async fn join_token(api: &Api, invitation: &str) -> String {
+    api.db
+        .texts(
+            "SELECT join_token FROM invitations WHERE id = $1",
+            vec![sea_orm::Value::BigInt(Some(invitation.parse().unwrap()))],
+        )
+        .await
+        .pop()
+        .unwrap()
+}

@@ -23,6 +23,7 @@ mod invitations;
 mod rate_limits;
 
 mod bad_files;
+mod browser;
 mod cli;
 mod config_cli;
 mod diffed;
