@@ -23,7 +23,6 @@ use parent_connection::outbox::{ListUnsubscribe, Outgoing};
 use parent_connection::tenants;
 use sea_orm::Value;
 use serde_json::json;
-use std::net::SocketAddr;
 
 db_tests!(
     every_url_in_every_message_works,
@@ -32,29 +31,6 @@ db_tests!(
     one_click_unsubscribes_from_the_digest_only,
     a_real_run_counts_what_it_queued,
 );
-
-/// The API served on a real TCP port (127.0.0.1:0), with `web.public_url` pointing at it.
-async fn served(backend: Backend) -> (Api, String) {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let public = base.clone();
-    let api = Api::with(backend, move |config| {
-        config.web.public_url = public;
-        config.invites.join_url = String::new();
-    })
-    .await;
-    let app = api.app.clone();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
-    (api, base)
-}
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -96,17 +72,6 @@ async fn fetch(url: &str, post: Option<(&str, &str)>) -> (u16, String, String) {
         assert!(body.contains("name=\"viewport\""), "{url}");
     }
     (status, content_type, body)
-}
-
-async fn token_of(api: &Api, invitation: &str) -> String {
-    api.db
-        .texts(
-            "SELECT join_token FROM invitations WHERE id = $1",
-            vec![Value::BigInt(Some(invitation.parse().unwrap()))],
-        )
-        .await
-        .pop()
-        .unwrap()
 }
 
 async fn enable_digest(api: &Api) {
@@ -238,7 +203,7 @@ async fn the_join_page_accepts_an_invitation_once(backend: Backend) {
     let chat = start_chat(&api, &[&par1]).await;
     let id = chat["invitations"][0]["id"].as_str().unwrap().to_string();
     assert_eq!(chat["invitations"][0]["state"], "pending", "{chat}");
-    let url = format!("{base}/join/{}", token_of(&api, &id).await);
+    let url = format!("{base}/join/{}", join_token(&api, &id).await);
     let (status, content_type, page) = fetch(&url, None).await;
     assert_eq!(status, 200, "{page}");
     assert!(content_type.starts_with("text/html"), "{content_type}");
@@ -359,7 +324,7 @@ async fn expired_cancelled_and_unknown_invitations_get_clear_pages(backend: Back
     .await
     .unwrap();
     for (id, word) in [(&ids[0], "expired"), (&ids[1], "cancelled")] {
-        let url = format!("{base}/join/{}", token_of(&api, id).await);
+        let url = format!("{base}/join/{}", join_token(&api, id).await);
         for post in [None, Some(("application/x-www-form-urlencoded", ""))] {
             let (status, content_type, page) = fetch(&url, post).await;
             assert_eq!(status, 410, "{word}: {page}");
@@ -379,7 +344,7 @@ async fn expired_cancelled_and_unknown_invitations_get_clear_pages(backend: Back
     )
     .await
     .unwrap();
-    let url = format!("{base}/join/{}", token_of(&api, &ids[1]).await);
+    let url = format!("{base}/join/{}", join_token(&api, &ids[1]).await);
     let (status, _, page) = fetch(&url, None).await;
     assert_eq!(status, 410, "a relative is not invited: {page}");
     assert!(page.to_lowercase().contains("cancelled"), "{page}");
