@@ -17,7 +17,13 @@
 //! - `GET|POST /unsubscribe/{token}` ([`unsubscribe`]): the digest's one-click unsubscribe
 //!   (RFC 8058).
 
+pub mod admin;
+pub mod error;
+pub mod form;
+pub mod home;
 pub mod join;
+pub mod layout;
+pub mod session;
 pub mod unsubscribe;
 
 use crate::api::AppState;
@@ -34,13 +40,23 @@ use axum::routing::get;
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 /// Path prefixes served as pages: their errors are HTML pages, not JSON.
-const PAGE_PREFIXES: [&str; 3] = ["/join/", "/unsubscribe/", "/static/"];
+const PAGE_PREFIXES: [&str; 8] = [
+    "/join/",
+    "/unsubscribe/",
+    "/static/",
+    "/web/",
+    "/signin",
+    "/admin/",
+    "/teacher/",
+    "/guardian",
+];
 
 /// True for a path that belongs to the pages (errors there are HTML).
 pub fn is_page(path: &str) -> bool {
-    PAGE_PREFIXES
-        .iter()
-        .any(|prefix| path.starts_with(prefix) || path == prefix.trim_end_matches('/'))
+    path == "/"
+        || PAGE_PREFIXES
+            .iter()
+            .any(|prefix| path.starts_with(prefix) || path == prefix.trim_end_matches('/'))
 }
 
 /// A page with a heading and a few paragraphs (results and errors).
@@ -51,6 +67,8 @@ pub struct Notice {
     pub title: String,
     /// Paragraphs.
     pub lines: Vec<String>,
+    /// A link to go on with: (href, text).
+    pub link: Option<(String, String)>,
 }
 
 impl Notice {
@@ -59,7 +77,14 @@ impl Notice {
         Self {
             title: title.into(),
             lines: lines.iter().map(|l| l.to_string()).collect(),
+            link: None,
         }
+    }
+
+    /// The notice with a link under its text.
+    pub fn with_link(mut self, href: &str, text: &str) -> Self {
+        self.link = Some((href.to_string(), text.to_string()));
+        self
     }
 
     /// The notice as a response with `status`.
@@ -175,7 +200,14 @@ pub fn router(state: &AppState) -> Router<AppState> {
             "/unsubscribe/{token}",
             get(unsubscribe::show).post(unsubscribe::one_click),
         )
-        .route("/static/web.css", get(stylesheet));
+        .route("/static/web.css", get(stylesheet))
+        .route("/", get(home::show))
+        .route("/web/session", axum::routing::post(session::token_sign_in))
+        .route("/web/signout", axum::routing::post(session::sign_out))
+        .route(
+            "/admin/settings",
+            get(admin::settings::show).post(admin::settings::save),
+        );
     crate::api::limits::protect_pages(pages, &state.config.api)
         .layer(middleware::from_fn(security_headers))
 }

@@ -18,7 +18,7 @@ macro_rules! every_entity {
             class_digest_settings, classes, contact_erasures, contact_requests, contacts,
             digest_deliveries, digest_runs, digest_unsubscribes, email_suppressions,
             enrollments, invitations, oneroster_connections, outbox, schools, sms_opt_outs,
-            staff, student_contacts, students, sync_run, tenant, tenant_settings,
+            staff, student_contacts, students, sync_run, tenant, tenant_settings, web_sessions,
         )
     };
 }

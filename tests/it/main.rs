@@ -21,6 +21,7 @@ mod entities;
 mod graph_sdk;
 mod invitations;
 mod rate_limits;
+mod web_session;
 
 mod bad_files;
 mod browser;
