@@ -450,6 +450,11 @@ pub fn field(items: &[Value], key: &str) -> Vec<String> {
 /// The API served on a real TCP port (127.0.0.1:0), with `web.public_url` pointing at it:
 /// the API and its base URL (`http://127.0.0.1:PORT`).
 pub async fn served(backend: Backend) -> (Api, String) {
+    served_with(backend, |_| {}).await
+}
+
+/// As [`served`], with `change` applied to the configuration (after the base URL is set).
+pub async fn served_with(backend: Backend, change: impl FnOnce(&mut Config)) -> (Api, String) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -457,6 +462,7 @@ pub async fn served(backend: Backend) -> (Api, String) {
     let api = Api::with(backend, move |config| {
         config.web.public_url = public;
         config.invites.join_url = String::new();
+        change(config);
     })
     .await;
     let app = api.app.clone();

@@ -3,6 +3,7 @@
 
 mod api_support;
 mod architecture;
+mod browser_support;
 mod oneroster_server;
 mod outbox_support;
 mod support;
