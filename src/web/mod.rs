@@ -11,19 +11,28 @@
 //! Pages are rate limited per client address like the API (their own buckets, the same
 //! budget; behind a trusted proxy the client it reports).
 //!
-//! Pages so far, both reached from links in messages by people without a session (the
-//! token in the URL is the credential, so their POST forms need no other CSRF value):
+//! Two pages are reached from links in messages by people without a session (the token in
+//! the URL is the credential, so their POST forms need no other CSRF value):
 //! - `GET|POST /join/{token}` ([`join`]): a guardian accepts an invitation;
 //! - `GET|POST /unsubscribe/{token}` ([`unsubscribe`]): the digest's one-click unsubscribe
 //!   (RFC 8058).
+//!
+//! Every other page needs a session ([`session::WebSession`], which sends a browser without
+//! one to `/signin`): `/` ([`home`]), [`admin`], [`teacher`] and [`guardian`] pages. Each
+//! handler asks [`crate::auth::policy`] first, like its API route, and calls the same
+//! services; its forms come from [`form`] (the error next to the field) and carry the
+//! session's CSRF token; its failures are one [`error::PageError`]; its frame is
+//! [`layout::Layout`] (the navigation lists the pages the caller's roles reach).
 
 pub mod admin;
 pub mod error;
 pub mod form;
+pub mod guardian;
 pub mod home;
 pub mod join;
 pub mod layout;
 pub mod session;
+pub mod teacher;
 pub mod unsubscribe;
 
 use crate::api::AppState;
@@ -204,10 +213,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/", get(home::show))
         .route("/web/session", axum::routing::post(session::token_sign_in))
         .route("/web/signout", axum::routing::post(session::sign_out))
-        .route(
-            "/admin/settings",
-            get(admin::settings::show).post(admin::settings::save),
-        );
+        .merge(admin::routes())
+        .merge(teacher::routes())
+        .merge(guardian::routes());
     crate::api::limits::protect_pages(pages, &state.config.api)
         .layer(middleware::from_fn(security_headers))
 }
