@@ -25,11 +25,18 @@ struct Page {
 }
 
 /// The signed-in pages: the one list the navigation is built from.
-const PAGES: [Page; 1] = [Page {
-    href: "/admin/settings",
-    text: "Settings",
-    allowed: |p| policy::read_settings(p).is_ok(),
-}];
+const PAGES: [Page; 2] = [
+    Page {
+        href: "/admin/settings",
+        text: "Settings",
+        allowed: |p| policy::read_settings(p).is_ok(),
+    },
+    Page {
+        href: "/guardian",
+        text: "Your page",
+        allowed: |p| policy::guardian(p).is_ok(),
+    },
+];
 
 /// The frame's data.
 #[derive(Debug, Clone)]
