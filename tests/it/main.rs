@@ -22,6 +22,7 @@ mod entities;
 mod graph_sdk;
 mod invitations;
 mod rate_limits;
+mod web_guardian;
 mod web_imports;
 mod web_oneroster;
 mod web_outbox;
@@ -29,6 +30,7 @@ mod web_session;
 
 mod bad_files;
 mod browser;
+mod browser_guardian;
 mod cli;
 mod config_cli;
 mod diffed;
