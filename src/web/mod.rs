@@ -18,6 +18,8 @@
 //!   (RFC 8058).
 
 pub mod join;
+pub mod oidc;
+pub mod signin;
 pub mod unsubscribe;
 
 use crate::api::AppState;
@@ -34,7 +36,7 @@ use axum::routing::get;
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 /// Path prefixes served as pages: their errors are HTML pages, not JSON.
-const PAGE_PREFIXES: [&str; 3] = ["/join/", "/unsubscribe/", "/static/"];
+const PAGE_PREFIXES: [&str; 5] = ["/join/", "/unsubscribe/", "/static/", "/web/", "/signin"];
 
 /// True for a path that belongs to the pages (errors there are HTML).
 pub fn is_page(path: &str) -> bool {
@@ -175,7 +177,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
             "/unsubscribe/{token}",
             get(unsubscribe::show).post(unsubscribe::one_click),
         )
-        .route("/static/web.css", get(stylesheet));
+        .route("/static/web.css", get(stylesheet))
+        .route("/signin", get(signin::show))
+        .route("/web/oidc/start", get(oidc::start))
+        .route(oidc::CALLBACK_PATH, get(oidc::callback));
     crate::api::limits::protect_pages(pages, &state.config.api)
         .layer(middleware::from_fn(security_headers))
 }

@@ -191,8 +191,8 @@ impl Drop for Driver {
 }
 
 /// A fresh headless Chromium session with axe-core at hand, for one test.
-struct Browser {
-    client: Client,
+pub(crate) struct Browser {
+    pub(crate) client: Client,
     axe: String,
     engine: &'static str,
     // Last: dropped after the client, ending the browser.
@@ -201,7 +201,7 @@ struct Browser {
 
 impl Browser {
     /// A browser, or `None` when the tools are missing (see [`Tools::find`]).
-    async fn open(backend: Backend) -> Option<Self> {
+    pub(crate) async fn open(backend: Backend) -> Option<Self> {
         let tools = Tools::find()?;
         let driver = Driver::start(&tools.chromedriver);
         let mut capabilities = serde_json::Map::new();
@@ -228,14 +228,14 @@ impl Browser {
     }
 
     /// Opens `url` and checks the page (see [`Browser::check`]).
-    async fn visit(&self, url: &str, name: &str) {
+    pub(crate) async fn visit(&self, url: &str, name: &str) {
         self.client.goto(url).await.expect(url);
         self.check(name).await;
     }
 
     /// At each width: the stylesheet applies under the page's CSP, axe finds no WCAG 2.1
     /// A/AA violation, and a screenshot is saved.
-    async fn check(&self, name: &str) {
+    pub(crate) async fn check(&self, name: &str) {
         for (width, height) in WIDTHS {
             self.client
                 .set_window_size(width, height)
@@ -307,7 +307,7 @@ impl Browser {
     }
 
     /// Presses and releases `key`.
-    async fn press(&self, key: Key) {
+    pub(crate) async fn press(&self, key: Key) {
         let value = char::from(key);
         let keys = KeyActions::new("keyboard".into())
             .then(KeyAction::Down { value })
@@ -323,7 +323,7 @@ impl Browser {
 
     /// Tabs from the top of the page: first to the skip link, then on to the button
     /// labelled `label` (at most five stops), and presses Enter on it.
-    async fn tab_to_and_press(&self, label: &str) {
+    pub(crate) async fn tab_to_and_press(&self, label: &str) {
         self.press(Key::Tab).await;
         assert_eq!(
             self.focused().await,
@@ -341,7 +341,7 @@ impl Browser {
     }
 
     /// Waits for the page whose `<h1>` contains `heading`.
-    async fn wait_for_heading(&self, heading: &str) {
+    pub(crate) async fn wait_for_heading(&self, heading: &str) {
         let xpath = format!("//h1[contains(., '{heading}')]");
         self.client
             .wait()
@@ -352,13 +352,13 @@ impl Browser {
     }
 
     /// The visible text of the page.
-    async fn text(&self) -> String {
+    pub(crate) async fn text(&self) -> String {
         let body = self.client.find(Locator::Css("body")).await.expect("body");
         body.text().await.expect("body text")
     }
 
     /// Ends the session (the driver ends when dropped).
-    async fn close(self) {
+    pub(crate) async fn close(self) {
         self.client.close().await.expect("session closed");
     }
 }

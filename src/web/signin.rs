@@ -1,0 +1,67 @@
+//! `GET /signin?next=…`: the sign-in page. Staff sign in with their district account
+//! (OpenID Connect: [`super::oidc`]) when `web.oidc.issuer` is set; otherwise the page says
+//! staff sign-in is not configured. A marked `<section>` holds the guardians' sign-in.
+
+use super::oidc::Settings;
+use crate::api::AppState;
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+
+/// The sign-in page.
+#[derive(Template, WebTemplate)]
+#[template(path = "web/signin.html")]
+struct SignInPage {
+    title: String,
+    /// The link that starts the staff sign-in; `None` when OIDC is not configured.
+    staff: Option<String>,
+}
+
+/// `GET /signin` parameters.
+#[derive(Debug, serde::Deserialize)]
+pub struct SignInQuery {
+    /// Where to go once signed in (a local path).
+    pub next: Option<String>,
+}
+
+/// `path` with the query `next=…` when `next` is not `/`.
+fn with_next(path: &str, next: &str) -> String {
+    if next == "/" {
+        return path.to_string();
+    }
+    let mut url = reqwest::Url::parse("http://localhost").expect("a URL");
+    url.set_path(path);
+    url.query_pairs_mut().append_pair("next", next);
+    format!("{path}?{}", url.query().unwrap_or_default())
+}
+
+/// The sign-in page's path for `next` (a local path, already checked).
+pub fn signin_path(next: &str) -> String {
+    with_next("/signin", next)
+}
+
+/// Shows the sign-in page.
+pub async fn show(State(state): State<AppState>, Query(query): Query<SignInQuery>) -> Response {
+    let next = super::oidc::local_path(query.next.as_deref());
+    let configured = matches!(Settings::from_config(&state.config.web), Ok(Some(_)));
+    SignInPage {
+        title: "Sign in".into(),
+        staff: configured.then(|| with_next("/web/oidc/start", &next)),
+    }
+    .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_is_carried_encoded() {
+        assert_eq!(signin_path("/"), "/signin");
+        assert_eq!(
+            with_next("/web/oidc/start", "/admin/settings?tab=a&b=c"),
+            "/web/oidc/start?next=%2Fadmin%2Fsettings%3Ftab%3Da%26b%3Dc"
+        );
+    }
+}
