@@ -51,8 +51,15 @@ pub struct Config {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
 pub struct WebConfig {
-    /// Public base URL of the pages, as guardians reach them (links in messages).
+    /// Public base URL of the pages, as guardians reach them (links in messages). An
+    /// `https://` URL also marks the session cookie `Secure`.
     pub public_url: String,
+    /// `POST /web/session` with a bearer token opens a page session (integrations, tests).
+    pub token_signin: bool,
+    /// Minutes without a request after which a page session ends.
+    pub session_idle_minutes: u32,
+    /// Hours after sign-in after which a page session ends, however active.
+    pub session_absolute_hours: u32,
     /// Staff sign-in with the district's OpenID Connect provider.
     pub oidc: OidcConfig,
 }
@@ -61,8 +68,22 @@ impl Default for WebConfig {
     fn default() -> Self {
         Self {
             public_url: "http://localhost:8080".into(),
+            token_signin: false,
+            session_idle_minutes: 30,
+            session_absolute_hours: 12,
             oidc: OidcConfig::default(),
         }
+    }
+}
+
+impl WebConfig {
+    /// True when the pages are served over TLS (`public_url` is `https://`): cookies are
+    /// then `Secure`.
+    pub fn is_tls(&self) -> bool {
+        self.public_url
+            .trim()
+            .get(..8)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
     }
 }
 

@@ -3,7 +3,7 @@
 
 use super::AppState;
 use super::error::ApiError;
-use crate::auth::{Credential, Principal, keys};
+use crate::auth::{Credential, Principal, Via, keys};
 use crate::domain::TenantSlug;
 use crate::roster::PageRequest;
 use axum::extract::{FromRequestParts, Path, Query};
@@ -49,6 +49,7 @@ impl FromRequestParts<AppState> for Principal {
             tenant,
             tenant_slug: slug.as_str().to_string(),
             identity: token.identity.clone(),
+            via: Via::Api,
         })
     }
 }

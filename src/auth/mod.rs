@@ -231,6 +231,27 @@ pub struct Principal {
     pub tenant_slug: String,
     /// Who the caller is.
     pub identity: Identity,
+    /// Where the request came in: the API (a bearer token) or a page (a session).
+    pub via: Via,
+}
+
+/// Where a caller's request came in; the audit log's actor names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// The JSON API, with a bearer token.
+    Api,
+    /// A page, with a session cookie.
+    Web,
+}
+
+impl Via {
+    /// `api` or `web`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Api => "api",
+            Via::Web => "web",
+        }
+    }
 }
 
 impl Principal {
@@ -244,18 +265,11 @@ impl Principal {
         matches!(&self.identity, Identity::App { scopes, .. } if scopes.iter().any(|s| s.as_str() == name))
     }
 
-    /// A short name for logs and the audit log: `user:<id>`, `app:<id>` or `contact:<id>`
-    /// (with the tenant), never the token.
+    /// A short name for logs and the audit log: `api:user:<id>@<tenant>` (also `app:`,
+    /// `contact:`; `web:` for a page session), never the token.
     pub fn actor(&self) -> String {
-        match &self.identity {
-            Identity::User { source_id, .. } => {
-                format!("api:user:{source_id}@{}", self.tenant_slug)
-            }
-            Identity::App { app_id, .. } => format!("api:app:{app_id}@{}", self.tenant_slug),
-            Identity::Contact { contact_id } => {
-                format!("api:contact:{contact_id}@{}", self.tenant_slug)
-            }
-        }
+        let (kind, id) = self.identity.subject();
+        format!("{}:{kind}:{id}@{}", self.via.as_str(), self.tenant_slug)
     }
 }
 

@@ -29,3 +29,4 @@ pub mod students;
 pub mod sync_run;
 pub mod tenant;
 pub mod tenant_settings;
+pub mod web_sessions;

@@ -65,6 +65,7 @@ fn accepted(view: &JoinView, now: bool) -> Response {
             first,
             "The teacher can now reach you in Parent Connection.".into(),
         ],
+        link: None,
     }
     .with_status(StatusCode::OK)
 }

@@ -11,15 +11,30 @@
 //! Pages are rate limited per client address like the API (their own buckets, the same
 //! budget; behind a trusted proxy the client it reports).
 //!
-//! Pages so far, both reached from links in messages by people without a session (the
-//! token in the URL is the credential, so their POST forms need no other CSRF value):
+//! Two pages are reached from links in messages by people without a session (the token in
+//! the URL is the credential, so their POST forms need no other CSRF value):
 //! - `GET|POST /join/{token}` ([`join`]): a guardian accepts an invitation;
 //! - `GET|POST /unsubscribe/{token}` ([`unsubscribe`]): the digest's one-click unsubscribe
 //!   (RFC 8058).
+//!
+//! Every other page needs a session ([`session::WebSession`], which sends a browser without
+//! one to `/signin`): `/` ([`home`]), [`admin`], [`teacher`] and [`guardian`] pages. Each
+//! handler asks [`crate::auth::policy`] first, like its API route, and calls the same
+//! services; its forms come from [`form`] (the error next to the field) and carry the
+//! session's CSRF token; its failures are one [`error::PageError`]; its frame is
+//! [`layout::Layout`] (the navigation lists the pages the caller's roles reach).
 
+pub mod admin;
+pub mod error;
+pub mod form;
+pub mod guardian;
+pub mod home;
 pub mod join;
+pub mod layout;
 pub mod oidc;
+pub mod session;
 pub mod signin;
+pub mod teacher;
 pub mod unsubscribe;
 
 use crate::api::AppState;
@@ -36,13 +51,23 @@ use axum::routing::get;
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 /// Path prefixes served as pages: their errors are HTML pages, not JSON.
-const PAGE_PREFIXES: [&str; 5] = ["/join/", "/unsubscribe/", "/static/", "/web/", "/signin"];
+const PAGE_PREFIXES: [&str; 8] = [
+    "/join/",
+    "/unsubscribe/",
+    "/static/",
+    "/web/",
+    "/signin",
+    "/admin/",
+    "/teacher/",
+    "/guardian",
+];
 
 /// True for a path that belongs to the pages (errors there are HTML).
 pub fn is_page(path: &str) -> bool {
-    PAGE_PREFIXES
-        .iter()
-        .any(|prefix| path.starts_with(prefix) || path == prefix.trim_end_matches('/'))
+    path == "/"
+        || PAGE_PREFIXES
+            .iter()
+            .any(|prefix| path.starts_with(prefix) || path == prefix.trim_end_matches('/'))
 }
 
 /// A page with a heading and a few paragraphs (results and errors).
@@ -53,6 +78,8 @@ pub struct Notice {
     pub title: String,
     /// Paragraphs.
     pub lines: Vec<String>,
+    /// A link to go on with: (href, text).
+    pub link: Option<(String, String)>,
 }
 
 impl Notice {
@@ -61,7 +88,14 @@ impl Notice {
         Self {
             title: title.into(),
             lines: lines.iter().map(|l| l.to_string()).collect(),
+            link: None,
         }
+    }
+
+    /// The notice with a link under its text.
+    pub fn with_link(mut self, href: &str, text: &str) -> Self {
+        self.link = Some((href.to_string(), text.to_string()));
+        self
     }
 
     /// The notice as a response with `status`.
@@ -178,9 +212,15 @@ pub fn router(state: &AppState) -> Router<AppState> {
             get(unsubscribe::show).post(unsubscribe::one_click),
         )
         .route("/static/web.css", get(stylesheet))
+        .route("/", get(home::show))
+        .route("/web/session", axum::routing::post(session::token_sign_in))
+        .route("/web/signout", axum::routing::post(session::sign_out))
         .route("/signin", get(signin::show))
         .route("/web/oidc/start", get(oidc::start))
-        .route(oidc::CALLBACK_PATH, get(oidc::callback));
+        .route(oidc::CALLBACK_PATH, get(oidc::callback))
+        .merge(admin::routes())
+        .merge(teacher::routes())
+        .merge(guardian::routes());
     crate::api::limits::protect_pages(pages, &state.config.api)
         .layer(middleware::from_fn(security_headers))
 }

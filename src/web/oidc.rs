@@ -19,11 +19,9 @@
 
 use super::{Notice, internal};
 use crate::api::AppState;
-use crate::auth::{Identity, Principal, Role};
+use crate::auth::{Identity, Principal, Role, Via};
 use crate::config::WebConfig;
 use crate::entities::oidc_attempts;
-use askama::Template;
-use askama_web::WebTemplate;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
@@ -40,9 +38,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-// Stand-in for the lead's `web::session` (its documented API) until it lands on main.
-use session_stand_in as session;
-pub(super) use session_stand_in::local_path;
+use super::session;
 
 /// How long a started sign-in may take at the provider, minutes.
 pub const ATTEMPT_LIFETIME_MINUTES: i64 = 10;
@@ -475,21 +471,11 @@ fn chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// A sign-in problem page: what went wrong and a "Try again" link.
-#[derive(Template, WebTemplate)]
-#[template(path = "web/signin_problem.html")]
-struct Problem {
-    title: String,
-    lines: Vec<String>,
-    retry: String,
-}
-
+/// A sign-in problem page: what went wrong and a "Try again" link back to the sign-in
+/// page (which comes back to `next`); it also clears the state cookie.
 fn problem(status: StatusCode, title: &str, lines: Vec<String>, next: &str) -> Response {
-    let page = Problem {
-        title: title.into(),
-        lines,
-        retry: super::signin::signin_path(next),
-    };
+    let mut page = Notice::new(title, &[]).with_link(&super::error::sign_in_url(next), "Try again");
+    page.lines = lines;
     (status, AppendHeaders([clear_state_cookie()]), page).into_response()
 }
 
@@ -526,7 +512,7 @@ fn settings_of(state: &AppState) -> Result<Settings, Box<Response>> {
 }
 
 fn cookie_attributes(state: &AppState) -> &'static str {
-    if state.config.web.public_url.trim().starts_with("https://") {
+    if state.config.web.is_tls() {
         "; Path=/web/oidc/; HttpOnly; SameSite=Lax; Secure"
     } else {
         "; Path=/web/oidc/; HttpOnly; SameSite=Lax"
@@ -787,40 +773,8 @@ async fn principal(
             source_id: person.source_id,
             roles: person.roles,
         },
+        via: Via::Web,
     }))
-}
-
-mod session_stand_in {
-    //! The lead's `web::session` API, as documented, until it lands.
-    use crate::api::AppState;
-    use crate::auth::Principal;
-    use axum::response::{IntoResponseParts, ResponseParts};
-
-    pub struct SessionCookie;
-
-    impl IntoResponseParts for SessionCookie {
-        type Error = std::convert::Infallible;
-        fn into_response_parts(self, res: ResponseParts) -> Result<ResponseParts, Self::Error> {
-            Ok(res)
-        }
-    }
-
-    pub async fn start(
-        _state: &AppState,
-        _principal: &Principal,
-        _method: &str,
-    ) -> Result<SessionCookie, sea_orm::DbErr> {
-        Ok(SessionCookie)
-    }
-
-    pub fn local_path(next: Option<&str>) -> String {
-        match next {
-            Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.starts_with("/\\") => {
-                p.to_string()
-            }
-            _ => "/".into(),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -36,14 +36,9 @@ fn with_next(path: &str, next: &str) -> String {
     format!("{path}?{}", url.query().unwrap_or_default())
 }
 
-/// The sign-in page's path for `next` (a local path, already checked).
-pub fn signin_path(next: &str) -> String {
-    with_next("/signin", next)
-}
-
 /// Shows the sign-in page.
 pub async fn show(State(state): State<AppState>, Query(query): Query<SignInQuery>) -> Response {
-    let next = super::oidc::local_path(query.next.as_deref());
+    let next = super::session::local_path(query.next.as_deref());
     let configured = matches!(Settings::from_config(&state.config.web), Ok(Some(_)));
     SignInPage {
         title: "Sign in".into(),
@@ -58,7 +53,7 @@ mod tests {
 
     #[test]
     fn next_is_carried_encoded() {
-        assert_eq!(signin_path("/"), "/signin");
+        assert_eq!(with_next("/web/oidc/start", "/"), "/web/oidc/start");
         assert_eq!(
             with_next("/web/oidc/start", "/admin/settings?tab=a&b=c"),
             "/web/oidc/start?next=%2Fadmin%2Fsettings%3Ftab%3Da%26b%3Dc"

@@ -129,6 +129,7 @@ pub async fn one_click(State(state): State<AppState>, Path(raw): Path<String>) -
                 ),
                 "Invitations and messages from teachers are not affected. The school can turn the summary back on for you.".into(),
             ],
+            link: None,
         }
         .with_status(StatusCode::OK),
         Ok(None) => unknown(),

@@ -450,6 +450,11 @@ pub fn field(items: &[Value], key: &str) -> Vec<String> {
 /// The API served on a real TCP port (127.0.0.1:0), with `web.public_url` pointing at it:
 /// the API and its base URL (`http://127.0.0.1:PORT`).
 pub async fn served(backend: Backend) -> (Api, String) {
+    served_with(backend, |_| {}).await
+}
+
+/// As [`served`], with `change` applied to the configuration (after the base URL is set).
+pub async fn served_with(backend: Backend, change: impl FnOnce(&mut Config)) -> (Api, String) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -457,6 +462,7 @@ pub async fn served(backend: Backend) -> (Api, String) {
     let api = Api::with(backend, move |config| {
         config.web.public_url = public;
         config.invites.join_url = String::new();
+        change(config);
     })
     .await;
     let app = api.app.clone();
@@ -481,4 +487,75 @@ pub async fn join_token(api: &Api, invitation: &str) -> String {
         .await
         .pop()
         .unwrap()
+}
+
+/// Opens a page session through `POST /web/session` with `token` (the configuration must
+/// have `web.token_signin`): the `Cookie` header value that carries it (`pc_session=…`).
+pub async fn page_session(api: &Api, token: &str) -> String {
+    let reply = api
+        .send(
+            Request::post("/web/session")
+                .header("authorization", format!("Bearer {token}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
+    let set = reply.headers["set-cookie"].to_str().unwrap();
+    set.split(';').next().unwrap().to_string()
+}
+
+/// `GET path` with the session `cookie` (or none): the page.
+pub async fn page_get(api: &Api, path: &str, cookie: Option<&str>) -> Reply {
+    let mut builder = Request::get(path);
+    if let Some(cookie) = cookie {
+        builder = builder.header("cookie", cookie);
+    }
+    api.send(builder.body(Body::empty()).unwrap()).await
+}
+
+/// Posts `fields` as a form to `path` with the session `cookie`.
+pub async fn page_post(api: &Api, path: &str, cookie: &str, fields: &[(&str, &str)]) -> Reply {
+    let body = fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    api.send(
+        Request::post(path)
+            .header("cookie", cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .unwrap(),
+    )
+    .await
+}
+
+fn form_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The page's HTML.
+pub fn html(reply: &Reply) -> &str {
+    reply
+        .body
+        .as_str()
+        .unwrap_or_else(|| panic!("not an HTML page ({}): {}", reply.status, reply.body))
+}
+
+/// The CSRF token the forms of a page carry.
+pub fn csrf_of(reply: &Reply) -> String {
+    let page = html(reply);
+    let at = page
+        .find(r#"name="csrf" value=""#)
+        .unwrap_or_else(|| panic!("no CSRF field on the page: {page}"));
+    let rest = &page[at + r#"name="csrf" value=""#.len()..];
+    rest[..rest.find('"').unwrap()].to_string()
 }

@@ -3,6 +3,7 @@
 
 mod api_support;
 mod architecture;
+mod browser_support;
 mod oneroster_server;
 mod outbox_support;
 mod support;
@@ -21,6 +22,7 @@ mod entities;
 mod graph_sdk;
 mod invitations;
 mod rate_limits;
+mod web_session;
 
 mod bad_files;
 mod browser;

@@ -9,7 +9,7 @@
 //! `target/npm`, where `scripts/test.sh` installs it).
 
 use crate::api_support::*;
-use crate::browser::Browser;
+use crate::browser_support::Browser;
 use crate::db_tests;
 use crate::support::Backend;
 use fantoccini::Locator;
@@ -326,6 +326,31 @@ async fn a_teacher_signs_in_with_the_district_provider(backend: Backend) {
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
     assert_eq!(done.location.as_deref(), Some(format!("{base}/").as_str()));
     assert!(!agent.cookies.contains_key("pc_oidc_state"), "cleared");
+    assert!(
+        agent.cookies.contains_key("pc_session"),
+        "{:?}",
+        agent.cookies
+    );
+    let home = agent.request(&format!("{base}/"), None).await;
+    assert_eq!(home.status, StatusCode::OK, "{}", home.body);
+    assert!(
+        home.body
+            .contains("You are signed in as tch-1 (teacher) · nyc"),
+        "{}",
+        home.body
+    );
+    assert_eq!(
+        api.db
+            .count("SELECT COUNT(*) FROM web_sessions WHERE method = 'oidc' AND subject = 'tch-1' AND roles = 'teacher'")
+            .await,
+        1
+    );
+    assert_eq!(
+        api.db
+            .count("SELECT COUNT(*) FROM audit_log WHERE action = 'web.sign_in' AND actor LIKE '%tch-1@nyc'")
+            .await,
+        1
+    );
     assert_eq!(
         api.db.count("SELECT COUNT(*) FROM oidc_attempts").await,
         0,
@@ -411,15 +436,15 @@ async fn refused_sign_ins_are_clear_pages(backend: Backend) {
         page.body
     );
     assert!(
-        page.body.contains("href=\"/signin?next=%2Fx\""),
+        page.body.contains("href=\"/signin?next=/x\""),
         "{}",
         page.body
     );
 }
 
-/// A tenant admin opens a page without a session, lands on the sign-in page, presses
-/// "Sign in with your district account" with the keyboard, fills the provider's form and
-/// returns signed in.
+/// A tenant admin opens `/admin/settings` without a session, lands on the sign-in page
+/// (axe, screenshots), presses "Sign in with your district account" with the keyboard,
+/// fills the provider's form and comes back to the settings page signed in.
 async fn a_tenant_admin_signs_in_with_the_keyboard(backend: Backend) {
     let Some(browser) = Browser::open(backend).await else {
         return;
@@ -428,8 +453,22 @@ async fn a_tenant_admin_signs_in_with_the_keyboard(backend: Backend) {
         return;
     };
     browser
-        .visit(&format!("{base}/signin?next=/"), "signin")
+        .visit(&format!("{base}/admin/settings"), "signin")
         .await;
+    let url = browser.client.current_url().await.unwrap();
+    assert_eq!(
+        (url.path(), url.query()),
+        ("/signin", Some("next=/admin/settings")),
+        "sent to sign in"
+    );
+    assert!(
+        browser
+            .text()
+            .await
+            .contains("Sign in with your district account"),
+        "{}",
+        browser.text().await
+    );
     browser
         .tab_to_and_press("Sign in with your district account")
         .await;
@@ -448,13 +487,12 @@ async fn a_tenant_admin_signs_in_with_the_keyboard(backend: Backend) {
         .unwrap();
     password.send_keys("any").await.unwrap();
     browser.press(fantoccini::key::Key::Enter).await;
-    let home = format!("{base}/");
-    for _ in 0..150 {
-        if browser.client.current_url().await.unwrap().as_str() == home {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(browser.client.current_url().await.unwrap().as_str(), home);
+    browser.wait_for_heading("Settings").await;
+    assert_eq!(
+        browser.client.current_url().await.unwrap().as_str(),
+        format!("{base}/admin/settings")
+    );
+    let text = browser.text().await;
+    assert!(text.contains("ta-1 (tenant-admin) · nyc"), "{text}");
     browser.close().await;
 }

@@ -1,0 +1,86 @@
+//! The frame of every signed-in page (`templates/web/app.html`): who is signed in, the
+//! pages their roles reach (asked of the policy, like the pages themselves), and the
+//! sign-out form with the session's CSRF token.
+
+use super::session::WebSession;
+use crate::auth::{Identity, Principal, policy};
+
+/// One link of the main navigation.
+#[derive(Debug, Clone)]
+pub struct NavLink {
+    /// Where it goes.
+    pub href: &'static str,
+    /// Its text.
+    pub text: &'static str,
+    /// True on the page it leads to (`aria-current="page"`).
+    pub current: bool,
+}
+
+/// A signed-in page of the navigation: where, its name, and the policy check that lets a
+/// caller open it (the same check as the page's handler).
+struct Page {
+    href: &'static str,
+    text: &'static str,
+    allowed: fn(&Principal) -> bool,
+}
+
+/// The signed-in pages: the one list the navigation is built from.
+const PAGES: [Page; 1] = [Page {
+    href: "/admin/settings",
+    text: "Settings",
+    allowed: |p| policy::read_settings(p).is_ok(),
+}];
+
+/// The frame's data.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// "Name (roles) · tenant".
+    pub who: String,
+    /// The session's CSRF token, for the sign-out form.
+    pub csrf: String,
+    /// The navigation.
+    pub links: Vec<NavLink>,
+}
+
+impl Layout {
+    /// The frame for `session` on the page at `current`.
+    pub fn new(session: &WebSession, current: &str) -> Self {
+        let principal = &session.principal;
+        Self {
+            who: who(principal),
+            csrf: session.csrf.clone(),
+            links: reachable(principal)
+                .into_iter()
+                .map(|(href, text)| NavLink {
+                    href,
+                    text,
+                    current: href == current,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The pages `principal` may open: (href, text).
+pub fn reachable(principal: &Principal) -> Vec<(&'static str, &'static str)> {
+    PAGES
+        .iter()
+        .filter(|page| (page.allowed)(principal))
+        .map(|page| (page.href, page.text))
+        .collect()
+}
+
+fn who(principal: &Principal) -> String {
+    match &principal.identity {
+        Identity::User { source_id, roles } => {
+            let roles: Vec<_> = roles.iter().map(|r| r.as_str()).collect();
+            format!(
+                "{source_id} ({}) · {}",
+                roles.join(", "),
+                principal.tenant_slug
+            )
+        }
+        Identity::Contact { .. } => format!("Parent or guardian · {}", principal.tenant_slug),
+        Identity::App { app_id, .. } => format!("{app_id} · {}", principal.tenant_slug),
+    }
+}
