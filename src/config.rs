@@ -863,9 +863,10 @@ impl Default for OidcConfig {
             tenant_claim: "tenant".into(),
             user_claim: "sub".into(),
             roles_claim: "roles".into(),
-            roles: crate::auth::Role::ALL
-                .iter()
-                .map(|r| (r.as_str().to_string(), r.as_str().to_string()))
+            // Our own role names (crate::auth::Role) map to themselves.
+            roles: ["teacher", "global-admin", "teams-admin", "tenant-admin"]
+                .into_iter()
+                .map(|role| (role.to_string(), role.to_string()))
                 .collect(),
         }
     }

@@ -799,7 +799,14 @@ mod tests {
         );
         let settings = Settings::from_config(&web(|_| {})).unwrap().unwrap();
         assert_eq!(settings.tenant, TenantSource::Claim("tenant".into()));
-        assert_eq!(settings.roles.len(), 4);
+        for role in Role::ALL {
+            assert_eq!(
+                settings.roles.get(role.as_str()),
+                Some(&role),
+                "the default mapping"
+            );
+        }
+        assert_eq!(settings.roles.len(), Role::ALL.len());
         assert_eq!(
             settings.redirect.as_str(),
             "http://localhost:8080/web/oidc/callback"
