@@ -25,11 +25,18 @@ struct Page {
 }
 
 /// The signed-in pages: the one list the navigation is built from.
-const PAGES: [Page; 1] = [Page {
-    href: "/admin/settings",
-    text: "Settings",
-    allowed: |p| policy::read_settings(p).is_ok(),
-}];
+const PAGES: [Page; 2] = [
+    Page {
+        href: "/admin/imports",
+        text: "Imports",
+        allowed: |p| policy::read_imports(p).is_ok(),
+    },
+    Page {
+        href: "/admin/settings",
+        text: "Settings",
+        allowed: |p| policy::read_settings(p).is_ok(),
+    },
+];
 
 /// The frame's data.
 #[derive(Debug, Clone)]
@@ -54,7 +61,7 @@ impl Layout {
                 .map(|(href, text)| NavLink {
                     href,
                     text,
-                    current: href == current,
+                    current: current.starts_with(href),
                 })
                 .collect(),
         }

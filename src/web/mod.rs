@@ -218,7 +218,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/signin", get(signin::show))
         .route("/web/oidc/start", get(oidc::start))
         .route(oidc::CALLBACK_PATH, get(oidc::callback))
-        .merge(admin::routes())
+        .merge(admin::routes(state.config.api.max_upload_bytes))
         .merge(teacher::routes())
         .merge(guardian::routes());
     crate::api::limits::protect_pages(pages, &state.config.api)

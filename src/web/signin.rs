@@ -1,6 +1,8 @@
 //! `GET /signin?next=…`: the sign-in page. Staff sign in with their district account
 //! (OpenID Connect: [`super::oidc`]) when `web.oidc.issuer` is set; otherwise the page says
-//! staff sign-in is not configured. A marked `<section>` holds the guardians' sign-in.
+//! staff sign-in is not configured. With `web.token_signin` it also has the development
+//! sign-in form (a token, posted to `POST /web/session`: [`super::session::token_sign_in`]).
+//! A marked `<section>` holds the guardians' sign-in.
 
 use super::oidc::Settings;
 use crate::api::AppState;
@@ -16,6 +18,8 @@ struct SignInPage {
     title: String,
     /// The link that starts the staff sign-in; `None` when OIDC is not configured.
     staff: Option<String>,
+    /// Where the development sign-in form posts; `None` without `web.token_signin`.
+    token_action: Option<String>,
 }
 
 /// `GET /signin` parameters.
@@ -43,6 +47,11 @@ pub async fn show(State(state): State<AppState>, Query(query): Query<SignInQuery
     SignInPage {
         title: "Sign in".into(),
         staff: configured.then(|| with_next("/web/oidc/start", &next)),
+        token_action: state
+            .config
+            .web
+            .token_signin
+            .then(|| with_next("/web/session", &next)),
     }
     .into_response()
 }

@@ -23,6 +23,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 db_tests!(
+    the_signin_page_offers_what_is_configured,
     a_teacher_signs_in_with_the_district_provider,
     refused_sign_ins_are_clear_pages,
     a_tenant_admin_signs_in_with_the_keyboard,
@@ -125,9 +126,9 @@ impl Drop for Idp {
     }
 }
 
-/// The service on a loopback port with `[web.oidc]` pointing at a fresh provider: the API
-/// (its database), our base URL and the provider.
-async fn served_with_idp(backend: Backend) -> Option<(Api, String, Idp)> {
+/// The service on a loopback port with `[web.oidc]` pointing at a fresh provider (and
+/// `web.token_signin` as given): the API (its database), our base URL and the provider.
+async fn served_with_idp(backend: Backend, token_signin: bool) -> Option<(Api, String, Idp)> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -135,6 +136,7 @@ async fn served_with_idp(backend: Backend) -> Option<(Api, String, Idp)> {
     let (public, issuer) = (base.clone(), idp.issuer.clone());
     let api = Api::with(backend, move |config| {
         config.web.public_url = public;
+        config.web.token_signin = token_signin;
         let oidc = &mut config.web.oidc;
         oidc.issuer = issuer;
         oidc.client_id = CLIENT_ID.into();
@@ -296,10 +298,44 @@ fn form_action(html: &str) -> String {
     html[start..end].replace("&amp;", "&")
 }
 
+/// Without `[web.oidc]` the sign-in page says staff sign-in is not configured and
+/// `/web/oidc/start` is a 404 page; with `web.token_signin` its development form posts a
+/// token to `/web/session`, which comes back to `next` signed in.
+async fn the_signin_page_offers_what_is_configured(backend: Backend) {
+    let api = Api::with(backend, |config| config.web.token_signin = true).await;
+    let page = api.get("/signin?next=/admin/settings", None).await;
+    assert_eq!(page.status.as_u16(), 200, "{}", page.body);
+    let html = page.body.as_str().unwrap().replace("&#39;", "'");
+    assert!(html.contains("Staff sign-in is not configured"), "{html}");
+    assert!(!html.contains("/web/oidc/start"), "{html}");
+    assert!(html.contains("id=\"guardian-signin\""), "{html}");
+    let action = "/web/session?next=%2Fadmin%2Fsettings";
+    assert!(html.contains(&format!("action=\"{action}\"")), "{html}");
+    assert!(
+        html.contains("<label for=\"token\">Token</label>"),
+        "{html}"
+    );
+    let token = api.user("nyc", "ta-1", &[parent_connection::auth::Role::TenantAdmin]);
+    let form = axum::http::Request::post(action)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(axum::body::Body::from(format!("token={token}")))
+        .unwrap();
+    let signed_in = api.send(form).await;
+    assert_eq!(signed_in.status.as_u16(), 303, "{}", signed_in.body);
+    assert_eq!(signed_in.headers["location"], "/admin/settings");
+    let start = api.get("/web/oidc/start", None).await;
+    assert_eq!(start.status.as_u16(), 404, "{}", start.body);
+    assert!(
+        start.body.as_str().unwrap().contains("not configured"),
+        "{}",
+        start.body
+    );
+}
+
 /// A teacher signs in: the provider's form, back to our callback, a session for them and
 /// the page asked for; the callback used again, or with a wrong state, is refused.
 async fn a_teacher_signs_in_with_the_district_provider(backend: Backend) {
-    let Some((api, base, idp)) = served_with_idp(backend).await else {
+    let Some((api, base, idp)) = served_with_idp(backend, false).await else {
         return;
     };
     let mut agent = Agent::new();
@@ -392,7 +428,7 @@ async fn a_teacher_signs_in_with_the_district_provider(backend: Backend) {
 
 /// People the service cannot admit, and a cancelled sign-in, get pages saying why.
 async fn refused_sign_ins_are_clear_pages(backend: Backend) {
-    let Some((_api, base, idp)) = served_with_idp(backend).await else {
+    let Some((_api, base, idp)) = served_with_idp(backend, false).await else {
         return;
     };
     for (login, status, says) in [
@@ -443,13 +479,13 @@ async fn refused_sign_ins_are_clear_pages(backend: Backend) {
 }
 
 /// A tenant admin opens `/admin/settings` without a session, lands on the sign-in page
-/// (axe, screenshots), presses "Sign in with your district account" with the keyboard,
+/// (axe, screenshots; with both staff sign-ins on it), presses "Sign in with your district account" with the keyboard,
 /// fills the provider's form and comes back to the settings page signed in.
 async fn a_tenant_admin_signs_in_with_the_keyboard(backend: Backend) {
     let Some(browser) = Browser::open(backend).await else {
         return;
     };
-    let Some((_api, base, _idp)) = served_with_idp(backend).await else {
+    let Some((_api, base, _idp)) = served_with_idp(backend, true).await else {
         return;
     };
     browser
