@@ -32,6 +32,7 @@ db_tests!(
     a_guardian_unsubscribes_with_the_keyboard,
     a_tenant_admin_sets_the_channel_to_sms_with_the_keyboard,
     an_admin_uploads_a_file_set_with_an_error_and_reads_the_report,
+    an_admin_requeues_a_dead_message_with_the_keyboard,
 );
 
 /// The digest's unsubscribe path of `nyc`'s contact `contact` (its id), signed as the
@@ -372,6 +373,38 @@ async fn an_admin_uploads_a_file_set_with_an_error_and_reads_the_report(backend:
         count(
             &api,
             "SELECT COUNT(*) FROM sync_runs WHERE status = 'refused'"
+        )
+        .await,
+        1
+    );
+    browser.close().await;
+}
+
+/// An admin opens the outbox (a dead message, a suppressed address, an unsubscribed
+/// guardian), tabs to the dead message's **Requeue** and presses Enter: it is queued again.
+async fn an_admin_requeues_a_dead_message_with_the_keyboard(backend: Backend) {
+    let Some(browser) = Browser::open(backend).await else {
+        return;
+    };
+    let (api, base) = served_with(backend, |config| config.web.token_signin = true).await;
+    let (dead, _) = crate::web_outbox::trouble(&api).await;
+    let cookie = page_session(&api, &api.admin("nyc")).await;
+    browser.sign_in(&base, &cookie).await;
+    browser
+        .visit(&format!("{base}/admin/outbox"), "admin-outbox")
+        .await;
+    browser.tab_to_and_press_within("Requeue", 12).await;
+    browser.wait_for_heading("Outbox").await;
+    assert!(
+        browser
+            .text()
+            .await
+            .contains("The message is queued again.")
+    );
+    assert_eq!(
+        count(
+            &api,
+            &format!("SELECT COUNT(*) FROM outbox WHERE id = {dead} AND status = 'queued'")
         )
         .await,
         1
