@@ -318,9 +318,9 @@ impl Discovery {
                     .connect_timeout(Duration::from_secs(5))
                     // Following redirects would let a provider's answer point us anywhere.
                     .redirect(reqwest::redirect::Policy::none())
-                    // A sign-in talks to the provider once every few seconds at most: a
-                    // pooled connection would mostly be one the provider closed meanwhile
-                    // (a reset on reuse).
+                    // Few requests, seconds apart (discovery, then one code exchange per
+                    // sign-in): a pooled connection would mostly sit idle until the
+                    // provider closes it, so none is kept.
                     .pool_max_idle_per_host(0)
                     .user_agent(concat!("parent-connection/", env!("CARGO_PKG_VERSION")))
                     .build()
