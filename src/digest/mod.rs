@@ -165,12 +165,13 @@ pub fn windows(
     tenant: &Tenant,
     week: Option<IsoWeek>,
 ) -> Result<(Schedule, Windows), CalendarError> {
+    // The settings are typed and checked when read: nothing to parse again here.
     let s = &tenant.settings;
-    let schedule = Schedule::from_settings(
-        s.digest_day.as_str(),
-        i32::from(s.digest_hour),
-        s.digest_time_zone.name(),
-    )?;
+    let schedule = Schedule {
+        day: s.digest_day,
+        hour: u32::from(s.digest_hour),
+        zone: s.digest_time_zone.zone(),
+    };
     let week = week.unwrap_or_else(|| IsoWeek::current(schedule.zone, chrono::Utc::now()));
     Ok((schedule, schedule.windows(week)))
 }
