@@ -164,6 +164,25 @@ pub async fn find_class<C: ConnectionTrait>(
     rows.first().map(|r| r.try_get("", "id")).transpose()
 }
 
+/// The title of class `class_id` of `tenant` (by key; the caller found the class first).
+pub async fn class_title<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+    class_id: i64,
+) -> Result<Option<String>, DbErr> {
+    let rows = db::query(
+        conn,
+        "SELECT title FROM classes WHERE tenant_id = $1 AND id = $2",
+        vec![Value::BigInt(Some(tenant.0)), Value::BigInt(Some(class_id))],
+    )
+    .await?;
+    Ok(rows
+        .first()
+        .map(|r| r.try_get::<Option<String>>("", "title"))
+        .transpose()?
+        .flatten())
+}
+
 /// Students of class `class_id` (of `tenant`), ordered by source id. With `active_only`
 /// (teachers) only active students with an active enrollment are listed.
 pub async fn class_students<C: ConnectionTrait>(

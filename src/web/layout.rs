@@ -25,11 +25,33 @@ struct Page {
 }
 
 /// The signed-in pages: the one list the navigation is built from.
-const PAGES: [Page; 1] = [Page {
-    href: "/admin/settings",
-    text: "Settings",
-    allowed: |p| policy::read_settings(p).is_ok(),
-}];
+const PAGES: [Page; 5] = [
+    Page {
+        href: "/admin/settings",
+        text: "Settings",
+        allowed: |p| policy::read_settings(p).is_ok(),
+    },
+    Page {
+        href: "/teacher/classes",
+        text: "My classes",
+        allowed: |p| policy::teacher_pages(p).is_ok(),
+    },
+    Page {
+        href: "/teacher/requests",
+        text: "My requests",
+        allowed: |p| policy::teacher_pages(p).is_ok(),
+    },
+    Page {
+        href: "/teacher/chats",
+        text: "My chats",
+        allowed: |p| policy::teacher_pages(p).is_ok(),
+    },
+    Page {
+        href: "/teacher/blocks",
+        text: "My blocks",
+        allowed: |p| policy::teacher_pages(p).is_ok(),
+    },
+];
 
 /// The frame's data.
 #[derive(Debug, Clone)]
