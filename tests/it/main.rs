@@ -23,6 +23,7 @@ mod graph_sdk;
 mod invitations;
 mod rate_limits;
 mod web_session;
+mod web_teacher;
 
 mod bad_files;
 mod browser;
