@@ -27,6 +27,7 @@ mod web_teacher;
 
 mod bad_files;
 mod browser;
+mod browser_teacher;
 mod cli;
 mod config_cli;
 mod diffed;

@@ -144,12 +144,21 @@ fn chat_id(raw: &str) -> Result<i64, PageError> {
     raw.parse().map_err(|_| PageError::NotFound)
 }
 
-fn view(
-    session: &WebSession,
+/// What the chat page shows of a chat (the forms only for its owner).
+struct ChatView {
     chat: ChatItem,
+    student_name: String,
     owner: bool,
     notice: Option<&'static str>,
-) -> ChatPageView {
+}
+
+fn view(session: &WebSession, shown: ChatView) -> ChatPageView {
+    let ChatView {
+        chat,
+        student_name,
+        owner,
+        notice,
+    } = shown;
     let base = format!("{LIST}/{}/members", chat.id);
     let name_of = |contact: &str| {
         chat.members
@@ -199,11 +208,11 @@ fn view(
         })
         .collect();
     ChatPageView {
-        title: format!("Chat about {}", chat.student_id),
+        title: format!("Chat about {student_name}"),
         layout: Layout::new(session, LIST),
         csrf: session.csrf.clone(),
         student_href: student_href(&chat.student_id),
-        student: chat.student_id,
+        student: student_name,
         members,
         banners,
         invitations,
@@ -234,7 +243,14 @@ pub async fn show(
         _ => None,
     };
     let owner = chat.owner_id == me;
-    Ok(view(&session, chat, owner, notice).into_response())
+    let student_name = super::students::student_name(&state, &session, &chat.student_id).await?;
+    let shown = ChatView {
+        chat,
+        student_name,
+        owner,
+        notice,
+    };
+    Ok(view(&session, shown).into_response())
 }
 
 /// The chat and the guardian named by a member form's path, for the chat's owner.
