@@ -194,6 +194,17 @@ async fn out_of_reach_pages_are_not_found(backend: Backend) {
         "{classes}"
     );
 
+    // A teacher who is also an admin gets the teacher's view here: active parents and
+    // guardians only (the admin view lists the relative and the doctor too).
+    let both = page_session(
+        &api,
+        &api.user("nyc", "tch-1", &[Role::Teacher, Role::GlobalAdmin]),
+    )
+    .await;
+    let (status, page) = get(&api, "/teacher/students/stu-1", &both).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Linda Ng") && !page.contains("Grace") && !page.contains("House"));
+
     // Not a teacher: the 403 page, and no teacher links in the navigation.
     let admin = page_session(&api, &api.admin("nyc")).await;
     let (status, page) = get(&api, "/teacher/classes", &admin).await;

@@ -48,8 +48,8 @@ pub async fn list(
     session: WebSession,
     Query(query): Query<BlocksQuery>,
 ) -> Result<Response, PageError> {
-    teacher(&session)?;
-    let owner = policy::chat_owner(&session.principal)?;
+    let me = teacher(&session)?;
+    let owner = policy::chat_owner(&me)?;
     let paging = Paging {
         cursor: query.cursor,
     };
@@ -87,8 +87,8 @@ pub async fn unblock(
     axum::Form(sent): axum::Form<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
     session.check_csrf(sent.get("csrf").map(String::as_str).unwrap_or(""))?;
-    teacher(&session)?;
-    let owner = policy::chat_owner(&session.principal)?;
+    let me = teacher(&session)?;
+    let owner = policy::chat_owner(&me)?;
     let contact = contact.parse::<i64>().map_err(|_| PageError::NotFound)?;
     let actor = session.principal.actor();
     blocks::unblock(&state.db, session.principal.tenant, &owner, contact, &actor).await?;

@@ -60,8 +60,8 @@ pub async fn list(
     session: WebSession,
     Query(paging): Query<Paging>,
 ) -> Result<Response, PageError> {
-    teacher(&session)?;
-    let viewer = policy::chat_viewer(&session.principal)?;
+    let me = teacher(&session)?;
+    let viewer = policy::chat_viewer(&me)?;
     let (items, next) = store::list(
         &state.db,
         session.principal.tenant,
@@ -228,7 +228,7 @@ pub async fn show(
     Query(query): Query<ChatQuery>,
 ) -> Result<Response, PageError> {
     let me = teacher(&session)?;
-    let viewer = policy::chat_viewer(&session.principal)?;
+    let viewer = policy::chat_viewer(&me)?;
     let chat = store::read(&state.db, session.principal.tenant, chat_id(&id)?, &viewer)
         .await?
         .ok_or(PageError::NotFound)?;
@@ -242,7 +242,7 @@ pub async fn show(
         ),
         _ => None,
     };
-    let owner = chat.owner_id == me;
+    let owner = chat.owner_id == policy::chat_owner(&me)?;
     let student_name = super::students::student_name(&state, &session, &chat.student_id).await?;
     let shown = ChatView {
         chat,
@@ -269,8 +269,8 @@ pub async fn remove_member(
     axum::Form(sent): axum::Form<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
     session.check_csrf(sent.get("csrf").map(String::as_str).unwrap_or(""))?;
-    teacher(&session)?;
-    let owner = policy::chat_owner(&session.principal)?;
+    let me = teacher(&session)?;
+    let owner = policy::chat_owner(&me)?;
     let (chat, contact) = member_path(&path)?;
     store::remove_member_now(&state.db, session.principal.tenant, chat, &owner, contact).await?;
     Ok(Redirect::to(&format!("{LIST}/{chat}?done=removed")).into_response())
@@ -284,8 +284,8 @@ pub async fn block(
     axum::Form(sent): axum::Form<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
     session.check_csrf(sent.get("csrf").map(String::as_str).unwrap_or(""))?;
-    teacher(&session)?;
-    let owner = policy::chat_owner(&session.principal)?;
+    let me = teacher(&session)?;
+    let owner = policy::chat_owner(&me)?;
     let (chat, contact) = member_path(&path)?;
     let actor = session.principal.actor();
     blocks::block(

@@ -43,8 +43,8 @@ pub async fn list(
     session: WebSession,
     Query(paging): Query<Paging>,
 ) -> Result<Response, PageError> {
-    teacher(&session)?;
-    let scope = policy::class_scope(&session.principal)?;
+    let me = teacher(&session)?;
+    let scope = policy::class_scope(&me)?;
     let page = roster::classes(
         &state.db,
         session.principal.tenant,
@@ -131,9 +131,9 @@ pub async fn show(
     Path(class): Path<String>,
     Query(query): Query<ClassQuery>,
 ) -> Result<Response, PageError> {
-    teacher(&session)?;
+    let me = teacher(&session)?;
     let tenant = session.principal.tenant;
-    let (class_id, active_only) = policy::class(&state.db, &session.principal, &class).await?;
+    let (class_id, active_only) = policy::class(&state.db, &me, &class).await?;
     let students = roster::class_students(
         &state.db,
         tenant,
@@ -145,7 +145,7 @@ pub async fn show(
         .request(&state),
     )
     .await?;
-    let assignments_class = policy::read_assignments(&state.db, &session.principal, &class).await?;
+    let assignments_class = policy::read_assignments(&state.db, &me, &class).await?;
     let after = match query.assignments.as_deref().filter(|c| !c.is_empty()) {
         None => None,
         Some(raw) => Some(store::parse_cursor(raw).ok_or(PageError::NotFound)?),
@@ -162,7 +162,7 @@ pub async fn show(
         },
     )
     .await?;
-    let digest_class = policy::class_digest(&state.db, &session.principal, &class, false).await?;
+    let digest_class = policy::class_digest(&state.db, &me, &class, false).await?;
     let on = store::notify_guardians(&state.db, tenant, digest_class).await?;
     let path = format!("{LIST}/{}", encode(&class));
     let title = roster::class_title(&state.db, tenant, class_id)
@@ -204,8 +204,8 @@ pub async fn set_digest(
     axum::Form(sent): axum::Form<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
     session.check_csrf(sent.get("csrf").map(String::as_str).unwrap_or(""))?;
-    teacher(&session)?;
-    let class_id = policy::class_digest(&state.db, &session.principal, &class, true).await?;
+    let me = teacher(&session)?;
+    let class_id = policy::class_digest(&state.db, &me, &class, true).await?;
     let on = sent.get("notify-guardians").is_some_and(|v| v == "on");
     store::set_notify_guardians(
         &state.db,

@@ -14,7 +14,7 @@ pub mod students;
 
 use crate::api::AppState;
 use crate::approvals::ApprovalError;
-use crate::auth::policy;
+use crate::auth::{Identity, Principal, Role, policy};
 use crate::chats::ChatError;
 use crate::contacts::ContactsError;
 use crate::roster::PageRequest;
@@ -58,9 +58,17 @@ pub fn routes() -> Router<AppState> {
         .route("/teacher/blocks/{contact}/unblock", post(blocks::unblock))
 }
 
-/// The signed-in teacher's SIS source id, or the 403 page for anyone else.
-fn teacher(session: &WebSession) -> Result<String, PageError> {
-    Ok(policy::teacher_pages(&session.principal)?)
+/// The signed-in person acting as a teacher: their principal with the teacher role alone,
+/// so every policy answer on these pages is the teacher's (a teacher who is also an admin
+/// sees their own classes and requests here, and the admin views on the admin pages); the
+/// 403 page for anyone without the teacher role.
+fn teacher(session: &WebSession) -> Result<Principal, PageError> {
+    policy::teacher_pages(&session.principal)?;
+    let mut me = session.principal.clone();
+    if let Identity::User { roles, .. } = &mut me.identity {
+        roles.retain(|role| *role == Role::Teacher);
+    }
+    Ok(me)
 }
 
 /// `?cursor=` of a list page.

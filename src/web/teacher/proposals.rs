@@ -218,8 +218,8 @@ async fn allowed(
     session: &WebSession,
     student: &str,
 ) -> Result<(String, Region), PageError> {
-    teacher(session)?;
-    let teacher = policy::submit_contact_request(&state.db, &session.principal, student).await?;
+    let me = teacher(session)?;
+    let teacher = policy::submit_contact_request(&state.db, &me, student).await?;
     Ok((teacher, region_if_allowed(state, session).await?))
 }
 

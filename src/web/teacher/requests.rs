@@ -97,8 +97,8 @@ pub async fn list(
     session: WebSession,
     Query(query): Query<RequestsQuery>,
 ) -> Result<Response, PageError> {
-    teacher(&session)?;
-    let scope = policy::read_contact_requests(&session.principal)?;
+    let me = teacher(&session)?;
+    let scope = policy::read_contact_requests(&me)?;
     let paging = Paging {
         cursor: query.cursor,
     };

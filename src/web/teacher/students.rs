@@ -68,7 +68,8 @@ pub(super) async fn visible_contacts(
     session: &WebSession,
     student: &str,
 ) -> Result<Vec<ContactItem>, PageError> {
-    let scope = policy::student_contacts(&session.principal)?;
+    let me = teacher(session)?;
+    let scope = policy::student_contacts(&me)?;
     Ok(contacts::for_student(&state.db, session.principal.tenant, student, &scope).await?)
 }
 
@@ -182,8 +183,8 @@ pub async fn start_chat(
         .find(|(k, _)| k == "csrf")
         .map(|(_, v)| v.as_str());
     session.check_csrf(csrf.unwrap_or(""))?;
-    teacher(&session)?;
-    let owner = policy::start_chat(&state.db, &session.principal, &student).await?;
+    let me = teacher(&session)?;
+    let owner = policy::start_chat(&state.db, &me, &student).await?;
     let chosen: Vec<String> = sent
         .iter()
         .filter(|(k, _)| k == "contact")
