@@ -82,7 +82,7 @@ async fn a_teacher_proposes_an_edit_and_starts_a_chat_with_the_keyboard(backend:
         [r#"pending {"emailAddress":"linda@new.example"}"#]
     );
 
-    tab_to_and_follow(&browser, "stu-1", 20).await;
+    tab_to_and_follow(&browser, "Ava Ng", 20).await;
     browser.wait_for_heading("Ava Ng").await;
     browser.tab_to(&format!("f-contact-opt-{par1}"), 30).await;
     browser.press(Key::Space).await;

@@ -347,6 +347,7 @@ async fn a_proposal_shows_its_errors_next_to_the_fields_and_a_good_one_waits(bac
 
     let (_, requests) = get(&api, "/teacher/requests?sent=1", &cookie).await;
     assert!(requests.contains("Your proposal was sent."));
+    assert!(requests.contains(r#"<a href="/teacher/students/stu-1">Ava Ng</a>"#));
     assert!(
         requests.contains("Add a contact") && requests.contains("Email address: ana@example.com")
     );
@@ -399,7 +400,9 @@ async fn a_teacher_starts_a_chat_removes_and_blocks_a_guardian(backend: Backend)
     let chat_path = location.trim_end_matches("?started=1").to_string();
     let (_, list) = get(&api, "/teacher/chats", &cookie).await;
     assert!(
-        list.contains(&chat_path) && list.contains("With Linda Ng, Tom Ng"),
+        list.contains(&chat_path)
+            && list.contains("Chat about Ava Ng")
+            && list.contains("With Linda Ng, Tom Ng"),
         "{list}"
     );
 

@@ -11,6 +11,7 @@ use crate::auth::policy;
 use crate::chats::ChatItem;
 use crate::chats::blocks;
 use crate::chats::store::{self, ChatPage};
+use crate::roster;
 use crate::web::error::PageError;
 use crate::web::layout::Layout;
 use crate::web::session::WebSession;
@@ -73,11 +74,16 @@ pub async fn list(
         },
     )
     .await?;
+    let students: Vec<String> = items.iter().map(|c| c.student_id.clone()).collect();
+    let names = roster::student_names(&state.db, session.principal.tenant, &students).await?;
     let chats = items
         .iter()
         .map(|chat| ChatRow {
             href: format!("{LIST}/{}", chat.id),
-            student: chat.student_id.clone(),
+            student: names
+                .get(&chat.student_id)
+                .cloned()
+                .unwrap_or_else(|| chat.student_id.clone()),
             members: guardian_names(chat),
             banners: chat.banners.len(),
             started: when(chat.created_at),

@@ -5,6 +5,7 @@ use super::{Paging, next_link, page_size, student_href, teacher, when};
 use crate::api::AppState;
 use crate::approvals::requests::{self, ListFilter, RequestItem};
 use crate::auth::policy::{self, RequestScope};
+use crate::roster;
 use crate::web::error::PageError;
 use crate::web::layout::Layout;
 use crate::web::session::WebSession;
@@ -12,6 +13,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
+use std::collections::HashMap;
 
 const PATH: &str = "/teacher/requests";
 
@@ -66,7 +68,7 @@ fn proposed(item: &RequestItem) -> String {
         .join("; ")
 }
 
-fn row(item: RequestItem) -> RequestRow {
+fn row(item: RequestItem, names: &HashMap<String, String>) -> RequestRow {
     let action = match item.action.as_str() {
         "add" => "Add a contact",
         "update" => "Change a contact",
@@ -82,7 +84,10 @@ fn row(item: RequestItem) -> RequestRow {
     RequestRow {
         proposed: proposed(&item),
         student_href: student_href(&item.student_id),
-        student: item.student_id,
+        student: names
+            .get(&item.student_id)
+            .cloned()
+            .unwrap_or(item.student_id),
         id: item.id,
         action,
         status: item.status,
@@ -112,10 +117,12 @@ pub async fn list(
         ..Default::default()
     };
     let (items, next) = requests::list(&state.db, session.principal.tenant, &filter).await?;
+    let students: Vec<String> = items.iter().map(|i| i.student_id.clone()).collect();
+    let names = roster::student_names(&state.db, session.principal.tenant, &students).await?;
     Ok(RequestsPage {
         title: "My requests".into(),
         layout: Layout::new(&session, PATH),
-        requests: items.into_iter().map(row).collect(),
+        requests: items.into_iter().map(|item| row(item, &names)).collect(),
         next: next_link(PATH, next),
         sent: query.sent.is_some(),
     }
