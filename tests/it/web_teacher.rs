@@ -262,22 +262,35 @@ async fn a_proposal_shows_its_errors_next_to_the_fields_and_a_good_one_waits(bac
         0
     );
 
-    let good = page_post(
-        &api,
-        path,
-        &cookie,
-        &[
-            ("csrf", &csrf),
-            ("given-name", "Ana"),
-            ("family-name", "Ng"),
-            ("email", "ana@example.com"),
-            ("mobile-phone", "(202) 555-0188"),
-            ("relationship", "guardian"),
-        ],
-    )
-    .await;
-    assert_eq!(good.status, StatusCode::SEE_OTHER, "{}", good.body);
-    assert_eq!(good.headers["location"], "/teacher/requests?sent=1");
+    // The form's key makes a second press of the button store nothing new.
+    let key = {
+        let page = html(&bad);
+        let at = page.find(r#"name="key" value=""#).expect("a key field") + 18;
+        page[at..at + page[at..].find('"').unwrap()].to_string()
+    };
+    let good_form = [
+        ("csrf", csrf.as_str()),
+        ("key", key.as_str()),
+        ("given-name", "Ana"),
+        ("family-name", "Ng"),
+        ("email", "ana@example.com"),
+        ("mobile-phone", "(202) 555-0188"),
+        ("relationship", "guardian"),
+    ];
+    for _ in 0..2 {
+        let good = page_post(&api, path, &cookie, &good_form).await;
+        assert_eq!(good.status, StatusCode::SEE_OTHER, "{}", good.body);
+        assert_eq!(good.headers["location"], "/teacher/requests?sent=1");
+    }
+    let mut other = good_form;
+    other[4] = ("email", "ana@other.example");
+    let reused = page_post(&api, path, &cookie, &other).await;
+    assert_eq!(reused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html(&reused).contains("This form was sent already."));
+    assert!(
+        !html(&reused).contains(&key),
+        "a fresh key to send it again"
+    );
     let stored = api
         .db
         .texts(

@@ -62,6 +62,10 @@ struct ProposalPage {
     problem: Option<String>,
     submit: &'static str,
     removal: Option<Removal>,
+    /// The retry key of the form.
+    key: String,
+    /// The retry key of the removal form.
+    removal_key: String,
 }
 
 /// The contact form's fields, empty.
@@ -276,61 +280,79 @@ async fn page(
         problem: None,
         submit,
         removal,
+        key: fresh_key(),
+        removal_key: fresh_key(),
     })
 }
 
+/// A sent proposal form: whose, the form as sent, and its retry key.
+struct Attempt<'a> {
+    student: &'a str,
+    form: Form,
+    contact: Option<&'a ContactItem>,
+    /// The form's `key` (the submission's idempotency key): a second press of the button,
+    /// or the page sent again, stores nothing new.
+    key: Option<String>,
+}
+
 /// Stores `body` as the teacher's proposal, or shows the form again with its problems.
-#[allow(clippy::too_many_arguments)]
 async fn submit(
     state: &AppState,
     session: &WebSession,
-    student: &str,
-    teacher: &str,
-    region: Region,
+    (teacher, region): (String, Region),
     body: RequestBody,
-    mut form: Form,
-    contact: Option<&ContactItem>,
+    mut attempt: Attempt<'_>,
 ) -> Result<Response, PageError> {
     let proposal = match parse_all(body, region) {
         Ok(proposal) => proposal,
-        Err(problems) => return again(state, session, student, form, contact, problems).await,
+        Err(problems) => return again(state, session, attempt, problems).await,
     };
     let actor = session.principal.actor();
     let stored = requests::submit(
         &state.db,
         Submission {
             tenant: session.principal.tenant,
-            student_source_id: student,
-            requested_by: teacher,
+            student_source_id: attempt.student,
+            requested_by: &teacher,
             actor: &actor,
-            idempotency_key: None,
+            idempotency_key: attempt.key.as_deref(),
             proposal,
         },
     )
     .await;
-    match stored {
-        Ok(_) => Ok(Redirect::to(SENT).into_response()),
+    let problem = match stored {
+        Ok(_) => return Ok(Redirect::to(SENT).into_response()),
         Err(ApprovalError::NoChange) => {
-            let problems = Problems {
-                form: Some("This proposal changes nothing: the values are the same as now.".into()),
-                ..Default::default()
-            };
-            form.fields.iter_mut().for_each(|f| f.error = None);
-            again(state, session, student, form, contact, problems).await
+            "This proposal changes nothing: the values are the same as now."
         }
-        Err(e) => Err(e.into()),
-    }
+        Err(ApprovalError::IdempotencyKeyReused) => {
+            attempt.key = None;
+            "This form was sent already. Check My requests; to propose something else, send this form again."
+        }
+        Err(e) => return Err(e.into()),
+    };
+    attempt.form.fields.iter_mut().for_each(|f| f.error = None);
+    let problems = Problems {
+        form: Some(problem.into()),
+        ..Default::default()
+    };
+    again(state, session, attempt, problems).await
 }
 
-/// The form again, 422, with its problems next to the fields.
+/// The form again, 422, with its problems next to the fields (and its key, when it was not
+/// used yet).
 async fn again(
     state: &AppState,
     session: &WebSession,
-    student: &str,
-    mut form: Form,
-    contact: Option<&ContactItem>,
+    attempt: Attempt<'_>,
     problems: Problems,
 ) -> Result<Response, PageError> {
+    let Attempt {
+        student,
+        mut form,
+        contact,
+        key,
+    } = attempt;
     for (name, message) in problems.fields {
         if let Some(field) = form.field_mut(name) {
             field.error = Some(message);
@@ -338,7 +360,23 @@ async fn again(
     }
     let mut page = page(state, session, student, form, contact).await?;
     page.problem = problems.form;
+    if let Some(key) = key {
+        page.key = key;
+    }
     Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+}
+
+/// The `key` a form sent, when it is one a page made.
+fn sent_key(sent: &HashMap<String, String>, name: &str) -> Option<String> {
+    sent.get(name)
+        .map(|k| k.trim())
+        .filter(|k| !k.is_empty() && k.len() <= 64 && k.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+}
+
+/// A fresh retry key for a form.
+fn fresh_key() -> String {
+    uuid::Uuid::new_v4().to_string()
 }
 
 fn csrf(sent: &HashMap<String, String>) -> &str {
@@ -369,7 +407,7 @@ pub async fn propose_add(
     axum::Form(sent): axum::Form<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
     session.check_csrf(csrf(&sent))?;
-    let (teacher, region) = allowed(&state, &session, &student).await?;
+    let allowed = allowed(&state, &session, &student).await?;
     let values = sent_values(&sent);
     let body = RequestBody {
         action: "add".into(),
@@ -377,11 +415,13 @@ pub async fn propose_add(
         contact: Some(contact_body(&values, None)),
     };
     let action = format!("{}/proposals/new", student_href(&student));
-    let form = form(&session, action, &values);
-    submit(
-        &state, &session, &student, &teacher, region, body, form, None,
-    )
-    .await
+    let attempt = Attempt {
+        student: &student,
+        form: form(&session, action, &values),
+        contact: None,
+        key: sent_key(&sent, "key"),
+    };
+    submit(&state, &session, allowed, body, attempt).await
 }
 
 /// `GET /teacher/students/{id}/contacts/{contact}/change`.
@@ -411,7 +451,7 @@ pub async fn propose_change(
     axum::Form(sent): axum::Form<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
     session.check_csrf(csrf(&sent))?;
-    let (teacher, region) = allowed(&state, &session, &student).await?;
+    let allowed = allowed(&state, &session, &student).await?;
     let item = visible_contact(&state, &session, &student, &contact).await?;
     let values = sent_values(&sent);
     let body = RequestBody {
@@ -424,18 +464,13 @@ pub async fn propose_change(
         student_href(&student),
         encode(&item.id)
     );
-    let form = form(&session, action, &values);
-    submit(
-        &state,
-        &session,
-        &student,
-        &teacher,
-        region,
-        body,
-        form,
-        Some(&item),
-    )
-    .await
+    let attempt = Attempt {
+        student: &student,
+        form: form(&session, action, &values),
+        contact: Some(&item),
+        key: sent_key(&sent, "key"),
+    };
+    submit(&state, &session, allowed, body, attempt).await
 }
 
 /// `POST /teacher/students/{id}/contacts/{contact}/removal`.
@@ -446,25 +481,25 @@ pub async fn propose_removal(
     axum::Form(sent): axum::Form<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
     session.check_csrf(csrf(&sent))?;
-    let (teacher, region) = allowed(&state, &session, &student).await?;
+    let allowed = allowed(&state, &session, &student).await?;
     let item = visible_contact(&state, &session, &student, &contact).await?;
     let body = RequestBody {
         action: "remove".into(),
         contact_id: Some(item.id.clone()),
         contact: None,
     };
-    let form = form(&session, String::new(), &current_values(&item));
-    submit(
-        &state,
-        &session,
-        &student,
-        &teacher,
-        region,
-        body,
-        form,
-        Some(&item),
-    )
-    .await
+    let action = format!(
+        "{}/contacts/{}/change",
+        student_href(&student),
+        encode(&item.id)
+    );
+    let attempt = Attempt {
+        student: &student,
+        form: form(&session, action, &current_values(&item)),
+        contact: Some(&item),
+        key: sent_key(&sent, "key"),
+    };
+    submit(&state, &session, allowed, body, attempt).await
 }
 
 #[cfg(test)]
