@@ -24,6 +24,13 @@ pub enum Control {
     /// Any number of a list, as checkboxes in a `<fieldset>` whose `<legend>` is the label:
     /// (value, text) pairs. The field's value holds the chosen values separated by spaces.
     Checkboxes(Vec<(String, String)>),
+    /// A secret (a password box; its value is never sent back to the browser).
+    Secret,
+    /// One or more files to upload (`accept`: e.g. `.csv,.zip`).
+    Files {
+        /// The file types offered.
+        accept: &'static str,
+    },
 }
 
 /// One labelled field of a form.
@@ -127,11 +134,26 @@ impl Field {
         matches!(self.control, Control::TextArea)
     }
 
-    /// The `type` of an `<input>`: `number` or `text`.
+    /// The `type` of an `<input>`: `number`, `file` or `text`.
     pub fn input_type(&self) -> &'static str {
         match self.control {
             Control::Number { .. } => "number",
+            Control::Files { .. } => "file",
+            Control::Secret => "password",
             _ => "text",
+        }
+    }
+
+    /// True when the value must not be written into the page (files, secrets).
+    pub fn hides_value(&self) -> bool {
+        matches!(self.control, Control::Files { .. } | Control::Secret)
+    }
+
+    /// The `accept` list of a file field.
+    pub fn accept(&self) -> Option<&'static str> {
+        match self.control {
+            Control::Files { accept } => Some(accept),
+            _ => None,
         }
     }
 

@@ -25,7 +25,24 @@ struct Page {
 }
 
 /// The signed-in pages: the one list the navigation is built from.
-const PAGES: [Page; 5] = [
+const PAGES: [Page; 8] = [
+    Page {
+        href: "/admin/imports",
+        text: "Imports",
+        allowed: |p| policy::read_imports(p).is_ok(),
+    },
+    Page {
+        href: "/admin/oneroster",
+        text: "OneRoster",
+        allowed: |p| policy::run_oneroster(p).is_ok(),
+    },
+    Page {
+        href: "/admin/outbox",
+        text: "Outbox",
+        allowed: |p| {
+            policy::administer_contacts(p).is_ok() || policy::digest_unsubscribes(p).is_ok()
+        },
+    },
     Page {
         href: "/admin/settings",
         text: "Settings",
@@ -76,7 +93,7 @@ impl Layout {
                 .map(|(href, text)| NavLink {
                     href,
                     text,
-                    current: href == current,
+                    current: current.starts_with(href),
                 })
                 .collect(),
         }

@@ -22,6 +22,9 @@ mod entities;
 mod graph_sdk;
 mod invitations;
 mod rate_limits;
+mod web_imports;
+mod web_oneroster;
+mod web_outbox;
 mod web_session;
 mod web_teacher;
 
