@@ -25,7 +25,7 @@ struct Page {
 }
 
 /// The signed-in pages: the one list the navigation is built from.
-const PAGES: [Page; 8] = [
+const PAGES: [Page; 9] = [
     Page {
         href: "/admin/imports",
         text: "Imports",
@@ -47,6 +47,11 @@ const PAGES: [Page; 8] = [
         href: "/admin/settings",
         text: "Settings",
         allowed: |p| policy::read_settings(p).is_ok(),
+    },
+    Page {
+        href: "/guardian",
+        text: "Your page",
+        allowed: |p| policy::guardian(p).is_ok(),
     },
     Page {
         href: "/teacher/classes",

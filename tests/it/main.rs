@@ -22,6 +22,7 @@ mod entities;
 mod graph_sdk;
 mod invitations;
 mod rate_limits;
+mod web_guardian;
 mod web_imports;
 mod web_oneroster;
 mod web_outbox;
@@ -30,6 +31,7 @@ mod web_teacher;
 
 mod bad_files;
 mod browser;
+mod browser_guardian;
 mod browser_teacher;
 mod cli;
 mod config_cli;

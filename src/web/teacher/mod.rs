@@ -15,7 +15,6 @@ pub mod students;
 use crate::api::AppState;
 use crate::approvals::ApprovalError;
 use crate::auth::{Identity, Principal, Role, policy};
-use crate::chats::ChatError;
 use crate::contacts::ContactsError;
 use crate::roster::PageRequest;
 use crate::web::error::PageError;
@@ -156,25 +155,9 @@ impl From<ApprovalError> for PageError {
     }
 }
 
-impl From<ChatError> for PageError {
-    fn from(e: ChatError) -> Self {
-        match e {
-            ChatError::NotFound(_) => PageError::NotFound,
-            ChatError::Blocked => PageError::Forbidden("this teacher does not accept chats"),
-            ChatError::Db(e) => PageError::Db(e),
-            other => PageError::Internal(other.to_string()),
-        }
-    }
-}
-
-impl From<crate::tenants::TenantError> for PageError {
-    fn from(e: crate::tenants::TenantError) -> Self {
-        match e {
-            crate::tenants::TenantError::Db(e) => PageError::Db(e),
-            other => PageError::Internal(other.to_string()),
-        }
-    }
-}
+// `From<ChatError>` and `From<TenantError>` for `PageError` are in `web::guardian` (one
+// impl per type in the crate); the teacher handlers answer the chat errors a teacher can
+// cause (`NoMembers`, `InvalidMembers`, `ContactBlocked`) themselves.
 
 #[cfg(test)]
 mod tests {
