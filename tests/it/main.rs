@@ -22,6 +22,7 @@ mod entities;
 mod graph_sdk;
 mod invitations;
 mod rate_limits;
+mod web_digest;
 mod web_guardian;
 mod web_imports;
 mod web_oneroster;

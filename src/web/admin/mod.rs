@@ -1,5 +1,6 @@
 //! The administrators' pages (`/admin/…`): each asks the policy first, like its API route.
 
+pub mod digest;
 pub mod imports;
 pub mod oneroster;
 pub mod outbox;
@@ -26,6 +27,7 @@ pub fn routes(max_upload_bytes: usize) -> Router<AppState> {
             "/admin/oneroster",
             get(oneroster::show).post(oneroster::save),
         )
+        .route("/admin/digest", get(digest::show))
         .route("/admin/oneroster/test", post(oneroster::test))
         .route("/admin/oneroster/run", post(oneroster::run))
         .route("/admin/outbox", get(outbox::show))
