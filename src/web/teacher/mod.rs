@@ -13,9 +13,7 @@ pub mod requests;
 pub mod students;
 
 use crate::api::AppState;
-use crate::approvals::ApprovalError;
 use crate::auth::{Identity, Principal, Role, policy};
-use crate::contacts::ContactsError;
 use crate::roster::PageRequest;
 use crate::web::error::PageError;
 use crate::web::session::WebSession;
@@ -132,32 +130,8 @@ fn when(time: chrono::DateTime<chrono::Utc>) -> String {
     time.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
-impl From<ContactsError> for PageError {
-    fn from(e: ContactsError) -> Self {
-        match e {
-            ContactsError::StudentNotFound(_) => PageError::NotFound,
-            ContactsError::Db(e) => PageError::Db(e),
-        }
-    }
-}
-
-/// Shown when the tenant turned teacher edits off.
-const EDITS_OFF: &str = "Your district has turned off teacher edits of parent and guardian information. Ask the school office to make the change.";
-
-impl From<ApprovalError> for PageError {
-    fn from(e: ApprovalError) -> Self {
-        match e {
-            ApprovalError::NotFound(_) => PageError::NotFound,
-            ApprovalError::EditsDisabled => PageError::Forbidden(EDITS_OFF),
-            ApprovalError::Db(e) => PageError::Db(e),
-            other => PageError::Internal(other.to_string()),
-        }
-    }
-}
-
-// `From<ChatError>` and `From<TenantError>` for `PageError` are in `web::guardian` (one
-// impl per type in the crate); the teacher handlers answer the chat errors a teacher can
-// cause (`NoMembers`, `InvalidMembers`, `ContactBlocked`) themselves.
+// The teacher handlers answer the chat errors a teacher can cause (`NoMembers`,
+// `InvalidMembers`, `ContactBlocked`) themselves; the rest map in `web::error`.
 
 #[cfg(test)]
 mod tests {

@@ -12,7 +12,7 @@
 //! it and nothing stored. A stored proposal leads to `/teacher/requests?sent=1`.
 
 use super::students::{student_name, visible_contacts};
-use super::{EDITS_OFF, encode, student_href, teacher};
+use super::{encode, student_href, teacher};
 use crate::api::AppState;
 use crate::approvals::requests::{self, Submission};
 use crate::approvals::{ApprovalError, ContactBody, Proposal, RequestBody};
@@ -20,6 +20,7 @@ use crate::auth::policy;
 use crate::contacts::ContactItem;
 use crate::domain::{Region, Relationship};
 use crate::tenants;
+use crate::web::error::EDITS_OFF;
 use crate::web::error::PageError;
 use crate::web::form::{Control, Field, Form};
 use crate::web::layout::Layout;

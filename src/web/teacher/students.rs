@@ -4,7 +4,7 @@
 //! a chat"; `POST /teacher/students/{id}/chats` starts it (as `POST /api/v1/chats`) and
 //! opens the chat's page.
 
-use super::{EDITS_OFF, encode, student_href, teacher};
+use super::{encode, student_href, teacher};
 use crate::api::AppState;
 use crate::auth::policy;
 use crate::chats::ChatError;
@@ -13,6 +13,7 @@ use crate::contacts::{self, ContactItem};
 use crate::domain::display_name;
 use crate::roster;
 use crate::tenants;
+use crate::web::error::EDITS_OFF;
 use crate::web::error::PageError;
 use crate::web::form::{Control, Field, Form};
 use crate::web::layout::Layout;
