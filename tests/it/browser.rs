@@ -329,6 +329,21 @@ async fn a_tenant_admin_sets_the_channel_to_sms_with_the_keyboard(backend: Backe
         .expect("the saved notice");
     assert!(browser.text().await.contains("Settings saved."));
     assert_eq!(settings().await, ["sms 6"]);
+    // The start page lists the pages of a tenant admin; Sign out ends the session.
+    browser.visit(&format!("{base}/"), "home").await;
+    let text = browser.text().await;
+    assert!(text.contains("ta-1 (tenant-admin) · nyc"), "{text}");
+    browser.tab_to_and_press_within("Sign out", 12).await;
+    browser.wait_for_heading("You are signed out").await;
+    browser.check("signed-out").await;
+    assert_eq!(count(&api, "SELECT COUNT(*) FROM web_sessions").await, 0);
+    browser
+        .client
+        .goto(&format!("{base}/admin/settings"))
+        .await
+        .unwrap();
+    let url = browser.client.current_url().await.unwrap();
+    assert_eq!(url.path(), "/signin", "signed out: sent to sign in");
     browser.close().await;
 }
 
