@@ -25,11 +25,23 @@ struct Page {
 }
 
 /// The signed-in pages: the one list the navigation is built from.
-const PAGES: [Page; 1] = [Page {
-    href: "/admin/settings",
-    text: "Settings",
-    allowed: |p| policy::read_settings(p).is_ok(),
-}];
+const PAGES: [Page; 3] = [
+    Page {
+        href: "/admin/settings",
+        text: "Settings",
+        allowed: |p| policy::read_settings(p).is_ok(),
+    },
+    Page {
+        href: "/admin/approvals",
+        text: "Approvals",
+        allowed: |p| policy::administer_contacts(p).is_ok(),
+    },
+    Page {
+        href: "/admin/audit",
+        text: "Audit log",
+        allowed: |p| policy::read_audit(p).is_ok(),
+    },
+];
 
 /// The frame's data.
 #[derive(Debug, Clone)]
