@@ -22,10 +22,12 @@ mod entities;
 mod graph_sdk;
 mod invitations;
 mod rate_limits;
+mod web_approvals;
 mod web_session;
 
 mod bad_files;
 mod browser;
+mod browser_approvals;
 mod cli;
 mod config_cli;
 mod diffed;

@@ -197,10 +197,9 @@ fn card(item: RequestItem) -> Card {
     });
     Card {
         heading: format!(
-            "Request {}: {} of student {}",
+            "Request {}: {}",
             item.id,
-            action_text(&item.action).to_lowercase(),
-            item.student_id
+            action_text(&item.action).to_lowercase()
         ),
         status: item.status.clone(),
         student_href: super::students::student_href(&item.student_id),

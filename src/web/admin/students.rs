@@ -85,12 +85,16 @@ struct Value {
 }
 
 fn value(label: &'static str, text: Option<&str>, from: Option<&FieldProvenance>) -> Value {
+    // A value never set has no source to show.
     let source = match from {
-        Some(p) => match p.changed_at {
-            Some(at) => format!("{}, {}", source_text(p.source.as_deref()), when(at)),
-            None => source_text(p.source.as_deref()).to_string(),
+        Some(FieldProvenance {
+            source: Some(source),
+            changed_at,
+        }) => match changed_at {
+            Some(at) => format!("{}, {}", source_text(Some(source)), when(*at)),
+            None => source_text(Some(source)).to_string(),
         },
-        None => String::new(),
+        _ => String::new(),
     };
     Value {
         label,
