@@ -22,6 +22,7 @@ db_tests!(
     teachers_are_refused_and_forms_need_the_session_token,
     the_student_page_shows_contacts_history_and_erases_with_a_reason,
     the_audit_log_filters_by_action_actor_and_dates,
+    the_queue_and_the_audit_log_are_paginated,
 );
 
 async fn api(backend: Backend) -> Api {
@@ -483,4 +484,50 @@ async fn the_audit_log_filters_by_action_actor_and_dates(backend: Backend) {
     .await;
     assert_eq!(backwards.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(html(&backwards).contains("The end date is before the start date."));
+}
+
+/// The `href` of the page's "Next page" link, unescaped.
+fn next_page(reply: &Reply) -> Option<String> {
+    let page = html(reply);
+    let end = page.find(r#"">Next page</a>"#)?;
+    let start = page[..end].rfind(r#"href=""#)? + r#"href=""#.len();
+    Some(page[start..end].replace("&#38;", "&").replace("&amp;", "&"))
+}
+
+async fn the_queue_and_the_audit_log_are_paginated(backend: Backend) {
+    let api = api(backend).await;
+    let mut ids = Vec::new();
+    for n in 0..26 {
+        let email = format!("linda{n}@new.example");
+        ids.push(propose_update(&api, "stu-1", "par-1", json!({"emailAddress": email})).await);
+    }
+    let cookie = approver(&api).await;
+    let cards = |reply: &Reply| html(reply).matches(r#"<section class="request""#).count();
+    let first = page_get(&api, "/admin/approvals", Some(&cookie)).await;
+    assert_eq!(cards(&first), 20);
+    let next = next_page(&first).expect("a next page");
+    assert_eq!(
+        next,
+        format!("/admin/approvals?status=pending&cursor={}", ids[19])
+    );
+    let second = page_get(&api, &next, Some(&cookie)).await;
+    assert_eq!(cards(&second), 6);
+    assert!(html(&second).contains(&format!("Request {}:", ids[25])));
+    assert_eq!(next_page(&second), None);
+
+    for id in &ids {
+        let reply = decide(&api, id, "reject", Some(json!({"reason": "no"}))).await;
+        assert_eq!(reply.status, 200);
+    }
+    let rows = |reply: &Reply| html(reply).matches("<tr>").count() - 1;
+    let first = page_get(&api, "/admin/audit?action=contact_request.", Some(&cookie)).await;
+    assert_eq!(rows(&first), 50);
+    let next = next_page(&first).expect("a next page");
+    assert!(
+        next.starts_with("/admin/audit?action=contact_request.&actor=&from=&to=&cursor="),
+        "{next}"
+    );
+    let second = page_get(&api, &next, Some(&cookie)).await;
+    assert_eq!(rows(&second), 2, "26 submissions and 26 rejections");
+    assert_eq!(next_page(&second), None);
 }
