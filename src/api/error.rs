@@ -190,6 +190,11 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         self.0.code
     }
+
+    /// The message for the caller.
+    pub fn message(&self) -> &str {
+        &self.0.message
+    }
 }
 
 /// The error response for `status` with `code` and `message`; used for failures produced

@@ -8,14 +8,13 @@ use super::upload::{self, UploadLimits};
 use crate::audit::{self, AuditEntry};
 use crate::auth::{Principal, policy};
 use crate::entities::sync_run;
-use crate::sync::report::{Counts, RunStatus};
+use crate::sync::report::{Counts, ImportReport, RunStatus};
 use crate::sync::{self, Format, ImportRequest, NoProgress};
 use axum::Json;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -192,6 +191,49 @@ pub async fn create(
         upload.dry_run.as_deref().or(params.dry_run.as_deref()),
     )?;
     let force = flag("force", upload.force.as_deref().or(params.force.as_deref()))?;
+    let report = import_upload(&state, &principal, upload, format, dry_run, force).await?;
+    let body = serde_json::to_value(&report).map_err(ApiError::internal)?;
+    match report.status {
+        RunStatus::Applied => {
+            let mut response = (StatusCode::CREATED, Json(body)).into_response();
+            if let Some(id) = report.run_id
+                && let Ok(location) = HeaderValue::from_str(&format!("/api/v1/imports/{id}"))
+            {
+                response.headers_mut().insert(header::LOCATION, location);
+            }
+            Ok(response)
+        }
+        RunStatus::DryRun => Ok((StatusCode::OK, Json(body)).into_response()),
+        RunStatus::Refused | RunStatus::Failed => {
+            let first = report
+                .errors
+                .first()
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| "refused".into());
+            Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "import_refused",
+                format!(
+                    "the import was refused and nothing changed ({} error(s)); first: {first}",
+                    report.errors.len()
+                ),
+            )
+            .with_details(body))
+        }
+    }
+}
+
+/// Imports a received upload for `principal` (who may run imports) as a full snapshot — the
+/// API's and the imports page's one path — and records `import.upload` in the audit log. The
+/// import runs to its end even if the client goes away; the upload's folder lives until then.
+pub async fn import_upload(
+    state: &AppState,
+    principal: &Principal,
+    upload: upload::Upload,
+    format: Format,
+    dry_run: bool,
+    force: bool,
+) -> Result<ImportReport, ApiError> {
     let request = ImportRequest {
         tenant: principal.tenant_slug.clone(),
         format,
@@ -203,7 +245,6 @@ pub async fn create(
     };
     let files = upload.files.clone();
     let zipped = upload.zipped;
-    // The import runs to its end even if the client goes away; the folder lives until then.
     let db = state.jobs.clone();
     let config = state.config.clone();
     let report = tokio::spawn(async move {
@@ -237,35 +278,7 @@ pub async fn create(
         },
     )
     .await?;
-    let body = serde_json::to_value(&report).map_err(ApiError::internal)?;
-    match report.status {
-        RunStatus::Applied => {
-            let mut response = (StatusCode::CREATED, Json(body)).into_response();
-            if let Some(id) = report.run_id
-                && let Ok(location) = HeaderValue::from_str(&format!("/api/v1/imports/{id}"))
-            {
-                response.headers_mut().insert(header::LOCATION, location);
-            }
-            Ok(response)
-        }
-        RunStatus::DryRun => Ok((StatusCode::OK, Json(body)).into_response()),
-        RunStatus::Refused | RunStatus::Failed => {
-            let first = report
-                .errors
-                .first()
-                .map(|e| e.to_string())
-                .unwrap_or_else(|| "refused".into());
-            Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "import_refused",
-                format!(
-                    "the import was refused and nothing changed ({} error(s)); first: {first}",
-                    report.errors.len()
-                ),
-            )
-            .with_details(body))
-        }
-    }
+    Ok(report)
 }
 
 /// Import runs of the tenant, newest first.
@@ -290,16 +303,8 @@ pub async fn list(
 ) -> Result<Json<ImportRunPage>, ApiError> {
     policy::read_imports(&principal)?;
     let request = params.request(&state)?;
-    let mut query = sync_run::Entity::find()
-        .filter(sync_run::Column::TenantId.eq(principal.tenant.0))
-        .order_by_desc(sync_run::Column::Id)
-        .limit(request.limit.saturating_add(1));
-    if let Some(before) = id_cursor(&request)? {
-        query = query.filter(sync_run::Column::Id.lt(before));
-    }
-    let mut rows = query.all(&state.db).await?;
-    let more = rows.len() as u64 > request.limit;
-    rows.truncate(request.limit as usize);
+    let before = id_cursor(&request)?;
+    let (rows, more) = sync::runs::page(&state.db, principal.tenant, before, request.limit).await?;
     let next_cursor = if more {
         rows.last().map(|r| r.id.to_string())
     } else {
@@ -335,9 +340,7 @@ pub async fn get(
     let Ok(id) = id.parse::<i64>() else {
         return Err(ApiError::not_found("import run"));
     };
-    let row = sync_run::Entity::find_by_id(id)
-        .filter(sync_run::Column::TenantId.eq(principal.tenant.0))
-        .one(&state.db)
+    let row = sync::runs::find(&state.db, principal.tenant, id)
         .await?
         .ok_or_else(|| ApiError::not_found("import run"))?;
     Ok(Json(run(row, true)))

@@ -22,6 +22,7 @@ pub(crate) mod hashing;
 pub mod oneroster;
 pub(crate) mod reconcile;
 pub mod report;
+pub mod runs;
 pub(crate) mod sds_v1;
 pub(crate) mod sds_v21;
 pub(crate) mod staging;

@@ -27,6 +27,9 @@ pub enum PageError {
     /// The database failed (busy: the 503 page).
     #[error("database error: {0}")]
     Db(#[from] DbErr),
+    /// The database is busy (an import holds it): the 503 page with `Retry-After`.
+    #[error("the database is busy")]
+    Busy,
     /// A fault of ours, logged.
     #[error("{0}")]
     Internal(String),
@@ -76,6 +79,7 @@ impl IntoResponse for PageError {
                 tracing::error!(error = %e, "page failed");
                 status_page(StatusCode::INTERNAL_SERVER_ERROR)
             }
+            PageError::Busy => busy_page(),
             PageError::Internal(why) => {
                 tracing::error!(error = %why, "page failed");
                 status_page(StatusCode::INTERNAL_SERVER_ERROR)

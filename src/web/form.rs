@@ -21,6 +21,11 @@ pub enum Control {
     Select(Vec<(String, String)>),
     /// Several lines of text.
     TextArea,
+    /// One or more files to upload (`accept`: e.g. `.csv,.zip`).
+    Files {
+        /// The file types offered.
+        accept: &'static str,
+    },
 }
 
 /// One labelled field of a form.
@@ -105,11 +110,20 @@ impl Field {
         matches!(self.control, Control::TextArea)
     }
 
-    /// The `type` of an `<input>`: `number` or `text`.
+    /// The `type` of an `<input>`: `number`, `file` or `text`.
     pub fn input_type(&self) -> &'static str {
         match self.control {
             Control::Number { .. } => "number",
+            Control::Files { .. } => "file",
             _ => "text",
+        }
+    }
+
+    /// The `accept` list of a file field.
+    pub fn accept(&self) -> Option<&'static str> {
+        match self.control {
+            Control::Files { accept } => Some(accept),
+            _ => None,
         }
     }
 

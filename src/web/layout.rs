@@ -25,7 +25,19 @@ struct Page {
 }
 
 /// The signed-in pages: the one list the navigation is built from.
-const PAGES: [Page; 3] = [
+const PAGES: [Page; 5] = [
+    Page {
+        href: "/admin/imports",
+        text: "Imports",
+        allowed: |p| policy::read_imports(p).is_ok(),
+    },
+    Page {
+        href: "/admin/outbox",
+        text: "Outbox",
+        allowed: |p| {
+            policy::administer_contacts(p).is_ok() || policy::digest_unsubscribes(p).is_ok()
+        },
+    },
     Page {
         href: "/admin/settings",
         text: "Settings",
@@ -66,7 +78,7 @@ impl Layout {
                 .map(|(href, text)| NavLink {
                     href,
                     text,
-                    current: href == current,
+                    current: current.starts_with(href),
                 })
                 .collect(),
         }

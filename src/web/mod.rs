@@ -213,7 +213,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/", get(home::show))
         .route("/web/session", axum::routing::post(session::token_sign_in))
         .route("/web/signout", axum::routing::post(session::sign_out))
-        .merge(admin::routes())
+        .merge(admin::routes(state.config.api.max_upload_bytes))
         .merge(teacher::routes())
         .merge(guardian::routes());
     crate::api::limits::protect_pages(pages, &state.config.api)

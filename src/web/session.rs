@@ -370,19 +370,36 @@ pub async fn sign_out(
     Ok((cookie(&state, "", true), notice).into_response())
 }
 
-/// `POST /web/session?next=…` with `Authorization: Bearer <token>`: opens a page session
-/// for the token's person or guardian and answers `303` to `next` (default `/`) with the
-/// cookie. Only when `web.token_signin` is on (otherwise 404, as if the route did not
-/// exist); an app-only token, or a token that does not verify, is refused.
+/// The form of `POST /web/session` from a browser: the token pasted into the sign-in page.
+#[derive(Debug, Default, serde::Deserialize)]
+struct TokenForm {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+/// `POST /web/session?next=…` with `Authorization: Bearer <token>` (integrations, tests), or
+/// a form with a `token` field (the development sign-in form of `/signin`): opens a page
+/// session for the token's person or guardian and answers `303` to `next` (default `/`)
+/// with the cookie. Only when `web.token_signin` is on (otherwise 404, as if the route did
+/// not exist); an app-only token, or a token that does not verify, is refused.
 pub async fn token_sign_in(
     State(state): State<AppState>,
     axum::extract::Query(query): axum::extract::Query<NextQuery>,
-    parts: axum::http::HeaderMap,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
 ) -> Result<Response, PageError> {
     if !state.config.web.token_signin {
         return Err(PageError::NotFound);
     }
-    let principal = match Credential::read(parts.get(AUTHORIZATION), &state.auth) {
+    let form: TokenForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let from_form = (!form.token.trim().is_empty())
+        .then(|| HeaderValue::from_str(&format!("Bearer {}", form.token.trim())).ok())
+        .flatten();
+    let authorization = headers.get(AUTHORIZATION).or(from_form.as_ref());
+    let next = query.next.or(form.next);
+    let principal = match Credential::read(authorization, &state.auth) {
         Credential::Verified(token) => {
             let tenant = match crate::domain::TenantSlug::parse(&token.tenant_slug) {
                 Ok(slug) => state.tenants.id(&state.db, slug.as_str()).await?,
@@ -406,7 +423,7 @@ pub async fn token_sign_in(
         ));
     }
     let cookie = start(&state, &principal, "token").await?;
-    let target = local_path(query.next.as_deref());
+    let target = local_path(next.as_deref());
     Ok((StatusCode::SEE_OTHER, cookie, Redirect::to(&target)).into_response())
 }
 

@@ -31,6 +31,8 @@ db_tests!(
     a_guardian_accepts_an_invitation_with_the_keyboard,
     a_guardian_unsubscribes_with_the_keyboard,
     a_tenant_admin_sets_the_channel_to_sms_with_the_keyboard,
+    an_admin_uploads_a_file_set_with_an_error_and_reads_the_report,
+    an_admin_requeues_a_dead_message_with_the_keyboard,
 );
 
 /// The digest's unsubscribe path of `nyc`'s contact `contact` (its id), signed as the
@@ -327,5 +329,85 @@ async fn a_tenant_admin_sets_the_channel_to_sms_with_the_keyboard(backend: Backe
         .expect("the saved notice");
     assert!(browser.text().await.contains("Settings saved."));
     assert_eq!(settings().await, ["sms 6"]);
+    browser.close().await;
+}
+
+/// An admin opens the imports page, tabs to **Files**, gives the files of an export with
+/// one duplicate row (WebDriver types the paths into the file control, as a person picks
+/// them), chooses Apply with the arrow key and presses Enter: the run's report says it was
+/// refused, lists the row by file, record and column, and offers the errors as CSV.
+async fn an_admin_uploads_a_file_set_with_an_error_and_reads_the_report(backend: Backend) {
+    let Some(browser) = Browser::open(backend).await else {
+        return;
+    };
+    let (api, base) = served_with(backend, |config| config.web.token_signin = true).await;
+    let cookie = page_session(&api, &api.admin("nyc")).await;
+    browser.sign_in(&base, &cookie).await;
+    browser
+        .visit(&format!("{base}/admin/imports"), "admin-imports")
+        .await;
+    let fixture = crate::support::Fixture::v21();
+    fixture.append("users.csv", "stu-1,eve,Eve,Ng,,,");
+    let paths: Vec<String> = fixture_files(&fixture)
+        .into_iter()
+        .map(|(name, _)| fixture.path().join(name).display().to_string())
+        .collect();
+    browser.tab_to("f-file", 12).await;
+    let input = browser.client.active_element().await.expect("focus");
+    input
+        .send_keys(&paths.join("\n"))
+        .await
+        .expect("files chosen");
+    browser.tab_to("f-dryRun", 4).await;
+    browser.press(Key::Down).await;
+    browser.press(Key::Tab).await;
+    assert_eq!(browser.focused().await, "Upload");
+    browser.press(Key::Enter).await;
+    browser.wait_for_heading("Import run").await;
+    browser.check("admin-import-run").await;
+    let text = browser.text().await;
+    assert!(text.contains("Refused (nothing changed)"), "{text}");
+    assert!(text.contains("duplicate user sourcedId"), "{text}");
+    assert!(text.contains("Download the errors as CSV"), "{text}");
+    assert_eq!(
+        count(
+            &api,
+            "SELECT COUNT(*) FROM sync_runs WHERE status = 'refused'"
+        )
+        .await,
+        1
+    );
+    browser.close().await;
+}
+
+/// An admin opens the outbox (a dead message, a suppressed address, an unsubscribed
+/// guardian), tabs to the dead message's **Requeue** and presses Enter: it is queued again.
+async fn an_admin_requeues_a_dead_message_with_the_keyboard(backend: Backend) {
+    let Some(browser) = Browser::open(backend).await else {
+        return;
+    };
+    let (api, base) = served_with(backend, |config| config.web.token_signin = true).await;
+    let (dead, _) = crate::web_outbox::trouble(&api).await;
+    let cookie = page_session(&api, &api.admin("nyc")).await;
+    browser.sign_in(&base, &cookie).await;
+    browser
+        .visit(&format!("{base}/admin/outbox"), "admin-outbox")
+        .await;
+    browser.tab_to_and_press_within("Requeue", 12).await;
+    browser.wait_for_heading("Outbox").await;
+    assert!(
+        browser
+            .text()
+            .await
+            .contains("The message is queued again.")
+    );
+    assert_eq!(
+        count(
+            &api,
+            &format!("SELECT COUNT(*) FROM outbox WHERE id = {dead} AND status = 'queued'")
+        )
+        .await,
+        1
+    );
     browser.close().await;
 }

@@ -316,6 +316,19 @@ impl Browser {
         panic!("no Tab stop reaches {label:?}");
     }
 
+    /// Presses Tab until the focused element's text is `label` (at most `stops` times), then
+    /// Enter.
+    pub(crate) async fn tab_to_and_press_within(&self, label: &str, stops: usize) {
+        for _ in 0..stops {
+            self.press(Key::Tab).await;
+            if self.focused().await == label {
+                self.press(Key::Enter).await;
+                return;
+            }
+        }
+        panic!("no Tab stop within {stops} reaches {label:?}");
+    }
+
     /// Waits for the page whose `<h1>` contains `heading`.
     pub(crate) async fn wait_for_heading(&self, heading: &str) {
         let xpath = format!("//h1[contains(., '{heading}')]");

@@ -23,6 +23,8 @@ mod graph_sdk;
 mod invitations;
 mod rate_limits;
 mod web_approvals;
+mod web_imports;
+mod web_outbox;
 mod web_session;
 
 mod bad_files;

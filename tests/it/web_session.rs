@@ -118,6 +118,22 @@ async fn a_session_cookie_is_http_only_lax_and_stored_hashed(backend: Backend) {
     let page = page_get(&tls, "/admin/settings", Some(&cookie)).await;
     assert_eq!(page.status, StatusCode::OK);
 
+    // The development sign-in form: the token pasted into a form field.
+    let reply = api
+        .send(
+            Request::post("/web/session")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Body::from(format!(
+                    "token={}&next=%2Fadmin%2Fsettings",
+                    tenant_admin(&api)
+                )))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    assert_eq!(reply.headers["location"], "/admin/settings");
+    assert!(reply.headers.contains_key("set-cookie"));
+
     // Refused: an app-only token, a token that does not verify, no token.
     let app = api.app("nyc", &["EduRoster.Read.All"]);
     for (authorization, status) in [

@@ -2,17 +2,42 @@
 
 pub mod approvals;
 pub mod audit;
+pub mod imports;
+pub mod outbox;
 pub mod settings;
 pub mod students;
 
 use crate::api::AppState;
 use axum::Router;
-use axum::routing::get;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
 
-/// The administrators' routes.
-pub fn routes() -> Router<AppState> {
+/// The administrators' routes (`max_upload_bytes`: `api.max_upload_bytes`, the body limit of
+/// the import upload, as on the API).
+pub fn routes(max_upload_bytes: usize) -> Router<AppState> {
     Router::new()
         .route("/admin/settings", get(settings::show).post(settings::save))
+        .route(
+            "/admin/imports",
+            get(imports::show)
+                .post(imports::upload)
+                .layer(DefaultBodyLimit::max(max_upload_bytes)),
+        )
+        .route("/admin/imports/{id}", get(imports::run))
+        .route("/admin/outbox", get(outbox::show))
+        .route("/admin/outbox/{id}/requeue", post(outbox::requeue))
+        .route(
+            "/admin/outbox/suppressions/{id}/lift",
+            post(outbox::lift_suppression),
+        )
+        .route(
+            "/admin/outbox/unsubscribes/{id}/lift",
+            post(outbox::resubscribe),
+        )
+        .route(
+            "/admin/imports/{id}/errors.csv",
+            get(imports::errors_download),
+        )
         .route("/admin/approvals", get(approvals::queue))
         .route(
             "/admin/approvals/{id}",
