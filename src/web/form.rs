@@ -21,6 +21,8 @@ pub enum Control {
     Select(Vec<(String, String)>),
     /// Several lines of text.
     TextArea,
+    /// A secret (a password box; its value is never sent back to the browser).
+    Secret,
     /// One or more files to upload (`accept`: e.g. `.csv,.zip`).
     Files {
         /// The file types offered.
@@ -115,8 +117,14 @@ impl Field {
         match self.control {
             Control::Number { .. } => "number",
             Control::Files { .. } => "file",
+            Control::Secret => "password",
             _ => "text",
         }
+    }
+
+    /// True when the value must not be written into the page (files, secrets).
+    pub fn hides_value(&self) -> bool {
+        matches!(self.control, Control::Files { .. } | Control::Secret)
     }
 
     /// The `accept` list of a file field.

@@ -25,11 +25,16 @@ struct Page {
 }
 
 /// The signed-in pages: the one list the navigation is built from.
-const PAGES: [Page; 5] = [
+const PAGES: [Page; 6] = [
     Page {
         href: "/admin/imports",
         text: "Imports",
         allowed: |p| policy::read_imports(p).is_ok(),
+    },
+    Page {
+        href: "/admin/oneroster",
+        text: "OneRoster",
+        allowed: |p| policy::run_oneroster(p).is_ok(),
     },
     Page {
         href: "/admin/outbox",

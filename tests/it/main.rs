@@ -24,6 +24,7 @@ mod invitations;
 mod rate_limits;
 mod web_approvals;
 mod web_imports;
+mod web_oneroster;
 mod web_outbox;
 mod web_session;
 

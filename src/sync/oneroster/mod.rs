@@ -84,6 +84,29 @@ impl From<DbErr> for OneRosterError {
     }
 }
 
+/// Tries the tenant's stored connection without changing anything: a token from the token
+/// URL, then the provider's schools (`/orgs`, every page). `Ok(Ok(n))`: it works and lists
+/// `n` orgs; `Ok(Err(why))`: what the provider or the network said.
+pub async fn test_connection(
+    db: &DatabaseConnection,
+    config: &Config,
+    tenant: &Tenant,
+) -> Result<Result<usize, String>, OneRosterError> {
+    let connection = connection::load(db, config, tenant.id)
+        .await?
+        .ok_or_else(|| OneRosterError::NotConnected(tenant.slug.clone()))?;
+    let settings = ClientSettings::new(&config.oneroster, connection.page_size);
+    let mut client = match Client::new(&connection, settings) {
+        Ok(client) => client,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    Ok(client
+        .collection::<Org>(None)
+        .await
+        .map(|orgs| orgs.items.len())
+        .map_err(|e| e.to_string()))
+}
+
 /// Runs one OneRoster sync for a tenant and returns its report; every run is recorded in
 /// `sync_runs` and the audit log.
 pub async fn sync(

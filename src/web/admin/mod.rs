@@ -3,6 +3,7 @@
 pub mod approvals;
 pub mod audit;
 pub mod imports;
+pub mod oneroster;
 pub mod outbox;
 pub mod settings;
 pub mod students;
@@ -24,6 +25,12 @@ pub fn routes(max_upload_bytes: usize) -> Router<AppState> {
                 .layer(DefaultBodyLimit::max(max_upload_bytes)),
         )
         .route("/admin/imports/{id}", get(imports::run))
+        .route(
+            "/admin/oneroster",
+            get(oneroster::show).post(oneroster::save),
+        )
+        .route("/admin/oneroster/test", post(oneroster::test))
+        .route("/admin/oneroster/run", post(oneroster::run))
         .route("/admin/outbox", get(outbox::show))
         .route("/admin/outbox/{id}/requeue", post(outbox::requeue))
         .route(
