@@ -22,7 +22,7 @@ mod m20261208_000012_digest_unsubscribes;
 mod m20261215_000013_keyset_indexes;
 mod m20261215_000014_request_indexes;
 mod m20261222_000015_web_sessions;
-mod m20261229_000016_request_student_index;
+mod m20261229_000018_request_student_index;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -46,7 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261215_000013_keyset_indexes::Migration),
             Box::new(m20261215_000014_request_indexes::Migration),
             Box::new(m20261222_000015_web_sessions::Migration),
-            Box::new(m20261229_000016_request_student_index::Migration),
+            Box::new(m20261229_000018_request_student_index::Migration),
         ]
     }
 }

@@ -10,7 +10,7 @@ pub struct Migration;
 
 impl MigrationName for Migration {
     fn name(&self) -> &str {
-        "m20261229_000016_request_student_index"
+        "m20261229_000018_request_student_index"
     }
 }
 
