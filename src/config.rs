@@ -60,6 +60,12 @@ pub struct WebConfig {
     pub session_idle_minutes: u32,
     /// Hours after sign-in after which a page session ends, however active.
     pub session_absolute_hours: u32,
+    /// Minutes a guardian's one-time sign-in code works.
+    pub code_minutes: u32,
+    /// Wrong tries after which a sign-in code stops working.
+    pub code_attempts: u32,
+    /// Sign-in codes sent to one email address or mobile number within 15 minutes, at most.
+    pub codes_per_address_per_15_minutes: u32,
 }
 
 impl Default for WebConfig {
@@ -69,6 +75,9 @@ impl Default for WebConfig {
             token_signin: false,
             session_idle_minutes: 30,
             session_absolute_hours: 12,
+            code_minutes: 10,
+            code_attempts: 5,
+            codes_per_address_per_15_minutes: 3,
         }
     }
 }

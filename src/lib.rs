@@ -22,6 +22,7 @@ pub mod db;
 pub mod digest;
 pub mod domain;
 pub mod entities;
+pub mod guardians;
 pub mod invites;
 pub mod links;
 pub mod outbox;

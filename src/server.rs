@@ -75,6 +75,10 @@ pub fn message_kinds(config: &Config) -> MessageKinds {
             config.mail.message_id_domain.clone(),
             links,
         ))
+        .with(crate::guardians::SignInCodeMessages::new(
+            config.sms.sender_name.clone(),
+            config.mail.message_id_domain.clone(),
+        ))
 }
 
 /// An outbox dispatcher for `config`, delivering every kind of [`message_kinds`].

@@ -21,6 +21,7 @@ pub mod invitations;
 pub mod oneroster_connections;
 pub mod outbox;
 pub mod schools;
+pub mod sign_in_codes;
 pub mod sms_opt_outs;
 pub mod staff;
 pub mod student_contacts;

@@ -38,6 +38,9 @@ pub enum MessageKind {
     /// A weekly digest (`ref_id` = `digest_deliveries.id`).
     #[sea_orm(string_value = "digest")]
     Digest,
+    /// A guardian's one-time sign-in code (`ref_id` = `sign_in_codes.id`).
+    #[sea_orm(string_value = "sign_in_code")]
+    SignInCode,
 }
 
 /// The SQL literal of a [`MessageKind`] for statements written as constants (`concat!`):
@@ -50,6 +53,9 @@ macro_rules! outbox_kind {
     };
     (Digest) => {
         "'digest'"
+    };
+    (SignInCode) => {
+        "'sign_in_code'"
     };
 }
 
@@ -133,6 +139,7 @@ mod tests {
             let literal = match kind {
                 MessageKind::Invitation => crate::outbox_kind!(Invitation),
                 MessageKind::Digest => crate::outbox_kind!(Digest),
+                MessageKind::SignInCode => crate::outbox_kind!(SignInCode),
             };
             assert_eq!(literal, format!("'{}'", kind.to_value()));
         }

@@ -46,6 +46,7 @@ impl MessageKind {
         match self {
             MessageKind::Invitation => "invitation",
             MessageKind::Digest => "digest",
+            MessageKind::SignInCode => "sign_in_code",
         }
     }
 
@@ -54,6 +55,7 @@ impl MessageKind {
         match raw {
             "invitation" => Some(MessageKind::Invitation),
             "digest" => Some(MessageKind::Digest),
+            "sign_in_code" => Some(MessageKind::SignInCode),
             _ => None,
         }
     }

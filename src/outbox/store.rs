@@ -26,8 +26,38 @@ pub async fn enqueue<C: ConnectionTrait>(
     tenant: TenantId,
     kind: MessageKind,
     ref_id: i64,
+    to: (Channel, &str),
+    now: DateTime<Utc>,
+) -> Result<i64, DbErr> {
+    insert(conn, tenant, (kind, ref_id), to, now, now).await
+}
+
+/// Queues a message someone is waiting for (a sign-in code) ahead of every other due row:
+/// claims take rows in `next_attempt_at` order, and this one is due since
+/// [`URGENT_DUE_AT`], so a backlog (a weekly digest run) never delays it. A retry after a
+/// failure is scheduled by the backoff like any other row.
+pub async fn enqueue_urgent<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+    kind: MessageKind,
+    ref_id: i64,
+    to: (Channel, &str),
+    now: DateTime<Utc>,
+) -> Result<i64, DbErr> {
+    let due = DateTime::<Utc>::from_timestamp(URGENT_DUE_AT, 0).unwrap_or(now);
+    insert(conn, tenant, (kind, ref_id), to, now, due).await
+}
+
+/// When an urgent row is due (2000-01-01 UTC, before any other row).
+pub const URGENT_DUE_AT: i64 = 946_684_800;
+
+async fn insert<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+    (kind, ref_id): (MessageKind, i64),
     (channel, recipient): (Channel, &str),
     now: DateTime<Utc>,
+    due: DateTime<Utc>,
 ) -> Result<i64, DbErr> {
     let row = entity::ActiveModel {
         id: NotSet,
@@ -38,7 +68,7 @@ pub async fn enqueue<C: ConnectionTrait>(
         recipient: Set(recipient.to_string()),
         status: Set(Status::Queued),
         attempts: Set(0),
-        next_attempt_at: Set(now),
+        next_attempt_at: Set(due),
         claimed_by: Set(None),
         lease_until: Set(None),
         last_error: Set(None),

@@ -25,7 +25,7 @@ struct Page {
 }
 
 /// The signed-in pages: the one list the navigation is built from.
-const PAGES: [Page; 6] = [
+const PAGES: [Page; 7] = [
     Page {
         href: "/admin/imports",
         text: "Imports",
@@ -57,6 +57,11 @@ const PAGES: [Page; 6] = [
         href: "/admin/audit",
         text: "Audit log",
         allowed: |p| policy::read_audit(p).is_ok(),
+    },
+    Page {
+        href: "/guardian",
+        text: "Your page",
+        allowed: |p| policy::guardian(p).is_ok(),
     },
 ];
 

@@ -68,6 +68,13 @@ const MAY_USE: &[(&str, &[&str])] = &[
             "audit", "config", "contacts", "db", "domain", "entities", "links", "outbox", "tenants",
         ],
     ),
+    (
+        "guardians",
+        &[
+            "audit", "config", "contacts", "db", "digest", "domain", "entities", "outbox",
+            "secrets",
+        ],
+    ),
     // 4: the access policy decides over the capabilities' scopes.
     (
         "auth",

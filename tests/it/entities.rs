@@ -19,6 +19,7 @@ macro_rules! every_entity {
             digest_deliveries, digest_runs, digest_unsubscribes, email_suppressions,
             enrollments, invitations, oneroster_connections, outbox, schools, sms_opt_outs,
             staff, student_contacts, students, sync_run, tenant, tenant_settings, web_sessions,
+            sign_in_codes,
         )
     };
 }

@@ -410,7 +410,7 @@ mod tests {
         assert_eq!(safe_cell("+1"), "'+1");
         assert_eq!(safe_cell("-2+3"), "'-2+3");
         assert_eq!(safe_cell("@SUM(A1)"), "'@SUM(A1)");
-        assert_eq!(safe_cell("\t=1"), "\"'\t=1\"");
+        assert_eq!(safe_cell("\t=1"), "'\t=1");
         assert_eq!(safe_cell("users.csv"), "users.csv");
         assert_eq!(safe_cell("a, b"), "\"a, b\"");
     }

@@ -1,0 +1,238 @@
+//! `GET /guardian`: a parent's or guardian's own page (a contact session; staff get the 403
+//! page from the policy, `policy::guardian`, like the API's guardian routes):
+//!
+//! - their children (active links, active students) and each child's teachers, with a
+//!   button per teacher that starts (or re-opens) a chat about that child —
+//!   `POST /guardian/chats`, the service of `POST /api/v1/guardian/chats`; a teacher who
+//!   blocked the guardian: the page again, status 403, saying so;
+//! - their chats, newest first, a page at a time (`?cursor=`, "Next page of chats"), as
+//!   `GET /api/v1/guardian/chats` lists them;
+//! - the weekly digest (`POST /guardian/digest`: unsubscribe, or subscribe again) and text
+//!   messages (`POST /guardian/sms`: stop, or allow again), each change audited
+//!   ([`crate::guardians::preferences`]).
+//!
+//! Each form answers `303` back to the page with a status line (post/redirect/get).
+
+use crate::api::AppState;
+use crate::auth::policy;
+use crate::chats::ChatError;
+use crate::chats::store::{self, ChatPage, Viewer};
+use crate::guardians::family::{self, Child};
+use crate::guardians::preferences::{self, Preferences};
+use crate::web::error::PageError;
+use crate::web::layout::Layout;
+use crate::web::session::WebSession;
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use std::collections::HashMap;
+
+const PATH: &str = "/guardian";
+
+impl From<ChatError> for PageError {
+    fn from(e: ChatError) -> Self {
+        match e {
+            ChatError::NotFound(_) => PageError::NotFound,
+            ChatError::Db(e) => PageError::Db(e),
+            other => PageError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// One chat as the page lists it.
+#[derive(Debug, Clone)]
+struct ChatLine {
+    student: String,
+    teacher: String,
+    started: String,
+}
+
+/// The guardian's page.
+#[derive(Template, WebTemplate)]
+#[template(path = "web/guardian/home.html")]
+struct GuardianPage {
+    title: String,
+    layout: Layout,
+    csrf: String,
+    prefs: Preferences,
+    children: Vec<Child>,
+    chats: Vec<ChatLine>,
+    next_page: Option<String>,
+    done: Option<&'static str>,
+    problem: Option<String>,
+}
+
+/// `?cursor=` (chats) and `?done=` (the status line after a form).
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct PageQuery {
+    cursor: Option<String>,
+    done: Option<String>,
+}
+
+fn done_message(done: Option<&str>) -> Option<&'static str> {
+    Some(match done? {
+        "chat" => "Your chat is open. The teacher sees it in Parent Connection.",
+        "digest-off" => "You are unsubscribed from the weekly summary.",
+        "digest-on" => "You will get the weekly summary again.",
+        "sms-off" => "We will not send you text messages.",
+        "sms-on" => "You will get text messages from us again.",
+        _ => return None,
+    })
+}
+
+/// A name for `id` from the family, else the id itself.
+fn name_of<'a>(children: &'a [Child], student: &'a str, teacher: &'a str) -> (String, String) {
+    let child = children.iter().find(|c| c.source_id == student);
+    let student_name = child.map_or(student.to_string(), |c| c.name.clone());
+    let teacher_name = children
+        .iter()
+        .flat_map(|c| c.teachers.iter())
+        .find(|t| t.source_id == teacher)
+        .map_or(teacher.to_string(), |t| t.name.clone());
+    (student_name, teacher_name)
+}
+
+async fn page(
+    state: &AppState,
+    session: &WebSession,
+    contact: i64,
+    cursor: Option<&str>,
+) -> Result<GuardianPage, PageError> {
+    let tenant = session.principal.tenant;
+    let prefs = preferences::read(&state.db, tenant, contact)
+        .await?
+        .ok_or(PageError::Forbidden(
+            "The school's records no longer list you. If you think this is a mistake, contact the school.",
+        ))?;
+    let children = family::children(&state.db, tenant, contact).await?;
+    let before = match cursor.map(str::trim).filter(|c| !c.is_empty()) {
+        Some(raw) => Some(raw.parse::<i64>().map_err(|_| PageError::NotFound)?),
+        None => None,
+    };
+    let (items, next_page) = store::list(
+        &state.db,
+        tenant,
+        &Viewer::Guardian(contact),
+        ChatPage {
+            student_source_id: None,
+            before,
+            limit: state.config.api.default_page_size.clamp(1, 100),
+        },
+    )
+    .await?;
+    let chats = items
+        .iter()
+        .map(|chat| {
+            let (student, teacher) = name_of(&children, &chat.student_id, &chat.owner_id);
+            ChatLine {
+                student,
+                teacher,
+                started: chat.created_at.format("%B %-d, %Y").to_string(),
+            }
+        })
+        .collect();
+    Ok(GuardianPage {
+        title: "Your page".into(),
+        layout: Layout::new(session, PATH),
+        csrf: session.csrf.clone(),
+        prefs,
+        children,
+        chats,
+        next_page,
+        done: None,
+        problem: None,
+    })
+}
+
+/// Shows the guardian's page.
+pub async fn show(
+    State(state): State<AppState>,
+    session: WebSession,
+    Query(query): Query<PageQuery>,
+) -> Result<Response, PageError> {
+    let contact = policy::guardian(&session.principal)?;
+    let mut page = page(&state, &session, contact, query.cursor.as_deref()).await?;
+    page.done = done_message(query.done.as_deref());
+    Ok(page.into_response())
+}
+
+fn field<'a>(sent: &'a HashMap<String, String>, name: &str) -> &'a str {
+    sent.get(name)
+        .map(String::as_str)
+        .unwrap_or_default()
+        .trim()
+}
+
+fn back(done: &str) -> Response {
+    Redirect::to(&format!("{PATH}?done={done}")).into_response()
+}
+
+/// `POST /guardian/chats` (`teacher`, `student`): starts or re-opens a chat with a teacher
+/// of the guardian's child.
+pub async fn start_chat(
+    State(state): State<AppState>,
+    session: WebSession,
+    axum::Form(sent): axum::Form<HashMap<String, String>>,
+) -> Result<Response, PageError> {
+    session.check_csrf(field(&sent, "csrf"))?;
+    let principal = &session.principal;
+    let (teacher, student) = (field(&sent, "teacher"), field(&sent, "student"));
+    let contact = policy::guardian_start_chat(&state.db, principal, teacher, student).await?;
+    store::mark_joined(&state.db, principal.tenant, contact).await?;
+    match store::guardian_start(&state.db, principal.tenant, contact, teacher, student).await {
+        Ok(_) => Ok(back("chat")),
+        Err(ChatError::Blocked) => {
+            let mut page = page(&state, &session, contact, None).await?;
+            let (_, teacher_name) = name_of(&page.children, student, teacher);
+            page.problem = Some(format!(
+                "{teacher_name} does not accept chats from you. You can still contact the school."
+            ));
+            Ok((StatusCode::FORBIDDEN, page).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `POST /guardian/digest` (`subscribe` = `yes` or `no`).
+pub async fn digest(
+    State(state): State<AppState>,
+    session: WebSession,
+    axum::Form(sent): axum::Form<HashMap<String, String>>,
+) -> Result<Response, PageError> {
+    session.check_csrf(field(&sent, "csrf"))?;
+    let contact = policy::guardian(&session.principal)?;
+    let subscribe = field(&sent, "subscribe") == "yes";
+    let actor = session.principal.actor();
+    preferences::set_digest(
+        &state.db,
+        session.principal.tenant,
+        contact,
+        subscribe,
+        &actor,
+    )
+    .await?;
+    Ok(back(if subscribe { "digest-on" } else { "digest-off" }))
+}
+
+/// `POST /guardian/sms` (`receive` = `yes` or `no`).
+pub async fn sms(
+    State(state): State<AppState>,
+    session: WebSession,
+    axum::Form(sent): axum::Form<HashMap<String, String>>,
+) -> Result<Response, PageError> {
+    session.check_csrf(field(&sent, "csrf"))?;
+    let contact = policy::guardian(&session.principal)?;
+    let receive = field(&sent, "receive") == "yes";
+    let actor = session.principal.actor();
+    preferences::set_sms(
+        &state.db,
+        session.principal.tenant,
+        contact,
+        receive,
+        &actor,
+    )
+    .await?;
+    Ok(back(if receive { "sms-on" } else { "sms-off" }))
+}
