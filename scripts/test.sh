@@ -3,8 +3,8 @@
 # README and docs/ run as written (scripts/doctest.py, with the debug binary cargo test built).
 # Uses TEST_DATABASE_URL when set (a server where the role may CREATE DATABASE), otherwise
 # starts the local PostgreSQL cluster via scripts/postgres.sh. Installs what the acceptance
-# tests run as real peers when missing: aiosmtpd and msgraph-sdk (PyPI), Prism and axe-core
-# (npm).
+# tests run as real peers when missing: aiosmtpd and msgraph-sdk (PyPI), Prism, axe-core and
+# oidc-provider (npm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${TEST_DATABASE_URL:-}" ]; then
@@ -28,13 +28,16 @@ if ! command -v prism >/dev/null 2>&1; then
   npm install --global --silent --no-audit --no-fund @stoplight/prism-cli >&2
 fi
 # The browser tests run axe-core (npm) in headless Chromium (Debian's chromium and
-# chromium-driver, which .ci/run installs); axe.min.js goes into target/npm/.
+# chromium-driver, which .ci/run installs); the staff sign-in tests run a real OpenID
+# Connect provider, oidc-provider (npm), under Node. Both go into target/npm/ in one
+# install: an install with --no-save removes what an earlier one put there.
 AXE_JS=${AXE_JS:-$PWD/target/npm/node_modules/axe-core/axe.min.js}
-if [ ! -f "$AXE_JS" ]; then
-  npm install --prefix target/npm --silent --no-audit --no-fund --no-save axe-core@4 >&2
+OIDC_PROVIDER_DIR=${OIDC_PROVIDER_DIR:-$PWD/target/npm}
+if [ ! -f "$AXE_JS" ] || [ ! -f "$OIDC_PROVIDER_DIR/node_modules/oidc-provider/package.json" ]; then
+  npm install --prefix target/npm --silent --no-audit --no-fund --no-save axe-core@4 oidc-provider@9 >&2
 fi
-export AXE_JS
-export REQUIRE_POSTGRES=1 REQUIRE_PRISM=1 REQUIRE_MSGRAPH=1 REQUIRE_BROWSER=1
+export AXE_JS OIDC_PROVIDER_DIR
+export REQUIRE_POSTGRES=1 REQUIRE_PRISM=1 REQUIRE_MSGRAPH=1 REQUIRE_BROWSER=1 REQUIRE_OIDC=1
 cargo test --workspace --locked "$@"
 # The contract fuzzer: schemathesis against /openapi.json of a running server, as an admin, a
 # teacher and an app, on SQLite and on PostgreSQL (scripts/acceptance/schemathesis.sh).

@@ -141,6 +141,8 @@ pub fn check(config: &Config, bind: Option<&str>) -> Result<(), CheckError> {
     tracing_subscriber::EnvFilter::try_new(&config.log.level)
         .map_err(|e| malformed("log.level", format!("'{}': {e}", config.log.level)))?;
 
+    crate::web::oidc::Settings::from_config(&config.web)
+        .map_err(|e| malformed(&e.key, e.message))?;
     crate::outbox::email::MailTarget::parse(&config.mail.url)
         .map_err(|e| CheckError::Malformed(format!("MAIL_URL: {e}")))?;
     config

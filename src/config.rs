@@ -66,6 +66,8 @@ pub struct WebConfig {
     pub code_attempts: u32,
     /// Sign-in codes sent to one email address or mobile number within 15 minutes, at most.
     pub codes_per_address_per_15_minutes: u32,
+    /// Staff sign-in with the district's OpenID Connect provider.
+    pub oidc: OidcConfig,
 }
 
 impl Default for WebConfig {
@@ -78,6 +80,7 @@ impl Default for WebConfig {
             code_minutes: 10,
             code_attempts: 5,
             codes_per_address_per_15_minutes: 3,
+            oidc: OidcConfig::default(),
         }
     }
 }
@@ -829,6 +832,71 @@ impl fmt::Debug for OneRosterConfig {
     }
 }
 
+/// `[web.oidc]`: staff sign-in with the district's OpenID Connect provider (authorization
+/// code flow with PKCE; the redirect URI is `{web.public_url}/web/oidc/callback`). Read by
+/// [`crate::web::oidc::Settings`].
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct OidcConfig {
+    /// The provider's issuer URL (discovery at `{issuer}/.well-known/openid-configuration`);
+    /// empty: staff OIDC sign-in is off.
+    pub issuer: String,
+    /// Our client id at the provider.
+    pub client_id: String,
+    /// Our client secret at the provider (secret: set it from the environment).
+    pub client_secret: String,
+    /// Scopes asked for (`openid` is always asked for).
+    pub scopes: Vec<String>,
+    /// A fixed tenant slug for every sign-in (a district's own provider); empty: the tenant
+    /// is the value of `tenant_claim`.
+    pub tenant: String,
+    /// The ID token claim holding the tenant slug (when `tenant` is empty).
+    pub tenant_claim: String,
+    /// The ID token claim holding the staff member's SIS `sourcedId`.
+    pub user_claim: String,
+    /// The ID token claim holding the roles (a list, or one text).
+    pub roles_claim: String,
+    /// The provider's role values and the role each stands for (`teacher`, `global-admin`,
+    /// `teams-admin`, `tenant-admin`); values not listed grant nothing.
+    pub roles: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for OidcConfig {
+    fn default() -> Self {
+        Self {
+            issuer: String::new(),
+            client_id: String::new(),
+            client_secret: String::new(),
+            scopes: vec!["openid".into(), "profile".into(), "email".into()],
+            tenant: String::new(),
+            tenant_claim: "tenant".into(),
+            user_claim: "sub".into(),
+            roles_claim: "roles".into(),
+            // Our own role names (crate::auth::Role) map to themselves.
+            roles: ["teacher", "global-admin", "teams-admin", "tenant-admin"]
+                .into_iter()
+                .map(|role| (role.to_string(), role.to_string()))
+                .collect(),
+        }
+    }
+}
+
+impl fmt::Debug for OidcConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OidcConfig")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &secret(&self.client_secret))
+            .field("scopes", &self.scopes)
+            .field("tenant", &self.tenant)
+            .field("tenant_claim", &self.tenant_claim)
+            .field("user_claim", &self.user_claim)
+            .field("roles_claim", &self.roles_claim)
+            .field("roles", &self.roles)
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -844,11 +912,13 @@ mod tests {
         with_secret.database.url = "postgres://app:hunter2@db/pc".into();
         with_secret.auth.jwt_secret = "topsecret".into();
         with_secret.oneroster.secret_key = "0badc0ffee".into();
+        with_secret.web.oidc.client_secret = "idp-s3cret".into();
         let shown = format!("{with_secret:?}");
         assert!(
             !shown.contains("hunter2")
                 && !shown.contains("topsecret")
-                && !shown.contains("0badc0ffee"),
+                && !shown.contains("0badc0ffee")
+                && !shown.contains("idp-s3cret"),
             "{shown}"
         );
     }
@@ -971,6 +1041,44 @@ mod env_tests {
         assert_eq!(
             loaded.config.auth.rs256_public_key_paths,
             vec!["/k/a.pem", "/k/0123.pem"]
+        );
+    }
+
+    #[test]
+    fn the_oidc_keys_come_from_the_environment_and_the_secret_is_redacted() {
+        let loaded = load(&[
+            (
+                "PARENT_CONNECTION__WEB__OIDC__ISSUER",
+                "https://idp.example.org",
+            ),
+            ("PARENT_CONNECTION__WEB__OIDC__CLIENT_SECRET", "0123-s3cret"),
+            (
+                "PARENT_CONNECTION__WEB__OIDC__SCOPES",
+                "openid,profile,roles",
+            ),
+            ("PARENT_CONNECTION__WEB__OIDC__TENANT", "nyc"),
+        ])
+        .unwrap();
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        let oidc = &loaded.config.web.oidc;
+        assert_eq!(oidc.issuer, "https://idp.example.org");
+        assert_eq!(oidc.client_secret, "0123-s3cret");
+        assert_eq!(oidc.scopes, ["openid", "profile", "roles"]);
+        assert_eq!(oidc.tenant, "nyc");
+        assert_eq!(
+            (
+                oidc.tenant_claim.as_str(),
+                oidc.user_claim.as_str(),
+                oidc.roles_claim.as_str()
+            ),
+            ("tenant", "sub", "roles")
+        );
+        assert_eq!(oidc.roles.len(), 4, "our role names map to themselves");
+        assert_eq!(oidc.roles["global-admin"], "global-admin");
+        let shown = format!("{:?}", loaded.config);
+        assert!(
+            !shown.contains("0123-s3cret") && shown.contains("client_secret: \"***\""),
+            "{shown}"
         );
     }
 

@@ -22,6 +22,7 @@ mod m20261208_000012_digest_unsubscribes;
 mod m20261215_000013_keyset_indexes;
 mod m20261215_000014_request_indexes;
 mod m20261222_000015_web_sessions;
+mod m20261222_000016_oidc_attempts;
 mod m20261222_000017_sign_in_codes;
 mod m20261229_000018_request_student_index;
 
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261215_000013_keyset_indexes::Migration),
             Box::new(m20261215_000014_request_indexes::Migration),
             Box::new(m20261222_000015_web_sessions::Migration),
+            Box::new(m20261222_000016_oidc_attempts::Migration),
             Box::new(m20261222_000017_sign_in_codes::Migration),
             Box::new(m20261229_000018_request_student_index::Migration),
         ]

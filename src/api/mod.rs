@@ -75,6 +75,8 @@ pub struct AppState {
     /// The outbox's message kinds ([`crate::server::message_kinds`]), built once: the
     /// outbox view asks each kind what waits outside the outbox.
     pub message_kinds: Arc<crate::outbox::port::MessageKinds>,
+    /// The staff sign-in provider's discovered metadata, read on first use.
+    pub oidc: Arc<crate::web::oidc::Discovery>,
 }
 
 impl AppState {
@@ -94,6 +96,7 @@ impl AppState {
             auth: Arc::new(auth),
             openapi: Arc::default(),
             tenants: Arc::default(),
+            oidc: Arc::default(),
         })
     }
 

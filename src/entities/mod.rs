@@ -18,6 +18,7 @@ pub mod digest_unsubscribes;
 pub mod email_suppressions;
 pub mod enrollments;
 pub mod invitations;
+pub mod oidc_attempts;
 pub mod oneroster_connections;
 pub mod outbox;
 pub mod schools;

@@ -31,7 +31,9 @@ pub mod guardian;
 pub mod home;
 pub mod join;
 pub mod layout;
+pub mod oidc;
 pub mod session;
+pub mod signin;
 pub mod teacher;
 pub mod unsubscribe;
 
@@ -213,6 +215,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/", get(home::show))
         .route("/web/session", axum::routing::post(session::token_sign_in))
         .route("/web/signout", axum::routing::post(session::sign_out))
+        .route("/signin", get(signin::show))
+        .route("/web/oidc/start", get(oidc::start))
+        .route(oidc::CALLBACK_PATH, get(oidc::callback))
         .merge(admin::routes(state.config.api.max_upload_bytes))
         .merge(teacher::routes())
         .merge(guardian::routes());

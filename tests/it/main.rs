@@ -41,6 +41,7 @@ mod digest_delivery;
 mod import_v1;
 mod import_v21;
 mod links_mail;
+mod oidc;
 mod oneroster;
 mod outbox_port;
 mod scale;
