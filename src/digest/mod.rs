@@ -165,14 +165,59 @@ pub fn windows(
     tenant: &Tenant,
     week: Option<IsoWeek>,
 ) -> Result<(Schedule, Windows), CalendarError> {
+    // The settings are typed and checked when read: nothing to parse again here.
     let s = &tenant.settings;
-    let schedule = Schedule::from_settings(
-        s.digest_day.as_str(),
-        i32::from(s.digest_hour),
-        s.digest_time_zone.name(),
-    )?;
+    let schedule = Schedule {
+        day: s.digest_day,
+        hour: u32::from(s.digest_hour),
+        zone: s.digest_time_zone.zone(),
+    };
     let week = week.unwrap_or_else(|| IsoWeek::current(schedule.zone, chrono::Utc::now()));
     Ok((schedule, schedule.windows(week)))
+}
+
+/// One guardian's digest of `week` (default: this week) as it would be sent now — subject and
+/// plain-text body — without queueing anything; `None` when they would get none (no
+/// assignment to report, no email address, not an active guardian of an active student).
+pub async fn preview(
+    conn: &DatabaseConnection,
+    tenant: &Tenant,
+    contact: i64,
+    week: Option<IsoWeek>,
+    links: &crate::links::Links,
+) -> Result<Option<render::Rendered>, DigestError> {
+    let (schedule, windows) = windows(tenant, week)?;
+    let digests = Composer::new(conn, tenant.id, windows, 1)
+        .for_contacts(&[contact])
+        .await?;
+    let Some(digest) = digests.first() else {
+        return Ok(None);
+    };
+    let secret = unsubscribe::secret(conn, tenant.id).await?;
+    let link = unsubscribe::link(links, &secret, tenant.id, digest.contact_id);
+    Ok(Some(render::render(
+        digest,
+        &tenant.name,
+        &windows,
+        schedule.zone,
+        link,
+    )?))
+}
+
+/// The tenant's latest digest runs, newest first (at most `limit`).
+pub async fn recent_runs<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    tenant: crate::domain::TenantId,
+    limit: u64,
+) -> Result<Vec<crate::entities::digest_runs::Model>, DbErr> {
+    use crate::entities::digest_runs;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+    digest_runs::Entity::find()
+        .filter(digest_runs::Column::TenantId.eq(tenant.0))
+        .order_by_desc(digest_runs::Column::Id)
+        .limit(limit)
+        .all(conn)
+        .await
 }
 
 /// Runs the digest of one week for `tenant`: a dry run composes and counts; a real run also

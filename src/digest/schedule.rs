@@ -20,16 +20,16 @@ pub async fn run_due(
     now: DateTime<Utc>,
     links: &crate::links::Links,
 ) -> Result<Vec<(String, u64)>, super::DigestError> {
-    let slugs = tenants::slugs(db_conn).await?;
     let mut done = Vec::new();
-    for slug in slugs {
-        let tenant = match tenants::find(db_conn, &slug).await {
+    for found in tenants::all(db_conn).await? {
+        let tenant = match found {
             Ok(tenant) => tenant,
             Err(e) => {
-                tracing::warn!(tenant = %slug, error = %e, "digest: cannot read the tenant");
+                tracing::warn!(error = %e, "digest: cannot read a tenant");
                 continue;
             }
         };
+        let slug = tenant.slug.clone();
         if !tenant.settings.digest_enabled {
             continue;
         }

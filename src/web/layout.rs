@@ -25,7 +25,12 @@ struct Page {
 }
 
 /// The signed-in pages: the one list the navigation is built from.
-const PAGES: [Page; 7] = [
+const PAGES: [Page; 8] = [
+    Page {
+        href: "/admin/digest",
+        text: "Digest",
+        allowed: |p| policy::read_audit(p).is_ok(),
+    },
     Page {
         href: "/admin/imports",
         text: "Imports",

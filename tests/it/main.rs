@@ -23,6 +23,7 @@ mod graph_sdk;
 mod invitations;
 mod rate_limits;
 mod web_approvals;
+mod web_digest;
 mod web_guardian;
 mod web_imports;
 mod web_oneroster;

@@ -485,7 +485,7 @@ async fn a_tenant_admin_signs_in_with_the_keyboard(backend: Backend) {
     let Some(browser) = Browser::open(backend).await else {
         return;
     };
-    let Some((_api, base, _idp)) = served_with_idp(backend, true).await else {
+    let Some((api, base, _idp)) = served_with_idp(backend, true).await else {
         return;
     };
     browser
@@ -530,5 +530,30 @@ async fn a_tenant_admin_signs_in_with_the_keyboard(backend: Backend) {
     );
     let text = browser.text().await;
     assert!(text.contains("ta-1 (tenant-admin) · nyc"), "{text}");
+    // Signed in through the provider, the tenant admin sets the channel to SMS.
+    browser.tab_to("f-preferred-invite-channel", 12).await;
+    browser.press(fantoccini::key::Key::Down).await;
+    browser.tab_to_and_press_within("Save", 30).await;
+    browser
+        .client
+        .wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::Css("p.status"))
+        .await
+        .expect("the saved notice");
+    let channel = api
+        .db
+        .texts(
+            "SELECT s.preferred_invite_channel FROM tenant_settings s JOIN tenants t ON t.id = s.tenant_id WHERE t.slug = 'nyc'",
+            vec![],
+        )
+        .await;
+    assert_eq!(channel, ["sms"]);
+    assert_eq!(
+        api.db
+            .count("SELECT COUNT(*) FROM audit_log WHERE action = 'settings.update' AND actor = 'web:user:ta-1@nyc'")
+            .await,
+        1
+    );
     browser.close().await;
 }

@@ -2,6 +2,7 @@
 
 pub mod approvals;
 pub mod audit;
+pub mod digest;
 pub mod imports;
 pub mod oneroster;
 pub mod outbox;
@@ -29,6 +30,7 @@ pub fn routes(max_upload_bytes: usize) -> Router<AppState> {
             "/admin/oneroster",
             get(oneroster::show).post(oneroster::save),
         )
+        .route("/admin/digest", get(digest::show))
         .route("/admin/oneroster/test", post(oneroster::test))
         .route("/admin/oneroster/run", post(oneroster::run))
         .route("/admin/outbox", get(outbox::show))
