@@ -300,6 +300,15 @@ pub fn chat_owner(principal: &Principal) -> Result<String, Denied> {
         .ok_or(Denied::Forbidden("chats and block lists are for teachers"))
 }
 
+/// The teacher pages (`/teacher/…`): a person with the teacher role. Returns their SIS
+/// source id. Each page then asks the same question as its API route.
+pub fn teacher_pages(principal: &Principal) -> Result<String, Denied> {
+    user_only(principal)?;
+    teacher_id(principal)
+        .map(str::to_string)
+        .ok_or(Denied::Forbidden("the teacher pages need the teacher role"))
+}
+
 /// Whose view of chats the caller gets on the staff routes: a teacher sees the chats they
 /// own (with banners) or are in; an admin every chat, read-only, without banners.
 pub fn chat_viewer(principal: &Principal) -> Result<crate::chats::store::Viewer, Denied> {

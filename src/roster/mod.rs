@@ -164,6 +164,64 @@ pub async fn find_class<C: ConnectionTrait>(
     rows.first().map(|r| r.try_get("", "id")).transpose()
 }
 
+/// The names to show of the students `source_ids` of `tenant` (any status), by source id:
+/// one statement through the (tenant, source id) key, for a page of a list.
+pub async fn student_names<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+    source_ids: &[String],
+) -> Result<std::collections::HashMap<String, String>, DbErr> {
+    let mut wanted: Vec<&String> = source_ids.iter().collect();
+    wanted.sort();
+    wanted.dedup();
+    if wanted.is_empty() {
+        return Ok(Default::default());
+    }
+    let placeholders = (2..wanted.len() + 2)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut values = vec![Value::BigInt(Some(tenant.0))];
+    values.extend(wanted.iter().map(|id| Value::String(Some((*id).clone()))));
+    let rows = db::query(
+        conn,
+        &format!(
+            "SELECT source_id, given_name, family_name FROM students \
+             WHERE tenant_id = $1 AND source_id IN ({placeholders})"
+        ),
+        values,
+    )
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let id: String = row.try_get("", "source_id")?;
+            let given: Option<String> = row.try_get("", "given_name")?;
+            let family: Option<String> = row.try_get("", "family_name")?;
+            let name = display_name(given.as_deref(), family.as_deref(), Some(&id), None);
+            Ok((id, name))
+        })
+        .collect()
+}
+
+/// The title of class `class_id` of `tenant` (by key; the caller found the class first).
+pub async fn class_title<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+    class_id: i64,
+) -> Result<Option<String>, DbErr> {
+    let rows = db::query(
+        conn,
+        "SELECT title FROM classes WHERE tenant_id = $1 AND id = $2",
+        vec![Value::BigInt(Some(tenant.0)), Value::BigInt(Some(class_id))],
+    )
+    .await?;
+    Ok(rows
+        .first()
+        .map(|r| r.try_get::<Option<String>>("", "title"))
+        .transpose()?
+        .flatten())
+}
+
 /// Students of class `class_id` (of `tenant`), ordered by source id. With `active_only`
 /// (teachers) only active students with an active enrollment are listed.
 pub async fn class_students<C: ConnectionTrait>(

@@ -4,7 +4,12 @@
 //! next to its field ([`super::form`]).
 
 use super::{Notice, busy_page, status_page};
+use crate::approvals::ApprovalError;
 use crate::auth::policy::Denied;
+use crate::chats::ChatError;
+use crate::contacts::ContactsError;
+use crate::tenants::TenantError;
+use crate::tenants::settings::SettingsError;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use sea_orm::DbErr;
@@ -41,6 +46,62 @@ impl From<Denied> for PageError {
             Denied::NotFound => PageError::NotFound,
             Denied::Forbidden(why) => PageError::Forbidden(why),
             Denied::Db(e) => PageError::Db(e),
+        }
+    }
+}
+
+// The capabilities' errors as pages: what a person caused is its page (404, 403), a
+// database failure stays `Db` (a busy database is the 503 page), the rest is ours (500).
+
+impl From<TenantError> for PageError {
+    fn from(e: TenantError) -> Self {
+        match e {
+            TenantError::NotFound(_) => PageError::NotFound,
+            TenantError::Db(e) => PageError::Db(e),
+            other => PageError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<ChatError> for PageError {
+    fn from(e: ChatError) -> Self {
+        match e {
+            ChatError::NotFound(_) => PageError::NotFound,
+            ChatError::Db(e) => PageError::Db(e),
+            other => PageError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<ContactsError> for PageError {
+    fn from(e: ContactsError) -> Self {
+        match e {
+            ContactsError::StudentNotFound(_) => PageError::NotFound,
+            ContactsError::Db(e) => PageError::Db(e),
+        }
+    }
+}
+
+/// Shown when the tenant turned teacher edits off.
+pub(crate) const EDITS_OFF: &str = "Your district has turned off teacher edits of parent and guardian information. Ask the school office to make the change.";
+
+impl From<ApprovalError> for PageError {
+    fn from(e: ApprovalError) -> Self {
+        match e {
+            ApprovalError::NotFound(_) => PageError::NotFound,
+            ApprovalError::EditsDisabled => PageError::Forbidden(EDITS_OFF),
+            ApprovalError::Db(e) => PageError::Db(e),
+            other => PageError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<SettingsError> for PageError {
+    fn from(e: SettingsError) -> Self {
+        match e {
+            SettingsError::NotFound => PageError::NotFound,
+            SettingsError::Db(e) => PageError::Db(e),
+            SettingsError::Invalid(e) => PageError::Internal(e.to_string()),
         }
     }
 }

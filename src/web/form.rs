@@ -21,6 +21,9 @@ pub enum Control {
     Select(Vec<(String, String)>),
     /// Several lines of text.
     TextArea,
+    /// Any number of a list, as checkboxes in a `<fieldset>` whose `<legend>` is the label:
+    /// (value, text) pairs. The field's value holds the chosen values separated by spaces.
+    Checkboxes(Vec<(String, String)>),
     /// A secret (a password box; its value is never sent back to the browser).
     Secret,
     /// One or more files to upload (`accept`: e.g. `.csv,.zip`).
@@ -89,12 +92,31 @@ impl Field {
         ids.join(" ")
     }
 
-    /// The options of a select (empty for other controls).
+    /// The options of a select or a checkbox group (empty for other controls).
     pub fn options(&self) -> &[(String, String)] {
         match &self.control {
-            Control::Select(options) => options,
+            Control::Select(options) | Control::Checkboxes(options) => options,
             _ => &[],
         }
+    }
+
+    /// True for a checkbox group.
+    pub fn is_checkboxes(&self) -> bool {
+        matches!(self.control, Control::Checkboxes(_))
+    }
+
+    /// True when `option` is one of a checkbox group's chosen values.
+    pub fn is_checked(&self, option: &str) -> bool {
+        self.value.split_whitespace().any(|v| v == option)
+    }
+
+    /// The id of a checkbox group's box for `option`.
+    pub fn option_id(&self, option: &str) -> String {
+        let safe: String = option
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        format!("f-{}-opt-{safe}", self.name)
     }
 
     /// True when `option` is the field's value.

@@ -25,7 +25,7 @@ struct Page {
 }
 
 /// The signed-in pages: the one list the navigation is built from.
-const PAGES: [Page; 8] = [
+const PAGES: [Page; 12] = [
     Page {
         href: "/admin/digest",
         text: "Digest",
@@ -67,6 +67,26 @@ const PAGES: [Page; 8] = [
         href: "/guardian",
         text: "Your page",
         allowed: |p| policy::guardian(p).is_ok(),
+    },
+    Page {
+        href: "/teacher/classes",
+        text: "My classes",
+        allowed: |p| policy::teacher_pages(p).is_ok(),
+    },
+    Page {
+        href: "/teacher/requests",
+        text: "My requests",
+        allowed: |p| policy::teacher_pages(p).is_ok(),
+    },
+    Page {
+        href: "/teacher/chats",
+        text: "My chats",
+        allowed: |p| policy::teacher_pages(p).is_ok(),
+    },
+    Page {
+        href: "/teacher/blocks",
+        text: "My blocks",
+        allowed: |p| policy::teacher_pages(p).is_ok(),
     },
 ];
 

@@ -29,11 +29,13 @@ mod web_imports;
 mod web_oneroster;
 mod web_outbox;
 mod web_session;
+mod web_teacher;
 
 mod bad_files;
 mod browser;
 mod browser_approvals;
 mod browser_guardian;
+mod browser_teacher;
 mod cli;
 mod config_cli;
 mod diffed;

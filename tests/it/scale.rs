@@ -10,7 +10,7 @@
 //! The large district has 100,000 students; `SCALE_STUDENTS` changes it (e.g. 20000 for a
 //! quick local run).
 
-use crate::api_support::{Api, Reply, api_config};
+use crate::api_support::{Api, Reply, api_config, page_get, page_session};
 use crate::db_tests;
 use crate::support::{APPLY, Backend, TestDb};
 use axum::body::Body;
@@ -164,7 +164,9 @@ impl District {
         db.tenant("nyc").await;
         let report = db.import("nyc", Format::SdsV21, files.path(), APPLY).await;
         assert!(report.status.is_success(), "{:?}", report.errors);
-        let config = api_config();
+        let mut config = api_config();
+        // The pages are visited with sessions opened from tokens.
+        config.web.token_signin = true;
         let app = api::router(AppState::new(db.conn.clone(), config.clone()).expect("state"));
         let api = Api { db, config, app };
 
@@ -439,6 +441,63 @@ impl District {
         if let Some(token) = tokens.first() {
             self.page(&format!("/join/{token}")).await;
         }
+        self.signed_in_pages(&chat).await;
+    }
+
+    /// Every signed-in page a teacher, an admin, a tenant admin and a guardian open, with
+    /// sessions opened from their tokens.
+    async fn signed_in_pages(&self, chat: &str) {
+        let (student, class) = (&self.student, &self.class);
+        let teacher = page_session(&self.api, &self.teacher_token()).await;
+        for path in [
+            "/".to_string(),
+            "/teacher/classes".into(),
+            format!("/teacher/classes/{class}"),
+            format!("/teacher/students/{student}"),
+            format!("/teacher/students/{student}/proposals/new"),
+            "/teacher/requests".into(),
+            "/teacher/chats".into(),
+            format!("/teacher/chats/{chat}"),
+            "/teacher/blocks".into(),
+        ] {
+            self.page_as(&path, &teacher).await;
+        }
+        let admin = page_session(&self.api, &self.api.admin("nyc")).await;
+        for path in [
+            "/admin/imports",
+            "/admin/outbox",
+            "/admin/oneroster",
+            "/admin/digest",
+            "/admin/approvals",
+            "/admin/approvals?status=rejected",
+            "/admin/audit",
+            "/admin/audit?action=contact_request.approve&from=2026-01-01",
+        ] {
+            self.page_as(path, &admin).await;
+        }
+        self.page_as(&format!("/admin/students/{student}"), &admin)
+            .await;
+        let guardian = format!(
+            "/admin/digest?guardian={}&logGuardian={}",
+            self.guardians[0], self.guardians[0]
+        );
+        self.page_as(&guardian, &admin).await;
+        let tenant_admin = self.api.user("nyc", "ta-1", &[Role::TenantAdmin]);
+        let tenant_admin = page_session(&self.api, &tenant_admin).await;
+        self.page_as("/admin/settings", &tenant_admin).await;
+        let contact = self.api.mint(
+            "nyc",
+            Subject::Contact {
+                contact_id: self.guardians[0].clone(),
+            },
+        );
+        let contact = page_session(&self.api, &contact).await;
+        self.page_as("/guardian", &contact).await;
+    }
+
+    async fn page_as(&self, path: &str, cookie: &str) {
+        let reply = page_get(&self.api, path, Some(cookie)).await;
+        assert!(reply.status.is_success(), "{path}: {}", reply.status);
     }
 
     /// The reads a teacher and an admin make most, once each.

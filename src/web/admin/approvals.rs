@@ -34,16 +34,6 @@ const PAGE_SIZE: u64 = 20;
 /// Longest reason, in characters (as the API's `reason`).
 const MAX_REASON_CHARS: usize = crate::api::extract::MAX_REASON_CHARS;
 
-impl From<ApprovalError> for PageError {
-    fn from(e: ApprovalError) -> Self {
-        match e {
-            ApprovalError::NotFound(_) => PageError::NotFound,
-            ApprovalError::Db(e) => PageError::Db(e),
-            other => PageError::Internal(other.to_string()),
-        }
-    }
-}
-
 /// One field of the contact in the side-by-side table.
 #[derive(Debug, Clone)]
 struct CompareRow {

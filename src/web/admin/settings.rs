@@ -6,7 +6,7 @@
 
 use crate::api::AppState;
 use crate::auth::policy;
-use crate::tenants::settings::{self, Key, Settings, SettingsError};
+use crate::tenants::settings::{self, Key, Settings};
 use crate::web::error::PageError;
 use crate::web::form::{Control, Field, Form};
 use crate::web::layout::Layout;
@@ -29,16 +29,6 @@ struct SettingsPage {
     form: Form,
     may_change: bool,
     saved: bool,
-}
-
-impl From<SettingsError> for PageError {
-    fn from(e: SettingsError) -> Self {
-        match e {
-            SettingsError::NotFound => PageError::NotFound,
-            SettingsError::Db(e) => PageError::Db(e),
-            SettingsError::Invalid(e) => PageError::Internal(e.to_string()),
-        }
-    }
 }
 
 fn on_off() -> Control {

@@ -12,7 +12,7 @@ use crate::api::AppState;
 use crate::approvals::erase::{self, EraseRequest, ErasureFilter};
 use crate::approvals::requests::{self, ListFilter};
 use crate::auth::policy;
-use crate::contacts::{self, ContactItem, ContactsError, FieldProvenance};
+use crate::contacts::{self, ContactItem, FieldProvenance};
 use crate::roster;
 use crate::web::error::PageError;
 use crate::web::form::{Control, Field, Form};
@@ -28,15 +28,6 @@ use std::collections::HashMap;
 /// History entries per page.
 const HISTORY_PAGE: u64 = 20;
 const APPROVALS: &str = "/admin/approvals";
-
-impl From<ContactsError> for PageError {
-    fn from(e: ContactsError) -> Self {
-        match e {
-            ContactsError::StudentNotFound(_) => PageError::NotFound,
-            ContactsError::Db(e) => PageError::Db(e),
-        }
-    }
-}
 
 /// `text` as one URL path segment or query value (RFC 3986 unreserved characters kept).
 pub(crate) fn encode(text: &str) -> String {

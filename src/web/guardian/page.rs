@@ -31,16 +31,6 @@ use std::collections::HashMap;
 
 const PATH: &str = "/guardian";
 
-impl From<ChatError> for PageError {
-    fn from(e: ChatError) -> Self {
-        match e {
-            ChatError::NotFound(_) => PageError::NotFound,
-            ChatError::Db(e) => PageError::Db(e),
-            other => PageError::Internal(other.to_string()),
-        }
-    }
-}
-
 /// One chat as the page lists it.
 #[derive(Debug, Clone)]
 struct ChatLine {

@@ -37,15 +37,6 @@ const FLOW_COOKIE: &str = "pc_signin";
 const SECURE_FLOW_COOKIE: &str = "__Host-pc_signin";
 const FLOW_SECONDS: u32 = 3600;
 
-impl From<TenantError> for PageError {
-    fn from(e: TenantError) -> Self {
-        match e {
-            TenantError::NotFound(_) => PageError::NotFound,
-            other => PageError::Internal(other.to_string()),
-        }
-    }
-}
-
 /// The page asking for an address.
 #[derive(Template, WebTemplate)]
 #[template(path = "web/guardian/code.html")]
