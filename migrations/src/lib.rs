@@ -24,6 +24,7 @@ mod m20261215_000014_request_indexes;
 mod m20261222_000015_web_sessions;
 mod m20261222_000016_oidc_attempts;
 mod m20261222_000017_sign_in_codes;
+mod m20261229_000018_request_student_index;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261222_000015_web_sessions::Migration),
             Box::new(m20261222_000016_oidc_attempts::Migration),
             Box::new(m20261222_000017_sign_in_codes::Migration),
+            Box::new(m20261229_000018_request_student_index::Migration),
         ]
     }
 }

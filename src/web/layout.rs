@@ -25,7 +25,7 @@ struct Page {
 }
 
 /// The signed-in pages: the one list the navigation is built from.
-const PAGES: [Page; 10] = [
+const PAGES: [Page; 12] = [
     Page {
         href: "/admin/digest",
         text: "Digest",
@@ -52,6 +52,16 @@ const PAGES: [Page; 10] = [
         href: "/admin/settings",
         text: "Settings",
         allowed: |p| policy::read_settings(p).is_ok(),
+    },
+    Page {
+        href: "/admin/approvals",
+        text: "Approvals",
+        allowed: |p| policy::administer_contacts(p).is_ok(),
+    },
+    Page {
+        href: "/admin/audit",
+        text: "Audit log",
+        allowed: |p| policy::read_audit(p).is_ok(),
     },
     Page {
         href: "/guardian",

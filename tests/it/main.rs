@@ -22,6 +22,7 @@ mod entities;
 mod graph_sdk;
 mod invitations;
 mod rate_limits;
+mod web_approvals;
 mod web_digest;
 mod web_guardian;
 mod web_imports;
@@ -32,6 +33,7 @@ mod web_teacher;
 
 mod bad_files;
 mod browser;
+mod browser_approvals;
 mod browser_guardian;
 mod browser_teacher;
 mod cli;

@@ -468,9 +468,15 @@ impl District {
             "/admin/outbox",
             "/admin/oneroster",
             "/admin/digest",
+            "/admin/approvals",
+            "/admin/approvals?status=rejected",
+            "/admin/audit",
+            "/admin/audit?action=contact_request.approve&from=2026-01-01",
         ] {
             self.page_as(path, &admin).await;
         }
+        self.page_as(&format!("/admin/students/{student}"), &admin)
+            .await;
         let guardian = format!(
             "/admin/digest?guardian={}&logGuardian={}",
             self.guardians[0], self.guardians[0]

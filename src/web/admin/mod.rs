@@ -1,10 +1,13 @@
 //! The administrators' pages (`/admin/…`): each asks the policy first, like its API route.
 
+pub mod approvals;
+pub mod audit;
 pub mod digest;
 pub mod imports;
 pub mod oneroster;
 pub mod outbox;
 pub mod settings;
+pub mod students;
 
 use crate::api::AppState;
 use axum::Router;
@@ -44,4 +47,15 @@ pub fn routes(max_upload_bytes: usize) -> Router<AppState> {
             "/admin/imports/{id}/errors.csv",
             get(imports::errors_download),
         )
+        .route("/admin/approvals", get(approvals::queue))
+        .route(
+            "/admin/approvals/{id}",
+            get(approvals::show).post(approvals::decide),
+        )
+        .route("/admin/students/{id}", get(students::show))
+        .route(
+            "/admin/students/{id}/contacts/{contact}/erase",
+            get(students::confirm).post(students::erase),
+        )
+        .route("/admin/audit", get(audit::show))
 }
