@@ -18,7 +18,12 @@
 //!   (RFC 8058).
 //!
 //! Every other page needs a session ([`session::WebSession`], which sends a browser without
-//! one to `/signin`): `/` ([`home`]), [`admin`], [`teacher`] and [`guardian`] pages. Each
+//! one to `/signin`): `/` ([`home`]); [`admin`]: `/admin/approvals` (decide teachers'
+//! requests), `/admin/students/{id}` (contacts with provenance, history, erase),
+//! `/admin/imports`, `/admin/settings`, `/admin/outbox`, `/admin/audit`, `/admin/oneroster`,
+//! `/admin/digest`; [`teacher`]: `/teacher/…`; [`guardian`]: `/guardian`. People sign in at
+//! `/signin` ([`signin`]: staff through [`oidc`], guardians with a code, developers with a
+//! token). Each
 //! handler asks [`crate::auth::policy`] first, like its API route, and calls the same
 //! services; its forms come from [`form`] (the error next to the field) and carry the
 //! session's CSRF token; its failures are one [`error::PageError`]; its frame is

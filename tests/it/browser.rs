@@ -298,7 +298,7 @@ async fn a_tenant_admin_sets_the_channel_to_sms_with_the_keyboard(backend: Backe
     browser
         .visit(&format!("{base}/admin/settings"), "admin-settings")
         .await;
-    browser.tab_to("f-preferred-invite-channel", 10).await;
+    browser.tab_to("f-preferred-invite-channel", 25).await;
     browser.press(Key::Down).await;
     browser.tab_to("f-digest-hour", 10).await;
     browser.replace_text("25").await;
@@ -333,7 +333,7 @@ async fn a_tenant_admin_sets_the_channel_to_sms_with_the_keyboard(backend: Backe
     browser.visit(&format!("{base}/"), "home").await;
     let text = browser.text().await;
     assert!(text.contains("ta-1 (tenant-admin) · nyc"), "{text}");
-    browser.tab_to_and_press_within("Sign out", 12).await;
+    browser.tab_to_and_press_within("Sign out", 25).await;
     browser.wait_for_heading("You are signed out").await;
     browser.check("signed-out").await;
     assert_eq!(count(&api, "SELECT COUNT(*) FROM web_sessions").await, 0);
@@ -367,7 +367,7 @@ async fn an_admin_uploads_a_file_set_with_an_error_and_reads_the_report(backend:
         .into_iter()
         .map(|(name, _)| fixture.path().join(name).display().to_string())
         .collect();
-    browser.tab_to("f-file", 12).await;
+    browser.tab_to("f-file", 25).await;
     let input = browser.client.active_element().await.expect("focus");
     input
         .send_keys(&paths.join("\n"))
@@ -408,7 +408,7 @@ async fn an_admin_requeues_a_dead_message_with_the_keyboard(backend: Backend) {
     browser
         .visit(&format!("{base}/admin/outbox"), "admin-outbox")
         .await;
-    browser.tab_to_and_press_within("Requeue", 12).await;
+    browser.tab_to_and_press_within("Requeue", 25).await;
     browser.wait_for_heading("Outbox").await;
     assert!(
         browser

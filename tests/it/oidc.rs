@@ -531,7 +531,7 @@ async fn a_tenant_admin_signs_in_with_the_keyboard(backend: Backend) {
     let text = browser.text().await;
     assert!(text.contains("ta-1 (tenant-admin) · nyc"), "{text}");
     // Signed in through the provider, the tenant admin sets the channel to SMS.
-    browser.tab_to("f-preferred-invite-channel", 12).await;
+    browser.tab_to("f-preferred-invite-channel", 25).await;
     browser.press(fantoccini::key::Key::Down).await;
     browser.tab_to_and_press_within("Save", 30).await;
     browser
