@@ -178,12 +178,7 @@ pub async fn create(
             format!("send the files as multipart/form-data ({})", e.body_text()),
         )
     })?;
-    let limits = UploadLimits {
-        max_files: state.config.api.max_upload_files,
-        max_file_bytes: state.config.import.max_file_bytes,
-        max_unzipped_bytes: state.config.api.max_unzipped_bytes,
-        max_zip_ratio: state.config.api.max_zip_ratio,
-    };
+    let limits = UploadLimits::from_config(&state.config);
     let upload = upload::receive(multipart, limits).await?;
     let format = format(upload.format.as_deref().or(params.format.as_deref()))?;
     let dry_run = flag(

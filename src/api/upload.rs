@@ -26,6 +26,19 @@ pub struct UploadLimits {
     pub max_zip_ratio: u64,
 }
 
+impl UploadLimits {
+    /// The limits `config` sets (`api.max_upload_files`, `import.max_file_bytes`,
+    /// `api.max_unzipped_bytes`, `api.max_zip_ratio`).
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            max_files: config.api.max_upload_files,
+            max_file_bytes: config.import.max_file_bytes,
+            max_unzipped_bytes: config.api.max_unzipped_bytes,
+            max_zip_ratio: config.api.max_zip_ratio,
+        }
+    }
+}
+
 /// One received file.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ReceivedFile {

@@ -75,6 +75,24 @@ pub fn is_page(path: &str) -> bool {
             .any(|prefix| path.starts_with(prefix) || path == prefix.trim_end_matches('/'))
 }
 
+/// A time as the pages show it: `2026-12-05 14:03 UTC`.
+pub fn when(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// A numeric id from a page's path; anything else is the 404 page (as the API's).
+pub fn id_param(raw: &str) -> Result<i64, error::PageError> {
+    raw.parse::<i64>().map_err(|_| error::PageError::NotFound)
+}
+
+/// A list page's `?cursor=` (an id): none when empty, the 404 page when not a number.
+pub fn id_cursor(raw: Option<&str>) -> Result<Option<i64>, error::PageError> {
+    raw.map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(id_param)
+        .transpose()
+}
+
 /// A page with a heading and a few paragraphs (results and errors).
 #[derive(Template, WebTemplate)]
 #[template(path = "web/notice.html")]

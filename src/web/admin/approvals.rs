@@ -19,8 +19,10 @@ use crate::auth::policy;
 use crate::tenants;
 use crate::web::error::PageError;
 use crate::web::form::{Control, Field};
+use crate::web::id_param as request_id;
 use crate::web::layout::Layout;
 use crate::web::session::WebSession;
+use crate::web::when;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Path, Query, State};
@@ -163,10 +165,6 @@ fn action_text(action: &str) -> &'static str {
     }
 }
 
-fn when(at: chrono::DateTime<chrono::Utc>) -> String {
-    at.format("%Y-%m-%d %H:%M UTC").to_string()
-}
-
 /// The Reason field of request `id`.
 fn reason_field(id: &str) -> Field {
     Field::new(&format!("reason-{id}"), "Reason", Control::TextArea)
@@ -295,10 +293,6 @@ fn queue_page(
         next,
         done,
     }
-}
-
-fn request_id(raw: &str) -> Result<i64, PageError> {
-    raw.parse::<i64>().map_err(|_| PageError::NotFound)
 }
 
 async fn find(state: &AppState, session: &WebSession, id: &str) -> Result<Card, PageError> {

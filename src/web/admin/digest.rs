@@ -133,10 +133,7 @@ pub async fn show(
         },
         None => None,
     };
-    let before = match filled(&query.cursor) {
-        Some(c) => Some(c.parse::<i64>().map_err(|_| PageError::NotFound)?),
-        None => None,
-    };
+    let before = crate::web::id_cursor(query.cursor.as_deref())?;
     let (deliveries, next_cursor) = digest::deliver::list(
         &state.db,
         tenant,
@@ -160,7 +157,7 @@ pub async fn show(
         .into_iter()
         .map(|run| RunLine {
             week: run.week,
-            started: run.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            started: crate::web::when(run.created_at),
             state: if run.handed_through >= run.last_id {
                 "handed to the outbox"
             } else {

@@ -16,6 +16,7 @@ use crate::web::error::PageError;
 use crate::web::form::{Control, Field, Form};
 use crate::web::layout::Layout;
 use crate::web::session::WebSession;
+use crate::web::when;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::multipart::MultipartRejection;
@@ -89,10 +90,6 @@ fn status_text(run: &sync_run::Model) -> &'static str {
         "refused" => "Refused (nothing changed)",
         _ => "Failed (nothing changed)",
     }
-}
-
-fn when(at: chrono::DateTime<chrono::Utc>) -> String {
-    at.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
 impl From<&sync_run::Model> for RunLine {
@@ -179,10 +176,7 @@ async fn imports_page(
     form: Option<Form>,
     cursor: Option<&str>,
 ) -> Result<ImportsPage, PageError> {
-    let before = match cursor.filter(|c| !c.is_empty()) {
-        Some(c) => Some(c.parse::<i64>().map_err(|_| PageError::NotFound)?),
-        None => None,
-    };
+    let before = crate::web::id_cursor(cursor)?;
     let (rows, more) =
         sync::runs::page(&state.db, session.principal.tenant, before, RUNS_PER_PAGE).await?;
     let next = more
@@ -285,12 +279,7 @@ async fn receive_and_import(
     session: &WebSession,
     multipart: Multipart,
 ) -> Result<Option<i64>, Refused> {
-    let limits = UploadLimits {
-        max_files: state.config.api.max_upload_files,
-        max_file_bytes: state.config.import.max_file_bytes,
-        max_unzipped_bytes: state.config.api.max_unzipped_bytes,
-        max_zip_ratio: state.config.api.max_zip_ratio,
-    };
+    let limits = UploadLimits::from_config(&state.config);
     let received = upload::receive(multipart, limits).await?;
     let format =
         parse_format(received.format.as_deref()).map_err(|m| Refused::Field("format", m))?;
@@ -305,7 +294,7 @@ async fn find_run(
     id: &str,
 ) -> Result<sync_run::Model, PageError> {
     policy::read_imports(&session.principal)?;
-    let id = id.parse::<i64>().map_err(|_| PageError::NotFound)?;
+    let id = crate::web::id_param(id)?;
     sync::runs::find(&state.db, session.principal.tenant, id)
         .await?
         .ok_or(PageError::NotFound)

@@ -11,6 +11,7 @@ use crate::outbox::store::{self as outbox, DeadLetter, Suppression};
 use crate::web::error::PageError;
 use crate::web::layout::Layout;
 use crate::web::session::WebSession;
+use crate::web::{id_cursor as cursor, id_param as id};
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Path, Query, State};
@@ -43,13 +44,6 @@ pub struct OutboxQuery {
     suppressions: Option<String>,
     unsubscribes: Option<String>,
     done: Option<String>,
-}
-
-fn cursor(raw: Option<&str>) -> Result<Option<i64>, PageError> {
-    match raw.filter(|c| !c.is_empty()) {
-        Some(c) => c.parse().map(Some).map_err(|_| PageError::NotFound),
-        None => Ok(None),
-    }
 }
 
 fn done_text(raw: Option<&str>) -> Option<&'static str> {
@@ -125,10 +119,6 @@ pub async fn show(
 pub struct ActionForm {
     #[serde(default)]
     csrf: String,
-}
-
-fn id(raw: &str) -> Result<i64, PageError> {
-    raw.parse().map_err(|_| PageError::NotFound)
 }
 
 fn back(done: &str) -> Response {

@@ -18,6 +18,7 @@ use crate::web::error::PageError;
 use crate::web::form::{Control, Field, Form};
 use crate::web::layout::Layout;
 use crate::web::session::WebSession;
+use crate::web::when;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Path, Query, State};
@@ -52,10 +53,6 @@ fn erase_href(student: &str, contact: &str) -> String {
         student_href(student),
         encode(contact)
     )
-}
-
-fn when(at: chrono::DateTime<chrono::Utc>) -> String {
-    at.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
 fn source_text(source: Option<&str>) -> &'static str {
@@ -426,7 +423,7 @@ pub async fn erase(
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
         }
     };
-    let contact_id = contact.parse::<i64>().map_err(|_| PageError::NotFound)?;
+    let contact_id = crate::web::id_param(&contact)?;
     let actor = session.principal.actor();
     erase::erase(
         &state.db,

@@ -97,10 +97,7 @@ async fn page(
             "The school's records no longer list you. If you think this is a mistake, contact the school.",
         ))?;
     let children = family::children(&state.db, tenant, contact).await?;
-    let before = match cursor.map(str::trim).filter(|c| !c.is_empty()) {
-        Some(raw) => Some(raw.parse::<i64>().map_err(|_| PageError::NotFound)?),
-        None => None,
-    };
+    let before = crate::web::id_cursor(cursor)?;
     let (items, next_page) = store::list(
         &state.db,
         tenant,
@@ -185,25 +182,64 @@ pub async fn start_chat(
     }
 }
 
+/// A guardian's switch on their page.
+#[derive(Debug, Clone, Copy)]
+enum Preference {
+    /// The weekly digest (`subscribe` = `yes` or `no`).
+    Digest,
+    /// Text messages (`receive` = `yes` or `no`).
+    Sms,
+}
+
+impl Preference {
+    /// The form field that carries the choice.
+    fn field(self) -> &'static str {
+        match self {
+            Preference::Digest => "subscribe",
+            Preference::Sms => "receive",
+        }
+    }
+
+    /// The `?done=` of the page shown after the change.
+    fn done(self, on: bool) -> &'static str {
+        match (self, on) {
+            (Preference::Digest, true) => "digest-on",
+            (Preference::Digest, false) => "digest-off",
+            (Preference::Sms, true) => "sms-on",
+            (Preference::Sms, false) => "sms-off",
+        }
+    }
+}
+
+/// Sets `which` as the form says (audited by the service), then shows the page again.
+async fn set_preference(
+    state: &AppState,
+    session: &WebSession,
+    sent: &HashMap<String, String>,
+    which: Preference,
+) -> Result<Response, PageError> {
+    session.check_csrf(field(sent, "csrf"))?;
+    let contact = policy::guardian(&session.principal)?;
+    let on = field(sent, which.field()) == "yes";
+    let (tenant, actor) = (session.principal.tenant, session.principal.actor());
+    match which {
+        Preference::Digest => {
+            preferences::set_digest(&state.db, tenant, contact, on, &actor).await?;
+        }
+        Preference::Sms => {
+            preferences::set_sms(&state.db, tenant, contact, on, &actor).await?;
+        }
+    }
+    Ok(back(which.done(on)))
+}
+
 /// `POST /guardian/digest` (`subscribe` = `yes` or `no`).
 pub async fn digest(
     State(state): State<AppState>,
     session: WebSession,
     axum::Form(sent): axum::Form<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
-    session.check_csrf(field(&sent, "csrf"))?;
-    let contact = policy::guardian(&session.principal)?;
-    let subscribe = field(&sent, "subscribe") == "yes";
-    let actor = session.principal.actor();
-    preferences::set_digest(
-        &state.db,
-        session.principal.tenant,
-        contact,
-        subscribe,
-        &actor,
-    )
-    .await?;
-    Ok(back(if subscribe { "digest-on" } else { "digest-off" }))
+    set_preference(&state, &session, &sent, Preference::Digest).await
 }
 
 /// `POST /guardian/sms` (`receive` = `yes` or `no`).
@@ -212,17 +248,5 @@ pub async fn sms(
     session: WebSession,
     axum::Form(sent): axum::Form<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
-    session.check_csrf(field(&sent, "csrf"))?;
-    let contact = policy::guardian(&session.principal)?;
-    let receive = field(&sent, "receive") == "yes";
-    let actor = session.principal.actor();
-    preferences::set_sms(
-        &state.db,
-        session.principal.tenant,
-        contact,
-        receive,
-        &actor,
-    )
-    .await?;
-    Ok(back(if receive { "sms-on" } else { "sms-off" }))
+    set_preference(&state, &session, &sent, Preference::Sms).await
 }

@@ -89,7 +89,7 @@ pub async fn unblock(
     session.check_csrf(sent.get("csrf").map(String::as_str).unwrap_or(""))?;
     let me = teacher(&session)?;
     let owner = policy::chat_owner(&me)?;
-    let contact = contact.parse::<i64>().map_err(|_| PageError::NotFound)?;
+    let contact = crate::web::id_param(&contact)?;
     let actor = session.principal.actor();
     blocks::unblock(&state.db, session.principal.tenant, &owner, contact, &actor).await?;
     Ok(Redirect::to(&format!("{PATH}?unblocked=1")).into_response())

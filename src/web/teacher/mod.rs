@@ -125,10 +125,7 @@ fn student_href(student: &str) -> String {
     format!("/teacher/students/{}", encode(student))
 }
 
-/// A time for people: `2026-12-05 14:03 UTC`.
-fn when(time: chrono::DateTime<chrono::Utc>) -> String {
-    time.format("%Y-%m-%d %H:%M UTC").to_string()
-}
+pub(crate) use crate::web::when;
 
 // The teacher handlers answer the chat errors a teacher can cause (`NoMembers`,
 // `InvalidMembers`, `ContactBlocked`) themselves; the rest map in `web::error`.
