@@ -45,6 +45,27 @@ pub struct Config {
     /// Server-rendered pages and the links messages carry.
     #[serde(default)]
     pub web: WebConfig,
+    /// What is kept of erased personal data, and the key that hashes it.
+    #[serde(default)]
+    pub privacy: PrivacyConfig,
+}
+
+/// `[privacy]`
+#[derive(Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct PrivacyConfig {
+    /// 64 hex characters (32 bytes): the key of the keyed hashes that stand in for erased
+    /// personal data (erasure keys, SMS opt-outs). Empty on SQLite = the key file
+    /// `privacy.key` of the data folder; required on PostgreSQL.
+    pub hash_key: String,
+}
+
+impl fmt::Debug for PrivacyConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrivacyConfig")
+            .field("hash_key", &secret(&self.hash_key))
+            .finish()
+    }
 }
 
 /// `[web]`
@@ -809,6 +830,7 @@ impl fmt::Debug for Config {
             .field("api", &self.api)
             .field("oneroster", &self.oneroster)
             .field("web", &self.web)
+            .field("privacy", &self.privacy)
             .finish()
     }
 }

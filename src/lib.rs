@@ -26,6 +26,7 @@ pub mod guardians;
 pub mod invites;
 pub mod links;
 pub mod outbox;
+pub mod privacy;
 pub mod roster;
 pub mod secrets;
 pub mod server;

@@ -115,6 +115,10 @@ pub struct ApiBenchArgs {
     pub out: PathBuf,
 }
 
+/// The privacy key (`privacy.hash_key`) of the benchmark's servers: fixed, so that a kept
+/// database keeps matching its erasure hashes from one run to the next.
+const BENCH_PRIVACY_KEY: &str = "62656e6368206b6579206f6620746865206b65796564206861736865732e2e2e";
+
 /// Settings the benchmark gives the serve child through its environment, and why: the one
 /// place they are set (the report lists them). Everything else is the configuration this
 /// command was started with (`config/default.toml` and the environment).
@@ -1277,6 +1281,8 @@ impl Server {
             .env("DATABASE_URL", url)
             .env("PARENT_CONNECTION__DATABASE__URL", url)
             .env("JWT_SECRET", secret)
+            // PostgreSQL needs a configured privacy key; SQLite would make privacy.key.
+            .env("PARENT_CONNECTION__PRIVACY__HASH_KEY", BENCH_PRIVACY_KEY)
             .env("MAIL_URL", format!("file://{}", mail.display()))
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())

@@ -43,6 +43,9 @@ if [ -z "${BASE_URL:-}" ]; then
     # PostgreSQL deployments configure the key of stored OneRoster secrets (SQLite makes one).
     PARENT_CONNECTION__ONEROSTER__SECRET_KEY=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
     export PARENT_CONNECTION__ONEROSTER__SECRET_KEY
+    # ... and the key of the keyed hashes of erased personal data (docs/privacy.md).
+    PARENT_CONNECTION__PRIVACY__HASH_KEY=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
+    export PARENT_CONNECTION__PRIVACY__HASH_KEY
   else
     export DATABASE_URL="sqlite://$work/pc.db?mode=rwc"
   fi

@@ -77,6 +77,8 @@ pub struct AppState {
     pub message_kinds: Arc<crate::outbox::port::MessageKinds>,
     /// The staff sign-in provider's discovered metadata, read on first use.
     pub oidc: Arc<crate::web::oidc::Discovery>,
+    /// The key of the keyed hashes that stand in for erased personal data.
+    pub privacy: Arc<crate::privacy::PrivacyKey>,
 }
 
 impl AppState {
@@ -88,7 +90,10 @@ impl AppState {
                 "no token key is configured (JWT_SECRET, auth.rs256_public_key_paths, auth.jwks_path): every API request will be refused"
             );
         }
+        let privacy = crate::privacy::PrivacyKey::from_config(&config)
+            .map_err(|e| SetupError(e.to_string()))?;
         Ok(Self {
+            privacy: Arc::new(privacy),
             jobs: db.clone(),
             db,
             message_kinds: Arc::new(crate::server::message_kinds(&config)),

@@ -302,9 +302,15 @@ pub const DRY_RUN: Options = Options {
     full_path: false,
 };
 
-/// The compiled-in configuration defaults (the environment is ignored).
+/// The privacy key of the tests (`privacy.hash_key`), so that no test writes a key file.
+pub const PRIVACY_KEY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+/// The compiled-in configuration defaults (the environment is ignored), with the tests'
+/// privacy key.
 pub fn config() -> Config {
-    Config::defaults().expect("defaults parse")
+    let mut config = Config::defaults().expect("defaults parse");
+    config.privacy.hash_key = PRIVACY_KEY.into();
+    config
 }
 
 /// A copy of a fixture folder in a temp dir.
