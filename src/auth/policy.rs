@@ -323,6 +323,30 @@ pub fn chat_viewer(principal: &Principal) -> Result<crate::chats::store::Viewer,
     }
 }
 
+/// A contact's invitation records and counters: admins reach every contact of the tenant,
+/// teachers the parents and guardians of students they teach; any other contact (another
+/// tenant's, or none) is not found.
+pub async fn contact_invitations<C: ConnectionTrait>(
+    conn: &C,
+    principal: &Principal,
+    contact_id: i64,
+) -> Result<(), Denied> {
+    let reached = match chat_viewer(principal)? {
+        crate::chats::store::Viewer::Admin => {
+            roster::contact_exists(conn, principal.tenant, contact_id).await?
+        }
+        crate::chats::store::Viewer::Teacher(teacher) => {
+            roster::teacher_reaches_contact(conn, principal.tenant, &teacher, contact_id).await?
+        }
+        crate::chats::store::Viewer::Guardian(_) => false,
+    };
+    if reached {
+        Ok(())
+    } else {
+        Err(Denied::NotFound)
+    }
+}
+
 /// The guardian routes: a parent or guardian (contact token). Returns the contact id.
 pub fn guardian(principal: &Principal) -> Result<i64, Denied> {
     match &principal.identity {

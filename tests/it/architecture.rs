@@ -17,6 +17,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
     ("tls", &[]),
     ("db", &["config", "domain", "entities"]),
     ("secrets", &["config", "db", "domain"]),
+    ("privacy", &["config", "secrets"]),
     ("audit", &["db", "domain", "entities"]),
     ("links", &["config", "db", "domain", "secrets"]),
     // 2: the outbox is a port: no capability.

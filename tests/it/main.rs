@@ -15,6 +15,7 @@ mod api_errors;
 mod api_imports;
 mod approvals;
 mod assignments;
+mod authz_matrix;
 mod busy_writes;
 mod chats;
 mod edits_and_sync;
