@@ -19,6 +19,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
     ("secrets", &["config", "db", "domain"]),
     ("audit", &["db", "domain", "entities"]),
     ("links", &["config", "db", "domain", "secrets"]),
+    ("privacy", &["config", "secrets"]),
     // 2: the outbox is a port: no capability.
     (
         "outbox",
@@ -49,13 +50,14 @@ const MAY_USE: &[(&str, &[&str])] = &[
     (
         "sync",
         &[
-            "audit", "chats", "config", "db", "domain", "entities", "secrets", "tenants", "tls",
+            "audit", "chats", "config", "db", "domain", "entities", "privacy", "secrets",
+            "tenants", "tls",
         ],
     ),
     (
         "approvals",
         &[
-            "audit", "chats", "db", "domain", "entities", "sync", "tenants",
+            "audit", "chats", "db", "domain", "entities", "privacy", "sync", "tenants",
         ],
     ),
     (
