@@ -237,6 +237,7 @@ pub async fn import_upload(
         dry_run,
         force,
         actor: principal.actor(),
+        privacy: (*state.privacy).clone(),
     };
     let files = upload.files.clone();
     let zipped = upload.zipped;

@@ -397,6 +397,8 @@ async fn run(command: Command, config: Config) -> Result<(), Failure> {
                 dry_run,
                 force,
                 actor: audit::cli_actor(),
+                privacy: crate::privacy::PrivacyKey::from_config(&config)
+                    .map_err(|e| Failure::from(e.to_string()))?,
             };
             let bar = Arc::new(progress::ImportBar::new());
             let report = sync::import(&conn, &config.import, &request, bar).await?;

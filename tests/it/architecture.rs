@@ -20,6 +20,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
     ("privacy", &["config", "secrets"]),
     ("audit", &["db", "domain", "entities"]),
     ("links", &["config", "db", "domain", "secrets"]),
+    ("privacy", &["config", "secrets"]),
     // 2: the outbox is a port: no capability.
     (
         "outbox",
@@ -50,13 +51,14 @@ const MAY_USE: &[(&str, &[&str])] = &[
     (
         "sync",
         &[
-            "audit", "chats", "config", "db", "domain", "entities", "secrets", "tenants", "tls",
+            "audit", "chats", "config", "db", "domain", "entities", "privacy", "secrets",
+            "tenants", "tls",
         ],
     ),
     (
         "approvals",
         &[
-            "audit", "chats", "db", "domain", "entities", "sync", "tenants",
+            "audit", "chats", "db", "domain", "entities", "privacy", "sync", "tenants",
         ],
     ),
     (

@@ -20,6 +20,7 @@ mod busy_writes;
 mod chats;
 mod edits_and_sync;
 mod entities;
+mod erasure_privacy;
 mod graph_sdk;
 mod invitations;
 mod rate_limits;

@@ -156,6 +156,7 @@ impl TestDb {
             dry_run: options.dry_run,
             force: options.force,
             actor: "test".into(),
+            privacy: parent_connection::privacy::PrivacyKey::from_hex(PRIVACY_KEY).unwrap(),
         };
         let mut config = config().import;
         config.diff_in_memory = !options.full_path;

@@ -136,6 +136,8 @@ pub async fn sync(
         dry_run: false,
         force: request.force,
         actor: request.actor.clone(),
+        privacy: crate::privacy::PrivacyKey::from_config(config)
+            .map_err(|e| SyncError::Internal(e.to_string()))?,
     };
     let settings = ClientSettings::new(&config.oneroster, connection.page_size);
     let pulled = match Client::new(&connection, settings) {
@@ -259,6 +261,7 @@ async fn apply_snapshot(
         let changes = fast::Unchanged::default();
         super::apply(
             &mut conn,
+            &run.request.privacy,
             run.tenant,
             run.started_at,
             &mut outcome.entities,
