@@ -43,7 +43,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
     (
         "chats",
         &[
-            "audit", "contacts", "db", "domain", "entities", "invites", "tenants",
+            "audit", "contacts", "db", "domain", "entities", "invites", "roster", "tenants",
         ],
     ),
     (
