@@ -18,7 +18,8 @@ db_tests!(
     a_teacher_who_left_reads_old_requests_without_contact_values,
     an_add_matching_an_existing_email_waits_for_the_approvers_choice,
     nobody_decides_their_own_request,
-    chat_members_are_capped_and_blocks_reveal_no_hidden_contact,
+    chat_members_are_capped_and_deduplicated,
+    blocks_reveal_no_contact_the_teacher_may_not_see,
     tokens_living_longer_than_the_cap_are_refused,
 );
 
@@ -131,7 +132,7 @@ async fn a_teacher_who_left_reads_old_requests_without_contact_values(backend: B
 }
 
 async fn an_add_matching_an_existing_email_waits_for_the_approvers_choice(backend: Backend) {
-    let api = Api::new(backend).await;
+    let api = with_pages(backend).await;
     // par-3 (Rosa) is the contact of stu-3, whom tch-1 does not teach.
     let rosa = contact_id(&api, "nyc", "par-3").await;
     let reply = submit(
@@ -154,8 +155,18 @@ async fn an_add_matching_an_existing_email_waits_for_the_approvers_choice(backen
     assert_eq!(admin.ok()["matchedContact"]["contactId"], rosa.as_str());
     assert_eq!(admin.body["matchedContact"]["givenName"], "Rosa");
 
+    let cookie = page_session(&api, &api.admin("nyc")).await;
+    let page = page_get(&api, &format!("/admin/approvals/{id}"), Some(&cookie)).await;
+    let html = html(&page);
+    assert!(html.contains("Link that contact") && html.contains("Create a new contact"));
+    assert!(html.contains("rosa.ortiz@example.com") && !html.contains(">Approve<"));
+
     let silent = decide(&api, &id, "approve", None).await;
     assert_eq!(silent.error(409), "match_to_confirm");
+    assert_eq!(
+        silent.body["error"]["details"]["matchedContact"]["contactId"],
+        rosa.as_str()
+    );
     assert_eq!(
         api.db
             .count("SELECT COUNT(*) FROM student_contacts WHERE contact_id IN (SELECT id FROM contacts WHERE source_key = 'par-3')")
@@ -215,7 +226,7 @@ async fn nobody_decides_their_own_request(backend: Backend) {
     decide(&api, &id, "approve", None).await.ok();
 }
 
-async fn chat_members_are_capped_and_blocks_reveal_no_hidden_contact(backend: Backend) {
+async fn chat_members_are_capped_and_deduplicated(backend: Backend) {
     let api = Api::new(backend).await;
     let par1 = contact_id(&api, "nyc", "par-1").await;
     let many: Vec<Value> = (0..21).map(|_| Value::from(par1.as_str())).collect();
@@ -246,6 +257,11 @@ async fn chat_members_are_capped_and_blocks_reveal_no_hidden_contact(backend: Ba
         "each id once: {}",
         twice.body
     );
+}
+
+async fn blocks_reveal_no_contact_the_teacher_may_not_see(backend: Backend) {
+    let api = Api::new(backend).await;
+    let par1 = contact_id(&api, "nyc", "par-1").await;
 
     // rel-1 (a relative) is linked to stu-1 but is no contact a teacher sees.
     let relative = contact_id(&api, "nyc", "rel-1").await;
