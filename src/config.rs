@@ -315,6 +315,9 @@ pub struct AuthConfig {
     pub signing_key_id: String,
     /// Lifetime of minted tokens when `--ttl` is not given.
     pub default_token_ttl: String,
+    /// Longest lifetime of a bearer token (`exp - iat`, or `exp - now` without `iat`);
+    /// longer ones are refused, and `token --ttl` mints none longer.
+    pub max_token_lifetime: String,
 }
 
 /// `[api]`
@@ -809,6 +812,7 @@ impl fmt::Debug for AuthConfig {
             .field("signing_key_path", &self.signing_key_path)
             .field("signing_key_id", &self.signing_key_id)
             .field("default_token_ttl", &self.default_token_ttl)
+            .field("max_token_lifetime", &self.max_token_lifetime)
             .finish()
     }
 }

@@ -48,6 +48,9 @@ pub enum TokenError {
     /// A required claim is missing or has the wrong type.
     #[error("the token lacks a required claim: {0}")]
     MissingClaim(String),
+    /// `exp` is further from `iat` (or now) than `auth.max_token_lifetime`.
+    #[error("the token lives longer than this service accepts (auth.max_token_lifetime)")]
+    LifetimeTooLong,
 }
 
 impl TokenError {
@@ -56,6 +59,7 @@ impl TokenError {
         match self {
             TokenError::Expired => "token_expired",
             TokenError::NotYetValid => "token_not_yet_valid",
+            TokenError::LifetimeTooLong => "token_lifetime_too_long",
             _ => "invalid_token",
         }
     }
@@ -74,6 +78,7 @@ pub struct Verifier {
     audience: String,
     issuer: String,
     leeway: u64,
+    max_lifetime: i64,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -146,6 +151,9 @@ impl Verifier {
             audience: config.audience.clone(),
             issuer: config.issuer.clone(),
             leeway: config.leeway_seconds,
+            max_lifetime: crate::auth::mint::parse_max_lifetime(&config.max_token_lifetime)
+                .map_err(SetupError)?
+                .as_secs() as i64,
         })
     }
 
@@ -177,6 +185,11 @@ impl Verifier {
         for candidate in candidates {
             tried = true;
             match jsonwebtoken::decode::<Claims>(token, &candidate.key, &validation) {
+                Ok(data)
+                    if data.claims.lifetime(chrono::Utc::now().timestamp()) > self.max_lifetime =>
+                {
+                    return Err(TokenError::LifetimeTooLong);
+                }
                 Ok(data) => return Ok(data.claims),
                 Err(e) => match e.kind() {
                     ErrorKind::InvalidSignature => continue,

@@ -149,6 +149,16 @@ pub fn sign(key: &SigningKey, claims: &Claims) -> Result<String, MintError> {
 
 /// Parses a lifetime: `90s`, `15m`, `1h`, `7d`, or plain seconds. At most 30 days.
 pub fn parse_ttl(raw: &str) -> Result<Duration, String> {
+    parse_duration(raw, 30)
+}
+
+/// Parses `auth.max_token_lifetime`: a duration as [`parse_ttl`] reads it, at most 365 days.
+pub fn parse_max_lifetime(raw: &str) -> Result<Duration, String> {
+    parse_duration(raw, 365).map_err(|e| format!("auth.max_token_lifetime: {e}"))
+}
+
+/// A duration of 1 second to `max_days` days.
+fn parse_duration(raw: &str, max_days: u64) -> Result<Duration, String> {
     let raw = raw.trim();
     let (number, unit) = match raw.find(|c: char| !c.is_ascii_digit()) {
         Some(at) => raw.split_at(at),
@@ -165,9 +175,9 @@ pub fn parse_ttl(raw: &str) -> Result<Duration, String> {
         _ => None,
     }
     .ok_or_else(|| format!("'{raw}' is not a duration: use e.g. 90s, 15m, 1h or 7d"))?;
-    if seconds == 0 || seconds > 30 * 86_400 {
+    if seconds == 0 || seconds > max_days * 86_400 {
         return Err(format!(
-            "'{raw}': a token lives between 1 second and 30 days"
+            "'{raw}': a token lives between 1 second and {max_days} days"
         ));
     }
     Ok(Duration::from_secs(seconds))

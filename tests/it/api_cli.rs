@@ -113,6 +113,26 @@ fn token_mints_what_the_service_accepts() {
         other => panic!("{other:?}"),
     }
 
+    // Longer than auth.max_token_lifetime: refused (issue 19).
+    let capped = [
+        ("JWT_SECRET", SECRET),
+        ("PARENT_CONNECTION__AUTH__MAX_TOKEN_LIFETIME", "1h"),
+    ];
+    let output = run(
+        dir.path(),
+        &[
+            "token", "--tenant", "nyc", "--user", "u", "--role", "teacher", "--ttl", "2h",
+        ],
+        &capped,
+    );
+    assert!(!output.status.success());
+    assert!(stdout(&output).is_empty());
+    assert!(
+        stderr(&output).contains("max_token_lifetime"),
+        "{}",
+        stderr(&output)
+    );
+
     // Mistakes: exit non-zero with one line on standard error.
     for (args, needle) in [
         (

@@ -20,7 +20,6 @@ const MAY_USE: &[(&str, &[&str])] = &[
     ("privacy", &["config", "secrets"]),
     ("audit", &["db", "domain", "entities"]),
     ("links", &["config", "db", "domain", "secrets"]),
-    ("privacy", &["config", "secrets"]),
     // 2: the outbox is a port: no capability.
     (
         "outbox",
@@ -45,7 +44,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
     (
         "chats",
         &[
-            "audit", "contacts", "db", "domain", "entities", "invites", "tenants",
+            "audit", "contacts", "db", "domain", "entities", "invites", "roster", "tenants",
         ],
     ),
     (

@@ -49,6 +49,7 @@ mod links_mail;
 mod oidc;
 mod oneroster;
 mod outbox_port;
+mod privilege;
 mod scale;
 mod sds_values;
 mod sms_prism;
