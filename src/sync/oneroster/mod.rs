@@ -95,7 +95,8 @@ pub async fn test_connection(
     let connection = connection::load(db, config, tenant.id)
         .await?
         .ok_or_else(|| OneRosterError::NotConnected(tenant.slug.clone()))?;
-    let settings = ClientSettings::new(&config.oneroster, connection.page_size);
+    let settings = ClientSettings::new(&config.oneroster, connection.page_size)
+        .with_outbound(&config.outbound);
     let mut client = match Client::new(&connection, settings) {
         Ok(client) => client,
         Err(e) => return Ok(Err(e.to_string())),
@@ -137,7 +138,8 @@ pub async fn sync(
         force: request.force,
         actor: request.actor.clone(),
     };
-    let settings = ClientSettings::new(&config.oneroster, connection.page_size);
+    let settings = ClientSettings::new(&config.oneroster, connection.page_size)
+        .with_outbound(&config.outbound);
     let pulled = match Client::new(&connection, settings) {
         Ok(mut client) => {
             pull(
