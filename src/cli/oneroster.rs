@@ -115,9 +115,10 @@ fn read_secret() -> Result<Secret, Failure> {
     let stdin = std::io::stdin();
     let mut line = String::new();
     if stdin.is_terminal() {
+        // Echo off before the prompt: what is typed as soon as it shows is not echoed either.
+        let _quiet = EchoOff::new(&stdin);
         eprint!("OneRoster client secret (not shown): ");
         let _ = std::io::stderr().flush();
-        let _quiet = EchoOff::new(&stdin);
         stdin.lock().read_line(&mut line)?;
         // The Enter the user typed was not echoed either.
         eprintln!();

@@ -381,6 +381,13 @@ async fn no_secret_token_or_contact_data_reaches_the_logs() {
         "the logs were captured at debug level: {logs:#?}"
     );
 
+    let serve_log = std::fs::read_to_string(&log_path).unwrap();
+    assert_eq!(
+        serve_log.matches("auth.development is on").count(),
+        1,
+        "serve warns once that development tokens are accepted"
+    );
+
     let mut secrets = vec![
         JWT_SECRET.to_string(),
         SMTP_PASSWORD.into(),
@@ -411,4 +418,113 @@ async fn no_secret_token_or_contact_data_reaches_the_logs() {
         }
     }
     assert!(found.is_empty(), "{found:#?}");
+}
+
+/// `program` with none of our variables but a SQLite database in `dir`.
+fn scrubbed(program: &str, dir: &Path) -> Command {
+    let mut command = Command::new(program);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("PARENT_CONNECTION") || name == "RUST_LOG" || name == "MAIL_URL" {
+            command.env_remove(name);
+        }
+    }
+    command.env(
+        "DATABASE_URL",
+        format!("sqlite://{}?mode=rwc", dir.join("pc.db").display()),
+    );
+    command
+}
+
+/// The binary with none of our variables but a SQLite database in `dir`.
+fn bare_command(dir: &Path) -> Command {
+    scrubbed(env!("CARGO_BIN_EXE_parent-connection"), dir)
+}
+
+/// SMTP credentials without required TLS stop the dispatcher (and every command) at start
+/// with one line naming the fix, without the password.
+#[test]
+fn smtp_credentials_without_tls_stop_the_dispatcher() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in [
+        "smtp://mailer:pw-in-clear-text@127.0.0.1:2525",
+        "smtp://mailer:pw-in-clear-text@127.0.0.1:2525?tls=opportunistic",
+        "smtp://mailer:pw-in-clear-text@127.0.0.1:2525?tls=none",
+    ] {
+        for args in [&["dispatch", "--once"][..], &["serve"][..]] {
+            let output = bare_command(dir.path())
+                .args(args)
+                .env("MAIL_URL", url)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            let said = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(2), "{url} {args:?}: {said}");
+            assert_eq!(said.trim().lines().count(), 1, "{said}");
+            assert!(
+                said.contains("tls=required")
+                    && said.contains("smtps://")
+                    && !said.contains("pw-in-clear-text"),
+                "{said}"
+            );
+        }
+    }
+}
+
+/// The OneRoster client secret typed at a terminal is not echoed (a pseudo-terminal driven by
+/// Python's `pty`); standard input that is not a terminal is read as before (the other
+/// `oneroster connect` tests).
+#[test]
+fn the_secret_prompt_does_not_echo() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = [("PARENT_CONNECTION__ONEROSTER__SECRET_KEY", ONEROSTER_KEY)];
+    let created = bare_command(dir.path())
+        .args(["tenant", "create", "nyc"])
+        .envs(key)
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    let script = r#"
+import os, pty, sys
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+seen = b""
+while b"secret" not in seen:
+    seen += os.read(fd, 1024)
+os.write(fd, b"typed-at-the-terminal-42\n")
+while True:
+    try:
+        chunk = os.read(fd, 1024)
+    except OSError:
+        break
+    if not chunk:
+        break
+    seen += chunk
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(seen.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+    let output = scrubbed("python3", dir.path())
+        .envs(key)
+        .env("PARENT_CONNECTION__OUTBOUND__ALLOW_PRIVATE", "true")
+        .env_remove("ONEROSTER_CLIENT_SECRET")
+        .args(["-c", script, env!("CARGO_BIN_EXE_parent-connection")])
+        .args([
+            "oneroster",
+            "connect",
+            "--tenant",
+            "nyc",
+            "--base-url",
+            "http://127.0.0.1:9/ims/oneroster/v1p1",
+            "--token-url",
+            "http://127.0.0.1:9/token",
+            "--client-id",
+            "client",
+        ])
+        .output()
+        .unwrap();
+    let terminal = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{terminal} {output:?}");
+    assert!(terminal.contains("connected tenant nyc"), "{terminal}");
+    assert!(!terminal.contains("typed-at-the-terminal-42"), "{terminal}");
 }
