@@ -309,13 +309,13 @@ impl Client {
         expect_success(&url, &reply)?;
         let mut body: serde_json::Value =
             serde_json::from_slice(&reply.body).map_err(|e| ProviderError::Malformed {
-                url: url.to_string(),
+                url: crate::config::redact_url(url.as_str()),
                 detail: e.to_string(),
             })?;
         match body.get_mut("user").map(serde_json::Value::take) {
             Some(value) if value.is_object() => Ok(Some(parse_item::<User>(value))),
             _ => Err(ProviderError::Malformed {
-                url: url.to_string(),
+                url: crate::config::redact_url(url.as_str()),
                 detail: "the body has no \"user\" object".into(),
             }),
         }
@@ -414,7 +414,7 @@ impl Client {
             )));
         }
         let body = body.ok_or_else(|| ProviderError::Malformed {
-            url: url.to_string(),
+            url: crate::config::redact_url(url.as_str()),
             detail: "the token response is not JSON".into(),
         })?;
         let value = body
@@ -422,7 +422,7 @@ impl Client {
             .and_then(|t| t.as_str())
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ProviderError::Malformed {
-                url: url.to_string(),
+                url: crate::config::redact_url(url.as_str()),
                 detail: "the token response has no access_token".into(),
             })?;
         let expires = body
@@ -478,7 +478,7 @@ impl Client {
                 Ok(reply) if retryable(reply.status) => {
                     if attempt >= self.settings.max_retries {
                         return Err(ProviderError::Status {
-                            url: url.to_string(),
+                            url: crate::config::redact_url(url.as_str()),
                             status: reply.status.as_u16(),
                         });
                     }
@@ -488,7 +488,7 @@ impl Client {
                 Err(e) => {
                     if attempt >= self.settings.max_retries {
                         return Err(ProviderError::Unreachable {
-                            url: url.to_string(),
+                            url: crate::config::redact_url(url.as_str()),
                             detail: describe(&e),
                         });
                     }
@@ -512,7 +512,7 @@ fn expect_success(url: &Url, reply: &Reply) -> Result<(), ProviderError> {
         Ok(())
     } else {
         Err(ProviderError::Status {
-            url: url.to_string(),
+            url: crate::config::redact_url(url.as_str()),
             status: reply.status.as_u16(),
         })
     }
@@ -546,7 +546,7 @@ fn page_array(
     name: &'static str,
 ) -> Result<Vec<serde_json::Value>, ProviderError> {
     let malformed = |detail: String| ProviderError::Malformed {
-        url: url.to_string(),
+        url: crate::config::redact_url(url.as_str()),
         detail,
     };
     let mut value: serde_json::Value =
