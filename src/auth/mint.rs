@@ -1,11 +1,12 @@
 //! Development tokens for `parent-connection token`. They are signed with the configured
-//! development key (the HS256 `JWT_SECRET`); signing with anything else (an RS256 private
-//! key in `auth.signing_key_path`, or a secret the service does not accept because HS256 is
-//! not in `auth.algorithms`) is refused unless forced.
+//! development key (the HS256 `JWT_SECRET`, with `auth.development = true`); signing with
+//! anything else (an RS256 private key in `auth.signing_key_path`, or a secret the service
+//! does not accept because development is off) is refused unless forced. A secret published
+//! in our documentation is refused even when forced.
 
 use super::Scope;
 use super::claims::{Audience, Claims, KIND_APP, KIND_CONTACT, KIND_USER};
-use super::keys::{MIN_SECRET_BYTES, parse_algorithm};
+use super::keys::{MIN_SECRET_BYTES, check_development_secret};
 use crate::config::AuthConfig;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use std::time::Duration;
@@ -67,22 +68,15 @@ impl SigningKey {
         if config.jwt_secret.is_empty() {
             return Err(MintError::NoKey);
         }
-        if config.jwt_secret.len() < MIN_SECRET_BYTES {
-            return Err(MintError::Key(format!(
-                "JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes"
-            )));
-        }
-        let accepted = config
-            .algorithms
-            .iter()
-            .any(|a| matches!(parse_algorithm(a), Ok(Algorithm::HS256)));
+        check_development_secret(&config.jwt_secret).map_err(|e| MintError::Key(e.0))?;
+        let accepted = config.development;
         Ok(Self {
             alg: Algorithm::HS256,
             kid: None,
             key: EncodingKey::from_secret(config.jwt_secret.as_bytes()),
             development: accepted,
             reason: (!accepted).then(|| {
-                "HS256 is not in auth.algorithms, so this deployment does not accept development tokens"
+                "auth.development is off, so this deployment does not accept development tokens (set PARENT_CONNECTION__AUTH__DEVELOPMENT=true)"
                     .to_string()
             }),
         })

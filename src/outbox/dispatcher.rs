@@ -156,7 +156,7 @@ impl Dispatcher {
             (!root.is_empty()).then(|| std::path::Path::new(root)),
         )?
         .with_dkim(super::email::DkimSettings::from_config(&config.mail)?.as_ref())?;
-        let sms = SmsGateway::from_config(&config.sms)?;
+        let sms = SmsGateway::from_config(&config.sms, &config.outbound)?;
         Ok(Self {
             db,
             config: config.outbox.clone(),

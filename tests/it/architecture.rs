@@ -15,6 +15,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
     // 1: infrastructure.
     ("config", &["domain"]),
     ("tls", &[]),
+    ("outbound", &["config", "tls"]),
     ("db", &["config", "domain", "entities"]),
     ("secrets", &["config", "db", "domain"]),
     ("privacy", &["config", "secrets"]),
@@ -24,7 +25,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
     (
         "outbox",
         &[
-            "audit", "config", "db", "domain", "entities", "secrets", "tls",
+            "audit", "config", "db", "domain", "entities", "outbound", "secrets", "tls",
         ],
     ),
     // 2: districts and rosters.
@@ -50,8 +51,8 @@ const MAY_USE: &[(&str, &[&str])] = &[
     (
         "sync",
         &[
-            "audit", "chats", "config", "db", "domain", "entities", "privacy", "secrets",
-            "tenants", "tls",
+            "audit", "chats", "config", "db", "domain", "entities", "outbound", "privacy",
+            "secrets", "tenants", "tls",
         ],
     ),
     (

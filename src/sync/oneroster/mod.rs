@@ -95,7 +95,8 @@ pub async fn test_connection(
     let connection = connection::load(db, config, tenant.id)
         .await?
         .ok_or_else(|| OneRosterError::NotConnected(tenant.slug.clone()))?;
-    let settings = ClientSettings::new(&config.oneroster, connection.page_size);
+    let settings = ClientSettings::new(&config.oneroster, connection.page_size)
+        .with_outbound(&config.outbound);
     let mut client = match Client::new(&connection, settings) {
         Ok(client) => client,
         Err(e) => return Ok(Err(e.to_string())),
@@ -139,7 +140,8 @@ pub async fn sync(
         privacy: crate::privacy::PrivacyKey::from_config(config)
             .map_err(|e| SyncError::Internal(e.to_string()))?,
     };
-    let settings = ClientSettings::new(&config.oneroster, connection.page_size);
+    let settings = ClientSettings::new(&config.oneroster, connection.page_size)
+        .with_outbound(&config.outbound);
     let pulled = match Client::new(&connection, settings) {
         Ok(mut client) => {
             pull(
