@@ -56,19 +56,21 @@ async fn admin(admin_url: &str) -> Result<PgConnection> {
 }
 
 async fn drop_on(admin: &mut PgConnection, name: &str) -> Result<()> {
-    // Without FORCE first: PostgreSQL itself stops an autovacuum worker busy in the database
-    // (after a large load it often is), which FORCE may not terminate for a role that is not
-    // a superuser. FORCE then ends sessions of our own role left connected.
-    let plain = admin
-        .execute(AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\"")))
-        .await;
-    if plain.is_ok() {
-        return Ok(());
-    }
-    admin
+    // FORCE first: it ends the sessions of our own role still connected (a test's pool
+    // lives until its last clone is dropped), where a plain DROP would wait five seconds
+    // for them and fail. FORCE may not terminate an autovacuum worker busy in the database
+    // (after a large load it often is) for a role that is not a superuser; a plain DROP
+    // then makes PostgreSQL stop that worker itself.
+    let forced = admin
         .execute(AssertSqlSafe(format!(
             "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
         )))
+        .await;
+    if forced.is_ok() {
+        return Ok(());
+    }
+    admin
+        .execute(AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\"")))
         .await
         .with_context(|| format!("cannot drop database {name}"))?;
     Ok(())

@@ -178,6 +178,8 @@ async fn fresh(backend: Backend) -> (Api, World) {
     let mut config = api_config();
     config.web.token_signin = true;
     config.sms.webhook_secret = WEBHOOK_SECRET.into();
+    // The stored OneRoster connection names a closed local port: a run fails at once.
+    config.oneroster.max_retries = 0;
     let app = api::router(AppState::new(db.conn.clone(), config.clone()).expect("state"));
     let api = Api { db, config, app };
     let world = build_world(&api).await;
@@ -343,7 +345,7 @@ async fn build_world(api: &Api) -> World {
             Method::PUT,
             "/api/v1/oneroster/connection",
             &admin,
-            json!({"baseUrl": "https://sis.example/ims/oneroster/v1p1", "tokenUrl": "https://sis.example/oauth/token", "clientId": "pc", "clientSecret": "s3cret-value"}),
+            json!({"baseUrl": "http://127.0.0.1:9/ims/oneroster/v1p1", "tokenUrl": "http://127.0.0.1:9/oauth/token", "clientId": "pc", "clientSecret": "s3cret-value"}),
         )
         .await,
     );
@@ -594,7 +596,7 @@ fn api_call(world: &World, method: &Method, route: &str) -> Option<(String, Payl
         ("PUT", "/api/v1/oneroster/connection") => (
             "/api/v1/oneroster/connection".into(),
             json(
-                json!({"baseUrl": "https://sis.example/ims/oneroster/v1p1", "tokenUrl": "https://sis.example/oauth/token", "clientId": "pc", "clientSecret": "s3cret-value"}),
+                json!({"baseUrl": "http://127.0.0.1:9/ims/oneroster/v1p1", "tokenUrl": "http://127.0.0.1:9/oauth/token", "clientId": "pc", "clientSecret": "s3cret-value"}),
             ),
         ),
         ("POST", "/api/v1/oneroster/runs") => (
@@ -735,7 +737,8 @@ impl Outcome {
             303 if page => reply
                 .headers
                 .get("location")
-                .is_some_and(|l| l.to_str().unwrap_or("").starts_with("/signin")),
+                .and_then(|l| l.to_str().ok())
+                .is_some_and(|l| l == "/signin" || l.starts_with("/signin?")),
             _ => false,
         };
         Self { status, refused }
@@ -1098,7 +1101,8 @@ fn expected(key: &str) -> &'static [Who] {
         | "POST /teacher/students/{id}/chats"
         | "POST /teacher/students/{id}/contacts/{contact}/change"
         | "POST /teacher/students/{id}/contacts/{contact}/removal"
-        | "POST /teacher/students/{id}/proposals/new" => TEACHER,
+        | "POST /teacher/students/{id}/proposals/new"
+        | "DELETE /api/v1/chats/{id}/members/{contactId}" => TEACHER,
         "DELETE /api/v1/classes/{classSourceId}/assignments/{externalId}"
         | "POST /api/v1/classes/{classSourceId}/assignments"
         | "PUT /api/v1/classes/{classSourceId}/assignments/{externalId}" => {
@@ -1120,7 +1124,12 @@ fn expected(key: &str) -> &'static [Who] {
         | "POST /api/v1/contact-requests/{id}/reject"
         | "POST /api/v1/erasures/{id}/lift"
         | "POST /api/v1/students/{sourceId}/contacts/erase"
-        | "POST /api/v1/students/{sourceId}/contacts/{contactId}/erase" => APPROVERS,
+        | "POST /api/v1/students/{sourceId}/contacts/{contactId}/erase"
+        | "GET /admin/students/{id}/contacts/{contact}/erase"
+        | "GET /api/v1/oneroster/connection"
+        | "POST /admin/outbox/{id}/requeue"
+        | "POST /admin/students/{id}/contacts/{contact}/erase"
+        | "POST /api/v1/outbox/{id}/requeue" => APPROVERS,
         "GET /" | "POST /web/session" | "POST /web/signout" => WITH_A_SESSION,
         "GET /admin/approvals"
         | "GET /admin/oneroster"
@@ -1174,7 +1183,11 @@ fn expected(key: &str) -> &'static [Who] {
         | "GET /unsubscribe/{token}"
         | "GET /web/oidc/callback"
         | "POST /join/{token}"
-        | "POST /unsubscribe/{token}" => EVERYONE,
+        | "POST /unsubscribe/{token}"
+        | "GET /signin/code/verify"
+        | "POST /api/v1/sms/inbound/{tenant}"
+        | "POST /signin/code/verify"
+        | "POST /signin/code" => EVERYONE,
         "PATCH /api/v1/settings" | "POST /admin/settings" => TENANT_ADMIN,
         "POST /api/v1/guardian/chats" | "POST /guardian/chats" => GUARDIAN,
         _ => &[],
