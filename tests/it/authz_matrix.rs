@@ -926,8 +926,10 @@ async fn run(
     Outcome::of(&reply, planned.page)
 }
 
-/// Every route as one caller, on its own fresh district.
-async fn as_caller(backend: Backend, who: Who) -> BTreeMap<String, Outcome> {
+/// Every route as one caller, on its own fresh district (returned, to be dropped once no
+/// caller runs: dropping a PostgreSQL test database blocks the thread, and a connection of
+/// a caller running beside it, not read meanwhile, can hold the drop up for a minute).
+async fn as_caller(backend: Backend, who: Who) -> (BTreeMap<String, Outcome>, Api) {
     let (api, world) = fresh(backend).await;
     let token = token(&api, &world, who);
     let session = page_session(&api, token.as_deref()).await;
@@ -937,7 +939,7 @@ async fn as_caller(backend: Backend, who: Who) -> BTreeMap<String, Outcome> {
         let outcome = run(&api, planned, token.as_deref(), &session).await;
         outcomes.insert(key, outcome);
     }
-    outcomes
+    (outcomes, api)
 }
 
 async fn every_route_as_every_caller(backend: Backend) {
@@ -946,13 +948,18 @@ async fn every_route_as_every_caller(backend: Backend) {
     // than on the CPU.
     for callers in EVERY_CALLER.chunks(4) {
         let runs = callers.iter().map(|who| as_caller(backend, *who));
-        for (who, outcomes) in callers
+        let mut districts = Vec::new();
+        for (who, (outcomes, api)) in callers
             .iter()
             .zip(futures_util::future::join_all(runs).await)
         {
             for (key, outcome) in outcomes {
                 table.entry(key).or_default().insert(*who, outcome);
             }
+            districts.push(api);
+        }
+        for api in districts {
+            api.db.conn.close_by_ref().await.expect("close the pool");
         }
     }
     let document = document(&table);
