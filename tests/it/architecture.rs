@@ -19,11 +19,12 @@ const MAY_USE: &[(&str, &[&str])] = &[
     ("secrets", &["config", "db", "domain"]),
     ("audit", &["db", "domain", "entities"]),
     ("links", &["config", "db", "domain", "secrets"]),
+    ("privacy", &["config", "secrets"]),
     // 2: the outbox is a port: no capability.
     (
         "outbox",
         &[
-            "audit", "config", "db", "domain", "entities", "secrets", "tls",
+            "audit", "config", "db", "domain", "entities", "privacy", "secrets", "tls",
         ],
     ),
     // 2: districts and rosters.
@@ -43,7 +44,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
     (
         "chats",
         &[
-            "audit", "contacts", "db", "domain", "entities", "invites", "tenants",
+            "audit", "contacts", "db", "domain", "entities", "invites", "outbox", "tenants",
         ],
     ),
     (

@@ -22,7 +22,11 @@ async fn read_log(api: &Api, path: &str, tenant: &str) -> serde_json::Value {
 async fn an_invitation_sent_is_logged_as_sent_and_erasure_redacts_it(backend: Backend) {
     let files = tempfile::tempdir().unwrap();
     let url = format!("file://{}", files.path().display());
-    let api = Api::with(backend, move |config| config.mail.url = url).await;
+    let api = Api::with(backend, move |config| {
+        config.mail.url = url;
+        config.web.token_signin = true;
+    })
+    .await;
     let par1 = contact_id(&api, "nyc", "par-1").await;
     start_chat(&api, &[&par1]).await;
     let before = chrono::Utc::now();
@@ -72,6 +76,13 @@ async fn an_invitation_sent_is_logged_as_sent_and_erasure_redacts_it(backend: Ba
     }
     let boston = read_log(&api, "/api/v1/disclosures", "bos").await;
     assert_eq!(boston["items"], serde_json::json!([]));
+    let admin = page_session(&api, &api.admin("nyc")).await;
+    let page = page_get(&api, "/admin/disclosures?student=stu-1", Some(&admin)).await;
+    assert_eq!(page.status, 200, "{:?}", page.body);
+    assert!(html(&page).contains("linda.ng@example.com"));
+    let teacher = page_session(&api, &api.teacher()).await;
+    let refused = page_get(&api, "/admin/disclosures", Some(&teacher)).await;
+    assert_eq!(refused.status, 403);
     // Past the retention only the hash stays; the erasure removes the address and contact.
     let now = chrono::Utc::now();
     let conn = &api.db.conn;
