@@ -85,6 +85,62 @@ pub struct AuditItem {
     pub after: Option<serde_json::Value>,
 }
 
+/// Actions whose before/after values hold contact data (names, email, phone, relationship):
+/// contact requests and their decisions, erasures.
+const CONTACT_ACTIONS: [&str; 2] = ["contact_request.", "contact."];
+
+/// Keys of those entries that hold no contact data (ids, flags, states): kept as they are.
+const STRUCTURAL_KEYS: [&str; 8] = [
+    "action",
+    "studentId",
+    "contactId",
+    "stale",
+    "erasureId",
+    "contactDeleted",
+    "status",
+    "liftedAt",
+];
+
+/// What stands for a hidden value.
+pub const CHANGED: &str = "changed";
+
+/// Replaces every value under `value` by [`CHANGED`], keeping the field names (and the
+/// structural fields' values).
+fn fields_only(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match value {
+        J::Object(map) => J::Object(
+            map.into_iter()
+                .map(|(key, value)| {
+                    let kept = STRUCTURAL_KEYS.contains(&key.as_str())
+                        && !matches!(value, J::Object(_) | J::Array(_));
+                    let value = if kept { value } else { fields_only(value) };
+                    (key, value)
+                })
+                .collect(),
+        ),
+        J::Array(items) => J::Array(items.into_iter().map(fields_only).collect()),
+        _ => J::String(CHANGED.into()),
+    }
+}
+
+impl AuditItem {
+    /// True when the entry's values may hold contact data.
+    pub fn has_contact_values(&self) -> bool {
+        CONTACT_ACTIONS.iter().any(|p| self.action.starts_with(p))
+    }
+
+    /// The entry for readers who may not read contacts (`auth::policy::contact_values`):
+    /// the before/after of contact actions show their field names, each value "changed".
+    pub fn without_contact_values(mut self) -> Self {
+        if self.has_contact_values() {
+            self.before = self.before.map(fields_only);
+            self.after = self.after.map(fields_only);
+        }
+        self
+    }
+}
+
 /// Which entries to list, newest first.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
@@ -239,4 +295,35 @@ async fn actions<C: ConnectionTrait>(conn: &C, tenant: TenantId) -> Result<Vec<S
     rows.iter()
         .map(|row| row.try_get::<String>("", "action"))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hidden_values_keep_field_names_and_ids() {
+        let item = AuditItem {
+            id: "1".into(),
+            at: chrono::Utc::now(),
+            actor: "a".into(),
+            action: "contact_request.approve".into(),
+            target: None,
+            before: Some(serde_json::json!({
+                "contactId": "7",
+                "current": {"emailAddress": "x@y.example", "givenName": null},
+                "proposed": {"mobilePhone": "+12025550100"},
+            })),
+            after: None,
+        };
+        let hidden = item.without_contact_values();
+        assert_eq!(
+            hidden.before,
+            Some(serde_json::json!({
+                "contactId": "7",
+                "current": {"emailAddress": "changed", "givenName": "changed"},
+                "proposed": {"mobilePhone": "changed"},
+            }))
+        );
+    }
 }

@@ -162,7 +162,8 @@ pub fn check(config: &Config, bind: Option<&str>) -> Result<(), CheckError> {
     })?;
     at_least("mail.pool_size", config.mail.pool_size as u64, 1)?;
 
-    crate::outbox::sms::SmsGateway::from_config(&config.sms).map_err(CheckError::Malformed)?;
+    crate::outbox::sms::SmsGateway::from_config(&config.sms, &config.outbound)
+        .map_err(CheckError::Malformed)?;
     http_url("web.public_url", &config.web.public_url)?;
     if !config.invites.join_url.trim().is_empty() {
         http_url("invites.join_url", &config.invites.join_url)?;

@@ -48,6 +48,30 @@ pub struct Config {
     /// What is kept of erased personal data, and the key that hashes it.
     #[serde(default)]
     pub privacy: PrivacyConfig,
+    /// Outbound HTTP requests (OneRoster, the SMS gateway).
+    #[serde(default)]
+    pub outbound: OutboundConfig,
+}
+
+/// `[outbound]`: what outbound HTTP requests may reach, read by
+/// [`crate::outbound::Policy`].
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default)]
+pub struct OutboundConfig {
+    /// Allow OneRoster and SMS gateway URLs that are, or resolve to, loopback, private,
+    /// link-local or other internal addresses (an on-premises provider; tests).
+    pub allow_private: bool,
+    /// Largest response body read from a OneRoster provider or the SMS gateway, bytes.
+    pub max_response_bytes: usize,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        Self {
+            allow_private: false,
+            max_response_bytes: 128 * 1024 * 1024,
+        }
+    }
 }
 
 /// `[privacy]`
@@ -300,9 +324,14 @@ pub struct OutboxConfig {
 /// `[auth]`
 #[derive(Clone, Deserialize, Serialize)]
 pub struct AuthConfig {
-    /// HS256 development key.
+    /// Development mode: HS256 tokens signed with `jwt_secret` are accepted (besides
+    /// `algorithms`) and `parent-connection token` mints them. Off by default.
+    #[serde(default)]
+    pub development: bool,
+    /// HS256 development key (used only with `development`).
     pub jwt_secret: String,
-    /// Accepted signature algorithms (`HS256`, `RS256`).
+    /// Accepted signature algorithms of production tokens (`RS256`; `HS256` only with
+    /// `development`).
     pub algorithms: Vec<String>,
     /// Required `aud`.
     pub audience: String,
@@ -320,6 +349,9 @@ pub struct AuthConfig {
     pub signing_key_id: String,
     /// Lifetime of minted tokens when `--ttl` is not given.
     pub default_token_ttl: String,
+    /// Longest lifetime of a bearer token (`exp - iat`, or `exp - now` without `iat`);
+    /// longer ones are refused, and `token --ttl` mints none longer.
+    pub max_token_lifetime: String,
 }
 
 /// `[api]`
@@ -721,17 +753,22 @@ pub fn process_env() -> Vec<(String, String)> {
         .collect()
 }
 
-/// Replaces the password of a URL (`scheme://user:password@host`) with `***`.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let Some((userinfo, host)) = rest.split_once('@') else {
-        return url.to_string();
-    };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_string(),
+/// A URL as it may be logged: the password of `scheme://user:password@host` replaced with `***`, parsed with the `url` crate as the
+/// mail and HTTP clients parse it (so `smtp://u:p@ss@host` hides all of `p@ss`). A text
+/// that is not a URL but holds an `@` is shown as its scheme only.
+pub fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw.trim()) {
+        Ok(mut url) => {
+            if url.password().is_some() {
+                let _ = url.set_password(Some("***"));
+            }
+            url.to_string()
+        }
+        Err(_) if raw.contains('@') => match raw.split_once("://") {
+            Some((scheme, _)) => format!("{scheme}://***"),
+            None => "***".to_string(),
+        },
+        Err(_) => raw.to_string(),
     }
 }
 
@@ -805,6 +842,7 @@ impl fmt::Debug for SmsConfig {
 impl fmt::Debug for AuthConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthConfig")
+            .field("development", &self.development)
             .field("jwt_secret", &secret(&self.jwt_secret))
             .field("algorithms", &self.algorithms)
             .field("audience", &self.audience)
@@ -815,6 +853,7 @@ impl fmt::Debug for AuthConfig {
             .field("signing_key_path", &self.signing_key_path)
             .field("signing_key_id", &self.signing_key_id)
             .field("default_token_ttl", &self.default_token_ttl)
+            .field("max_token_lifetime", &self.max_token_lifetime)
             .finish()
     }
 }
@@ -837,6 +876,7 @@ impl fmt::Debug for Config {
             .field("oneroster", &self.oneroster)
             .field("web", &self.web)
             .field("privacy", &self.privacy)
+            .field("outbound", &self.outbound)
             .finish()
     }
 }
@@ -949,6 +989,47 @@ mod tests {
                 && !shown.contains("idp-s3cret"),
             "{shown}"
         );
+    }
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_redacted_as_the_url_crate_parses_them() {
+        for (raw, hidden, shown) in [
+            (
+                "smtp://u:p@ss@mail.example:587?tls=required",
+                "ss",
+                "mail.example:587",
+            ),
+            (
+                "postgres://app:hunter2@db/pc",
+                "hunter2",
+                "postgres://app:***@db/pc",
+            ),
+            ("https://sid:tok%40en@gw.example/x", "tok", "gw.example/x"),
+            ("not a url: user:pw@host", "pw", "***"),
+        ] {
+            let redacted = redact_url(raw);
+            assert!(
+                !redacted.contains(hidden) && redacted.contains(shown),
+                "{raw} → {redacted}"
+            );
+        }
+        assert_eq!(redact_url("file://data/mail"), "file://data/mail");
+        assert_eq!(
+            redact_url("sqlite://data/pc.db?mode=rwc"),
+            "sqlite://data/pc.db?mode=rwc"
+        );
+    }
+
+    #[test]
+    fn the_outbound_and_development_switches_are_off_by_default() {
+        let config = Config::defaults().unwrap();
+        assert!(!config.outbound.allow_private && !config.auth.development);
+        assert_eq!(config.auth.algorithms, ["RS256"]);
     }
 }
 

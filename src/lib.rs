@@ -25,6 +25,7 @@ pub mod entities;
 pub mod guardians;
 pub mod invites;
 pub mod links;
+pub mod outbound;
 pub mod outbox;
 pub mod privacy;
 pub mod roster;

@@ -25,6 +25,9 @@ pub async fn serve(config: Config, bind: Option<String>) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     let database = redact_url(&config.database.url);
     let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
+    for warning in crate::auth::keys::warnings(&config.auth) {
+        tracing::warn!("{warning}");
+    }
     let state = AppState::new(db.clone(), config)?.with_jobs(jobs.clone());
     let schedule = crate::sync::oneroster::spawn_schedule(jobs.clone(), state.config.clone());
     let (stop, stopped) = StopSwitch::new();

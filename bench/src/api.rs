@@ -1039,6 +1039,7 @@ impl Tokens {
         admins: usize,
     ) -> Result<Self> {
         let auth = AuthConfig {
+            development: true,
             jwt_secret: secret.to_string(),
             signing_key_path: String::new(),
             signing_key_id: String::new(),
@@ -1281,6 +1282,7 @@ impl Server {
             .env("DATABASE_URL", url)
             .env("PARENT_CONNECTION__DATABASE__URL", url)
             .env("JWT_SECRET", secret)
+            .env("PARENT_CONNECTION__AUTH__DEVELOPMENT", "true")
             // PostgreSQL needs a configured privacy key; SQLite would make privacy.key.
             .env("PARENT_CONNECTION__PRIVACY__HASH_KEY", BENCH_PRIVACY_KEY)
             .env("MAIL_URL", format!("file://{}", mail.display()))

@@ -194,6 +194,8 @@ pub async fn run_phase(args: PhaseArgs, config: &Config) -> Result<()> {
                 dry_run: false,
                 force: args.phase == ChildPhase::ImportForced,
                 actor: "bench".into(),
+                privacy: parent_connection::privacy::PrivacyKey::from_config(config)
+                    .context("no privacy key")?,
             };
             let steps = Arc::new(Steps::new(ui.bar.clone()));
             let report = sync::import(&conn, &config.import, &request, steps.clone())

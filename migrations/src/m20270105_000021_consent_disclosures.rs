@@ -5,8 +5,9 @@
 //!   that sends from it, and the opt-out outlives the contact's erasure without keeping the
 //!   number. The hash needs the application's privacy key, which a migration does not
 //!   have: existing rows are kept with their number in `legacy_phone` (one row per number,
-//!   the latest time), and the application hashes them for the configured sender before
-//!   its dispatcher's first round (`outbox::consent::convert_legacy`).
+//!   the latest time; an opt-out from any tenant became one from every sender), and the
+//!   application hashes them in its dispatcher's first round
+//!   (`outbox::consent::convert_legacy`), or at the contact's erasure, whichever is first.
 //! - `disclosures` records each invitation and digest sent: recipient, the time the server
 //!   accepted it, the exact text (kept for `outbox.disclosure_text_days`) and its SHA-256;
 //!   `disclosure_students` names the students each was about.

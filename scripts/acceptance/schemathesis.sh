@@ -50,7 +50,10 @@ if [ -z "${BASE_URL:-}" ]; then
     export DATABASE_URL="sqlite://$work/pc.db?mode=rwc"
   fi
   export MAIL_URL="file://$work/mail"
-  export JWT_SECRET=schemathesis-only-secret-0123456789abcdef
+  # Development tokens, signed with a secret made for this run.
+  export PARENT_CONNECTION__AUTH__DEVELOPMENT=true
+  JWT_SECRET=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
+  export JWT_SECRET
   # Rate limits raised for the fuzzer: it sends thousands of requests from one address.
   export PARENT_CONNECTION__API__CLIENT_REQUESTS_PER_SECOND=100000
   export PARENT_CONNECTION__API__CLIENT_BURST=100000

@@ -41,7 +41,9 @@ pub struct AuditPage {
     pub next_cursor: Option<String>,
 }
 
-/// The tenant's audit log (approvers and tenant admins).
+/// The tenant's audit log (approvers and tenant admins). Contact values in the entries of
+/// contact requests and erasures are shown to approvers only; tenant admins see the field
+/// names, each value `"changed"`.
 #[utoipa::path(
     get,
     path = "/api/v1/audit",
@@ -78,5 +80,18 @@ pub async fn list(
         limit: page.limit,
     };
     let (items, next_cursor) = audit::list(&state.db, principal.tenant, &filter).await?;
+    let items = seen(&principal, items);
     Ok(Json(AuditPage { items, next_cursor }))
+}
+
+/// The entries as the caller may read them: contact values only for those who read every
+/// student's contacts ([`policy::contact_values`]); the others see field names, "changed".
+pub fn seen(principal: &Principal, items: Vec<AuditItem>) -> Vec<AuditItem> {
+    match policy::contact_values(principal) {
+        policy::ContactValues::Shown => items,
+        policy::ContactValues::Hidden => items
+            .into_iter()
+            .map(AuditItem::without_contact_values)
+            .collect(),
+    }
 }

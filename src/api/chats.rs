@@ -21,9 +21,10 @@ use serde::{Deserialize, Serialize};
 pub struct StartBody {
     /// The student's SIS source id.
     pub student_id: String,
-    /// Guardians to chat with: active parents/guardians of the student (contact ids).
+    /// Guardians to chat with: active parents/guardians of the student (contact ids); at
+    /// most 20 (duplicates count once).
     pub contact_ids: Vec<String>,
-    /// Other teachers to add (SIS source ids of active staff); optional.
+    /// Other teachers to add (SIS source ids of active staff); optional, at most 20.
     #[serde(default)]
     pub teacher_ids: Vec<String>,
 }
@@ -42,7 +43,7 @@ pub struct StartBody {
         (status = 403, description = "Not a teacher", body = ErrorBody),
         (status = 404, description = "No such student within the teacher's reach", body = ErrorBody),
         (status = 409, description = "A guardian is on the teacher's block list (`contact_blocked`)", body = ErrorBody),
-        (status = 422, description = "A contact is inactive, not a parent/guardian, or not the student's (`invalid_members`, each with its reason)", body = ErrorBody),
+        (status = 422, description = "A contact is inactive, not a parent/guardian, or not the student's (`invalid_members`, each with its reason), or more than 20 contactIds or teacherIds (`too_many_members`)", body = ErrorBody),
         (status = 429, description = "Rate limited", body = ErrorBody),
     ),
     security(("bearer" = []))

@@ -8,7 +8,7 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson, id_cursor, reason};
 use crate::approvals::proposal::RequestBody;
 use crate::approvals::requests::{self, ListFilter, MAX_IDEMPOTENCY_KEY, RequestItem, Status};
-use crate::approvals::{Proposal, decide};
+use crate::approvals::{OnMatch, Proposal, decide};
 use crate::auth::policy::{self, RequestScope};
 use crate::auth::{Principal, policy::Denied};
 use crate::tenants;
@@ -88,7 +88,8 @@ pub async fn submit(
         },
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(item)))
+    // The author is a teacher: never another contact's stored values (the candidate match).
+    Ok((StatusCode::CREATED, Json(item.without_match())))
 }
 
 /// `?status=&studentId=&limit=&cursor=` of the request list.
@@ -147,16 +148,36 @@ pub async fn list(
     let after = id_cursor(&page)?;
     let filter = ListFilter {
         status: params.status,
-        requested_by: match scope {
+        requested_by: match &scope {
             RequestScope::All => None,
-            RequestScope::OwnedBy(teacher) => Some(teacher),
+            RequestScope::OwnedBy(teacher) => Some(teacher.clone()),
         },
         student_source_id: params.student_id,
         after,
         limit: page.limit,
     };
     let (items, next_cursor) = requests::list(&state.db, principal.tenant, &filter).await?;
+    let items = seen(&state, &principal, &scope, items).await?;
     Ok(Json(RequestPage { items, next_cursor }))
+}
+
+/// The requests as the caller may see them: a teacher reads contact values only about the
+/// students they still teach, and never a candidate match ([`policy::request_values`]).
+pub async fn seen(
+    state: &AppState,
+    principal: &Principal,
+    scope: &RequestScope,
+    items: Vec<RequestItem>,
+) -> Result<Vec<RequestItem>, ApiError> {
+    let students: Vec<&str> = items.iter().map(|i| i.student_id.as_str()).collect();
+    let values = policy::request_values(&state.db, principal, scope, &students).await?;
+    Ok(items
+        .into_iter()
+        .map(|item| {
+            let shows = values.shows_values(&item.student_id);
+            item.seen(shows, values.shows_match())
+        })
+        .collect())
 }
 
 /// A request id from the path: not a number is simply not found.
@@ -165,7 +186,8 @@ fn request_id(raw: &str) -> Result<i64, ApiError> {
         .map_err(|_| ApiError::not_found("contact request"))
 }
 
-/// One request (approvers: any; teachers: their own).
+/// One request (approvers: any; teachers: their own, with contact values only while they
+/// still teach the student).
 #[utoipa::path(
     get,
     path = "/api/v1/contact-requests/{id}",
@@ -192,6 +214,10 @@ pub async fn get(
             RequestScope::OwnedBy(teacher) => &item.requested_by == teacher,
         })
         .ok_or(Denied::NotFound)?;
+    let item = seen(&state, &principal, &scope, vec![item])
+        .await?
+        .pop()
+        .ok_or(Denied::NotFound)?;
     Ok(Json(item))
 }
 
@@ -204,6 +230,9 @@ pub struct DecisionBody {
     /// Approve a stale request anyway (after reviewing its current values).
     #[serde(default)]
     pub confirm_stale: bool,
+    /// An "add" whose email is an existing contact's (`matchedContact`): `link` that contact,
+    /// or `create` a new one. Required when there is a match.
+    pub on_match: Option<OnMatch>,
 }
 
 async fn decide_with(
@@ -226,6 +255,8 @@ async fn decide_with(
         actor: &actor,
         reason,
         confirm_stale: body.confirm_stale,
+        approver: policy::person(principal),
+        on_match: body.on_match,
     };
     let item = if approve {
         decide::approve(&state.db, decision).await?
@@ -246,9 +277,9 @@ async fn decide_with(
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 429, description = "Rate limited", body = ErrorBody),
         (status = 200, description = "The approved request, with what was applied", body = RequestItem),
-        (status = 403, description = "Not an approver", body = ErrorBody),
+        (status = 403, description = "Not an approver, or the approver's own request (`own_request`)", body = ErrorBody),
         (status = 404, description = "No such request", body = ErrorBody),
-        (status = 409, description = "Already decided (`already_decided`), stale without confirmStale (`stale_request`, with current and proposed values), or the contact was erased (`contact_gone`)", body = ErrorBody),
+        (status = 409, description = "Already decided (`already_decided`), stale without confirmStale (`stale_request`, with current and proposed values), the contact was erased (`contact_gone`), or an added email matches an existing contact and onMatch is missing (`match_to_confirm`, with the match)", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -272,7 +303,7 @@ pub async fn approve(
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 429, description = "Rate limited", body = ErrorBody),
         (status = 200, description = "The rejected request", body = RequestItem),
-        (status = 403, description = "Not an approver", body = ErrorBody),
+        (status = 403, description = "Not an approver, or the approver's own request (`own_request`)", body = ErrorBody),
         (status = 404, description = "No such request", body = ErrorBody),
         (status = 409, description = "Already decided", body = ErrorBody),
     ),

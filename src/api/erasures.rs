@@ -55,6 +55,7 @@ async fn run(
             contact_id,
             actor: &actor,
             reason: reason(body.reason)?,
+            privacy: &state.privacy,
         },
     )
     .await?;

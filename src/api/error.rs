@@ -319,6 +319,11 @@ impl From<crate::approvals::ApprovalError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "stale_request", message).with_details(*details)
             }
             E::ContactGone => ApiError::new(StatusCode::CONFLICT, "contact_gone", message),
+            E::OwnRequest => ApiError::new(StatusCode::FORBIDDEN, "own_request", message),
+            E::MatchToConfirm(details) => {
+                ApiError::new(StatusCode::CONFLICT, "match_to_confirm", message)
+                    .with_details(*details)
+            }
             E::AlreadyLifted => ApiError::new(StatusCode::CONFLICT, "already_lifted", message),
             E::Db(e) => e.into(),
         }
@@ -351,6 +356,12 @@ impl From<crate::chats::ChatError> for ApiError {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_members", message)
                     .with_details(serde_json::json!({ "invalid": invalid }))
             }
+            ChatError::TooMany { field, max } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "too_many_members",
+                message,
+            )
+            .with_details(serde_json::json!({"field": field, "max": max})),
             ChatError::NoMembers => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message)
                     .with_details(serde_json::json!({"field": "contactIds"}))

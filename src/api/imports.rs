@@ -95,7 +95,9 @@ pub struct ImportRunPage {
     pub next_cursor: Option<String>,
 }
 
-fn run(model: sync_run::Model, with_report: bool) -> ImportRun {
+/// A run as the API shows it; its report (`with_report`) without the values its issues
+/// quote unless the caller reads contacts ([`policy::contact_values`]).
+fn run(model: sync_run::Model, with_report: Option<policy::ContactValues>) -> ImportRun {
     let counts = Counts::from(&model);
     ImportRun {
         id: model.id.to_string(),
@@ -109,8 +111,12 @@ fn run(model: sync_run::Model, with_report: bool) -> ImportRun {
         counts,
         error_count: model.error_count,
         warning_count: model.warning_count,
-        report: with_report.then(|| {
-            serde_json::from_str(&model.report).unwrap_or(serde_json::Value::String(model.report))
+        report: with_report.map(|values| {
+            let report = serde_json::from_str(&model.report).unwrap_or_default();
+            match values {
+                policy::ContactValues::Shown => report,
+                policy::ContactValues::Hidden => crate::sync::report::without_values(report),
+            }
         }),
     }
 }
@@ -237,6 +243,7 @@ pub async fn import_upload(
         dry_run,
         force,
         actor: principal.actor(),
+        privacy: (*state.privacy).clone(),
     };
     let files = upload.files.clone();
     let zipped = upload.zipped;
@@ -306,12 +313,13 @@ pub async fn list(
         None
     };
     Ok(Json(ImportRunPage {
-        items: rows.into_iter().map(|r| run(r, false)).collect(),
+        items: rows.into_iter().map(|r| run(r, None)).collect(),
         next_cursor,
     }))
 }
 
-/// One import run with its full report.
+/// One import run with its full report. Its issues' messages quote the files' values:
+/// tenant admins get them without (file, record, column and code only).
 #[utoipa::path(
     get,
     path = "/api/v1/imports/{id}",
@@ -338,7 +346,7 @@ pub async fn get(
     let row = sync::runs::find(&state.db, principal.tenant, id)
         .await?
         .ok_or_else(|| ApiError::not_found("import run"))?;
-    Ok(Json(run(row, true)))
+    Ok(Json(run(row, Some(policy::contact_values(&principal)))))
 }
 
 /// How a run from an upload names its source: the uploaded file names, not the temporary

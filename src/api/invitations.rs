@@ -159,16 +159,11 @@ pub async fn limits(
     let now = Utc::now();
     let policy = invites::policy(&state.db, tenant).await?;
     let guardian = match params.contact_id {
-        Some(contact) => Some(
-            invites::guardian_counter(
-                &state.db,
-                tenant,
-                number(&contact, "contact")?,
-                &policy,
-                now,
-            )
-            .await?,
-        ),
+        Some(contact) => {
+            let contact = number(&contact, "contact")?;
+            policy::contact_invitations(&state.db, &principal, contact).await?;
+            Some(invites::guardian_counter(&state.db, tenant, contact, &policy, now).await?)
+        }
         None => None,
     };
     Ok(Json(Limits {
@@ -664,11 +659,13 @@ pub async fn for_contact(
     ApiQuery(params): ApiQuery<IdPageParams>,
 ) -> Result<Json<InvitationList>, ApiError> {
     policy::administer_contacts(&principal)?;
+    let contact = number(&contact, "contact")?;
+    policy::contact_invitations(&state.db, &principal, contact).await?;
     let page = params.request(&state)?;
     let (items, next_cursor) = invites::for_contact(
         &state.db,
         principal.tenant,
-        number(&contact, "contact")?,
+        contact,
         id_cursor(&page)?,
         page.limit,
     )

@@ -15,15 +15,17 @@ use crate::sync::hashing::SyncKey;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, FromQueryResult,
-    QueryFilter, Value,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Value,
 };
 
-/// A contact found for an added one.
-#[derive(FromQueryResult)]
-struct Existing {
-    id: i64,
-    source_key: String,
+/// What to do with an "add" whose email matches an existing contact of the tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum OnMatch {
+    /// Link the existing contact to the student (its stored values are kept).
+    Link,
+    /// Create a new contact with the proposed values.
+    Create,
 }
 
 /// Who decides, and how.
@@ -40,6 +42,10 @@ pub struct Decision<'a> {
     pub reason: Option<String>,
     /// Approve a stale request anyway (the approver has seen the current values).
     pub confirm_stale: bool,
+    /// The deciding person's SIS source id: nobody decides a request they made.
+    pub approver: Option<&'a str>,
+    /// For an "add" that matches an existing contact: link it or create a new one.
+    pub on_match: Option<OnMatch>,
 }
 
 /// Approves a pending request and applies it.
@@ -71,7 +77,7 @@ pub async fn approve(
     };
     let contact = match (action, contact_id) {
         (Action::Add, _) => {
-            let contact = change.add(&txn, &fields).await?;
+            let contact = change.add(&txn, &fields, decision.on_match).await?;
             banners::after_reactivation(&txn, decision.tenant, now).await?;
             contact
         }
@@ -133,6 +139,9 @@ async fn pending<C: ConnectionTrait>(
         .ok_or(ApprovalError::NotFound("contact request"))?;
     if request.status != Status::Pending.as_str() {
         return Err(ApprovalError::AlreadyDecided(request.status));
+    }
+    if decision.approver == Some(request.requested_by.as_str()) {
+        return Err(ApprovalError::OwnRequest);
     }
     Ok(request)
 }
@@ -240,13 +249,15 @@ impl Change<'_> {
         Value::ChronoDateTimeUtc(Some(self.now))
     }
 
-    /// Adds the proposed contact to the student: an existing contact of the tenant with the
-    /// same email is linked as it is (its values are not overwritten); otherwise a new
-    /// contact is created. Returns the contact id.
+    /// Adds the proposed contact to the student. When a contact of the tenant already has
+    /// the proposed email, the approver chose (`on_match`): link it as it is (its values are
+    /// not overwritten), or create a new contact; without a choice nothing happens
+    /// ([`ApprovalError::MatchToConfirm`]). Returns the contact id.
     async fn add<C: ConnectionTrait>(
         &self,
         conn: &C,
         fields: &ContactFields,
+        on_match: Option<OnMatch>,
     ) -> Result<i64, ApprovalError> {
         let email = fields
             .email
@@ -254,18 +265,20 @@ impl Change<'_> {
             .flatten()
             .map(|e| e.as_str().to_lowercase());
         let existing = match &email {
-            Some(email) => db::rows::query_one::<Existing, _>(
-                conn,
-                "SELECT id, source_key FROM contacts WHERE tenant_id = $1 AND (source_key = $2 OR LOWER(email) = $2) ORDER BY id LIMIT 1",
-                vec![self.tenant(), email.clone().into()],
-            )
-            .await?
-            .map(|found| (found.id, found.source_key)),
+            Some(email) => requests::email_match(conn, self.tenant, email).await?,
             None => None,
         };
-        let (contact, source_key) = match existing {
-            Some(found) => found,
-            None => self.create_contact(conn, fields, email).await?,
+        let (contact, source_key) = match (existing, on_match) {
+            (None, _) => self.create_contact(conn, fields, email).await?,
+            (Some(found), Some(OnMatch::Link)) => (found.id, found.source_key),
+            // The email keys the existing contact: the new one gets a key of its own.
+            (Some(_), Some(OnMatch::Create)) => self.create_contact(conn, fields, None).await?,
+            (Some(found), None) => {
+                let values = requests::contact_values(conn, self.tenant, found.id).await?;
+                return Err(ApprovalError::MatchToConfirm(Box::new(serde_json::json!({
+                    "matchedContact": values,
+                }))));
+            }
         };
         let relationship = fields.relationship.map(|r| r.as_str()).unwrap_or("other");
         let linked = db::exec(

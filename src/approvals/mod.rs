@@ -15,10 +15,12 @@ pub(crate) mod erase;
 pub(crate) mod proposal;
 pub(crate) mod requests;
 
-pub use decide::Decision;
+pub use decide::{Decision, OnMatch};
 pub use erase::{EraseRequest, Erasure, ErasureFilter};
 pub use proposal::{Action, ContactBody, ContactFields, Proposal, RequestBody};
-pub use requests::{ListFilter, MAX_IDEMPOTENCY_KEY, RequestItem, Status, Submission};
+pub use requests::{
+    ListFilter, MAX_IDEMPOTENCY_KEY, MatchedContact, RequestItem, Status, Submission,
+};
 
 use sea_orm::DbErr;
 
@@ -56,6 +58,15 @@ pub enum ApprovalError {
     /// The contact or its link to the student no longer exists (erased).
     #[error("the contact is no longer linked to the student (erased)")]
     ContactGone,
+    /// The approver made this request: another approver decides it.
+    #[error("you made this request: another approver decides it")]
+    OwnRequest,
+    /// The added contact's email is an existing contact's: approve again with `onMatch`
+    /// (`link` it, or `create` a new contact). The details show the match.
+    #[error(
+        "a contact of the district already has this email; review it and approve with onMatch: \"link\" (link that contact) or \"create\" (a new contact)"
+    )]
+    MatchToConfirm(Box<serde_json::Value>),
     /// The erasure was lifted already.
     #[error("the erasure was already lifted")]
     AlreadyLifted,

@@ -54,6 +54,62 @@ pub struct RequestItem {
     /// What an approval applied.
     #[schema(value_type = Object, nullable = true)]
     pub applied: Option<serde_json::Value>,
+    /// An "add" only, for approvers: an existing contact of the tenant with the proposed
+    /// email. Approving then needs a choice (`onMatch`: link it, or create a new contact).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matched_contact: Option<MatchedContact>,
+}
+
+/// An existing contact whose email is the one an "add" proposes.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MatchedContact {
+    /// The contact's id.
+    pub contact_id: String,
+    /// Its stored values (no relationship: it is not linked to this student).
+    pub given_name: Option<String>,
+    /// Family name.
+    pub family_name: Option<String>,
+    /// Email.
+    pub email_address: Option<String>,
+    /// E.164 mobile.
+    pub mobile_phone: Option<String>,
+}
+
+impl RequestItem {
+    /// The request without any contact's stored values: what a teacher reads once they no
+    /// longer teach the student (the values when requested, now and as applied are
+    /// dropped; the teacher's own proposal stays).
+    pub fn without_contact_values(mut self) -> Self {
+        self.submitted = None;
+        self.current = None;
+        self.stale = false;
+        self.matched_contact = None;
+        if let Some(applied) = &mut self.applied
+            && let Some(applied) = applied.as_object_mut()
+        {
+            applied.remove("values");
+        }
+        self
+    }
+
+    /// The request as a reader sees it: with or without contact values, with or without the
+    /// candidate match (the reader's rights come from `auth::policy::RequestValues`).
+    pub fn seen(self, values: bool, matched: bool) -> Self {
+        let item = if values {
+            self
+        } else {
+            self.without_contact_values()
+        };
+        if matched { item } else { item.without_match() }
+    }
+
+    /// The request without its candidate match: the teacher's view (the match is another
+    /// person's stored data, shown to approvers only).
+    pub fn without_match(mut self) -> Self {
+        self.matched_contact = None;
+        self
+    }
 }
 
 /// A submission, parsed and authorised.
@@ -78,10 +134,13 @@ const SELECT: &str = "SELECT r.id, r.status, r.action, r.student_source_id, r.co
        r.requested_by, r.requested_at, r.decided_by, r.decided_at, r.reason, r.applied, \
        c.given_name, c.family_name, c.email, c.mobile_phone, l.relationship, l.status AS link_status, \
        c.given_name_changed_at, c.family_name_changed_at, c.email_changed_at, c.mobile_phone_changed_at, \
-       l.relationship_changed_at, l.deactivated_at, l.id AS link_id \
+       l.relationship_changed_at, l.deactivated_at, l.id AS link_id, \
+       m.id AS match_id, m.given_name AS match_given_name, m.family_name AS match_family_name, \
+       m.email AS match_email, m.mobile_phone AS match_mobile_phone \
      FROM contact_requests r \
      LEFT JOIN student_contacts l ON l.student_id = r.student_id AND l.contact_id = r.contact_id \
-     LEFT JOIN contacts c ON c.id = l.contact_id";
+     LEFT JOIN contacts c ON c.id = l.contact_id \
+     LEFT JOIN contacts m ON m.id = r.match_contact_id AND m.tenant_id = r.tenant_id";
 
 /// A contact's values with its link to the student, read by name.
 #[derive(FromQueryResult)]
@@ -132,6 +191,11 @@ struct RequestRow {
     relationship_changed_at: Option<DateTime<Utc>>,
     deactivated_at: Option<DateTime<Utc>>,
     link_id: Option<i64>,
+    match_id: Option<i64>,
+    match_given_name: Option<String>,
+    match_family_name: Option<String>,
+    match_email: Option<String>,
+    match_mobile_phone: Option<String>,
 }
 
 fn json(text: Option<&str>) -> Option<serde_json::Value> {
@@ -168,6 +232,17 @@ fn item(row: RequestRow) -> RequestItem {
         decided_at: row.decided_at,
         reason: row.reason,
         applied: json(row.applied.as_deref()),
+        // Only while pending: once decided, `applied` says what was done.
+        matched_contact: row
+            .match_id
+            .filter(|_| row.status == Status::Pending)
+            .map(|id| MatchedContact {
+                contact_id: id.to_string(),
+                given_name: row.match_given_name,
+                family_name: row.match_family_name,
+                email_address: row.match_email,
+                mobile_phone: row.match_mobile_phone,
+            }),
     }
 }
 
@@ -259,6 +334,57 @@ pub(super) async fn student_id<C: ConnectionTrait>(
     .await?
     .map(|row| row.id)
     .ok_or(ApprovalError::NotFound("student"))
+}
+
+/// A contact found for an added one.
+#[derive(FromQueryResult)]
+pub(super) struct EmailMatch {
+    pub(super) id: i64,
+    pub(super) source_key: String,
+}
+
+/// The contact of the tenant an "add" with `email` matches: keyed by that email (SDS v1) or
+/// holding it (through the (tenant, lower(email)) index).
+pub(super) async fn email_match<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+    email: &str,
+) -> Result<Option<EmailMatch>, DbErr> {
+    db::rows::query_one::<EmailMatch, _>(
+        conn,
+        "SELECT id, source_key FROM contacts WHERE tenant_id = $1 AND (source_key = $2 OR LOWER(email) = $2) ORDER BY id LIMIT 1",
+        vec![Value::BigInt(Some(tenant.0)), email.to_lowercase().into()],
+    )
+    .await
+}
+
+/// A contact's stored values, as [`MatchedContact`].
+pub(super) async fn contact_values<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+    contact_id: i64,
+) -> Result<Option<MatchedContact>, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        id: i64,
+        given_name: Option<String>,
+        family_name: Option<String>,
+        email: Option<String>,
+        mobile_phone: Option<String>,
+    }
+    let row = db::rows::query_one::<Row, _>(
+        conn,
+        "SELECT id, given_name, family_name, email, mobile_phone FROM contacts WHERE tenant_id = $1 AND id = $2",
+        vec![Value::BigInt(Some(tenant.0)), Value::BigInt(Some(contact_id))],
+    )
+    .await?;
+    Ok(row.map(|r| MatchedContact {
+        contact_id: r.id.to_string(),
+        given_name: r.given_name,
+        family_name: r.family_name,
+        email_address: r.email,
+        mobile_phone: r.mobile_phone,
+    }))
 }
 
 /// The current values of a contact linked to a student (any link status).
@@ -408,6 +534,12 @@ async fn insert(
             Some(values)
         }
     };
+    let matched = match (proposal.action, proposal.fields.email.clone().flatten()) {
+        (Action::Add, Some(email)) => email_match(&txn, tenant, email.as_str())
+            .await?
+            .map(|found| found.id),
+        _ => None,
+    };
     let now = Utc::now();
     let proposed = proposal.fields.to_json();
     let current_json = current
@@ -416,8 +548,8 @@ async fn insert(
     let inserted = db::rows::query_one::<Id, _>(
         &txn,
         "INSERT INTO contact_requests (tenant_id, student_id, student_source_id, contact_id, action, proposed, current, \
-           requested_by, requested_at, idempotency_key, body_hash, status) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending') RETURNING id",
+           requested_by, requested_at, idempotency_key, body_hash, status, match_contact_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12) RETURNING id",
         vec![
             Value::BigInt(Some(tenant.0)),
             Value::BigInt(Some(student)),
@@ -430,6 +562,7 @@ async fn insert(
             Value::ChronoDateTimeUtc(Some(now)),
             Value::String(submission.idempotency_key.map(str::to_string)),
             Value::BigInt(Some(hash)),
+            Value::BigInt(matched),
         ],
     )
     .await?;

@@ -55,3 +55,12 @@ pub struct Claims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
 }
+
+impl Claims {
+    /// How long the token is valid, in seconds: `exp - iat`, or `exp - now` when it has no
+    /// `iat` (an `iat` in the future counts from now).
+    pub fn lifetime(&self, now: i64) -> i64 {
+        let from = if self.iat > 0 { self.iat.min(now) } else { now };
+        self.exp.saturating_sub(from)
+    }
+}

@@ -1,11 +1,12 @@
 //! Development tokens for `parent-connection token`. They are signed with the configured
-//! development key (the HS256 `JWT_SECRET`); signing with anything else (an RS256 private
-//! key in `auth.signing_key_path`, or a secret the service does not accept because HS256 is
-//! not in `auth.algorithms`) is refused unless forced.
+//! development key (the HS256 `JWT_SECRET`, with `auth.development = true`); signing with
+//! anything else (an RS256 private key in `auth.signing_key_path`, or a secret the service
+//! does not accept because development is off) is refused unless forced. A secret published
+//! in our documentation is refused even when forced.
 
 use super::Scope;
 use super::claims::{Audience, Claims, KIND_APP, KIND_CONTACT, KIND_USER};
-use super::keys::{MIN_SECRET_BYTES, parse_algorithm};
+use super::keys::{MIN_SECRET_BYTES, check_development_secret};
 use crate::config::AuthConfig;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use std::time::Duration;
@@ -67,22 +68,15 @@ impl SigningKey {
         if config.jwt_secret.is_empty() {
             return Err(MintError::NoKey);
         }
-        if config.jwt_secret.len() < MIN_SECRET_BYTES {
-            return Err(MintError::Key(format!(
-                "JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes"
-            )));
-        }
-        let accepted = config
-            .algorithms
-            .iter()
-            .any(|a| matches!(parse_algorithm(a), Ok(Algorithm::HS256)));
+        check_development_secret(&config.jwt_secret).map_err(|e| MintError::Key(e.0))?;
+        let accepted = config.development;
         Ok(Self {
             alg: Algorithm::HS256,
             kid: None,
             key: EncodingKey::from_secret(config.jwt_secret.as_bytes()),
             development: accepted,
             reason: (!accepted).then(|| {
-                "HS256 is not in auth.algorithms, so this deployment does not accept development tokens"
+                "auth.development is off, so this deployment does not accept development tokens (set PARENT_CONNECTION__AUTH__DEVELOPMENT=true)"
                     .to_string()
             }),
         })
@@ -149,6 +143,16 @@ pub fn sign(key: &SigningKey, claims: &Claims) -> Result<String, MintError> {
 
 /// Parses a lifetime: `90s`, `15m`, `1h`, `7d`, or plain seconds. At most 30 days.
 pub fn parse_ttl(raw: &str) -> Result<Duration, String> {
+    parse_duration(raw, 30)
+}
+
+/// Parses `auth.max_token_lifetime`: a duration as [`parse_ttl`] reads it, at most 365 days.
+pub fn parse_max_lifetime(raw: &str) -> Result<Duration, String> {
+    parse_duration(raw, 365).map_err(|e| format!("auth.max_token_lifetime: {e}"))
+}
+
+/// A duration of 1 second to `max_days` days.
+fn parse_duration(raw: &str, max_days: u64) -> Result<Duration, String> {
     let raw = raw.trim();
     let (number, unit) = match raw.find(|c: char| !c.is_ascii_digit()) {
         Some(at) => raw.split_at(at),
@@ -165,9 +169,9 @@ pub fn parse_ttl(raw: &str) -> Result<Duration, String> {
         _ => None,
     }
     .ok_or_else(|| format!("'{raw}' is not a duration: use e.g. 90s, 15m, 1h or 7d"))?;
-    if seconds == 0 || seconds > 30 * 86_400 {
+    if seconds == 0 || seconds > max_days * 86_400 {
         return Err(format!(
-            "'{raw}': a token lives between 1 second and 30 days"
+            "'{raw}': a token lives between 1 second and {max_days} days"
         ));
     }
     Ok(Duration::from_secs(seconds))

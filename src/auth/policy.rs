@@ -24,6 +24,14 @@
 //! | read a class's assignments | classes they own | every class | – | app with `EduAssignments.ReadWrite.All`: any class |
 //! | a class's digest switch (`notifyGuardians`) | change and read for classes they own | read | – | – |
 //!
+//! Views that cover every student of the tenant (the audit log, import reports) show contact
+//! values (names, email addresses, phone numbers, relationships, rejected input) only to the
+//! callers who read every student's contacts ([`contact_values`]); the others (tenant admins)
+//! see which fields changed and where a problem is, never the values.
+//!
+//! Nobody decides their own contact request, whatever roles they hold: the decision compares
+//! the request's author with the caller ([`person`]).
+//!
 //! Contact (guardian) tokens reach only the guardian routes: their own chats, and starting
 //! a chat with a teacher of their child unless that teacher blocked them.
 //!
@@ -33,8 +41,10 @@
 
 use super::{Identity, Principal, Role, Scope};
 use crate::contacts::Scope as ContactScope;
+use crate::db;
 use crate::roster::{self, ClassScope};
-use sea_orm::{ConnectionTrait, DbErr};
+use sea_orm::{ConnectionTrait, DbErr, Value};
+use std::collections::BTreeSet;
 
 /// Why access was refused.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +74,14 @@ fn user_only(principal: &Principal) -> Result<(), Denied> {
         Identity::Contact { .. } => Err(Denied::Forbidden(
             "this route is for school staff, not for parents and guardians",
         )),
+    }
+}
+
+/// The caller's SIS source id when the caller is a person (any roles).
+pub fn person(principal: &Principal) -> Option<&str> {
+    match &principal.identity {
+        Identity::User { source_id, .. } => Some(source_id),
+        _ => None,
     }
 }
 
@@ -230,9 +248,96 @@ pub fn read_contact_requests(principal: &Principal) -> Result<RequestScope, Deni
         ))
 }
 
+/// Whose contact values the caller reads in contact requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestValues {
+    /// Every request's, with the candidate match of an "add" (approvers).
+    All,
+    /// A teacher: the values of requests about the students they still teach (these source
+    /// ids); never a candidate match (another person's stored data).
+    Reached(BTreeSet<String>),
+}
+
+impl RequestValues {
+    /// True when a request about `student_source_id` shows contact values.
+    pub fn shows_values(&self, student_source_id: &str) -> bool {
+        match self {
+            RequestValues::All => true,
+            RequestValues::Reached(students) => students.contains(student_source_id),
+        }
+    }
+
+    /// True when the candidate match of an "add" is shown.
+    pub fn shows_match(&self) -> bool {
+        *self == RequestValues::All
+    }
+}
+
+/// Which of `students` (source ids of the requests being shown) the caller reads contact
+/// values about: approvers all; a teacher those they still teach (an active class they
+/// actively teach, with the student actively enrolled), found in one query that starts from
+/// these students and the teacher's own enrollments.
+pub async fn request_values<C: ConnectionTrait>(
+    conn: &C,
+    principal: &Principal,
+    scope: &RequestScope,
+    students: &[&str],
+) -> Result<RequestValues, Denied> {
+    let teacher = match scope {
+        RequestScope::All => return Ok(RequestValues::All),
+        RequestScope::OwnedBy(teacher) => teacher,
+    };
+    let wanted: BTreeSet<&str> = students.iter().copied().collect();
+    if wanted.is_empty() {
+        return Ok(RequestValues::Reached(BTreeSet::new()));
+    }
+    let mut values = vec![
+        Value::BigInt(Some(principal.tenant.0)),
+        Value::String(Some(teacher.clone())),
+    ];
+    let placeholders: Vec<String> = wanted
+        .iter()
+        .map(|student| {
+            values.push(Value::String(Some((*student).to_string())));
+            format!("${}", values.len())
+        })
+        .collect();
+    let sql = format!(
+        "SELECT s.source_id FROM students s WHERE s.tenant_id = $1 AND s.source_id IN ({}) AND {}",
+        placeholders.join(", "),
+        roster::teaches_student(2)
+    );
+    let rows = db::query(conn, &sql, values).await?;
+    let reached = rows
+        .iter()
+        .map(|row| row.try_get::<String>("", "source_id"))
+        .collect::<Result<BTreeSet<_>, _>>()?;
+    Ok(RequestValues::Reached(reached))
+}
+
 /// Approving or rejecting contact requests, and erasing contacts: approvers only.
 pub fn administer_contacts(principal: &Principal) -> Result<(), Denied> {
     admins_only(principal, "this needs the global-admin or teams-admin role")
+}
+
+/// Whether a view covering every student of the tenant shows contact values to the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContactValues {
+    /// Names, email addresses, phone numbers and rejected input are shown.
+    Shown,
+    /// Only field names ("changed") and locations (file, record, column, code) are shown.
+    Hidden,
+}
+
+/// The one rule for contact values in the audit log and in import reports: shown to those
+/// who read every student's contacts ([`student_contacts`] gives them
+/// [`ContactScope::Admin`]), hidden from everyone else (tenant admins get 403 on contacts,
+/// so they get no values here either; a teacher reads only their own students').
+pub fn contact_values(principal: &Principal) -> ContactValues {
+    match student_contacts(principal) {
+        Ok(ContactScope::Admin) => ContactValues::Shown,
+        _ => ContactValues::Hidden,
+    }
 }
 
 /// Reading tenant settings: tenant admins and approvers.
@@ -320,6 +425,30 @@ pub fn chat_viewer(principal: &Principal) -> Result<crate::chats::store::Viewer,
         None => Err(Denied::Forbidden(
             "chats need the teacher, global-admin or teams-admin role",
         )),
+    }
+}
+
+/// A contact's invitation records and counters: admins reach every contact of the tenant,
+/// teachers the parents and guardians of students they teach; any other contact (another
+/// tenant's, or none) is not found.
+pub async fn contact_invitations<C: ConnectionTrait>(
+    conn: &C,
+    principal: &Principal,
+    contact_id: i64,
+) -> Result<(), Denied> {
+    let reached = match chat_viewer(principal)? {
+        crate::chats::store::Viewer::Admin => {
+            roster::contact_exists(conn, principal.tenant, contact_id).await?
+        }
+        crate::chats::store::Viewer::Teacher(teacher) => {
+            roster::teacher_reaches_contact(conn, principal.tenant, &teacher, contact_id).await?
+        }
+        crate::chats::store::Viewer::Guardian(_) => false,
+    };
+    if reached {
+        Ok(())
+    } else {
+        Err(Denied::NotFound)
     }
 }
 

@@ -9,6 +9,7 @@ use crate::contacts::ContactName;
 use crate::db;
 use crate::domain::TenantId;
 use crate::entities::chat_blocks;
+use crate::roster::teaches_student;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, FromQueryResult,
@@ -74,8 +75,10 @@ pub async fn blocked_by<C: ConnectionTrait>(
     .collect())
 }
 
-/// True when the owner may block `contact`: a guardian of one of their chats, or a contact
-/// of a student they teach.
+/// True when the owner may block `contact`: a guardian of one of their chats (whose name
+/// the chat shows them), or a contact the teacher may see (`domain::visibility`: active link,
+/// parent or guardian) of a student they teach now. Anything else reads as not found, like
+/// a contact that does not exist, so a block reveals no name the teacher could not see.
 async fn reachable<C: ConnectionTrait>(
     conn: &C,
     tenant: TenantId,
@@ -97,17 +100,17 @@ async fn reachable<C: ConnectionTrait>(
     if in_chat > 0 {
         return Ok(true);
     }
-    let taught = db::count(
+    db::exists(
         conn,
-        "SELECT COUNT(*) AS n FROM student_contacts l \
-         JOIN enrollments se ON se.person_id = l.student_id AND se.role = 'student' AND se.status = 'active' \
-         JOIN enrollments te ON te.class_id = se.class_id AND te.role = 'teacher' AND te.status = 'active' \
-         JOIN staff t ON t.id = te.person_id \
-         WHERE l.tenant_id = $1 AND t.source_id = $2 AND t.tenant_id = $1 AND l.contact_id = $3",
+        &format!(
+            "SELECT COUNT(*) FROM student_contacts l JOIN students s ON s.id = l.student_id \
+             WHERE l.tenant_id = $1 AND l.contact_id = $3 AND {} AND s.tenant_id = $1 AND {}",
+            crate::visible_link!("l"),
+            teaches_student(2)
+        ),
         values,
     )
-    .await?;
-    Ok(taught > 0)
+    .await
 }
 
 async fn contact_name<C: ConnectionTrait>(

@@ -27,6 +27,14 @@ pub enum ChatError {
     /// Some proposed members cannot be in a chat about this student.
     #[error("these contacts cannot be in a chat about this student: {}", .0.iter().map(|m| format!("{} ({})", m.contact_id, m.reason)).collect::<Vec<_>>().join(", "))]
     InvalidMembers(Vec<InvalidMember>),
+    /// The request names more ids in `field` than [`store::MAX_MEMBERS`].
+    #[error("{field}: at most {max} ids")]
+    TooMany {
+        /// `contactIds` or `teacherIds`.
+        field: &'static str,
+        /// The cap.
+        max: usize,
+    },
     /// The request names no guardian.
     #[error("name at least one guardian in contactIds")]
     NoMembers,

@@ -62,13 +62,6 @@ struct ContactId {
     contact_id: i64,
 }
 
-/// A student–contact link, as far as membership rules need it.
-#[derive(FromQueryResult)]
-struct Link {
-    status: LinkStatus,
-    relationship: Option<Relationship>,
-}
-
 /// A chat, as [`CHAT_COLUMNS`] reads it.
 #[derive(FromQueryResult)]
 struct ChatRow {
@@ -132,8 +125,46 @@ async fn student_id<C: ConnectionTrait>(
     .ok_or(ChatError::NotFound("student"))
 }
 
+/// Most guardians (`contactIds`) and most other teachers (`teacherIds`) one request may
+/// name (before duplicates are removed): a chat is a conversation, not a mailing list.
+pub const MAX_MEMBERS: usize = 20;
+
+/// The ids as given, trimmed, each once, in order; refused past [`MAX_MEMBERS`].
+fn distinct(raw: &[String], field: &'static str) -> Result<Vec<String>, ChatError> {
+    if raw.len() > MAX_MEMBERS {
+        return Err(ChatError::TooMany {
+            field,
+            max: MAX_MEMBERS,
+        });
+    }
+    let mut seen = Vec::with_capacity(raw.len());
+    for id in raw.iter().map(|id| id.trim().to_string()) {
+        if !seen.contains(&id) {
+            seen.push(id);
+        }
+    }
+    Ok(seen)
+}
+
+/// `$first, $first+1, …` for `count` values.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A named contact's link to the student and whether the owner blocked it.
+#[derive(FromQueryResult)]
+struct Candidate {
+    contact_id: i64,
+    status: LinkStatus,
+    relationship: Option<Relationship>,
+    blocked: Option<i64>,
+}
+
 /// Checks that every contact is an active parent/guardian of the student and not blocked by
-/// `owner`; returns their ids, deduplicated, in order.
+/// `owner` (one query for all of them); returns their ids, deduplicated, in order.
 async fn valid_members<C: ConnectionTrait>(
     conn: &C,
     tenant: TenantId,
@@ -141,43 +172,53 @@ async fn valid_members<C: ConnectionTrait>(
     owner: &str,
     contact_ids: &[String],
 ) -> Result<Vec<i64>, ChatError> {
-    let blocked = blocks::blocked_by(conn, tenant, owner).await?;
+    let wanted = distinct(contact_ids, "contactIds")?;
+    let parsed: Vec<(String, Option<i64>)> = wanted
+        .into_iter()
+        .map(|raw| {
+            let id = raw.parse::<i64>().ok();
+            (raw, id)
+        })
+        .collect();
+    let ids: Vec<i64> = parsed.iter().filter_map(|(_, id)| *id).collect();
+    let found: Vec<Candidate> = if ids.is_empty() {
+        Vec::new()
+    } else {
+        let mut values = vec![id(tenant.0), id(student), owner.into()];
+        values.extend(ids.iter().map(|c| id(*c)));
+        db::rows::query_as::<Candidate, _>(
+            conn,
+            &format!(
+                "SELECT l.contact_id, l.status, l.relationship, b.id AS blocked FROM student_contacts l \
+                 LEFT JOIN chat_blocks b ON b.tenant_id = l.tenant_id AND b.owner_source_id = $3 AND b.contact_id = l.contact_id \
+                 WHERE l.tenant_id = $1 AND l.student_id = $2 AND l.contact_id IN ({})",
+                placeholders(4, ids.len())
+            ),
+            values,
+        )
+        .await?
+    };
     let mut invalid = Vec::new();
     let mut members = Vec::new();
-    for raw in contact_ids {
-        let reason = match raw.trim().parse::<i64>() {
-            Err(_) => Some("not_a_contact_of_student"),
-            Ok(contact) => {
-                let link = db::rows::query_one::<Link, _>(
-                    conn,
-                    "SELECT status, relationship FROM student_contacts WHERE tenant_id = $1 AND student_id = $2 AND contact_id = $3",
-                    vec![id(tenant.0), id(student), id(contact)],
-                )
-                .await?;
-                match link {
-                    None => Some("not_a_contact_of_student"),
-                    Some(link) => {
-                        let seen =
-                            teacher_may_see(link.status == LinkStatus::Active, link.relationship);
-                        if seen == Err(Hidden::Inactive) {
-                            Some("inactive")
-                        } else if seen == Err(Hidden::NotParentOrGuardian) {
-                            Some("not_parent_or_guardian")
-                        } else if blocked.contains(&contact) {
-                            Some("blocked")
-                        } else {
-                            if !members.contains(&contact) {
-                                members.push(contact);
-                            }
-                            None
-                        }
+    for (raw, contact) in parsed {
+        let link = contact.and_then(|c| found.iter().find(|f| f.contact_id == c));
+        let reason = match link {
+            None => Some("not_a_contact_of_student"),
+            Some(link) => {
+                match teacher_may_see(link.status == LinkStatus::Active, link.relationship) {
+                    Err(Hidden::Inactive) => Some("inactive"),
+                    Err(Hidden::NotParentOrGuardian) => Some("not_parent_or_guardian"),
+                    Ok(()) if link.blocked.is_some() => Some("blocked"),
+                    Ok(()) => {
+                        members.push(link.contact_id);
+                        None
                     }
                 }
             }
         };
         if let Some(reason) = reason {
             invalid.push(InvalidMember {
-                contact_id: raw.clone(),
+                contact_id: raw,
                 reason,
             });
         }
@@ -192,37 +233,52 @@ async fn valid_members<C: ConnectionTrait>(
     }
 }
 
-/// Checks that every teacher id names active staff of the tenant (deduplicated, without the
-/// owner).
+/// A staff member's source id.
+#[derive(FromQueryResult)]
+struct StaffId {
+    source_id: String,
+}
+
+/// Checks that every teacher id names active staff of the tenant (one query); returns them
+/// deduplicated, without the owner.
 async fn valid_teachers<C: ConnectionTrait>(
     conn: &C,
     tenant: TenantId,
     owner: &str,
     teacher_ids: &[String],
 ) -> Result<Vec<String>, ChatError> {
-    let mut teachers = Vec::new();
-    let mut invalid = Vec::new();
-    for raw in teacher_ids {
-        let found = db::count(
-            conn,
-            "SELECT COUNT(*) FROM staff WHERE tenant_id = $1 AND source_id = $2 AND status = 'active'",
-            vec![id(tenant.0), raw.as_str().into()],
-        )
-        .await?;
-        if found == 0 {
-            invalid.push(InvalidMember {
-                contact_id: raw.clone(),
-                reason: "not_active_staff",
-            });
-        } else if raw != owner && !teachers.contains(raw) {
-            teachers.push(raw.clone());
-        }
+    let wanted = distinct(teacher_ids, "teacherIds")?;
+    if wanted.is_empty() {
+        return Ok(Vec::new());
     }
-    if invalid.is_empty() {
-        Ok(teachers)
-    } else {
-        Err(ChatError::InvalidMembers(invalid))
+    let mut values = vec![id(tenant.0)];
+    values.extend(wanted.iter().map(|t| Value::from(t.as_str())));
+    let active: BTreeSet<String> = db::rows::query_as::<StaffId, _>(
+        conn,
+        &format!(
+            "SELECT source_id FROM staff WHERE tenant_id = $1 AND status = 'active' AND source_id IN ({})",
+            placeholders(2, wanted.len())
+        ),
+        values,
+    )
+    .await?
+    .into_iter()
+    .map(|row| row.source_id)
+    .collect();
+    let (teachers, invalid): (Vec<String>, Vec<String>) =
+        wanted.into_iter().partition(|t| active.contains(t));
+    if !invalid.is_empty() {
+        return Err(ChatError::InvalidMembers(
+            invalid
+                .into_iter()
+                .map(|contact_id| InvalidMember {
+                    contact_id,
+                    reason: "not_active_staff",
+                })
+                .collect(),
+        ));
     }
+    Ok(teachers.into_iter().filter(|t| t != owner).collect())
 }
 
 /// Active guardian members of a chat.
@@ -313,12 +369,14 @@ pub async fn start(
     db_conn: &DatabaseConnection,
     request: StartChat<'_>,
 ) -> Result<ChatItem, ChatError> {
-    let txn = db::begin_write(db_conn).await?;
     let tenant = request.tenant;
-    let student = student_id(&txn, tenant, request.student_source_id).await?;
+    // Every check before the write transaction: one query for the guardians, one for the
+    // teachers, so the write lock is held for the writes only.
+    let student = student_id(db_conn, tenant, request.student_source_id).await?;
     let guardians =
-        valid_members(&txn, tenant, student, request.owner, request.contact_ids).await?;
-    let teachers = valid_teachers(&txn, tenant, request.owner, request.teacher_ids).await?;
+        valid_members(db_conn, tenant, student, request.owner, request.contact_ids).await?;
+    let teachers = valid_teachers(db_conn, tenant, request.owner, request.teacher_ids).await?;
+    let txn = db::begin_write(db_conn).await?;
     let wanted: BTreeSet<i64> = guardians.iter().copied().collect();
     let viewer = Viewer::Teacher(request.owner.to_string());
     let now = Utc::now();

@@ -397,6 +397,8 @@ async fn run(command: Command, config: Config) -> Result<(), Failure> {
                 dry_run,
                 force,
                 actor: audit::cli_actor(),
+                privacy: crate::privacy::PrivacyKey::from_config(&config)
+                    .map_err(|e| Failure::from(e.to_string()))?,
             };
             let bar = Arc::new(progress::ImportBar::new());
             let report = sync::import(&conn, &config.import, &request, bar).await?;
@@ -462,6 +464,15 @@ async fn run(command: Command, config: Config) -> Result<(), Failure> {
                 Some(ttl) => ttl,
                 None => mint::parse_ttl(&config.auth.default_token_ttl).map_err(Failure::usage)?,
             };
+            let max = mint::parse_max_lifetime(&config.auth.max_token_lifetime)
+                .map_err(Failure::usage)?;
+            if ttl > max {
+                return Err(Failure::usage(format!(
+                    "--ttl {}s is longer than auth.max_token_lifetime ({}): tokens that long are refused",
+                    ttl.as_secs(),
+                    config.auth.max_token_lifetime
+                )));
+            }
             let subject = match (user, contact) {
                 (Some(source_id), _) => Subject::User {
                     source_id,

@@ -113,12 +113,18 @@ fn read_secret() -> Result<Secret, Failure> {
         return Ok(Secret::new(secret));
     }
     let stdin = std::io::stdin();
-    if stdin.is_terminal() {
-        eprint!("OneRoster client secret: ");
-        let _ = std::io::stderr().flush();
-    }
     let mut line = String::new();
-    stdin.lock().read_line(&mut line)?;
+    if stdin.is_terminal() {
+        // Echo off before the prompt: what is typed as soon as it shows is not echoed either.
+        let _quiet = EchoOff::new(&stdin);
+        eprint!("OneRoster client secret (not shown): ");
+        let _ = std::io::stderr().flush();
+        stdin.lock().read_line(&mut line)?;
+        // The Enter the user typed was not echoed either.
+        eprintln!();
+    } else {
+        stdin.lock().read_line(&mut line)?;
+    }
     let secret = line.trim_end_matches(['\r', '\n']).to_string();
     if secret.is_empty() {
         return Err(Failure::usage(format!(
@@ -126,6 +132,35 @@ fn read_secret() -> Result<Secret, Failure> {
         )));
     }
     Ok(Secret::new(secret))
+}
+
+/// The terminal's echo turned off while it lives (a typed secret is not shown); restored
+/// when dropped, also on an error.
+struct EchoOff<'a> {
+    stdin: &'a std::io::Stdin,
+    saved: Option<nix::sys::termios::Termios>,
+}
+
+impl<'a> EchoOff<'a> {
+    fn new(stdin: &'a std::io::Stdin) -> Self {
+        use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
+        let saved = tcgetattr(stdin).ok();
+        if let Some(saved) = &saved {
+            let mut quiet = saved.clone();
+            quiet.local_flags.remove(LocalFlags::ECHO);
+            let _ = tcsetattr(stdin, SetArg::TCSANOW, &quiet);
+        }
+        Self { stdin, saved }
+    }
+}
+
+impl Drop for EchoOff<'_> {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.saved {
+            let _ =
+                nix::sys::termios::tcsetattr(self.stdin, nix::sys::termios::SetArg::TCSANOW, saved);
+        }
+    }
 }
 
 /// Runs `sync oneroster`.

@@ -12,6 +12,9 @@ pub struct Model {
     pub tenant_id: i64,
     #[sea_orm(column_type = "Text")]
     pub student_source_id: String,
+    /// The contact's SIS key as a keyed hash ([`crate::privacy::Purpose::ErasureKey`])
+    /// when `key_hashed`; the plain key only in rows from before migration 19, until the
+    /// application converts them.
     #[sea_orm(column_type = "Text")]
     pub contact_source_key: String,
     pub contact_id: Option<i64>,
@@ -23,6 +26,8 @@ pub struct Model {
     #[sea_orm(column_type = "Text", nullable)]
     pub lifted_by: Option<String>,
     pub lifted_at: Option<DateTimeUtc>,
+    /// Whether `contact_source_key` holds the keyed hash.
+    pub key_hashed: bool,
 }
 
 /// Foreign keys, for joins through the query builder.

@@ -44,6 +44,7 @@ pub struct Model {
     pub reason: Option<String>,
     #[sea_orm(column_type = "Text", nullable)]
     pub applied: Option<String>,
+    pub match_contact_id: Option<i64>,
 }
 
 /// Foreign keys, for joins through the query builder.

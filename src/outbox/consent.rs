@@ -45,11 +45,11 @@ impl OptOuts {
 
     /// The keyed hash of (this sender, `recipient` in E.164).
     pub fn hash(&self, recipient: &str) -> String {
-        let pair = format!("{}|{}", self.sender, recipient.trim());
-        self.key.hash(Purpose::SmsOptOut, &pair)
+        pair_hash(&self.key, &self.sender, recipient)
     }
 
-    /// True when `recipient` replied STOP to this sender (and not START since).
+    /// True when `recipient` replied STOP to this sender, or to any sender before opt-outs
+    /// were kept per sender (and not START since).
     pub async fn opted_out<C: ConnectionTrait>(
         &self,
         conn: &C,
@@ -57,8 +57,12 @@ impl OptOuts {
     ) -> Result<bool, DbErr> {
         db::exists(
             conn,
-            "SELECT COUNT(*) FROM sms_opt_outs WHERE key_hash = $1",
-            vec![self.hash(recipient).into()],
+            "SELECT COUNT(*) FROM sms_opt_outs WHERE key_hash IN ($1, $2) OR legacy_phone = $3",
+            vec![
+                self.hash(recipient).into(),
+                pair_hash(&self.key, ANY_SENDER, recipient).into(),
+                recipient.trim().into(),
+            ],
         )
         .await
     }
@@ -85,7 +89,8 @@ impl OptOuts {
             > 0)
     }
 
-    /// Forgets `recipient`'s opt-out (it replied START). True when there was one.
+    /// Forgets `recipient`'s opt-out (it replied START), also one from before opt-outs were
+    /// kept per sender. True when there was one.
     pub async fn opt_in<C: ConnectionTrait>(
         &self,
         conn: &C,
@@ -93,8 +98,12 @@ impl OptOuts {
     ) -> Result<bool, DbErr> {
         Ok(db::exec(
             conn,
-            "DELETE FROM sms_opt_outs WHERE key_hash = $1",
-            vec![self.hash(recipient).into()],
+            "DELETE FROM sms_opt_outs WHERE key_hash IN ($1, $2) OR legacy_phone = $3",
+            vec![
+                self.hash(recipient).into(),
+                pair_hash(&self.key, ANY_SENDER, recipient).into(),
+                recipient.trim().into(),
+            ],
         )
         .await?
         .rows_affected()
@@ -102,34 +111,24 @@ impl OptOuts {
     }
 
     /// Hashes the opt-outs kept from before the hashes (`legacy_phone`, see migration
-    /// 000021) for this sender, a batch at a time; returns how many. Without a sender (SMS
-    /// is off) nothing is converted: they wait until one is configured.
+    /// 000021), a batch per transaction; returns how many. They were per tenant, before
+    /// opt-outs were kept per sender: each becomes an opt-out from every sender.
     pub async fn convert_legacy(&self, db_conn: &DatabaseConnection) -> Result<u64, DbErr> {
         const BATCH: u64 = 500;
-        if self.sender.is_empty() {
-            return Ok(0);
-        }
         let mut total = 0;
         loop {
             let txn = db::begin_write(db_conn).await?;
             let rows: Vec<Legacy> = db::rows::query_as(
                 &txn,
                 &format!(
-                    "SELECT id, legacy_phone, opted_out_at FROM sms_opt_outs \
+                    "SELECT id, legacy_phone FROM sms_opt_outs \
                      WHERE legacy_phone IS NOT NULL ORDER BY id LIMIT {BATCH}"
                 ),
                 vec![],
             )
             .await?;
             for row in &rows {
-                db::exec(
-                    &txn,
-                    "DELETE FROM sms_opt_outs WHERE id = $1",
-                    vec![Value::BigInt(Some(row.id))],
-                )
-                .await?;
-                self.opt_out(&txn, &row.legacy_phone, row.opted_out_at)
-                    .await?;
+                hash_legacy(&txn, &self.key, (row.id, &row.legacy_phone)).await?;
             }
             txn.commit().await?;
             total += rows.len() as u64;
@@ -140,12 +139,67 @@ impl OptOuts {
     }
 }
 
+/// The sender of opt-outs from before they were kept per sender: every sender.
+const ANY_SENDER: &str = "";
+
+/// The keyed hash of (`sender`, `recipient`).
+fn pair_hash(key: &PrivacyKey, sender: &str, recipient: &str) -> String {
+    let pair = format!("{}|{}", sender.trim(), recipient.trim());
+    key.hash(Purpose::SmsOptOut, &pair)
+}
+
+/// Replaces the number of legacy row `id` by its any-sender hash (or drops the row when
+/// that hash is stored already).
+async fn hash_legacy<C: ConnectionTrait>(
+    conn: &C,
+    key: &PrivacyKey,
+    (id, phone): (i64, &str),
+) -> Result<(), DbErr> {
+    let hash = pair_hash(key, ANY_SENDER, phone);
+    let taken = db::exists(
+        conn,
+        "SELECT COUNT(*) FROM sms_opt_outs WHERE key_hash = $1",
+        vec![hash.clone().into()],
+    )
+    .await?;
+    let (sql, values) = if taken {
+        (
+            "DELETE FROM sms_opt_outs WHERE id = $1",
+            vec![Value::BigInt(Some(id))],
+        )
+    } else {
+        (
+            "UPDATE sms_opt_outs SET key_hash = $2, legacy_phone = NULL WHERE id = $1",
+            vec![Value::BigInt(Some(id)), hash.into()],
+        )
+    };
+    db::exec(conn, sql, values).await.map(|_| ())
+}
+
+/// Hashes the opt-out of `phone` kept from before the hashes, if any, in the caller's
+/// transaction: an erasure keeps the opt-out but not the number (docs/privacy.md).
+pub async fn forget_number<C: ConnectionTrait>(
+    conn: &C,
+    key: &PrivacyKey,
+    phone: &str,
+) -> Result<(), DbErr> {
+    let rows: Vec<Legacy> = db::rows::query_as(
+        conn,
+        "SELECT id, legacy_phone FROM sms_opt_outs WHERE legacy_phone = $1",
+        vec![phone.trim().into()],
+    )
+    .await?;
+    for row in rows {
+        hash_legacy(conn, key, (row.id, &row.legacy_phone)).await?;
+    }
+    Ok(())
+}
+
 /// An opt-out kept from before the hashes.
 #[derive(Debug, FromQueryResult)]
 struct Legacy {
     id: i64,
     legacy_phone: String,
-    opted_out_at: DateTime<Utc>,
 }
 
 /// A keyword reply to the sending number (CTIA), matched on the whole trimmed body,

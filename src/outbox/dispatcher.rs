@@ -166,7 +166,7 @@ impl Dispatcher {
             (!root.is_empty()).then(|| std::path::Path::new(root)),
         )?
         .with_dkim(super::email::DkimSettings::from_config(&config.mail)?.as_ref())?;
-        let sms = SmsGateway::from_config(&config.sms)?;
+        let sms = SmsGateway::from_config(&config.sms, &config.outbound)?;
         let key = crate::privacy::PrivacyKey::from_config(config).map_err(|e| e.to_string())?;
         Ok(Self {
             opt_outs: OptOuts::new(Arc::new(key), &config.sms.from),

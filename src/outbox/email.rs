@@ -110,13 +110,19 @@ pub fn percent_decode(raw: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The one line the dispatcher (and `serve`, `config check`) stops with when `MAIL_URL`
+/// holds credentials but would not protect them with TLS.
+pub const CLEARTEXT_CREDENTIALS: &str = "SMTP credentials need TLS, or the password could travel in clear text: use smtp://user:pass@host:587?tls=required (STARTTLS required) or smtps://user:pass@host:465 (implicit TLS)";
+
 impl MailTarget {
-    /// Parses a lettre-style URL: `file://DIR`, `smtp://[user:pass@]host[:port][?tls=none|opportunistic|required]`,
-    /// `smtps://[user:pass@]host[:port]`.
-    pub fn parse(url: &str) -> Result<Self, String> {
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| "mail.url must look like smtp://host:port or file://DIR".to_string())?;
+    /// Parses a lettre-style URL with the `url` crate (as [`crate::config::redact_url`]
+    /// does, so both agree on where the password ends): `file://DIR`,
+    /// `smtp://[user:pass@]host[:port][?tls=none|opportunistic|required]`,
+    /// `smtps://[user:pass@]host[:port]`. Credentials need TLS: `tls=required` or
+    /// `smtps://` ([`CLEARTEXT_CREDENTIALS`]).
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let shape = || "mail.url must look like smtp://host:port or file://DIR".to_string();
+        let (scheme, rest) = raw.split_once("://").ok_or_else(shape)?;
         if scheme == "file" {
             if rest.is_empty() {
                 return Err("file:// needs a folder, e.g. file://data/mail".into());
@@ -132,32 +138,39 @@ impl MailTarget {
                 ));
             }
         };
-        let (authority, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let authority = authority.trim_end_matches('/');
-        let (credentials, hostport) = match authority.rsplit_once('@') {
-            Some((userinfo, hostport)) => {
-                let (user, pass) = userinfo.split_once(':').unwrap_or((userinfo, ""));
-                (Some((percent_decode(user), percent_decode(pass))), hostport)
-            }
-            None => (None, authority),
-        };
-        let (host, port) = match hostport.rsplit_once(':') {
-            Some((host, port)) => (
-                host,
-                port.parse::<u16>()
-                    .map_err(|_| format!("mail.url port '{port}' is not a number"))?,
-            ),
-            None => (hostport, if implicit { 465 } else { 587 }),
-        };
-        if host.is_empty() {
-            return Err("mail.url names no host".into());
-        }
+        let url = url::Url::parse(raw).map_err(|e| {
+            format!(
+                "mail.url '{}' is not a URL: {e}",
+                crate::config::redact_url(raw)
+            )
+        })?;
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| "mail.url names no host".to_string())?;
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host)
+            .to_string();
+        let port = url.port().unwrap_or(if implicit { 465 } else { 587 });
+        let credentials = (!url.username().is_empty() || url.password().is_some()).then(|| {
+            (
+                percent_decode(url.username()),
+                percent_decode(url.password().unwrap_or_default()),
+            )
+        });
         let mut security = if implicit {
             Security::Implicit
         } else {
             Security::Opportunistic
         };
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
+        for pair in url
+            .query()
+            .unwrap_or_default()
+            .split('&')
+            .filter(|p| !p.is_empty())
+        {
             match pair.split_once('=') {
                 Some(("tls", "none")) if !implicit => security = Security::None,
                 Some(("tls", "opportunistic")) if !implicit => security = Security::Opportunistic,
@@ -169,8 +182,11 @@ impl MailTarget {
                 }
             }
         }
+        if credentials.is_some() && matches!(security, Security::None | Security::Opportunistic) {
+            return Err(CLEARTEXT_CREDENTIALS.into());
+        }
         Ok(MailTarget::Smtp {
-            host: host.to_string(),
+            host,
             port,
             security,
             credentials,
@@ -680,8 +696,54 @@ mod tests {
         assert!(MailTarget::parse("smtp://h?tls=maybe").is_err());
         let shown = format!(
             "{:?}",
-            MailTarget::parse("smtp://user:secret@h:25").unwrap()
+            MailTarget::parse("smtp://user:secret@h:25?tls=required").unwrap()
         );
         assert!(!shown.contains("secret"), "{shown}");
+    }
+
+    #[test]
+    fn credentials_need_tls() {
+        for url in [
+            "smtp://user:pass@mail.example:587",
+            "smtp://user:pass@mail.example:587?tls=opportunistic",
+            "smtp://user:pass@mail.example:25?tls=none",
+            "smtp://user@mail.example:25?tls=none",
+        ] {
+            assert_eq!(
+                MailTarget::parse(url),
+                Err(CLEARTEXT_CREDENTIALS.into()),
+                "{url}"
+            );
+        }
+        assert!(
+            CLEARTEXT_CREDENTIALS.contains("tls=required") && !CLEARTEXT_CREDENTIALS.contains('\n')
+        );
+        for url in [
+            "smtp://user:pass@mail.example:587?tls=required",
+            "smtps://user:pass@mail.example",
+            "smtp://mail.example:25",
+            "smtp://127.0.0.1:2525?tls=none",
+        ] {
+            assert!(MailTarget::parse(url).is_ok(), "{url}");
+        }
+    }
+
+    /// The mail parser and `redact_url` agree on where the password ends: an `@` inside
+    /// it belongs to it, and no part of it is logged.
+    #[test]
+    fn an_at_sign_in_the_password_is_neither_split_nor_logged() {
+        let raw = "smtp://u:p@ss@mail.example:587?tls=required";
+        assert_eq!(
+            MailTarget::parse(raw).unwrap(),
+            MailTarget::Smtp {
+                host: "mail.example".into(),
+                port: 587,
+                security: Security::Required,
+                credentials: Some(("u".into(), "p@ss".into())),
+            }
+        );
+        let shown = crate::config::redact_url(raw);
+        assert!(!shown.contains("ss") && !shown.contains("p@"), "{shown}");
+        assert!(shown.contains("mail.example:587"), "{shown}");
     }
 }

@@ -5,12 +5,16 @@
 //! The sender (`sms.from`) is a phone number sent as `From`, or a Messaging Service SID
 //! (`MG` + 32 hex digits) sent as `MessagingServiceSid`, as Twilio's API description says.
 //!
+//! The gateway URL must be public unless `outbound.allow_private` ([`crate::outbound`]):
+//! checked here and on every request's resolved address; a redirect is not followed (a
+//! final error) and an answer larger than `outbound.max_response_bytes` is not read.
+//!
 //! Outcomes: 2xx sent; 429 and 5xx, timeouts and connection errors are retried (honouring
 //! `Retry-After`); an invalid or non-mobile number (Twilio codes 21211, 21214, 21217,
 //! 21614, 21612) and every other 4xx are final.
 
 use super::{Outgoing, SendError};
-use crate::config::SmsConfig;
+use crate::config::{OutboundConfig, SmsConfig, redact_url};
 use std::time::Duration;
 
 /// Twilio error codes that say the number itself cannot be texted.
@@ -23,6 +27,7 @@ pub struct SmsGateway {
     account_sid: String,
     auth_token: String,
     sender: Sender,
+    max_response_bytes: usize,
 }
 
 /// Who sends: a phone number (or alphanumeric sender id) or a Twilio Messaging Service.
@@ -60,29 +65,41 @@ impl Sender {
 impl std::fmt::Debug for SmsGateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SmsGateway")
-            .field("endpoint", &self.endpoint)
+            .field("endpoint", &redact_url(&self.endpoint))
             .field("sender", &self.sender)
             .finish_non_exhaustive()
     }
 }
 
 impl SmsGateway {
-    /// The gateway of `config`, or `Ok(None)` when SMS is disabled (`sms.url` empty).
-    pub fn from_config(config: &SmsConfig) -> Result<Option<Self>, String> {
+    /// The gateway of `config` under the `[outbound]` rules, or `Ok(None)` when SMS is
+    /// disabled (`sms.url` empty).
+    pub fn from_config(
+        config: &SmsConfig,
+        outbound: &OutboundConfig,
+    ) -> Result<Option<Self>, String> {
         let base = config.url.trim().trim_end_matches('/');
         if base.is_empty() {
             return Ok(None);
         }
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
+        let parsed = url::Url::parse(base).ok().filter(|u| {
+            matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty())
+        });
+        let Some(parsed) = parsed else {
             return Err(format!(
-                "SMS_URL '{base}' must start with http:// or https://"
+                "SMS_URL '{}' must be an http:// or https:// URL with a host",
+                redact_url(base)
             ));
-        }
+        };
         if config.account_sid.is_empty() || config.from.is_empty() {
             return Err("SMS needs sms.account_sid and sms.from besides SMS_URL".into());
         }
-        crate::tls::install_crypto_provider();
-        let client = reqwest::Client::builder()
+        let policy = crate::outbound::Policy::from_config(outbound);
+        policy
+            .check_url(&parsed)
+            .map_err(|e| format!("SMS_URL: {e}"))?;
+        let client = policy
+            .client_builder()
             .timeout(Duration::from_secs(config.timeout_seconds.max(1)))
             .build()
             .map_err(|e| format!("cannot build the SMS client: {e}"))?;
@@ -95,6 +112,7 @@ impl SmsGateway {
             account_sid: config.account_sid.clone(),
             auth_token: config.auth_token.clone(),
             sender: Sender::parse(&config.from),
+            max_response_bytes: outbound.max_response_bytes,
         }))
     }
 
@@ -115,12 +133,17 @@ impl SmsGateway {
             .await
             .map_err(|e| {
                 let what = if e.is_timeout() {
-                    "the SMS gateway did not answer in time"
+                    "the SMS gateway did not answer in time".to_string()
+                } else if let Some(refused) = crate::outbound::refusal_in(&e) {
+                    // An internal address is a configuration error: retrying will not help.
+                    return SendError::permanent(format!("the SMS gateway is refused: {refused}"));
                 } else {
-                    "cannot reach the SMS gateway"
+                    "cannot reach the SMS gateway".to_string()
                 };
                 SendError::transient(what, None)
             })?;
+        crate::outbound::refuse_redirect(&self.endpoint, &response)
+            .map_err(|e| SendError::permanent(e.to_string()))?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
@@ -130,7 +153,17 @@ impl SmsGateway {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(retry_after);
-        let body = response.text().await.unwrap_or_default();
+        let body =
+            match crate::outbound::read_capped(&self.endpoint, response, self.max_response_bytes)
+                .await
+            {
+                Ok(body) => body,
+                Err(crate::outbound::ReadError::TooLarge(e)) => {
+                    return Err(SendError::permanent(e.to_string()));
+                }
+                Err(crate::outbound::ReadError::Transport(_)) => Vec::new(),
+            };
+        let body = String::from_utf8_lossy(&body);
         let code = serde_json::from_str::<serde_json::Value>(&body)
             .ok()
             .and_then(|v| v.get("code").and_then(|c| c.as_i64()));

@@ -5,6 +5,8 @@
 //! nobody can test a guessed email or phone against the stored value. `docs/privacy.md`
 //! lists what is kept, where, for how long and why.
 
+pub mod redact;
+
 use crate::config::Config;
 use crate::secrets::{DataFolder, KEY_BYTES};
 use ring::hmac;
@@ -25,6 +27,8 @@ pub enum Purpose {
     ErasureKey,
     /// A mobile number that opted out of texts from one sending number.
     SmsOptOut,
+    /// An email address the mail server refused for good, of an erased contact.
+    EmailSuppression,
 }
 
 impl Purpose {
@@ -32,6 +36,7 @@ impl Purpose {
         match self {
             Purpose::ErasureKey => b"erasure-key",
             Purpose::SmsOptOut => b"sms-opt-out",
+            Purpose::EmailSuppression => b"email-suppression",
         }
     }
 }
@@ -93,7 +98,16 @@ impl PrivacyKey {
         context.update(value.as_bytes());
         crate::secrets::to_hex(context.sign().as_ref())
     }
+
+    /// The stored form of a value kept only as its keyed hash in a column that otherwise
+    /// holds plain values (`hmac:` and the hash), so a reader can tell the two apart.
+    pub fn marked(&self, purpose: Purpose, value: &str) -> String {
+        format!("{HASH_PREFIX}{}", self.hash(purpose, value))
+    }
 }
+
+/// What starts a keyed hash stored where plain values also live ([`PrivacyKey::marked`]).
+pub const HASH_PREFIX: &str = "hmac:";
 
 #[cfg(test)]
 mod tests {

@@ -331,6 +331,49 @@ pub async fn teacher_reaches_student<C: ConnectionTrait>(
     .await
 }
 
+/// True when the teacher `teacher_source_id` may see contact `contact_id`: an active
+/// parent or guardian link of it to a student the teacher reaches
+/// ([`teacher_reaches_student`]). One indexed probe per link of the contact.
+pub async fn teacher_reaches_contact<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+    teacher_source_id: &str,
+    contact_id: i64,
+) -> Result<bool, DbErr> {
+    db::exists(
+        conn,
+        &format!(
+            "SELECT COUNT(*) FROM student_contacts l JOIN students s ON s.id = l.student_id \
+             WHERE l.tenant_id = $1 AND l.contact_id = $3 AND {} AND {}",
+            crate::visible_link!("l"),
+            teaches_student(2)
+        ),
+        vec![
+            Value::BigInt(Some(tenant.0)),
+            Value::String(Some(teacher_source_id.to_string())),
+            Value::BigInt(Some(contact_id)),
+        ],
+    )
+    .await
+}
+
+/// True when contact `contact_id` belongs to the tenant.
+pub async fn contact_exists<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+    contact_id: i64,
+) -> Result<bool, DbErr> {
+    db::exists(
+        conn,
+        "SELECT COUNT(*) FROM contacts WHERE tenant_id = $1 AND id = $2",
+        vec![
+            Value::BigInt(Some(tenant.0)),
+            Value::BigInt(Some(contact_id)),
+        ],
+    )
+    .await
+}
+
 /// A student of the tenant (any status): `(given name, family name)`.
 pub async fn find_student<C: ConnectionTrait>(
     conn: &C,

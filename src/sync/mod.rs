@@ -129,6 +129,8 @@ pub struct ImportRequest {
     pub force: bool,
     /// Who asked (for the audit log).
     pub actor: String,
+    /// The key of the erasures' hashed SIS keys ([`erasures`]).
+    pub privacy: crate::privacy::PrivacyKey,
 }
 
 /// Receives progress while an import runs (the CLI draws a bar with it).
@@ -359,6 +361,7 @@ async fn run_full(run: &Run<'_>, sink: IssueSink) -> Result<Outcome, SyncError> 
         lock_to_apply(&mut conn, run).await?;
         apply(
             &mut conn,
+            &run.request.privacy,
             run.tenant,
             run.started_at,
             &mut outcome.entities,
@@ -423,6 +426,7 @@ async fn run_diffed(run: &Run<'_>, sink: IssueSink, lock: Lock) -> Result<Diffed
         .sort_by_key(|w| (checks::warning_rank(w.code), w.file.clone(), w.record));
     apply(
         &mut conn,
+        &run.request.privacy,
         run.tenant,
         run.started_at,
         &mut outcome.entities,
@@ -568,6 +572,7 @@ async fn cross_checks(
 
 async fn apply(
     conn: &mut ImportConn,
+    privacy: &crate::privacy::PrivacyKey,
     tenant: &Tenant,
     now: chrono::DateTime<chrono::Utc>,
     entities: &mut EntityCounts,
@@ -581,7 +586,7 @@ async fn apply(
         },
     };
     let id = tenant.id.0;
-    entities.erased_links_skipped = erasures::skip_erased(conn, tenant.id).await?;
+    entities.erased_links_skipped = erasures::skip_erased(conn, tenant.id, privacy).await?;
     let previous_run = conn
         .query(
             "SELECT MAX(started_at) AS previous_run FROM sync_runs WHERE tenant_id = $1 AND status = 'applied'",

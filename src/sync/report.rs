@@ -165,6 +165,26 @@ impl EntityCounts {
 
 pub use crate::domain::RunStatus;
 
+/// What an issue's message becomes for readers who may not read contact data (tenant
+/// admins): messages quote the rejected input (an email, a phone number, a name).
+pub const HIDDEN_MESSAGE: &str =
+    "(the message quotes the file's values: shown to global and teams admins only)";
+
+/// A stored report (its JSON) without the input values its issues quote: every error's and
+/// warning's message becomes [`HIDDEN_MESSAGE`]; file, record, column and code stay.
+pub fn without_values(mut report: serde_json::Value) -> serde_json::Value {
+    for list in ["errors", "warnings"] {
+        if let Some(issues) = report.get_mut(list).and_then(|l| l.as_array_mut()) {
+            for issue in issues.iter_mut().filter_map(|i| i.as_object_mut()) {
+                if issue.contains_key("message") {
+                    issue.insert("message".into(), HIDDEN_MESSAGE.into());
+                }
+            }
+        }
+    }
+    report
+}
+
 /// The full report of one run.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -198,8 +198,9 @@ async fn rs256_keys_from_pem_and_jwks(backend: Backend) {
         "invalid_token"
     );
 
-    // JWKS only, production style: RS256 only, chosen by kid.
+    // JWKS only, production style: RS256 only, chosen by kid, development off.
     let jwks = Api::with(backend, |config| {
+        config.auth.development = false;
         config.auth.algorithms = vec!["RS256".into()];
         config.auth.rs256_public_key_paths = vec![];
         config.auth.jwks_path = key("jwks-a.json");
@@ -223,7 +224,7 @@ async fn rs256_keys_from_pem_and_jwks(backend: Backend) {
             .error(401),
         "invalid_token"
     );
-    // HS256 is not on this deployment's allow-list, even with the right secret.
+    // HS256 is off outside development, even with the right secret.
     assert_eq!(
         jwks.get(CONTACTS, Some(&hs256(&admin, SECRET.as_bytes())))
             .await

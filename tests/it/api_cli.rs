@@ -29,6 +29,8 @@ fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
             command.env_remove(name);
         }
     }
+    // The tests' tokens are development tokens.
+    command.env("PARENT_CONNECTION__AUTH__DEVELOPMENT", "true");
     for (name, value) in env {
         command.env(name, value);
     }
@@ -112,6 +114,26 @@ fn token_mints_what_the_service_accepts() {
         Identity::App { scopes, .. } => assert_eq!(scopes[0].as_str(), "EduRoster.Read.All"),
         other => panic!("{other:?}"),
     }
+
+    // Longer than auth.max_token_lifetime: refused (issue 19).
+    let capped = [
+        ("JWT_SECRET", SECRET),
+        ("PARENT_CONNECTION__AUTH__MAX_TOKEN_LIFETIME", "1h"),
+    ];
+    let output = run(
+        dir.path(),
+        &[
+            "token", "--tenant", "nyc", "--user", "u", "--role", "teacher", "--ttl", "2h",
+        ],
+        &capped,
+    );
+    assert!(!output.status.success());
+    assert!(stdout(&output).is_empty());
+    assert!(
+        stderr(&output).contains("max_token_lifetime"),
+        "{}",
+        stderr(&output)
+    );
 
     // Mistakes: exit non-zero with one line on standard error.
     for (args, needle) in [
@@ -209,17 +231,33 @@ fn token_refuses_keys_that_are_not_development_keys() {
     .expect("verifies with the matching public key");
     assert_eq!(claims.sub, "a");
 
-    // A secret the deployment does not accept (HS256 off the allow-list).
+    // A secret the deployment does not accept (development off).
     let env = [
         ("JWT_SECRET", SECRET),
-        ("PARENT_CONNECTION__AUTH__ALGORITHMS", "[\"RS256\"]"),
+        ("PARENT_CONNECTION__AUTH__DEVELOPMENT", "false"),
     ];
     let output = run(dir.path(), &args, &env);
     assert_eq!(output.status.code(), Some(1));
     assert!(
-        stderr(&output).contains("refusing to mint"),
+        stderr(&output).contains("refusing to mint")
+            && stderr(&output).contains("PARENT_CONNECTION__AUTH__DEVELOPMENT=true"),
         "{}",
         stderr(&output)
     );
     assert!(run(dir.path(), &forced, &env).status.success());
+
+    // The example secret of the old README is refused, even forced, with one line.
+    let published = [("JWT_SECRET", "dev-only-secret-change-me-0123456789abcdef")];
+    for args in [&args[..], &forced[..]] {
+        let output = run(dir.path(), args, &published);
+        assert_ne!(output.status.code(), Some(0));
+        assert!(stdout(&output).is_empty());
+        let said = stderr(&output);
+        assert!(
+            said.contains("example secret")
+                && said.contains("openssl rand -hex 32")
+                && said.trim().lines().count() == 1,
+            "{said}"
+        );
+    }
 }

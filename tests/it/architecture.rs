@@ -15,16 +15,17 @@ const MAY_USE: &[(&str, &[&str])] = &[
     // 1: infrastructure.
     ("config", &["domain"]),
     ("tls", &[]),
+    ("outbound", &["config", "tls"]),
     ("db", &["config", "domain", "entities"]),
     ("secrets", &["config", "db", "domain"]),
+    ("privacy", &["config", "secrets"]),
     ("audit", &["db", "domain", "entities"]),
     ("links", &["config", "db", "domain", "secrets"]),
-    ("privacy", &["config", "secrets"]),
     // 2: the outbox is a port: no capability.
     (
         "outbox",
         &[
-            "audit", "config", "db", "domain", "entities", "privacy", "secrets", "tls",
+            "audit", "config", "db", "domain", "entities", "outbound", "privacy", "secrets", "tls",
         ],
     ),
     // 2: districts and rosters.
@@ -44,19 +45,21 @@ const MAY_USE: &[(&str, &[&str])] = &[
     (
         "chats",
         &[
-            "audit", "contacts", "db", "domain", "entities", "invites", "outbox", "tenants",
+            "audit", "contacts", "db", "domain", "entities", "invites", "outbox", "roster",
+            "tenants",
         ],
     ),
     (
         "sync",
         &[
-            "audit", "chats", "config", "db", "domain", "entities", "secrets", "tenants", "tls",
+            "audit", "chats", "config", "db", "domain", "entities", "outbound", "privacy",
+            "secrets", "tenants", "tls",
         ],
     ),
     (
         "approvals",
         &[
-            "audit", "chats", "db", "domain", "entities", "sync", "tenants",
+            "audit", "chats", "db", "domain", "entities", "outbox", "privacy", "sync", "tenants",
         ],
     ),
     (

@@ -140,6 +140,10 @@ fn spawn_import(
                 dry_run: false,
                 force: false,
                 actor: "test".into(),
+                privacy: parent_connection::privacy::PrivacyKey::from_hex(
+                    crate::support::PRIVACY_KEY,
+                )
+                .unwrap(),
             };
             let report = sync::import(&jobs, &config().import, &request, hold)
                 .await

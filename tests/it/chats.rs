@@ -701,6 +701,11 @@ async fn chat_lists_page_through_every_chat_once_newest_first(backend: Backend) 
 async fn the_block_list_pages_newest_first(backend: Backend) {
     let api = Api::new(backend).await;
     add_second_teacher(&api).await;
+    // A teacher blocks only contacts they may see (parents and guardians): make the relative
+    // and the doctor guardians, for four blocks.
+    api.db
+        .exec("UPDATE student_contacts SET relationship = 'guardian'")
+        .await;
     let mut blocked = Vec::new();
     for key in ["par-2", "rel-1", "par-1", "doc-1"] {
         let contact = contact_id(&api, "nyc", key).await;

@@ -27,6 +27,7 @@ fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         .env_remove("JWT_SECRET")
         .env_remove("PARENT_CONNECTION__ONEROSTER__SECRET_KEY")
         .env("ONEROSTER_CLIENT_SECRET", "s3cret")
+        .env("PARENT_CONNECTION__AUTH__DEVELOPMENT", "true")
         .stdin(Stdio::null());
     for (k, v) in env {
         command.env(k, v);
@@ -54,7 +55,7 @@ fn exit_statuses_follow_the_readme() {
     let csv = dir.path().join("missing.csv");
     let csv = csv.to_str().unwrap();
     let refused = format!("postgres://pc:pw@127.0.0.1:{}/pc", closed_port());
-    let jwt = "dev-only-secret-change-me-0123456789abcdef";
+    let jwt = "config-cli-secret-0123456789abcdef0123456789";
     type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, i32, &'a str);
     let cases: Vec<Case> = vec![
         // Malformed values: 2.

@@ -190,7 +190,11 @@ async fn approve_add(api: &Api, student: &str, contact: serde_json::Value) -> se
     let reply = submit(api, student, json!({"action": "add", "contact": contact})).await;
     assert_eq!(reply.status, 201, "{}", reply.body);
     let id = reply.body["id"].as_str().unwrap().to_string();
-    decide(api, &id, "approve", None).await.ok().clone()
+    // A match is linked only when the approver says so (`onMatch`); without one it is ignored.
+    decide(api, &id, "approve", Some(json!({"onMatch": "link"})))
+        .await
+        .ok()
+        .clone()
 }
 
 async fn an_approved_addition_survives_syncs_that_do_not_carry_it(backend: Backend) {
@@ -232,6 +236,8 @@ async fn an_approved_addition_survives_syncs_that_do_not_carry_it(backend: Backe
 }
 
 async fn an_addition_with_a_known_email_links_the_existing_contact(backend: Backend) {
+    // The approver confirmed the match (`onMatch: link`); without it the answer is 409
+    // `match_to_confirm` (tests/it/privilege.rs).
     let api = Api::new(backend).await;
     let approved = approve_add(
         &api,

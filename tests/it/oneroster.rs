@@ -677,6 +677,7 @@ async fn the_cli_connects_and_syncs() {
                 .env_remove("RUST_LOG")
                 .env_remove("ONEROSTER_CLIENT_SECRET")
                 .env("PARENT_CONNECTION__ONEROSTER__MAX_RETRIES", "0")
+                .env("PARENT_CONNECTION__OUTBOUND__ALLOW_PRIVATE", "true")
                 .stdin(std::process::Stdio::piped())
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped());
@@ -781,6 +782,7 @@ async fn run_cli(
             .env_remove("ONEROSTER_CLIENT_SECRET")
             .env_remove("PARENT_CONNECTION__ONEROSTER__SECRET_KEY")
             .env("PARENT_CONNECTION__ONEROSTER__MAX_RETRIES", "0")
+            .env("PARENT_CONNECTION__OUTBOUND__ALLOW_PRIVATE", "true")
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());

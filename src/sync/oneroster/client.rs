@@ -6,17 +6,20 @@
 //! is no total. A page that only repeats records already received (a provider ignoring
 //! `offset`), a URL asked twice, or more than `oneroster.max_pages` pages stops the run
 //! with an error instead of looping.
+//!
+//! Requests go through the outbound guard ([`crate::outbound`]): the base and token URLs
+//! must be public unless `outbound.allow_private`, checked on every request's resolved
+//! address; a redirect is not followed (`provider_redirect`) and a body larger than
+//! `outbound.max_response_bytes` is refused (`provider_too_large`).
 
 use super::connection::{Connection, Secret};
 use super::model::{Collection, Item, Pulled, User, parse_item};
-use crate::config::OneRosterConfig;
+use crate::config::{OneRosterConfig, OutboundConfig};
+use crate::outbound::{OutboundError, Policy, ReadError};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
-
-/// The largest response body read (a page of 5,000 users is a few MiB).
-const MAX_BODY_BYTES: usize = 128 * 1024 * 1024;
 
 /// Why the provider could not deliver the data; the run stops and nothing changes.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +74,10 @@ pub enum ProviderError {
     /// The base URL and a collection do not make a URL.
     #[error("the OneRoster base URL is not usable: {0}")]
     BadUrl(String),
+    /// The outbound guard refused the request or its answer: an internal address, a
+    /// redirect, a body past the cap.
+    #[error("OneRoster request refused: {0}")]
+    Outbound(OutboundError),
 }
 
 impl ProviderError {
@@ -84,6 +91,9 @@ impl ProviderError {
             Self::Loop { .. } => "provider_paging_loop",
             Self::Truncated { .. } => "provider_truncated",
             Self::BadUrl(_) => "provider_url",
+            Self::Outbound(OutboundError::Redirect { .. }) => "provider_redirect",
+            Self::Outbound(OutboundError::TooLarge { .. }) => "provider_too_large",
+            Self::Outbound(_) => "provider_address_refused",
         }
     }
 }
@@ -105,6 +115,10 @@ pub struct ClientSettings {
     pub request_timeout: Duration,
     /// Connect timeout.
     pub connect_timeout: Duration,
+    /// Which addresses may be reached.
+    pub outbound: Policy,
+    /// Largest response body, bytes.
+    pub max_body_bytes: usize,
 }
 
 impl ClientSettings {
@@ -118,7 +132,17 @@ impl ClientSettings {
             retry_max: Duration::from_millis(config.retry_max_ms),
             request_timeout: Duration::from_secs(config.request_timeout_seconds.max(1)),
             connect_timeout: Duration::from_secs(config.connect_timeout_seconds.max(1)),
+            outbound: Policy::default(),
+            max_body_bytes: OutboundConfig::default().max_response_bytes,
         }
+    }
+
+    /// These settings under the `[outbound]` rules (without it: public addresses only,
+    /// the default body cap).
+    pub fn with_outbound(mut self, outbound: &OutboundConfig) -> Self {
+        self.outbound = Policy::from_config(outbound);
+        self.max_body_bytes = outbound.max_response_bytes;
+        self
     }
 
     /// The wait before retry number `attempt` (0-based) when the server names none.
@@ -166,8 +190,9 @@ impl std::fmt::Debug for Client {
 impl Client {
     /// A client for `connection` with `settings`.
     pub fn new(connection: &Connection, settings: ClientSettings) -> Result<Self, ProviderError> {
-        install_crypto_provider();
-        let http = reqwest::Client::builder()
+        let http = settings
+            .outbound
+            .client_builder()
             .timeout(settings.request_timeout)
             .connect_timeout(settings.connect_timeout)
             .user_agent(concat!("parent-connection/", env!("CARGO_PKG_VERSION")))
@@ -175,6 +200,14 @@ impl Client {
             .map_err(|e| ProviderError::BadUrl(format!("cannot build the HTTP client: {e}")))?;
         let token_url = Url::parse(&connection.token_url)
             .map_err(|e| ProviderError::BadUrl(format!("{}: {e}", connection.token_url)))?;
+        let base_url = Url::parse(connection.base_url.trim())
+            .map_err(|e| ProviderError::BadUrl(format!("{}: {e}", connection.base_url)))?;
+        for url in [&token_url, &base_url] {
+            settings
+                .outbound
+                .check_url(url)
+                .map_err(ProviderError::Outbound)?;
+        }
         Ok(Self {
             http,
             base_url: connection.base_url.trim_end_matches('/').to_string(),
@@ -276,13 +309,13 @@ impl Client {
         expect_success(&url, &reply)?;
         let mut body: serde_json::Value =
             serde_json::from_slice(&reply.body).map_err(|e| ProviderError::Malformed {
-                url: url.to_string(),
+                url: crate::config::redact_url(url.as_str()),
                 detail: e.to_string(),
             })?;
         match body.get_mut("user").map(serde_json::Value::take) {
             Some(value) if value.is_object() => Ok(Some(parse_item::<User>(value))),
             _ => Err(ProviderError::Malformed {
-                url: url.to_string(),
+                url: crate::config::redact_url(url.as_str()),
                 detail: "the body has no \"user\" object".into(),
             }),
         }
@@ -381,7 +414,7 @@ impl Client {
             )));
         }
         let body = body.ok_or_else(|| ProviderError::Malformed {
-            url: url.to_string(),
+            url: crate::config::redact_url(url.as_str()),
             detail: "the token response is not JSON".into(),
         })?;
         let value = body
@@ -389,7 +422,7 @@ impl Client {
             .and_then(|t| t.as_str())
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ProviderError::Malformed {
-                url: url.to_string(),
+                url: crate::config::redact_url(url.as_str()),
                 detail: "the token response has no access_token".into(),
             })?;
         let expires = body
@@ -416,14 +449,36 @@ impl Client {
         let mut attempt = 0u32;
         loop {
             let outcome = match build().send().await {
-                Ok(response) => read(response).await,
-                Err(e) => Err(e),
+                Ok(response) => {
+                    crate::outbound::refuse_redirect(url.as_str(), &response)
+                        .map_err(ProviderError::Outbound)?;
+                    let (status, headers) = (response.status(), response.headers().clone());
+                    match crate::outbound::read_capped(
+                        url.as_str(),
+                        response,
+                        self.settings.max_body_bytes,
+                    )
+                    .await
+                    {
+                        Ok(body) => Ok(Reply {
+                            status,
+                            headers,
+                            body,
+                        }),
+                        Err(ReadError::TooLarge(e)) => return Err(ProviderError::Outbound(e)),
+                        Err(ReadError::Transport(e)) => Err(e),
+                    }
+                }
+                Err(e) => match crate::outbound::refusal_in(&e) {
+                    Some(refused) => return Err(ProviderError::Outbound(refused)),
+                    None => Err(e),
+                },
             };
             let wait = match outcome {
                 Ok(reply) if retryable(reply.status) => {
                     if attempt >= self.settings.max_retries {
                         return Err(ProviderError::Status {
-                            url: url.to_string(),
+                            url: crate::config::redact_url(url.as_str()),
                             status: reply.status.as_u16(),
                         });
                     }
@@ -433,7 +488,7 @@ impl Client {
                 Err(e) => {
                     if attempt >= self.settings.max_retries {
                         return Err(ProviderError::Unreachable {
-                            url: url.to_string(),
+                            url: crate::config::redact_url(url.as_str()),
                             detail: describe(&e),
                         });
                     }
@@ -448,25 +503,6 @@ impl Client {
     }
 }
 
-/// Reads a response body up to [`MAX_BODY_BYTES`].
-async fn read(mut response: reqwest::Response) -> Result<Reply, reqwest::Error> {
-    let status = response.status();
-    let headers = response.headers().clone();
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await? {
-        body.extend_from_slice(&chunk);
-        if body.len() > MAX_BODY_BYTES {
-            // Keep what fits: the JSON parse reports the page as malformed.
-            break;
-        }
-    }
-    Ok(Reply {
-        status,
-        headers,
-        body,
-    })
-}
-
 fn retryable(status: StatusCode) -> bool {
     status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
 }
@@ -476,7 +512,7 @@ fn expect_success(url: &Url, reply: &Reply) -> Result<(), ProviderError> {
         Ok(())
     } else {
         Err(ProviderError::Status {
-            url: url.to_string(),
+            url: crate::config::redact_url(url.as_str()),
             status: reply.status.as_u16(),
         })
     }
@@ -510,7 +546,7 @@ fn page_array(
     name: &'static str,
 ) -> Result<Vec<serde_json::Value>, ProviderError> {
     let malformed = |detail: String| ProviderError::Malformed {
-        url: url.to_string(),
+        url: crate::config::redact_url(url.as_str()),
         detail,
     };
     let mut value: serde_json::Value =

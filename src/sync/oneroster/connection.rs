@@ -286,6 +286,22 @@ pub fn check_values(
     Ok((base_url, token_url, page_size))
 }
 
+/// Refuses URLs that are, or resolve to, internal addresses unless `outbound.allow_private`
+/// (each request is checked again when it is made).
+async fn check_reachable(config: &Config, urls: &[&str]) -> Result<(), ConnectionError> {
+    let policy = crate::outbound::Policy::from_config(&config.outbound);
+    for raw in urls {
+        let url = reqwest::Url::parse(raw)
+            .map_err(|e| ConnectionError::Invalid(format!("'{raw}' is not a URL: {e}")))?;
+        match policy.check_resolved(&url).await {
+            // A name that does not resolve now may later; each request is checked then.
+            Ok(()) | Err(crate::outbound::OutboundError::Unresolved { .. }) => {}
+            Err(e) => return Err(ConnectionError::Invalid(e.to_string())),
+        }
+    }
+    Ok(())
+}
+
 /// Stores (creates or replaces) the tenant's connection, audited without the secret. A
 /// changed base URL clears the delta watermark (it belonged to another provider).
 pub async fn save(
@@ -296,6 +312,7 @@ pub async fn save(
     actor: &str,
 ) -> Result<ConnectionView, ConnectionError> {
     let (base_url, token_url, page_size) = validate(new, &config.oneroster)?;
+    check_reachable(config, &[&base_url, &token_url]).await?;
     let key = SecretKey::from_config(config)?;
     let sealed = key.seal(tenant_id, &new.client_secret)?;
     let now = chrono::Utc::now();

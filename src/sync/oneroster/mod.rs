@@ -95,7 +95,8 @@ pub async fn test_connection(
     let connection = connection::load(db, config, tenant.id)
         .await?
         .ok_or_else(|| OneRosterError::NotConnected(tenant.slug.clone()))?;
-    let settings = ClientSettings::new(&config.oneroster, connection.page_size);
+    let settings = ClientSettings::new(&config.oneroster, connection.page_size)
+        .with_outbound(&config.outbound);
     let mut client = match Client::new(&connection, settings) {
         Ok(client) => client,
         Err(e) => return Ok(Err(e.to_string())),
@@ -136,8 +137,11 @@ pub async fn sync(
         dry_run: false,
         force: request.force,
         actor: request.actor.clone(),
+        privacy: crate::privacy::PrivacyKey::from_config(config)
+            .map_err(|e| SyncError::Internal(e.to_string()))?,
     };
-    let settings = ClientSettings::new(&config.oneroster, connection.page_size);
+    let settings = ClientSettings::new(&config.oneroster, connection.page_size)
+        .with_outbound(&config.outbound);
     let pulled = match Client::new(&connection, settings) {
         Ok(mut client) => {
             pull(
@@ -259,6 +263,7 @@ async fn apply_snapshot(
         let changes = fast::Unchanged::default();
         super::apply(
             &mut conn,
+            &run.request.privacy,
             run.tenant,
             run.started_at,
             &mut outcome.entities,

@@ -14,7 +14,7 @@
 use crate::api::AppState;
 use crate::approvals::decide::{self, Decision};
 use crate::approvals::requests::{self, ListFilter, RequestItem, Status};
-use crate::approvals::{ApprovalError, ContactValues};
+use crate::approvals::{ApprovalError, ContactValues, OnMatch};
 use crate::auth::policy;
 use crate::tenants;
 use crate::web::error::PageError;
@@ -65,6 +65,9 @@ struct Card {
     decided_reason: Option<String>,
     /// The Reason field of the decision form (pending requests, or a failed decision).
     reason: Option<Field>,
+    /// An "add" whose email is an existing contact's: that contact, in words. The form then
+    /// asks to link it or create a new contact instead of a plain Approve.
+    matched: Option<String>,
 }
 
 impl Card {
@@ -199,6 +202,20 @@ fn card(item: RequestItem) -> Card {
         decided,
         decided_reason: item.reason.clone(),
         reason: pending.then(|| reason_field(&item.id)),
+        matched: item.matched_contact.as_ref().map(|m| {
+            let name = [m.given_name.as_deref(), m.family_name.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" ");
+            format!(
+                "contact {}: {}, {}, {}",
+                m.contact_id,
+                shown(Some(name.as_str()).filter(|n| !n.is_empty())),
+                shown(m.email_address.as_deref()),
+                shown(m.mobile_phone.as_deref())
+            )
+        }),
         id: item.id,
     }
 }
@@ -328,6 +345,10 @@ enum Verdict {
     Approve,
     /// Approve a stale request: the approver saw the current values.
     ApproveStale,
+    /// Approve an "add" by linking the existing contact with its email.
+    ApproveLink,
+    /// Approve an "add" by creating a new contact although one has its email.
+    ApproveCreate,
     Reject,
 }
 
@@ -336,6 +357,8 @@ impl Verdict {
         match raw? {
             "approve" => Some(Self::Approve),
             "approve-stale" => Some(Self::ApproveStale),
+            "approve-link" => Some(Self::ApproveLink),
+            "approve-create" => Some(Self::ApproveCreate),
             "reject" => Some(Self::Reject),
             _ => None,
         }
@@ -366,6 +389,10 @@ fn refusal(error: ApprovalError) -> Result<String, PageError> {
         ApprovalError::Stale(_) => "The contact changed since the request was made. Check the values now shown, then press Approve anyway or Reject.".into(),
         ApprovalError::ContactGone => "The contact is no longer linked to the student (erased): this request cannot be approved. Reject it instead.".into(),
         ApprovalError::InvalidField { message, .. } => message,
+        ApprovalError::OwnRequest => {
+            "You made this request: another approver decides it. Nothing was changed.".into()
+        }
+        ApprovalError::MatchToConfirm(_) => "A contact of the district already has this email (shown above). Press Link that contact or Create a new contact.".into(),
         other => return Err(other.into()),
     })
 }
@@ -431,10 +458,19 @@ async fn apply(
         actor: &actor,
         reason,
         confirm_stale: verdict == Verdict::ApproveStale,
+        approver: policy::person(principal),
+        on_match: match verdict {
+            Verdict::ApproveLink => Some(OnMatch::Link),
+            Verdict::ApproveCreate => Some(OnMatch::Create),
+            _ => None,
+        },
     };
     let result = match verdict {
         Verdict::Reject => decide::reject(&state.db, decision).await,
-        Verdict::Approve | Verdict::ApproveStale => decide::approve(&state.db, decision).await,
+        Verdict::Approve
+        | Verdict::ApproveStale
+        | Verdict::ApproveLink
+        | Verdict::ApproveCreate => decide::approve(&state.db, decision).await,
     };
     match result {
         Ok(_) => Ok(Ok(verdict)),

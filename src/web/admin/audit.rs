@@ -187,7 +187,10 @@ pub async fn show(
         title: "Audit log".into(),
         layout: Layout::new(&session, PATH),
         form,
-        entries: items.into_iter().map(Entry::from).collect(),
+        entries: crate::api::audit::seen(&session.principal, items)
+            .into_iter()
+            .map(Entry::from)
+            .collect(),
         next: next.map(|cursor| next_href(&query, &cursor)),
     }
     .into_response())

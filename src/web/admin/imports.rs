@@ -300,8 +300,15 @@ async fn find_run(
         .ok_or(PageError::NotFound)
 }
 
-fn stored_report(run: &sync_run::Model) -> StoredReport {
-    serde_json::from_str(&run.report).unwrap_or_default()
+/// The stored report as `session` may read it: without the values its issues quote unless
+/// the caller reads contacts ([`policy::contact_values`], as `GET /api/v1/imports/{id}`).
+fn stored_report(session: &WebSession, run: &sync_run::Model) -> StoredReport {
+    let report: serde_json::Value = serde_json::from_str(&run.report).unwrap_or_default();
+    let report = match policy::contact_values(&session.principal) {
+        policy::ContactValues::Shown => report,
+        policy::ContactValues::Hidden => crate::sync::report::without_values(report),
+    };
+    serde_json::from_value(report).unwrap_or_default()
 }
 
 /// One run's report.
@@ -311,7 +318,7 @@ pub async fn run(
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
     let run = find_run(&state, &session, &id).await?;
-    let report = stored_report(&run);
+    let report = stored_report(&session, &run);
     let counts = report
         .entities
         .iter()
@@ -377,7 +384,7 @@ pub async fn errors_download(
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
     let run = find_run(&state, &session, &id).await?;
-    let csv = errors_csv(&stored_report(&run).errors);
+    let csv = errors_csv(&stored_report(&session, &run).errors);
     let disposition = format!("attachment; filename=\"import-{}-errors.csv\"", run.id);
     Ok((
         [

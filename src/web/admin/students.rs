@@ -433,6 +433,7 @@ pub async fn erase(
             contact_id: Some(contact_id),
             actor: &actor,
             reason: Some(reason),
+            privacy: &state.privacy,
         },
     )
     .await?;

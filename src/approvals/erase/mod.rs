@@ -1,8 +1,12 @@
 //! Admin erasure of contacts (SPEC §3.3): distinct from `inactive`, an erase deletes the
 //! student–contact link, and the contact itself (all its personal data) once no student
-//! links it any more. An erasure record keeps only the SIS keys of the pair, so that a sync
-//! still carrying it does not re-create it ([`crate::sync::erasures`]) until an admin
-//! lifts the erasure. Pending requests about an erased pair are rejected with it.
+//! links it any more, with every copy of its personal data ([`scrub`], docs/privacy.md).
+//! An erasure record keeps the student's SIS id and the contact's SIS key as a keyed hash
+//! (for SDS v1 the key is the email), so that a sync still carrying the pair does not
+//! re-create it ([`crate::sync::erasures`]) until an admin lifts the erasure. Pending
+//! requests about an erased pair are rejected with it.
+
+mod scrub;
 
 use super::ApprovalError;
 use super::requests::{Id, student_id};
@@ -11,6 +15,7 @@ use crate::chats::banners::{self, Cause};
 use crate::db;
 use crate::domain::{LinkStatus, Relationship, RequestStatus, TenantId};
 use crate::entities::{contact_erasures, contact_requests, contacts, student_contacts};
+use crate::privacy::{PrivacyKey, Purpose};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -56,6 +61,8 @@ pub struct EraseRequest<'a> {
     pub actor: &'a str,
     /// Why (kept with the erasure).
     pub reason: Option<String>,
+    /// The key of the hashes erasure keeps.
+    pub privacy: &'a PrivacyKey,
 }
 
 impl From<contact_erasures::Model> for Erasure {
@@ -91,6 +98,7 @@ pub async fn erase(
     let txn = db::begin_write(db_conn).await?;
     let tenant = Value::BigInt(Some(request.tenant.0));
     let student = student_id(&txn, request.tenant, request.student_source_id).await?;
+    hash_legacy_keys(&txn, request.privacy, request.tenant).await?;
     let mut sql = "SELECT l.contact_id, c.source_key, l.relationship, l.status FROM student_contacts l \
                    JOIN contacts c ON c.id = l.contact_id WHERE l.tenant_id = $1 AND l.student_id = $2"
         .to_string();
@@ -121,7 +129,7 @@ pub async fn erase(
             now,
         };
         let id = pair.record(&txn, &request, source_key).await?;
-        let contact_deleted = pair.delete(&txn).await?;
+        let contact_deleted = pair.delete(&txn, request.privacy).await?;
         banners::after_pair_change(&txn, request.tenant, now, Cause::Erased, (student, contact))
             .await?;
         audit::record(
@@ -179,7 +187,8 @@ impl PairErase {
         let row = contact_erasures::ActiveModel {
             tenant_id: Set(self.tenant.0),
             student_source_id: Set(request.student_source_id.to_string()),
-            contact_source_key: Set(source_key.to_string()),
+            contact_source_key: Set(request.privacy.hash(Purpose::ErasureKey, source_key)),
+            key_hashed: Set(true),
             contact_id: Set(Some(self.contact)),
             erased_by: Set(request.actor.to_string()),
             erased_at: Set(self.now),
@@ -194,9 +203,14 @@ impl PairErase {
             .ok_or_else(|| DbErr::Custom("INSERT … RETURNING returned no row".into()))
     }
 
-    /// Deletes the link, rejects pending requests about the pair, and deletes the contact
-    /// when no other student links it; returns whether the contact was deleted.
-    async fn delete<C: ConnectionTrait>(&self, conn: &C) -> Result<bool, DbErr> {
+    /// Deletes the link, rejects pending requests about the pair and redacts their values,
+    /// and deletes the contact with every copy of its data when no other student links
+    /// it; returns whether the contact was deleted.
+    async fn delete<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        privacy: &PrivacyKey,
+    ) -> Result<bool, DbErr> {
         let link = student_contacts::Entity::delete_many()
             .filter(student_contacts::Column::TenantId.eq(self.tenant.0))
             .filter(student_contacts::Column::StudentId.eq(self.student))
@@ -227,15 +241,60 @@ impl PairErase {
             ],
         )
         .await?;
+        let scrub = scrub::Scrub {
+            tenant: self.tenant,
+            contact: self.contact,
+            now: self.now,
+            privacy,
+        };
         if remaining > 0 {
+            scrub.pair(conn, self.student).await?;
             return Ok(false);
         }
+        scrub.contact_everywhere(conn).await?;
         let contact = contacts::Entity::delete_many()
             .filter(contacts::Column::TenantId.eq(self.tenant.0))
             .filter(contacts::Column::Id.eq(self.contact));
         db::rows::exec(conn, &contact).await?;
         Ok(true)
     }
+}
+
+/// A plain SIS key of an erasure recorded before keys were hashed.
+#[derive(FromQueryResult)]
+struct LegacyKey {
+    id: i64,
+    contact_source_key: String,
+}
+
+/// Replaces the plain keys of the tenant's erasures recorded before migration 19 by their
+/// keyed hashes (a no-op once done: the (tenant, id) index finds none to convert).
+pub async fn hash_legacy_keys<C: ConnectionTrait>(
+    conn: &C,
+    privacy: &PrivacyKey,
+    tenant: TenantId,
+) -> Result<u64, DbErr> {
+    let legacy = db::rows::query_as::<LegacyKey, _>(
+        conn,
+        "SELECT id, contact_source_key FROM contact_erasures WHERE tenant_id = $1 AND key_hashed = $2",
+        vec![Value::BigInt(Some(tenant.0)), Value::Bool(Some(false))],
+    )
+    .await?;
+    for row in &legacy {
+        db::exec(
+            conn,
+            "UPDATE contact_erasures SET contact_source_key = $1, key_hashed = $2 WHERE id = $3",
+            vec![
+                privacy
+                    .hash(Purpose::ErasureKey, &row.contact_source_key)
+                    .into(),
+                Value::Bool(Some(true)),
+                Value::BigInt(Some(row.id)),
+            ],
+        )
+        .await?;
+    }
+    Ok(legacy.len() as u64)
 }
 
 /// Which erasures a page lists.
