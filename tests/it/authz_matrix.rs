@@ -576,6 +576,9 @@ fn api_call(world: &World, method: &Method, route: &str) -> Option<(String, Payl
             Payload::None,
         ),
         ("GET", "/api/v1/digest/deliveries") => ("/api/v1/digest/deliveries".into(), Payload::None),
+        ("GET", "/api/v1/disclosures") => {
+            ("/api/v1/disclosures?studentId=stu-1".into(), Payload::None)
+        }
         ("GET", "/api/v1/outbox") => ("/api/v1/outbox".into(), Payload::None),
         ("POST", "/api/v1/outbox/{id}/requeue") => (
             format!("/api/v1/outbox/{}/requeue", w.outbox),
@@ -1124,6 +1127,8 @@ fn expected(key: &str) -> &'static [Who] {
         "GET /" | "POST /web/session" | "POST /web/signout" => WITH_A_SESSION,
         "GET /admin/approvals"
         | "GET /admin/oneroster"
+        | "GET /admin/disclosures"
+        | "GET /api/v1/disclosures"
         | "GET /api/v1/email-suppressions"
         | "GET /api/v1/erasures"
         | "GET /api/v1/outbox"
@@ -1174,6 +1179,8 @@ fn expected(key: &str) -> &'static [Who] {
         | "GET /unsubscribe/{token}"
         | "GET /web/oidc/callback"
         | "POST /join/{token}"
+        // The gateway's webhook carries the shared secret, whoever sends it.
+        | "POST /api/v1/sms/inbound/{tenant}"
         | "POST /unsubscribe/{token}" => EVERYONE,
         "PATCH /api/v1/settings" | "POST /admin/settings" => TENANT_ADMIN,
         "POST /api/v1/guardian/chats" | "POST /guardian/chats" => GUARDIAN,
