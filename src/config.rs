@@ -269,6 +269,9 @@ pub struct SmsConfig {
     pub timeout_seconds: u64,
     /// Inbound webhook secret.
     pub webhook_secret: String,
+    /// The inbound webhook's public URL as the gateway calls it, the base of its
+    /// `X-Twilio-Signature`; empty: `web.public_url` + the request's path.
+    pub webhook_url: String,
 }
 
 /// `[invites]`
@@ -314,6 +317,8 @@ pub struct OutboxConfig {
     pub sms_per_second: u32,
     /// Seconds the sends in flight get to finish when a dispatcher stops.
     pub shutdown_grace_seconds: u64,
+    /// Days the disclosure log keeps the text of what was sent (then only its hash).
+    pub disclosure_text_days: u64,
 }
 
 /// `[auth]`
@@ -829,6 +834,7 @@ impl fmt::Debug for SmsConfig {
             .field("sender_name", &self.sender_name)
             .field("timeout_seconds", &self.timeout_seconds)
             .field("webhook_secret", &secret(&self.webhook_secret))
+            .field("webhook_url", &self.webhook_url)
             .finish()
     }
 }

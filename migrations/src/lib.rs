@@ -27,6 +27,7 @@ mod m20261222_000017_sign_in_codes;
 mod m20261229_000018_request_student_index;
 mod m20270105_000019_erasure_privacy;
 mod m20270105_000020_request_matches;
+mod m20270105_000021_consent_disclosures;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -55,6 +56,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261229_000018_request_student_index::Migration),
             Box::new(m20270105_000019_erasure_privacy::Migration),
             Box::new(m20270105_000020_request_matches::Migration),
+            Box::new(m20270105_000021_consent_disclosures::Migration),
         ]
     }
 }

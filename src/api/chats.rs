@@ -57,7 +57,7 @@ pub async fn start(
     let chat = store::start(
         &state.db,
         StartChat {
-            sms_enabled: !state.config.sms.url.trim().is_empty(),
+            sms: crate::outbox::consent::OptOuts::texting(&state.config, &state.privacy),
             tenant: principal.tenant,
             owner: &owner,
             student_source_id: &body.student_id,

@@ -11,6 +11,7 @@ use crate::auth::{Principal, policy};
 use crate::chats::store::{self, Viewer};
 use crate::domain::PhoneE164;
 use crate::invites::{self, Counter, InvitationItem};
+use crate::outbox::consent::{Keyword, OptOuts};
 use crate::outbox::store::{self as outbox, DeadLetter};
 use crate::tenants;
 use axum::Json;
@@ -19,7 +20,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// Body of a resend.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -27,10 +28,6 @@ use std::collections::{BTreeMap, HashMap};
 pub struct ResendBody {
     /// The guardian (a member of the chat).
     pub contact_id: String,
-}
-
-fn sms_enabled(state: &AppState) -> bool {
-    !state.config.sms.url.trim().is_empty()
 }
 
 fn number(raw: &str, what: &'static str) -> Result<i64, ApiError> {
@@ -66,7 +63,7 @@ pub async fn resend(
         principal.tenant,
         (number(&id, "chat")?, &owner),
         number(&body.contact_id, "member")?,
-        sms_enabled(&state),
+        OptOuts::texting(&state.config, &state.privacy).as_ref(),
     )
     .await?;
     match item.id {
@@ -320,11 +317,6 @@ pub async fn lift_suppression(
     }
 }
 
-/// Replies that stop texts (case-insensitive, the first word).
-const STOP_WORDS: [&str; 6] = ["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"];
-/// Replies that start them again.
-const START_WORDS: [&str; 3] = ["START", "UNSTOP", "YES"];
-
 /// Compares two secrets in time independent of where they differ.
 fn same_secret(given: &[u8], expected: &[u8]) -> bool {
     given.len() == expected.len()
@@ -338,6 +330,7 @@ fn same_secret(given: &[u8], expected: &[u8]) -> bool {
 /// The webhook secret of a request: `X-Webhook-Secret`, or the password of HTTP basic
 /// auth (how Twilio sends credentials embedded in the webhook URL).
 fn given_secret(headers: &HeaderMap) -> Option<Vec<u8>> {
+    use base64::Engine;
     if let Some(value) = headers.get("x-webhook-secret") {
         return Some(value.as_bytes().to_vec());
     }
@@ -346,104 +339,165 @@ fn given_secret(headers: &HeaderMap) -> Option<Vec<u8>> {
         .to_str()
         .ok()?
         .strip_prefix("Basic ")?;
-    let decoded = base64_decode(basic.trim())?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(basic.trim())
+        .ok()?;
     let text = String::from_utf8(decoded).ok()?;
     text.split_once(':').map(|(_, p)| p.as_bytes().to_vec())
 }
 
-/// Standard base64 (with padding), for HTTP basic auth.
-fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    let value = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
+/// True when `signature` (the `X-Twilio-Signature` header) is Twilio's signature of a
+/// request to `url` with form `params`: base64 of HMAC-SHA1 under the auth token over the
+/// URL followed by each parameter's name and value, sorted by name (then value).
+fn twilio_signature_valid(
+    auth_token: &str,
+    url: &str,
+    params: &[(String, String)],
+    signature: &str,
+) -> bool {
+    use base64::Engine;
+    use ring::hmac;
+    let Ok(given) = base64::engine::general_purpose::STANDARD.decode(signature.trim()) else {
+        return false;
     };
-    let bytes: Vec<u8> = text.bytes().filter(|b| *b != b'=').collect();
-    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
-    for chunk in bytes.chunks(4) {
-        let mut acc = 0u32;
-        for (i, c) in chunk.iter().enumerate() {
-            acc |= value(*c)? << (18 - 6 * i);
-        }
-        let produced = chunk.len().saturating_sub(1);
-        out.extend_from_slice(&acc.to_be_bytes()[1..1 + produced]);
+    let mut sorted: Vec<&(String, String)> = params.iter().collect();
+    sorted.sort();
+    let mut signed = url.to_string();
+    for (name, value) in sorted {
+        signed.push_str(name);
+        signed.push_str(value);
     }
-    Some(out)
+    let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, auth_token.as_bytes());
+    hmac::verify(&key, signed.as_bytes(), &given).is_ok()
 }
 
-/// What an inbound reply did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Reply {
-    OptOut,
-    OptIn,
-    Other,
+/// The public URL the gateway called (what it signs): `sms.webhook_url` (`{tenant}` is the
+/// tenant's slug), else `web.public_url` followed by the request's path and query.
+fn public_url(state: &AppState, tenant: &str, uri: &axum::http::Uri) -> String {
+    let configured = state.config.sms.webhook_url.trim();
+    if !configured.is_empty() {
+        return configured.replace("{tenant}", tenant);
+    }
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    format!(
+        "{}{path}",
+        state.config.web.public_url.trim().trim_end_matches('/')
+    )
 }
 
-fn reply_kind(body: &str) -> Reply {
-    let word = body
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .trim_matches(|c: char| !c.is_alphanumeric())
-        .to_ascii_uppercase();
-    if STOP_WORDS.contains(&word.as_str()) {
-        Reply::OptOut
-    } else if START_WORDS.contains(&word.as_str()) {
-        Reply::OptIn
+/// Lets a request through with a valid `X-Twilio-Signature` (when `sms.auth_token` is set)
+/// or the shared secret (when `sms.webhook_secret` is set).
+fn authenticate_webhook(
+    state: &AppState,
+    (headers, url): (&HeaderMap, &str),
+    params: &[(String, String)],
+) -> Result<(), ApiError> {
+    let sms = &state.config.sms;
+    let (token, secret) = (sms.auth_token.as_str(), sms.webhook_secret.as_bytes());
+    if token.is_empty() && secret.is_empty() {
+        return Err(ApiError::forbidden(
+            "the SMS webhook is off: set sms.auth_token (X-Twilio-Signature) or sms.webhook_secret",
+        )
+        .with_code("webhook_disabled"));
+    }
+    let signed = !token.is_empty()
+        && headers
+            .get("x-twilio-signature")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|sig| twilio_signature_valid(token, url, params, sig));
+    let shared = !secret.is_empty()
+        && given_secret(headers).is_some_and(|given| same_secret(&given, secret));
+    if signed || shared {
+        Ok(())
     } else {
-        Reply::Other
+        Err(ApiError::unauthorized(
+            "invalid_webhook_secret",
+            "the webhook signature or secret is missing or wrong",
+        ))
     }
 }
 
-/// The SMS gateway's inbound webhook (form fields `From`, `Body`, as Twilio sends them):
-/// `STOP`, `UNSUBSCRIBE`, `CANCEL`, `END`, `QUIT` opt the number out of the tenant's texts;
-/// `START`, `UNSTOP` opt it back in. Authenticated by `sms.webhook_secret`.
+/// The first value of form field `name`.
+fn form_field<'a>(params: &'a [(String, String)], name: &str) -> &'a str {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_default()
+}
+
+/// The number (or messaging service) the reply was sent to: `MessagingServiceSid`, else
+/// `To`, else the configured `sms.from`.
+fn replied_to<'a>(params: &'a [(String, String)], configured: &'a str) -> &'a str {
+    [
+        form_field(params, "MessagingServiceSid"),
+        form_field(params, "To"),
+    ]
+    .into_iter()
+    .map(str::trim)
+    .find(|v| !v.is_empty())
+    .unwrap_or(configured)
+}
+
+/// A TwiML answer: the reply as a message, or nothing.
+fn twiml(reply: Option<String>) -> impl IntoResponse {
+    let body = match reply {
+        Some(text) => format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>{}</Message></Response>",
+            xml_escape(&text)
+        ),
+        None => "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>".to_string(),
+    };
+    ([(header::CONTENT_TYPE, "text/xml")], body)
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The SMS gateway's inbound webhook (form fields `From`, `To`, `Body`, as Twilio sends
+/// them). Keywords (CTIA, the whole message in any case): `STOP`, `STOPALL`,
+/// `UNSUBSCRIBE`, `CANCEL`, `END`, `QUIT` opt the number out of texts from the number it
+/// replied to — for every tenant sending from it; `START`, `YES`, `UNSTOP` opt it back in;
+/// `HELP`, `INFO` get help. Each keyword is answered with a TwiML message; anything else
+/// with an empty `<Response/>`. Authenticated by `X-Twilio-Signature` (with
+/// `sms.auth_token`) or the shared `sms.webhook_secret`; not subject to the per-client
+/// rate limit.
 #[utoipa::path(
     post,
     path = "/api/v1/sms/inbound/{tenant}",
     tag = "invitations",
-    params(("tenant" = String, Path, description = "Tenant slug")),
+    params(
+        ("tenant" = String, Path, description = "Tenant slug"),
+        ("X-Twilio-Signature" = Option<String>, Header, description = "Twilio's signature of the request (with sms.auth_token)"),
+    ),
     request_body(content = Object, content_type = "application/x-www-form-urlencoded", description = "From, To, Body"),
     responses(
-        (status = 200, description = "Handled (an empty TwiML response)"),
-        (status = 401, description = "Missing or wrong webhook secret (`invalid_webhook_secret`)", body = ErrorBody),
-        (status = 403, description = "The webhook is off: no secret configured (`webhook_disabled`)", body = ErrorBody),
+        (status = 200, description = "Handled: a TwiML reply (`<Response><Message>…</Message></Response>` to a keyword, else `<Response/>`)", content_type = "text/xml", body = String),
+        (status = 401, description = "Missing or wrong signature and webhook secret (`invalid_webhook_secret`)", body = ErrorBody),
+        (status = 403, description = "The webhook is off: neither sms.auth_token nor sms.webhook_secret is configured (`webhook_disabled`)", body = ErrorBody),
         (status = 404, description = "Unknown tenant", body = ErrorBody),
         (status = 422, description = "No usable From number", body = ErrorBody),
-        (status = 429, description = "Rate limited", body = ErrorBody),
     )
 )]
 pub async fn inbound_sms(
     State(state): State<AppState>,
     ApiPath(tenant): ApiPath<String>,
+    uri: axum::extract::OriginalUri,
     headers: HeaderMap,
-    axum::Form(form): axum::Form<HashMap<String, String>>,
+    axum::Form(params): axum::Form<Vec<(String, String)>>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let expected = state.config.sms.webhook_secret.as_bytes();
-    if expected.is_empty() {
-        return Err(
-            ApiError::forbidden("the SMS webhook is off: set sms.webhook_secret")
-                .with_code("webhook_disabled"),
-        );
-    }
-    if !given_secret(&headers).is_some_and(|given| same_secret(&given, expected)) {
-        return Err(ApiError::unauthorized(
-            "invalid_webhook_secret",
-            "the webhook secret is missing or wrong",
-        ));
-    }
+    let url = public_url(&state, &tenant, &uri);
+    authenticate_webhook(&state, (&headers, &url), &params)?;
     let tenant = match tenants::find(&state.db, &tenant).await {
         Ok(tenant) => tenant,
         Err(tenants::TenantError::NotFound(_)) => return Err(ApiError::not_found("tenant")),
         Err(e) => return Err(ApiError::failure(e)),
     };
-    let from = form.get("From").map(String::as_str).unwrap_or_default();
-    let phone = PhoneE164::parse(from, tenant.region).map_err(|e| {
+    let phone = PhoneE164::parse(form_field(&params, "From"), tenant.region).map_err(|e| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_field",
@@ -451,46 +505,79 @@ pub async fn inbound_sms(
         )
         .with_details(serde_json::json!({"field": "From"}))
     })?;
-    let body = form.get("Body").map(String::as_str).unwrap_or_default();
-    match reply_kind(body) {
-        Reply::OptOut => {
-            outbox::opt_out(&state.db, tenant.id, phone.as_str(), Utc::now()).await?;
-            tracing::info!(tenant = %tenant.slug, "a number opted out of SMS");
+    let Some(keyword) = Keyword::parse(form_field(&params, "Body")) else {
+        return Ok(twiml(None));
+    };
+    let opt_outs = OptOuts::new(
+        state.privacy.clone(),
+        replied_to(&params, &state.config.sms.from),
+    );
+    match keyword {
+        Keyword::OptOut => {
+            opt_outs
+                .opt_out(&state.db, phone.as_str(), Utc::now())
+                .await?;
+            tracing::info!(tenant = %tenant.slug, "a number opted out of SMS from the sender");
         }
-        Reply::OptIn => {
-            outbox::opt_in(&state.db, tenant.id, phone.as_str()).await?;
-            tracing::info!(tenant = %tenant.slug, "a number opted back in to SMS");
+        Keyword::OptIn => {
+            opt_outs.opt_in(&state.db, phone.as_str()).await?;
+            tracing::info!(tenant = %tenant.slug, "a number opted back in to SMS from the sender");
         }
-        Reply::Other => {}
+        Keyword::Help => {}
     }
-    Ok((
-        [(header::CONTENT_TYPE, "text/xml")],
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>",
-    ))
+    Ok(twiml(Some(keyword.reply(&state.config.sms.sender_name))))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// Twilio's published example (docs "Webhooks security": auth token 12345).
     #[test]
-    fn replies_and_secrets() {
-        assert_eq!(reply_kind(" stop "), Reply::OptOut);
-        assert_eq!(reply_kind("Unsubscribe please"), Reply::OptOut);
-        assert_eq!(reply_kind("QUIT."), Reply::OptOut);
-        assert_eq!(reply_kind("start"), Reply::OptIn);
-        assert_eq!(reply_kind("UNSTOP"), Reply::OptIn);
-        assert_eq!(reply_kind("thanks!"), Reply::Other);
+    fn twilio_signatures_follow_the_published_example() {
+        let url = "https://mycompany.com/myapp.php?foo=1&bar=2";
+        let form = params(&[
+            ("CallSid", "CA1234567890ABCDE"),
+            ("Caller", "+12349013030"),
+            ("Digits", "1234"),
+            ("From", "+12349013030"),
+            ("To", "+18005551212"),
+        ]);
+        let good = "0/KCTR6DLpKmkAf8muzZqo1nDgQ=";
+        assert!(twilio_signature_valid("12345", url, &form, good));
+        assert!(!twilio_signature_valid("12346", url, &form, good));
+        assert!(!twilio_signature_valid(
+            "12345",
+            "https://mycompany.com/myapp.php",
+            &form,
+            good
+        ));
+        assert!(!twilio_signature_valid("12345", url, &form[1..], good));
+        assert!(!twilio_signature_valid("12345", url, &form, "not base64!"));
+    }
+
+    #[test]
+    fn secrets_and_senders() {
         assert!(same_secret(b"abc", b"abc"));
         assert!(!same_secret(b"abc", b"abd"));
         assert!(!same_secret(b"abc", b"abcd"));
-        assert_eq!(base64_decode("dXNlcjpzM2NyZXQ=").unwrap(), b"user:s3cret");
         let mut headers = HeaderMap::new();
         headers.insert(
             header::AUTHORIZATION,
             "Basic dXNlcjpzM2NyZXQ=".parse().unwrap(),
         );
         assert_eq!(given_secret(&headers).unwrap(), b"s3cret");
+        let form = params(&[("To", "+15550001111")]);
+        assert_eq!(replied_to(&form, "+15559999999"), "+15550001111");
+        assert_eq!(replied_to(&[], "+15559999999"), "+15559999999");
+        assert_eq!(xml_escape("a&b<c>"), "a&amp;b&lt;c&gt;");
     }
 }
 

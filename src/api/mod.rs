@@ -17,6 +17,7 @@ pub mod classes;
 pub mod contact_requests;
 pub mod contacts;
 pub mod digest;
+pub mod disclosures;
 pub mod erasures;
 pub mod error;
 pub mod extract;

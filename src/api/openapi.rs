@@ -3,8 +3,8 @@
 use super::AppState;
 use super::error::{ErrorBody, ErrorDetail};
 use super::{
-    assignments, audit, chats, classes, contact_requests, contacts, digest, erasures, graph,
-    health, imports, invitations, oneroster, routes, settings,
+    assignments, audit, chats, classes, contact_requests, contacts, digest, disclosures, erasures,
+    graph, health, imports, invitations, oneroster, routes, settings,
 };
 use crate::config::Config;
 use crate::contacts::{ContactItem, FieldProvenance, Provenance};
@@ -47,6 +47,7 @@ use utoipa::{Modify, OpenApi};
         digest::UnsubscribePage, digest::UnsubscribeBody, crate::digest::unsubscribe::Unsubscribe,
         invitations::InvitationList, crate::domain::InvitationState,
         crate::outbox::store::Suppression,
+        disclosures::DisclosurePage, crate::outbox::disclosures::Disclosure,
         imports::ImportUpload, health::Status, oneroster::RunOptions, oneroster::ConnectionInput,
         crate::sync::oneroster::connection::ConnectionView,
         assignments::AssignmentBody, assignments::AssignmentPage, assignments::ClassDigest,
@@ -63,6 +64,7 @@ use utoipa::{Modify, OpenApi};
         (name = "settings", description = "Tenant settings"),
         (name = "audit", description = "The audit log"),
         (name = "digest", description = "The weekly digest: disclosure log, unsubscribes"),
+        (name = "disclosures", description = "The disclosure log: each invitation and digest sent, to whom, when, what"),
         (name = "invitations", description = "Invitations, their delivery through the outbox, and SMS replies"),
         (name = "chats", description = "Teacher–guardian chats, block lists and removal banners"),
         (name = "oneroster", description = "OneRoster 1.1 REST sync"),

@@ -9,8 +9,8 @@
 //! API or its document: [`crate::web::router`] declares them.
 
 use super::{
-    AppState, assignments, audit, chats, classes, contact_requests, contacts, digest, erasures,
-    graph, health, imports, invitations, oneroster, openapi, settings,
+    AppState, assignments, audit, chats, classes, contact_requests, contacts, digest, disclosures,
+    erasures, graph, health, imports, invitations, oneroster, openapi, settings,
 };
 use axum::http::Method;
 use utoipa::openapi::path::PathItem;
@@ -19,10 +19,10 @@ use utoipa_axum::routes;
 
 /// The API's routes, grouped by the limits they share ([`super::router`] applies them).
 pub(crate) struct Table {
-    /// The probes and `/openapi.json`: no token; the request body limit and timeout.
+    /// The probes, `/openapi.json` and the SMS gateway's webhook: no token, no per-client
+    /// rate limit; the request body limit and timeout.
     pub probes: OpenApiRouter<AppState>,
-    /// The routes with a bearer token (or the SMS webhook's secret): the request body
-    /// limit and timeout.
+    /// The routes with a bearer token: the request body limit and timeout.
     pub requests: OpenApiRouter<AppState>,
     /// Import uploads: the upload body limit and the import timeout.
     pub uploads: OpenApiRouter<AppState>,
@@ -58,6 +58,8 @@ fn probes() -> OpenApiRouter<AppState> {
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(openapi::document))
+        // The gateway's few addresses send every STOP of a district: never 429 them.
+        .routes(routes!(invitations::inbound_sms))
 }
 
 fn requests() -> OpenApiRouter<AppState> {
@@ -95,11 +97,11 @@ fn requests() -> OpenApiRouter<AppState> {
         .routes(routes!(invitations::limits))
         .routes(routes!(invitations::get))
         .routes(routes!(digest::deliveries))
+        .routes(routes!(disclosures::list))
         .routes(routes!(invitations::outbox_view))
         .routes(routes!(invitations::requeue))
         .routes(routes!(invitations::suppressions))
         .routes(routes!(invitations::lift_suppression))
-        .routes(routes!(invitations::inbound_sms))
         .routes(routes!(
             oneroster::get_connection,
             oneroster::put_connection

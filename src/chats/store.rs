@@ -31,8 +31,9 @@ pub enum Viewer {
 
 /// What starting a chat needs.
 pub struct StartChat<'a> {
-    /// SMS is configured (`SMS_URL`), for the invitations' channel choice.
-    pub sms_enabled: bool,
+    /// The sender's SMS opt-outs when SMS is configured (`SMS_URL`), for the invitations'
+    /// channel choice.
+    pub sms: Option<crate::outbox::consent::OptOuts>,
     /// Tenant.
     pub tenant: TenantId,
     /// The owner's SIS source id.
@@ -431,7 +432,7 @@ async fn invite_all<C: ConnectionTrait>(
 ) -> Result<Vec<InvitationItem>, DbErr> {
     let context = InviteContext {
         tenant: request.tenant,
-        sms_enabled: request.sms_enabled,
+        sms: request.sms.as_ref(),
         invited_by: request.owner,
         trigger,
         now,
@@ -453,7 +454,7 @@ pub async fn resend_invitation(
     tenant: TenantId,
     (chat, owner): (i64, &str),
     contact: i64,
-    sms_enabled: bool,
+    sms: Option<&crate::outbox::consent::OptOuts>,
 ) -> Result<InvitationItem, ChatError> {
     let txn = db::begin_write(db_conn).await?;
     owned(&txn, tenant, chat, owner).await?;
@@ -462,7 +463,7 @@ pub async fn resend_invitation(
     }
     let context = InviteContext {
         tenant,
-        sms_enabled,
+        sms,
         invited_by: owner,
         trigger: Trigger::Resend,
         now: Utc::now(),

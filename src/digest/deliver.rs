@@ -22,6 +22,7 @@ use super::week::IsoWeek;
 use crate::db::{self, WriteTxn, engine};
 use crate::domain::TenantId;
 use crate::links::Links;
+use crate::outbox::disclosures::About;
 use crate::outbox::port::{MessageKindHandler, Rendered};
 use crate::outbox::store::{self as outbox, Claimed};
 use crate::outbox::{MessageKind, Outgoing, message_id};
@@ -278,6 +279,14 @@ impl MessageKindHandler for DigestMessages {
         outbox::remove_sent(txn, worker, ids).await
     }
 
+    async fn disclosed(
+        &self,
+        txn: &WriteTxn,
+        claimed: &[&Claimed],
+    ) -> Result<HashMap<i64, About>, DbErr> {
+        disclosed(txn, claimed).await
+    }
+
     async fn waiting(
         &self,
         db: &DatabaseConnection,
@@ -286,6 +295,51 @@ impl MessageKindHandler for DigestMessages {
     ) -> Result<i64, DbErr> {
         waiting(db, tenant, cap).await
     }
+}
+
+/// A delivery's guardian and students, as stored.
+#[derive(Debug, FromQueryResult)]
+struct DeliverySubject {
+    id: i64,
+    tenant_id: i64,
+    contact_id: i64,
+    students: String,
+}
+
+/// The guardian and students of each sent digest of `claimed` (the disclosure log).
+async fn disclosed<C: ConnectionTrait>(
+    conn: &C,
+    claimed: &[&Claimed],
+) -> Result<HashMap<i64, About>, DbErr> {
+    let by_delivery: HashMap<i64, &Claimed> = claimed.iter().map(|c| (c.ref_id, *c)).collect();
+    if by_delivery.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<DeliverySubject> = db::rows::query_as(
+        conn,
+        &format!(
+            "SELECT id, tenant_id, contact_id, students FROM digest_deliveries WHERE id IN ({})",
+            db::id_list(by_delivery.keys().copied())
+        ),
+        vec![],
+    )
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| {
+            let claimed = by_delivery.get(&row.id)?;
+            (claimed.tenant_id == TenantId(row.tenant_id)).then(|| {
+                let students = serde_json::from_str(&row.students).unwrap_or_default();
+                (
+                    claimed.id,
+                    About {
+                        contact_id: row.contact_id,
+                        students,
+                    },
+                )
+            })
+        })
+        .collect())
 }
 
 /// The delivery behind a claimed digest.

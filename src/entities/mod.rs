@@ -15,6 +15,8 @@ pub mod contacts;
 pub mod digest_deliveries;
 pub mod digest_runs;
 pub mod digest_unsubscribes;
+pub mod disclosure_students;
+pub mod disclosures;
 pub mod email_suppressions;
 pub mod enrollments;
 pub mod invitations;

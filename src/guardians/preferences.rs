@@ -1,14 +1,15 @@
 //! A guardian's message preferences: the weekly assignment digest (unsubscribing and
 //! subscribing again go through the digest's own unsubscribe service,
-//! [`crate::digest::unsubscribe`], audited there) and text messages (the `sms_opt_outs`
-//! list that `STOP` and `START` replies keep; a change here is audited as `sms.opt_out` or
-//! `sms.opt_in`).
+//! [`crate::digest::unsubscribe`], audited there) and text messages (the sending number's
+//! opt-outs that `STOP` and `START` replies keep, [`OptOuts`]; a change here is audited as
+//! `sms.opt_out` or `sms.opt_in`).
 
 use crate::audit::{self, AuditEntry};
 use crate::contacts::display_name;
 use crate::db;
 use crate::digest::unsubscribe::{self, Source};
 use crate::domain::TenantId;
+use crate::outbox::consent::OptOuts;
 use chrono::Utc;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, FromQueryResult, Value};
 
@@ -23,7 +24,7 @@ pub struct Preferences {
     pub digest_unsubscribed: bool,
     /// The mobile number on record (E.164).
     pub mobile: Option<String>,
-    /// True when their number is on the tenant's SMS opt-out list.
+    /// True when their number opted out of texts from the sending number.
     pub sms_opted_out: bool,
 }
 
@@ -34,25 +35,31 @@ struct Row {
     email: Option<String>,
     mobile_phone: Option<String>,
     unsubscribed: i64,
-    opted_out: i64,
 }
 
 /// The preferences of guardian `contact` of `tenant` (`None`: no such contact).
 pub async fn read<C: ConnectionTrait>(
     conn: &C,
+    opt_outs: &OptOuts,
     tenant: TenantId,
     contact: i64,
 ) -> Result<Option<Preferences>, DbErr> {
     let row: Option<Row> = db::rows::query_one(
         conn,
         "SELECT c.given_name, c.family_name, c.email, c.mobile_phone, \
-           (SELECT COUNT(*) FROM digest_unsubscribes u WHERE u.tenant_id = c.tenant_id AND u.contact_id = c.id) AS unsubscribed, \
-           (SELECT COUNT(*) FROM sms_opt_outs o WHERE o.tenant_id = c.tenant_id AND o.phone = c.mobile_phone) AS opted_out \
+           (SELECT COUNT(*) FROM digest_unsubscribes u WHERE u.tenant_id = c.tenant_id AND u.contact_id = c.id) AS unsubscribed \
          FROM contacts c WHERE c.tenant_id = $1 AND c.id = $2",
         vec![Value::BigInt(Some(tenant.0)), Value::BigInt(Some(contact))],
     )
     .await?;
-    Ok(row.map(|row| Preferences {
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let sms_opted_out = match &row.mobile_phone {
+        Some(mobile) => opt_outs.opted_out(conn, mobile).await?,
+        None => false,
+    };
+    Ok(Some(Preferences {
         name: display_name(
             row.given_name.as_deref(),
             row.family_name.as_deref(),
@@ -62,7 +69,7 @@ pub async fn read<C: ConnectionTrait>(
         email: row.email,
         digest_unsubscribed: row.unsubscribed > 0,
         mobile: row.mobile_phone,
-        sms_opted_out: row.opted_out > 0,
+        sms_opted_out,
     }))
 }
 
@@ -87,41 +94,31 @@ pub async fn set_digest(
     }
 }
 
-/// Puts guardian `contact`'s mobile number on the tenant's SMS opt-out list (`receive`
-/// false) or takes it off (true), as `actor`, audited as `sms.opt_out` / `sms.opt_in`.
-/// False when nothing changed or the guardian has no mobile number.
+/// Opts guardian `contact`'s mobile number out of texts from the sending number
+/// (`receive` false) or back in (true), as `actor`, audited as `sms.opt_out` /
+/// `sms.opt_in`. False when nothing changed or the guardian has no mobile number.
 pub async fn set_sms(
     db_conn: &DatabaseConnection,
+    opt_outs: &OptOuts,
     tenant: TenantId,
     contact: i64,
     receive: bool,
     actor: &str,
 ) -> Result<bool, DbErr> {
     let txn = db::begin_write(db_conn).await?;
-    let Some(mobile) = read(&txn, tenant, contact).await?.and_then(|p| p.mobile) else {
+    let Some(mobile) = read(&txn, opt_outs, tenant, contact)
+        .await?
+        .and_then(|p| p.mobile)
+    else {
         txn.commit().await?;
         return Ok(false);
     };
     let now = Utc::now();
-    let values = vec![Value::BigInt(Some(tenant.0)), mobile.as_str().into()];
     let changed = if receive {
-        db::exec(
-            &txn,
-            "DELETE FROM sms_opt_outs WHERE tenant_id = $1 AND phone = $2",
-            values,
-        )
-        .await?
+        opt_outs.opt_in(&txn, &mobile).await?
     } else {
-        db::exec(
-            &txn,
-            "INSERT INTO sms_opt_outs (tenant_id, phone, opted_out_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (tenant_id, phone) DO NOTHING",
-            [values, vec![Value::ChronoDateTimeUtc(Some(now))]].concat(),
-        )
-        .await?
-    }
-    .rows_affected()
-        > 0;
+        opt_outs.opt_out(&txn, &mobile, now).await?
+    };
     if changed {
         audit::record(
             &txn,

@@ -18,6 +18,7 @@ pub use render::{InvitationMessages, RenderConfig};
 
 use crate::db;
 use crate::domain::{InvitationState, StateInputs, TenantId, expires_at};
+use crate::outbox::consent::OptOuts;
 use crate::outbox::store as outbox;
 use crate::outbox::{Channel, MessageKind};
 use crate::tenants::{self, settings::TenantSettings};
@@ -99,8 +100,8 @@ impl InvitationItem {
 pub struct InviteContext<'a> {
     /// Tenant.
     pub tenant: TenantId,
-    /// SMS is configured (`SMS_URL`).
-    pub sms_enabled: bool,
+    /// The opt-outs of the sending number when SMS is configured (`SMS_URL`), else `None`.
+    pub sms: Option<&'a OptOuts>,
     /// Who invites (the owner's SIS source id).
     pub invited_by: &'a str,
     /// Why.
@@ -234,7 +235,6 @@ struct Reach {
     email: Option<String>,
     mobile_phone: Option<String>,
     joined_at: Option<DateTime<Utc>>,
-    opted_out: i64,
     email_suppressed: i64,
 }
 
@@ -275,7 +275,6 @@ pub async fn invite<C: ConnectionTrait>(
     let rows = db::query(
         conn,
         "SELECT c.email, c.mobile_phone, c.joined_at, \
-           (SELECT COUNT(*) FROM sms_opt_outs o WHERE o.tenant_id = c.tenant_id AND o.phone = c.mobile_phone) AS opted_out, \
            (SELECT COUNT(*) FROM email_suppressions x WHERE x.tenant_id = c.tenant_id AND x.email = LOWER(c.email)) AS email_suppressed \
          FROM contacts c WHERE c.tenant_id = $1 AND c.id = $2",
         vec![Value::BigInt(Some(tenant.0)), Value::BigInt(Some(contact))],
@@ -286,7 +285,10 @@ pub async fn invite<C: ConnectionTrait>(
     };
     let reach = Reach::from_query_result(row, "")?;
     let (email, mobile, joined) = (reach.email, reach.mobile_phone, reach.joined_at);
-    let opted_out = reach.opted_out > 0;
+    let opted_out = match (context.sms, &mobile) {
+        (Some(opt_outs), Some(number)) => opt_outs.opted_out(conn, number).await?,
+        _ => false,
+    };
     // An address the mail server refused for good is no address.
     let email_suppressed = reach.email_suppressed > 0;
     let email = email.filter(|_| !email_suppressed);
@@ -310,7 +312,7 @@ pub async fn invite<C: ConnectionTrait>(
     }
     let (channel, address, fallback) = match choose(
         &policy,
-        context.sms_enabled,
+        context.sms.is_some(),
         email,
         mobile.map(|m| (m, opted_out)),
     ) {

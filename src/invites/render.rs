@@ -6,7 +6,9 @@
 
 use crate::contacts::display_name;
 use crate::db;
+use crate::db::WriteTxn;
 use crate::domain::TenantId;
+use crate::outbox::disclosures::About;
 use crate::outbox::port::{MessageKindHandler, Rendered};
 use crate::outbox::store::Claimed;
 use crate::outbox::{Channel, MessageKind, Outgoing};
@@ -140,6 +142,60 @@ impl MessageKindHandler for InvitationMessages {
     ) -> Result<HashMap<i64, Rendered>, DbErr> {
         render_many(db, &self.config, claimed).await
     }
+
+    async fn disclosed(
+        &self,
+        txn: &WriteTxn,
+        claimed: &[&Claimed],
+    ) -> Result<HashMap<i64, About>, DbErr> {
+        disclosed(txn, claimed).await
+    }
+}
+
+/// An invitation's guardian and student.
+#[derive(Debug, FromQueryResult)]
+struct Subject {
+    id: i64,
+    tenant_id: i64,
+    contact_id: i64,
+    student: String,
+}
+
+/// The guardian and student of each sent invitation of `claimed` (the disclosure log).
+async fn disclosed<C: ConnectionTrait>(
+    conn: &C,
+    claimed: &[&Claimed],
+) -> Result<HashMap<i64, About>, DbErr> {
+    let by_invitation: HashMap<i64, &Claimed> = claimed.iter().map(|c| (c.ref_id, *c)).collect();
+    if by_invitation.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<Subject> = db::rows::query_as(
+        conn,
+        &format!(
+            "SELECT i.id, i.tenant_id, i.contact_id, s.source_id AS student FROM invitations i \
+             JOIN chats ch ON ch.id = i.chat_id JOIN students s ON s.id = ch.student_id \
+             WHERE i.id IN ({})",
+            db::id_list(by_invitation.keys().copied())
+        ),
+        vec![],
+    )
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| {
+            let claimed = by_invitation.get(&row.id)?;
+            (claimed.tenant_id == TenantId(row.tenant_id)).then(|| {
+                (
+                    claimed.id,
+                    About {
+                        contact_id: row.contact_id,
+                        students: vec![row.student],
+                    },
+                )
+            })
+        })
+        .collect())
 }
 
 /// Renders the invitations behind outbox rows `claimed` (all of one tenant or not) in one

@@ -7,14 +7,16 @@
 //! `outbox.shutdown_grace_seconds`, and gives back the rows it did not send.
 
 use super::backoff;
+use super::consent::OptOuts;
+use super::disclosures::{self, Accepted};
 use super::email::{MailTarget, Mailer};
 use super::port::{MessageKinds, Rendered};
 use super::sms::SmsGateway;
 use super::store::{self, Claimed, Outcome};
-use super::{Channel, SendError};
+use super::{Channel, Outgoing, SendError};
 use crate::config::Config;
 use crate::db::engine::claim as engine;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use sea_orm::{DatabaseConnection, DbErr};
@@ -118,6 +120,8 @@ struct Finished {
     outcome: Outcome,
     /// The mail server refused the address for good: it gets nothing more.
     refused: bool,
+    /// What the transport accepted, and when (the disclosure log).
+    accepted: Option<(Outgoing, DateTime<Utc>)>,
 }
 
 /// A dispatcher with its transports and the kinds it delivers.
@@ -131,7 +135,13 @@ pub struct Dispatcher {
     sms_rate: DefaultDirectRateLimiter,
     worker: String,
     claimed_since_vacuum: std::sync::atomic::AtomicU64,
+    opt_outs: OptOuts,
+    /// The opt-outs kept from before the hashes were converted (once per dispatcher).
+    legacy_converted: std::sync::atomic::AtomicBool,
 }
+
+/// Disclosure texts past their retention removed per round, at most.
+const EXPIRE_BATCH: u64 = 500;
 
 fn rate(per_second: u32) -> DefaultDirectRateLimiter {
     let n = NonZeroU32::new(per_second.max(1)).unwrap_or(NonZeroU32::MIN);
@@ -157,7 +167,10 @@ impl Dispatcher {
         )?
         .with_dkim(super::email::DkimSettings::from_config(&config.mail)?.as_ref())?;
         let sms = SmsGateway::from_config(&config.sms, &config.outbound)?;
+        let key = crate::privacy::PrivacyKey::from_config(config).map_err(|e| e.to_string())?;
         Ok(Self {
+            opt_outs: OptOuts::new(Arc::new(key), &config.sms.from),
+            legacy_converted: std::sync::atomic::AtomicBool::new(false),
             db,
             config: config.outbox.clone(),
             kinds,
@@ -195,6 +208,7 @@ impl Dispatcher {
         let now = Utc::now();
         let lease = now + chrono::Duration::seconds(self.config.lease_seconds.max(1) as i64);
         let limit = self.config.batch_size.max(1);
+        self.housekeeping(now).await;
         self.hand_over(limit, now).await;
         if stop.requested() {
             return Ok(Stats::default());
@@ -260,6 +274,32 @@ impl Dispatcher {
         }
         self.vacuum_now_and_then(stats.claimed).await;
         Ok(stats)
+    }
+
+    /// Converts the opt-outs kept from before the hashes (first round only) and removes
+    /// disclosure texts past `outbox.disclosure_text_days` (a batch per round); a failure is
+    /// logged and tried again next round.
+    async fn housekeeping(&self, now: DateTime<Utc>) {
+        use std::sync::atomic::Ordering;
+        if !self.legacy_converted.load(Ordering::Relaxed) {
+            match self.opt_outs.convert_legacy(&self.db).await {
+                Ok(converted) => {
+                    self.legacy_converted.store(true, Ordering::Relaxed);
+                    if converted > 0 {
+                        tracing::info!(converted, "SMS opt-outs converted to keyed hashes");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot convert the SMS opt-outs yet"),
+            }
+        }
+        let days = i64::try_from(self.config.disclosure_text_days).unwrap_or(i64::MAX);
+        let Some(cutoff) = chrono::Duration::try_days(days).and_then(|d| now.checked_sub_signed(d))
+        else {
+            return;
+        };
+        if let Err(e) = disclosures::expire_texts(&self.db, cutoff, EXPIRE_BATCH, now).await {
+            tracing::warn!(error = %e, "cannot remove old disclosure texts; retrying next round");
+        }
     }
 
     /// Lets every kind hand its waiting messages to the outbox; a kind that fails is
@@ -329,6 +369,7 @@ impl Dispatcher {
         }
         let txn = crate::db::begin_write(&self.db).await?;
         let now = Utc::now();
+        self.log_disclosures(&txn, &done).await?;
         let mut held = 0;
         for handler in self.kinds.iter() {
             let sent: Vec<i64> = done
@@ -358,6 +399,43 @@ impl Dispatcher {
             );
         }
         txn.commit().await
+    }
+
+    /// Records in the disclosure log what the transports accepted of `done` (whatever
+    /// became of the claims: the message went out), kind by kind.
+    async fn log_disclosures(
+        &self,
+        txn: &crate::db::WriteTxn,
+        done: &[Finished],
+    ) -> Result<(), DbErr> {
+        for handler in self.kinds.iter() {
+            let sent: Vec<&Finished> = done
+                .iter()
+                .filter(|f| f.accepted.is_some() && f.row.kind == handler.kind())
+                .collect();
+            if sent.is_empty() {
+                continue;
+            }
+            let rows: Vec<&Claimed> = sent.iter().map(|f| &f.row).collect();
+            let about = handler.disclosed(txn, &rows).await?;
+            let accepted: Vec<Accepted<'_>> = sent
+                .iter()
+                .filter_map(|f| {
+                    let (message, at) = f.accepted.as_ref()?;
+                    Some(Accepted {
+                        tenant: f.row.tenant_id,
+                        kind: f.row.kind,
+                        ref_id: f.row.ref_id,
+                        channel: f.row.channel,
+                        message,
+                        at: *at,
+                        about: about.get(&f.row.id)?,
+                    })
+                })
+                .collect();
+            disclosures::record(txn, &accepted).await?;
+        }
+        Ok(())
     }
 
     /// Rounds until nothing is due (`dispatch --once`).
@@ -400,17 +478,23 @@ impl Dispatcher {
 
     async fn attempt(&self, row: Claimed, rendered: &HashMap<i64, Rendered>) -> Finished {
         let (outcome, refused) = self.try_send(&row, rendered).await;
+        // Stamped as soon as the transport answered: the time it accepted the message.
+        let accepted = match (&outcome, rendered.get(&row.id)) {
+            (Outcome::Sent, Some(Rendered::Ready(message))) => Some((message.clone(), Utc::now())),
+            _ => None,
+        };
         Finished {
             row,
             outcome,
             refused,
+            accepted,
         }
     }
 
     /// Sends one row; the outcome, and whether the mail server refused the address.
     async fn try_send(&self, row: &Claimed, rendered: &HashMap<i64, Rendered>) -> (Outcome, bool) {
         if row.channel == Channel::Sms {
-            match store::opted_out(&self.db, row.tenant_id, &row.recipient).await {
+            match self.opt_outs.opted_out(&self.db, &row.recipient).await {
                 Ok(true) => {
                     return (
                         Outcome::Suppressed {

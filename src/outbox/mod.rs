@@ -8,6 +8,8 @@
 //! table stays small.
 
 pub(crate) mod backoff;
+pub mod consent;
+pub mod disclosures;
 pub mod dispatcher;
 pub mod email;
 pub mod port;

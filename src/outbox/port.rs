@@ -3,6 +3,7 @@
 //! weekly digest in `digest`). The dispatcher is given the handlers when it is built
 //! ([`MessageKinds`]), so the outbox imports no capability.
 
+use super::disclosures::About;
 use super::store::{self, Claimed};
 use super::{MessageKind, Outgoing};
 use crate::db::WriteTxn;
@@ -59,6 +60,17 @@ pub trait MessageKindHandler: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<u64, DbErr> {
         store::record_sent(txn, worker, ids, now).await
+    }
+
+    /// Whom and what the sent rows of `claimed` were about, for the disclosure log
+    /// ([`super::disclosures`]), one entry per row id. Kinds that disclose nothing about a
+    /// student (a sign-in code) have none, and are not logged.
+    async fn disclosed(
+        &self,
+        _txn: &WriteTxn,
+        _claimed: &[&Claimed],
+    ) -> Result<HashMap<i64, About>, DbErr> {
+        Ok(HashMap::new())
     }
 
     /// Messages of `tenant` waiting outside the outbox (not handed over yet), counted up to

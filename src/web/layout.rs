@@ -25,7 +25,7 @@ struct Page {
 }
 
 /// The signed-in pages: the one list the navigation is built from.
-const PAGES: [Page; 12] = [
+const PAGES: [Page; 13] = [
     Page {
         href: "/admin/digest",
         text: "Digest",
@@ -62,6 +62,11 @@ const PAGES: [Page; 12] = [
         href: "/admin/audit",
         text: "Audit log",
         allowed: |p| policy::read_audit(p).is_ok(),
+    },
+    Page {
+        href: "/admin/disclosures",
+        text: "Disclosures",
+        allowed: |p| policy::administer_contacts(p).is_ok(),
     },
     Page {
         href: "/guardian",

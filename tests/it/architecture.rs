@@ -25,7 +25,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
     (
         "outbox",
         &[
-            "audit", "config", "db", "domain", "entities", "outbound", "secrets", "tls",
+            "audit", "config", "db", "domain", "entities", "outbound", "privacy", "secrets", "tls",
         ],
     ),
     // 2: districts and rosters.
@@ -45,7 +45,8 @@ const MAY_USE: &[(&str, &[&str])] = &[
     (
         "chats",
         &[
-            "audit", "contacts", "db", "domain", "entities", "invites", "roster", "tenants",
+            "audit", "contacts", "db", "domain", "entities", "invites", "outbox", "roster",
+            "tenants",
         ],
     ),
     (
@@ -58,7 +59,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
     (
         "approvals",
         &[
-            "audit", "chats", "db", "domain", "entities", "privacy", "sync", "tenants",
+            "audit", "chats", "db", "domain", "entities", "outbox", "privacy", "sync", "tenants",
         ],
     ),
     (

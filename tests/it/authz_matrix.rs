@@ -578,6 +578,9 @@ fn api_call(world: &World, method: &Method, route: &str) -> Option<(String, Payl
             Payload::None,
         ),
         ("GET", "/api/v1/digest/deliveries") => ("/api/v1/digest/deliveries".into(), Payload::None),
+        ("GET", "/api/v1/disclosures") => {
+            ("/api/v1/disclosures?studentId=stu-1".into(), Payload::None)
+        }
         ("GET", "/api/v1/outbox") => ("/api/v1/outbox".into(), Payload::None),
         ("POST", "/api/v1/outbox/{id}/requeue") => (
             format!("/api/v1/outbox/{}/requeue", w.outbox),
@@ -1140,6 +1143,8 @@ fn expected(key: &str) -> &'static [Who] {
         "GET /" | "POST /web/session" | "POST /web/signout" => WITH_A_SESSION,
         "GET /admin/approvals"
         | "GET /admin/oneroster"
+        | "GET /admin/disclosures"
+        | "GET /api/v1/disclosures"
         | "GET /api/v1/email-suppressions"
         | "GET /api/v1/erasures"
         | "GET /api/v1/outbox"

@@ -510,9 +510,15 @@ async fn the_guardian_page_shows_the_family_and_changes_preferences(backend: Bac
     )
     .await;
     assert_eq!(reply.headers["location"], "/guardian?done=sms-off");
+    // Kept as a keyed hash of (sending number, recipient), never the number.
+    assert_eq!(count(&api, "SELECT COUNT(*) FROM sms_opt_outs").await, 1);
     assert_eq!(
-        api.db.texts("SELECT phone FROM sms_opt_outs", vec![]).await,
-        ["+12025550177"]
+        count(
+            &api,
+            "SELECT COUNT(*) FROM sms_opt_outs WHERE key_hash LIKE '%2025550177%' OR legacy_phone IS NOT NULL"
+        )
+        .await,
+        0
     );
     let page = page_get(&api, "/guardian?done=sms-off", Some(&session)).await;
     assert!(html(&page).contains("We will not send you text messages"));

@@ -156,9 +156,11 @@ impl Scrub<'_> {
         }
         let phones = [&values.mobile_phone, &values.mobile_phone_sync];
         for phone in phones.into_iter().flatten() {
-            self.keep_hashed(conn, "sms_opt_outs", "phone", Purpose::SmsOptOut, phone)
-                .await?;
+            // Opt-outs are keyed hashes already; one kept from before them is hashed now.
+            crate::outbox::consent::forget_number(conn, self.privacy, phone).await?;
         }
+        crate::outbox::disclosures::erase_contact(conn, self.tenant, self.contact, self.now)
+            .await?;
         self.reports(conn, &needles).await
     }
 

@@ -3,6 +3,7 @@
 pub mod approvals;
 pub mod audit;
 pub mod digest;
+pub mod disclosures;
 pub mod imports;
 pub mod oneroster;
 pub mod outbox;
@@ -58,4 +59,5 @@ pub fn routes(max_upload_bytes: usize) -> Router<AppState> {
             get(students::confirm).post(students::erase),
         )
         .route("/admin/audit", get(audit::show))
+        .route("/admin/disclosures", get(disclosures::show))
 }

@@ -91,7 +91,7 @@ async fn page(
     cursor: Option<&str>,
 ) -> Result<GuardianPage, PageError> {
     let tenant = session.principal.tenant;
-    let prefs = preferences::read(&state.db, tenant, contact)
+    let prefs = preferences::read(&state.db, &opt_outs(state), tenant, contact)
         .await?
         .ok_or(PageError::Forbidden(
             "The school's records no longer list you. If you think this is a mistake, contact the school.",
@@ -212,6 +212,11 @@ impl Preference {
 }
 
 /// Sets `which` as the form says (audited by the service), then shows the page again.
+/// The opt-outs of the configured sending number (`sms.from`).
+fn opt_outs(state: &AppState) -> crate::outbox::consent::OptOuts {
+    crate::outbox::consent::OptOuts::new(state.privacy.clone(), &state.config.sms.from)
+}
+
 async fn set_preference(
     state: &AppState,
     session: &WebSession,
@@ -227,7 +232,7 @@ async fn set_preference(
             preferences::set_digest(&state.db, tenant, contact, on, &actor).await?;
         }
         Preference::Sms => {
-            preferences::set_sms(&state.db, tenant, contact, on, &actor).await?;
+            preferences::set_sms(&state.db, &opt_outs(state), tenant, contact, on, &actor).await?;
         }
     }
     Ok(back(which.done(on)))

@@ -194,7 +194,7 @@ pub async fn start_chat(
     let started = store::start(
         &state.db,
         StartChat {
-            sms_enabled: !state.config.sms.url.trim().is_empty(),
+            sms: crate::outbox::consent::OptOuts::texting(&state.config, &state.privacy),
             tenant: session.principal.tenant,
             owner: &owner,
             student_source_id: &student,

@@ -1,0 +1,320 @@
+//! The disclosure log (FERPA §99.32): each invitation and weekly digest a mail server or
+//! SMS gateway accepted, recorded by the dispatcher when the transport accepted it — the
+//! recipient address, the time, the students it was about, and the exact text handed to
+//! the transport (subject and body) with its SHA-256. The text is kept for
+//! `outbox.disclosure_text_days` ([`expire_texts`]); after that, and after the guardian's
+//! erasure ([`erase_contact`]), only the kind, students, time and hash stay.
+
+use super::{Channel, MessageKind, Outgoing};
+use crate::db;
+use crate::domain::TenantId;
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, Value};
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// Whom and what a sent message was about, as its kind knows it
+/// ([`crate::outbox::port::MessageKindHandler::disclosed`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct About {
+    /// The guardian it went to.
+    pub contact_id: i64,
+    /// SIS ids of the students it was about.
+    pub students: Vec<String>,
+}
+
+/// One message the transport accepted, to record.
+#[derive(Debug, Clone)]
+pub struct Accepted<'a> {
+    /// Tenant.
+    pub tenant: TenantId,
+    /// `invitation` or `digest`.
+    pub kind: MessageKind,
+    /// The invitation or digest delivery.
+    pub ref_id: i64,
+    /// Channel.
+    pub channel: Channel,
+    /// What was handed to the transport.
+    pub message: &'a Outgoing,
+    /// When the transport accepted it.
+    pub at: DateTime<Utc>,
+    /// Whom and what about.
+    pub about: &'a About,
+}
+
+/// SHA-256 (hex) of what was sent: the body of a text; for an email the subject, an empty
+/// line and the body (`subject + "\n\n" + body`).
+pub fn content_sha256(subject: Option<&str>, body: &str) -> String {
+    let text = match subject {
+        Some(subject) => format!("{subject}\n\n{body}"),
+        None => body.to_string(),
+    };
+    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+    crate::secrets::to_hex(digest.as_ref())
+}
+
+/// Records `accepted` in the caller's transaction (with the students of each).
+pub async fn record<C: ConnectionTrait>(conn: &C, accepted: &[Accepted<'_>]) -> Result<(), DbErr> {
+    for entry in accepted {
+        let message = entry.message;
+        let hash = content_sha256(message.subject.as_deref(), &message.body);
+        let rows = db::query(
+            conn,
+            "INSERT INTO disclosures (tenant_id, kind, ref_id, contact_id, channel, recipient, subject, body, content_sha256, accepted_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+            vec![
+                Value::BigInt(Some(entry.tenant.0)),
+                entry.kind.as_str().into(),
+                Value::BigInt(Some(entry.ref_id)),
+                Value::BigInt(Some(entry.about.contact_id)),
+                entry.channel.as_str().into(),
+                message.to.as_str().into(),
+                Value::String(message.subject.clone()),
+                message.body.as_str().into(),
+                hash.into(),
+                Value::ChronoDateTimeUtc(Some(entry.at)),
+            ],
+        )
+        .await?;
+        let id = rows
+            .first()
+            .map(|row| row.try_get::<i64>("", "id"))
+            .transpose()?
+            .ok_or_else(|| DbErr::Custom("the disclosure insert returned no id".into()))?;
+        let mut students = entry.about.students.clone();
+        students.sort();
+        students.dedup();
+        for student in students {
+            db::exec(
+                conn,
+                "INSERT INTO disclosure_students (disclosure_id, tenant_id, student_source_id) VALUES ($1, $2, $3)",
+                vec![
+                    Value::BigInt(Some(id)),
+                    Value::BigInt(Some(entry.tenant.0)),
+                    student.into(),
+                ],
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Redacts what the log holds of guardian `contact` of `tenant` (for an erasure, in the
+/// caller's transaction): the contact, address and text go; the kind, students, time and
+/// hash stay. Returns how many entries.
+pub async fn erase_contact<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+    contact: i64,
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    Ok(db::exec(
+        conn,
+        "UPDATE disclosures SET contact_id = NULL, recipient = NULL, subject = NULL, body = NULL, \
+           redacted_at = COALESCE(redacted_at, $3) \
+         WHERE tenant_id = $1 AND contact_id = $2",
+        vec![
+            Value::BigInt(Some(tenant.0)),
+            Value::BigInt(Some(contact)),
+            Value::ChronoDateTimeUtc(Some(now)),
+        ],
+    )
+    .await?
+    .rows_affected())
+}
+
+/// Removes the text of up to `limit` entries accepted before `cutoff` (the retention is
+/// over; the hash stays). Walks the (redacted_at, accepted_at) index: only rows still
+/// holding text are read. Returns how many.
+pub async fn expire_texts<C: ConnectionTrait>(
+    conn: &C,
+    cutoff: DateTime<Utc>,
+    limit: u64,
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    Ok(db::exec(
+        conn,
+        &format!(
+            "UPDATE disclosures SET subject = NULL, body = NULL, redacted_at = $2 \
+             WHERE id IN (SELECT id FROM disclosures WHERE redacted_at IS NULL AND accepted_at < $1 \
+             ORDER BY accepted_at LIMIT {limit})"
+        ),
+        vec![
+            Value::ChronoDateTimeUtc(Some(cutoff)),
+            Value::ChronoDateTimeUtc(Some(now)),
+        ],
+    )
+    .await?
+    .rows_affected())
+}
+
+/// One entry of the disclosure log, as the admin API shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Disclosure {
+    /// Entry id.
+    pub id: String,
+    /// `invitation` or `digest`.
+    pub kind: String,
+    /// The invitation or digest delivery id.
+    pub ref_id: String,
+    /// The guardian (null once erased).
+    pub contact_id: Option<String>,
+    /// SIS ids of the students it was about.
+    pub students: Vec<String>,
+    /// `email` or `sms`.
+    pub channel: String,
+    /// The address it went to (null once erased).
+    pub recipient: Option<String>,
+    /// The email subject sent (null for SMS, after the retention, or once erased).
+    pub subject: Option<String>,
+    /// The text sent (null after the retention or once erased).
+    pub body: Option<String>,
+    /// SHA-256 (hex) of what was sent: the SMS body, or subject + "\n\n" + body.
+    pub content_sha256: String,
+    /// When the mail server or SMS gateway accepted it (UTC).
+    pub accepted_at: DateTime<Utc>,
+    /// When its text was removed (retention or erasure), if it was.
+    pub redacted_at: Option<DateTime<Utc>>,
+}
+
+/// An entry as stored.
+#[derive(Debug, FromQueryResult)]
+struct Row {
+    id: i64,
+    kind: String,
+    ref_id: i64,
+    contact_id: Option<i64>,
+    channel: String,
+    recipient: Option<String>,
+    subject: Option<String>,
+    body: Option<String>,
+    content_sha256: String,
+    accepted_at: DateTime<Utc>,
+    redacted_at: Option<DateTime<Utc>>,
+}
+
+/// A student of an entry.
+#[derive(Debug, FromQueryResult)]
+struct StudentRow {
+    disclosure_id: i64,
+    student_source_id: String,
+}
+
+/// What a page of the log is narrowed to.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Filter<'a> {
+    /// Entries about this student (SIS id).
+    pub student: Option<&'a str>,
+    /// Entries sent to this guardian.
+    pub contact: Option<i64>,
+}
+
+const COLUMNS: &str = "d.id, d.kind, d.ref_id, d.contact_id, d.channel, d.recipient, d.subject, d.body, \
+     d.content_sha256, d.accepted_at, d.redacted_at";
+
+/// A page of `tenant`'s log, newest first: entries with an id below `before`, at most
+/// `limit`, and the cursor of the next page. A student's entries walk the
+/// (tenant, student, entry) key; a guardian's the (tenant, contact, id) index.
+pub async fn list<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+    filter: Filter<'_>,
+    before: Option<i64>,
+    limit: u64,
+) -> Result<(Vec<Disclosure>, Option<String>), DbErr> {
+    let tail = format!("LIMIT {}", limit.saturating_add(1));
+    let before = Value::BigInt(Some(before.unwrap_or(i64::MAX)));
+    let (sql, values) = match (filter.student, filter.contact) {
+        (Some(student), contact) => {
+            let mut f = db::Filters::new(
+                &format!(
+                    "SELECT {COLUMNS} FROM disclosure_students s JOIN disclosures d ON d.id = s.disclosure_id \
+                     WHERE s.tenant_id = $1 AND s.student_source_id = $2 AND s.disclosure_id < $3"
+                ),
+                vec![Value::BigInt(Some(tenant.0)), student.into(), before],
+            );
+            if let Some(contact) = contact {
+                f.and("d.contact_id =", contact);
+            }
+            f.finish(&format!("ORDER BY s.disclosure_id DESC {tail}"))
+        }
+        (None, Some(contact)) => db::Filters::new(
+            &format!(
+                "SELECT {COLUMNS} FROM disclosures d WHERE d.tenant_id = $1 AND d.contact_id = $2 AND d.id < $3"
+            ),
+            vec![Value::BigInt(Some(tenant.0)), contact.into(), before],
+        )
+        .finish(&format!("ORDER BY d.id DESC {tail}")),
+        (None, None) => db::Filters::new(
+            &format!("SELECT {COLUMNS} FROM disclosures d WHERE d.tenant_id = $1 AND d.id < $2"),
+            vec![Value::BigInt(Some(tenant.0)), before],
+        )
+        .finish(&format!("ORDER BY d.id DESC {tail}")),
+    };
+    let rows: Vec<Row> = db::rows::query_as(conn, &sql, values).await?;
+    let mut students = students_of(conn, rows.iter().map(|r| r.id)).await?;
+    let items = rows
+        .into_iter()
+        .map(|row| Disclosure {
+            id: row.id.to_string(),
+            kind: row.kind,
+            ref_id: row.ref_id.to_string(),
+            contact_id: row.contact_id.map(|c| c.to_string()),
+            students: students.remove(&row.id).unwrap_or_default(),
+            channel: row.channel,
+            recipient: row.recipient,
+            subject: row.subject,
+            body: row.body,
+            content_sha256: row.content_sha256,
+            accepted_at: row.accepted_at,
+            redacted_at: row.redacted_at,
+        })
+        .collect();
+    Ok(db::page(items, limit, |d| d.id.clone()))
+}
+
+/// The students of entries `ids`, by entry.
+async fn students_of<C: ConnectionTrait>(
+    conn: &C,
+    ids: impl Iterator<Item = i64>,
+) -> Result<HashMap<i64, Vec<String>>, DbErr> {
+    let ids: Vec<i64> = ids.collect();
+    let mut out: HashMap<i64, Vec<String>> = HashMap::new();
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let rows: Vec<StudentRow> = db::rows::query_as(
+        conn,
+        &format!(
+            "SELECT disclosure_id, student_source_id FROM disclosure_students \
+             WHERE disclosure_id IN ({}) ORDER BY student_source_id",
+            db::id_list(ids)
+        ),
+        vec![],
+    )
+    .await?;
+    for row in rows {
+        out.entry(row.disclosure_id)
+            .or_default()
+            .push(row.student_source_id);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hash_covers_subject_and_body() {
+        let sms = content_sha256(None, "hello");
+        assert_eq!(sms.len(), 64);
+        assert_ne!(sms, content_sha256(Some(""), "hello"));
+        assert_eq!(
+            content_sha256(Some("Hi"), "there"),
+            content_sha256(None, "Hi\n\nthere")
+        );
+    }
+}
