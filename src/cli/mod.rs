@@ -336,6 +336,7 @@ async fn run(command: Command, config: Config) -> Result<(), Failure> {
         Command::Migrate => {
             let conn = db::connect(&config.database).await?;
             let (applied, total) = db::migrate_reporting(&conn).await?;
+            ensure_privacy_key(&config)?;
             for name in &applied {
                 out!("applied {name}");
             }
@@ -544,7 +545,18 @@ async fn open(config: &Config) -> Result<sea_orm::DatabaseConnection, Failure> {
     if config.database.migrate_on_start {
         db::migrate(&conn).await?;
     }
+    ensure_privacy_key(config)?;
     Ok(conn)
+}
+
+/// On SQLite the privacy key is made with the database (and announced once, by the first
+/// command), not by whichever later command first hashes something.
+fn ensure_privacy_key(config: &Config) -> Result<(), Failure> {
+    if crate::secrets::DataFolder::of(&config.database).is_some() {
+        crate::privacy::PrivacyKey::from_config(config)
+            .map_err(|e| Failure::from(e.to_string()))?;
+    }
+    Ok(())
 }
 
 fn print_contacts(items: &[contacts::ContactItem], all: bool) {

@@ -22,7 +22,7 @@ use super::week::IsoWeek;
 use crate::db::{self, WriteTxn, engine};
 use crate::domain::TenantId;
 use crate::links::Links;
-use crate::outbox::disclosures::About;
+use crate::outbox::disclosures::{About, about_claims};
 use crate::outbox::port::{MessageKindHandler, Rendered};
 use crate::outbox::store::{self as outbox, Claimed};
 use crate::outbox::{MessageKind, Outgoing, message_id};
@@ -311,35 +311,28 @@ async fn disclosed<C: ConnectionTrait>(
     conn: &C,
     claimed: &[&Claimed],
 ) -> Result<HashMap<i64, About>, DbErr> {
-    let by_delivery: HashMap<i64, &Claimed> = claimed.iter().map(|c| (c.ref_id, *c)).collect();
-    if by_delivery.is_empty() {
+    if claimed.is_empty() {
         return Ok(HashMap::new());
     }
     let rows: Vec<DeliverySubject> = db::rows::query_as(
         conn,
         &format!(
             "SELECT id, tenant_id, contact_id, students FROM digest_deliveries WHERE id IN ({})",
-            db::id_list(by_delivery.keys().copied())
+            db::id_list(claimed.iter().map(|c| c.ref_id))
         ),
         vec![],
     )
     .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|row| {
-            let claimed = by_delivery.get(&row.id)?;
-            (claimed.tenant_id == TenantId(row.tenant_id)).then(|| {
-                let students = serde_json::from_str(&row.students).unwrap_or_default();
-                (
-                    claimed.id,
-                    About {
-                        contact_id: row.contact_id,
-                        students,
-                    },
-                )
-            })
-        })
-        .collect())
+    Ok(about_claims(
+        claimed,
+        rows.into_iter().map(|row| {
+            let about = About {
+                contact_id: row.contact_id,
+                students: serde_json::from_str(&row.students).unwrap_or_default(),
+            };
+            (row.id, TenantId(row.tenant_id), about)
+        }),
+    ))
 }
 
 /// The delivery behind a claimed digest.

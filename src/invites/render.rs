@@ -8,7 +8,7 @@ use crate::contacts::display_name;
 use crate::db;
 use crate::db::WriteTxn;
 use crate::domain::TenantId;
-use crate::outbox::disclosures::About;
+use crate::outbox::disclosures::{About, about_claims};
 use crate::outbox::port::{MessageKindHandler, Rendered};
 use crate::outbox::store::Claimed;
 use crate::outbox::{Channel, MessageKind, Outgoing};
@@ -166,8 +166,7 @@ async fn disclosed<C: ConnectionTrait>(
     conn: &C,
     claimed: &[&Claimed],
 ) -> Result<HashMap<i64, About>, DbErr> {
-    let by_invitation: HashMap<i64, &Claimed> = claimed.iter().map(|c| (c.ref_id, *c)).collect();
-    if by_invitation.is_empty() {
+    if claimed.is_empty() {
         return Ok(HashMap::new());
     }
     let rows: Vec<Subject> = db::rows::query_as(
@@ -176,26 +175,21 @@ async fn disclosed<C: ConnectionTrait>(
             "SELECT i.id, i.tenant_id, i.contact_id, s.source_id AS student FROM invitations i \
              JOIN chats ch ON ch.id = i.chat_id JOIN students s ON s.id = ch.student_id \
              WHERE i.id IN ({})",
-            db::id_list(by_invitation.keys().copied())
+            db::id_list(claimed.iter().map(|c| c.ref_id))
         ),
         vec![],
     )
     .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|row| {
-            let claimed = by_invitation.get(&row.id)?;
-            (claimed.tenant_id == TenantId(row.tenant_id)).then(|| {
-                (
-                    claimed.id,
-                    About {
-                        contact_id: row.contact_id,
-                        students: vec![row.student],
-                    },
-                )
-            })
-        })
-        .collect())
+    Ok(about_claims(
+        claimed,
+        rows.into_iter().map(|row| {
+            let about = About {
+                contact_id: row.contact_id,
+                students: vec![row.student],
+            };
+            (row.id, TenantId(row.tenant_id), about)
+        }),
+    ))
 }
 
 /// Renders the invitations behind outbox rows `claimed` (all of one tenant or not) in one

@@ -5,6 +5,7 @@
 //! `outbox.disclosure_text_days` ([`expire_texts`]); after that, and after the guardian's
 //! erasure ([`erase_contact`]), only the kind, students, time and hash stay.
 
+use super::store::Claimed;
 use super::{Channel, MessageKind, Outgoing};
 use crate::db;
 use crate::domain::TenantId;
@@ -21,6 +22,23 @@ pub struct About {
     pub contact_id: i64,
     /// SIS ids of the students it was about.
     pub students: Vec<String>,
+}
+
+/// What each claimed row was about, from the rows its kind references (`referenced`:
+/// `(referenced row id, its tenant, what it was about)`), keyed by outbox row id. A claim
+/// whose referenced row is gone or belongs to another tenant has no entry.
+pub fn about_claims(
+    claimed: &[&Claimed],
+    referenced: impl IntoIterator<Item = (i64, TenantId, About)>,
+) -> HashMap<i64, About> {
+    let by_ref: HashMap<i64, &Claimed> = claimed.iter().map(|c| (c.ref_id, *c)).collect();
+    referenced
+        .into_iter()
+        .filter_map(|(ref_id, tenant, about)| {
+            let claim = by_ref.get(&ref_id)?;
+            (claim.tenant_id == tenant).then_some((claim.id, about))
+        })
+        .collect()
 }
 
 /// One message the transport accepted, to record.

@@ -372,6 +372,10 @@ impl District {
         ] {
             self.get(path, &admin).await;
         }
+        self.get(&format!("/api/v1/disclosures?studentId={student}"), &admin)
+            .await;
+        self.get(&format!("/api/v1/disclosures?contactId={guardian}"), &admin)
+            .await;
         self.send(
             "POST",
             "/api/v1/digest/unsubscribes",
@@ -476,6 +480,8 @@ impl District {
             self.page_as(path, &admin).await;
         }
         self.page_as(&format!("/admin/students/{student}"), &admin)
+            .await;
+        self.page_as(&format!("/admin/disclosures?student={student}"), &admin)
             .await;
         let guardian = format!(
             "/admin/digest?guardian={}&logGuardian={}",
