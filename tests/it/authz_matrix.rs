@@ -178,8 +178,10 @@ async fn fresh(backend: Backend) -> (Api, World) {
     let mut config = api_config();
     config.web.token_signin = true;
     config.sms.webhook_secret = WEBHOOK_SECRET.into();
-    // The stored OneRoster connection names a closed local port: a run fails at once.
+    // The stored OneRoster connection names a closed local port: a run fails at once. Its
+    // secret is sealed with a configured key (the test database has no data folder).
     config.oneroster.max_retries = 0;
+    config.oneroster.secret_key = "ab".repeat(32);
     let app = api::router(AppState::new(db.conn.clone(), config.clone()).expect("state"));
     let api = Api { db, config, app };
     let world = build_world(&api).await;
