@@ -438,7 +438,7 @@ pub async fn contact_invitations<C: ConnectionTrait>(
 ) -> Result<(), Denied> {
     let reached = match chat_viewer(principal)? {
         crate::chats::store::Viewer::Admin => {
-            roster::contact_exists(conn, principal.tenant, contact_id).await?
+            crate::contacts::exists(conn, principal.tenant, contact_id).await?
         }
         crate::chats::store::Viewer::Teacher(teacher) => {
             roster::teacher_reaches_contact(conn, principal.tenant, &teacher, contact_id).await?

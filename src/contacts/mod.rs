@@ -134,6 +134,20 @@ impl ContactName {
 
 pub use crate::domain::display_name;
 
+/// Whether `contact` is a contact of `tenant` (one primary-key probe).
+pub async fn exists<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+    contact: i64,
+) -> Result<bool, DbErr> {
+    db::exists(
+        conn,
+        "SELECT COUNT(*) FROM contacts WHERE tenant_id = $1 AND id = $2",
+        vec![Value::BigInt(Some(tenant.0)), Value::BigInt(Some(contact))],
+    )
+    .await
+}
+
 /// The contacts of student `student_source_id` in `tenant` within `scope`: one statement, the
 /// student by its key (for a teacher, only when the teacher teaches it:
 /// [`roster::teaches_student`]) and its links through `student_contacts (student_id,

@@ -84,20 +84,6 @@ pub async fn is_unsubscribed<C: ConnectionTrait>(
     .await
 }
 
-/// Whether `contact` is a contact of `tenant`.
-pub async fn contact_exists<C: ConnectionTrait>(
-    conn: &C,
-    tenant: TenantId,
-    contact: i64,
-) -> Result<bool, DbErr> {
-    db::exists(
-        conn,
-        "SELECT COUNT(*) FROM contacts WHERE tenant_id = $1 AND id = $2",
-        vec![Value::BigInt(Some(tenant.0)), Value::BigInt(Some(contact))],
-    )
-    .await
-}
-
 /// Unsubscribes guardian `contact` of `tenant` from the digest, audited as
 /// `digest.unsubscribe`. `Ok(None)`: no such contact; `Ok(Some(false))`: already
 /// unsubscribed, nothing changed.
@@ -109,7 +95,7 @@ pub async fn unsubscribe(
     actor: &str,
 ) -> Result<Option<bool>, DbErr> {
     let txn = db::begin_write(db_conn).await?;
-    if !contact_exists(&txn, tenant, contact).await? {
+    if !crate::contacts::exists(&txn, tenant, contact).await? {
         txn.commit().await?;
         return Ok(None);
     }

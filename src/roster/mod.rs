@@ -357,23 +357,6 @@ pub async fn teacher_reaches_contact<C: ConnectionTrait>(
     .await
 }
 
-/// True when contact `contact_id` belongs to the tenant.
-pub async fn contact_exists<C: ConnectionTrait>(
-    conn: &C,
-    tenant: TenantId,
-    contact_id: i64,
-) -> Result<bool, DbErr> {
-    db::exists(
-        conn,
-        "SELECT COUNT(*) FROM contacts WHERE tenant_id = $1 AND id = $2",
-        vec![
-            Value::BigInt(Some(tenant.0)),
-            Value::BigInt(Some(contact_id)),
-        ],
-    )
-    .await
-}
-
 /// A student of the tenant (any status): `(given name, family name)`.
 pub async fn find_student<C: ConnectionTrait>(
     conn: &C,

@@ -328,6 +328,11 @@ impl District {
         )
         .await;
         self.get("/api/v1/invitations/limits", &teacher).await;
+        self.get(
+            &format!("/api/v1/invitations/limits?contactId={guardian}"),
+            &teacher,
+        )
+        .await;
 
         // A guardian.
         self.get("/api/v1/guardian/chats", &guardian_token).await;
