@@ -39,6 +39,12 @@ impl EmailAddress {
         if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
             return invalid("misplaced '.' before '@'");
         }
+        // Checked as stored: lower-casing can change a domain (`İ` becomes `i` and a
+        // combining dot, which is not a letter) and lengthen the address.
+        let domain = domain.to_lowercase();
+        if local.len() + 1 + domain.len() > 254 {
+            return invalid("longer than 254 characters");
+        }
         let labels: Vec<&str> = domain.split('.').collect();
         if labels.len() < 2
             || labels.iter().any(|label| {
@@ -51,7 +57,7 @@ impl EmailAddress {
         {
             return invalid("the domain must be dotted labels of letters, digits and '-'");
         }
-        Ok(Self(format!("{local}@{}", domain.to_lowercase())))
+        Ok(Self(format!("{local}@{domain}")))
     }
 
     /// The address as text.
@@ -92,6 +98,8 @@ mod tests {
             ".a@b.com",
             "a@b..com",
             "a@b.com>",
+            // Lower-cased, `İ` is `i` and a combining dot: not a letter of a domain.
+            "a@a.\u{130}",
         ] {
             assert!(EmailAddress::parse(bad).is_err(), "{bad} should be refused");
         }

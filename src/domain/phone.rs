@@ -42,7 +42,11 @@ impl PhoneE164 {
         if value.is_empty() {
             return Err(ParseError("the phone number is empty".into()));
         }
-        let number = phonenumber::parse(Some(region.0), value)
+        // A number in international form is read without the region: `phonenumber` 0.3
+        // strips the region's national prefix from it otherwise (read in US, `+44 121 496
+        // 0000` lost its `1`, and `+33 1 00 00 00 00` could not be read at all).
+        let international = value.starts_with('+') || value.starts_with('\u{FF0B}');
+        let number = phonenumber::parse((!international).then_some(region.0), value)
             .map_err(|e| ParseError(format!("'{value}' cannot be read as a phone number ({e})")))?;
         if !phonenumber::is_valid(&number) {
             return Err(ParseError(format!(
@@ -50,7 +54,14 @@ impl PhoneE164 {
                 region.code()
             )));
         }
-        Ok(Self(number.format().mode(Mode::E164).to_string()))
+        let e164 = number.format().mode(Mode::E164).to_string();
+        // The metadata accepts some longer numbers (`+49 201 00000000000`); E.164 does not.
+        if e164.len() > 16 {
+            return Err(ParseError(format!(
+                "'{value}' has more than the 15 digits of an international number"
+            )));
+        }
+        Ok(Self(e164))
     }
 
     /// The number as E.164 text, e.g. `+12025550123`.
@@ -80,6 +91,16 @@ mod tests {
             PhoneE164::parse("+44 20 7946 0958", us).unwrap().as_str(),
             "+442079460958"
         );
+        // International numbers whose national number starts with the region's own
+        // national prefix (`1` in the US) keep it.
+        assert_eq!(
+            PhoneE164::parse("+44 121 496 0000", us).unwrap().as_str(),
+            "+441214960000"
+        );
+        assert_eq!(
+            PhoneE164::parse("+33 1 42 68 53 00", us).unwrap().as_str(),
+            "+33142685300"
+        );
         let gb = Region::parse("GB").unwrap();
         assert_eq!(
             PhoneE164::parse("020 7946 0958", gb).unwrap().as_str(),
@@ -90,7 +111,13 @@ mod tests {
     #[test]
     fn refuses_numbers_that_cannot_be_valid() {
         let us = Region::default();
-        for bad in ["", "555-1234", "hello", "+1 000 000 0000"] {
+        for bad in [
+            "",
+            "555-1234",
+            "hello",
+            "+1 000 000 0000",
+            "+49 201 00000000000",
+        ] {
             assert!(
                 PhoneE164::parse(bad, us).is_err(),
                 "{bad} should be refused"
