@@ -48,11 +48,14 @@ impl PhoneE164 {
         let international = value.starts_with('+') || value.starts_with('\u{FF0B}');
         let number = phonenumber::parse((!international).then_some(region.0), value)
             .map_err(|e| ParseError(format!("'{value}' cannot be read as a phone number ({e})")))?;
-        if !phonenumber::is_valid(&number) {
-            return Err(ParseError(format!(
+        let invalid = || {
+            ParseError(format!(
                 "'{value}' is not a valid phone number for region {}",
                 region.code()
-            )));
+            ))
+        };
+        if !phonenumber::is_valid(&number) {
+            return Err(invalid());
         }
         let e164 = number.format().mode(Mode::E164).to_string();
         // The metadata accepts some longer numbers (`+49 201 00000000000`); E.164 does not.
@@ -61,6 +64,11 @@ impl PhoneE164 {
                 "'{value}' has more than the 15 digits of an international number"
             )));
         }
+        // What is stored must read back as itself; `phonenumber` can judge a number valid
+        // one way and not the other (`00 7 803 000 0000` read in GB, but not `+78030000000`).
+        if international_form(&e164).as_deref() != Some(e164.as_str()) {
+            return Err(invalid());
+        }
         Ok(Self(e164))
     }
 
@@ -68,6 +76,14 @@ impl PhoneE164 {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// `text` read as an international number: its E.164 form when valid.
+fn international_form(text: &str) -> Option<String> {
+    phonenumber::parse(None, text)
+        .ok()
+        .filter(phonenumber::is_valid)
+        .map(|number| number.format().mode(Mode::E164).to_string())
 }
 
 impl fmt::Display for PhoneE164 {
@@ -123,6 +139,16 @@ mod tests {
                 "{bad} should be refused"
             );
         }
+    }
+
+    #[test]
+    fn what_is_accepted_reads_back_as_itself() {
+        let gb = Region::parse("GB").unwrap();
+        // Valid for the metadata when dialled from the UK, not in international form.
+        assert!(PhoneE164::parse("0078030000000", gb).is_err());
+        let number = PhoneE164::parse("0044 20 7946 0958", gb).unwrap();
+        assert_eq!(number.as_str(), "+442079460958");
+        assert_eq!(PhoneE164::parse(number.as_str(), gb).unwrap(), number);
     }
 
     #[test]
