@@ -8,7 +8,7 @@ use crate::api_support::*;
 use crate::approvals::{contact_id, patch_settings, post};
 use crate::db_tests;
 use crate::digest::two_assignments;
-use crate::invitations::start_chat;
+use crate::invitations::{dispatch, start_chat};
 use crate::support::{APPLY, Backend, Fixture, TestDb};
 use parent_connection::auth::Role;
 use parent_connection::auth::mint::Subject;
@@ -99,14 +99,6 @@ async fn gateway() -> MockServer {
         .mount(&server)
         .await;
     server
-}
-
-async fn dispatch(api: &Api) {
-    parent_connection::server::dispatcher(api.db.conn.clone(), &api.config)
-        .expect("dispatcher")
-        .drain()
-        .await
-        .expect("dispatch");
 }
 
 async fn an_erased_contact_is_nowhere_in_the_database(backend: Backend) {
