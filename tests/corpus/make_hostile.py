@@ -277,6 +277,7 @@ def oneroster_pages() -> None:
         "deep_nesting": b'{"users": [' + b"[" * 10_000 + b"]" * 10_000 + b"]}",
         "huge_numbers": b'{"users": [{"sourcedId": "u1", "enabledUser": 1' + b"0" * 5000 + b', "role": "student"}]}',
         "roles_unknown_and_odd_case": json.dumps({"users": [{"sourcedId": "u%d" % i, "role": r} for i, r in enumerate(["STUDENT", " Teacher ", "parent\u0000", "aide", "proctor", "guardian", "relative", "unknown", "", None])]}).encode(),
+        "nul_in_values": json.dumps({c: [{"sourcedId": "x%d" % i, "role": "student", "givenName": "A\u0000", "name": "\u0000", "title": "t\u0000", "school": {"sourcedId": "o\u0000"}, "user": {"sourcedId": "x"}, "class": {"sourcedId": "x"}} for i in range(2)] for c in ["orgs", "users", "classes", "enrollments"]}).encode(),
         "tobedeleted_everything": json.dumps({c: [{"sourcedId": "x", "status": "tobedeleted", "role": "student"}] for c in ["orgs", "users", "classes", "enrollments"]}).encode(),
     }
     for case, data in cases.items():

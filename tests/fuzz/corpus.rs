@@ -54,6 +54,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("multipart/path_traversal_file_name", "import_refused"),
     ("oneroster/not_json", "provider_malformed"),
     ("oneroster/missing_sourced_id", "invalid_record"),
+    ("oneroster/nul_in_values", "invalid_record"),
     ("json/deep_arrays", "invalid_body"),
     ("json/lone_surrogate", "invalid_body"),
     ("json/nul_escape", "invalid_body"),

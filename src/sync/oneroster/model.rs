@@ -228,6 +228,11 @@ pub fn parse_item<T: Collection>(value: serde_json::Value) -> Item<T> {
             sourced_id: None,
             message: "the record has no sourcedId".into(),
         },
+        // PostgreSQL cannot store U+0000: the CSV readers refuse it too (`nul_character`).
+        Some(_) if holds_nul(&value) => Item::Bad {
+            sourced_id,
+            message: "the record holds a NUL character (U+0000), which cannot be stored; remove it at the provider".into(),
+        },
         Some(_) => match serde_json::from_value::<T>(value) {
             Ok(record) => Item::Ok(record),
             Err(e) => Item::Bad {
@@ -235,6 +240,18 @@ pub fn parse_item<T: Collection>(value: serde_json::Value) -> Item<T> {
                 message: format!("not a valid {} record: {e}", T::NAME),
             },
         },
+    }
+}
+
+/// True when a string or key of `value`, at any depth, holds U+0000.
+fn holds_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(text) => text.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(holds_nul),
+        serde_json::Value::Object(map) => map
+            .iter()
+            .any(|(key, value)| key.contains('\0') || holds_nul(value)),
+        _ => false,
     }
 }
 
@@ -277,6 +294,16 @@ mod tests {
                 ..
             }
         ));
+        // Found by the fuzzing on PostgreSQL: the staging load failed and the sync with it.
+        for record in [
+            json!({"sourcedId": "u1", "givenName": "A\u{0}"}),
+            json!({"sourcedId": "u1", "agents": [{"sourcedId": "p\u{0}"}]}),
+            json!({"sourcedId": "u1", "x\u{0}": 1}),
+        ] {
+            assert!(
+                matches!(parse_item::<User>(record), Item::Bad { sourced_id: Some(_), ref message } if message.contains("NUL")),
+            );
+        }
         let Item::Ok(user) =
             parse_item::<User>(json!({"sourcedId": "u1", "status": "tobedeleted"}))
         else {
