@@ -656,3 +656,315 @@ crate::db_tests!(
     two_schedulers_run_a_due_oneroster_sync_once,
     a_run_of_a_dead_instance_is_taken_over,
 );
+
+// ---------------------------------------------------------------------------------------
+// Three `serve` processes on one fresh PostgreSQL database.
+
+/// The development signing secret the three instances accept.
+const JWT_SECRET: &str = "instances-test-secret-0123456789abcdef0123";
+
+/// A token of `tenant` for a user, signed with [`JWT_SECRET`].
+fn token(tenant: &str, source_id: &str, role: Role) -> String {
+    use parent_connection::auth::mint::{self, SigningKey, Subject};
+    let mut config = support::config();
+    config.auth.development = true;
+    config.auth.jwt_secret = JWT_SECRET.into();
+    let key = SigningKey::from_config(&config.auth).expect("signing key");
+    let subject = Subject::User {
+        source_id: source_id.into(),
+        roles: vec![role],
+    };
+    let claims = mint::claims(&config.auth, tenant, &subject, Duration::from_secs(600));
+    mint::sign(&key, &claims).expect("sign")
+}
+
+/// A `serve` process; killed when dropped if still running.
+struct Instance {
+    base: String,
+    child: std::process::Child,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Instance {
+    fn start(fresh: &Fresh, mail_url: &str, log: &std::path::Path) -> Self {
+        let port = crate::outbox_support::free_port();
+        let log = std::fs::File::create(log).unwrap();
+        let child = fresh
+            .command(&["serve", "--bind", &format!("127.0.0.1:{port}")])
+            .env("MAIL_URL", mail_url)
+            .env("JWT_SECRET", JWT_SECRET)
+            .env("PARENT_CONNECTION__AUTH__DEVELOPMENT", "true")
+            .env("PARENT_CONNECTION__OUTBOX__POLL_INTERVAL_MS", "100")
+            .env("PARENT_CONNECTION__DIGEST__CHECK_INTERVAL_SECONDS", "10")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("serve starts");
+        Self {
+            base: format!("http://127.0.0.1:{port}"),
+            child,
+        }
+    }
+
+    fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+async fn call(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    token: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let reply = client
+        .request(method, url)
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .expect("the instance answers");
+    let status = reply.status().as_u16();
+    (status, reply.json().await.unwrap_or_default())
+}
+
+/// Three `serve` processes started at the same moment on one fresh PostgreSQL database
+/// all come up (before the migration lock two of them exited with a duplicate key in
+/// `pg_type`); an import, chats that invite three guardians (one through each instance), a
+/// digest that becomes due and the three dispatchers deliver every invitation and digest
+/// to a real SMTP server exactly once; the digest run is recorded once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(test_postgres),
+    ignore = "TEST_DATABASE_URL was not set when the tests were built: no PostgreSQL server"
+)]
+async fn three_instances_start_schedule_and_send_together() {
+    use crate::outbox_support::{Smtp, header};
+    use chrono::{Datelike, Timelike};
+    if support::postgres_url().is_none() {
+        return;
+    }
+    let started = Instant::now();
+    let fresh = Fresh::new(Backend::Postgres).await;
+    let smtp = Smtp::start();
+    let logs = tempfile::tempdir().unwrap();
+    let mut instances: Vec<Instance> = (0..3)
+        .map(|i| Instance::start(&fresh, &smtp.url(), &logs.path().join(format!("{i}.log"))))
+        .collect();
+    let log = |i: usize| std::fs::read_to_string(logs.path().join(format!("{i}.log"))).unwrap();
+    parent_connection::tls::install_crypto_provider();
+    let client = reqwest::Client::new();
+    for (i, instance) in instances.iter_mut().enumerate() {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            assert!(instance.running(), "instance {i} exited: {}", log(i));
+            let ready = client.get(format!("{}/readyz", instance.base)).send().await;
+            if matches!(&ready, Ok(r) if r.status() == 200) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "instance {i} not ready: {}",
+                log(i)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let came_up = started.elapsed();
+
+    // The data: a tenant and an import (the CLI, a fourth process), then the API.
+    let created = fresh
+        .command(&["tenant", "create", "nyc"])
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    let fixture = support::Fixture::v21();
+    for i in 0..3 {
+        fixture
+            .append(
+                "users.csv",
+                &format!("inst-g{i},i{i},Guardian,{i},i{i}@example.com,,"),
+            )
+            .append("relationships.csv", &format!("stu-1,inst-g{i},guardian"));
+    }
+    let import = fresh
+        .command(&["import", "--tenant", "nyc", "--format", "sds-v2.1"])
+        .arg(fixture.path())
+        .output()
+        .unwrap();
+    assert!(import.status.success(), "{import:?}");
+    let mut config = support::config();
+    config.database.url = fresh.url.clone();
+    let conn = parent_connection::db::connect(&config.database)
+        .await
+        .unwrap();
+    let teacher = token("nyc", "tch-1", Role::Teacher);
+    let now = chrono::Utc::now();
+    let (status, body) = call(
+        &client,
+        reqwest::Method::POST,
+        format!("{}/api/v1/classes/cls-1/assignments", instances[0].base),
+        &teacher,
+        json!({"externalId": "hw-now", "title": "Due tomorrow", "points": 10,
+               "dueAt": (now + chrono::Duration::days(1)).to_rfc3339()}),
+    )
+    .await;
+    assert!(status < 300, "{status} {body}");
+    for (i, instance) in instances.iter().enumerate() {
+        let contact = parent_connection::db::query(
+            &conn,
+            "SELECT CAST(id AS TEXT) AS id FROM contacts WHERE source_key = $1",
+            vec![format!("inst-g{i}").into()],
+        )
+        .await
+        .unwrap()[0]
+            .try_get::<String>("", "id")
+            .unwrap();
+        let (status, body) = call(
+            &client,
+            reqwest::Method::POST,
+            format!("{}/api/v1/chats", instance.base),
+            &teacher,
+            json!({"studentId": "stu-1", "contactIds": [contact]}),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(body["invitations"][0]["status"], "queued", "{body}");
+    }
+    // The digest becomes due now (this hour of today, UTC): the instances' next check runs it.
+    let day = now.weekday().to_string().to_lowercase();
+    let day = match day.as_str() {
+        "mon" => "monday",
+        "tue" => "tuesday",
+        "wed" => "wednesday",
+        "thu" => "thursday",
+        "fri" => "friday",
+        "sat" => "saturday",
+        _ => "sunday",
+    };
+    let (status, body) = call(
+        &client,
+        reqwest::Method::PATCH,
+        format!("{}/api/v1/settings", instances[2].base),
+        &token("nyc", "ta-1", Role::TenantAdmin),
+        json!({"digestEnabled": true, "digestDay": day, "digestHour": now.hour(),
+               "digestTimeZone": "UTC"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    // Every invitation and digest arrives, once.
+    let count = |sql: &'static str| {
+        let conn = conn.clone();
+        async move {
+            parent_connection::db::count(&conn, sql, vec![])
+                .await
+                .unwrap()
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let (invitations, digests) = loop {
+        let messages = smtp.messages();
+        let (digests, invitations): (Vec<&String>, Vec<&String>) = messages
+            .iter()
+            .partition(|m| header(m, "List-Unsubscribe").is_some());
+        let expected = count("SELECT COUNT(*) AS n FROM digest_deliveries").await;
+        let settled =
+            count("SELECT COUNT(*) AS n FROM outbox WHERE status IN ('queued', 'sending')").await
+                == 0
+                && count("SELECT COUNT(*) AS n FROM scheduled_runs WHERE done_at IS NOT NULL")
+                    .await
+                    == 1;
+        if settled && expected > 0 && invitations.len() >= 3 && digests.len() as i64 >= expected {
+            let ids = |list: &[&String]| -> Vec<String> {
+                list.iter().filter_map(|m| header(m, "To")).collect()
+            };
+            break (ids(&invitations), ids(&digests));
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not delivered: {} invitations, {} digests of {expected}; logs: {}",
+            invitations.len(),
+            digests.len(),
+            log(0)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let delivered = started.elapsed();
+    let mut message_ids: Vec<String> = smtp
+        .messages()
+        .iter()
+        .filter_map(|m| header(m, "Message-ID"))
+        .collect();
+    let total = message_ids.len();
+    message_ids.sort();
+    message_ids.dedup();
+    assert_eq!(message_ids.len(), total, "a message arrived twice");
+    let mut invited = invitations.clone();
+    invited.sort();
+    assert_eq!(invited.len(), 3, "{invited:?}");
+    for i in 0..3 {
+        assert_eq!(
+            invited
+                .iter()
+                .filter(|to| to.contains(&format!("i{i}@example.com")))
+                .count(),
+            1,
+            "{invited:?}"
+        );
+    }
+    let mut digested = digests.clone();
+    digested.sort();
+    digested.dedup();
+    assert_eq!(
+        digested.len(),
+        digests.len(),
+        "a digest arrived twice: {digests:?}"
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) AS n FROM scheduled_runs WHERE job = 'digest'").await,
+        1,
+        "the digest job is recorded once"
+    );
+    for (i, instance) in instances.iter_mut().enumerate() {
+        assert!(instance.running(), "instance {i} exited: {}", log(i));
+        let ready = client
+            .get(format!("{}/readyz", instance.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ready.status(), 200, "instance {i}");
+    }
+    conn.close().await.unwrap();
+    for instance in &instances {
+        Command::new("kill")
+            .args(["-TERM", &instance.child.id().to_string()])
+            .status()
+            .unwrap();
+    }
+    for (i, instance) in instances.iter_mut().enumerate() {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while instance.running() {
+            assert!(Instant::now() < deadline, "instance {i} did not stop");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            instance.child.wait().unwrap().success(),
+            "instance {i}: {}",
+            log(i)
+        );
+    }
+    eprintln!(
+        "three instances: ready after {came_up:?}; {} invitations and {} digests delivered once after {delivered:?}",
+        invitations.len(),
+        digests.len()
+    );
+}
