@@ -1,6 +1,6 @@
 //! Faults of the things around the service (issue 20, item 4): the database unreachable
 //! (refusing, hanging or cutting connections, behind [`FaultProxy`]) and the database full
-//! during an import. The service answers 503 with a stable code and
+//! during an import; a OneRoster provider that answers garbage in the middle of paging. The service answers 503 with a stable code and
 //! `Retry-After` within a bound, `/readyz` names the database, nothing is half-applied,
 //! and it recovers by itself when the fault clears.
 
@@ -16,7 +16,10 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-db_tests!(a_full_database_fails_the_import_whole_with_503_storage_full);
+db_tests!(
+    a_full_database_fails_the_import_whole_with_503_storage_full,
+    a_provider_breaking_mid_paging_fails_the_sync_whole,
+);
 
 /// The request wait of these tests (`database.request_busy_timeout_ms`).
 const WAIT_MS: u64 = 1000;
@@ -236,4 +239,31 @@ async fn a_full_database_fails_the_import_whole_with_503_storage_full(backend: B
     assert_eq!(reply.status.as_u16(), 201, "{}", reply.body);
     assert_eq!(reply.body["status"], "applied");
     assert!(api.db.count("SELECT COUNT(*) FROM contacts").await > contacts);
+}
+
+/// A OneRoster provider whose second page of users is garbage (truncated JSON, then an
+/// HTML error page with status 200): the run fails whole with an error naming the
+/// collection and page, nothing is applied; once the provider is fixed the next run applies
+/// everything.
+async fn a_provider_breaking_mid_paging_fails_the_sync_whole(backend: Backend) {
+    use crate::oneroster::Setup;
+    use crate::oneroster_server::{Fault, district};
+    use parent_connection::sync::report::RunStatus;
+    let s = Setup::new(backend, district(), 1).await;
+    s.provider.with(|p| p.max_page = Some(1));
+    let before = s.db.fingerprint().await;
+    for fault in [Fault::Malformed, Fault::Html] {
+        s.provider.with(|p| {
+            p.page_faults.insert(("users".into(), 1), fault.clone());
+        });
+        let report = s.sync(false, false).await;
+        assert_eq!(report.status, RunStatus::Failed, "{fault:?}");
+        assert_eq!(Setup::failure_code(&report), "provider_malformed");
+        let message = &report.errors[0].message;
+        assert!(message.contains("users"), "{fault:?}: {message}");
+        assert!(message.contains("offset=1"), "names the page: {message}");
+        assert_eq!(s.db.fingerprint().await, before, "nothing applied");
+    }
+    s.applied(false).await;
+    assert_ne!(s.db.fingerprint().await, before);
 }
