@@ -1,6 +1,6 @@
 //! Faults of the things around the service (issue 20, item 4): the database unreachable
 //! (refusing, hanging or cutting connections, behind [`FaultProxy`]) and the database full
-//! during an import; a OneRoster provider that answers garbage in the middle of paging. The service answers 503 with a stable code and
+//! during an import; an SMTP server refusing connections or hanging; a OneRoster provider that answers garbage in the middle of paging. The service answers 503 with a stable code and
 //! `Retry-After` within a bound, `/readyz` names the database, nothing is half-applied,
 //! and it recovers by itself when the fault clears.
 
@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 db_tests!(
     a_full_database_fails_the_import_whole_with_503_storage_full,
     a_provider_breaking_mid_paging_fails_the_sync_whole,
+    an_smtp_server_refusing_or_hanging_delays_the_message_and_loses_none,
 );
 
 /// The request wait of these tests (`database.request_busy_timeout_ms`).
@@ -266,4 +267,79 @@ async fn a_provider_breaking_mid_paging_fails_the_sync_whole(backend: Backend) {
     }
     s.applied(false).await;
     assert_ne!(s.db.fingerprint().await, before);
+}
+
+/// Queued outbox rows due later than now (retried with backoff), and all rows' statuses.
+async fn outbox(api: &Api) -> (i64, Vec<String>) {
+    let later = db::count(
+        &api.db.conn,
+        "SELECT COUNT(*) FROM outbox WHERE status = 'queued' AND next_attempt_at > $1",
+        vec![sea_orm::Value::ChronoDateTimeUtc(Some(chrono::Utc::now()))],
+    )
+    .await
+    .expect("count");
+    let statuses = api
+        .db
+        .texts("SELECT status FROM outbox ORDER BY id", vec![])
+        .await;
+    (later, statuses)
+}
+
+/// The SMTP server refuses connections, then accepts them and never answers (behind the
+/// proxy): a dispatcher round ends within the timeout, marks nothing sent and schedules
+/// the invitation again with backoff; when the server is back the invitation is delivered
+/// once.
+async fn an_smtp_server_refusing_or_hanging_delays_the_message_and_loses_none(backend: Backend) {
+    use parent_connection_testkit::smtp::Sink;
+    let sink = Sink::accept_all().await.expect("SMTP sink");
+    let proxy = FaultProxy::start(([127, 0, 0, 1], sink.port()).into())
+        .await
+        .expect("proxy");
+    let mail_url = format!("smtp://127.0.0.1:{}?tls=none", proxy.port());
+    let api = Api::with(backend, |c| {
+        c.mail.url = mail_url;
+        c.mail.timeout_seconds = 1;
+        c.sms.url = String::new();
+        c.outbox.backoff_base_seconds = 60;
+        c.outbox.max_attempts = 5;
+    })
+    .await;
+    let guardian = crate::approvals::contact_id(&api, "nyc", "par-1").await;
+    crate::invitations::start_chat(&api, &[&guardian]).await;
+    let dispatcher = || {
+        parent_connection::server::dispatcher(api.db.conn.clone(), &api.config).expect("dispatcher")
+    };
+    for mode in [Mode::Refuse, Mode::Hang] {
+        proxy.set(mode);
+        let started = Instant::now();
+        let round = dispatcher().drain().await.expect("dispatch");
+        let took = started.elapsed();
+        assert_eq!((round.sent, round.retried), (0, 1), "{mode:?}: {round:?}");
+        assert!(
+            took < Duration::from_secs(10),
+            "{mode:?}: the round took {took:?}"
+        );
+        assert_eq!(
+            outbox(&api).await,
+            (1, vec!["queued".to_string()]),
+            "{mode:?}"
+        );
+        assert_eq!(sink.unique(), 0);
+        eprintln!("smtp {mode:?}: round ended in {took:?}, message queued for later");
+        db::exec(
+            &api.db.conn,
+            "UPDATE outbox SET next_attempt_at = $1 WHERE status = 'queued'",
+            vec![sea_orm::Value::ChronoDateTimeUtc(Some(
+                chrono::Utc::now() - chrono::Duration::seconds(1),
+            ))],
+        )
+        .await
+        .expect("due now");
+    }
+    proxy.set(Mode::Pass);
+    let round = dispatcher().drain().await.expect("dispatch");
+    assert_eq!(round.sent, 1, "{round:?}");
+    let round = dispatcher().drain().await.expect("dispatch");
+    assert_eq!(round.sent, 0, "{round:?}");
+    assert_eq!((sink.unique(), sink.duplicates()), (1, 0));
 }
