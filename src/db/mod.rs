@@ -32,7 +32,8 @@ const JOBS_CACHE_KIB: &str = "-65536";
 /// 350 MiB, 8 MiB 13,000 in 77 MiB, 2 MiB 13,000 in 45 MiB).
 const REQUESTS_CACHE_KIB: &str = "-8192";
 
-/// How long a pooled connection may sit idle before it is checked (pinged) on checkout.
+/// How long a pooled connection of the jobs may sit idle before it is checked (pinged) on
+/// checkout (requests: `database.request_ping_idle_ms`).
 const IDLE_BEFORE_PING: Duration = Duration::from_secs(30);
 
 /// Why the database could not be opened: one line with the cause (refused, unknown host,
@@ -107,13 +108,19 @@ pub async fn connect_for(
         config.url.clone()
     };
     let request_wait = Duration::from_millis(config.request_busy_timeout_ms.max(1));
-    let (busy, acquire, lock_timeout) = match workload {
+    let (busy, acquire, lock_timeout, ping_idle) = match workload {
         Workload::Jobs => (
             Duration::from_millis(config.sqlite_busy_timeout_ms),
             Duration::from_secs(30),
             None,
+            IDLE_BEFORE_PING,
         ),
-        Workload::Requests => (request_wait, request_wait, Some(request_wait.as_millis())),
+        Workload::Requests => (
+            request_wait,
+            request_wait,
+            Some(request_wait.as_millis()),
+            Duration::from_millis(config.request_ping_idle_ms),
+        ),
     };
     let mut options = ConnectOptions::new(url.clone());
     options
@@ -122,8 +129,9 @@ pub async fn connect_for(
         .acquire_timeout(acquire)
         // A ping on every checkout is one more round trip per statement (to the SQLite
         // worker thread, or to the PostgreSQL server): only a connection idle this long,
-        // which a server or firewall may have dropped, is checked before use.
-        .test_before_acquire_if_idle_for(IDLE_BEFORE_PING)
+        // which a server or firewall may have dropped, is checked before use. The check
+        // runs within the acquire timeout, so a hung server costs a request that long.
+        .test_before_acquire_if_idle_for(ping_idle)
         .sqlx_logging(false);
     let cache_kib = match workload {
         Workload::Jobs => JOBS_CACHE_KIB,

@@ -21,6 +21,7 @@ mod chats;
 mod edits_and_sync;
 mod entities;
 mod erasure_privacy;
+mod faults;
 mod graph_sdk;
 mod invitations;
 mod rate_limits;
