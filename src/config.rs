@@ -182,6 +182,10 @@ pub struct DatabaseConfig {
     pub migrate_on_start: bool,
     /// Seconds the first connection may take before start-up fails with the cause.
     pub connect_timeout_seconds: u64,
+    /// A request connection idle at least this long is pinged before use, within the
+    /// connection wait, so a database that stopped answering is found in that time (503)
+    /// rather than by a statement that hangs; milliseconds (0: before every use).
+    pub request_ping_idle_ms: u64,
 }
 
 /// `[import]`
@@ -803,6 +807,7 @@ impl fmt::Debug for DatabaseConfig {
             .field("request_busy_timeout_ms", &self.request_busy_timeout_ms)
             .field("migrate_on_start", &self.migrate_on_start)
             .field("connect_timeout_seconds", &self.connect_timeout_seconds)
+            .field("request_ping_idle_ms", &self.request_ping_idle_ms)
             .finish()
     }
 }

@@ -6,6 +6,7 @@
 use crate::auth::TokenError;
 use crate::auth::policy::Denied;
 use crate::contacts::ContactsError;
+use crate::db::busy::Outage;
 use axum::Json;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -56,10 +57,18 @@ struct Parts {
     internal: Option<String>,
     /// Seconds of `Retry-After`, also given in the details of a 5xx.
     retry_after: Option<u64>,
+    /// The details are shown on a 5xx too ([`ApiError::with_public_details`]).
+    public: bool,
 }
 
 /// Seconds a client is asked to wait (`Retry-After`) after `503 database_busy`.
 pub const BUSY_RETRY_AFTER_SECONDS: u64 = 5;
+
+/// Seconds a client is asked to wait (`Retry-After`) after `503 database_unavailable`.
+pub const UNAVAILABLE_RETRY_AFTER_SECONDS: u64 = 10;
+
+/// Seconds a client is asked to wait (`Retry-After`) after `503 storage_full`.
+pub const STORAGE_FULL_RETRY_AFTER_SECONDS: u64 = 60;
 
 impl ApiError {
     /// A failure with a status, a stable code and a message for the caller.
@@ -72,6 +81,7 @@ impl ApiError {
             headers: HeaderMap::new(),
             internal: None,
             retry_after: None,
+            public: false,
         }))
     }
 
@@ -125,43 +135,87 @@ impl ApiError {
 
     /// 503 `database_busy` with `Retry-After`: a lock or a pooled connection could not be
     /// had within `database.request_busy_timeout_ms` (an import or a digest run holds the
-    /// SQLite write lock, a PostgreSQL row lock timed out, every connection is in use).
-    /// The request changed nothing; sent again later, it normally succeeds.
+    /// SQLite write lock, a PostgreSQL row lock timed out, every connection is in use, or
+    /// the server stopped answering). The request changed nothing; sent again later, it
+    /// normally succeeds.
     pub fn database_busy() -> Self {
-        let mut error = Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
+        Self::unavailable(
             "database_busy",
             format!(
-                "the database is busy (a long job such as an import holds it); nothing was changed: try again in {BUSY_RETRY_AFTER_SECONDS} seconds"
+                "the database is busy (a long job such as an import holds it) or not answering; nothing was changed: try again in {BUSY_RETRY_AFTER_SECONDS} seconds"
             ),
+            BUSY_RETRY_AFTER_SECONDS,
         )
-        .with_header(
-            header::RETRY_AFTER,
-            HeaderValue::from(BUSY_RETRY_AFTER_SECONDS),
-        );
-        error.0.retry_after = Some(BUSY_RETRY_AFTER_SECONDS);
+    }
+
+    /// 503 `database_unavailable` with `Retry-After`: the database cannot be reached or
+    /// used (connection refused or reset, server shutting down, file unreadable). The
+    /// request changed nothing; the service reconnects by itself when the database is back.
+    pub fn database_unavailable() -> Self {
+        Self::unavailable(
+            "database_unavailable",
+            format!(
+                "the database cannot be reached; nothing was changed: try again in {UNAVAILABLE_RETRY_AFTER_SECONDS} seconds"
+            ),
+            UNAVAILABLE_RETRY_AFTER_SECONDS,
+        )
+    }
+
+    /// 503 `storage_full` with `Retry-After`: the database has no room to write (a full
+    /// disk, SQLite's `max_page_count`, PostgreSQL `53100 disk_full`). The write was rolled
+    /// back whole; it succeeds once an operator has made room.
+    pub fn storage_full() -> Self {
+        Self::unavailable(
+            "storage_full",
+            format!(
+                "the database has no room to write (its disk is full); nothing was changed: try again in {STORAGE_FULL_RETRY_AFTER_SECONDS} seconds, once an operator has made room"
+            ),
+            STORAGE_FULL_RETRY_AFTER_SECONDS,
+        )
+    }
+
+    /// 503 with `code`, `message` and `Retry-After: seconds`.
+    fn unavailable(code: &'static str, message: String, seconds: u64) -> Self {
+        let mut error = Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+            .with_header(header::RETRY_AFTER, HeaderValue::from(seconds));
+        error.0.retry_after = Some(seconds);
         error
     }
 
-    /// The one mapping of a database failure to HTTP: [`ApiError::database_busy`] when the
-    /// database was busy ([`crate::db::busy`]), otherwise 500 `internal`.
-    pub fn database(e: DbErr) -> Self {
-        if crate::db::busy::is_busy(&e) {
-            Self::database_busy().logged(e)
-        } else {
-            Self::internal(e)
+    /// The 503 of an [`Outage`].
+    pub fn outage(outage: Outage) -> Self {
+        match outage {
+            Outage::Busy => Self::database_busy(),
+            Outage::Unavailable => Self::database_unavailable(),
+            Outage::StorageFull => Self::storage_full(),
         }
     }
 
-    /// An unexpected failure of a capability (a tenant lookup, an import, …): 503
-    /// `database_busy` when a busy database caused it (anywhere in its `source()` chain),
-    /// otherwise 500 `internal`; the detail is logged, not sent.
-    pub fn failure<E: std::error::Error + 'static>(e: E) -> Self {
-        if crate::db::busy::caused_by_busy(&e) {
-            Self::database_busy().logged(e)
-        } else {
-            Self::internal(e)
+    /// The one mapping of a database failure to HTTP: the 503 of its [`Outage`]
+    /// ([`crate::db::busy`]: busy, unavailable, storage full), otherwise 500 `internal`.
+    pub fn database(e: DbErr) -> Self {
+        match crate::db::busy::outage(&e) {
+            Some(outage) => Self::outage(outage).logged(e),
+            None => Self::internal(e),
         }
+    }
+
+    /// An unexpected failure of a capability (a tenant lookup, an import, …): the 503 of
+    /// the [`Outage`] that caused it (anywhere in its `source()` chain), otherwise 500
+    /// `internal`; the detail is logged, not sent.
+    pub fn failure<E: std::error::Error + 'static>(e: E) -> Self {
+        match crate::db::busy::caused_outage(&e) {
+            Some(outage) => Self::outage(outage).logged(e),
+            None => Self::internal(e),
+        }
+    }
+
+    /// Adds details that a 5xx shows too (beside its request id): what is down, never
+    /// internal detail.
+    pub fn with_public_details(mut self, details: serde_json::Value) -> Self {
+        self.0.public = true;
+        self.0.details = details;
+        self
     }
 
     /// Keeps `detail` for the log.
@@ -211,6 +265,11 @@ impl IntoResponse for ApiError {
             let id = request_id.clone().unwrap_or_default();
             let detail = this.internal.as_deref().unwrap_or(&this.message);
             let mut details = serde_json::json!({ "requestId": id });
+            if let (true, serde_json::Value::Object(public)) = (this.public, &this.details) {
+                for (key, value) in public {
+                    details[key] = value.clone();
+                }
+            }
             if let Some(seconds) = this.retry_after {
                 // Expected under load (an import holds the lock): not an error of ours.
                 tracing::warn!(request_id = %id, code = this.code, detail, "request answered busy");

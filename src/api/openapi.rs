@@ -195,7 +195,8 @@ fn bound_page_parameters(operation: &mut Value, max_page_size: u64) {
 /// - every route under `/api` and `/education`: 408 (the request took longer than
 ///   `server.request_timeout_seconds`) and 503 `database_busy` (a lock or a pooled
 ///   connection was not had within `database.request_busy_timeout_ms`, e.g. while an
-///   import holds SQLite's write lock; with `Retry-After`).
+///   import holds SQLite's write lock), `database_unavailable` (unreachable) or
+///   `storage_full` (no room to write), each with `Retry-After`.
 fn add_shared_responses(path: &str, operation: &mut Value) {
     let secured = operation
         .get("security")
@@ -274,7 +275,7 @@ fn add_shared_responses(path: &str, operation: &mut Value) {
 }
 
 /// The 503 every routed operation can answer.
-const BUSY: &str = "the database is busy: a lock or a pooled connection was not had within `database.request_busy_timeout_ms`, e.g. while an import holds SQLite's write lock (`database_busy`, with `Retry-After`); nothing was changed";
+const BUSY: &str = "the database is busy: a lock or a pooled connection was not had within `database.request_busy_timeout_ms`, e.g. while an import holds SQLite's write lock (`database_busy`); or it cannot be reached (`database_unavailable`); or it has no room to write (`storage_full`). Each with `Retry-After`; nothing was changed";
 
 fn capitalised(text: &str) -> String {
     let mut chars = text.chars();

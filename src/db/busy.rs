@@ -9,13 +9,116 @@
 //! - PostgreSQL `55P03 lock_not_available` (`lock_timeout`, `NOWAIT`), `40001
 //!   serialization_failure`, `40P01 deadlock_detected` and `57014 query_canceled` (a
 //!   statement or lock timeout cancelled the statement);
-//! - the pool's acquire timeout (`PoolTimedOut`): every connection stayed in use.
+//! - the pool's acquire timeout (`PoolTimedOut`): every connection stayed in use (or the
+//!   server stopped answering: a hung server cannot be told from a saturated one).
+//!
+//! Two more kinds of failure are named by [`outage`], so that they too are answered 503
+//! with a stable code and `Retry-After` rather than 500, and fixed by nothing but time:
+//! - [`Outage::Unavailable`]: the database cannot be reached or used: a connection refused,
+//!   reset or closed (`sqlx::Error::Io`, a connection that broke off mid-handshake:
+//!   `Protocol`, a closed pool, a crashed SQLite worker),
+//!   PostgreSQL SQLSTATE class `08` (connection exception), `57P01`–`57P03` (the server
+//!   shuts down or starts), `53300 too_many_connections`, `25006` (a read-only standby);
+//!   SQLite `SQLITE_CANTOPEN` (14), `SQLITE_IOERR` (10), `SQLITE_NOTADB` (26),
+//!   `SQLITE_READONLY` (8), `SQLITE_CORRUPT` (11);
+//! - [`Outage::StorageFull`]: the database has no room to write: SQLite `SQLITE_FULL` (13,
+//!   a full disk or `max_page_count`), PostgreSQL `53100 disk_full`. The statement failed,
+//!   so its transaction is rolled back whole.
 
 use sea_orm::sqlx;
 use sea_orm::{ConnAcquireErr, DbErr, RuntimeErr};
 
 /// SQLSTATEs of PostgreSQL that mean "try again later".
 const POSTGRES_BUSY: [&str; 4] = ["55P03", "40001", "40P01", "57014"];
+
+/// Why the database could not serve a statement, when the answer is "later" (module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outage {
+    /// A lock or a pooled connection could not be had in time.
+    Busy,
+    /// The database cannot be reached or used.
+    Unavailable,
+    /// The database has no room to write.
+    StorageFull,
+}
+
+/// The [`Outage`] that `error` means, if any (module docs).
+pub fn outage(error: &DbErr) -> Option<Outage> {
+    match error {
+        DbErr::ConnectionAcquire(ConnAcquireErr::Timeout) => Some(Outage::Busy),
+        DbErr::ConnectionAcquire(_) => Some(Outage::Unavailable),
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => outage_sqlx(e),
+        _ => None,
+    }
+}
+
+/// The [`Outage`] that a sqlx error means, if any (module docs).
+pub fn outage_sqlx(error: &sqlx::Error) -> Option<Outage> {
+    match error {
+        sqlx::Error::PoolTimedOut => Some(Outage::Busy),
+        sqlx::Error::Io(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Tls(_) => Some(Outage::Unavailable),
+        sqlx::Error::Database(db) => {
+            let code = db.code()?;
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                code.parse().ok().and_then(sqlite_outage)
+            } else {
+                postgres_outage(&code)
+            }
+        }
+        _ => None,
+    }
+}
+
+/// The [`Outage`] of `error` or of any error it was caused by (its `source()` chain): for
+/// the error types of the capabilities that wrap a [`DbErr`].
+pub fn caused_outage(error: &(dyn std::error::Error + 'static)) -> Option<Outage> {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        let found = if let Some(db) = error.downcast_ref::<DbErr>() {
+            outage(db)
+        } else if let Some(e) = error.downcast_ref::<sqlx::Error>() {
+            outage_sqlx(e)
+        } else {
+            None
+        };
+        if found.is_some() {
+            return found;
+        }
+        next = error.source();
+    }
+    None
+}
+
+/// The outage of a SQLite extended result code (by its primary code, the low byte).
+fn sqlite_outage(code: i32) -> Option<Outage> {
+    match code & 0xff {
+        5 | 6 => Some(Outage::Busy),
+        13 => Some(Outage::StorageFull),
+        8 | 10 | 11 | 14 | 26 => Some(Outage::Unavailable),
+        _ => None,
+    }
+}
+
+/// The outage of a PostgreSQL SQLSTATE.
+fn postgres_outage(sqlstate: &str) -> Option<Outage> {
+    if postgres_busy(sqlstate) {
+        Some(Outage::Busy)
+    } else if sqlstate == "53100" {
+        Some(Outage::StorageFull)
+    } else if sqlstate.starts_with("08")
+        || matches!(sqlstate, "57P01" | "57P02" | "57P03" | "53300" | "25006")
+    {
+        Some(Outage::Unavailable)
+    } else {
+        None
+    }
+}
 
 /// Whether `error` means the database was busy (module docs).
 pub fn is_busy(error: &DbErr) -> bool {
@@ -112,6 +215,37 @@ mod tests {
         assert!(!is_busy(&DbErr::Exec(RuntimeErr::SqlxError(
             sqlx::Error::RowNotFound.into()
         ))));
+    }
+
+    #[test]
+    fn outages() {
+        // FULL, IOERR_WRITE, CANTOPEN, NOTADB, READONLY, BUSY, CONSTRAINT_UNIQUE.
+        assert_eq!(sqlite_outage(13), Some(Outage::StorageFull));
+        assert_eq!(sqlite_outage(778), Some(Outage::Unavailable));
+        assert_eq!(sqlite_outage(14), Some(Outage::Unavailable));
+        assert_eq!(sqlite_outage(26), Some(Outage::Unavailable));
+        assert_eq!(sqlite_outage(8), Some(Outage::Unavailable));
+        assert_eq!(sqlite_outage(5), Some(Outage::Busy));
+        assert_eq!(sqlite_outage(2067), None);
+        assert_eq!(postgres_outage("53100"), Some(Outage::StorageFull));
+        for down in ["08006", "08001", "57P01", "57P03", "53300", "25006"] {
+            assert_eq!(postgres_outage(down), Some(Outage::Unavailable), "{down}");
+        }
+        assert_eq!(postgres_outage("40001"), Some(Outage::Busy));
+        assert_eq!(postgres_outage("23505"), None);
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert_eq!(
+            outage(&DbErr::Query(RuntimeErr::SqlxError(
+                sqlx::Error::Io(reset).into()
+            ))),
+            Some(Outage::Unavailable)
+        );
+        assert_eq!(
+            outage(&DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed)),
+            Some(Outage::Unavailable)
+        );
+        let wrapped = Wrapper::from(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout));
+        assert_eq!(caused_outage(&wrapped), Some(Outage::Busy));
     }
 
     #[derive(Debug, thiserror::Error)]

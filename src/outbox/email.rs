@@ -470,7 +470,16 @@ impl Mailer {
         let idle = self.pool.lock().await.pop();
         let mut connection = match idle {
             Some(connection) if !connection.has_broken() => connection,
-            _ => self.connect().await?,
+            // The whole session setup (greeting, EHLO, STARTTLS, AUTH) is bounded: a server
+            // that accepts the connection and then says nothing must not hold the slot.
+            _ => tokio::time::timeout(self.timeout, self.connect())
+                .await
+                .map_err(|_| {
+                    SendError::transient(
+                        "the SMTP server did not answer in time (opening the session)",
+                        None,
+                    )
+                })??,
         };
         let envelope = email.envelope().clone();
         let sent =

@@ -133,7 +133,7 @@ impl IntoResponse for PageError {
                 .with_status(StatusCode::FORBIDDEN),
             PageError::NotFound => status_page(StatusCode::NOT_FOUND),
             PageError::Db(e) => {
-                if crate::db::busy::caused_by_busy(&e) {
+                if crate::db::busy::caused_outage(&e).is_some() {
                     tracing::warn!(error = %e, "page answered busy");
                     return busy_page();
                 }

@@ -144,7 +144,7 @@ pub fn status_page(status: StatusCode) -> Response {
         StatusCode::PAYLOAD_TOO_LARGE => ("Too large", "The form sent too much data."),
         StatusCode::SERVICE_UNAVAILABLE => (
             "Busy right now",
-            "The service is busy with a large update and could not do this just now. Nothing was changed: please try again in a minute.",
+            "The service is busy with a large update, or cannot reach its database, and could not do this just now. Nothing was changed: please try again in a minute.",
         ),
         s if s.is_server_error() => (
             "Something went wrong",
@@ -158,11 +158,11 @@ pub fn status_page(status: StatusCode) -> Response {
     Notice::new(title, &[line]).with_status(status)
 }
 
-/// A failure inside a page handler: logged, shown as the 500 page; or, when a busy
-/// database caused it ([`crate::db::busy`]), the 503 page with `Retry-After`, like the
-/// API's `database_busy`.
+/// A failure inside a page handler: logged, shown as the 500 page; or, when a busy,
+/// unreachable or full database caused it ([`crate::db::busy::Outage`]), the 503 page with
+/// `Retry-After`, like the API's `database_busy`, `database_unavailable` and `storage_full`.
 pub fn internal<E: std::error::Error + 'static>(error: E) -> Response {
-    if crate::db::busy::caused_by_busy(&error) {
+    if crate::db::busy::caused_outage(&error).is_some() {
         tracing::warn!(%error, "page answered busy");
         return busy_page();
     }

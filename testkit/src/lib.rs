@@ -4,6 +4,8 @@
 //! - [`generate`]: a seeded synthetic SDS v2.1 district (and its re-sync variant) at any
 //!   scale, with [`rng`], the deterministic generator behind it;
 //! - [`pg`]: a fresh PostgreSQL database per run, created and dropped from an admin URL;
+//! - [`proxy`]: a loopback TCP proxy that passes, refuses, hangs or cuts connections on
+//!   command (faults of the database, SMTP, the SMS gateway, a OneRoster provider);
 //! - [`smtp`]: an in-process SMTP sink on loopback that counts what it accepts and answers
 //!   with injected faults or a script of replies;
 //! - [`free_port`]: a free TCP port on loopback.
@@ -12,6 +14,7 @@
 
 pub mod generate;
 pub mod pg;
+pub mod proxy;
 pub mod rng;
 pub mod smtp;
 

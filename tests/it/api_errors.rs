@@ -216,7 +216,9 @@ async fn server_errors_carry_a_request_id_and_no_detail(backend: Backend) {
     let reply = api
         .get("/api/v1/students/stu-1/contacts", Some(&admin))
         .await;
-    assert_eq!(reply.error(500), "internal");
+    // A closed pool is a database that cannot be used (issue 20): 503, never 500.
+    assert_eq!(reply.error(503), "database_unavailable");
+    assert!(reply.headers.contains_key("retry-after"));
     let id = reply.headers["x-request-id"].to_str().unwrap();
     assert_eq!(reply.body["error"]["details"]["requestId"], id);
     let text = reply.body.to_string().to_lowercase();

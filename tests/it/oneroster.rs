@@ -31,15 +31,15 @@ fn or_config(mut config: Config) -> Config {
     config
 }
 
-struct Setup {
-    db: TestDb,
-    provider: Provider,
+pub(crate) struct Setup {
+    pub(crate) db: TestDb,
+    pub(crate) provider: Provider,
     config: Config,
 }
 
 impl Setup {
     /// Tenant `nyc` connected to a provider serving `data` with pages of `page_size`.
-    async fn new(backend: Backend, data: serde_json::Value, page_size: u64) -> Self {
+    pub(crate) async fn new(backend: Backend, data: serde_json::Value, page_size: u64) -> Self {
         let db = TestDb::new(backend).await;
         db.tenant("nyc").await;
         let provider = Provider::start(data).await;
@@ -84,11 +84,11 @@ impl Setup {
         oneroster::sync(&self.db.conn, &self.config, &request).await
     }
 
-    async fn sync(&self, delta: bool, force: bool) -> ImportReport {
+    pub(crate) async fn sync(&self, delta: bool, force: bool) -> ImportReport {
         self.try_sync(delta, force).await.expect("sync ran")
     }
 
-    async fn applied(&self, delta: bool) -> ImportReport {
+    pub(crate) async fn applied(&self, delta: bool) -> ImportReport {
         let report = self.sync(delta, false).await;
         assert_eq!(
             report.status,
@@ -112,7 +112,7 @@ impl Setup {
     }
 
     /// The only error of a report that did not apply.
-    fn failure_code(report: &ImportReport) -> &str {
+    pub(crate) fn failure_code(report: &ImportReport) -> &str {
         assert_eq!(report.errors.len(), 1, "{:#?}", report.errors);
         report.errors[0].code
     }

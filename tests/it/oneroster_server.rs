@@ -30,6 +30,8 @@ pub enum Fault {
     Malformed,
     /// A 200 that is JSON without the collection's array.
     WrongShape,
+    /// A 200 whose body is an HTML error page (a proxy in front of the provider).
+    Html,
     /// Answer normally after this long.
     Slow(Duration),
 }
@@ -52,6 +54,9 @@ pub struct ProviderState {
     pub faults: HashMap<String, VecDeque<Fault>>,
     /// A fault served on every request to a collection.
     pub always: HashMap<String, Fault>,
+    /// A fault served once on the page of a collection at an offset (`("users", 2)`): the
+    /// provider breaks in the middle of paging.
+    pub page_faults: HashMap<(String, usize), Fault>,
     /// Tokens currently valid.
     pub tokens: HashSet<String>,
     /// Tokens issued so far.
@@ -188,6 +193,13 @@ async fn serve_fault(fault: Option<Fault>, name: &str) -> Option<Response> {
                 .into_response(),
         ),
         Fault::WrongShape => Some(axum::Json(json!({"items": []})).into_response()),
+        Fault::Html => Some(
+            (
+                [(header::CONTENT_TYPE, "text/html")],
+                "<html><body><h1>502 Bad Gateway</h1></body></html>",
+            )
+                .into_response(),
+        ),
         Fault::Slow(delay) => {
             tokio::time::sleep(delay).await;
             None
@@ -263,7 +275,11 @@ async fn collection(
         if !authorized(&mut state, &headers, logged) {
             return unauthorized();
         }
-        next_fault(&mut state, &name)
+        let offset = query
+            .get("offset")
+            .and_then(|o| o.parse().ok())
+            .unwrap_or(0);
+        next_fault(&mut state, &name).or_else(|| state.page_faults.remove(&(name.clone(), offset)))
     };
     if let Some(response) = serve_fault(fault, &name).await {
         return response;
