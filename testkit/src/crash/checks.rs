@@ -449,13 +449,27 @@ async fn approval_trial(
         .collect();
     let finished = approve_all(server.port, &pending, admin).await;
     product::kill(&mut server.child).await?;
-    finished?;
+    if let Err(error) = finished {
+        return Err(error.context(audit_ids(url).await));
+    }
     let done = decided(url, requests).await?;
     ensure!(
         done.iter().all(|d| *d),
         "a request is still pending after the restart"
     );
     Ok(())
+}
+
+/// The audit log's largest id and, on PostgreSQL, its sequence's last value (a restart
+/// that fails to write an audit entry says both).
+async fn audit_ids(url: &str) -> String {
+    let Ok(conn) = db::connect(url).await else {
+        return "the database does not open".into();
+    };
+    let max = int(&conn, "SELECT MAX(id) AS n FROM audit_log").await;
+    let last = int(&conn, "SELECT last_value AS n FROM audit_log_id_seq").await;
+    conn.close().await.ok();
+    format!("audit_log: max id {max:?}, sequence last value {last:?}")
 }
 
 // ---- digest ----

@@ -95,7 +95,9 @@ impl Databases {
                     .await
                     .with_context(|| format!("cannot copy the template {template}"))?;
                 admin.close().await.ok();
-                pg::with_database(admin_url, &target)
+                let url = pg::with_database(admin_url, &target)?;
+                relog_sequences(&url).await?;
+                Ok(url)
             }
         }
     }
@@ -119,6 +121,25 @@ impl Databases {
             }
         }
     }
+}
+
+/// Writes every sequence of the copy at `url` to the write-ahead log again. A copied
+/// sequence keeps the template's `log_cnt` (values already logged ahead, but logged for the
+/// template's files): its next values are not logged, and a server crash then turns it
+/// back below ids already committed (measured: audit_log's sequence at 11 with id 16 in the
+/// table, and the next insert a duplicate key). `setval` logs the sequence afresh.
+async fn relog_sequences(url: &str) -> Result<()> {
+    let mut conn = PgConnection::connect(url).await?;
+    conn.execute(
+        "DO $$ DECLARE r record; BEGIN \
+         FOR r IN SELECT schemaname, sequencename, last_value FROM pg_sequences WHERE last_value IS NOT NULL LOOP \
+         PERFORM setval(format('%I.%I', r.schemaname, r.sequencename), r.last_value, true); \
+         END LOOP; END $$",
+    )
+    .await
+    .context("cannot log the copied sequences")?;
+    conn.close().await.ok();
+    Ok(())
 }
 
 /// Removes `dir` and what it holds; a folder that is not there is fine.
