@@ -136,6 +136,8 @@ pub struct Dispatcher {
     worker: String,
     claimed_since_vacuum: std::sync::atomic::AtomicU64,
     opt_outs: OptOuts,
+    /// The key of the hashed email suppressions.
+    privacy: Arc<crate::privacy::PrivacyKey>,
     /// The opt-outs kept from before the hashes were converted (once per dispatcher).
     legacy_converted: std::sync::atomic::AtomicBool,
 }
@@ -168,8 +170,10 @@ impl Dispatcher {
         .with_dkim(super::email::DkimSettings::from_config(&config.mail)?.as_ref())?;
         let sms = SmsGateway::from_config(&config.sms, &config.outbound)?;
         let key = crate::privacy::PrivacyKey::from_config(config).map_err(|e| e.to_string())?;
+        let privacy = Arc::new(key);
         Ok(Self {
-            opt_outs: OptOuts::new(Arc::new(key), &config.sms.from),
+            opt_outs: OptOuts::new(privacy.clone(), &config.sms.from),
+            privacy,
             legacy_converted: std::sync::atomic::AtomicBool::new(false),
             db,
             config: config.outbox.clone(),
@@ -219,7 +223,8 @@ impl Dispatcher {
             ..Stats::default()
         };
         let ids: Vec<i64> = claimed.iter().map(|row| row.id).collect();
-        let rendered = self.render(&claimed).await;
+        let mut rendered = self.render(&claimed).await;
+        self.refuse_suppressed(&claimed, &mut rendered).await;
         let rendered = &rendered;
         // Sending and recording run side by side: the sends never wait for a commit, and
         // a commit never waits for a paused send holding a pooled connection.
@@ -339,6 +344,30 @@ impl Dispatcher {
             }
         }
         out
+    }
+
+    /// Marks the email rows whose address is suppressed (in plain or as the keyed hash
+    /// erasure keeps) as not to be sent; when the check fails they are retried instead.
+    async fn refuse_suppressed(&self, rows: &[Claimed], rendered: &mut HashMap<i64, Rendered>) {
+        match super::suppressions::suppressed_among(&self.db, &self.privacy, rows).await {
+            Ok(suppressed) => {
+                for id in suppressed {
+                    rendered.insert(
+                        id,
+                        Rendered::Refused("the mail server refused this address for good".into()),
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot check email suppressions; retrying the batch's emails");
+                for row in rows.iter().filter(|r| r.channel == Channel::Email) {
+                    rendered.insert(
+                        row.id,
+                        Rendered::Failed(format!("cannot check email suppressions: {e}")),
+                    );
+                }
+            }
+        }
     }
 
     /// Vacuums the outbox on PostgreSQL once [`VACUUM_EVERY`] rows were claimed since the
@@ -515,6 +544,10 @@ impl Dispatcher {
             Some(Rendered::Failed(reason)) => {
                 let error = SendError::transient(reason.clone(), None);
                 return (self.outcome(row, Err(error)), false);
+            }
+            Some(Rendered::Refused(reason)) => {
+                let reason = reason.clone();
+                return (Outcome::Suppressed { reason }, false);
             }
             Some(Rendered::Gone) | None => {
                 return (

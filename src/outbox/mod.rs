@@ -15,6 +15,7 @@ pub mod email;
 pub mod port;
 pub mod sms;
 pub(crate) mod store;
+pub mod suppressions;
 
 use std::time::Duration;
 

@@ -20,6 +20,9 @@ pub enum Rendered {
     Ready(Outgoing),
     /// Nothing to send any more (the guardian, invitation or report is gone): suppressed.
     Gone,
+    /// Not to be sent to this address (why): suppressed. Set by the dispatcher for an
+    /// address the mail server refused for good ([`super::suppressions`]).
+    Refused(String),
     /// This message could not be rendered now (why): retried with backoff, dead after
     /// `outbox.max_attempts`. Other messages of the round are not affected.
     Failed(String),

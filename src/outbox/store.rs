@@ -482,7 +482,7 @@ pub async fn suppress_email<C: ConnectionTrait>(
          ON CONFLICT (tenant_id, email) DO NOTHING",
         vec![
             Value::BigInt(Some(tenant.0)),
-            email.to_lowercase().into(),
+            super::suppressions::normalised(email).into(),
             reason.into(),
             Value::ChronoDateTimeUtc(Some(now)),
         ],

@@ -357,7 +357,7 @@ async fn run_full(run: &Run<'_>, sink: IssueSink) -> Result<Outcome, SyncError> 
         cross_checks(&mut conn, format, &run.files, &mut outcome).await?;
     }
     if outcome.sink.errors.is_empty() {
-        checks::contact_warnings(&mut conn, &run.files, &mut outcome.sink).await?;
+        skip_erased_then_warn(&mut conn, run, &mut outcome).await?;
         lock_to_apply(&mut conn, run).await?;
         apply(
             &mut conn,
@@ -418,7 +418,7 @@ async fn run_diffed(run: &Run<'_>, sink: IssueSink, lock: Lock) -> Result<Diffed
         &[StageTable::Schools, StageTable::Staff, StageTable::Classes],
     )
     .await?;
-    checks::contact_warnings(&mut conn, &run.files, &mut outcome.sink).await?;
+    skip_erased_then_warn(&mut conn, run, &mut outcome).await?;
     // Warnings of unchanged rows were found while reading: list them as the full path does.
     outcome
         .sink
@@ -570,6 +570,18 @@ async fn cross_checks(
     Ok(())
 }
 
+/// Drops the staged rows of erased pairs, then lists the staged contacts' warnings: a
+/// report never quotes what the SIS still says of an erased person.
+async fn skip_erased_then_warn(
+    conn: &mut ImportConn,
+    run: &Run<'_>,
+    outcome: &mut Outcome,
+) -> Result<(), DbErr> {
+    outcome.entities.erased_links_skipped =
+        erasures::skip_erased(conn, run.tenant.id, &run.request.privacy).await?;
+    checks::contact_warnings(conn, &run.files, &mut outcome.sink).await
+}
+
 async fn apply(
     conn: &mut ImportConn,
     privacy: &crate::privacy::PrivacyKey,
@@ -586,7 +598,8 @@ async fn apply(
         },
     };
     let id = tenant.id.0;
-    entities.erased_links_skipped = erasures::skip_erased(conn, tenant.id, privacy).await?;
+    // Again under the lock: an erasure made since the warnings were listed holds too.
+    entities.erased_links_skipped += erasures::skip_erased(conn, tenant.id, privacy).await?;
     let previous_run = conn
         .query(
             "SELECT MAX(started_at) AS previous_run FROM sync_runs WHERE tenant_id = $1 AND status = 'applied'",

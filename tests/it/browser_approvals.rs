@@ -2,13 +2,15 @@
 //! one request (the contact changes) and rejects another with a reason, with the keyboard
 //! only (a rejection without a reason first comes back with the error next to the field);
 //! then lists the decided requests with the filter form, opens the student, a contact's
-//! erase confirmation and the audit log. axe checks every page visited at 1280 and 375 px
-//! (browser_support.rs).
+//! erase confirmation and the audit log; links the district contact an "add" matched by
+//! email (issue 19, item 2) and reads the disclosure log of the invitation that followed
+//! (item 6). axe checks every page visited at 1280 and 375 px (browser_support.rs).
 
 use crate::api_support::*;
-use crate::approvals::{contact_id, propose_update};
+use crate::approvals::{contact_id, propose_update, submit};
 use crate::browser_support::Browser;
 use crate::db_tests;
+use crate::invitations::{dispatch, start_chat};
 use crate::support::Backend;
 use fantoccini::Locator;
 use fantoccini::key::Key;
@@ -35,7 +37,13 @@ async fn an_approver_approves_one_request_and_rejects_another(backend: Backend) 
     let Some(browser) = Browser::open(backend).await else {
         return;
     };
-    let (api, base) = served_with(backend, |config| config.web.token_signin = true).await;
+    let mail = tempfile::tempdir().unwrap();
+    let mail_url = format!("file://{}", mail.path().display());
+    let (api, base) = served_with(backend, |config| {
+        config.web.token_signin = true;
+        config.mail.url = mail_url;
+    })
+    .await;
     let linda = propose_update(
         &api,
         "stu-1",
@@ -141,5 +149,53 @@ async fn an_approver_approves_one_request_and_rejects_another(backend: Backend) 
         )
         .await;
     assert!(browser.text().await.contains("contact_request.reject"));
+
+    // An "add" whose email a contact of the district (Rosa, of stu-3) already has: the card
+    // offers to link her or to create a new contact; the approver links her.
+    let added = submit(
+        &api,
+        "stu-1",
+        json!({"action": "add", "contact": {"emailAddress": "rosa.ortiz@example.com", "relationship": "guardian"}}),
+    )
+    .await;
+    let added = added.body["id"].as_str().expect("request id").to_string();
+    browser
+        .visit(&format!("{base}/admin/approvals"), "approvals-match")
+        .await;
+    let text = browser.text().await;
+    assert!(
+        text.contains("Same email as") && text.contains("Create a new contact"),
+        "{text}"
+    );
+    browser.tab_to(&format!("approve-link-{added}"), 30).await;
+    browser.press(Key::Enter).await;
+    let done = wait_for_status(&browser).await;
+    assert!(
+        done.contains(&format!("Request {added} approved")),
+        "{done}"
+    );
+    browser.check("approvals-match-linked").await;
+    let rosa = contact_id(&api, "nyc", "par-3").await;
+    assert_eq!(
+        api.db
+            .count(&format!(
+                "SELECT COUNT(*) FROM student_contacts WHERE contact_id = {rosa}"
+            ))
+            .await,
+        2,
+        "Rosa is linked to stu-1 too"
+    );
+
+    // She is invited; the disclosure log shows what was sent to her.
+    start_chat(&api, &[&rosa]).await;
+    dispatch(&api).await;
+    browser
+        .visit(&format!("{base}/admin/disclosures"), "admin-disclosures")
+        .await;
+    let text = browser.text().await;
+    assert!(
+        text.contains("rosa.ortiz@example.com") && text.contains("SHA-256"),
+        "{text}"
+    );
     browser.close().await;
 }

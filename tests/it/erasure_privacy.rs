@@ -8,7 +8,7 @@ use crate::api_support::*;
 use crate::approvals::{contact_id, patch_settings, post};
 use crate::db_tests;
 use crate::digest::two_assignments;
-use crate::invitations::start_chat;
+use crate::invitations::{dispatch, start_chat};
 use crate::support::{APPLY, Backend, Fixture, TestDb};
 use parent_connection::auth::Role;
 use parent_connection::auth::mint::Subject;
@@ -24,6 +24,12 @@ db_tests!(an_erased_contact_is_nowhere_in_the_database);
 
 /// The person, as the SIS delivers them.
 const ZELDA: &str = "par-2,zq,Zelda,Quill,Zelda.Quill@example.com,,+1 202 555 0177";
+
+/// Her row once the SIS misspells her email and phone (values a report would quote).
+const ZELDA_MISSPELT: &str = "par-2,zq,Zelda,Quill,Zelda.Quill@@example.com,,+1 202 555 0177 99";
+
+/// She, again, under a new SIS key.
+const ZELDA_AGAIN: &str = "par-9,zq,Zelda,Quill,Zelda.Quill@example.com,,";
 
 /// What must be found nowhere once she is erased (compared in lower case; phone digits
 /// also with their separators removed).
@@ -95,14 +101,6 @@ async fn gateway() -> MockServer {
     server
 }
 
-async fn dispatch(api: &Api) {
-    parent_connection::server::dispatcher(api.db.conn.clone(), &api.config)
-        .expect("dispatcher")
-        .drain()
-        .await
-        .expect("dispatch");
-}
-
 async fn an_erased_contact_is_nowhere_in_the_database(backend: Backend) {
     let sms = gateway().await;
     let mail = tempfile::tempdir().unwrap();
@@ -151,6 +149,39 @@ async fn an_erased_contact_is_nowhere_in_the_database(backend: Backend) {
     )
     .await
     .ok();
+    // Proposed again as a new contact: rejected once, and once still pending.
+    for (contact, decision) in [
+        (
+            json!({"givenName": "Zelda", "familyName": "Quill", "mobilePhone": "(202) 555-0177", "relationship": "parent"}),
+            Some("reject"),
+        ),
+        (
+            json!({"givenName": "Zelda", "familyName": "Quill", "emailAddress": "zelda.quill@example.com", "relationship": "guardian"}),
+            None,
+        ),
+    ] {
+        let add = post(
+            &api,
+            "/api/v1/students/stu-1/contact-requests",
+            &api.teacher(),
+            Some(json!({"action": "add", "contact": contact})),
+            &[],
+        )
+        .await;
+        assert!(add.status.is_success(), "{}", add.body);
+        if let Some(decision) = decision {
+            let id = add.body["id"].as_str().expect("request id");
+            let decided = post(
+                &api,
+                &format!("/api/v1/contact-requests/{id}/{decision}"),
+                &admin,
+                Some(json!({"reason": "Zelda Quill is listed already"})),
+                &[],
+            )
+            .await;
+            assert!(decided.status.is_success(), "{}", decided.body);
+        }
+    }
     // Invited by email, then by SMS.
     start_chat(&api, &[&zelda]).await;
     dispatch(&api).await;
@@ -256,6 +287,13 @@ async fn an_erased_contact_is_nowhere_in_the_database(backend: Backend) {
     assert_eq!(api.db.count(&sessions).await, 0, "her sessions end at once");
     assert_eq!(
         api.db
+            .count("SELECT COUNT(*) FROM contact_requests WHERE status = 'pending'")
+            .await,
+        0,
+        "a pending proposal to add her is rejected"
+    );
+    assert_eq!(
+        api.db
             .count("SELECT COUNT(*) FROM outbox WHERE status IN ('queued', 'sending')")
             .await,
         0,
@@ -284,4 +322,58 @@ async fn an_erased_contact_is_nowhere_in_the_database(backend: Backend) {
             .await,
         0
     );
+
+    // The SIS now has her values wrong: the new run's report quotes none of them.
+    files.replace("users.csv", ZELDA, ZELDA_MISSPELT);
+    let misspelt = api
+        .db
+        .import("nyc", Format::SdsV21, files.path(), APPLY)
+        .await;
+    assert!(misspelt.status.is_success(), "{:?}", misspelt.errors);
+    assert_eq!(misspelt.entities.erased_links_skipped, 1);
+    let left = find_everywhere(&api.db, NEEDLES).await;
+    assert!(left.is_empty(), "a re-sync stored her data: {left:#?}");
+
+    // She comes back under another SIS key with the address the server refused: the
+    // suppression, kept only as its keyed hash, still holds.
+    files.append("users.csv", ZELDA_AGAIN);
+    files.append("relationships.csv", "stu-1,par-9,guardian");
+    let back = api
+        .db
+        .import("nyc", Format::SdsV21, files.path(), APPLY)
+        .await;
+    assert!(back.status.is_success(), "{:?}", back.errors);
+    patch_settings(
+        &api,
+        &tenant_admin,
+        json!({"preferredInviteChannel": "email"}),
+    )
+    .await
+    .ok();
+    let again = contact_id(&api, "nyc", "par-9").await;
+    let mailed = mailed_to_her(mail.path());
+    start_chat(&api, &[&again]).await;
+    dispatch(&api).await;
+    let statuses = api
+        .db
+        .texts(
+            "SELECT status FROM outbox WHERE LOWER(recipient) = 'zelda.quill@example.com'",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        statuses,
+        ["suppressed"],
+        "nothing is mailed to a refused address"
+    );
+    assert_eq!(mailed_to_her(mail.path()), mailed, "no mail went to her");
+}
+
+/// How many mails in the `file://` transport's folder went to her.
+fn mailed_to_her(folder: &std::path::Path) -> usize {
+    std::fs::read_dir(folder)
+        .unwrap()
+        .filter_map(|entry| std::fs::read_to_string(entry.unwrap().path()).ok())
+        .filter(|text| text.to_lowercase().contains("zelda.quill@example.com"))
+        .count()
 }

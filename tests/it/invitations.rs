@@ -61,7 +61,7 @@ fn dispatcher(api: &Api) -> Dispatcher {
     parent_connection::server::dispatcher(api.db.conn.clone(), &api.config).expect("dispatcher")
 }
 
-async fn dispatch(api: &Api) -> Stats {
+pub async fn dispatch(api: &Api) -> Stats {
     dispatcher(api).drain().await.expect("dispatch")
 }
 

@@ -24,6 +24,9 @@ use sea_orm::{
 };
 use serde::Serialize;
 
+/// The reason recorded on a pending request that an erasure rejects.
+const REJECTED_BY_ERASURE: &str = "the contact was erased from the student";
+
 /// One erased student–contact pair.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -225,7 +228,7 @@ impl PairErase {
             .col_expr(contact_requests::Column::DecidedAt, Expr::value(self.now))
             .col_expr(
                 contact_requests::Column::Reason,
-                Expr::value("the contact was erased from the student"),
+                Expr::value(REJECTED_BY_ERASURE),
             )
             .filter(contact_requests::Column::TenantId.eq(self.tenant.0))
             .filter(contact_requests::Column::StudentId.eq(self.student))
@@ -251,7 +254,7 @@ impl PairErase {
             scrub.pair(conn, self.student).await?;
             return Ok(false);
         }
-        scrub.contact_everywhere(conn).await?;
+        scrub.contact_everywhere(conn, self.student).await?;
         let contact = contacts::Entity::delete_many()
             .filter(contacts::Column::TenantId.eq(self.tenant.0))
             .filter(contacts::Column::Id.eq(self.contact));

@@ -74,17 +74,21 @@ impl Scrub<'_> {
     /// Requests about the pair (student, contact) only: values redacted, and their audit
     /// entries with them. For a contact still linked to another student.
     pub async fn pair<C: ConnectionTrait>(&self, conn: &C, student: i64) -> Result<(), DbErr> {
-        let targets: Vec<String> = self
-            .requests(conn, Some(student))
-            .await?
+        let mut ids = self.requests(conn, Some(student)).await?;
+        if let Some(values) = self.values(conn).await? {
+            ids.extend(
+                self.unlinked_requests(conn, student, &needles(&values))
+                    .await?,
+            );
+        }
+        let targets: Vec<String> = ids
             .iter()
             .map(|id| format!("contact_request:{id}"))
             .collect();
         self.redact_audit(conn, &targets, Scope::Everything).await
     }
 
-    /// Everything of the contact, before its row is deleted.
-    pub async fn contact_everywhere<C: ConnectionTrait>(&self, conn: &C) -> Result<(), DbErr> {
+    async fn values<C: ConnectionTrait>(&self, conn: &C) -> Result<Option<ContactValues>, DbErr> {
         let values = db::rows::query_as::<ContactValues, _>(
             conn,
             "SELECT source_id, source_key, given_name, given_name_sync, family_name, family_name_sync, \
@@ -92,13 +96,22 @@ impl Scrub<'_> {
             vec![self.tenant(), self.contact()],
         )
         .await?;
-        let Some(values) = values.into_iter().next() else {
+        Ok(values.into_iter().next())
+    }
+
+    /// Everything of the contact, before its row is deleted.
+    pub async fn contact_everywhere<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        student: i64,
+    ) -> Result<(), DbErr> {
+        let Some(values) = self.values(conn).await? else {
             return Ok(());
         };
         let needles = needles(&values);
-        let mut targets: Vec<String> = self
-            .requests(conn, None)
-            .await?
+        let mut ids = self.requests(conn, None).await?;
+        ids.extend(self.unlinked_requests(conn, student, &needles).await?);
+        let mut targets: Vec<String> = ids
             .iter()
             .map(|id| format!("contact_request:{id}"))
             .collect();
@@ -144,7 +157,7 @@ impl Scrub<'_> {
         }
         let emails = [&values.email, &values.email_sync];
         for email in emails.into_iter().flatten() {
-            let email = email.trim().to_lowercase();
+            let email = crate::outbox::suppressions::normalised(email);
             self.keep_hashed(
                 conn,
                 "email_suppressions",
@@ -197,24 +210,45 @@ impl Scrub<'_> {
         }
         let rows = db::rows::query_as::<RequestRow, _>(conn, &sql, values).await?;
         for row in &rows {
-            let redacted = |text: &Option<String>| {
-                text.as_ref()
-                    .map(|t| redact::stored(t, Scope::Everything).unwrap_or_else(|| t.clone()))
-            };
+            redact_request(conn, row).await?;
+        }
+        Ok(rows.into_iter().map(|r| r.id).collect())
+    }
+
+    /// "Add" requests for `student` that never became a contact (rejected, or still
+    /// pending) and propose one of the contact's values: they are about the same person,
+    /// so they are redacted whole, and a pending one is rejected (there is no one left to
+    /// add). Returns their ids.
+    async fn unlinked_requests<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        student: i64,
+        needles: &Needles,
+    ) -> Result<Vec<i64>, DbErr> {
+        let rows = db::rows::query_as::<RequestRow, _>(
+            conn,
+            "SELECT id, proposed, current, applied, reason FROM contact_requests \
+             WHERE tenant_id = $1 AND student_id = $2 AND contact_id IS NULL",
+            vec![self.tenant(), Value::BigInt(Some(student))],
+        )
+        .await?;
+        let mut ids = Vec::new();
+        for row in rows.iter().filter(|r| needles.matches(&r.proposed)) {
+            redact_request(conn, row).await?;
             db::exec(
                 conn,
-                "UPDATE contact_requests SET proposed = $1, current = $2, applied = $3, reason = $4 WHERE id = $5",
+                "UPDATE contact_requests SET status = 'rejected', decided_at = $1, \
+                   decided_by = 'system', reason = $2 WHERE id = $3 AND status = 'pending'",
                 vec![
-                    redacted(&Some(row.proposed.clone())).into(),
-                    redacted(&row.current).into(),
-                    redacted(&row.applied).into(),
-                    row.reason.as_ref().map(|_| MARKER.to_string()).into(),
+                    Value::ChronoDateTimeUtc(Some(self.now)),
+                    super::REJECTED_BY_ERASURE.into(),
                     Value::BigInt(Some(row.id)),
                 ],
             )
             .await?;
+            ids.push(row.id);
         }
-        Ok(rows.into_iter().map(|r| r.id).collect())
+        Ok(ids)
     }
 
     /// Redacts the audit entries of requests about the contact whole, and those of its
@@ -376,6 +410,27 @@ impl Scrub<'_> {
             }
         }
     }
+}
+
+/// Redacts a request's values whole (it is about the erased person).
+async fn redact_request<C: ConnectionTrait>(conn: &C, row: &RequestRow) -> Result<(), DbErr> {
+    let redacted = |text: &Option<String>| {
+        text.as_ref()
+            .map(|t| redact::stored(t, Scope::Everything).unwrap_or_else(|| t.clone()))
+    };
+    db::exec(
+        conn,
+        "UPDATE contact_requests SET proposed = $1, current = $2, applied = $3, reason = $4 WHERE id = $5",
+        vec![
+            redacted(&Some(row.proposed.clone())).into(),
+            redacted(&row.current).into(),
+            redacted(&row.applied).into(),
+            row.reason.as_ref().map(|_| MARKER.to_string()).into(),
+            Value::BigInt(Some(row.id)),
+        ],
+    )
+    .await
+    .map(|_| ())
 }
 
 fn needles(values: &ContactValues) -> Needles {
