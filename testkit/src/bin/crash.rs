@@ -61,6 +61,15 @@ struct Cli {
     /// Small data (CI's size) instead of the default.
     #[arg(long)]
     small: bool,
+    /// Students of the imported district (default 3,000; 300 with --small).
+    #[arg(long, value_name = "N")]
+    students: Option<u64>,
+    /// Guardians who get a digest, and digests to dispatch (default 2,000; 200 with --small).
+    #[arg(long, value_name = "N")]
+    guardians: Option<u64>,
+    /// Pending requests to approve (default 30; 8 with --small).
+    #[arg(long, value_name = "N")]
+    requests: Option<u64>,
     /// The product binary (default: parent-connection next to this program).
     #[arg(long, value_name = "FILE")]
     product_bin: Option<PathBuf>,
@@ -108,16 +117,22 @@ async fn run(cli: Cli) -> Result<bool> {
             "--engine postgres needs --postgres-url (or TEST_DATABASE_URL) or --private-server"
         ),
     };
+    let base = if cli.small {
+        Scale::SMALL
+    } else {
+        Scale::DEFAULT
+    };
+    let scale = Scale {
+        students: cli.students.unwrap_or(base.students),
+        guardians: cli.guardians.unwrap_or(base.guardians),
+        requests: cli.requests.unwrap_or(base.requests),
+    };
     let options = Options {
         product: product(cli.product_bin)?,
         work: work.clone(),
         engine,
         seed: cli.seed,
-        scale: if cli.small {
-            Scale::SMALL
-        } else {
-            Scale::DEFAULT
-        },
+        scale,
         server,
         server_kill_every: if cli.private_server {
             cli.server_kill_every
