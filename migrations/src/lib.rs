@@ -28,6 +28,7 @@ mod m20261229_000018_request_student_index;
 mod m20270105_000019_erasure_privacy;
 mod m20270105_000020_request_matches;
 mod m20270105_000021_consent_disclosures;
+mod m20270112_000022_instances;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -57,6 +58,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20270105_000019_erasure_privacy::Migration),
             Box::new(m20270105_000020_request_matches::Migration),
             Box::new(m20270105_000021_consent_disclosures::Migration),
+            Box::new(m20270112_000022_instances::Migration),
         ]
     }
 }

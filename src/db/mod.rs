@@ -4,6 +4,7 @@
 pub mod busy;
 pub mod engine;
 mod import_conn;
+pub mod jobs;
 pub mod rows;
 pub mod trace;
 pub mod write;
@@ -207,21 +208,97 @@ fn connect_cause(error: &sea_orm::sqlx::Error) -> String {
     }
 }
 
-/// Applies every pending migration.
+/// The PostgreSQL advisory lock every migrating instance takes (session-scoped, on a
+/// connection of its own): any number of instances may start at once on a fresh database,
+/// one migrates and the others wait, then find nothing pending.
+const MIGRATION_LOCK_KEY: i64 = 0x7063_6d69_6772_6174; // "pcmigrat"
+
+/// How long a SQLite migration waits for another process that migrates the same file.
+const SQLITE_MIGRATION_WAIT: Duration = Duration::from_secs(600);
+
+/// Applies every pending migration, under a database-wide lock ([`migrate_reporting`]).
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
-    Migrator::up(db, None).await
+    migrate_reporting(db).await.map(|_| ())
 }
 
 /// Applies every pending migration and returns the names of those it applied, and how many
-/// migrations the schema has in all.
+/// migrations the schema has in all. Several processes may call it at once on one database:
+/// PostgreSQL serialises them with an advisory lock held on a dedicated connection for the
+/// whole migration; SQLite runs the migration in one exclusive write transaction, which the
+/// others wait for. The pending list is read under the lock, so the waiters apply nothing.
 pub async fn migrate_reporting(db: &DatabaseConnection) -> Result<(Vec<String>, usize), DbErr> {
-    let pending = Migrator::get_pending_migrations(db)
+    match db.get_database_backend() {
+        DbBackend::Postgres => migrate_postgres(db).await,
+        _ => migrate_sqlite(db).await,
+    }
+}
+
+async fn migrate_postgres(db: &DatabaseConnection) -> Result<(Vec<String>, usize), DbErr> {
+    use sea_orm::sqlx::{self, Connection};
+    let to_db = |e: sqlx::Error| DbErr::Custom(format!("migration lock: {e}"));
+    // Outside the pool: the lock belongs to this session, and the pool stays whole for the
+    // migration itself.
+    let mut session = db
+        .get_postgres_connection_pool()
+        .acquire()
+        .await
+        .map_err(to_db)?
+        .detach();
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(MIGRATION_LOCK_KEY)
+        .execute(&mut session)
+        .await
+        .map_err(to_db)?;
+    let migrated = apply(db).await;
+    let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(MIGRATION_LOCK_KEY)
+        .execute(&mut session)
+        .await;
+    // Closing the session releases the lock whatever the unlock did.
+    let _ = session.close().await;
+    let migrated = migrated?;
+    unlocked.map_err(to_db)?;
+    Ok(migrated)
+}
+
+async fn migrate_sqlite(db: &DatabaseConnection) -> Result<(Vec<String>, usize), DbErr> {
+    use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
+    let started = std::time::Instant::now();
+    let txn = loop {
+        // EXCLUSIVE: another process migrating the file waits here (its busy timeout, then
+        // again) rather than meeting half-made tables.
+        let begun = db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Exclusive),
+                ..TransactionOptions::default()
+            })
+            .await;
+        match begun {
+            Ok(txn) => break txn,
+            Err(e) if busy::is_busy(&e) && started.elapsed() < SQLITE_MIGRATION_WAIT => {
+                tracing::info!("another process is migrating this database; waiting");
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let pending = pending_names(&txn).await?;
+    Migrator::up(&txn, None).await?;
+    txn.commit().await?;
+    Ok((pending, Migrator::migrations().len()))
+}
+
+async fn apply(db: &DatabaseConnection) -> Result<(Vec<String>, usize), DbErr> {
+    let pending = pending_names(db).await?;
+    Migrator::up(db, None).await?;
+    Ok((pending, Migrator::migrations().len()))
+}
+
+async fn pending_names<C: ConnectionTrait>(db: &C) -> Result<Vec<String>, DbErr> {
+    Ok(Migrator::get_pending_migrations(db)
         .await?
         .iter()
         .map(|m| m.name().to_string())
-        .collect();
-    Migrator::up(db, None).await?;
-    Ok((pending, Migrator::migrations().len()))
+        .collect())
 }
 
 fn ensure_sqlite_folder(url: &str) -> Result<(), ConnectError> {
@@ -255,6 +332,9 @@ pub enum TenantLock {
     Import = 1,
     /// A real digest run.
     Digest = 2,
+    /// Counting a tenant's invitations against its limits and adding one: concurrent chat
+    /// starts would otherwise each count the same total and all insert.
+    Invitations = 3,
 }
 
 impl TenantLock {

@@ -272,11 +272,10 @@ impl MessageKindHandler for DigestMessages {
     async fn finish_sent(
         &self,
         txn: &WriteTxn,
-        worker: &str,
-        ids: &[i64],
+        held: &[outbox::Hold],
         _now: DateTime<Utc>,
     ) -> Result<u64, DbErr> {
-        outbox::remove_sent(txn, worker, ids).await
+        outbox::remove_sent(txn, held).await
     }
 
     async fn disclosed(

@@ -1,19 +1,23 @@
 //! The built-in digest scheduler of `serve`: every `digest.check_interval_seconds` it runs
 //! the digest of the current week for each tenant whose `digestEnabled` is on and whose
 //! send time (day, hour and zone from its settings) has come within the last
-//! `digest.catch_up_hours`. Runs are idempotent per (tenant, guardian, week), so checking
-//! often, several instances checking at once, or a restart only ever queue what is
-//! missing. `parent-connection digest run` does the same for an external cron.
+//! `digest.catch_up_hours`. Each tenant's week runs once across every instance on the
+//! database ([`crate::db::jobs`]): the instance that claims it runs it, the others skip it,
+//! and a run whose instance died is taken over once its claim runs out. Runs are idempotent
+//! per (tenant, guardian, week) besides, so a run taken over queues only what is missing.
+//! `parent-connection digest run` runs a week at any time, for an external cron.
 
 use super::{NoProgress, RunRequest, compose::DEFAULT_PAGE_SIZE, week::IsoWeek};
 use crate::config::Config;
+use crate::db::jobs::{self, Job};
 use crate::tenants;
 use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Runs every tenant's digest that is due at `now`; returns (tenant slug, queued) pairs.
+/// Runs every tenant's digest that is due at `now` and that no instance has run (or is
+/// running); returns (tenant slug, queued) pairs of the runs this call made.
 pub async fn run_due(
     db_conn: &DatabaseConnection,
     catch_up: chrono::Duration,
@@ -45,7 +49,12 @@ pub async fn run_due(
             sample_size: 0,
             page_size: DEFAULT_PAGE_SIZE,
         };
-        let report = super::run(db_conn, &tenant, request, &NoProgress, links).await?;
+        let key = format!("{}:{week}", tenant.id.0);
+        let run = super::run(db_conn, &tenant, request, &NoProgress, links);
+        let Some(report) = jobs::run_once(db_conn, (Job::Digest, &key), jobs::LEASE, run).await?
+        else {
+            continue;
+        };
         if report.queued > 0 {
             tracing::info!(tenant = %slug, week = %report.week, queued = report.queued, "digest queued");
         }

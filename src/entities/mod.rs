@@ -23,6 +23,7 @@ pub mod invitations;
 pub mod oidc_attempts;
 pub mod oneroster_connections;
 pub mod outbox;
+pub mod scheduled_runs;
 pub mod schools;
 pub mod sign_in_codes;
 pub mod sms_opt_outs;

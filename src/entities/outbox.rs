@@ -21,6 +21,7 @@ pub struct Model {
     #[sea_orm(column_type = "Text", nullable)]
     pub claimed_by: Option<String>,
     pub lease_until: Option<DateTimeUtc>,
+    pub claim_token: i64,
     #[sea_orm(column_type = "Text", nullable)]
     pub last_error: Option<String>,
     pub created_at: DateTimeUtc,

@@ -531,24 +531,23 @@ impl MessageKindHandler for SignInCodeMessages {
     async fn finish_sent(
         &self,
         txn: &db::WriteTxn,
-        worker: &str,
-        ids: &[i64],
+        held: &[crate::outbox::store::Hold],
         now: DateTime<Utc>,
     ) -> Result<u64, DbErr> {
-        if !ids.is_empty() {
+        if !held.is_empty() {
             db::exec(
                 txn,
                 &format!(
                     "UPDATE sign_in_codes SET pending_code = NULL WHERE id IN \
                      (SELECT ref_id FROM outbox WHERE kind = {} AND id IN ({}))",
                     crate::outbox_kind!(SignInCode),
-                    db::id_list(ids.iter().copied())
+                    db::id_list(held.iter().map(|h| h.id))
                 ),
                 vec![],
             )
             .await?;
         }
-        store::record_sent(txn, worker, ids, now).await
+        store::record_sent(txn, held, now).await
     }
 }
 

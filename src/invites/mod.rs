@@ -5,7 +5,9 @@
 //!   Connection) with a guardian who has not joined, or asks to resend one.
 //! - Limits are tenant settings: `invite_limit_per_guardian` per `invite_window_days`
 //!   (rolling), and `invite_limit_per_tenant_per_day` (UTC day). Over a limit the chat
-//!   still starts; the answer says no invitation was sent and why.
+//!   still starts; the answer says no invitation was sent and why. The count and the insert
+//!   happen under the tenant's invitation lock, so concurrent chat starts (any instance)
+//!   never exceed them.
 //! - The channel is the tenant's `preferred_invite_channel`. SMS goes only to a valid E.164
 //!   mobile that has not opted out, and only when SMS is configured; otherwise email is the
 //!   fallback (the reason is stored); with neither, nothing is sent and the reason says so.
@@ -296,6 +298,10 @@ pub async fn invite<C: ConnectionTrait>(
         return Ok(InvitationItem::not_sent(contact, "already_joined"));
     }
     let policy = policy(conn, tenant).await?;
+    // Counted and inserted under the tenant's invitation lock until the caller commits
+    // (PostgreSQL; SQLite's write transaction is exclusive already): concurrent chat starts
+    // would otherwise each count the same total and all insert past the limits.
+    db::engine::claim::serialise(conn, db::TenantLock::Invitations.key(tenant)).await?;
     if tenant_counter(conn, tenant, &policy, context.now)
         .await?
         .used

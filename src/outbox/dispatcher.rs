@@ -5,6 +5,12 @@
 //! `parent-connection dispatch [--once]`; any number may run against one database. Asked to
 //! stop ([`Stop`]), it claims nothing more, lets the sends in flight finish within
 //! `outbox.shutdown_grace_seconds`, and gives back the rows it did not send.
+//!
+//! While a round's rows are being sent, the dispatcher renews their lease every third of
+//! `outbox.lease_seconds` ([`store::renew`]): a batch slower than the lease is not claimed
+//! and sent again by another dispatcher. Outcomes are recorded under each claim's fencing
+//! token ([`store::Hold`]): a dispatcher whose claim was taken over anyway (it stalled past
+//! its lease) records nothing, and says so in the log.
 
 use super::backoff;
 use super::consent::OptOuts;
@@ -12,7 +18,7 @@ use super::disclosures::{self, Accepted};
 use super::email::{MailTarget, Mailer};
 use super::port::{MessageKinds, Rendered};
 use super::sms::SmsGateway;
-use super::store::{self, Claimed, Outcome};
+use super::store::{self, Claimed, Hold, Outcome};
 use super::{Channel, Outgoing, SendError};
 use crate::config::Config;
 use crate::db::engine::claim as engine;
@@ -222,7 +228,7 @@ impl Dispatcher {
             claimed: claimed.len() as u64,
             ..Stats::default()
         };
-        let ids: Vec<i64> = claimed.iter().map(|row| row.id).collect();
+        let held: Vec<Hold> = claimed.iter().map(Claimed::hold).collect();
         let mut rendered = self.render(&claimed).await;
         self.refuse_suppressed(&claimed, &mut rendered).await;
         let rendered = &rendered;
@@ -252,7 +258,7 @@ impl Dispatcher {
                 }
             }
         };
-        let mut recorded = HashSet::with_capacity(ids.len());
+        let mut recorded = HashSet::with_capacity(held.len());
         let record = async {
             let mut batch = Vec::with_capacity(RECORD_BATCH);
             while outcomes.recv_many(&mut batch, RECORD_BATCH).await > 0 {
@@ -264,14 +270,17 @@ impl Dispatcher {
             }
             Ok::<(), DbErr>(())
         };
-        let ((), recorded_all) = tokio::join!(bounded, record);
+        let recorded_all = tokio::select! {
+            ((), recorded_all) = async { tokio::join!(bounded, record) } => recorded_all,
+            never = self.keep_leases(&held) => match never {},
+        };
         recorded_all?;
-        let unsent: Vec<i64> = ids
+        let unsent: Vec<Hold> = held
             .into_iter()
-            .filter(|id| !recorded.contains(id))
+            .filter(|hold| !recorded.contains(&hold.id))
             .collect();
         if !unsent.is_empty() {
-            let released = store::release(&self.db, &self.worker, &unsent, Utc::now()).await?;
+            let released = store::release(&self.db, &unsent, Utc::now()).await?;
             tracing::info!(
                 released,
                 "stopping: unsent messages given back to the queue"
@@ -279,6 +288,25 @@ impl Dispatcher {
         }
         self.vacuum_now_and_then(stats.claimed).await;
         Ok(stats)
+    }
+
+    /// Renews the lease of the claims of `held` every third of `outbox.lease_seconds`, for
+    /// as long as the round sends them (the caller drops this future when it is done).
+    /// Claims already recorded are no longer current and are left alone; a renewal that
+    /// fails (the database is unreachable) is logged and tried again at the next tick.
+    async fn keep_leases(&self, held: &[Hold]) -> std::convert::Infallible {
+        let lease = Duration::from_secs(self.config.lease_seconds.max(1));
+        let mut ticks = tokio::time::interval(lease / 3);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            let until = Utc::now() + chrono::Duration::from_std(lease).unwrap_or_default();
+            match store::renew(&self.db, held, until).await {
+                Ok(renewed) => tracing::trace!(renewed, "outbox leases renewed"),
+                Err(e) => tracing::warn!(error = %e, "cannot renew the outbox leases; retrying"),
+            }
+        }
     }
 
     /// Converts the opt-outs kept from before the hashes (first round only) and removes
@@ -401,19 +429,19 @@ impl Dispatcher {
         self.log_disclosures(&txn, &done).await?;
         let mut held = 0;
         for handler in self.kinds.iter() {
-            let sent: Vec<i64> = done
+            let sent: Vec<Hold> = done
                 .iter()
                 .filter(|f| f.outcome == Outcome::Sent && f.row.kind == handler.kind())
-                .map(|f| f.row.id)
+                .map(|f| f.row.hold())
                 .collect();
             if !sent.is_empty() {
-                held += handler.finish_sent(&txn, &self.worker, &sent, now).await?;
+                held += handler.finish_sent(&txn, &sent, now).await?;
             }
         }
         for finished in done.iter().filter(|f| f.outcome != Outcome::Sent) {
             let row = &finished.row;
             let outcome = &finished.outcome;
-            held += u64::from(store::record(&txn, &self.worker, row.id, outcome, now).await?);
+            held += u64::from(store::record(&txn, row.hold(), outcome, now).await?);
             // An address the mail server refused for good gets nothing more.
             if let Outcome::Failed { error } = outcome
                 && finished.refused
@@ -422,9 +450,10 @@ impl Dispatcher {
             }
         }
         if held < done.len() as u64 {
+            // Fenced off: another dispatcher holds these rows now, and its outcome counts.
             tracing::warn!(
-                lost = done.len() as u64 - held,
-                "claims ran out before their outcomes were recorded"
+                stale = done.len() as u64 - held,
+                "claims were taken over before their outcomes were recorded; outcomes dropped"
             );
         }
         txn.commit().await

@@ -22,7 +22,7 @@ use std::time::Duration;
 pub use crate::entities::outbox::{Channel, MessageKind, Status};
 /// The store's public surface: what a message kind receives ([`Claimed`]), and the claim,
 /// outcome and suppression steps a test of crash recovery or bounces drives directly.
-pub use store::{Claimed, Outcome, claim, record, suppress_email};
+pub use store::{Claimed, Hold, Outcome, claim, record, release, renew, suppress_email};
 
 impl Channel {
     /// The stored name.

@@ -4,7 +4,7 @@
 //! ([`MessageKinds`]), so the outbox imports no capability.
 
 use super::disclosures::About;
-use super::store::{self, Claimed};
+use super::store::{self, Claimed, Hold};
 use super::{MessageKind, Outgoing};
 use crate::db::WriteTxn;
 use crate::domain::TenantId;
@@ -53,16 +53,15 @@ pub trait MessageKindHandler: Send + Sync {
         claimed: &[&Claimed],
     ) -> Result<HashMap<i64, Rendered>, DbErr>;
 
-    /// Finishes the rows of `ids` that were sent and that `worker` still holds; returns how
-    /// many were still held. By default the rows are kept with status `sent`.
+    /// Finishes the rows of the claims of `held` that were sent and are still current;
+    /// returns how many were. By default the rows are kept with status `sent`.
     async fn finish_sent(
         &self,
         txn: &WriteTxn,
-        worker: &str,
-        ids: &[i64],
+        held: &[Hold],
         now: DateTime<Utc>,
     ) -> Result<u64, DbErr> {
-        store::record_sent(txn, worker, ids, now).await
+        store::record_sent(txn, held, now).await
     }
 
     /// Whom and what the sent rows of `claimed` were about, for the disclosure log

@@ -6,6 +6,11 @@
 //! (not sent on purpose, e.g. the number opted out). A `sending` row whose lease ran out —
 //! its dispatcher died — is due again, so nothing is lost and at most the messages that
 //! were in flight are sent twice (with the same Message-ID / idempotency key).
+//!
+//! Every claim of a row sets its `claim_token` to a new value (one more than before): the
+//! fencing token of that claim ([`Hold`]). The holder renews its lease ([`renew`]) while it
+//! sends, and renews, records and releases only `WHERE id = ? AND claim_token = ?`, so a
+//! holder whose claim ran out and was taken over changes nothing.
 
 use super::{Channel, MessageKind, Status};
 use crate::audit::{self, AuditEntry};
@@ -71,6 +76,7 @@ async fn insert<C: ConnectionTrait>(
         next_attempt_at: Set(due),
         claimed_by: Set(None),
         lease_until: Set(None),
+        claim_token: Set(0),
         last_error: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
@@ -96,6 +102,28 @@ pub struct Claimed {
     pub recipient: String,
     /// Attempts including this one.
     pub attempts: i64,
+    /// The fencing token of this claim.
+    pub token: i64,
+}
+
+impl Claimed {
+    /// This claim: the row and its fencing token.
+    pub fn hold(&self) -> Hold {
+        Hold {
+            id: self.id,
+            token: self.token,
+        }
+    }
+}
+
+/// One claim of one row: its id and the fencing token the claim set (`outbox.claim_token`).
+/// Only the current claim's holder changes the row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Hold {
+    /// Outbox id.
+    pub id: i64,
+    /// The claim's token.
+    pub token: i64,
 }
 
 /// A claimed row as stored: kind and channel stay text here, so that one row with a value
@@ -109,18 +137,23 @@ struct ClaimedRow {
     channel: String,
     recipient: String,
     attempts: i64,
+    claim_token: i64,
 }
 
 /// A claimed row whose kind or channel this build does not know.
 #[derive(Debug, Clone)]
 struct Unknown {
-    id: i64,
+    hold: Hold,
     error: String,
 }
 
 impl ClaimedRow {
     fn parse(self) -> Result<Claimed, Unknown> {
-        let unknown = |error: String| Unknown { id: self.id, error };
+        let hold = Hold {
+            id: self.id,
+            token: self.claim_token,
+        };
+        let unknown = |error: String| Unknown { hold, error };
         let kind = MessageKind::parse(&self.kind)
             .ok_or_else(|| unknown(format!("unknown outbox kind '{}'", self.kind)))?;
         let channel = Channel::parse(&self.channel)
@@ -133,12 +166,14 @@ impl ClaimedRow {
             channel,
             recipient: self.recipient,
             attempts: self.attempts,
+            token: self.claim_token,
         })
     }
 }
 
 /// Claims up to `limit` due rows for `worker` until `lease_until`, in one write
-/// transaction; concurrent dispatchers take disjoint rows ([`engine::claim_statement`]).
+/// transaction, each with a new fencing token; concurrent dispatchers take disjoint rows
+/// ([`engine::claim_statement`]).
 /// A row of a kind or channel this build does not know fails for good at once, alone.
 pub async fn claim(
     db_conn: &DatabaseConnection,
@@ -154,8 +189,10 @@ pub async fn claim(
             due: "(status = 'queued' AND next_attempt_at <= $3) OR (status = 'sending' AND lease_until < $3)",
             order: "next_attempt_at, id",
             limit,
-            set: "status = 'sending', claimed_by = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3",
-            returning: "outbox.id, outbox.tenant_id, outbox.kind, outbox.ref_id, outbox.channel, outbox.recipient, outbox.attempts",
+            set: "status = 'sending', claimed_by = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3, \
+                  claim_token = claim_token + 1",
+            returning: "outbox.id, outbox.tenant_id, outbox.kind, outbox.ref_id, outbox.channel, outbox.recipient, outbox.attempts, \
+                        outbox.claim_token",
         },
     );
     let txn = db::begin_write(db_conn).await?;
@@ -174,11 +211,11 @@ pub async fn claim(
         match ClaimedRow::from_query_result(row, "")?.parse() {
             Ok(row) => claimed.push(row),
             Err(unknown) => {
-                tracing::warn!(id = unknown.id, error = %unknown.error, "outbox row fails");
+                tracing::warn!(id = unknown.hold.id, error = %unknown.error, "outbox row fails");
                 let outcome = Outcome::Failed {
                     error: unknown.error,
                 };
-                record(&txn, worker, unknown.id, &outcome, now).await?;
+                record(&txn, unknown.hold, &outcome, now).await?;
             }
         }
     }
@@ -187,29 +224,51 @@ pub async fn claim(
     Ok(claimed)
 }
 
-/// Gives back the rows of `ids` that `worker` still holds without having tried to send
-/// them (a dispatcher shutting down): due again at once for any dispatcher, with the
-/// attempt their claim counted taken back. Returns how many.
+/// Gives back the claims of `held` still current without having tried to send them (a
+/// dispatcher shutting down): due again at once for any dispatcher, with the attempt their
+/// claim counted taken back. Returns how many.
 pub async fn release(
     db_conn: &DatabaseConnection,
-    worker: &str,
-    ids: &[i64],
+    held: &[Hold],
     now: DateTime<Utc>,
 ) -> Result<u64, DbErr> {
-    if ids.is_empty() {
+    if held.is_empty() {
         return Ok(0);
     }
     let txn = db::begin_write(db_conn).await?;
     let released = on_held(
         &txn,
         "UPDATE outbox SET status = 'queued', claimed_by = NULL, lease_until = NULL, \
-           attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, updated_at = $2",
-        (worker, ids),
+           attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, updated_at = $1",
+        held,
         vec![Value::ChronoDateTimeUtc(Some(now))],
     )
     .await?;
     txn.commit().await?;
     Ok(released)
+}
+
+/// Extends to `lease_until` the claims of `held` that are still current (a dispatcher
+/// still sending them); returns how many. A claim that ran out and was taken over is not
+/// renewed.
+pub async fn renew(
+    db_conn: &DatabaseConnection,
+    held: &[Hold],
+    lease_until: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    if held.is_empty() {
+        return Ok(0);
+    }
+    let txn = db::begin_write(db_conn).await?;
+    let renewed = on_held(
+        &txn,
+        "UPDATE outbox SET lease_until = $1",
+        held,
+        vec![Value::ChronoDateTimeUtc(Some(lease_until))],
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(renewed)
 }
 
 /// What became of one claimed row.
@@ -241,13 +300,12 @@ pub enum Outcome {
     },
 }
 
-/// Records `outcome` for a row `worker` still holds (a row whose lease ran out and that
-/// another dispatcher claimed is left to that dispatcher). Returns false when the row was
-/// no longer held.
+/// Records `outcome` for the claim `hold` when it is still current (a row whose lease ran
+/// out and that another dispatcher claimed is left to that dispatcher). Returns false when
+/// the claim was no longer current.
 pub async fn record<C: ConnectionTrait>(
     conn: &C,
-    worker: &str,
-    id: i64,
+    hold: Hold,
     outcome: &Outcome,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
@@ -262,15 +320,15 @@ pub async fn record<C: ConnectionTrait>(
         conn,
         "UPDATE outbox SET status = $1, next_attempt_at = COALESCE($2, next_attempt_at), last_error = COALESCE($3, last_error), \
            sent_at = COALESCE($4, sent_at), claimed_by = NULL, lease_until = NULL, updated_at = $5 \
-         WHERE id = $6 AND claimed_by = $7 AND status = 'sending'",
+         WHERE id = $6 AND claim_token = $7 AND status = 'sending'",
         vec![
             status.as_str().into(),
             Value::ChronoDateTimeUtc(next),
             Value::String(error),
             Value::ChronoDateTimeUtc(sent_at),
             Value::ChronoDateTimeUtc(Some(now)),
-            Value::BigInt(Some(id)),
-            worker.into(),
+            Value::BigInt(Some(hold.id)),
+            Value::BigInt(Some(hold.token)),
         ],
     )
     .await?
@@ -278,52 +336,56 @@ pub async fn record<C: ConnectionTrait>(
     Ok(changed > 0)
 }
 
-/// Records `Sent` for many rows `worker` still holds, in one statement; returns how many
-/// were still held.
+/// Records `Sent` for the claims of `held` still current, in one statement; returns how
+/// many were.
 pub async fn record_sent<C: ConnectionTrait>(
     conn: &C,
-    worker: &str,
-    ids: &[i64],
+    held: &[Hold],
     now: DateTime<Utc>,
 ) -> Result<u64, DbErr> {
     on_held(
         conn,
-        "UPDATE outbox SET status = 'sent', sent_at = $2, claimed_by = NULL, lease_until = NULL, updated_at = $2",
-        (worker, ids),
+        "UPDATE outbox SET status = 'sent', sent_at = $1, claimed_by = NULL, lease_until = NULL, updated_at = $1",
+        held,
         vec![Value::ChronoDateTimeUtc(Some(now))],
     )
     .await
 }
 
-/// Removes the rows `worker` still holds of `ids` after they were sent, for a kind whose
-/// own table tells that they were (a weekly digest: handed over and no outbox row any
-/// more); returns how many were still held. A week's million digests leave no rows behind.
-pub async fn remove_sent<C: ConnectionTrait>(
-    conn: &C,
-    worker: &str,
-    ids: &[i64],
-) -> Result<u64, DbErr> {
-    on_held(conn, "DELETE FROM outbox", (worker, ids), vec![]).await
+/// Removes the rows of the claims of `held` still current after they were sent, for a
+/// kind whose own table tells that they were (a weekly digest: handed over and no outbox
+/// row any more); returns how many were current. A week's million digests leave no rows
+/// behind.
+pub async fn remove_sent<C: ConnectionTrait>(conn: &C, held: &[Hold]) -> Result<u64, DbErr> {
+    on_held(conn, "DELETE FROM outbox", held, vec![]).await
 }
 
-/// Runs `statement` (an UPDATE or DELETE of `outbox`; `$1` is the worker, `$2`… are
-/// `values`) on the rows of `ids` that `worker` still holds; returns how many.
+/// Runs `statement` (an UPDATE or DELETE of `outbox` using `$1`… for `values`) on the rows
+/// of `held` whose claim is still current (same fencing token, still sending); returns how
+/// many.
 async fn on_held<C: ConnectionTrait>(
     conn: &C,
     statement: &str,
-    (worker, ids): (&str, &[i64]),
+    held: &[Hold],
     values: Vec<Value>,
 ) -> Result<u64, DbErr> {
-    if ids.is_empty() {
+    if held.is_empty() {
         return Ok(0);
     }
-    let list = db::id_list(ids.iter().copied());
-    let mut all = vec![worker.into()];
-    all.extend(values);
+    // Numbers only: nothing to escape. The id list keeps the primary key's index in use.
+    let ids = db::id_list(held.iter().map(|h| h.id));
+    let claims = held
+        .iter()
+        .map(|h| format!("({}, {})", h.id, h.token))
+        .collect::<Vec<_>>()
+        .join(", ");
     Ok(db::exec(
         conn,
-        &format!("{statement} WHERE id IN ({list}) AND claimed_by = $1 AND status = 'sending'"),
-        all,
+        &format!(
+            "{statement} WHERE id IN ({ids}) AND status = 'sending' \
+             AND (id, claim_token) IN (VALUES {claims})"
+        ),
+        values,
     )
     .await?
     .rows_affected())

@@ -224,7 +224,7 @@ async fn the_scheduler_runs_due_digests_once(backend: Backend) {
     )
     .await
     .unwrap();
-    assert_eq!(again, vec![("nyc".to_string(), 0)], "idempotent");
+    assert!(again.is_empty(), "run once: the week is done ({again:?})");
     let late = digest::run_due(
         &api.db.conn,
         catch_up,

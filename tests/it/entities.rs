@@ -20,7 +20,7 @@ macro_rules! every_entity {
             email_suppressions,
             enrollments, invitations, oidc_attempts, oneroster_connections, outbox, schools,
             sms_opt_outs, staff, student_contacts, students, sync_run, tenant, tenant_settings,
-            web_sessions, sign_in_codes,
+            web_sessions, sign_in_codes, scheduled_runs,
         )
     };
 }

@@ -92,7 +92,7 @@ pub async fn start_chat(api: &Api, contacts: &[&str]) -> Json {
     reply.body
 }
 
-async fn set(api: &Api, settings: Json) {
+pub async fn set(api: &Api, settings: Json) {
     let tenant_admin = api.user("nyc", "ta-1", &[Role::TenantAdmin]);
     patch_settings(api, &tenant_admin, settings).await.ok();
 }
@@ -510,7 +510,7 @@ async fn smtp_4xx_is_retried_and_5xx_is_final(backend: Backend) {
 }
 
 /// Queues `n` invitations: one chat per extra guardian of stu-1.
-async fn queue_many(api: &Api, n: usize) {
+pub async fn queue_many(api: &Api, n: usize) {
     let fixture = crate::support::Fixture::v21();
     for i in 0..n {
         fixture
@@ -589,8 +589,7 @@ async fn a_dispatcher_killed_mid_batch_loses_nothing(backend: Backend) {
     // The dead worker's late answer does not overwrite the new outcome.
     let late = store::record(
         &api.db.conn,
-        "killed-worker",
-        in_flight[0].id,
+        in_flight[0].hold(),
         &store::Outcome::Failed {
             error: "late".into(),
         },

@@ -107,6 +107,7 @@ fn claimed(tenant: i64, kind: &str, ref_id: i64, channel: &str, to: &str) -> Cla
         channel: Channel::parse(channel).expect("a channel"),
         recipient: to.into(),
         attempts: 1,
+        token: 1,
     }
 }
 

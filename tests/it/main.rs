@@ -47,6 +47,7 @@ mod digest_delivery;
 mod disclosures;
 mod import_v1;
 mod import_v21;
+mod instances;
 mod links_mail;
 mod oidc;
 mod oneroster;

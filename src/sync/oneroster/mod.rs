@@ -368,9 +368,15 @@ async fn record_failure(
     Ok(report)
 }
 
-/// Starts the `serve` scheduler when `oneroster.schedule_hours` is set: every that many
-/// hours each connected tenant is synced (a delta when `schedule_delta` is set and the
-/// tenant has a watermark, else a full run). Returns `None` when the schedule is off.
+/// How often the `serve` scheduler looks for a due period, at most (less when the period
+/// is shorter).
+const SCHEDULE_CHECK: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Starts the `serve` scheduler when `oneroster.schedule_hours` is set: time is cut into
+/// periods of that many hours, aligned on the Unix epoch (UTC) so that every instance agrees
+/// on them, and each connected tenant is synced once per period across all instances
+/// ([`run_due`]; a delta when `schedule_delta` is set and the tenant has a watermark, else a
+/// full run). Returns `None` when the schedule is off.
 pub fn spawn_schedule(
     db: DatabaseConnection,
     config: Arc<Config>,
@@ -386,16 +392,67 @@ pub fn spawn_schedule(
     );
     Some(tokio::spawn(async move {
         let period = std::time::Duration::from_secs(hours.saturating_mul(3600));
-        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        let mut ticks = tokio::time::interval(period.min(SCHEDULE_CHECK));
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
-            run_scheduled(&db, &config).await;
+            run_due(&db, &config, chrono::Utc::now()).await;
         }
     }))
 }
 
-/// One round of the schedule: every connected tenant, one after the other.
+/// The start of the schedule period of `hours` hours that `now` falls in (periods are
+/// aligned on the Unix epoch).
+pub fn period_start(
+    now: chrono::DateTime<chrono::Utc>,
+    hours: u64,
+) -> chrono::DateTime<chrono::Utc> {
+    let length = i64::try_from(hours.max(1).saturating_mul(3600)).unwrap_or(i64::MAX);
+    let start = now.timestamp().div_euclid(length) * length;
+    chrono::DateTime::from_timestamp(start, 0).unwrap_or(now)
+}
+
+/// Syncs every connected tenant whose run of the period of `now` no instance has made (or
+/// is making); returns the slugs this call synced. A run that could not reach the database
+/// is given back and tried again at the next check; any other outcome (applied, refused,
+/// failed at the provider) is that period's run.
+pub async fn run_due(
+    db: &DatabaseConnection,
+    config: &Config,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<String> {
+    use crate::db::jobs::{self, Job};
+    let tenants = match connection::connected_tenants(db).await {
+        Ok(tenants) => tenants,
+        Err(e) => {
+            tracing::error!(error = %e, "OneRoster schedule: cannot list the connections");
+            return Vec::new();
+        }
+    };
+    let period = period_start(now, config.oneroster.schedule_hours)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut synced = Vec::new();
+    for slug in tenants {
+        let key = format!("{slug}:{period}");
+        let run = async {
+            match sync_scheduled(db, config, &slug).await {
+                Err(OneRosterError::Sync(e)) => Err(DbErr::Custom(e.to_string())),
+                _ => Ok(()),
+            }
+        };
+        match jobs::run_once(db, (Job::OneRoster, &key), jobs::LEASE, run).await {
+            Ok(Some(())) => synced.push(slug),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(tenant = %slug, error = %e, "OneRoster scheduled sync given back; retrying at the next check")
+            }
+        }
+    }
+    synced
+}
+
+/// One round of the schedule on this instance alone: every connected tenant, one after the
+/// other, whatever other instances did (`serve` uses [`run_due`]).
 pub async fn run_scheduled(db: &DatabaseConnection, config: &Config) {
     let tenants = match connection::connected_tenants(db).await {
         Ok(tenants) => tenants,
@@ -405,28 +462,42 @@ pub async fn run_scheduled(db: &DatabaseConnection, config: &Config) {
         }
     };
     for slug in tenants {
-        let mut request = SyncRequest {
-            tenant: slug.clone(),
-            delta: config.oneroster.schedule_delta,
-            force: false,
-            actor: "scheduler:oneroster".into(),
-        };
-        let mut result = sync(db, config, &request).await;
-        if matches!(result, Err(OneRosterError::NoWatermark(_))) {
-            request.delta = false;
-            result = sync(db, config, &request).await;
-        }
-        match result {
-            Ok(report) => tracing::info!(
+        let _ = sync_scheduled(db, config, &slug).await;
+    }
+}
+
+/// The scheduled sync of one tenant (a delta falls back to a full run without a
+/// watermark), logged; the error when it could not run.
+async fn sync_scheduled(
+    db: &DatabaseConnection,
+    config: &Config,
+    slug: &str,
+) -> Result<(), OneRosterError> {
+    let mut request = SyncRequest {
+        tenant: slug.to_string(),
+        delta: config.oneroster.schedule_delta,
+        force: false,
+        actor: "scheduler:oneroster".into(),
+    };
+    let mut result = sync(db, config, &request).await;
+    if matches!(result, Err(OneRosterError::NoWatermark(_))) {
+        request.delta = false;
+        result = sync(db, config, &request).await;
+    }
+    match result {
+        Ok(report) => {
+            tracing::info!(
                 tenant = %slug,
                 status = report.status.as_str(),
                 run = report.run_id,
                 errors = report.errors.len(),
                 "OneRoster scheduled sync"
-            ),
-            Err(e) => {
-                tracing::error!(tenant = %slug, error = %e, "OneRoster scheduled sync could not run")
-            }
+            );
+            Ok(())
+        }
+        Err(e) => {
+            tracing::error!(tenant = %slug, error = %e, "OneRoster scheduled sync could not run");
+            Err(e)
         }
     }
 }
