@@ -8,10 +8,13 @@
 //!   command (faults of the database, SMTP, the SMS gateway, a OneRoster provider);
 //! - [`smtp`]: an in-process SMTP sink on loopback that counts what it accepts and answers
 //!   with injected faults or a script of replies;
+//! - [`crash`]: the crash harness (SIGKILL at a seeded point of an import, an approval, a
+//!   digest run or a dispatch, then the checks), run by the `crash` binary and the tests;
 //! - [`free_port`]: a free TCP port on loopback.
 //!
 //! Not part of the product: the shipped `parent-connection` binary does not link it.
 
+pub mod crash;
 pub mod generate;
 pub mod pg;
 pub mod proxy;

@@ -81,13 +81,19 @@ struct Stats {
     dropped: AtomicU64,
     accepted: Arc<AtomicUsize>,
     by_message_id: Mutex<HashMap<String, u32>>,
+    by_recipient: Mutex<HashMap<String, u32>>,
 }
 
 impl Stats {
-    fn keep(&self, message_id: String) {
+    fn keep(&self, message_id: String, recipients: &[String]) {
         self.accepted.fetch_add(1, Ordering::SeqCst);
         if let Ok(mut kept) = self.by_message_id.lock() {
             *kept.entry(message_id).or_default() += 1;
+        }
+        if let Ok(mut kept) = self.by_recipient.lock() {
+            for recipient in recipients {
+                *kept.entry(recipient.clone()).or_default() += 1;
+            }
         }
     }
 }
@@ -149,6 +155,24 @@ impl Sink {
             .unwrap_or(0)
     }
 
+    /// How often each message (by `Message-ID`) was kept.
+    pub fn counts(&self) -> HashMap<String, u32> {
+        self.stats
+            .by_message_id
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default()
+    }
+
+    /// How many messages each recipient (`RCPT TO` address) was sent.
+    pub fn recipients(&self) -> HashMap<String, u32> {
+        self.stats
+            .by_recipient
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default()
+    }
+
     /// Messages kept more than once.
     pub fn duplicates(&self) -> u64 {
         self.stats
@@ -184,6 +208,7 @@ async fn session(socket: TcpStream, stats: Arc<Stats>, answers: Arc<Answers>) {
         return;
     }
     let (mut in_data, mut message_id) = (false, String::new());
+    let mut recipients = Vec::new();
     while let Ok(Some(line)) = lines.next_line().await {
         if in_data {
             if line != "." {
@@ -197,11 +222,12 @@ async fn session(socket: TcpStream, stats: Arc<Stats>, answers: Arc<Answers>) {
             in_data = false;
             let n = stats.received.fetch_add(1, Ordering::Relaxed) + 1;
             let id = std::mem::take(&mut message_id);
+            let to = std::mem::take(&mut recipients);
             let reply = match answers.answer(n) {
                 Answer::DropConnection => {
                     // The server took the message but the answer is lost.
                     stats.dropped.fetch_add(1, Ordering::Relaxed);
-                    stats.keep(id);
+                    stats.keep(id, &to);
                     return;
                 }
                 Answer::Reply(reply) => {
@@ -209,7 +235,7 @@ async fn session(socket: TcpStream, stats: Arc<Stats>, answers: Arc<Answers>) {
                     format!("{reply}\r\n")
                 }
                 Answer::Accept => {
-                    stats.keep(id);
+                    stats.keep(id, &to);
                     "250 2.0.0 queued\r\n".to_string()
                 }
             };
@@ -219,6 +245,11 @@ async fn session(socket: TcpStream, stats: Arc<Stats>, answers: Arc<Answers>) {
             continue;
         }
         let upper = line.get(..4).unwrap_or_default().to_ascii_uppercase();
+        if upper == "RCPT"
+            && let Some((_, address)) = line.split_once('<')
+        {
+            recipients.push(address.trim_end_matches('>').to_string());
+        }
         let reply: &[u8] = match upper.as_str() {
             "EHLO" => b"250-sink\r\n250-8BITMIME\r\n250 SIZE 10485760\r\n",
             "DATA" => {

@@ -41,6 +41,7 @@ mod browser_guardian;
 mod browser_teacher;
 mod cli;
 mod config_cli;
+mod crash;
 mod diffed;
 mod digest;
 mod digest_delivery;
