@@ -193,7 +193,7 @@ impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequest<S> for ApiJ
 /// A JSON value as `T`: text holding U+0000 is refused, whole numbers written with a
 /// fraction (`465.0`) count as integers (as JSON Schema says), then the shape is checked.
 fn typed<T: DeserializeOwned>(mut value: serde_json::Value) -> Result<T, ApiError> {
-    if holds_nul(&value) {
+    if crate::domain::json_holds_nul(&value) {
         return Err(ApiError::bad_request("invalid_body", NUL_REFUSED));
     }
     whole_numbers_as_integers(&mut value);
@@ -233,18 +233,6 @@ fn whole_numbers_as_integers(value: &mut serde_json::Value) {
         serde_json::Value::Array(items) => items.iter_mut().for_each(whole_numbers_as_integers),
         serde_json::Value::Object(map) => map.values_mut().for_each(whole_numbers_as_integers),
         _ => {}
-    }
-}
-
-/// True when a JSON value holds U+0000 in any string or key, at any depth.
-fn holds_nul(value: &serde_json::Value) -> bool {
-    match value {
-        serde_json::Value::String(text) => text.contains('\0'),
-        serde_json::Value::Array(items) => items.iter().any(holds_nul),
-        serde_json::Value::Object(map) => map
-            .iter()
-            .any(|(key, value)| key.contains('\0') || holds_nul(value)),
-        _ => false,
     }
 }
 

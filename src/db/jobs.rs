@@ -230,12 +230,7 @@ async fn keep(
     claim: &RunClaim,
     lease: Duration,
 ) -> std::convert::Infallible {
-    let mut ticks = tokio::time::interval(lease / 3);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticks.tick().await;
-    loop {
-        ticks.tick().await;
-        let until = Utc::now() + chrono::Duration::from_std(lease).unwrap_or_default();
+    renew_every_third(lease, |until| async move {
         match renew(db_conn, claim, until).await {
             Ok(true) => {}
             Ok(false) => {
@@ -245,5 +240,23 @@ async fn keep(
                 tracing::warn!(job = claim.job.as_str(), error = %e, "cannot renew the run's claim; retrying")
             }
         }
+    })
+    .await
+}
+
+/// Calls `renew` with a new end of the lease (now + `lease`) every third of `lease`, for
+/// ever: what keeps a claim alive while its holder works. The holder drops this future
+/// when the work is done; `renew` logs its own failures (the next tick tries again).
+pub async fn renew_every_third<F, Fut>(lease: Duration, mut renew: F) -> std::convert::Infallible
+where
+    F: FnMut(DateTime<Utc>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut ticks = tokio::time::interval(lease / 3);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        renew(Utc::now() + chrono::Duration::from_std(lease).unwrap_or_default()).await;
     }
 }

@@ -296,17 +296,13 @@ impl Dispatcher {
     /// fails (the database is unreachable) is logged and tried again at the next tick.
     async fn keep_leases(&self, held: &[Hold]) -> std::convert::Infallible {
         let lease = Duration::from_secs(self.config.lease_seconds.max(1));
-        let mut ticks = tokio::time::interval(lease / 3);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticks.tick().await;
-        loop {
-            ticks.tick().await;
-            let until = Utc::now() + chrono::Duration::from_std(lease).unwrap_or_default();
+        crate::db::jobs::renew_every_third(lease, |until| async move {
             match store::renew(&self.db, held, until).await {
                 Ok(renewed) => tracing::trace!(renewed, "outbox leases renewed"),
                 Err(e) => tracing::warn!(error = %e, "cannot renew the outbox leases; retrying"),
             }
-        }
+        })
+        .await
     }
 
     /// Converts the opt-outs kept from before the hashes (first round only) and removes

@@ -229,7 +229,7 @@ pub fn parse_item<T: Collection>(value: serde_json::Value) -> Item<T> {
             message: "the record has no sourcedId".into(),
         },
         // PostgreSQL cannot store U+0000: the CSV readers refuse it too (`nul_character`).
-        Some(_) if holds_nul(&value) => Item::Bad {
+        Some(_) if crate::domain::json_holds_nul(&value) => Item::Bad {
             sourced_id,
             message: "the record holds a NUL character (U+0000), which cannot be stored; remove it at the provider".into(),
         },
@@ -240,18 +240,6 @@ pub fn parse_item<T: Collection>(value: serde_json::Value) -> Item<T> {
                 message: format!("not a valid {} record: {e}", T::NAME),
             },
         },
-    }
-}
-
-/// True when a string or key of `value`, at any depth, holds U+0000.
-fn holds_nul(value: &serde_json::Value) -> bool {
-    match value {
-        serde_json::Value::String(text) => text.contains('\0'),
-        serde_json::Value::Array(items) => items.iter().any(holds_nul),
-        serde_json::Value::Object(map) => map
-            .iter()
-            .any(|(key, value)| key.contains('\0') || holds_nul(value)),
-        _ => false,
     }
 }
 
