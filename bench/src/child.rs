@@ -30,7 +30,7 @@ pub enum ChildPhase {
     Import,
     /// Same, with `force` (past the deletion guard).
     ImportForced,
-    /// The engine floor on the snapshot in `--dir` (its tables dropped afterwards).
+    /// The engine floor on the snapshot in `--dir`, into a database the `Setup` phase made.
     Floor,
 }
 
@@ -214,9 +214,6 @@ pub async fn run_phase(args: PhaseArgs, config: &Config) -> Result<()> {
     }
     let cost = meter.stop();
     ui.finish();
-    if args.phase == ChildPhase::Floor {
-        floor::cleanup(&conn).await?;
-    }
     conn.close().await.context("cannot close the database")?;
     output.wall_ms = cost.wall.as_millis() as u64;
     // The process's whole high-water mark: this child did nothing but this phase.

@@ -232,9 +232,14 @@ pub async fn run_import(args: &ImportBenchArgs, config: &Config) -> Result<Impor
             .with_context(|| format!("cannot create {}", sqlite_dir.display()))?;
         let path = sqlite_dir.join("bench.db");
         let url = format!("sqlite://{}?mode=rwc", path.display());
+        let floor_url = format!(
+            "sqlite://{}?mode=rwc",
+            sqlite_dir.join("floor.db").display()
+        );
         let result = run_backend(
             "SQLite",
             &url,
+            &floor_url,
             &path.display().to_string(),
             config,
             &sets,
@@ -248,11 +253,30 @@ pub async fn run_import(args: &ImportBenchArgs, config: &Config) -> Result<Impor
     }
     if let Some(server) = &args.postgres_url {
         let name = format!("bench_import_{}", std::process::id());
+        let floor_name = format!("bench_floor_{}", std::process::id());
         let url = pg::create_database(server, &name).await?;
-        let result = run_backend("PostgreSQL", &url, &redact_url(&url), config, &sets, &ui).await;
+        let floor_url = match pg::create_database(server, &floor_name).await {
+            Ok(floor_url) => floor_url,
+            Err(e) => {
+                pg::drop_database(server, &name).await?;
+                return Err(e);
+            }
+        };
+        let result = run_backend(
+            "PostgreSQL",
+            &url,
+            &floor_url,
+            &redact_url(&url),
+            config,
+            &sets,
+            &ui,
+        )
+        .await;
         let dropped = pg::drop_database(server, &name).await;
+        let floor_dropped = pg::drop_database(server, &floor_name).await;
         let result = result.context("PostgreSQL benchmark failed")?;
         dropped?;
+        floor_dropped?;
         backends.push(result);
     }
     if !args.keep {
@@ -294,6 +318,7 @@ pub fn remove_dir(dir: &Path) -> Result<()> {
 async fn run_backend(
     name: &'static str,
     url: &str,
+    floor_url: &str,
     location: &str,
     config: &Config,
     sets: &Sets,
@@ -378,9 +403,21 @@ async fn run_backend(
     let floor_method = floor::method(conn.get_database_backend());
     conn.close().await.context("cannot close the database")?;
 
+    // The floor loads into its own fresh database with the real schema and one tenant
+    // (made untimed), so its inserts meet the same indexes and constraints as the import's.
+    ui.start(&format!(
+        "[{name}] engine floor: fresh database, migrations, tenant (untimed)"
+    ));
+    child_phase(ChildPhase::Setup, floor_url, None, phases::SETUP, ui).await?;
     ui.start(&format!("[{name}] engine floor: {floor_method}"));
-    let (phase, output) =
-        child_phase(ChildPhase::Floor, url, Some(&sets.first), phases::FLOOR, ui).await?;
+    let (phase, output) = child_phase(
+        ChildPhase::Floor,
+        floor_url,
+        Some(&sets.first),
+        phases::FLOOR,
+        ui,
+    )
+    .await?;
     let floor_rows = output.floor.unwrap_or_default();
     phases.push(Phase {
         rows: floor_rows.total(),
