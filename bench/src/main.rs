@@ -69,8 +69,8 @@ enum BenchCommand {
     /// 0.5% of links removed). Then, for SQLite (a fresh file in the work folder) and for
     /// PostgreSQL (a fresh database created on the server given by --postgres-url and
     /// dropped afterwards): migrate, create a tenant, first import, re-sync, and the engine
-    /// floor (the same contact and link rows loaded with a plain bulk insert, or COPY on
-    /// PostgreSQL). Wall time and peak RSS are recorded per phase. Use a release build: at
+    /// floor (every row the first import writes, loaded into a fresh database with the real
+    /// schema by prepared inserts, or COPY on PostgreSQL). Wall time and peak RSS are recorded per phase. Use a release build: at
     /// 1,000,000 students the files take ~0.5 GB and the SQLite database ~2 GB of disk.
     Import(import::ImportBenchArgs),
     /// Benchmark outbox delivery to a local SMTP sink, clean and with injected faults, and

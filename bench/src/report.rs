@@ -35,9 +35,16 @@ section below it.
 
 The import benchmark generates a seeded synthetic SDS v2.1 snapshot
 of a large district, imports it into a fresh database, re-syncs it with a slightly changed
-snapshot, and measures the *engine floor* — the same contact and link rows loaded with the
+snapshot, and measures the *engine floor* — every row the first import writes (schools,
+students, staff, classes, enrollments, contacts, student–contact links) loaded with the
 plainest fast method of the engine — in the same run on the same machine, so the import can be
-judged as a multiple of what the database itself needs.
+judged as a multiple of what the database itself needs. The floor loads into its own fresh
+database, migrated with the product's migrations and holding one tenant, so it meets the real
+tables' indexes, unique constraints and foreign keys; it reads the same CSV files without
+validation or phone/email normalisation, writes in one transaction (SQLite: one prepared
+`INSERT` stepped per row; PostgreSQL: `COPY` into the real tables), and resolves the foreign
+keys of enrollments and links from SIS ids with one `INSERT … SELECT` from a temporary table
+joined on the source ids.
 
 Each database phase (setup, first import, re-sync, engine floor) runs in its own child
 process (`parent-connection-bench import-phase`, internal), as a real `parent-connection
@@ -290,10 +297,14 @@ fn backend_section(
         let rows = match p.name.as_str() {
             phases::SETUP => "—".to_string(),
             phases::FLOOR => format!(
-                "{} inserted ({} contacts + {} links)",
+                "{} inserted ({})",
                 n(p.rows),
-                n(b.floor_rows.contacts),
-                n(b.floor_rows.links)
+                b.floor_rows
+                    .named()
+                    .iter()
+                    .map(|(table, rows)| format!("{} {table}", n(*rows)))
+                    .collect::<Vec<_>>()
+                    .join(" + ")
             ),
             _ => format!("{} written", n(p.rows)),
         };
