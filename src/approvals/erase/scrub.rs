@@ -227,8 +227,11 @@ impl Scrub<'_> {
     ) -> Result<Vec<i64>, DbErr> {
         let rows = db::rows::query_as::<RequestRow, _>(
             conn,
+            // By the student's SIS id: the (tenant, student_source_id, id) index. The `+`
+            // keeps SQLite from walking the tenant's unlinked requests on (tenant, contact).
             "SELECT id, proposed, current, applied, reason FROM contact_requests \
-             WHERE tenant_id = $1 AND student_id = $2 AND contact_id IS NULL",
+             WHERE tenant_id = $1 AND +contact_id IS NULL AND student_source_id = \
+               (SELECT source_id FROM students WHERE tenant_id = $1 AND id = $2)",
             vec![self.tenant(), Value::BigInt(Some(student))],
         )
         .await?;
