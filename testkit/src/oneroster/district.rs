@@ -95,6 +95,11 @@ impl District {
         district
     }
 
+    /// The district as first served (before any change).
+    pub fn original(&self) -> Self {
+        Self::new(self.plan.students, self.plan.seed).expect("the same plan")
+    }
+
     /// What [`District::changed`] changed (zero before).
     pub fn changes(&self) -> Changes {
         self.changes
