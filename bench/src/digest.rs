@@ -47,6 +47,10 @@ pub struct DigestBenchArgs {
 /// The benchmark's week: 2026-W48, due Saturday 2026-11-28 08:00 New York.
 const WEEK: &str = "2026-W48";
 
+/// The privacy key (`privacy.hash_key`) of the benchmark's product commands: the
+/// dispatcher needs one on PostgreSQL to check email suppressions.
+const PRIVACY_KEY: &str = "62656e6368206469676573742070726976616379206b65792e2e2e2e2e2e2e2e";
+
 /// The week after: its previous window holds the upcoming assignments of [`WEEK`].
 const NEXT_WEEK: &str = "2026-W49";
 
@@ -303,9 +307,14 @@ async fn run_engine(
     let before = table_bytes(&db, sqlite_file.as_deref()).await?;
     eprintln!("{engine}: digest run …");
     // The real command in a fresh process, so its peak RSS is the run's own.
+    // The privacy key: the dispatcher needs one on PostgreSQL (email suppressions).
     let database = [
         ("DATABASE_URL", url.to_string()),
         ("PARENT_CONNECTION__DATABASE__URL", url.to_string()),
+        (
+            "PARENT_CONNECTION__PRIVACY__HASH_KEY",
+            PRIVACY_KEY.to_string(),
+        ),
     ];
     let queued_run = child(product, &digest_run(WEEK), &database).await?;
     let queued = queued_of(&queued_run)?;
@@ -372,6 +381,17 @@ async fn run_engine(
             .saturating_sub(after_sends),
     };
     db.close().await.ok();
+    eprintln!(
+        "{engine}: {} of {queued} digests sent in {:.1} s ({:.0}/s), {} duplicates; growth {} MiB, disclosure log {} MiB (texts {} MiB); next week {} MiB",
+        dispatch.delivered,
+        dispatch.seconds,
+        dispatch.delivered as f64 / dispatch.seconds.max(1e-9),
+        dispatch.duplicates,
+        dispatch.growth_bytes >> 20,
+        dispatch.log_bytes >> 20,
+        dispatch.text_bytes >> 20,
+        dispatch.next_week_growth_bytes >> 20
+    );
     Ok(Figures {
         engine: engine.into(),
         generate_seconds,

@@ -100,13 +100,26 @@ impl DueTimes {
     }
 }
 
+/// Points as a line shows them: whole numbers without decimals ("10"), others as they are
+/// ("2.5"). Whole numbers go through an integer: `{:.0}` on a float takes the exact
+/// (slow) float formatting path, once per line of every digest.
+fn points(p: f64) -> String {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53: every integer below is exact
+    if p.fract() != 0.0 {
+        return p.to_string();
+    }
+    if p.abs() < EXACT && !(p == 0.0 && p.is_sign_negative()) {
+        return (p as i64).to_string();
+    }
+    format!("{p:.0}")
+}
+
 fn item(item: &DueItem, times: &mut DueTimes) -> ItemView {
     ItemView {
         due: times.format(item.due_at),
         title: item.title.clone(),
         points: match item.points {
-            Some(p) if p.fract() == 0.0 => format!(" ({p:.0} points)"),
-            Some(p) => format!(" ({p} points)"),
+            Some(p) => format!(" ({} points)", points(p)),
             None => String::new(),
         },
     }
@@ -179,4 +192,34 @@ pub fn render_with(
         body: format!("{}\n", body.trim_end()),
         unsubscribe,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::points;
+
+    #[test]
+    fn points_read_as_before() {
+        for p in [
+            0.0_f64,
+            -0.0,
+            1.0,
+            10.0,
+            100.0,
+            -3.0,
+            2.5,
+            0.1,
+            1e15,
+            1e300,
+            -1e20,
+            123_456_789.0,
+        ] {
+            let before = if p.fract() == 0.0 {
+                format!("{p:.0}")
+            } else {
+                format!("{p}")
+            };
+            assert_eq!(points(p), before, "{p}");
+        }
+    }
 }
