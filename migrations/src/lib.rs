@@ -29,6 +29,7 @@ mod m20270105_000019_erasure_privacy;
 mod m20270105_000020_request_matches;
 mod m20270105_000021_consent_disclosures;
 mod m20270112_000022_instances;
+mod m20270119_000023_disclosure_text;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -59,6 +60,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20270105_000020_request_matches::Migration),
             Box::new(m20270105_000021_consent_disclosures::Migration),
             Box::new(m20270112_000022_instances::Migration),
+            Box::new(m20270119_000023_disclosure_text::Migration),
         ]
     }
 }

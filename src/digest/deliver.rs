@@ -435,16 +435,16 @@ impl Group<'_> {
             .map(|d| (d.contact_id, d))
             .collect();
         let mut out = Vec::with_capacity(members.len());
+        let mut times = super::render::DueTimes::new(schedule.zone);
         for (contact, claimed) in members {
             let Some(digest) = digests.get(contact) else {
                 continue;
             };
             let unsubscribe = super::unsubscribe::link(self.links, &secret, tenant.id, *contact);
-            let rendered = match super::render::render(
+            let rendered = match super::render::render_with(
                 digest,
-                &tenant.name,
-                &windows,
-                schedule.zone,
+                (&tenant.name, &windows),
+                &mut times,
                 unsubscribe,
             ) {
                 Ok(rendered) => Rendered::Ready(Outgoing {

@@ -6,7 +6,9 @@ use super::compose::{Digest, DueItem};
 use super::unsubscribe::UnsubscribeLink;
 use super::week::Windows;
 use askama::Template;
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use std::collections::HashMap;
 
 /// A rendered email.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -66,14 +68,58 @@ fn names(digest: &Digest) -> String {
     }
 }
 
-fn item(item: &DueItem, zone: Tz) -> ItemView {
-    let local = item.due_at.with_timezone(&zone);
+/// Due times as the digests of one zone show them, each formatted once: the digests of a
+/// batch list the same classes' assignments again and again, and formatting a date (its
+/// pattern parsed, the zone looked up) cost more than the rest of a line.
+#[derive(Debug)]
+pub struct DueTimes {
+    zone: Tz,
+    formatted: HashMap<DateTime<Utc>, String>,
+}
+
+impl DueTimes {
+    /// No times formatted yet, for `zone`.
+    pub fn new(zone: Tz) -> Self {
+        Self {
+            zone,
+            formatted: HashMap::new(),
+        }
+    }
+
+    /// `due` in the zone, as a digest line shows it ("Mon Nov 23, 8:00 AM").
+    fn format(&mut self, due: DateTime<Utc>) -> String {
+        let zone = self.zone;
+        self.formatted
+            .entry(due)
+            .or_insert_with(|| {
+                due.with_timezone(&zone)
+                    .format("%a %b %-d, %-I:%M %p")
+                    .to_string()
+            })
+            .clone()
+    }
+}
+
+/// Points as a line shows them: whole numbers without decimals ("10"), others as they are
+/// ("2.5"). Whole numbers go through an integer: `{:.0}` on a float takes the exact
+/// (slow) float formatting path, once per line of every digest.
+fn points(p: f64) -> String {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53: every integer below is exact
+    if p.fract() != 0.0 {
+        return p.to_string();
+    }
+    if p.abs() < EXACT && !(p == 0.0 && p.is_sign_negative()) {
+        return (p as i64).to_string();
+    }
+    format!("{p:.0}")
+}
+
+fn item(item: &DueItem, times: &mut DueTimes) -> ItemView {
     ItemView {
-        due: local.format("%a %b %-d, %-I:%M %p").to_string(),
+        due: times.format(item.due_at),
         title: item.title.clone(),
         points: match item.points {
-            Some(p) if p.fract() == 0.0 => format!(" ({p:.0} points)"),
-            Some(p) => format!(" ({p} points)"),
+            Some(p) => format!(" ({} points)", points(p)),
             None => String::new(),
         },
     }
@@ -97,6 +143,23 @@ pub fn render(
     zone: Tz,
     unsubscribe: UnsubscribeLink,
 ) -> Result<Rendered, askama::Error> {
+    render_with(
+        digest,
+        (tenant, windows),
+        &mut DueTimes::new(zone),
+        unsubscribe,
+    )
+}
+
+/// [`render`], reusing the due times already formatted in `times` (in its zone): for the
+/// many digests of one tenant and week rendered together.
+pub fn render_with(
+    digest: &Digest,
+    (tenant, windows): (&str, &Windows),
+    times: &mut DueTimes,
+    unsubscribe: UnsubscribeLink,
+) -> Result<Rendered, askama::Error> {
+    let zone = times.zone;
     let view_children = digest
         .children
         .iter()
@@ -108,8 +171,8 @@ pub fn render(
                 .iter()
                 .map(|class| ClassView {
                     title: class.title.clone(),
-                    previous: class.previous.iter().map(|i| item(i, zone)).collect(),
-                    upcoming: class.upcoming.iter().map(|i| item(i, zone)).collect(),
+                    previous: class.previous.iter().map(|i| item(i, times)).collect(),
+                    upcoming: class.upcoming.iter().map(|i| item(i, times)).collect(),
                 })
                 .collect(),
         })
@@ -129,4 +192,34 @@ pub fn render(
         body: format!("{}\n", body.trim_end()),
         unsubscribe,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::points;
+
+    #[test]
+    fn points_read_as_before() {
+        for p in [
+            0.0_f64,
+            -0.0,
+            1.0,
+            10.0,
+            100.0,
+            -3.0,
+            2.5,
+            0.1,
+            1e15,
+            1e300,
+            -1e20,
+            123_456_789.0,
+        ] {
+            let before = if p.fract() == 0.0 {
+                format!("{p:.0}")
+            } else {
+                format!("{p}")
+            };
+            assert_eq!(points(p), before, "{p}");
+        }
+    }
 }

@@ -29,6 +29,10 @@ pub struct Model {
     /// The body sent; null after the retention or once erased.
     #[sea_orm(column_type = "Text", nullable)]
     pub body: Option<String>,
+    /// The body sent, compressed (`outbox::disclosures` text format); null after the
+    /// retention, once erased, and for entries from before it (whose `body` is set).
+    #[sea_orm(column_type = "VarBinary(StringLen::None)", nullable)]
+    pub body_deflate: Option<Vec<u8>>,
     /// SHA-256 (hex) of what was sent.
     #[sea_orm(column_type = "Text")]
     pub content_sha256: String,

@@ -14,6 +14,8 @@ use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, Value};
 use serde::Serialize;
 use std::collections::HashMap;
 
+mod text;
+
 /// Whom and what a sent message was about, as its kind knows it
 /// ([`crate::outbox::port::MessageKindHandler::disclosed`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,49 +73,138 @@ pub fn content_sha256(subject: Option<&str>, body: &str) -> String {
     crate::secrets::to_hex(digest.as_ref())
 }
 
-/// Records `accepted` in the caller's transaction (with the students of each).
+/// Entries per INSERT: 11 values each, far below either engine's limit on bind
+/// parameters, and short statements (on PostgreSQL, 100-row chunks beat 1000-row ones).
+const INSERT_CHUNK: usize = 100;
+
+/// Records `accepted` in the caller's transaction (with the students of each): one
+/// multi-row INSERT for the entries and one for their students per [`INSERT_CHUNK`]
+/// entries. The body is stored compressed ([`text`]); the hash is of the text as sent.
 pub async fn record<C: ConnectionTrait>(conn: &C, accepted: &[Accepted<'_>]) -> Result<(), DbErr> {
+    for chunk in chunks(accepted) {
+        let ids = insert_entries(conn, &chunk).await?;
+        insert_students(conn, &chunk, &ids).await?;
+    }
+    Ok(())
+}
+
+/// `accepted` in chunks of at most [`INSERT_CHUNK`] entries, no two of a chunk about the
+/// same message (kind and reference): the ids an INSERT returns are matched back by it.
+fn chunks<'a, 'b>(accepted: &'a [Accepted<'b>]) -> Vec<Vec<&'a Accepted<'b>>> {
+    let mut out: Vec<Vec<&Accepted<'_>>> = Vec::new();
+    let mut keys = std::collections::HashSet::new();
     for entry in accepted {
+        let key = (entry.kind, entry.ref_id);
+        let full = out.last().is_none_or(|c| c.len() >= INSERT_CHUNK);
+        if full || keys.contains(&key) {
+            out.push(Vec::with_capacity(INSERT_CHUNK.min(accepted.len())));
+            keys.clear();
+        }
+        keys.insert(key);
+        if let Some(chunk) = out.last_mut() {
+            chunk.push(entry);
+        }
+    }
+    out
+}
+
+/// An id an insert returned, with the message it is about.
+#[derive(Debug, FromQueryResult)]
+struct Inserted {
+    id: i64,
+    kind: String,
+    ref_id: i64,
+}
+
+/// Inserts the entries of `chunk` in one statement; their ids, by (kind, reference).
+async fn insert_entries<C: ConnectionTrait>(
+    conn: &C,
+    chunk: &[&Accepted<'_>],
+) -> Result<HashMap<(String, i64), i64>, DbErr> {
+    const COLUMNS: usize = 11;
+    let mut values = Vec::with_capacity(chunk.len() * COLUMNS);
+    let mut rows = Vec::with_capacity(chunk.len());
+    for (i, entry) in chunk.iter().enumerate() {
         let message = entry.message;
         let hash = content_sha256(message.subject.as_deref(), &message.body);
-        let rows = db::query(
+        values.extend([
+            Value::BigInt(Some(entry.tenant.0)),
+            entry.kind.as_str().into(),
+            Value::BigInt(Some(entry.ref_id)),
+            Value::BigInt(Some(entry.about.contact_id)),
+            entry.channel.as_str().into(),
+            message.to.as_str().into(),
+            Value::String(message.subject.clone()),
+            Value::String(None),
+            Value::Bytes(Some(text::compress(&message.body))),
+            hash.into(),
+            Value::ChronoDateTimeUtc(Some(entry.at)),
+        ]);
+        let first = i * COLUMNS + 1;
+        let marks: Vec<String> = (first..first + COLUMNS).map(|n| format!("${n}")).collect();
+        rows.push(format!("({})", marks.join(", ")));
+    }
+    let inserted: Vec<Inserted> = db::rows::query_as(
+        conn,
+        &format!(
+            "INSERT INTO disclosures (tenant_id, kind, ref_id, contact_id, channel, recipient, subject, body, body_deflate, \
+               content_sha256, accepted_at) VALUES {} RETURNING id, kind, ref_id",
+            rows.join(", ")
+        ),
+        values,
+    )
+    .await?;
+    if inserted.len() != chunk.len() {
+        return Err(DbErr::Custom(format!(
+            "the disclosure insert returned {} ids for {} entries",
+            inserted.len(),
+            chunk.len()
+        )));
+    }
+    Ok(inserted
+        .into_iter()
+        .map(|row| ((row.kind, row.ref_id), row.id))
+        .collect())
+}
+
+/// Inserts the students of the entries of `chunk` (entry ids in `ids`), deduplicated per
+/// entry, in statements of at most [`INSERT_CHUNK`] entries' worth of rows.
+async fn insert_students<C: ConnectionTrait>(
+    conn: &C,
+    chunk: &[&Accepted<'_>],
+    ids: &HashMap<(String, i64), i64>,
+) -> Result<(), DbErr> {
+    let mut rows: Vec<(i64, i64, &str)> = Vec::new();
+    for entry in chunk {
+        let id = ids
+            .get(&(entry.kind.as_str().to_string(), entry.ref_id))
+            .copied()
+            .ok_or_else(|| DbErr::Custom("the disclosure insert returned no id".into()))?;
+        let mut students: Vec<&str> = entry.about.students.iter().map(String::as_str).collect();
+        students.sort_unstable();
+        students.dedup();
+        rows.extend(students.into_iter().map(|s| (id, entry.tenant.0, s)));
+    }
+    for part in rows.chunks(INSERT_CHUNK * 4) {
+        let mut values = Vec::with_capacity(part.len() * 3);
+        let mut marks = Vec::with_capacity(part.len());
+        for (i, (id, tenant, student)) in part.iter().enumerate() {
+            values.extend([
+                Value::BigInt(Some(*id)),
+                Value::BigInt(Some(*tenant)),
+                (*student).into(),
+            ]);
+            marks.push(format!("(${}, ${}, ${})", i * 3 + 1, i * 3 + 2, i * 3 + 3));
+        }
+        db::exec(
             conn,
-            "INSERT INTO disclosures (tenant_id, kind, ref_id, contact_id, channel, recipient, subject, body, content_sha256, accepted_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
-            vec![
-                Value::BigInt(Some(entry.tenant.0)),
-                entry.kind.as_str().into(),
-                Value::BigInt(Some(entry.ref_id)),
-                Value::BigInt(Some(entry.about.contact_id)),
-                entry.channel.as_str().into(),
-                message.to.as_str().into(),
-                Value::String(message.subject.clone()),
-                message.body.as_str().into(),
-                hash.into(),
-                Value::ChronoDateTimeUtc(Some(entry.at)),
-            ],
+            &format!(
+                "INSERT INTO disclosure_students (disclosure_id, tenant_id, student_source_id) VALUES {}",
+                marks.join(", ")
+            ),
+            values,
         )
         .await?;
-        let id = rows
-            .first()
-            .map(|row| row.try_get::<i64>("", "id"))
-            .transpose()?
-            .ok_or_else(|| DbErr::Custom("the disclosure insert returned no id".into()))?;
-        let mut students = entry.about.students.clone();
-        students.sort();
-        students.dedup();
-        for student in students {
-            db::exec(
-                conn,
-                "INSERT INTO disclosure_students (disclosure_id, tenant_id, student_source_id) VALUES ($1, $2, $3)",
-                vec![
-                    Value::BigInt(Some(id)),
-                    Value::BigInt(Some(entry.tenant.0)),
-                    student.into(),
-                ],
-            )
-            .await?;
-        }
     }
     Ok(())
 }
@@ -129,7 +220,7 @@ pub async fn erase_contact<C: ConnectionTrait>(
 ) -> Result<u64, DbErr> {
     Ok(db::exec(
         conn,
-        "UPDATE disclosures SET contact_id = NULL, recipient = NULL, subject = NULL, body = NULL, \
+        "UPDATE disclosures SET contact_id = NULL, recipient = NULL, subject = NULL, body = NULL, body_deflate = NULL, \
            redacted_at = COALESCE(redacted_at, $3) \
          WHERE tenant_id = $1 AND contact_id = $2",
         vec![
@@ -154,7 +245,7 @@ pub async fn expire_texts<C: ConnectionTrait>(
     Ok(db::exec(
         conn,
         &format!(
-            "UPDATE disclosures SET subject = NULL, body = NULL, redacted_at = $2 \
+            "UPDATE disclosures SET subject = NULL, body = NULL, body_deflate = NULL, redacted_at = $2 \
              WHERE id IN (SELECT id FROM disclosures WHERE redacted_at IS NULL AND accepted_at < $1 \
              ORDER BY accepted_at LIMIT {limit})"
         ),
@@ -208,9 +299,29 @@ struct Row {
     recipient: Option<String>,
     subject: Option<String>,
     body: Option<String>,
+    body_deflate: Option<Vec<u8>>,
     content_sha256: String,
     accepted_at: DateTime<Utc>,
     redacted_at: Option<DateTime<Utc>>,
+}
+
+impl Row {
+    /// The body sent: stored plain before the text was compressed (migration 000023),
+    /// compressed since. A text that cannot be read back is logged and shown as absent
+    /// (the hash still stands for it) rather than failing the whole page.
+    fn body(&mut self) -> Option<String> {
+        if let Some(body) = self.body.take() {
+            return Some(body);
+        }
+        let packed = self.body_deflate.take()?;
+        match text::decompress(&packed) {
+            Ok(body) => Some(body),
+            Err(e) => {
+                tracing::error!(id = self.id, error = %e, "cannot read a disclosure text");
+                None
+            }
+        }
+    }
 }
 
 /// A student of an entry.
@@ -230,7 +341,7 @@ pub struct Filter<'a> {
 }
 
 const COLUMNS: &str = "d.id, d.kind, d.ref_id, d.contact_id, d.channel, d.recipient, d.subject, d.body, \
-     d.content_sha256, d.accepted_at, d.redacted_at";
+     d.body_deflate, d.content_sha256, d.accepted_at, d.redacted_at";
 
 /// A page of `tenant`'s log, newest first: entries with an id below `before`, at most
 /// `limit`, and the cursor of the next page. A student's entries walk the
@@ -275,7 +386,8 @@ pub async fn list<C: ConnectionTrait>(
     let mut students = students_of(conn, rows.iter().map(|r| r.id)).await?;
     let items = rows
         .into_iter()
-        .map(|row| Disclosure {
+        .map(|mut row| Disclosure {
+            body: row.body(),
             id: row.id.to_string(),
             kind: row.kind,
             ref_id: row.ref_id.to_string(),
@@ -284,7 +396,6 @@ pub async fn list<C: ConnectionTrait>(
             channel: row.channel,
             recipient: row.recipient,
             subject: row.subject,
-            body: row.body,
             content_sha256: row.content_sha256,
             accepted_at: row.accepted_at,
             redacted_at: row.redacted_at,

@@ -12,7 +12,11 @@ use parent_connection::auth::Role;
 use parent_connection::domain::TenantId;
 use parent_connection::outbox::disclosures;
 
-db_tests!(an_invitation_sent_is_logged_as_sent_and_erasure_redacts_it);
+db_tests!(
+    an_invitation_sent_is_logged_as_sent_and_erasure_redacts_it,
+    texts_are_stored_compressed_and_entries_from_before_stay_readable,
+    a_batch_of_entries_keeps_each_ones_students,
+);
 
 /// The log at `path` as a global admin of `tenant` sees it.
 async fn read_log(api: &Api, path: &str, tenant: &str) -> serde_json::Value {
@@ -119,8 +123,126 @@ async fn an_invitation_sent_is_logged_as_sent_and_erasure_redacts_it(backend: Ba
     assert_eq!(erased["students"], serde_json::json!(["stu-1"]));
     assert_eq!(
         api.db
-            .count("SELECT COUNT(*) FROM disclosures WHERE recipient LIKE '%linda%' OR body LIKE '%Linda%'")
+            .count("SELECT COUNT(*) FROM disclosures WHERE recipient LIKE '%linda%' OR body LIKE '%Linda%' OR body_deflate IS NOT NULL")
             .await,
         0
     );
+}
+
+/// Sends one invitation; the tenant id, the guardian and the log entry's id.
+async fn one_sent(api: &Api) -> (TenantId, String, String) {
+    let par1 = contact_id(api, "nyc", "par-1").await;
+    start_chat(api, &[&par1]).await;
+    let stats = parent_connection::server::dispatcher(api.db.conn.clone(), &api.config)
+        .unwrap()
+        .drain()
+        .await
+        .unwrap();
+    assert_eq!(stats.sent, 1, "{stats:?}");
+    let tenant = TenantId(
+        api.db
+            .count("SELECT id FROM tenants WHERE slug = 'nyc'")
+            .await,
+    );
+    let page = read_log(api, "/api/v1/disclosures?studentId=stu-1", "nyc").await;
+    let id = page["items"][0]["id"].as_str().unwrap().to_string();
+    (tenant, par1, id)
+}
+
+async fn texts_are_stored_compressed_and_entries_from_before_stay_readable(backend: Backend) {
+    let files = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", files.path().display());
+    let api = Api::with(backend, move |config| config.mail.url = url).await;
+    let (_, _, id) = one_sent(&api).await;
+    // Stored compressed: no plain body, and fewer bytes than the text.
+    let entry = &read_log(&api, "/api/v1/disclosures", "nyc").await["items"][0];
+    let body = entry["body"].as_str().unwrap().to_string();
+    assert!(body.contains("Join here"), "{body}");
+    assert_eq!(
+        api.db
+            .count(&format!(
+                "SELECT COUNT(*) FROM disclosures WHERE id = {id} AND body IS NULL \
+                 AND body_deflate IS NOT NULL AND LENGTH(body_deflate) < {}",
+                body.len()
+            ))
+            .await,
+        1
+    );
+    // An entry written before the texts were compressed (migration 000023) reads as it was.
+    api.db
+        .exec(&format!(
+            "UPDATE disclosures SET body = 'Hello Linda, the text as it was kept.', body_deflate = NULL WHERE id = {id}"
+        ))
+        .await;
+    let old = &read_log(&api, "/api/v1/disclosures", "nyc").await["items"][0];
+    assert_eq!(old["body"], "Hello Linda, the text as it was kept.");
+    assert_eq!(old["contentSha256"], entry["contentSha256"]);
+}
+
+async fn a_batch_of_entries_keeps_each_ones_students(backend: Backend) {
+    use parent_connection::outbox::disclosures::{About, Accepted};
+    use parent_connection::outbox::{Channel, MessageKind, Outgoing};
+    let api = Api::new(backend).await;
+    let tenant = TenantId(
+        api.db
+            .count("SELECT id FROM tenants WHERE slug = 'nyc'")
+            .await,
+    );
+    let contact: i64 = contact_id(&api, "nyc", "par-1").await.parse().unwrap();
+    let message = |n: usize| Outgoing {
+        message_id: format!("<{n}@test>"),
+        to: format!("g{n}@example.com"),
+        subject: Some(format!("Digest {n}")),
+        body: format!("Hello {n},\n\nYour digest.\n"),
+        list_unsubscribe: None,
+    };
+    // 250 messages (three INSERT chunks), the last about the same digest as the first (a
+    // digest sent again after its claim ran out): each entry keeps its own students.
+    let n = 250;
+    let messages: Vec<Outgoing> = (0..n).map(message).collect();
+    let abouts: Vec<About> = (0..n)
+        .map(|i| About {
+            contact_id: contact,
+            students: vec![format!("s{i}"), format!("s{i}"), "shared".into()],
+        })
+        .collect();
+    let at = chrono::Utc::now();
+    let accepted: Vec<Accepted<'_>> = (0..n)
+        .map(|i| Accepted {
+            tenant,
+            kind: MessageKind::Digest,
+            ref_id: if i == n - 1 { 0 } else { i as i64 },
+            channel: Channel::Email,
+            message: &messages[i],
+            at,
+            about: &abouts[i],
+        })
+        .collect();
+    disclosures::record(&api.db.conn, &accepted).await.unwrap();
+    assert_eq!(
+        api.db.count("SELECT COUNT(*) FROM disclosures").await,
+        n as i64
+    );
+    assert_eq!(
+        api.db
+            .count("SELECT COUNT(*) FROM disclosure_students")
+            .await,
+        2 * n as i64
+    );
+    for i in [0, 99, 100, 248, 249] {
+        let page = read_log(&api, &format!("/api/v1/disclosures?studentId=s{i}"), "nyc").await;
+        let items = page["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1, "s{i}: {page}");
+        assert_eq!(
+            items[0]["students"],
+            serde_json::json!([format!("s{i}"), "shared"])
+        );
+        assert_eq!(items[0]["recipient"], format!("g{i}@example.com"));
+        assert_eq!(items[0]["body"], format!("Hello {i},\n\nYour digest.\n"));
+        let m = &messages[i];
+        assert_eq!(
+            items[0]["contentSha256"],
+            disclosures::content_sha256(m.subject.as_deref(), &m.body)
+        );
+    }
 }
