@@ -148,11 +148,17 @@ impl IdPageParams {
 
 /// The numeric id a list's cursor holds (lists paged by row id).
 pub fn id_cursor(page: &PageRequest) -> Result<Option<i64>, ApiError> {
+    let invalid = || ApiError::bad_request("invalid_query", "cursor is not valid");
+    // Only what the documented pattern allows: `parse` alone would take "-5" and "+5".
     page.after
         .as_deref()
-        .map(str::parse::<i64>)
+        .map(|raw| {
+            if raw.is_empty() || raw.len() > 18 || !raw.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(invalid());
+            }
+            raw.parse::<i64>().map_err(|_| invalid())
+        })
         .transpose()
-        .map_err(|_| ApiError::bad_request("invalid_query", "cursor is not valid"))
 }
 
 /// Longest accepted decision or erase reason, in characters.

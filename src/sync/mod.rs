@@ -63,7 +63,7 @@ impl Format {
     }
 
     /// Every file name of the format, in reading order.
-    fn files(self) -> &'static [&'static str] {
+    pub fn files(self) -> &'static [&'static str] {
         match self {
             Self::SdsV1 => sds_v1::FILES,
             Self::SdsV21 => sds_v21::FILES,

@@ -144,6 +144,19 @@ async fn unknown_routes_wrong_methods_and_request_ids(backend: Backend) {
         assert_eq!(reply.error(405), "method_not_allowed", "{method} {path}");
         assert!(reply.headers.contains_key("allow"), "{method} {path}");
     }
+    // A cursor paged by row id is digits only, as the document's pattern says.
+    for cursor in ["-5", "+5", "1e3", "0x10", "9999999999999999999"] {
+        for path in [
+            "/api/v1/disclosures?studentId=stu-1",
+            "/api/v1/digest/deliveries?limit=5",
+        ] {
+            let encoded = cursor.replace('+', "%2B");
+            let reply = api
+                .get(&format!("{path}&cursor={encoded}"), Some(&admin))
+                .await;
+            assert_eq!(reply.error(400), "invalid_query", "{path} cursor {cursor}");
+        }
+    }
     // An oversized body, even where no body is read.
     let reply = api
         .send(

@@ -179,16 +179,25 @@ pub async fn exec<C: ConnectionTrait>(conn: &C, sql: &str, values: Vec<Value>) -
         .rows_affected())
 }
 
-/// The integer column `n` of every row.
-pub async fn ints<C: ConnectionTrait>(conn: &C, sql: &str) -> Result<Vec<i64>> {
+/// The column `column` of every row, read as `T`.
+async fn column<C: ConnectionTrait, T: sea_orm::TryGetable>(
+    conn: &C,
+    sql: &str,
+    column: &str,
+) -> Result<Vec<T>> {
     let statement = statement(conn.get_database_backend(), sql, vec![]);
     let rows = conn
         .query_all_raw(statement)
         .await
         .with_context(|| sql.to_string())?;
     rows.iter()
-        .map(|row| Ok(row.try_get::<i64>("", "n")?))
+        .map(|row| Ok(row.try_get::<T>("", column)?))
         .collect()
+}
+
+/// The integer column `n` of every row.
+pub async fn ints<C: ConnectionTrait>(conn: &C, sql: &str) -> Result<Vec<i64>> {
+    column(conn, sql, "n").await
 }
 
 /// The integer column `n` of the first row (0 without a row).
@@ -198,14 +207,7 @@ pub async fn int<C: ConnectionTrait>(conn: &C, sql: &str) -> Result<i64> {
 
 /// The text column `t` of every row.
 pub async fn texts<C: ConnectionTrait>(conn: &C, sql: &str) -> Result<Vec<String>> {
-    let statement = statement(conn.get_database_backend(), sql, vec![]);
-    let rows = conn
-        .query_all_raw(statement)
-        .await
-        .with_context(|| sql.to_string())?;
-    rows.iter()
-        .map(|row| Ok(row.try_get::<String>("", "t")?))
-        .collect()
+    column(conn, sql, "t").await
 }
 
 /// `PRAGMA integrity_check` on SQLite (`ok` when sound); PostgreSQL recovers its own
