@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 /// First import of 1,000,000 students, seconds.
 pub const TARGET_FIRST_IMPORT_S: f64 = 60.0;
 /// Re-sync of 1,000,000 students, seconds.
-pub const TARGET_RESYNC_S: f64 = 15.0;
+pub const TARGET_RESYNC_S: f64 = 10.0;
 /// Peak resident memory of the process during an import, MiB.
 pub const TARGET_PEAK_RSS_MIB: f64 = 300.0;
 /// First import time as a multiple of the engine floor.

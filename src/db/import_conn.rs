@@ -171,6 +171,21 @@ impl ImportConn {
         }
     }
 
+    /// SQLite: `PRAGMA data_version`, a number that changes whenever another connection
+    /// commits a change to the database (this connection's own changes leave it alone);
+    /// `None` on PostgreSQL. Equal numbers before a read and after [`ImportConn::lock`]
+    /// mean nothing read in between can have changed.
+    pub async fn data_version(&mut self) -> Result<Option<i64>, DbErr> {
+        if let Self::Sqlite(_) = self {
+            let rows = self.query("PRAGMA data_version", vec![]).await?;
+            return match rows.first() {
+                Some(row) => Ok(Some(row.get::<i64>("data_version")?)),
+                None => Ok(None),
+            };
+        }
+        Ok(None)
+    }
+
     /// Whether the changes are inside the transaction ([`ImportConn::lock`]).
     pub fn is_locked(&self) -> bool {
         match self {
@@ -308,17 +323,28 @@ impl ImportConn {
                 unsafe { sqlite_for_each_int3(raw.as_ptr(), &sql, &ints, &mut each)? }
             }
             Self::Postgres(tx) => {
+                // `COPY … TO STDOUT` streams plain text lines, far cheaper per row than
+                // rows of the extended protocol (docs/performance.md). COPY takes no
+                // parameters: the integers (nothing else is accepted above) are written in.
                 use futures_util::TryStreamExt;
-                let mut query = sqlx::query(AssertSqlSafe(sql.clone()));
-                for v in ints {
-                    query = query.bind(v);
+                let mut inlined = sql.clone();
+                for (i, v) in ints.iter().enumerate().rev() {
+                    inlined = inlined.replace(&format!("${}", i + 1), &v.to_string());
                 }
-                let mut rows = query.fetch(&mut **tx);
-                while let Some(row) = rows.try_next().await.map_err(err)? {
-                    let get = |i: usize| -> Result<i64, DbErr> {
-                        Ok(row.try_get::<Option<i64>, _>(i).map_err(err)?.unwrap_or(0))
-                    };
-                    each([get(0)?, get(1)?, get(2)?]);
+                let statement = format!("COPY ({inlined}) TO STDOUT");
+                let mut stream = (**tx).copy_out_raw(&statement).await.map_err(err)?;
+                let mut pending: Vec<u8> = Vec::new();
+                while let Some(chunk) = stream.try_next().await.map_err(err)? {
+                    pending.extend_from_slice(&chunk);
+                    let mut start = 0;
+                    while let Some(end) = pending[start..].iter().position(|b| *b == b'\n') {
+                        each(parse_int3_line(&pending[start..start + end])?);
+                        start += end + 1;
+                    }
+                    pending.drain(..start);
+                }
+                if !pending.is_empty() {
+                    each(parse_int3_line(&pending)?);
                 }
             }
         }
@@ -403,6 +429,31 @@ fn write_csv_row(out: &mut Vec<u8>, row: &[Value]) -> Result<(), DbErr> {
     }
     out.push(b'\n');
     Ok(())
+}
+
+/// Three integers of a `COPY … TO STDOUT` text line (tab-separated; `\\N`, NULL, reads 0).
+fn parse_int3_line(line: &[u8]) -> Result<[i64; 3], DbErr> {
+    let bad = || {
+        DbErr::Custom(format!(
+            "unexpected COPY line {:?}",
+            String::from_utf8_lossy(line)
+        ))
+    };
+    let mut values = [0i64; 3];
+    let mut fields = line.split(|b| *b == b'\t');
+    for value in &mut values {
+        let field = fields.next().ok_or_else(bad)?;
+        if field != b"\\N" {
+            *value = std::str::from_utf8(field)
+                .ok()
+                .and_then(|text| text.parse().ok())
+                .ok_or_else(bad)?;
+        }
+    }
+    if fields.next().is_some() {
+        return Err(bad());
+    }
+    Ok(values)
 }
 
 /// Steps a query with integer parameters, handing each row's first three columns to `each`.
@@ -508,5 +559,19 @@ unsafe fn sqlite_bulk_insert(
         }
         ffi::sqlite3_finalize(stmt);
         result.map(|()| inserted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_int3_line;
+
+    #[test]
+    fn copy_lines_read_as_three_integers() {
+        assert_eq!(parse_int3_line(b"-12\t34\t1").unwrap(), [-12, 34, 1]);
+        assert_eq!(parse_int3_line(b"\\N\t\\N\t0").unwrap(), [0, 0, 0]);
+        assert!(parse_int3_line(b"1\t2").is_err());
+        assert!(parse_int3_line(b"1\t2\t3\t4").is_err());
+        assert!(parse_int3_line(b"1\tx\t3").is_err());
     }
 }

@@ -198,60 +198,64 @@ pub fn read_csv(
         .map(|h| String::from_utf8_lossy(h).trim().to_string())
         .collect();
 
+    // Two threads: this one judges rows (`on_row`), a second tokenises and checks the
+    // records ahead of it, so a run whose database side idles (a re-sync) uses both cores.
+    // Every issue is still recorded here, in record order.
     let mut last_start = 0u64;
     let mut last_record = 1u64;
     let mut last_had_line_break = false;
-    loop {
-        progress(reader.get_mut().take_progress());
-        if sink.full() {
-            break;
-        }
-        match reader.read_byte_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => {
-                let at = e
-                    .position()
-                    .map(|p| p.record() + 1)
-                    .unwrap_or(last_record + 1);
-                sink.error(csv_error_issue(name, at, &e, limits));
-                stats.rejected += 1;
-                break;
-            }
-        }
-        let position = record.position().cloned();
-        let number = position
-            .as_ref()
-            .map(|p| p.record() + 1)
-            .unwrap_or(last_record + 1);
-        last_record = number;
-        last_start = position.map(|p| p.byte()).unwrap_or(last_start);
-        stats.rows += 1;
-        match check_record(name, number, &record, &header_names, limits) {
-            Err((issue, line_break)) => {
-                last_had_line_break = line_break;
-                sink.error(issue);
-                stats.rejected += 1;
-            }
-            Ok(()) => {
-                last_had_line_break = false;
-                let Ok(fields) = StringRecord::from_byte_record(record.clone()) else {
-                    stats.rejected += 1;
-                    continue;
-                };
-                let row = Row {
-                    record: number,
-                    file: name,
-                    columns: &columns,
-                    fields: &fields,
-                };
-                if !on_row(&row, sink) {
-                    stats.rejected += 1;
+    std::thread::scope(|scope| {
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<Chunk>(CHUNKS_AHEAD);
+        let header_names = &header_names;
+        scope.spawn(move || tokenise(reader, sender, name, header_names, limits));
+        'chunks: for chunk in receiver {
+            progress(chunk.bytes);
+            for item in chunk.items {
+                if sink.full() {
+                    break 'chunks;
+                }
+                match item {
+                    Record::Failed(issue) => {
+                        sink.error(issue);
+                        stats.rejected += 1;
+                        break 'chunks;
+                    }
+                    Record::Refused {
+                        number,
+                        start,
+                        issue,
+                        line_break,
+                    } => {
+                        (last_record, last_start) = (number, start);
+                        stats.rows += 1;
+                        last_had_line_break = line_break;
+                        if let Some(issue) = issue {
+                            sink.error(issue);
+                        }
+                        stats.rejected += 1;
+                    }
+                    Record::Row {
+                        number,
+                        start,
+                        fields,
+                    } => {
+                        (last_record, last_start) = (number, start);
+                        stats.rows += 1;
+                        last_had_line_break = false;
+                        let row = Row {
+                            record: number,
+                            file: name,
+                            columns: &columns,
+                            fields: &fields,
+                        };
+                        if !on_row(&row, sink) {
+                            stats.rejected += 1;
+                        }
+                    }
                 }
             }
         }
-    }
-    progress(reader.get_mut().take_progress());
+    });
     if last_had_line_break && quote_unbalanced_from(&file.path, bom_len + last_start) {
         sink.error(Issue::at(
             name,
@@ -262,6 +266,107 @@ pub fn read_csv(
         ));
     }
     stats
+}
+
+/// Records per [`Chunk`]: enough to make the hand-over cheap, few enough to stay small.
+const CHUNK_ROWS: usize = 512;
+/// Chunks the tokeniser may read ahead of the rows being judged.
+const CHUNKS_AHEAD: usize = 8;
+
+/// Records read ahead by [`tokenise`], with the bytes read for them (for the progress bar).
+struct Chunk {
+    bytes: u64,
+    items: Vec<Record>,
+}
+
+/// One record as the tokeniser found it.
+enum Record {
+    /// Well-formed: every field valid UTF-8 within the limits.
+    Row {
+        number: u64,
+        start: u64,
+        fields: StringRecord,
+    },
+    /// Refused by [`check_record`] (the issue, and whether it was a line break).
+    Refused {
+        number: u64,
+        start: u64,
+        issue: Option<Issue>,
+        line_break: bool,
+    },
+    /// The CSV cannot be read on from here: reading stops.
+    Failed(Issue),
+}
+
+/// Reads and checks the data records of `reader`, sending them in chunks until the file
+/// ends, reading fails, or the receiver stops listening.
+fn tokenise<R: Read>(
+    mut reader: csv::Reader<GuardedReader<R>>,
+    sender: std::sync::mpsc::SyncSender<Chunk>,
+    name: &str,
+    header_names: &[String],
+    limits: &Limits,
+) {
+    let mut last_start = 0u64;
+    let mut last_record = 1u64;
+    let mut items = Vec::with_capacity(CHUNK_ROWS);
+    loop {
+        let mut record = ByteRecord::with_capacity(256, header_names.len());
+        let done = match reader.read_byte_record(&mut record) {
+            Ok(false) => true,
+            Ok(true) => {
+                let position = record.position().cloned();
+                let number = position
+                    .as_ref()
+                    .map(|p| p.record() + 1)
+                    .unwrap_or(last_record + 1);
+                last_record = number;
+                last_start = position.map(|p| p.byte()).unwrap_or(last_start);
+                let start = last_start;
+                items.push(
+                    match check_record(name, number, &record, header_names, limits) {
+                        Err((issue, line_break)) => Record::Refused {
+                            number,
+                            start,
+                            issue: Some(issue),
+                            line_break,
+                        },
+                        Ok(()) => match StringRecord::from_byte_record(record) {
+                            Ok(fields) => Record::Row {
+                                number,
+                                start,
+                                fields,
+                            },
+                            Err(_) => Record::Refused {
+                                number,
+                                start,
+                                issue: None,
+                                line_break: false,
+                            },
+                        },
+                    },
+                );
+                false
+            }
+            Err(e) => {
+                let at = e
+                    .position()
+                    .map(|p| p.record() + 1)
+                    .unwrap_or(last_record + 1);
+                items.push(Record::Failed(csv_error_issue(name, at, &e, limits)));
+                true
+            }
+        };
+        if done || items.len() >= CHUNK_ROWS {
+            let chunk = Chunk {
+                bytes: reader.get_mut().take_progress(),
+                items: std::mem::replace(&mut items, Vec::with_capacity(CHUNK_ROWS)),
+            };
+            if sender.send(chunk).is_err() || done {
+                return;
+            }
+        }
+    }
 }
 
 /// Opens the file, checks its size, refuses UTF-16 and skips a UTF-8 byte-order mark.
@@ -573,5 +678,124 @@ impl<R: Read> Read for GuardedReader<R> {
         }
         self.unreported += n as u64;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: FileSpec = FileSpec {
+        required: &["id"],
+        optional: &["name"],
+        case_insensitive: false,
+    };
+    const LIMITS: Limits = Limits {
+        max_file_bytes: 1 << 30,
+        max_record_bytes: 1 << 16,
+        max_field_bytes: 1 << 12,
+    };
+
+    /// Issues as (record, code), in the order reported.
+    type Found = Vec<(Option<u64>, String)>;
+
+    /// Reads `content` as a file; returns the ids seen by the row callback, the issues
+    /// in the order reported, and the stats.
+    fn read(content: &str, error_cap: usize) -> (Vec<String>, Found, FileStats) {
+        let dir = std::env::temp_dir().join(format!(
+            "csv-file-test-{}-{}",
+            std::process::id(),
+            xxhash_rust::xxh3::xxh3_64(content.as_bytes())
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.csv");
+        std::fs::write(&path, content).unwrap();
+        let file = SourceFile {
+            name: "t.csv".into(),
+            path,
+        };
+        let mut sink = IssueSink::new(error_cap, 100);
+        let mut seen = Vec::new();
+        let mut bytes = 0u64;
+        let stats = read_csv(
+            &file,
+            &SPEC,
+            &LIMITS,
+            &mut sink,
+            &mut |n| bytes += n,
+            |row, sink| {
+                seen.push(row.get("id").to_string());
+                if row.get("name") == "refuse" {
+                    sink.error(row.issue("name", "refused", "refused by the callback"));
+                    return false;
+                }
+                true
+            },
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(bytes > 0);
+        let issues = sink
+            .errors
+            .iter()
+            .map(|i| (i.record, i.code.to_string()))
+            .collect();
+        (seen, issues, stats)
+    }
+
+    /// Records past several chunks of the tokenising thread keep their exact numbers, and
+    /// the issues of the tokeniser and of the row callback stay in record order.
+    #[test]
+    fn issues_keep_record_order_across_chunks() {
+        let mut content = String::from("id,name\n");
+        for i in 0..3 * CHUNK_ROWS {
+            let record = i + 2;
+            match record {
+                513 | 1025 => content.push_str(&format!("{i}\n")),
+                514 | 1026 => content.push_str(&format!("{i},refuse\n")),
+                _ => content.push_str(&format!("{i},n{i}\n")),
+            }
+        }
+        content.push_str("last,\"open\n");
+        let (seen, issues, stats) = read(&content, 100);
+        assert_eq!(seen.len(), 3 * CHUNK_ROWS - 2);
+        assert_eq!(
+            issues,
+            vec![
+                (Some(513), "ragged_row".to_string()),
+                (Some(514), "refused".to_string()),
+                (Some(1025), "ragged_row".to_string()),
+                (Some(1026), "refused".to_string()),
+                (
+                    Some(3 * CHUNK_ROWS as u64 + 2),
+                    "line_break_in_field".to_string()
+                ),
+                (
+                    Some(3 * CHUNK_ROWS as u64 + 2),
+                    "unterminated_quote".to_string()
+                ),
+            ]
+        );
+        assert_eq!(stats.rows, 3 * CHUNK_ROWS as u64 + 1);
+        assert_eq!(stats.rejected, 5);
+    }
+
+    /// The error cap stops the rows being judged at once, however far the tokeniser read.
+    #[test]
+    fn the_error_cap_stops_reading_mid_chunk() {
+        let mut content = String::from("id,name\n");
+        for i in 0..4 * CHUNK_ROWS {
+            content.push_str(&format!(
+                "{i},{}\n",
+                if i % 7 == 3 { "refuse" } else { "x" }
+            ));
+        }
+        let (seen, issues, stats) = read(&content, 2);
+        assert_eq!(
+            seen,
+            ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10"]
+        );
+        assert_eq!(issues.len(), 2);
+        assert_eq!(issues[1].0, Some(12));
+        assert_eq!(stats.rows, 11);
     }
 }

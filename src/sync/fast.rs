@@ -361,6 +361,28 @@ impl State {
         }
     }
 
+    /// Takes the loaded live rows (before `relationships.csv`, the first file judged
+    /// against them).
+    fn receive(&mut self, existing: Existing) {
+        self.students = Diffed::new(existing.students);
+        self.contacts = Diffed::new(existing.contacts);
+        self.enrollments = Diffed::new(existing.enrollments);
+        self.links = Diffed::new(existing.links);
+        if [
+            &self.students,
+            &self.contacts,
+            &self.enrollments,
+            &self.links,
+        ]
+        .iter()
+        .any(|table| table.legacy.active)
+        {
+            // Absent rows are found by key: active rows without one need one full run,
+            // which stores the keys of every row the snapshot holds.
+            self.fail(|| "active rows without a sync_key".into());
+        }
+    }
+
     fn role_bits(&self, user: u64) -> u8 {
         self.roles
             .find(user)
@@ -369,15 +391,21 @@ impl State {
     }
 }
 
-/// Parses an SDS v2.1 set against the live rows, staging only what changed.
-pub fn parse_v21(ctx: &mut ParseCtx<'_>, existing: Existing) -> Diff {
+/// No live rows (until they arrive).
+fn none_yet() -> (Live, Legacy) {
+    (KeyIndex::new(Vec::new()), Legacy::default())
+}
+
+/// Parses an SDS v2.1 set against the live rows, staging only what changed. The live rows
+/// come from `existing` once loaded: `orgs.csv` and `roles.csv` are read meanwhile.
+pub fn parse_v21(ctx: &mut ParseCtx<'_>, existing: std::sync::mpsc::Receiver<Existing>) -> Diff {
     let mut state = State {
         region: ctx.region,
         region_code: ctx.region.code(),
-        students: Diffed::new(existing.students),
-        contacts: Diffed::new(existing.contacts),
-        enrollments: Diffed::new(existing.enrollments),
-        links: Diffed::new(existing.links),
+        students: Diffed::new(none_yet()),
+        contacts: Diffed::new(none_yet()),
+        enrollments: Diffed::new(none_yet()),
+        links: Diffed::new(none_yet()),
         orgs: KeySet::default(),
         classes: KeySet::default(),
         staff: KeySet::default(),
@@ -387,19 +415,6 @@ pub fn parse_v21(ctx: &mut ParseCtx<'_>, existing: Existing) -> Diff {
         contact_refs: KeyIndex::new(Vec::new()),
         problem: None,
     };
-    if [
-        &state.students,
-        &state.contacts,
-        &state.enrollments,
-        &state.links,
-    ]
-    .iter()
-    .any(|table| table.legacy.active)
-    {
-        // Absent rows are found by key: active rows without one need one full run, which
-        // stores the keys of every row the snapshot holds.
-        state.problem = Some("active rows without a sync_key".into());
-    }
     let steps: [fn(&mut ParseCtx<'_>, &mut State); 7] = [
         read_orgs,
         read_roles,
@@ -409,7 +424,13 @@ pub fn parse_v21(ctx: &mut ParseCtx<'_>, existing: Existing) -> Diff {
         read_enrollments,
         |ctx, _| sds_v21::read_well_formed(ctx),
     ];
-    for step in steps {
+    for (i, step) in steps.into_iter().enumerate() {
+        if i == 2 && state.problem.is_none() {
+            match existing.recv() {
+                Ok(existing) => state.receive(existing),
+                Err(_) => state.fail(|| "the live rows could not be read".into()),
+            }
+        }
         if state.problem.is_some() || !ctx.sink.errors.is_empty() {
             break;
         }

@@ -594,12 +594,16 @@ async fn sqlite_writes_succeed_while_an_import_reads_its_files() {
     assert_eq!(report.status, RunStatus::Applied, "{:?}", report.errors);
     assert!(report.diffed);
     assert_eq!(report.entities.contacts.updated, 1);
-    let loads = std::iter::from_fn(|| phases.try_recv().ok())
-        .filter(|p| p == "loading")
-        .count();
+    let after: Vec<String> = std::iter::from_fn(|| phases.try_recv().ok()).collect();
+    let loads = after.iter().filter(|p| *p == "loading").count();
     assert_eq!(
         loads, 0,
         "a settings change is no reason to read the files again"
+    );
+    let verified = after.iter().any(|p| p == "verifying");
+    assert!(
+        verified,
+        "a commit while the files were read: the live rows are compared again"
     );
 }
 

@@ -20,6 +20,7 @@ db_tests!(
     relationship_to_a_non_student_is_an_error,
     relationship_changes_update_the_link,
     tenants_do_not_see_each_other,
+    a_resync_no_one_interrupted_reads_the_live_rows_once,
 );
 
 async fn first_import_creates_everything_and_a_second_run_writes_nothing(backend: Backend) {
@@ -383,4 +384,55 @@ async fn tenants_do_not_see_each_other(backend: Backend) {
             .len(),
         2
     );
+}
+
+/// The progress phases of an import, in order.
+#[derive(Default)]
+struct Phases(std::sync::Mutex<Vec<String>>);
+
+impl parent_connection::sync::Progress for Phases {
+    fn start(&self, _: u64) {}
+    fn advance(&self, _: u64) {}
+    fn phase(&self, name: &str) {
+        self.0.lock().unwrap().push(name.to_string());
+    }
+    fn finish(&self) {}
+}
+
+/// A diffed re-sync checks that the live rows it diffed against are still what is stored
+/// before it applies; when no one committed anything meanwhile it knows so without reading
+/// them a second time (`verifying`). A commit in between is covered by busy_writes.rs.
+async fn a_resync_no_one_interrupted_reads_the_live_rows_once(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    db.tenant("demo").await;
+    let fixture = Fixture::v21();
+    let first = db.import("demo", SdsV21, fixture.path(), APPLY).await;
+    assert_eq!(first.status, RunStatus::Applied, "{:#?}", first.errors);
+    fixture.replace("users.csv", "linda.ng@example.com", "linda.new@example.com");
+    let request = parent_connection::sync::ImportRequest {
+        tenant: "demo".into(),
+        format: SdsV21,
+        dir: fixture.path().to_path_buf(),
+        source: None,
+        dry_run: false,
+        force: false,
+        actor: "test".into(),
+        privacy: parent_connection::privacy::PrivacyKey::from_hex(PRIVACY_KEY).unwrap(),
+    };
+    let phases = std::sync::Arc::new(Phases::default());
+    let report =
+        parent_connection::sync::import(&db.conn, &config().import, &request, phases.clone())
+            .await
+            .expect("import ran");
+    assert_eq!(report.status, RunStatus::Applied, "{:#?}", report.errors);
+    assert!(report.diffed);
+    assert_eq!(report.entities.contacts.updated, 1);
+    let phases = phases.0.lock().unwrap().clone();
+    assert_eq!(
+        phases.iter().filter(|p| *p == "loading").count(),
+        1,
+        "{phases:?}"
+    );
+    assert!(!phases.iter().any(|p| p == "verifying"), "{phases:?}");
+    assert!(phases.iter().any(|p| p == "applying"), "{phases:?}");
 }
