@@ -36,6 +36,10 @@ use tokio::sync::watch;
 /// most these (their messages are sent again once their claim runs out).
 const RECORD_BATCH: usize = 64;
 
+/// Batches of outcomes being recorded at the same time, each in its own transaction (on
+/// SQLite they take turns at the write lock; on PostgreSQL they overlap their round trips).
+const RECORDS_IN_FLIGHT: usize = 4;
+
 /// On PostgreSQL, the outbox is vacuumed after this many rows were claimed: each message
 /// leaves dead row versions (queued, claimed, recorded or removed), and autovacuum, which
 /// looks at most once a minute, lets a busy queue table bloat by a minute of traffic.
@@ -290,7 +294,7 @@ impl Dispatcher {
         let rendered = &rendered;
         // Sending and recording run side by side: the sends never wait for a commit, and
         // a commit never waits for a paused send holding a pooled connection.
-        let (done, mut outcomes) = tokio::sync::mpsc::channel::<Finished>(RECORD_BATCH * 4);
+        let (done, outcomes) = tokio::sync::mpsc::channel::<Finished>(RECORD_BATCH * 4);
         let stopped = stop.clone();
         let send = async move {
             let mut results = std::pin::pin!(
@@ -316,13 +320,26 @@ impl Dispatcher {
         };
         let mut recorded = HashSet::with_capacity(held.len());
         let record = async {
-            let mut batch = Vec::with_capacity(RECORD_BATCH);
-            while outcomes.recv_many(&mut batch, RECORD_BATCH).await > 0 {
-                for finished in &batch {
-                    stats.count(&finished.outcome);
-                    recorded.insert(finished.row.id);
-                }
-                self.record(std::mem::take(&mut batch)).await?;
+            let batches = futures_util::stream::unfold(outcomes, |mut outcomes| async move {
+                let mut batch = Vec::with_capacity(RECORD_BATCH);
+                (outcomes.recv_many(&mut batch, RECORD_BATCH).await > 0)
+                    .then_some((batch, outcomes))
+            });
+            // Each outcome is in exactly one batch, and each batch in one transaction: a
+            // few of them commit at once, so a server's round trips are not paid in turn.
+            let mut commits = std::pin::pin!(
+                batches
+                    .map(|batch| {
+                        for finished in &batch {
+                            stats.count(&finished.outcome);
+                            recorded.insert(finished.row.id);
+                        }
+                        self.record(batch)
+                    })
+                    .buffer_unordered(RECORDS_IN_FLIGHT)
+            );
+            while let Some(committed) = commits.next().await {
+                committed?;
             }
             Ok::<(), DbErr>(())
         };
