@@ -7,6 +7,8 @@
 //! - `dispatch` ([`dispatch`]): outbox delivery to an in-process SMTP sink, with faults.
 //! - `digest` ([`digest`]): a weekly digest run and its sends, as child processes of the
 //!   product binary ([`product`]).
+//! - `oneroster` ([`oneroster`]): a full and a delta OneRoster pull of the district from
+//!   the testkit's provider, as child processes of the product, against the CSV import.
 //! - `api` ([`api`]): the product's `serve` as a child process under the load of
 //!   [`load`], at district scale.
 //!
@@ -24,6 +26,7 @@ mod floor;
 mod import;
 mod load;
 mod measure;
+mod oneroster;
 mod product;
 mod report;
 mod sections;
@@ -100,6 +103,17 @@ enum BenchCommand {
     /// p50/p90/p99/p99.9/max, errors by status and the server's peak RSS per scenario. Use a
     /// release build and a quiet machine: the load generator shares the CPUs with the server.
     Api(api::ApiBenchArgs),
+    /// Benchmark OneRoster pulls at district scale and write the oneroster section of
+    /// BENCHMARKS.md.
+    ///
+    /// Serves the district of `import` (same seed) from the testkit's OneRoster 1.1
+    /// provider in this process, page by page. Per engine (a fresh SQLite file; PostgreSQL
+    /// with --postgres-url, fresh databases dropped afterwards): the CSV import of the same
+    /// district, a full pull, and a delta pull after the provider changed 1% of the contacts
+    /// and dropped 0.5% of the links; each pull is `parent-connection sync oneroster` in a
+    /// child process (wall time, peak RSS). The provider's serving time alone is measured
+    /// once. Targets: peak RSS <= 300 MB; full pull <= 1.5 x (CSV import + serving time).
+    Oneroster(oneroster::OneRosterBenchArgs),
     /// One database phase of `import`, run in a child process (internal).
     #[command(hide = true)]
     ImportPhase(child::PhaseArgs),
@@ -114,6 +128,7 @@ async fn run(cli: Cli, config: &Config) -> anyhow::Result<()> {
         BenchCommand::Dispatch(args) => dispatch::run(&args, config).await,
         BenchCommand::Digest(args) => digest::run(&args, config, &product()?).await,
         BenchCommand::Api(args) => api::run(&args, config, &product()?).await,
+        BenchCommand::Oneroster(args) => oneroster::run(&args, &product()?).await,
     }
 }
 

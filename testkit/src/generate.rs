@@ -27,10 +27,10 @@ pub const CLASS_SIZE: u64 = 25;
 pub const CONTACT_PREFIX: &str = "con-";
 
 const TAG_FAMILY: u64 = 1;
-const TAG_STUDENT: u64 = 2;
-const TAG_CONTACT: u64 = 3;
-const TAG_TEACHER: u64 = 4;
-const TAG_SCHOOL: u64 = 5;
+pub(crate) const TAG_STUDENT: u64 = 2;
+pub(crate) const TAG_CONTACT: u64 = 3;
+pub(crate) const TAG_TEACHER: u64 = 4;
+pub(crate) const TAG_SCHOOL: u64 = 5;
 const TAG_SHUFFLE: u64 = 6;
 const TAG_MUTATE: u64 = 7;
 
@@ -216,7 +216,7 @@ const AREA_CODES: &[u32] = &[
     212, 718, 917, 646, 347, 929, 332, 415, 312, 617, 305, 512, 206, 303, 404, 213, 602, 702,
 ];
 
-const SCHOOL_KINDS: &[&str] = &[
+pub(crate) const SCHOOL_KINDS: &[&str] = &[
     "Elementary School",
     "Middle School",
     "High School",
@@ -259,23 +259,23 @@ pub struct GenSummary {
 
 /// The layout of the district: who is in which school, class and family. Only offsets and
 /// counts are stored; names, emails and phones are derived from hashes when written.
-struct Plan {
-    seed: u64,
-    students: u64,
-    schools: u64,
+pub(crate) struct Plan {
+    pub(crate) seed: u64,
+    pub(crate) students: u64,
+    pub(crate) schools: u64,
     /// Students are placed in schools and classes by `position = index · stride mod N`
     /// (`stride` coprime with N), so siblings (adjacent indexes) are spread over schools.
     stride: u64,
     /// First global class index of each school (`schools + 1` entries).
-    class_start: Vec<u32>,
+    pub(crate) class_start: Vec<u32>,
     /// First student / contact / link index of each family (`families + 1` entries each).
-    family_students: Vec<u32>,
-    family_contacts: Vec<u32>,
-    family_links: Vec<u32>,
+    pub(crate) family_students: Vec<u32>,
+    pub(crate) family_contacts: Vec<u32>,
+    pub(crate) family_links: Vec<u32>,
 }
 
 impl Plan {
-    fn new(students: u64, seed: u64) -> Result<Self> {
+    pub(crate) fn new(students: u64, seed: u64) -> Result<Self> {
         if students == 0 {
             bail!("the benchmark needs at least one student");
         }
@@ -334,16 +334,16 @@ impl Plan {
         Ok(plan)
     }
 
-    fn families(&self) -> u64 {
+    pub(crate) fn families(&self) -> u64 {
         self.family_students.len() as u64 - 1
     }
-    fn contacts(&self) -> u64 {
+    pub(crate) fn contacts(&self) -> u64 {
         u64::from(self.family_contacts[self.family_contacts.len() - 1])
     }
-    fn links(&self) -> u64 {
+    pub(crate) fn links(&self) -> u64 {
         u64::from(self.family_links[self.family_links.len() - 1])
     }
-    fn classes(&self) -> u64 {
+    pub(crate) fn classes(&self) -> u64 {
         u64::from(self.class_start[self.class_start.len() - 1])
     }
 
@@ -356,7 +356,7 @@ impl Plan {
     }
 
     /// `(school, global class)` of student `i`.
-    fn placement(&self, student: u64) -> (u64, u64) {
+    pub(crate) fn placement(&self, student: u64) -> (u64, u64) {
         let position =
             ((u128::from(student) * u128::from(self.stride)) % u128::from(self.students)) as u64;
         let school = position * self.schools / self.students;
@@ -367,18 +367,18 @@ impl Plan {
         (school, class)
     }
 
-    fn school_of_class(&self, class: u64) -> u64 {
+    pub(crate) fn school_of_class(&self, class: u64) -> u64 {
         (self
             .class_start
             .partition_point(|&start| u64::from(start) <= class)
             - 1) as u64
     }
 
-    fn family_of(starts: &[u32], index: u64) -> usize {
+    pub(crate) fn family_of(starts: &[u32], index: u64) -> usize {
         starts.partition_point(|&start| u64::from(start) <= index) - 1
     }
 
-    fn family_name(&self, family: usize) -> &'static str {
+    pub(crate) fn family_name(&self, family: usize) -> &'static str {
         pick(FAMILY_NAMES, mix(self.seed, TAG_FAMILY, family as u64))
     }
 }
@@ -390,7 +390,7 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
     a
 }
 
-fn pick<'a>(list: &[&'a str], hash: u64) -> &'a str {
+pub(crate) fn pick<'a>(list: &[&'a str], hash: u64) -> &'a str {
     list[(hash % list.len() as u64) as usize]
 }
 
@@ -598,7 +598,7 @@ pub fn contact_id(i: u64) -> String {
 }
 
 /// The role of the `offset`-th contact of a family (the first two are mostly parents).
-fn relationship_role(offset: u64, hash: u64) -> &'static str {
+pub(crate) fn relationship_role(offset: u64, hash: u64) -> &'static str {
     let roll = hash % 100;
     match offset {
         0 => {
@@ -631,18 +631,18 @@ fn relationship_role(offset: u64, hash: u64) -> &'static str {
 
 /// One contact's `users.csv` values, reusing its buffers from row to row.
 #[derive(Default)]
-struct ContactRow {
-    id: String,
-    given: &'static str,
-    family: &'static str,
-    email: String,
-    phone: String,
-    sms_column: bool,
-    invalid_phone: bool,
+pub(crate) struct ContactRow {
+    pub(crate) id: String,
+    pub(crate) given: &'static str,
+    pub(crate) family: &'static str,
+    pub(crate) email: String,
+    pub(crate) phone: String,
+    pub(crate) sms_column: bool,
+    pub(crate) invalid_phone: bool,
 }
 
 impl ContactRow {
-    fn fill(&mut self, plan: &Plan, index: u64) {
+    pub(crate) fn fill(&mut self, plan: &Plan, index: u64) {
         let hash = mix(plan.seed, TAG_CONTACT, index);
         let family = Plan::family_of(&plan.family_contacts, index);
         let offset = index - u64::from(plan.family_contacts[family]);
@@ -684,7 +684,7 @@ impl ContactRow {
 }
 
 /// Lower-case ASCII letters of `name` (for email local parts).
-fn ascii_lower(name: &str) -> String {
+pub(crate) fn ascii_lower(name: &str) -> String {
     name.chars()
         .filter(|c| c.is_ascii_alphabetic())
         .map(|c| c.to_ascii_lowercase())

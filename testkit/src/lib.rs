@@ -6,6 +6,8 @@
 //! - [`pg`]: a fresh PostgreSQL database per run, created and dropped from an admin URL;
 //! - [`proxy`]: a loopback TCP proxy that passes, refuses, hangs or cuts connections on
 //!   command (faults of the database, SMTP, the SMS gateway, a OneRoster provider);
+//! - [`oneroster`]: a OneRoster 1.1 provider on loopback (paging, delta filter, faults),
+//!   serving JSON records or the [`generate`] district page by page;
 //! - [`smtp`]: an in-process SMTP sink on loopback that counts what it accepts and answers
 //!   with injected faults or a script of replies;
 //! - [`crash`]: the crash harness (SIGKILL at a seeded point of an import, an approval, a
@@ -16,6 +18,7 @@
 
 pub mod crash;
 pub mod generate;
+pub mod oneroster;
 pub mod pg;
 pub mod proxy;
 pub mod rng;

@@ -4,6 +4,7 @@
 mod api_support;
 mod architecture;
 mod browser_support;
+mod oneroster_scale;
 mod oneroster_server;
 mod outbox_support;
 mod support;

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 const KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 
 /// Test settings: a secret key, quick retries, short timeouts.
-fn or_config(mut config: Config) -> Config {
+pub(crate) fn or_config(mut config: Config) -> Config {
     config.oneroster.secret_key = KEY.into();
     config.oneroster.retry_base_ms = 10;
     config.oneroster.retry_max_ms = 3_000;

@@ -226,73 +226,11 @@ impl Client {
         filter: Option<&str>,
     ) -> Result<Pulled<T>, ProviderError> {
         let mut pulled = Pulled::default();
-        let mut seen_ids: HashSet<String> = HashSet::new();
-        let mut seen_urls: HashSet<String> = HashSet::new();
-        let (mut offset, mut pages) = (0u64, 0u64);
-        loop {
-            if pages >= self.settings.max_pages {
-                return Err(ProviderError::Loop {
-                    collection: T::NAME,
-                    detail: format!(
-                        "more than {} pages (oneroster.max_pages)",
-                        self.settings.max_pages
-                    ),
-                });
-            }
-            pages += 1;
-            let url = self.page_url(T::NAME, offset, filter)?;
-            if !seen_urls.insert(url.to_string()) {
-                return Err(ProviderError::Loop {
-                    collection: T::NAME,
-                    detail: format!("{url} was asked for twice"),
-                });
-            }
-            let reply = self.get(&url).await?;
-            expect_success(&url, &reply)?;
-            let total = total_count(&reply.headers);
-            let values = page_array(&url, &reply.body, T::NAME)?;
-            if values.is_empty() {
-                if let Some(total) = total
-                    && offset < total
-                {
-                    return Err(ProviderError::Truncated {
-                        collection: T::NAME,
-                        offset,
-                        total,
-                    });
-                }
-                break;
-            }
-            let received = values.len() as u64;
-            let mut fresh = 0u64;
-            for (i, value) in values.into_iter().enumerate() {
-                let item = parse_item::<T>(value);
-                let id = match &item {
-                    Item::Ok(record) => Some(record.sourced_id().to_string()),
-                    Item::Bad { sourced_id, .. } => sourced_id.clone(),
-                };
-                if let Some(id) = id
-                    && !seen_ids.insert(id)
-                {
-                    pulled.duplicates += 1;
-                    continue;
-                }
-                fresh += 1;
-                pulled.items.push((offset + i as u64 + 1, item));
-            }
-            if fresh == 0 {
-                return Err(ProviderError::Loop {
-                    collection: T::NAME,
-                    detail: format!(
-                        "the page at offset {offset} only repeats records already received (does the provider ignore offset?)"
-                    ),
-                });
-            }
-            offset += received;
-            if total.is_some_and(|total| offset >= total) {
-                break;
-            }
+        let mut pager = Pager::<T>::new(filter);
+        while let Some(page) = pager.next(self).await? {
+            pulled.items.extend(page);
         }
+        pulled.duplicates = pager.duplicates();
         Ok(pulled)
     }
 
@@ -501,6 +439,128 @@ impl Client {
             attempt += 1;
         }
     }
+}
+
+/// One collection read page by page with the stop rules of SPEC §3.1 (see the module
+/// doc): what a streaming pull hands on page after page. Only the ids' hashes and the URLs
+/// asked are kept, not the records.
+#[derive(Debug)]
+pub struct Pager<T> {
+    filter: Option<String>,
+    offset: u64,
+    pages: u64,
+    /// 64-bit hashes of the `sourcedId`s received (a million records cost ~16 MB, where
+    /// the ids themselves would cost ~80 MB).
+    seen_ids: HashSet<u64>,
+    seen_urls: HashSet<String>,
+    duplicates: u64,
+    done: bool,
+    _records: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T: Collection> Pager<T> {
+    /// A pager over `T` (`filter`: see [`Client::collection`]).
+    pub fn new(filter: Option<&str>) -> Self {
+        Self {
+            filter: filter.map(str::to_string),
+            offset: 0,
+            pages: 0,
+            seen_ids: HashSet::new(),
+            seen_urls: HashSet::new(),
+            duplicates: 0,
+            done: false,
+            _records: std::marker::PhantomData,
+        }
+    }
+
+    /// Records skipped so far because an earlier page delivered their `sourcedId`.
+    pub fn duplicates(&self) -> u64 {
+        self.duplicates
+    }
+
+    /// The next page's records with their positions (1-based across pages), `None` once
+    /// the collection is complete.
+    pub async fn next(
+        &mut self,
+        client: &mut Client,
+    ) -> Result<Option<Vec<(u64, Item<T>)>>, ProviderError> {
+        if self.done {
+            return Ok(None);
+        }
+        if self.pages >= client.settings.max_pages {
+            return Err(ProviderError::Loop {
+                collection: T::NAME,
+                detail: format!(
+                    "more than {} pages (oneroster.max_pages)",
+                    client.settings.max_pages
+                ),
+            });
+        }
+        self.pages += 1;
+        let offset = self.offset;
+        let url = client.page_url(T::NAME, offset, self.filter.as_deref())?;
+        if !self.seen_urls.insert(url.to_string()) {
+            return Err(ProviderError::Loop {
+                collection: T::NAME,
+                detail: format!("{url} was asked for twice"),
+            });
+        }
+        let reply = client.get(&url).await?;
+        expect_success(&url, &reply)?;
+        let total = total_count(&reply.headers);
+        let values = page_array(&url, &reply.body, T::NAME)?;
+        drop(reply);
+        if values.is_empty() {
+            if let Some(total) = total
+                && offset < total
+            {
+                return Err(ProviderError::Truncated {
+                    collection: T::NAME,
+                    offset,
+                    total,
+                });
+            }
+            self.done = true;
+            return Ok(None);
+        }
+        let received = values.len() as u64;
+        let mut page = Vec::with_capacity(values.len());
+        for (i, value) in values.into_iter().enumerate() {
+            let item = parse_item::<T>(value);
+            let id = match &item {
+                Item::Ok(record) => Some(id_hash(record.sourced_id())),
+                Item::Bad { sourced_id, .. } => sourced_id.as_deref().map(id_hash),
+            };
+            if let Some(id) = id
+                && !self.seen_ids.insert(id)
+            {
+                self.duplicates += 1;
+                continue;
+            }
+            page.push((offset + i as u64 + 1, item));
+        }
+        if page.is_empty() {
+            return Err(ProviderError::Loop {
+                collection: T::NAME,
+                detail: format!(
+                    "the page at offset {offset} only repeats records already received (does the provider ignore offset?)"
+                ),
+            });
+        }
+        self.offset += received;
+        if total.is_some_and(|total| self.offset >= total) {
+            self.done = true;
+        }
+        Ok(Some(page))
+    }
+}
+
+/// A 64-bit hash of a `sourcedId` (SipHash with fixed keys: the same in every run).
+pub(crate) fn id_hash(id: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    id.hash(&mut hasher);
+    hasher.finish()
 }
 
 fn retryable(status: StatusCode) -> bool {

@@ -3,6 +3,7 @@
 //! teacher enrollments; student–contact links from `agents` on either side, unioned. A
 //! record with `status: tobedeleted`, or a user with `enabledUser` false, counts as absent.
 
+use super::client::id_hash;
 use super::model::{Class, Enrollment, Item, Org, Pulled, Record, User};
 use crate::domain::{
     EmailAddress, EnrollmentKind, PhoneE164, Region, Relationship, RoleGroup, SdsRole,
@@ -12,7 +13,7 @@ use crate::sync::files::{Channels, ParseCtx};
 use crate::sync::hashing::SyncKey;
 use crate::sync::report::Issue;
 use crate::sync::staging::StageTable;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 /// Position of each collection in the run's source list (the `src` of staged rows).
 pub const SOURCES: [&str; 4] = ["/orgs", "/users", "/classes", "/enrollments"];
@@ -87,124 +88,539 @@ impl Watermark {
     }
 }
 
-/// Stages a snapshot (or, with `delta`, the records of a delta) and returns what the
-/// delta step needs.
-pub fn stage(ctx: &mut ParseCtx<'_>, snapshot: Snapshot, delta: bool) -> Staged {
-    let mut staged = Staged::default();
-    let mut watermark = Watermark::default();
-    report_unreadable(ctx, &snapshot);
-    stage_orgs(ctx, &snapshot.orgs, &mut staged, &mut watermark);
-    let kinds = classify(ctx, &snapshot, &mut staged, &mut watermark);
-    stage_people(ctx, &snapshot, &kinds);
-    stage_links(ctx, &snapshot, &kinds, delta);
-    let classes = stage_classes(ctx, &snapshot.classes, &mut staged, &mut watermark);
-    stage_enrollments(
-        ctx,
-        &snapshot.enrollments,
-        &kinds,
-        &classes,
-        delta,
-        &mut staged,
-        &mut watermark,
-    );
-    staged.watermark = watermark.best.map(|(_, raw)| raw);
-    staged
+/// What a pull hands to the mapping, in the order orgs, users (then, for a delta, the
+/// looked-up users), classes, enrollments.
+#[derive(Debug)]
+pub enum Message {
+    /// A page of `/orgs`.
+    Orgs(Page<Org>),
+    /// A page of `/users`.
+    Users(Page<User>),
+    /// A page of `/classes`.
+    Classes(Page<Class>),
+    /// A page of `/enrollments`.
+    Enrollments(Page<Enrollment>),
+    /// The collection at `src` of [`SOURCES`] is complete; `duplicates` records were
+    /// skipped because an earlier page delivered them.
+    Done {
+        /// Position in [`SOURCES`].
+        src: usize,
+        /// Records skipped.
+        duplicates: u64,
+    },
+    /// Delta runs: users fetched one by one because an `agents` entry named them, and
+    /// the `agents` entries that could not be looked up (over the limit).
+    Lookups {
+        /// The users fetched.
+        users: Vec<User>,
+        /// The ids not looked up.
+        unresolved: Vec<String>,
+    },
 }
 
-/// Row errors for records that did not parse, and a warning for duplicates.
-fn report_unreadable(ctx: &mut ParseCtx<'_>, snapshot: &Snapshot) {
-    let tables = [
-        (ORGS, StageTable::Schools),
-        (USERS, StageTable::Students),
-        (CLASSES, StageTable::Classes),
-        (ENROLLMENTS, StageTable::Enrollments),
-    ];
-    let bad: [Vec<(u64, String)>; 4] = [
-        bad_items(&snapshot.orgs),
-        bad_items(&snapshot.users),
-        bad_items(&snapshot.classes),
-        bad_items(&snapshot.enrollments),
-    ];
-    let duplicates = [
-        snapshot.orgs.duplicates,
-        snapshot.users.duplicates,
-        snapshot.classes.duplicates,
-        snapshot.enrollments.duplicates,
-    ];
-    for ((src, table), (bad, duplicates)) in tables.into_iter().zip(bad.into_iter().zip(duplicates))
-    {
-        if !bad.is_empty() {
-            ctx.rejected.push((table, bad.len() as u64));
+/// Records of one page with their positions (1-based across pages).
+pub type Page<T> = Vec<(u64, Item<T>)>;
+
+impl Snapshot {
+    /// The snapshot as the messages a streaming pull would have sent.
+    pub fn into_messages(self) -> Vec<Message> {
+        vec![
+            Message::Orgs(self.orgs.items),
+            Message::Done {
+                src: ORGS,
+                duplicates: self.orgs.duplicates,
+            },
+            Message::Users(self.users.items),
+            Message::Done {
+                src: USERS,
+                duplicates: self.users.duplicates,
+            },
+            Message::Lookups {
+                users: self.lookups,
+                unresolved: self.unresolved,
+            },
+            Message::Classes(self.classes.items),
+            Message::Done {
+                src: CLASSES,
+                duplicates: self.classes.duplicates,
+            },
+            Message::Enrollments(self.enrollments.items),
+            Message::Done {
+                src: ENROLLMENTS,
+                duplicates: self.enrollments.duplicates,
+            },
+        ]
+    }
+}
+
+/// A `agents` entry naming a user not received yet.
+#[derive(Debug)]
+struct Waiting {
+    /// Who named it.
+    by: String,
+    kind: Kind,
+    rec: u64,
+    /// Order of the mention in the run (issues keep the order of the records).
+    seq: u64,
+}
+
+/// Issues in the order a whole-snapshot mapping reports them, whatever order the pages
+/// come in: each phase has its own capped sink, replayed in order at the end.
+struct Phases {
+    /// Unreadable records (errors) and duplicates (a warning), per collection.
+    unreadable: [IssueSink; 4],
+    classify: IssueSink,
+    agents: IssueSink,
+    classes: IssueSink,
+    enrollments: IssueSink,
+}
+
+impl Phases {
+    fn new(sink: &IssueSink) -> Self {
+        let empty = || IssueSink::new(sink.error_cap, sink.warning_cap);
+        Self {
+            unreadable: [empty(), empty(), empty(), empty()],
+            classify: empty(),
+            agents: empty(),
+            classes: empty(),
+            enrollments: empty(),
         }
-        for (rec, message) in bad {
-            ctx.sink.error(Issue::at(
-                SOURCES[src],
-                rec,
-                None,
-                "invalid_record",
-                message,
-            ));
-        }
-        if duplicates > 0 {
-            ctx.sink.warning(Issue::file(
-                SOURCES[src],
-                "duplicate_record",
-                format!("{duplicates} record(s) came again on a later page (the data changed while it was read); the first copy was kept"),
-            ));
+    }
+
+    fn replay(self, sink: &mut IssueSink) {
+        let [a, b, c, d] = self.unreadable;
+        for phase in [
+            a,
+            b,
+            c,
+            d,
+            self.classify,
+            self.agents,
+            self.classes,
+            self.enrollments,
+        ] {
+            let dropped = phase.warning_count - phase.warnings.len() as u64;
+            for error in phase.errors {
+                sink.error(error);
+            }
+            for warning in phase.warnings {
+                sink.warning(warning);
+            }
+            sink.warning_count += dropped;
         }
     }
 }
 
-fn bad_items<T>(pulled: &Pulled<T>) -> Vec<(u64, String)> {
-    pulled
-        .items
-        .iter()
-        .filter_map(|(rec, item)| match item {
-            Item::Bad { message, .. } => Some((*rec, message.clone())),
-            Item::Ok(_) => None,
-        })
-        .collect()
+/// Maps pages to staged rows as they come, keeping keys, not records: each user's kind by
+/// the hash of its id, the `agents` entries naming users not received yet, the ids of the
+/// classes and the keys of the enrollments staged. Contacts are all staged; those no link
+/// names are deleted from staging once the links are known.
+pub struct Mapper {
+    delta: bool,
+    staged: Staged,
+    watermark: Watermark,
+    phases: Phases,
+    kinds: HashMap<u64, Kind>,
+    waiting: HashMap<String, Vec<Waiting>>,
+    seq: u64,
+    unresolved: HashSet<String>,
+    classes: HashSet<String>,
+    enrollments: HashSet<i64>,
+    rejected: [u64; 2],
 }
 
-fn stage_orgs(
-    ctx: &mut ParseCtx<'_>,
-    orgs: &Pulled<Org>,
-    staged: &mut Staged,
-    watermark: &mut Watermark,
-) {
-    for (rec, org) in orgs.records() {
-        watermark.see(org);
+impl Mapper {
+    /// A mapping for a full run, or with `delta` for the records of a delta.
+    pub fn new(ctx: &ParseCtx<'_>, delta: bool) -> Self {
+        Self {
+            delta,
+            staged: Staged::default(),
+            watermark: Watermark::default(),
+            phases: Phases::new(&ctx.sink),
+            kinds: HashMap::new(),
+            waiting: HashMap::new(),
+            seq: 0,
+            unresolved: HashSet::new(),
+            classes: HashSet::new(),
+            enrollments: HashSet::new(),
+            rejected: [0; 2],
+        }
+    }
+
+    /// Maps one message.
+    pub fn take(&mut self, ctx: &mut ParseCtx<'_>, message: Message) {
+        match message {
+            Message::Orgs(page) => {
+                for (rec, org) in self.readable(ctx, ORGS, StageTable::Schools, page) {
+                    self.stage_org(ctx, rec, org);
+                }
+            }
+            Message::Users(page) => {
+                for (rec, user) in self.readable(ctx, USERS, StageTable::Students, page) {
+                    self.stage_user(ctx, rec, user);
+                }
+            }
+            Message::Lookups { users, unresolved } => {
+                self.unresolved.extend(unresolved);
+                for user in users {
+                    self.stage_user(ctx, 0, user);
+                }
+            }
+            Message::Classes(page) => {
+                for (rec, class) in self.readable(ctx, CLASSES, StageTable::Classes, page) {
+                    self.stage_class(ctx, rec, class);
+                }
+            }
+            Message::Enrollments(page) => {
+                for (rec, enrollment) in
+                    self.readable(ctx, ENROLLMENTS, StageTable::Enrollments, page)
+                {
+                    self.stage_enrollment(ctx, rec, enrollment);
+                }
+            }
+            Message::Done { src, duplicates } => {
+                if duplicates > 0 {
+                    self.phases.unreadable[src].warning(Issue::file(
+                        SOURCES[src],
+                        "duplicate_record",
+                        format!("{duplicates} record(s) came again on a later page (the data changed while it was read); the first copy was kept"),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Ends the mapping: the `agents` entries that named no user received, the issues in
+    /// order, and what the delta step needs.
+    pub fn finish(mut self, ctx: &mut ParseCtx<'_>) -> Staged {
+        let mut left: Vec<(String, Waiting)> = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .flat_map(|(other, waiting)| waiting.into_iter().map(move |w| (other.clone(), w)))
+            .collect();
+        left.sort_by_key(|(_, w)| w.seq);
+        for (other, w) in left {
+            // A looked-up user's own agents are not looked up in turn.
+            if self.delta && w.rec == 0 {
+                continue;
+            }
+            let why = if self.delta && self.unresolved.contains(&other) {
+                "could not be looked up (oneroster.max_delta_lookups reached)"
+            } else {
+                "is not a user the provider returned"
+            };
+            self.phases.agents.warning(Issue::at(
+                SOURCES[USERS],
+                w.rec,
+                Some("agents"),
+                "unknown_agent",
+                format!("agent '{other}' {why}; the link was skipped"),
+            ));
+        }
+        for (table, count) in [
+            (StageTable::Classes, self.rejected[0]),
+            (StageTable::Enrollments, self.rejected[1]),
+        ] {
+            if count > 0 {
+                ctx.rejected.push((table, count));
+            }
+        }
+        self.phases.replay(&mut ctx.sink);
+        self.staged.watermark = self.watermark.best.map(|(_, raw)| raw);
+        self.staged
+    }
+
+    /// The records of a page that parsed; the others are row errors counted against
+    /// `table`.
+    fn readable<T>(
+        &mut self,
+        ctx: &mut ParseCtx<'_>,
+        src: usize,
+        table: StageTable,
+        page: Page<T>,
+    ) -> Vec<(u64, T)> {
+        (ctx.progress)(page.len() as u64);
+        let mut bad = 0;
+        let mut records = Vec::with_capacity(page.len());
+        for (rec, item) in page {
+            match item {
+                Item::Ok(record) => records.push((rec, record)),
+                Item::Bad { message, .. } => {
+                    bad += 1;
+                    self.phases.unreadable[src].error(Issue::at(
+                        SOURCES[src],
+                        rec,
+                        None,
+                        "invalid_record",
+                        message,
+                    ));
+                }
+            }
+        }
+        if bad > 0 {
+            ctx.rejected.push((table, bad));
+        }
+        records
+    }
+
+    fn stage_org(&mut self, ctx: &mut ParseCtx<'_>, rec: u64, org: Org) {
+        self.watermark.see(&org);
         if org.is_deleted() {
-            staged.gone_orgs.push(org.sourced_id.clone());
-            continue;
+            self.staged.gone_orgs.push(org.sourced_id);
+            return;
         }
         ctx.stager.push(
             StageTable::Schools,
             ORGS,
             rec,
-            vec![Some(org.sourced_id.clone()), org.name.clone()],
+            vec![Some(org.sourced_id), org.name],
         );
+    }
+
+    /// Classifies a user, stages it as a student, staff or contact, and the links its
+    /// `agents` make with users already received (or those that named it before).
+    fn stage_user(&mut self, ctx: &mut ParseCtx<'_>, rec: u64, user: User) {
+        self.watermark.see(&user);
+        let kind = user_kind(&user, rec, &mut self.phases.classify);
+        if kind == Kind::Absent {
+            self.staged.gone_users.push(user.sourced_id.clone());
+        }
+        self.kinds.insert(id_hash(&user.sourced_id), kind);
+        let id = Some(user.sourced_id.clone());
+        let names = (user.given_name.clone(), user.family_name.clone());
+        match kind {
+            Kind::Student => {
+                ctx.stager
+                    .push(StageTable::Students, USERS, rec, vec![id, names.0, names.1])
+            }
+            Kind::Staff(role) => {
+                let email = user
+                    .email
+                    .as_deref()
+                    .and_then(|e| EmailAddress::parse(e).ok())
+                    .map(|e| e.as_str().to_string());
+                ctx.stager.push(
+                    StageTable::Staff,
+                    USERS,
+                    rec,
+                    vec![id, names.0, names.1, email, Some(role.as_str().to_string())],
+                );
+            }
+            Kind::Contact(_) => {
+                let row = contact_row(&user, ctx.region);
+                ctx.stager.push(StageTable::Contacts, USERS, rec, row);
+            }
+            Kind::Other | Kind::Absent => {}
+        }
+        self.link(ctx, rec, &user, kind);
+    }
+
+    /// Links of `user`: first with the users that named it before it came (at their
+    /// record), then with the users its own `agents` name that came before it; the
+    /// others wait for their user.
+    fn link(&mut self, ctx: &mut ParseCtx<'_>, rec: u64, user: &User, kind: Kind) {
+        let me = user.sourced_id.as_str();
+        let mut linked: HashSet<String> = HashSet::new();
+        for w in self.waiting.remove(me).unwrap_or_default() {
+            if linked.insert(w.by.clone()) {
+                stage_pair(ctx, (&w.by, w.kind), (me, kind), w.rec);
+            }
+        }
+        for agent in &user.agents {
+            let other = agent.sourced_id.as_str();
+            if linked.contains(other) {
+                continue;
+            }
+            match self.kinds.get(&id_hash(other)) {
+                Some(&other_kind) => {
+                    linked.insert(other.to_string());
+                    stage_pair(ctx, (me, kind), (other, other_kind), rec);
+                }
+                None if matches!(kind, Kind::Student | Kind::Contact(_)) => {
+                    self.seq += 1;
+                    self.waiting
+                        .entry(other.to_string())
+                        .or_default()
+                        .push(Waiting {
+                            by: me.to_string(),
+                            kind,
+                            rec,
+                            seq: self.seq,
+                        });
+                }
+                None => {}
+            }
+        }
+    }
+
+    fn stage_class(&mut self, ctx: &mut ParseCtx<'_>, rec: u64, class: Class) {
+        self.watermark.see(&class);
+        if class.is_deleted() {
+            self.staged.gone_classes.push(class.sourced_id);
+            return;
+        }
+        let Some(school) = class.school else {
+            self.phases.classes.error(Issue::at(
+                SOURCES[CLASSES],
+                rec,
+                Some("school"),
+                "missing_value",
+                "the class has no school",
+            ));
+            self.rejected[0] += 1;
+            return;
+        };
+        if !self.delta {
+            self.classes.insert(class.sourced_id.clone());
+        }
+        ctx.stager.push(
+            StageTable::Classes,
+            CLASSES,
+            rec,
+            vec![Some(class.sourced_id), Some(school.sourced_id), class.title],
+        );
+    }
+
+    /// Student and teacher enrollments (other roles are not stored). A full run skips,
+    /// with a warning, enrollments of classes or users it did not receive; a delta leaves
+    /// them to the live tables.
+    fn stage_enrollment(&mut self, ctx: &mut ParseCtx<'_>, rec: u64, enrollment: Enrollment) {
+        self.watermark.see(&enrollment);
+        let (Some(class), Some(user)) = (enrollment.class.as_ref(), enrollment.user.as_ref())
+        else {
+            let column = if enrollment.class.is_none() {
+                "class"
+            } else {
+                "user"
+            };
+            self.phases.enrollments.error(Issue::at(
+                SOURCES[ENROLLMENTS],
+                rec,
+                Some(column),
+                "missing_value",
+                format!("the enrollment has no {column}"),
+            ));
+            self.rejected[1] += 1;
+            return;
+        };
+        let (class, user) = (class.sourced_id.as_str(), user.sourced_id.as_str());
+        // Every Staff-group role (teacher, aide, administrator, proctor, ...) is stored as
+        // `teacher`: staff of the class. Other roles are not stored.
+        let Some(kind) = SdsRole::parse(enrollment.role.as_deref().unwrap_or(""))
+            .ok()
+            .and_then(SdsRole::enrollment_kind)
+        else {
+            return;
+        };
+        let role = kind.as_str().to_string();
+        let key = SyncKey::enrollment(class, user, &role).get();
+        if enrollment.is_deleted() {
+            self.staged.gone_enrollments.push(key);
+            return;
+        }
+        if !self.enrollment_resolves(rec, (class, user, &role)) {
+            return;
+        }
+        if self.enrollments.insert(key) {
+            ctx.stager.push(
+                StageTable::Enrollments,
+                ENROLLMENTS,
+                rec,
+                vec![Some(class.to_string()), Some(user.to_string()), Some(role)],
+            );
+        }
+    }
+
+    /// Whether an enrollment's class and user are ones the run can link (warns otherwise).
+    fn enrollment_resolves(&mut self, rec: u64, (class, user, role): (&str, &str, &str)) -> bool {
+        let wanted = |kind: Kind| match kind {
+            Kind::Student => role == EnrollmentKind::Student.as_str(),
+            Kind::Staff(_) => role == EnrollmentKind::Teacher.as_str(),
+            _ => false,
+        };
+        let sink = &mut self.phases.enrollments;
+        let mut warn = |column: &str, message: String| {
+            sink.warning(Issue::at(
+                SOURCES[ENROLLMENTS],
+                rec,
+                Some(column),
+                "unknown_reference",
+                format!("{message}; the enrollment was skipped"),
+            ));
+            false
+        };
+        match self.kinds.get(&id_hash(user)).copied() {
+            Some(Kind::Absent) => return false,
+            Some(kind) if !wanted(kind) => {
+                return warn(
+                    "user",
+                    format!(
+                        "user '{user}' is enrolled as {} but is not one",
+                        if role == EnrollmentKind::Student.as_str() {
+                            "a student"
+                        } else {
+                            "staff"
+                        }
+                    ),
+                );
+            }
+            None if !self.delta => {
+                return warn(
+                    "user",
+                    format!("user '{user}' is not a user the provider returned"),
+                );
+            }
+            _ => {}
+        }
+        if !self.delta && !self.classes.contains(class) {
+            return warn(
+                "class",
+                format!("class '{class}' is not a class the provider returned"),
+            );
+        }
+        true
     }
 }
 
-/// Every user (pulled or looked up) by id with its kind and position.
-fn classify<'a>(
+/// Stages the link two users make, if one is a student and the other a contact (its
+/// relationship from the contact's role), at record `rec`.
+fn stage_pair(
     ctx: &mut ParseCtx<'_>,
-    snapshot: &'a Snapshot,
-    staged: &mut Staged,
-    watermark: &mut Watermark,
-) -> HashMap<&'a str, (Kind, u64)> {
-    let lookups = snapshot.lookups.iter().map(|u| (0u64, u));
-    let mut kinds = HashMap::new();
-    for (rec, user) in snapshot.users.records().chain(lookups) {
-        watermark.see(user);
-        let kind = user_kind(user, rec, &mut ctx.sink);
-        if kind == Kind::Absent {
-            staged.gone_users.push(user.sourced_id.clone());
-        }
-        kinds.insert(user.sourced_id.as_str(), (kind, rec));
+    (a, a_kind): (&str, Kind),
+    (b, b_kind): (&str, Kind),
+    rec: u64,
+) {
+    let (student, contact, relationship) = match (a_kind, b_kind) {
+        (Kind::Student, Kind::Contact(r)) => (a, b, r),
+        (Kind::Contact(r), Kind::Student) => (b, a, r),
+        _ => return,
+    };
+    ctx.stager.push(
+        StageTable::Links,
+        USERS,
+        rec,
+        vec![
+            Some(student.to_string()),
+            Some(contact.to_string()),
+            Some(relationship.as_str().to_string()),
+        ],
+    );
+}
+
+/// Stages the messages of a pull as they arrive on `pages` (the blocking side of a
+/// streaming pull) and returns what the delta step needs.
+pub fn stage_stream(
+    ctx: &mut ParseCtx<'_>,
+    delta: bool,
+    mut pages: tokio::sync::mpsc::Receiver<Message>,
+) -> Staged {
+    let mut mapper = Mapper::new(ctx, delta);
+    // Once the database side has failed, dropping `pages` stops the pull too.
+    while ctx.stager.is_open()
+        && let Some(message) = pages.blocking_recv()
+    {
+        mapper.take(ctx, message);
     }
-    kinds
+    mapper.finish(ctx)
 }
 
 fn user_kind(user: &User, rec: u64, sink: &mut IssueSink) -> Kind {
@@ -259,113 +675,6 @@ fn user_kind(user: &User, rec: u64, sink: &mut IssueSink) -> Kind {
     }
 }
 
-fn all_users(snapshot: &Snapshot) -> impl Iterator<Item = (u64, &User)> {
-    snapshot
-        .users
-        .records()
-        .chain(snapshot.lookups.iter().map(|u| (0u64, u)))
-}
-
-/// Students and staff.
-fn stage_people(ctx: &mut ParseCtx<'_>, snapshot: &Snapshot, kinds: &HashMap<&str, (Kind, u64)>) {
-    for (rec, user) in all_users(snapshot) {
-        let id = Some(user.sourced_id.clone());
-        let names = (user.given_name.clone(), user.family_name.clone());
-        match kinds.get(user.sourced_id.as_str()).map(|(k, _)| *k) {
-            Some(Kind::Student) => {
-                ctx.stager
-                    .push(StageTable::Students, USERS, rec, vec![id, names.0, names.1])
-            }
-            Some(Kind::Staff(role)) => {
-                let email = user
-                    .email
-                    .as_deref()
-                    .and_then(|e| EmailAddress::parse(e).ok())
-                    .map(|e| e.as_str().to_string());
-                ctx.stager.push(
-                    StageTable::Staff,
-                    USERS,
-                    rec,
-                    vec![id, names.0, names.1, email, Some(role.as_str().to_string())],
-                );
-            }
-            _ => {}
-        }
-    }
-}
-
-/// Links from `agents` on both sides, unioned (a pair named by both sides is one link),
-/// and the contacts that have at least one.
-fn stage_links(
-    ctx: &mut ParseCtx<'_>,
-    snapshot: &Snapshot,
-    kinds: &HashMap<&str, (Kind, u64)>,
-    delta: bool,
-) {
-    let unresolved: HashSet<&str> = snapshot.unresolved.iter().map(String::as_str).collect();
-    // (student, contact) → (relationship, position of the record that named it first)
-    let mut links: BTreeMap<(String, String), (Relationship, u64)> = BTreeMap::new();
-    for (rec, user) in all_users(snapshot) {
-        let Some((kind, _)) = kinds.get(user.sourced_id.as_str()).copied() else {
-            continue;
-        };
-        for agent in &user.agents {
-            let other = agent.sourced_id.as_str();
-            let pair = match (kind, kinds.get(other).map(|(k, _)| *k)) {
-                (Kind::Student, Some(Kind::Contact(r))) => {
-                    Some((user.sourced_id.as_str(), other, r))
-                }
-                (Kind::Contact(r), Some(Kind::Student)) => {
-                    Some((other, user.sourced_id.as_str(), r))
-                }
-                (Kind::Absent, _) | (_, Some(Kind::Absent)) => None,
-                // A looked-up user's own agents are not looked up in turn.
-                (Kind::Student | Kind::Contact(_), None) if delta && rec == 0 => None,
-                (Kind::Student | Kind::Contact(_), None) => {
-                    let why = if delta && unresolved.contains(other) {
-                        "could not be looked up (oneroster.max_delta_lookups reached)"
-                    } else {
-                        "is not a user the provider returned"
-                    };
-                    ctx.sink.warning(Issue::at(
-                        SOURCES[USERS],
-                        rec,
-                        Some("agents"),
-                        "unknown_agent",
-                        format!("agent '{other}' {why}; the link was skipped"),
-                    ));
-                    None
-                }
-                _ => None,
-            };
-            if let Some((student, contact, relationship)) = pair {
-                links
-                    .entry((student.to_string(), contact.to_string()))
-                    .or_insert((relationship, rec));
-            }
-        }
-    }
-    let linked: HashSet<&str> = links.keys().map(|(_, c)| c.as_str()).collect();
-    for (rec, user) in all_users(snapshot) {
-        if linked.contains(user.sourced_id.as_str()) {
-            let row = contact_row(user, ctx.region);
-            ctx.stager.push(StageTable::Contacts, USERS, rec, row);
-        }
-    }
-    for ((student, contact), (relationship, rec)) in links {
-        ctx.stager.push(
-            StageTable::Links,
-            USERS,
-            rec,
-            vec![
-                Some(student),
-                Some(contact),
-                Some(relationship.as_str().to_string()),
-            ],
-        );
-    }
-}
-
 /// The staged contact row: the email validated, the mobile from `sms`, else `phone`.
 fn contact_row(user: &User, region: Region) -> Vec<Option<String>> {
     let mut channels = Channels::default();
@@ -404,172 +713,6 @@ fn contact_row(user: &User, region: Region) -> Vec<Option<String>> {
         (user.given_name.clone(), user.family_name.clone()),
         "email",
     )
-}
-
-/// Classes; returns the ids staged.
-fn stage_classes(
-    ctx: &mut ParseCtx<'_>,
-    classes: &Pulled<Class>,
-    staged: &mut Staged,
-    watermark: &mut Watermark,
-) -> HashSet<String> {
-    let mut present = HashSet::new();
-    let mut rejected = 0;
-    for (rec, class) in classes.records() {
-        watermark.see(class);
-        if class.is_deleted() {
-            staged.gone_classes.push(class.sourced_id.clone());
-            continue;
-        }
-        let Some(school) = class.school.as_ref() else {
-            ctx.sink.error(Issue::at(
-                SOURCES[CLASSES],
-                rec,
-                Some("school"),
-                "missing_value",
-                "the class has no school",
-            ));
-            rejected += 1;
-            continue;
-        };
-        present.insert(class.sourced_id.clone());
-        ctx.stager.push(
-            StageTable::Classes,
-            CLASSES,
-            rec,
-            vec![
-                Some(class.sourced_id.clone()),
-                Some(school.sourced_id.clone()),
-                class.title.clone(),
-            ],
-        );
-    }
-    if rejected > 0 {
-        ctx.rejected.push((StageTable::Classes, rejected));
-    }
-    present
-}
-
-/// Student and teacher enrollments (other roles are not stored). A full run skips, with a
-/// warning, enrollments of classes or users it did not receive; a delta leaves them to the
-/// live tables.
-fn stage_enrollments(
-    ctx: &mut ParseCtx<'_>,
-    enrollments: &Pulled<Enrollment>,
-    kinds: &HashMap<&str, (Kind, u64)>,
-    classes: &HashSet<String>,
-    delta: bool,
-    staged: &mut Staged,
-    watermark: &mut Watermark,
-) {
-    let mut seen: HashSet<(String, String, String)> = HashSet::new();
-    let mut rejected = 0;
-    for (rec, enrollment) in enrollments.records() {
-        watermark.see(enrollment);
-        let (Some(class), Some(user)) = (enrollment.class.as_ref(), enrollment.user.as_ref())
-        else {
-            let column = if enrollment.class.is_none() {
-                "class"
-            } else {
-                "user"
-            };
-            ctx.sink.error(Issue::at(
-                SOURCES[ENROLLMENTS],
-                rec,
-                Some(column),
-                "missing_value",
-                format!("the enrollment has no {column}"),
-            ));
-            rejected += 1;
-            continue;
-        };
-        let (class, user) = (class.sourced_id.as_str(), user.sourced_id.as_str());
-        // Every Staff-group role (teacher, aide, administrator, proctor, ...) is stored as
-        // `teacher`: staff of the class. Other roles are not stored.
-        let Some(kind) = SdsRole::parse(enrollment.role.as_deref().unwrap_or(""))
-            .ok()
-            .and_then(SdsRole::enrollment_kind)
-        else {
-            continue;
-        };
-        let role = kind.as_str().to_string();
-        if enrollment.is_deleted() {
-            staged
-                .gone_enrollments
-                .push(SyncKey::enrollment(class, user, &role).get());
-            continue;
-        }
-        if !enrollment_resolves(ctx, rec, (class, user, &role), kinds, classes, delta) {
-            continue;
-        }
-        if seen.insert((class.to_string(), user.to_string(), role.clone())) {
-            ctx.stager.push(
-                StageTable::Enrollments,
-                ENROLLMENTS,
-                rec,
-                vec![Some(class.to_string()), Some(user.to_string()), Some(role)],
-            );
-        }
-    }
-    if rejected > 0 {
-        ctx.rejected.push((StageTable::Enrollments, rejected));
-    }
-}
-
-/// Whether an enrollment's class and user are ones the run can link (warns otherwise).
-fn enrollment_resolves(
-    ctx: &mut ParseCtx<'_>,
-    rec: u64,
-    (class, user, role): (&str, &str, &str),
-    kinds: &HashMap<&str, (Kind, u64)>,
-    classes: &HashSet<String>,
-    delta: bool,
-) -> bool {
-    let wanted = |kind: Kind| match kind {
-        Kind::Student => role == EnrollmentKind::Student.as_str(),
-        Kind::Staff(_) => role == EnrollmentKind::Teacher.as_str(),
-        _ => false,
-    };
-    let mut warn = |column: &str, message: String| {
-        ctx.sink.warning(Issue::at(
-            SOURCES[ENROLLMENTS],
-            rec,
-            Some(column),
-            "unknown_reference",
-            format!("{message}; the enrollment was skipped"),
-        ));
-        false
-    };
-    match kinds.get(user).map(|(k, _)| *k) {
-        Some(Kind::Absent) => return false,
-        Some(kind) if !wanted(kind) => {
-            return warn(
-                "user",
-                format!(
-                    "user '{user}' is enrolled as {} but is not one",
-                    if role == EnrollmentKind::Student.as_str() {
-                        "a student"
-                    } else {
-                        "staff"
-                    }
-                ),
-            );
-        }
-        None if !delta => {
-            return warn(
-                "user",
-                format!("user '{user}' is not a user the provider returned"),
-            );
-        }
-        _ => {}
-    }
-    if !delta && !classes.contains(class) {
-        return warn(
-            "class",
-            format!("class '{class}' is not a class the provider returned"),
-        );
-    }
-    true
 }
 
 /// Ids named in `agents` of the delta's present users that the delta does not hold.

@@ -1,10 +1,13 @@
 //! Contact and roster sync from a OneRoster 1.1 REST provider (SPEC §3.1, docs/oneroster.md).
 //!
 //! A run pulls `orgs`, `users`, `classes` and `enrollments` through [`client`] (OAuth2
-//! client credentials, paging, retries) *before* touching the database, maps them with
-//! [`mapping`] into the staging tables the SDS imports fill, and then goes through the same
-//! reconcile, deletion guard and run record as a CSV import, in one transaction. The run's
-//! `format` is `oneroster`.
+//! client credentials, paging, retries) and maps them with [`mapping`] into the staging
+//! tables the SDS imports fill *as the pages come*: a full pull streams, the provider and
+//! the database working side by side, with at most a couple of pages in flight and only
+//! keys (not records) kept across pages, so memory does not grow with the district. Then
+//! the same reconcile, deletion guard and run record as a CSV import, in one transaction;
+//! on SQLite the write lock is taken only once everything is staged (API writes go on
+//! during the pull). The run's `format` is `oneroster`.
 //!
 //! - **Full** runs are snapshots: what the provider no longer returns (or marks
 //!   `tobedeleted`) becomes inactive.
@@ -24,18 +27,20 @@ use super::csv_file::IssueSink;
 use super::files::FileSet;
 use super::report::{EntityCounts, ImportReport, Issue, RunStatus};
 use super::{
-    Format, ImportRequest, NoProgress, Outcome, Run, SyncError, checks, fast, reconcile, staging,
+    Format, ImportRequest, NoProgress, Outcome, Progress, Run, SyncError, checks, fast, reconcile,
+    staging,
 };
 use crate::config::Config;
 use crate::db::ImportConn;
 use crate::tenants::{self, Tenant, TenantError};
-use client::{Client, ClientSettings, ProviderError};
+use client::{Client, ClientSettings, Pager, ProviderError};
 use connection::ConnectionError;
-use mapping::Snapshot;
-use model::{Class, Enrollment, Item, Org, User};
+use mapping::{Message, Snapshot};
+use model::{Class, Collection, Enrollment, Item, Org, User};
 use sea_orm::{DatabaseConnection, DbErr};
 use std::path::PathBuf;
 use std::sync::Arc;
+use tokio::sync::mpsc;
 
 /// The `format` recorded for OneRoster runs.
 pub const FORMAT: &str = "oneroster";
@@ -115,6 +120,17 @@ pub async fn sync(
     config: &Config,
     request: &SyncRequest,
 ) -> Result<ImportReport, OneRosterError> {
+    sync_with_progress(db, config, request, Arc::new(NoProgress)).await
+}
+
+/// [`sync`], telling `progress` the records mapped as pages arrive (`advance`, in
+/// records) and the phases (`locking`, `applying`).
+pub async fn sync_with_progress(
+    db: &DatabaseConnection,
+    config: &Config,
+    request: &SyncRequest,
+    progress: Arc<dyn Progress>,
+) -> Result<ImportReport, OneRosterError> {
     let started_at = chrono::Utc::now();
     let tenant = tenants::find(db, &request.tenant).await?;
     let connection = connection::load(db, config, tenant.id)
@@ -142,22 +158,12 @@ pub async fn sync(
     };
     let settings = ClientSettings::new(&config.oneroster, connection.page_size)
         .with_outbound(&config.outbound);
-    let pulled = match Client::new(&connection, settings) {
-        Ok(mut client) => {
-            pull(
-                &mut client,
-                since.as_deref(),
-                config.oneroster.max_delta_lookups,
-            )
-            .await
-        }
-        Err(e) => Err(e),
-    };
-    let snapshot = match pulled {
-        Ok(snapshot) => snapshot,
+    let client = match Client::new(&connection, settings) {
+        Ok(client) => client,
         Err(e) => {
-            tracing::info!(tenant = %tenant.slug, error = %e, "OneRoster sync failed; nothing was changed");
-            return Ok(record_failure(db, config, &import_request, &tenant, started_at, &e).await?);
+            return Ok(
+                provider_failed(db, config, &import_request, &tenant, started_at, &e).await?,
+            );
         }
     };
     let run = Run {
@@ -166,11 +172,23 @@ pub async fn sync(
         request: &import_request,
         tenant: &tenant,
         files: Arc::new(sources()),
-        progress: Arc::new(NoProgress),
+        progress,
         started_at,
     };
     let sink = IssueSink::new(config.import.error_cap, config.import.warning_cap);
-    let outcome = apply_snapshot(&run, sink, snapshot, since.is_some()).await?;
+    let pull = Pull {
+        client,
+        since,
+        max_lookups: config.oneroster.max_delta_lookups,
+    };
+    let outcome = match apply_pull(&run, sink, pull).await? {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            return Ok(
+                provider_failed(db, config, &import_request, &tenant, started_at, &e).await?,
+            );
+        }
+    };
     let mut report = report_of(&run, &outcome);
     report.run_id = outcome.run_id;
     if report.status != RunStatus::Applied {
@@ -181,6 +199,74 @@ pub async fn sync(
         conn.commit().await?;
     }
     Ok(report)
+}
+
+async fn provider_failed(
+    db: &DatabaseConnection,
+    config: &Config,
+    request: &ImportRequest,
+    tenant: &Tenant,
+    started_at: chrono::DateTime<chrono::Utc>,
+    error: &ProviderError,
+) -> Result<ImportReport, DbErr> {
+    tracing::info!(tenant = %tenant.slug, error = %error, "OneRoster sync failed; nothing was changed");
+    record_failure(db, config, request, tenant, started_at, error).await
+}
+
+/// Pages a pull may have read ahead of the mapping: what bounds its memory (with pages of
+/// up to `oneroster.max_page_size` records).
+const PAGES_IN_FLIGHT: usize = 2;
+
+/// What to pull from the provider.
+struct Pull {
+    client: Client,
+    /// A delta's watermark.
+    since: Option<String>,
+    max_lookups: u64,
+}
+
+impl Pull {
+    /// Sends every collection to `pages`, page by page as the provider serves them (a
+    /// delta, whose size is that of the changes, is pulled whole first: its `agents`
+    /// lookups need all its users). Stops early, without error, if the mapping stopped
+    /// listening.
+    async fn send(mut self, pages: mpsc::Sender<Message>) -> Result<(), ProviderError> {
+        if let Some(since) = &self.since {
+            let snapshot = pull(&mut self.client, Some(since), self.max_lookups).await?;
+            for message in snapshot.into_messages() {
+                if pages.send(message).await.is_err() {
+                    break;
+                }
+            }
+            return Ok(());
+        }
+        let client = &mut self.client;
+        let _ = stream::<Org>(client, &pages, Message::Orgs, 0).await?
+            && stream::<User>(client, &pages, Message::Users, 1).await?
+            && stream::<Class>(client, &pages, Message::Classes, 2).await?
+            && stream::<Enrollment>(client, &pages, Message::Enrollments, 3).await?;
+        Ok(())
+    }
+}
+
+/// Sends the pages of one collection, then its end; false when no one listens any more.
+async fn stream<T: Collection>(
+    client: &mut Client,
+    pages: &mpsc::Sender<Message>,
+    wrap: fn(mapping::Page<T>) -> Message,
+    src: usize,
+) -> Result<bool, ProviderError> {
+    let mut pager = Pager::<T>::new(None);
+    while let Some(page) = pager.next(client).await? {
+        if pages.send(wrap(page)).await.is_err() {
+            return Ok(false);
+        }
+    }
+    let done = Message::Done {
+        src,
+        duplicates: pager.duplicates(),
+    };
+    Ok(pages.send(done).await.is_ok())
 }
 
 /// Pulls every collection (filtered by `dateLastModified` after `since` for a delta) and,
@@ -233,18 +319,29 @@ fn sources() -> FileSet {
     }
 }
 
-/// Stages, checks and reconciles the pulled data in one transaction.
-async fn apply_snapshot(
+/// Pulls into staging as the pages come (the provider and the database work side by side,
+/// memory bounded by [`PAGES_IN_FLIGHT`] pages and the mapping's keys), then checks and
+/// reconciles in one transaction. On SQLite the write lock is taken only to apply
+/// ([`super::Lock::Late`]): API writes go on during the pull. `Ok(Err(_))`: the provider
+/// failed; the transaction was rolled back.
+async fn apply_pull(
     run: &Run<'_>,
     sink: IssueSink,
-    snapshot: Snapshot,
-    delta: bool,
-) -> Result<Outcome, SyncError> {
-    let mut conn = super::open(run, super::Lock::Early).await?;
-    let (sink, rejected, staged) = super::stage_files(&mut conn, run, sink, move |ctx| {
-        mapping::stage(ctx, snapshot, delta)
-    })
-    .await?;
+    pull: Pull,
+) -> Result<Result<Outcome, ProviderError>, SyncError> {
+    let delta = pull.since.is_some();
+    let mut conn = super::open(run, super::Lock::Late).await?;
+    run.progress.start(0);
+    let (sender, receiver) = mpsc::channel(PAGES_IN_FLIGHT);
+    let staging = super::stage_files(&mut conn, run, sink, move |ctx| {
+        mapping::stage_stream(ctx, delta, receiver)
+    });
+    let (pulled, staged) = tokio::join!(pull.send(sender), staging);
+    if let Err(e) = pulled {
+        conn.rollback().await?;
+        return Ok(Err(e));
+    }
+    let (sink, rejected, staged) = staged?;
     let mut outcome = Outcome {
         sink,
         ..Outcome::default()
@@ -254,12 +351,14 @@ async fn apply_snapshot(
     }
     if outcome.sink.errors.is_empty() {
         staging::index_tables(&mut conn).await?;
+        drop_unlinked_contacts(&mut conn).await?;
+        checks::contact_warnings(&mut conn, &run.files, &mut outcome.sink).await?;
+        super::lock_to_apply(&mut conn, run).await?;
         let copied = if delta {
             Some(delta::prepare(&mut conn, run.tenant.id, &staged).await?)
         } else {
             None
         };
-        checks::contact_warnings(&mut conn, &run.files, &mut outcome.sink).await?;
         let changes = fast::Unchanged::default();
         super::apply(
             &mut conn,
@@ -275,7 +374,19 @@ async fn apply_snapshot(
         }
         deletion_guard(&mut conn, run, &mut outcome).await?;
     }
-    finish(conn, run, outcome, staged.watermark).await
+    finish(conn, run, outcome, staged.watermark).await.map(Ok)
+}
+
+/// Contact users are staged as they come; those no staged link names are not part of the
+/// run (a contact syncs through its links).
+async fn drop_unlinked_contacts(conn: &mut ImportConn) -> Result<(), DbErr> {
+    conn.exec(
+        "DELETE FROM s_contacts WHERE NOT EXISTS \
+         (SELECT 1 FROM s_links l WHERE l.contact_key = s_contacts.source_key)",
+        vec![],
+    )
+    .await
+    .map(|_| ())
 }
 
 /// The deletion guard of SPEC §3.3 (a share of the tenant's active links).
