@@ -434,21 +434,61 @@ impl Group<'_> {
             .into_iter()
             .map(|d| (d.contact_id, d))
             .collect();
+        let texts = Texts {
+            tenant: tenant.id,
+            tenant_name: tenant.name,
+            windows,
+            zone: schedule.zone,
+            secret,
+            links: self.links.clone(),
+            message_id_domain: self.message_id_domain.to_owned(),
+        };
+        let members: Vec<(i64, i64)> = members
+            .iter()
+            .map(|(c, claimed)| (*c, claimed.id))
+            .collect();
+        // The text is the CPU work of a batch: on a blocking thread, beside the sends.
+        tokio::task::spawn_blocking(move || texts.render(&digests, &members))
+            .await
+            .map_err(|e| format!("cannot render the digests: {e}"))
+    }
+}
+
+/// What the texts of one tenant's digests of a week need, owned (rendered off the async
+/// executor's threads).
+struct Texts {
+    tenant: TenantId,
+    tenant_name: String,
+    windows: super::Windows,
+    zone: chrono_tz::Tz,
+    secret: String,
+    links: Links,
+    message_id_domain: String,
+}
+
+impl Texts {
+    /// The message of each `members` ((contact, outbox id)) that has a digest in `digests`.
+    fn render(
+        &self,
+        digests: &HashMap<i64, Digest>,
+        members: &[(i64, i64)],
+    ) -> Vec<(i64, Rendered)> {
         let mut out = Vec::with_capacity(members.len());
-        let mut times = super::render::DueTimes::new(schedule.zone);
-        for (contact, claimed) in members {
-            let Some(digest) = digests.get(contact) else {
+        let mut times = super::render::DueTimes::new(self.zone);
+        for &(contact, outbox_id) in members {
+            let Some(digest) = digests.get(&contact) else {
                 continue;
             };
-            let unsubscribe = super::unsubscribe::link(self.links, &secret, tenant.id, *contact);
+            let unsubscribe =
+                super::unsubscribe::link(&self.links, &self.secret, self.tenant, contact);
             let rendered = match super::render::render_with(
                 digest,
-                (&tenant.name, &windows),
+                (&self.tenant_name, &self.windows),
                 &mut times,
                 unsubscribe,
             ) {
                 Ok(rendered) => Rendered::Ready(Outgoing {
-                    message_id: message_id(claimed.id, self.message_id_domain),
+                    message_id: message_id(outbox_id, &self.message_id_domain),
                     to: rendered.to,
                     subject: Some(rendered.subject),
                     body: rendered.body,
@@ -456,9 +496,9 @@ impl Group<'_> {
                 }),
                 Err(e) => Rendered::Failed(format!("cannot render the digest: {e}")),
             };
-            out.push((claimed.id, rendered));
+            out.push((outbox_id, rendered));
         }
-        Ok(out)
+        out
     }
 }
 

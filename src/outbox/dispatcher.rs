@@ -36,6 +36,10 @@ use tokio::sync::watch;
 /// most these (their messages are sent again once their claim runs out).
 const RECORD_BATCH: usize = 64;
 
+/// Batches of outcomes being recorded at the same time, each in its own transaction (on
+/// SQLite they take turns at the write lock; on PostgreSQL they overlap their round trips).
+const RECORDS_IN_FLIGHT: usize = 4;
+
 /// On PostgreSQL, the outbox is vacuumed after this many rows were claimed: each message
 /// leaves dead row versions (queued, claimed, recorded or removed), and autovacuum, which
 /// looks at most once a minute, lets a busy queue table bloat by a minute of traffic.
@@ -130,6 +134,20 @@ struct Finished {
     accepted: Option<(Outgoing, DateTime<Utc>)>,
 }
 
+/// A claimed batch, rendered and checked against the suppressions, ready to send.
+#[derive(Default)]
+struct Prepared {
+    claimed: Vec<Claimed>,
+    rendered: HashMap<i64, Rendered>,
+}
+
+impl Prepared {
+    /// The claims of the batch.
+    fn holds(&self) -> Vec<Hold> {
+        self.claimed.iter().map(Claimed::hold).collect()
+    }
+}
+
 /// A dispatcher with its transports and the kinds it delivers.
 pub struct Dispatcher {
     db: DatabaseConnection,
@@ -215,26 +233,68 @@ impl Dispatcher {
     /// flight get `outbox.shutdown_grace_seconds` to finish, and the rows not sent are given
     /// back ([`store::release`]).
     async fn round(&self, stop: &Stop) -> Result<Stats, DbErr> {
+        let batch = self.prepare(stop).await?;
+        self.deliver(batch, stop).await
+    }
+
+    /// Housekeeping, hand-over, then claims a batch and renders it (empty once a stop was
+    /// asked for: nothing more is claimed).
+    async fn prepare(&self, stop: &Stop) -> Result<Prepared, DbErr> {
         let now = Utc::now();
         let lease = now + chrono::Duration::seconds(self.config.lease_seconds.max(1) as i64);
         let limit = self.config.batch_size.max(1);
         self.housekeeping(now).await;
         self.hand_over(limit, now).await;
         if stop.requested() {
-            return Ok(Stats::default());
+            return Ok(Prepared::default());
         }
         let claimed = store::claim(&self.db, &self.worker, limit, now, lease).await?;
+        let mut rendered = self.render(&claimed).await;
+        self.refuse_suppressed(&claimed, &mut rendered).await;
+        Ok(Prepared { claimed, rendered })
+    }
+
+    /// Delivers `current` while the next batch is prepared beside it, so the mail server
+    /// never waits for a claim or a render. The next batch's leases are renewed while it
+    /// waits; it is only claimed once no stop was asked for.
+    async fn deliver_and_prepare(
+        &self,
+        current: Prepared,
+        stop: &Stop,
+    ) -> (Result<Stats, DbErr>, Result<Prepared, DbErr>) {
+        let (delivered, is_delivered) = watch::channel(false);
+        let deliver = async {
+            let stats = self.deliver(current, stop).await;
+            delivered.send_replace(true);
+            stats
+        };
+        let prepare = async {
+            let next = self.prepare(stop).await?;
+            let held = next.holds();
+            if !held.is_empty() {
+                let mut is_delivered = is_delivered;
+                tokio::select! {
+                    _ = is_delivered.wait_for(|done| *done) => {}
+                    never = self.keep_leases(&held) => match never {},
+                }
+            }
+            Ok(next)
+        };
+        tokio::join!(deliver, prepare)
+    }
+
+    /// Sends a prepared batch and records the outcomes; see [`Self::round`].
+    async fn deliver(&self, batch: Prepared, stop: &Stop) -> Result<Stats, DbErr> {
+        let Prepared { claimed, rendered } = batch;
         let mut stats = Stats {
             claimed: claimed.len() as u64,
             ..Stats::default()
         };
         let held: Vec<Hold> = claimed.iter().map(Claimed::hold).collect();
-        let mut rendered = self.render(&claimed).await;
-        self.refuse_suppressed(&claimed, &mut rendered).await;
         let rendered = &rendered;
         // Sending and recording run side by side: the sends never wait for a commit, and
         // a commit never waits for a paused send holding a pooled connection.
-        let (done, mut outcomes) = tokio::sync::mpsc::channel::<Finished>(RECORD_BATCH * 4);
+        let (done, outcomes) = tokio::sync::mpsc::channel::<Finished>(RECORD_BATCH * 4);
         let stopped = stop.clone();
         let send = async move {
             let mut results = std::pin::pin!(
@@ -260,13 +320,26 @@ impl Dispatcher {
         };
         let mut recorded = HashSet::with_capacity(held.len());
         let record = async {
-            let mut batch = Vec::with_capacity(RECORD_BATCH);
-            while outcomes.recv_many(&mut batch, RECORD_BATCH).await > 0 {
-                for finished in &batch {
-                    stats.count(&finished.outcome);
-                    recorded.insert(finished.row.id);
-                }
-                self.record(std::mem::take(&mut batch)).await?;
+            let batches = futures_util::stream::unfold(outcomes, |mut outcomes| async move {
+                let mut batch = Vec::with_capacity(RECORD_BATCH);
+                (outcomes.recv_many(&mut batch, RECORD_BATCH).await > 0)
+                    .then_some((batch, outcomes))
+            });
+            // Each outcome is in exactly one batch, and each batch in one transaction: a
+            // few of them commit at once, so a server's round trips are not paid in turn.
+            let mut commits = std::pin::pin!(
+                batches
+                    .map(|batch| {
+                        for finished in &batch {
+                            stats.count(&finished.outcome);
+                            recorded.insert(finished.row.id);
+                        }
+                        self.record(batch)
+                    })
+                    .buffer_unordered(RECORDS_IN_FLIGHT)
+            );
+            while let Some(committed) = commits.next().await {
+                committed?;
             }
             Ok::<(), DbErr>(())
         };
@@ -279,15 +352,21 @@ impl Dispatcher {
             .into_iter()
             .filter(|hold| !recorded.contains(&hold.id))
             .collect();
+        self.give_back(&unsent).await?;
+        self.vacuum_now_and_then(stats.claimed).await;
+        Ok(stats)
+    }
+
+    /// Gives the claims of `unsent` back to the queue at once (stopping).
+    async fn give_back(&self, unsent: &[Hold]) -> Result<(), DbErr> {
         if !unsent.is_empty() {
-            let released = store::release(&self.db, &unsent, Utc::now()).await?;
+            let released = store::release(&self.db, unsent, Utc::now()).await?;
             tracing::info!(
                 released,
                 "stopping: unsent messages given back to the queue"
             );
         }
-        self.vacuum_now_and_then(stats.claimed).await;
-        Ok(stats)
+        Ok(())
     }
 
     /// Renews the lease of the claims of `held` every third of `outbox.lease_seconds`, for
@@ -492,29 +571,61 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// Rounds until nothing is due (`dispatch --once`).
+    /// Rounds until nothing is due (`dispatch --once`), each batch prepared while the one
+    /// before is sent.
     pub async fn drain(&self) -> Result<Stats, DbErr> {
+        let stop = Stop::never();
         let mut total = Stats::default();
-        loop {
-            let round = self.run_once().await?;
-            total.add(round);
-            if round.claimed == 0 {
-                return Ok(total);
+        let mut current = self.prepare(&stop).await?;
+        while !current.claimed.is_empty() {
+            let (stats, next) = self.deliver_and_prepare(current, &stop).await;
+            if let (Err(_), Ok(next)) = (&stats, &next) {
+                self.give_back(&next.holds()).await?;
             }
+            total.add(stats?);
+            current = match next? {
+                // Claimed while the batch before was still recorded, an empty claim can
+                // miss what that batch gave back for a retry: only a claim after it counts.
+                next if next.claimed.is_empty() => self.prepare(&stop).await?,
+                next => next,
+            };
         }
+        Ok(total)
     }
 
     /// Rounds until `stop` is asked for, sleeping `outbox.poll_interval_ms` when nothing
-    /// is due; database errors are logged and retried. On stop, the round under way claims
-    /// nothing more, lets its sends in flight finish within `outbox.shutdown_grace_seconds`
-    /// and gives back the rest; then this returns.
+    /// is due; database errors are logged and retried. Each batch is prepared while the one
+    /// before is sent. On stop, the round under way claims nothing more, lets its sends in
+    /// flight finish within `outbox.shutdown_grace_seconds` and gives back the rest (and
+    /// any batch already prepared); then this returns.
     pub async fn run(self: Arc<Self>, stop: Stop) {
         let idle = Duration::from_millis(self.config.poll_interval_ms.max(10));
+        let mut ready: Option<Prepared> = None;
         while !stop.requested() {
-            let pause = match self.round(&stop).await {
-                Ok(stats) if stats.claimed > 0 => {
-                    tracing::debug!(?stats, "dispatch round");
-                    continue;
+            let current = match ready.take() {
+                Some(prepared) => Ok(prepared),
+                None => self.prepare(&stop).await,
+            };
+            let pause = match current {
+                Ok(current) if !current.claimed.is_empty() => {
+                    let (stats, next) = self.deliver_and_prepare(current, &stop).await;
+                    match next {
+                        Ok(next) if !next.claimed.is_empty() => ready = Some(next),
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "preparing a dispatch round failed; retrying")
+                        }
+                    }
+                    match stats {
+                        Ok(stats) => {
+                            tracing::debug!(?stats, "dispatch round");
+                            continue;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "dispatch round failed; retrying");
+                            idle
+                        }
+                    }
                 }
                 Ok(_) => idle,
                 Err(e) => {
@@ -526,6 +637,11 @@ impl Dispatcher {
                 () = tokio::time::sleep(pause) => {}
                 () = stop.clone().wait() => {}
             }
+        }
+        if let Some(left) = ready
+            && let Err(e) = self.give_back(&left.holds()).await
+        {
+            tracing::warn!(error = %e, "cannot give back a prepared batch; its lease runs out");
         }
         tracing::info!("outbox dispatcher stopped");
     }

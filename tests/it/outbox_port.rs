@@ -1,7 +1,8 @@
 //! The outbox as a port: one message that cannot be rendered fails alone (recorded on its
 //! row, retried with backoff, dead after `outbox.max_attempts`) while the round sends the
 //! others; and a dispatcher asked to stop lets its sends in flight finish within
-//! `outbox.shutdown_grace_seconds` and gives back, at once, what it did not send.
+//! `outbox.shutdown_grace_seconds` and gives back, at once, what it did not send — including
+//! the next batch, which it claims and renders while the one before is being sent.
 
 use crate::api_support::*;
 use crate::approvals::{contact_id, patch_settings};
@@ -23,6 +24,7 @@ db_tests!(
     a_message_that_cannot_be_rendered_fails_alone,
     a_stopping_dispatcher_finishes_its_sends_and_gives_back_the_rest,
     a_stopping_dispatcher_gives_up_sends_that_outlast_the_grace,
+    the_next_batch_is_claimed_while_one_is_sent_and_given_back_on_stop,
 );
 
 /// One invitation (to par-1) and two digests of 2026-W48, queued in that order.
@@ -319,5 +321,66 @@ async fn a_stopping_dispatcher_gives_up_sends_that_outlast_the_grace(backend: Ba
             ("digest:queued", "0", "-"),
         ],
         "nothing was recorded as sent, and every claim was given back: {left:?}"
+    );
+}
+
+async fn the_next_batch_is_claimed_while_one_is_sent_and_given_back_on_stop(backend: Backend) {
+    let smtp = SlowSmtp::start(Duration::from_secs(4)).await;
+    let url = smtp.url();
+    let api = Api::with(backend, move |config| {
+        config.mail.url = url;
+        config.mail.timeout_seconds = 30;
+        config.outbox.batch_size = 1;
+        config.outbox.concurrency = 1;
+        config.outbox.lease_seconds = 600;
+        config.outbox.shutdown_grace_seconds = 10;
+    })
+    .await;
+    queue_three(&api).await;
+    let dispatcher =
+        parent_connection::server::dispatcher(api.db.conn.clone(), &api.config).unwrap();
+    let (stop, stopped) = StopSwitch::new();
+    let running = tokio::spawn(Arc::new(dispatcher).run(stopped));
+    smtp.first_in_flight().await;
+    // While the first batch (one message) is with the mail server, the second is claimed.
+    let until = Instant::now() + Duration::from_secs(3);
+    let holders = loop {
+        let holders: Vec<bool> = rows(&api).await.iter().map(|r| r.2 != "-").collect();
+        if holders == [true, true, false] || Instant::now() >= until {
+            break holders;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        smtp.accepted.load(Ordering::SeqCst),
+        0,
+        "the first message is still in flight (the check above was too slow)"
+    );
+    assert_eq!(
+        holders,
+        [true, true, false],
+        "the next batch is claimed while the first is sent"
+    );
+    stop.stop();
+    tokio::time::timeout(Duration::from_secs(30), running)
+        .await
+        .expect("the dispatcher stops")
+        .unwrap();
+    let left = rows(&api).await;
+    assert_eq!(
+        left.iter()
+            .map(|r| (r.0.as_str(), r.1.as_str(), r.2.as_str()))
+            .collect::<Vec<_>>(),
+        vec![
+            ("invitation:sent", "1", "-"),
+            ("digest:queued", "0", "-"),
+            ("digest:queued", "0", "-"),
+        ],
+        "the prepared batch is given back unsent, with no attempt counted: {left:?}"
+    );
+    assert_eq!(
+        smtp.started.load(Ordering::SeqCst),
+        1,
+        "nothing sent after the stop"
     );
 }
