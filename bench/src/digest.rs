@@ -10,7 +10,7 @@
 //! `dispatch --once`), each in a child process of the product binary.
 
 use crate::measure::{self, Machine};
-use crate::product::ProductBin;
+use crate::product::{ChildRun, ProductBin};
 use crate::sql::exec;
 use anyhow::{Context, Result};
 use parent_connection::config::Config;
@@ -79,63 +79,6 @@ struct Dispatched {
     log_bytes: u64,
     /// Of it, the compressed texts themselves.
     text_bytes: u64,
-}
-
-/// A finished child process of the product.
-struct ChildRun {
-    seconds: f64,
-    stdout: String,
-    peak_rss_kib: u64,
-}
-
-/// Runs the product with `args` and `env` added to the environment; its wall time, its
-/// standard output and its peak RSS.
-async fn child(product: &ProductBin, args: &[&str], env: &[(&str, String)]) -> Result<ChildRun> {
-    let mut command = product.command();
-    command
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit());
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    let what = args.join(" ");
-    tokio::task::spawn_blocking(move || -> Result<ChildRun> {
-        use std::io::Read as _;
-        let started = Instant::now();
-        let mut process = command
-            .spawn()
-            .with_context(|| format!("cannot start {what}"))?;
-        // The child's own high-water mark, read while it runs: the kernel's figure for a
-        // reaped child (wait4's ru_maxrss) also counts the parent's memory at the spawn.
-        let status_file = format!("/proc/{}/status", process.id());
-        let mut peak_rss_kib = 0;
-        let status = loop {
-            if let Some(hwm) = std::fs::read_to_string(&status_file)
-                .ok()
-                .and_then(|text| measure::kib_line(&text, "VmHWM"))
-            {
-                peak_rss_kib = peak_rss_kib.max(hwm);
-            }
-            if let Some(status) = process.try_wait()? {
-                break status;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        };
-        let seconds = started.elapsed().as_secs_f64();
-        let mut stdout = String::new();
-        if let Some(mut pipe) = process.stdout.take() {
-            pipe.read_to_string(&mut stdout)?;
-        }
-        anyhow::ensure!(status.success(), "{what} failed ({status})");
-        Ok(ChildRun {
-            seconds,
-            stdout,
-            peak_rss_kib,
-        })
-    })
-    .await?
 }
 
 /// The arguments of `digest run` for the tenant `bench` and `week`.
@@ -316,11 +259,11 @@ async fn run_engine(
             PRIVACY_KEY.to_string(),
         ),
     ];
-    let queued_run = child(product, &digest_run(WEEK), &database).await?;
+    let queued_run = product.run_measured(&digest_run(WEEK), &database).await?;
     let queued = queued_of(&queued_run)?;
     let after = table_bytes(&db, sqlite_file.as_deref()).await?;
     // The same week again: nothing is left to queue.
-    let rerun = child(product, &digest_run(WEEK), &database).await?;
+    let rerun = product.run_measured(&digest_run(WEEK), &database).await?;
     let again = queued_of(&rerun)?;
     anyhow::ensure!(again == 0, "a re-run queued {again} digests");
     let rerun_seconds = rerun.seconds;
@@ -357,16 +300,22 @@ async fn run_engine(
     ] {
         env.push((key, value));
     }
-    let sent = child(product, &["dispatch", "--once", "--json"], &env).await?;
+    let sent = product
+        .run_measured(&["dispatch", "--once", "--json"], &env)
+        .await?;
     let after_sends = table_bytes(&db, sqlite_file.as_deref()).await?;
     let (delivered, duplicates) = (sink.unique(), sink.duplicates());
     let (log_bytes, text_bytes) = log_bytes(&db).await?;
     // The next week, as in a service that runs every week: what a run costs once the space
     // freed by the previous one's sent outbox rows is reused.
     eprintln!("{engine}: the next week ({NEXT_WEEK}): run and send …");
-    let next_run = child(product, &digest_run(NEXT_WEEK), &database).await?;
+    let next_run = product
+        .run_measured(&digest_run(NEXT_WEEK), &database)
+        .await?;
     let next_week_queued = queued_of(&next_run)?;
-    child(product, &["dispatch", "--once", "--json"], &env).await?;
+    product
+        .run_measured(&["dispatch", "--once", "--json"], &env)
+        .await?;
     let dispatch = Dispatched {
         seconds: sent.seconds,
         delivered,

@@ -256,31 +256,28 @@ async fn run_engine(
     ];
     let mut connect_env = env.clone();
     connect_env.push(("ONEROSTER_CLIENT_SECRET", CLIENT_SECRET.to_string()));
-    product_child(product, &connect, &connect_env).await?;
+    product.run_measured(&connect, &connect_env).await?;
     eprintln!("{engine}: full pull …");
-    let full = product_child(
-        product,
-        &["sync", "oneroster", "--tenant", "bench", "--json"],
-        &env,
-    )
-    .await?;
+    let full = product
+        .run_measured(&["sync", "oneroster", "--tenant", "bench", "--json"], &env)
+        .await?;
     let full_summary = summary(&full.stdout)?;
     eprintln!("{engine}: full pull {:.1} s: {full_summary}", full.seconds);
     *changes = provider.change_generated();
     eprintln!("{engine}: delta pull ({} users changed) …", changes.users);
-    let delta = product_child(
-        product,
-        &[
-            "sync",
-            "oneroster",
-            "--tenant",
-            "bench",
-            "--delta",
-            "--json",
-        ],
-        &env,
-    )
-    .await?;
+    let delta = product
+        .run_measured(
+            &[
+                "sync",
+                "oneroster",
+                "--tenant",
+                "bench",
+                "--delta",
+                "--json",
+            ],
+            &env,
+        )
+        .await?;
     let delta_summary = summary(&delta.stdout)?;
     eprintln!(
         "{engine}: delta pull {:.1} s: {delta_summary}",
@@ -300,71 +297,6 @@ async fn run_engine(
         },
         delta_summary,
     })
-}
-
-/// A finished child process of the product.
-struct ChildRun {
-    seconds: f64,
-    stdout: String,
-    peak_rss_kib: u64,
-}
-
-/// Runs the product with `args` and `env` added to the environment: its wall time, its
-/// standard output and its own peak RSS (`VmHWM`, read every 20 ms while it runs: the
-/// kernel's figure for a reaped child also counts the parent's memory at the spawn).
-async fn product_child(
-    product: &ProductBin,
-    args: &[&str],
-    env: &[(&str, String)],
-) -> Result<ChildRun> {
-    let mut command = product.command();
-    command
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit());
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    let what = args.join(" ");
-    tokio::task::spawn_blocking(move || -> Result<ChildRun> {
-        use std::io::Read as _;
-        let started = Instant::now();
-        let mut process = command
-            .spawn()
-            .with_context(|| format!("cannot start {what}"))?;
-        let status_file = format!("/proc/{}/status", process.id());
-        let mut peak_rss_kib = 0;
-        // The pipe is drained beside the polling, so a long report cannot block the child.
-        let mut pipe = process.stdout.take().context("no stdout")?;
-        let reader = std::thread::spawn(move || {
-            let mut stdout = String::new();
-            pipe.read_to_string(&mut stdout).map(|_| stdout)
-        });
-        let status = loop {
-            if let Some(hwm) = std::fs::read_to_string(&status_file)
-                .ok()
-                .and_then(|text| measure::kib_line(&text, "VmHWM"))
-            {
-                peak_rss_kib = peak_rss_kib.max(hwm);
-            }
-            if let Some(status) = process.try_wait()? {
-                break status;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        };
-        let seconds = started.elapsed().as_secs_f64();
-        let stdout = reader
-            .join()
-            .map_err(|_| anyhow::anyhow!("the output reader stopped"))??;
-        anyhow::ensure!(status.success(), "{what} failed ({status})");
-        Ok(ChildRun {
-            seconds,
-            stdout,
-            peak_rss_kib,
-        })
-    })
-    .await?
 }
 
 /// The children's settings: the database, the benchmark's secret key, the provider on
