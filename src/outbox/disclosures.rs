@@ -14,7 +14,7 @@ use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, Value};
 use serde::Serialize;
 use std::collections::HashMap;
 
-mod text;
+pub mod text;
 
 /// Whom and what a sent message was about, as its kind knows it
 /// ([`crate::outbox::port::MessageKindHandler::disclosed`]).

@@ -56,11 +56,11 @@ fn fixture() -> Fixture {
 pub async fn find_everywhere(db: &TestDb, needles: &[&str]) -> Vec<String> {
     let columns_sql = match db.backend {
         Backend::Sqlite => {
-            "SELECT m.name AS t, p.name AS c FROM sqlite_master m, pragma_table_info(m.name) p \
+            "SELECT m.name AS t, p.name AS c, lower(p.type) AS ty FROM sqlite_master m, pragma_table_info(m.name) p \
              WHERE m.type = 'table' ORDER BY 1, 2"
         }
         Backend::Postgres => {
-            "SELECT table_name::text AS t, column_name::text AS c FROM information_schema.columns \
+            "SELECT table_name::text AS t, column_name::text AS c, data_type::text AS ty FROM information_schema.columns \
              WHERE table_schema = current_schema() ORDER BY 1, 2"
         }
     };
@@ -71,12 +71,16 @@ pub async fn find_everywhere(db: &TestDb, needles: &[&str]) -> Vec<String> {
     for row in rows {
         let table: String = row.try_get("", "t").unwrap();
         let column: String = row.try_get("", "c").unwrap();
-        let values = db
-            .texts(
+        let kind: String = row.try_get("", "ty").unwrap();
+        let values = if kind.contains("blob") || kind == "bytea" {
+            binary_texts(db, &table, &column).await
+        } else {
+            db.texts(
                 &format!("SELECT CAST(\"{column}\" AS TEXT) FROM \"{table}\" WHERE \"{column}\" IS NOT NULL"),
                 vec![],
             )
-            .await;
+            .await
+        };
         for value in values {
             let lower = value.to_lowercase();
             let digits: String = lower.chars().filter(char::is_ascii_digit).collect();
@@ -88,6 +92,25 @@ pub async fn find_everywhere(db: &TestDb, needles: &[&str]) -> Vec<String> {
         }
     }
     found
+}
+
+/// The values of a binary column as text: a stored disclosure text inflated (a plain search
+/// of its compressed bytes would find nothing), anything else read as UTF-8 where it is.
+async fn binary_texts(db: &TestDb, table: &str, column: &str) -> Vec<String> {
+    let rows = parent_connection::db::query(
+        &db.conn,
+        &format!("SELECT \"{column}\" FROM \"{table}\" WHERE \"{column}\" IS NOT NULL"),
+        vec![],
+    )
+    .await
+    .expect("binary column");
+    rows.iter()
+        .map(|row| {
+            let bytes: Vec<u8> = row.try_get_by_index(0).expect("bytes");
+            parent_connection::outbox::disclosures::text::decompress(&bytes)
+                .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned())
+        })
+        .collect()
 }
 
 async fn gateway() -> MockServer {
