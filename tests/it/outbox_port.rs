@@ -52,6 +52,23 @@ async fn queue_three(api: &Api) {
     assert_eq!(report.queued, 2, "{report:?}");
 }
 
+/// Asserts the rows left after a stop: the one invitation sent, both digests free with no
+/// attempt counted.
+async fn assert_one_sent_two_free(api: &Api, why: &str) {
+    let left = rows(api).await;
+    assert_eq!(
+        left.iter()
+            .map(|r| (r.0.as_str(), r.1.as_str(), r.2.as_str()))
+            .collect::<Vec<_>>(),
+        vec![
+            ("invitation:sent", "1", "-"),
+            ("digest:queued", "0", "-"),
+            ("digest:queued", "0", "-"),
+        ],
+        "{why}: {left:?}"
+    );
+}
+
 /// Status, attempts, holder and last error of every outbox row, by id.
 async fn rows(api: &Api) -> Vec<(String, String, String, String)> {
     let rows = api
@@ -273,18 +290,11 @@ async fn a_stopping_dispatcher_finishes_its_sends_and_gives_back_the_rest(backen
         1,
         "the send in flight finished"
     );
-    let left = rows(&api).await;
-    assert_eq!(
-        left.iter()
-            .map(|r| (r.0.as_str(), r.1.as_str(), r.2.as_str()))
-            .collect::<Vec<_>>(),
-        vec![
-            ("invitation:sent", "1", "-"),
-            ("digest:queued", "0", "-"),
-            ("digest:queued", "0", "-"),
-        ],
-        "the sent one is recorded; the others are free, with no attempt counted: {left:?}"
-    );
+    assert_one_sent_two_free(
+        &api,
+        "the sent one is recorded; the others are free, with no attempt counted",
+    )
+    .await;
     assert_eq!(
         due_count(&api, "next_attempt_at <= $1").await,
         2,
@@ -366,18 +376,11 @@ async fn the_next_batch_is_claimed_while_one_is_sent_and_given_back_on_stop(back
         .await
         .expect("the dispatcher stops")
         .unwrap();
-    let left = rows(&api).await;
-    assert_eq!(
-        left.iter()
-            .map(|r| (r.0.as_str(), r.1.as_str(), r.2.as_str()))
-            .collect::<Vec<_>>(),
-        vec![
-            ("invitation:sent", "1", "-"),
-            ("digest:queued", "0", "-"),
-            ("digest:queued", "0", "-"),
-        ],
-        "the prepared batch is given back unsent, with no attempt counted: {left:?}"
-    );
+    assert_one_sent_two_free(
+        &api,
+        "the prepared batch is given back unsent, with no attempt counted",
+    )
+    .await;
     assert_eq!(
         smtp.started.load(Ordering::SeqCst),
         1,

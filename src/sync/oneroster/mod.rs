@@ -161,9 +161,7 @@ pub async fn sync_with_progress(
     let client = match Client::new(&connection, settings) {
         Ok(client) => client,
         Err(e) => {
-            return Ok(
-                provider_failed(db, config, &import_request, &tenant, started_at, &e).await?,
-            );
+            return Ok(record_failure(db, config, &import_request, &tenant, started_at, &e).await?);
         }
     };
     let run = Run {
@@ -184,9 +182,7 @@ pub async fn sync_with_progress(
     let outcome = match apply_pull(&run, sink, pull).await? {
         Ok(outcome) => outcome,
         Err(e) => {
-            return Ok(
-                provider_failed(db, config, &import_request, &tenant, started_at, &e).await?,
-            );
+            return Ok(record_failure(db, config, &import_request, &tenant, started_at, &e).await?);
         }
     };
     let mut report = report_of(&run, &outcome);
@@ -199,18 +195,6 @@ pub async fn sync_with_progress(
         conn.commit().await?;
     }
     Ok(report)
-}
-
-async fn provider_failed(
-    db: &DatabaseConnection,
-    config: &Config,
-    request: &ImportRequest,
-    tenant: &Tenant,
-    started_at: chrono::DateTime<chrono::Utc>,
-    error: &ProviderError,
-) -> Result<ImportReport, DbErr> {
-    tracing::info!(tenant = %tenant.slug, error = %error, "OneRoster sync failed; nothing was changed");
-    record_failure(db, config, request, tenant, started_at, error).await
 }
 
 /// Pages a pull may have read ahead of the mapping: what bounds its memory (with pages of
@@ -467,6 +451,7 @@ async fn record_failure(
     started_at: chrono::DateTime<chrono::Utc>,
     error: &ProviderError,
 ) -> Result<ImportReport, DbErr> {
+    tracing::info!(tenant = %tenant.slug, error = %error, "OneRoster sync failed; nothing was changed");
     let mut sink = IssueSink::new(config.import.error_cap, config.import.warning_cap);
     sink.error(Issue::file("(provider)", error.code(), error.to_string()));
     let mut report =
