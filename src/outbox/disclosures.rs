@@ -56,10 +56,33 @@ pub struct Accepted<'a> {
     pub channel: Channel,
     /// What was handed to the transport.
     pub message: &'a Outgoing,
+    /// Its hash and stored text ([`Sealed::of`] `message`).
+    pub sealed: &'a Sealed,
     /// When the transport accepted it.
     pub at: DateTime<Utc>,
     /// Whom and what about.
     pub about: &'a About,
+}
+
+/// What the log stores of a message's text: its hash and its compressed body, computed
+/// before the recording transaction (CPU work that should not hold a connection or, on
+/// SQLite, the write lock).
+#[derive(Debug, Clone)]
+pub struct Sealed {
+    /// [`content_sha256`] of the subject and body.
+    pub sha256: String,
+    /// The body, compressed ([`text::compress`]).
+    pub body_deflate: Vec<u8>,
+}
+
+impl Sealed {
+    /// The hash and compressed body of `message`.
+    pub fn of(message: &Outgoing) -> Self {
+        Self {
+            sha256: content_sha256(message.subject.as_deref(), &message.body),
+            body_deflate: text::compress(&message.body),
+        }
+    }
 }
 
 /// SHA-256 (hex) of what was sent: the body of a text; for an email the subject, an empty
@@ -126,7 +149,6 @@ async fn insert_entries<C: ConnectionTrait>(
     let mut rows = Vec::with_capacity(chunk.len());
     for (i, entry) in chunk.iter().enumerate() {
         let message = entry.message;
-        let hash = content_sha256(message.subject.as_deref(), &message.body);
         values.extend([
             Value::BigInt(Some(entry.tenant.0)),
             entry.kind.as_str().into(),
@@ -136,8 +158,8 @@ async fn insert_entries<C: ConnectionTrait>(
             message.to.as_str().into(),
             Value::String(message.subject.clone()),
             Value::String(None),
-            Value::Bytes(Some(text::compress(&message.body))),
-            hash.into(),
+            Value::Bytes(Some(entry.sealed.body_deflate.clone())),
+            entry.sealed.sha256.as_str().into(),
             Value::ChronoDateTimeUtc(Some(entry.at)),
         ]);
         let first = i * COLUMNS + 1;

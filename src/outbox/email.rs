@@ -398,70 +398,49 @@ impl Mailer {
     /// Builds the message: plain text only, a stable Message-ID, no HTML part, the
     /// headers of the module docs, DKIM-signed when configured.
     pub fn build(&self, message: &Outgoing) -> Result<Message, SendError> {
-        let mut email = self.unsigned(message)?;
+        let mut email = unsigned(&self.from, message)?;
         if let Some(dkim) = &self.dkim {
             email.sign(dkim);
         }
         Ok(email)
     }
 
-    /// The message as [`Mailer::build`] makes it, signed on the blocking pool: an RSA
-    /// signature takes milliseconds of CPU, which must not hold an async worker thread
-    /// that also serves the API.
-    async fn build_off_thread(&self, message: &Outgoing) -> Result<Message, SendError> {
-        let mut email = self.unsigned(message)?;
-        let Some(dkim) = self.dkim.clone() else {
-            return Ok(email);
-        };
+    /// The message as [`Mailer::build`] makes it, built and signed on the blocking pool,
+    /// then turned into what `finish` needs: encoding the body and an RSA signature are
+    /// CPU work that must not hold the thread driving the sends (nor an async worker
+    /// thread that also serves the API).
+    async fn build_off_thread<T: Send + 'static>(
+        &self,
+        message: &Outgoing,
+        finish: fn(Message) -> T,
+    ) -> Result<T, SendError> {
+        let from = self.from.clone();
+        let dkim = self.dkim.clone();
+        let message = message.clone();
         tokio::task::spawn_blocking(move || {
-            email.sign(&dkim);
-            email
+            let mut email = unsigned(&from, &message)?;
+            if let Some(dkim) = &dkim {
+                email.sign(dkim);
+            }
+            Ok(finish(email))
         })
         .await
-        .map_err(|e| SendError::transient(format!("DKIM signing failed: {e}"), None))
-    }
-
-    /// The message without its DKIM signature.
-    fn unsigned(&self, message: &Outgoing) -> Result<Message, SendError> {
-        let to: Mailbox = message
-            .to
-            .parse()
-            .map_err(|e| SendError::permanent(format!("'{}' is not a mailbox: {e}", message.to)))?;
-        let mut builder = Message::builder()
-            .from(self.from.clone())
-            .to(to)
-            .subject(message.subject.clone().unwrap_or_default())
-            .message_id(Some(message.message_id.clone()))
-            .header(MIME_VERSION_1_0)
-            .header(ContentType::TEXT_PLAIN)
-            .raw_header(HeaderValue::new(
-                HeaderName::new_from_ascii_str("Auto-Submitted"),
-                "auto-generated".into(),
-            ));
-        if let Some(list) = &message.list_unsubscribe {
-            builder = builder
-                .raw_header(HeaderValue::new(
-                    HeaderName::new_from_ascii_str("List-Unsubscribe"),
-                    list_unsubscribe(&list.url, list.mailto.as_deref())?,
-                ))
-                .raw_header(HeaderValue::new(
-                    HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
-                    "List-Unsubscribe=One-Click".into(),
-                ));
-        }
-        builder
-            .body(message.body.clone())
-            .map_err(|e| SendError::permanent(format!("cannot build the message: {e}")))
+        .map_err(|e| SendError::transient(format!("cannot build the message: {e}"), None))?
     }
 
     /// Sends one message.
     pub async fn send(&self, message: &Outgoing) -> Result<(), SendError> {
-        let email = self.build_off_thread(message).await?;
         if let Some(files) = &self.files {
+            let email = self.build_off_thread(message, |email| email).await?;
             return files.send(email).await.map(|_| ()).map_err(|e| {
                 SendError::transient(format!("cannot write the mail file: {e}"), None)
             });
         }
+        let (envelope, wire) = self
+            .build_off_thread(message, |email| {
+                (email.envelope().clone(), email.formatted())
+            })
+            .await?;
         let _slot = self
             .slots
             .acquire()
@@ -481,10 +460,7 @@ impl Mailer {
                     )
                 })??,
         };
-        let envelope = email.envelope().clone();
-        let sent =
-            tokio::time::timeout(self.timeout, connection.send(&envelope, &email.formatted()))
-                .await;
+        let sent = tokio::time::timeout(self.timeout, connection.send(&envelope, &wire)).await;
         match sent {
             Ok(Ok(_)) => {
                 self.pool.lock().await.push(connection);
@@ -580,6 +556,39 @@ impl Mailer {
         }
         Ok(connection)
     }
+}
+
+/// The message from `from` without its DKIM signature.
+fn unsigned(from: &Mailbox, message: &Outgoing) -> Result<Message, SendError> {
+    let to: Mailbox = message
+        .to
+        .parse()
+        .map_err(|e| SendError::permanent(format!("'{}' is not a mailbox: {e}", message.to)))?;
+    let mut builder = Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(message.subject.clone().unwrap_or_default())
+        .message_id(Some(message.message_id.clone()))
+        .header(MIME_VERSION_1_0)
+        .header(ContentType::TEXT_PLAIN)
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("Auto-Submitted"),
+            "auto-generated".into(),
+        ));
+    if let Some(list) = &message.list_unsubscribe {
+        builder = builder
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                list_unsubscribe(&list.url, list.mailto.as_deref())?,
+            ))
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                "List-Unsubscribe=One-Click".into(),
+            ));
+    }
+    builder
+        .body(message.body.clone())
+        .map_err(|e| SendError::permanent(format!("cannot build the message: {e}")))
 }
 
 /// The `List-Unsubscribe` value: the HTTPS URL first (RFC 8058 one-click), then the

@@ -180,7 +180,7 @@ async fn texts_are_stored_compressed_and_entries_from_before_stay_readable(backe
 }
 
 async fn a_batch_of_entries_keeps_each_ones_students(backend: Backend) {
-    use parent_connection::outbox::disclosures::{About, Accepted};
+    use parent_connection::outbox::disclosures::{About, Accepted, Sealed};
     use parent_connection::outbox::{Channel, MessageKind, Outgoing};
     let api = Api::new(backend).await;
     let tenant = TenantId(
@@ -206,6 +206,7 @@ async fn a_batch_of_entries_keeps_each_ones_students(backend: Backend) {
             students: vec![format!("s{i}"), format!("s{i}"), "shared".into()],
         })
         .collect();
+    let sealed: Vec<Sealed> = messages.iter().map(Sealed::of).collect();
     let at = chrono::Utc::now();
     let accepted: Vec<Accepted<'_>> = (0..n)
         .map(|i| Accepted {
@@ -214,6 +215,7 @@ async fn a_batch_of_entries_keeps_each_ones_students(backend: Backend) {
             ref_id: if i == n - 1 { 0 } else { i as i64 },
             channel: Channel::Email,
             message: &messages[i],
+            sealed: &sealed[i],
             at,
             about: &abouts[i],
         })
