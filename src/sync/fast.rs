@@ -323,8 +323,11 @@ pub struct Unchanged {
 
 /// The result of a diffed parse.
 pub struct Diff {
-    /// Why the full path must run instead (`None`: the snapshot is clean).
+    /// Why nothing can be applied from this pass (`None`: the snapshot is clean).
     pub problem: Option<String>,
+    /// The problem is no fault of the files: active live rows have no `sync_key`, so the
+    /// absent ones cannot be found by key.
+    pub needs_keys: bool,
     /// Unchanged rows per table.
     pub unchanged: Unchanged,
     /// Keys of live rows to deactivate, by live table name.
@@ -352,6 +355,7 @@ struct State {
     staff_roles: std::collections::HashMap<u64, &'static str, BuildHasherDefault<Identity>>,
     contact_refs: KeyIndex<bool>,
     problem: Option<String>,
+    needs_keys: bool,
 }
 
 impl State {
@@ -380,6 +384,7 @@ impl State {
             // Absent rows are found by key: active rows without one need one full run,
             // which stores the keys of every row the snapshot holds.
             self.fail(|| "active rows without a sync_key".into());
+            self.needs_keys = true;
         }
     }
 
@@ -414,6 +419,7 @@ pub fn parse_v21(ctx: &mut ParseCtx<'_>, existing: std::sync::mpsc::Receiver<Exi
         staff_roles: Default::default(),
         contact_refs: KeyIndex::new(Vec::new()),
         problem: None,
+        needs_keys: false,
     };
     let steps: [fn(&mut ParseCtx<'_>, &mut State); 7] = [
         read_orgs,
@@ -465,6 +471,7 @@ pub fn parse_v21(ctx: &mut ParseCtx<'_>, existing: std::sync::mpsc::Receiver<Exi
             ("student_contacts", state.links.gone()),
         ],
         problem: state.problem,
+        needs_keys: state.needs_keys,
     }
 }
 

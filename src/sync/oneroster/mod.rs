@@ -317,7 +317,7 @@ async fn apply_pull(
     let mut conn = super::open(run, super::Lock::Late).await?;
     run.progress.start(0);
     let (sender, receiver) = mpsc::channel(PAGES_IN_FLIGHT);
-    let staging = super::stage_files(&mut conn, run, sink, move |ctx| {
+    let staging = super::stage_files(&mut conn, run, sink, None, move |ctx| {
         mapping::stage_stream(ctx, delta, receiver)
     });
     let (pulled, staged) = tokio::join!(pull.send(sender), staging);
