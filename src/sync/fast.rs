@@ -9,6 +9,7 @@
 //! path (stage everything, check in SQL), which reports every problem precisely. Keys are
 //! 64-bit hashes, so a collision can at worst send a clean run to the full path.
 
+use super::checks::{Reference, Rules, UniqueKey};
 use super::csv_file::{IssueSink, Row};
 use super::files::{Channels, ParseCtx};
 use super::hashing::SyncKey;
@@ -874,6 +875,328 @@ fn check_users_seen(state: &mut State) {
     if state.contact_refs.iter().any(|(_, seen)| !*seen) {
         state.fail(|| "relationships.csv names a user missing from users.csv".into());
     }
+}
+
+/// The diffed pass of a reader that stages every row it parses (SDS v1): it sits in the
+/// [`Stager`], judges each row of a diffed table against the live rows (only new and
+/// changed rows go on to staging), and checks the format's [`Rules`] on hashed values. Like
+/// the SDS v2.1 pass it only detects problems; the exact report is made by reading again.
+pub struct Differ {
+    live: Option<std::sync::mpsc::Receiver<Existing>>,
+    students: Diffed,
+    contacts: Diffed,
+    enrollments: Diffed,
+    links: Diffed,
+    /// Per unique key: the hash of each row's key.
+    keys: Vec<(&'static UniqueKey, Vec<usize>, Vec<u64>)>,
+    /// Per reference: the hashes of the values that must name a target.
+    references: Vec<Pending>,
+    /// Per referenced column: the hashes of its values.
+    targets: Vec<(StageTable, usize, Vec<u64>)>,
+    /// Files' names, for warnings.
+    names: Vec<String>,
+    /// Warnings of contacts found unchanged.
+    warnings: Vec<Issue>,
+    problem: Option<String>,
+    needs_keys: bool,
+}
+
+/// The values of one reference that must name a target: the reference, the position of
+/// its column, its condition (position and value) and the hashes of the values.
+type Pending = (
+    &'static Reference,
+    usize,
+    Option<(usize, &'static str)>,
+    Vec<u64>,
+);
+
+/// Position of `column` among the staged values of `table`.
+fn position(table: StageTable, column: &str) -> usize {
+    table
+        .columns()
+        .iter()
+        .position(|c| *c == column)
+        .unwrap_or(usize::MAX)
+}
+
+impl Differ {
+    /// A pass checking `rules`; the live rows come from `live` when the first row of a
+    /// diffed table arrives (the files before it are read while they load).
+    pub fn new(
+        rules: &'static Rules,
+        live: std::sync::mpsc::Receiver<Existing>,
+        names: Vec<String>,
+    ) -> Self {
+        let mut targets: Vec<(StageTable, usize, Vec<u64>)> = Vec::new();
+        let references = rules
+            .references
+            .iter()
+            .map(|r| {
+                let target = (r.target, position(r.target, r.target_column));
+                if !targets.iter().any(|(t, c, _)| (*t, *c) == target) {
+                    targets.push((target.0, target.1, Vec::new()));
+                }
+                let when = r.when.map(|w| (position(r.table, w.column), w.value));
+                (r, position(r.table, r.column), when, Vec::new())
+            })
+            .collect();
+        Self {
+            live: Some(live),
+            students: Diffed::new(none_yet()),
+            contacts: Diffed::new(none_yet()),
+            enrollments: Diffed::new(none_yet()),
+            links: Diffed::new(none_yet()),
+            keys: rules
+                .keys
+                .iter()
+                .map(|k| {
+                    let at = k.columns.iter().map(|c| position(k.table, c)).collect();
+                    (k, at, Vec::new())
+                })
+                .collect(),
+            references,
+            targets,
+            names,
+            warnings: Vec::new(),
+            problem: None,
+            needs_keys: false,
+        }
+    }
+
+    fn fail(&mut self, why: impl FnOnce() -> String) {
+        if self.problem.is_none() {
+            self.problem = Some(why());
+        }
+    }
+
+    /// Waits for the live rows, once.
+    fn receive(&mut self) {
+        let Some(live) = self.live.take() else {
+            return;
+        };
+        match live.recv() {
+            Ok(existing) => {
+                self.students = Diffed::new(existing.students);
+                self.contacts = Diffed::new(existing.contacts);
+                self.enrollments = Diffed::new(existing.enrollments);
+                self.links = Diffed::new(existing.links);
+                let tables = [
+                    &self.students,
+                    &self.contacts,
+                    &self.enrollments,
+                    &self.links,
+                ];
+                if tables.iter().any(|table| table.legacy.active) {
+                    self.fail(|| "active rows without a sync_key".into());
+                    self.needs_keys = true;
+                }
+            }
+            Err(_) => self.fail(|| "the live rows could not be read".into()),
+        }
+    }
+
+    /// Records a staged row of `table` for the rules, and judges it when the table is
+    /// diffed: true when it must be staged.
+    pub fn admit(
+        &mut self,
+        table: StageTable,
+        src: usize,
+        rec: u64,
+        key: Option<u64>,
+        hash: Option<i64>,
+        values: &[Option<String>],
+    ) -> bool {
+        let value = |at: usize| values.get(at).and_then(|v| v.as_deref());
+        for (unique, at, hashes) in &mut self.keys {
+            if unique.table == table {
+                let cells: Option<Vec<&str>> = at.iter().map(|i| value(*i)).collect();
+                if let Some(cells) = cells {
+                    hashes.push(super::hashing::hash_strs(&cells) as u64);
+                }
+            }
+        }
+        for (reference, at, when, hashes) in &mut self.references {
+            if reference.table != table {
+                continue;
+            }
+            if let Some((column, wanted)) = when
+                && value(*column) != Some(*wanted)
+            {
+                continue;
+            }
+            if let Some(text) = value(*at) {
+                hashes.push(self::key(&[text]));
+            }
+        }
+        for (target, at, hashes) in &mut self.targets {
+            if *target == table
+                && let Some(text) = value(*at)
+            {
+                hashes.push(self::key(&[text]));
+            }
+        }
+        if !matches!(
+            table,
+            StageTable::Students
+                | StageTable::Contacts
+                | StageTable::Enrollments
+                | StageTable::Links
+        ) {
+            return true;
+        }
+        let (Some(key), Some(hash)) = (key, hash) else {
+            return true;
+        };
+        self.receive();
+        let diffed = match table {
+            StageTable::Students => &mut self.students,
+            StageTable::Contacts => &mut self.contacts,
+            StageTable::Enrollments => &mut self.enrollments,
+            _ => &mut self.links,
+        };
+        match diffed.judge(key, hash) {
+            Verdict::Stage => true,
+            Verdict::Duplicate => {
+                // The key rules find it too; the report is made from them.
+                self.fail(|| format!("a repeated key in {}", table.name()));
+                false
+            }
+            Verdict::Unchanged { .. } => {
+                if table == StageTable::Contacts {
+                    let name = self.names.get(src).map_or("", String::as_str);
+                    let warnings = staged_contact_warnings(name, rec, values);
+                    self.warnings.extend(warnings);
+                }
+                false
+            }
+        }
+    }
+
+    /// Ends the pass: the rules over the hashes, the new keys delivered twice, and what
+    /// is gone. The warnings of unchanged contacts go to `sink`.
+    pub fn finish(mut self, sink: &mut IssueSink) -> Diff {
+        // A file set without rows of the diffed tables never waited for the live rows.
+        self.receive();
+        for warning in std::mem::take(&mut self.warnings) {
+            sink.warning(warning);
+        }
+        for (unique, _, hashes) in &mut self.keys {
+            hashes.sort_unstable();
+            if hashes.windows(2).any(|w| w[0] == w[1]) {
+                let what = unique.what;
+                if self.problem.is_none() {
+                    self.problem = Some(format!("a repeated {what}"));
+                }
+            }
+        }
+        for (_, _, hashes) in &mut self.targets {
+            hashes.sort_unstable();
+        }
+        for (reference, _, _, hashes) in &self.references {
+            let at = (
+                reference.target,
+                position(reference.target, reference.target_column),
+            );
+            let targets = self
+                .targets
+                .iter()
+                .find(|(t, c, _)| (*t, *c) == at)
+                .map_or(&[][..], |(_, _, h)| &h[..]);
+            if hashes.iter().any(|h| targets.binary_search(h).is_err()) && self.problem.is_none() {
+                self.problem = Some(format!("a value {}", reference.problem));
+            }
+        }
+        for (what, table) in [
+            ("student", &mut self.students),
+            ("contact", &mut self.contacts),
+            ("enrollment", &mut self.enrollments),
+            ("relationship", &mut self.links),
+        ] {
+            if self.problem.is_none() && table.repeats_new_key() {
+                self.problem = Some(format!("a new {what} is delivered twice"));
+            }
+        }
+        Diff {
+            unchanged: Unchanged {
+                students: self.students.summary(),
+                contacts: self.contacts.summary(),
+                enrollments: self.enrollments.summary(),
+                links: self.links.summary(),
+            },
+            gone: vec![
+                ("students", self.students.gone()),
+                ("enrollments", self.enrollments.gone()),
+                ("student_contacts", self.links.gone()),
+            ],
+            problem: self.problem,
+            needs_keys: self.needs_keys,
+        }
+    }
+}
+
+/// The diffed pass of a format whose reader stages every row (`parse`), with a [`Differ`]
+/// in the stager.
+pub fn parse_staged(
+    ctx: &mut ParseCtx<'_>,
+    rules: &'static Rules,
+    existing: std::sync::mpsc::Receiver<Existing>,
+    parse: fn(&mut ParseCtx<'_>),
+) -> Diff {
+    let names = (0..ctx.files.files.len())
+        .map(|src| ctx.files.name(src).to_string())
+        .collect();
+    ctx.stager.differ = Some(Differ::new(rules, existing, names));
+    parse(ctx);
+    let differ = ctx.stager.differ.take();
+    let errors = ctx.sink.errors.len();
+    let mut diff = match differ {
+        Some(differ) => differ.finish(&mut ctx.sink),
+        None => Diff {
+            problem: Some("the pass lost its differ".into()),
+            needs_keys: false,
+            unchanged: Unchanged::default(),
+            gone: Vec::new(),
+        },
+    };
+    if errors > 0 && !diff.needs_keys {
+        diff.problem = Some(format!("{errors} row error(s)"));
+    }
+    diff
+}
+
+/// The warnings of a staged contact row (`StageTable::Contacts` values) that is not staged
+/// because it is unchanged: what `checks::contact_warnings` lists for staged ones.
+fn staged_contact_warnings(file: &str, rec: u64, values: &[Option<String>]) -> Vec<Issue> {
+    let value = |column: &str| values[position(StageTable::Contacts, column)].as_deref();
+    let mut issues = Vec::new();
+    if let Some(message) = value("email_warning") {
+        issues.push(Issue::at(
+            file,
+            rec,
+            value("email_column"),
+            "invalid_email",
+            message,
+        ));
+    }
+    if let Some(message) = value("phone_warning") {
+        issues.push(Issue::at(
+            file,
+            rec,
+            value("phone_column"),
+            "invalid_phone",
+            message,
+        ));
+    }
+    if value("email").is_none() && value("mobile_phone").is_none() {
+        issues.push(Issue::at(
+            file,
+            rec,
+            value("email_column"),
+            "unreachable_contact",
+            super::checks::UNREACHABLE_CONTACT,
+        ));
+    }
+    issues
 }
 
 #[cfg(test)]

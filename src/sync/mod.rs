@@ -95,6 +95,19 @@ impl Format {
         }
     }
 
+    /// Parses every present file of the set against the live rows from `existing`, staging
+    /// only what changed ([`fast`]).
+    fn parse_diffed(
+        self,
+        ctx: &mut ParseCtx<'_>,
+        existing: std::sync::mpsc::Receiver<fast::Existing>,
+    ) -> fast::Diff {
+        match self {
+            Self::SdsV1 => fast::parse_staged(ctx, &sds_v1::RULES, existing, sds_v1::parse),
+            Self::SdsV21 => fast::parse_v21(ctx, existing),
+        }
+    }
+
     /// The cross-file rules.
     fn rules(self) -> &'static checks::Rules {
         match self {
@@ -241,7 +254,7 @@ async fn run_in_transaction(
     started_at: chrono::DateTime<chrono::Utc>,
 ) -> Result<Outcome, SyncError> {
     let files = Arc::new(files);
-    if request.format == Format::SdsV21 && config.diff_in_memory {
+    if config.diff_in_memory {
         let run = Run {
             db,
             config,
@@ -434,9 +447,10 @@ async fn run_diffed(run: &Run<'_>, sink: IssueSink, lock: Lock) -> Result<Diffed
         let _ = existing_to.send(existing);
         Ok(fingerprint)
     };
+    let format = run.request.format;
     let (sink, _, diff, fingerprint) =
         stage_files_with(&mut conn, run, sink, None, load, move |ctx| {
-            fast::parse_v21(ctx, existing)
+            format.parse_diffed(ctx, existing)
         })
         .await?;
     if let Some(problem) = diff.problem {
