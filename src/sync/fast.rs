@@ -300,6 +300,73 @@ pub async fn load(conn: &mut ImportConn, tenant: TenantId) -> Result<Existing, D
     })
 }
 
+/// For each diffed live table: the rows of the tenant stored without a `sync_key` (before
+/// keys existed), with their natural key as columns `a`, `b`, `c`.
+const KEYLESS: [(&str, &str); 4] = [
+    (
+        "students",
+        "SELECT id, source_id AS a, '' AS b, '' AS c FROM students \
+         WHERE tenant_id = $1 AND sync_key IS NULL",
+    ),
+    (
+        "contacts",
+        "SELECT id, source_key AS a, '' AS b, '' AS c FROM contacts \
+         WHERE tenant_id = $1 AND sync_key IS NULL",
+    ),
+    (
+        "enrollments",
+        "SELECT e.id, c.source_id AS a, COALESCE(st.source_id, sf.source_id) AS b, e.role AS c \
+         FROM enrollments e JOIN classes c ON c.id = e.class_id \
+         LEFT JOIN students st ON e.role = 'student' AND st.id = e.person_id \
+         LEFT JOIN staff sf ON e.role = 'teacher' AND sf.id = e.person_id \
+         WHERE e.tenant_id = $1 AND e.sync_key IS NULL",
+    ),
+    (
+        "student_contacts",
+        "SELECT l.id, s.source_id AS a, c.source_key AS b, '' AS c \
+         FROM student_contacts l JOIN students s ON s.id = l.student_id \
+         JOIN contacts c ON c.id = l.contact_id \
+         WHERE l.tenant_id = $1 AND l.sync_key IS NULL",
+    ),
+];
+
+/// Stores the `sync_key` of the tenant's live rows stored without one, computed from their
+/// natural keys as a sync computes them, so the diffed pass finds every live row by key
+/// (their `sync_hash` stays empty: the next run stages them as changed and stores it).
+/// Returns how many rows got a key.
+pub async fn store_missing_keys(conn: &mut ImportConn, tenant: TenantId) -> Result<u64, DbErr> {
+    let mut stored = 0;
+    for (table, sql) in KEYLESS {
+        let rows = conn.query(sql, vec![Value::BigInt(Some(tenant.0))]).await?;
+        for row in rows {
+            let id: i64 = row.get("id")?;
+            let part = |column: &str| -> Result<Option<String>, DbErr> { row.get(column) };
+            let (Some(a), b, c) = (part("a")?, part("b")?, part("c")?) else {
+                continue;
+            };
+            let key = match table {
+                "students" => SyncKey::person(&a),
+                "contacts" => SyncKey::contact(&a),
+                "enrollments" => match (b, c) {
+                    (Some(b), Some(c)) => SyncKey::enrollment(&a, &b, &c),
+                    _ => continue,
+                },
+                _ => match b {
+                    Some(b) => SyncKey::link(&a, &b),
+                    None => continue,
+                },
+            };
+            stored += conn
+                .exec(
+                    &format!("UPDATE {table} SET sync_key = $1 WHERE id = $2"),
+                    vec![key.into(), Value::BigInt(Some(id))],
+                )
+                .await?;
+        }
+    }
+    Ok(stored)
+}
+
 /// What the diff found for one live table.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct TableDiff {

@@ -265,6 +265,12 @@ async fn run_in_transaction(
             started_at,
         };
         let mut diffed = run_diffed(&run, sink.clone(), Lock::Late).await?;
+        if matches!(diffed, Diffed::NeedsKeys)
+            && !request.dry_run
+            && store_missing_keys(&run).await? > 0
+        {
+            diffed = run_diffed(&run, sink.clone(), Lock::Late).await?;
+        }
         if matches!(diffed, Diffed::LiveRowsChanged) {
             // Someone changed the tenant's rows while the files were read: read them
             // again with the write lock held from the start, so nothing can change.
@@ -326,7 +332,8 @@ enum Diffed {
     Applied(Box<Outcome>),
     /// The files have problems, to be reported exactly ([`report_problems`]).
     Problems,
-    /// Active live rows have no `sync_key`: one run of the full path stores them.
+    /// Active live rows have no `sync_key` ([`store_missing_keys`] stores them; the full
+    /// path when that cannot).
     NeedsKeys,
     /// The tenant's live rows changed between reading them and taking the lock.
     LiveRowsChanged,
@@ -356,6 +363,21 @@ async fn open(run: &Run<'_>, lock: Lock) -> Result<ImportConn, SyncError> {
         .await?;
     staging::create_tables(&mut conn).await?;
     Ok(conn)
+}
+
+/// Stores the keys of live rows stored without one ([`fast::store_missing_keys`]), in a
+/// transaction of its own (the keys are right whatever the files say). Returns how many.
+async fn store_missing_keys(run: &Run<'_>) -> Result<u64, SyncError> {
+    let mut conn = ImportConn::begin(run.db).await?;
+    conn.lock_tenant(crate::db::TenantLock::Import, run.tenant.id)
+        .await?;
+    let stored = fast::store_missing_keys(&mut conn, run.tenant.id).await?;
+    conn.commit().await?;
+    tracing::info!(
+        rows = stored,
+        "stored the keys of live rows stored without one"
+    );
+    Ok(stored)
 }
 
 /// Reads the files again, keeping only the columns the cross-file rules read, and checks

@@ -152,7 +152,7 @@ db_tests!(
     the_diffed_path_matches_the_full_path,
     the_diffed_path_matches_the_full_path_for_sds_v1,
     an_unchanged_snapshot_writes_nothing_and_keeps_its_warnings,
-    rows_without_keys_take_the_full_path_once,
+    rows_without_keys_get_them_and_the_run_is_diffed,
 );
 
 async fn the_diffed_path_matches_the_full_path(backend: Backend) {
@@ -217,7 +217,7 @@ async fn an_unchanged_snapshot_writes_nothing_and_keeps_its_warnings(backend: Ba
     );
 }
 
-async fn rows_without_keys_take_the_full_path_once(backend: Backend) {
+async fn rows_without_keys_get_them_and_the_run_is_diffed(backend: Backend) {
     let db = TestDb::new(backend).await;
     db.tenant("demo").await;
     db.import("demo", SdsV21, Fixture::v21().path(), APPLY)
@@ -232,16 +232,34 @@ async fn rows_without_keys_take_the_full_path_once(backend: Backend) {
     }
     let changed = Fixture::v21();
     changed.remove_lines("enrollments.csv", "cls-1,stu-2");
-    let full = db.import("demo", SdsV21, changed.path(), FORCE).await;
-    assert!(
-        !full.diffed,
-        "absent rows without a key can only be found by the full path"
+    let dry = db
+        .import(
+            "demo",
+            SdsV21,
+            changed.path(),
+            Options {
+                dry_run: true,
+                ..FORCE
+            },
+        )
+        .await;
+    assert_eq!(dry.entities.enrollments.deactivated, 1);
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM students WHERE sync_key IS NULL")
+            .await,
+        3,
+        "a dry run stores no key"
     );
-    assert_eq!(full.entities.enrollments.deactivated, 1);
+    let keyed_first = db.import("demo", SdsV21, changed.path(), FORCE).await;
+    assert!(
+        keyed_first.diffed,
+        "the keys are stored from the natural keys, so absent rows are found by key"
+    );
+    assert_eq!(keyed_first.entities.enrollments.deactivated, 1);
     let again = db
         .import("demo", SdsV21, Fixture::v21().path(), FORCE)
         .await;
-    assert!(again.diffed, "the full run stored the keys");
+    assert!(again.diffed);
     assert_eq!(again.entities.enrollments.reactivated, 1);
     assert_eq!(state(&db).await, keyed);
 }
