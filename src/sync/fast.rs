@@ -396,6 +396,8 @@ pub struct Diff {
     /// The problem is no fault of the files: active live rows have no `sync_key`, so the
     /// absent ones cannot be found by key.
     pub needs_keys: bool,
+    /// Keys of staged contacts that no link names (a OneRoster pull): not part of the run.
+    pub unlinked_contacts: Vec<i64>,
     /// Unchanged rows per table.
     pub unchanged: Unchanged,
     /// Keys of live rows to deactivate, by live table name.
@@ -540,6 +542,7 @@ pub fn parse_v21(ctx: &mut ParseCtx<'_>, existing: std::sync::mpsc::Receiver<Exi
         ],
         problem: state.problem,
         needs_keys: state.needs_keys,
+        unlinked_contacts: Vec::new(),
     }
 }
 
@@ -966,7 +969,29 @@ pub struct Differ {
     warnings: Vec<Issue>,
     problem: Option<String>,
     needs_keys: bool,
+    /// A provider's pull ([`Differ::for_provider`]), else a file set.
+    provider: Option<Provider>,
 }
+
+/// What the diffed pass of a OneRoster pull keeps besides: a contact is part of the run only
+/// when some link names it, which is known once every user came.
+#[derive(Default)]
+struct Provider {
+    /// Contact keys named by a link (staged or not).
+    linked: Vec<u64>,
+    /// Keys of the contacts staged.
+    staged_contacts: Vec<u64>,
+    /// Warnings of contacts found unchanged, with their keys.
+    held: Vec<(u64, Issue)>,
+}
+
+/// No cross-file rule: a provider's records are checked by the mapping.
+const NO_RULES: Rules = Rules {
+    keys: &[],
+    references: &[],
+    derive: None,
+    derived_references: &[],
+};
 
 /// The values of one reference that must name a target: the reference, the position of
 /// its column, its condition (position and value) and the hashes of the values.
@@ -1027,6 +1052,17 @@ impl Differ {
             warnings: Vec::new(),
             problem: None,
             needs_keys: false,
+            provider: None,
+        }
+    }
+
+    /// The pass of a OneRoster full pull: no rules; a record delivered twice is staged
+    /// twice, as when everything is staged; unchanged contacts warn only when linked, and
+    /// the staged contacts no link names are listed ([`Diff::unlinked_contacts`]).
+    pub fn for_provider(live: std::sync::mpsc::Receiver<Existing>, names: Vec<String>) -> Self {
+        Self {
+            provider: Some(Provider::default()),
+            ..Self::new(&NO_RULES, live, names)
         }
     }
 
@@ -1102,6 +1138,12 @@ impl Differ {
                 hashes.push(self::key(&[text]));
             }
         }
+        if let Some(provider) = &mut self.provider
+            && table == StageTable::Links
+            && let Some(contact) = value(position(StageTable::Links, "contact_key"))
+        {
+            provider.linked.push(SyncKey::contact(contact).bits());
+        }
         if !matches!(
             table,
             StageTable::Students
@@ -1121,18 +1163,30 @@ impl Differ {
             StageTable::Enrollments => &mut self.enrollments,
             _ => &mut self.links,
         };
-        match diffed.judge(key, hash) {
-            Verdict::Stage => true,
-            Verdict::Duplicate => {
+        let verdict = diffed.judge(key, hash);
+        let name = self.names.get(src).map_or("", String::as_str);
+        match (verdict, &mut self.provider) {
+            (Verdict::Stage | Verdict::Duplicate, Some(provider)) => {
+                if table == StageTable::Contacts {
+                    provider.staged_contacts.push(key);
+                }
+                true
+            }
+            (Verdict::Stage, None) => true,
+            (Verdict::Duplicate, None) => {
                 // The key rules find it too; the report is made from them.
                 self.fail(|| format!("a repeated key in {}", table.name()));
                 false
             }
-            Verdict::Unchanged { .. } => {
+            (Verdict::Unchanged { .. }, provider) => {
                 if table == StageTable::Contacts {
-                    let name = self.names.get(src).map_or("", String::as_str);
                     let warnings = staged_contact_warnings(name, rec, values);
-                    self.warnings.extend(warnings);
+                    match provider {
+                        Some(provider) => {
+                            provider.held.extend(warnings.into_iter().map(|w| (key, w)))
+                        }
+                        None => self.warnings.extend(warnings),
+                    }
                 }
                 false
             }
@@ -1146,6 +1200,24 @@ impl Differ {
         self.receive();
         for warning in std::mem::take(&mut self.warnings) {
             sink.warning(warning);
+        }
+        if let Some(mut provider) = self.provider.take() {
+            provider.linked.sort_unstable();
+            provider.linked.dedup();
+            let linked = |key: &u64| provider.linked.binary_search(key).is_ok();
+            for (key, warning) in provider.held.drain(..) {
+                if linked(&key) {
+                    sink.warning(warning);
+                }
+            }
+            let unlinked_contacts = provider
+                .staged_contacts
+                .iter()
+                .filter(|key| !linked(key))
+                .map(|key| *key as i64)
+                .collect();
+            // Repeated records are staged as they came (see `for_provider`).
+            return self.diff(unlinked_contacts);
         }
         for (unique, _, hashes) in &mut self.keys {
             hashes.sort_unstable();
@@ -1183,6 +1255,10 @@ impl Differ {
                 self.problem = Some(format!("a new {what} is delivered twice"));
             }
         }
+        self.diff(Vec::new())
+    }
+
+    fn diff(self, unlinked_contacts: Vec<i64>) -> Diff {
         Diff {
             unchanged: Unchanged {
                 students: self.students.summary(),
@@ -1197,6 +1273,7 @@ impl Differ {
             ],
             problem: self.problem,
             needs_keys: self.needs_keys,
+            unlinked_contacts,
         }
     }
 }
@@ -1221,6 +1298,7 @@ pub fn parse_staged(
         None => Diff {
             problem: Some("the pass lost its differ".into()),
             needs_keys: false,
+            unlinked_contacts: Vec::new(),
             unchanged: Unchanged::default(),
             gone: Vec::new(),
         },

@@ -351,6 +351,32 @@ async fn lock_to_apply(conn: &mut ImportConn, run: &Run<'_>) -> Result<(), SyncE
     Ok(())
 }
 
+/// Takes the write lock to apply ([`lock_to_apply`]) and checks that the live rows a diffed
+/// pass judged against (`fingerprint`, read at data version `version`) are still what is
+/// stored. False when they changed: nothing decided in memory may be applied.
+async fn lock_and_verify(
+    conn: &mut ImportConn,
+    run: &Run<'_>,
+    version: Option<i64>,
+    fingerprint: u64,
+) -> Result<bool, SyncError> {
+    if conn.is_locked() {
+        run.progress.phase("applying");
+        return Ok(true);
+    }
+    lock_to_apply(conn, run).await?;
+    // When no one else committed anything since the rows were read, they are the same;
+    // otherwise they are read again (1.5 s at a million students) and compared.
+    if version.is_none() || conn.data_version().await? != version {
+        run.progress.phase("verifying");
+        if fast::load(conn, run.tenant.id).await?.fingerprint != fingerprint {
+            return Ok(false);
+        }
+        run.progress.phase("applying");
+    }
+    Ok(true)
+}
+
 /// Begins the import transaction and creates the staging tables.
 async fn open(run: &Run<'_>, lock: Lock) -> Result<ImportConn, SyncError> {
     let mut conn = match lock {
@@ -489,21 +515,9 @@ async fn run_diffed(run: &Run<'_>, sink: IssueSink, lock: Lock) -> Result<Diffed
         diffed: true,
         ..Outcome::default()
     };
-    if !conn.is_locked() {
-        lock_to_apply(&mut conn, run).await?;
-        // Every decision above was made against `existing`: it must still be what is
-        // stored. When no one else committed anything since it was read, it is; otherwise
-        // the live rows are read again (1.5 s at a million students) and compared.
-        if version.is_none() || conn.data_version().await? != version {
-            run.progress.phase("verifying");
-            if fast::load(&mut conn, run.tenant.id).await?.fingerprint != fingerprint {
-                conn.rollback().await?;
-                return Ok(Diffed::LiveRowsChanged);
-            }
-            run.progress.phase("applying");
-        }
-    } else {
-        run.progress.phase("applying");
+    if !lock_and_verify(&mut conn, run, version, fingerprint).await? {
+        conn.rollback().await?;
+        return Ok(Diffed::LiveRowsChanged);
     }
     for (table, keys) in &diff.gone {
         staging::insert_gone(&mut conn, table, keys).await?;
