@@ -658,7 +658,36 @@ db_tests!(
     the_api_runs_a_sync_and_never_shows_the_secret,
     enrollments_of_every_staff_role_make_class_staff,
     a_full_pull_writes_only_changes_and_keeps_the_warnings_of_unchanged_contacts,
+    a_diffed_full_pull_counts_and_warns_as_a_pull_staged_whole,
 );
+
+async fn a_diffed_full_pull_counts_and_warns_as_a_pull_staged_whole(backend: Backend) {
+    let diffed = Setup::new(backend, district(), 100).await;
+    let mut whole = Setup::new(backend, district(), 100).await;
+    whole.config.import.diff_in_memory = false;
+    let steps: [(&str, serde_json::Value); 4] = [
+        ("par-2", json!({"phone": "12"})),
+        ("par-1", json!({"givenName": "Lina"})),
+        ("gdn-1", json!({"status": "tobedeleted"})),
+        ("gdn-1", json!({"status": "active"})),
+    ];
+    for (user, fields) in steps {
+        let mut reports = Vec::new();
+        for s in [&diffed, &whole] {
+            s.provider.patch("users", user, fields.clone());
+            let report = s.sync(false, true).await;
+            assert_eq!(report.status, RunStatus::Applied, "{:#?}", report.errors);
+            reports.push(report);
+        }
+        let essentials = |r: &ImportReport| json!({"entities": r.entities, "warnings": r.warnings, "count": r.warning_count});
+        assert_eq!(
+            essentials(&reports[0]),
+            essentials(&reports[1]),
+            "after {user} {fields}"
+        );
+        assert!(reports[0].diffed && !reports[1].diffed);
+    }
+}
 
 async fn a_full_pull_writes_only_changes_and_keeps_the_warnings_of_unchanged_contacts(
     backend: Backend,

@@ -360,6 +360,7 @@ async fn pull_once(
     lock: super::Lock,
 ) -> Result<Pulled, SyncError> {
     let delta = pull.since.is_some();
+    let diffed = !delta && run.config.diff_in_memory;
     let mut conn = super::open(run, lock).await?;
     // Read before the live rows: a commit by anyone else from here on changes it.
     let version = conn.data_version().await?;
@@ -369,7 +370,7 @@ async fn pull_once(
     let tenant = run.tenant.id;
     // A full pull judges against the live rows, loaded while the first pages come.
     let load = async move |conn: &mut ImportConn| -> Result<u64, DbErr> {
-        if delta {
+        if !diffed {
             return Ok(0);
         }
         let existing = fast::load(conn, tenant).await?;
@@ -379,7 +380,7 @@ async fn pull_once(
     };
     let names = mapping::SOURCES.iter().map(|s| s.to_string()).collect();
     let staging = super::stage_files_with(&mut conn, run, sink, None, load, move |ctx| {
-        if !delta {
+        if diffed {
             ctx.stager.differ = Some(fast::Differ::for_provider(existing, names));
         }
         let staged = mapping::stage_stream(ctx, delta, receiver);
@@ -421,8 +422,8 @@ async fn pull_once(
             warnings[from..]
                 .sort_by_key(|w| (checks::warning_rank(w.code), w.file.clone(), w.record));
         }
-        if delta {
-            // A delta decides nothing against rows read earlier.
+        if diff.is_none() {
+            // Nothing was decided against rows read earlier.
             super::lock_to_apply(&mut conn, run).await?;
         } else if !super::lock_and_verify(&mut conn, run, version, fingerprint).await? {
             conn.rollback().await?;
@@ -438,14 +439,18 @@ async fn pull_once(
                 staging::insert_gone(&mut conn, table, keys).await?;
             }
         }
-        let changes = diff.as_ref().map(|d| d.unchanged).unwrap_or_default();
+        // A delta stages its changes only; a pull not diffed stages the whole snapshot.
+        let changes = match &diff {
+            Some(diff) => Some(diff.unchanged),
+            None => delta.then(fast::Unchanged::default),
+        };
         super::apply(
             &mut conn,
             &run.request.privacy,
             run.tenant,
             run.started_at,
             &mut outcome.entities,
-            Some(&changes),
+            changes.as_ref(),
         )
         .await?;
         if let Some(copied) = copied {
