@@ -264,12 +264,11 @@ async fn run_in_transaction(
             progress: progress.clone(),
             started_at,
         };
-        let mut diffed = run_diffed(&run, sink.clone(), Lock::Late).await?;
-        if matches!(diffed, Diffed::NeedsKeys)
-            && !request.dry_run
-            && store_missing_keys(&run).await? > 0
-        {
-            diffed = run_diffed(&run, sink.clone(), Lock::Late).await?;
+        let mut diffed = run_diffed(&run, sink.clone(), Lock::Late, false).await?;
+        if matches!(diffed, Diffed::NeedsKeys) {
+            // Rows stored before keys existed: the same run again, storing their keys
+            // first in its own transaction (a dry run or a refused run rolls them back).
+            diffed = run_diffed(&run, sink.clone(), Lock::Early, true).await?;
         }
         if matches!(diffed, Diffed::LiveRowsChanged) {
             // Someone changed the tenant's rows while the files were read: read them
@@ -277,7 +276,7 @@ async fn run_in_transaction(
             tracing::info!(
                 "the live rows changed while the files were read; reading them again under the lock"
             );
-            diffed = run_diffed(&run, sink.clone(), Lock::Early).await?;
+            diffed = run_diffed(&run, sink.clone(), Lock::Early, false).await?;
         }
         match diffed {
             Diffed::Applied(outcome) => return Ok(*outcome),
@@ -332,8 +331,8 @@ enum Diffed {
     Applied(Box<Outcome>),
     /// The files have problems, to be reported exactly ([`report_problems`]).
     Problems,
-    /// Active live rows have no `sync_key` ([`store_missing_keys`] stores them; the full
-    /// path when that cannot).
+    /// Active live rows have no `sync_key` ([`fast::store_missing_keys`] stores them; the
+    /// full path when that cannot).
     NeedsKeys,
     /// The tenant's live rows changed between reading them and taking the lock.
     LiveRowsChanged,
@@ -389,21 +388,6 @@ async fn open(run: &Run<'_>, lock: Lock) -> Result<ImportConn, SyncError> {
         .await?;
     staging::create_tables(&mut conn).await?;
     Ok(conn)
-}
-
-/// Stores the keys of live rows stored without one ([`fast::store_missing_keys`]), in a
-/// transaction of its own (the keys are right whatever the files say). Returns how many.
-async fn store_missing_keys(run: &Run<'_>) -> Result<u64, SyncError> {
-    let mut conn = ImportConn::begin(run.db).await?;
-    conn.lock_tenant(crate::db::TenantLock::Import, run.tenant.id)
-        .await?;
-    let stored = fast::store_missing_keys(&mut conn, run.tenant.id).await?;
-    conn.commit().await?;
-    tracing::info!(
-        rows = stored,
-        "stored the keys of live rows stored without one"
-    );
-    Ok(stored)
 }
 
 /// Reads the files again, keeping only the columns the cross-file rules read, and checks
@@ -479,8 +463,20 @@ async fn run_full(run: &Run<'_>, sink: IssueSink) -> Result<Outcome, SyncError> 
 /// The diffed SDS v2.1 path (see [`fast`]). With [`Lock::Late`] the live rows are read
 /// without the lock, and read again once it is held: when they changed meanwhile the run
 /// stops ([`Diffed::LiveRowsChanged`]) before changing anything.
-async fn run_diffed(run: &Run<'_>, sink: IssueSink, lock: Lock) -> Result<Diffed, SyncError> {
+async fn run_diffed(
+    run: &Run<'_>,
+    sink: IssueSink,
+    lock: Lock,
+    store_keys: bool,
+) -> Result<Diffed, SyncError> {
     let mut conn = open(run, lock).await?;
+    if store_keys {
+        let stored = fast::store_missing_keys(&mut conn, run.tenant.id).await?;
+        tracing::info!(
+            rows = stored,
+            "stored the keys of live rows stored without one"
+        );
+    }
     run.progress.phase("loading");
     // Read before the live rows: a commit by anyone else from here on changes it.
     let version = conn.data_version().await?;

@@ -244,6 +244,10 @@ async fn rows_without_keys_get_them_and_the_run_is_diffed(backend: Backend) {
         )
         .await;
     assert_eq!(dry.entities.enrollments.deactivated, 1);
+    assert!(
+        dry.diffed,
+        "the keys are stored in the run's transaction first"
+    );
     assert_eq!(
         db.count("SELECT COUNT(*) FROM students WHERE sync_key IS NULL")
             .await,

@@ -316,14 +316,13 @@ async fn apply_pull(
     sink: IssueSink,
     mut pull: Pull,
 ) -> Result<Result<Outcome, ProviderError>, SyncError> {
-    let mut lock = super::Lock::Late;
-    let mut keys_stored = false;
+    let (mut lock, mut store_keys) = (super::Lock::Late, false);
     for _ in 0..3 {
-        match pull_once(run, sink.clone(), &mut pull, lock).await? {
+        match pull_once(run, sink.clone(), &mut pull, lock, store_keys).await? {
             Pulled::Done(result) => return Ok(result.map(|outcome| *outcome)),
-            Pulled::NeedsKeys if !keys_stored => {
-                super::store_missing_keys(run).await?;
-                keys_stored = true;
+            Pulled::NeedsKeys if !store_keys => {
+                // Rows stored before keys existed get them first, in the pull's transaction.
+                (lock, store_keys) = (super::Lock::Early, true);
             }
             Pulled::NeedsKeys => {
                 return Err(SyncError::Internal(
@@ -358,10 +357,14 @@ async fn pull_once(
     sink: IssueSink,
     pull: &mut Pull,
     lock: super::Lock,
+    store_keys: bool,
 ) -> Result<Pulled, SyncError> {
     let delta = pull.since.is_some();
     let diffed = !delta && run.config.diff_in_memory;
     let mut conn = super::open(run, lock).await?;
+    if store_keys {
+        fast::store_missing_keys(&mut conn, run.tenant.id).await?;
+    }
     // Read before the live rows: a commit by anyone else from here on changes it.
     let version = conn.data_version().await?;
     run.progress.start(0);
