@@ -203,8 +203,8 @@ pub struct ImportConfig {
     pub warning_cap: usize,
     /// Rows per staging statement.
     pub batch_rows: usize,
-    /// Diff SDS v2.1 snapshots against the live rows in memory and write only the changes
-    /// (false: always stage and check everything in SQL).
+    /// Diff CSV snapshots and OneRoster full pulls against the live rows in memory and write
+    /// only the changes (false: always stage everything).
     pub diff_in_memory: bool,
 }
 

@@ -9,6 +9,7 @@
 //! path (stage everything, check in SQL), which reports every problem precisely. Keys are
 //! 64-bit hashes, so a collision can at worst send a clean run to the full path.
 
+use super::checks::{Reference, Rules, UniqueKey};
 use super::csv_file::{IssueSink, Row};
 use super::files::{Channels, ParseCtx};
 use super::hashing::SyncKey;
@@ -299,6 +300,73 @@ pub async fn load(conn: &mut ImportConn, tenant: TenantId) -> Result<Existing, D
     })
 }
 
+/// For each diffed live table: the rows of the tenant stored without a `sync_key` (before
+/// keys existed), with their natural key as columns `a`, `b`, `c`.
+const KEYLESS: [(&str, &str); 4] = [
+    (
+        "students",
+        "SELECT id, source_id AS a, '' AS b, '' AS c FROM students \
+         WHERE tenant_id = $1 AND sync_key IS NULL",
+    ),
+    (
+        "contacts",
+        "SELECT id, source_key AS a, '' AS b, '' AS c FROM contacts \
+         WHERE tenant_id = $1 AND sync_key IS NULL",
+    ),
+    (
+        "enrollments",
+        "SELECT e.id, c.source_id AS a, COALESCE(st.source_id, sf.source_id) AS b, e.role AS c \
+         FROM enrollments e JOIN classes c ON c.id = e.class_id \
+         LEFT JOIN students st ON e.role = 'student' AND st.id = e.person_id \
+         LEFT JOIN staff sf ON e.role = 'teacher' AND sf.id = e.person_id \
+         WHERE e.tenant_id = $1 AND e.sync_key IS NULL",
+    ),
+    (
+        "student_contacts",
+        "SELECT l.id, s.source_id AS a, c.source_key AS b, '' AS c \
+         FROM student_contacts l JOIN students s ON s.id = l.student_id \
+         JOIN contacts c ON c.id = l.contact_id \
+         WHERE l.tenant_id = $1 AND l.sync_key IS NULL",
+    ),
+];
+
+/// Stores the `sync_key` of the tenant's live rows stored without one, computed from their
+/// natural keys as a sync computes them, so the diffed pass finds every live row by key
+/// (their `sync_hash` stays empty: the next run stages them as changed and stores it).
+/// Returns how many rows got a key.
+pub async fn store_missing_keys(conn: &mut ImportConn, tenant: TenantId) -> Result<u64, DbErr> {
+    let mut stored = 0;
+    for (table, sql) in KEYLESS {
+        let rows = conn.query(sql, vec![Value::BigInt(Some(tenant.0))]).await?;
+        for row in rows {
+            let id: i64 = row.get("id")?;
+            let part = |column: &str| -> Result<Option<String>, DbErr> { row.get(column) };
+            let (Some(a), b, c) = (part("a")?, part("b")?, part("c")?) else {
+                continue;
+            };
+            let key = match table {
+                "students" => SyncKey::person(&a),
+                "contacts" => SyncKey::contact(&a),
+                "enrollments" => match (b, c) {
+                    (Some(b), Some(c)) => SyncKey::enrollment(&a, &b, &c),
+                    _ => continue,
+                },
+                _ => match b {
+                    Some(b) => SyncKey::link(&a, &b),
+                    None => continue,
+                },
+            };
+            stored += conn
+                .exec(
+                    &format!("UPDATE {table} SET sync_key = $1 WHERE id = $2"),
+                    vec![key.into(), Value::BigInt(Some(id))],
+                )
+                .await?;
+        }
+    }
+    Ok(stored)
+}
+
 /// What the diff found for one live table.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct TableDiff {
@@ -323,8 +391,13 @@ pub struct Unchanged {
 
 /// The result of a diffed parse.
 pub struct Diff {
-    /// Why the full path must run instead (`None`: the snapshot is clean).
+    /// Why nothing can be applied from this pass (`None`: the snapshot is clean).
     pub problem: Option<String>,
+    /// The problem is no fault of the files: active live rows have no `sync_key`, so the
+    /// absent ones cannot be found by key.
+    pub needs_keys: bool,
+    /// Keys of staged contacts that no link names (a OneRoster pull): not part of the run.
+    pub unlinked_contacts: Vec<i64>,
     /// Unchanged rows per table.
     pub unchanged: Unchanged,
     /// Keys of live rows to deactivate, by live table name.
@@ -352,6 +425,7 @@ struct State {
     staff_roles: std::collections::HashMap<u64, &'static str, BuildHasherDefault<Identity>>,
     contact_refs: KeyIndex<bool>,
     problem: Option<String>,
+    needs_keys: bool,
 }
 
 impl State {
@@ -380,6 +454,7 @@ impl State {
             // Absent rows are found by key: active rows without one need one full run,
             // which stores the keys of every row the snapshot holds.
             self.fail(|| "active rows without a sync_key".into());
+            self.needs_keys = true;
         }
     }
 
@@ -414,6 +489,7 @@ pub fn parse_v21(ctx: &mut ParseCtx<'_>, existing: std::sync::mpsc::Receiver<Exi
         staff_roles: Default::default(),
         contact_refs: KeyIndex::new(Vec::new()),
         problem: None,
+        needs_keys: false,
     };
     let steps: [fn(&mut ParseCtx<'_>, &mut State); 7] = [
         read_orgs,
@@ -465,6 +541,8 @@ pub fn parse_v21(ctx: &mut ParseCtx<'_>, existing: std::sync::mpsc::Receiver<Exi
             ("student_contacts", state.links.gone()),
         ],
         problem: state.problem,
+        needs_keys: state.needs_keys,
+        unlinked_contacts: Vec::new(),
     }
 }
 
@@ -867,6 +945,403 @@ fn check_users_seen(state: &mut State) {
     if state.contact_refs.iter().any(|(_, seen)| !*seen) {
         state.fail(|| "relationships.csv names a user missing from users.csv".into());
     }
+}
+
+/// The diffed pass of a reader that stages every row it parses (SDS v1): it sits in the
+/// [`Stager`], judges each row of a diffed table against the live rows (only new and
+/// changed rows go on to staging), and checks the format's [`Rules`] on hashed values. Like
+/// the SDS v2.1 pass it only detects problems; the exact report is made by reading again.
+pub struct Differ {
+    live: Option<std::sync::mpsc::Receiver<Existing>>,
+    students: Diffed,
+    contacts: Diffed,
+    enrollments: Diffed,
+    links: Diffed,
+    /// Per unique key: the hash of each row's key.
+    keys: Vec<(&'static UniqueKey, Vec<usize>, Vec<u64>)>,
+    /// Per reference: the hashes of the values that must name a target.
+    references: Vec<Pending>,
+    /// Per referenced column: the hashes of its values.
+    targets: Vec<(StageTable, usize, Vec<u64>)>,
+    /// Files' names, for warnings.
+    names: Vec<String>,
+    /// Warnings of contacts found unchanged.
+    warnings: Vec<Issue>,
+    problem: Option<String>,
+    needs_keys: bool,
+    /// A provider's pull ([`Differ::for_provider`]), else a file set.
+    provider: Option<Provider>,
+}
+
+/// What the diffed pass of a OneRoster pull keeps besides: a contact is part of the run only
+/// when some link names it, which is known once every user came.
+#[derive(Default)]
+struct Provider {
+    /// Contact keys named by a link (staged or not).
+    linked: Vec<u64>,
+    /// Keys of the contacts staged.
+    staged_contacts: Vec<u64>,
+    /// Warnings of contacts found unchanged, with their keys.
+    held: Vec<(u64, Issue)>,
+}
+
+/// No cross-file rule: a provider's records are checked by the mapping.
+const NO_RULES: Rules = Rules {
+    keys: &[],
+    references: &[],
+    derive: None,
+    derived_references: &[],
+};
+
+/// The values of one reference that must name a target: the reference, the position of
+/// its column, its condition (position and value) and the hashes of the values.
+type Pending = (
+    &'static Reference,
+    usize,
+    Option<(usize, &'static str)>,
+    Vec<u64>,
+);
+
+/// Position of `column` among the staged values of `table`.
+fn position(table: StageTable, column: &str) -> usize {
+    table
+        .columns()
+        .iter()
+        .position(|c| *c == column)
+        .unwrap_or(usize::MAX)
+}
+
+impl Differ {
+    /// A pass checking `rules`; the live rows come from `live` when the first row of a
+    /// diffed table arrives (the files before it are read while they load).
+    pub fn new(
+        rules: &'static Rules,
+        live: std::sync::mpsc::Receiver<Existing>,
+        names: Vec<String>,
+    ) -> Self {
+        let mut targets: Vec<(StageTable, usize, Vec<u64>)> = Vec::new();
+        let references = rules
+            .references
+            .iter()
+            .map(|r| {
+                let target = (r.target, position(r.target, r.target_column));
+                if !targets.iter().any(|(t, c, _)| (*t, *c) == target) {
+                    targets.push((target.0, target.1, Vec::new()));
+                }
+                let when = r.when.map(|w| (position(r.table, w.column), w.value));
+                (r, position(r.table, r.column), when, Vec::new())
+            })
+            .collect();
+        Self {
+            live: Some(live),
+            students: Diffed::new(none_yet()),
+            contacts: Diffed::new(none_yet()),
+            enrollments: Diffed::new(none_yet()),
+            links: Diffed::new(none_yet()),
+            keys: rules
+                .keys
+                .iter()
+                .map(|k| {
+                    let at = k.columns.iter().map(|c| position(k.table, c)).collect();
+                    (k, at, Vec::new())
+                })
+                .collect(),
+            references,
+            targets,
+            names,
+            warnings: Vec::new(),
+            problem: None,
+            needs_keys: false,
+            provider: None,
+        }
+    }
+
+    /// The pass of a OneRoster full pull: no rules; a record delivered twice is staged
+    /// twice, as when everything is staged; unchanged contacts warn only when linked, and
+    /// the staged contacts no link names are listed ([`Diff::unlinked_contacts`]).
+    pub fn for_provider(live: std::sync::mpsc::Receiver<Existing>, names: Vec<String>) -> Self {
+        Self {
+            provider: Some(Provider::default()),
+            ..Self::new(&NO_RULES, live, names)
+        }
+    }
+
+    fn fail(&mut self, why: impl FnOnce() -> String) {
+        if self.problem.is_none() {
+            self.problem = Some(why());
+        }
+    }
+
+    /// Waits for the live rows, once.
+    fn receive(&mut self) {
+        let Some(live) = self.live.take() else {
+            return;
+        };
+        match live.recv() {
+            Ok(existing) => {
+                self.students = Diffed::new(existing.students);
+                self.contacts = Diffed::new(existing.contacts);
+                self.enrollments = Diffed::new(existing.enrollments);
+                self.links = Diffed::new(existing.links);
+                let tables = [
+                    &self.students,
+                    &self.contacts,
+                    &self.enrollments,
+                    &self.links,
+                ];
+                if tables.iter().any(|table| table.legacy.active) {
+                    self.fail(|| "active rows without a sync_key".into());
+                    self.needs_keys = true;
+                }
+            }
+            Err(_) => self.fail(|| "the live rows could not be read".into()),
+        }
+    }
+
+    /// Records a staged row of `table` for the rules, and judges it when the table is
+    /// diffed: true when it must be staged.
+    pub fn admit(
+        &mut self,
+        table: StageTable,
+        src: usize,
+        rec: u64,
+        key: Option<u64>,
+        hash: Option<i64>,
+        values: &[Option<String>],
+    ) -> bool {
+        let value = |at: usize| values.get(at).and_then(|v| v.as_deref());
+        for (unique, at, hashes) in &mut self.keys {
+            if unique.table == table {
+                let cells: Option<Vec<&str>> = at.iter().map(|i| value(*i)).collect();
+                if let Some(cells) = cells {
+                    hashes.push(super::hashing::hash_strs(&cells) as u64);
+                }
+            }
+        }
+        for (reference, at, when, hashes) in &mut self.references {
+            if reference.table != table {
+                continue;
+            }
+            if let Some((column, wanted)) = when
+                && value(*column) != Some(*wanted)
+            {
+                continue;
+            }
+            if let Some(text) = value(*at) {
+                hashes.push(self::key(&[text]));
+            }
+        }
+        for (target, at, hashes) in &mut self.targets {
+            if *target == table
+                && let Some(text) = value(*at)
+            {
+                hashes.push(self::key(&[text]));
+            }
+        }
+        if let Some(provider) = &mut self.provider
+            && table == StageTable::Links
+            && let Some(contact) = value(position(StageTable::Links, "contact_key"))
+        {
+            provider.linked.push(SyncKey::contact(contact).bits());
+        }
+        if !matches!(
+            table,
+            StageTable::Students
+                | StageTable::Contacts
+                | StageTable::Enrollments
+                | StageTable::Links
+        ) {
+            return true;
+        }
+        let (Some(key), Some(hash)) = (key, hash) else {
+            return true;
+        };
+        self.receive();
+        let diffed = match table {
+            StageTable::Students => &mut self.students,
+            StageTable::Contacts => &mut self.contacts,
+            StageTable::Enrollments => &mut self.enrollments,
+            _ => &mut self.links,
+        };
+        let verdict = diffed.judge(key, hash);
+        let name = self.names.get(src).map_or("", String::as_str);
+        match (verdict, &mut self.provider) {
+            (Verdict::Stage | Verdict::Duplicate, Some(provider)) => {
+                if table == StageTable::Contacts {
+                    provider.staged_contacts.push(key);
+                }
+                true
+            }
+            (Verdict::Stage, None) => true,
+            (Verdict::Duplicate, None) => {
+                // The key rules find it too; the report is made from them.
+                self.fail(|| format!("a repeated key in {}", table.name()));
+                false
+            }
+            (Verdict::Unchanged { .. }, provider) => {
+                if table == StageTable::Contacts {
+                    let warnings = staged_contact_warnings(name, rec, values);
+                    match provider {
+                        Some(provider) => {
+                            provider.held.extend(warnings.into_iter().map(|w| (key, w)))
+                        }
+                        None => self.warnings.extend(warnings),
+                    }
+                }
+                false
+            }
+        }
+    }
+
+    /// Ends the pass: the rules over the hashes, the new keys delivered twice, and what
+    /// is gone. The warnings of unchanged contacts go to `sink`.
+    pub fn finish(mut self, sink: &mut IssueSink) -> Diff {
+        // A file set without rows of the diffed tables never waited for the live rows.
+        self.receive();
+        for warning in std::mem::take(&mut self.warnings) {
+            sink.warning(warning);
+        }
+        if let Some(mut provider) = self.provider.take() {
+            provider.linked.sort_unstable();
+            provider.linked.dedup();
+            let linked = |key: &u64| provider.linked.binary_search(key).is_ok();
+            for (key, warning) in provider.held.drain(..) {
+                if linked(&key) {
+                    sink.warning(warning);
+                }
+            }
+            let unlinked_contacts = provider
+                .staged_contacts
+                .iter()
+                .filter(|key| !linked(key))
+                .map(|key| *key as i64)
+                .collect();
+            // Repeated records are staged as they came (see `for_provider`).
+            return self.diff(unlinked_contacts);
+        }
+        for (unique, _, hashes) in &mut self.keys {
+            hashes.sort_unstable();
+            if hashes.windows(2).any(|w| w[0] == w[1]) {
+                let what = unique.what;
+                if self.problem.is_none() {
+                    self.problem = Some(format!("a repeated {what}"));
+                }
+            }
+        }
+        for (_, _, hashes) in &mut self.targets {
+            hashes.sort_unstable();
+        }
+        for (reference, _, _, hashes) in &self.references {
+            let at = (
+                reference.target,
+                position(reference.target, reference.target_column),
+            );
+            let targets = self
+                .targets
+                .iter()
+                .find(|(t, c, _)| (*t, *c) == at)
+                .map_or(&[][..], |(_, _, h)| &h[..]);
+            if hashes.iter().any(|h| targets.binary_search(h).is_err()) && self.problem.is_none() {
+                self.problem = Some(format!("a value {}", reference.problem));
+            }
+        }
+        for (what, table) in [
+            ("student", &mut self.students),
+            ("contact", &mut self.contacts),
+            ("enrollment", &mut self.enrollments),
+            ("relationship", &mut self.links),
+        ] {
+            if self.problem.is_none() && table.repeats_new_key() {
+                self.problem = Some(format!("a new {what} is delivered twice"));
+            }
+        }
+        self.diff(Vec::new())
+    }
+
+    fn diff(self, unlinked_contacts: Vec<i64>) -> Diff {
+        Diff {
+            unchanged: Unchanged {
+                students: self.students.summary(),
+                contacts: self.contacts.summary(),
+                enrollments: self.enrollments.summary(),
+                links: self.links.summary(),
+            },
+            gone: vec![
+                ("students", self.students.gone()),
+                ("enrollments", self.enrollments.gone()),
+                ("student_contacts", self.links.gone()),
+            ],
+            problem: self.problem,
+            needs_keys: self.needs_keys,
+            unlinked_contacts,
+        }
+    }
+}
+
+/// The diffed pass of a format whose reader stages every row (`parse`), with a [`Differ`]
+/// in the stager.
+pub fn parse_staged(
+    ctx: &mut ParseCtx<'_>,
+    rules: &'static Rules,
+    existing: std::sync::mpsc::Receiver<Existing>,
+    parse: fn(&mut ParseCtx<'_>),
+) -> Diff {
+    let names = (0..ctx.files.files.len())
+        .map(|src| ctx.files.name(src).to_string())
+        .collect();
+    ctx.stager.differ = Some(Differ::new(rules, existing, names));
+    parse(ctx);
+    let differ = ctx.stager.differ.take();
+    let errors = ctx.sink.errors.len();
+    let mut diff = match differ {
+        Some(differ) => differ.finish(&mut ctx.sink),
+        None => Diff {
+            problem: Some("the pass lost its differ".into()),
+            needs_keys: false,
+            unlinked_contacts: Vec::new(),
+            unchanged: Unchanged::default(),
+            gone: Vec::new(),
+        },
+    };
+    if errors > 0 && !diff.needs_keys {
+        diff.problem = Some(format!("{errors} row error(s)"));
+    }
+    diff
+}
+
+/// The warnings of a staged contact row (`StageTable::Contacts` values) that is not staged
+/// because it is unchanged: what `checks::contact_warnings` lists for staged ones.
+fn staged_contact_warnings(file: &str, rec: u64, values: &[Option<String>]) -> Vec<Issue> {
+    let value = |column: &str| values[position(StageTable::Contacts, column)].as_deref();
+    let mut issues = Vec::new();
+    if let Some(message) = value("email_warning") {
+        issues.push(Issue::at(
+            file,
+            rec,
+            value("email_column"),
+            "invalid_email",
+            message,
+        ));
+    }
+    if let Some(message) = value("phone_warning") {
+        issues.push(Issue::at(
+            file,
+            rec,
+            value("phone_column"),
+            "invalid_phone",
+            message,
+        ));
+    }
+    if value("email").is_none() && value("mobile_phone").is_none() {
+        issues.push(Issue::at(
+            file,
+            rec,
+            value("email_column"),
+            "unreachable_contact",
+            super::checks::UNREACHABLE_CONTACT,
+        ));
+    }
+    issues
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! `Guardianrelationship.csv` (`SIS ID,Email,Role`, where SIS ID is the *student's*).
 //! File names and headers are matched regardless of case; a contact's key is its email.
 
-use super::checks::{GuardedFile, Reference, Rules, UniqueKey, reference};
+use super::checks::{Equals, GuardedFile, Reference, Rules, UniqueKey, reference};
 use super::csv_file::FileSpec;
 use super::files::{Channels, FileSet, NameMatch, ParseCtx, copy_columns};
 use super::hashing::hash_strs;
@@ -30,7 +30,7 @@ pub(crate) const NAME_MATCH: NameMatch = NameMatch::CaseInsensitive;
 pub(crate) const RULES: Rules = Rules {
     keys: KEYS,
     references: REFERENCES,
-    derive: &[],
+    derive: None,
     derived_references: &[],
 };
 
@@ -281,7 +281,10 @@ const REFERENCES: &[Reference] = &[
         "is not a school in School.csv",
     ),
     Reference {
-        when: "c.role = 'student'",
+        when: Some(Equals {
+            column: "role",
+            value: "student",
+        }),
         ..reference(
             Enrollments,
             "person_id",
@@ -292,7 +295,10 @@ const REFERENCES: &[Reference] = &[
         )
     },
     Reference {
-        when: "c.role = 'teacher'",
+        when: Some(Equals {
+            column: "role",
+            value: "teacher",
+        }),
         ..reference(
             Enrollments,
             "person_id",

@@ -3,7 +3,9 @@
 //! headers case-sensitive. Users are split into students / staff / contacts later, in SQL,
 //! from `roles.csv` and `relationships.csv`.
 
-use super::checks::{GuardedFile, Reference, Rules, UniqueKey, reference};
+use super::checks::{
+    Collected, Collection, Derive, Equals, GuardedFile, Reference, Rules, UniqueKey, reference,
+};
 use super::csv_file::{FileSpec, IssueSink, Row};
 use super::files::{Channels, NameMatch, ParseCtx, copy_columns};
 use super::hashing::hash_strs;
@@ -31,7 +33,15 @@ pub(crate) const NAME_MATCH: NameMatch = NameMatch::Exact;
 pub(crate) const RULES: Rules = Rules {
     keys: KEYS,
     references: REFERENCES,
-    derive: SPLIT_USERS,
+    derive: Some(Derive {
+        reads: &[
+            (Roles, "user_id"),
+            (Roles, "role_group"),
+            (Users, "source_id"),
+        ],
+        in_memory: split_users,
+        sql: SPLIT_USERS,
+    }),
     derived_references: ROLE_REFERENCES,
 };
 
@@ -542,7 +552,10 @@ const ROLE_REFERENCES: &[Reference] = &[
         "is not a student (no student role in roles.csv)",
     ),
     Reference {
-        when: "c.role = 'student'",
+        when: Some(Equals {
+            column: "role",
+            value: "student",
+        }),
         ..reference(
             Enrollments,
             "person_id",
@@ -553,7 +566,10 @@ const ROLE_REFERENCES: &[Reference] = &[
         )
     },
     Reference {
-        when: "c.role = 'teacher'",
+        when: Some(Equals {
+            column: "role",
+            value: "teacher",
+        }),
         ..reference(
             Enrollments,
             "person_id",
@@ -583,3 +599,41 @@ const SPLIT_USERS: &[&str] = &[
      SELECT u.src, u.rec, u.sync_key, u.sync_hash, u.source_id, u.source_id, u.given_name, u.family_name, u.email, u.mobile_phone, 'email', u.email_warning, u.phone_column, u.phone_warning \
      FROM s_users u WHERE EXISTS (SELECT 1 FROM s_links l WHERE l.contact_key = u.source_id)",
 ];
+
+/// [`SPLIT_USERS`] for the rule columns in memory: the students and the staff (contacts
+/// are named by no rule).
+fn split_users(collected: &mut Collected) {
+    const STUDENT: u8 = 1;
+    const STAFF: u8 = 2;
+    let mut groups: std::collections::HashMap<&str, u8> = std::collections::HashMap::new();
+    if let Some(roles) = collected.table(Roles) {
+        for row in 0..roles.len() {
+            let bit = match roles.get(row, "role_group") {
+                Some("student") => STUDENT,
+                Some("staff") => STAFF,
+                _ => continue,
+            };
+            if let Some(user) = roles.get(row, "user_id") {
+                *groups.entry(user).or_default() |= bit;
+            }
+        }
+    }
+    let mut students = Collection::new(Students, &["source_id"]);
+    let mut staff = Collection::new(Staff, &["source_id"]);
+    if let Some(users) = collected.table(Users) {
+        for row in 0..users.len() {
+            let Some(id) = users.get(row, "source_id") else {
+                continue;
+            };
+            let bits = groups.get(id).copied().unwrap_or(0);
+            if bits & STUDENT != 0 {
+                students.push(users.place(row), [Some(id)]);
+            } else if bits & STAFF != 0 {
+                staff.push(users.place(row), [Some(id)]);
+            }
+        }
+    }
+    drop(groups);
+    collected.replace(students);
+    collected.replace(staff);
+}

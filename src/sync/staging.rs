@@ -226,6 +226,9 @@ pub async fn insert_batch(conn: &mut ImportConn, batch: Batch) -> Result<u64, Db
 /// database task through a bounded channel (so parsing and writing overlap, in bounded
 /// memory).
 pub struct Stager {
+    /// Judges each row before it is buffered (the diffed pass of readers that stage every
+    /// row, see [`super::fast::Differ`]): only rows it admits are staged.
+    pub differ: Option<super::fast::Differ>,
     sender: mpsc::Sender<Batch>,
     buffers: Vec<(StageTable, Vec<Vec<Value>>)>,
     batch_rows: usize,
@@ -236,6 +239,7 @@ impl Stager {
     /// A stager sending batches of `batch_rows` rows.
     pub fn new(sender: mpsc::Sender<Batch>, batch_rows: usize) -> Self {
         Self {
+            differ: None,
             sender,
             buffers: Vec::new(),
             batch_rows: batch_rows.max(1),
@@ -268,6 +272,11 @@ impl Stager {
         let hash = table.key_len().map(|n| {
             sync_hash.unwrap_or_else(|| hash_values(values[n..].iter().map(|v| v.as_deref())))
         });
+        if let Some(differ) = &mut self.differ
+            && !differ.admit(table, src, rec, key.map(SyncKey::bits), hash, &values)
+        {
+            return;
+        }
         let mut row = Vec::with_capacity(values.len() + 4);
         row.push(Value::BigInt(Some(src as i64)));
         row.push(Value::BigInt(Some(rec as i64)));

@@ -1,10 +1,10 @@
-//! The diffed SDS v2.1 path (rows compared in memory, only changes staged) must leave the
-//! same data, hashes included, and give the same report as the full path (everything
-//! staged and checked in SQL), snapshot after snapshot.
+//! The diffed pass (rows compared in memory, only changes staged) of SDS v2.1 and SDS v1 must
+//! leave the same data, hashes included, and give the same report as the full path
+//! (everything staged and reconciled in SQL), snapshot after snapshot.
 
 use crate::db_tests;
 use crate::support::*;
-use parent_connection::sync::Format::SdsV21;
+use parent_connection::sync::Format::{self, SdsV1, SdsV21};
 use parent_connection::sync::report::ImportReport;
 
 /// Every synced value and its bookkeeping, without ids and times (which differ between two
@@ -111,23 +111,73 @@ fn snapshots() -> Vec<(&'static str, Fixture, bool)> {
     ]
 }
 
+/// The SDS v1 snapshots, in order, with whether they are clean.
+fn v1_snapshots() -> Vec<(&'static str, Fixture, bool)> {
+    let changed = || {
+        let f = Fixture::v1();
+        f.replace("User.csv", "Tom,Ng", "Tom,Nguyen")
+            .replace("Student.csv", "Ben,Ng", "Ben,Ngata")
+            .replace(
+                "Guardianrelationship.csv",
+                "ST1,tom.ng@example.com,guardian",
+                "ST1,tom.ng@example.com,parent",
+            )
+            .remove_lines("Guardianrelationship.csv", "ST1,aide@example.com")
+            .remove_lines("StudentEnrollment.csv", "SEC1,ST2")
+            .append("Student.csv", "ST3,S1,cy,Cy,Ng")
+            .append("StudentEnrollment.csv", "SEC1,ST3")
+            .append("User.csv", "new@example.com,New,Person,,")
+            .append("Guardianrelationship.csv", "ST3,new@example.com,Guardian");
+        f
+    };
+    let spoiled = Fixture::v1();
+    spoiled
+        .append("Guardianrelationship.csv", "ST1,nobody@example.com,Parent")
+        .append("Student.csv", "ST2,S1,ben,Ben,Ng");
+    vec![
+        ("first import", Fixture::v1(), true),
+        ("the same again", Fixture::v1(), true),
+        ("changes, removals, additions", changed(), true),
+        ("the changed snapshot again", changed(), true),
+        ("back to the first", Fixture::v1(), true),
+        (
+            "a dangling reference and a repeated student",
+            spoiled,
+            false,
+        ),
+    ]
+}
+
 db_tests!(
     the_diffed_path_matches_the_full_path,
+    the_diffed_path_matches_the_full_path_for_sds_v1,
     an_unchanged_snapshot_writes_nothing_and_keeps_its_warnings,
-    rows_without_keys_take_the_full_path_once,
+    rows_without_keys_get_them_and_the_run_is_diffed,
 );
 
 async fn the_diffed_path_matches_the_full_path(backend: Backend) {
+    same_reports_and_data(backend, SdsV21, snapshots()).await;
+}
+
+async fn the_diffed_path_matches_the_full_path_for_sds_v1(backend: Backend) {
+    same_reports_and_data(backend, SdsV1, v1_snapshots()).await;
+}
+
+async fn same_reports_and_data(
+    backend: Backend,
+    format: Format,
+    snapshots: Vec<(&'static str, Fixture, bool)>,
+) {
     let diffed = TestDb::new(backend).await;
     let full = TestDb::new(backend).await;
     diffed.tenant("demo").await;
     full.tenant("demo").await;
-    for (step, fixture, clean) in snapshots() {
-        let a = diffed.import("demo", SdsV21, fixture.path(), FORCE).await;
+    for (step, fixture, clean) in snapshots {
+        let a = diffed.import("demo", format, fixture.path(), FORCE).await;
         let b = full
             .import(
                 "demo",
-                SdsV21,
+                format,
                 fixture.path(),
                 Options {
                     full_path: true,
@@ -167,7 +217,7 @@ async fn an_unchanged_snapshot_writes_nothing_and_keeps_its_warnings(backend: Ba
     );
 }
 
-async fn rows_without_keys_take_the_full_path_once(backend: Backend) {
+async fn rows_without_keys_get_them_and_the_run_is_diffed(backend: Backend) {
     let db = TestDb::new(backend).await;
     db.tenant("demo").await;
     db.import("demo", SdsV21, Fixture::v21().path(), APPLY)
@@ -182,16 +232,38 @@ async fn rows_without_keys_take_the_full_path_once(backend: Backend) {
     }
     let changed = Fixture::v21();
     changed.remove_lines("enrollments.csv", "cls-1,stu-2");
-    let full = db.import("demo", SdsV21, changed.path(), FORCE).await;
+    let dry = db
+        .import(
+            "demo",
+            SdsV21,
+            changed.path(),
+            Options {
+                dry_run: true,
+                ..FORCE
+            },
+        )
+        .await;
+    assert_eq!(dry.entities.enrollments.deactivated, 1);
     assert!(
-        !full.diffed,
-        "absent rows without a key can only be found by the full path"
+        dry.diffed,
+        "the keys are stored in the run's transaction first"
     );
-    assert_eq!(full.entities.enrollments.deactivated, 1);
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM students WHERE sync_key IS NULL")
+            .await,
+        3,
+        "a dry run stores no key"
+    );
+    let keyed_first = db.import("demo", SdsV21, changed.path(), FORCE).await;
+    assert!(
+        keyed_first.diffed,
+        "the keys are stored from the natural keys, so absent rows are found by key"
+    );
+    assert_eq!(keyed_first.entities.enrollments.deactivated, 1);
     let again = db
         .import("demo", SdsV21, Fixture::v21().path(), FORCE)
         .await;
-    assert!(again.diffed, "the full run stored the keys");
+    assert!(again.diffed);
     assert_eq!(again.entities.enrollments.reactivated, 1);
     assert_eq!(state(&db).await, keyed);
 }

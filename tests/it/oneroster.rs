@@ -657,7 +657,83 @@ db_tests!(
     paging_ends_by_the_rules_whatever_the_link_header_says,
     the_api_runs_a_sync_and_never_shows_the_secret,
     enrollments_of_every_staff_role_make_class_staff,
+    a_full_pull_writes_only_changes_and_keeps_the_warnings_of_unchanged_contacts,
+    a_diffed_full_pull_counts_and_warns_as_a_pull_staged_whole,
 );
+
+async fn a_diffed_full_pull_counts_and_warns_as_a_pull_staged_whole(backend: Backend) {
+    let diffed = Setup::new(backend, district(), 100).await;
+    let mut whole = Setup::new(backend, district(), 100).await;
+    whole.config.import.diff_in_memory = false;
+    let steps: [(&str, serde_json::Value); 4] = [
+        ("par-2", json!({"phone": "12"})),
+        ("par-1", json!({"givenName": "Lina"})),
+        ("gdn-1", json!({"status": "tobedeleted"})),
+        ("gdn-1", json!({"status": "active"})),
+    ];
+    for (user, fields) in steps {
+        let mut reports = Vec::new();
+        for s in [&diffed, &whole] {
+            s.provider.patch("users", user, fields.clone());
+            let report = s.sync(false, true).await;
+            assert_eq!(report.status, RunStatus::Applied, "{:#?}", report.errors);
+            reports.push(report);
+        }
+        let essentials = |r: &ImportReport| json!({"entities": r.entities, "warnings": r.warnings, "count": r.warning_count});
+        assert_eq!(
+            essentials(&reports[0]),
+            essentials(&reports[1]),
+            "after {user} {fields}"
+        );
+        assert!(reports[0].diffed && !reports[1].diffed);
+    }
+}
+
+async fn a_full_pull_writes_only_changes_and_keeps_the_warnings_of_unchanged_contacts(
+    backend: Backend,
+) {
+    let s = Setup::new(backend, district(), 100).await;
+    s.provider.patch("users", "par-2", json!({"phone": "12"}));
+    let first = s.applied(false).await;
+    assert!(first.diffed);
+    let warned = |report: &ImportReport| -> Vec<(String, Option<u64>, &'static str)> {
+        report
+            .warnings
+            .iter()
+            .map(|w| (w.file.clone(), w.record, w.code))
+            .collect()
+    };
+    assert!(
+        warned(&first).iter().any(|w| w.2 == "invalid_phone"),
+        "{:#?}",
+        first.warnings
+    );
+    let before = s.db.fingerprint().await;
+    let again = s.applied(false).await;
+    assert!(again.diffed);
+    assert_eq!(again.rows_written, 0, "{:#?}", again.entities);
+    assert_eq!(again.entities.contacts.unchanged, 3);
+    assert_eq!(
+        warned(&again),
+        warned(&first),
+        "unchanged contacts still warn"
+    );
+    assert_eq!(s.db.fingerprint().await, before);
+    s.provider
+        .patch("users", "par-1", json!({"givenName": "Lina"}));
+    let changed = s.applied(false).await;
+    assert_eq!(
+        changed.entities.contacts.updated, 1,
+        "{:#?}",
+        changed.entities
+    );
+    assert_eq!(changed.rows_written, 1, "{:#?}", changed.entities);
+    assert_eq!(warned(&changed), warned(&first));
+    assert_eq!(
+        s.db.contact_field("par-1", "given_name").await.0.as_deref(),
+        Some("Lina")
+    );
+}
 
 /// The real binary: `oneroster connect` (secret on standard input), `sync oneroster` with
 /// its exit statuses and JSON report.

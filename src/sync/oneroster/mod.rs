@@ -214,7 +214,7 @@ impl Pull {
     /// delta, whose size is that of the changes, is pulled whole first: its `agents`
     /// lookups need all its users). Stops early, without error, if the mapping stopped
     /// listening.
-    async fn send(mut self, pages: mpsc::Sender<Message>) -> Result<(), ProviderError> {
+    async fn send(&mut self, pages: mpsc::Sender<Message>) -> Result<(), ProviderError> {
         if let Some(since) = &self.since {
             let snapshot = pull(&mut self.client, Some(since), self.max_lookups).await?;
             for message in snapshot.into_messages() {
@@ -305,29 +305,106 @@ fn sources() -> FileSet {
 
 /// Pulls into staging as the pages come (the provider and the database work side by side,
 /// memory bounded by [`PAGES_IN_FLIGHT`] pages and the mapping's keys), then checks and
-/// reconciles in one transaction. On SQLite the write lock is taken only to apply
-/// ([`super::Lock::Late`]): API writes go on during the pull. `Ok(Err(_))`: the provider
-/// failed; the transaction was rolled back.
+/// reconciles in one transaction. A full pull is diffed: every record is judged against the
+/// tenant's live rows as it comes ([`fast::Differ::for_provider`]) and only new and changed
+/// ones are staged. On SQLite the write lock is taken only to apply
+/// ([`super::Lock::Late`]): API writes go on during the pull; when they changed the live
+/// rows a full pull judged against, it is pulled again with the lock held from the start.
+/// `Ok(Err(_))`: the provider failed; the transaction was rolled back.
 async fn apply_pull(
     run: &Run<'_>,
     sink: IssueSink,
-    pull: Pull,
+    mut pull: Pull,
 ) -> Result<Result<Outcome, ProviderError>, SyncError> {
+    let (mut lock, mut store_keys) = (super::Lock::Late, false);
+    for _ in 0..3 {
+        match pull_once(run, sink.clone(), &mut pull, lock, store_keys).await? {
+            Pulled::Done(result) => return Ok(result.map(|outcome| *outcome)),
+            Pulled::NeedsKeys if !store_keys => {
+                // Rows stored before keys existed get them first, in the pull's transaction.
+                (lock, store_keys) = (super::Lock::Early, true);
+            }
+            Pulled::NeedsKeys => {
+                return Err(SyncError::Internal(
+                    "live rows without a sync_key whose natural key cannot be read".into(),
+                ));
+            }
+            Pulled::LiveRowsChanged => {
+                tracing::info!(
+                    "the live rows changed during the pull; pulling again under the lock"
+                );
+                lock = super::Lock::Early;
+            }
+        }
+    }
+    Err(SyncError::Internal(
+        "the live rows kept changing during the pull".into(),
+    ))
+}
+
+/// How one pull ended.
+enum Pulled {
+    Done(Result<Box<Outcome>, ProviderError>),
+    /// Active live rows have no `sync_key`.
+    NeedsKeys,
+    /// The live rows a full pull judged against changed before the lock was taken.
+    LiveRowsChanged,
+}
+
+/// One pull into staging and, when clean, its apply (see [`apply_pull`]).
+async fn pull_once(
+    run: &Run<'_>,
+    sink: IssueSink,
+    pull: &mut Pull,
+    lock: super::Lock,
+    store_keys: bool,
+) -> Result<Pulled, SyncError> {
     let delta = pull.since.is_some();
-    let mut conn = super::open(run, super::Lock::Late).await?;
+    let diffed = !delta && run.config.diff_in_memory;
+    let mut conn = super::open(run, lock).await?;
+    if store_keys {
+        fast::store_missing_keys(&mut conn, run.tenant.id).await?;
+    }
+    // Read before the live rows: a commit by anyone else from here on changes it.
+    let version = conn.data_version().await?;
     run.progress.start(0);
     let (sender, receiver) = mpsc::channel(PAGES_IN_FLIGHT);
-    let staging = super::stage_files(&mut conn, run, sink, move |ctx| {
-        mapping::stage_stream(ctx, delta, receiver)
+    let (existing_to, existing) = std::sync::mpsc::sync_channel(1);
+    let tenant = run.tenant.id;
+    // A full pull judges against the live rows, loaded while the first pages come.
+    let load = async move |conn: &mut ImportConn| -> Result<u64, DbErr> {
+        if !diffed {
+            return Ok(0);
+        }
+        let existing = fast::load(conn, tenant).await?;
+        let fingerprint = existing.fingerprint;
+        let _ = existing_to.send(existing);
+        Ok(fingerprint)
+    };
+    let names = mapping::SOURCES.iter().map(|s| s.to_string()).collect();
+    let staging = super::stage_files_with(&mut conn, run, sink, None, load, move |ctx| {
+        if diffed {
+            ctx.stager.differ = Some(fast::Differ::for_provider(existing, names));
+        }
+        let staged = mapping::stage_stream(ctx, delta, receiver);
+        // Contact warnings follow everything the mapping reported.
+        let contact_warnings = ctx.sink.warnings.len();
+        let diff = ctx.stager.differ.take().map(|d| d.finish(&mut ctx.sink));
+        (staged, diff, contact_warnings)
     });
     let (pulled, staged) = tokio::join!(pull.send(sender), staging);
     if let Err(e) = pulled {
         conn.rollback().await?;
-        return Ok(Err(e));
+        return Ok(Pulled::Done(Err(e)));
     }
-    let (sink, rejected, staged) = staged?;
+    let (sink, rejected, (staged, diff, contact_warnings), fingerprint) = staged?;
+    if diff.as_ref().is_some_and(|d| d.needs_keys) {
+        conn.rollback().await?;
+        return Ok(Pulled::NeedsKeys);
+    }
     let mut outcome = Outcome {
         sink,
+        diffed: diff.is_some(),
         ..Outcome::default()
     };
     for (table, count) in rejected {
@@ -335,22 +412,48 @@ async fn apply_pull(
     }
     if outcome.sink.errors.is_empty() {
         staging::index_tables(&mut conn).await?;
-        drop_unlinked_contacts(&mut conn).await?;
+        match &diff {
+            Some(diff) => drop_contacts(&mut conn, &diff.unlinked_contacts).await?,
+            None => drop_unlinked_contacts(&mut conn).await?,
+        }
         checks::contact_warnings(&mut conn, &run.files, &mut outcome.sink).await?;
-        super::lock_to_apply(&mut conn, run).await?;
+        if diff.is_some() {
+            // Those of unchanged contacts were found while mapping: in the order of the
+            // staged ones'.
+            let warnings = &mut outcome.sink.warnings;
+            let from = contact_warnings.min(warnings.len());
+            warnings[from..]
+                .sort_by_key(|w| (checks::warning_rank(w.code), w.file.clone(), w.record));
+        }
+        if diff.is_none() {
+            // Nothing was decided against rows read earlier.
+            super::lock_to_apply(&mut conn, run).await?;
+        } else if !super::lock_and_verify(&mut conn, run, version, fingerprint).await? {
+            conn.rollback().await?;
+            return Ok(Pulled::LiveRowsChanged);
+        }
         let copied = if delta {
             Some(delta::prepare(&mut conn, run.tenant.id, &staged).await?)
         } else {
             None
         };
-        let changes = fast::Unchanged::default();
+        if let Some(diff) = &diff {
+            for (table, keys) in &diff.gone {
+                staging::insert_gone(&mut conn, table, keys).await?;
+            }
+        }
+        // A delta stages its changes only; a pull not diffed stages the whole snapshot.
+        let changes = match &diff {
+            Some(diff) => Some(diff.unchanged),
+            None => delta.then(fast::Unchanged::default),
+        };
         super::apply(
             &mut conn,
             &run.request.privacy,
             run.tenant,
             run.started_at,
             &mut outcome.entities,
-            delta.then_some(&changes),
+            changes.as_ref(),
         )
         .await?;
         if let Some(copied) = copied {
@@ -358,8 +461,31 @@ async fn apply_pull(
         }
         deletion_guard(&mut conn, run, &mut outcome).await?;
     }
-    finish(conn, run, outcome, staged.watermark).await.map(Ok)
+    finish(conn, run, outcome, staged.watermark)
+        .await
+        .map(|outcome| Pulled::Done(Ok(Box::new(outcome))))
 }
+
+/// Drops from staging the contacts a diffed pull staged that no link names: they are not
+/// part of the run (a contact syncs through its links).
+async fn drop_contacts(conn: &mut ImportConn, keys: &[i64]) -> Result<(), DbErr> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    staging::insert_gone(conn, UNLINKED, keys).await?;
+    conn.exec(
+        &format!(
+            "DELETE FROM s_contacts WHERE sync_key IN (SELECT k FROM {} WHERE tbl = '{UNLINKED}')",
+            staging::GONE
+        ),
+        vec![],
+    )
+    .await
+    .map(|_| ())
+}
+
+/// The `tbl` of [`staging::GONE`] rows naming staged contacts no link names.
+const UNLINKED: &str = "unlinked_contacts";
 
 /// Contact users are staged as they come; those no staged link names are not part of the
 /// run (a contact syncs through its links).
@@ -439,6 +565,7 @@ fn report_of(run: &Run<'_>, outcome: &Outcome) -> ImportReport {
         run.started_at,
     );
     report.format = FORMAT.into();
+    report.diffed = outcome.diffed;
     report
 }
 
