@@ -564,6 +564,7 @@ pub fn generate(dir: &Path, students: u64, seed: u64) -> Result<GenSummary> {
     out.finish()?;
 
     summary.bytes = dir_bytes(dir)?;
+    sync_to_disk(dir)?;
     Ok(summary)
 }
 
@@ -772,6 +773,20 @@ impl CsvOut {
     }
 }
 
+/// Writes the files of `dir` through to the disk, so their write-back does not compete with
+/// whatever is measured next (hundreds of megabytes at district size).
+fn sync_to_disk(dir: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let path = entry
+            .with_context(|| format!("cannot read {}", dir.display()))?
+            .path();
+        File::open(&path)
+            .and_then(|file| file.sync_all())
+            .with_context(|| format!("cannot sync {}", path.display()))?;
+    }
+    Ok(())
+}
+
 fn dir_bytes(dir: &Path) -> Result<u64> {
     let mut total = 0;
     for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
@@ -904,6 +919,7 @@ pub fn mutate(from: &Path, to: &Path, seed: u64) -> Result<MutateSummary> {
     }
     out.finish()?;
     summary.bytes = dir_bytes(to)?;
+    sync_to_disk(to)?;
     Ok(summary)
 }
 
