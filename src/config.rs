@@ -203,9 +203,6 @@ pub struct ImportConfig {
     pub warning_cap: usize,
     /// Rows per staging statement.
     pub batch_rows: usize,
-    /// Diff CSV snapshots and OneRoster full pulls against the live rows in memory and write
-    /// only the changes (false: always stage everything).
-    pub diff_in_memory: bool,
 }
 
 /// `[tenant_defaults]`

@@ -77,8 +77,6 @@ pub struct Derive {
     pub reads: &'static [(StageTable, &'static str)],
     /// Makes the derived tables' rule columns in memory.
     pub in_memory: fn(&mut Collected),
-    /// Stages the derived tables (for the apply).
-    pub sql: &'static [&'static str],
 }
 
 /// The cross-file rules of one format, as data (each format declares its own beside its

@@ -4,10 +4,11 @@
 //! lookup (no email or phone validation, no database write). Live rows the snapshot no
 //! longer holds are staged as keys to deactivate.
 //!
-//! This path never reports errors itself: at the first sign of any problem (a row error, a
-//! duplicate key, a dangling reference) it gives up, and the run starts again on the full
-//! path (stage everything, check in SQL), which reports every problem precisely. Keys are
-//! 64-bit hashes, so a collision can at worst send a clean run to the full path.
+//! This pass never reports errors itself: at the first sign of any problem (a row error, a
+//! duplicate key, a dangling reference) it gives up, and the files are read once more to
+//! check every rule exactly and report every problem precisely (`report_problems` in the
+//! parent module). Keys are 64-bit hashes, so a collision can at worst make a clean run end
+//! with an error that says so (`SyncError::KeyCollision`).
 
 use super::checks::{Reference, Rules, UniqueKey};
 use super::csv_file::{IssueSink, Row};
@@ -367,6 +368,37 @@ pub async fn store_missing_keys(conn: &mut ImportConn, tenant: TenantId) -> Resu
     Ok(stored)
 }
 
+/// Per diffed live table, how many of the tenant's active rows (as [`load`] counts them
+/// active) have no `sync_key`: after [`store_missing_keys`], those whose natural key cannot
+/// be read.
+pub async fn unkeyed_rows(
+    conn: &mut ImportConn,
+    tenant: TenantId,
+) -> Result<Vec<(&'static str, u64)>, DbErr> {
+    // Contacts have no status: absent ones need no key (see `load`).
+    const ACTIVE: [(&str, &str); 3] = [
+        ("students", "status = 'active'"),
+        ("enrollments", "status = 'active'"),
+        (
+            "student_contacts",
+            "((status = 'active' AND relationship_sync IS NOT NULL) OR held_by IS NOT NULL)",
+        ),
+    ];
+    let mut counts = Vec::with_capacity(ACTIVE.len());
+    for (table, active) in ACTIVE {
+        let rows = conn
+            .count(
+                &format!(
+                    "SELECT COUNT(*) AS n FROM {table} WHERE tenant_id = $1 AND sync_key IS NULL AND {active}"
+                ),
+                vec![Value::BigInt(Some(tenant.0))],
+            )
+            .await?;
+        counts.push((table, rows.max(0) as u64));
+    }
+    Ok(counts)
+}
+
 /// What the diff found for one live table.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct TableDiff {
@@ -595,8 +627,8 @@ fn read_roles(ctx: &mut ParseCtx<'_>, state: &mut State) {
             let bits = match role.group() {
                 RoleGroup::Student => STUDENT,
                 RoleGroup::Staff => {
-                    // The same choice as the full path: the first staff role in
-                    // alphabetical order, regardless of case.
+                    // The choice SDS makes (`sds_v21::split_users`): the first staff role
+                    // in alphabetical order, regardless of case.
                     let first = state.staff_roles.entry(user_key).or_insert(role.name());
                     if role.name().to_ascii_lowercase() < first.to_ascii_lowercase() {
                         *first = role.name();
@@ -823,7 +855,8 @@ fn stage_contact(
     }
 }
 
-/// The warnings the full path reports for a contact row (see `checks::contact_warnings`).
+/// The warnings reported for a staged contact row (`checks::contact_warnings`), for a row
+/// found unchanged in memory.
 fn channel_warnings(row: &Row<'_>, channels: &Channels) -> Vec<Issue> {
     let mut issues = Vec::new();
     if let Some(message) = &channels.email_warning {

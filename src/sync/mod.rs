@@ -1,17 +1,21 @@
 //! Contact and roster sync from SIS files (SDS v1 and SDS v2.1 CSV).
 //!
-//! A run is a full snapshot applied all-or-nothing in one transaction:
+//! A run is a full snapshot applied all-or-nothing in one transaction, through one pipeline
+//! (first imports, re-syncs and OneRoster pulls alike):
 //! 1. the files are found and checked as a set ([`files`], [`sds_v1`], [`sds_v21`]);
-//! 2. every file is parsed with the guards of [`csv_file`] and streamed into temporary
-//!    staging tables ([`staging`]) while a second task writes them;
-//! 3. cross-file rules (duplicate keys, unknown references) run as SQL ([`checks`]);
-//! 4. the snapshot is reconciled with set-based SQL ([`reconcile`]);
+//! 2. every file is parsed with the guards of [`csv_file`], each row judged against the
+//!    tenant's live rows in memory by hash and the cross-file rules checked on hashed keys
+//!    ([`fast`]); only new and changed rows are streamed into temporary staging tables
+//!    ([`staging`]) while a second task writes them;
+//! 3. at any problem the files are read once more and every rule is checked exactly, in
+//!    memory ([`checks`]), for the report; nothing is written;
+//! 4. otherwise the changes are reconciled with set-based SQL ([`reconcile`]);
 //! 5. the guards (deletion share, missing optional files) decide; a refused run, a dry run
 //!    or any error rolls the transaction back, so the database is exactly as before.
 //!
-//! On SQLite steps 1–3 run before the transaction begins, so the write lock is held only
-//! from step 4 to the commit; the diffed path then checks that the live rows it diffed
-//! against did not change meanwhile (`Lock::Late`, docs/database.md).
+//! On SQLite steps 1–3 run before the write lock is taken, which is held only from step 4 to
+//! the commit; the run then checks that the live rows it diffed against did not change
+//! meanwhile (`Lock::Late`, docs/database.md).
 
 pub(crate) mod checks;
 pub(crate) mod csv_file;
@@ -87,7 +91,8 @@ impl Format {
         }
     }
 
-    /// Parses every present file of the set into staging.
+    /// Parses every present file of the set into staging batches (which the report pass
+    /// only collects, [`report_problems`]).
     fn parse(self, ctx: &mut ParseCtx<'_>) {
         match self {
             Self::SdsV1 => sds_v1::parse(ctx),
@@ -182,6 +187,24 @@ pub enum SyncError {
     /// The parser task died.
     #[error("internal error (nothing was changed): {0}")]
     Internal(String),
+    /// Active live rows have no `sync_key` and their natural key cannot be read (e.g. an
+    /// enrollment whose person is neither student nor staff any more), so a snapshot's
+    /// absence of them could not be told: the rows need repair first.
+    #[error(
+        "{rows} active rows of {table} have no sync_key and their natural key cannot be read (e.g. an enrollment whose person row is gone); repair or delete them, then run again (nothing was changed)"
+    )]
+    UnkeyedRows {
+        /// The live table.
+        table: &'static str,
+        /// How many of its active rows.
+        rows: u64,
+    },
+    /// The in-memory pass saw a problem that the exact rules do not find: two different
+    /// keys share a 64-bit hash.
+    #[error(
+        "the in-memory checks saw a problem ({0}) that the exact checks do not find: two keys share a 64-bit hash; please report this (nothing was changed)"
+    )]
+    KeyCollision(String),
 }
 
 /// Runs one import and returns its report. Refused and dry runs are `Ok` with the matching
@@ -240,8 +263,22 @@ struct Outcome {
     run_id: Option<i64>,
 }
 
-/// Applies a file set in one transaction: SDS v2.1 first through the diffed path, which
-/// gives way to the full path (everything staged and checked in SQL) at any problem.
+impl Outcome {
+    /// The outcome of a read: its issues, and its rejected rows counted per entity.
+    fn with_rejected(sink: IssueSink, rejected: Vec<(StageTable, u64)>) -> Self {
+        let mut outcome = Self {
+            sink,
+            ..Self::default()
+        };
+        for (table, count) in rejected {
+            entity_counts(&mut outcome.entities, table).rejected += count;
+        }
+        outcome
+    }
+}
+
+/// Applies a file set in one transaction through the diffed pipeline; a file set with
+/// problems is read again for the exact report ([`report_problems`]).
 #[allow(clippy::too_many_arguments)]
 async fn run_in_transaction(
     db: &DatabaseConnection,
@@ -253,54 +290,46 @@ async fn run_in_transaction(
     progress: Arc<dyn Progress>,
     started_at: chrono::DateTime<chrono::Utc>,
 ) -> Result<Outcome, SyncError> {
-    let files = Arc::new(files);
-    if config.diff_in_memory {
-        let run = Run {
-            db,
-            config,
-            request,
-            tenant,
-            files: files.clone(),
-            progress: progress.clone(),
-            started_at,
-        };
-        let mut diffed = run_diffed(&run, sink.clone(), Lock::Late, false).await?;
-        if matches!(diffed, Diffed::NeedsKeys) {
-            // Rows stored before keys existed: the same run again, storing their keys
-            // first in its own transaction (a dry run or a refused run rolls them back).
-            diffed = run_diffed(&run, sink.clone(), Lock::Early, true).await?;
-        }
-        if matches!(diffed, Diffed::LiveRowsChanged) {
-            // Someone changed the tenant's rows while the files were read: read them
-            // again with the write lock held from the start, so nothing can change.
-            tracing::info!(
-                "the live rows changed while the files were read; reading them again under the lock"
-            );
-            diffed = run_diffed(&run, sink.clone(), Lock::Early, false).await?;
-        }
-        match diffed {
-            Diffed::Applied(outcome) => return Ok(*outcome),
-            Diffed::Problems => {
-                let outcome = report_problems(&run, sink.clone()).await?;
-                if !outcome.sink.errors.is_empty() {
-                    return Ok(outcome);
-                }
-                // Only a collision of two 64-bit keys looks like a problem and is none.
-                tracing::warn!("the in-memory checks found no problem on a second look");
-            }
-            Diffed::NeedsKeys | Diffed::LiveRowsChanged => {}
-        }
-    }
     let run = Run {
         db,
         config,
         request,
         tenant,
-        files,
+        files: Arc::new(files),
         progress,
         started_at,
     };
-    run_full(&run, sink).await
+    let (mut lock, mut store_keys) = (Lock::Late, false);
+    // At most: late → live rows changed → early → needs keys → early storing keys.
+    for _ in 0..3 {
+        match run_diffed(&run, sink.clone(), lock, store_keys).await? {
+            Diffed::Applied(outcome) => return Ok(*outcome),
+            Diffed::Problems(problem) => {
+                let outcome = report_problems(&run, sink).await?;
+                if outcome.sink.errors.is_empty() {
+                    tracing::error!(%problem, "the exact checks found no problem on a second look");
+                    return Err(SyncError::KeyCollision(problem));
+                }
+                return Ok(outcome);
+            }
+            Diffed::NeedsKeys => {
+                // Rows stored before keys existed: the same run again, storing their keys
+                // first in its own transaction (a dry run or a refused run rolls them back).
+                (lock, store_keys) = (Lock::Early, true);
+            }
+            Diffed::LiveRowsChanged => {
+                // Someone changed the tenant's rows while the files were read: read them
+                // again with the write lock held from the start, so nothing can change.
+                tracing::info!(
+                    "the live rows changed while the files were read; reading them again under the lock"
+                );
+                lock = Lock::Early;
+            }
+        }
+    }
+    Err(SyncError::Internal(
+        "the live rows kept changing while the files were read".into(),
+    ))
 }
 
 /// What every step of one run needs.
@@ -329,10 +358,11 @@ pub(crate) enum Lock {
 /// How a diffed run ended.
 enum Diffed {
     Applied(Box<Outcome>),
-    /// The files have problems, to be reported exactly ([`report_problems`]).
-    Problems,
-    /// Active live rows have no `sync_key` ([`fast::store_missing_keys`] stores them; the
-    /// full path when that cannot).
+    /// The files have problems, to be reported exactly ([`report_problems`]); what the
+    /// in-memory pass saw first.
+    Problems(String),
+    /// Active live rows have no `sync_key` ([`fast::store_missing_keys`] stores them; when
+    /// even that cannot, the run ends with [`SyncError::UnkeyedRows`]).
     NeedsKeys,
     /// The tenant's live rows changed between reading them and taking the lock.
     LiveRowsChanged,
@@ -400,13 +430,7 @@ async fn report_problems(run: &Run<'_>, sink: IssueSink) -> Result<Outcome, Sync
     let mut collected = Collected::for_rules(format.rules());
     let (sink, rejected) =
         collect_files(run, sink, &mut collected, move |ctx| format.parse(ctx)).await?;
-    let mut outcome = Outcome {
-        sink,
-        ..Outcome::default()
-    };
-    for (table, count) in rejected {
-        entity_counts(&mut outcome.entities, table).rejected += count;
-    }
+    let mut outcome = Outcome::with_rejected(sink, rejected);
     if outcome.sink.errors.is_empty() {
         format.rules().check(
             &mut collected,
@@ -418,49 +442,7 @@ async fn report_problems(run: &Run<'_>, sink: IssueSink) -> Result<Outcome, Sync
     Ok(outcome)
 }
 
-/// Everything staged, checked and reconciled in SQL: exact reports for any file set.
-async fn run_full(run: &Run<'_>, sink: IssueSink) -> Result<Outcome, SyncError> {
-    // Staging and the checks read only the files and the staging tables.
-    let mut conn = open(run, Lock::Late).await?;
-    run.progress.start(run.files.total_bytes);
-    let format = run.request.format;
-    let mut collected = Collected::for_rules(format.rules());
-    let (sink, rejected, ()) =
-        stage_files(&mut conn, run, sink, Some(&mut collected), move |ctx| {
-            format.parse(ctx)
-        })
-        .await?;
-    let mut outcome = Outcome {
-        sink,
-        ..Outcome::default()
-    };
-    for (table, count) in rejected {
-        entity_counts(&mut outcome.entities, table).rejected += count;
-    }
-    if outcome.sink.errors.is_empty() {
-        run.progress.phase("checking");
-        staging::index_tables(&mut conn).await?;
-        cross_checks(&mut conn, format, &run.files, &mut collected, &mut outcome).await?;
-    }
-    drop(collected);
-    if outcome.sink.errors.is_empty() {
-        skip_erased_then_warn(&mut conn, run, &mut outcome).await?;
-        lock_to_apply(&mut conn, run).await?;
-        apply(
-            &mut conn,
-            &run.request.privacy,
-            run.tenant,
-            run.started_at,
-            &mut outcome.entities,
-            None,
-        )
-        .await?;
-        guards(&mut conn, run.request, run.tenant, &run.files, &mut outcome).await?;
-    }
-    finish(conn, run, outcome).await
-}
-
-/// The diffed SDS v2.1 path (see [`fast`]). With [`Lock::Late`] the live rows are read
+/// The diffed pipeline (see [`fast`]). With [`Lock::Late`] the live rows are read
 /// without the lock, and read again once it is held: when they changed meanwhile the run
 /// stops ([`Diffed::LiveRowsChanged`]) before changing anything.
 async fn run_diffed(
@@ -492,19 +474,24 @@ async fn run_diffed(
         Ok(fingerprint)
     };
     let format = run.request.format;
-    let (sink, _, diff, fingerprint) =
-        stage_files_with(&mut conn, run, sink, None, load, move |ctx| {
-            format.parse_diffed(ctx, existing)
-        })
-        .await?;
+    let (sink, _, diff, fingerprint) = stage_files_with(&mut conn, run, sink, load, move |ctx| {
+        format.parse_diffed(ctx, existing)
+    })
+    .await?;
     if let Some(problem) = diff.problem {
-        conn.rollback().await?;
         if diff.needs_keys {
-            tracing::info!(%problem, "live rows need their keys stored; taking the full path");
+            if store_keys {
+                let unkeyed = fast::unkeyed_rows(&mut conn, run.tenant.id).await?;
+                conn.rollback().await?;
+                return Err(unkeyed_error(unkeyed));
+            }
+            conn.rollback().await?;
+            tracing::info!(%problem, "live rows need their keys stored first");
             return Ok(Diffed::NeedsKeys);
         }
+        conn.rollback().await?;
         tracing::info!(%problem, "the file set has problems; reading it again to report them");
-        return Ok(Diffed::Problems);
+        return Ok(Diffed::Problems(problem));
     }
     let mut outcome = Outcome {
         sink,
@@ -527,7 +514,8 @@ async fn run_diffed(
     )
     .await?;
     skip_erased_then_warn(&mut conn, run, &mut outcome).await?;
-    // Warnings of unchanged rows were found while reading: list them as the full path does.
+    // Warnings of unchanged rows were found while reading, those of staged ones in SQL: one
+    // order for both.
     outcome
         .sink
         .warnings
@@ -538,13 +526,24 @@ async fn run_diffed(
         run.tenant,
         run.started_at,
         &mut outcome.entities,
-        Some(&diff.unchanged),
+        &diff.unchanged,
     )
     .await?;
     guards(&mut conn, run.request, run.tenant, &run.files, &mut outcome).await?;
     finish(conn, run, outcome)
         .await
         .map(|outcome| Diffed::Applied(Box::new(outcome)))
+}
+
+/// The error of a run whose active live rows have no key even after
+/// [`fast::store_missing_keys`]: the first such table and its row count.
+fn unkeyed_error(unkeyed: Vec<(&'static str, u64)>) -> SyncError {
+    match unkeyed.into_iter().find(|(_, rows)| *rows > 0) {
+        Some((table, rows)) => SyncError::UnkeyedRows { table, rows },
+        None => {
+            SyncError::Internal("live rows without a sync_key that cannot be counted again".into())
+        }
+    }
 }
 
 /// Rolls back a refused or dry run; otherwise records the run and commits.
@@ -571,22 +570,6 @@ async fn finish(
     run.progress.phase("committing");
     conn.commit().await?;
     Ok(outcome)
-}
-
-/// Parses the files on a blocking thread with `parse` and writes the staged rows as they
-/// come (their rule columns also into `collected`, when given); returns the issues, the
-/// rejected rows per table and what `parse` returned.
-async fn stage_files<R: Send + 'static>(
-    conn: &mut ImportConn,
-    run: &Run<'_>,
-    sink: IssueSink,
-    collected: Option<&mut Collected>,
-    parse: impl FnOnce(&mut ParseCtx<'_>) -> R + Send + 'static,
-) -> Result<(IssueSink, Vec<(StageTable, u64)>, R), SyncError> {
-    let nothing = async |_: &mut ImportConn| -> Result<(), DbErr> { Ok(()) };
-    let (sink, rejected, parsed, ()) =
-        stage_files_with(conn, run, sink, collected, nothing, parse).await?;
-    Ok((sink, rejected, parsed))
 }
 
 /// What the parser thread hands back: the issues, the rejected rows per table, and what
@@ -655,13 +638,13 @@ async fn collect_files(
     Ok((sink, rejected))
 }
 
-/// [`stage_files`], and `first` runs on the connection meanwhile, before any staged row is written.
+/// Parses the files on a blocking thread with `parse` and writes the staged rows as they
+/// come; `first` runs on the connection meanwhile, before any staged row is written.
 /// Returns the issues, the rejected rows per table, what `parse` and `first` returned.
 async fn stage_files_with<R: Send + 'static, F>(
     conn: &mut ImportConn,
     run: &Run<'_>,
     sink: IssueSink,
-    mut collected: Option<&mut Collected>,
     first: impl AsyncFnOnce(&mut ImportConn) -> Result<F, DbErr>,
     parse: impl FnOnce(&mut ParseCtx<'_>) -> R + Send + 'static,
 ) -> Result<(IssueSink, Vec<(StageTable, u64)>, R, F), SyncError> {
@@ -677,9 +660,6 @@ async fn stage_files_with<R: Send + 'static, F>(
         && let Some(batch) = receiver.recv().await
     {
         let writing = Instant::now();
-        if let Some(collected) = collected.as_deref_mut() {
-            collected.add(&batch);
-        }
         match staging::insert_batch(conn, batch).await {
             Ok(rows) => staged += rows,
             Err(e) => {
@@ -716,27 +696,6 @@ fn entity_counts(entities: &mut EntityCounts, table: StageTable) -> &mut Counts 
     }
 }
 
-/// Duplicate keys and dangling references, per format, over the rule columns collected
-/// while staging; for SDS v2.1 then also the split of users into students, staff and
-/// contacts, staged for the apply.
-async fn cross_checks(
-    conn: &mut ImportConn,
-    format: Format,
-    files: &FileSet,
-    collected: &mut Collected,
-    outcome: &mut Outcome,
-) -> Result<(), DbErr> {
-    let rules = format.rules();
-    let derived = rules.check(collected, files, &mut outcome.sink, &mut outcome.entities);
-    if derived && outcome.sink.errors.is_empty() {
-        for sql in rules.derive.iter().flat_map(|d| d.sql) {
-            conn.exec(sql, vec![]).await?;
-        }
-        staging::analyze(conn).await?;
-    }
-    Ok(())
-}
-
 /// Drops the staged rows of erased pairs, then lists the staged contacts' warnings: a
 /// report never quotes what the SIS still says of an erased person.
 async fn skip_erased_then_warn(
@@ -755,14 +714,11 @@ async fn apply(
     tenant: &Tenant,
     now: chrono::DateTime<chrono::Utc>,
     entities: &mut EntityCounts,
-    diffed: Option<&fast::Unchanged>,
+    diff: &fast::Unchanged,
 ) -> Result<(), DbErr> {
-    let presence = |table: fn(&fast::Unchanged) -> fast::TableDiff| match diffed {
-        None => Presence::Snapshot,
-        Some(diff) => Presence::Changes {
-            unchanged: table(diff).unchanged,
-            insert_only: table(diff).insert_only,
-        },
+    let presence = |table: fn(&fast::Unchanged) -> fast::TableDiff| Presence::Changes {
+        unchanged: table(diff).unchanged,
+        insert_only: table(diff).insert_only,
     };
     let id = tenant.id.0;
     // Again under the lock: an erasure made since the warnings were listed holds too.
@@ -798,7 +754,7 @@ async fn apply(
         reconcile::contacts(conn, tenant.id, now, presence(|u| u.contacts)).await?,
     );
     let analyzed_early = crate::db::engine::temp::mid_run_statistics_pay_off(conn)
-        && diffed.is_some_and(|d| d.students.insert_only || d.contacts.insert_only);
+        && (diff.students.insert_only || diff.contacts.insert_only);
     if analyzed_early {
         // Enrollments and links are resolved against the rows just loaded.
         reconcile::refresh_statistics(conn, &reconcile::LIVE_TABLES[..5]).await?;

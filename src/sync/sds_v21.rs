@@ -40,7 +40,6 @@ pub(crate) const RULES: Rules = Rules {
             (Users, "source_id"),
         ],
         in_memory: split_users,
-        sql: SPLIT_USERS,
     }),
     derived_references: ROLE_REFERENCES,
 };
@@ -541,7 +540,7 @@ const REFERENCES: &[Reference] = &[
     ),
 ];
 
-/// Run after [`SPLIT_USERS`]: references that need the users' kinds.
+/// Run after [`split_users`]: references that need the users' kinds.
 const ROLE_REFERENCES: &[Reference] = &[
     reference(
         Links,
@@ -581,27 +580,9 @@ const ROLE_REFERENCES: &[Reference] = &[
     },
 ];
 
-/// Splits `users.csv` into students (a Student-group role), staff (a Staff-group role and
-/// no student role; `staff.role` is the first of their staff roles in alphabetical
-/// order, as SDS writes it) and contacts (named by `relationships.csv`). Roles without a
-/// group (`other`, contact roles) make a user neither.
-const SPLIT_USERS: &[&str] = &[
-    "INSERT INTO s_students (src, rec, sync_key, sync_hash, source_id, given_name, family_name) \
-     SELECT u.src, u.rec, u.sync_key, u.sync_hash, u.source_id, u.given_name, u.family_name FROM s_users u \
-     WHERE EXISTS (SELECT 1 FROM s_roles r WHERE r.user_id = u.source_id AND r.role_group = 'student')",
-    "INSERT INTO s_staff (src, rec, source_id, given_name, family_name, email, role) \
-     SELECT u.src, u.rec, u.source_id, u.given_name, u.family_name, u.email, \
-       (SELECT r.role FROM s_roles r WHERE r.user_id = u.source_id AND r.role_group = 'staff' ORDER BY LOWER(r.role) LIMIT 1) \
-     FROM s_users u \
-     WHERE EXISTS (SELECT 1 FROM s_roles r WHERE r.user_id = u.source_id AND r.role_group = 'staff') \
-       AND NOT EXISTS (SELECT 1 FROM s_roles r WHERE r.user_id = u.source_id AND r.role_group = 'student')",
-    "INSERT INTO s_contacts (src, rec, sync_key, sync_hash, source_key, source_id, given_name, family_name, email, mobile_phone, email_column, email_warning, phone_column, phone_warning) \
-     SELECT u.src, u.rec, u.sync_key, u.sync_hash, u.source_id, u.source_id, u.given_name, u.family_name, u.email, u.mobile_phone, 'email', u.email_warning, u.phone_column, u.phone_warning \
-     FROM s_users u WHERE EXISTS (SELECT 1 FROM s_links l WHERE l.contact_key = u.source_id)",
-];
-
-/// [`SPLIT_USERS`] for the rule columns in memory: the students and the staff (contacts
-/// are named by no rule).
+/// Splits `users.csv`, for the rule columns in memory, into students (a Student-group role)
+/// and staff (a Staff-group role and no student role); roles without a group (`other`,
+/// contact roles) make a user neither, and contacts are named by no rule.
 fn split_users(collected: &mut Collected) {
     const STUDENT: u8 = 1;
     const STAFF: u8 = 2;

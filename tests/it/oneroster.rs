@@ -658,34 +658,100 @@ db_tests!(
     the_api_runs_a_sync_and_never_shows_the_secret,
     enrollments_of_every_staff_role_make_class_staff,
     a_full_pull_writes_only_changes_and_keeps_the_warnings_of_unchanged_contacts,
-    a_diffed_full_pull_counts_and_warns_as_a_pull_staged_whole,
+    a_full_pull_counts_and_warns_step_by_step,
 );
 
-async fn a_diffed_full_pull_counts_and_warns_as_a_pull_staged_whole(backend: Backend) {
-    let diffed = Setup::new(backend, district(), 100).await;
-    let mut whole = Setup::new(backend, district(), 100).await;
-    whole.config.import.diff_in_memory = false;
-    let steps: [(&str, serde_json::Value); 4] = [
-        ("par-2", json!({"phone": "12"})),
-        ("par-1", json!({"givenName": "Lina"})),
-        ("gdn-1", json!({"status": "tobedeleted"})),
-        ("gdn-1", json!({"status": "active"})),
+/// Full pulls after single changes at the provider: the counts of every entity (only the
+/// non-zero ones) and the warnings, as a pull staged whole gave them before full pulls were
+/// diffed. Records of unchanged contacts still warn; a guardian that is `tobedeleted`
+/// loses its link (its contact stays, unstaged) and gets it back when active again.
+async fn a_full_pull_counts_and_warns_step_by_step(backend: Backend) {
+    let s = Setup::new(backend, district(), 100).await;
+    let rosters = |n: u64| {
+        json!({"schools": {"unchanged": 2}, "students": {"unchanged": 3}, "staff": {"unchanged": 1},
+               "classes": {"unchanged": 1}, "enrollments": {"unchanged": 3}, "contacts": {"unchanged": n}})
+    };
+    let with =
+        |mut base: serde_json::Value, links: serde_json::Value, contacts: serde_json::Value| {
+            base["links"] = links;
+            if !contacts.is_null() {
+                base["contacts"] = contacts;
+            }
+            base
+        };
+    let steps: [(&str, serde_json::Value, serde_json::Value); 4] = [
+        (
+            "par-2",
+            json!({"phone": "12"}),
+            json!({"schools": {"created": 2}, "students": {"created": 3}, "staff": {"created": 1},
+                   "classes": {"created": 1}, "enrollments": {"created": 3},
+                   "contacts": {"created": 3}, "links": {"created": 4}}),
+        ),
+        (
+            "par-1",
+            json!({"givenName": "Lina"}),
+            with(
+                rosters(2),
+                json!({"unchanged": 4}),
+                json!({"unchanged": 2, "updated": 1}),
+            ),
+        ),
+        (
+            "gdn-1",
+            json!({"status": "tobedeleted"}),
+            with(
+                rosters(2),
+                json!({"deactivated": 1, "unchanged": 3}),
+                json!(null),
+            ),
+        ),
+        (
+            "gdn-1",
+            json!({"status": "active"}),
+            with(
+                rosters(3),
+                json!({"reactivated": 1, "unchanged": 3}),
+                json!(null),
+            ),
+        ),
     ];
-    for (user, fields) in steps {
-        let mut reports = Vec::new();
-        for s in [&diffed, &whole] {
-            s.provider.patch("users", user, fields.clone());
-            let report = s.sync(false, true).await;
-            assert_eq!(report.status, RunStatus::Applied, "{:#?}", report.errors);
-            reports.push(report);
-        }
-        let essentials = |r: &ImportReport| json!({"entities": r.entities, "warnings": r.warnings, "count": r.warning_count});
+    for (user, fields, expected) in steps {
+        s.provider.patch("users", user, fields.clone());
+        let report = s.sync(false, true).await;
+        assert_eq!(report.status, RunStatus::Applied, "{:#?}", report.errors);
+        assert!(report.diffed);
+        let entities = serde_json::to_value(&report.entities).unwrap();
+        let non_zero: serde_json::Map<String, serde_json::Value> = entities
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter_map(|(entity, counts)| {
+                let counts: serde_json::Map<String, serde_json::Value> = counts
+                    .as_object()?
+                    .iter()
+                    .filter(|(_, n)| n.as_u64() != Some(0))
+                    .map(|(k, n)| (k.clone(), n.clone()))
+                    .collect();
+                Some((entity.clone(), counts.into()))
+            })
+            .collect();
         assert_eq!(
-            essentials(&reports[0]),
-            essentials(&reports[1]),
+            serde_json::Value::from(non_zero),
+            expected,
             "after {user} {fields}"
         );
-        assert!(reports[0].diffed && !reports[1].diffed);
+        assert_eq!(report.entities.erased_links_skipped, 0);
+        let warned: Vec<_> = report
+            .warnings
+            .iter()
+            .map(|w| (w.file.as_str(), w.record, w.column.as_deref(), w.code))
+            .collect();
+        assert_eq!(
+            warned,
+            [("/users", Some(7), Some("phone"), "invalid_phone")],
+            "after {user} {fields}"
+        );
+        assert_eq!(report.warning_count, 1);
     }
 }
 

@@ -148,6 +148,19 @@ impl TestDb {
         dir: &Path,
         options: Options,
     ) -> ImportReport {
+        self.try_import(tenant, format, dir, options)
+            .await
+            .expect("import ran")
+    }
+
+    /// Runs an import: its report, or why it could not run.
+    pub async fn try_import(
+        &self,
+        tenant: &str,
+        format: Format,
+        dir: &Path,
+        options: Options,
+    ) -> Result<ImportReport, sync::SyncError> {
         let request = ImportRequest {
             tenant: tenant.into(),
             format,
@@ -158,11 +171,8 @@ impl TestDb {
             actor: "test".into(),
             privacy: parent_connection::privacy::PrivacyKey::from_hex(PRIVACY_KEY).unwrap(),
         };
-        let mut config = config().import;
-        config.diff_in_memory = !options.full_path;
-        sync::import(&self.conn, &config, &request, Arc::new(NoProgress))
-            .await
-            .expect("import ran")
+        let config = config().import;
+        sync::import(&self.conn, &config, &request, Arc::new(NoProgress)).await
     }
 
     /// One text column per row of `sql`, in order.
@@ -283,24 +293,19 @@ impl Drop for TestDb {
 pub struct Options {
     pub dry_run: bool,
     pub force: bool,
-    /// Skip the diffed path (`import.diff_in_memory = false`).
-    pub full_path: bool,
 }
 
 pub const APPLY: Options = Options {
     dry_run: false,
     force: false,
-    full_path: false,
 };
 pub const FORCE: Options = Options {
     dry_run: false,
     force: true,
-    full_path: false,
 };
 pub const DRY_RUN: Options = Options {
     dry_run: true,
     force: false,
-    full_path: false,
 };
 
 /// The privacy key of the tests (`privacy.hash_key`), so that no test writes a key file.

@@ -320,14 +320,10 @@ async fn apply_pull(
     for _ in 0..3 {
         match pull_once(run, sink.clone(), &mut pull, lock, store_keys).await? {
             Pulled::Done(result) => return Ok(result.map(|outcome| *outcome)),
-            Pulled::NeedsKeys if !store_keys => {
-                // Rows stored before keys existed get them first, in the pull's transaction.
-                (lock, store_keys) = (super::Lock::Early, true);
-            }
             Pulled::NeedsKeys => {
-                return Err(SyncError::Internal(
-                    "live rows without a sync_key whose natural key cannot be read".into(),
-                ));
+                // Rows stored before keys existed get them first, in the pull's transaction
+                // (when even that cannot, the pull ends with `SyncError::UnkeyedRows`).
+                (lock, store_keys) = (super::Lock::Early, true);
             }
             Pulled::LiveRowsChanged => {
                 tracing::info!(
@@ -360,7 +356,7 @@ async fn pull_once(
     store_keys: bool,
 ) -> Result<Pulled, SyncError> {
     let delta = pull.since.is_some();
-    let diffed = !delta && run.config.diff_in_memory;
+    let diffed = !delta;
     let mut conn = super::open(run, lock).await?;
     if store_keys {
         fast::store_missing_keys(&mut conn, run.tenant.id).await?;
@@ -382,7 +378,7 @@ async fn pull_once(
         Ok(fingerprint)
     };
     let names = mapping::SOURCES.iter().map(|s| s.to_string()).collect();
-    let staging = super::stage_files_with(&mut conn, run, sink, None, load, move |ctx| {
+    let staging = super::stage_files_with(&mut conn, run, sink, load, move |ctx| {
         if diffed {
             ctx.stager.differ = Some(fast::Differ::for_provider(existing, names));
         }
@@ -399,17 +395,16 @@ async fn pull_once(
     }
     let (sink, rejected, (staged, diff, contact_warnings), fingerprint) = staged?;
     if diff.as_ref().is_some_and(|d| d.needs_keys) {
+        if store_keys {
+            let unkeyed = fast::unkeyed_rows(&mut conn, run.tenant.id).await?;
+            conn.rollback().await?;
+            return Err(super::unkeyed_error(unkeyed));
+        }
         conn.rollback().await?;
         return Ok(Pulled::NeedsKeys);
     }
-    let mut outcome = Outcome {
-        sink,
-        diffed: diff.is_some(),
-        ..Outcome::default()
-    };
-    for (table, count) in rejected {
-        super::entity_counts(&mut outcome.entities, table).rejected += count;
-    }
+    let mut outcome = Outcome::with_rejected(sink, rejected);
+    outcome.diffed = diff.is_some();
     if outcome.sink.errors.is_empty() {
         staging::index_tables(&mut conn).await?;
         match &diff {
@@ -442,18 +437,15 @@ async fn pull_once(
                 staging::insert_gone(&mut conn, table, keys).await?;
             }
         }
-        // A delta stages its changes only; a pull not diffed stages the whole snapshot.
-        let changes = match &diff {
-            Some(diff) => Some(diff.unchanged),
-            None => delta.then(fast::Unchanged::default),
-        };
+        // A delta stages its changes only, none of them found unchanged in memory.
+        let changes = diff.as_ref().map(|d| d.unchanged).unwrap_or_default();
         super::apply(
             &mut conn,
             &run.request.privacy,
             run.tenant,
             run.started_at,
             &mut outcome.entities,
-            changes.as_ref(),
+            &changes,
         )
         .await?;
         if let Some(copied) = copied {
