@@ -164,12 +164,23 @@ pub async fn hand_over(
         txn.commit().await?;
         return Ok(0);
     };
+    // One statement picks the next deliveries and queues them (the recipient is the
+    // address now; the email itself is rendered at send time): a select of the ids and an
+    // insert by id list took twice as long on PostgreSQL (measured, docs/performance.md).
     let ids = db::query(
         &txn,
         &format!(
-            "SELECT id FROM digest_deliveries WHERE id > $1 AND id <= $2 AND tenant_id = $3 ORDER BY id LIMIT {limit}"
+            "INSERT INTO outbox (tenant_id, kind, ref_id, channel, recipient, status, attempts, next_attempt_at, created_at, updated_at) \
+             SELECT d.tenant_id, $1, d.id, $2, COALESCE(c.email, ''), $3, 0, $4, $4, $4 \
+             FROM digest_deliveries d LEFT JOIN contacts c ON c.id = d.contact_id \
+             WHERE d.id > $5 AND d.id <= $6 AND d.tenant_id = $7 ORDER BY d.id LIMIT {limit} \
+             RETURNING ref_id AS id"
         ),
         vec![
+            MessageKind::Digest.as_str().into(),
+            crate::outbox::Channel::Email.as_str().into(),
+            crate::outbox::Status::Queued.as_str().into(),
+            Value::ChronoDateTimeUtc(Some(now)),
             Value::BigInt(Some(run.handed_through)),
             Value::BigInt(Some(run.last_id)),
             Value::BigInt(Some(run.tenant_id)),
@@ -179,26 +190,8 @@ pub async fn hand_over(
     .iter()
     .map(|r| Id::from_query_result(r, "").map(|r| r.id))
     .collect::<Result<Vec<_>, _>>()?;
-    if !ids.is_empty() {
-        // The recipient is the address now; the email itself is rendered at send time.
-        let list = db::id_list(ids.iter().copied());
-        db::exec(
-            &txn,
-            &format!(
-                "INSERT INTO outbox (tenant_id, kind, ref_id, channel, recipient, status, attempts, next_attempt_at, created_at, updated_at) \
-                 SELECT d.tenant_id, $2, d.id, $3, COALESCE(c.email, ''), $4, 0, $1, $1, $1 \
-                 FROM digest_deliveries d LEFT JOIN contacts c ON c.id = d.contact_id WHERE d.id IN ({list}) ORDER BY d.id"
-            ),
-            vec![
-                Value::ChronoDateTimeUtc(Some(now)),
-                MessageKind::Digest.as_str().into(),
-                crate::outbox::Channel::Email.as_str().into(),
-                crate::outbox::Status::Queued.as_str().into(),
-            ],
-        )
-        .await?;
-    }
-    let through = match ids.last() {
+    // RETURNING promises no order: the cursor moves to the largest id handed over.
+    let through = match ids.iter().max() {
         Some(id) if (ids.len() as u64) == limit => *id,
         _ => run.last_id,
     };
