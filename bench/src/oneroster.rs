@@ -394,8 +394,8 @@ fn markdown(
     }
     let _ = writeln!(
         md,
-        "\nA delta deactivates what it marks gone (users, orgs, classes, enrollments with `status: tobedeleted`, disabled users); \
-         a link dropped from both users' `agents` is not deactivated by a delta (the next full pull does), so the delta's links show no change.\n"
+        "\nA delta deactivates what it marks gone (users, orgs, classes, enrollments with `status: tobedeleted`, disabled users) \
+         and the links dropped from both users' `agents` (both users come in the delta with the later dateLastModified).\n"
     );
     for f in figures {
         let _ = writeln!(

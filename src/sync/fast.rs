@@ -107,7 +107,7 @@ pub type Live = KeyIndex<u64>;
 
 /// The keys are already uniform hashes: hashing them again would only cost time.
 #[derive(Default)]
-struct Identity(u64);
+pub(crate) struct Identity(u64);
 
 impl Hasher for Identity {
     fn finish(&self) -> u64 {
@@ -124,7 +124,10 @@ impl Hasher for Identity {
 }
 
 /// A set of hashed keys.
-type KeySet = HashSet<u64, BuildHasherDefault<Identity>>;
+pub(crate) type KeySet = HashSet<u64, BuildHasherDefault<Identity>>;
+
+/// A map keyed by hashed keys (no second hashing).
+pub(crate) type KeyMap<V> = std::collections::HashMap<u64, V, BuildHasherDefault<Identity>>;
 
 /// An in-memory identity of a row that is not stored (an org, a class, a role); stored
 /// keys are [`SyncKey`]s.
@@ -140,6 +143,9 @@ struct Diffed {
     /// Keys absent from the live rows, checked for repeats once reading is done (a sort
     /// costs less memory than a hash set).
     new: Vec<u64>,
+    /// Whether `new` is kept: a provider's pull stages repeats as they come, so it needs
+    /// no list of its new keys (at district scale they are most of the memory).
+    track_new: bool,
     unchanged: u64,
 }
 
@@ -163,7 +169,16 @@ impl Diffed {
             live,
             legacy,
             new: Vec::new(),
+            track_new: true,
             unchanged: 0,
+        }
+    }
+
+    /// The same without the list of new keys (see `track_new`).
+    fn untracked(live: (Live, Legacy)) -> Self {
+        Self {
+            track_new: false,
+            ..Self::new(live)
         }
     }
 
@@ -189,7 +204,9 @@ impl Diffed {
                 }
             }
             None => {
-                self.new.push(key);
+                if self.track_new {
+                    self.new.push(key);
+                }
                 Verdict::Stage
             }
         }
@@ -428,7 +445,8 @@ pub struct Diff {
     /// The problem is no fault of the files: active live rows have no `sync_key`, so the
     /// absent ones cannot be found by key.
     pub needs_keys: bool,
-    /// Keys of staged contacts that no link names (a OneRoster pull): not part of the run.
+    /// Keys of contacts that no link names (a OneRoster pull, as its mapping found them):
+    /// not part of the run.
     pub unlinked_contacts: Vec<i64>,
     /// Unchanged rows per table.
     pub unchanged: Unchanged,
@@ -1006,14 +1024,11 @@ pub struct Differ {
     provider: Option<Provider>,
 }
 
-/// What the diffed pass of a OneRoster pull keeps besides: a contact is part of the run only
-/// when some link names it, which is known once every user came.
+/// What the diffed pass of a OneRoster pull keeps besides: the warnings of contacts found
+/// unchanged, held until the mapping tells which contacts no link names (those are not
+/// part of the run, [`Differ::finish_provider`]).
 #[derive(Default)]
 struct Provider {
-    /// Contact keys named by a link (staged or not).
-    linked: Vec<u64>,
-    /// Keys of the contacts staged.
-    staged_contacts: Vec<u64>,
     /// Warnings of contacts found unchanged, with their keys.
     held: Vec<(u64, Issue)>,
 }
@@ -1090,8 +1105,8 @@ impl Differ {
     }
 
     /// The pass of a OneRoster full pull: no rules; a record delivered twice is staged
-    /// twice, as when everything is staged; unchanged contacts warn only when linked, and
-    /// the staged contacts no link names are listed ([`Diff::unlinked_contacts`]).
+    /// twice, as when everything is staged; unchanged contacts warn only when linked (see
+    /// [`Differ::finish_provider`]).
     pub fn for_provider(live: std::sync::mpsc::Receiver<Existing>, names: Vec<String>) -> Self {
         Self {
             provider: Some(Provider::default()),
@@ -1112,10 +1127,14 @@ impl Differ {
         };
         match live.recv() {
             Ok(existing) => {
-                self.students = Diffed::new(existing.students);
-                self.contacts = Diffed::new(existing.contacts);
-                self.enrollments = Diffed::new(existing.enrollments);
-                self.links = Diffed::new(existing.links);
+                let diffed = match self.provider {
+                    Some(_) => Diffed::untracked,
+                    None => Diffed::new,
+                };
+                self.students = diffed(existing.students);
+                self.contacts = diffed(existing.contacts);
+                self.enrollments = diffed(existing.enrollments);
+                self.links = diffed(existing.links);
                 let tables = [
                     &self.students,
                     &self.contacts,
@@ -1171,12 +1190,6 @@ impl Differ {
                 hashes.push(self::key(&[text]));
             }
         }
-        if let Some(provider) = &mut self.provider
-            && table == StageTable::Links
-            && let Some(contact) = value(position(StageTable::Links, "contact_key"))
-        {
-            provider.linked.push(SyncKey::contact(contact).bits());
-        }
         if !matches!(
             table,
             StageTable::Students
@@ -1199,13 +1212,7 @@ impl Differ {
         let verdict = diffed.judge(key, hash);
         let name = self.names.get(src).map_or("", String::as_str);
         match (verdict, &mut self.provider) {
-            (Verdict::Stage | Verdict::Duplicate, Some(provider)) => {
-                if table == StageTable::Contacts {
-                    provider.staged_contacts.push(key);
-                }
-                true
-            }
-            (Verdict::Stage, None) => true,
+            (Verdict::Stage | Verdict::Duplicate, Some(_)) | (Verdict::Stage, None) => true,
             (Verdict::Duplicate, None) => {
                 // The key rules find it too; the report is made from them.
                 self.fail(|| format!("a repeated key in {}", table.name()));
@@ -1226,31 +1233,33 @@ impl Differ {
         }
     }
 
+    /// Ends the pass of a provider's pull ([`Differ::for_provider`]), given the keys of
+    /// the contacts no link names (the mapping knows them): what is gone, and the
+    /// warnings of the unchanged contacts some link names, to `sink`.
+    pub fn finish_provider(mut self, sink: &mut IssueSink, mut unlinked: Vec<i64>) -> Diff {
+        self.receive();
+        unlinked.sort_unstable();
+        if let Some(provider) = self.provider.take() {
+            for (key, warning) in provider.held {
+                if unlinked.binary_search(&(key as i64)).is_err() {
+                    sink.warning(warning);
+                }
+            }
+        }
+        // Repeated records are staged as they came (see `for_provider`).
+        self.diff(unlinked)
+    }
+
     /// Ends the pass: the rules over the hashes, the new keys delivered twice, and what
     /// is gone. The warnings of unchanged contacts go to `sink`.
     pub fn finish(mut self, sink: &mut IssueSink) -> Diff {
+        if self.provider.is_some() {
+            return self.finish_provider(sink, Vec::new());
+        }
         // A file set without rows of the diffed tables never waited for the live rows.
         self.receive();
         for warning in std::mem::take(&mut self.warnings) {
             sink.warning(warning);
-        }
-        if let Some(mut provider) = self.provider.take() {
-            provider.linked.sort_unstable();
-            provider.linked.dedup();
-            let linked = |key: &u64| provider.linked.binary_search(key).is_ok();
-            for (key, warning) in provider.held.drain(..) {
-                if linked(&key) {
-                    sink.warning(warning);
-                }
-            }
-            let unlinked_contacts = provider
-                .staged_contacts
-                .iter()
-                .filter(|key| !linked(key))
-                .map(|key| *key as i64)
-                .collect();
-            // Repeated records are staged as they came (see `for_provider`).
-            return self.diff(unlinked_contacts);
         }
         for (unique, _, hashes) in &mut self.keys {
             hashes.sort_unstable();

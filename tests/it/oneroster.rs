@@ -659,7 +659,171 @@ db_tests!(
     enrollments_of_every_staff_role_make_class_staff,
     a_full_pull_writes_only_changes_and_keeps_the_warnings_of_unchanged_contacts,
     a_full_pull_counts_and_warns_step_by_step,
+    a_delta_deactivates_a_link_dropped_from_both_agents_lists,
+    a_delta_needing_more_lookups_than_allowed_changes_nothing,
+    a_full_pull_leaves_out_contacts_no_link_names,
 );
+
+async fn a_delta_deactivates_a_link_dropped_from_both_agents_lists(backend: Backend) {
+    let s = Setup::new(backend, district(), 100).await;
+    s.applied(false).await;
+    let later = json!({"dateLastModified": "2026-02-01T00:00:00.000Z"});
+    let changed = |agents: &[&str]| {
+        let mut fields = later.clone();
+        fields["agents"] = json!(
+            agents
+                .iter()
+                .map(|a| json!({"sourcedId": a, "type": "user"}))
+                .collect::<Vec<_>>()
+        );
+        fields
+    };
+    // stu-3 ↔ par-2 was named on both sides: both records drop it (both come in the
+    // delta). par-2 still names stu-1 (looked up: a link named on one side stays).
+    s.provider.patch("users", "stu-3", changed(&[]));
+    s.provider.patch("users", "par-2", changed(&["stu-1"]));
+    // 1 of 4 active links is past the default guard of 20%.
+    let refused = s.sync(true, false).await;
+    assert_eq!(Setup::failure_code(&refused), "deletion_guard");
+    let report = s.sync(true, true).await;
+    assert_eq!(report.status, RunStatus::Applied, "{:#?}", report.errors);
+    assert_eq!(
+        report.entities.links.deactivated, 1,
+        "{:#?}",
+        report.entities
+    );
+    assert_eq!(s.link("stu-3", "par-2").await, inactive("parent"));
+    for (student, contact, relationship) in [
+        ("stu-1", "par-2", "parent"),
+        ("stu-1", "par-1", "parent"),
+        ("stu-2", "gdn-1", "guardian"),
+    ] {
+        assert_eq!(
+            s.link(student, contact).await,
+            active(relationship),
+            "{student} {contact}"
+        );
+    }
+    // Named again by one side: reactivated.
+    s.provider.patch(
+        "users",
+        "stu-3",
+        json!({"dateLastModified": "2026-03-01T00:00:00.000Z",
+               "agents": [{"sourcedId": "par-2", "type": "user"}]}),
+    );
+    let back = s.applied(true).await;
+    assert_eq!(back.entities.links.reactivated, 1, "{:#?}", back.entities);
+    assert_eq!(s.link("stu-3", "par-2").await, active("parent"));
+}
+
+async fn a_delta_needing_more_lookups_than_allowed_changes_nothing(backend: Backend) {
+    let mut s = Setup::new(backend, district(), 100).await;
+    s.applied(false).await;
+    // par-2's agents name stu-3 and stu-1, which the delta does not hold: two lookups.
+    s.provider.patch(
+        "users",
+        "par-2",
+        json!({"email": "new-par2@example.com", "dateLastModified": "2026-02-01T00:00:00.000Z"}),
+    );
+    s.config.oneroster.max_delta_lookups = 1;
+    let before = s.db.fingerprint().await;
+    let report = s.sync(true, false).await;
+    assert_eq!(report.status, RunStatus::Failed);
+    assert_eq!(Setup::failure_code(&report), "delta_too_large");
+    let message = &report.errors[0].message;
+    assert!(
+        message.contains("names 2 users") && message.contains("max_delta_lookups (1)"),
+        "{message}"
+    );
+    assert_eq!(s.db.fingerprint().await, before);
+    assert_eq!(
+        s.watermark().await.as_deref(),
+        Some("2026-01-10T08:00:00.000Z"),
+        "the watermark stays: the change is not skipped"
+    );
+    assert!(
+        !s.provider
+            .requests()
+            .iter()
+            .any(|r| r.starts_with("/users/")),
+        "no lookup before knowing they all fit"
+    );
+    // A scheduled delta that is too large runs a full sync instead.
+    s.config.oneroster.schedule_delta = true;
+    oneroster::run_scheduled(&s.db.conn, &s.config).await;
+    let runs =
+        s.db.texts(
+            "SELECT status || ' ' || source FROM sync_runs ORDER BY id",
+            vec![],
+        )
+        .await;
+    assert_eq!(runs.len(), 4, "{runs:?}");
+    assert!(
+        runs[2].starts_with("failed ") && runs[2].contains("(delta since"),
+        "{runs:?}"
+    );
+    assert!(
+        runs[3].starts_with("applied ") && runs[3].ends_with("(full)"),
+        "{runs:?}"
+    );
+    assert_eq!(
+        s.db.contact_field("par-2", "email").await.0.as_deref(),
+        Some("new-par2@example.com")
+    );
+    // Within the limit, the delta applies.
+    s.provider.patch(
+        "users",
+        "par-2",
+        json!({"email": "par2@example.com", "dateLastModified": "2026-03-01T00:00:00.000Z"}),
+    );
+    s.config.oneroster.max_delta_lookups = 2;
+    s.applied(true).await;
+    assert_eq!(
+        s.db.contact_field("par-2", "email").await.0.as_deref(),
+        Some("par2@example.com")
+    );
+}
+
+async fn a_full_pull_leaves_out_contacts_no_link_names(backend: Backend) {
+    let s = Setup::new(backend, district(), 100).await;
+    s.provider.patch("users", "par-1", json!({"sms": "12"}));
+    let first = s.applied(false).await;
+    assert!(first.diffed);
+    let phone_warnings = |report: &ImportReport| {
+        report
+            .warnings
+            .iter()
+            .filter(|w| w.code == "invalid_phone")
+            .count()
+    };
+    assert_eq!(phone_warnings(&first), 1, "{:#?}", first.warnings);
+    // par-1 (unchanged) loses its only link; par-7 is new and no link names it.
+    s.provider.patch("users", "stu-1", json!({"agents": []}));
+    s.provider.upsert(
+        "users",
+        user("par-7", "parent", &[], json!({"phone": "13"})),
+    );
+    let report = s.sync(false, true).await;
+    assert_eq!(report.status, RunStatus::Applied, "{:#?}", report.errors);
+    assert!(report.diffed);
+    assert_eq!(
+        report.entities.links.deactivated, 1,
+        "{:#?}",
+        report.entities
+    );
+    assert_eq!(
+        report.entities.contacts.created, 0,
+        "{:#?}",
+        report.entities
+    );
+    assert_eq!(phone_warnings(&report), 0, "{:#?}", report.warnings);
+    assert_eq!(
+        s.db.count("SELECT COUNT(*) FROM contacts WHERE source_key = 'par-7'")
+            .await,
+        0
+    );
+    assert_eq!(s.link("stu-1", "par-1").await, inactive("parent"));
+}
 
 /// Full pulls after single changes at the provider: the counts of every entity (only the
 /// non-zero ones) and the warnings, as a pull staged whole gave them before full pulls were

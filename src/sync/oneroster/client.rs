@@ -78,7 +78,21 @@ pub enum ProviderError {
     /// redirect, a body past the cap.
     #[error("OneRoster request refused: {0}")]
     Outbound(OutboundError),
+    /// A delta names more users it does not hold than `oneroster.max_delta_lookups`
+    /// allows to fetch one by one.
+    #[error(
+        "the delta names {needed} users it does not hold, more than oneroster.max_delta_lookups ({limit}) allows to fetch one by one; nothing was changed: run a full sync (without --delta), or raise oneroster.max_delta_lookups"
+    )]
+    TooManyLookups {
+        /// Users to look up.
+        needed: u64,
+        /// The limit.
+        limit: u64,
+    },
 }
+
+/// The code of a delta refused for [`ProviderError::TooManyLookups`].
+pub const DELTA_TOO_LARGE: &str = "delta_too_large";
 
 impl ProviderError {
     /// A stable code for reports (`provider_unreachable`, `provider_malformed`, …).
@@ -94,6 +108,7 @@ impl ProviderError {
             Self::Outbound(OutboundError::Redirect { .. }) => "provider_redirect",
             Self::Outbound(OutboundError::TooLarge { .. }) => "provider_too_large",
             Self::Outbound(_) => "provider_address_refused",
+            Self::TooManyLookups { .. } => DELTA_TOO_LARGE,
         }
     }
 }
@@ -451,7 +466,7 @@ pub struct Pager<T> {
     pages: u64,
     /// 64-bit hashes of the `sourcedId`s received (a million records cost ~16 MB, where
     /// the ids themselves would cost ~80 MB).
-    seen_ids: HashSet<u64>,
+    seen_ids: crate::sync::fast::KeySet,
     seen_urls: HashSet<String>,
     duplicates: u64,
     done: bool,
@@ -465,7 +480,7 @@ impl<T: Collection> Pager<T> {
             filter: filter.map(str::to_string),
             offset: 0,
             pages: 0,
-            seen_ids: HashSet::new(),
+            seen_ids: Default::default(),
             seen_urls: HashSet::new(),
             duplicates: 0,
             done: false,

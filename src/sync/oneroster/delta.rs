@@ -3,7 +3,8 @@
 //! - the diffed tables (students, enrollments, links) are reconciled as change sets
 //!   ([`Presence::Changes`](crate::sync::reconcile::Presence)): only the keys put in
 //!   [`GONE`](crate::sync::staging::GONE) are deactivated, here the live rows of records the delta marks gone (and the
-//!   links and enrollments of gone users and classes);
+//!   links and enrollments of gone users and classes), and the links between two users
+//!   the delta holds whole that neither one's `agents` names any more;
 //! - the small tables always reconciled as whole snapshots (schools, staff, classes) get
 //!   every active live row the delta does not mention copied into their staging table, so
 //!   only what the delta marks gone is absent.
@@ -16,7 +17,8 @@ use crate::sync::report::EntityCounts;
 use crate::sync::staging;
 use sea_orm::{DbErr, Value};
 
-/// Ids of records the delta marks gone, by kind (`users`, `orgs`, `classes`).
+/// Ids of records the delta marks gone, by kind (`users`, `orgs`, `classes`), and of the
+/// students and contacts it holds whole (kind `present`).
 const DELETED: &str = "o_deleted";
 
 /// Rows copied from the live tables into staging, per roster table.
@@ -48,6 +50,7 @@ pub async fn prepare(
         ("users", &staged.gone_users),
         ("orgs", &staged.gone_orgs),
         ("classes", &staged.gone_classes),
+        ("present", &staged.present_users),
     ] {
         let rows: Vec<Vec<Value>> = ids
             .iter()
@@ -90,9 +93,12 @@ pub async fn drop_tables(conn: &mut ImportConn) -> Result<(), DbErr> {
     temp::drop(conn, [DELETED]).await
 }
 
-/// Keys of the live rows to deactivate: gone students, and the links and enrollments of
-/// gone users and classes.
-const GONE_ROWS: [&str; 3] = [
+/// Keys of the live rows to deactivate: gone students, the links and enrollments of gone
+/// users and classes, and the links between a student and a contact the delta both holds
+/// whole that it did not stage (neither `agents` list names the other any more; links are
+/// the union of both lists). A link counts as live as a full run counts it
+/// (`fast::load`): delivered by the SIS, or held by an admin's removal.
+const GONE_ROWS: [&str; 4] = [
     "INSERT INTO s_gone (tbl, k) SELECT 'students', s.sync_key FROM students s \
      WHERE s.tenant_id = $1 AND s.status = 'active' AND s.sync_key IS NOT NULL \
        AND s.source_id IN (SELECT source_id FROM o_deleted WHERE kind = 'users')",
@@ -101,6 +107,14 @@ const GONE_ROWS: [&str; 3] = [
      WHERE l.tenant_id = $1 AND l.status = 'active' AND l.sync_key IS NOT NULL \
        AND (s.source_id IN (SELECT source_id FROM o_deleted WHERE kind = 'users') \
          OR c.source_key IN (SELECT source_id FROM o_deleted WHERE kind = 'users'))",
+    "INSERT INTO s_gone (tbl, k) SELECT 'student_contacts', l.sync_key FROM student_contacts l \
+     JOIN students s ON s.id = l.student_id JOIN contacts c ON c.id = l.contact_id \
+     WHERE l.tenant_id = $1 AND l.sync_key IS NOT NULL \
+       AND ((l.status = 'active' AND l.relationship_sync IS NOT NULL) OR l.held_by IS NOT NULL) \
+       AND s.source_id IN (SELECT source_id FROM o_deleted WHERE kind = 'present') \
+       AND c.source_key IN (SELECT source_id FROM o_deleted WHERE kind = 'present') \
+       AND NOT EXISTS (SELECT 1 FROM s_links x \
+         WHERE x.student_id = s.source_id AND x.contact_key = c.source_key)",
     "INSERT INTO s_gone (tbl, k) SELECT 'enrollments', e.sync_key FROM enrollments e \
      JOIN classes c ON c.id = e.class_id \
      LEFT JOIN students s ON e.role = 'student' AND s.id = e.person_id \

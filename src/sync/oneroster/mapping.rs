@@ -9,6 +9,7 @@ use crate::domain::{
     EmailAddress, EnrollmentKind, PhoneE164, Region, Relationship, RoleGroup, SdsRole,
 };
 use crate::sync::csv_file::IssueSink;
+use crate::sync::fast::{KeyMap, KeySet};
 use crate::sync::files::{Channels, ParseCtx};
 use crate::sync::hashing::SyncKey;
 use crate::sync::report::Issue;
@@ -35,8 +36,6 @@ pub struct Snapshot {
     pub enrollments: Pulled<Enrollment>,
     /// Delta runs: users fetched one by one because an `agents` entry named them.
     pub lookups: Vec<User>,
-    /// Delta runs: `agents` entries that could not be looked up (over the limit).
-    pub unresolved: Vec<String>,
 }
 
 /// Ids of records a delta run found gone, and what the run saw.
@@ -52,6 +51,11 @@ pub struct Staged {
     pub gone_enrollments: Vec<i64>,
     /// The greatest `dateLastModified` seen, as written by the provider.
     pub watermark: Option<String>,
+    /// `sync_key`s of the contacts no link names (not part of the run).
+    pub unlinked_contacts: Vec<i64>,
+    /// Delta runs: the students and contacts the delta holds whole (received or looked
+    /// up), whose `agents` lists are therefore known as they are now.
+    pub present_users: Vec<String>,
 }
 
 /// What a user is to the sync.
@@ -108,13 +112,10 @@ pub enum Message {
         /// Records skipped.
         duplicates: u64,
     },
-    /// Delta runs: users fetched one by one because an `agents` entry named them, and
-    /// the `agents` entries that could not be looked up (over the limit).
+    /// Delta runs: users fetched one by one because an `agents` entry named them.
     Lookups {
         /// The users fetched.
         users: Vec<User>,
-        /// The ids not looked up.
-        unresolved: Vec<String>,
     },
 }
 
@@ -137,7 +138,6 @@ impl Snapshot {
             },
             Message::Lookups {
                 users: self.lookups,
-                unresolved: self.unresolved,
             },
             Message::Classes(self.classes.items),
             Message::Done {
@@ -220,12 +220,15 @@ pub struct Mapper {
     staged: Staged,
     watermark: Watermark,
     phases: Phases,
-    kinds: HashMap<u64, Kind>,
+    /// Each user received, by the hash of its id: its kind, and whether a link names it.
+    kinds: KeyMap<(Kind, bool)>,
     waiting: HashMap<String, Vec<Waiting>>,
     seq: u64,
-    unresolved: HashSet<String>,
     classes: HashSet<String>,
-    enrollments: HashSet<i64>,
+    enrollments: KeySet,
+    /// Contacts no link named when they came (id hash, `sync_key`): those still unlinked
+    /// at the end are not part of the run.
+    unlinked: Vec<(u64, i64)>,
     rejected: [u64; 2],
 }
 
@@ -237,12 +240,12 @@ impl Mapper {
             staged: Staged::default(),
             watermark: Watermark::default(),
             phases: Phases::new(&ctx.sink),
-            kinds: HashMap::new(),
+            kinds: KeyMap::default(),
             waiting: HashMap::new(),
             seq: 0,
-            unresolved: HashSet::new(),
             classes: HashSet::new(),
-            enrollments: HashSet::new(),
+            enrollments: KeySet::default(),
+            unlinked: Vec::new(),
             rejected: [0; 2],
         }
     }
@@ -260,8 +263,7 @@ impl Mapper {
                     self.stage_user(ctx, rec, user);
                 }
             }
-            Message::Lookups { users, unresolved } => {
-                self.unresolved.extend(unresolved);
+            Message::Lookups { users } => {
                 for user in users {
                     self.stage_user(ctx, 0, user);
                 }
@@ -303,17 +305,14 @@ impl Mapper {
             if self.delta && w.rec == 0 {
                 continue;
             }
-            let why = if self.delta && self.unresolved.contains(&other) {
-                "could not be looked up (oneroster.max_delta_lookups reached)"
-            } else {
-                "is not a user the provider returned"
-            };
             self.phases.agents.warning(Issue::at(
                 SOURCES[USERS],
                 w.rec,
                 Some("agents"),
                 "unknown_agent",
-                format!("agent '{other}' {why}; the link was skipped"),
+                format!(
+                    "agent '{other}' is not a user the provider returned; the link was skipped"
+                ),
             ));
         }
         for (table, count) in [
@@ -326,6 +325,13 @@ impl Mapper {
         }
         self.phases.replay(&mut ctx.sink);
         self.staged.watermark = self.watermark.best.map(|(_, raw)| raw);
+        let kinds = &self.kinds;
+        self.staged.unlinked_contacts = self
+            .unlinked
+            .iter()
+            .filter(|(id, _)| kinds.get(id).is_none_or(|(_, linked)| !linked))
+            .map(|(_, key)| *key)
+            .collect();
         self.staged
     }
 
@@ -384,7 +390,11 @@ impl Mapper {
         if kind == Kind::Absent {
             self.staged.gone_users.push(user.sourced_id.clone());
         }
-        self.kinds.insert(id_hash(&user.sourced_id), kind);
+        let me = id_hash(&user.sourced_id);
+        self.kinds.insert(me, (kind, false));
+        if self.delta && matches!(kind, Kind::Student | Kind::Contact(_)) {
+            self.staged.present_users.push(user.sourced_id.clone());
+        }
         let id = Some(user.sourced_id.clone());
         let names = (user.given_name.clone(), user.family_name.clone());
         match kind {
@@ -412,6 +422,12 @@ impl Mapper {
             Kind::Other | Kind::Absent => {}
         }
         self.link(ctx, rec, &user, kind);
+        if matches!(kind, Kind::Contact(_))
+            && self.kinds.get(&me).is_some_and(|(_, linked)| !linked)
+        {
+            let key = SyncKey::contact(&user.sourced_id).get();
+            self.unlinked.push((me, key));
+        }
     }
 
     /// Links of `user`: first with the users that named it before it came (at their
@@ -422,7 +438,8 @@ impl Mapper {
         let mut linked: HashSet<String> = HashSet::new();
         for w in self.waiting.remove(me).unwrap_or_default() {
             if linked.insert(w.by.clone()) {
-                stage_pair(ctx, (&w.by, w.kind), (me, kind), w.rec);
+                let contact = stage_pair(ctx, (&w.by, w.kind), (me, kind), w.rec);
+                self.mark_linked(contact);
             }
         }
         for agent in &user.agents {
@@ -431,9 +448,10 @@ impl Mapper {
                 continue;
             }
             match self.kinds.get(&id_hash(other)) {
-                Some(&other_kind) => {
+                Some(&(other_kind, _)) => {
                     linked.insert(other.to_string());
-                    stage_pair(ctx, (me, kind), (other, other_kind), rec);
+                    let contact = stage_pair(ctx, (me, kind), (other, other_kind), rec);
+                    self.mark_linked(contact);
                 }
                 None if matches!(kind, Kind::Student | Kind::Contact(_)) => {
                     self.seq += 1;
@@ -449,6 +467,15 @@ impl Mapper {
                 }
                 None => {}
             }
+        }
+    }
+
+    /// Notes that a staged link names `contact`.
+    fn mark_linked(&mut self, contact: Option<&str>) {
+        if let Some(contact) = contact
+            && let Some((_, linked)) = self.kinds.get_mut(&id_hash(contact))
+        {
+            *linked = true;
         }
     }
 
@@ -520,7 +547,7 @@ impl Mapper {
         if !self.enrollment_resolves(rec, (class, user, &role)) {
             return;
         }
-        if self.enrollments.insert(key) {
+        if self.enrollments.insert(key as u64) {
             ctx.stager.push(
                 StageTable::Enrollments,
                 ENROLLMENTS,
@@ -548,7 +575,7 @@ impl Mapper {
             ));
             false
         };
-        match self.kinds.get(&id_hash(user)).copied() {
+        match self.kinds.get(&id_hash(user)).map(|(kind, _)| *kind) {
             Some(Kind::Absent) => return false,
             Some(kind) if !wanted(kind) => {
                 return warn(
@@ -582,17 +609,17 @@ impl Mapper {
 }
 
 /// Stages the link two users make, if one is a student and the other a contact (its
-/// relationship from the contact's role), at record `rec`.
-fn stage_pair(
+/// relationship from the contact's role), at record `rec`; returns the contact linked.
+fn stage_pair<'a>(
     ctx: &mut ParseCtx<'_>,
-    (a, a_kind): (&str, Kind),
-    (b, b_kind): (&str, Kind),
+    (a, a_kind): (&'a str, Kind),
+    (b, b_kind): (&'a str, Kind),
     rec: u64,
-) {
+) -> Option<&'a str> {
     let (student, contact, relationship) = match (a_kind, b_kind) {
         (Kind::Student, Kind::Contact(r)) => (a, b, r),
         (Kind::Contact(r), Kind::Student) => (b, a, r),
-        _ => return,
+        _ => return None,
     };
     ctx.stager.push(
         StageTable::Links,
@@ -604,6 +631,7 @@ fn stage_pair(
             Some(relationship.as_str().to_string()),
         ],
     );
+    Some(contact)
 }
 
 /// Stages the messages of a pull as they arrive on `pages` (the blocking side of a

@@ -270,13 +270,17 @@ async fn pull(
         ..Snapshot::default()
     };
     if since.is_some() {
-        for (i, id) in mapping::missing_agents(&snapshot.users)
-            .into_iter()
-            .enumerate()
-        {
-            if i as u64 >= max_lookups {
-                snapshot.unresolved.push(id);
-            } else if let Some(Item::Ok(user)) = client.user(&id).await? {
+        let missing = mapping::missing_agents(&snapshot.users);
+        if missing.len() as u64 > max_lookups {
+            // Skipping some would drop their links and, with them, the changes of the
+            // contacts they name while the watermark moves on: a full run is the answer.
+            return Err(ProviderError::TooManyLookups {
+                needed: missing.len() as u64,
+                limit: max_lookups,
+            });
+        }
+        for id in missing {
+            if let Some(Item::Ok(user)) = client.user(&id).await? {
                 snapshot.lookups.push(user);
             }
         }
@@ -382,10 +386,15 @@ async fn pull_once(
         if diffed {
             ctx.stager.differ = Some(fast::Differ::for_provider(existing, names));
         }
-        let staged = mapping::stage_stream(ctx, delta, receiver);
+        let mut staged = mapping::stage_stream(ctx, delta, receiver);
         // Contact warnings follow everything the mapping reported.
         let contact_warnings = ctx.sink.warnings.len();
-        let diff = ctx.stager.differ.take().map(|d| d.finish(&mut ctx.sink));
+        let unlinked = std::mem::take(&mut staged.unlinked_contacts);
+        let diff = ctx
+            .stager
+            .differ
+            .take()
+            .map(|d| d.finish_provider(&mut ctx.sink, unlinked));
         (staged, diff, contact_warnings)
     });
     let (pulled, staged) = tokio::join!(pull.send(sender), staging);
@@ -682,7 +691,8 @@ pub async fn run_scheduled(db: &DatabaseConnection, config: &Config) {
 }
 
 /// The scheduled sync of one tenant (a delta falls back to a full run without a
-/// watermark), logged; the error when it could not run.
+/// watermark, or when it needs more lookups than `oneroster.max_delta_lookups`), logged;
+/// the error when it could not run.
 async fn sync_scheduled(
     db: &DatabaseConnection,
     config: &Config,
@@ -695,7 +705,22 @@ async fn sync_scheduled(
         actor: "scheduler:oneroster".into(),
     };
     let mut result = sync(db, config, &request).await;
-    if matches!(result, Err(OneRosterError::NoWatermark(_))) {
+    let too_large = |report: &ImportReport| {
+        report.status == RunStatus::Failed
+            && report
+                .errors
+                .iter()
+                .any(|e| e.code == client::DELTA_TOO_LARGE)
+    };
+    let full_instead = match &result {
+        Err(OneRosterError::NoWatermark(_)) => true,
+        Ok(report) if request.delta && too_large(report) => {
+            tracing::info!(tenant = %slug, "OneRoster scheduled delta too large; running a full sync instead");
+            true
+        }
+        _ => false,
+    };
+    if full_instead {
         request.delta = false;
         result = sync(db, config, &request).await;
     }
