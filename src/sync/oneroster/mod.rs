@@ -403,6 +403,9 @@ async fn pull_once(
         return Ok(Pulled::Done(Err(e)));
     }
     let (sink, rejected, (staged, diff, contact_warnings), fingerprint) = staged?;
+    // The mapping's keys are freed; the apply's SQL (SQLite's page cache and sorters)
+    // comes next.
+    return_freed_memory();
     if diff.as_ref().is_some_and(|d| d.needs_keys) {
         if store_keys {
             let unkeyed = fast::unkeyed_rows(&mut conn, run.tenant.id).await?;
@@ -465,6 +468,23 @@ async fn pull_once(
     finish(conn, run, outcome, staged.watermark)
         .await
         .map(|outcome| Pulled::Done(Ok(Box::new(outcome))))
+}
+
+/// Gives the memory the pull's keys freed back to the system. glibc keeps freed blocks in
+/// its per-thread arenas (those below its mmap threshold, which rises as large blocks are
+/// freed): at 1,000,000 students about 70 MB the mapping thread freed stayed resident
+/// under the apply's peak.
+fn return_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        unsafe extern "C" {
+            fn malloc_trim(pad: usize) -> std::ffi::c_int;
+        }
+        // SAFETY: malloc_trim only returns free memory of glibc's arenas to the system.
+        unsafe {
+            malloc_trim(0);
+        }
+    }
 }
 
 /// Drops from staging the contacts a diffed pull staged that no link names: they are not
