@@ -67,6 +67,13 @@ impl DataFolder {
             Ok(None) => {}
             Err(e) => return Err(e),
         }
+        // A fresh machine whose database lives elsewhere has no data folder yet.
+        std::fs::create_dir_all(&self.0).map_err(|e| {
+            SecretsError(format!(
+                "cannot create the data folder {}: {e}",
+                self.0.display()
+            ))
+        })?;
         let mut key = [0u8; KEY_BYTES];
         SystemRandom::new()
             .fill(&mut key)
@@ -191,6 +198,15 @@ mod tests {
         );
         assert_eq!(DataFolder::of(&database("sqlite::memory:")), None);
         assert_eq!(DataFolder::of(&database("postgres://u:p@h/db")), None);
+    }
+
+    #[test]
+    fn a_missing_data_folder_is_created_for_a_new_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = DataFolder::at(&dir.path().join("data").join("nested"));
+        let key = folder.key("test", "tests").unwrap();
+        assert_eq!(folder.key("test", "tests").unwrap(), key);
+        assert!(folder.key_path("test").is_file());
     }
 
     #[test]
