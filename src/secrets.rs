@@ -203,7 +203,7 @@ mod tests {
     #[test]
     fn a_missing_data_folder_is_created_for_a_new_key() {
         let dir = tempfile::tempdir().unwrap();
-        let folder = DataFolder::at(&dir.path().join("data").join("nested"));
+        let folder = DataFolder::at(dir.path().join("data").join("nested"));
         let key = folder.key("test", "tests").unwrap();
         assert_eq!(folder.key("test", "tests").unwrap(), key);
         assert!(folder.key_path("test").is_file());
