@@ -472,8 +472,8 @@ async fn pull_once(
 
 /// Gives the memory the pull's keys freed back to the system. glibc keeps freed blocks in
 /// its per-thread arenas (those below its mmap threshold, which rises as large blocks are
-/// freed): at 1,000,000 students about 70 MB the mapping thread freed stayed resident
-/// under the apply's peak.
+/// freed): at 1,000,000 students about 40 MB the mapping thread freed stayed resident
+/// under the apply's peak (docs/performance.md).
 fn return_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
