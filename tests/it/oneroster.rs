@@ -104,6 +104,16 @@ impl Setup {
         self.db.link(student, contact).await
     }
 
+    /// Every sync run so far, oldest first, as "status source".
+    async fn runs(&self) -> Vec<String> {
+        self.db
+            .texts(
+                "SELECT status || ' ' || source FROM sync_runs ORDER BY id",
+                vec![],
+            )
+            .await
+    }
+
     async fn watermark(&self) -> Option<String> {
         self.db
             .texts("SELECT watermark FROM oneroster_connections", vec![])
@@ -617,12 +627,7 @@ async fn the_schedule_syncs_every_connected_tenant(backend: Backend) {
     // No watermark yet: the scheduled delta becomes a full run; the next round is a delta.
     oneroster::run_scheduled(&s.db.conn, &s.config).await;
     oneroster::run_scheduled(&s.db.conn, &s.config).await;
-    let runs =
-        s.db.texts(
-            "SELECT status || ' ' || source FROM sync_runs ORDER BY id",
-            vec![],
-        )
-        .await;
+    let runs = s.runs().await;
     assert_eq!(runs.len(), 2, "{runs:?}");
     assert!(
         runs[0].starts_with("applied ") && runs[0].ends_with("(full)"),
@@ -751,12 +756,7 @@ async fn a_delta_needing_more_lookups_than_allowed_changes_nothing(backend: Back
     // A scheduled delta that is too large runs a full sync instead.
     s.config.oneroster.schedule_delta = true;
     oneroster::run_scheduled(&s.db.conn, &s.config).await;
-    let runs =
-        s.db.texts(
-            "SELECT status || ' ' || source FROM sync_runs ORDER BY id",
-            vec![],
-        )
-        .await;
+    let runs = s.runs().await;
     assert_eq!(runs.len(), 4, "{runs:?}");
     assert!(
         runs[2].starts_with("failed ") && runs[2].contains("(delta since"),
