@@ -206,10 +206,14 @@ pub fn read_csv(
     let mut last_had_line_break = false;
     std::thread::scope(|scope| {
         let (sender, receiver) = std::sync::mpsc::sync_channel::<Chunk>(CHUNKS_AHEAD);
+        // Judged records go back to the tokeniser to be read into again: no allocation
+        // and no cross-thread free per record.
+        let (recycle, recycled) = std::sync::mpsc::sync_channel::<Vec<ByteRecord>>(CHUNKS_AHEAD);
         let header_names = &header_names;
-        scope.spawn(move || tokenise(reader, sender, name, header_names, limits));
+        scope.spawn(move || tokenise(reader, sender, recycled, name, header_names, limits));
         'chunks: for chunk in receiver {
             progress(chunk.bytes);
+            let mut spare = Vec::with_capacity(chunk.items.len());
             for item in chunk.items {
                 if sink.full() {
                     break 'chunks;
@@ -251,9 +255,12 @@ pub fn read_csv(
                         if !on_row(&row, sink) {
                             stats.rejected += 1;
                         }
+                        spare.push(fields.into_byte_record());
                     }
                 }
             }
+            // Full (or the tokeniser is done): these are simply dropped.
+            let _ = recycle.try_send(spare);
         }
     });
     if last_had_line_break && quote_unbalanced_from(&file.path, bom_len + last_start) {
@@ -303,6 +310,7 @@ enum Record {
 fn tokenise<R: Read>(
     mut reader: csv::Reader<GuardedReader<R>>,
     sender: std::sync::mpsc::SyncSender<Chunk>,
+    recycled: std::sync::mpsc::Receiver<Vec<ByteRecord>>,
     name: &str,
     header_names: &[String],
     limits: &Limits,
@@ -310,8 +318,17 @@ fn tokenise<R: Read>(
     let mut last_start = 0u64;
     let mut last_record = 1u64;
     let mut items = Vec::with_capacity(CHUNK_ROWS);
+    let mut spare: Vec<ByteRecord> = Vec::new();
     loop {
-        let mut record = ByteRecord::with_capacity(256, header_names.len());
+        if spare.is_empty()
+            && let Ok(more) = recycled.try_recv()
+        {
+            spare = more;
+        }
+        // `read_byte_record` clears a reused record before reading into it.
+        let mut record = spare
+            .pop()
+            .unwrap_or_else(|| ByteRecord::with_capacity(256, header_names.len()));
         let done = match reader.read_byte_record(&mut record) {
             Ok(false) => true,
             Ok(true) => {

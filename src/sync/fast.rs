@@ -843,8 +843,7 @@ fn stage_contact(
     match state.contacts.judge(user, raw) {
         Verdict::Unchanged { bits } => {
             if bits & (NO_EMAIL | NO_PHONE) != 0 {
-                let channels = Channels::read(row, "email", &["sms", "phone"], state.region);
-                for issue in channel_warnings(row, &channels) {
+                for issue in unchanged_channel_warnings(row, bits, state.region) {
                     sink.warning(issue);
                 }
             }
@@ -873,9 +872,30 @@ fn stage_contact(
     }
 }
 
+/// The warnings of a contact found unchanged whose live row lacks a synced email or phone
+/// (`bits`). Only a missing channel is read again: a synced one was valid for these same
+/// values (the row's hash covers them and the region), and parsing a phone is the dearest
+/// step of a re-sync.
+fn unchanged_channel_warnings(
+    row: &Row<'_>,
+    bits: u64,
+    region: crate::domain::Region,
+) -> Vec<Issue> {
+    // "" names no column: that channel is not read.
+    let email_column = if bits & NO_EMAIL != 0 { "email" } else { "" };
+    let phone_columns: &[&str] = if bits & NO_PHONE != 0 {
+        &["sms", "phone"]
+    } else {
+        &[]
+    };
+    let channels = Channels::read(row, email_column, phone_columns, region);
+    let synced = (bits & NO_EMAIL == 0) || (bits & NO_PHONE == 0);
+    channel_warnings(row, &channels, synced)
+}
+
 /// The warnings reported for a staged contact row (`checks::contact_warnings`), for a row
-/// found unchanged in memory.
-fn channel_warnings(row: &Row<'_>, channels: &Channels) -> Vec<Issue> {
+/// found unchanged in memory; `synced_channel`: a channel not in `channels` is known valid.
+fn channel_warnings(row: &Row<'_>, channels: &Channels, synced_channel: bool) -> Vec<Issue> {
     let mut issues = Vec::new();
     if let Some(message) = &channels.email_warning {
         issues.push(row.issue("email", "invalid_email", message.clone()));
@@ -884,7 +904,7 @@ fn channel_warnings(row: &Row<'_>, channels: &Channels) -> Vec<Issue> {
         let column = channels.phone_column.as_deref().unwrap_or("phone");
         issues.push(row.issue(column, "invalid_phone", message.clone()));
     }
-    if channels.email.is_none() && channels.phone.is_none() {
+    if channels.email.is_none() && channels.phone.is_none() && !synced_channel {
         issues.push(row.issue(
             "email",
             "unreachable_contact",

@@ -60,18 +60,61 @@ impl From<SyncKey> for sea_orm::Value {
 
 /// Hash of a list of optional values (`None` and `""` are distinct).
 pub fn hash_values<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> i64 {
-    let mut buffer = Vec::with_capacity(128);
+    // Called for every row of every file: the encoding goes to a stack buffer, and only a
+    // row longer than it spills to the heap.
+    let mut buffer = Encoding::default();
     for value in values {
         match value {
-            None => buffer.push(0),
+            None => buffer.extend(&[0]),
             Some(text) => {
-                buffer.push(1);
-                buffer.extend_from_slice(&(text.len() as u32).to_le_bytes());
-                buffer.extend_from_slice(text.as_bytes());
+                buffer.extend(&[1]);
+                buffer.extend(&(text.len() as u32).to_le_bytes());
+                buffer.extend(text.as_bytes());
             }
         }
     }
-    xxhash_rust::xxh3::xxh3_64(&buffer) as i64
+    xxhash_rust::xxh3::xxh3_64(buffer.as_slice()) as i64
+}
+
+/// The length-prefixed encoding being hashed: on the stack up to [`Encoding::INLINE`] bytes.
+struct Encoding {
+    inline: [u8; Self::INLINE],
+    len: usize,
+    spilled: Vec<u8>,
+}
+
+impl Encoding {
+    const INLINE: usize = 512;
+
+    fn extend(&mut self, bytes: &[u8]) {
+        if self.spilled.is_empty() && self.len + bytes.len() <= Self::INLINE {
+            self.inline[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+            self.len += bytes.len();
+            return;
+        }
+        if self.spilled.is_empty() {
+            self.spilled.extend_from_slice(&self.inline[..self.len]);
+        }
+        self.spilled.extend_from_slice(bytes);
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        if self.spilled.is_empty() {
+            &self.inline[..self.len]
+        } else {
+            &self.spilled
+        }
+    }
+}
+
+impl Default for Encoding {
+    fn default() -> Self {
+        Self {
+            inline: [0; Self::INLINE],
+            len: 0,
+            spilled: Vec::new(),
+        }
+    }
 }
 
 /// Hash of a list of present values.
@@ -149,5 +192,29 @@ mod tests {
         for (values, expected) in known {
             assert_eq!(hash_values(values.clone()), expected, "{values:?}");
         }
+    }
+
+    #[test]
+    fn long_values_hash_as_their_encoding() {
+        // Past the stack buffer the encoding spills to the heap; the hash is the same
+        // function of the same bytes.
+        let long = "x".repeat(Encoding::INLINE * 3);
+        let values = [Some("a"), None, Some(long.as_str()), Some("b")];
+        let mut encoding = Vec::new();
+        for value in values {
+            match value {
+                None => encoding.push(0),
+                Some(text) => {
+                    encoding.push(1);
+                    encoding.extend_from_slice(&(text.len() as u32).to_le_bytes());
+                    encoding.extend_from_slice(text.as_bytes());
+                }
+            }
+        }
+        assert_eq!(
+            hash_values(values),
+            xxhash_rust::xxh3::xxh3_64(&encoding) as i64
+        );
+        assert_ne!(hash_values([Some(long.as_str())]), hash_values([Some("x")]));
     }
 }
