@@ -4,6 +4,7 @@
 //! Rust versions (they are stored) and `["ab", "c"]` never collides with `["a", "bc"]`.
 
 use super::staging::StageTable;
+use xxhash_rust::xxh3::Xxh3Default;
 
 /// The `sync_key` of a synced row: the hash of its natural key. Every key a sync or an
 /// approved edit stores, and every key the diffed path looks a live row up by, is built
@@ -60,61 +61,20 @@ impl From<SyncKey> for sea_orm::Value {
 
 /// Hash of a list of optional values (`None` and `""` are distinct).
 pub fn hash_values<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> i64 {
-    // Called for every row of every file: the encoding goes to a stack buffer, and only a
-    // row longer than it spills to the heap.
-    let mut buffer = Encoding::default();
+    // Called for every row of every file: the streaming hasher buffers the encoding on the
+    // stack (its digest equals the one-shot hash of the same bytes), so no heap buffer.
+    let mut hasher = Xxh3Default::new();
     for value in values {
         match value {
-            None => buffer.extend(&[0]),
+            None => hasher.update(&[0]),
             Some(text) => {
-                buffer.extend(&[1]);
-                buffer.extend(&(text.len() as u32).to_le_bytes());
-                buffer.extend(text.as_bytes());
+                hasher.update(&[1]);
+                hasher.update(&(text.len() as u32).to_le_bytes());
+                hasher.update(text.as_bytes());
             }
         }
     }
-    xxhash_rust::xxh3::xxh3_64(buffer.as_slice()) as i64
-}
-
-/// The length-prefixed encoding being hashed: on the stack up to [`Encoding::INLINE`] bytes.
-struct Encoding {
-    inline: [u8; Self::INLINE],
-    len: usize,
-    spilled: Vec<u8>,
-}
-
-impl Encoding {
-    const INLINE: usize = 512;
-
-    fn extend(&mut self, bytes: &[u8]) {
-        if self.spilled.is_empty() && self.len + bytes.len() <= Self::INLINE {
-            self.inline[self.len..self.len + bytes.len()].copy_from_slice(bytes);
-            self.len += bytes.len();
-            return;
-        }
-        if self.spilled.is_empty() {
-            self.spilled.extend_from_slice(&self.inline[..self.len]);
-        }
-        self.spilled.extend_from_slice(bytes);
-    }
-
-    fn as_slice(&self) -> &[u8] {
-        if self.spilled.is_empty() {
-            &self.inline[..self.len]
-        } else {
-            &self.spilled
-        }
-    }
-}
-
-impl Default for Encoding {
-    fn default() -> Self {
-        Self {
-            inline: [0; Self::INLINE],
-            len: 0,
-            spilled: Vec::new(),
-        }
-    }
+    hasher.digest() as i64
 }
 
 /// Hash of a list of present values.
@@ -196,9 +156,9 @@ mod tests {
 
     #[test]
     fn long_values_hash_as_their_encoding() {
-        // Past the stack buffer the encoding spills to the heap; the hash is the same
-        // function of the same bytes.
-        let long = "x".repeat(Encoding::INLINE * 3);
+        // Longer than the streaming hasher's buffer: the hash is the same function of the
+        // same bytes.
+        let long = "x".repeat(1536);
         let values = [Some("a"), None, Some(long.as_str()), Some("b")];
         let mut encoding = Vec::new();
         for value in values {
