@@ -476,9 +476,33 @@ struct State {
     contact_refs: KeyIndex<bool>,
     problem: Option<String>,
     needs_keys: bool,
+    /// The report pass ([`collect_v21`]): every well-formed row is staged in the shape the
+    /// exact rules read, and nothing is judged in memory.
+    collect: bool,
 }
 
 impl State {
+    fn new(region: crate::domain::Region, collect: bool) -> Self {
+        Self {
+            region,
+            region_code: region.code(),
+            students: Diffed::new(none_yet()),
+            contacts: Diffed::new(none_yet()),
+            enrollments: Diffed::new(none_yet()),
+            links: Diffed::new(none_yet()),
+            orgs: KeySet::default(),
+            classes: KeySet::default(),
+            staff: KeySet::default(),
+            other_users: KeySet::default(),
+            roles: KeyIndex::new(Vec::new()),
+            staff_roles: Default::default(),
+            contact_refs: KeyIndex::new(Vec::new()),
+            problem: None,
+            needs_keys: false,
+            collect,
+        }
+    }
+
     fn fail(&mut self, why: impl FnOnce() -> String) {
         if self.problem.is_none() {
             self.problem = Some(why());
@@ -524,23 +548,7 @@ fn none_yet() -> (Live, Legacy) {
 /// Parses an SDS v2.1 set against the live rows, staging only what changed. The live rows
 /// come from `existing` once loaded: `orgs.csv` and `roles.csv` are read meanwhile.
 pub fn parse_v21(ctx: &mut ParseCtx<'_>, existing: std::sync::mpsc::Receiver<Existing>) -> Diff {
-    let mut state = State {
-        region: ctx.region,
-        region_code: ctx.region.code(),
-        students: Diffed::new(none_yet()),
-        contacts: Diffed::new(none_yet()),
-        enrollments: Diffed::new(none_yet()),
-        links: Diffed::new(none_yet()),
-        orgs: KeySet::default(),
-        classes: KeySet::default(),
-        staff: KeySet::default(),
-        other_users: KeySet::default(),
-        roles: KeyIndex::new(Vec::new()),
-        staff_roles: Default::default(),
-        contact_refs: KeyIndex::new(Vec::new()),
-        problem: None,
-        needs_keys: false,
-    };
+    let mut state = State::new(ctx.region, false);
     let steps: [fn(&mut ParseCtx<'_>, &mut State); 7] = [
         read_orgs,
         read_roles,
@@ -596,6 +604,25 @@ pub fn parse_v21(ctx: &mut ParseCtx<'_>, existing: std::sync::mpsc::Receiver<Exi
     }
 }
 
+/// The report pass of an SDS v2.1 set that the diffed pass found problems in: the same
+/// readers, every file read to the end, every well-formed row staged in the shape the exact
+/// rules (`sds_v21::RULES`) read, in the files' documented order.
+pub fn collect_v21(ctx: &mut ParseCtx<'_>) {
+    let mut state = State::new(ctx.region, true);
+    let steps: [fn(&mut ParseCtx<'_>, &mut State); 7] = [
+        read_orgs,
+        read_roles,
+        read_users,
+        read_classes,
+        read_enrollments,
+        read_relationships,
+        |ctx, _| sds_v21::read_well_formed(ctx),
+    ];
+    for step in steps {
+        step(ctx, &mut state);
+    }
+}
+
 fn read_orgs(ctx: &mut ParseCtx<'_>, state: &mut State) {
     ctx.read(
         "orgs.csv",
@@ -606,7 +633,7 @@ fn read_orgs(ctx: &mut ParseCtx<'_>, state: &mut State) {
             {
                 return false;
             }
-            if !state.orgs.insert(key(&[row.get("sourcedId")])) {
+            if !state.collect && !state.orgs.insert(key(&[row.get("sourcedId")])) {
                 state.fail(|| format!("duplicate org {}", row.get("sourcedId")));
                 return false;
             }
@@ -628,13 +655,27 @@ fn read_roles(ctx: &mut ParseCtx<'_>, state: &mut State) {
         "roles.csv",
         sds_v21::ROLES,
         StageTable::Roles,
-        |_, row, sink, _| {
+        |src, row, sink, stage| {
             if !row.require(&["userSourcedId", "orgSourcedId", "role"], sink) {
                 return false;
             }
             let Some(role) = sds_v21::org_role(row, sink) else {
                 return false;
             };
+            if state.collect {
+                stage.push(
+                    StageTable::Roles,
+                    src,
+                    row.record,
+                    vec![
+                        row.opt("userSourcedId"),
+                        row.opt("orgSourcedId"),
+                        Some(role.name().to_string()),
+                        Some(role.group_name().to_string()),
+                    ],
+                );
+                return true;
+            }
             let (user, org) = (row.get("userSourcedId"), row.get("orgSourcedId"));
             if !state.orgs.contains(&key(&[org])) {
                 state.fail(|| format!("role of {user} names unknown org {org}"));
@@ -693,6 +734,22 @@ fn read_relationships(ctx: &mut ParseCtx<'_>, state: &mut State) {
                 row.get("userSourcedId"),
                 row.get("relationshipUserSourcedId"),
             );
+            let link = |stage: &mut Stager| {
+                stage.push(
+                    StageTable::Links,
+                    src,
+                    row.record,
+                    vec![
+                        Some(student.to_string()),
+                        Some(contact.to_string()),
+                        Some(relationship.as_str().to_string()),
+                    ],
+                )
+            };
+            if state.collect {
+                link(stage);
+                return true;
+            }
             if state.role_bits(SyncKey::person(student).bits()) & STUDENT == 0 {
                 state.fail(|| format!("relationship of {student}, who is not a student"));
                 return false;
@@ -704,16 +761,7 @@ fn read_relationships(ctx: &mut ParseCtx<'_>, state: &mut State) {
                 .judge(SyncKey::link(student, contact).bits(), hash)
             {
                 Verdict::Unchanged { .. } => {}
-                Verdict::Stage => stage.push(
-                    StageTable::Links,
-                    src,
-                    row.record,
-                    vec![
-                        Some(student.to_string()),
-                        Some(contact.to_string()),
-                        Some(relationship.as_str().to_string()),
-                    ],
-                ),
+                Verdict::Stage => link(stage),
                 Verdict::Duplicate => {
                     state.fail(|| format!("duplicate relationship {student} / {contact}"));
                     return false;
@@ -736,6 +784,16 @@ fn read_users(ctx: &mut ParseCtx<'_>, state: &mut State) {
         |src, row, sink, stage| {
             if !row.require(&["sourcedId"], sink) {
                 return false;
+            }
+            if state.collect {
+                // The rules read only the user's id; its channels are not parsed.
+                stage.push(
+                    StageTable::Users,
+                    src,
+                    row.record,
+                    vec![row.opt("sourcedId")],
+                );
+                return true;
             }
             let id = row.get("sourcedId");
             let user = SyncKey::person(id).bits();
@@ -924,11 +982,11 @@ fn read_classes(ctx: &mut ParseCtx<'_>, state: &mut State) {
                 return false;
             }
             let (id, org) = (row.get("sourcedId"), row.get("orgSourcedId"));
-            if !state.orgs.contains(&key(&[org])) {
+            if !state.collect && !state.orgs.contains(&key(&[org])) {
                 state.fail(|| format!("class {id} names unknown org {org}"));
                 return false;
             }
-            if !state.classes.insert(key(&[id])) {
+            if !state.collect && !state.classes.insert(key(&[id])) {
                 state.fail(|| format!("duplicate class {id}"));
                 return false;
             }
@@ -965,6 +1023,22 @@ fn read_enrollments(ctx: &mut ParseCtx<'_>, state: &mut State) {
             };
             let role = kind.as_str();
             let (class, person) = (row.get("classSourcedId"), row.get("userSourcedId"));
+            let enrollment = |stage: &mut Stager| {
+                stage.push(
+                    StageTable::Enrollments,
+                    src,
+                    row.record,
+                    vec![
+                        Some(class.to_string()),
+                        Some(person.to_string()),
+                        Some(role.to_string()),
+                    ],
+                )
+            };
+            if state.collect {
+                enrollment(stage);
+                return true;
+            }
             if !state.classes.contains(&key(&[class])) {
                 state.fail(|| format!("enrollment in unknown class {class}"));
                 return false;
@@ -987,16 +1061,7 @@ fn read_enrollments(ctx: &mut ParseCtx<'_>, state: &mut State) {
             {
                 Verdict::Unchanged { .. } => true,
                 Verdict::Stage => {
-                    stage.push(
-                        StageTable::Enrollments,
-                        src,
-                        row.record,
-                        vec![
-                            Some(class.to_string()),
-                            Some(person.to_string()),
-                            Some(role.to_string()),
-                        ],
-                    );
+                    enrollment(stage);
                     true
                 }
                 Verdict::Duplicate => {

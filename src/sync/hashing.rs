@@ -105,13 +105,6 @@ mod tests {
         );
         assert_eq!(
             staged(
-                StageTable::Users,
-                &["s-1", "Ann", "Lee", "", "", "", "", ""]
-            ),
-            Some(SyncKey::person("s-1"))
-        );
-        assert_eq!(
-            staged(
                 StageTable::Contacts,
                 &["a@x.org", "c-1", "", "", "", "", "", "", "", ""]
             ),

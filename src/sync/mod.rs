@@ -96,7 +96,7 @@ impl Format {
     fn parse(self, ctx: &mut ParseCtx<'_>) {
         match self {
             Self::SdsV1 => sds_v1::parse(ctx),
-            Self::SdsV21 => sds_v21::parse(ctx),
+            Self::SdsV21 => fast::collect_v21(ctx),
         }
     }
 

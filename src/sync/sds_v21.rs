@@ -7,7 +7,7 @@ use super::checks::{
     Collected, Collection, Derive, Equals, GuardedFile, Reference, Rules, UniqueKey, reference,
 };
 use super::csv_file::{FileSpec, IssueSink, Row};
-use super::files::{Channels, NameMatch, ParseCtx, copy_columns};
+use super::files::{NameMatch, ParseCtx};
 use super::hashing::hash_strs;
 use super::staging::StageTable::{self, *};
 use crate::domain::{AcademicSessionType, OrgType, Relationship, RoleGroup, SdsRole};
@@ -137,145 +137,6 @@ pub fn user_hash(row: &Row<'_>, region_code: &str) -> i64 {
     ])
 }
 
-/// Parses every present file of the set into staging.
-pub fn parse(ctx: &mut ParseCtx<'_>) {
-    let region = ctx.region;
-    let region_code = region.code();
-    ctx.read(
-        "orgs.csv",
-        ORGS,
-        StageTable::Schools,
-        |src, row, sink, stage| {
-            if !row.require(&["sourcedId", "type"], sink) || org_type(row, sink).is_none() {
-                return false;
-            }
-            stage.push(
-                StageTable::Schools,
-                src,
-                row.record,
-                vec![row.opt("sourcedId"), row.opt("name")],
-            );
-            true
-        },
-    );
-    ctx.read(
-        "roles.csv",
-        ROLES,
-        StageTable::Roles,
-        |src, row, sink, stage| {
-            if !row.require(&["userSourcedId", "orgSourcedId", "role"], sink) {
-                return false;
-            }
-            let Some(role) = org_role(row, sink) else {
-                return false;
-            };
-            stage.push(
-                StageTable::Roles,
-                src,
-                row.record,
-                vec![
-                    row.opt("userSourcedId"),
-                    row.opt("orgSourcedId"),
-                    Some(role.name().to_string()),
-                    Some(role.group_name().to_string()),
-                ],
-            );
-            true
-        },
-    );
-    ctx.read(
-        "users.csv",
-        USERS,
-        StageTable::Users,
-        |src, row, sink, stage| {
-            if !row.require(&["sourcedId"], sink) {
-                return false;
-            }
-            let channels = Channels::read(row, "email", &["sms", "phone"], region);
-            stage.push_hashed(
-                StageTable::Users,
-                src,
-                row.record,
-                Some(user_hash(row, &region_code)),
-                vec![
-                    row.opt("sourcedId"),
-                    row.opt("givenName"),
-                    row.opt("familyName"),
-                    channels.email,
-                    channels.phone,
-                    channels.email_warning,
-                    channels.phone_column,
-                    channels.phone_warning,
-                ],
-            );
-            true
-        },
-    );
-    ctx.read(
-        "classes.csv",
-        CLASSES,
-        StageTable::Classes,
-        copy_columns(
-            StageTable::Classes,
-            &["sourcedId", "orgSourcedId"],
-            &["sourcedId", "orgSourcedId", "title"],
-        ),
-    );
-    ctx.read(
-        "enrollments.csv",
-        ENROLLMENTS,
-        StageTable::Enrollments,
-        |src, row, sink, stage| {
-            if !row.require(&["classSourcedId", "userSourcedId", "role"], sink) {
-                return false;
-            }
-            let Some(role) = enrollment_role(row, sink) else {
-                return false;
-            };
-            let Some(kind) = role.enrollment_kind() else {
-                skip_enrollment(row, role, sink);
-                return true;
-            };
-            stage.push(
-                StageTable::Enrollments,
-                src,
-                row.record,
-                vec![
-                    row.opt("classSourcedId"),
-                    row.opt("userSourcedId"),
-                    Some(kind.as_str().to_string()),
-                ],
-            );
-            true
-        },
-    );
-    ctx.read(
-        "relationships.csv",
-        RELATIONSHIPS,
-        StageTable::Links,
-        |src, row, sink, stage| {
-            if !row.require(&["userSourcedId", "relationshipUserSourcedId"], sink) {
-                return false;
-            }
-            let Some(relationship) = relationship_role(row, sink) else {
-                return false;
-            };
-            stage.push(
-                StageTable::Links,
-                src,
-                row.record,
-                vec![
-                    row.opt("userSourcedId"),
-                    row.opt("relationshipUserSourcedId"),
-                    Some(relationship.as_str().to_string()),
-                ],
-            );
-            true
-        },
-    );
-    read_well_formed(ctx);
-}
-
 /// Reads the optional files that are only checked (well-formed, keys present, a session
 /// `type` SDS documents): nothing in them is stored yet.
 pub fn read_well_formed(ctx: &mut ParseCtx<'_>) {
@@ -358,7 +219,7 @@ impl OrgRole {
         }
     }
 
-    /// The group as staged in `s_roles.role_group`.
+    /// The group as collected in `StageTable::Roles`'s `role_group`.
     pub fn group_name(self) -> &'static str {
         match self.group() {
             RoleGroup::Staff => "staff",

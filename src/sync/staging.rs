@@ -15,10 +15,13 @@ use tokio::sync::mpsc;
 pub enum StageTable {
     /// Schools / orgs.
     Schools,
-    /// SDS v2.1 `users.csv`, before users are split into students, staff and contacts.
+    /// SDS v2.1 `users.csv` as the exact rules read it (its ids), before users are split
+    /// into students and staff. Only collected in memory by the report pass, never written
+    /// to the database (see [`StageTable::STAGED`]).
     Users,
-    /// SDS v2.1 `roles.csv`: `role` as SDS writes it, `role_group` = `staff` | `student` |
-    /// `none`.
+    /// SDS v2.1 `roles.csv` as the exact rules read it: `role` as SDS writes it,
+    /// `role_group` = `staff` | `student` | `none`. Only collected in memory, like
+    /// [`StageTable::Users`].
     Roles,
     /// Students.
     Students,
@@ -35,11 +38,11 @@ pub enum StageTable {
 }
 
 impl StageTable {
-    /// Every staging table.
-    pub const ALL: [StageTable; 9] = [
+    /// Every table the readers write to the database (the diffed pipeline stages rows of
+    /// these only; [`StageTable::Users`] and [`StageTable::Roles`] exist only for the
+    /// report pass's rules, in memory).
+    pub const STAGED: [StageTable; 7] = [
         Self::Schools,
-        Self::Users,
-        Self::Roles,
         Self::Students,
         Self::Staff,
         Self::Classes,
@@ -67,16 +70,7 @@ impl StageTable {
     pub fn columns(self) -> &'static [&'static str] {
         match self {
             Self::Schools => &["source_id", "name"],
-            Self::Users => &[
-                "source_id",
-                "given_name",
-                "family_name",
-                "email",
-                "mobile_phone",
-                "email_warning",
-                "phone_column",
-                "phone_warning",
-            ],
+            Self::Users => &["source_id"],
             Self::Roles => &["user_id", "org_id", "role", "role_group"],
             Self::Students => &["source_id", "given_name", "family_name"],
             Self::Staff => &["source_id", "given_name", "family_name", "email", "role"],
@@ -102,7 +96,7 @@ impl StageTable {
     /// `sync_key` / `sync_hash` (see [`super::hashing`]); `None` for the others.
     pub fn key_len(self) -> Option<usize> {
         match self {
-            Self::Users | Self::Students | Self::Contacts => Some(1),
+            Self::Students | Self::Contacts => Some(1),
             Self::Links => Some(2),
             Self::Enrollments => Some(3),
             _ => None,
@@ -112,10 +106,8 @@ impl StageTable {
     /// Indexes created once the table is loaded (for the checks and the reconcile).
     fn indexes(self) -> &'static [&'static str] {
         match self {
-            Self::Schools | Self::Students | Self::Staff | Self::Classes | Self::Users => {
-                &["source_id"]
-            }
-            Self::Roles => &["user_id, role_group"],
+            Self::Schools | Self::Students | Self::Staff | Self::Classes => &["source_id"],
+            Self::Users | Self::Roles => &[],
             Self::Enrollments => &["class_id, role, person_id"],
             Self::Contacts => &["source_key"],
             Self::Links => &["student_id, contact_key", "contact_key"],
@@ -125,7 +117,7 @@ impl StageTable {
 
 /// Creates every staging table, empty, inside the import transaction.
 pub async fn create_tables(conn: &mut ImportConn) -> Result<(), DbErr> {
-    for table in StageTable::ALL {
+    for table in StageTable::STAGED {
         let columns: Vec<String> = table
             .columns()
             .iter()
@@ -167,7 +159,7 @@ pub async fn insert_gone(conn: &mut ImportConn, table: &str, keys: &[i64]) -> Re
 
 /// Indexes the loaded staging tables and refreshes the planner's statistics.
 pub async fn index_tables(conn: &mut ImportConn) -> Result<(), DbErr> {
-    index_some(conn, &StageTable::ALL).await
+    index_some(conn, &StageTable::STAGED).await
 }
 
 /// Indexes some staging tables, then refreshes the statistics of all of them.
@@ -199,7 +191,7 @@ pub async fn drop_tables(conn: &mut ImportConn) -> Result<(), DbErr> {
 
 /// The names of every staging table and of [`GONE`].
 fn all_names() -> impl Iterator<Item = &'static str> {
-    StageTable::ALL
+    StageTable::STAGED
         .into_iter()
         .map(StageTable::name)
         .chain([GONE])
