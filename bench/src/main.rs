@@ -148,7 +148,11 @@ fn init_logging(config: &Config) {
     }
 }
 
+#[global_allocator]
+static ALLOCATOR: parent_connection::Allocator = parent_connection::Allocator;
+
 fn main() -> ExitCode {
+    parent_connection::configure_allocator();
     let cli = Cli::parse();
     let loaded = match Config::load_from(config::process_env()) {
         Ok(loaded) => loaded,

@@ -102,6 +102,50 @@ impl<V> KeyIndex<V> {
     }
 }
 
+/// A list built by pushing, with no reallocation: a growing `Vec` is copied each time it
+/// doubles, and at district scale the copy and the doubled capacity held at once were the
+/// import's peak memory (tens of MiB per list; most with mimalloc, which copies where
+/// glibc remaps). Its rows are moved into one exact `Vec` at the end, chunk by chunk, so
+/// that `Vec`'s pages fill as the chunks are freed.
+struct Chunked<T> {
+    full: Vec<Vec<T>>,
+    current: Vec<T>,
+    len: usize,
+}
+
+impl<T> Chunked<T> {
+    /// Rows per chunk (1 MiB of 16-byte rows).
+    const CHUNK: usize = 1 << 16;
+
+    fn new() -> Self {
+        Self {
+            full: Vec::new(),
+            current: Vec::new(),
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, row: T) {
+        if self.current.len() == self.current.capacity() {
+            let full = std::mem::replace(&mut self.current, Vec::with_capacity(Self::CHUNK));
+            if !full.is_empty() {
+                self.full.push(full);
+            }
+        }
+        self.current.push(row);
+        self.len += 1;
+    }
+
+    /// Every row in push order, in a `Vec` of exactly their number.
+    fn into_vec(self) -> Vec<T> {
+        let mut rows = Vec::with_capacity(self.len);
+        for chunk in self.full.into_iter().chain([self.current]) {
+            rows.extend(chunk);
+        }
+        rows
+    }
+}
+
 /// Live rows of one table: `sync_key` → `sync_hash` and the bits above.
 pub type Live = KeyIndex<u64>;
 
@@ -255,7 +299,7 @@ pub async fn load(conn: &mut ImportConn, tenant: TenantId) -> Result<Existing, D
     // FNV-1a over the values of every row, table after table.
     let mut fingerprint: u64 = 0xcbf2_9ce4_8422_2325;
     let mut load_table = async |table: &str, flags: &str| -> Result<(Live, Legacy), DbErr> {
-        let mut entries = Vec::new();
+        let mut entries: Chunked<(u64, u64)> = Chunked::new();
         let mut legacy = Legacy::default();
         // Contacts have no status: absent ones need no key to be found.
         let has_status = table != "contacts";
@@ -291,7 +335,7 @@ pub async fn load(conn: &mut ImportConn, tenant: TenantId) -> Result<Existing, D
             },
         )
         .await?;
-        Ok((KeyIndex::new(entries), legacy))
+        Ok((KeyIndex::new(entries.into_vec()), legacy))
     };
     let students = load_table("students", active).await?;
     let contacts = load_table(
@@ -649,8 +693,8 @@ fn read_orgs(ctx: &mut ParseCtx<'_>, state: &mut State) {
 }
 
 fn read_roles(ctx: &mut ParseCtx<'_>, state: &mut State) {
-    let mut roles: Vec<(u64, u8)> = Vec::new();
-    let mut role_keys: Vec<u64> = Vec::new();
+    let mut roles: Chunked<(u64, u8)> = Chunked::new();
+    let mut role_keys: Chunked<u64> = Chunked::new();
     ctx.read(
         "roles.csv",
         sds_v21::ROLES,
@@ -700,25 +744,27 @@ fn read_roles(ctx: &mut ParseCtx<'_>, state: &mut State) {
             true
         },
     );
+    let mut role_keys = role_keys.into_vec();
     role_keys.sort_unstable();
     if role_keys.windows(2).any(|w| w[0] == w[1]) {
         state.fail(|| "duplicate role".into());
     }
     drop(role_keys);
+    let mut roles = roles.into_vec();
     roles.sort_unstable_by_key(|(k, _)| *k);
-    let mut merged: Vec<(u64, u8)> = Vec::with_capacity(roles.len());
-    for (user, bits) in roles {
-        match merged.last_mut() {
-            Some((last, merged_bits)) if *last == user => *merged_bits |= bits,
-            _ => merged.push((user, bits)),
+    // One entry per user with the bits of all their roles, merged in place.
+    roles.dedup_by(|(user, bits), (kept, kept_bits)| {
+        let same = user == kept;
+        if same {
+            *kept_bits |= *bits;
         }
-    }
-    merged.shrink_to_fit();
-    state.roles = KeyIndex::new(merged);
+        same
+    });
+    state.roles = KeyIndex::new(roles);
 }
 
 fn read_relationships(ctx: &mut ParseCtx<'_>, state: &mut State) {
-    let mut contacts: Vec<(u64, bool)> = Vec::new();
+    let mut contacts: Chunked<(u64, bool)> = Chunked::new();
     ctx.read(
         "relationships.csv",
         sds_v21::RELATIONSHIPS,
@@ -770,9 +816,9 @@ fn read_relationships(ctx: &mut ParseCtx<'_>, state: &mut State) {
             true
         },
     );
+    let mut contacts = contacts.into_vec();
     contacts.sort_unstable_by_key(|(k, _)| *k);
     contacts.dedup_by_key(|(k, _)| *k);
-    contacts.shrink_to_fit();
     state.contact_refs = KeyIndex::new(contacts);
 }
 
@@ -1474,6 +1520,26 @@ fn staged_contact_warnings(file: &str, rec: u64, values: &[Option<String>]) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunked_keeps_every_row_in_push_order_in_an_exact_vec() {
+        for n in [
+            0,
+            1,
+            Chunked::<u64>::CHUNK - 1,
+            Chunked::<u64>::CHUNK,
+            3 * Chunked::<u64>::CHUNK + 7,
+        ] {
+            let mut chunked = Chunked::new();
+            for i in 0..n as u64 {
+                chunked.push(i * 3);
+            }
+            let rows = chunked.into_vec();
+            assert_eq!(rows.len(), n);
+            assert_eq!(rows.capacity(), n);
+            assert!(rows.iter().enumerate().all(|(i, v)| *v == i as u64 * 3));
+        }
+    }
 
     #[test]
     fn key_index_finds_every_key_and_nothing_else() {
