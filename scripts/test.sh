@@ -38,6 +38,9 @@ if [ ! -f "$AXE_JS" ] || [ ! -f "$OIDC_PROVIDER_DIR/node_modules/oidc-provider/p
 fi
 export AXE_JS OIDC_PROVIDER_DIR
 export REQUIRE_POSTGRES=1 REQUIRE_PRISM=1 REQUIRE_MSGRAPH=1 REQUIRE_BROWSER=1 REQUIRE_OIDC=1
+# Four tests at a time on any machine: most of a test's time is spent waiting (on a server,
+# a browser, a child process), so two cores keep four busy; RUST_TEST_THREADS overrides.
+export RUST_TEST_THREADS=${RUST_TEST_THREADS:-4}
 cargo test --workspace --locked "$@"
 # The contract fuzzer: schemathesis against /openapi.json of a running server, as an admin, a
 # teacher and an app, on SQLite and on PostgreSQL (scripts/acceptance/schemathesis.sh).

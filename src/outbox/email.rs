@@ -22,8 +22,10 @@ use lettre::message::dkim::{
     DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm,
     DkimSigningKey,
 };
-use lettre::message::header::{ContentType, HeaderName, HeaderValue, MIME_VERSION_1_0};
-use lettre::message::{Mailbox, Message};
+use lettre::message::header::{
+    ContentTransferEncoding, ContentType, HeaderName, HeaderValue, MIME_VERSION_1_0,
+};
+use lettre::message::{Body, Mailbox, Message};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
@@ -587,8 +589,38 @@ fn unsigned(from: &Mailbox, message: &Outgoing) -> Result<Message, SendError> {
             ));
     }
     builder
-        .body(message.body.clone())
+        .body(plain_body(&message.body))
         .map_err(|e| SendError::permanent(format!("cannot build the message: {e}")))
+}
+
+/// The longest line SMTP and RFC 5322 allow, without its CRLF.
+const MAX_LINE: usize = 998;
+
+/// The body as it goes on the wire: as written (`7bit`, CRLF line endings) when it is
+/// ASCII without NUL or stray CR and every line fits [`MAX_LINE`]; otherwise lettre's
+/// choice of quoted-printable or base64. lettre encodes any line of 76 or more characters,
+/// and every digest has some (its paragraphs with names filled in, the unsubscribe link):
+/// quoted-printable made the text harder to read in a raw message, and encoding it was the
+/// largest single cost of sending a digest.
+fn plain_body(text: &str) -> Body {
+    let fits_7bit = text
+        .split('\n')
+        .map(|line| line.strip_suffix('\r').unwrap_or(line))
+        .all(|line| {
+            line.len() <= MAX_LINE && line.bytes().all(|b| b.is_ascii() && b != 0 && b != b'\r')
+        });
+    if !fits_7bit {
+        return Body::new(text.to_owned());
+    }
+    let mut wire = Vec::with_capacity(text.len() + text.len() / 32 + 2);
+    let mut lines = text.split('\n').peekable();
+    while let Some(line) = lines.next() {
+        wire.extend_from_slice(line.strip_suffix('\r').unwrap_or(line).as_bytes());
+        if lines.peek().is_some() {
+            wire.extend_from_slice(b"\r\n");
+        }
+    }
+    Body::dangerous_pre_encoded(wire, ContentTransferEncoding::SevenBit)
 }
 
 /// The `List-Unsubscribe` value: the HTTPS URL first (RFC 8058 one-click), then the
@@ -684,6 +716,33 @@ mod tests {
                 })))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn plain_ascii_bodies_go_as_written_and_the_rest_is_encoded() {
+        let wire = |body: &str| {
+            let mut message = outgoing(None);
+            message.body = body.into();
+            let text = String::from_utf8(mailer().build(&message).unwrap().formatted()).unwrap();
+            let (head, body) = text.split_once("\r\n\r\n").unwrap();
+            let encoding = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Transfer-Encoding: "))
+                .unwrap()
+                .to_string();
+            (encoding, body.to_string())
+        };
+        let link = format!("https://pc.example/unsubscribe/{}", "a".repeat(120));
+        let digest = format!(
+            "Hello Ann Lee,\n\n{}\n. a dot first\n{link}\n",
+            "word ".repeat(30)
+        );
+        assert_eq!(wire(&digest), ("7bit".into(), digest.replace('\n', "\r\n")));
+        assert_eq!(wire("a\r\nb").1, "a\r\nb");
+        for encoded in ["Grüße\n", &"x".repeat(MAX_LINE + 1)] {
+            assert_ne!(wire(encoded).0, "7bit", "{encoded:?}");
+        }
+        assert_eq!(wire(&"x".repeat(MAX_LINE)).0, "7bit");
     }
 
     #[test]

@@ -103,10 +103,12 @@ impl<V> KeyIndex<V> {
 }
 
 /// A list built by pushing, with no reallocation: a growing `Vec` is copied each time it
-/// doubles, and at district scale the copy and the doubled capacity held at once were the
-/// import's peak memory (tens of MiB per list; most with mimalloc, which copies where
+/// doubles and holds the old buffer and the doubled one at once while it does (for the
+/// million-row key lists of a district, tens of MiB for that moment; mimalloc copies where
 /// glibc remaps). Its rows are moved into one exact `Vec` at the end, chunk by chunk, so
-/// that `Vec`'s pages fill as the chunks are freed.
+/// that `Vec`'s pages fill as the chunks are freed. Its share of the import's peak RSS was
+/// not measured apart from the allocator's purge setting, which was the measured fix
+/// (docs/performance.md).
 struct Chunked<T> {
     full: Vec<Vec<T>>,
     current: Vec<T>,
