@@ -32,6 +32,11 @@ section below it.
   mix with 10% writes at fixed rates (open loop: latency from each request's scheduled time,
   so queueing behind a slow server counts), and a soak that watches the server's memory;
   p50/p90/p99/p99.9/max, errors by status and the server's peak RSS per scenario.
+- **OneRoster** (`oneroster`): a full and a delta pull of the same district from the
+  project's paging test provider, against the CSV import and the provider's own serving time.
+
+A target marked **NOT met** is not met on this machine; why, and what was measured and tried,
+is in docs/performance.md (its first section, \"Where the targets stand\").
 
 The import benchmark generates a seeded synthetic SDS v2.1 snapshot
 of a large district, imports it into a fresh database, re-syncs it with a slightly changed
