@@ -603,19 +603,16 @@ const MAX_LINE: usize = 998;
 /// quoted-printable made the text harder to read in a raw message, and encoding it was the
 /// largest single cost of sending a digest.
 fn plain_body(text: &str) -> Body {
-    let fits_7bit = text
-        .split('\n')
-        .map(|line| line.strip_suffix('\r').unwrap_or(line))
-        .all(|line| {
-            line.len() <= MAX_LINE && line.bytes().all(|b| b.is_ascii() && b != 0 && b != b'\r')
-        });
-    if !fits_7bit {
-        return Body::new(text.to_owned());
-    }
     let mut wire = Vec::with_capacity(text.len() + text.len() / 32 + 2);
     let mut lines = text.split('\n').peekable();
     while let Some(line) = lines.next() {
-        wire.extend_from_slice(line.strip_suffix('\r').unwrap_or(line).as_bytes());
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        let fits_7bit =
+            line.len() <= MAX_LINE && line.bytes().all(|b| b.is_ascii() && b != 0 && b != b'\r');
+        if !fits_7bit {
+            return Body::new(text.to_owned());
+        }
+        wire.extend_from_slice(line.as_bytes());
         if lines.peek().is_some() {
             wire.extend_from_slice(b"\r\n");
         }

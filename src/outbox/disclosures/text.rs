@@ -52,12 +52,15 @@ pub fn compress(text: &str) -> Vec<u8> {
     }
     DEFLATE.with(|cell| {
         let mut slot = cell.borrow_mut();
-        let deflate = slot.get_or_insert_with(|| {
-            Compress::new_with_window_bits(Compression::new(6), false, WINDOW_BITS)
-        });
+        let deflate = slot.get_or_insert_with(new_stream);
         deflate.reset();
         compress_with(deflate, text)
     })
+}
+
+/// A raw deflate stream with format 1's settings.
+fn new_stream() -> Compress {
+    Compress::new_with_window_bits(Compression::new(6), false, WINDOW_BITS)
 }
 
 /// `text` compressed with `deflate`, a stream fresh or just reset.
@@ -155,11 +158,7 @@ mod tests {
 
     #[test]
     fn the_reused_stream_writes_what_a_fresh_one_does() {
-        let fresh = |text: &str| {
-            let mut deflate =
-                Compress::new_with_window_bits(Compression::new(6), false, WINDOW_BITS);
-            compress_with(&mut deflate, text)
-        };
+        let fresh = |text: &str| compress_with(&mut new_stream(), text);
         // An earlier text (and an abandoned large one) must leave nothing behind.
         let _ = compress(&"y".repeat(100_000));
         for text in [digest_like(14), digest_like(2), digest_like(14)] {
