@@ -28,6 +28,7 @@ pub mod links;
 pub mod outbound;
 pub mod outbox;
 pub mod privacy;
+pub mod restrictions;
 pub mod roster;
 pub mod secrets;
 pub mod server;

@@ -34,6 +34,7 @@ pub async fn serve(config: Config, bind: Option<String>) -> anyhow::Result<()> {
     let dispatcher = spawn_dispatcher(&jobs, &state.config, stopped)?;
     let dispatch_grace = Duration::from_secs(state.config.outbox.shutdown_grace_seconds);
     let digests = crate::digest::schedule::spawn(jobs.clone(), state.config.clone());
+    let restrictions = crate::restrictions::spawn_expiry(jobs.clone());
     let app = api::router(state);
     // Said only once everything that can fail at start has succeeded.
     tracing::info!(%address, %database, "parent-connection listening");
@@ -53,6 +54,7 @@ pub async fn serve(config: Config, bind: Option<String>) -> anyhow::Result<()> {
     if let Some(digests) = digests {
         digests.abort();
     }
+    restrictions.abort();
     if let Some(dispatcher) = dispatcher {
         stop_dispatcher(dispatcher, dispatch_grace).await;
     }

@@ -389,6 +389,22 @@ impl From<crate::approvals::ApprovalError> for ApiError {
     }
 }
 
+impl From<crate::restrictions::RestrictionError> for ApiError {
+    fn from(e: crate::restrictions::RestrictionError) -> Self {
+        use crate::restrictions::RestrictionError as E;
+        let message = e.to_string();
+        match e {
+            E::NotFound(what) => ApiError::not_found(what),
+            E::InvalidField {
+                field,
+                message: why,
+            } => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message)
+                .with_details(serde_json::json!({"field": field, "message": why})),
+            E::Db(e) => e.into(),
+        }
+    }
+}
+
 impl From<crate::tenants::settings::SettingsError> for ApiError {
     fn from(e: crate::tenants::settings::SettingsError) -> Self {
         use crate::tenants::settings::SettingsError as E;

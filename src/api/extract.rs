@@ -162,7 +162,7 @@ pub fn id_cursor(page: &PageRequest) -> Result<Option<i64>, ApiError> {
 }
 
 /// Longest accepted decision or erase reason, in characters.
-pub const MAX_REASON_CHARS: usize = 1000;
+pub const MAX_REASON_CHARS: usize = crate::domain::MAX_REASON_CHARS;
 
 /// A trimmed optional reason; blank is none, too long is `422 invalid_field`.
 pub fn reason(raw: Option<String>) -> Result<Option<String>, ApiError> {

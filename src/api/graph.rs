@@ -1,6 +1,7 @@
 //! `GET /education/users/{sourceId}?$select=relatedContacts`: a student's related contacts
 //! in the shape of Microsoft Graph's `educationUser`, for app-only tokens with
-//! `EduRoster.Read.All`.
+//! `EduRoster.Read.All`. Active links of every relationship, except those an admin
+//! restricted (docs/restrictions.md).
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
@@ -147,7 +148,9 @@ pub async fn user(
         Some(
             items
                 .into_iter()
-                .filter(|c| c.status == "active")
+                // A restricted link (custody, a court order) is left out: integrations
+                // show these contacts to teachers.
+                .filter(|c| c.status == "active" && c.restriction.is_none())
                 .map(|c| RelatedContact {
                     id: c.id,
                     display_name: c.display_name,

@@ -28,6 +28,7 @@ pub mod invitations;
 pub mod limits;
 pub mod oneroster;
 pub mod openapi;
+pub mod restrictions;
 mod routes;
 pub mod settings;
 pub mod upload;

@@ -4,7 +4,7 @@ use super::AppState;
 use super::error::{ErrorBody, ErrorDetail};
 use super::{
     assignments, audit, chats, classes, contact_requests, contacts, digest, disclosures, erasures,
-    graph, health, imports, invitations, oneroster, routes, settings,
+    graph, health, imports, invitations, oneroster, restrictions, routes, settings,
 };
 use crate::config::Config;
 use crate::contacts::{ContactItem, FieldProvenance, Provenance};
@@ -36,7 +36,9 @@ use utoipa::{Modify, OpenApi};
         crate::approvals::ContactValues, crate::approvals::requests::RequestItem,
         crate::approvals::requests::Status, contact_requests::RequestPage,
         contact_requests::DecisionBody, crate::approvals::erase::Erasure, erasures::EraseBody,
-        erasures::Erased, erasures::ErasureList, crate::tenants::settings::Settings, settings::SettingsPatch,
+        erasures::Erased, erasures::ErasureList, restrictions::RestrictBody,
+        restrictions::RestrictionList, crate::restrictions::Restriction,
+        crate::contacts::LinkRestriction, crate::tenants::settings::Settings, settings::SettingsPatch,
         crate::audit::AuditItem, audit::AuditPage, chats::StartBody, chats::ChatList,
         chats::MemberBody, chats::BlockBody, chats::BlockList, chats::GuardianStartBody,
         crate::chats::ChatItem, crate::chats::Member, crate::chats::Banner,
@@ -61,6 +63,7 @@ use utoipa::{Modify, OpenApi};
         (name = "imports", description = "SDS file imports"),
         (name = "contact-requests", description = "Teacher contact edits and admin approval"),
         (name = "erasures", description = "Admin erasure of contacts"),
+        (name = "restrictions", description = "Per-child restrictions of a contact (custody, court orders)"),
         (name = "settings", description = "Tenant settings"),
         (name = "audit", description = "The audit log"),
         (name = "digest", description = "The weekly digest: disclosure log, unsubscribes"),

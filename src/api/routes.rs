@@ -10,7 +10,7 @@
 
 use super::{
     AppState, assignments, audit, chats, classes, contact_requests, contacts, digest, disclosures,
-    erasures, graph, health, imports, invitations, oneroster, openapi, settings,
+    erasures, graph, health, imports, invitations, oneroster, openapi, restrictions, settings,
 };
 use axum::http::Method;
 use utoipa::openapi::path::PathItem;
@@ -81,6 +81,8 @@ fn requests() -> OpenApiRouter<AppState> {
         .routes(routes!(erasures::erase_all))
         .routes(routes!(erasures::list))
         .routes(routes!(erasures::lift))
+        .routes(routes!(restrictions::restrict, restrictions::lift))
+        .routes(routes!(restrictions::list))
         .routes(routes!(settings::get, settings::update))
         .routes(routes!(audit::list))
         .routes(routes!(chats::list, chats::start))

@@ -6,7 +6,7 @@
 use super::{Action, ApprovalError, ContactValues, Proposal};
 use crate::audit::{self, AuditEntry};
 use crate::db;
-use crate::domain::visibility::teacher_may_see;
+use crate::domain::visibility::{LinkFacts, teacher_may_see};
 use crate::domain::{LinkStatus, Relationship, RequestAction, TenantId};
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, FromQueryResult, Value};
@@ -151,6 +151,19 @@ struct LinkedValues {
     mobile_phone: Option<String>,
     relationship: Option<Relationship>,
     link_status: Option<LinkStatus>,
+    restriction_id: Option<i64>,
+}
+
+impl LinkedValues {
+    /// Whether a teacher sees this contact (`domain::visibility`).
+    fn teacher_may_see(&self) -> bool {
+        teacher_may_see(LinkFacts {
+            active: self.link_status == Some(LinkStatus::Active),
+            relationship: self.relationship,
+            restricted: self.restriction_id.is_some(),
+        })
+        .is_ok()
+    }
 }
 
 impl From<LinkedValues> for ContactValues {
@@ -394,9 +407,21 @@ pub(super) async fn linked_values<C: ConnectionTrait>(
     student_id: i64,
     contact_id: i64,
 ) -> Result<Option<ContactValues>, DbErr> {
-    let values = db::rows::query_one::<LinkedValues, _>(
+    Ok(linked(conn, tenant, student_id, contact_id)
+        .await?
+        .map(ContactValues::from))
+}
+
+/// A contact linked to a student (any link status) with its link.
+async fn linked<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+    student_id: i64,
+    contact_id: i64,
+) -> Result<Option<LinkedValues>, DbErr> {
+    db::rows::query_one::<LinkedValues, _>(
         conn,
-        "SELECT c.given_name, c.family_name, c.email, c.mobile_phone, l.relationship, l.status AS link_status \
+        "SELECT c.given_name, c.family_name, c.email, c.mobile_phone, l.relationship, l.status AS link_status, l.restriction_id \
          FROM student_contacts l JOIN contacts c ON c.id = l.contact_id \
          WHERE l.tenant_id = $1 AND l.student_id = $2 AND l.contact_id = $3",
         vec![
@@ -405,8 +430,7 @@ pub(super) async fn linked_values<C: ConnectionTrait>(
             Value::BigInt(Some(contact_id)),
         ],
     )
-    .await?;
-    Ok(values.map(ContactValues::from))
+    .await
 }
 
 /// True when `proposal` would change nothing of `current`.
@@ -515,18 +539,12 @@ async fn insert(
     let current = match proposal.contact_id {
         None => None,
         Some(contact) => {
-            // Teachers propose changes to the contacts they see: active parents/guardians.
-            let values = linked_values(&txn, tenant, student, contact)
+            // Teachers propose changes to the contacts they see: active parents/guardians
+            // whose link no admin restricted.
+            let values = linked(&txn, tenant, student, contact)
                 .await?
-                .filter(|v| {
-                    teacher_may_see(
-                        v.status.as_deref() == Some(LinkStatus::Active.as_str()),
-                        v.relationship
-                            .as_deref()
-                            .and_then(|r| Relationship::parse(r).ok()),
-                    )
-                    .is_ok()
-                })
+                .filter(LinkedValues::teacher_may_see)
+                .map(ContactValues::from)
                 .ok_or(ApprovalError::NotFound("contact"))?;
             if proposal.action == Action::Update && changes_nothing(proposal, &values) {
                 return Err(ApprovalError::NoChange);

@@ -1,5 +1,6 @@
 //! Removal banners (SPEC §7): when a guardian stops being an active contact of a student —
-//! a sync made the link inactive, an approved edit removed it, an admin erased it — every
+//! a sync made the link inactive, an approved edit removed it, an admin erased or
+//! restricted it — every
 //! chat about that student with that guardian as a member gets a banner for the chat's
 //! owner, asking them to remove the guardian. Membership is not changed, unless the tenant
 //! turned on `auto_remove_inactive_guardians`: then the guardian is removed instead (and the
@@ -83,11 +84,13 @@ fn statements(
     (sql, [base, extra].concat())
 }
 
-/// Clears the open banners whose guardian is an active contact of the chat's student again.
+/// Clears the open banners whose guardian is an active, unrestricted contact of the chat's
+/// student again.
 const CLEAR_REACTIVATED: &str = "UPDATE chat_banners SET cleared_at = $2, cleared_by = 'link_active' \
      WHERE tenant_id = $1 AND cleared_at IS NULL AND EXISTS ( \
        SELECT 1 FROM chats c JOIN student_contacts l ON l.student_id = c.student_id \
-       WHERE c.id = chat_banners.chat_id AND l.contact_id = chat_banners.contact_id AND l.status = 'active')";
+       WHERE c.id = chat_banners.chat_id AND l.contact_id = chat_banners.contact_id AND l.status = 'active' \
+         AND l.restriction_id IS NULL)";
 
 fn audit_entry(tenant: TenantId, cause: Cause, removed: u64) -> AuditEntry<'static> {
     AuditEntry {
@@ -136,7 +139,7 @@ pub async fn after_sync(
 }
 
 /// Records that one guardian stopped being an active contact of one student (approved
-/// removal, erase), inside the caller's transaction.
+/// removal, erase, restriction), inside the caller's transaction.
 pub async fn after_pair_change<C: ConnectionTrait>(
     conn: &C,
     tenant: TenantId,
@@ -161,8 +164,8 @@ pub async fn after_pair_change<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Clears banners whose guardian is active again (an approved addition), inside the
-/// caller's transaction.
+/// Clears banners whose guardian is active again (an approved addition, a restriction
+/// lifted or ended), inside the caller's transaction.
 pub async fn after_reactivation<C: ConnectionTrait>(
     conn: &C,
     tenant: TenantId,

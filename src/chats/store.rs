@@ -6,7 +6,7 @@ use super::blocks;
 use super::{Banner, ChatError, ChatItem, InvalidMember, Member};
 use crate::contacts::{ContactName, display_name};
 use crate::db;
-use crate::domain::visibility::{Hidden, teacher_may_see};
+use crate::domain::visibility::{Hidden, LinkFacts, teacher_may_see};
 use crate::domain::{BannerCause, ChatStarter, LinkStatus, Relationship, TenantId};
 use crate::entities::{chat_banners, chat_members, contacts};
 use crate::invites::{self, InvitationItem, InviteContext, Trigger};
@@ -160,6 +160,7 @@ struct Candidate {
     contact_id: i64,
     status: LinkStatus,
     relationship: Option<Relationship>,
+    restriction_id: Option<i64>,
     blocked: Option<i64>,
 }
 
@@ -189,7 +190,7 @@ async fn valid_members<C: ConnectionTrait>(
         db::rows::query_as::<Candidate, _>(
             conn,
             &format!(
-                "SELECT l.contact_id, l.status, l.relationship, b.id AS blocked FROM student_contacts l \
+                "SELECT l.contact_id, l.status, l.relationship, l.restriction_id, b.id AS blocked FROM student_contacts l \
                  LEFT JOIN chat_blocks b ON b.tenant_id = l.tenant_id AND b.owner_source_id = $3 AND b.contact_id = l.contact_id \
                  WHERE l.tenant_id = $1 AND l.student_id = $2 AND l.contact_id IN ({})",
                 placeholders(4, ids.len())
@@ -205,7 +206,13 @@ async fn valid_members<C: ConnectionTrait>(
         let reason = match link {
             None => Some("not_a_contact_of_student"),
             Some(link) => {
-                match teacher_may_see(link.status == LinkStatus::Active, link.relationship) {
+                match teacher_may_see(LinkFacts {
+                    active: link.status == LinkStatus::Active,
+                    relationship: link.relationship,
+                    restricted: link.restriction_id.is_some(),
+                }) {
+                    // A restriction is not the teacher's to see: as if there were no link.
+                    Err(Hidden::Restricted) => Some("not_a_contact_of_student"),
                     Err(Hidden::Inactive) => Some("inactive"),
                     Err(Hidden::NotParentOrGuardian) => Some("not_parent_or_guardian"),
                     Ok(()) if link.blocked.is_some() => Some("blocked"),

@@ -173,6 +173,13 @@ pub enum Command {
         #[command(subcommand)]
         command: digest::DigestCommand,
     },
+    /// Per-child restrictions of a contact: custody, court orders (`restriction add`,
+    /// `restriction lift`, `restriction list`).
+    Restriction {
+        /// Restriction command.
+        #[command(subcommand)]
+        command: restrictions::RestrictionCommand,
+    },
 }
 
 /// `tenant` subcommands.
@@ -204,6 +211,7 @@ fn out_raw(text: &str) {
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
+mod restrictions;
 mod settings;
 
 /// A failure with the exit status to use.
@@ -500,6 +508,7 @@ async fn run(command: Command, config: Config) -> Result<(), Failure> {
         Command::Sync { command } => oneroster::sync(command, &config).await,
         Command::Assignments { command } => digest::assignments(command, &config).await,
         Command::Digest { command } => digest::run(command, &config).await,
+        Command::Restriction { command } => restrictions::run(command, &config).await,
     }
 }
 
@@ -578,6 +587,9 @@ fn print_contacts(items: &[contacts::ContactItem], all: bool) {
                 "  [email: {}]",
                 p.email_address.source.as_deref().unwrap_or("-")
             ));
+        }
+        if let Some(r) = &item.restriction {
+            line.push_str(&format!("  [restricted: {}]", r.reason));
         }
         out!("{}", line.trim_end());
     }

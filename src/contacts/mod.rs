@@ -97,6 +97,26 @@ pub struct ContactItem {
     /// Admin view only: when the link was deactivated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deactivated_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Admin view only: the restriction in force on this link (custody, a court order),
+    /// which hides the contact from teachers about this student. Never shown to teachers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restriction: Option<LinkRestriction>,
+}
+
+/// The restriction in force on a link, as an admin sees it with the contact.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkRestriction {
+    /// Restriction id.
+    pub id: String,
+    /// Why.
+    pub reason: String,
+    /// When it ends by itself (UTC), or null for no end.
+    pub until: Option<DateTime<Utc>>,
+    /// Who restricted.
+    pub restricted_by: String,
+    /// When (UTC).
+    pub restricted_at: DateTime<Utc>,
 }
 
 /// Errors of contact reads.
@@ -181,10 +201,13 @@ pub async fn for_student<C: ConnectionTrait>(
             "SELECT c.id, c.given_name, c.family_name, c.email, c.mobile_phone, l.relationship, l.status, \
                c.given_name_provenance, c.given_name_changed_at, c.family_name_provenance, c.family_name_changed_at, \
                c.email_provenance, c.email_changed_at, c.mobile_phone_provenance, c.mobile_phone_changed_at, \
-               l.relationship_provenance, l.relationship_changed_at, l.first_seen_at, l.deactivated_at \
+               l.relationship_provenance, l.relationship_changed_at, l.first_seen_at, l.deactivated_at, \
+               r.id AS restriction_id, r.reason AS restriction_reason, r.until AS restriction_until, \
+               r.restricted_by AS restriction_by, r.restricted_at AS restriction_at \
              FROM students s \
              LEFT JOIN student_contacts l ON l.student_id = s.id AND l.tenant_id = s.tenant_id{links} \
              LEFT JOIN contacts c ON c.id = l.contact_id \
+             LEFT JOIN link_restrictions r ON r.id = l.restriction_id \
              WHERE s.tenant_id = $1 AND s.source_id = $2{reach} \
              ORDER BY l.status, c.family_name, c.given_name, c.id"
         ),
@@ -241,6 +264,30 @@ struct ContactRow {
     relationship_field: FieldRow,
     first_seen_at: Option<DateTime<Utc>>,
     deactivated_at: Option<DateTime<Utc>>,
+    #[sea_orm(nested(prefix = "restriction_"))]
+    restriction: RestrictionRow,
+}
+
+/// The link's restriction in force, if any (`restriction_*`, admin view).
+#[derive(FromQueryResult)]
+struct RestrictionRow {
+    id: Option<i64>,
+    reason: Option<String>,
+    until: Option<DateTime<Utc>>,
+    by: Option<String>,
+    at: Option<DateTime<Utc>>,
+}
+
+impl RestrictionRow {
+    fn item(self) -> Option<LinkRestriction> {
+        Some(LinkRestriction {
+            id: self.id?.to_string(),
+            reason: self.reason.unwrap_or_default(),
+            until: self.until,
+            restricted_by: self.by.unwrap_or_default(),
+            restricted_at: self.at?,
+        })
+    }
 }
 
 fn item(row: ContactRow, view: View) -> Option<ContactItem> {
@@ -272,5 +319,6 @@ fn item(row: ContactRow, view: View) -> Option<ContactItem> {
         }),
         first_seen_at: if admin { row.first_seen_at } else { None },
         deactivated_at: if admin { row.deactivated_at } else { None },
+        restriction: if admin { row.restriction.item() } else { None },
     })
 }

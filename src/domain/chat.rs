@@ -39,6 +39,9 @@ pub enum BannerCause {
     /// An admin erased the guardian from the student.
     #[sea_orm(string_value = "erased")]
     Erased,
+    /// An admin restricted the guardian's link to the student (custody, a court order).
+    #[sea_orm(string_value = "restricted")]
+    Restricted,
 }
 
 impl BannerCause {
@@ -48,6 +51,7 @@ impl BannerCause {
             Self::Sync => "sync",
             Self::ApprovedEdit => "approved_edit",
             Self::Erased => "erased",
+            Self::Restricted => "restricted",
         }
     }
 
@@ -62,6 +66,9 @@ impl BannerCause {
             }
             Self::Erased => {
                 "An administrator erased this guardian from the student's contacts. Please remove them from this chat."
+            }
+            Self::Restricted => {
+                "An administrator restricted contact with this guardian about this student. Please remove them from this chat."
             }
         }
     }

@@ -29,7 +29,7 @@ pub use request::{RequestAction, RequestStatus};
 pub use roster_status::{RosterStatus, RunStatus};
 pub use sds::{AcademicSessionType, EnrollmentKind, OrgType, RoleGroup, SdsRole};
 pub use tenant::{TenantId, TenantSlug};
-pub use text::json_holds_nul;
+pub use text::{MAX_REASON_CHARS, Reason, ReasonError, json_holds_nul};
 pub use time_zone::TimeZoneName;
 
 /// Why a raw value was refused by one of the newtypes' parsers.

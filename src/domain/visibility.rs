@@ -1,7 +1,9 @@
 //! The one definition of "a contact a teacher may see": the rule behind the teacher's
-//! contact list, chat members, invitations and the guardians' digest. A contact is visible
-//! about a student when its link to that student is active and its relationship is a Parent
-//! Connection role (parent or guardian), and the student is active. Whether the teacher
+//! contact list, chat members, invitations, the guardian's own pages and the guardians'
+//! digest. A contact is visible about a student when its link to that student is active, its
+//! relationship is a Parent Connection role (parent or guardian), no admin restricted the
+//! link (a per-child restriction: `student_contacts.restriction_id`, see `restrictions`), and
+//! the student is active. Whether the teacher
 //! reaches the student (an active class the teacher actively teaches, in which the student is
 //! actively enrolled) is `roster::teaches_student`; the digest applies the same class rules.
 //!
@@ -10,9 +12,10 @@
 
 use super::Relationship;
 
-/// The SQL condition on a `student_contacts` alias for a link a teacher may see: active and a
-/// Parent Connection role. A literal, so it can be `concat!`-ed into `const` SQL:
-/// `visible_link!("l")` is `l.status = 'active' AND l.relationship IN ('parent', 'guardian')`.
+/// The SQL condition on a `student_contacts` alias for a link a teacher may see: active, a
+/// Parent Connection role and not restricted. A literal, so it can be `concat!`-ed into
+/// `const` SQL: `visible_link!("l")` is `l.status = 'active' AND l.relationship IN ('parent',
+/// 'guardian') AND l.restriction_id IS NULL`.
 #[macro_export]
 macro_rules! visible_link {
     ($l:literal) => {
@@ -20,7 +23,9 @@ macro_rules! visible_link {
             $l,
             ".status = 'active' AND ",
             $l,
-            ".relationship IN ('parent', 'guardian')"
+            ".relationship IN ('parent', 'guardian') AND ",
+            $l,
+            ".restriction_id IS NULL"
         )
     };
 }
@@ -41,18 +46,33 @@ pub enum Hidden {
     Inactive,
     /// The relationship is not a Parent Connection role.
     NotParentOrGuardian,
+    /// An admin restricted the link (custody, a court order). Callers that answer teachers
+    /// treat it as no link at all: the restriction itself is not theirs to see.
+    Restricted,
 }
 
-/// Whether a link with `link_active` and `relationship` shows its contact to a teacher of the
-/// student, and if not, why.
-pub fn teacher_may_see(
-    link_active: bool,
-    relationship: Option<Relationship>,
-) -> Result<(), Hidden> {
-    if !link_active {
+/// What the rule reads of one link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkFacts {
+    /// The link is active.
+    pub active: bool,
+    /// Its relationship.
+    pub relationship: Option<Relationship>,
+    /// An admin's restriction is open on it.
+    pub restricted: bool,
+}
+
+/// Whether a link shows its contact to a teacher of the student, and if not, why.
+pub fn teacher_may_see(link: LinkFacts) -> Result<(), Hidden> {
+    if !link.active {
         Err(Hidden::Inactive)
-    } else if !relationship.is_some_and(Relationship::is_parent_connection_role) {
+    } else if !link
+        .relationship
+        .is_some_and(Relationship::is_parent_connection_role)
+    {
         Err(Hidden::NotParentOrGuardian)
+    } else if link.restricted {
+        Err(Hidden::Restricted)
     } else {
         Ok(())
     }
@@ -73,27 +93,40 @@ mod tests {
         assert_eq!(
             sql,
             format!(
-                "l.status = 'active' AND l.relationship IN ({})",
+                "l.status = 'active' AND l.relationship IN ({}) AND l.restriction_id IS NULL",
                 roles.join(", ")
             )
         );
         assert_eq!(visible_student!("s"), "s.status = 'active'");
     }
 
+    fn link(active: bool, relationship: Option<Relationship>, restricted: bool) -> LinkFacts {
+        LinkFacts {
+            active,
+            relationship,
+            restricted,
+        }
+    }
+
     #[test]
     fn rust_rule() {
-        assert_eq!(teacher_may_see(true, Some(Relationship::Guardian)), Ok(()));
+        let guardian = Some(Relationship::Guardian);
+        assert_eq!(teacher_may_see(link(true, guardian, false)), Ok(()));
         assert_eq!(
-            teacher_may_see(false, Some(Relationship::Parent)),
+            teacher_may_see(link(false, Some(Relationship::Parent), false)),
             Err(Hidden::Inactive)
         );
         assert_eq!(
-            teacher_may_see(true, Some(Relationship::Aide)),
+            teacher_may_see(link(true, Some(Relationship::Aide), false)),
             Err(Hidden::NotParentOrGuardian)
         );
         assert_eq!(
-            teacher_may_see(true, None),
+            teacher_may_see(link(true, None, false)),
             Err(Hidden::NotParentOrGuardian)
+        );
+        assert_eq!(
+            teacher_may_see(link(true, guardian, true)),
+            Err(Hidden::Restricted)
         );
     }
 }

@@ -20,6 +20,7 @@ pub mod disclosures;
 pub mod email_suppressions;
 pub mod enrollments;
 pub mod invitations;
+pub mod link_restrictions;
 pub mod oidc_attempts;
 pub mod oneroster_connections;
 pub mod outbox;

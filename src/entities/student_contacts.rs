@@ -33,6 +33,7 @@ pub struct Model {
     #[sea_orm(column_type = "Text", nullable)]
     pub held_by: Option<Provenance>,
     pub held_at: Option<DateTimeUtc>,
+    pub restriction_id: Option<i64>,
 }
 
 /// Foreign keys, for joins through the query builder.

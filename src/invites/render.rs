@@ -61,16 +61,22 @@ fn short(name: &str, max: usize) -> String {
     }
 }
 
-/// The columns rendering needs, for invitations `i`.
-const SELECT: &str = "SELECT i.id, i.tenant_id, c.given_name AS guardian_given, c.family_name AS guardian_family, \
+/// The columns rendering needs, for invitations `i` whose guardian a teacher may still see
+/// about the chat's student (`domain::visibility`): one whose link became inactive or
+/// restricted after the invitation was queued has nothing to send.
+const SELECT: &str = concat!(
+    "SELECT i.id, i.tenant_id, c.given_name AS guardian_given, c.family_name AS guardian_family, \
        t.given_name AS teacher_given, t.family_name AS teacher_family, ch.owner_source_id, \
        s.given_name AS student_given, tn.name AS district, i.join_token \
      FROM invitations i \
      JOIN contacts c ON c.id = i.contact_id \
      JOIN chats ch ON ch.id = i.chat_id \
      JOIN students s ON s.id = ch.student_id \
-     JOIN tenants tn ON tn.id = i.tenant_id \
-     LEFT JOIN staff t ON t.tenant_id = i.tenant_id AND t.source_id = ch.owner_source_id";
+     JOIN student_contacts l ON l.student_id = ch.student_id AND l.contact_id = i.contact_id AND ",
+    crate::visible_link!("l"),
+    " JOIN tenants tn ON tn.id = i.tenant_id \
+     LEFT JOIN staff t ON t.tenant_id = i.tenant_id AND t.source_id = ch.owner_source_id"
+);
 
 /// One invitation's people, as [`SELECT`] reads them.
 #[derive(Debug, FromQueryResult)]
@@ -193,7 +199,8 @@ async fn disclosed<C: ConnectionTrait>(
 }
 
 /// Renders the invitations behind outbox rows `claimed` (all of one tenant or not) in one
-/// query; a row whose invitation or guardian no longer exists (e.g. erased) is
+/// query; a row whose invitation or guardian no longer exists (e.g. erased), or whose
+/// guardian a teacher may no longer see about the student (inactive, restricted), is
 /// [`Rendered::Gone`], as there is nothing to send, and one whose template fails is
 /// [`Rendered::Failed`] alone.
 async fn render_many<C: ConnectionTrait>(

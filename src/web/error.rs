@@ -96,6 +96,18 @@ impl From<ApprovalError> for PageError {
     }
 }
 
+impl From<crate::restrictions::RestrictionError> for PageError {
+    fn from(e: crate::restrictions::RestrictionError) -> Self {
+        use crate::restrictions::RestrictionError as E;
+        match e {
+            E::NotFound(_) => PageError::NotFound,
+            E::Db(e) => PageError::Db(e),
+            // The form checks its fields first: one refused here is ours.
+            other => PageError::Internal(other.to_string()),
+        }
+    }
+}
+
 impl From<SettingsError> for PageError {
     fn from(e: SettingsError) -> Self {
         match e {

@@ -21,6 +21,8 @@ pub enum Control {
     Select(Vec<(String, String)>),
     /// Several lines of text.
     TextArea,
+    /// A calendar date (`YYYY-MM-DD`; the browser's date picker).
+    Date,
     /// Any number of a list, as checkboxes in a `<fieldset>` whose `<legend>` is the label:
     /// (value, text) pairs. The field's value holds the chosen values separated by spaces.
     Checkboxes(Vec<(String, String)>),
@@ -134,10 +136,11 @@ impl Field {
         matches!(self.control, Control::TextArea)
     }
 
-    /// The `type` of an `<input>`: `number`, `file` or `text`.
+    /// The `type` of an `<input>`: `number`, `date`, `file`, `password` or `text`.
     pub fn input_type(&self) -> &'static str {
         match self.control {
             Control::Number { .. } => "number",
+            Control::Date => "date",
             Control::Files { .. } => "file",
             Control::Secret => "password",
             _ => "text",

@@ -19,7 +19,7 @@
 //!
 //! Every other page needs a session ([`session::WebSession`], which sends a browser without
 //! one to `/signin`): `/` ([`home`]); [`admin`]: `/admin/approvals` (decide teachers'
-//! requests), `/admin/students/{id}` (contacts with provenance, history, erase),
+//! requests), `/admin/students/{id}` (contacts with provenance, history, erase, restrict),
 //! `/admin/imports`, `/admin/settings`, `/admin/outbox`, `/admin/audit`, `/admin/oneroster`,
 //! `/admin/digest`; [`teacher`]: `/teacher/…`; [`guardian`]: `/guardian`. People sign in at
 //! `/signin` ([`signin`]: staff through [`oidc`], guardians with a code, developers with a

@@ -79,6 +79,10 @@ const MAY_USE: &[(&str, &[&str])] = &[
             "secrets",
         ],
     ),
+    (
+        "restrictions",
+        &["audit", "chats", "db", "domain", "entities"],
+    ),
     // 4: the access policy decides over the capabilities' scopes.
     (
         "auth",

@@ -112,6 +112,10 @@ struct World {
     ann: String,
     /// Eve Ng, guardian of stu-1: in the chat (removed through the API).
     eve: String,
+    /// Kai Ng, guardian of stu-1: restricted (restricted again and lifted through the API).
+    kai: String,
+    /// Joy Ng, guardian of stu-1: restricted (restricted again and lifted on the pages).
+    joy: String,
     /// The second dead message (requeued on the page).
     outbox_2: String,
     /// The second email suppression (lifted on the page).
@@ -153,11 +157,12 @@ fn district() -> Fixture {
     append("roles.csv", "tch-2,sch-1,teacher\ntch-3,sch-1,teacher\n");
     append(
         "users.csv",
-        "par-4,max,Max,Ng,max.ng@example.com,,\npar-5,ann,Ann,Ng,ann.ng@example.com,,\npar-6,eve,Eve,Ng,eve.ng@example.com,,\n",
+        "par-4,max,Max,Ng,max.ng@example.com,,\npar-5,ann,Ann,Ng,ann.ng@example.com,,\npar-6,eve,Eve,Ng,eve.ng@example.com,,\n\
+         par-7,kai,Kai,Ng,kai.ng@example.com,,\npar-8,joy,Joy,Ng,joy.ng@example.com,,\n",
     );
     append(
         "relationships.csv",
-        "stu-1,par-4,guardian\nstu-1,par-5,guardian\nstu-1,par-6,guardian\n",
+        "stu-1,par-4,guardian\nstu-1,par-5,guardian\nstu-1,par-6,guardian\nstu-1,par-7,guardian\nstu-1,par-8,guardian\n",
     );
     fixture
 }
@@ -249,6 +254,20 @@ async fn build_world(api: &Api) -> World {
     let max = contact_id(api, "stu-1", "Max").await;
     let ann = contact_id(api, "stu-1", "Ann").await;
     let eve = contact_id(api, "stu-1", "Eve").await;
+    let kai = contact_id(api, "stu-1", "Kai").await;
+    let joy = contact_id(api, "stu-1", "Joy").await;
+    for restricted in [&kai, &joy] {
+        created(
+            &call(
+                api,
+                Method::POST,
+                &format!("/api/v1/students/stu-1/contacts/{restricted}/restriction"),
+                &admin,
+                json!({"reason": "court order"}),
+            )
+            .await,
+        );
+    }
     let chat = call(
         api,
         Method::POST,
@@ -382,6 +401,8 @@ async fn build_world(api: &Api) -> World {
         max,
         ann,
         eve,
+        kai,
+        joy,
         chat: chat_id,
         invitation,
         request,
@@ -512,6 +533,17 @@ fn api_call(world: &World, method: &Method, route: &str) -> Option<(String, Payl
             json(json!({"reason": "request of the family"})),
         ),
         ("GET", "/api/v1/erasures") => ("/api/v1/erasures".into(), Payload::None),
+        ("POST", "/api/v1/students/{sourceId}/contacts/{contactId}/restriction") => (
+            format!("/api/v1/students/stu-1/contacts/{}/restriction", w.kai),
+            json(json!({"reason": "court order", "until": "2099-01-01T00:00:00Z"})),
+        ),
+        ("DELETE", "/api/v1/students/{sourceId}/contacts/{contactId}/restriction") => (
+            format!("/api/v1/students/stu-1/contacts/{}/restriction", w.kai),
+            Payload::None,
+        ),
+        ("GET", "/api/v1/students/{sourceId}/restrictions") => {
+            ("/api/v1/students/stu-1/restrictions".into(), Payload::None)
+        }
         ("POST", "/api/v1/erasures/{id}/lift") => (
             format!("/api/v1/erasures/{}/lift", w.erasure),
             Payload::None,
@@ -679,6 +711,10 @@ fn page_call(world: &World, method: &Method, route: &str) -> (String, Payload) {
         "/admin/approvals/{id}" => format!("/admin/approvals/{}", w.request),
         "/admin/students/{id}/contacts/{contact}/erase" => {
             format!("/admin/students/stu-3/contacts/{}/erase", w.rosa)
+        }
+        "/admin/students/{id}/contacts/{contact}/restrict"
+        | "/admin/students/{id}/contacts/{contact}/restriction/lift" => {
+            route.replace("{id}", "stu-1").replace("{contact}", &w.joy)
         }
         "/teacher/students/{id}/contacts/{contact}/change"
         | "/teacher/students/{id}/contacts/{contact}/removal" => route
@@ -1141,6 +1177,12 @@ fn expected(key: &str) -> &'static [Who] {
         | "GET /api/v1/oneroster/connection"
         | "POST /admin/outbox/{id}/requeue"
         | "POST /admin/students/{id}/contacts/{contact}/erase"
+        | "POST /api/v1/students/{sourceId}/contacts/{contactId}/restriction"
+        | "DELETE /api/v1/students/{sourceId}/contacts/{contactId}/restriction"
+        | "GET /api/v1/students/{sourceId}/restrictions"
+        | "GET /admin/students/{id}/contacts/{contact}/restrict"
+        | "POST /admin/students/{id}/contacts/{contact}/restrict"
+        | "POST /admin/students/{id}/contacts/{contact}/restriction/lift"
         | "POST /api/v1/outbox/{id}/requeue" => APPROVERS,
         "GET /" | "POST /web/session" | "POST /web/signout" => WITH_A_SESSION,
         "GET /admin/approvals"

@@ -63,12 +63,12 @@ async fn digests_paged(api: &Api, tenant: &str, week: &str, page_size: u64) -> V
     all
 }
 
-async fn digests(api: &Api, week: &str) -> Vec<Digest> {
+pub async fn digests(api: &Api, week: &str) -> Vec<Digest> {
     digests_paged(api, "nyc", week, 500).await
 }
 
 /// `email: child (class: previous ids / upcoming ids), …` per digest, for compact asserts.
-fn summary(digests: &[Digest]) -> Vec<String> {
+pub fn summary(digests: &[Digest]) -> Vec<String> {
     digests
         .iter()
         .map(|d| {

@@ -18,7 +18,7 @@ macro_rules! every_entity {
             class_digest_settings, classes, contact_erasures, contact_requests, contacts,
             digest_deliveries, digest_runs, digest_unsubscribes, disclosure_students, disclosures,
             email_suppressions,
-            enrollments, invitations, oidc_attempts, oneroster_connections, outbox, schools,
+            enrollments, invitations, link_restrictions, oidc_attempts, oneroster_connections, outbox, schools,
             sms_opt_outs, staff, student_contacts, students, sync_run, tenant, tenant_settings,
             web_sessions, sign_in_codes, scheduled_runs,
         )

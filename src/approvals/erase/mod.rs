@@ -14,7 +14,9 @@ use crate::audit::{self, AuditEntry};
 use crate::chats::banners::{self, Cause};
 use crate::db;
 use crate::domain::{LinkStatus, Relationship, RequestStatus, TenantId};
-use crate::entities::{contact_erasures, contact_requests, contacts, student_contacts};
+use crate::entities::{
+    contact_erasures, contact_requests, contacts, link_restrictions, student_contacts,
+};
 use crate::privacy::{PrivacyKey, Purpose};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
@@ -219,6 +221,12 @@ impl PairErase {
             .filter(student_contacts::Column::StudentId.eq(self.student))
             .filter(student_contacts::Column::ContactId.eq(self.contact));
         db::rows::exec(conn, &link).await?;
+        // A restriction's reason is about this pair: erased with it, open or not.
+        let restrictions = link_restrictions::Entity::delete_many()
+            .filter(link_restrictions::Column::TenantId.eq(self.tenant.0))
+            .filter(link_restrictions::Column::StudentId.eq(self.student))
+            .filter(link_restrictions::Column::ContactId.eq(self.contact));
+        db::rows::exec(conn, &restrictions).await?;
         let rejected = contact_requests::Entity::update_many()
             .col_expr(
                 contact_requests::Column::Status,

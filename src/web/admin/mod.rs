@@ -7,6 +7,7 @@ pub mod disclosures;
 pub mod imports;
 pub mod oneroster;
 pub mod outbox;
+pub mod restrictions;
 pub mod settings;
 pub mod students;
 
@@ -57,6 +58,14 @@ pub fn routes(max_upload_bytes: usize) -> Router<AppState> {
         .route(
             "/admin/students/{id}/contacts/{contact}/erase",
             get(students::confirm).post(students::erase),
+        )
+        .route(
+            "/admin/students/{id}/contacts/{contact}/restrict",
+            get(restrictions::confirm).post(restrictions::restrict),
+        )
+        .route(
+            "/admin/students/{id}/contacts/{contact}/restriction/lift",
+            post(restrictions::lift),
         )
         .route("/admin/audit", get(audit::show))
         .route("/admin/disclosures", get(disclosures::show))

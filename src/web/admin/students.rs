@@ -3,6 +3,10 @@
 //! each value came from (the SIS sync, an approved edit, an admin) and when — and the
 //! student's history: the teachers' requests about them and the erasures.
 //!
+//! Restricting a contact about this student (custody, a court order) is in
+//! [`super::restrictions`]; the page shows a restriction in force on its contact, with the
+//! button that lifts it, and every restriction of the student in its history.
+//!
 //! Erasing a contact takes two pages and no script: `GET
 //! /admin/students/{id}/contacts/{contact}/erase` asks "Erase X? This cannot be undone" with
 //! a required **Reason**; its `POST` erases through the same service as `POST
@@ -101,6 +105,23 @@ struct ContactCard {
     values: Vec<Value>,
     linked: String,
     erase_href: String,
+    /// The restriction in force, in words, or empty.
+    restriction: String,
+    restrict_href: String,
+    lift_href: String,
+}
+
+fn restriction_text(r: &crate::contacts::LinkRestriction) -> String {
+    let until = r
+        .until
+        .map(|at| format!(", until {}", when(at)))
+        .unwrap_or_else(|| ", no end date".to_string());
+    format!(
+        "Restricted since {} by {}{until}: {}",
+        when(r.restricted_at),
+        r.restricted_by,
+        r.reason
+    )
 }
 
 fn contact_card(student: &str, c: ContactItem) -> ContactCard {
@@ -141,6 +162,13 @@ fn contact_card(student: &str, c: ContactItem) -> ContactCard {
             ),
         ],
         erase_href: erase_href(student, &c.id),
+        restriction: c
+            .restriction
+            .as_ref()
+            .map(restriction_text)
+            .unwrap_or_default(),
+        restrict_href: super::restrictions::restrict_href(student, &c.id),
+        lift_href: super::restrictions::lift_href(student, &c.id),
         name: c.display_name,
         relationship: c.relationship,
         status: c.status,
@@ -168,15 +196,39 @@ struct StudentPage {
     requests_next: Option<String>,
     erasures: Vec<Event>,
     erasures_next: Option<String>,
+    restrictions: Vec<Event>,
+    restrictions_next: Option<String>,
+    csrf: String,
     done: Option<String>,
 }
 
-/// `?erased=&requests=&erasures=` of the student page (the last two: history cursors).
+/// `?erased=&restricted=&lifted=&requests=&erasures=&restrictions=` of the student page
+/// (the last three: history cursors).
 #[derive(Debug, Default, serde::Deserialize)]
 pub struct StudentQuery {
     erased: Option<String>,
+    restricted: Option<String>,
+    lifted: Option<String>,
     requests: Option<String>,
     erasures: Option<String>,
+    restrictions: Option<String>,
+}
+
+impl StudentQuery {
+    /// What the action that led here did.
+    fn done(&self) -> Option<String> {
+        let said = [
+            (&self.erased, "The contact was erased from the student."),
+            (
+                &self.restricted,
+                "The contact is restricted for this student.",
+            ),
+            (&self.lifted, "The restriction was lifted."),
+        ];
+        said.into_iter()
+            .find(|(flag, _)| flag.is_some())
+            .map(|(_, text)| text.to_string())
+    }
 }
 
 fn cursor(raw: &Option<String>) -> Option<i64> {
@@ -295,6 +347,47 @@ async fn erasure_history(
     Ok((events, next))
 }
 
+async fn restriction_history(
+    state: &AppState,
+    session: &WebSession,
+    student: &str,
+    before: Option<i64>,
+) -> Result<(Vec<Event>, Option<String>), PageError> {
+    let (items, next) = crate::restrictions::history(
+        &state.db,
+        session.principal.tenant,
+        student,
+        before,
+        HISTORY_PAGE,
+    )
+    .await?;
+    let events = items
+        .into_iter()
+        .map(|r| {
+            let mut text = format!(
+                "Contact {} restricted by {}: {}",
+                r.contact_id, r.restricted_by, r.reason
+            );
+            if let Some(until) = r.until {
+                text.push_str(&format!(" (until {})", when(until)));
+            }
+            match (&r.ended_by, r.ended_at) {
+                (Some(by), Some(at)) if by == crate::restrictions::EXPIRED => {
+                    text.push_str(&format!("; ended on its end date, {}", when(at)))
+                }
+                (Some(by), Some(at)) => text.push_str(&format!("; lifted by {by} on {}", when(at))),
+                _ => text.push_str("; in force"),
+            }
+            Event {
+                when: when(r.restricted_at),
+                text,
+                href: None,
+            }
+        })
+        .collect();
+    Ok((events, next))
+}
+
 /// Shows the student's contacts and history.
 pub async fn show(
     State(state): State<AppState>,
@@ -308,6 +401,8 @@ pub async fn show(
         request_history(&state, &session, &student, cursor(&query.requests)).await?;
     let (erasures, erasures_next) =
         erasure_history(&state, &session, &student, cursor(&query.erasures)).await?;
+    let (restrictions, restrictions_next) =
+        restriction_history(&state, &session, &student, cursor(&query.restrictions)).await?;
     let href = student_href(&student);
     Ok(StudentPage {
         title: format!("Student {name}"),
@@ -320,10 +415,10 @@ pub async fn show(
         requests_next: requests_next.map(|c| format!("{href}?requests={c}")),
         erasures,
         erasures_next: erasures_next.map(|c| format!("{href}?erasures={c}")),
-        done: query
-            .erased
-            .is_some()
-            .then(|| "The contact was erased from the student.".to_string()),
+        restrictions,
+        restrictions_next: restrictions_next.map(|c| format!("{href}?restrictions={c}")),
+        csrf: session.csrf.clone(),
+        done: query.done(),
     }
     .into_response())
 }
@@ -353,7 +448,7 @@ fn erase_form(session: &WebSession, student: &str, contact: &str) -> Form {
 }
 
 /// The student's contact `contact` in the admin view, or not found.
-async fn linked_contact(
+pub(super) async fn linked_contact(
     state: &AppState,
     session: &WebSession,
     student: &str,
