@@ -31,6 +31,7 @@ mod m20270105_000021_consent_disclosures;
 mod m20270112_000022_instances;
 mod m20270119_000023_disclosure_text;
 mod m20270126_000024_link_restrictions;
+mod m20270126_000025_quiet_hours;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -63,6 +64,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20270112_000022_instances::Migration),
             Box::new(m20270119_000023_disclosure_text::Migration),
             Box::new(m20270126_000024_link_restrictions::Migration),
+            Box::new(m20270126_000025_quiet_hours::Migration),
         ]
     }
 }

@@ -326,6 +326,7 @@ impl From<ContactsError> for ApiError {
     fn from(e: ContactsError) -> Self {
         match e {
             ContactsError::StudentNotFound(_) => ApiError::not_found("student"),
+            ContactsError::ContactNotFound => ApiError::not_found("contact"),
             ContactsError::Db(e) => e.into(),
         }
     }
@@ -384,6 +385,19 @@ impl From<crate::approvals::ApprovalError> for ApiError {
                     .with_details(*details)
             }
             E::AlreadyLifted => ApiError::new(StatusCode::CONFLICT, "already_lifted", message),
+            E::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::invites::UrgentError> for ApiError {
+    fn from(e: crate::invites::UrgentError) -> Self {
+        use crate::invites::UrgentError as E;
+        let message = e.to_string();
+        match e {
+            E::NotFound => ApiError::not_found("invitation"),
+            E::NotWaiting(status) => ApiError::new(StatusCode::CONFLICT, "not_waiting", message)
+                .with_details(serde_json::json!({ "status": status })),
             E::Db(e) => e.into(),
         }
     }

@@ -185,9 +185,15 @@ pub struct OutboxView {
     pub count_cap: i64,
     /// The latest dead and failed messages, with their last error.
     pub dead_letters: Vec<DeadLetter>,
+    /// Text messages waiting for the quiet hours to end, the soonest to go first (at most
+    /// 100), with the time each goes.
+    pub held: Vec<crate::outbox::store::HeldMessage>,
 }
 
-/// Outbox counts by status and the dead letters (admins).
+/// Held messages the outbox view lists.
+const HELD_SHOWN: u64 = 100;
+
+/// Outbox counts by status, the dead letters and the held messages (admins).
 #[utoipa::path(
     get,
     path = "/api/v1/outbox",
@@ -207,10 +213,12 @@ pub async fn outbox_view(
     policy::administer_contacts(&principal)?;
     let (counts, dead_letters) =
         outbox::overview(&state.db, &state.message_kinds, principal.tenant).await?;
+    let held = outbox::held(&state.db, principal.tenant, HELD_SHOWN).await?;
     Ok(Json(OutboxView {
         counts,
         count_cap: outbox::COUNT_CAP,
         dead_letters,
+        held,
     }))
 }
 
@@ -241,6 +249,37 @@ pub async fn requeue(
     } else {
         Err(ApiError::not_found("dead or failed message"))
     }
+}
+
+/// Sends one invitation that waits in the outbox (in the recipient's quiet hours, or not yet
+/// claimed) at once, as urgent (approvers; audited as `invitation.urgent`, and the invitation
+/// shows `urgentAt`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/invitations/{id}/urgent",
+    tag = "invitations",
+    params(("id" = String, Path, description = "Invitation id")),
+    responses(
+        (status = 200, description = "The invitation, due now", body = InvitationItem),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Not an approver", body = ErrorBody),
+        (status = 404, description = "No such invitation", body = ErrorBody),
+        (status = 409, description = "Not waiting to be sent (`not_waiting`: sent, failed, …)", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn urgent(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<InvitationItem>, ApiError> {
+    policy::administer_contacts(&principal)?;
+    let id = number(&id, "invitation")?;
+    let actor = principal.actor();
+    Ok(Json(
+        invites::send_urgent(&state.db, principal.tenant, id, &actor).await?,
+    ))
 }
 
 /// A page of addresses the mail server refused for good.

@@ -29,7 +29,7 @@ use utoipa::{Modify, OpenApi};
     ),
     components(schemas(
         ErrorBody, ErrorDetail, ContactItem, Provenance, FieldProvenance, ClassItem, StudentItem,
-        contacts::ContactList, classes::ClassPage, classes::StudentPage, graph::EducationUser,
+        contacts::ContactList, contacts::ContactPatch, classes::ClassPage, classes::StudentPage, graph::EducationUser,
         graph::RelatedContact, imports::ImportRun, imports::ImportRunPage, crate::sync::report::Counts,
         imports::ImportUpload, health::Status,
         crate::approvals::proposal::RequestBody, crate::approvals::proposal::ContactBody,
@@ -48,7 +48,7 @@ use utoipa::{Modify, OpenApi};
         digest::DeliveryPage, crate::digest::deliver::Delivery, invitations::SuppressionList,
         digest::UnsubscribePage, digest::UnsubscribeBody, crate::digest::unsubscribe::Unsubscribe,
         invitations::InvitationList, crate::domain::InvitationState,
-        crate::outbox::store::Suppression,
+        crate::outbox::store::Suppression, crate::outbox::store::HeldMessage,
         disclosures::DisclosurePage, crate::outbox::disclosures::Disclosure,
         imports::ImportUpload, health::Status, oneroster::RunOptions, oneroster::ConnectionInput,
         crate::sync::oneroster::connection::ConnectionView,
@@ -113,6 +113,18 @@ pub fn document_json(config: &Config) -> Value {
         document.pointer_mut("/components/schemas/ConnectionInput/properties/pageSize")
     {
         page_size["maximum"] = json!(config.oneroster.max_page_size);
+    }
+    // The zones a guardian's time zone may be (as `digestTimeZone`'s), and null.
+    if let Some(zone) = document.pointer_mut("/components/schemas/ContactPatch/properties/timeZone")
+    {
+        let mut names: Vec<Value> = crate::domain::TimeZoneName::all()
+            .map(Value::from)
+            .collect();
+        names.push(Value::Null);
+        zone["enum"] = Value::Array(names);
+    }
+    if let Some(patch) = document.pointer_mut("/components/schemas/ContactPatch") {
+        patch["minProperties"] = json!(1);
     }
     if let Some(schemas) = document.pointer_mut("/components/schemas") {
         forbid_nul_in_text(schemas);

@@ -20,9 +20,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RestrictBody {
-    /// Why (custody, a court order): required, kept with the restriction and in the audit
-    /// log, shown to admins only.
-    #[schema(min_length = 1, max_length = 1000)]
+    /// Why (custody, a court order): required (not blank), kept with the restriction and in
+    /// the audit log, shown to admins only.
+    #[schema(max_length = 1000, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
     pub reason: String,
     /// When the restriction ends by itself (RFC 3339 with offset, in the future); absent or
     /// null for no end.

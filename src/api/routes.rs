@@ -65,6 +65,7 @@ fn probes() -> OpenApiRouter<AppState> {
 fn requests() -> OpenApiRouter<AppState> {
     OpenApiRouter::default()
         .routes(routes!(contacts::student_contacts))
+        .routes(routes!(contacts::update))
         .routes(routes!(classes::list))
         .routes(routes!(classes::students))
         .routes(routes!(assignments::list, assignments::create))
@@ -102,6 +103,7 @@ fn requests() -> OpenApiRouter<AppState> {
         .routes(routes!(disclosures::list))
         .routes(routes!(invitations::outbox_view))
         .routes(routes!(invitations::requeue))
+        .routes(routes!(invitations::urgent))
         .routes(routes!(invitations::suppressions))
         .routes(routes!(invitations::lift_suppression))
         .routes(routes!(

@@ -1,5 +1,8 @@
 //! Reading a student's contacts: what a teacher sees (active parents and guardians only) and
-//! what an admin sees (every role and status, with provenance).
+//! what an admin sees (every role and status, with provenance); and the guardian's
+//! preferences an admin sets ([`preferences`]: language, time zone).
+
+pub mod preferences;
 
 use crate::db;
 use crate::domain::{LinkStatus, Provenance as Source, Relationship, TenantId};
@@ -86,6 +89,11 @@ pub struct ContactItem {
     pub relationship: String,
     /// `active` or `inactive`.
     pub status: String,
+    /// The language the guardian reads (BCP 47, e.g. `es`), when known: invitations,
+    /// digests and their pages are in it when a translation exists.
+    pub preferred_language: Option<String>,
+    /// The guardian's IANA time zone, when known (quiet hours are read in it).
+    pub time_zone: Option<String>,
     /// False when the contact has neither a valid email nor an E.164 mobile.
     pub can_communicate: bool,
     /// Admin view only.
@@ -125,6 +133,9 @@ pub enum ContactsError {
     /// No such student in the tenant.
     #[error("no student with SIS id '{0}' in this tenant")]
     StudentNotFound(String),
+    /// No such contact linked to the student.
+    #[error("the contact is not linked to this student")]
+    ContactNotFound,
     /// Database failure.
     #[error("database error: {0}")]
     Db(#[from] DbErr),
@@ -203,7 +214,8 @@ pub async fn for_student<C: ConnectionTrait>(
                c.email_provenance, c.email_changed_at, c.mobile_phone_provenance, c.mobile_phone_changed_at, \
                l.relationship_provenance, l.relationship_changed_at, l.first_seen_at, l.deactivated_at, \
                r.id AS restriction_id, r.reason AS restriction_reason, r.until AS restriction_until, \
-               r.restricted_by AS restriction_by, r.restricted_at AS restriction_at \
+               r.restricted_by AS restriction_by, r.restricted_at AS restriction_at, \
+               c.preferred_language, c.time_zone \
              FROM students s \
              LEFT JOIN student_contacts l ON l.student_id = s.id AND l.tenant_id = s.tenant_id{links} \
              LEFT JOIN contacts c ON c.id = l.contact_id \
@@ -266,6 +278,8 @@ struct ContactRow {
     deactivated_at: Option<DateTime<Utc>>,
     #[sea_orm(nested(prefix = "restriction_"))]
     restriction: RestrictionRow,
+    preferred_language: Option<String>,
+    time_zone: Option<String>,
 }
 
 /// The link's restriction in force, if any (`restriction_*`, admin view).
@@ -310,6 +324,8 @@ fn item(row: ContactRow, view: View) -> Option<ContactItem> {
             .status
             .map(|s| s.as_str().to_string())
             .unwrap_or_default(),
+        preferred_language: row.preferred_language,
+        time_zone: row.time_zone,
         provenance: admin.then(|| Provenance {
             given_name: row.given_name_field.into(),
             family_name: row.family_name_field.into(),

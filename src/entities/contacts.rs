@@ -49,6 +49,12 @@ pub struct Model {
     pub sync_key: Option<i64>,
     pub sync_hash: Option<i64>,
     pub joined_at: Option<DateTimeUtc>,
+    /// The guardian's IANA time zone, when known (quiet hours are read in it).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub time_zone: Option<String>,
+    /// The guardian's preferred language, a BCP 47 tag (`es`, `zh-Hant`), when known.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub preferred_language: Option<String>,
 }
 
 /// Foreign keys, for joins through the query builder.

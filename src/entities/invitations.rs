@@ -25,6 +25,10 @@ pub struct Model {
     pub join_token: String,
     pub created_at: DateTimeUtc,
     pub accepted_at: Option<DateTimeUtc>,
+    /// The admin who sent it as urgent (it goes at once, even in quiet hours).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub urgent_by: Option<String>,
+    pub urgent_at: Option<DateTimeUtc>,
 }
 
 /// Foreign keys, for joins through the query builder.

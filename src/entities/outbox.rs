@@ -27,6 +27,9 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     pub sent_at: Option<DateTimeUtc>,
+    /// Why a queued row waits past its time (`quiet_hours`); it goes at `next_attempt_at`.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub held_for: Option<String>,
 }
 
 /// What a row delivers (`outbox.kind`); `ref_id` points into the kind's own table.

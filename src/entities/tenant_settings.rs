@@ -34,6 +34,12 @@ pub struct Model {
     pub invitation_validity_days: i32,
     /// Last change (UTC).
     pub updated_at: DateTimeUtc,
+    /// Start of the quiet hours, `HH:MM` local time, or null for none.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub quiet_hours_start: Option<String>,
+    /// End of the quiet hours, `HH:MM` local time, or null for none.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub quiet_hours_end: Option<String>,
 }
 
 /// No relations are navigated through the ORM.

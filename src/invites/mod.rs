@@ -14,12 +14,15 @@
 //! - The invitation and its outbox row commit in the caller's transaction.
 
 pub(crate) mod join;
+pub(crate) mod quiet;
 pub(crate) mod render;
+
+pub use quiet::{UrgentError, send_urgent};
 
 pub use render::{InvitationMessages, RenderConfig};
 
 use crate::db;
-use crate::domain::{InvitationState, StateInputs, TenantId, expires_at};
+use crate::domain::{InvitationState, QuietHours, StateInputs, TenantId, TimeZoneName, expires_at};
 use crate::outbox::consent::OptOuts;
 use crate::outbox::store as outbox;
 use crate::outbox::{Channel, MessageKind};
@@ -78,6 +81,12 @@ pub struct InvitationItem {
     pub expires_at: Option<DateTime<Utc>>,
     /// When the guardian accepted it (UTC).
     pub accepted_at: Option<DateTime<Utc>>,
+    /// A text message waiting for the recipient's quiet hours to end: when it goes (UTC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_until: Option<DateTime<Utc>>,
+    /// When an admin sent it as urgent (it goes at once, even in quiet hours).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub urgent_at: Option<DateTime<Utc>>,
 }
 
 impl InvitationItem {
@@ -93,6 +102,8 @@ impl InvitationItem {
             created_at: None,
             expires_at: None,
             accepted_at: None,
+            held_until: None,
+            urgent_at: None,
         }
     }
 }
@@ -125,6 +136,9 @@ pub struct Policy {
     pub per_tenant_per_day: i64,
     /// Days a join link stays valid.
     pub validity_days: i64,
+    /// The quiet hours, if any, and the tenant's time zone they are read in unless the
+    /// guardian's is known.
+    pub quiet: Option<(QuietHours, TimeZoneName)>,
 }
 
 impl From<&TenantSettings> for Policy {
@@ -135,6 +149,7 @@ impl From<&TenantSettings> for Policy {
             window_days: i64::from(s.invite_window_days),
             per_tenant_per_day: i64::from(s.invite_limit_per_tenant_per_day),
             validity_days: i64::from(s.invitation_validity_days),
+            quiet: s.quiet_hours().map(|q| (q, s.digest_time_zone)),
         }
     }
 }
@@ -237,6 +252,7 @@ struct Reach {
     email: Option<String>,
     mobile_phone: Option<String>,
     joined_at: Option<DateTime<Utc>>,
+    time_zone: Option<String>,
     email_suppressed: i64,
 }
 
@@ -276,7 +292,7 @@ pub async fn invite<C: ConnectionTrait>(
     let tenant = context.tenant;
     let rows = db::query(
         conn,
-        "SELECT c.email, c.mobile_phone, c.joined_at, \
+        "SELECT c.email, c.mobile_phone, c.joined_at, c.time_zone, \
            (SELECT COUNT(*) FROM email_suppressions x WHERE x.tenant_id = c.tenant_id AND x.email = LOWER(c.email)) AS email_suppressed \
          FROM contacts c WHERE c.tenant_id = $1 AND c.id = $2",
         vec![Value::BigInt(Some(tenant.0)), Value::BigInt(Some(contact))],
@@ -287,6 +303,7 @@ pub async fn invite<C: ConnectionTrait>(
     };
     let reach = Reach::from_query_result(row, "")?;
     let (email, mobile, joined) = (reach.email, reach.mobile_phone, reach.joined_at);
+    let guardian_zone = reach.time_zone;
     let opted_out = match (context.sms, &mobile) {
         (Some(opt_outs), Some(number)) => opt_outs.opted_out(conn, number).await?,
         _ => false,
@@ -339,15 +356,37 @@ pub async fn invite<C: ConnectionTrait>(
         fallback,
     )
     .await?;
-    outbox::enqueue(
-        conn,
-        tenant,
-        MessageKind::Invitation,
-        id,
-        (channel, &address),
-        context.now,
-    )
-    .await?;
+    // A text message in the guardian's quiet hours waits in the outbox until they end.
+    let held_until = match (channel, policy.quiet) {
+        (Channel::Sms, Some((quiet, zone))) => {
+            quiet::until(quiet, zone, guardian_zone.as_deref(), context.now)
+        }
+        _ => None,
+    };
+    match held_until {
+        Some(until) => {
+            outbox::enqueue_held(
+                conn,
+                tenant,
+                (MessageKind::Invitation, id),
+                (channel, &address),
+                context.now,
+                (until, outbox::QUIET_HOURS),
+            )
+            .await?
+        }
+        None => {
+            outbox::enqueue(
+                conn,
+                tenant,
+                MessageKind::Invitation,
+                id,
+                (channel, &address),
+                context.now,
+            )
+            .await?
+        }
+    };
     if let Some(reason) = fallback {
         tracing::info!(invitation = id, reason, "invitation falls back to email");
     }
@@ -362,6 +401,8 @@ pub async fn invite<C: ConnectionTrait>(
         created_at: Some(context.now),
         expires_at: Some(expires_at(context.now, policy.validity_days)),
         accepted_at: None,
+        held_until,
+        urgent_at: None,
     })
 }
 
@@ -388,6 +429,8 @@ async fn record_invitation<C: ConnectionTrait>(
         join_token: Set(uuid::Uuid::new_v4().simple().to_string()),
         created_at: Set(context.now),
         accepted_at: Set(None),
+        urgent_by: Set(None),
+        urgent_at: Set(None),
     };
     Ok(entity::Entity::insert(row).exec(conn).await?.last_insert_id)
 }
@@ -396,7 +439,7 @@ async fn record_invitation<C: ConnectionTrait>(
 /// chat `ch`, the tenant's settings `ts` and the guardian's link `l` to the chat's student.
 const SELECT: &str = concat!(
     "SELECT i.id, i.contact_id, i.channel, o.status, i.fallback_reason, o.last_error, i.created_at, \
-       i.accepted_at, ts.invitation_validity_days, CASE WHEN ",
+       i.accepted_at, i.urgent_at, o.held_for, o.next_attempt_at, ts.invitation_validity_days, CASE WHEN ",
     crate::visible_link!("l"),
     " THEN 'active' ELSE 'inactive' END AS link_status, ch.owner_source_id \
      FROM invitations i LEFT JOIN outbox o ON o.kind = ",
@@ -418,6 +461,9 @@ struct ItemRow {
     last_error: Option<String>,
     created_at: DateTime<Utc>,
     accepted_at: Option<DateTime<Utc>>,
+    urgent_at: Option<DateTime<Utc>>,
+    held_for: Option<String>,
+    next_attempt_at: Option<DateTime<Utc>>,
     invitation_validity_days: i32,
     link_status: Option<String>,
     owner_source_id: String,
@@ -455,6 +501,10 @@ impl ItemRow {
             created_at: Some(self.created_at),
             expires_at: Some(expires_at(self.created_at, validity)),
             accepted_at: self.accepted_at,
+            held_until: self
+                .next_attempt_at
+                .filter(|_| self.held_for.is_some() && self.status.as_deref() == Some("queued")),
+            urgent_at: self.urgent_at,
         }
     }
 }
@@ -576,6 +626,7 @@ mod tests {
             window_days: 7,
             per_tenant_per_day: 100,
             validity_days: 14,
+            quiet: None,
         }
     }
 

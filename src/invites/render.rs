@@ -7,7 +7,7 @@
 use crate::contacts::display_name;
 use crate::db;
 use crate::db::WriteTxn;
-use crate::domain::TenantId;
+use crate::domain::{LocalTime, QuietHours, TenantId, TimeZoneName};
 use crate::outbox::disclosures::{About, about_claims};
 use crate::outbox::port::{MessageKindHandler, Rendered};
 use crate::outbox::store::Claimed;
@@ -67,8 +67,10 @@ fn short(name: &str, max: usize) -> String {
 const SELECT: &str = concat!(
     "SELECT i.id, i.tenant_id, c.given_name AS guardian_given, c.family_name AS guardian_family, \
        t.given_name AS teacher_given, t.family_name AS teacher_family, ch.owner_source_id, \
-       s.given_name AS student_given, tn.name AS district, i.join_token \
+       s.given_name AS student_given, tn.name AS district, i.join_token, i.urgent_at, c.time_zone, \
+       ts.quiet_hours_start, ts.quiet_hours_end, ts.digest_time_zone \
      FROM invitations i \
+     JOIN tenant_settings ts ON ts.tenant_id = i.tenant_id \
      JOIN contacts c ON c.id = i.contact_id \
      JOIN chats ch ON ch.id = i.chat_id \
      JOIN students s ON s.id = ch.student_id \
@@ -91,6 +93,28 @@ struct InvitationRow {
     student_given: Option<String>,
     district: Option<String>,
     join_token: Option<String>,
+    urgent_at: Option<chrono::DateTime<chrono::Utc>>,
+    time_zone: Option<String>,
+    quiet_hours_start: Option<String>,
+    quiet_hours_end: Option<String>,
+    digest_time_zone: String,
+}
+
+impl InvitationRow {
+    /// When a text message of this row may go, if the quiet hours hold it now (never an
+    /// urgent one).
+    fn held_until(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        if self.urgent_at.is_some() {
+            return None;
+        }
+        let time = |raw: &Option<String>| raw.as_deref().and_then(|t| LocalTime::parse(t).ok());
+        let quiet = QuietHours::of(time(&self.quiet_hours_start), time(&self.quiet_hours_end))?;
+        let tenant_zone = TimeZoneName::parse(&self.digest_time_zone).ok()?;
+        super::quiet::until(quiet, tenant_zone, self.time_zone.as_deref(), now)
+    }
 }
 
 impl InvitationRow {
@@ -222,6 +246,13 @@ async fn render_many<C: ConnectionTrait>(
         };
         // Never cross tenants, even on a corrupt reference.
         if TenantId(row.tenant_id) != claimed.tenant_id {
+            continue;
+        }
+        if claimed.channel == Channel::Sms
+            && let Some(until) = row.held_until(chrono::Utc::now())
+        {
+            let reason = crate::outbox::store::QUIET_HOURS.to_string();
+            out.insert(claimed.id, Rendered::Held { until, reason });
             continue;
         }
         let names = row.names(config);

@@ -61,6 +61,8 @@ pub struct Stats {
     pub dead: u64,
     /// Not sent on purpose (opted out, nothing left to send).
     pub suppressed: u64,
+    /// Held for later (a text message in the recipient's quiet hours).
+    pub held: u64,
 }
 
 impl Stats {
@@ -71,6 +73,7 @@ impl Stats {
             Outcome::Failed { .. } => self.failed += 1,
             Outcome::Dead { .. } => self.dead += 1,
             Outcome::Suppressed { .. } => self.suppressed += 1,
+            Outcome::Held { .. } => self.held += 1,
         }
     }
 
@@ -81,6 +84,7 @@ impl Stats {
         self.failed += other.failed;
         self.dead += other.dead;
         self.suppressed += other.suppressed;
+        self.held += other.held;
     }
 }
 
@@ -733,6 +737,10 @@ impl Dispatcher {
             Some(Rendered::Refused(reason)) => {
                 let reason = reason.clone();
                 return (Outcome::Suppressed { reason }, false);
+            }
+            Some(Rendered::Held { until, reason }) => {
+                let (until, reason) = (*until, reason.clone());
+                return (Outcome::Held { until, reason }, false);
             }
             Some(Rendered::Gone) | None => {
                 return (

@@ -26,6 +26,14 @@ pub enum Rendered {
     /// This message could not be rendered now (why): retried with backoff, dead after
     /// `outbox.max_attempts`. Other messages of the round are not affected.
     Failed(String),
+    /// Not to be sent before `until` (a text message in the recipient's quiet hours): queued
+    /// again for then, held for `reason` (`store::QUIET_HOURS`), the attempt not counted.
+    Held {
+        /// When it may go.
+        until: DateTime<Utc>,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// How one kind of message is handed to the outbox, rendered and finished.

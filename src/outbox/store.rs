@@ -56,6 +56,53 @@ pub async fn enqueue_urgent<C: ConnectionTrait>(
 /// When an urgent row is due (2000-01-01 UTC, before any other row).
 pub const URGENT_DUE_AT: i64 = 946_684_800;
 
+/// Why a queued row waits past the time it was queued (`outbox.held_for`).
+pub const QUIET_HOURS: &str = "quiet_hours";
+
+/// Queues a message that must wait until `until` (`why`: [`QUIET_HOURS`]) in the caller's
+/// transaction; the admin view lists it with the time it goes. Returns the outbox id.
+pub async fn enqueue_held<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+    (kind, ref_id): (MessageKind, i64),
+    to: (Channel, &str),
+    now: DateTime<Utc>,
+    (until, why): (DateTime<Utc>, &str),
+) -> Result<i64, DbErr> {
+    let id = insert(conn, tenant, (kind, ref_id), to, now, until).await?;
+    db::exec(
+        conn,
+        "UPDATE outbox SET held_for = $1 WHERE id = $2",
+        vec![why.into(), Value::BigInt(Some(id))],
+    )
+    .await?;
+    Ok(id)
+}
+
+/// Makes the queued row of `kind` `ref_id` due now if it was held, in the caller's
+/// transaction (an admin sends it as urgent); returns whether there was one.
+pub async fn release_held<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+    (kind, ref_id): (MessageKind, i64),
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let changed = db::exec(
+        conn,
+        "UPDATE outbox SET held_for = NULL, next_attempt_at = $1, updated_at = $1 \
+         WHERE tenant_id = $2 AND kind = $3 AND ref_id = $4 AND status = 'queued'",
+        vec![
+            Value::ChronoDateTimeUtc(Some(now)),
+            Value::BigInt(Some(tenant.0)),
+            kind.as_str().into(),
+            Value::BigInt(Some(ref_id)),
+        ],
+    )
+    .await?
+    .rows_affected();
+    Ok(changed > 0)
+}
+
 async fn insert<C: ConnectionTrait>(
     conn: &C,
     tenant: TenantId,
@@ -81,6 +128,7 @@ async fn insert<C: ConnectionTrait>(
         created_at: Set(now),
         updated_at: Set(now),
         sent_at: Set(None),
+        held_for: Set(None),
     };
     Ok(entity::Entity::insert(row).exec(conn).await?.last_insert_id)
 }
@@ -298,6 +346,14 @@ pub enum Outcome {
         /// Why.
         reason: String,
     },
+    /// Not to be sent before `until` (quiet hours): queued again for then, the attempt not
+    /// counted.
+    Held {
+        /// When it may go.
+        until: DateTime<Utc>,
+        /// Why ([`QUIET_HOURS`]).
+        reason: String,
+    },
 }
 
 /// Records `outcome` for the claim `hold` when it is still current (a row whose lease ran
@@ -309,7 +365,11 @@ pub async fn record<C: ConnectionTrait>(
     outcome: &Outcome,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
+    if let Outcome::Held { until, reason } = outcome {
+        return record_held(conn, hold, (*until, reason), now).await;
+    }
     let (status, next, error, sent_at) = match outcome {
+        Outcome::Held { .. } => unreachable!("recorded above"),
         Outcome::Sent => (Status::Sent, None, None, Some(now)),
         Outcome::Retry { at, error } => (Status::Queued, Some(*at), Some(error.clone()), None),
         Outcome::Failed { error } => (Status::Failed, None, Some(error.clone()), None),
@@ -319,13 +379,39 @@ pub async fn record<C: ConnectionTrait>(
     let changed = db::exec(
         conn,
         "UPDATE outbox SET status = $1, next_attempt_at = COALESCE($2, next_attempt_at), last_error = COALESCE($3, last_error), \
-           sent_at = COALESCE($4, sent_at), claimed_by = NULL, lease_until = NULL, updated_at = $5 \
+           sent_at = COALESCE($4, sent_at), claimed_by = NULL, lease_until = NULL, updated_at = $5, held_for = NULL \
          WHERE id = $6 AND claim_token = $7 AND status = 'sending'",
         vec![
             status.as_str().into(),
             Value::ChronoDateTimeUtc(next),
             Value::String(error),
             Value::ChronoDateTimeUtc(sent_at),
+            Value::ChronoDateTimeUtc(Some(now)),
+            Value::BigInt(Some(hold.id)),
+            Value::BigInt(Some(hold.token)),
+        ],
+    )
+    .await?
+    .rows_affected();
+    Ok(changed > 0)
+}
+
+/// Queues the claimed row of `hold` again for `until`, held for `why`, taking back the
+/// attempt its claim counted; false when the claim was no longer current.
+async fn record_held<C: ConnectionTrait>(
+    conn: &C,
+    hold: Hold,
+    (until, why): (DateTime<Utc>, &str),
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let changed = db::exec(
+        conn,
+        "UPDATE outbox SET status = 'queued', next_attempt_at = $1, held_for = $2, claimed_by = NULL, lease_until = NULL, \
+           attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, updated_at = $3 \
+         WHERE id = $4 AND claim_token = $5 AND status = 'sending'",
+        vec![
+            Value::ChronoDateTimeUtc(Some(until)),
+            why.into(),
             Value::ChronoDateTimeUtc(Some(now)),
             Value::BigInt(Some(hold.id)),
             Value::BigInt(Some(hold.token)),
@@ -345,7 +431,7 @@ pub async fn record_sent<C: ConnectionTrait>(
 ) -> Result<u64, DbErr> {
     on_held(
         conn,
-        "UPDATE outbox SET status = 'sent', sent_at = $1, claimed_by = NULL, lease_until = NULL, updated_at = $1",
+        "UPDATE outbox SET status = 'sent', sent_at = $1, claimed_by = NULL, lease_until = NULL, updated_at = $1, held_for = NULL",
         held,
         vec![Value::ChronoDateTimeUtc(Some(now))],
     )
@@ -487,6 +573,51 @@ pub async fn overview(
     .map(|row| DeadLetterRow::from_query_result(row, "").map(DeadLetter::from))
     .collect::<Result<Vec<_>, DbErr>>()?;
     Ok((counts, dead))
+}
+
+/// A queued message held past its time (quiet hours), for the admin view.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, FromQueryResult)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldMessage {
+    /// Outbox id.
+    #[serde(serialize_with = "id_text")]
+    #[schema(value_type = String)]
+    pub id: i64,
+    /// `invitation`, …
+    pub kind: String,
+    /// The row in the kind's own table (for an invitation: the invitation id).
+    #[serde(serialize_with = "id_text")]
+    #[schema(value_type = String)]
+    pub ref_id: i64,
+    /// `sms` (email is never held).
+    pub channel: String,
+    /// Why it waits: `quiet_hours`.
+    pub held_for: String,
+    /// When it goes (UTC).
+    pub next_attempt_at: DateTime<Utc>,
+}
+
+fn id_text<S: serde::Serializer>(id: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&id.to_string())
+}
+
+/// The tenant's held messages, the soonest to go first, at most `limit` (through the
+/// partial index of held rows).
+pub async fn held<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+    limit: u64,
+) -> Result<Vec<HeldMessage>, DbErr> {
+    db::rows::query_as::<HeldMessage, _>(
+        conn,
+        &format!(
+            "SELECT id, kind, ref_id, channel, held_for, next_attempt_at FROM outbox \
+             WHERE tenant_id = $1 AND held_for IS NOT NULL AND status = 'queued' \
+             ORDER BY next_attempt_at, id LIMIT {limit}"
+        ),
+        vec![Value::BigInt(Some(tenant.0))],
+    )
+    .await
 }
 
 /// Puts a dead or failed message back in the queue with fresh attempts (audited). Returns

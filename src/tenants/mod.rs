@@ -88,6 +88,8 @@ pub async fn create(
         digest_time_zone: Set(crate::domain::DEFAULT_DIGEST_TIME_ZONE.into()),
         invitation_validity_days: Set(crate::domain::DEFAULT_VALIDITY_DAYS),
         updated_at: Set(now),
+        quiet_hours_start: Set(None),
+        quiet_hours_end: Set(None),
     }
     .insert(&txn)
     .await?

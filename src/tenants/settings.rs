@@ -4,7 +4,7 @@
 
 use crate::audit::{self, AuditEntry};
 use crate::db;
-use crate::domain::{DigestDay, TenantId, TimeZoneName};
+use crate::domain::{DigestDay, LocalTime, QuietHours, TenantId, TimeZoneName};
 use crate::entities::tenant_settings;
 use crate::outbox::Channel;
 use chrono::{DateTime, Utc};
@@ -41,8 +41,19 @@ pub struct TenantSettings {
     pub digest_time_zone: TimeZoneName,
     /// Days an invitation's join link stays valid.
     pub invitation_validity_days: u32,
+    /// Start of the quiet hours (local time), if set.
+    pub quiet_hours_start: Option<LocalTime>,
+    /// End of the quiet hours (local time), if set.
+    pub quiet_hours_end: Option<LocalTime>,
     /// Last change (UTC).
     pub updated_at: DateTime<Utc>,
+}
+
+impl TenantSettings {
+    /// The quiet hours in force: both ends set and different.
+    pub fn quiet_hours(&self) -> Option<QuietHours> {
+        QuietHours::of(self.quiet_hours_start, self.quiet_hours_end)
+    }
 }
 
 impl TryFrom<tenant_settings::Model> for TenantSettings {
@@ -55,6 +66,10 @@ impl TryFrom<tenant_settings::Model> for TenantSettings {
             DbErr::Type(format!("tenant_settings.{column}: {message}"))
         }
         let count = |column: &str, n: i32| u32::try_from(n).map_err(|e| bad(column, e));
+        let time = |column: &str, raw: Option<&str>| {
+            raw.map(|t| LocalTime::parse(t).map_err(|e| bad(column, e.0)))
+                .transpose()
+        };
         Ok(Self {
             preferred_invite_channel: Channel::parse(&m.preferred_invite_channel)
                 .ok_or_else(|| bad("preferred_invite_channel", &m.preferred_invite_channel))?,
@@ -82,6 +97,8 @@ impl TryFrom<tenant_settings::Model> for TenantSettings {
                 "invitation_validity_days",
                 m.invitation_validity_days,
             )?,
+            quiet_hours_start: time("quiet_hours_start", m.quiet_hours_start.as_deref())?,
+            quiet_hours_end: time("quiet_hours_end", m.quiet_hours_end.as_deref())?,
             updated_at: m.updated_at,
         })
     }
@@ -127,6 +144,13 @@ pub struct Settings {
     pub digest_time_zone: String,
     /// Days an invitation's join link stays valid (default 14).
     pub invitation_validity_days: i32,
+    /// Start of the quiet hours, `HH:MM` in the recipient's time zone (the tenant's
+    /// `digestTimeZone` unless the guardian's is known), or empty for none: text messages
+    /// due inside the window wait in the outbox until it ends; email is not held.
+    pub quiet_hours_start: String,
+    /// End of the quiet hours, `HH:MM`, or empty for none. The window is in force when both
+    /// ends are set and differ; it may cross midnight (21:00 to 08:00).
+    pub quiet_hours_end: String,
     /// Last change (UTC).
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
@@ -148,6 +172,14 @@ impl From<&TenantSettings> for Settings {
             digest_hour: i32::from(s.digest_hour),
             digest_time_zone: s.digest_time_zone.name().to_string(),
             invitation_validity_days: number(s.invitation_validity_days),
+            quiet_hours_start: s
+                .quiet_hours_start
+                .map(LocalTime::as_string)
+                .unwrap_or_default(),
+            quiet_hours_end: s
+                .quiet_hours_end
+                .map(LocalTime::as_string)
+                .unwrap_or_default(),
             updated_at: s.updated_at,
         }
     }
@@ -180,6 +212,10 @@ pub enum Key {
     DigestTimeZone,
     /// `invitation-validity-days` / `invitationValidityDays`.
     InvitationValidityDays,
+    /// `quiet-hours-start` / `quietHoursStart`.
+    QuietHoursStart,
+    /// `quiet-hours-end` / `quietHoursEnd`.
+    QuietHoursEnd,
 }
 
 /// A parsed value for a key.
@@ -199,6 +235,8 @@ pub enum SettingValue {
     Hour(i32),
     /// An IANA time zone name.
     Zone(String),
+    /// A time of day (`HH:MM`), or none.
+    Time(Option<String>),
 }
 
 /// A key or value that is not valid; the message lists what is.
@@ -213,7 +251,7 @@ pub struct SettingError {
 
 impl Key {
     /// Every key.
-    pub const ALL: [Key; 12] = [
+    pub const ALL: [Key; 14] = [
         Key::PreferredInviteChannel,
         Key::UpdateParentInformation,
         Key::DigestEnabled,
@@ -226,6 +264,8 @@ impl Key {
         Key::DigestHour,
         Key::DigestTimeZone,
         Key::InvitationValidityDays,
+        Key::QuietHoursStart,
+        Key::QuietHoursEnd,
     ];
 
     /// The CLI name.
@@ -243,6 +283,8 @@ impl Key {
             Key::DigestHour => "digest-hour",
             Key::DigestTimeZone => "digest-time-zone",
             Key::InvitationValidityDays => "invitation-validity-days",
+            Key::QuietHoursStart => "quiet-hours-start",
+            Key::QuietHoursEnd => "quiet-hours-end",
         }
     }
 
@@ -261,6 +303,8 @@ impl Key {
             Key::DigestHour => "digestHour",
             Key::DigestTimeZone => "digestTimeZone",
             Key::InvitationValidityDays => "invitationValidityDays",
+            Key::QuietHoursStart => "quietHoursStart",
+            Key::QuietHoursEnd => "quietHoursEnd",
         }
     }
 
@@ -319,6 +363,14 @@ impl Key {
                     _ => Err(self.error(format!("'{s}' is not valid; {}", self.expected()))),
                 }
             }
+            // Exactly `HH:MM` or empty, as the schema's pattern says.
+            (Key::QuietHoursStart | Key::QuietHoursEnd, serde_json::Value::String(s)) => {
+                match self.parse_text(s)? {
+                    SettingValue::Time(Some(t)) if t == *s => Ok(SettingValue::Time(Some(t))),
+                    SettingValue::Time(None) if s.is_empty() => Ok(SettingValue::Time(None)),
+                    _ => Err(self.error(format!("'{s}' is not valid; {}", self.expected()))),
+                }
+            }
             (Key::UpdateParentInformation | Key::DigestEnabled, serde_json::Value::Bool(b))
             | (Key::AutoRemoveInactiveGuardians, serde_json::Value::Bool(b)) => {
                 Ok(SettingValue::Flag(*b))
@@ -362,6 +414,12 @@ impl Key {
                 .map_err(|e| self.error(e.0)),
             Key::DigestTimeZone => crate::domain::TimeZoneName::parse(raw)
                 .map(|z| SettingValue::Zone(z.name().to_string()))
+                .map_err(|e| self.error(e.0)),
+            Key::QuietHoursStart | Key::QuietHoursEnd if raw.is_empty() || raw == "none" => {
+                Ok(SettingValue::Time(None))
+            }
+            Key::QuietHoursStart | Key::QuietHoursEnd => LocalTime::parse(raw)
+                .map(|t| SettingValue::Time(Some(t.as_string())))
                 .map_err(|e| self.error(e.0)),
             Key::InviteLimitPerGuardian
             | Key::InviteWindowDays
@@ -410,6 +468,10 @@ impl Key {
                 "type": "string",
                 "enum": crate::domain::TimeZoneName::all().collect::<Vec<_>>(),
             }),
+            Key::QuietHoursStart | Key::QuietHoursEnd => json!({
+                "type": "string",
+                "pattern": "^(([01][0-9]|2[0-3]):[0-5][0-9])?$",
+            }),
             Key::InviteLimitPerGuardian
             | Key::InviteWindowDays
             | Key::InviteLimitPerTenantPerDay
@@ -437,6 +499,9 @@ impl Key {
             Key::DigestTimeZone => {
                 "valid values are IANA Area/Location time zone names, e.g. America/New_York, or UTC"
             }
+            Key::QuietHoursStart | Key::QuietHoursEnd => {
+                "valid values are HH:MM on a 24-hour clock (e.g. 21:00, 08:00), or empty for none"
+            }
         }
     }
 
@@ -455,6 +520,8 @@ impl Key {
             Key::DigestHour => settings.digest_hour.to_string(),
             Key::DigestTimeZone => settings.digest_time_zone.clone(),
             Key::InvitationValidityDays => settings.invitation_validity_days.to_string(),
+            Key::QuietHoursStart => settings.quiet_hours_start.clone(),
+            Key::QuietHoursEnd => settings.quiet_hours_end.clone(),
         }
     }
 }
@@ -548,6 +615,10 @@ pub async fn update(
             (Key::InvitationValidityDays, SettingValue::Number(n)) => {
                 active.invitation_validity_days = Set(*n)
             }
+            (Key::QuietHoursStart, SettingValue::Time(t)) => {
+                active.quiet_hours_start = Set(t.clone())
+            }
+            (Key::QuietHoursEnd, SettingValue::Time(t)) => active.quiet_hours_end = Set(t.clone()),
             (key, _) => return Err(key.error(key.expected()).into()),
         }
     }
@@ -658,7 +729,45 @@ mod tests {
             digest_time_zone: zone.into(),
             invitation_validity_days: 14,
             updated_at: chrono::Utc::now(),
+            quiet_hours_start: Some("21:00".into()),
+            quiet_hours_end: None,
         }
+    }
+
+    #[test]
+    fn quiet_hours_take_hh_mm_or_empty() {
+        let start = Key::parse("quiet-hours-start").unwrap();
+        assert_eq!(start, Key::QuietHoursStart);
+        assert_eq!(
+            start.parse_text(" 9:05 "),
+            Ok(SettingValue::Time(Some("09:05".into())))
+        );
+        assert_eq!(start.parse_text(""), Ok(SettingValue::Time(None)));
+        assert!(
+            start
+                .parse_text("9pm")
+                .unwrap_err()
+                .message
+                .contains("HH:MM")
+        );
+        assert_eq!(
+            start.parse_json(&serde_json::json!("21:00")),
+            Ok(SettingValue::Time(Some("21:00".into())))
+        );
+        assert_eq!(
+            start.parse_json(&serde_json::json!("")),
+            Ok(SettingValue::Time(None))
+        );
+        assert!(
+            start.parse_json(&serde_json::json!("9:00")).is_err(),
+            "the schema's form only"
+        );
+        assert!(start.parse_json(&serde_json::json!(21)).is_err());
+        // One end alone is no window.
+        let parsed = TenantSettings::try_from(stored("email", "UTC")).unwrap();
+        assert!(parsed.quiet_hours().is_none());
+        assert_eq!(Settings::from(&parsed).quiet_hours_start, "21:00");
+        assert_eq!(Settings::from(&parsed).quiet_hours_end, "");
     }
 
     #[test]

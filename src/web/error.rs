@@ -76,7 +76,9 @@ impl From<ChatError> for PageError {
 impl From<ContactsError> for PageError {
     fn from(e: ContactsError) -> Self {
         match e {
-            ContactsError::StudentNotFound(_) => PageError::NotFound,
+            ContactsError::StudentNotFound(_) | ContactsError::ContactNotFound => {
+                PageError::NotFound
+            }
             ContactsError::Db(e) => PageError::Db(e),
         }
     }

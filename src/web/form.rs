@@ -23,6 +23,8 @@ pub enum Control {
     TextArea,
     /// A calendar date (`YYYY-MM-DD`; the browser's date picker).
     Date,
+    /// A time of day (`HH:MM`; the browser's time picker), empty allowed.
+    Time,
     /// Any number of a list, as checkboxes in a `<fieldset>` whose `<legend>` is the label:
     /// (value, text) pairs. The field's value holds the chosen values separated by spaces.
     Checkboxes(Vec<(String, String)>),
@@ -136,11 +138,12 @@ impl Field {
         matches!(self.control, Control::TextArea)
     }
 
-    /// The `type` of an `<input>`: `number`, `date`, `file`, `password` or `text`.
+    /// The `type` of an `<input>`: `number`, `date`, `time`, `file`, `password` or `text`.
     pub fn input_type(&self) -> &'static str {
         match self.control {
             Control::Number { .. } => "number",
             Control::Date => "date",
+            Control::Time => "time",
             Control::Files { .. } => "file",
             Control::Secret => "password",
             _ => "text",

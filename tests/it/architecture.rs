@@ -35,7 +35,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
     ),
     ("roster", &["db", "domain", "entities"]),
     // 3: capabilities.
-    ("contacts", &["db", "domain", "entities", "roster"]),
+    ("contacts", &["audit", "db", "domain", "entities", "roster"]),
     (
         "invites",
         &[

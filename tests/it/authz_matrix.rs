@@ -533,6 +533,14 @@ fn api_call(world: &World, method: &Method, route: &str) -> Option<(String, Payl
             json(json!({"reason": "request of the family"})),
         ),
         ("GET", "/api/v1/erasures") => ("/api/v1/erasures".into(), Payload::None),
+        ("PATCH", "/api/v1/students/{sourceId}/contacts/{contactId}") => (
+            format!("/api/v1/students/stu-1/contacts/{}", w.linda),
+            json(json!({"preferredLanguage": "es", "timeZone": "America/Chicago"})),
+        ),
+        ("POST", "/api/v1/invitations/{id}/urgent") => (
+            format!("/api/v1/invitations/{}/urgent", w.invitation),
+            Payload::None,
+        ),
         ("POST", "/api/v1/students/{sourceId}/contacts/{contactId}/restriction") => (
             format!("/api/v1/students/stu-1/contacts/{}/restriction", w.kai),
             json(json!({"reason": "court order", "until": "2099-01-01T00:00:00Z"})),
@@ -711,6 +719,9 @@ fn page_call(world: &World, method: &Method, route: &str) -> (String, Payload) {
         "/admin/approvals/{id}" => format!("/admin/approvals/{}", w.request),
         "/admin/students/{id}/contacts/{contact}/erase" => {
             format!("/admin/students/stu-3/contacts/{}/erase", w.rosa)
+        }
+        "/admin/outbox/invitations/{id}/urgent" => {
+            format!("/admin/outbox/invitations/{}/urgent", w.invitation)
         }
         "/admin/students/{id}/contacts/{contact}/restrict"
         | "/admin/students/{id}/contacts/{contact}/restriction/lift" => {
@@ -1183,6 +1194,9 @@ fn expected(key: &str) -> &'static [Who] {
         | "GET /admin/students/{id}/contacts/{contact}/restrict"
         | "POST /admin/students/{id}/contacts/{contact}/restrict"
         | "POST /admin/students/{id}/contacts/{contact}/restriction/lift"
+        | "PATCH /api/v1/students/{sourceId}/contacts/{contactId}"
+        | "POST /api/v1/invitations/{id}/urgent"
+        | "POST /admin/outbox/invitations/{id}/urgent"
         | "POST /api/v1/outbox/{id}/requeue" => APPROVERS,
         "GET /" | "POST /web/session" | "POST /web/signout" => WITH_A_SESSION,
         "GET /admin/approvals"

@@ -15,12 +15,16 @@ use std::time::Duration;
 
 db_tests!(an_approver_restricts_a_guardian_for_one_child_and_lifts_it);
 
-async fn status(browser: &Browser) -> String {
+/// Waits for the page's status message that contains `text` (the page before may show
+/// another one until the browser has left it).
+async fn status(browser: &Browser, text: &str) -> String {
     browser
         .client
         .wait()
         .at_most(Duration::from_secs(15))
-        .for_element(Locator::Css("p.status"))
+        .for_element(Locator::XPath(&format!(
+            "//p[@class='status' and contains(., '{text}')]"
+        )))
         .await
         .expect("the status message")
         .text()
@@ -58,7 +62,7 @@ async fn an_approver_restricts_a_guardian_for_one_child_and_lifts_it(backend: Ba
     browser.tab_to("f-reason", 20).await;
     browser.replace_text("Court order 2026-114").await;
     browser.tab_to_and_press_within("Restrict", 10).await;
-    let done = status(&browser).await;
+    let done = status(&browser, "restricted for this student").await;
     assert!(done.contains("restricted for this student"), "{done}");
     browser.check("restrict-done").await;
     let text = browser.text().await;
@@ -73,7 +77,7 @@ async fn an_approver_restricts_a_guardian_for_one_child_and_lifts_it(backend: Ba
 
     browser.tab_to(&format!("lift-{linda}"), 40).await;
     browser.press(Key::Enter).await;
-    let done = status(&browser).await;
+    let done = status(&browser, "lifted").await;
     assert!(done.contains("lifted"), "{done}");
     browser.check("restrict-lifted").await;
     assert!(browser.text().await.contains("; lifted by"));

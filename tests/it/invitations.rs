@@ -41,7 +41,7 @@ const SMS_PATH: &str = "/2010-04-01/Accounts/AC123/Messages.json";
 const WEBHOOK_SECRET: &str = "hook-secret-0123456789";
 
 /// The API with mail going to `mail_url` and SMS to `sms_url` (empty: SMS disabled).
-async fn api(backend: Backend, mail_url: &str, sms_url: &str) -> Api {
+pub async fn api(backend: Backend, mail_url: &str, sms_url: &str) -> Api {
     let (mail_url, sms_url) = (mail_url.to_string(), sms_url.to_string());
     Api::with(backend, move |config| {
         config.mail.url = mail_url;
@@ -176,7 +176,7 @@ async fn an_email_invitation_reaches_a_real_smtp_server_as_plain_text(backend: B
     assert_eq!(hidden.error(404), "not_found");
 }
 
-async fn sms_gateway(answers: Vec<ResponseTemplate>) -> MockServer {
+pub async fn sms_gateway(answers: Vec<ResponseTemplate>) -> MockServer {
     let server = MockServer::start().await;
     for answer in answers {
         Mock::given(method("POST"))

@@ -38,6 +38,10 @@ pub fn routes(max_upload_bytes: usize) -> Router<AppState> {
         .route("/admin/outbox", get(outbox::show))
         .route("/admin/outbox/{id}/requeue", post(outbox::requeue))
         .route(
+            "/admin/outbox/invitations/{id}/urgent",
+            post(outbox::urgent),
+        )
+        .route(
             "/admin/outbox/suppressions/{id}/lift",
             post(outbox::lift_suppression),
         )

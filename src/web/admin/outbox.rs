@@ -1,13 +1,15 @@
 //! `/admin/outbox`: what the outbox holds (counts per status, capped like the API's), the
 //! dead and failed messages with their last error and a **Requeue** button, the suppressed
 //! email addresses (a bounce) with **Lift**, and the guardians unsubscribed from the digest
-//! with **Lift** — the same policy, services and audit as `/api/v1/outbox`,
-//! `/api/v1/email-suppressions` and `/api/v1/digest/unsubscribes`.
+//! with **Lift**, and the text messages waiting for the quiet hours to end with the time each
+//! goes and **Send now (urgent)** for an invitation — the same policy, services and audit as
+//! `/api/v1/outbox`, `/api/v1/email-suppressions`, `/api/v1/digest/unsubscribes` and
+//! `/api/v1/invitations/{id}/urgent`.
 
 use crate::api::AppState;
 use crate::auth::policy;
 use crate::digest::unsubscribe::{self, Unsubscribe};
-use crate::outbox::store::{self as outbox, DeadLetter, Suppression};
+use crate::outbox::store::{self as outbox, DeadLetter, HeldMessage, Suppression};
 use crate::web::error::PageError;
 use crate::web::layout::Layout;
 use crate::web::session::WebSession;
@@ -30,6 +32,7 @@ struct OutboxPage {
     layout: Layout,
     counts: Vec<(String, String)>,
     dead_letters: Vec<DeadLetter>,
+    held: Vec<HeldMessage>,
     /// `None` when the caller may not manage suppressions.
     suppressions: Option<Vec<Suppression>>,
     more_suppressions: Option<String>,
@@ -51,6 +54,8 @@ fn done_text(raw: Option<&str>) -> Option<&'static str> {
         "requeued" => Some("The message is queued again."),
         "lifted" => Some("The address receives messages again."),
         "resubscribed" => Some("The guardian gets the weekly digest again."),
+        "urgent" => Some("The invitation goes now, as urgent."),
+        "not_waiting" => Some("That invitation is no longer waiting: it was sent, or it failed."),
         _ => None,
     }
 }
@@ -72,6 +77,7 @@ pub async fn show(
     }
     let (mut counts, mut dead_letters, mut suppressions, mut more_suppressions) =
         (Vec::new(), Vec::new(), None, None);
+    let mut held = Vec::new();
     if admin.is_ok() {
         let (by_status, dead) =
             outbox::overview(&state.db, &state.message_kinds, principal.tenant).await?;
@@ -87,6 +93,7 @@ pub async fn show(
             })
             .collect();
         dead_letters = dead;
+        held = outbox::held(&state.db, principal.tenant, PER_PAGE).await?;
         let before = cursor(query.suppressions.as_deref())?;
         let (items, next) =
             outbox::suppressions(&state.db, principal.tenant, before, PER_PAGE).await?;
@@ -105,6 +112,7 @@ pub async fn show(
         layout: Layout::new(&session, PATH),
         counts,
         dead_letters,
+        held,
         suppressions,
         more_suppressions,
         unsubscribes,
@@ -175,5 +183,25 @@ pub async fn resubscribe(
         Ok(back("resubscribed"))
     } else {
         Err(PageError::NotFound)
+    }
+}
+
+/// Sends a held invitation at once, as urgent.
+pub async fn urgent(
+    State(state): State<AppState>,
+    session: WebSession,
+    Path(invitation): Path<String>,
+    axum::Form(form): axum::Form<ActionForm>,
+) -> Result<Response, PageError> {
+    session.check_csrf(&form.csrf)?;
+    policy::administer_contacts(&session.principal)?;
+    let actor = session.principal.actor();
+    let tenant = session.principal.tenant;
+    match crate::invites::send_urgent(&state.db, tenant, id(&invitation)?, &actor).await {
+        Ok(_) => Ok(back("urgent")),
+        // Sent (or failed) meanwhile: the page says so and shows what is left.
+        Err(crate::invites::UrgentError::NotWaiting(_)) => Ok(back("not_waiting")),
+        Err(crate::invites::UrgentError::NotFound) => Err(PageError::NotFound),
+        Err(crate::invites::UrgentError::Db(e)) => Err(PageError::Db(e)),
     }
 }

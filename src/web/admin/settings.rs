@@ -110,6 +110,16 @@ fn field(key: Key) -> Field {
             "On: a guardian who becomes inactive leaves their chats automatically.",
             on_off(),
         ),
+        Key::QuietHoursStart => (
+            "Quiet hours start",
+            "Text messages due from this time (HH:MM, the guardian's local time) wait until the quiet hours end. Email is not held. Empty: no quiet hours.",
+            Control::Time,
+        ),
+        Key::QuietHoursEnd => (
+            "Quiet hours end",
+            "The time (HH:MM) held text messages go. The quiet hours may cross midnight, e.g. 21:00 to 08:00. Empty: no quiet hours.",
+            Control::Time,
+        ),
     };
     Field::new(key.kebab(), label, control).hint(hint)
 }
@@ -124,7 +134,7 @@ fn capitalised(word: &str) -> String {
 
 /// The settings as a form, in the order people look for them.
 fn form(session: &WebSession, current: &Settings) -> Form {
-    const ORDER: [Key; 12] = [
+    const ORDER: [Key; 14] = [
         Key::PreferredInviteChannel,
         Key::UpdateParentInformation,
         Key::DigestEnabled,
@@ -137,6 +147,8 @@ fn form(session: &WebSession, current: &Settings) -> Form {
         Key::InvitationValidityDays,
         Key::DeletionGuardPercent,
         Key::AutoRemoveInactiveGuardians,
+        Key::QuietHoursStart,
+        Key::QuietHoursEnd,
     ];
     Form {
         action: PATH.into(),
