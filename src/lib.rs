@@ -23,6 +23,7 @@ pub mod digest;
 pub mod domain;
 pub mod entities;
 pub mod guardians;
+pub mod i18n;
 pub mod invites;
 pub mod links;
 pub mod outbound;

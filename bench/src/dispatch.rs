@@ -50,6 +50,7 @@ fn message(i: u64) -> Outgoing {
         subject: Some("Sam Lee invited you to Parent Connection".into()),
         body: "Hello,\n\nSam Lee invited you to chat about Ava in Parent Connection.\n\nJoin here:\nhttp://localhost:8080/join/0123456789abcdef\n".into(),
         list_unsubscribe: None,
+        language: None,
     }
 }
 

@@ -32,6 +32,7 @@ mod m20270112_000022_instances;
 mod m20270119_000023_disclosure_text;
 mod m20270126_000024_link_restrictions;
 mod m20270126_000025_quiet_hours;
+mod m20270126_000026_languages;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -65,6 +66,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20270119_000023_disclosure_text::Migration),
             Box::new(m20270126_000024_link_restrictions::Migration),
             Box::new(m20270126_000025_quiet_hours::Migration),
+            Box::new(m20270126_000026_languages::Migration),
         ]
     }
 }

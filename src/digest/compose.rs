@@ -34,6 +34,9 @@ pub struct Digest {
     pub display_name: String,
     /// Each child with something to report, by name.
     pub children: Vec<ChildDigest>,
+    /// The guardian's preferred language (BCP 47), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
 }
 
 /// One child of a digest.
@@ -328,7 +331,7 @@ impl<'a, C: ConnectionTrait> Composer<'a, C> {
         let children = db::query(
             self.conn,
             &format!(
-                "SELECT c.id AS contact_id, c.email, c.given_name AS guardian_given, c.family_name AS guardian_family, \
+                "SELECT c.id AS contact_id, c.email, c.given_name AS guardian_given, c.family_name AS guardian_family, c.preferred_language, \
                    s.id AS student_id, s.source_id AS student_source_id, s.given_name AS student_given, s.family_name AS student_family \
                  FROM contacts c JOIN student_contacts l ON l.contact_id = c.id JOIN students s ON s.id = l.student_id \
                  WHERE {RECIPIENT} AND {contacts} AND {LINK_RULES} ORDER BY c.id, s.id"
@@ -382,6 +385,7 @@ impl<'a, C: ConnectionTrait> Composer<'a, C> {
                     ),
                     email,
                     children: Vec::new(),
+                    language: row.preferred_language.clone(),
                 });
             }
             let source_id = row.student_source_id;
@@ -485,6 +489,7 @@ struct ChildRow {
     email: Option<String>,
     guardian_given: Option<String>,
     guardian_family: Option<String>,
+    preferred_language: Option<String>,
     student_id: i64,
     student_source_id: String,
     student_given: Option<String>,

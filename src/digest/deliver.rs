@@ -432,6 +432,7 @@ impl Group<'_> {
             tenant_name: tenant.name,
             windows,
             zone: schedule.zone,
+            language: tenant.settings.default_language,
             secret,
             links: self.links.clone(),
             message_id_domain: self.message_id_domain.to_owned(),
@@ -454,6 +455,7 @@ struct Texts {
     tenant_name: String,
     windows: super::Windows,
     zone: chrono_tz::Tz,
+    language: crate::i18n::Locale,
     secret: String,
     links: Links,
     message_id_domain: String,
@@ -467,7 +469,7 @@ impl Texts {
         members: &[(i64, i64)],
     ) -> Vec<(i64, Rendered)> {
         let mut out = Vec::with_capacity(members.len());
-        let mut times = super::render::DueTimes::new(self.zone);
+        let mut times = super::render::DueTimes::new(self.zone, self.language);
         for &(contact, outbox_id) in members {
             let Some(digest) = digests.get(&contact) else {
                 continue;
@@ -486,6 +488,7 @@ impl Texts {
                     subject: Some(rendered.subject),
                     body: rendered.body,
                     list_unsubscribe: Some(rendered.unsubscribe),
+                    language: Some(rendered.language),
                 }),
                 Err(e) => Rendered::Failed(format!("cannot render the digest: {e}")),
             };

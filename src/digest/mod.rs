@@ -197,9 +197,8 @@ pub async fn preview(
     let link = unsubscribe::link(links, &secret, tenant.id, digest.contact_id);
     Ok(Some(render::render(
         digest,
-        &tenant.name,
-        &windows,
-        schedule.zone,
+        (&tenant.name, &windows),
+        (schedule.zone, tenant.settings.default_language),
         link,
     )?))
 }
@@ -289,9 +288,8 @@ pub async fn run(
             if report.sample.len() < request.sample_size {
                 report.sample.push(render::render(
                     digest,
-                    &tenant.name,
-                    &windows,
-                    schedule.zone,
+                    (&tenant.name, &windows),
+                    (schedule.zone, tenant.settings.default_language),
                     unsubscribe::link(links, &secret, tenant.id, digest.contact_id),
                 )?);
             }

@@ -1,10 +1,13 @@
-//! Rendering a [`Digest`] as a plain-text email (subject and body) from
+//! Rendering a [`Digest`] as a plain-text email (subject and body) in the guardian's
+//! language (their preferred language when a translation exists, else the tenant's default:
+//! [`crate::i18n`]), the locale's sentences, dates and plurals laid out by
 //! `templates/email/digest.txt`. The `.txt` extension turns askama's HTML escaping off:
-//! titles appear exactly as given, and the output never holds HTML.
+//! titles appear exactly as given (never translated), and the output never holds HTML.
 
 use super::compose::{Digest, DueItem};
 use super::unsubscribe::UnsubscribeLink;
 use super::week::Windows;
+use crate::i18n::{Arg, Locale};
 use askama::Template;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -23,6 +26,8 @@ pub struct Rendered {
     /// Where the guardian unsubscribes (the `List-Unsubscribe` header and the body's last
     /// lines).
     pub unsubscribe: UnsubscribeLink,
+    /// The language it is written in (`Content-Language`).
+    pub language: &'static str,
 }
 
 /// One assignment line.
@@ -50,52 +55,78 @@ struct ChildView {
 #[derive(Template)]
 #[template(path = "email/digest.txt")]
 struct Body<'a> {
-    greeting: &'a str,
-    children: String,
-    tenant: &'a str,
-    zone: &'a str,
+    hello: &'a str,
+    intro: &'a str,
+    due_past: &'a str,
+    due_coming: &'a str,
+    why: &'a str,
+    stop: &'a str,
     view_children: Vec<ChildView>,
     unsubscribe: &'a str,
 }
 
-/// "Ava", "Ava and Ben", "Ava, Ben and Cy".
-fn names(digest: &Digest) -> String {
+/// "Ava", "Ava and Ben", "Ava, Ben and Cy" (in the locale's words).
+fn names(digest: &Digest, locale: Locale) -> String {
     let names: Vec<&str> = digest.children.iter().map(|c| c.name.as_str()).collect();
-    match names.as_slice() {
-        [] => String::new(),
-        [one] => (*one).to_string(),
-        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
-    }
+    locale.list(&names)
 }
 
-/// Due times as the digests of one zone show them, each formatted once: the digests of a
-/// batch list the same classes' assignments again and again, and formatting a date (its
-/// pattern parsed, the zone looked up) cost more than the rest of a line.
+/// Due times and points as the digests of one zone show them in each language, each
+/// formatted once: the digests of a batch list the same classes' assignments again and
+/// again, and formatting a date (its pattern, the zone, the locale's names) cost more than
+/// the rest of a line. Also the tenant's default language.
 #[derive(Debug)]
 pub struct DueTimes {
     zone: Tz,
-    formatted: HashMap<DateTime<Utc>, String>,
+    default: Locale,
+    formatted: HashMap<(Locale, DateTime<Utc>), String>,
+    points: HashMap<(Locale, u64), String>,
+    fixed: HashMap<(Locale, &'static str), String>,
 }
 
 impl DueTimes {
-    /// No times formatted yet, for `zone`.
-    pub fn new(zone: Tz) -> Self {
+    /// Nothing formatted yet, for `zone`, with `default` the tenant's language.
+    pub fn new(zone: Tz, default: Locale) -> Self {
         Self {
             zone,
+            default,
             formatted: HashMap::new(),
+            points: HashMap::new(),
+            fixed: HashMap::new(),
         }
     }
 
     /// `due` in the zone, as a digest line shows it ("Mon Nov 23, 8:00 AM").
-    fn format(&mut self, due: DateTime<Utc>) -> String {
+    fn format(&mut self, locale: Locale, due: DateTime<Utc>) -> String {
         let zone = self.zone;
         self.formatted
-            .entry(due)
+            .entry((locale, due))
+            .or_insert_with(|| locale.due_time(due, zone))
+            .clone()
+    }
+
+    /// " (10 points)".
+    fn points(&mut self, locale: Locale, p: f64) -> String {
+        self.points
+            .entry((locale, p.to_bits()))
             .or_insert_with(|| {
-                due.with_timezone(&zone)
-                    .format("%a %b %-d, %-I:%M %p")
-                    .to_string()
+                let text = points(p);
+                format!(
+                    " {}",
+                    locale.format(
+                        "digest-points",
+                        &[("count", Arg::Number(p)), ("points", Arg::Text(&text))],
+                    )
+                )
             })
+            .clone()
+    }
+
+    /// A message without arguments.
+    fn text(&mut self, locale: Locale, id: &'static str) -> String {
+        self.fixed
+            .entry((locale, id))
+            .or_insert_with(|| locale.text(id))
             .clone()
     }
 }
@@ -114,39 +145,41 @@ fn points(p: f64) -> String {
     format!("{p:.0}")
 }
 
-fn item(item: &DueItem, times: &mut DueTimes) -> ItemView {
+fn item(item: &DueItem, locale: Locale, times: &mut DueTimes) -> ItemView {
     ItemView {
-        due: times.format(item.due_at),
+        due: times.format(locale, item.due_at),
         title: item.title.clone(),
         points: match item.points {
-            Some(p) => format!(" ({} points)", points(p)),
+            Some(p) => times.points(locale, p),
             None => String::new(),
         },
     }
 }
 
 /// Subject line: the tenant, the children and the date of the send instant.
-pub fn subject(digest: &Digest, tenant: &str, windows: &Windows, zone: Tz) -> String {
-    let day = windows.send_at.with_timezone(&zone).format("%b %-d, %Y");
-    format!(
-        "{tenant}: assignments for {} (week of {day})",
-        names(digest)
+fn subject(digest: &Digest, tenant: &str, windows: &Windows, zone: Tz, locale: Locale) -> String {
+    locale.format(
+        "digest-subject",
+        &[
+            ("tenant", Arg::Text(tenant)),
+            ("children", Arg::Text(&names(digest, locale))),
+            ("date", Arg::Text(&locale.date(windows.send_at, zone))),
+        ],
     )
 }
 
-/// Renders `digest` for the tenant named `tenant` in `zone`, with the guardian's
-/// `unsubscribe` link.
+/// Renders `digest` for the tenant named `tenant` in `zone` (`default`: its language),
+/// with the guardian's `unsubscribe` link.
 pub fn render(
     digest: &Digest,
-    tenant: &str,
-    windows: &Windows,
-    zone: Tz,
+    (tenant, windows): (&str, &Windows),
+    (zone, default): (Tz, Locale),
     unsubscribe: UnsubscribeLink,
 ) -> Result<Rendered, askama::Error> {
     render_with(
         digest,
         (tenant, windows),
-        &mut DueTimes::new(zone),
+        &mut DueTimes::new(zone, default),
         unsubscribe,
     )
 }
@@ -160,6 +193,7 @@ pub fn render_with(
     unsubscribe: UnsubscribeLink,
 ) -> Result<Rendered, askama::Error> {
     let zone = times.zone;
+    let locale = Locale::negotiate(digest.language.as_deref(), Some(times.default.tag()));
     let view_children = digest
         .children
         .iter()
@@ -171,26 +205,54 @@ pub fn render_with(
                 .iter()
                 .map(|class| ClassView {
                     title: class.title.clone(),
-                    previous: class.previous.iter().map(|i| item(i, times)).collect(),
-                    upcoming: class.upcoming.iter().map(|i| item(i, times)).collect(),
+                    previous: class
+                        .previous
+                        .iter()
+                        .map(|i| item(i, locale, times))
+                        .collect(),
+                    upcoming: class
+                        .upcoming
+                        .iter()
+                        .map(|i| item(i, locale, times))
+                        .collect(),
                 })
                 .collect(),
         })
         .collect();
+    let children = names(digest, locale);
     let body = Body {
-        greeting: &digest.display_name,
-        children: names(digest),
-        tenant,
-        zone: zone.name(),
+        hello: &locale.format(
+            "digest-hello",
+            &[("guardian", Arg::Text(&digest.display_name))],
+        ),
+        intro: &locale.format(
+            "digest-intro",
+            &[
+                ("children", Arg::Text(&children)),
+                ("tenant", Arg::Text(tenant)),
+                ("zone", Arg::Text(zone.name())),
+            ],
+        ),
+        due_past: &times.text(locale, "digest-due-past"),
+        due_coming: &times.text(locale, "digest-due-coming"),
+        why: &locale.format(
+            "digest-why",
+            &[
+                ("children", Arg::Text(&children)),
+                ("tenant", Arg::Text(tenant)),
+            ],
+        ),
+        stop: &times.text(locale, "digest-stop"),
         view_children,
         unsubscribe: &unsubscribe.url,
     }
     .render()?;
     Ok(Rendered {
         to: digest.email.clone(),
-        subject: subject(digest, tenant, windows, zone),
+        subject: subject(digest, tenant, windows, zone, locale),
         body: format!("{}\n", body.trim_end()),
         unsubscribe,
+        language: locale.tag(),
     })
 }
 

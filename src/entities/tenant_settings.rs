@@ -40,6 +40,10 @@ pub struct Model {
     /// End of the quiet hours, `HH:MM` local time, or null for none.
     #[sea_orm(column_type = "Text", nullable)]
     pub quiet_hours_end: Option<String>,
+    /// The language of a guardian's messages when theirs has no translation (a shipped
+    /// locale: `en`, `es`).
+    #[sea_orm(column_type = "Text")]
+    pub default_language: String,
 }
 
 /// No relations are navigated through the ORM.

@@ -476,6 +476,7 @@ impl SignInCodeMessages {
             subject,
             body,
             list_unsubscribe: None,
+            language: None,
         })
     }
 }

@@ -1,13 +1,16 @@
-//! The invitation messages, rendered at send time from askama templates
-//! (`templates/email/invitation.txt`, `templates/sms/invitation.txt`): plain text only —
-//! `.txt` templates are not HTML-escaped, and no HTML part is ever built. SMS bodies name
-//! the sender and how to opt out, and names are shortened so a message stays within a few
-//! segments.
+//! The invitation messages, rendered at send time in the guardian's language (their
+//! `preferred_language` when a translation exists, else the tenant's `default_language`:
+//! [`crate::i18n`]) from the locale's Fluent messages, laid out by
+//! `templates/email/invitation.txt`: plain text only — `.txt` templates are not
+//! HTML-escaped, and no HTML part is ever built. The email carries `Content-Language`. SMS
+//! bodies name the sender and how to opt out, and names are shortened so a message stays
+//! within a few segments.
 
 use crate::contacts::display_name;
 use crate::db;
 use crate::db::WriteTxn;
 use crate::domain::{LocalTime, QuietHours, TenantId, TimeZoneName};
+use crate::i18n::{Arg, Locale};
 use crate::outbox::disclosures::{About, about_claims};
 use crate::outbox::port::{MessageKindHandler, Rendered};
 use crate::outbox::store::Claimed;
@@ -16,25 +19,16 @@ use askama::Template;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, FromQueryResult};
 use std::collections::HashMap;
 
-/// The email body.
+/// The email body: the locale's sentences, in the layout of the template.
 #[derive(Template)]
 #[template(path = "email/invitation.txt")]
 struct InvitationEmail<'a> {
-    guardian: &'a str,
-    teacher: &'a str,
-    student: &'a str,
+    hello: &'a str,
+    invited: &'a str,
+    join_here: &'a str,
+    link: &'a str,
+    ignore: &'a str,
     district: &'a str,
-    link: &'a str,
-}
-
-/// The SMS body.
-#[derive(Template)]
-#[template(path = "sms/invitation.txt")]
-struct InvitationSms<'a> {
-    sender: &'a str,
-    teacher: &'a str,
-    student: &'a str,
-    link: &'a str,
 }
 
 /// What rendering needs from the configuration.
@@ -68,6 +62,7 @@ const SELECT: &str = concat!(
     "SELECT i.id, i.tenant_id, c.given_name AS guardian_given, c.family_name AS guardian_family, \
        t.given_name AS teacher_given, t.family_name AS teacher_family, ch.owner_source_id, \
        s.given_name AS student_given, tn.name AS district, i.join_token, i.urgent_at, c.time_zone, \
+       c.preferred_language, ts.default_language, \
        ts.quiet_hours_start, ts.quiet_hours_end, ts.digest_time_zone \
      FROM invitations i \
      JOIN tenant_settings ts ON ts.tenant_id = i.tenant_id \
@@ -98,6 +93,8 @@ struct InvitationRow {
     quiet_hours_start: Option<String>,
     quiet_hours_end: Option<String>,
     digest_time_zone: String,
+    preferred_language: Option<String>,
+    default_language: String,
 }
 
 impl InvitationRow {
@@ -120,12 +117,16 @@ impl InvitationRow {
 impl InvitationRow {
     fn names(self, config: &RenderConfig) -> Names {
         let owner = self.owner_source_id.unwrap_or_default();
+        let locale = Locale::negotiate(
+            self.preferred_language.as_deref(),
+            Some(&self.default_language),
+        );
         Names {
             guardian: display_name(
                 self.guardian_given.as_deref(),
                 self.guardian_family.as_deref(),
                 None,
-                Some("there"),
+                Some(&locale.text("invitation-guardian-fallback")),
             ),
             teacher: display_name(
                 self.teacher_given.as_deref(),
@@ -137,10 +138,11 @@ impl InvitationRow {
                 self.student_given.as_deref(),
                 None,
                 None,
-                Some("your child"),
+                Some(&locale.text("invitation-student-fallback")),
             ),
             district: self.district.unwrap_or_default(),
             link: config.links.join(&self.join_token.unwrap_or_default()),
+            locale,
         }
     }
 }
@@ -265,13 +267,52 @@ async fn render_many<C: ConnectionTrait>(
     Ok(out)
 }
 
-/// Everything a message says about the people involved.
+/// Everything a message says about the people involved, and the language it is in.
 struct Names {
     guardian: String,
     teacher: String,
     student: String,
     district: String,
     link: String,
+    locale: Locale,
+}
+
+/// The SMS body: the sender, who invites, about whom, the link and how to opt out.
+fn sms_body(locale: Locale, sender: &str, names: &Names) -> String {
+    locale.format(
+        "invitation-sms",
+        &[
+            ("sender", Arg::Text(&short(sender, 30))),
+            ("teacher", Arg::Text(&short(&names.teacher, 30))),
+            ("student", Arg::Text(&short(&names.student, 20))),
+            ("link", Arg::Text(&names.link)),
+        ],
+    )
+}
+
+/// The email body.
+fn email_body(names: &Names) -> Result<String, askama::Error> {
+    let locale = names.locale;
+    let text = |name: &str, limit: usize| short(name, limit);
+    InvitationEmail {
+        hello: &locale.format(
+            "invitation-hello",
+            &[("guardian", Arg::Text(&text(&names.guardian, 80)))],
+        ),
+        invited: &locale.format(
+            "invitation-invited",
+            &[
+                ("teacher", Arg::Text(&text(&names.teacher, 80))),
+                ("student", Arg::Text(&text(&names.student, 80))),
+                ("district", Arg::Text(&text(&names.district, 120))),
+            ],
+        ),
+        join_here: &locale.text("invitation-join-here"),
+        link: &names.link,
+        ignore: &locale.text("invitation-ignore"),
+        district: &text(&names.district, 120),
+    }
+    .render()
 }
 
 fn compose(
@@ -280,38 +321,26 @@ fn compose(
     names: &Names,
 ) -> Result<Outgoing, askama::Error> {
     let message_id = crate::outbox::message_id(claimed.id, &config.message_id_domain);
+    let locale = names.locale;
     match claimed.channel {
-        Channel::Sms => InvitationSms {
-            sender: &short(&config.sms_sender, 30),
-            teacher: &short(&names.teacher, 30),
-            student: &short(&names.student, 20),
-            link: &names.link,
-        }
-        .render()
-        .map(|body| Outgoing {
+        Channel::Sms => Ok(Outgoing {
             message_id,
             to: claimed.recipient.clone(),
             subject: None,
-            body: body.trim_end().to_string(),
+            body: sms_body(locale, &config.sms_sender, names),
             list_unsubscribe: None,
+            language: None,
         }),
-        Channel::Email => InvitationEmail {
-            guardian: &short(&names.guardian, 80),
-            teacher: &short(&names.teacher, 80),
-            student: &short(&names.student, 80),
-            district: &short(&names.district, 120),
-            link: &names.link,
-        }
-        .render()
-        .map(|body| Outgoing {
+        Channel::Email => email_body(names).map(|body| Outgoing {
             message_id,
             to: claimed.recipient.clone(),
-            subject: Some(format!(
-                "{} invited you to Parent Connection",
-                short(&names.teacher, 60)
+            subject: Some(locale.format(
+                "invitation-subject",
+                &[("teacher", Arg::Text(&short(&names.teacher, 60)))],
             )),
             body,
             list_unsubscribe: None,
+            language: Some(locale.tag()),
         }),
     }
 }
@@ -320,36 +349,38 @@ fn compose(
 mod tests {
     use super::*;
 
+    fn names(locale: Locale) -> Names {
+        Names {
+            guardian: "Linda <b>Ng</b>".into(),
+            teacher: "Alexandra Konstantinopoulou-Papadopoulou".into(),
+            student: "Maximiliana Bartholomew".into(),
+            district: "NYC & Co".into(),
+            link: "https://pc.example/join/0123456789abcdef0123456789abcdef".into(),
+            locale,
+        }
+    }
+
     #[test]
-    fn templates_are_plain_text_and_sms_stays_short() {
-        let email = InvitationEmail {
-            guardian: "Linda <b>Ng</b>",
-            teacher: "Sam Lee",
-            student: "Ava",
-            district: "NYC & Co",
-            link: "https://x.example/join/abc",
-        }
-        .render()
-        .unwrap();
+    fn bodies_are_plain_text_in_the_guardians_language_and_sms_stays_short() {
+        let english = email_body(&names(Locale::ENGLISH)).unwrap();
         assert!(
-            email.contains("Linda <b>Ng</b>"),
-            "not HTML-escaped: {email}"
+            english.starts_with("Hello Linda <b>Ng</b>,"),
+            "not escaped: {english}"
         );
-        assert!(email.contains("NYC & Co"));
-        let sms = InvitationSms {
-            sender: "Parent Connection",
-            teacher: &short("Alexandra Konstantinopoulou-Papadopoulou", 30),
-            student: &short("Maximiliana Bartholomew", 20),
-            link: "https://pc.example/join/0123456789abcdef0123456789abcdef",
+        assert!(english.contains("NYC & Co"));
+        assert!(english.contains("Join here:\nhttps://pc.example/join/"));
+        let spanish = email_body(&names(Locale::find("es").unwrap())).unwrap();
+        assert!(spanish.starts_with("Hola, Linda <b>Ng</b>:"), "{spanish}");
+        assert!(spanish.contains("le invitó a conversar sobre"), "{spanish}");
+        for locale in [Locale::ENGLISH, Locale::find("es").unwrap()] {
+            let sms = sms_body(locale, "Parent Connection", &names(locale));
+            assert!(sms.starts_with("Parent Connection:"), "{sms}");
+            assert!(sms.contains("STOP"), "{sms}");
+            assert!(
+                sms.chars().count() <= 306,
+                "two segments at most: {} {sms}",
+                sms.chars().count()
+            );
         }
-        .render()
-        .unwrap();
-        assert!(sms.contains("Reply STOP to opt out"));
-        assert!(sms.starts_with("Parent Connection:"));
-        assert!(
-            sms.chars().count() <= 306,
-            "two segments at most: {}",
-            sms.chars().count()
-        );
     }
 }

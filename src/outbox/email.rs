@@ -577,6 +577,12 @@ fn unsigned(from: &Mailbox, message: &Outgoing) -> Result<Message, SendError> {
             HeaderName::new_from_ascii_str("Auto-Submitted"),
             "auto-generated".into(),
         ));
+    if let Some(language) = message.language {
+        builder = builder.raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("Content-Language"),
+            language.into(),
+        ));
+    }
     if let Some(list) = &message.list_unsubscribe {
         builder = builder
             .raw_header(HeaderValue::new(
@@ -662,6 +668,7 @@ mod tests {
             subject: Some("Weekly summary".into()),
             body: "Hello\n".into(),
             list_unsubscribe: list,
+            language: None,
         }
     }
 

@@ -93,6 +93,8 @@ pub struct Outgoing {
     /// Unsubscribe addresses of a bulk message (the weekly digest): sent as
     /// `List-Unsubscribe` and `List-Unsubscribe-Post: List-Unsubscribe=One-Click`.
     pub list_unsubscribe: Option<ListUnsubscribe>,
+    /// The language the body is written in (a BCP 47 tag): the email's `Content-Language`.
+    pub language: Option<&'static str>,
 }
 
 /// Where the recipient of a bulk message unsubscribes (RFC 2369 `List-Unsubscribe`, with

@@ -90,6 +90,7 @@ pub async fn create(
         updated_at: Set(now),
         quiet_hours_start: Set(None),
         quiet_hours_end: Set(None),
+        default_language: Set(crate::i18n::Locale::ENGLISH.tag().into()),
     }
     .insert(&txn)
     .await?

@@ -45,6 +45,8 @@ pub struct TenantSettings {
     pub quiet_hours_start: Option<LocalTime>,
     /// End of the quiet hours (local time), if set.
     pub quiet_hours_end: Option<LocalTime>,
+    /// The language of a guardian's messages when theirs has no translation.
+    pub default_language: crate::i18n::Locale,
     /// Last change (UTC).
     pub updated_at: DateTime<Utc>,
 }
@@ -99,6 +101,8 @@ impl TryFrom<tenant_settings::Model> for TenantSettings {
             )?,
             quiet_hours_start: time("quiet_hours_start", m.quiet_hours_start.as_deref())?,
             quiet_hours_end: time("quiet_hours_end", m.quiet_hours_end.as_deref())?,
+            default_language: crate::i18n::Locale::find(&m.default_language)
+                .ok_or_else(|| bad("default_language", &m.default_language))?,
             updated_at: m.updated_at,
         })
     }
@@ -151,6 +155,9 @@ pub struct Settings {
     /// End of the quiet hours, `HH:MM`, or empty for none. The window is in force when both
     /// ends are set and differ; it may cross midnight (21:00 to 08:00).
     pub quiet_hours_end: String,
+    /// The language of a guardian's invitations, digests and pages when theirs
+    /// (`preferredLanguage`) has no translation: `en` (default) or `es`.
+    pub default_language: String,
     /// Last change (UTC).
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
@@ -180,6 +187,7 @@ impl From<&TenantSettings> for Settings {
                 .quiet_hours_end
                 .map(LocalTime::as_string)
                 .unwrap_or_default(),
+            default_language: s.default_language.tag().to_string(),
             updated_at: s.updated_at,
         }
     }
@@ -216,6 +224,8 @@ pub enum Key {
     QuietHoursStart,
     /// `quiet-hours-end` / `quietHoursEnd`.
     QuietHoursEnd,
+    /// `default-language` / `defaultLanguage`.
+    DefaultLanguage,
 }
 
 /// A parsed value for a key.
@@ -237,6 +247,8 @@ pub enum SettingValue {
     Zone(String),
     /// A time of day (`HH:MM`), or none.
     Time(Option<String>),
+    /// A shipped locale's tag.
+    Language(String),
 }
 
 /// A key or value that is not valid; the message lists what is.
@@ -251,7 +263,7 @@ pub struct SettingError {
 
 impl Key {
     /// Every key.
-    pub const ALL: [Key; 14] = [
+    pub const ALL: [Key; 15] = [
         Key::PreferredInviteChannel,
         Key::UpdateParentInformation,
         Key::DigestEnabled,
@@ -266,6 +278,7 @@ impl Key {
         Key::InvitationValidityDays,
         Key::QuietHoursStart,
         Key::QuietHoursEnd,
+        Key::DefaultLanguage,
     ];
 
     /// The CLI name.
@@ -285,6 +298,7 @@ impl Key {
             Key::InvitationValidityDays => "invitation-validity-days",
             Key::QuietHoursStart => "quiet-hours-start",
             Key::QuietHoursEnd => "quiet-hours-end",
+            Key::DefaultLanguage => "default-language",
         }
     }
 
@@ -305,6 +319,7 @@ impl Key {
             Key::InvitationValidityDays => "invitationValidityDays",
             Key::QuietHoursStart => "quietHoursStart",
             Key::QuietHoursEnd => "quietHoursEnd",
+            Key::DefaultLanguage => "defaultLanguage",
         }
     }
 
@@ -350,12 +365,18 @@ impl Key {
             // JSON clients give the exact value the schema lists (people typing at the CLI
             // may use any case and spaces).
             (
-                Key::PreferredInviteChannel | Key::DigestDay | Key::DigestTimeZone,
+                Key::PreferredInviteChannel
+                | Key::DigestDay
+                | Key::DigestTimeZone
+                | Key::DefaultLanguage,
                 serde_json::Value::String(s),
             ) => {
                 let value = self.parse_text(s)?;
                 match &value {
-                    SettingValue::Channel(v) | SettingValue::Day(v) | SettingValue::Zone(v)
+                    SettingValue::Channel(v)
+                    | SettingValue::Day(v)
+                    | SettingValue::Zone(v)
+                    | SettingValue::Language(v)
                         if v == s =>
                     {
                         Ok(value)
@@ -415,6 +436,11 @@ impl Key {
             Key::DigestTimeZone => crate::domain::TimeZoneName::parse(raw)
                 .map(|z| SettingValue::Zone(z.name().to_string()))
                 .map_err(|e| self.error(e.0)),
+            Key::DefaultLanguage => crate::i18n::SHIPPED
+                .iter()
+                .find(|tag| tag.eq_ignore_ascii_case(raw))
+                .map(|tag| SettingValue::Language(tag.to_string()))
+                .ok_or_else(|| self.error(format!("'{raw}' is not valid; {}", self.expected()))),
             Key::QuietHoursStart | Key::QuietHoursEnd if raw.is_empty() || raw == "none" => {
                 Ok(SettingValue::Time(None))
             }
@@ -472,6 +498,7 @@ impl Key {
                 "type": "string",
                 "pattern": "^(([01][0-9]|2[0-3]):[0-5][0-9])?$",
             }),
+            Key::DefaultLanguage => json!({"type": "string", "enum": crate::i18n::SHIPPED}),
             Key::InviteLimitPerGuardian
             | Key::InviteWindowDays
             | Key::InviteLimitPerTenantPerDay
@@ -502,6 +529,7 @@ impl Key {
             Key::QuietHoursStart | Key::QuietHoursEnd => {
                 "valid values are HH:MM on a 24-hour clock (e.g. 21:00, 08:00), or empty for none"
             }
+            Key::DefaultLanguage => "valid values are en (English), es (Spanish)",
         }
     }
 
@@ -522,6 +550,7 @@ impl Key {
             Key::InvitationValidityDays => settings.invitation_validity_days.to_string(),
             Key::QuietHoursStart => settings.quiet_hours_start.clone(),
             Key::QuietHoursEnd => settings.quiet_hours_end.clone(),
+            Key::DefaultLanguage => settings.default_language.clone(),
         }
     }
 }
@@ -619,6 +648,9 @@ pub async fn update(
                 active.quiet_hours_start = Set(t.clone())
             }
             (Key::QuietHoursEnd, SettingValue::Time(t)) => active.quiet_hours_end = Set(t.clone()),
+            (Key::DefaultLanguage, SettingValue::Language(l)) => {
+                active.default_language = Set(l.clone())
+            }
             (key, _) => return Err(key.error(key.expected()).into()),
         }
     }
@@ -731,6 +763,7 @@ mod tests {
             updated_at: chrono::Utc::now(),
             quiet_hours_start: Some("21:00".into()),
             quiet_hours_end: None,
+            default_language: "es".into(),
         }
     }
 

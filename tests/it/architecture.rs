@@ -21,6 +21,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
     ("privacy", &["config", "secrets"]),
     ("audit", &["db", "domain", "entities"]),
     ("links", &["config", "db", "domain", "secrets"]),
+    ("i18n", &[]),
     // 2: the outbox is a port: no capability.
     (
         "outbox",
@@ -31,7 +32,9 @@ const MAY_USE: &[(&str, &[&str])] = &[
     // 2: districts and rosters.
     (
         "tenants",
-        &["audit", "db", "domain", "entities", "links", "outbox"],
+        &[
+            "audit", "db", "domain", "entities", "i18n", "links", "outbox",
+        ],
     ),
     ("roster", &["db", "domain", "entities"]),
     // 3: capabilities.
@@ -39,7 +42,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
     (
         "invites",
         &[
-            "audit", "contacts", "db", "domain", "entities", "links", "outbox", "tenants",
+            "audit", "contacts", "db", "domain", "entities", "i18n", "links", "outbox", "tenants",
         ],
     ),
     (
@@ -69,7 +72,8 @@ const MAY_USE: &[(&str, &[&str])] = &[
     (
         "digest",
         &[
-            "audit", "config", "contacts", "db", "domain", "entities", "links", "outbox", "tenants",
+            "audit", "config", "contacts", "db", "domain", "entities", "i18n", "links", "outbox",
+            "tenants",
         ],
     ),
     (

@@ -405,7 +405,7 @@ async fn windows_follow_the_tenant_zone_across_dst(backend: Backend) {
     );
 }
 
-async fn report(api: &Api, dry_run: bool, page_size: u64) -> Result<RunReport, DigestError> {
+pub async fn report(api: &Api, dry_run: bool, page_size: u64) -> Result<RunReport, DigestError> {
     let t = tenants::find(&api.db.conn, "nyc").await.unwrap();
     let request = RunRequest {
         week: Some(IsoWeek::parse("2026-W48").unwrap()),

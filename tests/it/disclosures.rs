@@ -195,6 +195,7 @@ async fn a_batch_of_entries_keeps_each_ones_students(backend: Backend) {
         subject: Some(format!("Digest {n}")),
         body: format!("Hello {n},\n\nYour digest.\n"),
         list_unsubscribe: None,
+        language: None,
     };
     // 250 messages (three INSERT chunks), the last about the same digest as the first (a
     // digest sent again after its claim ran out): each entry keeps its own students.

@@ -614,6 +614,7 @@ fn a_signed_digest_verifies_with_dkimpy() {
                 url: "https://pc.example/unsubscribe/abc".into(),
                 mailto: None,
             }),
+            language: Some("en"),
         })
         .unwrap();
     let path = dir.path().join("message.eml");

@@ -25,6 +25,7 @@ mod erasure_privacy;
 mod faults;
 mod graph_sdk;
 mod invitations;
+mod languages;
 mod quiet_hours;
 mod rate_limits;
 mod restrictions;

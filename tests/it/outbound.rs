@@ -59,6 +59,7 @@ fn text(to: &str) -> Outgoing {
         subject: None,
         body: "hello".into(),
         list_unsubscribe: None,
+        language: None,
     }
 }
 

@@ -115,6 +115,14 @@ fn field(key: Key) -> Field {
             "Text messages due from this time (HH:MM, the guardian's local time) wait until the quiet hours end. Email is not held. Empty: no quiet hours.",
             Control::Time,
         ),
+        Key::DefaultLanguage => (
+            "Default language",
+            "The language of invitations, digests and guardians' pages when a guardian's own language has no translation.",
+            Control::Select(vec![
+                ("en".into(), "English".into()),
+                ("es".into(), "Español (Spanish)".into()),
+            ]),
+        ),
         Key::QuietHoursEnd => (
             "Quiet hours end",
             "The time (HH:MM) held text messages go. The quiet hours may cross midnight, e.g. 21:00 to 08:00. Empty: no quiet hours.",
@@ -134,7 +142,7 @@ fn capitalised(word: &str) -> String {
 
 /// The settings as a form, in the order people look for them.
 fn form(session: &WebSession, current: &Settings) -> Form {
-    const ORDER: [Key; 14] = [
+    const ORDER: [Key; 15] = [
         Key::PreferredInviteChannel,
         Key::UpdateParentInformation,
         Key::DigestEnabled,
@@ -149,6 +157,7 @@ fn form(session: &WebSession, current: &Settings) -> Form {
         Key::AutoRemoveInactiveGuardians,
         Key::QuietHoursStart,
         Key::QuietHoursEnd,
+        Key::DefaultLanguage,
     ];
     Form {
         action: PATH.into(),
