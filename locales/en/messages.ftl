@@ -64,3 +64,55 @@ digest-why = You receive this weekly summary because you are a parent or guardia
     { $children } at { $tenant }. Questions about an assignment go to the class's teacher.
 digest-stop = To stop receiving this weekly summary, open this link and confirm (invitations and
     messages from teachers are not affected):
+
+## Dates in sentences
+
+# "December 20, 2026".
+long-date = { $month } { $day }, { $year }
+month-long-1 = January
+month-long-2 = February
+month-long-3 = March
+month-long-4 = April
+month-long-5 = May
+month-long-6 = June
+month-long-7 = July
+month-long-8 = August
+month-long-9 = September
+month-long-10 = October
+month-long-11 = November
+month-long-12 = December
+
+## Pages
+
+skip-to-content = Skip to content
+
+## The join page
+
+join-title = Join Parent Connection
+join-title-accepted = Invitation already accepted
+join-hello = Hello { $guardian },
+join-invited = { $teacher } invited you to chat about { $student } in Parent Connection, the way { $district } connects teachers with the parents and guardians of their students.
+join-already = You already accepted { $teacher }'s invitation to chat about { $student } in Parent Connection, the way { $district } connects teachers with the parents and guardians of their students.
+join-valid-until = This invitation is valid until { $date }.
+join-accept = Accept
+join-go = Go to your page
+join-ignore = If you were not expecting this invitation, you can close this page; nothing happens until you accept.
+join-cancelled-title = Invitation cancelled
+join-cancelled = This invitation was cancelled: the school's records no longer list you as a contact of this student. If you think this is a mistake, contact the school.
+join-expired-title = Invitation expired
+join-expired = This invitation has expired. Ask the teacher to send you a new one.
+join-joined-title = You joined Parent Connection
+join-accepted = You accepted { $teacher }'s invitation to chat about { $student }.
+join-reachable = The teacher can now reach you in Parent Connection.
+
+## The digest's unsubscribe page
+
+unsubscribe-title = Unsubscribe from the weekly summary
+unsubscribe-title-done = You are unsubscribed
+unsubscribe-ask = Stop the weekly assignment summary from { $district } to { $email }?
+unsubscribe-unaffected = Invitations and messages from teachers are not affected.
+unsubscribe-button = Unsubscribe
+unsubscribe-done = { $email } will not receive the weekly assignment summary from { $district } any more.
+unsubscribe-your-address = your address
+unsubscribe-undo = Invitations and messages from teachers are not affected. The school can turn the summary back on for you.
+unsubscribe-already = { $email } does not receive the weekly assignment summary from { $district } any more.

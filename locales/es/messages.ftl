@@ -62,3 +62,55 @@ digest-why = Recibe este resumen semanal porque es padre, madre o tutor de
     { $children } en { $tenant }. Las preguntas sobre una tarea van al maestro de la clase.
 digest-stop = Para dejar de recibir este resumen semanal, abra este enlace y confirme (las invitaciones
     y los mensajes de los maestros no cambian):
+
+## Fechas en frases
+
+# "20 de diciembre de 2026".
+long-date = { $day } de { $month } de { $year }
+month-long-1 = enero
+month-long-2 = febrero
+month-long-3 = marzo
+month-long-4 = abril
+month-long-5 = mayo
+month-long-6 = junio
+month-long-7 = julio
+month-long-8 = agosto
+month-long-9 = septiembre
+month-long-10 = octubre
+month-long-11 = noviembre
+month-long-12 = diciembre
+
+## Páginas
+
+skip-to-content = Ir al contenido
+
+## La página para unirse
+
+join-title = Únase a Parent Connection
+join-title-accepted = Invitación ya aceptada
+join-hello = Hola, { $guardian }:
+join-invited = { $teacher } le invitó a conversar sobre { $student } en Parent Connection, el medio con el que { $district } comunica a los maestros con los padres y tutores de sus estudiantes.
+join-already = Ya aceptó la invitación de { $teacher } para conversar sobre { $student } en Parent Connection, el medio con el que { $district } comunica a los maestros con los padres y tutores de sus estudiantes.
+join-valid-until = Esta invitación es válida hasta el { $date }.
+join-accept = Aceptar
+join-go = Ir a su página
+join-ignore = Si no esperaba esta invitación, puede cerrar esta página; no pasa nada hasta que la acepte.
+join-cancelled-title = Invitación cancelada
+join-cancelled = Esta invitación se canceló: los registros de la escuela ya no le indican como contacto de este estudiante. Si cree que es un error, comuníquese con la escuela.
+join-expired-title = Invitación vencida
+join-expired = Esta invitación venció. Pida al maestro que le envíe una nueva.
+join-joined-title = Se unió a Parent Connection
+join-accepted = Aceptó la invitación de { $teacher } para conversar sobre { $student }.
+join-reachable = Ahora el maestro puede comunicarse con usted en Parent Connection.
+
+## La página para cancelar el resumen
+
+unsubscribe-title = Cancelar el resumen semanal
+unsubscribe-title-done = Canceló la suscripción
+unsubscribe-ask = ¿Dejar de enviar el resumen semanal de tareas de { $district } a { $email }?
+unsubscribe-unaffected = Las invitaciones y los mensajes de los maestros no cambian.
+unsubscribe-button = Cancelar la suscripción
+unsubscribe-done = { $email } ya no recibirá el resumen semanal de tareas de { $district }.
+unsubscribe-your-address = su dirección
+unsubscribe-undo = Las invitaciones y los mensajes de los maestros no cambian. La escuela puede volver a activar el resumen para usted.
+unsubscribe-already = { $email } ya no recibe el resumen semanal de tareas de { $district }.

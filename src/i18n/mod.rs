@@ -177,6 +177,22 @@ impl Locale {
         )
     }
 
+    /// `at` in `zone` as a sentence says it: "December 20, 2026", "20 de diciembre de 2026".
+    pub fn long_date(self, at: DateTime<chrono::Utc>, zone: Tz) -> String {
+        let local = at.with_timezone(&zone);
+        self.format(
+            "long-date",
+            &[
+                (
+                    "month",
+                    Arg::Text(&self.text(&format!("month-long-{}", local.month()))),
+                ),
+                ("day", Arg::Text(&local.day().to_string())),
+                ("year", Arg::Text(&local.year().to_string())),
+            ],
+        )
+    }
+
     fn weekday(self, local: &DateTime<Tz>) -> String {
         self.text(&format!("weekday-{}", local.weekday().number_from_monday()))
     }
@@ -232,7 +248,7 @@ mod tests {
                 for name in [
                     "first", "last", "weekday", "month", "day", "time", "year", "hour12", "hour24",
                     "minute", "ampm", "teacher", "guardian", "student", "district", "sender",
-                    "link", "tenant", "children", "date", "zone",
+                    "link", "tenant", "children", "date", "zone", "email",
                 ] {
                     args.set(name, FluentValue::from("x"));
                 }
@@ -279,6 +295,8 @@ mod tests {
         assert_eq!(es.due_time(at, ny), "lun 23 nov, 8:00");
         assert_eq!(en.date(at, ny), "Nov 23, 2026");
         assert_eq!(es.date(at, ny), "23 nov 2026");
+        assert_eq!(en.long_date(at, ny), "November 23, 2026");
+        assert_eq!(es.long_date(at, ny), "23 de noviembre de 2026");
         // No isolation marks in plain text.
         let sms = es.format("invitation-sms", &[("teacher", Arg::Text("Sam Lee"))]);
         assert!(!sms.contains('\u{2068}'), "{sms:?}");

@@ -10,6 +10,7 @@ use crate::audit::{self, AuditEntry};
 use crate::contacts::display_name;
 use crate::db;
 use crate::domain::{InvitationState, StateInputs, TenantId, expires_at};
+use crate::i18n::Locale;
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, QueryResult, Value};
 
@@ -28,6 +29,8 @@ pub struct JoinView {
     pub teacher: String,
     /// The child the chat is about (first name).
     pub student: String,
+    /// The language the page is in: the guardian's, else the tenant's default.
+    pub locale: Locale,
     /// The district (tenant name).
     pub district: String,
     /// Its state now.
@@ -46,7 +49,8 @@ const SELECT: &str = concat!(
     " THEN 'active' ELSE 'inactive' END AS link_status, o.status AS delivery, ch.owner_source_id, \
        t.given_name AS teacher_given, t.family_name AS teacher_family, \
        s.given_name AS student_given, tn.name AS district, \
-       c.given_name AS guardian_given, c.family_name AS guardian_family \
+       c.given_name AS guardian_given, c.family_name AS guardian_family, \
+       c.preferred_language, ts.default_language \
      FROM invitations i \
      JOIN chats ch ON ch.id = i.chat_id \
      JOIN students s ON s.id = ch.student_id \
@@ -69,6 +73,10 @@ fn view(row: &QueryResult, now: DateTime<Utc>) -> Result<JoinView, DbErr> {
     let link: Option<String> = text("link_status")?;
     let delivery: Option<String> = text("delivery")?;
     let owner = text("owner_source_id")?.unwrap_or_default();
+    let locale = Locale::negotiate(
+        text("preferred_language")?.as_deref(),
+        text("default_language")?.as_deref(),
+    );
     Ok(JoinView {
         invitation: row.try_get("", "id")?,
         tenant: TenantId(row.try_get("", "tenant_id")?),
@@ -77,7 +85,7 @@ fn view(row: &QueryResult, now: DateTime<Utc>) -> Result<JoinView, DbErr> {
             text("guardian_given")?.as_deref(),
             text("guardian_family")?.as_deref(),
             None,
-            Some("there"),
+            Some(&locale.text("invitation-guardian-fallback")),
         ),
         teacher: display_name(
             text("teacher_given")?.as_deref(),
@@ -89,8 +97,9 @@ fn view(row: &QueryResult, now: DateTime<Utc>) -> Result<JoinView, DbErr> {
             text("student_given")?.as_deref(),
             None,
             None,
-            Some("your child"),
+            Some(&locale.text("invitation-student-fallback")),
         ),
+        locale,
         district: text("district")?.unwrap_or_default(),
         state: InvitationState::derive(
             StateInputs {

@@ -14,6 +14,7 @@ use super::{Notice, internal};
 use crate::api::AppState;
 use crate::auth::{Identity, Principal, Via};
 use crate::domain::InvitationState;
+use crate::i18n::Arg;
 use crate::invites::join::{self, Accepted, JoinView};
 use askama::Template;
 use askama_web::WebTemplate;
@@ -22,21 +23,65 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sea_orm::DbErr;
 
-/// The invitation page.
+/// The invitation page, in the guardian's language.
 #[derive(Template, WebTemplate)]
 #[template(path = "web/join.html")]
 struct JoinPage {
     title: String,
-    guardian: String,
-    teacher: String,
-    student: String,
-    district: String,
-    expires: String,
+    lang: &'static str,
+    skip: String,
+    hello: String,
+    invited: String,
+    valid_until: String,
+    accept: String,
+    go: String,
+    ignore: String,
     action: String,
     /// Accepted before: the page offers to go to the guardian's page instead.
     already: bool,
 }
 
+impl JoinPage {
+    fn new(view: &JoinView, token: &str) -> Self {
+        let l = view.locale;
+        let already = view.state == InvitationState::Accepted;
+        let about = [
+            ("teacher", Arg::Text(&view.teacher)),
+            ("student", Arg::Text(&view.student)),
+            ("district", Arg::Text(&view.district)),
+        ];
+        let zone = chrono_tz::UTC;
+        Self {
+            title: l.text(if already {
+                "join-title-accepted"
+            } else {
+                "join-title"
+            }),
+            lang: l.tag(),
+            skip: l.text("skip-to-content"),
+            hello: l.format("join-hello", &[("guardian", Arg::Text(&view.guardian))]),
+            invited: l.format(
+                if already {
+                    "join-already"
+                } else {
+                    "join-invited"
+                },
+                &about,
+            ),
+            valid_until: l.format(
+                "join-valid-until",
+                &[("date", Arg::Text(&l.long_date(view.expires_at, zone)))],
+            ),
+            accept: l.text("join-accept"),
+            go: l.text("join-go"),
+            ignore: l.text("join-ignore"),
+            action: format!("/join/{token}"),
+            already,
+        }
+    }
+}
+
+/// A token no invitation has: nothing says whose language to use.
 fn unknown() -> Response {
     Notice::new(
         "Invitation not found",
@@ -48,42 +93,37 @@ fn unknown() -> Response {
 }
 
 fn gone(view: &JoinView) -> Response {
-    let line = if view.state == InvitationState::Cancelled {
-        "This invitation was cancelled: the school's records no longer list you as a contact of this student. If you think this is a mistake, contact the school."
+    let l = view.locale;
+    let (title, line) = if view.state == InvitationState::Cancelled {
+        ("join-cancelled-title", "join-cancelled")
     } else {
-        "This invitation has expired. Ask the teacher to send you a new one."
+        ("join-expired-title", "join-expired")
     };
-    let title = if view.state == InvitationState::Cancelled {
-        "Invitation cancelled"
-    } else {
-        "Invitation expired"
-    };
-    Notice::new(title, &[line]).with_status(StatusCode::GONE)
+    Notice::new(l.text(title), &[&l.text(line)])
+        .in_language(l)
+        .with_status(StatusCode::GONE)
 }
 
 fn accepted(view: &JoinView, now: bool, signed_in: Option<SessionCookie>) -> Response {
-    let first = format!(
-        "You accepted {}'s invitation to chat about {}.",
-        view.teacher, view.student
-    );
-    let title = if now {
-        "You joined Parent Connection"
-    } else {
-        "Invitation already accepted"
-    };
-    let notice = Notice {
-        title: title.into(),
-        lines: vec![
-            first,
-            "The teacher can now reach you in Parent Connection.".into(),
+    let l = view.locale;
+    let first = l.format(
+        "join-accepted",
+        &[
+            ("teacher", Arg::Text(&view.teacher)),
+            ("student", Arg::Text(&view.student)),
         ],
-        link: None,
-    };
+    );
+    let title = l.text(if now {
+        "join-joined-title"
+    } else {
+        "join-title-accepted"
+    });
+    let notice = Notice::new(title, &[&first, &l.text("join-reachable")]).in_language(l);
     match signed_in {
         Some(cookie) => (
             StatusCode::OK,
             cookie,
-            notice.with_link("/guardian", "Go to your page"),
+            notice.with_link("/guardian", &l.text("join-go")),
         )
             .into_response(),
         None => notice.with_status(StatusCode::OK),
@@ -122,21 +162,7 @@ pub async fn show(State(state): State<AppState>, Path(token): Path<String>) -> R
         Ok(None) => unknown(),
         Ok(Some(view)) => match view.state {
             InvitationState::Expired | InvitationState::Cancelled => gone(&view),
-            state => JoinPage {
-                title: if state == InvitationState::Accepted {
-                    "Invitation already accepted".into()
-                } else {
-                    "Join Parent Connection".into()
-                },
-                guardian: view.guardian.clone(),
-                teacher: view.teacher.clone(),
-                student: view.student.clone(),
-                district: view.district.clone(),
-                expires: view.expires_at.format("%B %-d, %Y").to_string(),
-                action: format!("/join/{token}"),
-                already: state == InvitationState::Accepted,
-            }
-            .into_response(),
+            _ => JoinPage::new(&view, &token).into_response(),
         },
         Err(e) => internal(e),
     }

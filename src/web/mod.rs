@@ -103,6 +103,10 @@ pub struct Notice {
     pub lines: Vec<String>,
     /// A link to go on with: (href, text).
     pub link: Option<(String, String)>,
+    /// The language it is written in (`<html lang>`).
+    pub lang: &'static str,
+    /// The skip link's text, in that language.
+    pub skip: String,
 }
 
 impl Notice {
@@ -112,7 +116,16 @@ impl Notice {
             title: title.into(),
             lines: lines.iter().map(|l| l.to_string()).collect(),
             link: None,
+            lang: "en",
+            skip: "Skip to content".into(),
         }
+    }
+
+    /// The notice as written in `locale` (its text must be).
+    pub fn in_language(mut self, locale: crate::i18n::Locale) -> Self {
+        self.lang = locale.tag();
+        self.skip = locale.text("skip-to-content");
+        self
     }
 
     /// The notice with a link under its text.

@@ -13,6 +13,7 @@ use super::{Notice, internal};
 use crate::api::AppState;
 use crate::db;
 use crate::digest::unsubscribe::{self, Source};
+use crate::i18n::{Arg, Locale};
 use crate::links::{Purpose, SignedToken};
 use askama::Template;
 use askama_web::WebTemplate;
@@ -21,17 +22,22 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use sea_orm::{DbErr, Value};
 
-/// The confirmation page.
+/// The confirmation page, in the guardian's language.
 #[derive(Template, WebTemplate)]
 #[template(path = "web/unsubscribe.html")]
 struct Confirm {
     title: String,
-    district: String,
-    email: String,
+    lang: &'static str,
+    skip: String,
+    ask: String,
+    done: String,
+    unaffected: String,
+    button: String,
     already: bool,
     action: String,
 }
 
+/// A link that does not verify: nothing says whose language to use.
 fn unknown() -> Response {
     Notice::new(
         "Link not valid",
@@ -40,11 +46,28 @@ fn unknown() -> Response {
     .with_status(StatusCode::NOT_FOUND)
 }
 
-/// The guardian a token names, when it verifies: (token, district, email).
-async fn verified(
-    state: &AppState,
-    raw: &str,
-) -> Result<Option<(SignedToken, String, String)>, DbErr> {
+/// The guardian a verified token names.
+struct Guardian {
+    token: SignedToken,
+    district: String,
+    email: String,
+    locale: Locale,
+}
+
+impl Guardian {
+    fn says(&self, id: &str) -> String {
+        self.locale.format(
+            id,
+            &[
+                ("district", Arg::Text(&self.district)),
+                ("email", Arg::Text(&self.email)),
+            ],
+        )
+    }
+}
+
+/// The guardian a token names, when it verifies.
+async fn verified(state: &AppState, raw: &str) -> Result<Option<Guardian>, DbErr> {
     let Some(token) = SignedToken::parse(raw) else {
         return Ok(None);
     };
@@ -59,7 +82,9 @@ async fn verified(
     }
     let rows = db::query(
         &state.db,
-        "SELECT t.name, c.email FROM contacts c JOIN tenants t ON t.id = c.tenant_id \
+        "SELECT t.name, c.email, c.preferred_language, ts.default_language \
+         FROM contacts c JOIN tenants t ON t.id = c.tenant_id \
+         JOIN tenant_settings ts ON ts.tenant_id = c.tenant_id \
          WHERE c.tenant_id = $1 AND c.id = $2",
         vec![
             Value::BigInt(Some(token.tenant.0)),
@@ -70,34 +95,44 @@ async fn verified(
     let Some(row) = rows.first() else {
         return Ok(None);
     };
-    let district: String = row.try_get("", "name")?;
-    let email: Option<String> = row.try_get("", "email")?;
-    Ok(Some((
+    let text = |column: &str| row.try_get::<Option<String>>("", column);
+    let locale = Locale::negotiate(
+        text("preferred_language")?.as_deref(),
+        text("default_language")?.as_deref(),
+    );
+    Ok(Some(Guardian {
         token,
-        district,
-        email.unwrap_or_else(|| "your address".into()),
-    )))
+        district: row.try_get("", "name")?,
+        email: text("email")?.unwrap_or_else(|| locale.text("unsubscribe-your-address")),
+        locale,
+    }))
 }
 
 /// The confirmation page (changes nothing).
 pub async fn show(State(state): State<AppState>, Path(raw): Path<String>) -> Response {
-    let (token, district, email) = match verified(&state, &raw).await {
+    let guardian = match verified(&state, &raw).await {
         Ok(Some(found)) => found,
         Ok(None) => return unknown(),
         Err(e) => return internal(e),
     };
+    let token = &guardian.token;
     let already = match unsubscribe::is_unsubscribed(&state.db, token.tenant, token.contact).await {
         Ok(already) => already,
         Err(e) => return internal(e),
     };
+    let l = guardian.locale;
     Confirm {
-        title: if already {
-            "You are unsubscribed".into()
+        title: l.text(if already {
+            "unsubscribe-title-done"
         } else {
-            "Unsubscribe from the weekly summary".into()
-        },
-        district,
-        email,
+            "unsubscribe-title"
+        }),
+        lang: l.tag(),
+        skip: l.text("skip-to-content"),
+        ask: guardian.says("unsubscribe-ask"),
+        done: guardian.says("unsubscribe-already"),
+        unaffected: l.text("unsubscribe-unaffected"),
+        button: l.text("unsubscribe-button"),
         already,
         action: format!("/unsubscribe/{raw}"),
     }
@@ -106,12 +141,14 @@ pub async fn show(State(state): State<AppState>, Path(raw): Path<String>) -> Res
 
 /// One-click unsubscribe (RFC 8058) and the confirmation page's button.
 pub async fn one_click(State(state): State<AppState>, Path(raw): Path<String>) -> Response {
-    let (token, district, email) = match verified(&state, &raw).await {
+    let guardian = match verified(&state, &raw).await {
         Ok(Some(found)) => found,
         Ok(None) => return unknown(),
         Err(e) => return internal(e),
     };
+    let token = &guardian.token;
     let actor = format!("contact:{}", token.contact);
+    let l = guardian.locale;
     match unsubscribe::unsubscribe(
         &state.db,
         token.tenant,
@@ -121,16 +158,14 @@ pub async fn one_click(State(state): State<AppState>, Path(raw): Path<String>) -
     )
     .await
     {
-        Ok(Some(_)) => Notice {
-            title: "You are unsubscribed".into(),
-            lines: vec![
-                format!(
-                    "{email} will not receive the weekly assignment summary from {district} any more."
-                ),
-                "Invitations and messages from teachers are not affected. The school can turn the summary back on for you.".into(),
+        Ok(Some(_)) => Notice::new(
+            l.text("unsubscribe-title-done"),
+            &[
+                &guardian.says("unsubscribe-done"),
+                &l.text("unsubscribe-undo"),
             ],
-            link: None,
-        }
+        )
+        .in_language(l)
         .with_status(StatusCode::OK),
         Ok(None) => unknown(),
         Err(e) => internal(e),

@@ -37,7 +37,7 @@ db_tests!(
 
 /// The digest's unsubscribe path of `nyc`'s contact `contact` (its id), signed as the
 /// digest signs it.
-async fn unsubscribe_path(api: &Api, contact: &str) -> String {
+pub async fn unsubscribe_path(api: &Api, contact: &str) -> String {
     let tenant = tenants::find(&api.db.conn, "nyc").await.unwrap().id;
     let secret = links::tenant_secret(&api.db.conn, tenant)
         .await

@@ -42,6 +42,7 @@ mod bad_files;
 mod browser;
 mod browser_approvals;
 mod browser_guardian;
+mod browser_languages;
 mod browser_quiet_hours;
 mod browser_restrictions;
 mod browser_teacher;
