@@ -2,13 +2,15 @@
 //! subscribing again go through the digest's own unsubscribe service,
 //! [`crate::digest::unsubscribe`], audited there) and text messages (the sending number's
 //! opt-outs that `STOP` and `START` replies keep, [`OptOuts`]; a change here is audited as
-//! `sms.opt_out` or `sms.opt_in`).
+//! `sms.opt_out` or `sms.opt_in`), and the language they read (`contacts.preferred_language`,
+//! audited as `contact.preferences`), with the tenant's default.
 
 use crate::audit::{self, AuditEntry};
 use crate::contacts::display_name;
 use crate::db;
 use crate::digest::unsubscribe::{self, Source};
-use crate::domain::TenantId;
+use crate::domain::{LanguageTag, TenantId};
+use crate::i18n::Locale;
 use crate::outbox::consent::OptOuts;
 use chrono::Utc;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, FromQueryResult, Value};
@@ -26,6 +28,10 @@ pub struct Preferences {
     pub mobile: Option<String>,
     /// True when their number opted out of texts from the sending number.
     pub sms_opted_out: bool,
+    /// Their preferred language (BCP 47), when known.
+    pub language: Option<String>,
+    /// The language their pages and messages are in.
+    pub locale: Locale,
 }
 
 #[derive(Debug, FromQueryResult)]
@@ -34,6 +40,8 @@ struct Row {
     family_name: Option<String>,
     email: Option<String>,
     mobile_phone: Option<String>,
+    preferred_language: Option<String>,
+    default_language: Option<String>,
     unsubscribed: i64,
 }
 
@@ -46,7 +54,8 @@ pub async fn read<C: ConnectionTrait>(
 ) -> Result<Option<Preferences>, DbErr> {
     let row: Option<Row> = db::rows::query_one(
         conn,
-        "SELECT c.given_name, c.family_name, c.email, c.mobile_phone, \
+        "SELECT c.given_name, c.family_name, c.email, c.mobile_phone, c.preferred_language, \
+           (SELECT ts.default_language FROM tenant_settings ts WHERE ts.tenant_id = c.tenant_id) AS default_language, \
            (SELECT COUNT(*) FROM digest_unsubscribes u WHERE u.tenant_id = c.tenant_id AND u.contact_id = c.id) AS unsubscribed \
          FROM contacts c WHERE c.tenant_id = $1 AND c.id = $2",
         vec![Value::BigInt(Some(tenant.0)), Value::BigInt(Some(contact))],
@@ -70,7 +79,55 @@ pub async fn read<C: ConnectionTrait>(
         digest_unsubscribed: row.unsubscribed > 0,
         mobile: row.mobile_phone,
         sms_opted_out,
+        locale: Locale::negotiate(
+            row.preferred_language.as_deref(),
+            row.default_language.as_deref(),
+        ),
+        language: row.preferred_language,
     }))
+}
+
+/// Sets guardian `contact`'s language (`None`: the school's), as `actor`; audited as
+/// `contact.preferences`. False when nothing changed (or no such contact).
+pub async fn set_language(
+    db_conn: &DatabaseConnection,
+    tenant: TenantId,
+    contact: i64,
+    language: Option<&LanguageTag>,
+    actor: &str,
+) -> Result<bool, DbErr> {
+    let txn = db::begin_write(db_conn).await?;
+    let text = language.map(|l| l.as_str().to_string());
+    let changed = db::exec(
+        &txn,
+        "UPDATE contacts SET preferred_language = $1, updated_at = $2 \
+         WHERE tenant_id = $3 AND id = $4 AND preferred_language IS DISTINCT FROM $1",
+        vec![
+            Value::String(text.clone()),
+            Value::ChronoDateTimeUtc(Some(Utc::now())),
+            Value::BigInt(Some(tenant.0)),
+            Value::BigInt(Some(contact)),
+        ],
+    )
+    .await?
+    .rows_affected()
+        > 0;
+    if changed {
+        audit::record(
+            &txn,
+            AuditEntry {
+                tenant_id: Some(tenant),
+                actor,
+                action: "contact.preferences",
+                target: Some(format!("contact:{contact}")),
+                before: None,
+                after: Some(serde_json::json!({ "preferredLanguage": text })),
+            },
+        )
+        .await?;
+    }
+    txn.commit().await?;
+    Ok(changed)
 }
 
 /// Unsubscribes guardian `contact` from the weekly digest (`subscribed` false) or lifts

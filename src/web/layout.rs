@@ -11,7 +11,7 @@ pub struct NavLink {
     /// Where it goes.
     pub href: &'static str,
     /// Its text.
-    pub text: &'static str,
+    pub text: String,
     /// True on the page it leads to (`aria-current="page"`).
     pub current: bool,
 }
@@ -104,6 +104,12 @@ pub struct Layout {
     pub csrf: String,
     /// The navigation.
     pub links: Vec<NavLink>,
+    /// The language the page is in (`<html lang>`).
+    pub lang: &'static str,
+    /// The skip link's text.
+    pub skip: String,
+    /// The sign-out button's text.
+    pub sign_out: String,
 }
 
 impl Layout {
@@ -117,11 +123,32 @@ impl Layout {
                 .into_iter()
                 .map(|(href, text)| NavLink {
                     href,
-                    text,
+                    text: text.to_string(),
                     current: current.starts_with(href),
                 })
                 .collect(),
+            lang: "en",
+            skip: "Skip to content".into(),
+            sign_out: "Sign out".into(),
         }
+    }
+
+    /// The frame of a guardian's page in their language: the guardian's own link, who is
+    /// signed in, the skip link and sign-out are translated (staff pages stay English).
+    pub fn in_language(mut self, locale: crate::i18n::Locale, tenant_slug: &str) -> Self {
+        self.lang = locale.tag();
+        self.skip = locale.text("skip-to-content");
+        self.sign_out = locale.text("sign-out");
+        self.who = locale.format(
+            "who-guardian",
+            &[("tenant", crate::i18n::Arg::Text(tenant_slug))],
+        );
+        for link in &mut self.links {
+            if link.href == "/guardian" {
+                link.text = locale.text("nav-guardian");
+            }
+        }
+        self
     }
 }
 

@@ -1241,7 +1241,8 @@ fn expected(key: &str) -> &'static [Who] {
         "GET /api/v1/guardian/chats"
         | "GET /guardian"
         | "POST /guardian/digest"
-        | "POST /guardian/sms" => ANY_GUARDIAN,
+        | "POST /guardian/sms"
+        | "POST /guardian/language" => ANY_GUARDIAN,
         "GET /education/users/{sourceId}" => ROSTER_APPS,
         "GET /healthz"
         | "GET /join/{token}"

@@ -2,7 +2,8 @@
 //! guardian whose language is Spanish opens the invitation link and the digest's
 //! unsubscribe link; both pages are in Spanish (`<html lang="es">`), the guardian tabs to
 //! **Aceptar** and to **Cancelar la suscripción** and presses Enter, and the result pages
-//! are in Spanish too. axe checks every page visited at 1280 and 375 px
+//! are in Spanish too; her own page (`/guardian`) is in Spanish, and she switches it to
+//! English with its **Language** choice. axe checks every page visited at 1280 and 375 px
 //! (browser_support.rs).
 
 use crate::api_support::*;

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 db_tests!(
     the_digest_is_in_each_guardians_language,
     invitations_are_in_the_guardians_language_with_content_language,
+    the_guardian_chooses_their_language_on_their_page,
 );
 
 async fn prefer(api: &Api, student: &str, contact: &str, language: Value) {
@@ -141,4 +142,60 @@ async fn invitations_are_in_the_guardians_language_with_content_language(backend
             .any(|b| b.contains("Responda+STOP") || b.contains("Responda%20STOP")),
         "{bodies:?}"
     );
+}
+
+async fn the_guardian_chooses_their_language_on_their_page(backend: Backend) {
+    let api = Api::with(backend, |config| config.web.token_signin = true).await;
+    let linda = contact_id(&api, "nyc", "par-1").await;
+    let token = api.mint(
+        "nyc",
+        parent_connection::auth::mint::Subject::Contact {
+            contact_id: linda.clone(),
+        },
+    );
+    let session = page_session(&api, &token).await;
+    let page = page_get(&api, "/guardian", Some(&session)).await;
+    assert!(html(&page).contains(r#"<html lang="en">"#));
+    assert!(html(&page).contains("Your children and their teachers"));
+    let csrf = csrf_of(&page);
+    let saved = page_post(
+        &api,
+        "/guardian/language",
+        &session,
+        &[("csrf", &csrf), ("language", "es")],
+    )
+    .await;
+    assert_eq!(saved.status, 303);
+    let page = page_get(&api, "/guardian?done=language", Some(&session)).await;
+    let text = html(&page);
+    assert!(text.contains(r#"<html lang="es">"#), "{text}");
+    assert!(text.contains("Se guardó su idioma."), "{text}");
+    assert!(text.contains("Sus hijos y sus maestros"), "{text}");
+    assert!(text.contains(r#"<option value="es" selected>"#), "{text}");
+    let item = crate::approvals::teacher_view(&api, "stu-1").await;
+    let linda_item = item.iter().find(|c| c["id"] == linda.as_str()).unwrap();
+    assert_eq!(linda_item["preferredLanguage"], "es");
+    // Back to the school's language; a language that is not offered changes nothing.
+    page_post(
+        &api,
+        "/guardian/language",
+        &session,
+        &[("csrf", &csrf), ("language", "")],
+    )
+    .await;
+    let refused = page_post(
+        &api,
+        "/guardian/language",
+        &session,
+        &[("csrf", &csrf), ("language", "tlh")],
+    )
+    .await;
+    assert_eq!(refused.status, 404);
+    let page = page_get(&api, "/guardian", Some(&session)).await;
+    assert!(html(&page).contains(r#"<html lang="en">"#));
+    let audited = api
+        .db
+        .count("SELECT COUNT(*) FROM audit_log WHERE action = 'contact.preferences'")
+        .await;
+    assert_eq!(audited, 2);
 }

@@ -402,7 +402,7 @@ async fn the_guardian_page_shows_the_family_and_changes_preferences(backend: Bac
     let text = html(&page);
     assert!(text.contains("Your chat is open"), "{text}");
     assert!(
-        text.contains("About <strong>Ava Ng</strong> with Sam Lee"),
+        text.contains("About Ava Ng with Sam Lee · started"),
         "{text}"
     );
     // Not a teacher of this child: 404.

@@ -1,8 +1,9 @@
 //! The parents' and guardians' pages: signing in with a one-time code ([`signin`]:
 //! `GET|POST /signin/code`, `GET|POST /signin/code/verify`) and their own page ([`page`]:
 //! `GET /guardian` — their children and their teachers, their chats, a chat with a teacher,
-//! the weekly digest and text messages — with its forms `POST /guardian/chats`,
-//! `POST /guardian/digest`, `POST /guardian/sms`). The join page (`/join/{token}`) signs a
+//! the weekly digest, text messages and their language — with its forms
+//! `POST /guardian/chats`, `POST /guardian/digest`, `POST /guardian/sms`,
+//! `POST /guardian/language`). The join page (`/join/{token}`) signs a
 //! guardian in too ([`super::join`]).
 
 pub mod page;
@@ -24,4 +25,5 @@ pub fn routes() -> Router<AppState> {
         .route("/guardian/chats", post(page::start_chat))
         .route("/guardian/digest", post(page::digest))
         .route("/guardian/sms", post(page::sms))
+        .route("/guardian/language", post(page::language))
 }

@@ -9,7 +9,11 @@
 //!   `GET /api/v1/guardian/chats` lists them;
 //! - the weekly digest (`POST /guardian/digest`: unsubscribe, or subscribe again) and text
 //!   messages (`POST /guardian/sms`: stop, or allow again), each change audited
-//!   ([`crate::guardians::preferences`]).
+//!   ([`crate::guardians::preferences`]);
+//! - their language (`POST /guardian/language`: English, Español, or the school's), which
+//!   this page, their invitations and their digest are in (docs/languages.md).
+//!
+//! The page is in the guardian's language (their choice, else the school's).
 //!
 //! Each form answers `303` back to the page with a status line (post/redirect/get).
 
@@ -17,8 +21,10 @@ use crate::api::AppState;
 use crate::auth::policy;
 use crate::chats::ChatError;
 use crate::chats::store::{self, ChatPage, Viewer};
+use crate::domain::LanguageTag;
 use crate::guardians::family::{self, Child};
 use crate::guardians::preferences::{self, Preferences};
+use crate::i18n::{Arg, Locale};
 use crate::web::error::PageError;
 use crate::web::layout::Layout;
 use crate::web::session::WebSession;
@@ -31,12 +37,10 @@ use std::collections::HashMap;
 
 const PATH: &str = "/guardian";
 
-/// One chat as the page lists it.
+/// One chat as the page lists it, in the guardian's language.
 #[derive(Debug, Clone)]
 struct ChatLine {
-    student: String,
-    teacher: String,
-    started: String,
+    line: String,
 }
 
 /// The guardian's page.
@@ -50,8 +54,30 @@ struct GuardianPage {
     children: Vec<Child>,
     chats: Vec<ChatLine>,
     next_page: Option<String>,
-    done: Option<&'static str>,
+    done: Option<String>,
     problem: Option<String>,
+    /// The language choices: (value, text); the empty value is the school's language.
+    languages: Vec<(String, String)>,
+    chosen_language: String,
+    locale: Locale,
+}
+
+impl GuardianPage {
+    /// Message `id` in the guardian's language.
+    fn t(&self, id: &str) -> String {
+        self.locale.text(id)
+    }
+
+    /// Message `id` with one argument.
+    fn t1(&self, id: &str, name: &str, value: &str) -> String {
+        self.locale.format(id, &[(name, Arg::Text(value))])
+    }
+
+    /// Message `id` with two arguments.
+    fn t2(&self, id: &str, n1: &str, v1: &str, n2: &str, v2: &str) -> String {
+        self.locale
+            .format(id, &[(n1, Arg::Text(v1)), (n2, Arg::Text(v2))])
+    }
 }
 
 /// `?cursor=` (chats) and `?done=` (the status line after a form).
@@ -61,15 +87,28 @@ pub struct PageQuery {
     done: Option<String>,
 }
 
-fn done_message(done: Option<&str>) -> Option<&'static str> {
-    Some(match done? {
-        "chat" => "Your chat is open. The teacher sees it in Parent Connection.",
-        "digest-off" => "You are unsubscribed from the weekly summary.",
-        "digest-on" => "You will get the weekly summary again.",
-        "sms-off" => "We will not send you text messages.",
-        "sms-on" => "You will get text messages from us again.",
+fn done_message(done: Option<&str>, locale: Locale) -> Option<String> {
+    let id = match done? {
+        "chat" => "guardian-done-chat",
+        "digest-off" => "guardian-done-digest-off",
+        "digest-on" => "guardian-done-digest-on",
+        "sms-off" => "guardian-done-sms-off",
+        "sms-on" => "guardian-done-sms-on",
+        "language" => "guardian-done-language",
         _ => return None,
-    })
+    };
+    Some(locale.text(id))
+}
+
+/// The languages a guardian may choose: the school's, then each shipped locale by its own
+/// name.
+fn language_choices(locale: Locale) -> Vec<(String, String)> {
+    let mut choices = vec![(String::new(), locale.text("guardian-language-default"))];
+    choices.extend([
+        ("en".to_string(), "English".to_string()),
+        ("es".to_string(), "Español".to_string()),
+    ]);
+    choices
 }
 
 /// A name for `id` from the family, else the id itself.
@@ -113,23 +152,38 @@ async fn page(
         .iter()
         .map(|chat| {
             let (student, teacher) = name_of(&children, &chat.student_id, &chat.owner_id);
+            let date = prefs.locale.long_date(chat.created_at, chrono_tz::UTC);
             ChatLine {
-                student,
-                teacher,
-                started: chat.created_at.format("%B %-d, %Y").to_string(),
+                line: prefs.locale.format(
+                    "guardian-chat-line",
+                    &[
+                        ("child", Arg::Text(&student)),
+                        ("teacher", Arg::Text(&teacher)),
+                        ("date", Arg::Text(&date)),
+                    ],
+                ),
             }
         })
         .collect();
+    let locale = prefs.locale;
     Ok(GuardianPage {
-        title: "Your page".into(),
-        layout: Layout::new(session, PATH),
+        title: locale.text("guardian-title"),
+        layout: Layout::new(session, PATH).in_language(locale, &session.principal.tenant_slug),
         csrf: session.csrf.clone(),
+        chosen_language: prefs
+            .language
+            .as_deref()
+            .and_then(Locale::find)
+            .map(|l| l.tag().to_string())
+            .unwrap_or_default(),
         prefs,
         children,
         chats,
         next_page,
         done: None,
         problem: None,
+        languages: language_choices(locale),
+        locale,
     })
 }
 
@@ -141,7 +195,7 @@ pub async fn show(
 ) -> Result<Response, PageError> {
     let contact = policy::guardian(&session.principal)?;
     let mut page = page(&state, &session, contact, query.cursor.as_deref()).await?;
-    page.done = done_message(query.done.as_deref());
+    page.done = done_message(query.done.as_deref(), page.locale);
     Ok(page.into_response())
 }
 
@@ -173,9 +227,7 @@ pub async fn start_chat(
         Err(ChatError::Blocked) => {
             let mut page = page(&state, &session, contact, None).await?;
             let (_, teacher_name) = name_of(&page.children, student, teacher);
-            page.problem = Some(format!(
-                "{teacher_name} does not accept chats from you. You can still contact the school."
-            ));
+            page.problem = Some(page.t1("guardian-blocked", "teacher", &teacher_name));
             Ok((StatusCode::FORBIDDEN, page).into_response())
         }
         Err(e) => Err(e.into()),
@@ -254,4 +306,27 @@ pub async fn sms(
     axum::Form(sent): axum::Form<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
     set_preference(&state, &session, &sent, Preference::Sms).await
+}
+
+/// `POST /guardian/language` (`language` = `en`, `es`, or empty for the school's): the
+/// language of the guardian's page and messages (audited as `contact.preferences`).
+pub async fn language(
+    State(state): State<AppState>,
+    session: WebSession,
+    axum::Form(sent): axum::Form<HashMap<String, String>>,
+) -> Result<Response, PageError> {
+    session.check_csrf(field(&sent, "csrf"))?;
+    let contact = policy::guardian(&session.principal)?;
+    let raw = field(&sent, "language");
+    let language = match raw {
+        "" => None,
+        tag => Some(
+            Locale::find(tag)
+                .and_then(|l| LanguageTag::parse(l.tag()).ok())
+                .ok_or(PageError::NotFound)?,
+        ),
+    };
+    let (tenant, actor) = (session.principal.tenant, session.principal.actor());
+    preferences::set_language(&state.db, tenant, contact, language.as_ref(), &actor).await?;
+    Ok(back("language"))
 }
