@@ -11,7 +11,6 @@ use crate::contacts::{self, ContactItem};
 use crate::domain::{LanguageTag, TimeZoneName};
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 /// A student's contacts.
@@ -87,15 +86,6 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
     Option::<String>::deserialize(d).map(Some)
 }
 
-fn invalid(field: &str, message: String) -> ApiError {
-    ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_field",
-        format!("{field}: {message}"),
-    )
-    .with_details(serde_json::json!({"field": field, "message": message}))
-}
-
 impl ContactPatch {
     /// The parsed changes, or a 422 naming the field.
     fn parse(self) -> Result<Preferences, ApiError> {
@@ -110,7 +100,7 @@ impl ContactPatch {
             .map(|l| {
                 l.map(|raw| LanguageTag::parse(&raw))
                     .transpose()
-                    .map_err(|e| invalid("preferredLanguage", e.0))
+                    .map_err(|e| ApiError::invalid_field("preferredLanguage", e.0))
             })
             .transpose()?;
         let time_zone = self
@@ -118,7 +108,7 @@ impl ContactPatch {
             .map(|z| {
                 z.map(|raw| TimeZoneName::parse(&raw))
                     .transpose()
-                    .map_err(|e| invalid("timeZone", e.0))
+                    .map_err(|e| ApiError::invalid_field("timeZone", e.0))
             })
             .transpose()?;
         Ok(Preferences {

@@ -390,6 +390,19 @@ impl From<crate::approvals::ApprovalError> for ApiError {
     }
 }
 
+impl ApiError {
+    /// `422 invalid_field`: `field` of the body is not valid (`details.field`,
+    /// `details.message`).
+    pub fn invalid_field(field: &str, message: String) -> Self {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            format!("{field}: {message}"),
+        )
+        .with_details(serde_json::json!({"field": field, "message": message}))
+    }
+}
+
 impl From<crate::invites::UrgentError> for ApiError {
     fn from(e: crate::invites::UrgentError) -> Self {
         use crate::invites::UrgentError as E;
@@ -406,14 +419,9 @@ impl From<crate::invites::UrgentError> for ApiError {
 impl From<crate::restrictions::RestrictionError> for ApiError {
     fn from(e: crate::restrictions::RestrictionError) -> Self {
         use crate::restrictions::RestrictionError as E;
-        let message = e.to_string();
         match e {
             E::NotFound(what) => ApiError::not_found(what),
-            E::InvalidField {
-                field,
-                message: why,
-            } => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message)
-                .with_details(serde_json::json!({"field": field, "message": why})),
+            E::InvalidField { field, message } => ApiError::invalid_field(field, message),
             E::Db(e) => e.into(),
         }
     }

@@ -40,15 +40,6 @@ pub struct RestrictionList {
     pub next_cursor: Option<String>,
 }
 
-fn invalid(field: &str, message: String) -> ApiError {
-    ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_field",
-        format!("{field}: {message}"),
-    )
-    .with_details(serde_json::json!({"field": field, "message": message}))
-}
-
 fn contact_id(raw: &str) -> Result<i64, ApiError> {
     raw.parse::<i64>()
         .map_err(|_| ApiError::not_found("contact"))
@@ -60,7 +51,7 @@ pub fn parse_until(raw: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError>
         DateTime::parse_from_rfc3339(raw)
             .map(|t| t.with_timezone(&Utc))
             .map_err(|_| {
-                invalid(
+                ApiError::invalid_field(
                     "until",
                     "must be an RFC 3339 time with offset, e.g. 2027-06-30T00:00:00-04:00".into(),
                 )
@@ -102,7 +93,8 @@ pub async fn restrict(
 ) -> Result<(StatusCode, Json<Restriction>), ApiError> {
     policy::administer_contacts(&principal)?;
     let contact = contact_id(&contact)?;
-    let reason = Reason::parse(&body.reason).map_err(|e| invalid("reason", e.to_string()))?;
+    let reason = Reason::parse(&body.reason)
+        .map_err(|e| ApiError::invalid_field("reason", e.to_string()))?;
     let until = parse_until(body.until.as_deref())?;
     let actor = principal.actor();
     let restriction = restrictions::restrict(

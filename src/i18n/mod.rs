@@ -248,7 +248,8 @@ mod tests {
                 for name in [
                     "first", "last", "weekday", "month", "day", "time", "year", "hour12", "hour24",
                     "minute", "ampm", "teacher", "guardian", "student", "district", "sender",
-                    "link", "tenant", "children", "date", "zone", "email",
+                    "link", "tenant", "children", "date", "zone", "email", "child", "name",
+                    "mobile",
                 ] {
                     args.set(name, FluentValue::from("x"));
                 }
