@@ -79,7 +79,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
     (
         "guardians",
         &[
-            "audit", "config", "contacts", "db", "digest", "domain", "entities", "outbox",
+            "audit", "config", "contacts", "db", "digest", "domain", "entities", "i18n", "outbox",
             "secrets",
         ],
     ),
