@@ -200,10 +200,11 @@ async fn by_id<C: ConnectionTrait>(
     .ok_or(RestrictionError::NotFound("restriction"))
 }
 
-/// Ends restriction `id` (if still open) at `now`, by `by`; whether it was open.
+/// Ends restriction `id` of the link of `(student, contact)` (if still open) at `now`, by
+/// `by`; whether it was open. The link is found by its unique (student, contact) index.
 async fn end<C: ConnectionTrait>(
     conn: &C,
-    id: i64,
+    (id, student, contact): (i64, i64, i64),
     by: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
@@ -220,8 +221,13 @@ async fn end<C: ConnectionTrait>(
     .rows_affected();
     db::exec(
         conn,
-        "UPDATE student_contacts SET restriction_id = NULL WHERE restriction_id = $1",
-        vec![Value::BigInt(Some(id))],
+        "UPDATE student_contacts SET restriction_id = NULL \
+         WHERE student_id = $2 AND contact_id = $3 AND restriction_id = $1",
+        vec![
+            Value::BigInt(Some(id)),
+            Value::BigInt(Some(student)),
+            Value::BigInt(Some(contact)),
+        ],
     )
     .await?;
     Ok(ended > 0)
@@ -256,7 +262,13 @@ pub async fn restrict(
     let before = match open {
         Some(open) => {
             let previous = by_id(&txn, tenant, open).await?;
-            end(&txn, open, request.actor, now).await?;
+            end(
+                &txn,
+                (open, student, request.contact_id),
+                request.actor,
+                now,
+            )
+            .await?;
             Some(summary(&previous))
         }
         None => None,
@@ -317,9 +329,9 @@ pub async fn lift(
 ) -> Result<Restriction, RestrictionError> {
     let now = Utc::now();
     let txn = db::begin_write(db_conn).await?;
-    let (_, _, open) = link(&txn, tenant, student_source_id, contact).await?;
+    let (student, _, open) = link(&txn, tenant, student_source_id, contact).await?;
     let open = open.ok_or(RestrictionError::NotFound("restriction"))?;
-    end(&txn, open, actor, now).await?;
+    end(&txn, (open, student, contact), actor, now).await?;
     banners::after_reactivation(&txn, tenant, now).await?;
     let lifted = by_id(&txn, tenant, open).await?;
     audit::record(
@@ -343,6 +355,7 @@ pub async fn lift(
 struct Due {
     id: i64,
     tenant_id: i64,
+    student_id: i64,
     contact_id: i64,
     student_source_id: String,
     reason: String,
@@ -358,7 +371,7 @@ pub async fn expire_due(db_conn: &DatabaseConnection, now: DateTime<Utc>) -> Res
         let due = db::rows::query_as::<Due, _>(
             db_conn,
             &format!(
-                "SELECT r.id, r.tenant_id, r.contact_id, s.source_id AS student_source_id, r.reason, r.until \
+                "SELECT r.id, r.tenant_id, r.student_id, r.contact_id, s.source_id AS student_source_id, r.reason, r.until \
                  FROM link_restrictions r JOIN students s ON s.id = r.student_id \
                  WHERE r.ended_at IS NULL AND r.until <= $1 ORDER BY r.until, r.id LIMIT {EXPIRY_BATCH}"
             ),
@@ -371,7 +384,7 @@ pub async fn expire_due(db_conn: &DatabaseConnection, now: DateTime<Utc>) -> Res
         let txn = db::begin_write(db_conn).await?;
         let mut tenants = std::collections::BTreeSet::new();
         for r in &due {
-            if !end(&txn, r.id, EXPIRED, now).await? {
+            if !end(&txn, (r.id, r.student_id, r.contact_id), EXPIRED, now).await? {
                 continue;
             }
             total += 1;
