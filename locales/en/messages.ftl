@@ -156,3 +156,56 @@ guardian-done-sms-off = We will not send you text messages.
 guardian-done-sms-on = You will get text messages from us again.
 guardian-done-language = Your language is saved.
 guardian-blocked = { $teacher } does not accept chats from you. You can still contact the school.
+
+## Forms
+
+# The language named in itself (language links).
+language-name = English
+
+form-problem = There is a problem
+form-error = Error
+
+## Signing in with a code (/signin/code): before sign-in, in the browser's language
+
+signin-language = Language
+signin-code-title = Sign in with a code
+signin-code-intro = Parents and guardians of students in { $district }: we send a 6-digit code to the email address or mobile number your school has on record for you. Type it on the next page, in this browser, to sign in. No password needed.
+signin-code-address = Email address or mobile number
+signin-code-address-hint = The one your school has on record for you.
+signin-code-address-invalid = Enter your email address (like name@example.com) or your mobile number.
+signin-code-send = Send me a code
+signin-code-staff = School staff sign in with the district's account on the
+signin-code-staff-link = sign-in page
+signin-verify-title = Enter your code
+# $minutes chooses the plural form.
+signin-verify-sent = { $minutes ->
+        [one] If this address is on record with { $district }, we sent a 6-digit code to it. The code works for { $minutes } minute, once.
+       *[other] If this address is on record with { $district }, we sent a 6-digit code to it. The code works for { $minutes } minutes, once.
+    }
+signin-verify-code = Code
+signin-verify-code-hint = The 6 digits from the message we sent you.
+signin-verify-six-digits = Enter the 6 digits from the message we sent you.
+signin-verify-refused = That code is not right or no longer works. Check the message and try again, or ask for a new code.
+signin-verify-submit = Sign in
+signin-verify-none = No message? Check the address, wait a minute, or
+signin-verify-again = ask for a new code
+signin-which-title = Which school district?
+signin-which = This sign-in page serves several school districts. Open the sign-in link on your school's website or in a message from your school: it names your district.
+signin-expired-title = Please start again
+signin-expired = This sign-in form has expired or did not come from this site. Ask for a new code.
+signin-expired-link = Ask for a code
+
+## The sign-in code message
+
+code-email-subject = Your Parent Connection sign-in code
+code-email-hello = Hello,
+code-email-intro = Your code to sign in to Parent Connection ({ $district }) is:
+code-email-how = { $minutes ->
+        [one] Type it on the sign-in page in the same browser. It works once, for { $minutes } minute; only the newest code you asked for works.
+       *[other] Type it on the sign-in page in the same browser. It works once, for { $minutes } minutes; only the newest code you asked for works.
+    }
+code-email-ignore = If you did not ask for a code, you can ignore this message: nobody can sign in without it.
+code-sms = { $minutes ->
+        [one] { $sender }: your sign-in code is { $code }. It works once, for { $minutes } minute. Reply STOP to opt out.
+       *[other] { $sender }: your sign-in code is { $code }. It works once, for { $minutes } minutes. Reply STOP to opt out.
+    }

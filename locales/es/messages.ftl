@@ -154,3 +154,56 @@ guardian-done-sms-off = No le enviaremos mensajes de texto.
 guardian-done-sms-on = Volverá a recibir nuestros mensajes de texto.
 guardian-done-language = Se guardó su idioma.
 guardian-blocked = { $teacher } no acepta conversaciones con usted. Puede comunicarse con la escuela.
+
+## Formularios
+
+# The language named in itself (language links).
+language-name = Español
+
+form-problem = Hay un problema
+form-error = Error
+
+## Iniciar sesión con un código (/signin/code): antes de iniciar sesión, en el idioma del navegador
+
+signin-language = Idioma
+signin-code-title = Iniciar sesión con un código
+signin-code-intro = Padres y tutores de estudiantes de { $district }: enviamos un código de 6 dígitos al correo electrónico o al número de celular que su escuela tiene registrado para usted. Escríbalo en la página siguiente, en este navegador, para iniciar sesión. No necesita contraseña.
+signin-code-address = Correo electrónico o número de celular
+signin-code-address-hint = El que su escuela tiene registrado para usted.
+signin-code-address-invalid = Escriba su correo electrónico (como nombre@ejemplo.com) o su número de celular.
+signin-code-send = Enviarme un código
+signin-code-staff = El personal escolar inicia sesión con la cuenta del distrito en la
+signin-code-staff-link = página de inicio de sesión
+signin-verify-title = Escriba su código
+# $minutes elige la forma del plural.
+signin-verify-sent = { $minutes ->
+        [one] Si { $district } tiene registrada esta dirección, le enviamos un código de 6 dígitos. El código sirve una vez, durante { $minutes } minuto.
+       *[other] Si { $district } tiene registrada esta dirección, le enviamos un código de 6 dígitos. El código sirve una vez, durante { $minutes } minutos.
+    }
+signin-verify-code = Código
+signin-verify-code-hint = Los 6 dígitos del mensaje que le enviamos.
+signin-verify-six-digits = Escriba los 6 dígitos del mensaje que le enviamos.
+signin-verify-refused = Ese código no es correcto o ya no sirve. Revise el mensaje e inténtelo de nuevo, o pida un código nuevo.
+signin-verify-submit = Iniciar sesión
+signin-verify-none = ¿No recibió el mensaje? Revise la dirección, espere un minuto o
+signin-verify-again = pida un código nuevo
+signin-which-title = ¿Qué distrito escolar?
+signin-which = Esta página de inicio de sesión sirve a varios distritos escolares. Abra el enlace de inicio de sesión del sitio web de su escuela o de un mensaje de su escuela: indica su distrito.
+signin-expired-title = Vuelva a empezar
+signin-expired = Este formulario de inicio de sesión venció o no vino de este sitio. Pida un código nuevo.
+signin-expired-link = Pedir un código
+
+## El mensaje con el código para iniciar sesión
+
+code-email-subject = Su código para iniciar sesión en Parent Connection
+code-email-hello = Hola:
+code-email-intro = Su código para iniciar sesión en Parent Connection ({ $district }) es:
+code-email-how = { $minutes ->
+        [one] Escríbalo en la página de inicio de sesión en el mismo navegador. Sirve una vez, durante { $minutes } minuto; solo sirve el último código que pidió.
+       *[other] Escríbalo en la página de inicio de sesión en el mismo navegador. Sirve una vez, durante { $minutes } minutos; solo sirve el último código que pidió.
+    }
+code-email-ignore = Si no pidió un código, puede ignorar este mensaje: nadie puede iniciar sesión sin él.
+code-sms = { $minutes ->
+        [one] { $sender }: su código para iniciar sesión es { $code }. Sirve una vez, durante { $minutes } minuto. Responda STOP para no recibir más mensajes.
+       *[other] { $sender }: su código para iniciar sesión es { $code }. Sirve una vez, durante { $minutes } minutos. Responda STOP para no recibir más mensajes.
+    }

@@ -33,6 +33,7 @@ mod m20270119_000023_disclosure_text;
 mod m20270126_000024_link_restrictions;
 mod m20270126_000025_quiet_hours;
 mod m20270126_000026_languages;
+mod m20270126_000027_language_provenance;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -67,6 +68,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20270126_000024_link_restrictions::Migration),
             Box::new(m20270126_000025_quiet_hours::Migration),
             Box::new(m20270126_000026_languages::Migration),
+            Box::new(m20270126_000027_language_provenance::Migration),
         ]
     }
 }

@@ -47,7 +47,8 @@ impl Scope {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FieldProvenance {
-    /// `sync`, `approved_edit` or `admin`.
+    /// `sync`, `approved_edit` or `admin`; for `preferredLanguage` also `guardian` (chosen
+    /// by the guardian on their page).
     pub source: Option<String>,
     /// Time of the change that set the value (UTC).
     pub changed_at: Option<chrono::DateTime<chrono::Utc>>,
@@ -67,6 +68,8 @@ pub struct Provenance {
     pub mobile_phone: FieldProvenance,
     /// Relationship (on the link).
     pub relationship: FieldProvenance,
+    /// Preferred language (a file's `language` column, an admin, or the guardian).
+    pub preferred_language: FieldProvenance,
 }
 
 /// One contact of a student (SPEC §10 field names).
@@ -212,6 +215,7 @@ pub async fn for_student<C: ConnectionTrait>(
             "SELECT c.id, c.given_name, c.family_name, c.email, c.mobile_phone, l.relationship, l.status, \
                c.given_name_provenance, c.given_name_changed_at, c.family_name_provenance, c.family_name_changed_at, \
                c.email_provenance, c.email_changed_at, c.mobile_phone_provenance, c.mobile_phone_changed_at, \
+               c.preferred_language_provenance, c.preferred_language_changed_at, \
                l.relationship_provenance, l.relationship_changed_at, l.first_seen_at, l.deactivated_at, \
                r.id AS restriction_id, r.reason AS restriction_reason, r.until AS restriction_until, \
                r.restricted_by AS restriction_by, r.restricted_at AS restriction_at, \
@@ -274,6 +278,8 @@ struct ContactRow {
     mobile_phone_field: FieldRow,
     #[sea_orm(nested(prefix = "relationship_"))]
     relationship_field: FieldRow,
+    #[sea_orm(nested(prefix = "preferred_language_"))]
+    preferred_language_field: FieldRow,
     first_seen_at: Option<DateTime<Utc>>,
     deactivated_at: Option<DateTime<Utc>>,
     #[sea_orm(nested(prefix = "restriction_"))]
@@ -332,6 +338,7 @@ fn item(row: ContactRow, view: View) -> Option<ContactItem> {
             email_address: row.email_field.into(),
             mobile_phone: row.mobile_phone_field.into(),
             relationship: row.relationship_field.into(),
+            preferred_language: row.preferred_language_field.into(),
         }),
         first_seen_at: if admin { row.first_seen_at } else { None },
         deactivated_at: if admin { row.deactivated_at } else { None },

@@ -45,12 +45,21 @@ pub async fn set(
         return Err(ContactsError::ContactNotFound);
     }
     let mut sets = Vec::new();
-    let mut values = vec![Value::BigInt(Some(tenant.0)), Value::BigInt(Some(contact))];
+    // $3, the change's time, also dates the language's provenance.
+    let mut values = vec![
+        Value::BigInt(Some(tenant.0)),
+        Value::BigInt(Some(contact)),
+        Value::ChronoDateTimeUtc(Some(Utc::now())),
+    ];
     let mut after = serde_json::Map::new();
     if let Some(language) = &changes.preferred_language {
         let text = language.as_ref().map(|l| l.as_str().to_string());
         values.push(Value::String(text.clone()));
-        sets.push(format!("preferred_language = ${}", values.len()));
+        sets.push(format!(
+            "preferred_language = ${}, preferred_language_provenance = 'admin', \
+             preferred_language_changed_at = $3",
+            values.len()
+        ));
         after.insert("preferredLanguage".into(), text.into());
     }
     if let Some(zone) = &changes.time_zone {
@@ -60,8 +69,7 @@ pub async fn set(
         after.insert("timeZone".into(), text.into());
     }
     if !sets.is_empty() {
-        values.push(Value::ChronoDateTimeUtc(Some(Utc::now())));
-        sets.push(format!("updated_at = ${}", values.len()));
+        sets.push("updated_at = $3".to_string());
         db::exec(
             &txn,
             &format!(

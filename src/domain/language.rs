@@ -60,6 +60,24 @@ impl LanguageTag {
         Ok(Self(tag))
     }
 
+    /// Parses the language column of an SIS file, which holds a BCP 47 tag, an ISO 639-2/3
+    /// code or an English language name depending on the SIS (`es`, `spa`, `Spanish`): names
+    /// and three-letter codes of the languages most spoken in US districts' homes are mapped
+    /// to their BCP 47 tag (so `spa` finds the Spanish translation); anything else must be a
+    /// tag. Surrounding blanks are ignored.
+    pub fn from_sis(raw: &str) -> Result<Self, ParseError> {
+        let raw = raw.trim();
+        let known = SIS_LANGUAGES.iter().find(|(tag, codes, name)| {
+            raw.eq_ignore_ascii_case(name)
+                || codes.iter().any(|c| raw.eq_ignore_ascii_case(c))
+                || raw.eq_ignore_ascii_case(tag)
+        });
+        match known {
+            Some((tag, _, _)) => Self::parse(tag),
+            None => Self::parse(raw),
+        }
+    }
+
     /// The canonical tag.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -70,6 +88,53 @@ impl LanguageTag {
         self.0.split('-').next().unwrap_or(&self.0)
     }
 }
+
+/// Languages SIS exports name in words or by ISO 639-2/3 code: (BCP 47 tag, codes, English
+/// name). The home languages most reported by large US districts (New York City's list of
+/// translated notices among them).
+const SIS_LANGUAGES: &[(&str, &[&str], &str)] = &[
+    ("en", &["eng"], "English"),
+    ("es", &["spa"], "Spanish"),
+    ("zh", &["zho", "chi", "cmn"], "Chinese"),
+    ("zh", &[], "Mandarin"),
+    ("yue", &[], "Cantonese"),
+    ("ar", &["ara"], "Arabic"),
+    ("bn", &["ben"], "Bengali"),
+    ("ru", &["rus"], "Russian"),
+    ("ht", &["hat"], "Haitian Creole"),
+    ("fr", &["fra", "fre"], "French"),
+    ("ur", &["urd"], "Urdu"),
+    ("ko", &["kor"], "Korean"),
+    ("vi", &["vie"], "Vietnamese"),
+    ("pl", &["pol"], "Polish"),
+    ("pt", &["por"], "Portuguese"),
+    ("pa", &["pan"], "Punjabi"),
+    ("tl", &["tgl"], "Tagalog"),
+    ("so", &["som"], "Somali"),
+    ("hi", &["hin"], "Hindi"),
+    ("ja", &["jpn"], "Japanese"),
+    ("de", &["deu", "ger"], "German"),
+    ("it", &["ita"], "Italian"),
+    ("sq", &["sqi", "alb"], "Albanian"),
+    ("ne", &["nep"], "Nepali"),
+    ("uk", &["ukr"], "Ukrainian"),
+    ("uz", &["uzb"], "Uzbek"),
+    ("fa", &["fas", "per"], "Persian"),
+    ("fa", &[], "Farsi"),
+    ("ps", &["pus"], "Pashto"),
+    ("sw", &["swa"], "Swahili"),
+    ("fuf", &[], "Pular"),
+    ("wo", &["wol"], "Wolof"),
+    ("hmn", &[], "Hmong"),
+    ("km", &["khm"], "Khmer"),
+    ("my", &["mya", "bur"], "Burmese"),
+    ("ti", &["tir"], "Tigrinya"),
+    ("am", &["amh"], "Amharic"),
+    ("el", &["ell", "gre"], "Greek"),
+    ("he", &["heb"], "Hebrew"),
+    ("yi", &["yid"], "Yiddish"),
+    ("tr", &["tur"], "Turkish"),
+];
 
 impl std::fmt::Display for LanguageTag {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -102,6 +167,25 @@ mod tests {
             );
         }
         assert_eq!(LanguageTag::parse("pt-BR").unwrap().language(), "pt");
+    }
+
+    #[test]
+    fn sis_columns_may_name_the_language_or_give_its_iso_639_2_code() {
+        for (raw, tag) in [
+            ("Spanish", "es"),
+            ("spa", "es"),
+            (" SPANISH ", "es"),
+            ("es-MX", "es-MX"),
+            ("Haitian Creole", "ht"),
+            ("chi", "zh"),
+            ("Cantonese", "yue"),
+            ("ben", "bn"),
+            ("pt_br", "pt-BR"),
+        ] {
+            assert_eq!(LanguageTag::from_sis(raw).unwrap().as_str(), tag, "{raw}");
+        }
+        assert!(LanguageTag::from_sis("Klingon!").is_err());
+        assert!(LanguageTag::from_sis("").is_err());
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub enum Provenance {
     /// An administrator's direct change.
     #[sea_orm(string_value = "admin")]
     Admin,
+    /// The guardian themself, on their page (only their preferred language).
+    #[sea_orm(string_value = "guardian")]
+    Guardian,
 }
 
 impl Provenance {
@@ -48,6 +51,7 @@ impl Provenance {
             Self::Sync => "sync",
             Self::ApprovedEdit => "approved_edit",
             Self::Admin => "admin",
+            Self::Guardian => "guardian",
         }
     }
 }

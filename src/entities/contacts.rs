@@ -55,6 +55,12 @@ pub struct Model {
     /// The guardian's preferred language, a BCP 47 tag (`es`, `zh-Hant`), when known.
     #[sea_orm(column_type = "Text", nullable)]
     pub preferred_language: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub preferred_language_provenance: Option<Provenance>,
+    pub preferred_language_changed_at: Option<DateTimeUtc>,
+    /// What the last sync's `language` column delivered (latest-change-wins).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub preferred_language_sync: Option<String>,
 }
 
 /// Foreign keys, for joins through the query builder.

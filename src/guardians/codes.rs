@@ -13,10 +13,10 @@
 
 use crate::db;
 use crate::domain::{EmailAddress, PhoneE164, Region, TenantId};
+use crate::i18n::{Arg, Locale};
 use crate::outbox::port::{MessageKindHandler, Rendered};
 use crate::outbox::store::{self, Claimed};
 use crate::outbox::{Channel, MessageKind, Outgoing};
-use askama::Template;
 use chrono::{DateTime, Duration, Utc};
 use ring::rand::{SecureRandom, SystemRandom};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, FromQueryResult, Value};
@@ -397,24 +397,6 @@ pub async fn verify(
     })
 }
 
-/// The email body.
-#[derive(Template)]
-#[template(path = "email/sign_in_code.txt")]
-struct CodeEmail<'a> {
-    code: &'a str,
-    minutes: i64,
-    district: &'a str,
-}
-
-/// The SMS body.
-#[derive(Template)]
-#[template(path = "sms/sign_in_code.txt")]
-struct CodeSms<'a> {
-    sender: &'a str,
-    code: &'a str,
-    minutes: i64,
-}
-
 /// A claimed code message, as stored.
 #[derive(Debug, FromQueryResult)]
 struct CodeRow {
@@ -425,6 +407,8 @@ struct CodeRow {
     expires_at: DateTime<Utc>,
     used_at: Option<DateTime<Utc>>,
     district: Option<String>,
+    preferred_language: Option<String>,
+    default_language: Option<String>,
 }
 
 /// The sign-in code kind of outbox message: rendered at send time while the code still
@@ -445,39 +429,59 @@ impl SignInCodeMessages {
         }
     }
 
-    fn compose(&self, claimed: &Claimed, row: &CodeRow, code: &str) -> Result<Outgoing, String> {
+    /// The message in the guardian's language (else the district's), like every message
+    /// to them.
+    fn compose(&self, claimed: &Claimed, row: &CodeRow, code: &str) -> Outgoing {
+        let l = Locale::negotiate(
+            row.preferred_language.as_deref(),
+            row.default_language.as_deref(),
+        );
         let minutes = (row.expires_at - row.created_at).num_minutes().max(1);
-        let message_id = crate::outbox::message_id(claimed.id, &self.message_id_domain);
-        let (subject, body) = match claimed.channel {
-            Channel::Email => (
-                Some("Your Parent Connection sign-in code".to_string()),
-                CodeEmail {
-                    code,
-                    minutes,
-                    district: row.district.as_deref().unwrap_or_default(),
-                }
-                .render(),
-            ),
-            Channel::Sms => (
-                None,
-                CodeSms {
-                    sender: &self.sms_sender,
-                    code,
-                    minutes,
-                }
-                .render()
-                .map(|body| body.trim_end().to_string()),
-            ),
-        };
-        let body = body.map_err(|e| format!("cannot render the sign-in code: {e}"))?;
-        Ok(Outgoing {
-            message_id,
+        let district = row.district.as_deref().unwrap_or_default();
+        let (subject, body) = code_texts(
+            l,
+            claimed.channel,
+            (code, minutes),
+            (district, &self.sms_sender),
+        );
+        Outgoing {
+            message_id: crate::outbox::message_id(claimed.id, &self.message_id_domain),
             to: claimed.recipient.clone(),
             subject,
             body,
             list_unsubscribe: None,
-            language: None,
-        })
+            language: Some(l.tag()),
+        }
+    }
+}
+
+/// The subject (email only) and plain-text body of a code message in `l`: `code`, good
+/// for `minutes`, from `district`; a text opens with `sender`.
+fn code_texts(
+    l: Locale,
+    channel: Channel,
+    (code, minutes): (&str, i64),
+    (district, sender): (&str, &str),
+) -> (Option<String>, String) {
+    let args = [
+        ("code", Arg::Text(code)),
+        ("minutes", Arg::Number(minutes as f64)),
+        ("district", Arg::Text(district)),
+        ("sender", Arg::Text(sender)),
+    ];
+    match channel {
+        Channel::Email => (
+            Some(l.text("code-email-subject")),
+            [
+                l.text("code-email-hello"),
+                l.format("code-email-intro", &args),
+                code.to_string(),
+                l.format("code-email-how", &args),
+                l.text("code-email-ignore"),
+            ]
+            .join("\n\n"),
+        ),
+        Channel::Sms => (None, l.format("code-sms", &args)),
     }
 }
 
@@ -501,8 +505,12 @@ impl MessageKindHandler for SignInCodeMessages {
         let rows: Vec<CodeRow> = db::rows::query_as(
             db,
             &format!(
-                "SELECT k.id, k.tenant_id, k.pending_code, k.created_at, k.expires_at, k.used_at, t.name AS district \
-                 FROM sign_in_codes k JOIN tenants t ON t.id = k.tenant_id WHERE k.id IN ({})",
+                "SELECT k.id, k.tenant_id, k.pending_code, k.created_at, k.expires_at, k.used_at, t.name AS district, \
+                   c.preferred_language, ts.default_language \
+                 FROM sign_in_codes k JOIN tenants t ON t.id = k.tenant_id \
+                 LEFT JOIN contacts c ON c.id = k.contact_id AND c.tenant_id = k.tenant_id \
+                 LEFT JOIN tenant_settings ts ON ts.tenant_id = k.tenant_id \
+                 WHERE k.id IN ({})",
                 db::id_list(by_code.keys().copied())
             ),
             vec![],
@@ -517,11 +525,10 @@ impl MessageKindHandler for SignInCodeMessages {
             let live = row.used_at.is_none() && row.expires_at > now;
             match (&row.pending_code, live) {
                 (Some(code), true) if TenantId(row.tenant_id) == claimed.tenant_id => {
-                    let rendered = match self.compose(claimed, &row, code) {
-                        Ok(message) => Rendered::Ready(message),
-                        Err(why) => Rendered::Failed(why),
-                    };
-                    out.insert(claimed.id, rendered);
+                    out.insert(
+                        claimed.id,
+                        Rendered::Ready(self.compose(claimed, &row, code)),
+                    );
                 }
                 _ => {}
             }
@@ -595,26 +602,54 @@ mod tests {
     }
 
     #[test]
-    fn messages_are_plain_text() {
-        let email = CodeEmail {
-            code: "012345",
-            minutes: 10,
-            district: "NYC & Co",
-        }
-        .render()
-        .unwrap();
+    fn messages_are_plain_text_in_the_guardians_language() {
+        let english = Locale::ENGLISH;
+        let (subject, email) = code_texts(
+            english,
+            Channel::Email,
+            ("012345", 10),
+            ("NYC & Co", "Parent Connection"),
+        );
+        assert_eq!(
+            subject.as_deref(),
+            Some("Your Parent Connection sign-in code")
+        );
         assert!(
-            email.contains("012345") && email.contains("NYC & Co"),
+            email.contains("\n\n012345\n\n") && email.contains("(NYC & Co)"),
             "{email}"
         );
-        let sms = CodeSms {
-            sender: "Parent Connection",
-            code: "012345",
-            minutes: 10,
-        }
-        .render()
-        .unwrap();
-        assert!(sms.starts_with("Parent Connection:") && sms.contains("012345"));
+        assert!(email.contains("for 10 minutes"), "{email}");
+        let (_, sms) = code_texts(
+            english,
+            Channel::Sms,
+            ("012345", 1),
+            ("NYC", "Parent Connection"),
+        );
+        assert_eq!(
+            sms,
+            "Parent Connection: your sign-in code is 012345. It works once, for 1 minute. Reply STOP to opt out."
+        );
+        let spanish = Locale::find("es").unwrap();
+        let (subject, email) = code_texts(spanish, Channel::Email, ("012345", 10), ("NYC", "PC"));
+        assert_eq!(
+            subject.as_deref(),
+            Some("Su código para iniciar sesión en Parent Connection")
+        );
+        assert!(email.contains("durante 10 minutos"), "{email}");
+        let (_, sms) = code_texts(
+            spanish,
+            Channel::Sms,
+            ("012345", 10),
+            ("NYC", "Parent Connection"),
+        );
+        assert!(sms.starts_with("Parent Connection: su código") && sms.contains("STOP"));
+        // One GSM-7 segment in English (accented Spanish is UCS-2: the gateway splits it).
+        let (_, sms) = code_texts(
+            english,
+            Channel::Sms,
+            ("012345", 10),
+            ("NYC", "Parent Connection"),
+        );
         assert!(sms.chars().count() <= 160, "one segment: {sms}");
     }
 }

@@ -100,7 +100,8 @@ pub async fn set_language(
     let text = language.map(|l| l.as_str().to_string());
     let changed = db::exec(
         &txn,
-        "UPDATE contacts SET preferred_language = $1, updated_at = $2 \
+        "UPDATE contacts SET preferred_language = $1, preferred_language_provenance = 'guardian', \
+           preferred_language_changed_at = $2, updated_at = $2 \
          WHERE tenant_id = $3 AND id = $4 AND preferred_language IS DISTINCT FROM $1",
         vec![
             Value::String(text.clone()),

@@ -94,6 +94,32 @@ impl Locale {
             .unwrap_or(Locale::ENGLISH)
     }
 
+    /// The first shipped locale of a browser's `Accept-Language` header, by its weights
+    /// (`es-MX,es;q=0.9,en;q=0.8` → Spanish); `None` when it names none (or only `*`).
+    pub fn from_accept_language(header: &str) -> Option<Locale> {
+        let mut ranges: Vec<(f32, usize, &str)> = header
+            .split(',')
+            .enumerate()
+            .filter_map(|(position, item)| {
+                let mut parts = item.split(';');
+                let tag = parts.next()?.trim();
+                let weight = parts
+                    .filter_map(|p| p.trim().strip_prefix("q="))
+                    .find_map(|q| q.trim().parse::<f32>().ok())
+                    .unwrap_or(1.0);
+                (!tag.is_empty() && tag != "*" && weight > 0.0).then_some((weight, position, tag))
+            })
+            .collect();
+        // Highest weight first; equal weights keep the header's order.
+        ranges.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        ranges.into_iter().find_map(|(_, _, tag)| Locale::find(tag))
+    }
+
+    /// Every shipped locale, English first.
+    pub fn all() -> impl Iterator<Item = Locale> {
+        (0..SHIPPED.len()).map(Locale)
+    }
+
     /// The locale's tag (`Content-Language`, `<html lang>`).
     pub fn tag(self) -> &'static str {
         SHIPPED[self.0]
@@ -224,6 +250,24 @@ mod tests {
     }
 
     #[test]
+    fn the_browsers_languages_choose_by_weight() {
+        let spanish = Locale::find("es");
+        for (header, expected) in [
+            ("es-MX,es;q=0.9,en;q=0.8", spanish),
+            ("en-US,en;q=0.9,es;q=0.8", Some(Locale::ENGLISH)),
+            ("fr-FR, es;q=0.5, en;q=0.4", spanish),
+            ("en;q=0.2, es;q=0.7", spanish),
+            ("fr, de", None),
+            ("*", None),
+            ("es;q=0, en;q=0.1", Some(Locale::ENGLISH)),
+            ("", None),
+            ("es;q=abc", spanish),
+        ] {
+            assert_eq!(Locale::from_accept_language(header), expected, "{header}");
+        }
+    }
+
+    #[test]
     fn every_message_exists_in_every_locale() {
         let english = ids(SOURCES[0]);
         assert!(english.len() > 30, "{english:?}");
@@ -249,7 +293,7 @@ mod tests {
                     "first", "last", "weekday", "month", "day", "time", "year", "hour12", "hour24",
                     "minute", "ampm", "teacher", "guardian", "student", "district", "sender",
                     "link", "tenant", "children", "date", "zone", "email", "child", "name",
-                    "mobile",
+                    "mobile", "code", "minutes",
                 ] {
                     args.set(name, FluentValue::from("x"));
                 }

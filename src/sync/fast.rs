@@ -12,7 +12,7 @@
 
 use super::checks::{Reference, Rules, UniqueKey};
 use super::csv_file::{IssueSink, Row};
-use super::files::{Channels, ParseCtx};
+use super::files::{Channels, ParseCtx, read_language};
 use super::hashing::SyncKey;
 use super::report::Issue;
 use super::sds_v21::{self, user_hash};
@@ -953,10 +953,13 @@ fn stage_contact(
                     sink.warning(issue);
                 }
             }
+            // Warned again each run, like a dropped email (a tag check is cheap).
+            read_language(row, "language", sink);
             true
         }
         Verdict::Stage => {
             let channels = Channels::read(row, "email", &["sms", "phone"], state.region);
+            let language = read_language(row, "language", sink);
             stage.push_hashed(
                 StageTable::Contacts,
                 src,
@@ -966,6 +969,7 @@ fn stage_contact(
                     row.get("sourcedId").to_string(),
                     row.opt("sourcedId"),
                     (row.opt("givenName"), row.opt("familyName")),
+                    language,
                     "email",
                 ),
             );

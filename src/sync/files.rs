@@ -4,7 +4,7 @@
 use super::csv_file::{FileSpec, IssueSink, Limits, Row, SourceFile, read_csv};
 use super::report::Issue;
 use super::staging::{StageTable, Stager};
-use crate::domain::{EmailAddress, PhoneE164, Region};
+use crate::domain::{EmailAddress, LanguageTag, PhoneE164, Region};
 use std::path::Path;
 
 /// How a file name is matched.
@@ -233,6 +233,7 @@ impl Channels {
         source_key: String,
         source_id: Option<String>,
         (given_name, family_name): (Option<String>, Option<String>),
+        language: Option<LanguageTag>,
         email_column: &str,
     ) -> Vec<Option<String>> {
         vec![
@@ -242,6 +243,7 @@ impl Channels {
             family_name,
             self.email,
             self.phone,
+            language.map(|l| l.as_str().to_string()),
             Some(email_column.to_string()),
             self.email_warning,
             self.phone_column,
@@ -275,4 +277,23 @@ impl Channels {
         }
         channels
     }
+}
+
+/// The optional `column` naming the language a contact reads (a BCP 47 tag, an ISO 639-2
+/// code or an English name, see [`LanguageTag::from_sis`]): blank is none; a value no
+/// language matches is reported as a warning and the contact is kept without a language.
+pub fn read_language(row: &Row<'_>, column: &str, sink: &mut IssueSink) -> Option<LanguageTag> {
+    let raw = row.get(column);
+    if raw.is_empty() {
+        return None;
+    }
+    LanguageTag::from_sis(raw)
+        .map_err(|e| {
+            sink.warning(row.issue(
+                column,
+                "invalid_language",
+                format!("{e}; the contact is kept without a language"),
+            ))
+        })
+        .ok()
 }

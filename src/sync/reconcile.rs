@@ -52,7 +52,14 @@ pub const ROSTERS: [Roster; 4] = [
 ];
 
 /// Contact fields that carry provenance (same list as the migration).
-pub const CONTACT_FIELDS: [&str; 4] = ["given_name", "family_name", "email", "mobile_phone"];
+/// `preferred_language` joined them in migration 27 (a file's `language` column).
+pub const CONTACT_FIELDS: [&str; 5] = [
+    "given_name",
+    "family_name",
+    "email",
+    "mobile_phone",
+    "preferred_language",
+];
 
 fn params(tenant: TenantId, now: DateTime<Utc>) -> Vec<Value> {
     vec![
@@ -315,13 +322,32 @@ fn with_unchanged(staged: u64, presence: Presence, counts: Counts) -> Counts {
 /// it becomes current with provenance `sync` and this run's time. The `_sync` column always
 /// records what this sync delivered.
 fn latest_wins_set(table: &str, field: &str, staged: &str) -> String {
-    let changed = format!("{staged} IS DISTINCT FROM {table}.{field}_sync");
+    let changed = sync_changed(table, field, staged);
+    let delivered = if KEPT_WHEN_BLANK.contains(&field) {
+        format!("COALESCE({staged}, {table}.{field}_sync)")
+    } else {
+        staged.to_string()
+    };
     format!(
         "{field} = CASE WHEN {changed} THEN {staged} ELSE {table}.{field} END, \
          {field}_provenance = CASE WHEN {changed} THEN 'sync' ELSE {table}.{field}_provenance END, \
          {field}_changed_at = CASE WHEN {changed} THEN $2 ELSE {table}.{field}_changed_at END, \
-         {field}_sync = {staged}"
+         {field}_sync = {delivered}"
     )
+}
+
+/// Contact fields a blank (or absent) file value leaves as they are: the `language`
+/// column is optional, and an export that stops carrying it must not erase the languages
+/// guardians and admins chose.
+const KEPT_WHEN_BLANK: [&str; 1] = ["preferred_language"];
+
+/// SQL true when this sync delivers a new value of `field` (see [`latest_wins_set`]).
+fn sync_changed(table: &str, field: &str, staged: &str) -> String {
+    if KEPT_WHEN_BLANK.contains(&field) {
+        format!("({staged} IS NOT NULL AND {staged} IS DISTINCT FROM {table}.{field}_sync)")
+    } else {
+        format!("{staged} IS DISTINCT FROM {table}.{field}_sync")
+    }
 }
 
 /// Reconciles contacts (no status of their own: the links carry it).
@@ -337,7 +363,7 @@ pub async fn contacts(
         .collect();
     let differs: Vec<String> = CONTACT_FIELDS
         .iter()
-        .map(|f| format!("s.{f} IS DISTINCT FROM contacts.{f}_sync"))
+        .map(|f| sync_changed("contacts", f, &format!("s.{f}")))
         .collect();
     let staged_count = staged_rows(conn, "s_contacts").await?;
     if staged_count == 0 {

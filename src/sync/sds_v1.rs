@@ -6,7 +6,7 @@
 
 use super::checks::{Equals, GuardedFile, Reference, Rules, UniqueKey, reference};
 use super::csv_file::FileSpec;
-use super::files::{Channels, FileSet, NameMatch, ParseCtx, copy_columns};
+use super::files::{Channels, FileSet, NameMatch, ParseCtx, copy_columns, read_language};
 use super::hashing::hash_strs;
 use super::staging::StageTable::{self, *};
 use crate::domain::{EnrollmentKind, Relationship};
@@ -154,7 +154,7 @@ pub fn parse(ctx: &mut ParseCtx<'_>) {
         "User.csv",
         spec(
             &["Email", "First Name", "Last Name", "Phone", "SIS ID"],
-            &[],
+            &["Language"],
         ),
         StageTable::Contacts,
         |src, row, sink, stage| {
@@ -162,7 +162,8 @@ pub fn parse(ctx: &mut ParseCtx<'_>) {
                 return false;
             }
             let channels = Channels::read(row, "Email", &["Phone"], region);
-            let raw = hash_strs(&[
+            let language = read_language(row, "Language", sink);
+            let values = [
                 "sds-v1",
                 &region_code,
                 row.get("Email"),
@@ -170,7 +171,11 @@ pub fn parse(ctx: &mut ParseCtx<'_>) {
                 row.get("Last Name"),
                 row.get("Phone"),
                 row.get("SIS ID"),
-            ]);
+                row.get("Language"),
+            ];
+            // The language counts only when given: files without it hash as before.
+            let used = if values[7].is_empty() { 7 } else { 8 };
+            let raw = hash_strs(&values[..used]);
             stage.push_hashed(
                 StageTable::Contacts,
                 src,
@@ -180,6 +185,7 @@ pub fn parse(ctx: &mut ParseCtx<'_>) {
                     contact_key(row.get("Email")),
                     row.opt("SIS ID"),
                     (row.opt("First Name"), row.opt("Last Name")),
+                    language,
                     "Email",
                 ),
             );

@@ -93,6 +93,7 @@ pub const USERS: FileSpec = spec(
         "sms",
         "middleName",
         "activeDirectoryMatchId",
+        "language",
     ],
 );
 /// Columns of the file.
@@ -124,9 +125,10 @@ const RELATIONSHIP_ROLES: [Relationship; 6] = [
 
 /// `sync_hash` of a `users.csv` row: its raw values (before email and phone validation,
 /// so an unchanged row can be recognised without validating it again) and the region they
-/// are read in.
+/// are read in. The optional `language` counts only when it holds a value, so files without
+/// one hash as they did before the column was read.
 pub fn user_hash(row: &Row<'_>, region_code: &str) -> i64 {
-    hash_strs(&[
+    let values = [
         "sds-v2.1",
         region_code,
         row.get("givenName"),
@@ -134,7 +136,10 @@ pub fn user_hash(row: &Row<'_>, region_code: &str) -> i64 {
         row.get("email"),
         row.get("sms"),
         row.get("phone"),
-    ])
+        row.get("language"),
+    ];
+    let used = if values[7].is_empty() { 7 } else { 8 };
+    hash_strs(&values[..used])
 }
 
 /// Reads the optional files that are only checked (well-formed, keys present, a session

@@ -83,6 +83,7 @@ impl StageTable {
                 "family_name",
                 "email",
                 "mobile_phone",
+                "preferred_language",
                 "email_column",
                 "email_warning",
                 "phone_column",

@@ -5,6 +5,8 @@
 //! ([`Form::errors`]) linking to each field. Every form also carries its session's CSRF
 //! token ([`Form::csrf`]).
 
+use crate::i18n::Locale;
+
 /// What kind of control a field is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Control {
@@ -52,6 +54,8 @@ pub struct Field {
     pub value: String,
     /// What is wrong with the submitted value.
     pub error: Option<String>,
+    /// The language of the form's own words ("Error", the summary's title).
+    pub locale: Locale,
 }
 
 impl Field {
@@ -64,7 +68,19 @@ impl Field {
             control,
             value: String::new(),
             error: None,
+            locale: Locale::ENGLISH,
         }
+    }
+
+    /// The field on a page in `locale` (its label, hint and error must be too).
+    pub fn in_language(mut self, locale: Locale) -> Self {
+        self.locale = locale;
+        self
+    }
+
+    /// "Error", before the error for screen readers, in the field's language.
+    pub fn error_word(&self) -> String {
+        self.locale.text("form-error")
     }
 
     /// The field with a hint.
@@ -187,6 +203,12 @@ impl Form {
     /// The fields with an error (the page's error summary lists them).
     pub fn errors(&self) -> Vec<&Field> {
         self.fields.iter().filter(|f| f.error.is_some()).collect()
+    }
+
+    /// The error summary's title, in the language of the form's fields.
+    pub fn problem_title(&self) -> String {
+        let locale = self.fields.first().map_or(Locale::ENGLISH, |f| f.locale);
+        locale.text("form-problem")
     }
 
     /// True when a field has an error.

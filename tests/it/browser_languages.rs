@@ -3,7 +3,9 @@
 //! unsubscribe link; both pages are in Spanish (`<html lang="es">`), the guardian tabs to
 //! **Aceptar** and to **Cancelar la suscripción** and presses Enter, and the result pages
 //! are in Spanish too; her own page (`/guardian`) is in Spanish, and she switches it to
-//! English with its **Language** choice. axe checks every page visited at 1280 and 375 px
+//! English with its **Language** choice. On the sign-in pages, a guardian tabs to the
+//! **Español** link, mistypes her address (the error and the summary in Spanish) and asks for
+//! her code, all in Spanish. axe checks every page visited at 1280 and 375 px
 //! (browser_support.rs).
 
 use crate::api_support::*;
@@ -16,7 +18,10 @@ use axum::body::Body;
 use axum::http::Request;
 use serde_json::json;
 
-db_tests!(a_spanish_speaking_guardian_joins_and_unsubscribes_in_spanish);
+db_tests!(
+    a_spanish_speaking_guardian_joins_and_unsubscribes_in_spanish,
+    a_guardian_signs_in_in_spanish_through_the_language_links,
+);
 
 async fn a_spanish_speaking_guardian_joins_and_unsubscribes_in_spanish(backend: Backend) {
     let Some(browser) = Browser::open(backend).await else {
@@ -74,5 +79,46 @@ async fn a_spanish_speaking_guardian_joins_and_unsubscribes_in_spanish(backend: 
             .await
             .contains("ya no recibirá el resumen semanal")
     );
+    browser.close().await;
+}
+
+async fn a_guardian_signs_in_in_spanish_through_the_language_links(backend: Backend) {
+    let Some(browser) = Browser::open(backend).await else {
+        return;
+    };
+    let (_api, base) = served(backend).await;
+    browser
+        .visit(
+            &format!("{base}/signin/code?tenant=nyc&lang=en"),
+            "signin-code-en",
+        )
+        .await;
+    browser.tab_to_and_press_within("Español", 4).await;
+    browser
+        .wait_for_heading("Iniciar sesión con un código")
+        .await;
+    let lang = browser.script("return document.documentElement.lang").await;
+    assert_eq!(lang, "es");
+    browser.check("signin-code-es").await;
+    browser.tab_to("f-address", 10).await;
+    browser.replace_text("hola").await;
+    browser.press(fantoccini::key::Key::Enter).await;
+    // The same heading comes back: wait for the summary.
+    browser
+        .client
+        .wait()
+        .at_most(std::time::Duration::from_secs(15))
+        .for_element(fantoccini::Locator::Css(".error-summary"))
+        .await
+        .expect("the error summary");
+    let text = browser.text().await;
+    assert!(text.contains("Hay un problema"), "{text}");
+    assert!(text.contains("Escriba su correo electrónico"), "{text}");
+    browser.check("signin-code-es-error").await;
+    browser.tab_to("f-address", 10).await;
+    browser.replace_text("linda.ng@example.com").await;
+    browser.press(fantoccini::key::Key::Enter).await;
+    browser.wait_for_heading("Escriba su código").await;
+    browser.check("signin-code-es-verify").await;
     browser.close().await;
 }

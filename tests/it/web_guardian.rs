@@ -65,7 +65,10 @@ async fn ask_code(api: &Api, cookie: &str, address: &str) -> Reply {
     )
     .await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
-    assert_eq!(reply.headers["location"], "/signin/code/verify?tenant=nyc");
+    assert_eq!(
+        reply.headers["location"],
+        "/signin/code/verify?tenant=nyc&lang=en"
+    );
     reply
 }
 

@@ -739,6 +739,8 @@ fn contact_row(user: &User, region: Region) -> Vec<Option<String>> {
         user.sourced_id.clone(),
         Some(user.sourced_id.clone()),
         (user.given_name.clone(), user.family_name.clone()),
+        // OneRoster's user carries no language.
+        None,
         "email",
     )
 }

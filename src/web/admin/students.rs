@@ -64,6 +64,7 @@ fn source_text(source: Option<&str>) -> &'static str {
         Some("sync") => "SIS sync",
         Some("approved_edit") => "approved edit",
         Some("admin") => "admin",
+        Some("guardian") => "the guardian",
         _ => "unknown",
     }
 }
@@ -159,6 +160,11 @@ fn contact_card(student: &str, c: ContactItem) -> ContactCard {
                 "Relationship",
                 Some(&c.relationship),
                 p.map(|p| &p.relationship),
+            ),
+            value(
+                "Language",
+                c.preferred_language.as_deref(),
+                p.map(|p| &p.preferred_language),
             ),
         ],
         erase_href: erase_href(student, &c.id),

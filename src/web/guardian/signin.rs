@@ -9,7 +9,11 @@
 //!
 //! The district comes from `?tenant=<slug>` (the sign-in link a school publishes, or the
 //! one in its messages); without it, a deployment with a single district uses that one,
-//! and one with several asks for the school's link. Before a session exists the forms'
+//! and one with several asks for the school's link.
+//!
+//! The pages speak the language chosen with their language links (`?lang=`, carried by
+//! their forms), else the browser's (`Accept-Language`), else the district's default
+//! (docs/languages.md): nobody is known yet. Before a session exists the forms'
 //! CSRF value is the browser's *flow* cookie (`pc_signin`, `__Host-pc_signin` over TLS;
 //! HttpOnly, SameSite=Lax, one hour), and a code works only in the browser that asked for
 //! it.
@@ -18,6 +22,7 @@ use crate::api::AppState;
 use crate::auth::{Identity, Principal, Via};
 use crate::domain::TenantSlug;
 use crate::guardians::codes::{self, Address, CodeRules, Flow, Verified};
+use crate::i18n::{Arg, Locale};
 use crate::tenants::{self, Tenant, TenantError};
 use crate::web::Notice;
 use crate::web::error::PageError;
@@ -26,7 +31,7 @@ use crate::web::session;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Query, State};
-use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::header::{ACCEPT_LANGUAGE, COOKIE, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
 use std::collections::HashMap;
@@ -37,12 +42,53 @@ const FLOW_COOKIE: &str = "pc_signin";
 const SECURE_FLOW_COOKIE: &str = "__Host-pc_signin";
 const FLOW_SECONDS: u32 = 3600;
 
+/// What every sign-in page shows in its language: `<html lang>`, the skip link and the
+/// language links.
+struct PageLanguage {
+    lang: &'static str,
+    skip: String,
+    /// The language links' label.
+    language: String,
+    links: Vec<LanguageLink>,
+}
+
+/// A link to the same page in another shipped language.
+struct LanguageLink {
+    href: String,
+    tag: &'static str,
+    name: String,
+    current: bool,
+}
+
+impl PageLanguage {
+    /// The frame of the page at `path` (for `tenant`) in `locale`.
+    fn new(locale: Locale, path: &str, tenant: &str) -> Self {
+        Self {
+            lang: locale.tag(),
+            skip: locale.text("skip-to-content"),
+            language: locale.text("signin-language"),
+            links: Locale::all()
+                .map(|other| LanguageLink {
+                    href: format!("{path}?tenant={tenant}&lang={}", other.tag()),
+                    tag: other.tag(),
+                    name: other.text("language-name"),
+                    current: other == locale,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// The page asking for an address.
 #[derive(Template, WebTemplate)]
 #[template(path = "web/guardian/code.html")]
 struct AskPage {
+    t: PageLanguage,
     title: String,
-    district: String,
+    intro: String,
+    send: String,
+    staff: String,
+    staff_link: String,
     tenant: String,
     form: Form,
 }
@@ -51,17 +97,48 @@ struct AskPage {
 #[derive(Template, WebTemplate)]
 #[template(path = "web/guardian/verify.html")]
 struct VerifyPage {
+    t: PageLanguage,
     title: String,
-    district: String,
+    sent: String,
+    submit: String,
+    none: String,
+    again: String,
     tenant: String,
-    minutes: u32,
     form: Form,
 }
 
-/// `?tenant=<slug>`.
+/// `?tenant=<slug>&lang=<tag>`.
 #[derive(Debug, Default, serde::Deserialize)]
 pub struct TenantQuery {
     tenant: Option<String>,
+    lang: Option<String>,
+}
+
+/// The language of a sign-in page, before anyone is known: the one chosen with the page's
+/// language links (`lang`, carried by its forms), else the browser's (`Accept-Language`),
+/// else the district's default language, else English.
+async fn page_locale(
+    state: &AppState,
+    chosen: Option<&str>,
+    headers: &HeaderMap,
+    tenant: Option<&Tenant>,
+) -> Result<Locale, PageError> {
+    if let Some(locale) = chosen.and_then(Locale::find) {
+        return Ok(locale);
+    }
+    let browser = headers
+        .get(ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(Locale::from_accept_language);
+    if let Some(locale) = browser {
+        return Ok(locale);
+    }
+    Ok(match tenant {
+        Some(tenant) => tenants::settings::load(&state.db, tenant.id)
+            .await?
+            .map_or(Locale::ENGLISH, |s| s.default_language),
+        None => Locale::ENGLISH,
+    })
 }
 
 fn flow_cookie_name(state: &AppState) -> &'static str {
@@ -129,34 +206,39 @@ async fn district(state: &AppState, slug: Option<&str>) -> Result<Option<Tenant>
     }
 }
 
-fn which_district() -> Response {
-    Notice::new(
-        "Which school district?",
-        &[
-            "This sign-in page serves several school districts. Open the sign-in link on your school's website or in a message from your school: it names your district.",
-        ],
-    )
-    .with_status(StatusCode::NOT_FOUND)
+fn which_district(l: Locale) -> Response {
+    Notice::new(l.text("signin-which-title"), &[&l.text("signin-which")])
+        .in_language(l)
+        .with_status(StatusCode::NOT_FOUND)
 }
 
-fn expired_form(tenant: &str) -> Response {
-    Notice::new(
-        "Please start again",
-        &["This sign-in form has expired or did not come from this site. Ask for a new code."],
-    )
-    .with_link(&format!("{ASK_PATH}?tenant={tenant}"), "Ask for a code")
-    .with_status(StatusCode::FORBIDDEN)
+fn expired_form(tenant: &str, l: Locale) -> Response {
+    Notice::new(l.text("signin-expired-title"), &[&l.text("signin-expired")])
+        .in_language(l)
+        .with_link(
+            &format!("{ASK_PATH}?tenant={tenant}&lang={}", l.tag()),
+            &l.text("signin-expired-link"),
+        )
+        .with_status(StatusCode::FORBIDDEN)
 }
 
-fn address_field() -> Field {
-    Field::new("address", "Email address or mobile number", Control::Text)
-        .hint("The one your school has on record for you.")
+fn address_field(l: Locale) -> Field {
+    Field::new("address", &l.text("signin-code-address"), Control::Text)
+        .hint(&l.text("signin-code-address-hint"))
+        .in_language(l)
 }
 
-fn ask_page(tenant: &Tenant, flow: &Flow, field: Field) -> AskPage {
+fn ask_page(l: Locale, tenant: &Tenant, flow: &Flow, field: Field) -> AskPage {
     AskPage {
-        title: "Sign in with a code".into(),
-        district: tenant.name.clone(),
+        t: PageLanguage::new(l, ASK_PATH, &tenant.slug),
+        title: l.text("signin-code-title"),
+        intro: l.format(
+            "signin-code-intro",
+            &[("district", Arg::Text(&tenant.name))],
+        ),
+        send: l.text("signin-code-send"),
+        staff: l.text("signin-code-staff"),
+        staff_link: l.text("signin-code-staff-link"),
         tenant: tenant.slug.clone(),
         form: Form {
             action: ASK_PATH.into(),
@@ -166,16 +248,34 @@ fn ask_page(tenant: &Tenant, flow: &Flow, field: Field) -> AskPage {
     }
 }
 
-fn code_field() -> Field {
-    Field::new("code", "Code", Control::Text).hint("The 6 digits from the message we sent you.")
+fn code_field(l: Locale) -> Field {
+    Field::new("code", &l.text("signin-verify-code"), Control::Text)
+        .hint(&l.text("signin-verify-code-hint"))
+        .in_language(l)
 }
 
-fn verify_page(state: &AppState, tenant: &Tenant, flow: &Flow, field: Field) -> VerifyPage {
+fn verify_page(
+    state: &AppState,
+    l: Locale,
+    tenant: &Tenant,
+    flow: &Flow,
+    field: Field,
+) -> VerifyPage {
+    let minutes = CodeRules::from_config(&state.config).minutes;
     VerifyPage {
-        title: "Enter your code".into(),
-        district: tenant.name.clone(),
+        t: PageLanguage::new(l, VERIFY_PATH, &tenant.slug),
+        title: l.text("signin-verify-title"),
+        sent: l.format(
+            "signin-verify-sent",
+            &[
+                ("district", Arg::Text(&tenant.name)),
+                ("minutes", Arg::Number(f64::from(minutes))),
+            ],
+        ),
+        submit: l.text("signin-verify-submit"),
+        none: l.text("signin-verify-none"),
+        again: l.text("signin-verify-again"),
         tenant: tenant.slug.clone(),
-        minutes: CodeRules::from_config(&state.config).minutes,
         form: Form {
             action: VERIFY_PATH.into(),
             csrf: flow.as_str().to_string(),
@@ -190,11 +290,13 @@ pub async fn ask(
     Query(query): Query<TenantQuery>,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
-    let Some(tenant) = district(&state, query.tenant.as_deref()).await? else {
-        return Ok(which_district());
+    let tenant = district(&state, query.tenant.as_deref()).await?;
+    let l = page_locale(&state, query.lang.as_deref(), &headers, tenant.as_ref()).await?;
+    let Some(tenant) = tenant else {
+        return Ok(which_district(l));
     };
     let flow = read_flow(&state, &headers).unwrap_or_default();
-    let page = ask_page(&tenant, &flow, address_field());
+    let page = ask_page(l, &tenant, &flow, address_field(l));
     Ok((flow_cookie(&state, Some(&flow)), page).into_response())
 }
 
@@ -209,6 +311,25 @@ fn checked_flow(
     flow.matches(csrf).then_some(flow)
 }
 
+/// A posted sign-in form: its flow, district and language, or the page that answers it.
+async fn posted(
+    state: &AppState,
+    headers: &HeaderMap,
+    sent: &HashMap<String, String>,
+) -> Result<Result<(Flow, Tenant, Locale), Response>, PageError> {
+    let slug = sent.get("tenant").cloned().unwrap_or_default();
+    let tenant = district(state, Some(&slug)).await?;
+    let chosen = sent.get("lang").map(String::as_str);
+    let l = page_locale(state, chosen, headers, tenant.as_ref()).await?;
+    let Some(flow) = checked_flow(state, headers, sent) else {
+        return Ok(Err(expired_form(&slug, l)));
+    };
+    Ok(match tenant {
+        Some(tenant) => Ok((flow, tenant, l)),
+        None => Err(which_district(l)),
+    })
+}
+
 /// `POST /signin/code`: sends a code when the address is on record; the same answer either
 /// way (`303` to the code page).
 pub async fn send(
@@ -216,20 +337,17 @@ pub async fn send(
     headers: HeaderMap,
     axum::Form(sent): axum::Form<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
-    let slug = sent.get("tenant").cloned().unwrap_or_default();
-    let Some(flow) = checked_flow(&state, &headers, &sent) else {
-        return Ok(expired_form(&slug));
-    };
-    let Some(tenant) = district(&state, Some(&slug)).await? else {
-        return Ok(which_district());
+    let (flow, tenant, l) = match posted(&state, &headers, &sent).await? {
+        Ok(posted) => posted,
+        Err(page) => return Ok(page),
     };
     let raw = sent.get("address").cloned().unwrap_or_default();
     let address = match Address::parse(&raw, tenant.region) {
         Ok(address) => address,
-        Err(e) => {
-            let mut field = address_field().value(raw);
-            field.error = Some(e.to_string());
-            let page = ask_page(&tenant, &flow, field);
+        Err(_) => {
+            let mut field = address_field(l).value(raw);
+            field.error = Some(l.text("signin-code-address-invalid"));
+            let page = ask_page(l, &tenant, &flow, field);
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
         }
     };
@@ -245,7 +363,12 @@ pub async fn send(
     )
     .await?;
     tracing::info!(tenant = %tenant.slug, outcome = ?outcome, "sign-in code asked for");
-    Ok(Redirect::to(&format!("{VERIFY_PATH}?tenant={}", tenant.slug)).into_response())
+    Ok(Redirect::to(&format!(
+        "{VERIFY_PATH}?tenant={}&lang={}",
+        tenant.slug,
+        l.tag()
+    ))
+    .into_response())
 }
 
 /// `GET /signin/code/verify`: asks for the code (without a flow: back to step 1).
@@ -254,17 +377,17 @@ pub async fn enter(
     Query(query): Query<TenantQuery>,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
-    let Some(tenant) = district(&state, query.tenant.as_deref()).await? else {
-        return Ok(which_district());
+    let tenant = district(&state, query.tenant.as_deref()).await?;
+    let l = page_locale(&state, query.lang.as_deref(), &headers, tenant.as_ref()).await?;
+    let Some(tenant) = tenant else {
+        return Ok(which_district(l));
     };
     let Some(flow) = read_flow(&state, &headers) else {
-        return Ok(Redirect::to(&format!("{ASK_PATH}?tenant={}", tenant.slug)).into_response());
+        let ask = format!("{ASK_PATH}?tenant={}&lang={}", tenant.slug, l.tag());
+        return Ok(Redirect::to(&ask).into_response());
     };
-    Ok(verify_page(&state, &tenant, &flow, code_field()).into_response())
+    Ok(verify_page(&state, l, &tenant, &flow, code_field(l)).into_response())
 }
-
-/// The one answer to a code that does not work, whatever the reason.
-const REFUSED: &str = "That code is not right or no longer works. Check the message and try again, or ask for a new code.";
 
 /// `POST /signin/code/verify`: the right code opens a session and goes to `/guardian`.
 pub async fn check(
@@ -272,29 +395,27 @@ pub async fn check(
     headers: HeaderMap,
     axum::Form(sent): axum::Form<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
-    let slug = sent.get("tenant").cloned().unwrap_or_default();
-    let Some(flow) = checked_flow(&state, &headers, &sent) else {
-        return Ok(expired_form(&slug));
-    };
-    let Some(tenant) = district(&state, Some(&slug)).await? else {
-        return Ok(which_district());
+    let (flow, tenant, l) = match posted(&state, &headers, &sent).await? {
+        Ok(posted) => posted,
+        Err(page) => return Ok(page),
     };
     let raw = sent.get("code").cloned().unwrap_or_default();
     let code: String = raw.chars().filter(|c| !c.is_whitespace()).collect();
+    // The one answer to a code that does not work, whatever the reason.
     let refuse = |why: &str| {
-        let mut field = code_field().value(raw.clone());
-        field.error = Some(why.to_string());
-        let page = verify_page(&state, &tenant, &flow, field);
+        let mut field = code_field(l).value(raw.clone());
+        field.error = Some(l.text(why));
+        let page = verify_page(&state, l, &tenant, &flow, field);
         Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
     };
     if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
-        return refuse("Enter the 6 digits from the message we sent you.");
+        return refuse("signin-verify-six-digits");
     }
     let rules = CodeRules::from_config(&state.config);
     let verified = codes::verify(&state.db, &flow, &code, rules, chrono::Utc::now()).await?;
     let (tenant_id, contact) = match verified {
         Verified::SignedIn(tenant_id, contact) if tenant_id == tenant.id => (tenant_id, contact),
-        _ => return refuse(REFUSED),
+        _ => return refuse("signin-verify-refused"),
     };
     crate::chats::store::mark_joined(&state.db, tenant_id, contact).await?;
     let principal = Principal {
