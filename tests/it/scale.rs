@@ -53,6 +53,8 @@ const DISTRICT_TABLES: &[&str] = &[
     "email_suppressions",
     "sms_opt_outs",
     "sync_runs",
+    "link_restrictions",
+    "sign_in_codes",
 ];
 
 fn large_district() -> u64 {
@@ -423,6 +425,26 @@ impl District {
                 .await;
             }
         }
+        // Issue 22: a restriction on one link, listed and lifted; a guardian's language
+        // and time zone.
+        let restriction = format!("/api/v1/students/{student}/contacts/{guardian}/restriction");
+        self.send(
+            "POST",
+            &restriction,
+            &admin,
+            Some(json!({"reason": "court order"})),
+        )
+        .await;
+        self.get(&format!("/api/v1/students/{student}/restrictions"), &admin)
+            .await;
+        self.send("DELETE", &restriction, &admin, None).await;
+        self.send(
+            "PATCH",
+            &format!("/api/v1/students/{student}/contacts/{guardian}"),
+            &admin,
+            Some(json!({"preferredLanguage": "es", "timeZone": "America/New_York"})),
+        )
+        .await;
         self.get("/api/v1/settings", &tenant_admin).await;
         self.send(
             "PATCH",
@@ -450,6 +472,7 @@ impl District {
         if let Some(token) = tokens.first() {
             self.page(&format!("/join/{token}")).await;
         }
+        self.sign_in_with_a_code().await;
         self.signed_in_pages(&chat).await;
     }
 
@@ -558,6 +581,41 @@ impl District {
         })
         .await
         .unwrap()
+    }
+
+    /// A guardian asks for a sign-in code (the address looked up among the district's
+    /// contacts) and opens the code page.
+    async fn sign_in_with_a_code(&self) {
+        let emails = self
+            .unrecorded(
+                "SELECT email FROM contacts WHERE id = $1",
+                vec![Value::BigInt(Some(self.guardians[0].parse().unwrap()))],
+            )
+            .await;
+        let ask = self
+            .api
+            .send(
+                Request::get("/signin/code?tenant=nyc")
+                    .header("accept-language", "es")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        let ask = ok("/signin/code", ask);
+        let cookie = ask.headers["set-cookie"].to_str().unwrap();
+        let cookie = cookie.split(';').next().unwrap().to_string();
+        let flow = cookie.split_once('=').unwrap().1;
+        let address = emails.first().map_or("nobody@example.com", String::as_str);
+        let sent = crate::api_support::page_post(
+            &self.api,
+            "/signin/code",
+            &cookie,
+            &[("csrf", flow), ("tenant", "nyc"), ("address", address)],
+        )
+        .await;
+        assert_eq!(sent.status, 303, "POST /signin/code: {}", sent.body);
+        let verify = page_get(&self.api, "/signin/code/verify?tenant=nyc", Some(&cookie)).await;
+        ok("/signin/code/verify", verify);
     }
 
     async fn page(&self, path: &str) {
