@@ -104,6 +104,19 @@ impl StageTable {
         }
     }
 
+    /// The position of a column that counts in the row's hash only when it holds a value:
+    /// the contact's `preferred_language`, added after rows were hashed without it, so a
+    /// source that gives none (OneRoster) hashes as it did before the column existed.
+    fn hashed_only_when_given(self) -> Option<usize> {
+        match self {
+            Self::Contacts => self
+                .columns()
+                .iter()
+                .position(|c| *c == "preferred_language"),
+            _ => None,
+        }
+    }
+
     /// Indexes created once the table is loaded (for the checks and the reconcile).
     fn indexes(self) -> &'static [&'static str] {
         match self {
@@ -262,9 +275,9 @@ impl Stager {
         }
         debug_assert_eq!(values.len(), table.columns().len());
         let key = SyncKey::staged(table, &values);
-        let hash = table.key_len().map(|n| {
-            sync_hash.unwrap_or_else(|| hash_values(values[n..].iter().map(|v| v.as_deref())))
-        });
+        let hash = table
+            .key_len()
+            .map(|n| sync_hash.unwrap_or_else(|| staged_hash(table, n, &values)));
         if let Some(differ) = &mut self.differ
             && !differ.admit(table, src, rec, key.map(SyncKey::bits), hash, &values)
         {
@@ -308,5 +321,49 @@ impl Stager {
         if self.sender.blocking_send(batch).is_err() {
             self.closed = true;
         }
+    }
+}
+
+/// The `sync_hash` of a staged row of `table` whose natural key is its first `key_len`
+/// values: a hash of the other values (see [`StageTable::hashed_only_when_given`]).
+fn staged_hash(table: StageTable, key_len: usize, values: &[Option<String>]) -> i64 {
+    let blank_unhashed = table.hashed_only_when_given();
+    hash_values(
+        values
+            .iter()
+            .enumerate()
+            .skip(key_len)
+            .filter(|(i, v)| !(v.is_none() && Some(*i) == blank_unhashed))
+            .map(|(_, v)| v.as_deref()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_contact_without_a_language_hashes_as_before_the_column_existed() {
+        let columns = StageTable::Contacts.columns();
+        let mut row: Vec<Option<String>> = columns.iter().map(|c| Some(format!("v-{c}"))).collect();
+        let language = columns
+            .iter()
+            .position(|c| *c == "preferred_language")
+            .unwrap();
+        row[language] = None;
+        let before: Vec<Option<&str>> = row
+            .iter()
+            .enumerate()
+            .skip(1)
+            .filter(|(i, _)| *i != language)
+            .map(|(_, v)| v.as_deref())
+            .collect();
+        assert_eq!(
+            staged_hash(StageTable::Contacts, 1, &row),
+            hash_values(before)
+        );
+        let plain = staged_hash(StageTable::Contacts, 1, &row);
+        row[language] = Some("es".into());
+        assert_ne!(staged_hash(StageTable::Contacts, 1, &row), plain);
     }
 }
