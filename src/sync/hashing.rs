@@ -82,9 +82,28 @@ pub fn hash_strs(values: &[&str]) -> i64 {
     hash_values(values.iter().map(|v| Some(*v)))
 }
 
+/// Hash of `values` and, only when it is not blank, `optional`: a column read after rows
+/// were first hashed, so rows without it keep the hash they had before.
+pub fn hash_strs_then_optional(values: &[&str], optional: &str) -> i64 {
+    let given = (!optional.is_empty()).then_some(optional);
+    hash_values(values.iter().copied().chain(given).map(Some))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_blank_optional_value_leaves_the_hash_as_it_was() {
+        assert_eq!(
+            hash_strs_then_optional(&["a", "b"], ""),
+            hash_strs(&["a", "b"])
+        );
+        assert_eq!(
+            hash_strs_then_optional(&["a", "b"], "es"),
+            hash_strs(&["a", "b", "es"])
+        );
+    }
 
     #[test]
     fn boundaries_and_blanks_change_the_hash() {

@@ -7,7 +7,7 @@
 use super::checks::{Equals, GuardedFile, Reference, Rules, UniqueKey, reference};
 use super::csv_file::FileSpec;
 use super::files::{Channels, FileSet, NameMatch, ParseCtx, copy_columns, read_language};
-use super::hashing::hash_strs;
+use super::hashing::hash_strs_then_optional;
 use super::staging::StageTable::{self, *};
 use crate::domain::{EnrollmentKind, Relationship};
 
@@ -163,19 +163,18 @@ pub fn parse(ctx: &mut ParseCtx<'_>) {
             }
             let channels = Channels::read(row, "Email", &["Phone"], region);
             let language = read_language(row, "Language", sink);
-            let values = [
-                "sds-v1",
-                &region_code,
-                row.get("Email"),
-                row.get("First Name"),
-                row.get("Last Name"),
-                row.get("Phone"),
-                row.get("SIS ID"),
+            let raw = hash_strs_then_optional(
+                &[
+                    "sds-v1",
+                    &region_code,
+                    row.get("Email"),
+                    row.get("First Name"),
+                    row.get("Last Name"),
+                    row.get("Phone"),
+                    row.get("SIS ID"),
+                ],
                 row.get("Language"),
-            ];
-            // The language counts only when given: files without it hash as before.
-            let used = if values[7].is_empty() { 7 } else { 8 };
-            let raw = hash_strs(&values[..used]);
+            );
             stage.push_hashed(
                 StageTable::Contacts,
                 src,

@@ -8,7 +8,7 @@ use super::checks::{
 };
 use super::csv_file::{FileSpec, IssueSink, Row};
 use super::files::{NameMatch, ParseCtx};
-use super::hashing::hash_strs;
+use super::hashing::hash_strs_then_optional;
 use super::staging::StageTable::{self, *};
 use crate::domain::{AcademicSessionType, OrgType, Relationship, RoleGroup, SdsRole};
 
@@ -128,18 +128,18 @@ const RELATIONSHIP_ROLES: [Relationship; 6] = [
 /// are read in. The optional `language` counts only when it holds a value, so files without
 /// one hash as they did before the column was read.
 pub fn user_hash(row: &Row<'_>, region_code: &str) -> i64 {
-    let values = [
-        "sds-v2.1",
-        region_code,
-        row.get("givenName"),
-        row.get("familyName"),
-        row.get("email"),
-        row.get("sms"),
-        row.get("phone"),
+    hash_strs_then_optional(
+        &[
+            "sds-v2.1",
+            region_code,
+            row.get("givenName"),
+            row.get("familyName"),
+            row.get("email"),
+            row.get("sms"),
+            row.get("phone"),
+        ],
         row.get("language"),
-    ];
-    let used = if values[7].is_empty() { 7 } else { 8 };
-    hash_strs(&values[..used])
+    )
 }
 
 /// Reads the optional files that are only checked (well-formed, keys present, a session

@@ -501,6 +501,11 @@ pub async fn page_session(api: &Api, token: &str) -> String {
         )
         .await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
+    set_cookie(&reply)
+}
+
+/// The `name=value` of the (first) cookie `reply` sets.
+pub fn set_cookie(reply: &Reply) -> String {
     let set = reply.headers["set-cookie"].to_str().unwrap();
     set.split(';').next().unwrap().to_string()
 }

@@ -875,13 +875,7 @@ async fn page_session(api: &Api, token: Option<&str>) -> Option<(String, String)
     if reply.status != StatusCode::SEE_OTHER {
         return None;
     }
-    let cookie = reply.headers["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = crate::api_support::set_cookie(&reply);
     let csrf = api
         .db
         .texts(
@@ -932,8 +926,7 @@ async fn run(
                 planned.path.split('?').next().unwrap()
             ));
         }
-        let flow = ask.headers["set-cookie"].to_str().unwrap();
-        builder = builder.header("cookie", flow.split(';').next().unwrap());
+        builder = builder.header("cookie", crate::api_support::set_cookie(&ask));
         csrf = crate::api_support::csrf_of(&ask);
     }
     let body = match planned.body {

@@ -234,13 +234,7 @@ async fn an_erased_contact_is_nowhere_in_the_database(backend: Backend) {
     dispatch(&api).await;
     // Signed in: a code asked for her address, and a page session.
     let flow = page_get(&api, "/signin/code?tenant=nyc", None).await;
-    let cookie = flow.headers["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = set_cookie(&flow);
     let flow_value = cookie.split_once('=').unwrap().1.to_string();
     page_post(
         &api,

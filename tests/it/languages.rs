@@ -16,7 +16,7 @@ use axum::http::Request;
 use parent_connection::contacts::preferences::{self, Preferences};
 use parent_connection::domain::LanguageTag;
 use parent_connection::sync::Format::{SdsV1, SdsV21};
-use parent_connection::sync::report::RunStatus;
+use parent_connection::sync::report::{ImportReport, RunStatus};
 use serde_json::{Value, json};
 
 db_tests!(
@@ -227,6 +227,24 @@ fn users_with_languages(fixture: &Fixture, [par1, par2, par3]: [&str; 3]) {
     );
 }
 
+/// `report` warns `invalid_language` at (file, record, column) about `value`.
+fn language_warning(report: &ImportReport, (file, record, column): (&str, u64, &str), value: &str) {
+    let warning = report
+        .warnings
+        .iter()
+        .find(|w| w.code == "invalid_language")
+        .expect("language warning");
+    assert_eq!(
+        (
+            warning.file.as_str(),
+            warning.record,
+            warning.column.as_deref()
+        ),
+        (file, Some(record), Some(column))
+    );
+    assert!(warning.message.contains(value), "{}", warning.message);
+}
+
 async fn language_of(db: &TestDb, key: &str) -> (Option<String>, Option<String>) {
     db.contact_field(key, "preferred_language").await
 }
@@ -246,20 +264,7 @@ async fn a_files_language_column_sets_it_and_latest_change_wins(backend: Backend
     assert_eq!(language_of(&db, "par-1").await, pair("es", "sync"));
     assert_eq!(language_of(&db, "par-2").await, pair("pt-BR", "sync"));
     assert_eq!(language_of(&db, "par-3").await, (None, None));
-    let warning = first
-        .warnings
-        .iter()
-        .find(|w| w.code == "invalid_language")
-        .expect("language warning");
-    assert_eq!(
-        (
-            warning.file.as_str(),
-            warning.record,
-            warning.column.as_deref()
-        ),
-        ("users.csv", Some(8), Some("language"))
-    );
-    assert!(warning.message.contains("Klingon!"), "{}", warning.message);
+    language_warning(&first, ("users.csv", 8, "language"), "Klingon!");
     // The same file again writes nothing and warns again.
     let again = db.import("demo", SdsV21, fixture.path(), APPLY).await;
     assert_eq!(again.rows_written, 0, "{:#?}", again.counts);
@@ -331,19 +336,19 @@ async fn a_v1_user_file_may_carry_a_language(backend: Backend) {
         pair("es", "sync")
     );
     assert_eq!(language_of(&db, "tom.ng@example.com").await, (None, None));
-    let warning = report
-        .warnings
-        .iter()
-        .find(|w| w.code == "invalid_language")
-        .expect("language warning");
-    assert_eq!(
-        (
-            warning.file.as_str(),
-            warning.record,
-            warning.column.as_deref()
-        ),
-        ("User.csv", Some(4), Some("Language"))
-    );
+    language_warning(&report, ("User.csv", 4, "Language"), "Elvish?");
+}
+
+/// `POST /signin/code` from the Spanish page of the browser holding the flow `cookie`.
+async fn ask_in_spanish(api: &Api, cookie: &str, address: &str) -> Reply {
+    let csrf = cookie.split_once('=').unwrap().1;
+    let fields = [
+        ("csrf", csrf),
+        ("tenant", "nyc"),
+        ("lang", "es"),
+        ("address", address),
+    ];
+    page_post(api, "/signin/code", cookie, &fields).await
 }
 
 async fn signin_get(api: &Api, path: &str, accept_language: &str) -> Reply {
@@ -385,30 +390,10 @@ async fn the_sign_in_pages_and_the_code_speak_the_guardians_language(backend: Ba
     let default = page_get(&api, "/signin/code?tenant=nyc", None).await;
     assert!(html(&default).contains(r#"<html lang="en">"#));
 
-    let cookie = ask.headers["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = set_cookie(&ask);
     let csrf = cookie.split_once('=').unwrap().1.to_string();
-    let post = |address: &'static str| {
-        let fields = [
-            ("csrf", csrf.clone()),
-            ("tenant", "nyc".to_string()),
-            ("lang", "es".to_string()),
-            ("address", address.to_string()),
-        ];
-        let cookie = cookie.clone();
-        let api = &api;
-        async move {
-            let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            page_post(api, "/signin/code", &cookie, &fields).await
-        }
-    };
     // An error, next to the field and in the summary, in Spanish.
-    let wrong = post("hola").await;
+    let wrong = ask_in_spanish(&api, &cookie, "hola").await;
     assert_eq!(wrong.status, 422);
     let page = html(&wrong);
     assert!(page.contains("Hay un problema"), "{page}");
@@ -418,20 +403,18 @@ async fn the_sign_in_pages_and_the_code_speak_the_guardians_language(backend: Ba
     );
     assert!(page.contains(r#"aria-invalid="true""#), "{page}");
 
-    let sent = post("linda.ng@example.com").await;
+    let sent = ask_in_spanish(&api, &cookie, "linda.ng@example.com").await;
     assert_eq!(sent.status, 303, "{}", sent.body);
     assert_eq!(
         sent.headers["location"],
         "/signin/code/verify?tenant=nyc&lang=es"
     );
-    let verify = api
-        .send(
-            Request::get("/signin/code/verify?tenant=nyc&lang=es")
-                .header("cookie", &cookie)
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+    let verify = page_get(
+        &api,
+        "/signin/code/verify?tenant=nyc&lang=es",
+        Some(&cookie),
+    )
+    .await;
     let page = html(&verify);
     assert!(page.contains("<h1>Escriba su código</h1>"), "{page}");
     assert!(page.contains("durante 10 minutos"), "{page}");

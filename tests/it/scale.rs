@@ -602,8 +602,7 @@ impl District {
             )
             .await;
         let ask = ok("/signin/code", ask);
-        let cookie = ask.headers["set-cookie"].to_str().unwrap();
-        let cookie = cookie.split(';').next().unwrap().to_string();
+        let cookie = crate::api_support::set_cookie(&ask);
         let flow = cookie.split_once('=').unwrap().1;
         let address = emails.first().map_or("nobody@example.com", String::as_str);
         let sent = crate::api_support::page_post(

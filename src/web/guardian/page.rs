@@ -104,10 +104,7 @@ fn done_message(done: Option<&str>, locale: Locale) -> Option<String> {
 /// name.
 fn language_choices(locale: Locale) -> Vec<(String, String)> {
     let mut choices = vec![(String::new(), locale.text("guardian-language-default"))];
-    choices.extend([
-        ("en".to_string(), "English".to_string()),
-        ("es".to_string(), "Español".to_string()),
-    ]);
+    choices.extend(Locale::all().map(|l| (l.tag().to_string(), l.text("language-name"))));
     choices
 }
 
